@@ -1,0 +1,97 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+/// Modules that must stay free of I/O: a CI check rejects Dispatch, Glibc and C imports in them.
+let pure: [Target.Dependency] = ["GatewayCore"]
+
+let package = Package(
+    name: "myorg-gateway",
+    products: [
+        .executable(name: "myorg-gateway", targets: ["myorg-gateway"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+    ],
+    targets: [
+        // C libraries, reached through pkg-config.
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .systemLibrary(
+            name: "CNghttp2",
+            pkgConfig: "libnghttp2",
+            providers: [.apt(["libnghttp2-dev"])]
+        ),
+        .target(name: "CSystemShims"),
+
+        // Pure layers.
+        .target(name: "GatewayCore"),
+        .target(name: "HTTP1", dependencies: pure),
+        .target(
+            name: "Policy",
+            dependencies: pure + [.product(name: "Yams", package: "Yams")]
+        ),
+
+        // C interop without sockets.
+        .target(name: "TLS", dependencies: ["COpenSSL", "GatewayCore"]),
+        .target(name: "Tokens", dependencies: ["COpenSSL", "GatewayCore"]),
+        .target(name: "HTTP2", dependencies: ["CNghttp2", "GatewayCore"]),
+
+        // I/O.
+        .target(name: "EventLoop", dependencies: ["CSystemShims", "GatewayCore"]),
+        .target(
+            name: "Recording",
+            dependencies: [
+                "GatewayCore", "Policy",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(name: "TenantEmulator", dependencies: ["GatewayCore", "HTTP1", "Tokens", "Policy"]),
+        .target(
+            name: "Proxy",
+            dependencies: [
+                "GatewayCore", "HTTP1", "HTTP2", "TLS", "Tokens", "Policy", "EventLoop", "Recording",
+                "TenantEmulator",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
+        .executableTarget(
+            name: "myorg-gateway",
+            dependencies: [
+                "Proxy", "Policy", "Tokens", "TLS", "Recording", "TenantEmulator", "GatewayCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        // Tests.
+        .target(
+            name: "TestSupport",
+            dependencies: ["GatewayCore", "COpenSSL"],
+            path: "Tests/TestSupport"
+        ),
+        .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"]),
+        .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1", "GatewayCore"]),
+        .testTarget(name: "HTTP2Tests", dependencies: ["HTTP2", "CNghttp2", "GatewayCore"]),
+        .testTarget(name: "TLSTests", dependencies: ["TLS", "COpenSSL", "TestSupport"]),
+        .testTarget(name: "TokensTests", dependencies: ["Tokens", "COpenSSL", "TestSupport"]),
+        .testTarget(name: "PolicyTests", dependencies: ["Policy", "GatewayCore", "TestSupport"]),
+        .testTarget(name: "EventLoopTests", dependencies: ["EventLoop", "CSystemShims"]),
+        .testTarget(name: "RecordingTests", dependencies: ["Recording", "Policy", "GatewayCore"]),
+        .testTarget(
+            name: "TenantEmulatorTests",
+            dependencies: ["TenantEmulator", "Tokens", "GatewayCore", "TestSupport"]
+        ),
+        .testTarget(name: "ProxyTests", dependencies: ["Proxy", "TestSupport"]),
+        .testTarget(name: "GatewayIntegrationTests", dependencies: ["TestSupport"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,78 @@
+/// An ordered list of header fields that keeps the case a peer sent and compares names case-insensitively.
+///
+/// Names are stored as received; lookups lowercase ASCII only (RFC 9110 §5.1: field names are
+/// case-insensitive tokens, so non-ASCII never appears in a valid name).
+public struct HTTPFields: Sendable, Equatable, Sequence {
+    public struct Field: Sendable, Equatable {
+        public var name: String
+        public var value: String
+        public init(_ name: String, _ value: String) {
+            self.name = name
+            self.value = value
+        }
+    }
+
+    public private(set) var fields: [Field]
+
+    public init(_ fields: [Field] = []) { self.fields = fields }
+
+    public init(_ pairs: [(String, String)]) { self.fields = pairs.map { Field($0.0, $0.1) } }
+
+    public var count: Int { fields.count }
+    public var isEmpty: Bool { fields.isEmpty }
+
+    public func makeIterator() -> IndexingIterator<[Field]> { fields.makeIterator() }
+
+    /// The first value of `name`, or nil.
+    public subscript(name: String) -> String? {
+        for field in fields where field.name.asciiCaseInsensitiveEquals(name) { return field.value }
+        return nil
+    }
+
+    /// Every value of `name`, in order.
+    public func values(_ name: String) -> [String] {
+        fields.filter { $0.name.asciiCaseInsensitiveEquals(name) }.map(\.value)
+    }
+
+    public func contains(_ name: String) -> Bool { self[name] != nil }
+
+    public mutating func add(_ name: String, _ value: String) { fields.append(Field(name, value)) }
+
+    /// Replaces every value of `name` with one value.
+    public mutating func set(_ name: String, _ value: String) {
+        remove(name)
+        fields.append(Field(name, value))
+    }
+
+    public mutating func remove(_ name: String) {
+        fields.removeAll { $0.name.asciiCaseInsensitiveEquals(name) }
+    }
+
+    public mutating func removeAll(where predicate: (Field) -> Bool) { fields.removeAll(where: predicate) }
+}
+
+extension String {
+    /// Compares ASCII letters without regard to case; every other byte must match exactly.
+    public func asciiCaseInsensitiveEquals(_ other: String) -> Bool {
+        let a = self.utf8
+        let b = other.utf8
+        guard a.count == b.count else { return false }
+        for (x, y) in zip(a, b) where x != y {
+            let lx = (x >= 65 && x <= 90) ? x | 0x20 : x
+            let ly = (y >= 65 && y <= 90) ? y | 0x20 : y
+            if lx != ly { return false }
+        }
+        return true
+    }
+
+    /// ASCII-only lowercase: cheaper than `lowercased()` and never changes non-ASCII bytes.
+    public var asciiLowercased: String {
+        var bytes = Array(self.utf8)
+        var changed = false
+        for i in bytes.indices where bytes[i] >= 65 && bytes[i] <= 90 {
+            bytes[i] |= 0x20
+            changed = true
+        }
+        return changed ? String(decoding: bytes, as: UTF8.self) : self
+    }
+}

@@ -1,0 +1,151 @@
+/// An error in the tenant's own problem-details shape, so a client needs one error path.
+///
+/// Every error the gateway writes carries `type`, `status`, `title` and `detail` (the official SDKs fail to
+/// parse an error body without `detail`). The detail never contains a token, a secret or key material.
+public struct TenantError: Error, Sendable, Equatable {
+    public struct ValidationError: Sendable, Equatable {
+        public var detail: String
+        public var field: String?
+        public var pointer: String?
+        public var source: String?
+        public init(detail: String, field: String? = nil, pointer: String? = nil, source: String? = "body") {
+            self.detail = detail
+            self.field = field
+            self.pointer = pointer
+            self.source = source
+        }
+    }
+
+    public var status: Int
+    /// The A0E code, e.g. `A0E-401-0002`.
+    public var code: String
+    public var title: String
+    public var detail: String
+    public var validationErrors: [ValidationError]
+    /// Extra response headers (WWW-Authenticate, Retry-After, rate-limit headers).
+    public var headers: HTTPFields
+
+    public init(
+        status: Int,
+        code: String,
+        title: String,
+        detail: String,
+        validationErrors: [ValidationError] = [],
+        headers: HTTPFields = HTTPFields()
+    ) {
+        self.status = status
+        self.code = code
+        self.title = title
+        self.detail = detail
+        self.validationErrors = validationErrors
+        self.headers = headers
+    }
+
+    public var type: String { "https://auth0.com/api-errors#\(code)" }
+
+    public var json: JSONValue {
+        var members: [(String, JSONValue)] = [
+            ("type", .string(type)),
+            ("status", .number(Double(status))),
+            ("title", .string(title)),
+            ("detail", .string(detail)),
+        ]
+        if !validationErrors.isEmpty {
+            members.append(
+                (
+                    "validation_errors",
+                    .array(
+                        validationErrors.map { v in
+                            var m: [(String, JSONValue)] = [("detail", .string(v.detail))]
+                            if let f = v.field { m.append(("field", .string(f))) }
+                            if let p = v.pointer { m.append(("pointer", .string(p))) }
+                            if let s = v.source { m.append(("source", .string(s))) }
+                            return .object(m)
+                        }
+                    )
+                )
+            )
+        }
+        return .object(members)
+    }
+
+    /// The complete response: JSON body, `Content-Type`, `Cache-Control: no-store` and the extra headers.
+    public var response: Response {
+        var headers = self.headers
+        headers.set("Content-Type", "application/json; charset=utf-8")
+        headers.set("Cache-Control", "no-store")
+        return Response(status: status, headers: headers, body: json.serializedBytes())
+    }
+}
+
+// MARK: - The errors of the reference (endpoints.md, "Error bodies")
+
+extension TenantError {
+    public static func badRequest(_ detail: String) -> TenantError {
+        TenantError(status: 400, code: "A0E-400-0001", title: "Bad Request", detail: detail)
+    }
+
+    public static func validation(_ detail: String, errors: [ValidationError] = []) -> TenantError {
+        TenantError(
+            status: 400, code: "A0E-400-0003", title: "Validation Error", detail: detail, validationErrors: errors)
+    }
+
+    public static func unauthorized(_ detail: String, code: String = "A0E-401-0001", wwwAuthenticate: String)
+        -> TenantError
+    {
+        TenantError(
+            status: 401, code: code, title: "Unauthorized", detail: detail,
+            headers: HTTPFields([("WWW-Authenticate", wwwAuthenticate)]))
+    }
+
+    public static func missingToken(
+        _ detail: String = "An access token is required: send it as 'Authorization: Bearer <token>'."
+    )
+        -> TenantError
+    {
+        TenantError(
+            status: 401, code: "A0E-401-0002", title: "Missing Token", detail: detail,
+            headers: HTTPFields([("WWW-Authenticate", "Bearer realm=\"my-org\"")]))
+    }
+
+    public static func insufficientScope(missing: [String]) -> TenantError {
+        let list = missing.joined(separator: " ")
+        return TenantError(
+            status: 403, code: "A0E-403-0002", title: "Insufficient Scope",
+            detail: "The access token lacks the scope(s) this endpoint requires: \(list).",
+            headers: HTTPFields([
+                ("WWW-Authenticate", "Bearer error=\"insufficient_scope\", scope=\"\(list)\"")
+            ]))
+    }
+
+    public static func forbidden(_ detail: String) -> TenantError {
+        TenantError(status: 403, code: "A0E-403-0001", title: "Forbidden", detail: detail)
+    }
+
+    public static func notFound(_ detail: String) -> TenantError {
+        TenantError(status: 404, code: "A0E-404-0002", title: "Resource Not Found", detail: detail)
+    }
+
+    public static func methodNotAllowed(_ detail: String, allow: [String]) -> TenantError {
+        TenantError(
+            status: 405, code: "A0E-405-0001", title: "Method Not Allowed", detail: detail,
+            headers: HTTPFields([("Allow", allow.joined(separator: ", "))]))
+    }
+
+    public static func configurationIssue(_ detail: String) -> TenantError {
+        TenantError(status: 409, code: "A0E-409-0001", title: "Configuration issue", detail: detail)
+    }
+
+    public static func duplicate(_ detail: String) -> TenantError {
+        TenantError(status: 409, code: "A0E-409-0003", title: "Duplicate Resource", detail: detail)
+    }
+
+    public static func rateLimited(_ detail: String, headers: HTTPFields) -> TenantError {
+        TenantError(
+            status: 429, code: "A0E-429-0003", title: "Endpoint Rate Limit Exceeded", detail: detail, headers: headers)
+    }
+
+    public static func gateway(status: Int, detail: String) -> TenantError {
+        TenantError(status: status, code: "A0E-\(status)-0001", title: HTTPStatus.reason(status), detail: detail)
+    }
+}

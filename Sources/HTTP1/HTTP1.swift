@@ -1,0 +1,1 @@
+// The HTTP1 module; see DESIGN.md.

@@ -1,0 +1,1 @@
+// The Policy module; see DESIGN.md.

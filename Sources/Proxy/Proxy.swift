@@ -1,0 +1,1 @@
+// The Proxy module; see DESIGN.md.

@@ -1,0 +1,1 @@
+// The TLS module; see DESIGN.md.

@@ -1,0 +1,1 @@
+// The TenantEmulator module; see DESIGN.md.

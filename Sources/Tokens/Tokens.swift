@@ -1,0 +1,1 @@
+// The Tokens module; see DESIGN.md.
