@@ -1,0 +1,209 @@
+import CSystemShims
+import Dispatch
+import Glibc
+
+/// A non-blocking stream socket driven by a read source and a write source on one loop.
+///
+/// Loop-confined: create, use and close it on `loop.queue` only. The write source stays suspended while nothing
+/// is pending (else it spins), and suspends are counted exactly. `close()` cancels both sources; the fd is closed
+/// only after both cancel handlers ran (INTEROP.md §5), so no event can ever see a reused fd.
+public final class Socket {
+    public let fd: Int32
+    public let loop: EventLoop
+    private let readSource: any DispatchSourceRead
+    private let writeSource: any DispatchSourceWrite
+    private var writeSuspended = true
+    private var readSuspended = false
+    private var pendingCancels = 2
+    public private(set) var isClosed = false
+
+    /// Called on the loop when the socket may be read (data, EOF or error).
+    public var onReadable: (() -> Void)?
+    /// Called on the loop when the socket may be written, while write interest is on.
+    public var onWritable: (() -> Void)?
+    /// Called once on the loop after the fd has been closed.
+    public var onClosed: (() -> Void)?
+
+    /// Takes ownership of `fd`, which must be a valid non-blocking socket.
+    public init(fd: Int32, loop: EventLoop) {
+        precondition(fd >= 0, "a dispatch source on fd -1 traps")
+        loop.assertInLoop()
+        self.fd = fd
+        self.loop = loop
+        self.readSource = DispatchSource.makeReadSource(fileDescriptor: fd, queue: loop.queue)
+        self.writeSource = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: loop.queue)
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        readSource.setEventHandler { [unowned self] in self.onReadable?() }
+        writeSource.setEventHandler { [unowned self] in self.onWritable?() }
+        let cancelled: () -> Void = { [self] in
+            self.pendingCancels -= 1
+            if self.pendingCancels == 0 {
+                Glibc.close(self.fd)
+                let closed = self.onClosed
+                self.onReadable = nil
+                self.onWritable = nil
+                self.onClosed = nil
+                closed?()
+            }
+        }
+        readSource.setCancelHandler(handler: cancelled)
+        writeSource.setCancelHandler(handler: cancelled)
+    }
+
+    /// Starts delivering read events. Call once, after setting the handlers.
+    public func start() {
+        loop.assertInLoop()
+        readSource.activate()
+        writeSource.activate()
+        writeSource.suspend()
+    }
+
+    public enum ReadResult: Equatable {
+        case bytes(Int)
+        case wouldBlock
+        case eof
+        case error(Int32)
+    }
+
+    /// One `read(2)` into `buffer` (a loop's scratch memory); the caller copies or consumes the bytes at once.
+    public func read(into buffer: UnsafeMutableRawBufferPointer) -> ReadResult {
+        let result = Glibc.read(fd, buffer.baseAddress, buffer.count)
+        if result > 0 { return .bytes(result) }
+        if result == 0 { return .eof }
+        let err = errno
+        if err == EAGAIN || err == EWOULDBLOCK || err == EINTR { return .wouldBlock }
+        return .error(err)
+    }
+
+    public enum WriteResult: Equatable {
+        case wrote(Int)
+        case wouldBlock
+        case error(Int32)
+    }
+
+    /// One `send(2)` without SIGPIPE.
+    public func write(_ bytes: UnsafeRawBufferPointer) -> WriteResult {
+        guard bytes.count > 0 else { return .wrote(0) }
+        let n = send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
+        if n >= 0 { return .wrote(n) }
+        let err = errno
+        if err == EAGAIN || err == EWOULDBLOCK || err == EINTR { return .wouldBlock }
+        return .error(err)
+    }
+
+    /// Turns write-readiness events on or off; counts suspends so resume and suspend always pair.
+    public func setWriteInterest(_ on: Bool) {
+        guard !isClosed else { return }
+        if on, writeSuspended {
+            writeSuspended = false
+            writeSource.resume()
+        } else if !on, !writeSuspended {
+            writeSuspended = true
+            writeSource.suspend()
+        }
+    }
+
+    /// Pauses or resumes read events: backpressure when the other side of a proxy cannot keep up.
+    public func setReadInterest(_ on: Bool) {
+        guard !isClosed else { return }
+        if on, readSuspended {
+            readSuspended = false
+            readSource.resume()
+        } else if !on, !readSuspended {
+            readSuspended = true
+            readSource.suspend()
+        }
+    }
+
+    /// Half-closes the write side (after a final response on a connection we close).
+    public func shutdownWrite() {
+        guard !isClosed else { return }
+        Glibc.shutdown(fd, Int32(SHUT_WR))
+    }
+
+    /// Cancels both sources; the fd closes when both cancel handlers have run.
+    public func close() {
+        loop.assertInLoop()
+        guard !isClosed else { return }
+        isClosed = true
+        // A suspended source never runs its cancel handler: resume before cancelling.
+        if writeSuspended {
+            writeSuspended = false
+            writeSource.resume()
+        }
+        if readSuspended {
+            readSuspended = false
+            readSource.resume()
+        }
+        readSource.cancel()
+        writeSource.cancel()
+    }
+
+    /// The pending socket error (SO_ERROR), used to learn how a non-blocking connect ended.
+    public func pendingError() -> Int32 {
+        var err: Int32 = 0
+        var len = socklen_t(MemoryLayout<Int32>.size)
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)
+        return err
+    }
+
+    /// Open file descriptors of this process, for leak checks.
+    public static func openFileDescriptorCount() -> Int { Int(cshim_open_fd_count()) }
+
+    /// Ignores SIGPIPE process-wide; writes use MSG_NOSIGNAL anyway, this covers every other path.
+    public static func ignoreSIGPIPE() { signal(SIGPIPE, SIG_IGN) }
+}
+
+/// Creates non-blocking TCP sockets.
+public enum TCP {
+    /// Starts a non-blocking connect. The fd is writable when the connect completes; check `pendingError()` then.
+    public static func startConnect(to address: SocketAddress) throws(SystemError) -> Int32 {
+        let family = address.family == .v4 ? AF_INET : AF_INET6
+        let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SystemError("socket") }
+        let rc = address.withSockAddr { Glibc.connect(fd, $0, $1) }
+        if rc != 0 && errno != EINPROGRESS {
+            let err = SystemError("connect to \(address)")
+            Glibc.close(fd)
+            throw err
+        }
+        return fd
+    }
+
+    /// A listening socket with SO_REUSEPORT, so each loop can own one and the kernel spreads connections.
+    public static func listen(on address: SocketAddress, backlog: Int32 = 1024) throws(SystemError) -> Int32 {
+        let family = address.family == .v4 ? AF_INET : AF_INET6
+        let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SystemError("socket") }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size))
+        if address.family == .v6 {
+            setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size))
+        }
+        guard address.withSockAddr({ bind(fd, $0, $1) }) == 0 else {
+            let err = SystemError("bind \(address)")
+            Glibc.close(fd)
+            throw err
+        }
+        guard Glibc.listen(fd, backlog) == 0 else {
+            let err = SystemError("listen \(address)")
+            Glibc.close(fd)
+            throw err
+        }
+        return fd
+    }
+
+    /// The port a socket is bound to (for listeners bound to port 0).
+    public static func localPort(of fd: Int32) -> UInt16 {
+        var storage = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        _ = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+        }
+        return withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin_port) }
+        }
+    }
+}
