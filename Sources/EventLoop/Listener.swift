@@ -33,14 +33,14 @@ public final class ConnectionBudget: Sendable {
 public final class Listener {
     public let fd: Int32
     public let loop: EventLoop
-    public let address: SocketAddress
+    public let address: NetAddress
     private let source: any DispatchSourceRead
     private var closed = false
 
     /// Called on the loop with each accepted non-blocking fd and the peer's numeric host.
     public var onAccept: ((Int32, String) -> Void)?
 
-    public init(fd: Int32, address: SocketAddress, loop: EventLoop) {
+    public init(fd: Int32, address: NetAddress, loop: EventLoop) {
         precondition(fd >= 0)
         self.fd = fd
         self.address = address
@@ -60,7 +60,7 @@ public final class Listener {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { cshim_accept_nonblocking(fd, $0, &len) }
             }
             if client < 0 { return }  // EAGAIN, or a transient error such as EMFILE: try on the next event
-            let peer = SocketAddress.peerHost(&storage)
+            let peer = NetAddress.peerHost(&storage)
             if let onAccept { onAccept(client, peer) } else { Glibc.close(client) }
         }
     }

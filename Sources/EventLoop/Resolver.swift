@@ -8,9 +8,9 @@ public enum Resolver {
     /// Resolves `host` to socket addresses (numeric hosts answer at once), calling `completion` on `loop`.
     public static func resolve(
         host: String, port: UInt16, on loop: EventLoop,
-        _ completion: @escaping @Sendable (Result<[SocketAddress], SystemError>) -> Void
+        _ completion: @escaping @Sendable (Result<[NetAddress], SystemError>) -> Void
     ) {
-        if let numeric = SocketAddress(host: host, port: port) {
+        if let numeric = NetAddress(host: host, port: port) {
             loop.execute { completion(.success([numeric])) }
             return
         }
@@ -20,8 +20,8 @@ public enum Resolver {
         }
     }
 
-    public static func resolveBlocking(host: String, port: UInt16) -> Result<[SocketAddress], SystemError> {
-        if let numeric = SocketAddress(host: host, port: port) { return .success([numeric]) }
+    public static func resolveBlocking(host: String, port: UInt16) -> Result<[NetAddress], SystemError> {
+        if let numeric = NetAddress(host: host, port: port) { return .success([numeric]) }
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         hints.ai_family = AF_UNSPEC
@@ -31,7 +31,7 @@ public enum Resolver {
             return .failure(SystemError("resolve \(host): \(String(cString: gai_strerror(rc)))", 0))
         }
         defer { freeaddrinfo(first) }
-        var out: [SocketAddress] = []
+        var out: [NetAddress] = []
         var node: UnsafeMutablePointer<addrinfo>? = first
         while let n = node {
             if let addr = n.pointee.ai_addr {
@@ -47,7 +47,7 @@ public enum Resolver {
                         inet_ntop(AF_INET6, &a, &buffer, socklen_t(buffer.count))
                     }
                 }
-                if let s = SocketAddress(host: cString(buffer), port: port), !out.contains(s) { out.append(s) }
+                if let s = NetAddress(host: cString(buffer), port: port), !out.contains(s) { out.append(s) }
             }
             node = n.pointee.ai_next
         }

@@ -158,7 +158,7 @@ public final class Socket {
 /// Creates non-blocking TCP sockets.
 public enum TCP {
     /// Starts a non-blocking connect. The fd is writable when the connect completes; check `pendingError()` then.
-    public static func startConnect(to address: SocketAddress) throws(SystemError) -> Int32 {
+    public static func startConnect(to address: NetAddress) throws(SystemError) -> Int32 {
         let family = address.family == .v4 ? AF_INET : AF_INET6
         let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SystemError("socket") }
@@ -172,7 +172,7 @@ public enum TCP {
     }
 
     /// A listening socket with SO_REUSEPORT, so each loop can own one and the kernel spreads connections.
-    public static func listen(on address: SocketAddress, backlog: Int32 = 1024) throws(SystemError) -> Int32 {
+    public static func listen(on address: NetAddress, backlog: Int32 = 1024) throws(SystemError) -> Int32 {
         let family = address.family == .v4 ? AF_INET : AF_INET6
         let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SystemError("socket") }

@@ -1,7 +1,7 @@
 import Glibc
 
 /// An IPv4 or IPv6 socket address parsed from `host:port` or `[v6]:port` text (numeric hosts only).
-public struct SocketAddress: Sendable, Equatable, CustomStringConvertible {
+public struct NetAddress: Sendable, Equatable, CustomStringConvertible {
     public enum Family: Sendable { case v4, v6 }
     public let host: String
     public let port: UInt16

@@ -1,0 +1,186 @@
+import EventLoop
+import GatewayCore
+import HTTP1
+import TLS
+
+/// The listener-level settings a client connection needs; immutable, shared by all loops.
+struct ListenerProfile: Sendable {
+    var address: NetAddress
+    var domain: String?
+    var tls: TLSServerContext?
+    var http1Limits: HTTP1Limits
+    var headerReadTimeoutMs: Int
+    var idleTimeoutMs: Int
+    var allowH2: Bool
+}
+
+/// One accepted client: TLS (if the listener has it), then HTTP/1.1 or HTTP/2 chosen by ALPN — or, on a plain
+/// listener, by the HTTP/2 connection preface (h2c with prior knowledge).
+///
+/// Loop-confined; created inside `loop.execute` by the listener that accepted the fd. Timeouts are checked by the
+/// loop's sweeper, once a second, against `deadlineNanos`.
+final class ClientConnection: TransportDelegate {
+    let transport: Transport
+    let context: LoopContext
+    let profile: ListenerProfile
+    let handler: any RequestHandler
+    let peerAddress: String
+    private var protocolHandler: ProtocolHandler = .undecided
+    private var sniffed: [UInt8] = []
+    private(set) var deadlineNanos: Int64 = .max
+    private var inFlight = 0
+    let id: Int
+
+    enum ProtocolHandler {
+        case undecided
+        case http1(HTTP1ServerConnection)
+        case http2(HTTP2ServerConnection)
+    }
+
+    var metrics: GatewayMetrics { context.metrics }
+    var isDraining: Bool { context.isDraining }
+
+    init(
+        fd: Int32, peerAddress: String, profile: ListenerProfile, handler: any RequestHandler, context: LoopContext
+    ) {
+        let socket = Socket(fd: fd, loop: context.loop)
+        let tls = profile.tls.map { TLSEngine(server: $0) }
+        self.transport = Transport(socket: socket, tls: tls, scratch: context.scratch)
+        self.context = context
+        self.profile = profile
+        self.handler = handler
+        self.peerAddress = peerAddress
+        self.id = context.nextConnectionID()
+        transport.delegate = self
+        deadlineNanos = context.clock.nowNanoseconds() + Int64(profile.headerReadTimeoutMs) * 1_000_000
+    }
+
+    func start() {
+        context.register(self)
+        transport.start()
+    }
+
+    // MARK: - TransportDelegate
+
+    func transportReady(alpn: String?) {
+        if profile.tls != nil {
+            if alpn == "h2" && profile.allowH2 { becomeHTTP2() } else { becomeHTTP1() }
+        }
+        // Plain listeners decide on the first bytes (preface sniffing).
+    }
+
+    func transportReceived(_ bytes: UnsafeRawBufferPointer) {
+        switch protocolHandler {
+        case .http1(let h1): h1.received(bytes)
+        case .http2(let h2): h2.received(bytes)
+        case .undecided:
+            sniffed.append(contentsOf: bytes)
+            let preface = HTTP2ServerConnection.preface
+            let n = min(sniffed.count, preface.count)
+            if profile.allowH2 && sniffed[0..<n].elementsEqual(preface[0..<n]) {
+                if sniffed.count < preface.count { return }
+                becomeHTTP2()
+            } else {
+                becomeHTTP1()
+            }
+            let input = sniffed
+            sniffed = []
+            input.withUnsafeBytes { transportReceived($0) }
+        }
+    }
+
+    func transportDrained() {
+        switch protocolHandler {
+        case .http1(let h1): h1.transportDrained()
+        case .http2(let h2): h2.transportDrained()
+        case .undecided: break
+        }
+    }
+
+    func transportClosed(error: String?) {
+        switch protocolHandler {
+        case .http1(let h1): h1.connectionClosed()
+        case .http2(let h2): h2.connectionClosed()
+        case .undecided: break
+        }
+        protocolHandler = .undecided
+        if let error, error.hasPrefix("TLS handshake") { metrics.tlsHandshakeFailed() }
+        context.unregister(self)
+    }
+
+    private func becomeHTTP1() {
+        metrics.connectionOpened(protocol: "http/1.1")
+        protocolHandler = .http1(HTTP1ServerConnection(transport: transport, owner: self, limits: profile.http1Limits))
+    }
+
+    private func becomeHTTP2() {
+        metrics.connectionOpened(protocol: "h2")
+        let h2 = HTTP2ServerConnection(transport: transport, owner: self)
+        protocolHandler = .http2(h2)
+        h2.start()
+        deadlineNanos = context.clock.nowNanoseconds() + Int64(profile.idleTimeoutMs) * 1_000_000
+    }
+
+    // MARK: - Called by the protocol handlers
+
+    func makeExchange(head: RequestHead, body: [UInt8], writer: any ResponseWriter) -> Exchange {
+        inFlight += 1
+        deadlineNanos = .max
+        return Exchange(
+            head: head, body: body, peerAddress: peerAddress, isTLS: profile.tls != nil,
+            serverName: transport.serverName, listenerDomain: profile.domain,
+            requestID: context.nextRequestID(), startNanos: context.clock.nowNanoseconds(), writer: writer)
+    }
+
+    func finished(_ exchange: Exchange) {
+        inFlight -= 1
+        guard !exchange.finished else { return }
+        exchange.finished = true
+        context.requestFinished(exchange)
+    }
+
+    /// An HTTP/1.1 request head began: the header-read timeout applies until it is complete.
+    func requestHeadStarted() {}
+
+    /// A keep-alive connection waits for its next request.
+    func requestIdle() {
+        if isDraining {
+            transport.closeGracefully()
+            return
+        }
+        deadlineNanos = context.clock.nowNanoseconds() + Int64(profile.idleTimeoutMs) * 1_000_000
+    }
+
+    func streamsIdle() { requestIdle() }
+
+    /// The loop's sweeper found the deadline passed.
+    func timedOut() {
+        switch protocolHandler {
+        case .http2(let h2): h2.goAwayAndClose()
+        default:
+            // RFC 9110 §15.5.9: a 408 tells an HTTP/1.1 client why; idle keep-alive connections just close.
+            if case .http1(let h1) = protocolHandler, h1.hasPartialRequest {
+                var response = TenantError.gateway(status: 408, detail: "The request head did not arrive in time.")
+                    .response
+                response.head.headers.set("Connection", "close")
+                var bytes = (try? HTTP1Serializer.responseHead(response.head)) ?? []
+                bytes += response.body
+                transport.write(bytes)
+                transport.closeGracefully()
+            } else {
+                transport.close()
+            }
+        }
+    }
+
+    /// Graceful shutdown: idle connections close now, busy ones after their responses.
+    func drain() {
+        switch protocolHandler {
+        case .http2(let h2): h2.goAwayAndClose()
+        case .http1(let h1): if h1.isIdle { transport.closeGracefully() }
+        case .undecided: transport.close()
+        }
+    }
+
+    func forceClose() { transport.close() }
+}

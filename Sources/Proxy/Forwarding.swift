@@ -1,0 +1,205 @@
+import EventLoop
+import GatewayCore
+import HTTP1
+
+/// What the policy pipeline decided for one request.
+enum Judgement {
+    /// The gateway answers itself (refusals, preflights, emulated answers).
+    case respond(Response, decision: String)
+    /// The request goes to `origin`; `responseHeaders` are set on the answer (CORS, rate-limit headers) after
+    /// the upstream's own CORS headers are removed.
+    case forward(origin: UpstreamOrigin, responseHeaders: HTTPFields, decision: String)
+}
+
+/// Request-header rewriting on the way to the upstream: pure, so it is tested without sockets.
+enum ForwardRewrite {
+    /// Builds the upstream request head: hop-by-hop fields removed, Host set to the origin, exactly one client IP
+    /// (never appended to a client-supplied value), X-Forwarded-Proto, a request id, the origin's secret headers,
+    /// and a Content-Length that matches the (complete) body.
+    static func upstreamHead(
+        _ head: RequestHead, bodyLength: Int, origin: UpstreamOrigin, clientIP: String, isTLS: Bool, requestID: String
+    ) -> RequestHead {
+        var headers = head.headers
+        HopByHop.strip(&headers)
+        headers.remove("Host")
+        headers.remove("Content-Length")
+        headers.remove("X-Forwarded-For")
+        headers.remove("Forwarded")
+        headers.remove("X-Real-IP")
+        headers.remove(origin.clientIPHeader)
+        headers.remove("X-Forwarded-Proto")
+        headers.remove("X-Forwarded-Host")
+        headers.remove("cname-api-key")
+        var out = HTTPFields()
+        out.add("Host", origin.hostHeader)
+        for field in headers { out.add(field.name, field.value) }
+        out.add(origin.clientIPHeader, clientIP)
+        out.add("X-Forwarded-Proto", isTLS ? "https" : "http")
+        if let host = head.authority { out.add("X-Forwarded-Host", host) }
+        if !out.contains("X-Request-Id") { out.add("X-Request-Id", requestID) }
+        for (name, value) in origin.secretHeaders { out.add(name, value) }
+        if bodyLength > 0 || ["POST", "PUT", "PATCH"].contains(head.method) {
+            out.add("Content-Length", String(bodyLength))
+        }
+        return RequestHead(method: head.method, target: head.target, version: .http1_1, headers: out)
+    }
+
+    /// Response headers from the upstream: hop-by-hop removed, upstream CORS headers replaced by ours.
+    static func downstreamHead(_ head: ResponseHead, adding extra: HTTPFields) -> ResponseHead {
+        var head = head
+        HopByHop.strip(&head.headers)
+        head.headers.remove("Content-Length")
+        if extra.contains("Access-Control-Allow-Origin") || extra.contains("X-RateLimit-Limit") {
+            head.headers.removeAll { $0.name.utf8.count > 15 && $0.name.asciiLowercased.hasPrefix("access-control-") }
+        }
+        for field in extra {
+            head.headers.remove(field.name)
+        }
+        for field in extra { head.headers.add(field.name, field.value) }
+        return head
+    }
+}
+
+/// Runs the judgement for each exchange and, when it says forward, relays the exchange through the loop's pool.
+final class ForwardingHandler: RequestHandler {
+    let context: LoopContext
+    let judge: (Exchange) -> Judgement
+    private var relays: [ObjectIdentifier: UpstreamRelay] = [:]
+
+    init(context: LoopContext, judge: @escaping (Exchange) -> Judgement) {
+        self.context = context
+        self.judge = judge
+    }
+
+    func handle(_ exchange: Exchange) {
+        switch judge(exchange) {
+        case .respond(let response, let decision):
+            exchange.decision = decision
+            exchange.writer?.send(response, isHEAD: exchange.head.method == "HEAD")
+        case .forward(let origin, let extra, let decision):
+            exchange.decision = decision
+            let relay = UpstreamRelay(exchange: exchange, origin: origin, extraHeaders: extra, handler: self)
+            relays[ObjectIdentifier(exchange)] = relay
+            relay.start()
+        }
+    }
+
+    func cancel(_ exchange: Exchange) {
+        relays.removeValue(forKey: ObjectIdentifier(exchange))?.cancel()
+    }
+
+    func relayDone(_ exchange: Exchange) {
+        relays.removeValue(forKey: ObjectIdentifier(exchange))
+    }
+}
+
+/// Carries one exchange to the upstream and its response back, with backpressure from the client side.
+final class UpstreamRelay: UpstreamResponseHandler {
+    let exchange: Exchange
+    let origin: UpstreamOrigin
+    let extraHeaders: HTTPFields
+    unowned let handler: ForwardingHandler
+    private var connection: UpstreamConnection?
+    private var attempts = 0
+    private var headSent = false
+    private var cancelled = false
+
+    init(exchange: Exchange, origin: UpstreamOrigin, extraHeaders: HTTPFields, handler: ForwardingHandler) {
+        self.exchange = exchange
+        self.origin = origin
+        self.extraHeaders = extraHeaders
+        self.handler = handler
+    }
+
+    func start() {
+        attempts += 1
+        let pool = handler.context.pool(for: origin)
+        let started = handler.context.clock.nowNanoseconds()
+        pool.acquire { [weak self] result in
+            guard let self, !self.cancelled else {
+                if case .success(let c) = result { pool.release(c, reusable: true) }
+                return
+            }
+            self.exchange.upstreamWaitNanos = self.handler.context.clock.nowNanoseconds() - started
+            switch result {
+            case .success(let connection):
+                self.send(on: connection)
+            case .failure(let failure):
+                self.fail(failure)
+            }
+        }
+    }
+
+    private func send(on connection: UpstreamConnection) {
+        self.connection = connection
+        let head = ForwardRewrite.upstreamHead(
+            exchange.head, bodyLength: exchange.body.count, origin: origin, clientIP: exchange.peerAddress,
+            isTLS: exchange.isTLS, requestID: exchange.requestID)
+        guard let bytes = try? HTTP1Serializer.requestHead(head) else {
+            fail(UpstreamFailure(status: 400, detail: "The request has a header that cannot be forwarded."))
+            return
+        }
+        exchange.upstreamStartNanos = handler.context.clock.nowNanoseconds()
+        connection.send(
+            head: bytes, body: exchange.body, method: exchange.head.method, handler: self,
+            timeoutMs: origin.responseTimeoutMs)
+    }
+
+    func upstreamHead(_ head: ResponseHead, info: HTTP1ResponseInfo) {
+        guard let writer = exchange.writer else { return }
+        headSent = true
+        exchange.upstreamStatus = head.status
+        let out = ForwardRewrite.downstreamHead(head, adding: extraHeaders)
+        let length: Int?
+        switch info.framing {
+        case .none: length = 0
+        case .contentLength(let n): length = n
+        case .chunked, .untilClose: length = nil
+        }
+        writer.writeHead(out, bodyLength: exchange.head.method == "HEAD" ? (head.headers["Content-Length"].flatMap { Int($0) } ?? 0) : length)
+        writer.onWritable = { [weak self] in self?.connection?.setReading(true) }
+    }
+
+    func upstreamBody(_ bytes: ArraySlice<UInt8>) {
+        guard let writer = exchange.writer else { return }
+        bytes.withUnsafeBytes { writer.writeBody($0) }
+        if !writer.canAcceptBody { connection?.setReading(false) }
+    }
+
+    func upstreamEnd() {
+        exchange.upstreamEndNanos = handler.context.clock.nowNanoseconds()
+        connection = nil
+        handler.relayDone(exchange)
+        exchange.writer?.end()
+    }
+
+    func upstreamFailed(_ failure: UpstreamFailure, retryable: Bool) {
+        connection = nil
+        if retryable && !headSent && attempts < 2 {
+            start()
+            return
+        }
+        fail(failure)
+    }
+
+    private func fail(_ failure: UpstreamFailure) {
+        handler.relayDone(exchange)
+        guard let writer = exchange.writer else { return }
+        if headSent {
+            writer.abort()
+            return
+        }
+        exchange.decision = "upstream_error"
+        var response = TenantError.gateway(status: failure.status, detail: failure.detail).response
+        for field in extraHeaders where field.name.asciiLowercased.hasPrefix("access-control-") {
+            response.head.headers.set(field.name, field.value)
+        }
+        writer.send(response, isHEAD: exchange.head.method == "HEAD")
+    }
+
+    func cancel() {
+        cancelled = true
+        if let connection, !connection.isUsable { connection.close() }
+        connection = nil
+    }
+}

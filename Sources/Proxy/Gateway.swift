@@ -1,0 +1,238 @@
+import Dispatch
+import EventLoop
+import GatewayCore
+import HTTP1
+import Synchronization
+import TLS
+
+/// Builds the per-loop request handler for a listener from the current snapshot. Sendable: shared by all loops.
+protocol HandlerFactory: Sendable {
+    func makeHandler(for listener: ListenerProfile, context: LoopContext) -> any RequestHandler
+}
+
+/// An immutable view of everything a request needs: swapped atomically on reload, so connections in flight
+/// keep the snapshot they started with.
+final class GatewaySnapshot: Sendable {
+    let listeners: [ListenerProfile]
+    let handlers: any HandlerFactory
+    let generation: Int
+
+    init(listeners: [ListenerProfile], handlers: any HandlerFactory, generation: Int) {
+        self.listeners = listeners
+        self.handlers = handlers
+        self.generation = generation
+    }
+}
+
+/// State shared by all loops of one gateway process.
+final class GatewayState: Sendable {
+    let budget: ConnectionBudget
+    let instanceID: String
+    let metrics: GatewayMetrics
+    private let current: Mutex<GatewaySnapshot>
+
+    init(snapshot: GatewaySnapshot, maxConnections: Int, metrics: GatewayMetrics, instanceID: String) {
+        self.current = Mutex(snapshot)
+        self.budget = ConnectionBudget(limit: maxConnections)
+        self.metrics = metrics
+        self.instanceID = instanceID
+    }
+
+    var snapshot: GatewaySnapshot { current.withLock { $0 } }
+
+    func swap(_ snapshot: GatewaySnapshot) { current.withLock { $0 = snapshot } }
+}
+
+/// The running server: listeners on every loop, the loops' contexts, graceful shutdown and reload.
+///
+/// Life cycle: `init` → `start()` (binds every listener on every loop with SO_REUSEPORT) → `reload(_:)` any
+/// number of times → `shutdown(graceMilliseconds:)`. Listener addresses are fixed at start; a reload swaps
+/// certificates, policies and upstreams for new requests.
+public final class Gateway: Sendable {
+    let group: EventLoopGroup
+    let state: GatewayState
+    private let contexts: Mutex<[LoopContext?]>
+    private let listeners = Mutex<[ListenerHandle]>([])
+    private let clock: any WallClock
+    let finishedRequest: (@Sendable (ExchangeSummary) -> Void)?
+
+    struct ListenerHandle: @unchecked Sendable {
+        // Safety: a Listener is only touched on its own loop; the handle only carries it there.
+        let listener: Listener
+        let loop: EventLoop
+    }
+
+    init(
+        snapshot: GatewaySnapshot, loops: Int, maxConnections: Int, clock: any WallClock,
+        metrics: GatewayMetrics = GatewayMetrics(),
+        finishedRequest: (@Sendable (ExchangeSummary) -> Void)? = nil
+    ) {
+        self.group = EventLoopGroup(count: loops)
+        self.clock = clock
+        let startNanos = clock.nowNanoseconds()
+        self.state = GatewayState(
+            snapshot: snapshot, maxConnections: maxConnections, metrics: metrics,
+            instanceID: String(UInt64(startNanos / 1_000_000), radix: 36))
+        self.contexts = Mutex(Array(repeating: nil, count: loops))
+        self.finishedRequest = finishedRequest
+    }
+
+    /// Creates each loop's context on its own queue and binds every listener; returns the bound addresses
+    /// (ports resolved when the configuration asked for port 0).
+    func start() throws(SystemError) -> [NetAddress] {
+        Socket.ignoreSIGPIPE()
+        for loop in group.loops {
+            loop.queue.sync {
+                let context = LoopContext(loop: loop, clock: clock, metrics: state.metrics, gateway: state)
+                if let finishedRequest {
+                    let clock = self.clock
+                    context.onRequestFinished = { exchange in
+                        finishedRequest(ExchangeSummary(exchange, endNanos: clock.nowNanoseconds()))
+                    }
+                }
+                contexts.withLock { $0[loop.index] = context }
+            }
+        }
+        var bound: [NetAddress] = []
+        for (index, profile) in state.snapshot.listeners.enumerated() {
+            var address = profile.address
+            for loop in group.loops {
+                let fd = try TCP.listen(on: address)
+                if address.port == 0 {
+                    address = NetAddress(host: address.host, port: TCP.localPort(of: fd))!
+                }
+                let handle = ListenerHandle(listener: Listener(fd: fd, address: address, loop: loop), loop: loop)
+                listeners.withLock { $0.append(handle) }
+                loop.queue.sync { self.attach(handle.listener, listenerIndex: index) }
+            }
+            bound.append(address)
+        }
+        return bound
+    }
+
+    private func attach(_ listener: Listener, listenerIndex: Int) {
+        let loop = listener.loop
+        guard let context = contexts.withLock({ $0[loop.index] }) else { return }
+        let state = self.state
+        // Handlers are built per snapshot generation and per listener, lazily, on this loop.
+        var cachedHandler: (generation: Int, handler: any RequestHandler)?
+        listener.onAccept = { fd, peer in
+            let snapshot = state.snapshot
+            guard listenerIndex < snapshot.listeners.count else {
+                Gateway.refuse(fd: fd, plain: true)
+                return
+            }
+            let profile = snapshot.listeners[listenerIndex]
+            guard !context.isDraining, state.budget.acquire() else {
+                Gateway.refuse(fd: fd, plain: profile.tls == nil)
+                return
+            }
+            let handler: any RequestHandler
+            if let cachedHandler, cachedHandler.generation == snapshot.generation {
+                handler = cachedHandler.handler
+            } else {
+                handler = snapshot.handlers.makeHandler(for: profile, context: context)
+                cachedHandler = (snapshot.generation, handler)
+            }
+            let connection = ClientConnection(
+                fd: fd, peerAddress: peer, profile: profile, handler: handler, context: context)
+            connection.start()
+        }
+        listener.start()
+    }
+
+    /// Over the connection limit: a plain-text client gets a clear 503; a TLS client can only be closed.
+    static func refuse(fd: Int32, plain: Bool) {
+        if plain {
+            let body = TenantError.gateway(
+                status: 503, detail: "The gateway is at its connection limit or shutting down; retry later."
+            ).json.serialized()
+            let text =
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+                + "Connection: close\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            _ = Array(text.utf8).withUnsafeBytes { raw in GatewaySyscalls.send(fd, raw) }
+        }
+        GatewaySyscalls.close(fd)
+    }
+
+    func reload(_ snapshot: GatewaySnapshot) { state.swap(snapshot) }
+
+    /// Stops accepting, lets in-flight requests finish until the grace period ends, then closes the rest.
+    /// Blocks the calling thread (never a loop).
+    func shutdown(graceMilliseconds: Int) {
+        for handle in listeners.withLock({ $0 }) {
+            handle.loop.queue.sync { handle.listener.close() }
+        }
+        for loop in group.loops {
+            loop.queue.sync { contexts.withLock { $0[loop.index] }?.drain() }
+        }
+        let deadline = DispatchTime.now() + .milliseconds(graceMilliseconds)
+        while DispatchTime.now() < deadline {
+            var open = 0
+            for loop in group.loops {
+                loop.queue.sync { open += contexts.withLock { $0[loop.index] }?.connectionCount ?? 0 }
+            }
+            if open == 0 { break }
+            usleepMillis(20)
+        }
+        for loop in group.loops {
+            loop.queue.sync { contexts.withLock { $0[loop.index] }?.forceCloseAll() }
+        }
+    }
+
+    var activeConnections: Int { state.metrics.activeConnections }
+}
+
+/// What is left of an exchange after it finished, for the access log, events and metrics. Sendable.
+struct ExchangeSummary: Sendable {
+    var method: String
+    var target: String
+    var authority: String?
+    var headers: HTTPFields
+    var status: Int
+    var upstreamStatus: Int?
+    var decision: String
+    var bytesOut: Int
+    var requestID: String
+    var peerAddress: String
+    var startNanos: Int64
+    var durationNanos: Int64
+    var upstreamNanos: Int64?
+    var operation: String?
+    var logResource: String?
+    var organizationID: String?
+    var clientID: String?
+    var userID: String?
+    var scope: String?
+    var audience: String?
+    var hostname: String?
+    var error: TenantError?
+    var protocolVersion: HTTPVersion
+
+    init(_ exchange: Exchange, endNanos: Int64) {
+        method = exchange.head.method
+        target = exchange.head.target
+        authority = exchange.head.authority
+        headers = exchange.head.headers
+        status = exchange.status
+        upstreamStatus = exchange.upstreamStatus
+        decision = exchange.decision
+        bytesOut = exchange.bytesOut
+        requestID = exchange.requestID
+        peerAddress = exchange.peerAddress
+        startNanos = exchange.startNanos
+        durationNanos = endNanos - exchange.startNanos
+        upstreamNanos =
+            exchange.upstreamEndNanos > 0 ? exchange.upstreamEndNanos - exchange.upstreamStartNanos : nil
+        operation = exchange.facts.operation
+        logResource = exchange.facts.logResource
+        organizationID = exchange.facts.organizationID
+        clientID = exchange.facts.clientID
+        userID = exchange.facts.userID
+        scope = exchange.facts.scope
+        audience = exchange.facts.audience
+        hostname = exchange.facts.hostname ?? exchange.serverName ?? exchange.head.authority
+        error = exchange.facts.error
+        protocolVersion = exchange.head.version
+    }
+}

@@ -1,0 +1,60 @@
+import CoreMetrics
+import Synchronization
+
+/// The gateway's counters and histograms, reported through swift-metrics (Prometheus exposition on the admin
+/// port). Sendable: swift-metrics handlers are thread-safe; labels with unbounded values are never used.
+final class GatewayMetrics: Sendable {
+    private let connectionsActive = Atomic<Int>(0)
+    private let requestsTotal = Atomic<Int>(0)
+    private let handshakeFailures = Atomic<Int>(0)
+
+    private let connectionsGauge = Gauge(label: "myorg_gateway_connections_active")
+    private let tlsHandshakeFailures = Counter(label: "myorg_gateway_tls_handshake_failures_total")
+    private let poolWaits = Counter(label: "myorg_gateway_upstream_pool_waits_total")
+
+    init() {}
+
+    func connectionOpened(protocol name: String) {
+        let now = connectionsActive.add(1, ordering: .relaxed).newValue
+        connectionsGauge.record(now)
+        Counter(label: "myorg_gateway_connections_total", dimensions: [("protocol", name)]).increment()
+    }
+
+    func connectionClosed() {
+        let now = connectionsActive.subtract(1, ordering: .relaxed).newValue
+        connectionsGauge.record(max(0, now))
+    }
+
+    func tlsHandshakeFailed() {
+        handshakeFailures.add(1, ordering: .relaxed)
+        tlsHandshakeFailures.increment()
+    }
+
+    func parserRefusal(status: Int) {
+        Counter(label: "myorg_gateway_malformed_requests_total", dimensions: [("status", String(status))]).increment()
+    }
+
+    func upstreamPoolWait() { poolWaits.increment() }
+
+    func upstreamError(kind: String) {
+        Counter(label: "myorg_gateway_upstream_errors_total", dimensions: [("kind", kind)]).increment()
+    }
+
+    /// One finished request: by route (operation name, bounded by the endpoint table), status and decision.
+    func request(route: String, status: Int, decision: String, seconds: Double, upstreamSeconds: Double?) {
+        requestsTotal.add(1, ordering: .relaxed)
+        Counter(
+            label: "myorg_gateway_requests_total",
+            dimensions: [("route", route), ("status", String(status)), ("decision", decision)]
+        ).increment()
+        Timer(label: "myorg_gateway_request_duration_seconds", dimensions: [("route", route)])
+            .recordNanoseconds(Int64(seconds * 1e9))
+        if let upstreamSeconds {
+            Timer(label: "myorg_gateway_upstream_duration_seconds", dimensions: [("route", route)])
+                .recordNanoseconds(Int64(upstreamSeconds * 1e9))
+        }
+    }
+
+    var activeConnections: Int { connectionsActive.load(ordering: .relaxed) }
+    var requestCount: Int { requestsTotal.load(ordering: .relaxed) }
+}

@@ -1,0 +1,225 @@
+import EventLoop
+import GatewayCore
+import HTTP1
+
+/// The HTTP/1.1 side of a client connection: parses requests, runs them one at a time (pipelined requests wait
+/// their turn, so responses leave in order), and writes responses with the right framing.
+///
+/// Loop-confined. A request the parser refuses gets its 4xx/5xx answer and the connection closes; nothing of it
+/// reaches a handler. Request bodies are collected up to the body limit before the handler runs, so the policy
+/// layer can inspect them (e.g. an identity provider's strategy); responses stream with backpressure.
+final class HTTP1ServerConnection: ResponseWriter {
+    private let transport: Transport
+    private let owner: ClientConnection
+    private var parser: HTTP1RequestParser
+    private var pendingInput: [UInt8] = []
+    private var current: Exchange?
+    private var currentHead: RequestHead?
+    private var currentInfo: HTTP1RequestInfo?
+    private var body: [UInt8] = []
+    private var responseChunked = false
+    private var responseHeadWritten = false
+    private var keepAlive = true
+    private var closeAfterResponse = false
+    private var isHEAD = false
+    private var dead = false
+    var onWritable: (() -> Void)?
+
+    init(transport: Transport, owner: ClientConnection, limits: HTTP1Limits) {
+        self.transport = transport
+        self.owner = owner
+        self.parser = HTTP1RequestParser(limits: limits)
+    }
+
+    var isIdle: Bool { current == nil && currentHead == nil }
+    var hasPartialRequest: Bool { currentHead != nil || parser.hasBufferedBytes }
+
+    // MARK: - Input
+
+    func received(_ bytes: UnsafeRawBufferPointer) {
+        guard !dead else { return }
+        if current != nil {
+            // Busy with a response: keep later pipelined bytes until it is done, within a bound.
+            pendingInput.append(contentsOf: bytes)
+            if pendingInput.count > 64 * 1024 { transport.setReading(false) }
+            return
+        }
+        parser.feed(bytes)
+        drainParser()
+    }
+
+    private func drainParser() {
+        while !dead, current == nil, let event = parser.next() {
+            switch event {
+            case .head(let head, let info):
+                owner.requestHeadStarted()
+                currentHead = head
+                currentInfo = info
+                body.removeAll(keepingCapacity: true)
+                if info.expectContinue {
+                    transport.write(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
+                }
+            case .body(let bytes):
+                body.append(contentsOf: bytes)
+            case .trailers:
+                break  // trailers are not forwarded: the upstream request is re-framed with Content-Length
+            case .end:
+                guard let head = currentHead, let info = currentInfo else { return }
+                currentHead = nil
+                currentInfo = nil
+                dispatch(head, info)
+            case .error(let error):
+                refuse(error)
+                return
+            }
+        }
+    }
+
+    private func dispatch(_ head: RequestHead, _ info: HTTP1RequestInfo) {
+        keepAlive = info.keepAlive && !owner.isDraining
+        isHEAD = head.method == "HEAD"
+        responseHeadWritten = false
+        let exchange = owner.makeExchange(head: head, body: body, writer: self)
+        body = []
+        current = exchange
+        owner.handler.handle(exchange)
+    }
+
+    private func refuse(_ error: HTTP1Error) {
+        dead = true
+        owner.metrics.parserRefusal(status: error.status)
+        let tenantError = TenantError.gateway(status: error.status, detail: "The request is malformed: \(error.reason).")
+        var response = tenantError.response
+        response.head.headers.set("Connection", "close")
+        keepAlive = false
+        isHEAD = false
+        responseHeadWritten = false
+        if let head = currentHead {
+            let exchange = owner.makeExchange(head: head, body: [], writer: self)
+            exchange.decision = "refused_malformed"
+            current = exchange
+        }
+        send(response)
+    }
+
+    // MARK: - ResponseWriter
+
+    var canAcceptBody: Bool { !transport.isOverHighWater }
+
+    func writeHead(_ head: ResponseHead, bodyLength: Int?) {
+        guard !responseHeadWritten, !transport.closed else { return }
+        responseHeadWritten = true
+        var head = head
+        current?.status = head.status
+        for name in HopByHop.names { head.headers.remove(name) }
+        let bodyAllowed = !HTTPStatus.forbidsBody(head.status)
+        responseChunked = false
+        if bodyAllowed {
+            if let bodyLength {
+                head.headers.set("Content-Length", String(bodyLength))
+            } else if current?.head.version == .http1_1 {
+                head.headers.remove("Content-Length")
+                head.headers.set("Transfer-Encoding", "chunked")
+                responseChunked = !isHEAD
+            } else {
+                // An HTTP/1.0 client: the body ends when the connection does.
+                keepAlive = false
+            }
+        }
+        if !keepAlive { head.headers.set("Connection", "close") }
+        do {
+            transport.write(try HTTP1Serializer.responseHead(head))
+        } catch {
+            // An upstream header we cannot write safely (CR/LF inside): answer 502 instead.
+            responseHeadWritten = false
+            let failure = TenantError.gateway(status: 502, detail: "The upstream response had an invalid header.")
+            writeHead(failure.response.head, bodyLength: failure.response.body.count)
+            failure.response.body.withUnsafeBytes { writeBody($0) }
+            end()
+            return
+        }
+    }
+
+    func writeBody(_ bytes: UnsafeRawBufferPointer) {
+        guard responseHeadWritten, !isHEAD, bytes.count > 0, !transport.closed else { return }
+        current?.bytesOut += bytes.count
+        if responseChunked {
+            transport.write(Array(String(bytes.count, radix: 16).utf8) + [13, 10])
+            transport.write(bytes)
+            transport.write([13, 10])
+        } else {
+            transport.write(bytes)
+        }
+    }
+
+    func end() {
+        guard let exchange = current else { return }
+        if responseChunked { transport.write(Array("0\r\n\r\n".utf8)) }
+        current = nil
+        onWritable = nil
+        owner.finished(exchange)
+        if !keepAlive || dead {
+            transport.closeGracefully()
+            return
+        }
+        owner.requestIdle()
+        // Resume pipelined input that arrived while this response was in flight.
+        if !pendingInput.isEmpty {
+            let input = pendingInput
+            pendingInput = []
+            transport.setReading(true)
+            input.withUnsafeBytes { parser.feed($0) }
+        }
+        drainParser()
+    }
+
+    func abort() {
+        guard let exchange = current else { return }
+        current = nil
+        onWritable = nil
+        owner.finished(exchange)
+        transport.close()
+    }
+
+    func transportDrained() { onWritable?() }
+
+    /// The client is gone: tell the handler so upstream work stops.
+    func connectionClosed() {
+        dead = true
+        if let exchange = current {
+            current = nil
+            owner.handler.cancel(exchange)
+            owner.finished(exchange)
+        }
+    }
+}
+
+/// Hop-by-hop fields (RFC 9110 §7.6.1) that never cross the proxy in either direction.
+enum HopByHop {
+    static let names = [
+        "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade", "TE", "Trailer",
+        "Proxy-Authenticate", "Proxy-Authorization",
+    ]
+
+    /// Removes the fixed hop-by-hop fields and every field the `Connection` header names.
+    static func strip(_ headers: inout HTTPFields) {
+        var named: [String] = []
+        for value in headers.values("Connection") {
+            for token in value.split(separator: ",") {
+                let name = token.trimmingSpaces
+                if !name.isEmpty { named.append(name) }
+            }
+        }
+        for name in names { headers.remove(name) }
+        for name in named { headers.remove(name) }
+    }
+}
+
+extension Substring {
+    var trimmingSpaces: String {
+        var s = self[...]
+        while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
+        while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
+        return String(s)
+    }
+}

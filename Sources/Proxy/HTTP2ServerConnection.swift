@@ -1,0 +1,196 @@
+import GatewayCore
+import HTTP2
+
+/// The HTTP/2 side of a client connection: an nghttp2 server session fed with the transport's plaintext, one
+/// exchange per stream, responses submitted as they come and output pulled under a high-water mark.
+///
+/// Loop-confined. Request bodies are collected per stream (bounded by the session's body limit) before the
+/// handler runs; their flow-control window reopens as the bytes are taken.
+final class HTTP2ServerConnection {
+    static let preface: [UInt8] = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+
+    private let transport: Transport
+    private unowned let owner: ClientConnection
+    private let session: HTTP2ServerSession
+    private var streams: [Int32: HTTP2StreamWriter] = [:]
+    private var output: [UInt8] = []
+    private var closing = false
+
+    init(transport: Transport, owner: ClientConnection) {
+        self.transport = transport
+        self.owner = owner
+        self.session = HTTP2ServerSession(limits: HTTP2Limits(), clock: owner.context.clock)
+    }
+
+    func start() { flushSession() }
+
+    func received(_ bytes: UnsafeRawBufferPointer) {
+        session.feed(bytes)
+        processEvents()
+        flushSession()
+    }
+
+    private func processEvents() {
+        while let event = session.nextEvent() {
+            switch event {
+            case .request(let streamID, let head, let endStream):
+                let writer = HTTP2StreamWriter(streamID: streamID, connection: self, head: head)
+                streams[streamID] = writer
+                if endStream { dispatch(writer) }
+            case .data(let streamID, let bytes):
+                streams[streamID]?.body.append(contentsOf: bytes)
+                session.consume(streamID: streamID, count: bytes.count)
+            case .endStream(let streamID):
+                if let writer = streams[streamID] { dispatch(writer) }
+            case .requestBodyTooLarge(let streamID):
+                guard let writer = streams[streamID], writer.exchange == nil else { continue }
+                writer.tooLarge = true
+                dispatch(writer)
+            case .readyForBody(let streamID):
+                streams[streamID]?.bufferFull = false
+                streams[streamID]?.onWritable?()
+            case .reset(let streamID, _):
+                if let writer = streams.removeValue(forKey: streamID), let exchange = writer.exchange {
+                    owner.handler.cancel(exchange)
+                    owner.finished(exchange)
+                }
+            case .goaway:
+                continue
+            case .connectionError:
+                closing = true
+            }
+        }
+    }
+
+    private func dispatch(_ writer: HTTP2StreamWriter) {
+        guard writer.exchange == nil else { return }
+        let exchange = owner.makeExchange(head: writer.head, body: writer.body, writer: writer)
+        writer.body = []
+        writer.exchange = exchange
+        if writer.tooLarge {
+            exchange.decision = "refused_malformed"
+            writer.send(TenantError.gateway(status: 413, detail: "The request body is larger than allowed.").response)
+            return
+        }
+        owner.handler.handle(exchange)
+    }
+
+    /// Pulls frames out of the session while the transport is under its high-water mark.
+    func flushSession() {
+        while !transport.closed && !transport.isOverHighWater {
+            output.removeAll(keepingCapacity: true)
+            session.pendingOutput(into: &output, maxBytes: 64 * 1024)
+            if output.isEmpty { break }
+            transport.write(output)
+        }
+        if closing && !session.wantsWrite {
+            transport.closeGracefully()
+        } else if streams.isEmpty && !closing {
+            owner.streamsIdle()
+        }
+    }
+
+    func transportDrained() {
+        flushSession()
+        for writer in streams.values { writer.onWritable?() }
+    }
+
+    func streamFinished(_ writer: HTTP2StreamWriter) {
+        streams.removeValue(forKey: writer.streamID)
+        if let exchange = writer.exchange { owner.finished(exchange) }
+        flushSession()
+    }
+
+    func submitHead(_ writer: HTTP2StreamWriter, _ head: ResponseHead, hasBody: Bool) {
+        writer.exchange?.status = head.status
+        _ = session.submitResponseHead(streamID: writer.streamID, head: head, hasBody: hasBody)
+        if !hasBody { streamFinished(writer) } else { flushSession() }
+    }
+
+    func submitBody(_ writer: HTTP2StreamWriter, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        writer.exchange?.bytesOut += bytes.count
+        let accepted = session.appendBody(streamID: writer.streamID, bytes: bytes)
+        flushSession()
+        return accepted
+    }
+
+    func submitEnd(_ writer: HTTP2StreamWriter) {
+        _ = session.endBody(streamID: writer.streamID)
+        streamFinished(writer)
+    }
+
+    func submitReset(_ writer: HTTP2StreamWriter) {
+        session.resetStream(streamID: writer.streamID, errorCode: .internalError)
+        streamFinished(writer)
+    }
+
+    var outputOverHighWater: Bool { transport.isOverHighWater }
+
+    func goAwayAndClose() {
+        closing = true
+        session.goAway()
+        flushSession()
+        if streams.isEmpty { transport.closeGracefully() }
+    }
+
+    func connectionClosed() {
+        for writer in streams.values {
+            if let exchange = writer.exchange {
+                owner.handler.cancel(exchange)
+                owner.finished(exchange)
+            }
+        }
+        streams.removeAll()
+    }
+}
+
+/// The response side of one HTTP/2 stream.
+final class HTTP2StreamWriter: ResponseWriter {
+    let streamID: Int32
+    unowned let connection: HTTP2ServerConnection
+    let head: RequestHead
+    var body: [UInt8] = []
+    var exchange: Exchange?
+    var tooLarge = false
+    private var headWritten = false
+    private var bodyExpected = true
+    private var done = false
+    var bufferFull = false
+    var onWritable: (() -> Void)?
+
+    init(streamID: Int32, connection: HTTP2ServerConnection, head: RequestHead) {
+        self.streamID = streamID
+        self.connection = connection
+        self.head = head
+    }
+
+    var canAcceptBody: Bool { !bufferFull && !connection.outputOverHighWater }
+
+    func writeHead(_ head: ResponseHead, bodyLength: Int?) {
+        guard !headWritten, !done else { return }
+        headWritten = true
+        var head = head
+        HopByHop.strip(&head.headers)
+        bodyExpected = !(bodyLength == 0 || self.head.method == "HEAD" || HTTPStatus.forbidsBody(head.status))
+        if let bodyLength, bodyExpected { head.headers.set("Content-Length", String(bodyLength)) }
+        if !bodyExpected { done = true }
+        connection.submitHead(self, head, hasBody: bodyExpected)
+    }
+
+    func writeBody(_ bytes: UnsafeRawBufferPointer) {
+        guard headWritten, bodyExpected, !done, bytes.count > 0 else { return }
+        bufferFull = !connection.submitBody(self, bytes)
+    }
+
+    func end() {
+        guard headWritten, !done else { return }
+        done = true
+        connection.submitEnd(self)
+    }
+
+    func abort() {
+        guard !done else { return }
+        done = true
+        connection.submitReset(self)
+    }
+}

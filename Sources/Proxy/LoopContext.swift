@@ -1,0 +1,81 @@
+import EventLoop
+import GatewayCore
+import Synchronization
+
+/// Everything one loop owns: its scratch buffer, client connections, upstream pools and request counters.
+///
+/// Loop-confined, created on the loop's queue. Nothing in it is shared with another loop except `metrics` and
+/// `gateway` (Sendable).
+final class LoopContext {
+    let loop: EventLoop
+    let scratch = LoopScratch()
+    let clock: any WallClock
+    let metrics: GatewayMetrics
+    unowned let gateway: GatewayState
+    private var connections: [Int: ClientConnection] = [:]
+    private var pools: [String: UpstreamPool] = [:]
+    private var connectionCounter = 0
+    private var requestCounter: UInt64 = 0
+    private var sweeper: LoopTimer?
+    private(set) var isDraining = false
+    var onRequestFinished: ((Exchange) -> Void)?
+
+    init(loop: EventLoop, clock: any WallClock, metrics: GatewayMetrics, gateway: GatewayState) {
+        self.loop = loop
+        self.clock = clock
+        self.metrics = metrics
+        self.gateway = gateway
+        self.sweeper = loop.scheduleRepeating(everyMilliseconds: 1000) { [weak self] in self?.sweep() }
+    }
+
+    var connectionCount: Int { connections.count }
+
+    func nextConnectionID() -> Int {
+        connectionCounter += 1
+        return connectionCounter
+    }
+
+    /// A request id unique across loops and restarts: loop index, start time and a counter.
+    func nextRequestID() -> String {
+        requestCounter &+= 1
+        return "\(gateway.instanceID)-\(loop.index)-\(String(requestCounter, radix: 36))"
+    }
+
+    func register(_ connection: ClientConnection) { connections[connection.id] = connection }
+
+    func unregister(_ connection: ClientConnection) {
+        if connections.removeValue(forKey: connection.id) != nil {
+            gateway.budget.release()
+            metrics.connectionClosed()
+        }
+    }
+
+    func pool(for origin: UpstreamOrigin) -> UpstreamPool {
+        if let pool = pools[origin.key] { return pool }
+        let pool = UpstreamPool(origin: origin, context: self)
+        pools[origin.key] = pool
+        return pool
+    }
+
+    func requestFinished(_ exchange: Exchange) {
+        onRequestFinished?(exchange)
+    }
+
+    private func sweep() {
+        let now = clock.nowNanoseconds()
+        for connection in connections.values where connection.deadlineNanos < now { connection.timedOut() }
+        for pool in pools.values { pool.sweep(now: now) }
+    }
+
+    /// Stops taking new requests: idle connections close now, busy ones after their current response.
+    func drain() {
+        isDraining = true
+        for connection in connections.values { connection.drain() }
+        for pool in pools.values { pool.closeIdle() }
+    }
+
+    func forceCloseAll() {
+        for connection in Array(connections.values) { connection.forceClose() }
+        sweeper?.cancel()
+    }
+}

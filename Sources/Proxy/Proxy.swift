@@ -1,1 +1,0 @@
-// The Proxy module; see DESIGN.md.

@@ -1,0 +1,239 @@
+import EventLoop
+import TLS
+
+/// What a transport tells its owner. All calls arrive on the transport's loop.
+protocol TransportDelegate: AnyObject {
+    /// The TLS handshake finished (or there is no TLS); `alpn` is the negotiated protocol, if any.
+    func transportReady(alpn: String?)
+    /// Plaintext arrived. The buffer is only valid during the call.
+    func transportReceived(_ bytes: UnsafeRawBufferPointer)
+    /// The outbound buffer fell under the low-water mark after having been over the high-water mark.
+    func transportDrained()
+    /// The connection is gone (peer closed, error or our own close). Called exactly once.
+    func transportClosed(error: String?)
+}
+
+/// A socket with optional TLS over memory BIOs and an outbound queue: the byte pipe under HTTP/1.1 and HTTP/2.
+///
+/// Loop-confined. Reads use the loop's scratch buffer, so a read costs no allocation. Writes go into `outbound`
+/// (ciphertext when TLS is on) and are flushed until the kernel says EAGAIN, then write interest waits for room.
+final class Transport {
+    let socket: Socket
+    private let tls: TLSEngine?
+    private let scratch: LoopScratch
+    private var outbound = ByteQueue()
+    private var plaintext: [UInt8] = []
+    private var handshaking: Bool
+    private var closing = false
+    private var closeAfterFlush = false
+    private(set) var closed = false
+    private var overHighWater = false
+    private var lingering = false
+    weak var delegate: (any TransportDelegate)?
+
+    static let highWater = 256 * 1024
+    static let lowWater = 64 * 1024
+
+    init(socket: Socket, tls: TLSEngine?, scratch: LoopScratch) {
+        self.socket = socket
+        self.tls = tls
+        self.scratch = scratch
+        self.handshaking = tls != nil
+        socket.onReadable = { [unowned self] in self.readable() }
+        socket.onWritable = { [unowned self] in self.flush() }
+    }
+
+    var outboundBytes: Int { outbound.count }
+    var isOverHighWater: Bool { outbound.count >= Transport.highWater }
+    var negotiatedALPN: String? { tls?.negotiatedALPN }
+    var serverName: String? { tls?.serverName }
+
+    /// Starts a server-side transport on an accepted socket.
+    func start() {
+        socket.start()
+        if tls == nil { delegate?.transportReady(alpn: nil) }
+    }
+
+    /// For client connections: the TCP connect completed, so restore the write handler and start TLS.
+    func rebindWritable() { socket.onWritable = { [unowned self] in self.flush() } }
+
+    func startAfterConnect() {
+        if tls == nil {
+            delegate?.transportReady(alpn: nil)
+        } else {
+            advanceHandshake()
+            flush()
+        }
+    }
+
+    private func readable() {
+        guard !closed else { return }
+        // Bounded per event so one busy connection cannot starve the loop.
+        for _ in 0..<16 {
+            switch socket.read(into: scratch.buffer) {
+            case .bytes(let n):
+                if lingering { continue }
+                let bytes = UnsafeRawBufferPointer(rebasing: scratch.buffer[0..<n])
+                if let tls {
+                    tls.feedNetwork(bytes)
+                    if handshaking {
+                        advanceHandshake()
+                        if handshaking || closed { continue }
+                    }
+                    pumpPlaintext()
+                } else {
+                    delegate?.transportReceived(bytes)
+                }
+                if closed { return }
+            case .wouldBlock:
+                return
+            case .eof:
+                finish(error: nil)
+                return
+            case .error(let code):
+                finish(error: "read failed (errno \(code))")
+                return
+            }
+        }
+    }
+
+    private func advanceHandshake() {
+        guard let tls else { return }
+        switch tls.handshake() {
+        case .incomplete:
+            moveCiphertext()
+        case .complete:
+            moveCiphertext()
+            handshaking = false
+            delegate?.transportReady(alpn: tls.negotiatedALPN)
+            if !closed { pumpPlaintext() }
+        case .failed(let error):
+            moveCiphertext()
+            finish(error: "TLS handshake failed: \(error)")
+        }
+    }
+
+    private func pumpPlaintext() {
+        guard let tls, !closed else { return }
+        while !closed {
+            plaintext.removeAll(keepingCapacity: true)
+            let result = tls.readPlaintext(into: &plaintext)
+            if !plaintext.isEmpty {
+                plaintext.withUnsafeBytes { delegate?.transportReceived($0) }
+            }
+            switch result {
+            case .wantMore:
+                moveCiphertext()
+                return
+            case .progress:
+                continue
+            case .closed:
+                moveCiphertext()
+                finish(error: nil)
+                return
+            case .failed(let error):
+                finish(error: "TLS read failed: \(error)")
+                return
+            }
+        }
+    }
+
+    /// Queues plaintext for the peer and tries to send at once.
+    func write(_ bytes: UnsafeRawBufferPointer) {
+        guard !closed, !closing else { return }
+        if let tls {
+            tls.writePlaintext(bytes)
+            moveCiphertext()
+        } else {
+            outbound.append(bytes)
+        }
+        flush()
+    }
+
+    func write(_ bytes: [UInt8]) { bytes.withUnsafeBytes { write($0) } }
+
+    func write(_ bytes: ArraySlice<UInt8>) { bytes.withUnsafeBytes { write($0) } }
+
+    private func moveCiphertext() {
+        guard let tls else { return }
+        tls.drainNetwork(into: &outbound)
+        if !outbound.isEmpty { flush() }
+    }
+
+    func flush() {
+        guard !closed else { return }
+        var failed: Int32? = nil
+        outbound.consume { raw in
+            var sent = 0
+            while sent < raw.count {
+                switch socket.write(UnsafeRawBufferPointer(rebasing: raw[sent...])) {
+                case .wrote(let n): sent += n
+                case .wouldBlock: return sent
+                case .error(let code):
+                    failed = code
+                    return sent
+                }
+            }
+            return sent
+        }
+        if let failed {
+            finish(error: "write failed (errno \(failed))")
+            return
+        }
+        let pending = !outbound.isEmpty
+        socket.setWriteInterest(pending)
+        if outbound.count >= Transport.highWater {
+            overHighWater = true
+        } else if overHighWater && outbound.count <= Transport.lowWater {
+            overHighWater = false
+            delegate?.transportDrained()
+        }
+        if !pending && closeAfterFlush && !lingering { startLingering() }
+    }
+
+    /// Sends what is queued (and a TLS close_notify), then closes.
+    func closeGracefully() {
+        guard !closed, !closing else { return }
+        closing = true
+        closeAfterFlush = true
+        if let tls {
+            tls.shutdown()
+            moveCiphertext()
+        }
+        flush()
+    }
+
+    /// After the last byte left: half-close, then read and discard until the peer closes (or 2 s pass), so
+    /// unread pipelined input cannot turn our close into a reset that destroys the response in flight.
+    private func startLingering() {
+        lingering = true
+        socket.shutdownWrite()
+        socket.loop.schedule(afterMilliseconds: 2000) { [weak self] in self?.finish(error: nil) }
+    }
+
+    /// Closes at once, dropping anything queued.
+    func close() { finish(error: nil) }
+
+    private func finish(error: String?) {
+        guard !closed else { return }
+        closed = true
+        socket.close()
+        let delegate = self.delegate
+        self.delegate = nil
+        delegate?.transportClosed(error: error)
+    }
+
+    /// Stops or resumes reading from the peer: backpressure while the other side of the proxy catches up.
+    func setReading(_ on: Bool) { socket.setReadInterest(on) }
+}
+
+/// One read buffer per loop: every connection on the loop reads into it and consumes the bytes at once.
+final class LoopScratch {
+    let buffer: UnsafeMutableRawBufferPointer
+
+    init(size: Int = 64 * 1024) {
+        buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
+    }
+
+    deinit { buffer.deallocate() }
+}

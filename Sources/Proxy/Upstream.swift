@@ -1,0 +1,346 @@
+import EventLoop
+import GatewayCore
+import HTTP1
+import TLS
+
+/// Where requests for one tenant domain go, and how to reach it. Immutable and shared by all loops.
+struct UpstreamOrigin: Sendable {
+    /// The name used for Host and SNI (the edge origin in custom-domain mode).
+    var host: String
+    var port: UInt16
+    var useTLS: Bool
+    var tlsContext: TLSClientContext?
+    var maxConnections: Int
+    var connectTimeoutMs: Int
+    var responseTimeoutMs: Int
+    var idleTimeoutMs: Int
+    /// Extra request headers: the `cname-api-key` in edge mode. Never logged.
+    var secretHeaders: [(String, String)]
+    /// The header that carries the client's IP (x-forwarded-for unless the tenant names another).
+    var clientIPHeader: String
+
+    var hostHeader: String {
+        let defaultPort: UInt16 = useTLS ? 443 : 80
+        let h = host.contains(":") ? "[\(host)]" : host
+        return port == defaultPort ? h : "\(h):\(port)"
+    }
+
+    var key: String { "\(useTLS ? "https" : "http")://\(host):\(port)" }
+}
+
+/// Why an upstream exchange failed; mapped to 502/503/504 with a detail that says what failed.
+struct UpstreamFailure: Error {
+    var status: Int
+    var detail: String
+}
+
+/// Keep-alive connections to one origin, owned by one loop: bounded in number, idle ones expire.
+///
+/// Loop-confined. `acquire` hands out an idle connection, opens a new one under the bound, or queues the request
+/// (bounded; the queue answers 503 when full, and each waiter times out after the connect timeout).
+final class UpstreamPool {
+    let origin: UpstreamOrigin
+    let context: LoopContext
+    private var idle: [UpstreamConnection] = []
+    private var open = 0
+    private var waiters: [(deadline: Int64, callback: (Result<UpstreamConnection, UpstreamFailure>) -> Void)] = []
+    private var resolved: [NetAddress] = []
+    private var resolvedAt: Int64 = 0
+    static let maxWaiters = 1024
+
+    init(origin: UpstreamOrigin, context: LoopContext) {
+        self.origin = origin
+        self.context = context
+    }
+
+    var openConnections: Int { open }
+    var idleConnections: Int { idle.count }
+
+    func acquire(_ callback: @escaping (Result<UpstreamConnection, UpstreamFailure>) -> Void) {
+        while let connection = idle.popLast() {
+            if connection.isUsable {
+                callback(.success(connection))
+                return
+            }
+            connection.close()
+        }
+        if open < origin.maxConnections {
+            connect(callback)
+            return
+        }
+        guard waiters.count < UpstreamPool.maxWaiters else {
+            context.metrics.upstreamError(kind: "pool_full")
+            callback(.failure(UpstreamFailure(status: 503, detail: "All upstream connections are busy.")))
+            return
+        }
+        context.metrics.upstreamPoolWait()
+        let deadline = context.clock.nowNanoseconds() + Int64(origin.connectTimeoutMs) * 1_000_000
+        waiters.append((deadline, callback))
+    }
+
+    /// A connection finished its exchange; a reusable one goes to the next waiter or back to the idle list.
+    func release(_ connection: UpstreamConnection, reusable: Bool) {
+        guard reusable, connection.isUsable, !context.isDraining else {
+            connection.close()
+            return
+        }
+        if !waiters.isEmpty {
+            let waiter = waiters.removeFirst()
+            waiter.callback(.success(connection))
+            return
+        }
+        connection.idleSince = context.clock.nowNanoseconds()
+        idle.append(connection)
+    }
+
+    func connectionClosed(_ connection: UpstreamConnection) {
+        open -= 1
+        idle.removeAll { $0 === connection }
+        // A slot freed up: open a connection for the oldest waiter.
+        if !waiters.isEmpty && open < origin.maxConnections {
+            let waiter = waiters.removeFirst()
+            connect(waiter.callback)
+        }
+    }
+
+    /// Called by the loop's sweeper: closes expired idle connections and fails waiters past their deadline.
+    func sweep(now: Int64) {
+        let limit = Int64(origin.idleTimeoutMs) * 1_000_000
+        for connection in idle where now - connection.idleSince > limit { connection.close() }
+        while let first = waiters.first, first.deadline < now {
+            waiters.removeFirst()
+            first.callback(.failure(UpstreamFailure(status: 503, detail: "No upstream connection became free in time.")))
+        }
+    }
+
+    func closeIdle() {
+        let all = idle
+        idle = []
+        for connection in all { connection.close() }
+    }
+
+    private func connect(_ callback: @escaping (Result<UpstreamConnection, UpstreamFailure>) -> Void) {
+        open += 1
+        let now = context.clock.nowNanoseconds()
+        if !resolved.isEmpty && now - resolvedAt < 30_000_000_000 {
+            startConnect(resolved[0], callback)
+            return
+        }
+        let loop = context.loop
+        Resolver.resolve(host: origin.host, port: origin.port, on: loop) { [weak self] result in
+            guard let self else { return }
+            switch result {
+            case .success(let addresses):
+                self.resolved = addresses
+                self.resolvedAt = self.context.clock.nowNanoseconds()
+                self.startConnect(addresses[0], callback)
+            case .failure(let error):
+                self.open -= 1
+                self.context.metrics.upstreamError(kind: "resolve")
+                callback(.failure(UpstreamFailure(status: 502, detail: "Could not resolve the upstream host: \(error).")))
+            }
+        }
+    }
+
+    private func startConnect(
+        _ address: NetAddress, _ callback: @escaping (Result<UpstreamConnection, UpstreamFailure>) -> Void
+    ) {
+        let fd: Int32
+        do {
+            fd = try TCP.startConnect(to: address)
+        } catch {
+            open -= 1
+            context.metrics.upstreamError(kind: "connect")
+            callback(.failure(UpstreamFailure(status: 502, detail: "Could not connect to the upstream: \(error).")))
+            return
+        }
+        let connection = UpstreamConnection(fd: fd, pool: self)
+        connection.connect(timeoutMs: origin.connectTimeoutMs) { [weak self] error in
+            guard let self else { return }
+            if let error {
+                self.context.metrics.upstreamError(kind: error.status == 504 ? "connect_timeout" : "connect")
+                callback(.failure(error))
+            } else {
+                callback(.success(connection))
+            }
+        }
+    }
+}
+
+/// Receives one upstream response. Loop-confined; every method is called at most in this order:
+/// `head`, `body`*, then exactly one of `end` or `failed`.
+protocol UpstreamResponseHandler: AnyObject {
+    func upstreamHead(_ head: ResponseHead, info: HTTP1ResponseInfo)
+    func upstreamBody(_ bytes: ArraySlice<UInt8>)
+    func upstreamEnd()
+    func upstreamFailed(_ failure: UpstreamFailure, retryable: Bool)
+}
+
+/// One HTTP/1.1 connection to the upstream, over TLS when the origin is https.
+final class UpstreamConnection: TransportDelegate {
+    private let transport: Transport
+    private unowned let pool: UpstreamPool
+    private var parser = HTTP1ResponseParser()
+    private var connectCallback: ((UpstreamFailure?) -> Void)?
+    private var connectTimer: LoopTimer?
+    private var responseTimer: LoopTimer?
+    private weak var handler: (any UpstreamResponseHandler)?
+    private var receivedAny = false
+    private var responseDone = true
+    private var keepAlive = false
+    private(set) var exchangesServed = 0
+    var idleSince: Int64 = 0
+    private var closed = false
+
+    init(fd: Int32, pool: UpstreamPool) {
+        self.pool = pool
+        let socket = Socket(fd: fd, loop: pool.context.loop)
+        let tls = pool.origin.useTLS ? pool.origin.tlsContext.map { TLSEngine(client: $0, serverName: pool.origin.host) } : nil
+        self.transport = Transport(socket: socket, tls: tls, scratch: pool.context.scratch)
+        transport.delegate = self
+    }
+
+    var isUsable: Bool { !closed && responseDone }
+
+    func connect(timeoutMs: Int, _ callback: @escaping (UpstreamFailure?) -> Void) {
+        connectCallback = callback
+        connectTimer = pool.context.loop.schedule(afterMilliseconds: timeoutMs) { [weak self] in
+            self?.failConnect(UpstreamFailure(status: 504, detail: "Connecting to the upstream timed out."))
+        }
+        // The fd becomes writable when the TCP connect completes; the transport's first flush notices errors.
+        transport.socket.onWritable = { [weak self] in self?.tcpConnected() }
+        transport.socket.start()
+        transport.socket.setWriteInterest(true)
+    }
+
+    private func tcpConnected() {
+        let err = transport.socket.pendingError()
+        if err != 0 {
+            failConnect(UpstreamFailure(status: 502, detail: "Connecting to the upstream failed (errno \(err))."))
+            return
+        }
+        transport.socket.setWriteInterest(false)
+        transport.rebindWritable()
+        transport.startAfterConnect()
+    }
+
+    private func failConnect(_ failure: UpstreamFailure) {
+        guard let callback = connectCallback else { return }
+        connectCallback = nil
+        connectTimer?.cancel()
+        close()
+        callback(failure)
+    }
+
+    /// Sends a request (head already serialized, body complete) and streams the response to `handler`.
+    func send(head: [UInt8], body: [UInt8], method: String, handler: any UpstreamResponseHandler, timeoutMs: Int) {
+        self.handler = handler
+        receivedAny = false
+        responseDone = false
+        exchangesServed += 1
+        parser.expectResponse(toMethod: method)
+        transport.write(head)
+        if !body.isEmpty { transport.write(body) }
+        responseTimer = pool.context.loop.schedule(afterMilliseconds: timeoutMs) { [weak self] in
+            guard let self, !self.responseDone else { return }
+            self.fail(UpstreamFailure(status: 504, detail: "The upstream did not answer in time."), retryable: false)
+        }
+    }
+
+    /// Backpressure from the client side.
+    func setReading(_ on: Bool) { transport.setReading(on) }
+
+    func close() {
+        guard !closed else { return }
+        transport.close()
+    }
+
+    // MARK: - TransportDelegate
+
+    func transportReady(alpn: String?) {
+        guard let callback = connectCallback else { return }
+        connectCallback = nil
+        connectTimer?.cancel()
+        callback(nil)
+    }
+
+    func transportReceived(_ bytes: UnsafeRawBufferPointer) {
+        guard !responseDone else {
+            // Bytes nobody asked for: the connection cannot be trusted for another request.
+            close()
+            return
+        }
+        receivedAny = true
+        parser.feed(bytes)
+        pump()
+    }
+
+    private func pump() {
+        while !responseDone, let event = parser.next() {
+            switch event {
+            case .informational:
+                continue
+            case .head(let head, let info):
+                keepAlive = info.keepAlive
+                handler?.upstreamHead(head, info: info)
+            case .body(let bytes):
+                handler?.upstreamBody(bytes)
+            case .trailers:
+                continue
+            case .end:
+                responseDone = true
+                responseTimer?.cancel()
+                let handler = self.handler
+                self.handler = nil
+                pool.release(self, reusable: keepAlive)
+                handler?.upstreamEnd()
+            case .error(let error):
+                fail(UpstreamFailure(status: 502, detail: "The upstream sent an invalid response: \(error.reason)."),
+                    retryable: false)
+            }
+        }
+    }
+
+    func transportDrained() {}
+
+    func transportClosed(error: String?) {
+        closed = true
+        connectTimer?.cancel()
+        responseTimer?.cancel()
+        if let callback = connectCallback {
+            connectCallback = nil
+            callback(UpstreamFailure(status: 502, detail: error.map { "Connecting to the upstream failed: \($0)." }
+                ?? "The upstream closed the connection during the TLS handshake."))
+        }
+        if !responseDone {
+            // Read-until-close bodies end here.
+            parser.finish()
+            pump()
+            if !responseDone {
+                // A reused connection the upstream closed before answering is safe to retry once.
+                let retryable = !receivedAny && exchangesServed > 1
+                failAfterClose(
+                    UpstreamFailure(status: 502, detail: error.map { "The upstream connection failed: \($0)." }
+                        ?? "The upstream closed the connection before the response was complete."),
+                    retryable: retryable)
+            }
+        }
+        pool.connectionClosed(self)
+    }
+
+    private func fail(_ failure: UpstreamFailure, retryable: Bool) {
+        responseDone = true
+        responseTimer?.cancel()
+        let handler = self.handler
+        self.handler = nil
+        close()
+        handler?.upstreamFailed(failure, retryable: retryable)
+    }
+
+    private func failAfterClose(_ failure: UpstreamFailure, retryable: Bool) {
+        responseDone = true
+        let handler = self.handler
+        self.handler = nil
+        handler?.upstreamFailed(failure, retryable: retryable)
+    }
+}

@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""A loopback HTTP/1.1 upstream for integration tests: records the raw bytes of every request it receives.
+
+Usage: upstream.py PORT RECORD_FILE [--tls CERT KEY]
+Paths: /big (1 MiB body), /slow (answers after 3 s), /close (closes without answering),
+/status/NNN (answers NNN), /chunked (chunked response); anything else echoes method and path as JSON.
+"""
+import json
+import socket
+import ssl
+import sys
+import threading
+import time
+
+port = int(sys.argv[1])
+record_path = sys.argv[2]
+tls = None
+if len(sys.argv) > 3 and sys.argv[3] == "--tls":
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(sys.argv[4], sys.argv[5])
+lock = threading.Lock()
+
+
+def record(raw: bytes) -> None:
+    with lock, open(record_path, "ab") as f:
+        f.write(len(raw).to_bytes(4, "big") + raw)
+
+
+def read_request(conn, buf: bytes):
+    while b"\r\n\r\n" not in buf:
+        data = conn.recv(65536)
+        if not data:
+            return None, b""
+        buf += data
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    lines = head.split(b"\r\n")
+    length = 0
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    while len(rest) < length:
+        data = conn.recv(65536)
+        if not data:
+            return None, b""
+        rest += data
+    body, remaining = rest[:length], rest[length:]
+    return (head + b"\r\n\r\n" + body, lines[0].decode(), body), remaining
+
+
+def respond(conn, status: int, body: bytes, extra=b""):
+    conn.sendall(
+        b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+        b"Access-Control-Allow-Origin: https://upstream-said.example\r\n%s\r\n" % (status, len(body), extra)
+        + body
+    )
+
+
+def serve(conn):
+    buf = b""
+    try:
+        while True:
+            req, buf = read_request(conn, buf)
+            if req is None:
+                return
+            raw, line, body = req
+            record(raw)
+            method, path, _ = line.split(" ", 2)
+            if path == "/big":
+                respond(conn, 200, b"x" * (1 << 20))
+            elif path == "/slow":
+                time.sleep(3)
+                respond(conn, 200, b"{}")
+            elif path == "/close":
+                return
+            elif path.startswith("/status/"):
+                respond(conn, int(path.split("/")[2]), b'{"status":"set"}')
+            elif path == "/chunked":
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+                )
+            else:
+                payload = json.dumps({"method": method, "path": path, "body_length": len(body)}).encode()
+                respond(conn, 200, payload)
+    except (ConnectionError, ssl.SSLError, OSError):
+        return
+    finally:
+        conn.close()
+
+
+listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+listener.bind(("127.0.0.1", port))
+listener.listen(512)
+while True:
+    c, _ = listener.accept()
+    if tls:
+        try:
+            c = tls.wrap_socket(c, server_side=True)
+        except (ssl.SSLError, OSError):
+            c.close()
+            continue
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
