@@ -1,0 +1,380 @@
+import GatewayCore
+
+/// A strict, incremental HTTP/1.1 request parser (RFC 9112, RFC 9110) for the downstream side of the gateway.
+///
+/// Sans-I/O and pull-based: `feed` bytes as they arrive, then call `next()` until it returns nil, which means
+/// "need more bytes" (or, after `.error` or after the `.end` of a request that does not keep the connection
+/// alive, "nothing more, ever"). Pipelined requests are yielded in order; the driver applies back-pressure simply
+/// by not calling `next()` until it is ready for the next request. A value type owned by one connection on one
+/// loop; no locks.
+///
+/// Decisions the RFCs leave open, taken strictly (each has a test vector):
+/// - Line endings must be CRLF; a bare LF or a bare CR anywhere in the head or chunk framing is 400.
+/// - Empty lines before a request line are skipped (RFC 9112 §2.2) but count against `maxRequestLineBytes`.
+/// - The request line is `method SP target SP version` with single spaces. A well-formed `HTTP/x.y` other than
+///   1.0 and 1.1 is 505; anything else malformed is 400.
+/// - Targets: origin-form; `*` for OPTIONS only; absolute-form `http(s)://authority/path` (RFC 9112 §3.2.2) is
+///   mapped to origin-form with `authority` and `scheme` taken from it, and, stricter than the RFC, it must agree
+///   with the Host field (case-insensitively) or the request is 400, so no later stage can see two different hosts.
+///   CONNECT (authority-form) is 501. Allowed target bytes are listed at `isTargetByte`: notably `|` is accepted,
+///   `%` must start a valid pct-encoding, and non-ASCII is refused.
+/// - HTTP/1.1 needs exactly one valid, non-empty Host (400 otherwise); HTTP/1.0 may omit it.
+/// - Content-Length must be one field with `1*DIGIT`; lists and repeats, even of equal values, are 400. Above
+///   `maxBodyBytes` it is 413 at the head.
+/// - Transfer-Encoding: only a single final `chunked` is accepted. Together with Content-Length: 400. In HTTP/1.0:
+///   400. `chunked` repeated or not last: 400. No `chunked` at all (`identity`, `gzip`): 501. Other codings before
+///   a final `chunked` (`gzip, chunked`): 501, since the gateway does not decode transfer codings.
+/// - `Expect` other than `100-continue` is 417.
+public struct HTTP1RequestParser: Sendable {
+    public let limits: HTTP1Limits
+
+    private enum State: Sendable {
+        case requestLine
+        case headers
+        case body
+        /// A request without keep-alive ended: whatever follows is ignored.
+        case closed
+        case failed
+    }
+
+    private var input = InputBuffer()
+    private var state: State = .requestLine
+    private var eof = false
+    private var leadingEmptyLineBytes = 0
+
+    private var method = ""
+    private var target = ""
+    private var version = HTTPVersion.http1_1
+    private var targetAuthority: String?
+    private var targetScheme: String?
+    private var fields = FieldAccumulator()
+    private var keepAlive = true
+    private var body = BodyDecoder()
+
+    public init(limits: HTTP1Limits = HTTP1Limits()) {
+        self.limits = limits
+    }
+
+    /// Appends received bytes. Ignored once the parser has failed or closed.
+    public mutating func feed(_ bytes: UnsafeRawBufferPointer) {
+        guard acceptsInput else { return }
+        input.append(bytes)
+    }
+
+    /// Appends received bytes. Ignored once the parser has failed or closed.
+    public mutating func feed<C: Collection>(_ bytes: C) where C.Element == UInt8 {
+        guard acceptsInput else { return }
+        input.append(contentsOf: bytes)
+    }
+
+    /// Records that the peer closed its sending side. A request cut short then yields `.error` (400); a connection
+    /// closed between requests yields nothing.
+    public mutating func feedEOF() {
+        eof = true
+    }
+
+    /// True when bytes of an unfinished request have been received (a head in progress or a body not yet ended):
+    /// the driver's idle timeout should then answer 408 rather than close silently.
+    public var hasPartialRequest: Bool {
+        switch state {
+        case .requestLine: return input.readableCount > 0 && !onlyEmptyLinesBuffered
+        case .headers: return true
+        case .body: return body.isInProgress
+        case .closed, .failed: return false
+        }
+    }
+
+    /// Bytes received and not yet turned into events.
+    public var bufferedByteCount: Int { input.readableCount }
+
+    private var acceptsInput: Bool {
+        switch state {
+        case .closed, .failed: return false
+        default: return !eof
+        }
+    }
+
+    private var onlyEmptyLinesBuffered: Bool {
+        input.readableCount == 1 && input.byte(at: 0) == Byte.cr
+    }
+
+    /// The next event, or nil when more bytes are needed (or the parser has finished for good).
+    public mutating func next() -> HTTP1RequestEvent? {
+        while true {
+            switch state {
+            case .closed, .failed:
+                return nil
+            case .requestLine:
+                guard input.readableCount > 0 else { return nil }
+                let first = input.byte(at: 0)
+                guard first == Byte.cr || isTokenByte(first) else { return fail(.badRequest("invalid request line")) }
+                switch input.searchLine(limit: limits.maxRequestLineBytes - leadingEmptyLineBytes) {
+                case .incomplete:
+                    if eof {
+                        if onlyEmptyLinesBuffered { return nil }
+                        return fail(.badRequest("connection closed inside a request"))
+                    }
+                    return nil
+                case .tooLong:
+                    return fail(HTTP1Error(status: 414, reason: "request line too long"))
+                case .found(let lf):
+                    guard input.hasCRBefore(lf) else { return fail(.badRequest("bare LF")) }
+                    let start = input.readIndex
+                    if lf - 1 == start {
+                        leadingEmptyLineBytes += 2
+                        input.consumeLine(through: lf)
+                        continue
+                    }
+                    let parsed = input.withBytes { Self.parseRequestLine($0, start, lf - 1) }
+                    input.consumeLine(through: lf)
+                    switch parsed {
+                    case .failure(let error):
+                        return fail(error)
+                    case .line(let line):
+                        method = line.method
+                        target = line.target
+                        version = line.version
+                        targetAuthority = line.authority
+                        targetScheme = line.scheme
+                        fields = FieldAccumulator()
+                        leadingEmptyLineBytes = 0
+                        state = .headers
+                    }
+                }
+            case .headers:
+                switch input.searchLine(limit: limits.maxHeaderBytes - fields.bytes) {
+                case .incomplete:
+                    return eof ? fail(.badRequest("connection closed inside a request")) : nil
+                case .tooLong:
+                    return fail(HTTP1Error(status: 431, reason: "header section too large"))
+                case .found(let lf):
+                    guard input.hasCRBefore(lf) else { return fail(.badRequest("bare LF")) }
+                    let start = input.readIndex
+                    fields.bytes += lf + 1 - start
+                    if lf - 1 == start {
+                        input.consumeLine(through: lf)
+                        return finishHead()
+                    }
+                    let line = input.withBytes { parseFieldLine($0, start, lf - 1) }
+                    input.consumeLine(through: lf)
+                    switch line {
+                    case .failure(let error):
+                        return fail(error)
+                    case .field(let field, let kind):
+                        guard fields.fields.count < limits.maxHeaderCount else {
+                            return fail(HTTP1Error(status: 431, reason: "too many header fields"))
+                        }
+                        if let error = fields.add(field, kind) { return fail(error) }
+                    }
+                }
+            case .body:
+                switch body.step(&input, eof: eof, limits: limits) {
+                case .needMore:
+                    return nil
+                case .body(let bytes):
+                    return .body(bytes)
+                case .trailers(let trailers):
+                    return .trailers(trailers)
+                case .failure(let error):
+                    return fail(error)
+                case .end:
+                    if keepAlive {
+                        state = .requestLine
+                    } else {
+                        state = .closed
+                        input.discardAll()
+                    }
+                    return .end
+                }
+            }
+        }
+    }
+
+    private mutating func fail(_ error: HTTP1Error) -> HTTP1RequestEvent {
+        state = .failed
+        input.discardAll()
+        return .error(error)
+    }
+
+    private mutating func finishHead() -> HTTP1RequestEvent {
+        var authority = fields.host
+        if version == .http1_1 && fields.hostCount == 0 { return fail(.badRequest("missing Host field")) }
+        if let fromTarget = targetAuthority {
+            // RFC 9112 §3.2.2 says to ignore Host here; refusing a mismatch instead keeps one host per request.
+            if let host = fields.host, !host.asciiCaseInsensitiveEquals(fromTarget) {
+                return fail(.badRequest("Host does not match the absolute-form target"))
+            }
+            authority = fromTarget
+        }
+
+        let framing: HTTP1Framing
+        switch fields.transferCoding {
+        case .none:
+            if let length = fields.contentLength {
+                guard length <= limits.maxBodyBytes else {
+                    return fail(HTTP1Error(status: 413, reason: "body exceeds the limit"))
+                }
+                framing = .contentLength(length)
+            } else {
+                framing = .none
+            }
+        case .chunked, .unsupportedBeforeChunked, .withoutChunked, .malformed:
+            if version == .http1_0 { return fail(.badRequest("Transfer-Encoding in HTTP/1.0")) }
+            if fields.contentLength != nil { return fail(.badRequest("both Content-Length and Transfer-Encoding")) }
+            switch fields.transferCoding {
+            case .malformed: return fail(.badRequest("chunked repeated or not the final transfer coding"))
+            case .withoutChunked: return fail(HTTP1Error(status: 501, reason: "unsupported transfer coding"))
+            case .unsupportedBeforeChunked:
+                return fail(HTTP1Error(status: 501, reason: "unsupported transfer coding"))
+            default: framing = .chunked
+            }
+        }
+
+        switch version {
+        case .http1_0: keepAlive = fields.connectionKeepAlive && !fields.connectionClose
+        default: keepAlive = !fields.connectionClose
+        }
+        let hasBody: Bool
+        switch framing {
+        case .none, .contentLength(0): hasBody = false
+        default: hasBody = true
+        }
+        let info = HTTP1RequestInfo(
+            framing: framing,
+            keepAlive: keepAlive,
+            expectContinue: fields.expectContinue && version == .http1_1 && hasBody
+        )
+        let head = RequestHead(
+            method: method,
+            target: target,
+            version: version,
+            headers: HTTPFields(fields.fields),
+            authority: authority,
+            scheme: targetScheme
+        )
+        fields = FieldAccumulator()
+        body = BodyDecoder(framing: framing, maxBody: limits.maxBodyBytes)
+        state = .body
+        return .head(head, info)
+    }
+
+    struct RequestLine {
+        var method: String
+        var target: String
+        var version: HTTPVersion
+        var authority: String?
+        var scheme: String?
+    }
+
+    enum RequestLineResult {
+        case line(RequestLine)
+        case failure(HTTP1Error)
+    }
+
+    /// Parses `method SP request-target SP HTTP-version` (RFC 9112 §3) from `buf[start..<end]`.
+    static func parseRequestLine(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> RequestLineResult {
+        var i = start
+        while i < end && isTokenByte(buf[i]) { i &+= 1 }
+        guard i > start, i < end, buf[i] == Byte.space else { return .failure(.badRequest("invalid method")) }
+        let methodEnd = i
+        let targetStart = i + 1
+        i = targetStart
+        while i < end && buf[i] != Byte.space { i &+= 1 }
+        guard i < end, i > targetStart else { return .failure(.badRequest("invalid request line")) }
+        let targetEnd = i
+        let versionStart = i + 1
+
+        let version: HTTPVersion
+        switch parseVersion(buf, versionStart, end) {
+        case .some(.some(let v)): version = v
+        case .some(.none): return .failure(HTTP1Error(status: 505, reason: "HTTP version not supported"))
+        case .none: return .failure(.badRequest("invalid HTTP version"))
+        }
+
+        // Methods are case-sensitive (RFC 9110 §9.1), so only the exact `CONNECT` is the tunnel method.
+        let method = makeString(buf, start, methodEnd)
+        if method == "CONNECT" { return .failure(HTTP1Error(status: 501, reason: "CONNECT is not supported")) }
+
+        if buf[targetStart] == Byte.slash {
+            guard validateTargetBytes(buf, targetStart, targetEnd) else {
+                return .failure(.badRequest("invalid request target"))
+            }
+            let target = makeString(buf, targetStart, targetEnd)
+            return .line(RequestLine(method: method, target: target, version: version))
+        }
+        if targetEnd - targetStart == 1 && buf[targetStart] == Byte.asterisk {
+            guard method == "OPTIONS" else { return .failure(.badRequest("asterisk-form outside OPTIONS")) }
+            return .line(RequestLine(method: method, target: "*", version: version))
+        }
+        return parseAbsoluteForm(buf, targetStart, targetEnd, method: method, version: version)
+    }
+
+    /// `http://` or `https://` authority, then an optional path-abempty and query (RFC 9112 §3.2.2, §3.3).
+    private static func parseAbsoluteForm(
+        _ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int, method: String, version: HTTPVersion
+    ) -> RequestLineResult {
+        let scheme: String
+        var i: Int
+        if end - start > 7 && equalsIgnoringCase(buf, start, start + 7, "http://") {
+            scheme = "http"
+            i = start + 7
+        } else if end - start > 8 && equalsIgnoringCase(buf, start, start + 8, "https://") {
+            scheme = "https"
+            i = start + 8
+        } else {
+            return .failure(.badRequest("invalid request target"))
+        }
+        let authorityStart = i
+        while i < end && buf[i] != Byte.slash && buf[i] != Byte.question { i &+= 1 }
+        let authorityEnd = i
+        for j in authorityStart..<authorityEnd where buf[j] >= 0x80 {
+            return .failure(.badRequest("invalid request target"))
+        }
+        let authority = makeString(buf, authorityStart, authorityEnd)
+        guard isValidAuthority(authority[...].utf8) else { return .failure(.badRequest("invalid request target")) }
+        guard validateTargetBytes(buf, authorityEnd, end) else {
+            return .failure(.badRequest("invalid request target"))
+        }
+        let target: String
+        if authorityEnd == end {
+            target = method == "OPTIONS" ? "*" : "/"
+        } else if buf[authorityEnd] == Byte.question {
+            target = "/" + makeString(buf, authorityEnd, end)
+        } else {
+            target = makeString(buf, authorityEnd, end)
+        }
+        return .line(
+            RequestLine(method: method, target: target, version: version, authority: authority, scheme: scheme)
+        )
+    }
+
+    /// Every byte a target byte, and every `%` followed by two hex digits.
+    static func validateTargetBytes(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> Bool {
+        var i = start
+        while i < end {
+            let b = buf[i]
+            if b == Byte.percent {
+                guard i + 2 < end, hexValue(buf[i + 1]) >= 0, hexValue(buf[i + 2]) >= 0 else { return false }
+                i &+= 3
+                continue
+            }
+            guard isTargetByte(b) else { return false }
+            i &+= 1
+        }
+        return true
+    }
+}
+
+/// `HTTP/1.1` or `HTTP/1.0`: `.some(version)`; another well-formed `HTTP/d.d`: `.some(nil)`; malformed: nil.
+func parseVersion(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> HTTPVersion?? {
+    guard end - start == 8,
+        buf[start] == 0x48, buf[start + 1] == 0x54, buf[start + 2] == 0x54, buf[start + 3] == 0x50,
+        buf[start + 4] == Byte.slash, isDigit(buf[start + 5]), buf[start + 6] == 0x2E, isDigit(buf[start + 7])
+    else { return nil }
+    guard buf[start + 5] == 0x31 else { return .some(nil) }
+    switch buf[start + 7] {
+    case 0x31: return .some(.http1_1)
+    case 0x30: return .some(.http1_0)
+    default: return .some(nil)
+    }
+}

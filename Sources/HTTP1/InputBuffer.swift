@@ -1,0 +1,107 @@
+/// The bytes a parser has been fed and not yet consumed.
+///
+/// Consumed bytes are reclaimed lazily at the next `append`, so consuming is an index move. Line searches remember
+/// how far they already looked, so feeding a head one byte at a time costs O(n), not O(n²).
+struct InputBuffer: Sendable {
+    private(set) var storage: [UInt8] = []
+    private(set) var readIndex = 0
+    /// Absolute index below which no LF lies in the current unconsumed line.
+    private var scannedUpTo = 0
+
+    var readableCount: Int { storage.count - readIndex }
+
+    /// Buffers above this capacity are released when they drain, so an idle connection does not keep the memory of
+    /// its largest body.
+    private static let retainedCapacity = 64 * 1024
+
+    mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        reclaim()
+        storage.append(contentsOf: bytes)
+    }
+
+    mutating func append<C: Collection>(contentsOf bytes: C) where C.Element == UInt8 {
+        reclaim()
+        storage.append(contentsOf: bytes)
+    }
+
+    private mutating func reclaim() {
+        if readIndex == storage.count {
+            if storage.capacity > Self.retainedCapacity {
+                storage = []
+            } else {
+                storage.removeAll(keepingCapacity: true)
+            }
+            readIndex = 0
+            scannedUpTo = 0
+        } else if readIndex >= 4096 && readIndex * 2 >= storage.count {
+            storage.removeSubrange(0..<readIndex)
+            scannedUpTo = max(0, scannedUpTo - readIndex)
+            readIndex = 0
+        }
+    }
+
+    /// Drops everything, for a parser that will never read again.
+    mutating func discardAll() {
+        storage = []
+        readIndex = 0
+        scannedUpTo = 0
+    }
+
+    @inline(__always)
+    func byte(at offset: Int) -> UInt8 { storage[readIndex + offset] }
+
+    mutating func consume(_ count: Int) {
+        readIndex += count
+    }
+
+    /// Moves past the line whose LF is at absolute index `lf`.
+    mutating func consumeLine(through lf: Int) {
+        readIndex = lf + 1
+    }
+
+    /// Copies out up to `max` readable bytes and consumes them.
+    mutating func take(upTo max: Int) -> ArraySlice<UInt8> {
+        let n = min(max, readableCount)
+        let out = ArraySlice(storage[readIndex..<readIndex + n])
+        readIndex += n
+        return out
+    }
+
+    enum LineSearch {
+        /// The absolute index of the LF ending the line that starts at `readIndex`.
+        case found(Int)
+        case incomplete
+        /// No LF within `limit` bytes: the line (terminator included) would be longer than `limit`.
+        case tooLong
+    }
+
+    /// Looks for the LF that ends the line at `readIndex`, within `limit` bytes counted from `readIndex`.
+    ///
+    /// The outcome depends only on the bytes, not on how they were split across `append`s: with fewer than `limit`
+    /// bytes and no LF it is `.incomplete`; with `limit` or more and no LF among the first `limit`, `.tooLong`.
+    mutating func searchLine(limit: Int) -> LineSearch {
+        let from = max(scannedUpTo, readIndex)
+        let to = min(storage.count, readIndex + max(limit, 0))
+        if from < to {
+            let found: Int = storage.withUnsafeBufferPointer { buf in
+                var i = from
+                while i < to {
+                    if buf[i] == Byte.lf { return i }
+                    i &+= 1
+                }
+                return -1
+            }
+            if found >= 0 { return .found(found) }
+            scannedUpTo = to
+        }
+        return readableCount >= limit ? .tooLong : .incomplete
+    }
+
+    /// Whether the line ending at `lf` ends in CRLF (not a bare LF).
+    func hasCRBefore(_ lf: Int) -> Bool { lf > readIndex && storage[lf - 1] == Byte.cr }
+
+    @inline(__always)
+    func withBytes<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        storage.withUnsafeBufferPointer(body)
+    }
+}

@@ -1,0 +1,131 @@
+import GatewayCore
+import HTTP1
+import Testing
+
+@Suite("HTTP/1.1 serializer")
+struct SerializerTests {
+    @Test("a request head is written byte for byte, with Host from the authority")
+    func requestHead() throws {
+        let head = RequestHead(
+            method: "PATCH", target: "/my-org/details", headers: HTTPFields([("Content-Type", "application/json")]),
+            authority: "acme.example")
+        let bytes = try HTTP1Serializer.requestHead(head)
+        #expect(
+            String(decoding: bytes, as: UTF8.self)
+                == "PATCH /my-org/details HTTP/1.1\r\nHost: acme.example\r\nContent-Type: application/json\r\n\r\n")
+    }
+
+    @Test("an existing Host field is not duplicated")
+    func existingHost() throws {
+        let head = RequestHead(method: "GET", target: "/", headers: HTTPFields([("host", "a")]), authority: "b")
+        #expect(
+            String(decoding: try HTTP1Serializer.requestHead(head), as: UTF8.self)
+                == "GET / HTTP/1.1\r\nhost: a\r\n\r\n")
+    }
+
+    @Test("a serialized request parses back to the same head")
+    func roundTrip() throws {
+        let head = RequestHead(
+            method: "POST", target: "/my-org/members/auth0|1?x=%20",
+            headers: HTTPFields([("Host", "h.example:8443"), ("X-Name", "Zoë"), ("Content-Length", "2")]),
+            authority: "h.example:8443")
+        let events = parseRequests(try HTTP1Serializer.requestHead(head) + Array("ok".utf8))
+        #expect(
+            events.first
+                == .event(
+                    .head(head, HTTP1RequestInfo(framing: .contentLength(2), keepAlive: true, expectContinue: false))))
+    }
+
+    @Test("a response head is written byte for byte")
+    func responseHead() throws {
+        let head = ResponseHead(status: 429, headers: HTTPFields([("Retry-After", "1")]))
+        #expect(
+            String(decoding: try HTTP1Serializer.responseHead(head), as: UTF8.self)
+                == "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\n\r\n")
+        #expect(
+            String(
+                decoding: try HTTP1Serializer.responseHead(ResponseHead(status: 204), version: .http1_0), as: UTF8.self)
+                == "HTTP/1.0 204 No Content\r\n\r\n")
+    }
+
+    @Test("a serialized response parses back to the same head")
+    func responseRoundTrip() throws {
+        let head = ResponseHead(status: 200, headers: HTTPFields([("Content-Length", "0"), ("X-A", "b\tc")]))
+        let events = parseResponses(try HTTP1Serializer.responseHead(head), methods: ["GET"])
+        #expect(
+            events.first
+                == .event(
+                    .head(head, HTTP1ResponseInfo(version: .http1_1, framing: .contentLength(0), keepAlive: true))))
+    }
+
+    @Test(
+        "heads that would split the message are refused",
+        arguments: [
+            RequestHead(method: "GET", target: "/", headers: HTTPFields([("X-A", "a\r\nInjected: 1")]), authority: "a"),
+            RequestHead(method: "GET", target: "/", headers: HTTPFields([("X-A", "a\nb")]), authority: "a"),
+            RequestHead(method: "GET", target: "/", headers: HTTPFields([("X-A", "a\rb")]), authority: "a"),
+            RequestHead(method: "GET", target: "/", headers: HTTPFields([("X-A", "a\u{0}b")]), authority: "a"),
+            RequestHead(method: "GET", target: "/", headers: HTTPFields([("X-A\r\nB", "1")]), authority: "a"),
+            RequestHead(method: "GET", target: "/", headers: HTTPFields([("X A", "1")]), authority: "a"),
+            RequestHead(method: "GET", target: "/", headers: HTTPFields([("", "1")]), authority: "a"),
+            RequestHead(method: "GET", target: "/a b", authority: "a"),
+            RequestHead(method: "GET", target: "/a\r\nX: 1", authority: "a"),
+            RequestHead(method: "GET", target: "", authority: "a"),
+            RequestHead(method: "GE T", target: "/", authority: "a"),
+            RequestHead(method: "GET", target: "/", authority: "a\r\nX: 1"),
+            RequestHead(method: "GET", target: "/"),
+        ])
+    func refusesRequest(_ head: RequestHead) {
+        var out: [UInt8] = [1, 2, 3]
+        #expect(throws: HTTP1SerializationError.self) { try HTTP1Serializer.writeRequestHead(head, into: &out) }
+        #expect(out == [1, 2, 3])
+    }
+
+    @Test(
+        "response heads that would split the message are refused",
+        arguments: [
+            ResponseHead(status: 200, reason: "OK\r\nSet-Cookie: a=b"),
+            ResponseHead(status: 200, headers: HTTPFields([("Location", "/a\r\n\r\n<html>")])),
+            ResponseHead(status: 200, headers: HTTPFields([("Bad:Name", "1")])),
+            ResponseHead(status: 99),
+            ResponseHead(status: 1000),
+        ])
+    func refusesResponse(_ head: ResponseHead) {
+        #expect(throws: HTTP1SerializationError.self) { try HTTP1Serializer.responseHead(head) }
+    }
+
+    @Test("chunks carry their size in lowercase hex", arguments: [(1, "1"), (10, "a"), (255, "ff"), (4096, "1000")])
+    func chunkSizes(_ size: Int, _ hex: String) {
+        let bytes = [UInt8](repeating: 0x61, count: size)
+        #expect(HTTP1Serializer.chunk(bytes) == Array("\(hex)\r\n".utf8) + bytes + [13, 10])
+        #expect(HTTP1Serializer.chunkHeader(size: size) == Array("\(hex)\r\n".utf8))
+    }
+
+    @Test("an empty chunk writes nothing, since a zero-size chunk would end the body")
+    func emptyChunk() {
+        #expect(HTTP1Serializer.chunk([UInt8]()).isEmpty)
+    }
+
+    @Test("chunk-encoded bodies with trailers parse back to the same bytes")
+    func chunkRoundTrip() throws {
+        var rng = SplitMix64(seed: 42)
+        let body = (0..<3000).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        var wire = Array("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n".utf8)
+        var offset = 0
+        while offset < body.count {
+            let n = min(Int.random(in: 1...700, using: &rng), body.count - offset)
+            wire += HTTP1Serializer.chunk(body[offset..<offset + n])
+            offset += n
+        }
+        let trailers = HTTPFields([("X-Digest", "sha-256=abc")])
+        wire += try HTTP1Serializer.lastChunk(trailers: trailers)
+        let events = parseRequests(wire)
+        #expect(events.count == 4)
+        #expect(events[1] == .body(body))
+        #expect(events[2] == .event(.trailers(trailers)))
+        #expect(HTTP1Serializer.lastChunk == Array("0\r\n\r\n".utf8))
+        #expect(throws: HTTP1SerializationError.self) {
+            try HTTP1Serializer.lastChunk(trailers: HTTPFields([("X", "a\r\nb")]))
+        }
+    }
+}
