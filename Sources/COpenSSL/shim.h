@@ -45,4 +45,12 @@ static inline int cshim_EVP_PKEY_PUBLIC_KEY(void) { return EVP_PKEY_PUBLIC_KEY; 
 static inline int cshim_EVP_PKEY_KEYPAIR(void) { return EVP_PKEY_KEYPAIR; }
 static inline long cshim_SSL_CTX_set_tlsext_ticket_key_cb_unused(void) { return 0; }
 
+// TLS module: macros used by certificate loading and the session cache.
+static inline long cshim_SSL_CTX_add0_chain_cert(SSL_CTX *ctx, X509 *x509) {
+    return SSL_CTX_add0_chain_cert(ctx, x509);
+}
+static inline long cshim_SSL_CTX_sess_set_cache_size(SSL_CTX *ctx, long size) {
+    return SSL_CTX_sess_set_cache_size(ctx, size);
+}
+
 #endif

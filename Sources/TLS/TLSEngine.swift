@@ -1,0 +1,440 @@
+import COpenSSL
+
+/// The outcome of a handshake or shutdown step.
+public enum TLSStepResult: Sendable, Equatable {
+    /// The step needs bytes from the peer: send `pendingNetworkBytes`, feed what arrives, call again.
+    case incomplete
+    case complete
+    case failed(TLSError)
+}
+
+/// The outcome of `readPlaintext`.
+public enum TLSReadResult: Sendable, Equatable {
+    /// Everything the buffered ciphertext held has been read; more needs `feedNetwork`.
+    case needsNetworkBytes
+    /// The read stopped at the caller's limit; more plaintext may already be buffered. Call again when there is
+    /// room, without waiting for the socket (it may never become readable again for bytes already received).
+    case limitReached
+    /// The peer sent close_notify: no more plaintext will come. Bytes read before it were delivered.
+    case closed
+    case failed(TLSError)
+}
+
+/// The outcome of `writePlaintext`.
+public enum TLSWriteResult: Sendable, Equatable {
+    /// This many leading bytes were encrypted into the network buffer (possibly 0: drain the network first).
+    /// The rest must be offered again, starting with the very next `writePlaintext` call.
+    case accepted(Int)
+    case failed(TLSError)
+}
+
+/// One TLS connection as a sans-I/O state machine: one `SSL*` between two memory BIOs. The caller owns the socket
+/// and moves ciphertext in and out; the engine never blocks and never touches a file descriptor.
+///
+/// Confinement: not Sendable. Create, use and release it on one event-loop queue; OpenSSL's per-thread error
+/// queue is cleared before every method returns a failure, so no stale error reaches another connection.
+///
+/// Call order:
+/// 1. `init(server:)` or `init(client:serverName:)`.
+/// 2. Handshake: a client calls `handshake()` first (it produces the ClientHello). Then, whenever ciphertext
+///    arrives, `feedNetwork(_:)` and `handshake()`; after every call, send what `drainNetwork(into:)` (or
+///    `readNetwork(into:)`) yields. Repeat until `.complete` or `.failed`. On `.failed`, still send the pending
+///    bytes (they hold the alert), then close.
+/// 3. Data: `feedNetwork(_:)` then `readPlaintext(into:)` until `.needsNetworkBytes` (also right after the
+///    handshake completes: the peer's first data may have arrived with its last handshake message);
+///    `writePlaintext(_:)` for outbound data, keeping what was not accepted at the front of the outbound queue.
+///    Reading can produce network bytes too (TLS 1.3 key updates, session tickets): drain after every call.
+/// 4. Close: `shutdown()` queues close_notify; send it, then close the socket. If the peer closes first,
+///    `readPlaintext` returns `.closed`; answer with `shutdown()`. A TCP EOF without close_notify is reported by
+///    `noteNetworkEOF()` then `readPlaintext`, as a truncation `.failed`.
+public final class TLSEngine {
+    private enum State {
+        case handshaking
+        case established
+        case failed(TLSError)
+    }
+
+    /// The high-water mark above which `writePlaintext` accepts nothing until the network buffer is drained.
+    public static let defaultOutboundHighWaterMark = 64 * 1024
+    /// The largest TLS record's plaintext; the unit `writePlaintext` grants when it has any room at all.
+    static let recordSize = 16 * 1024
+
+    private let ssl: OpaquePointer
+    /// Ciphertext from the peer; SSL reads it.
+    private let networkInput: OpaquePointer
+    /// Ciphertext for the peer; SSL writes it.
+    private let networkOutput: OpaquePointer
+    /// Keeps the SSL_CTXs and the callback state alive for as long as the SSL may call back.
+    private let context: AnyObject
+    let clientSessions: TLSClientSessionCache?
+    let sessionKey: String?
+
+    private var state: State = .handshaking
+    /// The length of an SSL_write that must be retried: OpenSSL requires at least this many of the same bytes.
+    private var pendingWriteLength = 0
+    private let outboundHighWaterMark: Int
+
+    /// Whether this is the server side of the connection.
+    public let isServer: Bool
+
+    /// A server-side connection, starting on the context's default certificate (SNI may switch it).
+    public init(server: TLSServerContext, outboundHighWaterMark: Int = TLSEngine.defaultOutboundHighWaterMark) {
+        let ssl = Self.makeSSL(server.defaultContext)
+        (self.ssl, networkInput, networkOutput) = ssl
+        context = server
+        clientSessions = nil
+        sessionKey = nil
+        isServer = true
+        self.outboundHighWaterMark = max(outboundHighWaterMark, 1)
+        SSL_set_accept_state(self.ssl)
+    }
+
+    /// A client-side connection to `serverName`, a DNS name or an IP literal: the peer's certificate must be
+    /// valid for it. DNS names are sent as SNI; IP literals are not (RFC 6066 §3). A session cached for this host
+    /// is offered for resumption.
+    /// - Throws: `TLSError` of kind `.misuse` when OpenSSL refuses the name.
+    public init(
+        client: TLSClientContext, serverName: String,
+        outboundHighWaterMark: Int = TLSEngine.defaultOutboundHighWaterMark
+    ) throws(TLSError) {
+        let host = normalizedHostName(serverName)
+        let ssl = Self.makeSSL(client.context)
+        (self.ssl, networkInput, networkOutput) = ssl
+        context = client
+        clientSessions = client.sessions
+        sessionKey = host
+        isServer = false
+        self.outboundHighWaterMark = max(outboundHighWaterMark, 1)
+        SSL_set_connect_state(self.ssl)
+        let isIP = isIPAddressLiteral(host)
+        guard !host.isEmpty, SSL_set1_host(self.ssl, host) == 1,
+            isIP || cshim_SSL_set_tlsext_host_name(self.ssl, host) == 1
+        else {
+            let reason = OpenSSLErrorQueue.drainReasons() ?? "rejected"
+            throw TLSError(kind: .misuse, reason: "invalid server name '\(serverName)': \(reason)")
+        }
+        if let sessions = client.sessions {
+            _ = SSL_set_ex_data(self.ssl, engineIndex, Unmanaged.passUnretained(self).toOpaque())
+            sessions.apply(key: host, to: self.ssl)
+        }
+    }
+
+    deinit {
+        // SSL_free frees both BIOs, which SSL_set_bio handed to it.
+        SSL_free(ssl)
+    }
+
+    private static func makeSSL(_ context: OpaquePointer) -> (OpaquePointer, OpaquePointer, OpaquePointer) {
+        guard let ssl = SSL_new(context), let input = BIO_new(BIO_s_mem()), let output = BIO_new(BIO_s_mem()) else {
+            // Only allocation failure gets here; there is no connection to report it on.
+            fatalError("OpenSSL could not allocate a connection")
+        }
+        // An empty input BIO means "retry later" (WANT_READ), not EOF, until `noteNetworkEOF`.
+        _ = cshim_BIO_set_mem_eof_return(input, -1)
+        _ = cshim_BIO_set_mem_eof_return(output, -1)
+        SSL_set_bio(ssl, input, output)
+        return (ssl, input, output)
+    }
+
+    /// The engine an SSL belongs to, for OpenSSL callbacks (set only on clients that cache sessions).
+    static func engine(of ssl: OpaquePointer) -> TLSEngine? {
+        guard let pointer = SSL_get_ex_data(ssl, engineIndex) else { return nil }
+        return Unmanaged<TLSEngine>.fromOpaque(pointer).takeUnretainedValue()
+    }
+
+    // MARK: Network side
+
+    /// Hands ciphertext received from the socket to the engine (copied into the input BIO).
+    public func feedNetwork(_ bytes: UnsafeRawBufferPointer) {
+        guard var base = bytes.baseAddress else { return }
+        var remaining = bytes.count
+        while remaining > 0 {
+            let chunk = Int32(min(remaining, Int(Int32.max)))
+            let written = BIO_write(networkInput, base, chunk)
+            // A memory BIO only fails to grow when memory is exhausted.
+            precondition(written == chunk, "memory BIO write failed")
+            base += Int(chunk)
+            remaining -= Int(chunk)
+        }
+    }
+
+    /// Convenience for `feedNetwork(_: UnsafeRawBufferPointer)`.
+    public func feedNetwork(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { feedNetwork($0) }
+    }
+
+    /// Records that the socket reached EOF. Reads then report a missing close_notify as a truncation.
+    public func noteNetworkEOF() {
+        _ = cshim_BIO_set_mem_eof_return(networkInput, 0)
+    }
+
+    /// Ciphertext waiting to be sent to the peer.
+    public var pendingNetworkBytes: Int {
+        Int(cshim_BIO_pending(networkOutput))
+    }
+
+    /// Moves up to `buffer.count` bytes of pending ciphertext into `buffer` and returns how many.
+    public func readNetwork(into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        guard let base = buffer.baseAddress, !buffer.isEmpty else { return 0 }
+        let read = BIO_read(networkOutput, base, Int32(min(buffer.count, Int(Int32.max))))
+        return max(Int(read), 0)
+    }
+
+    /// Appends all pending ciphertext to `buffer`.
+    public func drainNetwork(into buffer: inout [UInt8]) {
+        let pending = pendingNetworkBytes
+        guard pending > 0 else { return }
+        let start = buffer.count
+        buffer.append(contentsOf: repeatElement(0, count: pending))
+        let read = buffer.withUnsafeMutableBytes { raw in
+            readNetwork(into: UnsafeMutableRawBufferPointer(rebasing: raw[start...]))
+        }
+        buffer.removeLast(pending - read)
+    }
+
+    // MARK: Handshake
+
+    /// Advances the handshake. See the type's call order.
+    public func handshake() -> TLSStepResult {
+        switch state {
+        case .established: return .complete
+        case .failed(let error): return .failed(error)
+        case .handshaking: break
+        }
+        let rc = SSL_do_handshake(ssl)
+        if rc == 1 {
+            state = .established
+            return .complete
+        }
+        let code = SSL_get_error(ssl, rc)
+        if code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE {
+            return .incomplete
+        }
+        return .failed(fail(kind: .handshakeFailed, code: code))
+    }
+
+    /// Whether the handshake has completed (and no failure happened since).
+    public var isEstablished: Bool {
+        if case .established = state { return true }
+        return false
+    }
+
+    // MARK: Application data
+
+    /// Decrypts buffered records into `buffer` until it is full or the engine needs more ciphertext.
+    /// Returns the number of bytes written at the front of `buffer` and why the read stopped.
+    /// Before the handshake has completed this advances it, and reads nothing until it has.
+    public func readPlaintext(into buffer: UnsafeMutableRawBufferPointer) -> (count: Int, result: TLSReadResult) {
+        switch state {
+        case .failed(let error): return (0, .failed(error))
+        case .established: break
+        case .handshaking:
+            switch handshake() {
+            case .complete: break
+            case .incomplete: return (0, .needsNetworkBytes)
+            case .failed(let error): return (0, .failed(error))
+            }
+        }
+        guard let base = buffer.baseAddress else { return (0, .limitReached) }
+        var total = 0
+        // SSL_read returns at most one record per call, and records already inside SSL raise no socket event:
+        // loop until it asks for more input.
+        while total < buffer.count {
+            var read = 0
+            if SSL_read_ex(ssl, base + total, buffer.count - total, &read) == 1 {
+                total += read
+                continue
+            }
+            let code = SSL_get_error(ssl, 0)
+            switch code {
+            case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE:
+                return (total, .needsNetworkBytes)
+            case SSL_ERROR_ZERO_RETURN:
+                ERR_clear_error()
+                return (total, .closed)
+            default:
+                return (total, .failed(fail(kind: .protocolError, code: code)))
+            }
+        }
+        return (total, .limitReached)
+    }
+
+    /// Appends decrypted plaintext to `buffer`, at most `maxBytes`, until the engine needs more ciphertext.
+    /// See `readPlaintext(into: UnsafeMutableRawBufferPointer)`.
+    public func readPlaintext(into buffer: inout [UInt8], maxBytes: Int = .max) -> TLSReadResult {
+        var filled = buffer.count
+        defer { buffer.removeLast(buffer.count - filled) }
+        var remaining = maxBytes
+        while true {
+            guard remaining > 0 else { return .limitReached }
+            let chunk = min(remaining, Self.recordSize)
+            let spare = buffer.count - filled
+            if spare < chunk {
+                buffer.append(contentsOf: repeatElement(0, count: chunk - spare))
+            }
+            let (count, result) = buffer.withUnsafeMutableBytes { raw in
+                readPlaintext(into: UnsafeMutableRawBufferPointer(rebasing: raw[filled..<(filled + chunk)]))
+            }
+            filled += count
+            remaining -= count
+            guard case .limitReached = result else { return result }
+        }
+    }
+
+    /// Encrypts a prefix of `bytes` into the network buffer and returns how much it took.
+    ///
+    /// It takes nothing while more than the high-water mark of ciphertext waits to be sent, and otherwise at
+    /// least one record's worth, so a caller that drains after every call makes progress and memory stays bounded.
+    /// Bytes not accepted must be offered again, first, on the next call (an interrupted SSL_write has to be
+    /// retried with at least the same bytes). Before the handshake has completed this advances it and accepts
+    /// nothing until it has.
+    public func writePlaintext(_ bytes: UnsafeRawBufferPointer) -> TLSWriteResult {
+        switch state {
+        case .failed(let error): return .failed(error)
+        case .established: break
+        case .handshaking:
+            switch handshake() {
+            case .complete: break
+            case .incomplete: return .accepted(0)
+            case .failed(let error): return .failed(error)
+            }
+        }
+        guard let base = bytes.baseAddress, !bytes.isEmpty else { return .accepted(0) }
+        let length: Int
+        if pendingWriteLength > 0 {
+            guard bytes.count >= pendingWriteLength else {
+                return .failed(
+                    fail(kind: .misuse, reason: "a retried write must offer the bytes of the interrupted one"))
+            }
+            length = pendingWriteLength
+        } else {
+            let room = outboundHighWaterMark - pendingNetworkBytes
+            guard room > 0 else { return .accepted(0) }
+            length = min(bytes.count, max(room, Self.recordSize))
+        }
+        // In partial-write mode SSL_write returns after each record; loop to take the whole grant.
+        var total = 0
+        while total < length {
+            var written = 0
+            if SSL_write_ex(ssl, base + total, length - total, &written) == 1 {
+                pendingWriteLength = 0
+                total += written
+                continue
+            }
+            let code = SSL_get_error(ssl, 0)
+            if code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE {
+                pendingWriteLength = length - total
+                return .accepted(total)
+            }
+            return .failed(fail(kind: .protocolError, code: code))
+        }
+        return .accepted(total)
+    }
+
+    /// Convenience for `writePlaintext(_: UnsafeRawBufferPointer)`.
+    public func writePlaintext(_ bytes: [UInt8]) -> TLSWriteResult {
+        bytes.withUnsafeBytes { writePlaintext($0) }
+    }
+
+    // MARK: Closing
+
+    /// Queues close_notify. `.incomplete`: sent, the peer's close_notify has not arrived (closing the socket now
+    /// is fine for a server). `.complete`: both sides have sent it, or the handshake never finished (nothing is
+    /// sent then).
+    public func shutdown() -> TLSStepResult {
+        switch state {
+        case .failed(let error): return .failed(error)
+        case .handshaking: return .complete
+        case .established: break
+        }
+        let rc = SSL_shutdown(ssl)
+        if rc == 1 { return .complete }
+        if rc == 0 { return .incomplete }
+        let code = SSL_get_error(ssl, rc)
+        if code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE {
+            return .incomplete
+        }
+        return .failed(fail(kind: .protocolError, code: code))
+    }
+
+    // MARK: Connection facts
+
+    /// The ALPN protocol both sides agreed on, if any.
+    public var negotiatedALPN: String? {
+        var data: UnsafePointer<UInt8>?
+        var length: UInt32 = 0
+        SSL_get0_alpn_selected(ssl, &data, &length)
+        guard let data, length > 0 else { return nil }
+        return String(decoding: UnsafeBufferPointer(start: data, count: Int(length)), as: UTF8.self)
+    }
+
+    /// The host name the client sent as SNI (server side), or the one this client sends (client side).
+    public var serverName: String? {
+        guard let name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) else { return nil }
+        return String(cString: name)
+    }
+
+    /// "TLSv1.3" or "TLSv1.2" once the handshake has completed.
+    public var protocolVersion: String {
+        String(cString: SSL_get_version(ssl))
+    }
+
+    /// The cipher suite in OpenSSL's naming, such as "TLS_AES_128_GCM_SHA256"; nil before the handshake.
+    public var cipherSuite: String? {
+        guard let cipher = SSL_get_current_cipher(ssl), let name = SSL_CIPHER_get_name(cipher) else { return nil }
+        return String(cString: name)
+    }
+
+    /// Whether the handshake resumed an earlier session.
+    public var sessionReused: Bool {
+        SSL_session_reused(ssl) == 1
+    }
+
+    /// The peer certificate's subject in OpenSSL's one-line form (such as "/CN=example.com"); nil without one.
+    public var peerCertificateSubject: String? {
+        guard let certificate = SSL_get0_peer_certificate(ssl),
+            let text = X509_NAME_oneline(X509_get_subject_name(certificate), nil, 0)
+        else { return nil }
+        defer { cshim_OPENSSL_free(text) }
+        return String(cString: text)
+    }
+
+    /// The DNS names of the peer certificate's subjectAltName, lower-cased.
+    public var peerCertificateDNSNames: [String] {
+        guard let certificate = SSL_get0_peer_certificate(ssl) else { return [] }
+        return CertificateNames(certificate: certificate).dnsNames
+    }
+
+    // MARK: Failure
+
+    private func fail(kind: TLSError.Kind, code: Int32) -> TLSError {
+        let verifyResult = SSL_get_verify_result(ssl)
+        let error: TLSError
+        if !isServer, verifyResult != X509_V_OK {
+            let reason = String(cString: X509_verify_cert_error_string(verifyResult))
+            error = TLSError(kind: .certificateVerificationFailed, reason: "certificate verify failed: \(reason)")
+        } else if let reason = OpenSSLErrorQueue.drainReasons() {
+            error = TLSError(kind: kind, reason: reason)
+        } else if code == SSL_ERROR_SYSCALL || code == SSL_ERROR_ZERO_RETURN {
+            error = TLSError(kind: kind, reason: "the peer closed the connection without close_notify")
+        } else {
+            error = TLSError(kind: kind, reason: "TLS error \(code)")
+        }
+        ERR_clear_error()
+        state = .failed(error)
+        return error
+    }
+
+    private func fail(kind: TLSError.Kind, reason: String) -> TLSError {
+        ERR_clear_error()
+        let error = TLSError(kind: kind, reason: reason)
+        state = .failed(error)
+        return error
+    }
+}
+
+@available(*, unavailable)
+extension TLSEngine: Sendable {}
+
+/// The SSL ex_data slot holding the owning engine (unretained: the engine owns the SSL, so it outlives it).
+private let engineIndex: Int32 = CRYPTO_get_ex_new_index(CRYPTO_EX_INDEX_SSL, 0, nil, nil, nil, nil)

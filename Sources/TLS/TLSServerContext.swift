@@ -1,0 +1,314 @@
+import COpenSSL
+
+/// A TLS protocol version bound.
+public enum TLSProtocolVersion: Sendable, Equatable, Comparable {
+    case tls12
+    case tls13
+
+    var openSSLValue: Int32 {
+        switch self {
+        case .tls12: return TLS1_2_VERSION
+        case .tls13: return TLS1_3_VERSION
+        }
+    }
+}
+
+/// One certificate a listener serves, and the host names (SNI) it answers for.
+public struct TLSCertificateEntry: Sendable, Equatable {
+    /// The certificate chain, leaf first, then intermediates.
+    public var certificate: TLSPEMSource
+    /// The leaf's private key (unencrypted PEM).
+    public var privateKey: TLSPEMSource
+    /// Host names this certificate answers for; `*.example.com` covers one label. Empty: the certificate's own
+    /// subjectAltName DNS names. Each listed name must be covered by the certificate.
+    public var domains: [String]
+
+    public init(certificate: TLSPEMSource, privateKey: TLSPEMSource, domains: [String] = []) {
+        self.certificate = certificate
+        self.privateKey = privateKey
+        self.domains = domains
+    }
+}
+
+/// How a listener terminates TLS.
+public struct TLSServerConfiguration: Sendable, Equatable {
+    /// At least one. The first is the default, served when the client sends no SNI or an unknown name.
+    public var certificates: [TLSCertificateEntry]
+    /// ALPN protocols in the server's order of preference; the first one the client also offers wins.
+    /// Empty: no ALPN (HTTP/1.1 implied). A listener that must not speak HTTP/2 passes `["http/1.1"]`.
+    public var alpnProtocols: [String]
+    public var minimumVersion: TLSProtocolVersion
+    public var maximumVersion: TLSProtocolVersion
+    /// Entries in OpenSSL's server-side session cache (TLS 1.2 session IDs); tickets need no server state.
+    public var sessionCacheSize: Int
+
+    public init(
+        certificates: [TLSCertificateEntry],
+        alpnProtocols: [String] = ["h2", "http/1.1"],
+        minimumVersion: TLSProtocolVersion = .tls12,
+        maximumVersion: TLSProtocolVersion = .tls13,
+        sessionCacheSize: Int = 20_480
+    ) {
+        self.certificates = certificates
+        self.alpnProtocols = alpnProtocols
+        self.minimumVersion = minimumVersion
+        self.maximumVersion = maximumVersion
+        self.sessionCacheSize = sessionCacheSize
+    }
+}
+
+/// The server side's OpenSSL configuration for one listener: one `SSL_CTX` per certificate, chosen per
+/// connection by SNI, plus ALPN selection.
+///
+/// Immutable after `init`, shared by every loop. A certificate reload builds a new context and swaps it in;
+/// connections already open keep the one they started with (each `TLSEngine` retains its context).
+public final class TLSServerContext: @unchecked Sendable {
+    // Safety: every stored property is a `let` set in init and never mutated; OpenSSL documents SSL_CTX as safe to
+    // share between threads once configured (SSL_new, the session cache and ticket keys take their own locks).
+    // The callbacks only read `callbackState`, which is equally immutable.
+
+    /// The first certificate's context; every connection starts on it (and keeps its session cache and ticket
+    /// keys even when SNI moves it to another certificate).
+    let defaultContext: OpaquePointer
+    private let contexts: [OpaquePointer]
+    private let callbackState: ServerCallbackState
+
+    /// The ALPN protocols offered, in preference order.
+    public let alpnProtocols: [String]
+    /// Every host name routed by SNI, lower-cased, in certificate order (wildcards included as `*.suffix`).
+    public let serverNames: [String]
+
+    /// Loads every certificate and key, checks that each key matches its certificate, and builds the contexts.
+    /// - Throws: `TLSConfigurationError` naming the file and OpenSSL's reason.
+    public init(configuration: TLSServerConfiguration) throws(TLSConfigurationError) {
+        guard !configuration.certificates.isEmpty else {
+            throw TLSConfigurationError("a TLS listener needs at least one certificate")
+        }
+        guard configuration.minimumVersion <= configuration.maximumVersion else {
+            throw TLSConfigurationError("TLS minimum version is above the maximum version")
+        }
+        let alpnWire = try encodeALPN(configuration.alpnProtocols)
+
+        var contexts: [OpaquePointer] = []
+        var exact: [String: OpaquePointer] = [:]
+        var wildcard: [String: OpaquePointer] = [:]
+        var names: [String] = []
+        do throws(TLSConfigurationError) {
+            for entry in configuration.certificates {
+                let context = try makeBaseContext(
+                    method: TLS_server_method(), minimum: configuration.minimumVersion,
+                    maximum: configuration.maximumVersion)
+                contexts.append(context)
+                let covered = try Self.loadCertificate(entry, into: context)
+                let domains = entry.domains.isEmpty ? covered.dnsNames : entry.domains.map(normalizedHostName)
+                for domain in domains {
+                    let isCovered =
+                        domain.hasPrefix("*.") ? covered.dnsNames.contains(domain) : covered.covers(host: domain)
+                    guard isCovered else {
+                        throw TLSConfigurationError(
+                            "certificate \(entry.certificate.displayName) does not cover domain '\(domain)'")
+                    }
+                    // First certificate listing a name wins; later duplicates are ignored.
+                    if domain.hasPrefix("*.") {
+                        let suffix = String(domain.dropFirst(2))
+                        if wildcard[suffix] == nil {
+                            wildcard[suffix] = context
+                            names.append(domain)
+                        }
+                    } else if exact[domain] == nil {
+                        exact[domain] = context
+                        names.append(domain)
+                    }
+                }
+            }
+        } catch {
+            contexts.forEach { SSL_CTX_free($0) }
+            throw error
+        }
+
+        let state = ServerCallbackState(exact: exact, wildcard: wildcard, alpnWire: alpnWire)
+        let sessionContext = Array("myorg-gateway".utf8)
+        for context in contexts {
+            // All contexts share one session ID context so a session survives SSL_set_SSL_CTX.
+            _ = SSL_CTX_set_session_id_context(context, sessionContext, UInt32(sessionContext.count))
+            _ = cshim_SSL_CTX_set_session_cache_mode(context, Int(SSL_SESS_CACHE_SERVER))
+            _ = cshim_SSL_CTX_sess_set_cache_size(context, configuration.sessionCacheSize)
+            let arg = Unmanaged.passUnretained(state).toOpaque()
+            // The ALPN callback runs on the context SNI selected, so every context carries it.
+            if !alpnWire.isEmpty {
+                SSL_CTX_set_alpn_select_cb(context, selectALPN, arg)
+            }
+        }
+        // OpenSSL runs the servername callback of the context the SSL was created from: the default one.
+        _ = cshim_SSL_CTX_set_tlsext_servername_callback(contexts[0], selectCertificate)
+        _ = cshim_SSL_CTX_set_tlsext_servername_arg(contexts[0], Unmanaged.passUnretained(state).toOpaque())
+
+        self.defaultContext = contexts[0]
+        self.contexts = contexts
+        self.callbackState = state
+        self.alpnProtocols = configuration.alpnProtocols
+        self.serverNames = names
+    }
+
+    /// Convenience for the common case.
+    public convenience init(
+        certificates: [TLSCertificateEntry], alpnProtocols: [String] = ["h2", "http/1.1"]
+    ) throws(TLSConfigurationError) {
+        try self.init(
+            configuration: TLSServerConfiguration(certificates: certificates, alpnProtocols: alpnProtocols))
+    }
+
+    deinit {
+        contexts.forEach { SSL_CTX_free($0) }
+    }
+
+    /// Loads the chain and key of `entry` into `context` and returns the leaf's names.
+    private static func loadCertificate(_ entry: TLSCertificateEntry, into context: OpaquePointer)
+        throws(TLSConfigurationError) -> CertificateNames
+    {
+        let chain = try PEMLoader.certificates(from: entry.certificate)
+        defer { chain.forEach { X509_free($0) } }
+        let names = CertificateNames(certificate: chain[0])
+        guard SSL_CTX_use_certificate(context, chain[0]) == 1 else {
+            let reason = OpenSSLErrorQueue.drainReasons() ?? "rejected"
+            throw TLSConfigurationError("cannot use certificate \(entry.certificate.displayName): \(reason)")
+        }
+        for intermediate in chain.dropFirst() {
+            // add0 takes ownership only on success; up-ref first so the deferred free stays balanced.
+            _ = X509_up_ref(intermediate)
+            guard cshim_SSL_CTX_add0_chain_cert(context, intermediate) == 1 else {
+                X509_free(intermediate)
+                let reason = OpenSSLErrorQueue.drainReasons() ?? "rejected"
+                throw TLSConfigurationError(
+                    "cannot use the chain of certificate \(entry.certificate.displayName): \(reason)")
+            }
+        }
+        let key = try PEMLoader.privateKey(from: entry.privateKey)
+        defer { EVP_PKEY_free(key) }
+        guard SSL_CTX_use_PrivateKey(context, key) == 1, SSL_CTX_check_private_key(context) == 1 else {
+            let reason = OpenSSLErrorQueue.drainReasons() ?? "mismatch"
+            throw TLSConfigurationError(
+                "certificate \(entry.certificate.displayName) and private key \(entry.privateKey.displayName) "
+                    + "do not match: \(reason)")
+        }
+        return names
+    }
+}
+
+/// What the server callbacks read, reached through their `arg` pointer.
+final class ServerCallbackState: @unchecked Sendable {
+    // Safety: immutable after init; the pointers are SSL_CTXs owned by the TLSServerContext that owns this
+    // object, and outlive every SSL that can call back (each engine retains the TLSServerContext).
+    let exact: [String: OpaquePointer]
+    let wildcard: [String: OpaquePointer]
+    let alpnWire: [UInt8]
+
+    init(exact: [String: OpaquePointer], wildcard: [String: OpaquePointer], alpnWire: [UInt8]) {
+        self.exact = exact
+        self.wildcard = wildcard
+        self.alpnWire = alpnWire
+    }
+
+    func context(forServerName name: String) -> OpaquePointer? {
+        let host = normalizedHostName(name)
+        if let context = exact[host] { return context }
+        guard let dot = host.firstIndex(of: ".") else { return nil }
+        return wildcard[String(host[host.index(after: dot)...])]
+    }
+}
+
+/// The servername callback: moves the connection to the certificate for the client's SNI. An absent or unknown
+/// name keeps the default certificate (the client then decides whether it accepts it).
+private let selectCertificate:
+    @convention(c) (OpaquePointer?, UnsafeMutablePointer<Int32>?, UnsafeMutableRawPointer?)
+        -> Int32 = { ssl, _, arg in
+            guard let ssl, let arg, let name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) else {
+                return SSL_TLSEXT_ERR_OK
+            }
+            let state = Unmanaged<ServerCallbackState>.fromOpaque(arg).takeUnretainedValue()
+            if let context = state.context(forServerName: String(cString: name)), context != SSL_get_SSL_CTX(ssl) {
+                _ = SSL_set_SSL_CTX(ssl, context)
+            }
+            return SSL_TLSEXT_ERR_OK
+        }
+
+/// The ALPN callback: the server's first preference the client also offers. The chosen bytes point into the
+/// client's list (`input`), which OpenSSL keeps alive for the handshake. No overlap is a fatal
+/// `no_application_protocol` alert (RFC 7301 §3.2).
+private let selectALPN:
+    @convention(c) (
+        OpaquePointer?, UnsafeMutablePointer<UnsafePointer<UInt8>?>?, UnsafeMutablePointer<UInt8>?,
+        UnsafePointer<UInt8>?, UInt32, UnsafeMutableRawPointer?
+    ) -> Int32 = { _, out, outLength, input, inputLength, arg in
+        guard let out, let outLength, let input, let arg else { return SSL_TLSEXT_ERR_NOACK }
+        let state = Unmanaged<ServerCallbackState>.fromOpaque(arg).takeUnretainedValue()
+        let offered = UnsafeBufferPointer(start: input, count: Int(inputLength))
+        return state.alpnWire.withUnsafeBufferPointer { preferred in
+            var ours = 0
+            while ours < preferred.count {
+                let oursLength = Int(preferred[ours])
+                let candidate = UnsafeBufferPointer(rebasing: preferred[(ours + 1)..<(ours + 1 + oursLength)])
+                var theirs = 0
+                while theirs < offered.count {
+                    let theirsLength = Int(offered[theirs])
+                    let end = theirs + 1 + theirsLength
+                    guard end <= offered.count else { return SSL_TLSEXT_ERR_ALERT_FATAL }
+                    if theirsLength == oursLength
+                        && memcmp(offered.baseAddress! + theirs + 1, candidate.baseAddress!, oursLength) == 0
+                    {
+                        out.pointee = offered.baseAddress! + theirs + 1
+                        outLength.pointee = UInt8(theirsLength)
+                        return SSL_TLSEXT_ERR_OK
+                    }
+                    theirs = end
+                }
+                ours += 1 + oursLength
+            }
+            return SSL_TLSEXT_ERR_ALERT_FATAL
+        }
+    }
+
+/// ALPN protocol names in wire format (length-prefixed).
+func encodeALPN(_ protocols: [String]) throws(TLSConfigurationError) -> [UInt8] {
+    var wire: [UInt8] = []
+    for name in protocols {
+        let bytes = Array(name.utf8)
+        guard (1...255).contains(bytes.count) else {
+            throw TLSConfigurationError("ALPN protocol name '\(name)' must be 1 to 255 bytes")
+        }
+        wire.append(UInt8(bytes.count))
+        wire.append(contentsOf: bytes)
+    }
+    return wire
+}
+
+/// TLS 1.2 ciphers: forward-secret key exchange (ECDHE) with AEAD only. TLS 1.3 suites are all AEAD and keep
+/// OpenSSL's defaults.
+let modernTLS12Ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+    + "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+
+/// A context with the settings client and server share: versions, ciphers, no compression or renegotiation,
+/// and the buffer modes the engine relies on.
+func makeBaseContext(
+    method: OpaquePointer?, minimum: TLSProtocolVersion, maximum: TLSProtocolVersion
+) throws(TLSConfigurationError) -> OpaquePointer {
+    guard let context = SSL_CTX_new(method) else {
+        let reason = OpenSSLErrorQueue.drainReasons() ?? "out of memory"
+        throw TLSConfigurationError("cannot create a TLS context: \(reason)")
+    }
+    guard cshim_SSL_CTX_set_min_proto_version(context, minimum.openSSLValue) == 1,
+        cshim_SSL_CTX_set_max_proto_version(context, maximum.openSSLValue) == 1,
+        SSL_CTX_set_cipher_list(context, modernTLS12Ciphers) == 1
+    else {
+        let reason = OpenSSLErrorQueue.drainReasons() ?? "rejected"
+        SSL_CTX_free(context)
+        throw TLSConfigurationError("cannot configure a TLS context: \(reason)")
+    }
+    _ = SSL_CTX_set_options(context, cshim_SSL_OP_NO_COMPRESSION() | cshim_SSL_OP_NO_RENEGOTIATION())
+    // Partial writes and a moving buffer let the engine hand SSL_write slices of an outbound queue; releasing
+    // buffers returns the per-connection record buffers while a connection is idle.
+    let modes = SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS
+    _ = cshim_SSL_CTX_set_mode(context, Int(modes))
+    return context
+}
