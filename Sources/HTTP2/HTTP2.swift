@@ -1,1 +1,0 @@
-// The HTTP2 module; see DESIGN.md.

@@ -1,0 +1,344 @@
+import CNghttp2
+import GatewayCore
+
+/// Per-stream state, created when the client's request HEADERS begin and dropped when nghttp2 closes the stream.
+final class StreamState {
+    let id: Int32
+
+    // Request head under construction; `fields` is emptied once the head is announced.
+    var method: String?
+    var path: String?
+    var authority: String?
+    var scheme: String?
+    var host: String?
+    var cookie: String?
+    var contentLength: Int?
+    var fields: [HTTPFields.Field] = []
+    var headerListBytes = 0
+    var headerCount = 0
+    var headersTooLarge = false
+    var inTrailers = false
+
+    /// The owner has seen `.request` for this stream.
+    var announced = false
+    var isHead = false
+    /// END_STREAM arrived from the client.
+    var remoteClosed = false
+    var bodyBytes = 0
+    /// Request-body bytes handed to the owner and not yet consumed; released on close.
+    var unconsumed = 0
+    var bodyTooLarge = false
+
+    /// A response HEADERS has been submitted.
+    var responseStarted = false
+    /// The owner has nothing more to send (response complete, stream reset, or the session answered itself).
+    var responseDone = false
+    /// Response body bytes waiting for nghttp2's data provider, from `outHead` on.
+    var out: [UInt8] = []
+    var outHead = 0
+    var outEnded = false
+    /// The data provider returned NGHTTP2_ERR_DEFERRED; `appendBody`/`endBody` must resume it.
+    var deferred = false
+    /// `appendBody` crossed the high-water mark; `.readyForBody` is owed once the buffer drains.
+    var producerPaused = false
+
+    init(id: Int32) { self.id = id }
+
+    var buffered: Int { out.count - outHead }
+}
+
+private let frameData = UInt8(NGHTTP2_DATA.rawValue)
+private let frameHeaders = UInt8(NGHTTP2_HEADERS.rawValue)
+private let frameRstStream = UInt8(NGHTTP2_RST_STREAM.rawValue)
+private let frameSettings = UInt8(NGHTTP2_SETTINGS.rawValue)
+private let framePing = UInt8(NGHTTP2_PING.rawValue)
+private let frameGoAway = UInt8(NGHTTP2_GOAWAY.rawValue)
+private let frameContinuation = UInt8(NGHTTP2_CONTINUATION.rawValue)
+private let flagEndStream = UInt8(NGHTTP2_FLAG_END_STREAM.rawValue)
+private let flagAck = UInt8(NGHTTP2_FLAG_ACK.rawValue)
+private let callbackFailure = NGHTTP2_ERR_CALLBACK_FAILURE.rawValue
+private let temporalFailure = NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue
+
+@inline(__always)
+private func owner(_ userData: UnsafeMutableRawPointer?) -> HTTP2ServerSession {
+    // Safety: user_data is the unretained HTTP2ServerSession that owns this nghttp2 session (see init); callbacks
+    // only run inside its own calls into nghttp2, so it is alive.
+    Unmanaged<HTTP2ServerSession>.fromOpaque(userData!).takeUnretainedValue()
+}
+
+@inline(__always)
+private func bytesEqual(_ pointer: UnsafePointer<UInt8>, _ count: Int, _ literal: StaticString) -> Bool {
+    guard count == literal.utf8CodeUnitCount else { return false }
+    let other = literal.utf8Start
+    for i in 0..<count where pointer[i] != other[i] { return false }
+    return true
+}
+
+@inline(__always)
+private func string(_ pointer: UnsafePointer<UInt8>, _ count: Int) -> String {
+    String(decoding: UnsafeBufferPointer(start: pointer, count: count), as: UTF8.self)
+}
+
+extension HTTP2ServerSession {
+    /// Registers capture-free callbacks; each finds its session through user_data.
+    static func installCallbacks(_ callbacks: OpaquePointer?) {
+        nghttp2_session_callbacks_set_on_begin_frame_callback(callbacks) { _, hd, userData in
+            guard let hd, hd.pointee.type == frameContinuation else { return 0 }
+            let session = owner(userData)
+            if session.terminated { return 0 }
+            return session.allow(.continuation) ? 0 : callbackFailure
+        }
+        nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, frame, userData in
+            guard let frame else { return 0 }
+            owner(userData).beginHeaders(frame)
+            return 0
+        }
+        nghttp2_session_callbacks_set_on_header_callback(callbacks) {
+            _, frame, name, nameCount, value, valueCount, _, userData in
+            guard let frame, let name, let value else { return 0 }
+            return owner(userData).header(
+                streamID: frame.pointee.hd.stream_id, name: name, nameCount: nameCount, value: value,
+                valueCount: valueCount)
+        }
+        nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, userData in
+            guard let frame else { return 0 }
+            return owner(userData).frameReceived(frame)
+        }
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) {
+            _, _, streamID, data, count, userData in
+            guard let data else { return 0 }
+            owner(userData).dataChunk(streamID: streamID, data: data, count: count)
+            return 0
+        }
+        nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, errorCode, userData in
+            owner(userData).streamClosed(streamID: streamID, errorCode: errorCode)
+            return 0
+        }
+        nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(callbacks) { _, _, _, userData in
+            let session = owner(userData)
+            if session.terminated { return 0 }
+            return session.allow(.glitches) ? 0 : callbackFailure
+        }
+        nghttp2_session_callbacks_set_on_frame_send_callback(callbacks) { _, frame, userData in
+            guard let frame else { return 0 }
+            owner(userData).frameSent(frame)
+            return 0
+        }
+    }
+
+    fileprivate func beginHeaders(_ frame: UnsafePointer<nghttp2_frame>) {
+        guard !terminated else { return }
+        let id = frame.pointee.hd.stream_id
+        if frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST {
+            let stream = StreamState(id: id)
+            stream.fields.reserveCapacity(12)
+            streams[id] = stream
+        } else if let stream = streams[id] {
+            stream.inTrailers = true
+            stream.headerListBytes = 0
+            stream.headerCount = 0
+        }
+    }
+
+    fileprivate func header(
+        streamID: Int32, name: UnsafePointer<UInt8>, nameCount: Int, value: UnsafePointer<UInt8>, valueCount: Int
+    ) -> Int32 {
+        guard !terminated, let stream = streams[streamID] else { return 0 }
+        stream.headerListBytes += nameCount + valueCount + 32
+        stream.headerCount += 1
+        if stream.headerListBytes > limits.maxHeaderListSize || stream.headerCount > limits.maxHeaderCount {
+            if stream.inTrailers {
+                // Trailers are dropped anyway; nghttp2 resets the stream (INTERNAL_ERROR) on this answer.
+                return allow(.glitches) ? temporalFailure : callbackFailure
+            }
+            stream.headersTooLarge = true
+            stream.fields = []
+            return 0
+        }
+        if stream.headersTooLarge || stream.inTrailers { return 0 }
+
+        // nghttp2 has already checked pseudo-headers (known, once, first), lowercase names and value characters.
+        if name[0] == UInt8(ascii: ":") {
+            if bytesEqual(name, nameCount, ":method") {
+                stream.method = string(value, valueCount)
+            } else if bytesEqual(name, nameCount, ":path") {
+                stream.path = string(value, valueCount)
+            } else if bytesEqual(name, nameCount, ":authority") {
+                stream.authority = string(value, valueCount)
+            } else if bytesEqual(name, nameCount, ":scheme") {
+                stream.scheme = string(value, valueCount)
+            }
+            return 0
+        }
+        let valueString = string(value, valueCount)
+        if bytesEqual(name, nameCount, "cookie") {
+            // RFC 9113 §8.2.3: split cookie fields are joined with "; " before reaching an HTTP/1.1 hop.
+            if let cookie = stream.cookie {
+                stream.cookie = cookie + "; " + valueString
+            } else {
+                stream.cookie = valueString
+            }
+            return 0
+        }
+        if bytesEqual(name, nameCount, "host") {
+            stream.host = valueString
+        } else if bytesEqual(name, nameCount, "content-length") {
+            // nghttp2 has validated the digits; an overflow only means "too large".
+            var length = 0
+            for i in 0..<valueCount {
+                let (product, overflow1) = length.multipliedReportingOverflow(by: 10)
+                let (sum, overflow2) = product.addingReportingOverflow(Int(value[i] &- 48))
+                if overflow1 || overflow2 {
+                    length = Int.max
+                    break
+                }
+                length = sum
+            }
+            stream.contentLength = length
+        }
+        stream.fields.append(HTTPFields.Field(string(name, nameCount), valueString))
+        return 0
+    }
+
+    fileprivate func frameReceived(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
+        guard !terminated else { return 0 }
+        let hd = frame.pointee.hd
+        switch hd.type {
+        case frameData:
+            let endStream = hd.flags & flagEndStream != 0
+            if !endStream && Int(hd.length) - Int(frame.pointee.data.padlen) <= 0 {
+                guard allow(.emptyData) else { return callbackFailure }
+            }
+            if endStream, let stream = streams[hd.stream_id] { requestEnded(stream) }
+        case frameHeaders:
+            guard let stream = streams[hd.stream_id] else { return 0 }
+            let endStream = hd.flags & flagEndStream != 0
+            if frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST {
+                return requestHeadersComplete(stream, endStream: endStream)
+            }
+            if endStream { requestEnded(stream) }
+        case frameRstStream:
+            guard allow(.resetStream) else { return callbackFailure }
+        case frameSettings:
+            if hd.flags & flagAck == 0 {
+                guard allow(.settings) else { return callbackFailure }
+            }
+        case framePing:
+            if hd.flags & flagAck == 0 {
+                guard allow(.ping) else { return callbackFailure }
+            }
+        case frameGoAway:
+            emit(
+                .goaway(
+                    lastStreamID: frame.pointee.goaway.last_stream_id,
+                    errorCode: HTTP2ErrorCode(rawValue: frame.pointee.goaway.error_code)))
+        default:
+            break
+        }
+        return 0
+    }
+
+    private func requestHeadersComplete(_ stream: StreamState, endStream: Bool) -> Int32 {
+        if endStream { stream.remoteClosed = true }
+        if stream.headersTooLarge {
+            // RFC 9113 §10.5.1: a 431 tells the client why; the owner never sees the request.
+            stream.responseStarted = true
+            stream.responseDone = true
+            guard allow(.glitches) else { return callbackFailure }
+            _ = submitResponseHeaders(
+                streamID: stream.id, head: ResponseHead(status: 431), contentLength: 0, provider: nil)
+            return 0
+        }
+        var authority = stream.authority
+        if let host = stream.host {
+            if let authority, !authority.asciiCaseInsensitiveEquals(host) {
+                // RFC 9113 §8.3.1: a Host naming another entity than :authority makes the request malformed;
+                // the gateway ties token audiences to the authority, so it must be unambiguous.
+                stream.responseDone = true
+                guard allow(.glitches) else { return callbackFailure }
+                _ = nghttp2_submit_rst_stream(
+                    nghttp2Session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id,
+                    HTTP2ErrorCode.protocolError.rawValue)
+                return 0
+            }
+            authority = authority ?? host
+        }
+        // nghttp2 guarantees :method (and :path unless CONNECT) before calling us.
+        let method = stream.method ?? ""
+        if let cookie = stream.cookie {
+            stream.fields.append(HTTPFields.Field("cookie", cookie))
+            stream.cookie = nil
+        }
+        let head = RequestHead(
+            method: method, target: stream.path ?? authority ?? "", version: .http2,
+            headers: HTTPFields(stream.fields), authority: authority, scheme: stream.scheme)
+        stream.fields = []
+        stream.method = nil
+        stream.path = nil
+        stream.authority = nil
+        stream.host = nil
+        stream.announced = true
+        stream.isHead = method == "HEAD"
+        emit(.request(streamID: stream.id, head: head, endStream: endStream))
+        if let length = stream.contentLength, length > limits.maxRequestBodyBytes, !endStream {
+            stream.bodyTooLarge = true
+            emit(.requestBodyTooLarge(streamID: stream.id))
+        }
+        return 0
+    }
+
+    private func requestEnded(_ stream: StreamState) {
+        stream.remoteClosed = true
+        if stream.announced && !stream.responseDone && !stream.bodyTooLarge {
+            emit(.endStream(streamID: stream.id))
+        }
+    }
+
+    fileprivate func dataChunk(streamID: Int32, data: UnsafePointer<UInt8>, count: Int) {
+        guard !terminated, let stream = streams[streamID], stream.announced, !stream.responseDone else {
+            // Nobody will read these bytes: give the window back at once.
+            _ = nghttp2_session_consume(nghttp2Session, streamID, count)
+            return
+        }
+        if stream.bodyTooLarge || stream.bodyBytes + count > limits.maxRequestBodyBytes {
+            // Only the connection window reopens, so this stream stalls while others proceed.
+            _ = nghttp2_session_consume_connection(nghttp2Session, count)
+            if !stream.bodyTooLarge {
+                stream.bodyTooLarge = true
+                emit(.requestBodyTooLarge(streamID: streamID))
+            }
+            return
+        }
+        stream.bodyBytes += count
+        stream.unconsumed += count
+        emit(.data(streamID: streamID, bytes: Array(UnsafeBufferPointer(start: data, count: count))))
+    }
+
+    fileprivate func streamClosed(streamID: Int32, errorCode: UInt32) {
+        guard let stream = streams.removeValue(forKey: streamID) else { return }
+        if stream.unconsumed > 0 {
+            _ = nghttp2_session_consume_connection(nghttp2Session, stream.unconsumed)
+        }
+        if stream.announced && !stream.responseDone && !terminated {
+            emit(.reset(streamID: streamID, errorCode: HTTP2ErrorCode(rawValue: errorCode)))
+        }
+    }
+
+    fileprivate func frameSent(_ frame: UnsafePointer<nghttp2_frame>) {
+        let hd = frame.pointee.hd
+        switch hd.type {
+        case frameGoAway:
+            goAwaySent(errorCode: frame.pointee.goaway.error_code)
+        case frameHeaders, frameData:
+            // RFC 9113 §8.1: a complete response sent before the request finished ends the upload with
+            // RST_STREAM(NO_ERROR), so the client stops sending a body nobody reads.
+            guard hd.flags & flagEndStream != 0, let stream = streams[hd.stream_id], !stream.remoteClosed else {
+                return
+            }
+            _ = nghttp2_submit_rst_stream(
+                nghttp2Session, UInt8(NGHTTP2_FLAG_NONE.rawValue), hd.stream_id, HTTP2ErrorCode.noError.rawValue)
+        default:
+            break
+        }
+    }
+}

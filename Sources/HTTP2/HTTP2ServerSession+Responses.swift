@@ -1,0 +1,155 @@
+import CNghttp2
+import GatewayCore
+
+extension HTTP2ServerSession {
+    /// Submits a whole response: head and a body known up front (empty: HEADERS with END_STREAM).
+    ///
+    /// Adds `content-length` when the head has none and the status allows content. For HEAD requests and for
+    /// 1xx/204/304 the body is not sent. Returns false when the stream is gone or already has a response.
+    @discardableResult
+    public func submitResponse(streamID: Int32, head: ResponseHead, body: [UInt8] = []) -> Bool {
+        guard !terminated, let stream = streams[streamID], !stream.responseStarted else { return false }
+        let forbidsBody = HTTPStatus.forbidsBody(head.status)
+        let sendBody = !body.isEmpty && !stream.isHead && !forbidsBody
+        var contentLength: Int?
+        if !forbidsBody && !head.headers.contains("content-length") && (!stream.isHead || !body.isEmpty) {
+            contentLength = body.count
+        }
+        stream.responseStarted = true
+        stream.responseDone = true
+        guard sendBody else {
+            return submitResponseHeaders(streamID: streamID, head: head, contentLength: contentLength, provider: nil)
+        }
+        stream.out = body
+        stream.outHead = 0
+        stream.outEnded = true
+        var provider = Self.bodyProvider
+        return submitResponseHeaders(streamID: streamID, head: head, contentLength: contentLength, provider: &provider)
+    }
+
+    /// Starts a streamed response: the head now, the body through `appendBody` and `endBody`.
+    ///
+    /// With `hasBody` false (or for HEAD requests and 1xx/204/304) the HEADERS frame ends the stream and later
+    /// `appendBody`/`endBody` calls return false. Returns false when the stream is gone or already has a response.
+    @discardableResult
+    public func submitResponseHead(streamID: Int32, head: ResponseHead, hasBody: Bool) -> Bool {
+        guard !terminated, let stream = streams[streamID], !stream.responseStarted else { return false }
+        stream.responseStarted = true
+        guard hasBody && !stream.isHead && !HTTPStatus.forbidsBody(head.status) else {
+            stream.responseDone = true
+            return submitResponseHeaders(streamID: streamID, head: head, contentLength: nil, provider: nil)
+        }
+        var provider = Self.bodyProvider
+        return submitResponseHeaders(streamID: streamID, head: head, contentLength: nil, provider: &provider)
+    }
+
+    /// Queues response-body bytes (copied) for a stream started with `submitResponseHead(hasBody: true)`.
+    ///
+    /// Returns false when the stream takes no more body (gone, reset, ended, or the response has no body); the
+    /// producer should stop. Check `wantsMoreBody(streamID:)` afterwards and wait for `.readyForBody` when it is
+    /// false, so a slow client does not grow this buffer.
+    @discardableResult
+    public func appendBody(streamID: Int32, bytes: UnsafeRawBufferPointer) -> Bool {
+        guard !terminated, let stream = streams[streamID], stream.responseStarted, !stream.responseDone else {
+            return false
+        }
+        stream.out.append(contentsOf: bytes)
+        if stream.buffered >= limits.responseBodyHighWaterMark { stream.producerPaused = true }
+        resumeIfDeferred(stream)
+        return true
+    }
+
+    /// `appendBody(streamID:bytes:)` for an array.
+    @discardableResult
+    public func appendBody(streamID: Int32, bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBytes { appendBody(streamID: streamID, bytes: $0) }
+    }
+
+    /// Ends a streamed response body; the last DATA frame carries END_STREAM. Returns false if the stream is gone.
+    @discardableResult
+    public func endBody(streamID: Int32) -> Bool {
+        guard !terminated, let stream = streams[streamID], stream.responseStarted, !stream.responseDone else {
+            return false
+        }
+        stream.outEnded = true
+        stream.responseDone = true
+        resumeIfDeferred(stream)
+        return true
+    }
+
+    /// Whether the stream's response buffer is under `limits.responseBodyHighWaterMark`.
+    public func wantsMoreBody(streamID: Int32) -> Bool {
+        guard let stream = streams[streamID] else { return false }
+        return stream.buffered < limits.responseBodyHighWaterMark
+    }
+
+    /// Response-body bytes buffered for the stream and not yet serialized.
+    public func bufferedBodyBytes(streamID: Int32) -> Int {
+        streams[streamID]?.buffered ?? 0
+    }
+
+    /// Sends RST_STREAM; the owner hears nothing more about the stream except `.data` already queued.
+    @discardableResult
+    public func resetStream(streamID: Int32, errorCode: HTTP2ErrorCode) -> Bool {
+        guard !terminated, let stream = streams[streamID] else { return false }
+        stream.responseDone = true
+        stream.out = []
+        stream.outHead = 0
+        return nghttp2_submit_rst_stream(
+            nghttp2Session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, errorCode.rawValue)
+            == 0
+    }
+
+    private func resumeIfDeferred(_ stream: StreamState) {
+        guard stream.deferred else { return }
+        stream.deferred = false
+        _ = nghttp2_session_resume_data(nghttp2Session, stream.id)
+    }
+
+    /// Copies up to `length` buffered body bytes into nghttp2's frame buffer.
+    fileprivate func readBody(
+        streamID: Int32, into buffer: UnsafeMutablePointer<UInt8>, length: Int, flags: UnsafeMutablePointer<UInt32>
+    ) -> Int {
+        guard let stream = streams[streamID] else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
+        let available = stream.buffered
+        let n = min(available, length)
+        if n > 0 {
+            stream.out.withUnsafeBufferPointer { source in
+                buffer.update(from: source.baseAddress! + stream.outHead, count: n)
+            }
+            stream.outHead += n
+            if stream.outHead == stream.out.count {
+                stream.out.removeAll(keepingCapacity: true)
+                stream.outHead = 0
+            } else if stream.outHead >= 64 * 1024 && stream.outHead * 2 >= stream.out.count {
+                stream.out.removeSubrange(0..<stream.outHead)
+                stream.outHead = 0
+            }
+        }
+        if stream.buffered == 0 && stream.outEnded {
+            flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+        } else if n == 0 {
+            stream.deferred = true
+            return Int(NGHTTP2_ERR_DEFERRED.rawValue)
+        }
+        if stream.producerPaused && !stream.outEnded && stream.buffered < limits.responseBodyHighWaterMark / 2 {
+            stream.producerPaused = false
+            emit(.readyForBody(streamID: streamID))
+        }
+        return n
+    }
+
+    /// The data provider for every streamed or buffered body: the stream's buffer is found by stream id.
+    fileprivate static var bodyProvider: nghttp2_data_provider {
+        nghttp2_data_provider(
+            source: nghttp2_data_source(ptr: nil),
+            read_callback: { _, streamID, buffer, length, flags, _, userData in
+                guard let buffer, let flags, let userData else {
+                    return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
+                }
+                // Safety: user_data is the unretained owner of this nghttp2 session; see HTTP2ServerSession.init.
+                let session = Unmanaged<HTTP2ServerSession>.fromOpaque(userData).takeUnretainedValue()
+                return session.readBody(streamID: streamID, into: buffer, length: length, flags: flags)
+            })
+    }
+}

@@ -1,0 +1,378 @@
+import CNghttp2
+import GatewayCore
+
+/// One downstream HTTP/2 connection's protocol state, sans I/O: bytes in through `feed`, events out through
+/// `nextEvent`, responses in through the `submit…`/`appendBody` calls, bytes out through `pendingOutput`.
+///
+/// Contract:
+/// - Confined to one event loop; not `Sendable`. Owns its `nghttp2_session` and deletes it in `deinit`.
+/// - The server SETTINGS (and a larger connection window) are queued at init, so the first `pendingOutput` after
+///   creation has bytes to write.
+/// - A driver loop: `feed(bytes)`, drain `nextEvent()` (acting on each), `pendingOutput(into:)` and write what it
+///   appended, drain `nextEvent()` again (stream closes and connection errors are noticed while writing). Stop
+///   reading when `wantsRead` is false; close once `wantsRead` and `wantsWrite` are both false.
+/// - Request bodies are flow-controlled by the owner: the client's window reopens only as the owner calls
+///   `consume(streamID:count:)`, so a slow upstream throttles the client instead of growing memory here.
+/// - After `.connectionError`, input is ignored and no further stream events arrive; flush the GOAWAY and close.
+public final class HTTP2ServerSession {
+    public let limits: HTTP2Limits
+    private let clock: any WallClock
+    /// The `nghttp2_session*`; set once at the end of init.
+    private var session: OpaquePointer!
+
+    var streams: [Int32: StreamState] = [:]
+    private var events: [HTTP2Event] = []
+    private var eventIndex = 0
+
+    /// True once the session decided to end the connection (the terminal event has been queued).
+    private(set) var terminated = false
+
+    private var pingBucket: TokenBucket
+    private var settingsBucket: TokenBucket
+    private var resetBucket: TokenBucket
+    private var continuationBucket: TokenBucket
+    private var emptyDataBucket: TokenBucket
+    private var glitchBucket: TokenBucket
+
+    /// Scratch storage for header blocks being submitted; nghttp2 copies them during submit.
+    private var headerBytes: [UInt8] = []
+    private var headerSpans: [HeaderSpan] = []
+    private var nvs: [nghttp2_nv] = []
+
+    /// Creates a server session and queues its SETTINGS.
+    ///
+    /// `clock` is read only when a rate-limited frame arrives (PING, SETTINGS, RST_STREAM, CONTINUATION, empty
+    /// DATA, a glitch), never on the HEADERS/DATA hot path.
+    public init(limits: HTTP2Limits = HTTP2Limits(), clock: any WallClock) {
+        self.limits = limits
+        self.clock = clock
+        pingBucket = TokenBucket(limits.pingRate)
+        settingsBucket = TokenBucket(limits.settingsRate)
+        resetBucket = TokenBucket(limits.resetStreamRate)
+        continuationBucket = TokenBucket(limits.continuationRate)
+        emptyDataBucket = TokenBucket(limits.emptyDataRate)
+        glitchBucket = TokenBucket(limits.glitchRate)
+        events.reserveCapacity(16)
+
+        var callbacks: OpaquePointer?
+        precondition(nghttp2_session_callbacks_new(&callbacks) == 0, "nghttp2: out of memory")
+        defer { nghttp2_session_callbacks_del(callbacks) }
+        Self.installCallbacks(callbacks)
+
+        var option: OpaquePointer?
+        precondition(nghttp2_option_new(&option) == 0, "nghttp2: out of memory")
+        defer { nghttp2_option_del(option) }
+        nghttp2_option_set_no_auto_window_update(option, 1)
+        nghttp2_option_set_no_closed_streams(option, 1)
+        nghttp2_option_set_max_send_header_block_length(option, limits.maxSendHeaderBlockLength)
+        nghttp2_option_set_max_outbound_ack(option, limits.maxOutboundAck)
+        nghttp2_option_set_max_settings(option, limits.maxSettingsEntries)
+        nghttp2_option_set_max_continuations(option, limits.maxContinuationsPerHeaderBlock)
+        nghttp2_option_set_max_deflate_dynamic_table_size(option, 4096)
+        // A backstop at twice our own bucket, so ours trips first and answers ENHANCE_YOUR_CALM.
+        nghttp2_option_set_stream_reset_rate_limit(
+            option, UInt64(max(limits.resetStreamRate.burst, 1) * 2),
+            UInt64(max(limits.resetStreamRate.perSecond, 1) * 2))
+
+        var raw: OpaquePointer?
+        // Safety: the session holds `self` unretained; `self` owns the session and deletes it in deinit, and
+        // nghttp2 invokes callbacks only from inside calls made through `self`, so the pointer never dangles.
+        let userData = Unmanaged.passUnretained(self).toOpaque()
+        precondition(nghttp2_session_server_new2(&raw, callbacks, userData, option) == 0, "nghttp2: out of memory")
+        session = raw
+
+        var settings = [
+            nghttp2_settings_entry(
+                settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue),
+                value: UInt32(clamping: limits.maxConcurrentStreams)),
+            nghttp2_settings_entry(
+                settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue),
+                value: UInt32(clamping: min(limits.initialStreamWindowSize, Int(Int32.max)))),
+            nghttp2_settings_entry(
+                settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue),
+                value: UInt32(clamping: limits.maxHeaderListSize)),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), value: 0),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES.rawValue), value: 1),
+        ]
+        precondition(
+            nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &settings, settings.count) == 0)
+        if limits.connectionWindowSize > 65_535 {
+            _ = nghttp2_session_set_local_window_size(
+                session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, Int32(clamping: limits.connectionWindowSize))
+        }
+    }
+
+    deinit {
+        nghttp2_session_del(session)
+    }
+
+    // MARK: - Bytes in, events out
+
+    /// Hands bytes read from the client to nghttp2; the resulting events wait in `nextEvent()`.
+    ///
+    /// Input after the terminal `.connectionError` is ignored.
+    public func feed(_ bytes: UnsafeRawBufferPointer) {
+        guard !terminated, let base = bytes.baseAddress, bytes.count > 0 else { return }
+        let rv = nghttp2_session_mem_recv(session, base.assumingMemoryBound(to: UInt8.self), bytes.count)
+        if rv < 0 { libraryFailed(Int32(truncatingIfNeeded: rv)) }
+    }
+
+    /// Convenience for `feed(_:)` with an array.
+    public func feed(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { feed($0) }
+    }
+
+    /// The next event not yet taken, or nil. Events are produced by `feed` and by `pendingOutput`.
+    public func nextEvent() -> HTTP2Event? {
+        guard eventIndex < events.count else { return nil }
+        let event = events[eventIndex]
+        eventIndex += 1
+        if eventIndex == events.count {
+            events.removeAll(keepingCapacity: true)
+            eventIndex = 0
+        }
+        return event
+    }
+
+    /// Whether the connection still wants client bytes.
+    public var wantsRead: Bool { !terminated && nghttp2_session_want_read(session) != 0 }
+
+    /// Whether `pendingOutput` has (or may produce) bytes to write.
+    public var wantsWrite: Bool { nghttp2_session_want_write(session) != 0 }
+
+    /// Streams the session tracks (opened by the client and not yet closed).
+    public var openStreamCount: Int { streams.count }
+
+    // MARK: - Bytes out
+
+    /// Appends frames ready to send to `buffer`, but only while `buffer.count` is under `maxBytes`.
+    ///
+    /// The mark is soft: one frame is appended whole, so `buffer` may end up to one frame (16 KiB + 9 bytes for
+    /// DATA, or one header block) past it. A slow reader that leaves bytes in `buffer` therefore stops nghttp2
+    /// from serializing more, and flow-controlled data stays in the per-stream buffers. Returns the bytes appended.
+    @discardableResult
+    public func pendingOutput(into buffer: inout [UInt8], maxBytes: Int) -> Int {
+        let start = buffer.count
+        while buffer.count < maxBytes {
+            var data: UnsafePointer<UInt8>?
+            let n = nghttp2_session_mem_send(session, &data)
+            if n < 0 {
+                libraryFailed(Int32(truncatingIfNeeded: n))
+                break
+            }
+            guard n > 0, let data else { break }
+            buffer.append(contentsOf: UnsafeBufferPointer(start: data, count: n))
+        }
+        return buffer.count - start
+    }
+
+    /// `pendingOutput(into:maxBytes:)` with `limits.outputHighWaterMark`.
+    @discardableResult
+    public func pendingOutput(into buffer: inout [UInt8]) -> Int {
+        pendingOutput(into: &buffer, maxBytes: limits.outputHighWaterMark)
+    }
+
+    // MARK: - Connection control
+
+    /// First step of a graceful shutdown: a GOAWAY announcing the end without refusing streams in flight.
+    /// Follow it, about one round trip later, with `goAway()`.
+    public func shutdownNotice() {
+        guard !terminated else { return }
+        _ = nghttp2_submit_shutdown_notice(session)
+    }
+
+    /// Sends GOAWAY: no stream above `lastStreamID` (default: the last one the session processed) will be served.
+    ///
+    /// With `.noError` the connection winds down once open streams finish (`wantsRead`/`wantsWrite` turn false).
+    /// With any other code the connection ends as soon as the GOAWAY is written.
+    public func goAway(errorCode: HTTP2ErrorCode = .noError, lastStreamID: Int32? = nil) {
+        guard !terminated else { return }
+        let last = lastStreamID ?? nghttp2_session_get_last_proc_stream_id(session)
+        if errorCode != .noError {
+            // The owner knows why; marking the session terminated keeps the GOAWAY from being reported back.
+            terminated = true
+            _ = nghttp2_session_terminate_session2(session, last, errorCode.rawValue)
+        } else {
+            _ = nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), last, errorCode.rawValue, nil, 0)
+        }
+    }
+
+    /// Tells nghttp2 the owner has taken `count` bytes of `.data` for `streamID`, reopening the client's windows.
+    ///
+    /// Bytes of a stream that has closed are released by the session itself; calling this afterwards is harmless.
+    public func consume(streamID: Int32, count: Int) {
+        guard count > 0, let stream = streams[streamID] else { return }
+        let n = min(count, stream.unconsumed)
+        guard n > 0 else { return }
+        stream.unconsumed -= n
+        _ = nghttp2_session_consume(session, streamID, n)
+    }
+
+    // MARK: - Internal
+
+    func emit(_ event: HTTP2Event) {
+        events.append(event)
+    }
+
+    /// Ends the connection for a flood: GOAWAY(ENHANCE_YOUR_CALM) and the terminal event.
+    func trip(_ flood: HTTP2Flood) {
+        guard !terminated else { return }
+        terminated = true
+        _ = nghttp2_session_terminate_session(session, HTTP2ErrorCode.enhanceYourCalm.rawValue)
+        emit(.connectionError(.flood(flood)))
+    }
+
+    /// Takes a token for `flood`; on an empty bucket ends the connection and returns false.
+    func allow(_ flood: HTTP2Flood) -> Bool {
+        let now = clock.nowNanoseconds()
+        let ok: Bool
+        switch flood {
+        case .ping: ok = pingBucket.take(now: now)
+        case .settings: ok = settingsBucket.take(now: now)
+        case .resetStream: ok = resetBucket.take(now: now)
+        case .continuation: ok = continuationBucket.take(now: now)
+        case .emptyData: ok = emptyDataBucket.take(now: now)
+        case .glitches: ok = glitchBucket.take(now: now)
+        case .outboundQueue: ok = false
+        }
+        if !ok { trip(flood) }
+        return ok
+    }
+
+    /// nghttp2 reported a fatal error from `mem_recv`/`mem_send`: queue a GOAWAY and report the terminal event.
+    private func libraryFailed(_ code: Int32) {
+        // A callback failure we caused ourselves after tripping a limit is already handled.
+        guard !terminated else { return }
+        terminated = true
+        let reason: HTTP2ConnectionError
+        let wire: HTTP2ErrorCode
+        switch code {
+        case NGHTTP2_ERR_BAD_CLIENT_MAGIC.rawValue:
+            reason = .badPreface
+            wire = .protocolError
+        case NGHTTP2_ERR_FLOODED.rawValue:
+            reason = .flood(.outboundQueue)
+            wire = .enhanceYourCalm
+        case NGHTTP2_ERR_TOO_MANY_CONTINUATIONS.rawValue:
+            reason = .flood(.continuation)
+            wire = .enhanceYourCalm
+        default:
+            reason = .library(code)
+            wire = .internalError
+        }
+        _ = nghttp2_session_terminate_session(session, wire.rawValue)
+        emit(.connectionError(reason))
+    }
+
+    /// A GOAWAY left the session: report connection errors nghttp2 decided on by itself.
+    func goAwaySent(errorCode: UInt32) {
+        guard errorCode != 0, !terminated else { return }
+        terminated = true
+        emit(.connectionError(.protocolError(HTTP2ErrorCode(rawValue: errorCode))))
+    }
+
+    var nghttp2Session: OpaquePointer { session }
+
+    // MARK: - Header block submission
+
+    struct HeaderSpan {
+        var nameStart: Int
+        var nameCount: Int
+        var valueStart: Int
+        var valueCount: Int
+    }
+
+    /// Submits a response HEADERS frame built from `head`, with `provider` for DATA or nil for END_STREAM.
+    ///
+    /// Names are lowercased; connection-specific fields (RFC 9113 §8.2.2) and pseudo-header look-alikes are
+    /// dropped, as are fields the Connection header names.
+    func submitResponseHeaders(
+        streamID: Int32, head: ResponseHead, contentLength: Int?, provider: UnsafePointer<nghttp2_data_provider>?
+    ) -> Bool {
+        var bytes = headerBytes
+        var spans = headerSpans
+        var nvList = nvs
+        bytes.removeAll(keepingCapacity: true)
+        spans.removeAll(keepingCapacity: true)
+        nvList.removeAll(keepingCapacity: true)
+        defer {
+            headerBytes = bytes
+            headerSpans = spans
+            nvs = nvList
+        }
+
+        appendField(&bytes, &spans, name: ":status", value: String(head.status))
+        let nominated = connectionNominated(head.headers)
+        for field in head.headers {
+            let nameStart = bytes.count
+            for byte in field.name.utf8 {
+                bytes.append(byte >= 65 && byte <= 90 ? byte | 0x20 : byte)
+            }
+            let name = bytes[nameStart...]
+            if name.isEmpty || name.first == UInt8(ascii: ":") || isConnectionSpecific(name)
+                || nominated.contains(where: { $0.elementsEqual(name) })
+            {
+                bytes.removeSubrange(nameStart...)
+                continue
+            }
+            let valueStart = bytes.count
+            bytes.append(contentsOf: field.value.utf8)
+            spans.append(
+                HeaderSpan(
+                    nameStart: nameStart, nameCount: valueStart - nameStart, valueStart: valueStart,
+                    valueCount: bytes.count - valueStart))
+        }
+        if let contentLength {
+            appendField(&bytes, &spans, name: "content-length", value: String(contentLength))
+        }
+
+        let rv = bytes.withUnsafeMutableBufferPointer { buffer -> Int32 in
+            // Never nil: ":status" is always present.
+            let base = buffer.baseAddress!
+            for span in spans {
+                nvList.append(
+                    nghttp2_nv(
+                        name: base + span.nameStart, value: base + span.valueStart, namelen: span.nameCount,
+                        valuelen: span.valueCount, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
+            }
+            return nghttp2_submit_response(session, streamID, nvList, nvList.count, provider)
+        }
+        return rv == 0
+    }
+
+    private func appendField(_ bytes: inout [UInt8], _ spans: inout [HeaderSpan], name: String, value: String) {
+        let nameStart = bytes.count
+        bytes.append(contentsOf: name.utf8)
+        let valueStart = bytes.count
+        bytes.append(contentsOf: value.utf8)
+        spans.append(
+            HeaderSpan(
+                nameStart: nameStart, nameCount: valueStart - nameStart, valueStart: valueStart,
+                valueCount: bytes.count - valueStart))
+    }
+
+    /// Lowercased field names listed in Connection header values; usually none.
+    private func connectionNominated(_ headers: HTTPFields) -> [[UInt8]] {
+        var names: [[UInt8]] = []
+        for field in headers where field.name.asciiCaseInsensitiveEquals("connection") {
+            for token in field.value.utf8.split(separator: UInt8(ascii: ",")) {
+                let trimmed = token.drop(while: { $0 == 32 || $0 == 9 }).reversed().drop(while: { $0 == 32 || $0 == 9 })
+                let name = trimmed.reversed().map { $0 >= 65 && $0 <= 90 ? $0 | 0x20 : $0 }
+                if !name.isEmpty { names.append(name) }
+            }
+        }
+        return names
+    }
+
+    /// RFC 9113 §8.2.2 connection-specific fields, plus `te`, which means nothing in a response.
+    private func isConnectionSpecific(_ name: ArraySlice<UInt8>) -> Bool {
+        switch name.count {
+        case 2: return name.elementsEqual("te".utf8)
+        case 7: return name.elementsEqual("upgrade".utf8)
+        case 10: return name.elementsEqual("connection".utf8) || name.elementsEqual("keep-alive".utf8)
+        case 16: return name.elementsEqual("proxy-connection".utf8)
+        case 17: return name.elementsEqual("transfer-encoding".utf8)
+        default: return false
+        }
+    }
+}
