@@ -75,7 +75,7 @@ let package = Package(
         // Tests.
         .target(
             name: "TestSupport",
-            dependencies: ["GatewayCore", "COpenSSL"],
+            dependencies: ["GatewayCore", "COpenSSL", "Tokens"],
             path: "Tests/TestSupport"
         ),
         .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"]),
