@@ -75,7 +75,7 @@ let package = Package(
         // Tests.
         .target(
             name: "TestSupport",
-            dependencies: ["GatewayCore", "COpenSSL", "TLS"],
+            dependencies: ["GatewayCore", "COpenSSL", "TLS", "Tokens"],
             path: "Tests/TestSupport"
         ),
         .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"]),

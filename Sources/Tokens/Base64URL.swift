@@ -1,0 +1,134 @@
+/// Strict base64url (RFC 4648 §5) as JWS compact serialization uses it (RFC 7515 §2, Appendix C).
+///
+/// Decoding refuses everything a lenient decoder would repair, so that one token has exactly one encoding and a
+/// token cannot be varied without changing its bytes: no `=` padding, no `+` or `/`, no whitespace, no length of
+/// the form 4n+1, and no non-zero bits left over in the last character (non-canonical encodings).
+public enum Base64URL {
+    /// The decoded bytes, or nil when `text` is not canonical unpadded base64url. The empty string decodes to `[]`.
+    public static func decode(_ text: some StringProtocol) -> [UInt8]? {
+        decode(bytes: text.utf8)
+    }
+
+    /// Decodes raw ASCII bytes under the same rules as the string form.
+    public static func decode(bytes: some Collection<UInt8>) -> [UInt8]? {
+        Base64Codec.decode(bytes, alphabet: .url)
+    }
+
+    /// Unpadded base64url text of `bytes`.
+    public static func encode(_ bytes: some Collection<UInt8>) -> String {
+        Base64Codec.encode(Array(bytes), alphabet: .url, pad: false)
+    }
+}
+
+/// Standard base64 (RFC 4648 §4), for headers such as `Auth0-Client` that SDKs send with `btoa`.
+///
+/// Decoding takes the standard alphabet only; `=` padding may be present (then it must be exactly right) or
+/// absent; whitespace, characters outside the alphabet and non-canonical trailing bits are refused.
+public enum Base64 {
+    /// The decoded bytes, or nil when `text` is not canonical standard base64.
+    public static func decode(_ text: some StringProtocol) -> [UInt8]? {
+        Base64Codec.decode(text.utf8, alphabet: .standard)
+    }
+
+    /// Padded standard base64 text of `bytes`.
+    public static func encode(_ bytes: some Collection<UInt8>) -> String {
+        Base64Codec.encode(Array(bytes), alphabet: .standard, pad: true)
+    }
+}
+
+enum Base64Codec {
+    enum Alphabet {
+        case url
+        case standard
+
+        var characters: [UInt8] {
+            switch self {
+            case .url: return Base64Codec.urlCharacters
+            case .standard: return Base64Codec.standardCharacters
+            }
+        }
+    }
+
+    static let standardCharacters = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+    static let urlCharacters = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+
+    /// 0xFF marks a byte outside the alphabet.
+    static let urlTable: [UInt8] = table(for: urlCharacters)
+    static let standardTable: [UInt8] = table(for: standardCharacters)
+
+    private static func table(for characters: [UInt8]) -> [UInt8] {
+        var t = [UInt8](repeating: 0xFF, count: 256)
+        for (i, c) in characters.enumerated() { t[Int(c)] = UInt8(i) }
+        return t
+    }
+
+    static func decode(_ input: some Collection<UInt8>, alphabet: Alphabet) -> [UInt8]? {
+        if let result = input.withContiguousStorageIfAvailable({ decode(buffer: $0, alphabet: alphabet) }) {
+            return result
+        }
+        return Array(input).withUnsafeBufferPointer { decode(buffer: $0, alphabet: alphabet) }
+    }
+
+    static func decode(buffer input: UnsafeBufferPointer<UInt8>, alphabet: Alphabet) -> [UInt8]? {
+        let table = alphabet == .url ? urlTable : standardTable
+        var count = input.count
+        if alphabet == .standard {
+            // Padding is optional, but when present it must complete the last quantum exactly.
+            var padding = 0
+            while padding < count, input[count - 1 - padding] == UInt8(ascii: "=") { padding += 1 }
+            if padding > 0 {
+                guard padding <= 2, count % 4 == 0 else { return nil }
+                count -= padding
+            }
+        }
+        // A lone final character carries only 6 bits: never a whole byte.
+        guard count % 4 != 1 else { return nil }
+        var out = [UInt8]()
+        out.reserveCapacity(count / 4 * 3 + 2)
+        var accumulator: UInt32 = 0
+        var bits: UInt32 = 0
+        for i in 0..<count {
+            let value = table[Int(input[i])]
+            guard value != 0xFF else { return nil }
+            accumulator = accumulator << 6 | UInt32(value)
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                out.append(UInt8(truncatingIfNeeded: accumulator >> bits))
+                accumulator &= (1 << bits) - 1
+            }
+        }
+        // Leftover bits must be zero, or two different strings would decode to the same bytes.
+        guard accumulator == 0 else { return nil }
+        return out
+    }
+
+    static func encode(_ bytes: [UInt8], alphabet: Alphabet, pad: Bool) -> String {
+        let chars = alphabet.characters
+        var out = [UInt8]()
+        out.reserveCapacity((bytes.count + 2) / 3 * 4)
+        var i = 0
+        while i + 3 <= bytes.count {
+            let v = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
+            out.append(chars[Int(v >> 18 & 0x3F)])
+            out.append(chars[Int(v >> 12 & 0x3F)])
+            out.append(chars[Int(v >> 6 & 0x3F)])
+            out.append(chars[Int(v & 0x3F)])
+            i += 3
+        }
+        let rest = bytes.count - i
+        if rest == 1 {
+            let v = UInt32(bytes[i]) << 16
+            out.append(chars[Int(v >> 18 & 0x3F)])
+            out.append(chars[Int(v >> 12 & 0x3F)])
+            if pad { out.append(contentsOf: [UInt8(ascii: "="), UInt8(ascii: "=")]) }
+        } else if rest == 2 {
+            let v = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8
+            out.append(chars[Int(v >> 18 & 0x3F)])
+            out.append(chars[Int(v >> 12 & 0x3F)])
+            out.append(chars[Int(v >> 6 & 0x3F)])
+            if pad { out.append(UInt8(ascii: "=")) }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

@@ -1,0 +1,79 @@
+import COpenSSL
+
+/// Why a key could not be imported, generated, loaded or used. `detail` names the problem, never key bytes.
+public struct TokenKeyError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var detail: String
+
+    public init(_ detail: String) { self.detail = detail }
+
+    public var description: String { detail }
+}
+
+/// A SHA-256 digest as four words, so that it hashes and compares without an allocation.
+struct SHA256Digest: Hashable, Sendable {
+    var w0: UInt64
+    var w1: UInt64
+    var w2: UInt64
+    var w3: UInt64
+
+    init(_ bytes: UnsafeRawBufferPointer) {
+        var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &words) { out in
+            out.withMemoryRebound(to: UInt8.self) { digest in
+                _ = SHA256(bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count, digest.baseAddress)
+            }
+        }
+        (w0, w1, w2, w3) = words
+    }
+
+    init(_ bytes: [UInt8]) {
+        self = bytes.withUnsafeBytes { SHA256Digest($0) }
+    }
+
+    var bytes: [UInt8] {
+        var words = (w0, w1, w2, w3)
+        return withUnsafeBytes(of: &words) { Array($0) }
+    }
+}
+
+enum OpenSSL {
+    /// The first queued error as OpenSSL's text (library and reason codes, no data), then an empty queue.
+    ///
+    /// The queue is per thread and a loop thread serves many connections: a failure left queued would be
+    /// reported later against an unrelated operation, so every failure path ends here or in `clearErrors`.
+    static func takeError() -> String {
+        let code = ERR_get_error()
+        ERR_clear_error()
+        guard code != 0 else { return "no OpenSSL error queued" }
+        var buffer = [CChar](repeating: 0, count: 256)
+        ERR_error_string_n(code, &buffer, buffer.count)
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    static func clearErrors() { ERR_clear_error() }
+
+    /// The unsigned big-endian bytes of a BIGNUM parameter of `pkey` ("n", "e"), without leading zeros.
+    static func bigEndianParameter(_ pkey: OpaquePointer, _ name: String) -> [UInt8]? {
+        var bn: OpaquePointer? = nil
+        guard EVP_PKEY_get_bn_param(pkey, name, &bn) == 1, let bn else {
+            clearErrors()
+            return nil
+        }
+        defer { BN_free(bn) }
+        let count = (Int(BN_num_bits(bn)) + 7) / 8
+        var out = [UInt8](repeating: 0, count: count)
+        guard BN_bn2bin(bn, &out) == count else {
+            clearErrors()
+            return nil
+        }
+        return out
+    }
+
+    /// Everything written to a memory BIO, as text.
+    static func drain(_ bio: OpaquePointer) -> String {
+        let pending = Int(cshim_BIO_pending(bio))
+        var out = [UInt8](repeating: 0, count: pending)
+        let read = out.withUnsafeMutableBytes { BIO_read(bio, $0.baseAddress, Int32($0.count)) }
+        return String(decoding: out.prefix(max(0, Int(read))), as: UTF8.self)
+    }
+}

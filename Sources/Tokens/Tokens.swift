@@ -1,1 +1,0 @@
-// The Tokens module; see DESIGN.md.

@@ -1,0 +1,140 @@
+import GatewayCore
+
+/// Verified tokens of one event loop, so that a client repeating its token skips the RSA operation.
+///
+/// Not Sendable and not locked: each loop owns one, and uses it only on its own queue.
+///
+/// - Key: SHA-256 of the whole compact token, so a hit means the very same bytes were verified before.
+/// - Lifetime: an entry is served while `now < exp` (RFC 7519 §4.1.4); tokens without a numeric `exp` are
+///   verified every time and never stored. The claims rules are still the policy layer's on every request.
+/// - Keys: an entry remembers the key that verified it and is served only while the current set maps the token's
+///   `kid` to that key or to one with the same RFC 7638 thumbprint. A JWKS refetch with the same keys keeps the
+///   cache warm; a rotation that drops or replaces the key invalidates its entries.
+/// - Bound: `capacity` entries; when full, a CLOCK sweep replaces the first entry that is expired or was not hit
+///   since the hand last passed it (an approximation of least recently used at O(1) per insert).
+public final class VerifiedTokenCache {
+    struct Entry {
+        var digest: SHA256Digest
+        var token: VerifiedToken
+        var key: RSAPublicKey
+        var kid: String
+        var expiresAtNanoseconds: Int64
+        var referenced: Bool
+    }
+
+    public let capacity: Int
+    /// Lookups answered from the cache.
+    public private(set) var hits: UInt64 = 0
+    /// Lookups that needed a verification (including ones that were then refused).
+    public private(set) var misses: UInt64 = 0
+
+    private var slots: [Entry?]
+    private var index: [SHA256Digest: Int] = [:]
+    private var hand = 0
+
+    public init(capacity: Int = 4096) {
+        precondition(capacity > 0, "VerifiedTokenCache needs a positive capacity")
+        self.capacity = capacity
+        self.slots = Array(repeating: nil, count: capacity)
+        self.index.reserveCapacity(capacity)
+    }
+
+    /// Entries currently stored (expired ones included until they are swept or looked up).
+    public var count: Int { index.count }
+
+    public func removeAll() {
+        slots = Array(repeating: nil, count: capacity)
+        index.removeAll(keepingCapacity: true)
+        hand = 0
+    }
+
+    /// The cached result for `compact` if there is a live one, else `verifier`'s answer (stored when verified and
+    /// it has a numeric `exp` still ahead of `nowNanoseconds`, nanoseconds since the Unix epoch).
+    public func verify(
+        _ compact: Substring, keys: JWKSKeySet, verifier: TokenVerifier, nowNanoseconds: Int64
+    ) -> Result<VerifiedToken, TokenRejection> {
+        var compact = compact
+        return compact.withUTF8 { verify(buffer: $0, keys: keys, verifier: verifier, nowNanoseconds: nowNanoseconds) }
+    }
+
+    public func verify(
+        _ compact: String, keys: JWKSKeySet, verifier: TokenVerifier, nowNanoseconds: Int64
+    ) -> Result<VerifiedToken, TokenRejection> {
+        var compact = compact
+        return compact.withUTF8 { verify(buffer: $0, keys: keys, verifier: verifier, nowNanoseconds: nowNanoseconds) }
+    }
+
+    func verify(
+        buffer: UnsafeBufferPointer<UInt8>, keys: JWKSKeySet, verifier: TokenVerifier, nowNanoseconds: Int64
+    ) -> Result<VerifiedToken, TokenRejection> {
+        // Oversized input is refused by the verifier before it is hashed.
+        guard buffer.count <= verifier.configuration.maxTokenBytes else {
+            misses += 1
+            return verifier.verify(buffer: buffer, keys: keys).map(\.token)
+        }
+        let digest = SHA256Digest(UnsafeRawBufferPointer(buffer))
+        if let token = lookup(digest, keys: keys, nowNanoseconds: nowNanoseconds) {
+            hits += 1
+            return .success(token)
+        }
+        misses += 1
+        let result = verifier.verify(buffer: buffer, keys: keys)
+        guard case .success(let verified) = result else { return result.map(\.token) }
+        if let expiry = Self.expiry(of: verified.token), nowNanoseconds < expiry,
+            let kid = verified.token.header["kid"]?.stringValue
+        {
+            insert(
+                Entry(
+                    digest: digest, token: verified.token, key: verified.key, kid: kid, expiresAtNanoseconds: expiry,
+                    referenced: false),
+                nowNanoseconds: nowNanoseconds)
+        }
+        return .success(verified.token)
+    }
+
+    private func lookup(_ digest: SHA256Digest, keys: JWKSKeySet, nowNanoseconds: Int64) -> VerifiedToken? {
+        guard let slot = index[digest], let entry = slots[slot] else { return nil }
+        let current = keys[entry.kid]
+        let sameKey = current.map { $0 === entry.key || $0.thumbprintDigest == entry.key.thumbprintDigest } ?? false
+        guard nowNanoseconds < entry.expiresAtNanoseconds, sameKey else {
+            // Dead for good: time only moves forward, and a key set without this key will not bring it back
+            // as the same object (a new import is matched by thumbprint on the next verification).
+            slots[slot] = nil
+            index[digest] = nil
+            return nil
+        }
+        slots[slot]!.referenced = true
+        return entry.token
+    }
+
+    private func insert(_ entry: Entry, nowNanoseconds: Int64) {
+        if let existing = index[entry.digest] {
+            slots[existing] = entry
+            return
+        }
+        // CLOCK: at most two turns of the hand, since the first turn clears every reference bit.
+        var victim = hand
+        for _ in 0..<(2 * capacity) {
+            victim = hand
+            hand = (hand + 1) % capacity
+            guard let occupant = slots[victim] else { break }
+            if occupant.referenced, nowNanoseconds < occupant.expiresAtNanoseconds {
+                slots[victim]!.referenced = false
+                continue
+            }
+            break
+        }
+        if let old = slots[victim] { index[old.digest] = nil }
+        slots[victim] = entry
+        index[entry.digest] = victim
+    }
+
+    /// `exp` as nanoseconds since the epoch, when it is a number (RFC 7519 NumericDate may have a fraction).
+    static func expiry(of token: VerifiedToken) -> Int64? {
+        guard let seconds = token.claims["exp"]?.doubleValue, seconds.isFinite else { return nil }
+        let nanoseconds = seconds * 1e9
+        if nanoseconds >= 9.2e18 { return Int64.max }
+        if nanoseconds <= -9.2e18 { return Int64.min }
+        return Int64(nanoseconds)
+    }
+}
