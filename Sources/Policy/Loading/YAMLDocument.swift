@@ -1,0 +1,111 @@
+import GatewayCore
+import Yams
+
+/// A YAML node with its position, detached from Yams so the decoders below never see a Yams type.
+///
+/// Only the composed tree is kept: anchors and aliases are already resolved by the composer, and tags are
+/// reduced to "plain or not" because the loaders read every scalar by its text (a quoted `"8080"` is a
+/// string, a plain `8080` may be a number).
+struct YAMLNode: Sendable {
+    enum Kind: Sendable {
+        case scalar(String, plain: Bool)
+        case mapping([(key: YAMLNode, value: YAMLNode)])
+        case sequence([YAMLNode])
+    }
+
+    var kind: Kind
+    var line: Int
+    var column: Int
+
+    /// A plain scalar that YAML 1.2's core schema reads as null (`~`, `null`, nothing at all).
+    var isNull: Bool {
+        guard case .scalar(let text, let plain) = kind, plain else { return false }
+        return text.isEmpty || text == "~" || text == "null" || text == "Null" || text == "NULL"
+    }
+
+    var kindName: String {
+        switch kind {
+        case .scalar: return isNull ? "null" : "a scalar"
+        case .mapping: return "a mapping"
+        case .sequence: return "a list"
+        }
+    }
+}
+
+/// Parses YAML text into one `YAMLNode` tree, or a `ConfigError` naming where the text stopped being YAML.
+enum YAMLDocument {
+    /// Nodes deeper than this are refused: the policy files are shallow, and a bound keeps a hostile file
+    /// from exhausting the stack during conversion.
+    static let maxDepth = 64
+
+    static func parse(_ text: String, file: String) -> Result<YAMLNode, ConfigError> {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch let error as YamlError {
+            return .failure(describe(error, file: file))
+        } catch {
+            return .failure(ConfigError(file: file, line: 1, column: 1, path: "", message: "not valid YAML"))
+        }
+        guard let root else {
+            return .failure(ConfigError(file: file, line: 1, column: 1, path: "", message: "the file is empty"))
+        }
+        return convert(root, depth: 0).mapError { $0.with(file: file) }
+    }
+
+    private static func convert(_ node: Node, depth: Int) -> Result<YAMLNode, ConfigError> {
+        let mark = node.mark
+        let line = mark?.line ?? 1
+        let column = mark?.column ?? 1
+        guard depth < maxDepth else {
+            return .failure(ConfigError(file: "", line: line, column: column, path: "", message: "nesting too deep"))
+        }
+        switch node {
+        case .scalar(let scalar):
+            return .success(YAMLNode(kind: .scalar(scalar.string, plain: scalar.style == .plain), line: line, column: column))
+        case .mapping(let mapping):
+            var pairs: [(key: YAMLNode, value: YAMLNode)] = []
+            pairs.reserveCapacity(mapping.count)
+            for (key, value) in mapping {
+                switch (convert(key, depth: depth + 1), convert(value, depth: depth + 1)) {
+                case (.success(let k), .success(let v)): pairs.append((k, v))
+                case (.failure(let e), _), (_, .failure(let e)): return .failure(e)
+                }
+            }
+            return .success(YAMLNode(kind: .mapping(pairs), line: line, column: column))
+        case .sequence(let sequence):
+            var items: [YAMLNode] = []
+            items.reserveCapacity(sequence.count)
+            for item in sequence {
+                switch convert(item, depth: depth + 1) {
+                case .success(let n): items.append(n)
+                case .failure(let e): return .failure(e)
+                }
+            }
+            return .success(YAMLNode(kind: .sequence(items), line: line, column: column))
+        case .alias:
+            // The composer resolves aliases before handing out the tree; one left over is not ours to guess.
+            return .failure(
+                ConfigError(file: "", line: line, column: column, path: "", message: "unresolved YAML alias"))
+        }
+    }
+
+    private static func describe(_ error: YamlError, file: String) -> ConfigError {
+        switch error {
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
+            .composer(let context, let problem, let mark, _):
+            var message = "invalid YAML: \(problem)"
+            if let context { message += " (\(context.text))" }
+            return ConfigError(file: file, line: mark.line, column: mark.column, path: "", message: message)
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            let names = duplicates.map { "'\($0)'" }.joined(separator: ", ")
+            return ConfigError(
+                file: file, line: context.mark.line, column: context.mark.column, path: "",
+                message: "duplicate key \(names) in one mapping")
+        case .reader(let problem, _, _, _):
+            return ConfigError(file: file, line: 1, column: 1, path: "", message: "unreadable YAML text: \(problem)")
+        default:
+            return ConfigError(file: file, line: 1, column: 1, path: "", message: "not valid YAML")
+        }
+    }
+}
