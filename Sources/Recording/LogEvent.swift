@@ -1,0 +1,228 @@
+import GatewayCore
+
+/// Who made the final decision about a request: the gateway refused it itself, or the tenant answered.
+public enum DecidedBy: String, Sendable, Equatable {
+    case gateway
+    case tenant
+}
+
+/// One log event in the shape of Auth0's tenant logs (the My Account API events' layout, the closest published
+/// sibling of the My Organization API's events).
+///
+/// The JSON it builds (``json``):
+/// ```
+/// { "log_id", "date", "type", "description", "tenant_name", "hostname", "ip", "user_agent", "client_id",
+///   "user_id", "organization_id", "audience", "scope", "auth0_client": {…},
+///   "references": { "correlation_id", "trace_id" },
+///   "details": { "operation", "request": { "method", "path" }, "response": { "status" },
+///                "error": { "type", "title", "status", "detail" }, "decided_by": "gateway"|"tenant",
+///                "duration_ms", "reason" } }
+/// ```
+/// Absent optionals are omitted, not written as null. `details.request.path` never carries the query.
+/// `details.reason` is the gateway's own refusal reason (e.g. `rate_limit_organization`), an extension of ours.
+/// Nothing here carries an Authorization header, a token or a secret: only values the caller extracted.
+public struct LogEvent: Sendable, Equatable {
+    /// The problem-details error of a failed call, as the client received it.
+    public struct ErrorInfo: Sendable, Equatable {
+        public var type: String
+        public var title: String
+        public var status: Int
+        public var detail: String
+
+        public init(type: String, title: String, status: Int, detail: String) {
+            self.type = type
+            self.title = title
+            self.status = status
+            self.detail = detail
+        }
+
+        public init(_ error: TenantError) {
+            self.init(type: error.type, title: error.title, status: error.status, detail: error.detail)
+        }
+    }
+
+    public var logID: String
+    /// Milliseconds since the Unix epoch; written as ISO 8601 UTC with milliseconds.
+    public var dateMillis: Int64
+    /// The event code, e.g. `my_organization_api_idp_succeeded`; chosen by the caller (Policy's classification).
+    public var type: String
+    public var description: String
+    public var tenantName: String?
+    /// The host the client used (Host or :authority, port removed, lowercased).
+    public var hostname: String?
+    public var ip: String?
+    public var userAgent: String?
+    public var clientID: String?
+    public var userID: String?
+    public var organizationID: String?
+    public var audience: String?
+    public var scope: String?
+    /// The decoded `Auth0-Client` header (a JSON object), already redacted.
+    public var auth0Client: JSONValue?
+    public var correlationID: String?
+    public var traceID: String?
+
+    public var operation: String?
+    public var method: String?
+    public var path: String?
+    public var status: Int?
+    public var error: ErrorInfo?
+    public var decidedBy: DecidedBy?
+    public var durationMs: Double?
+    public var reason: String?
+
+    public init(logID: String, dateMillis: Int64, type: String, description: String) {
+        self.logID = logID
+        self.dateMillis = dateMillis
+        self.type = type
+        self.description = description
+    }
+
+    /// Fills hostname, user agent, `auth0_client`, references, method and path from the request head.
+    /// The Authorization header is never read here.
+    public mutating func apply(request: RequestHead, redactor: Redactor = Redactor()) {
+        method = request.method
+        path = String(request.path)
+        hostname = RequestFacts.hostname(request)
+        userAgent = request.headers["User-Agent"].map { RequestFacts.clean($0, max: 512) }
+        auth0Client = request.headers["Auth0-Client"].flatMap(RequestFacts.decodeAuth0Client).map {
+            redactor.redact(json: $0)
+        }
+        correlationID = RequestFacts.correlationID(request.headers)
+        traceID = request.headers["traceparent"].flatMap(RequestFacts.traceID)
+    }
+
+    /// Fills client, user, organization, audience and scope from a verified token's claims.
+    ///
+    /// Both token dialects: Auth0's (`azp`) and RFC 9068's (`client_id`). `user_id` is left out for
+    /// client-credentials tokens (`gty` of `client-credentials` or a `sub` ending in `@clients`).
+    public mutating func apply(claims: JSONValue) {
+        clientID = claims["azp"]?.stringValue ?? claims["client_id"]?.stringValue
+        if let sub = claims["sub"]?.stringValue {
+            let machine = claims["gty"]?.stringValue == "client-credentials" || sub.hasSuffix("@clients")
+            if !machine { userID = sub }
+        }
+        organizationID = claims["org_id"]?.stringValue
+        scope = claims["scope"]?.stringValue
+        switch claims["aud"] {
+        case .string(let s)?: audience = s
+        case .array(let items)?:
+            let strings = items.compactMap(\.stringValue)
+            audience = strings.first { $0.hasSuffix("/my-org/") } ?? strings.first
+        default: break
+        }
+    }
+
+    public var json: JSONValue {
+        var m: [(String, JSONValue)] = [
+            ("log_id", .string(logID)),
+            ("date", .string(Timestamp.iso8601(millis: dateMillis))),
+            ("type", .string(type)),
+            ("description", .string(description)),
+        ]
+        func add(_ name: String, _ value: String?) { if let value { m.append((name, .string(value))) } }
+        add("tenant_name", tenantName)
+        add("hostname", hostname)
+        add("ip", ip)
+        add("user_agent", userAgent)
+        add("client_id", clientID)
+        add("user_id", userID)
+        add("organization_id", organizationID)
+        add("audience", audience)
+        add("scope", scope)
+        if let auth0Client { m.append(("auth0_client", auth0Client)) }
+        var refs: [(String, JSONValue)] = []
+        if let correlationID { refs.append(("correlation_id", .string(correlationID))) }
+        if let traceID { refs.append(("trace_id", .string(traceID))) }
+        if !refs.isEmpty { m.append(("references", .object(refs))) }
+
+        var d: [(String, JSONValue)] = []
+        if let operation { d.append(("operation", .string(operation))) }
+        var req: [(String, JSONValue)] = []
+        if let method { req.append(("method", .string(method))) }
+        if let path { req.append(("path", .string(path))) }
+        if !req.isEmpty { d.append(("request", .object(req))) }
+        if let status { d.append(("response", .object([("status", .number(Double(status)))]))) }
+        if let error {
+            d.append(
+                (
+                    "error",
+                    .object([
+                        ("type", .string(error.type)), ("title", .string(error.title)),
+                        ("status", .number(Double(error.status))), ("detail", .string(error.detail)),
+                    ])
+                ))
+        }
+        if let decidedBy { d.append(("decided_by", .string(decidedBy.rawValue))) }
+        if let durationMs { d.append(("duration_ms", .number(RequestFacts.round3(durationMs)))) }
+        if let reason { d.append(("reason", .string(reason))) }
+        m.append(("details", .object(d)))
+        return .object(m)
+    }
+}
+
+/// Small, pure extractions from a request head shared by log events, access lines and exchange records.
+public enum RequestFacts {
+    /// The host the client used: authority (or Host), port removed, lowercased; nil when absent.
+    public static func hostname(_ request: RequestHead) -> String? {
+        guard let raw = request.authority ?? request.headers["Host"], !raw.isEmpty else { return nil }
+        var host = Substring(raw)
+        if host.hasPrefix("[") {
+            if let end = host.firstIndex(of: "]") { host = host[...end] }
+        } else if let colon = host.lastIndex(of: ":") {
+            host = host[..<colon]
+        }
+        return clean(String(host).asciiLowercased, max: 255)
+    }
+
+    /// `X-Request-Id`, if it is a sane identifier (printable ASCII, at most 128 characters).
+    public static func correlationID(_ headers: HTTPFields) -> String? {
+        guard let v = headers["X-Request-Id"], !v.isEmpty, v.utf8.count <= 128,
+            v.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F })
+        else { return nil }
+        return v
+    }
+
+    /// The trace id of a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`); nil when malformed or all zeros.
+    public static func traceID(_ traceparent: String) -> String? {
+        let parts = traceparent.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count >= 4, parts[0].utf8.count == 2, parts[0] != "ff", parts[1].utf8.count == 32,
+            parts[2].utf8.count == 16, parts[3].utf8.count == 2
+        else { return nil }
+        let hex = parts[1].utf8
+        guard hex.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }),
+            !hex.allSatisfy({ $0 == 0x30 })
+        else { return nil }
+        return String(parts[1])
+    }
+
+    /// The `Auth0-Client` header: base64 (standard, padded; the URL-safe alphabet is tolerated) of a JSON object.
+    /// Anything else gives nil, so undecodable values are omitted rather than logged raw.
+    public static func decodeAuth0Client(_ header: String) -> JSONValue? {
+        guard header.utf8.count <= 4096, let bytes = Base64.decode(header.trimmingASCIISpaces()),
+            let value = try? JSONValue.parse(bytes, maxDepth: 8), case .object = value
+        else { return nil }
+        return value
+    }
+
+    /// Control characters dropped and length capped, so a header cannot forge log lines.
+    public static func clean(_ s: String, max: Int) -> String {
+        var out = ""
+        for scalar in s.unicodeScalars where scalar.value >= 0x20 && scalar.value != 0x7F {
+            out.unicodeScalars.append(scalar)
+            if out.utf8.count >= max { break }
+        }
+        return out
+    }
+
+    static func round3(_ v: Double) -> Double { (v * 1000).rounded() / 1000 }
+}
+
+extension String {
+    func trimmingASCIISpaces() -> Substring {
+        var s = self[...]
+        while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
+        while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
+        return s
+    }
+}

@@ -1,0 +1,416 @@
+import Foundation
+import GatewayCore
+import Logging
+
+/// Where log events, access lines and exchange records go. Implementations never block the caller.
+public protocol EventRecorder: Sendable {
+    /// Queues one event; returns at once (a full queue drops the event and counts it).
+    func record(_ event: JSONValue)
+    /// Queues a closure that builds the event later on the writer thread (used to keep redaction and
+    /// serialization of large exchanges off the event loop). A nil result records nothing.
+    func record(deferred build: @escaping @Sendable () -> JSONValue?)
+}
+
+/// Counters of a ``LogPipeline`` for metrics and tests. Drops are counted per event and, for sink-level reasons,
+/// per sink (an event dropped by two sinks counts twice in ``droppedEvents``).
+public struct LogPipelineStats: Sendable, Equatable {
+    public struct Sink: Sendable, Equatable {
+        public var name: String
+        public var delivered: Int
+        /// Failed delivery attempts (each retry counts).
+        public var deliveryFailures: Int
+        /// Lines ever written to this sink's spool.
+        public var spooled: Int
+        /// Lines waiting (memory, spool and in flight).
+        public var pending: Int
+        public var pendingOnDisk: Int
+        public var spoolBytes: Int
+        public var droppedSpoolFull: Int
+        public var droppedRejected: Int
+        public var droppedAtShutdown: Int
+    }
+
+    /// Events taken by `record`.
+    public var accepted: Int
+    /// Events refused because the front queue was full.
+    public var droppedQueueFull: Int
+    /// Events recorded after `shutdown` began.
+    public var droppedAfterShutdown: Int
+    public var sinks: [Sink]
+
+    /// Every drop, of every reason; the number to alert on.
+    public var droppedEvents: Int {
+        droppedQueueFull + droppedAfterShutdown
+            + sinks.reduce(0) { $0 + $1.droppedSpoolFull + $1.droppedRejected + $1.droppedAtShutdown }
+    }
+}
+
+/// What `shutdown` achieved.
+public struct ShutdownSummary: Sendable, Equatable {
+    /// Every accepted event reached every sink.
+    public var complete: Bool
+    /// Lines left in spools for the next start, per sink name.
+    public var leftInSpool: [String: Int]
+    /// Lines lost (no spool, or the spool was full).
+    public var lost: Int
+    /// Sinks whose writer was still inside a delivery when the deadline and grace ran out.
+    public var stuckSinks: [String]
+}
+
+/// The log pipeline: a bounded front queue that event loops write to without blocking, one writer thread that
+/// builds and serializes events, and per sink a queue (memory, then disk spool) drained by the sink's own thread.
+///
+/// Lifecycle: create once at start-up (threads start at once), `record` from anywhere, `shutdown` once on SIGTERM.
+/// Nothing accepted is dropped silently: every drop is counted in ``stats`` and logged at `error` level.
+public final class LogPipeline: EventRecorder, @unchecked Sendable {
+    // Safety: `items`, `spare`, `closed`, `stopping` and `busy` are guarded by `front`; `workers`, `sinkNames`
+    // and the rest are set in init and never change; counters are atomics.
+    private enum Item {
+        case value(JSONValue)
+        case deferred(@Sendable () -> JSONValue?)
+    }
+
+    private let front = NSCondition()
+    private var items: [Item] = []
+    private var spare: [Item] = []
+    private var closed = false
+    private var stopping = false
+    private var busy = false
+    private let capacity: Int
+    private let workers: [SinkWorker]
+    private let reporter: DropReporter
+    private let logger: Logger
+    private let accepted = AtomicCounter()
+    private let droppedQueueFull = AtomicCounter()
+    private let droppedClosed = AtomicCounter()
+    private let dispatcherDone = DispatchSemaphore(value: 0)
+    private let shutdownOnce = SimpleLock()
+    private var shutdownResult: ShutdownSummary?
+
+    /// The sinks' stable names, in configuration order.
+    public let sinkNames: [String]
+
+    public struct ConfigurationError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Opens every sink and spool and starts the threads. Throws when a file or spool directory cannot be opened
+    /// or a webhook URL is invalid (the message names the path, never a credential).
+    public init(settings: LogPipelineSettings, logger: Logger = Logger(label: "myorg-gateway.recording")) throws {
+        self.capacity = settings.queueCapacity
+        self.logger = logger
+        self.reporter = DropReporter(logger: logger)
+        var workers: [SinkWorker] = []
+        var names = Set<String>()
+        for sinkSettings in settings.sinks {
+            let name = sinkSettings.name
+            guard names.insert(name).inserted else {
+                throw ConfigurationError(description: "two sinks share the name \(name); give one a name")
+            }
+            let sink: any EventSink
+            do {
+                switch sinkSettings {
+                case .stdout(let s): sink = StdoutSink(s, name: name)
+                case .file(let s): sink = try FileSink(s, name: name)
+                case .webhook(let s): sink = try WebhookSink(s, name: name)
+                }
+            } catch {
+                throw ConfigurationError(description: "sink \(name): \(error)")
+            }
+            var disk: DiskSpool?
+            if let spool = settings.spool {
+                do {
+                    disk = try DiskSpool(directory: spool.directory + "/" + name, settings: spool)
+                } catch {
+                    throw ConfigurationError(description: "spool of sink \(name): \(error)")
+                }
+            }
+            let counters = SinkCounters()
+            if let disk, disk.tornLinesAtStart > 0 {
+                counters.droppedAtShutdown.add(disk.tornLinesAtStart)
+                reporter.dropped(disk.tornLinesAtStart, reason: "torn spool line from a crash", sink: name)
+            }
+            let queue = SinkQueue(memoryCapacity: settings.sinkMemoryCapacity, disk: disk, counters: counters)
+            workers.append(SinkWorker(sink: sink, queue: queue, reporter: reporter, logger: logger))
+        }
+        self.workers = workers
+        self.sinkNames = workers.map(\.name)
+        for worker in workers { worker.start() }
+        let thread = Thread { [self] in self.dispatch() }
+        thread.name = "log-pipeline"
+        thread.start()
+    }
+
+    // MARK: Recording
+
+    public func record(_ event: JSONValue) { enqueue(.value(event)) }
+
+    public func record(deferred build: @escaping @Sendable () -> JSONValue?) { enqueue(.deferred(build)) }
+
+    private func enqueue(_ item: Item) {
+        front.lock()
+        if closed {
+            front.unlock()
+            droppedClosed.add()
+            return
+        }
+        if items.count >= capacity {
+            front.unlock()
+            droppedQueueFull.add()
+            return
+        }
+        items.append(item)
+        if items.count == 1 { front.signal() }
+        front.unlock()
+        accepted.add()
+    }
+
+    // MARK: The writer thread
+
+    private func dispatch() {
+        var reportedQueueFull = 0
+        var reportedClosed = 0
+        while true {
+            front.lock()
+            if items.isEmpty && !stopping { _ = front.wait(until: Date(timeIntervalSinceNow: 1)) }
+            let exit = items.isEmpty && stopping
+            swap(&items, &spare)
+            busy = !spare.isEmpty
+            front.unlock()
+
+            if !spare.isEmpty {
+                var lines: [String] = []
+                lines.reserveCapacity(spare.count)
+                for item in spare {
+                    switch item {
+                    case .value(let v): lines.append(v.serialized())
+                    case .deferred(let build): if let v = build() { lines.append(v.serialized()) }
+                    }
+                }
+                spare.removeAll(keepingCapacity: true)
+                for worker in workers {
+                    let dropped = worker.queue.append(lines)
+                    if dropped > 0 {
+                        worker.queue.counters.droppedSpoolFull.add(dropped)
+                        reporter.dropped(dropped, reason: "spool full or no spool", sink: worker.name)
+                    }
+                }
+                front.lock()
+                busy = false
+                front.broadcast()
+                front.unlock()
+            }
+            let full = droppedQueueFull.load
+            if full > reportedQueueFull {
+                reporter.dropped(full - reportedQueueFull, reason: "queue full", sink: nil)
+                reportedQueueFull = full
+            }
+            let late = droppedClosed.load
+            if late > reportedClosed {
+                reporter.dropped(late - reportedClosed, reason: "recorded after shutdown", sink: nil)
+                reportedClosed = late
+            }
+            reporter.flushPending()
+            if exit { break }
+        }
+        dispatcherDone.signal()
+    }
+
+    // MARK: Flush and shutdown
+
+    /// Waits until everything recorded so far reached every sink (partial batches are sent at once), or until
+    /// `deadline`. Returns whether all was delivered. Safe to call from any thread but an event loop.
+    public func flush(deadline: ContinuousClock.Instant) -> Bool {
+        for worker in workers { worker.queue.setFlushing(true) }
+        defer { for worker in workers { worker.queue.setFlushing(false) } }
+        while true {
+            if frontIdle && workers.allSatisfy({ $0.queue.pending == 0 }) { return true }
+            if ContinuousClock.now >= deadline { return false }
+            Thread.sleep(forTimeInterval: 0.005)
+        }
+    }
+
+    public func flush(timeout: Duration) -> Bool { flush(deadline: .now + timeout) }
+
+    private var frontIdle: Bool { front.withLock { items.isEmpty && !busy } }
+
+    /// Stops taking events, drains the queue into the sinks until `deadline`, then stops the writers (after a grace
+    /// long enough for one in-flight webhook request) and moves whatever is left to the spool (or counts it lost).
+    /// Idempotent: a second call returns the first call's summary.
+    public func shutdown(deadline: ContinuousClock.Instant) -> ShutdownSummary {
+        shutdownOnce.withLock {
+            if let shutdownResult { return shutdownResult }
+            let result = performShutdown(deadline: deadline)
+            shutdownResult = result
+            return result
+        }
+    }
+
+    public func shutdown(timeout: Duration) -> ShutdownSummary { shutdown(deadline: .now + timeout) }
+
+    private func performShutdown(deadline: ContinuousClock.Instant) -> ShutdownSummary {
+        front.withLock {
+            closed = true
+            stopping = true
+            front.broadcast()
+        }
+        _ = dispatcherDone.wait(timeout: dispatchTime(deadline))
+        for worker in workers { worker.queue.beginStopping() }
+        for worker in workers { _ = worker.waitExited(until: deadline) }
+        let grace = ContinuousClock.now + .seconds(workers.map(\.grace).max() ?? 0)
+        var stuck: [String] = []
+        for worker in workers where !worker.hasExited {
+            worker.queue.stopImmediately()
+            if !worker.waitExited(until: grace) { stuck.append(worker.name) }
+        }
+        var left: [String: Int] = [:]
+        var lost = 0
+        for worker in workers where worker.hasExited {
+            let (spooled, dropped) = worker.queue.persistRemaining()
+            if spooled > 0 { left[worker.name] = spooled }
+            if dropped > 0 { reporter.dropped(dropped, reason: "not delivered before shutdown", sink: worker.name) }
+            lost += dropped
+        }
+        reporter.flushPending(force: true)
+        let summary = ShutdownSummary(
+            complete: left.isEmpty && lost == 0 && stuck.isEmpty, leftInSpool: left, lost: lost, stuckSinks: stuck)
+        if summary.complete {
+            logger.info("log pipeline drained")
+        } else {
+            logger.warning(
+                "log pipeline stopped with events not delivered",
+                metadata: [
+                    "left_in_spool": "\(left.values.reduce(0, +))", "lost": "\(lost)", "stuck_sinks": "\(stuck)",
+                ])
+        }
+        return summary
+    }
+
+    private func dispatchTime(_ deadline: ContinuousClock.Instant) -> DispatchTime {
+        let remaining = ContinuousClock.now.duration(to: deadline)
+        let nanos = max(0, remaining.components.seconds * 1_000_000_000 + remaining.components.attoseconds / 1_000_000_000)
+        return .now() + .nanoseconds(Int(nanos))
+    }
+
+    // MARK: Metrics
+
+    public var stats: LogPipelineStats {
+        LogPipelineStats(
+            accepted: accepted.load, droppedQueueFull: droppedQueueFull.load, droppedAfterShutdown: droppedClosed.load,
+            sinks: workers.map { w in
+                let c = w.queue.counters
+                return LogPipelineStats.Sink(
+                    name: w.name, delivered: c.delivered.load, deliveryFailures: c.failures.load, spooled: c.spooled.load,
+                    pending: w.queue.pending, pendingOnDisk: w.queue.pendingOnDisk, spoolBytes: w.queue.spoolBytes,
+                    droppedSpoolFull: c.droppedSpoolFull.load, droppedRejected: c.droppedRejected.load,
+                    droppedAtShutdown: c.droppedAtShutdown.load)
+            })
+    }
+}
+
+/// One sink's writer thread: takes batches from the sink's queue, delivers them, retries with exponential backoff
+/// and jitter, and drops a batch only when the receiver keeps refusing it (counted, logged).
+final class SinkWorker: @unchecked Sendable {
+    // Safety: `sink` is used only on this worker's thread (`run`); `queue` locks itself; `exited` is guarded by
+    // `exitLock`.
+    let sink: any EventSink
+    let queue: SinkQueue
+    private let reporter: DropReporter
+    private let logger: Logger
+    private let exitLock = NSCondition()
+    private var exited = false
+    let name: String
+    /// How long shutdown waits for a delivery already under way.
+    let grace: Int64
+
+    init(sink: any EventSink, queue: SinkQueue, reporter: DropReporter, logger: Logger) {
+        self.sink = sink
+        self.queue = queue
+        self.reporter = reporter
+        self.logger = logger
+        self.name = sink.name
+        if let webhook = sink as? WebhookSink { grace = Int64(webhook.settings.timeout.rounded(.up)) + 3 } else { grace = 2 }
+    }
+
+    func start() {
+        let thread = Thread { [self] in self.run() }
+        thread.name = "log-sink"
+        thread.start()
+    }
+
+    var hasExited: Bool { exitLock.withLock { exited } }
+
+    func waitExited(until deadline: ContinuousClock.Instant) -> Bool {
+        exitLock.withLock {
+            while !exited {
+                let remaining = ContinuousClock.now.duration(to: deadline)
+                if remaining <= .zero { return false }
+                let seconds = Double(remaining.components.seconds) + Double(remaining.components.attoseconds) / 1e18
+                _ = exitLock.wait(until: Date(timeIntervalSinceNow: min(seconds, 0.1)))
+            }
+            return true
+        }
+    }
+
+    private func run() {
+        var failures = 0
+        var rejections = 0
+        var retryAt: Int64?
+        var tickAt = Monotonic.nanos() + 250_000_000
+        loop: while true {
+            switch queue.next(batchSize: sink.batchSize, interval: sink.batchInterval, retryAt: retryAt, tickAt: tickAt) {
+            case .exit:
+                break loop
+            case .tick:
+                let now = Monotonic.nanos()
+                sink.tick(nowNanos: now)
+                queue.tickDisk(nowNanos: now)
+                tickAt = now + 250_000_000
+            case .batch(let lines):
+                switch sink.deliver(lines) {
+                case .delivered:
+                    queue.commit()
+                    if failures > 0 { logger.notice("log sink recovered", metadata: ["sink": "\(name)", "failed_attempts": "\(failures)"]) }
+                    failures = 0
+                    rejections = 0
+                    retryAt = nil
+                case .retry(let reason):
+                    queue.fail()
+                    queue.counters.failures.add()
+                    failures += 1
+                    if failures == 1 || failures % 20 == 0 {
+                        logger.warning(
+                            "log sink delivery failed; retrying",
+                            metadata: ["sink": "\(name)", "reason": "\(reason)", "attempt": "\(failures)"])
+                    }
+                    retryAt = Monotonic.nanos() + backoff(failures)
+                case .rejected(let reason):
+                    queue.counters.failures.add()
+                    rejections += 1
+                    failures += 1
+                    if rejections >= sink.maxAttemptsWhenRejected {
+                        queue.reject()
+                        reporter.dropped(lines.count, reason: "refused by the sink (\(reason))", sink: name)
+                        rejections = 0
+                        retryAt = nil
+                    } else {
+                        queue.fail()
+                        retryAt = Monotonic.nanos() + backoff(failures)
+                    }
+                }
+            }
+        }
+        sink.close()
+        exitLock.withLock {
+            exited = true
+            exitLock.broadcast()
+        }
+    }
+
+    /// Exponential backoff with "equal jitter": half the delay fixed, half random, capped.
+    private func backoff(_ attempt: Int) -> Int64 {
+        let base = min(sink.maxRetryDelay, sink.initialRetryDelay * Double(1 << min(attempt - 1, 30)))
+        let delay = base / 2 + Double.random(in: 0...(base / 2))
+        return Int64(delay * 1e9)
+    }
+}

@@ -1,0 +1,101 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+import GatewayCore
+
+/// ISO 8601 timestamps in UTC with milliseconds (`2026-01-02T03:04:05.678Z`), the form of `date` in Auth0 logs.
+///
+/// Written by hand (civil-from-days) so that formatting needs no locale, no Foundation formatter and no lock.
+public enum Timestamp {
+    /// Formats milliseconds since the Unix epoch.
+    public static func iso8601(millis: Int64) -> String {
+        let ms = Int(((millis % 1000) + 1000) % 1000)
+        let secs = (millis - Int64(ms)) / 1000
+        let days = Int(floorDiv(secs, 86_400))
+        let secOfDay = Int(secs - Int64(days) * 86_400)
+        let (y, m, d) = civil(fromDays: days)
+        var s = pad(y, 4) + "-" + pad(m, 2) + "-" + pad(d, 2)
+        s += "T" + pad(secOfDay / 3600, 2) + ":" + pad(secOfDay / 60 % 60, 2) + ":" + pad(secOfDay % 60, 2)
+        s += "." + pad(ms, 3) + "Z"
+        return s
+    }
+
+    /// Parses `YYYY-MM-DDTHH:MM:SS[.fff]Z` (the form this module writes; fractions beyond milliseconds are cut).
+    public static func parseISO8601(_ text: String) -> Int64? {
+        let b = Array(text.utf8)
+        guard b.count >= 20, b[4] == 0x2D, b[7] == 0x2D, b[10] == 0x54 || b[10] == 0x20, b[13] == 0x3A,
+            b[16] == 0x3A, b.last == 0x5A
+        else { return nil }
+        func num(_ r: Range<Int>) -> Int? {
+            var v = 0
+            for i in r {
+                guard b[i] >= 0x30 && b[i] <= 0x39 else { return nil }
+                v = v * 10 + Int(b[i] - 0x30)
+            }
+            return v
+        }
+        guard let y = num(0..<4), let mo = num(5..<7), let d = num(8..<10), let h = num(11..<13),
+            let mi = num(14..<16), let s = num(17..<19), (1...12).contains(mo), (1...31).contains(d), h < 24,
+            mi < 60, s < 61
+        else { return nil }
+        var ms = 0
+        if b[19] == 0x2E {
+            var digits = 0
+            var i = 20
+            while i < b.count - 1 {
+                guard b[i] >= 0x30 && b[i] <= 0x39 else { return nil }
+                if digits < 3 { ms = ms * 10 + Int(b[i] - 0x30) }
+                digits += 1
+                i += 1
+            }
+            guard digits > 0 else { return nil }
+            for _ in digits..<max(digits, 3) { ms *= 10 }
+        } else if b.count != 20 {
+            return nil
+        }
+        let days = Int64(days(fromCivil: y, mo, d))
+        return ((days * 86_400 + Int64(h * 3600 + mi * 60 + s)) * 1000) + Int64(ms)
+    }
+
+    private static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
+        a >= 0 ? a / b : -((-a + b - 1) / b)
+    }
+
+    private static func pad(_ v: Int, _ width: Int) -> String {
+        let s = String(v)
+        return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
+    }
+
+    // Howard Hinnant's days-from-civil and civil-from-days, proleptic Gregorian calendar.
+    static func civil(fromDays z0: Int) -> (Int, Int, Int) {
+        let z = z0 + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+        let y = yoe + era * 400
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        return (m <= 2 ? y + 1 : y, m, d)
+    }
+
+    static func days(fromCivil y0: Int, _ m: Int, _ d: Int) -> Int {
+        let y = m <= 2 ? y0 - 1 : y0
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+}
+
+/// The system's real-time clock, for production wiring (tests inject `ManualClock`).
+public struct RealtimeClock: WallClock {
+    public init() {}
+    public func nowNanoseconds() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+    }
+}
