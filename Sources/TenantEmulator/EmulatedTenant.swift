@@ -19,6 +19,25 @@ import Synchronization
 /// 0: the very next request). A domain under the `.invalid` top-level domain settles to `failed`, any other to
 /// `verified`.
 ///
+/// Choices where the public description is silent (each one is tested):
+/// - `access_level` (the description's `organization_access_level`, named `access_level` in API bodies): `none` is
+///   404 everywhere and absent from lists; `readonly` refuses every change with 403 A0E-403-0001; `limited` allows
+///   `show_as_button`, `is_enabled` and `assign_membership_on_login` in a PATCH and nothing else (403 naming the
+///   refused fields); deleting, detaching, domain links, attribute refreshes, provisioning and SCIM tokens need
+///   `full`.
+/// - 409 A0E-409-0001 (Configuration issue): a strategy outside the client's `allowed_strategies`, deleting a provider
+///   that has users under `allow_if_empty`, linking a domain that is not verified, a collection at the emulator's
+///   bound (1,000 items).
+/// - 409 A0E-409-0003 (Duplicate Resource): a domain name, provider name, provider domain link, provisioning
+///   configuration that already exists; inviting someone who is already a member.
+/// - A malformed id in the path (`con_` + 16, `ord_` + 22, `uinv_` + 16, `tok_` + 16, user ids of 1–1024
+///   characters) is 400 A0E-400-0003 with `source: "path"`; a well-formed unknown id is 404 A0E-404-0002.
+/// - Batch deletes (`delete-memberships`, `delete-member-invitations`) are all or nothing: one unknown id is a 404.
+/// - Secrets in requests (`client_secret`, `signingCert`) are never stored or echoed; a SCIM token's `token` is in
+///   its create response only.
+/// - Lists are oldest first unless `sort=<field>:-1` (the SDKs' default `created_at:-1`), except invitations, which
+///   are newest first by default. `include_totals` is accepted and ignored.
+///
 /// Thread safety: every call of `handle` runs under one `Mutex`, so the class is `Sendable` and calls are serialized.
 /// No I/O happens here; the caller serves the responses.
 public final class EmulatedTenant: Sendable {

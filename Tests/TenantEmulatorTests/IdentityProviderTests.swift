@@ -213,6 +213,7 @@ struct IdentityProviderTests {
         #expect(refreshed.status == 200)
         #expect(refreshed.json["name"] == "acme-okta")
         h.call("PUT", "\(path)/update-attributes", "[]").expectValidation(pointer: "")
+        h.call("POST", "\(path)/detach", #"{"delete":true}"#).expectValidation(pointer: "/delete")
         let detached = h.call("POST", "\(path)/detach")
         #expect(detached.status == 204)
         #expect(detached.body.isEmpty)

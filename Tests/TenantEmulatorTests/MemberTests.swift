@@ -72,6 +72,8 @@ struct MemberTests {
                 .map(\.0) == ["user_id", "email"])
         #expect(h.call("GET", "/my-org/members/\(id)?fields=email&include_fields=false").json["email"] == nil)
         h.call("GET", "/my-org/members/auth0|nobody").expectError(404, "A0E-404-0002")
+        h.call("GET", "/my-org/members/auth0|" + String(repeating: "9", count: 1018)).expectError(404, "A0E-404-0002")
+        h.call("GET", "/my-org/members/auth0|" + String(repeating: "9", count: 1019)).expectError(400, "A0E-400-0003")
     }
 
     @Test("delete-memberships removes members all-or-nothing")
@@ -236,5 +238,41 @@ struct MemberTests {
         #expect(h.call("GET", "/my-org/member-invitations").json["invitations"] == [])
         h.call("POST", batch, #"{"invitations":[]}"#).expectValidation(pointer: "/invitations")
         h.call("POST", batch, #"{"invitations":["x"]}"#).expectValidation(pointer: "/invitations/0")
+    }
+}
+
+@Suite("Emulated list queries")
+struct ListQueryTests {
+    static let lists = [
+        "/my-org/members", "/my-org/member-invitations", "/my-org/roles", "/my-org/domains",
+        "/my-org/identity-providers",
+    ]
+
+    @Test("every list accepts the SDK's default query parameters, repeated keys included")
+    func sdkDefaults() {
+        let h = Harness()
+        let idp = "/my-org/identity-providers/\(h.idp("acme-okta"))"
+        h.call("POST", "\(idp)/provisioning")
+        let member = "/my-org/members/\(h.member("ada@acme.com"))/roles"
+        for path in Self.lists + [member, "\(idp)/provisioning/scim-tokens"] {
+            let query = "include_fields=true&take=50&include_totals=false&sort=created_at%3A-1&fields=id&fields=name"
+            #expect(h.call("GET", "\(path)?\(query)").status == 200, "\(path)")
+            #expect(h.call("GET", "\(path)?include_totals=true").status == 200, "\(path)")
+        }
+    }
+
+    @Test("paginated lists refuse bad take, from and sort values with a query validation error")
+    func badQueries() {
+        let h = Harness()
+        let paginated = ["/my-org/members", "/my-org/member-invitations", "/my-org/roles", "/my-org/domains"]
+        for path in paginated + ["/my-org/members/\(h.member("ada@acme.com"))/roles"] {
+            for query in ["take=0", "take=101", "take=-1", "from=nope", "sort=created_at:up", "include_fields=1"] {
+                let answer = h.call("GET", "\(path)?\(query)")
+                answer.expectError(400, "A0E-400-0003")
+                #expect(answer.json["validation_errors"]?.arrayValue?.first?["source"] == "query")
+            }
+        }
+        h.call("GET", "/my-org/identity-providers?is_enabled=yes").expectError(400, "A0E-400-0003")
+        h.call("GET", "/my-org/members?take=%ZZ").expectError(400, "A0E-400-0001")
     }
 }

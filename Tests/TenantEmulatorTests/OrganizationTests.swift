@@ -134,4 +134,27 @@ struct OrganizationTests {
         #expect(jwks.headers["Content-Type"] == "application/json; charset=utf-8")
         h.call("POST", "/.well-known/jwks.json", authorization: .some(nil)).expectError(405, "A0E-405-0001")
     }
+
+    @Test("concurrent requests are serialized: every create lands exactly once")
+    func concurrentCreates() async {
+        let h = Harness()
+        let tenant = h.tenant
+        let statuses = await withTaskGroup(of: Int.self) { group in
+            for i in 0..<40 {
+                group.addTask {
+                    var headers = HTTPFields()
+                    headers.add("Authorization", "Bearer " + Harness.token())
+                    let head = RequestHead(method: "POST", target: "/my-org/domains", headers: headers)
+                    let body = Array(#"{"domain":"c\#(i % 20).example.com"}"#.utf8)
+                    return tenant.handle(EmulatorRequest(head: head, body: body)).head.status
+                }
+            }
+            var all: [Int] = []
+            for await status in group { all.append(status) }
+            return all
+        }
+        #expect(statuses.filter { $0 == 201 }.count == 20)
+        #expect(statuses.filter { $0 == 409 }.count == 20)
+        #expect(h.call("GET", "/my-org/domains?take=100").json["organization_domains"]?.arrayValue?.count == 22)
+    }
 }

@@ -39,6 +39,7 @@ struct ProvisioningTests {
         #expect(refreshed.json["updated_on"] != created.json["updated_on"])
         #expect(refreshed.json["created_at"] == created.json["created_at"])
         h.call("POST", base, #"{"method":"scim"}"#).expectValidation(pointer: "/method")
+        h.call("PUT", "\(base)/update-attributes", "[]").expectValidation(pointer: "")
         #expect(h.call("DELETE", base).status == 204)
         h.call("GET", base).expectError(404, "A0E-404-0002")
     }
