@@ -51,7 +51,7 @@ public struct EmulatorClientConfiguration: Sendable, Equatable {
     public var connectionDeletionBehavior: ConnectionDeletionBehavior
 
     public init(
-        allowedStrategies: [String] = IdentityProviderStrategies.all,
+        allowedStrategies: [String] = IdentityProviderStrategies.defaultAllowed,
         connectionDeletionBehavior: ConnectionDeletionBehavior = .allowIfEmpty
     ) {
         self.allowedStrategies = allowedStrategies
@@ -59,9 +59,13 @@ public struct EmulatorClientConfiguration: Sendable, Equatable {
     }
 }
 
-/// The identity provider strategies the API's request enum accepts.
+/// The identity provider strategies of the API.
 public enum IdentityProviderStrategies {
+    /// Every value the request enum accepts.
     public static let all = ["pingfederate", "ad", "adfs", "waad", "google-apps", "okta", "oidc", "samlp"]
+    /// The default `allowed_strategies`: the strategies the official SDKs' `IdpStrategyEnum` knows (not `ad`, which
+    /// a client must allow explicitly, so that `GET config` never shows an SDK a value it cannot parse).
+    public static let defaultAllowed = ["pingfederate", "adfs", "waad", "google-apps", "okta", "oidc", "samlp"]
 }
 
 /// Builds a `TokenInfo` from a verified token's claims, accepting both token dialects (Auth0's `azp`, RFC 9068's

@@ -44,7 +44,7 @@ struct IdentityProviderTests {
 
     @Test("create answers 201 for every strategy, echoing no secret", arguments: createBodies)
     func createEachStrategy(strategy: String, options: String) {
-        let h = Harness()
+        let h = Harness(defaultClient: EmulatorClientConfiguration(allowedStrategies: IdentityProviderStrategies.all))
         let answer = h.call(
             "POST", "/my-org/identity-providers",
             #"{"name":"idp-\#(strategy)","strategy":"\#(strategy)","options":\#(options)}"#)
@@ -110,6 +110,10 @@ struct IdentityProviderTests {
     func strategyNotAllowed() {
         let h = Harness(clients: ["spa": EmulatorClientConfiguration(allowedStrategies: ["samlp"])])
         h.call("POST", "/my-org/identity-providers", Self.oktaBody, client: "spa").expectError(409, "A0E-409-0001")
+        // `ad` is in the request enum, so it passes validation, but no client allows it by default.
+        h.call("POST", "/my-org/identity-providers", #"{"name":"ad1","strategy":"ad","options":{}}"#)
+            .expectError(409, "A0E-409-0001")
+        #expect(h.call("GET", "/my-org/config").json["allowed_strategies"]?.arrayValue?.count == 7)
         #expect(h.call("POST", "/my-org/identity-providers", Self.oktaBody).status == 201)
     }
 
