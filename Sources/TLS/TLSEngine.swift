@@ -58,6 +58,8 @@ public final class TLSEngine {
     public static let defaultOutboundHighWaterMark = 64 * 1024
     /// The largest TLS record's plaintext; the unit `writePlaintext` grants when it has any room at all.
     static let recordSize = 16 * 1024
+    /// The stack buffer the `[UInt8]` conveniences copy through: a few records per OpenSSL round trip.
+    static let scratchSize = 64 * 1024
 
     private let ssl: OpaquePointer
     /// Ciphertext from the peer; SSL reads it.
@@ -182,14 +184,19 @@ public final class TLSEngine {
 
     /// Appends all pending ciphertext to `buffer`.
     public func drainNetwork(into buffer: inout [UInt8]) {
-        let pending = pendingNetworkBytes
+        var pending = pendingNetworkBytes
         guard pending > 0 else { return }
-        let start = buffer.count
-        buffer.append(contentsOf: repeatElement(0, count: pending))
-        let read = buffer.withUnsafeMutableBytes { raw in
-            readNetwork(into: UnsafeMutableRawBufferPointer(rebasing: raw[start...]))
+        buffer.reserveCapacity(buffer.count + pending)
+        // Through a stack buffer: appending from it is a plain copy, where growing the array first would also
+        // zero-fill it.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: min(pending, Self.scratchSize)) { scratch in
+            while pending > 0 {
+                let read = readNetwork(into: UnsafeMutableRawBufferPointer(scratch))
+                guard read > 0 else { return }
+                buffer.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[..<read]))
+                pending -= read
+            }
         }
-        buffer.removeLast(pending - read)
     }
 
     // MARK: Handshake
@@ -262,22 +269,18 @@ public final class TLSEngine {
     /// Appends decrypted plaintext to `buffer`, at most `maxBytes`, until the engine needs more ciphertext.
     /// See `readPlaintext(into: UnsafeMutableRawBufferPointer)`.
     public func readPlaintext(into buffer: inout [UInt8], maxBytes: Int = .max) -> TLSReadResult {
-        var filled = buffer.count
-        defer { buffer.removeLast(buffer.count - filled) }
-        var remaining = maxBytes
-        while true {
-            guard remaining > 0 else { return .limitReached }
-            let chunk = min(remaining, Self.recordSize)
-            let spare = buffer.count - filled
-            if spare < chunk {
-                buffer.append(contentsOf: repeatElement(0, count: chunk - spare))
+        guard maxBytes > 0 else { return .limitReached }
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: min(maxBytes, Self.scratchSize)) { scratch in
+            var remaining = maxBytes
+            while remaining > 0 {
+                let want = min(remaining, scratch.count)
+                let (count, result) = readPlaintext(
+                    into: UnsafeMutableRawBufferPointer(UnsafeMutableBufferPointer(rebasing: scratch[..<want])))
+                buffer.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[..<count]))
+                remaining -= count
+                guard case .limitReached = result else { return result }
             }
-            let (count, result) = buffer.withUnsafeMutableBytes { raw in
-                readPlaintext(into: UnsafeMutableRawBufferPointer(rebasing: raw[filled..<(filled + chunk)]))
-            }
-            filled += count
-            remaining -= count
-            guard case .limitReached = result else { return result }
+            return .limitReached
         }
     }
 
@@ -402,6 +405,12 @@ public final class TLSEngine {
     /// The DNS names of the peer certificate's subjectAltName, lower-cased.
     public var peerCertificateDNSNames: [String] {
         guard let certificate = SSL_get0_peer_certificate(ssl) else { return [] }
+        return CertificateNames(certificate: certificate).dnsNames
+    }
+
+    /// The DNS names of the certificate this side presents, lower-cased: on a server, the one SNI selected.
+    public var localCertificateDNSNames: [String] {
+        guard let certificate = SSL_get_certificate(ssl) else { return [] }
         return CertificateNames(certificate: certificate).dnsNames
     }
 
