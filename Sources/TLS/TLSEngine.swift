@@ -62,10 +62,11 @@ public final class TLSEngine {
     static let scratchSize = 64 * 1024
 
     private let ssl: OpaquePointer
-    /// Ciphertext from the peer; SSL reads it.
-    private let networkInput: OpaquePointer
-    /// Ciphertext for the peer; SSL writes it.
-    private let networkOutput: OpaquePointer
+    /// Ciphertext from the peer; SSL reads it. Owned by the SSL; replaced by `releaseIdleBuffers`.
+    private var networkInput: OpaquePointer
+    /// Ciphertext for the peer; SSL writes it. Owned by the SSL; replaced by `releaseIdleBuffers`.
+    private var networkOutput: OpaquePointer
+    private var sawNetworkEOF = false
     /// Keeps the SSL_CTXs and the callback state alive for as long as the SSL may call back.
     private let context: AnyObject
     let clientSessions: TLSClientSessionCache?
@@ -109,6 +110,8 @@ public final class TLSEngine {
         self.outboundHighWaterMark = max(outboundHighWaterMark, 1)
         SSL_set_connect_state(self.ssl)
         let isIP = isIPAddressLiteral(host)
+        // "*.example.com" matches, "w*.example.com" does not (RFC 6125 §7.2 leaves partial wildcards optional).
+        SSL_set_hostflags(self.ssl, UInt32(X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS))
         guard !host.isEmpty, SSL_set1_host(self.ssl, host) == 1,
             isIP || cshim_SSL_set_tlsext_host_name(self.ssl, host) == 1
         else {
@@ -122,20 +125,32 @@ public final class TLSEngine {
     }
 
     deinit {
+        if case .established = state {
+            // OpenSSL invalidates the session of a connection freed without close_notify, as if it had been cut
+            // off by an attack. A healthy connection closed quietly (idle timeout, pool trim) keeps its session
+            // resumable, as nginx does; failed connections are still invalidated.
+            SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN)
+        }
         // SSL_free frees both BIOs, which SSL_set_bio handed to it.
         SSL_free(ssl)
     }
 
     private static func makeSSL(_ context: OpaquePointer) -> (OpaquePointer, OpaquePointer, OpaquePointer) {
-        guard let ssl = SSL_new(context), let input = BIO_new(BIO_s_mem()), let output = BIO_new(BIO_s_mem()) else {
+        guard let ssl = SSL_new(context) else {
             // Only allocation failure gets here; there is no connection to report it on.
             fatalError("OpenSSL could not allocate a connection")
         }
-        // An empty input BIO means "retry later" (WANT_READ), not EOF, until `noteNetworkEOF`.
-        _ = cshim_BIO_set_mem_eof_return(input, -1)
-        _ = cshim_BIO_set_mem_eof_return(output, -1)
+        let input = makeMemoryBIO(eof: false)
+        let output = makeMemoryBIO(eof: false)
         SSL_set_bio(ssl, input, output)
         return (ssl, input, output)
+    }
+
+    private static func makeMemoryBIO(eof: Bool) -> OpaquePointer {
+        guard let bio = BIO_new(BIO_s_mem()) else { fatalError("OpenSSL could not allocate a memory BIO") }
+        // An empty BIO means "retry later" (WANT_READ), not EOF, until `noteNetworkEOF`.
+        _ = cshim_BIO_set_mem_eof_return(bio, eof ? 0 : -1)
+        return bio
     }
 
     /// The engine an SSL belongs to, for OpenSSL callbacks (set only on clients that cache sessions).
@@ -167,7 +182,36 @@ public final class TLSEngine {
 
     /// Records that the socket reached EOF. Reads then report a missing close_notify as a truncation.
     public func noteNetworkEOF() {
+        sawNetworkEOF = true
         _ = cshim_BIO_set_mem_eof_return(networkInput, 0)
+    }
+
+    /// Returns the memory the two network buffers grew to, when both are empty.
+    ///
+    /// Memory BIOs keep their peak size (up to the outbound high-water mark plus a record, and the largest
+    /// `feedNetwork` chunk). `SSL_MODE_RELEASE_BUFFERS` already frees OpenSSL's record buffers; call this too when
+    /// the connection goes idle (everything sent, `readPlaintext` returned `.needsNetworkBytes`), so an idle
+    /// keep-alive connection holds no buffers. Not worth calling between bursts of a busy connection.
+    public func releaseIdleBuffers() {
+        if cshim_BIO_pending(networkInput) == 0, Self.capacity(of: networkInput) > 0 {
+            networkInput = Self.makeMemoryBIO(eof: sawNetworkEOF)
+            // set0 hands the new BIO to the SSL and frees the old one.
+            SSL_set0_rbio(ssl, networkInput)
+        }
+        if cshim_BIO_pending(networkOutput) == 0, Self.capacity(of: networkOutput) > 0 {
+            networkOutput = Self.makeMemoryBIO(eof: false)
+            SSL_set0_wbio(ssl, networkOutput)
+        }
+    }
+
+    /// Bytes allocated by the input and output buffers (for tests of `releaseIdleBuffers`).
+    var networkBufferCapacity: (input: Int, output: Int) {
+        (Self.capacity(of: networkInput), Self.capacity(of: networkOutput))
+    }
+
+    private static func capacity(of bio: OpaquePointer) -> Int {
+        guard let memory = cshim_BIO_get_mem_ptr(bio) else { return 0 }
+        return memory.pointee.max
     }
 
     /// Ciphertext waiting to be sent to the peer.

@@ -115,6 +115,29 @@ struct TLSClientContextTests {
         #expect(afterForget.client.sessionReused == false)
     }
 
+    @Test("a connection released without close_notify keeps its session; a truncated one loses it")
+    func sessionAfterQuietOrBrokenClose() throws {
+        let client = try TLSTestFixtures.client()
+        let server = try TLSTestFixtures.server()
+        do {
+            // Released while healthy, with no close_notify (an idle timeout, a pool trim).
+            _ = try Self.connectAndExchange(client: client, server: server, serverName: "localhost")
+        }
+        do {
+            let resumed = try Self.connectAndExchange(client: client, server: server, serverName: "localhost")
+            #expect(resumed.client.sessionReused)
+            // Cut off: the socket reached EOF without close_notify.
+            resumed.client.noteNetworkEOF()
+            var sink: [UInt8] = []
+            guard case .failed = resumed.client.readPlaintext(into: &sink) else {
+                Issue.record("expected a truncation failure")
+                return
+            }
+        }
+        let afterTruncation = try Self.connectAndExchange(client: client, server: server, serverName: "localhost")
+        #expect(afterTruncation.client.sessionReused == false)
+    }
+
     @Test("a client that does not reuse sessions always makes a full handshake")
     func noSessionReuse() throws {
         let client = try TLSTestFixtures.client(reusesSessions: false)

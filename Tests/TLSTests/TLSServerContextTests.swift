@@ -1,3 +1,4 @@
+import COpenSSL
 import Foundation
 import TLS
 import TestSupport
@@ -59,6 +60,43 @@ struct TLSServerContextTests {
                     TLSError(
                         kind: .certificateVerificationFailed, reason: "certificate verify failed: hostname mismatch")))
         #expect(result.server != .complete)
+    }
+
+    @Test("a session resumes on the certificate SNI chose", arguments: ["a.example.test", "api.b.example.test"])
+    func resumptionAfterSNI(serverName: String) throws {
+        let client = try TLSTestFixtures.client()
+        let server = try Self.twoDomainServer()
+        for attempt in 0..<2 {
+            let pair = try TLSPair(client: client, serverName: serverName, server: server)
+            #expect(pair.handshake() == (.complete, .complete))
+            #expect(pair.send([1, 2, 3], from: pair.server).received == [1, 2, 3])
+            #expect(pair.server.sessionReused == (attempt == 1))
+            #expect(pair.server.serverName == serverName)
+        }
+    }
+
+    @Test(
+        "TLS 1.2 suites without ECDHE or without AEAD are refused",
+        arguments: ["ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA384", "AES128-GCM-SHA256"])
+    func weakSuitesRefused(suite: String) throws {
+        let server = TLSEngine(server: try TLSTestFixtures.server())
+        // A raw OpenSSL client: TLSClientContext itself cannot be configured with such suites.
+        let context = try #require(SSL_CTX_new(TLS_client_method()))
+        defer { SSL_CTX_free(context) }
+        #expect(cshim_SSL_CTX_set_max_proto_version(context, TLS1_2_VERSION) == 1)
+        #expect(SSL_CTX_set_cipher_list(context, suite) == 1)
+        let ssl = try #require(SSL_new(context))
+        defer { SSL_free(ssl) }
+        let input = try #require(BIO_new(BIO_s_mem()))
+        let output = try #require(BIO_new(BIO_s_mem()))
+        SSL_set_bio(ssl, input, output)
+        SSL_set_connect_state(ssl)
+        #expect(SSL_do_handshake(ssl) != 1)
+        var hello = [UInt8](repeating: 0, count: Int(cshim_BIO_pending(output)))
+        _ = BIO_read(output, &hello, Int32(hello.count))
+        ERR_clear_error()
+        server.feedNetwork(hello)
+        #expect(server.handshake() == .failed(TLSError(kind: .handshakeFailed, reason: "no shared cipher")))
     }
 
     @Test("the routed names come from the certificates' SANs unless listed explicitly")
