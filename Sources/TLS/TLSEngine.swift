@@ -119,6 +119,8 @@ public final class TLSEngine {
             throw TLSError(kind: .misuse, reason: "invalid server name '\(serverName)': \(reason)")
         }
         if let sessions = client.sessions {
+            // Safety: unretained, since the engine owns the SSL: the pointer cannot outlive the engine, and the
+            // new-session callback that reads it runs inside this engine's own calls into OpenSSL.
             _ = SSL_set_ex_data(self.ssl, engineIndex, Unmanaged.passUnretained(self).toOpaque())
             sessions.apply(key: host, to: self.ssl)
         }
@@ -156,6 +158,7 @@ public final class TLSEngine {
     /// The engine an SSL belongs to, for OpenSSL callbacks (set only on clients that cache sessions).
     static func engine(of ssl: OpaquePointer) -> TLSEngine? {
         guard let pointer = SSL_get_ex_data(ssl, engineIndex) else { return nil }
+        // Safety: set in init(client:) to this SSL's owning engine, which is alive while its SSL calls back.
         return Unmanaged<TLSEngine>.fromOpaque(pointer).takeUnretainedValue()
     }
 
