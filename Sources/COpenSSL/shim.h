@@ -52,5 +52,10 @@ static inline long cshim_SSL_CTX_add0_chain_cert(SSL_CTX *ctx, X509 *x509) {
 static inline long cshim_SSL_CTX_sess_set_cache_size(SSL_CTX *ctx, long size) {
     return SSL_CTX_sess_set_cache_size(ctx, size);
 }
+static inline BUF_MEM *cshim_BIO_get_mem_ptr(BIO *bio) {
+    BUF_MEM *memory = NULL;
+    BIO_get_mem_ptr(bio, &memory);
+    return memory;
+}
 
 #endif

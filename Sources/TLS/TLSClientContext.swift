@@ -164,6 +164,12 @@ final class TLSClientSessionCache: Sendable {
     func apply(key: String, to ssl: OpaquePointer) {
         let session: Session? = entries.withLock { entries in
             guard let session = entries.sessions[key] else { return nil }
+            // A session whose connection failed was marked unusable by OpenSSL: drop it rather than offer it.
+            guard SSL_SESSION_is_resumable(session.pointer) == 1 else {
+                entries.sessions[key] = nil
+                SSL_SESSION_free(session.pointer)
+                return nil
+            }
             // Take a reference under the lock, so a concurrent `store` cannot free it before SSL_set_session.
             _ = SSL_SESSION_up_ref(session.pointer)
             return session

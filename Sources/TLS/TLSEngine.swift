@@ -58,12 +58,15 @@ public final class TLSEngine {
     public static let defaultOutboundHighWaterMark = 64 * 1024
     /// The largest TLS record's plaintext; the unit `writePlaintext` grants when it has any room at all.
     static let recordSize = 16 * 1024
+    /// The stack buffer the `[UInt8]` conveniences copy through: a few records per OpenSSL round trip.
+    static let scratchSize = 64 * 1024
 
     private let ssl: OpaquePointer
-    /// Ciphertext from the peer; SSL reads it.
-    private let networkInput: OpaquePointer
-    /// Ciphertext for the peer; SSL writes it.
-    private let networkOutput: OpaquePointer
+    /// Ciphertext from the peer; SSL reads it. Owned by the SSL; replaced by `releaseIdleBuffers`.
+    private var networkInput: OpaquePointer
+    /// Ciphertext for the peer; SSL writes it. Owned by the SSL; replaced by `releaseIdleBuffers`.
+    private var networkOutput: OpaquePointer
+    private var sawNetworkEOF = false
     /// Keeps the SSL_CTXs and the callback state alive for as long as the SSL may call back.
     private let context: AnyObject
     let clientSessions: TLSClientSessionCache?
@@ -107,6 +110,8 @@ public final class TLSEngine {
         self.outboundHighWaterMark = max(outboundHighWaterMark, 1)
         SSL_set_connect_state(self.ssl)
         let isIP = isIPAddressLiteral(host)
+        // "*.example.com" matches, "w*.example.com" does not (RFC 6125 §7.2 leaves partial wildcards optional).
+        SSL_set_hostflags(self.ssl, UInt32(X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS))
         guard !host.isEmpty, SSL_set1_host(self.ssl, host) == 1,
             isIP || cshim_SSL_set_tlsext_host_name(self.ssl, host) == 1
         else {
@@ -114,31 +119,46 @@ public final class TLSEngine {
             throw TLSError(kind: .misuse, reason: "invalid server name '\(serverName)': \(reason)")
         }
         if let sessions = client.sessions {
+            // Safety: unretained, since the engine owns the SSL: the pointer cannot outlive the engine, and the
+            // new-session callback that reads it runs inside this engine's own calls into OpenSSL.
             _ = SSL_set_ex_data(self.ssl, engineIndex, Unmanaged.passUnretained(self).toOpaque())
             sessions.apply(key: host, to: self.ssl)
         }
     }
 
     deinit {
+        if case .established = state {
+            // OpenSSL invalidates the session of a connection freed without close_notify, as if it had been cut
+            // off by an attack. A healthy connection closed quietly (idle timeout, pool trim) keeps its session
+            // resumable, as nginx does; failed connections are still invalidated.
+            SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN)
+        }
         // SSL_free frees both BIOs, which SSL_set_bio handed to it.
         SSL_free(ssl)
     }
 
     private static func makeSSL(_ context: OpaquePointer) -> (OpaquePointer, OpaquePointer, OpaquePointer) {
-        guard let ssl = SSL_new(context), let input = BIO_new(BIO_s_mem()), let output = BIO_new(BIO_s_mem()) else {
+        guard let ssl = SSL_new(context) else {
             // Only allocation failure gets here; there is no connection to report it on.
             fatalError("OpenSSL could not allocate a connection")
         }
-        // An empty input BIO means "retry later" (WANT_READ), not EOF, until `noteNetworkEOF`.
-        _ = cshim_BIO_set_mem_eof_return(input, -1)
-        _ = cshim_BIO_set_mem_eof_return(output, -1)
+        let input = makeMemoryBIO(eof: false)
+        let output = makeMemoryBIO(eof: false)
         SSL_set_bio(ssl, input, output)
         return (ssl, input, output)
+    }
+
+    private static func makeMemoryBIO(eof: Bool) -> OpaquePointer {
+        guard let bio = BIO_new(BIO_s_mem()) else { fatalError("OpenSSL could not allocate a memory BIO") }
+        // An empty BIO means "retry later" (WANT_READ), not EOF, until `noteNetworkEOF`.
+        _ = cshim_BIO_set_mem_eof_return(bio, eof ? 0 : -1)
+        return bio
     }
 
     /// The engine an SSL belongs to, for OpenSSL callbacks (set only on clients that cache sessions).
     static func engine(of ssl: OpaquePointer) -> TLSEngine? {
         guard let pointer = SSL_get_ex_data(ssl, engineIndex) else { return nil }
+        // Safety: set in init(client:) to this SSL's owning engine, which is alive while its SSL calls back.
         return Unmanaged<TLSEngine>.fromOpaque(pointer).takeUnretainedValue()
     }
 
@@ -165,7 +185,36 @@ public final class TLSEngine {
 
     /// Records that the socket reached EOF. Reads then report a missing close_notify as a truncation.
     public func noteNetworkEOF() {
+        sawNetworkEOF = true
         _ = cshim_BIO_set_mem_eof_return(networkInput, 0)
+    }
+
+    /// Returns the memory the two network buffers grew to, when both are empty.
+    ///
+    /// Memory BIOs keep their peak size (up to the outbound high-water mark plus a record, and the largest
+    /// `feedNetwork` chunk). `SSL_MODE_RELEASE_BUFFERS` already frees OpenSSL's record buffers; call this too when
+    /// the connection goes idle (everything sent, `readPlaintext` returned `.needsNetworkBytes`), so an idle
+    /// keep-alive connection holds no buffers. Not worth calling between bursts of a busy connection.
+    public func releaseIdleBuffers() {
+        if cshim_BIO_pending(networkInput) == 0, Self.capacity(of: networkInput) > 0 {
+            networkInput = Self.makeMemoryBIO(eof: sawNetworkEOF)
+            // set0 hands the new BIO to the SSL and frees the old one.
+            SSL_set0_rbio(ssl, networkInput)
+        }
+        if cshim_BIO_pending(networkOutput) == 0, Self.capacity(of: networkOutput) > 0 {
+            networkOutput = Self.makeMemoryBIO(eof: false)
+            SSL_set0_wbio(ssl, networkOutput)
+        }
+    }
+
+    /// Bytes allocated by the input and output buffers (for tests of `releaseIdleBuffers`).
+    var networkBufferCapacity: (input: Int, output: Int) {
+        (Self.capacity(of: networkInput), Self.capacity(of: networkOutput))
+    }
+
+    private static func capacity(of bio: OpaquePointer) -> Int {
+        guard let memory = cshim_BIO_get_mem_ptr(bio) else { return 0 }
+        return memory.pointee.max
     }
 
     /// Ciphertext waiting to be sent to the peer.
@@ -182,14 +231,19 @@ public final class TLSEngine {
 
     /// Appends all pending ciphertext to `buffer`.
     public func drainNetwork(into buffer: inout [UInt8]) {
-        let pending = pendingNetworkBytes
+        var pending = pendingNetworkBytes
         guard pending > 0 else { return }
-        let start = buffer.count
-        buffer.append(contentsOf: repeatElement(0, count: pending))
-        let read = buffer.withUnsafeMutableBytes { raw in
-            readNetwork(into: UnsafeMutableRawBufferPointer(rebasing: raw[start...]))
+        buffer.reserveCapacity(buffer.count + pending)
+        // Through a stack buffer: appending from it is a plain copy, where growing the array first would also
+        // zero-fill it.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: min(pending, Self.scratchSize)) { scratch in
+            while pending > 0 {
+                let read = readNetwork(into: UnsafeMutableRawBufferPointer(scratch))
+                guard read > 0 else { return }
+                buffer.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[..<read]))
+                pending -= read
+            }
         }
-        buffer.removeLast(pending - read)
     }
 
     // MARK: Handshake
@@ -262,22 +316,18 @@ public final class TLSEngine {
     /// Appends decrypted plaintext to `buffer`, at most `maxBytes`, until the engine needs more ciphertext.
     /// See `readPlaintext(into: UnsafeMutableRawBufferPointer)`.
     public func readPlaintext(into buffer: inout [UInt8], maxBytes: Int = .max) -> TLSReadResult {
-        var filled = buffer.count
-        defer { buffer.removeLast(buffer.count - filled) }
-        var remaining = maxBytes
-        while true {
-            guard remaining > 0 else { return .limitReached }
-            let chunk = min(remaining, Self.recordSize)
-            let spare = buffer.count - filled
-            if spare < chunk {
-                buffer.append(contentsOf: repeatElement(0, count: chunk - spare))
+        guard maxBytes > 0 else { return .limitReached }
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: min(maxBytes, Self.scratchSize)) { scratch in
+            var remaining = maxBytes
+            while remaining > 0 {
+                let want = min(remaining, scratch.count)
+                let (count, result) = readPlaintext(
+                    into: UnsafeMutableRawBufferPointer(UnsafeMutableBufferPointer(rebasing: scratch[..<want])))
+                buffer.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[..<count]))
+                remaining -= count
+                guard case .limitReached = result else { return result }
             }
-            let (count, result) = buffer.withUnsafeMutableBytes { raw in
-                readPlaintext(into: UnsafeMutableRawBufferPointer(rebasing: raw[filled..<(filled + chunk)]))
-            }
-            filled += count
-            remaining -= count
-            guard case .limitReached = result else { return result }
+            return .limitReached
         }
     }
 
@@ -402,6 +452,12 @@ public final class TLSEngine {
     /// The DNS names of the peer certificate's subjectAltName, lower-cased.
     public var peerCertificateDNSNames: [String] {
         guard let certificate = SSL_get0_peer_certificate(ssl) else { return [] }
+        return CertificateNames(certificate: certificate).dnsNames
+    }
+
+    /// The DNS names of the certificate this side presents, lower-cased: on a server, the one SNI selected.
+    public var localCertificateDNSNames: [String] {
+        guard let certificate = SSL_get_certificate(ssl) else { return [] }
         return CertificateNames(certificate: certificate).dnsNames
     }
 

@@ -72,13 +72,21 @@ enum PEMLoader {
         let bio = try bio(for: source, what: "private key")
         defer { BIO_free(bio) }
         ERR_clear_error()
+        // OpenSSL asks for a passphrase only when the key is encrypted; the callback notes that and refuses.
         let refusePassphrase:
-            @convention(c) (UnsafeMutablePointer<CChar>?, Int32, Int32, UnsafeMutableRawPointer?) ->
-                Int32 = { _, _, _, _ in 0 }
-        guard let key = PEM_read_bio_PrivateKey(bio, nil, refusePassphrase, nil) else {
+            @convention(c) (UnsafeMutablePointer<CChar>?, Int32, Int32, UnsafeMutableRawPointer?) -> Int32 = {
+                _, _, _, asked in
+                asked?.storeBytes(of: true, as: Bool.self)
+                return 0
+            }
+        var askedForPassphrase = false
+        guard let key = PEM_read_bio_PrivateKey(bio, nil, refusePassphrase, &askedForPassphrase) else {
             let reason = OpenSSLErrorQueue.drainReasons() ?? "no private key found"
-            throw TLSConfigurationError(
-                "cannot load private key from \(source.displayName): \(reason) (encrypted keys are not supported)")
+            if askedForPassphrase {
+                throw TLSConfigurationError(
+                    "private key \(source.displayName) is encrypted; only unencrypted keys are supported")
+            }
+            throw TLSConfigurationError("cannot load private key from \(source.displayName): \(reason)")
         }
         return key
     }

@@ -133,6 +133,8 @@ public final class TLSServerContext: @unchecked Sendable {
             _ = SSL_CTX_set_session_id_context(context, sessionContext, UInt32(sessionContext.count))
             _ = cshim_SSL_CTX_set_session_cache_mode(context, Int(SSL_SESS_CACHE_SERVER))
             _ = cshim_SSL_CTX_sess_set_cache_size(context, configuration.sessionCacheSize)
+            // Safety: unretained; `self.callbackState` keeps the object alive as long as the contexts, and every
+            // SSL that can call back holds the TLSServerContext through its engine.
             let arg = Unmanaged.passUnretained(state).toOpaque()
             // The ALPN callback runs on the context SNI selected, so every context carries it.
             if !alpnWire.isEmpty {
@@ -141,6 +143,7 @@ public final class TLSServerContext: @unchecked Sendable {
         }
         // OpenSSL runs the servername callback of the context the SSL was created from: the default one.
         _ = cshim_SSL_CTX_set_tlsext_servername_callback(contexts[0], selectCertificate)
+        // Safety: as for the ALPN argument above.
         _ = cshim_SSL_CTX_set_tlsext_servername_arg(contexts[0], Unmanaged.passUnretained(state).toOpaque())
 
         self.defaultContext = contexts[0]
@@ -225,6 +228,7 @@ private let selectCertificate:
             guard let ssl, let arg, let name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) else {
                 return SSL_TLSEXT_ERR_OK
             }
+            // Safety: `arg` is the ServerCallbackState registered with the context, alive while the context is.
             let state = Unmanaged<ServerCallbackState>.fromOpaque(arg).takeUnretainedValue()
             if let context = state.context(forServerName: String(cString: name)), context != SSL_get_SSL_CTX(ssl) {
                 _ = SSL_set_SSL_CTX(ssl, context)
@@ -241,6 +245,7 @@ private let selectALPN:
         UnsafePointer<UInt8>?, UInt32, UnsafeMutableRawPointer?
     ) -> Int32 = { _, out, outLength, input, inputLength, arg in
         guard let out, let outLength, let input, let arg else { return SSL_TLSEXT_ERR_NOACK }
+        // Safety: `arg` is the ServerCallbackState registered with the context, alive while the context is.
         let state = Unmanaged<ServerCallbackState>.fromOpaque(arg).takeUnretainedValue()
         let offered = UnsafeBufferPointer(start: input, count: Int(inputLength))
         return state.alpnWire.withUnsafeBufferPointer { preferred in

@@ -1,5 +1,5 @@
 import COpenSSL
-import TLS
+@testable import TLS
 import TestSupport
 import Testing
 
@@ -128,6 +128,29 @@ struct TLSEngineTests {
         #expect(rest.received.count == payload.count)
         let intact = rest.received == payload
         #expect(intact, "the received payload differs from the one sent")
+    }
+
+    @Test("releaseIdleBuffers returns the network buffers' memory and the connection keeps working")
+    func releaseIdleBuffers() throws {
+        let pair = try TLSPair(
+            client: TLSTestFixtures.client(), serverName: "localhost", server: TLSTestFixtures.server())
+        #expect(pair.handshake() == (.complete, .complete))
+        let payload = Array(repeating: UInt8(7), count: 200_000)
+        #expect(pair.send(payload, from: pair.server).received.count == payload.count)
+        #expect(pair.server.networkBufferCapacity.output > 64 * 1024)
+        #expect(pair.client.networkBufferCapacity.input > 16 * 1024)
+
+        pair.server.releaseIdleBuffers()
+        pair.client.releaseIdleBuffers()
+        #expect(pair.server.networkBufferCapacity.output == 0)
+        #expect(pair.client.networkBufferCapacity.input == 0)
+
+        // Pending bytes are never dropped: a buffer that is not empty is kept.
+        #expect(pair.client.writePlaintext([1, 2, 3]) == .accepted(3))
+        pair.client.releaseIdleBuffers()
+        #expect(pair.client.pendingNetworkBytes > 0)
+        #expect(pair.send([4, 5], from: pair.client).received == [1, 2, 3, 4, 5])
+        #expect(pair.send([6], from: pair.server).received == [6])
     }
 
     @Test("readPlaintext stops at maxBytes and resumes without new network bytes")

@@ -84,4 +84,31 @@ public struct CertificateInspection {
             .map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16) }
             .joined(separator: ":")
     }
+
+    /// Re-encodes an unencrypted PEM private key as encrypted PKCS#8, for tests of key loading.
+    public static func encryptedKeyPEM(fromPEM pem: String, passphrase: String) -> String? {
+        guard let input = BIO_new(BIO_s_mem()), let output = BIO_new(BIO_s_mem()) else { return nil }
+        defer {
+            BIO_free(input)
+            BIO_free(output)
+        }
+        var text = pem
+        _ = text.withUTF8 { BIO_write(input, $0.baseAddress, Int32($0.count)) }
+        guard let key = PEM_read_bio_PrivateKey(input, nil, nil, nil) else {
+            ERR_clear_error()
+            return nil
+        }
+        defer { EVP_PKEY_free(key) }
+        var secret = Array(passphrase.utf8CString)
+        guard
+            PEM_write_bio_PKCS8PrivateKey(
+                output, key, EVP_aes_256_cbc(), &secret, Int32(secret.count - 1), nil, nil) == 1
+        else {
+            ERR_clear_error()
+            return nil
+        }
+        var bytes = [UInt8](repeating: 0, count: Int(cshim_BIO_pending(output)))
+        _ = BIO_read(output, &bytes, Int32(bytes.count))
+        return String(decoding: bytes, as: UTF8.self)
+    }
 }

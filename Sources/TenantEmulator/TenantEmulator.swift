@@ -1,1 +1,0 @@
-// The TenantEmulator module; see DESIGN.md.

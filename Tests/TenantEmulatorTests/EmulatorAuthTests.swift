@@ -1,0 +1,82 @@
+import GatewayCore
+import Testing
+
+@testable import TenantEmulator
+
+@Suite("Emulator authentication and scopes")
+struct EmulatorAuthTests {
+    @Test("every endpoint answers 401 Missing Token without a bearer token", arguments: EmulatorEndpoint.all)
+    func missingToken(endpoint: EmulatorEndpoint) {
+        let h = Harness()
+        for authorization in [String?.none, "Basic dXNlcjpwYXNz", "Bearer", "Bearer  "] {
+            let answer = h.call(
+                endpoint.method, concretePath(endpoint.pathTemplate), "{}", authorization: .some(authorization))
+            answer.expectError(401, "A0E-401-0002")
+            #expect(answer.headers["WWW-Authenticate"]?.hasPrefix("Bearer") == true)
+        }
+    }
+
+    @Test("every endpoint answers 403 Insufficient Scope naming each scope it lacks", arguments: EmulatorEndpoint.all)
+    func missingScope(endpoint: EmulatorEndpoint) {
+        let h = Harness()
+        for scope in endpoint.scopes {
+            let answer = h.call(
+                endpoint.method, concretePath(endpoint.pathTemplate), "{}",
+                scopes: Harness.allScopes.subtracting([scope]))
+            answer.expectError(403, "A0E-403-0002")
+            #expect(answer.detail.contains(scope))
+            #expect(answer.headers["WWW-Authenticate"]?.contains("insufficient_scope") == true)
+        }
+    }
+
+    @Test("a token the verifier refuses gets the verifier's error")
+    func refusedToken() {
+        let answer = Harness().call("GET", "/my-org/details", authorization: "Bearer not-a-token")
+        answer.expectError(401, "A0E-401-0001")
+        #expect(answer.headers["WWW-Authenticate"] == "Bearer error=\"invalid_token\"")
+    }
+
+    @Test("the scheme is case-insensitive and DPoP-bound tokens are accepted")
+    func schemes() {
+        let h = Harness()
+        for scheme in ["bearer", "BEARER", "DPoP"] {
+            #expect(h.call("GET", "/my-org/details", authorization: "\(scheme) \(Harness.token())").status == 200)
+        }
+    }
+
+    @Test("a token verified by the caller is used without an Authorization header")
+    func preverifiedToken() {
+        let h = Harness()
+        let info = TokenInfo(orgID: Harness.seed, scopes: ["read:my_org:details"])
+        let response = h.tenant.handle(
+            EmulatorRequest(head: RequestHead(method: "GET", target: "/my-org/details"), token: info))
+        #expect(response.head.status == 200)
+        let denied = h.tenant.handle(
+            EmulatorRequest(head: RequestHead(method: "PATCH", target: "/my-org/details"), body: [], token: info))
+        #expect(denied.head.status == 403)
+    }
+
+    @Test("token info from claims: scope split, org_id, azp or client_id, sub")
+    func tokenInfoFromClaims() throws {
+        let auth0: JSONValue = [
+            "org_id": "org_abc", "scope": "read:my_org:details  update:my_org:details", "azp": "client-1",
+            "sub": "auth0|1",
+        ]
+        let info = try EmulatorTokenInfo.make(claims: auth0).get()
+        #expect(
+            info
+                == TokenInfo(
+                    orgID: "org_abc", scopes: ["read:my_org:details", "update:my_org:details"], clientID: "client-1",
+                    subject: "auth0|1"))
+        let rfc9068: JSONValue = ["org_id": "org_abc", "client_id": "client-2", "sub": "client-2@clients"]
+        let other = try EmulatorTokenInfo.make(claims: rfc9068).get()
+        #expect(other.clientID == "client-2")
+        #expect(other.scopes.isEmpty)
+        guard case .failure(let error) = EmulatorTokenInfo.make(claims: ["scope": "read:my_org:details"]) else {
+            Issue.record("a token without org_id was accepted")
+            return
+        }
+        #expect(error.status == 401)
+        #expect(!error.detail.isEmpty)
+    }
+}
