@@ -26,8 +26,10 @@ public final class EventLoop: Sendable {
     }
 
     /// A one-shot timer on this loop. The returned handle cancels it; dropping the handle does not.
+    /// Call on the loop: the closure runs on it and may touch loop-confined state (source handlers need not be
+    /// Sendable).
     @discardableResult
-    public func schedule(afterMilliseconds ms: Int, _ work: @escaping @Sendable () -> Void) -> LoopTimer {
+    public func schedule(afterMilliseconds ms: Int, _ work: @escaping () -> Void) -> LoopTimer {
         let source = DispatchSource.makeTimerSource(queue: queue)
         source.schedule(deadline: .now() + .milliseconds(max(0, ms)), leeway: .milliseconds(ms >= 1000 ? 50 : 1))
         source.setEventHandler(handler: work)
@@ -37,7 +39,7 @@ public final class EventLoop: Sendable {
 
     /// A repeating timer on this loop.
     @discardableResult
-    public func scheduleRepeating(everyMilliseconds ms: Int, _ work: @escaping @Sendable () -> Void) -> LoopTimer {
+    public func scheduleRepeating(everyMilliseconds ms: Int, _ work: @escaping () -> Void) -> LoopTimer {
         let source = DispatchSource.makeTimerSource(queue: queue)
         source.schedule(
             deadline: .now() + .milliseconds(ms), repeating: .milliseconds(ms), leeway: .milliseconds(max(1, ms / 10)))
@@ -73,5 +75,25 @@ public final class EventLoopGroup: Sendable {
     public func next() -> EventLoop {
         let i = nextIndex.add(1, ordering: .relaxed).oldValue
         return loops[i % loops.count]
+    }
+}
+
+/// Carries a loop-confined value through a `@Sendable` closure back to its own loop (like NIOLoopBound).
+///
+/// Safety: the value is only reachable through `value`, which asserts (in debug builds) that the caller runs on
+/// the loop the box was made on; so the value never is touched from two threads.
+public struct LoopBound<Value>: @unchecked Sendable {
+    private let stored: Value
+    public let loop: EventLoop
+
+    public init(_ value: Value, loop: EventLoop) {
+        loop.assertInLoop()
+        self.stored = value
+        self.loop = loop
+    }
+
+    public var value: Value {
+        loop.assertInLoop()
+        return stored
     }
 }

@@ -51,7 +51,7 @@ final class GatewayState: Sendable {
 public final class Gateway: Sendable {
     let group: EventLoopGroup
     let state: GatewayState
-    private let contexts: Mutex<[LoopContext?]>
+    private let contexts: Mutex<[LoopBound<LoopContext>?]>
     private let listeners = Mutex<[ListenerHandle]>([])
     private let clock: any WallClock
     let finishedRequest: (@Sendable (ExchangeSummary) -> Void)?
@@ -90,7 +90,7 @@ public final class Gateway: Sendable {
                         finishedRequest(ExchangeSummary(exchange, endNanos: clock.nowNanoseconds()))
                     }
                 }
-                contexts.withLock { $0[loop.index] = context }
+                contexts.withLock { $0[loop.index] = LoopBound(context, loop: loop) }
             }
         }
         var bound: [NetAddress] = []
@@ -112,7 +112,7 @@ public final class Gateway: Sendable {
 
     private func attach(_ listener: Listener, listenerIndex: Int) {
         let loop = listener.loop
-        guard let context = contexts.withLock({ $0[loop.index] }) else { return }
+        guard let context = contexts.withLock({ $0[loop.index] })?.value else { return }
         let state = self.state
         // Handlers are built per snapshot generation and per listener, lazily, on this loop.
         var cachedHandler: (generation: Int, handler: any RequestHandler)?
@@ -164,19 +164,19 @@ public final class Gateway: Sendable {
             handle.loop.queue.sync { handle.listener.close() }
         }
         for loop in group.loops {
-            loop.queue.sync { contexts.withLock { $0[loop.index] }?.drain() }
+            loop.queue.sync { contexts.withLock { $0[loop.index] }?.value.drain() }
         }
         let deadline = DispatchTime.now() + .milliseconds(graceMilliseconds)
         while DispatchTime.now() < deadline {
             var open = 0
             for loop in group.loops {
-                loop.queue.sync { open += contexts.withLock { $0[loop.index] }?.connectionCount ?? 0 }
+                loop.queue.sync { open += contexts.withLock { $0[loop.index] }?.value.connectionCount ?? 0 }
             }
             if open == 0 { break }
             usleepMillis(20)
         }
         for loop in group.loops {
-            loop.queue.sync { contexts.withLock { $0[loop.index] }?.forceCloseAll() }
+            loop.queue.sync { contexts.withLock { $0[loop.index] }?.value.forceCloseAll() }
         }
     }
 

@@ -32,7 +32,7 @@ final class HTTP1ServerConnection: ResponseWriter {
     }
 
     var isIdle: Bool { current == nil && currentHead == nil }
-    var hasPartialRequest: Bool { currentHead != nil || parser.hasBufferedBytes }
+    var hasPartialRequest: Bool { currentHead != nil || parser.hasPartialRequest }
 
     // MARK: - Input
 

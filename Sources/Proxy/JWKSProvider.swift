@@ -9,7 +9,12 @@ import Tokens
 /// Sendable: the set is immutable and swapped under a mutex; fetching is done by a `fetch` closure supplied by
 /// the owner (file read, or an HTTPS GET through the gateway's own upstream client).
 final class JWKSProvider: Sendable {
-    typealias Fetch = @Sendable (@escaping @Sendable (Result<[UInt8], String>) -> Void) -> Void
+    typealias Fetch = @Sendable (@escaping @Sendable (Result<[UInt8], FetchError>) -> Void) -> Void
+
+    struct FetchError: Error, CustomStringConvertible {
+        var description: String
+        init(_ description: String) { self.description = description }
+    }
 
     private struct State {
         var keys: JWKSKeySet?
@@ -76,15 +81,15 @@ final class JWKSProvider: Sendable {
             completion?(false)
             return
         }
-        fetch { [self] result in
-            let outcome: Result<JWKSKeySet, String>
+        fetch { [self] (result: Result<[UInt8], FetchError>) in
+            let outcome: Result<JWKSKeySet, FetchError>
             switch result {
             case .success(let bytes):
                 do {
                     let set = try JWKSKeySet.parse(bytes)
-                    outcome = set.isEmpty ? .failure("the JWKS has no usable RSA signing key") : .success(set)
+                    outcome = set.isEmpty ? .failure(FetchError("the JWKS has no usable RSA signing key")) : .success(set)
                 } catch {
-                    outcome = .failure("the JWKS is invalid: \(error)")
+                    outcome = .failure(FetchError("the JWKS is invalid: \(error)"))
                 }
             case .failure(let message):
                 outcome = .failure(message)
@@ -100,7 +105,7 @@ final class JWKSProvider: Sendable {
                     s.lastError = nil
                 case .failure(let message):
                     s.failures += 1
-                    s.lastError = message
+                    s.lastError = message.description
                 }
             }
             switch outcome {

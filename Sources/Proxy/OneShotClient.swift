@@ -49,13 +49,22 @@ final class OneShotClient: TransportDelegate {
 
     private func start(origin: UpstreamOrigin, context: LoopContext) {
         keepAlive = self
-        parser.expectResponse(toMethod: "GET")
+        parser.requestSent(method: "GET")
         timer = context.loop.schedule(afterMilliseconds: origin.connectTimeoutMs + origin.responseTimeoutMs) {
             [weak self] in
             self?.finish(.failure(UpstreamFailure(status: 504, detail: "timed out")))
         }
-        Resolver.resolve(host: origin.host, port: origin.port, on: context.loop) { [weak self] resolved in
-            guard let self else { return }
+        let bound = LoopBound((client: self, context: context), loop: context.loop)
+        Resolver.resolve(host: origin.host, port: origin.port, on: context.loop) { resolved in
+            let (client, context) = bound.value
+            client.connect(resolved, origin: origin, context: context)
+        }
+    }
+
+    private func connect(
+        _ resolved: Swift.Result<[NetAddress], SystemError>, origin: UpstreamOrigin, context: LoopContext
+    ) {
+        do {
             switch resolved {
             case .failure(let error):
                 self.finish(.failure(UpstreamFailure(status: 502, detail: "\(error)")))
@@ -63,8 +72,15 @@ final class OneShotClient: TransportDelegate {
                 do {
                     let fd = try TCP.startConnect(to: addresses[0])
                     let socket = Socket(fd: fd, loop: context.loop)
-                    let tls =
-                        origin.useTLS ? origin.tlsContext.map { TLSEngine(client: $0, serverName: origin.host) } : nil
+                    var tls: TLSEngine?
+                    if origin.useTLS, let tlsContext = origin.tlsContext {
+                        do {
+                            tls = try TLSEngine(client: tlsContext, serverName: origin.host)
+                        } catch {
+                            socket.close()
+                            throw error
+                        }
+                    }
                     let transport = Transport(socket: socket, tls: tls, scratch: context.scratch)
                     transport.delegate = self
                     self.transport = transport
@@ -125,7 +141,7 @@ final class OneShotClient: TransportDelegate {
     func transportDrained() {}
 
     func transportClosed(error: String?) {
-        parser.finish()
+        parser.feedEOF()
         if completion != nil, head != nil {
             transportReceived(UnsafeRawBufferPointer(start: nil, count: 0))
         }

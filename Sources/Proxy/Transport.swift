@@ -22,13 +22,14 @@ final class Transport {
     private let tls: TLSEngine?
     private let scratch: LoopScratch
     private var outbound = ByteQueue()
-    private var plaintext: [UInt8] = []
+    private var plainOut = ByteQueue()
     private var handshaking: Bool
     private var closing = false
     private var closeAfterFlush = false
     private(set) var closed = false
     private var overHighWater = false
     private var lingering = false
+    private var encrypting = false
     weak var delegate: (any TransportDelegate)?
 
     static let highWater = 256 * 1024
@@ -43,8 +44,8 @@ final class Transport {
         socket.onWritable = { [unowned self] in self.flush() }
     }
 
-    var outboundBytes: Int { outbound.count }
-    var isOverHighWater: Bool { outbound.count >= Transport.highWater }
+    var outboundBytes: Int { outbound.count + plainOut.count }
+    var isOverHighWater: Bool { outboundBytes >= Transport.highWater }
     var negotiatedALPN: String? { tls?.negotiatedALPN }
     var serverName: String? { tls?.serverName }
 
@@ -88,6 +89,11 @@ final class Transport {
             case .wouldBlock:
                 return
             case .eof:
+                if lingering {
+                    finish(error: nil)
+                    return
+                }
+                // A peer may half-close after its request; answers still in flight deserve a chance to leave.
                 finish(error: nil)
                 return
             case .error(let code):
@@ -106,6 +112,7 @@ final class Transport {
             moveCiphertext()
             handshaking = false
             delegate?.transportReady(alpn: tls.negotiatedALPN)
+            if !closed { encrypt() }
             if !closed { pumpPlaintext() }
         case .failed(let error):
             moveCiphertext()
@@ -116,16 +123,15 @@ final class Transport {
     private func pumpPlaintext() {
         guard let tls, !closed else { return }
         while !closed {
-            plaintext.removeAll(keepingCapacity: true)
-            let result = tls.readPlaintext(into: &plaintext)
-            if !plaintext.isEmpty {
-                plaintext.withUnsafeBytes { delegate?.transportReceived($0) }
+            let (count, result) = tls.readPlaintext(into: scratch.plaintext)
+            if count > 0 {
+                delegate?.transportReceived(UnsafeRawBufferPointer(rebasing: scratch.plaintext[0..<count]))
             }
             switch result {
-            case .wantMore:
+            case .needsNetworkBytes:
                 moveCiphertext()
                 return
-            case .progress:
+            case .limitReached:
                 continue
             case .closed:
                 moveCiphertext()
@@ -141,13 +147,45 @@ final class Transport {
     /// Queues plaintext for the peer and tries to send at once.
     func write(_ bytes: UnsafeRawBufferPointer) {
         guard !closed, !closing else { return }
-        if let tls {
-            tls.writePlaintext(bytes)
-            moveCiphertext()
+        if tls != nil {
+            plainOut.append(bytes)
+            encrypt()
         } else {
             outbound.append(bytes)
         }
         flush()
+    }
+
+    /// Moves queued plaintext through TLS while the engine takes it (it stops taking above its own high-water
+    /// mark of ciphertext, which `flush` drains).
+    private func encrypt() {
+        guard let tls, !handshaking else { return }
+        while !plainOut.isEmpty {
+            var accepted = 0
+            var failure: TLSError?
+            plainOut.consume { raw in
+                switch tls.writePlaintext(raw) {
+                case .accepted(let n): accepted = n
+                case .failed(let error): failure = error
+                }
+                return accepted
+            }
+            if let failure {
+                finish(error: "TLS write failed: \(failure)")
+                return
+            }
+            drainCiphertext()
+            if accepted == 0 { return }
+        }
+    }
+
+    private func drainCiphertext() {
+        guard let tls else { return }
+        while tls.pendingNetworkBytes > 0 {
+            let n = tls.readNetwork(into: scratch.output)
+            if n == 0 { break }
+            outbound.append(UnsafeRawBufferPointer(rebasing: scratch.output[0..<n]))
+        }
     }
 
     func write(_ bytes: [UInt8]) { bytes.withUnsafeBytes { write($0) } }
@@ -155,8 +193,8 @@ final class Transport {
     func write(_ bytes: ArraySlice<UInt8>) { bytes.withUnsafeBytes { write($0) } }
 
     private func moveCiphertext() {
-        guard let tls else { return }
-        tls.drainNetwork(into: &outbound)
+        guard tls != nil else { return }
+        drainCiphertext()
         if !outbound.isEmpty { flush() }
     }
 
@@ -180,6 +218,16 @@ final class Transport {
             finish(error: "write failed (errno \(failed))")
             return
         }
+        if outbound.isEmpty && !plainOut.isEmpty && !encrypting {
+            encrypting = true
+            encrypt()
+            encrypting = false
+            if closed { return }
+            if !outbound.isEmpty {
+                flush()
+                return
+            }
+        }
         let pending = !outbound.isEmpty
         socket.setWriteInterest(pending)
         if outbound.count >= Transport.highWater {
@@ -197,8 +245,9 @@ final class Transport {
         closing = true
         closeAfterFlush = true
         if let tls {
-            tls.shutdown()
-            moveCiphertext()
+            encrypt()
+            _ = tls.shutdown()
+            drainCiphertext()
         }
         flush()
     }
@@ -229,11 +278,22 @@ final class Transport {
 
 /// One read buffer per loop: every connection on the loop reads into it and consumes the bytes at once.
 final class LoopScratch {
+    /// Socket reads land here.
     let buffer: UnsafeMutableRawBufferPointer
+    /// Decrypted plaintext lands here before it is handed to the protocol handler.
+    let plaintext: UnsafeMutableRawBufferPointer
+    /// Ciphertext leaving TLS passes through here on its way to the outbound queue.
+    let output: UnsafeMutableRawBufferPointer
 
     init(size: Int = 64 * 1024) {
         buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
+        plaintext = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
+        output = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
     }
 
-    deinit { buffer.deallocate() }
+    deinit {
+        buffer.deallocate()
+        plaintext.deallocate()
+        output.deallocate()
+    }
 }

@@ -127,16 +127,17 @@ final class UpstreamPool {
             return
         }
         let loop = context.loop
-        Resolver.resolve(host: origin.host, port: origin.port, on: loop) { [weak self] result in
-            guard let self else { return }
+        let bound = LoopBound((pool: self, callback: callback), loop: loop)
+        Resolver.resolve(host: origin.host, port: origin.port, on: loop) { result in
+            let (pool, callback) = bound.value
             switch result {
             case .success(let addresses):
-                self.resolved = addresses
-                self.resolvedAt = self.context.clock.nowNanoseconds()
-                self.startConnect(addresses[0], callback)
+                pool.resolved = addresses
+                pool.resolvedAt = pool.context.clock.nowNanoseconds()
+                pool.startConnect(addresses[0], callback)
             case .failure(let error):
-                self.open -= 1
-                self.context.metrics.upstreamError(kind: "resolve")
+                pool.open -= 1
+                pool.context.metrics.upstreamError(kind: "resolve")
                 callback(.failure(UpstreamFailure(status: 502, detail: "Could not resolve the upstream host: \(error).")))
             }
         }
@@ -154,7 +155,15 @@ final class UpstreamPool {
             callback(.failure(UpstreamFailure(status: 502, detail: "Could not connect to the upstream: \(error).")))
             return
         }
-        let connection = UpstreamConnection(fd: fd, pool: self)
+        let connection: UpstreamConnection
+        do {
+            connection = try UpstreamConnection(fd: fd, pool: self)
+        } catch {
+            open -= 1
+            context.metrics.upstreamError(kind: "tls")
+            callback(.failure(UpstreamFailure(status: 502, detail: "Could not set up TLS to the upstream: \(error).")))
+            return
+        }
         connection.connect(timeoutMs: origin.connectTimeoutMs) { [weak self] error in
             guard let self else { return }
             if let error {
@@ -192,10 +201,18 @@ final class UpstreamConnection: TransportDelegate {
     var idleSince: Int64 = 0
     private var closed = false
 
-    init(fd: Int32, pool: UpstreamPool) {
+    init(fd: Int32, pool: UpstreamPool) throws(TLSError) {
         self.pool = pool
         let socket = Socket(fd: fd, loop: pool.context.loop)
-        let tls = pool.origin.useTLS ? pool.origin.tlsContext.map { TLSEngine(client: $0, serverName: pool.origin.host) } : nil
+        var tls: TLSEngine?
+        if pool.origin.useTLS, let context = pool.origin.tlsContext {
+            do {
+                tls = try TLSEngine(client: context, serverName: pool.origin.host)
+            } catch {
+                socket.close()
+                throw error
+            }
+        }
         self.transport = Transport(socket: socket, tls: tls, scratch: pool.context.scratch)
         transport.delegate = self
     }
@@ -238,7 +255,7 @@ final class UpstreamConnection: TransportDelegate {
         receivedAny = false
         responseDone = false
         exchangesServed += 1
-        parser.expectResponse(toMethod: method)
+        parser.requestSent(method: method)
         transport.write(head)
         if !body.isEmpty { transport.write(body) }
         responseTimer = pool.context.loop.schedule(afterMilliseconds: timeoutMs) { [weak self] in
@@ -314,7 +331,7 @@ final class UpstreamConnection: TransportDelegate {
         }
         if !responseDone {
             // Read-until-close bodies end here.
-            parser.finish()
+            parser.feedEOF()
             pump()
             if !responseDone {
                 // A reused connection the upstream closed before answering is safe to retry once.

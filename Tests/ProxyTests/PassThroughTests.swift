@@ -1,0 +1,236 @@
+import EventLoop
+import Foundation
+import GatewayCore
+import HTTP1
+import TLS
+import Testing
+
+@testable import Proxy
+import TestSupport
+
+/// Starts the gateway in this process in pass-through mode in front of a loopback upstream that records the raw
+/// bytes it receives, and drives it with real clients (curl over HTTP/1.1 and HTTP/2, h2load).
+final class PassThroughFixture: @unchecked Sendable {
+    // Safety: built once per test and only read afterwards.
+    let upstream: BackgroundProcess
+    let recordFile: URL
+    let upstreamPort: UInt16
+    let gateway: Gateway
+    let tlsPort: UInt16
+    let plainPort: UInt16
+    let caFile: URL
+    let fdsBefore: Int
+
+    init() throws {
+        let dir = TestProcess.temporaryDirectory("passthrough")
+        recordFile = dir.appendingPathComponent("upstream.bin")
+        FileManager.default.createFile(atPath: recordFile.path, contents: nil)
+        upstreamPort = TestProcess.freePort()
+        let script = TestProcess.repositoryRoot.appendingPathComponent(
+            "Tests/GatewayIntegrationTests/Fixtures/upstream.py")
+        upstream = try BackgroundProcess(
+            "/usr/bin/env", ["python3", script.path, String(upstreamPort), recordFile.path], logName: "upstream")
+        guard TestProcess.waitForPort(upstreamPort) else { throw FixtureError("upstream did not start") }
+
+        let ca = try DevelopmentCertificateAuthority()
+        let bundle = try ca.issue(dnsNames: ["gateway.test", "localhost"])
+        caFile = dir.appendingPathComponent("ca.pem")
+        try ca.certificatePEM.write(to: caFile, atomically: true, encoding: .utf8)
+        let tls = try TLSServerContext(certificates: [bundle.certificateEntry()])
+
+        let origin = UpstreamOrigin(
+            host: "127.0.0.1", port: upstreamPort, useTLS: false, tlsContext: nil, maxConnections: 16,
+            connectTimeoutMs: 2000, responseTimeoutMs: 2000, idleTimeoutMs: 30000,
+            secretHeaders: [("cname-api-key", "secret-edge-key")], clientIPHeader: "X-Forwarded-For")
+        let limits = HTTP1Limits()
+        let listeners = [
+            ListenerProfile(
+                address: NetAddress("127.0.0.1:0")!, domain: "gateway.test", tls: tls, http1Limits: limits,
+                headerReadTimeoutMs: 1000, idleTimeoutMs: 5000, allowH2: true),
+            ListenerProfile(
+                address: NetAddress("127.0.0.1:0")!, domain: "gateway.test", tls: nil, http1Limits: limits,
+                headerReadTimeoutMs: 1000, idleTimeoutMs: 5000, allowH2: true),
+        ]
+        let snapshot = GatewaySnapshot(
+            listeners: listeners, handlers: ForwardAllFactory(origin: origin), generation: 1)
+        fdsBefore = TestProcess.openSocketCount()
+        gateway = Gateway(snapshot: snapshot, loops: 2, maxConnections: 1000, clock: SystemClock())
+        let bound = try gateway.start()
+        tlsPort = bound[0].port
+        plainPort = bound[1].port
+    }
+
+    func stop() {
+        gateway.shutdown(graceMilliseconds: 1000)
+        upstream.stop()
+    }
+
+    /// The requests the upstream received, as raw bytes each.
+    func upstreamRequests() -> [String] {
+        guard let data = try? Data(contentsOf: recordFile) else { return [] }
+        var out: [String] = []
+        var i = 0
+        let bytes = [UInt8](data)
+        while i + 4 <= bytes.count {
+            let n = Int(bytes[i]) << 24 | Int(bytes[i + 1]) << 16 | Int(bytes[i + 2]) << 8 | Int(bytes[i + 3])
+            out.append(String(decoding: bytes[(i + 4)..<min(bytes.count, i + 4 + n)], as: UTF8.self))
+            i += 4 + n
+        }
+        return out
+    }
+
+    func curl(_ args: [String]) throws -> TestProcess.Output {
+        try TestProcess.run(
+            "/usr/bin/curl",
+            ["-sS", "--cacert", caFile.path, "--resolve", "gateway.test:\(tlsPort):127.0.0.1", "--max-time", "10"]
+                + args)
+    }
+}
+
+struct FixtureError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
+
+struct ForwardAllFactory: HandlerFactory {
+    let origin: UpstreamOrigin
+    func makeHandler(for listener: ListenerProfile, context: LoopContext) -> any RequestHandler {
+        let origin = self.origin
+        return ForwardingHandler(context: context) { _ in
+            .forward(origin: origin, responseHeaders: HTTPFields(), decision: "forwarded")
+        }
+    }
+}
+
+@Suite("Pass-through proxying with real clients", .serialized)
+struct PassThroughTests {
+    @Test("curl over HTTP/1.1 and TLS reaches the upstream with rewritten forwarding headers")
+    func http1OverTLS() throws {
+        let f = try PassThroughFixture()
+        defer { f.stop() }
+        let out = try f.curl([
+            "--http1.1", "-H", "X-Forwarded-For: 6.6.6.6", "-H", "Connection: keep-alive, X-Hop",
+            "-H", "X-Hop: drop-me", "-i", "https://gateway.test:\(f.tlsPort)/my-org/details?x=1",
+        ])
+        #expect(out.status == 0, "\(out.stderr)")
+        #expect(out.stdout.hasPrefix("HTTP/1.1 200"))
+        #expect(out.stdout.contains("\"path\": \"/my-org/details?x=1\""))
+        let requests = f.upstreamRequests()
+        try #require(requests.count == 1)
+        let raw = requests[0]
+        #expect(raw.hasPrefix("GET /my-org/details?x=1 HTTP/1.1\r\n"))
+        #expect(raw.contains("\r\nHost: 127.0.0.1:\(f.upstreamPort)\r\n"))
+        #expect(raw.contains("\r\nX-Forwarded-For: 127.0.0.1\r\n"))
+        #expect(!raw.contains("6.6.6.6"), "a client-supplied X-Forwarded-For must not be forwarded")
+        #expect(!raw.contains("X-Hop"), "fields named by Connection are hop-by-hop")
+        #expect(raw.contains("\r\nX-Forwarded-Proto: https\r\n"))
+        #expect(raw.contains("\r\ncname-api-key: secret-edge-key\r\n"))
+        #expect(raw.contains("\r\nX-Request-Id: "))
+    }
+
+    @Test("curl over HTTP/2 (ALPN) and h2c prior knowledge; a DELETE body is forwarded")
+    func http2() throws {
+        let f = try PassThroughFixture()
+        defer { f.stop() }
+        let h2 = try f.curl([
+            "--http2", "-X", "DELETE", "-H", "Content-Type: application/json", "--data", "{\"roles\":[\"rol_1\"]}",
+            "-w", "\n%{http_version}", "https://gateway.test:\(f.tlsPort)/my-org/members/auth0|123/roles",
+        ])
+        #expect(h2.status == 0, "\(h2.stderr)")
+        #expect(h2.stdout.hasSuffix("\n2"))
+        #expect(h2.stdout.contains("\"body_length\": 19"))
+        let h2c = try TestProcess.run(
+            "/usr/bin/curl",
+            ["-sS", "--http2-prior-knowledge", "-w", "\n%{http_version}", "http://127.0.0.1:\(f.plainPort)/chunked"])
+        #expect(h2c.status == 0, "\(h2c.stderr)")
+        #expect(h2c.stdout == "hello world\n2")
+        let requests = f.upstreamRequests()
+        try #require(requests.count == 2)
+        #expect(requests[0].hasPrefix("DELETE /my-org/members/auth0|123/roles HTTP/1.1\r\n"))
+        #expect(requests[0].hasSuffix("\r\n\r\n{\"roles\":[\"rol_1\"]}"))
+        #expect(requests[0].contains("\r\nContent-Length: 19\r\n"))
+        #expect(requests[1].contains("\r\nX-Forwarded-Proto: http\r\n"))
+    }
+
+    @Test("a 1 MiB response streams through intact on both protocols")
+    func largeBody() throws {
+        let f = try PassThroughFixture()
+        defer { f.stop() }
+        for flag in ["--http1.1", "--http2"] {
+            let out = try f.curl([flag, "-o", "/dev/null", "-w", "%{size_download} %{http_code}",
+                "https://gateway.test:\(f.tlsPort)/big"])
+            #expect(out.stdout == "1048576 200", "\(flag): \(out.stderr)")
+        }
+    }
+
+    @Test("a malformed request is refused with 400 and never reaches the upstream")
+    func smugglingRefused() throws {
+        let f = try PassThroughFixture()
+        defer { f.stop() }
+        let raw =
+            "POST /my-org/details HTTP/1.1\r\nHost: gateway.test\r\nContent-Length: 5\r\n"
+            + "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        let reply = try RawClient.exchange(port: f.plainPort, raw)
+        #expect(reply.hasPrefix("HTTP/1.1 400"))
+        #expect(reply.contains("Connection: close"))
+        #expect(reply.contains("\"detail\""))
+        #expect(f.upstreamRequests().isEmpty)
+    }
+
+    @Test("upstream failures map to 502 and 504 in the tenant's error shape")
+    func upstreamFailures() throws {
+        let f = try PassThroughFixture()
+        defer { f.stop() }
+        let closed = try f.curl(["--http1.1", "-i", "https://gateway.test:\(f.tlsPort)/close"])
+        #expect(closed.stdout.hasPrefix("HTTP/1.1 502"), "\(closed.stdout)")
+        #expect(closed.stdout.contains("\"type\":\"https://auth0.com/api-errors#A0E-502-0001\""))
+        let slow = try f.curl(["--http1.1", "-i", "https://gateway.test:\(f.tlsPort)/slow"])
+        #expect(slow.stdout.hasPrefix("HTTP/1.1 504"), "\(slow.stdout)")
+    }
+
+    @Test("h2load completes every request over HTTP/2 and TLS, and no descriptor leaks")
+    func h2loadAndLeaks() throws {
+        guard let h2load = TestProcess.which("h2load") else { return }
+        let f = try PassThroughFixture()
+        let out = try TestProcess.run(
+            h2load, ["-n", "2000", "-c", "8", "-m", "10", "https://127.0.0.1:\(f.tlsPort)/my-org/details"],
+            timeout: 60)
+        #expect(out.stdout.contains("2000 succeeded"), "\(out.stdout)\(out.stderr)")
+        let wrk = try TestProcess.run(
+            "/usr/bin/curl", ["-sS", "--http1.1", "http://127.0.0.1:\(f.plainPort)/my-org/details"])
+        #expect(wrk.status == 0)
+        f.gateway.shutdown(graceMilliseconds: 1000)
+        usleep(300_000)
+        #expect(TestProcess.openSocketCount() <= f.fdsBefore, "sockets leaked")
+        f.upstream.stop()
+    }
+}
+
+/// Writes raw bytes to a plain listener and reads until the server closes.
+enum RawClient {
+    static func exchange(port: UInt16, _ request: String, timeout: Double = 5) throws -> String {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = port.bigEndian
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard rc == 0 else { throw FixtureError("connect failed") }
+        var tv = timeval(tv_sec: Int(timeout), tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        _ = Array(request.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+        var out: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n <= 0 { break }
+            out.append(contentsOf: buffer[0..<n])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
