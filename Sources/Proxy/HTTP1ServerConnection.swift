@@ -94,11 +94,11 @@ final class HTTP1ServerConnection: ResponseWriter {
         keepAlive = false
         isHEAD = false
         responseHeadWritten = false
-        if let head = currentHead {
-            let exchange = owner.makeExchange(head: head, body: [], writer: self)
-            exchange.decision = "refused_malformed"
-            current = exchange
-        }
+        // The access log still gets a line for a request refused before its head was complete.
+        let head = currentHead ?? RequestHead(method: "-", target: "-", version: .http1_1)
+        let exchange = owner.makeExchange(head: head, body: [], writer: self)
+        exchange.decision = "refused_malformed"
+        current = exchange
         send(response)
     }
 

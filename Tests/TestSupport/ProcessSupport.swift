@@ -56,10 +56,17 @@ public enum TestProcess {
         }
         let collector = OutputCollector(out: out, err: err)
         let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(5000) }
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
+        var exited = false
+        while !exited && Date() < deadline {
+            var status: Int32 = 0
+            let rc = waitpid(process.processIdentifier, &status, WNOHANG)
+            exited = rc == process.processIdentifier || (rc == -1 && errno == ECHILD)
+            if !exited { usleep(2000) }
+        }
+        if !exited {
+            kill(process.processIdentifier, SIGKILL)
+            var status: Int32 = 0
+            waitpid(process.processIdentifier, &status, 0)
         }
         let (stdout, stderr) = collector.finish()
         return Output(status: process.terminationStatus, stdout: stdout, stderr: stderr)
@@ -182,13 +189,16 @@ public final class BackgroundProcess: @unchecked Sendable {
 
     /// Waits for the child to exit (Foundation reaps it on its own thread; this waits on that).
     public func waitForExit(timeout: Double) -> Bool {
-        let done = DispatchSemaphore(value: 0)
-        let process = self.process
-        DispatchQueue.global().async {
-            process.waitUntilExit()
-            done.signal()
+        // Foundation's waitUntilExit needs a run loop on this thread; polling waitpid does not. ECHILD means
+        // Foundation reaped the child first: it has exited either way.
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            var status: Int32 = 0
+            let rc = waitpid(pid, &status, WNOHANG)
+            if rc == pid || (rc == -1 && errno == ECHILD) { return true }
+            usleep(5_000)
         }
-        return done.wait(timeout: .now() + timeout) == .success
+        return false
     }
 
     private var stopped = false

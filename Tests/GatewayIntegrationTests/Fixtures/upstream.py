@@ -6,12 +6,17 @@ Paths: /big (1 MiB body), /slow (answers after 3 s), /close (closes without answ
 /status/NNN (answers NNN), /chunked (chunked response); anything else echoes method and path as JSON.
 """
 import json
+import os
+import signal
 import socket
 import ssl
 import sys
 import threading
 import time
 
+# The parent may start us with signals blocked or ignored (Foundation's Process does): restore SIGTERM.
+signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM, signal.SIGINT])
+signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
 port = int(sys.argv[1])
 record_path = sys.argv[2]
 tls = None
