@@ -327,11 +327,10 @@ public struct HTTP1RequestParser: Sendable {
         let authorityStart = i
         while i < end && buf[i] != Byte.slash && buf[i] != Byte.question { i &+= 1 }
         let authorityEnd = i
-        for j in authorityStart..<authorityEnd where buf[j] >= 0x80 {
+        guard isValidAuthority(UnsafeBufferPointer(rebasing: buf[authorityStart..<authorityEnd])) else {
             return .failure(.badRequest("invalid request target"))
         }
         let authority = makeString(buf, authorityStart, authorityEnd)
-        guard isValidAuthority(authority[...].utf8) else { return .failure(.badRequest("invalid request target")) }
         guard validateTargetBytes(buf, authorityEnd, end) else {
             return .failure(.badRequest("invalid request target"))
         }
