@@ -1,5 +1,5 @@
-// Character classes of RFC 9110 §5.6 and RFC 3986, written as switches so the hot loops need no global tables
-// (a `static let` table costs a lazy-initialisation check on every access).
+// Character classes of RFC 9110 §5.6 and RFC 3986 as 128-bit sets in constants, so the hot loops need no global
+// table (a global `let` costs a lazy-initialisation check on access) and no branchy switch.
 
 enum Byte {
     static let tab: UInt8 = 0x09
@@ -21,39 +21,28 @@ enum Byte {
     static let asterisk: UInt8 = 0x2A
 }
 
-/// `tchar` (RFC 9110 §5.6.2).
+/// Membership of an ASCII byte in a 128-bit set given as two words (bit `b` of `lo` for b < 64, of `hi` above).
 @inline(__always)
-func isTokenByte(_ b: UInt8) -> Bool {
-    switch b {
-    case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: return true
-    case 0x21, 0x23, 0x24, 0x25, 0x26, 0x27, 0x2A, 0x2B, 0x2D, 0x2E, 0x5E, 0x5F, 0x60, 0x7C, 0x7E: return true
-    default: return false
-    }
+private func inSet(_ b: UInt8, _ lo: UInt64, _ hi: UInt64) -> Bool {
+    let word = b < 64 ? lo : hi
+    return b < 128 && (word >> UInt64(b & 63)) & 1 != 0
 }
+
+/// `tchar` (RFC 9110 §5.6.2): ALPHA, DIGIT and ``!#$%&'*+-.^_`|~``.
+@inline(__always)
+func isTokenByte(_ b: UInt8) -> Bool { inSet(b, 0x03FF_6CFA_0000_0000, 0x57FF_FFFF_C7FF_FFFE) }
 
 /// A byte allowed as itself in a request target's path or query.
 ///
 /// Visible ASCII minus what RFC 3986 excludes and real servers refuse: `"` `<` `>` `\` `^` `` ` `` `{` `}`, and `#`
 /// (a fragment is never sent). `|` is outside RFC 3986 too, but official Auth0 SDKs send user ids such as
-/// `auth0|123` unencoded, so it is accepted. `%` is handled by the caller (it must start a pct-encoding).
+/// `auth0|123` unencoded, so it is accepted. `%` is in the set; the caller checks that it starts a pct-encoding.
 @inline(__always)
-func isTargetByte(_ b: UInt8) -> Bool {
-    switch b {
-    case 0x22, 0x23, 0x3C, 0x3E, 0x5C, 0x5E, 0x60, 0x7B, 0x7D: return false
-    case 0x21...0x7E: return true
-    default: return false
-    }
-}
+func isTargetByte(_ b: UInt8) -> Bool { inSet(b, 0xAFFF_FFF2_0000_0000, 0x57FF_FFFE_AFFF_FFFF) }
 
-/// reg-name characters of RFC 3986 §3.2.2 (unreserved and sub-delims; `%` handled by the caller).
+/// reg-name characters of RFC 3986 §3.2.2: unreserved and sub-delims (`%` handled by the caller).
 @inline(__always)
-func isRegNameByte(_ b: UInt8) -> Bool {
-    switch b {
-    case 0x30...0x39, 0x41...0x5A, 0x61...0x7A, 0x2D, 0x2E, 0x5F, 0x7E: return true
-    case 0x21, 0x24, 0x26, 0x27, 0x28, 0x29, 0x2A, 0x2B, 0x2C, 0x3B, 0x3D: return true
-    default: return false
-    }
-}
+func isRegNameByte(_ b: UInt8) -> Bool { inSet(b, 0x2BFF_7FD2_0000_0000, 0x47FF_FFFE_87FF_FFFE) }
 
 /// The value of a hex digit, or -1.
 @inline(__always)
@@ -89,20 +78,57 @@ func equalsIgnoringCase(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: 
     return true
 }
 
-/// Whether `s` equals `lower` ignoring ASCII case; `lower` must be lowercase ASCII.
-func equalsIgnoringCase(_ s: Substring.UTF8View, _ lower: StaticString) -> Bool {
-    guard s.count == lower.utf8CodeUnitCount else { return false }
-    let l = lower.utf8Start
-    var i = 0
-    for b in s {
-        if asciiLower(b) != l[i] { return false }
-        i += 1
-    }
-    return true
-}
-
 /// A String from bytes already checked to be ASCII or valid UTF-8.
 @inline(__always)
 func makeString(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> String {
     String(decoding: UnsafeBufferPointer(rebasing: buf[start..<end]), as: UTF8.self)
+}
+
+// Word-at-a-time scans. The classic "has a zero byte" test flags the lowest matching byte exactly (a borrow can
+// only cause false flags above a true match), so `trailingZeroBitCount / 8` is the index on a little-endian load;
+// where a flag may be spurious, the byte loop after it decides.
+
+private let ones: UInt64 = 0x0101_0101_0101_0101
+private let highs: UInt64 = 0x8080_8080_8080_8080
+
+@inline(__always)
+private func zeroBytes(_ x: UInt64) -> UInt64 { (x &- ones) & ~x & highs }
+
+/// The index of the first LF in `buf[from..<to]`, or -1.
+@inline(__always)
+func firstLF(_ buf: UnsafeBufferPointer<UInt8>, _ from: Int, _ to: Int) -> Int {
+    var i = from
+    if let base = buf.baseAddress {
+        while i &+ 8 <= to {
+            let w = UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)
+            let z = zeroBytes(w ^ (ones &* UInt64(Byte.lf)))
+            if z != 0 { return i &+ z.trailingZeroBitCount / 8 }
+            i &+= 8
+        }
+    }
+    while i < to {
+        if buf[i] == Byte.lf { return i }
+        i &+= 1
+    }
+    return -1
+}
+
+/// The index of the first byte in `buf[from..<to]` that is a CTL, DEL or non-ASCII, or `to`.
+@inline(__always)
+func firstNonVisibleOrSpace(_ buf: UnsafeBufferPointer<UInt8>, _ from: Int, _ to: Int) -> Int {
+    var i = from
+    if let base = buf.baseAddress {
+        while i &+ 8 <= to {
+            let w = UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)
+            let below20 = (w &- ones &* 0x20) & ~w & highs
+            if (w & highs) | below20 | zeroBytes(w ^ (ones &* 0x7F)) != 0 { break }
+            i &+= 8
+        }
+    }
+    while i < to {
+        let b = buf[i]
+        if b < 0x20 || b >= 0x7F { return i }
+        i &+= 1
+    }
+    return to
 }

@@ -41,11 +41,13 @@ func parseFieldLine(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int)
     while valueEnd > valueStart && isOWS(buf[valueEnd - 1]) { valueEnd &-= 1 }
     var nonASCII = false
     var i = valueStart
-    while i < valueEnd {
+    while true {
+        i = firstNonVisibleOrSpace(buf, i, valueEnd)
+        if i == valueEnd { break }
         let b = buf[i]
         if b >= 0x80 {
             nonASCII = true
-        } else if (b < 0x20 && b != Byte.tab) || b == 0x7F {
+        } else if b != Byte.tab {
             return .failure(.badRequest("control character in a field value"))
         }
         i &+= 1
@@ -67,67 +69,80 @@ func parseFieldLine(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int)
     return .field(field, kind)
 }
 
-/// Splits a list-valued field (RFC 9110 §5.6.1) into trimmed elements, empty ones included.
-func listElements(_ value: String) -> [Substring.UTF8View] {
-    var out: [Substring.UTF8View] = []
-    for part in value.utf8.split(separator: Byte.comma, omittingEmptySubsequences: false) {
-        var s = part.startIndex
-        var e = part.endIndex
-        while s < e && isOWS(part[s]) { s = part.index(after: s) }
-        while e > s && isOWS(part[part.index(before: e)]) { e = part.index(before: e) }
-        out.append(Substring(part[s..<e]).utf8)
+/// Calls `body` with each trimmed element of a list-valued field (RFC 9110 §5.6.1), empty ones included, until it
+/// returns false; returns false if it was stopped.
+@discardableResult
+func forEachListElement(_ buf: UnsafeBufferPointer<UInt8>, _ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool {
+    var elementStart = 0
+    let count = buf.count
+    while true {
+        var elementEnd = elementStart
+        while elementEnd < count && buf[elementEnd] != Byte.comma { elementEnd &+= 1 }
+        var s = elementStart
+        var e = elementEnd
+        while s < e && isOWS(buf[s]) { s &+= 1 }
+        while e > s && isOWS(buf[e - 1]) { e &-= 1 }
+        if !body(UnsafeBufferPointer(rebasing: buf[s..<e])) { return false }
+        guard elementEnd < count else { return true }
+        elementStart = elementEnd + 1
     }
-    return out
 }
 
-func isToken(_ s: Substring.UTF8View) -> Bool {
-    !s.isEmpty && s.allSatisfy(isTokenByte)
+func isToken(_ buf: UnsafeBufferPointer<UInt8>) -> Bool {
+    guard !buf.isEmpty else { return false }
+    for b in buf where !isTokenByte(b) { return false }
+    return true
 }
 
-/// Whether `value` is a valid Host (RFC 9110 §7.2: `uri-host [ ":" port ]`, RFC 3986 §3.2.2).
+/// Whether `buf` is a valid Host (RFC 9110 §7.2: `uri-host [ ":" port ]`, RFC 3986 §3.2.2).
 ///
 /// Refuses empty hosts, userinfo (`@`), and anything outside reg-name, IPv4 and IP-literal syntax.
-func isValidAuthority(_ value: Substring.UTF8View) -> Bool {
-    var i = value.startIndex
-    let end = value.endIndex
+func isValidAuthority(_ buf: UnsafeBufferPointer<UInt8>) -> Bool {
+    let end = buf.count
+    var i = 0
     guard i < end else { return false }
-    if value[i] == Byte.openBracket {
-        i = value.index(after: i)
+    if buf[i] == Byte.openBracket {
+        i += 1
         let hostStart = i
-        while i < end && value[i] != Byte.closeBracket {
-            let b = value[i]
+        while i < end && buf[i] != Byte.closeBracket {
+            let b = buf[i]
             guard hexValue(b) >= 0 || b == Byte.colon || b == 0x2E || b == 0x76 || b == 0x56 else { return false }
-            i = value.index(after: i)
+            i += 1
         }
         guard i < end, i > hostStart else { return false }
-        i = value.index(after: i)
+        i += 1
     } else {
         let hostStart = i
-        while i < end && value[i] != Byte.colon {
-            let b = value[i]
+        while i < end && buf[i] != Byte.colon {
+            let b = buf[i]
             if b == Byte.percent {
-                let h1 = value.index(after: i)
-                guard h1 < end, hexValue(value[h1]) >= 0 else { return false }
-                let h2 = value.index(after: h1)
-                guard h2 < end, hexValue(value[h2]) >= 0 else { return false }
-                i = value.index(after: h2)
+                guard i + 2 < end, hexValue(buf[i + 1]) >= 0, hexValue(buf[i + 2]) >= 0 else { return false }
+                i += 3
                 continue
             }
             guard isRegNameByte(b) else { return false }
-            i = value.index(after: i)
+            i += 1
         }
         guard i > hostStart else { return false }
     }
     guard i < end else { return true }
-    guard value[i] == Byte.colon else { return false }
-    i = value.index(after: i)
-    var digits = 0
+    guard buf[i] == Byte.colon else { return false }
+    i += 1
+    let portStart = i
     while i < end {
-        guard isDigit(value[i]) else { return false }
-        digits += 1
-        i = value.index(after: i)
+        guard isDigit(buf[i]) else { return false }
+        i += 1
     }
-    return digits <= 5
+    return i - portStart <= 5
+}
+
+extension String {
+    /// The UTF-8 bytes of a copy of `self`; no copy of the bytes is made for native strings.
+    @inline(__always)
+    func withUTF8Bytes<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        var copy = self
+        return copy.withUTF8(body)
+    }
 }
 
 /// Collects a header (or trailer) section line by line and interprets the framing fields as they arrive.
@@ -148,7 +163,7 @@ struct FieldAccumulator: Sendable {
     /// Content-Length values are saturated here; any limit a parser applies is far below.
     static let contentLengthCap = 1 << 60
 
-    init() { fields.reserveCapacity(16) }
+    init() {}
 
     /// Records one field; returns why the section is invalid, if it is.
     ///
@@ -162,40 +177,50 @@ struct FieldAccumulator: Sendable {
         case .host:
             hostCount += 1
             if hostCount > 1 { return .badRequest("more than one Host field") }
-            if !isValidAuthority(field.value[...].utf8) { return .badRequest("invalid Host field") }
+            if !field.value.withUTF8Bytes(isValidAuthority) { return .badRequest("invalid Host field") }
             host = field.value
         case .contentLength:
             if contentLength != nil { return .badRequest("more than one Content-Length field") }
-            let v = field.value.utf8
-            if v.isEmpty { return .badRequest("invalid Content-Length") }
-            var n = 0
-            for b in v {
-                guard isDigit(b) else { return .badRequest("invalid Content-Length") }
-                n = n >= Self.contentLengthCap / 10 ? Self.contentLengthCap : n * 10 + Int(b &- 0x30)
+            let parsed = field.value.withUTF8Bytes { v -> Int in
+                if v.isEmpty { return -1 }
+                var n = 0
+                for b in v {
+                    guard isDigit(b) else { return -1 }
+                    n = n >= Self.contentLengthCap / 10 ? Self.contentLengthCap : n * 10 + Int(b &- 0x30)
+                }
+                return n
             }
-            contentLength = n
+            if parsed < 0 { return .badRequest("invalid Content-Length") }
+            contentLength = parsed
         case .transferEncoding:
             hasTransferEncoding = true
-            for element in listElements(field.value) {
-                guard isToken(element) else { return .badRequest("invalid Transfer-Encoding") }
-                codings.append(equalsIgnoringCase(element, "chunked"))
+            let valid = field.value.withUTF8Bytes { v in
+                forEachListElement(v) { element in
+                    guard isToken(element) else { return false }
+                    codings.append(equalsIgnoringCase(element, 0, element.count, "chunked"))
+                    return true
+                }
             }
+            if !valid { return .badRequest("invalid Transfer-Encoding") }
         case .connection:
-            for element in listElements(field.value) {
-                if equalsIgnoringCase(element, "close") {
-                    connectionClose = true
-                } else if equalsIgnoringCase(element, "keep-alive") {
-                    connectionKeepAlive = true
+            _ = field.value.withUTF8Bytes { v in
+                forEachListElement(v) { element in
+                    if equalsIgnoringCase(element, 0, element.count, "close") {
+                        connectionClose = true
+                    } else if equalsIgnoringCase(element, 0, element.count, "keep-alive") {
+                        connectionKeepAlive = true
+                    }
+                    return true
                 }
             }
         case .expect:
-            for element in listElements(field.value) {
-                guard equalsIgnoringCase(element, "100-continue") else {
-                    return HTTP1Error(status: 417, reason: "unsupported expectation")
-                }
-                expectContinue = true
+            let supported = field.value.withUTF8Bytes { v in
+                forEachListElement(v) { equalsIgnoringCase($0, 0, $0.count, "100-continue") }
             }
+            guard supported else { return HTTP1Error(status: 417, reason: "unsupported expectation") }
+            expectContinue = true
         }
+        if fields.capacity == 0 { fields.reserveCapacity(16) }
         fields.append(field)
         return nil
     }

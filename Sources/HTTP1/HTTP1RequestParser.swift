@@ -5,8 +5,9 @@ import GatewayCore
 /// Sans-I/O and pull-based: `feed` bytes as they arrive, then call `next()` until it returns nil, which means
 /// "need more bytes" (or, after `.error` or after the `.end` of a request that does not keep the connection
 /// alive, "nothing more, ever"). Pipelined requests are yielded in order; the driver applies back-pressure simply
-/// by not calling `next()` until it is ready for the next request. A value type owned by one connection on one
-/// loop; no locks.
+/// by not calling `next()` until it is ready for the next request, and must then also stop reading the socket:
+/// `feed` buffers whatever it is given (`bufferedByteCount` tells how much). A value type owned by one connection
+/// on one loop; no locks. `.body` slices are copies, never views of the parser's buffer, so they may be kept.
 ///
 /// Decisions the RFCs leave open, taken strictly (each has a test vector):
 /// - Line endings must be CRLF; a bare LF or a bare CR anywhere in the head or chunk framing is 400.
@@ -19,7 +20,8 @@ import GatewayCore
 ///   CONNECT (authority-form) is 501. Allowed target bytes are listed at `isTargetByte`: notably `|` is accepted,
 ///   `%` must start a valid pct-encoding, and non-ASCII is refused.
 /// - HTTP/1.1 needs exactly one valid, non-empty Host (400 otherwise); HTTP/1.0 may omit it.
-/// - Content-Length must be one field with `1*DIGIT`; lists and repeats, even of equal values, are 400. Above
+/// - Content-Length must be one field with `1*DIGIT`; lists and repeats, even of equal values (`5, 5`), are 400.
+///   Surrounding OWS is not part of a field value (RFC 9110 §5.5), so `Content-Length: 5 ` is 5. Above
 ///   `maxBodyBytes` it is 413 at the head.
 /// - Transfer-Encoding: only a single final `chunked` is accepted. Together with Content-Length: 400. In HTTP/1.0:
 ///   400. `chunked` repeated or not last: 400. No `chunked` at all (`identity`, `gzip`): 501. Other codings before
@@ -327,11 +329,10 @@ public struct HTTP1RequestParser: Sendable {
         let authorityStart = i
         while i < end && buf[i] != Byte.slash && buf[i] != Byte.question { i &+= 1 }
         let authorityEnd = i
-        for j in authorityStart..<authorityEnd where buf[j] >= 0x80 {
+        guard isValidAuthority(UnsafeBufferPointer(rebasing: buf[authorityStart..<authorityEnd])) else {
             return .failure(.badRequest("invalid request target"))
         }
         let authority = makeString(buf, authorityStart, authorityEnd)
-        guard isValidAuthority(authority[...].utf8) else { return .failure(.badRequest("invalid request target")) }
         guard validateTargetBytes(buf, authorityEnd, end) else {
             return .failure(.badRequest("invalid request target"))
         }

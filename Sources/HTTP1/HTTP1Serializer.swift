@@ -5,7 +5,8 @@ import GatewayCore
 /// Throwing, not sanitising: a name or value that would change the message's framing (CR, LF or any other CTL
 /// but HTAB, a non-token name, a space in the target) is a bug or an attack upstream of the serializer, and
 /// silently rewriting it would hide both. Callers turn the error into a 500/502 of their own. Non-ASCII values
-/// are written as their UTF-8 bytes.
+/// are written as their UTF-8 bytes. The `write…(into:)` forms append to a caller's buffer and leave it exactly as
+/// it was when they throw.
 public enum HTTP1Serializer {
     /// `method SP target SP HTTP/1.x CRLF`, a `Host` line from `authority` when the fields hold none, the fields,
     /// and the empty line. `.http2` heads are written as HTTP/1.1. An HTTP/1.1 head needs a Host field or an
@@ -16,36 +17,33 @@ public enum HTTP1Serializer {
         return out
     }
 
-    /// As `requestHead(_:)`, appending to `out` (which is left unchanged when this throws).
+    /// As `requestHead(_:)`, appending to `out`.
     public static func writeRequestHead(
         _ head: RequestHead, into out: inout [UInt8]
     ) throws(HTTP1SerializationError) {
-        guard isToken(head.method[...].utf8) else { throw HTTP1SerializationError(reason: "invalid method") }
-        guard !head.target.isEmpty, head.target.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
-            throw HTTP1SerializationError(reason: "invalid request target")
-        }
-        let hasHost = head.headers.contains("host")
-        if !hasHost, let authority = head.authority {
-            guard isValidAuthority(authority[...].utf8) else {
-                throw HTTP1SerializationError(reason: "invalid authority")
+        let mark = out.count
+        do throws(HTTP1SerializationError) {
+            out.reserveCapacity(mark + estimatedSize(head.headers) + head.target.utf8.count + 32)
+            try append(head.method, checking: isToken, "invalid method", to: &out)
+            out.append(Byte.space)
+            try append(head.target, checking: isValidTarget, "invalid request target", to: &out)
+            out.append(contentsOf: head.version == .http1_0 ? " HTTP/1.0\r\n".utf8 : " HTTP/1.1\r\n".utf8)
+            let hasHost = head.headers.contains("host")
+            if !hasHost {
+                if let authority = head.authority {
+                    out.append(contentsOf: "Host: ".utf8)
+                    try append(authority, checking: isValidAuthority, "invalid authority", to: &out)
+                    out.append(contentsOf: crlf)
+                } else if head.version != .http1_0 {
+                    throw HTTP1SerializationError(reason: "HTTP/1.1 request without Host")
+                }
             }
-        } else if !hasHost && head.version != .http1_0 {
-            throw HTTP1SerializationError(reason: "HTTP/1.1 request without Host")
-        }
-        try validate(head.headers)
-
-        out.reserveCapacity(out.count + estimatedSize(head.headers) + head.target.utf8.count + 32)
-        out.append(contentsOf: head.method.utf8)
-        out.append(Byte.space)
-        out.append(contentsOf: head.target.utf8)
-        out.append(contentsOf: head.version == .http1_0 ? " HTTP/1.0\r\n".utf8 : " HTTP/1.1\r\n".utf8)
-        if !hasHost, let authority = head.authority {
-            out.append(contentsOf: "Host: ".utf8)
-            out.append(contentsOf: authority.utf8)
+            try writeFields(head.headers, into: &out)
             out.append(contentsOf: crlf)
+        } catch {
+            out.removeSubrange(mark...)
+            throw error
         }
-        writeFields(head.headers, into: &out)
-        out.append(contentsOf: crlf)
     }
 
     /// `HTTP/1.x SP status SP reason CRLF`, the fields and the empty line.
@@ -57,24 +55,27 @@ public enum HTTP1Serializer {
         return out
     }
 
-    /// As `responseHead(_:version:)`, appending to `out` (which is left unchanged when this throws).
+    /// As `responseHead(_:version:)`, appending to `out`.
     public static func writeResponseHead(
         _ head: ResponseHead, version: HTTPVersion = .http1_1, into out: inout [UInt8]
     ) throws(HTTP1SerializationError) {
         guard (100...599).contains(head.status) else { throw HTTP1SerializationError(reason: "invalid status") }
-        guard isValidFieldValue(head.reason) else { throw HTTP1SerializationError(reason: "invalid reason phrase") }
-        try validate(head.headers)
-
-        out.reserveCapacity(out.count + estimatedSize(head.headers) + head.reason.utf8.count + 16)
-        out.append(contentsOf: version == .http1_0 ? "HTTP/1.0 ".utf8 : "HTTP/1.1 ".utf8)
-        out.append(UInt8(0x30 + head.status / 100))
-        out.append(UInt8(0x30 + head.status / 10 % 10))
-        out.append(UInt8(0x30 + head.status % 10))
-        out.append(Byte.space)
-        out.append(contentsOf: head.reason.utf8)
-        out.append(contentsOf: crlf)
-        writeFields(head.headers, into: &out)
-        out.append(contentsOf: crlf)
+        let mark = out.count
+        do throws(HTTP1SerializationError) {
+            out.reserveCapacity(mark + estimatedSize(head.headers) + head.reason.utf8.count + 16)
+            out.append(contentsOf: version == .http1_0 ? "HTTP/1.0 ".utf8 : "HTTP/1.1 ".utf8)
+            out.append(UInt8(0x30 + head.status / 100))
+            out.append(UInt8(0x30 + head.status / 10 % 10))
+            out.append(UInt8(0x30 + head.status % 10))
+            out.append(Byte.space)
+            try append(head.reason, checking: isValidFieldValue, "invalid reason phrase", to: &out)
+            out.append(contentsOf: crlf)
+            try writeFields(head.headers, into: &out)
+            out.append(contentsOf: crlf)
+        } catch {
+            out.removeSubrange(mark...)
+            throw error
+        }
     }
 
     /// One chunk: hex size, CRLF, the bytes, CRLF. Empty input gives no bytes, since a zero-size chunk would end
@@ -112,25 +113,37 @@ public enum HTTP1Serializer {
 
     /// The last chunk followed by a trailer section.
     public static func lastChunk(trailers: HTTPFields) throws(HTTP1SerializationError) -> [UInt8] {
-        try validate(trailers)
         var out = Array("0\r\n".utf8)
-        writeFields(trailers, into: &out)
+        try writeFields(trailers, into: &out)
         out.append(contentsOf: crlf)
         return out
     }
 
     private static let crlf: [UInt8] = [Byte.cr, Byte.lf]
 
-    private static func validate(_ fields: HTTPFields) throws(HTTP1SerializationError) {
-        for field in fields {
-            guard isToken(field.name[...].utf8) else { throw HTTP1SerializationError(reason: "invalid field name") }
-            guard isValidFieldValue(field.value) else { throw HTTP1SerializationError(reason: "invalid field value") }
+    private static func append(
+        _ string: String, checking isValid: (UnsafeBufferPointer<UInt8>) -> Bool, _ reason: String,
+        to out: inout [UInt8]
+    ) throws(HTTP1SerializationError) {
+        let ok = string.withUTF8Bytes { bytes in
+            guard isValid(bytes) else { return false }
+            out.append(contentsOf: bytes)
+            return true
         }
+        guard ok else { throw HTTP1SerializationError(reason: reason) }
     }
 
     /// No CTL but HTAB (so no CR, LF or NUL), no DEL.
-    static func isValidFieldValue(_ value: String) -> Bool {
-        value.utf8.allSatisfy { $0 >= 0x20 ? $0 != 0x7F : $0 == Byte.tab }
+    static func isValidFieldValue(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        for b in bytes where b < 0x20 ? b != Byte.tab : b == 0x7F { return false }
+        return true
+    }
+
+    /// Visible ASCII only: no space, CTL or non-ASCII can end up in the request line.
+    static func isValidTarget(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard !bytes.isEmpty else { return false }
+        for b in bytes where b <= 0x20 || b >= 0x7F { return false }
+        return true
     }
 
     private static func estimatedSize(_ fields: HTTPFields) -> Int {
@@ -139,12 +152,12 @@ public enum HTTP1Serializer {
         return n
     }
 
-    private static func writeFields(_ fields: HTTPFields, into out: inout [UInt8]) {
+    private static func writeFields(_ fields: HTTPFields, into out: inout [UInt8]) throws(HTTP1SerializationError) {
         for field in fields {
-            out.append(contentsOf: field.name.utf8)
+            try append(field.name, checking: isToken, "invalid field name", to: &out)
             out.append(Byte.colon)
             out.append(Byte.space)
-            out.append(contentsOf: field.value.utf8)
+            try append(field.value, checking: isValidFieldValue, "invalid field value", to: &out)
             out.append(contentsOf: crlf)
         }
     }

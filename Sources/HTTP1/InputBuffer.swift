@@ -62,9 +62,12 @@ struct InputBuffer: Sendable {
     /// Copies out up to `max` readable bytes and consumes them.
     mutating func take(upTo max: Int) -> ArraySlice<UInt8> {
         let n = min(max, readableCount)
-        let out = ArraySlice(storage[readIndex..<readIndex + n])
+        let start = readIndex
+        // A copy, not a slice of `storage`: a slice kept by the caller would pin the whole buffer and force a
+        // copy-on-write of it at the next `append`.
+        let out = storage.withUnsafeBufferPointer { Array(UnsafeBufferPointer(rebasing: $0[start..<start + n])) }
         readIndex += n
-        return out
+        return out[...]
     }
 
     enum LineSearch {
@@ -83,14 +86,7 @@ struct InputBuffer: Sendable {
         let from = max(scannedUpTo, readIndex)
         let to = min(storage.count, readIndex + max(limit, 0))
         if from < to {
-            let found: Int = storage.withUnsafeBufferPointer { buf in
-                var i = from
-                while i < to {
-                    if buf[i] == Byte.lf { return i }
-                    i &+= 1
-                }
-                return -1
-            }
+            let found = storage.withUnsafeBufferPointer { firstLF($0, from, to) }
             if found >= 0 { return .found(found) }
             scannedUpTo = to
         }

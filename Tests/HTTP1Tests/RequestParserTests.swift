@@ -305,3 +305,32 @@ struct RequestParserTests {
         #expect(ea == ec)
     }
 }
+
+@Suite("HTTP/1.1 request parser: Host")
+struct HostFieldTests {
+    @Test(
+        "valid Host values are accepted as the authority",
+        arguments: [
+            "example.com", "example.com:8443", "EXAMPLE.com:", "127.0.0.1:80", "[::1]:8080", "[2001:db8::7]",
+            "a-b_c~d.e",
+            "xn--bcher-kva.example", "%41.example",
+        ])
+    func valid(_ host: String) throws {
+        let events = parseRequests("GET / HTTP/1.1\r\nHost: \(host)\r\n\r\n")
+        guard case .event(.head(let head, _)) = events.first else {
+            Issue.record("refused \(host): \(events)")
+            return
+        }
+        #expect(head.authority == host)
+    }
+
+    @Test(
+        "invalid Host values are 400",
+        arguments: [
+            "exa mple.com", "user@example.com", ":80", "[::1", "[]", "example.com:123456", "exa/mple", "%4",
+            "exam\"ple",
+        ])
+    func invalid(_ host: String) {
+        #expect(errorStatus(parseRequests("GET / HTTP/1.1\r\nHost: \(host)\r\n\r\n")) == 400)
+    }
+}
