@@ -61,11 +61,32 @@ struct RSASigningKeyTests {
         #expect(jwks == .object([("keys", [jwk])]))
     }
 
+    @Test("a PKCS#1 PEM (BEGIN RSA PRIVATE KEY) loads too")
+    func pkcs1() throws {
+        let bio = try #require(BIO_new(BIO_s_mem()))
+        defer { BIO_free(bio) }
+        // PEM_write_bio_PrivateKey_traditional writes the algorithm-specific (PKCS#1) form for RSA.
+        #expect(PEM_write_bio_PrivateKey_traditional(bio, TestKeys.primary.pkey, nil, nil, 0, nil, nil) == 1)
+        let pem = OpenSSL.drain(bio)
+        #expect(pem.hasPrefix("-----BEGIN RSA PRIVATE KEY-----"))
+        #expect(try RSASigningKey(pem: pem).kid == TestKeys.primary.kid)
+        #expect(ERR_peek_error() == 0)
+    }
+
+    @Test("generating a key leaves no OpenSSL error behind")
+    func generateIsClean() throws {
+        let key = try RSASigningKey.generate()
+        #expect(ERR_peek_error() == 0)
+        #expect(key.kid != TestKeys.primary.kid)
+        #expect((try? TokenVerifier().verify(TestKeys.token(key: key), keys: key.keySet()).get()) != nil)
+    }
+
     @Test("PKCS#8 PEM round-trips to the same key")
     func pemRoundTrip() throws {
         let pem = try TestKeys.primary.pkcs8PEM()
         #expect(pem.hasPrefix("-----BEGIN PRIVATE KEY-----\n"))
         let loaded = try RSASigningKey(pem: pem)
+        #expect(ERR_peek_error() == 0)
         #expect(loaded.kid == TestKeys.primary.kid)
         let token = try loaded.sign(header: loaded.header(), claims: TestKeys.claims())
         #expect((try? TokenVerifier().verify(token, keys: TestKeys.keySet).get()) != nil)
