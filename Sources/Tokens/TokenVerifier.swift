@@ -57,22 +57,29 @@ public struct TokenVerifier: Sendable {
         return compact.withUTF8 { verify(buffer: $0, keys: keys).map(\.token) }
     }
 
-    /// The verified token with the key that verified it (the cache ties entries to that key).
-    func verify(buffer: UnsafeBufferPointer<UInt8>, keys: JWKSKeySet) -> Result<
-        (token: VerifiedToken, key: RSAPublicKey), TokenRejection
-    > {
-        func reject(_ kind: TokenRejection.Kind, _ detail: String) -> Result<
-            (token: VerifiedToken, key: RSAPublicKey), TokenRejection
-        > { .failure(TokenRejection(kind, detail)) }
+    /// A verified token with the key that verified it (the cache ties its entries to that key).
+    struct Verification {
+        var token: VerifiedToken
+        var key: RSAPublicKey
+    }
+
+    func verify(buffer: UnsafeBufferPointer<UInt8>, keys: JWKSKeySet) -> Result<Verification, TokenRejection> {
+        func reject(_ kind: TokenRejection.Kind, _ detail: String) -> Result<Verification, TokenRejection> {
+            .failure(TokenRejection(kind, detail))
+        }
 
         guard buffer.count <= configuration.maxTokenBytes else {
             return reject(.tooLarge, "token larger than \(configuration.maxTokenBytes) bytes")
         }
-        let dot = UInt8(ascii: ".")
-        guard let firstDot = buffer.firstIndex(of: dot),
-            let secondDot = buffer[(firstDot + 1)...].firstIndex(of: dot),
-            buffer[(secondDot + 1)...].firstIndex(of: dot) == nil
-        else { return reject(.malformed, "expected three base64url parts separated by two dots") }
+        var dots = (first: -1, second: -1, count: 0)
+        for i in 0..<buffer.count where buffer[i] == UInt8(ascii: ".") {
+            dots.count += 1
+            if dots.count == 1 { dots.first = i } else if dots.count == 2 { dots.second = i } else { break }
+        }
+        guard dots.count == 2 else {
+            return reject(.malformed, "expected three base64url parts separated by two dots")
+        }
+        let (firstDot, secondDot) = (dots.first, dots.second)
         let headerPart = UnsafeBufferPointer(rebasing: buffer[..<firstDot])
         let payloadPart = UnsafeBufferPointer(rebasing: buffer[(firstDot + 1)..<secondDot])
         let signaturePart = UnsafeBufferPointer(rebasing: buffer[(secondDot + 1)...])
@@ -147,7 +154,7 @@ public struct TokenVerifier: Sendable {
             return reject(.malformed, "claims are not valid JSON: \(Self.sanitized(error.reason))")
         }
         guard case .object = claims else { return reject(.malformed, "claims are not a JSON object") }
-        return .success((VerifiedToken(header: header, claims: claims), key))
+        return .success(Verification(token: VerifiedToken(header: header, claims: claims), key: key))
     }
 
     /// `none` (RFC 7518 §3.6) in any casing, and every `HS*` algorithm in any casing: with a public verification
