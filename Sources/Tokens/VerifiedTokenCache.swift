@@ -139,3 +139,7 @@ public final class VerifiedTokenCache {
         return Int64(nanoseconds)
     }
 }
+
+/// Loop-confined by design: sharing one cache across loops would need a lock on the hot path.
+@available(*, unavailable)
+extension VerifiedTokenCache: Sendable {}
