@@ -83,6 +83,12 @@ let package = Package(
         .testTarget(name: "HTTP2Tests", dependencies: ["HTTP2", "CNghttp2", "GatewayCore"]),
         .testTarget(name: "TLSTests", dependencies: ["TLS", "COpenSSL", "TestSupport"]),
         .testTarget(name: "TokensTests", dependencies: ["Tokens", "COpenSSL", "TestSupport"]),
+        // `swift run -c release TokensBenchmark`: RS256 and cache figures on one core, optimized.
+        .executableTarget(
+            name: "TokensBenchmark",
+            dependencies: ["Tokens", "GatewayCore", "TestSupport"],
+            path: "Tests/TokensBenchmark"
+        ),
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "GatewayCore", "TestSupport"]),
         .testTarget(name: "EventLoopTests", dependencies: ["EventLoop", "CSystemShims"]),
         .testTarget(name: "RecordingTests", dependencies: ["Recording", "Policy", "GatewayCore"]),

@@ -82,25 +82,50 @@ enum Base64Codec {
             }
         }
         // A lone final character carries only 6 bits: never a whole byte.
-        guard count % 4 != 1 else { return nil }
-        var out = [UInt8]()
-        out.reserveCapacity(count / 4 * 3 + 2)
-        var accumulator: UInt32 = 0
-        var bits: UInt32 = 0
-        for i in 0..<count {
-            let value = table[Int(input[i])]
-            guard value != 0xFF else { return nil }
-            accumulator = accumulator << 6 | UInt32(value)
-            bits += 6
-            if bits >= 8 {
-                bits -= 8
-                out.append(UInt8(truncatingIfNeeded: accumulator >> bits))
-                accumulator &= (1 << bits) - 1
+        let rest = count % 4
+        guard rest != 1 else { return nil }
+        let quads = count / 4
+        let outCount = quads * 3 + (rest == 0 ? 0 : rest - 1)
+        var valid = true
+        let out = table.withUnsafeBufferPointer { t in
+            [UInt8](unsafeUninitializedCapacity: outCount) { out, initialized in
+                // 0xFF marks a byte outside the alphabet; OR-ing the four values tests them all at once.
+                var i = 0
+                var o = 0
+                for _ in 0..<quads {
+                    let a = t[Int(input[i])]
+                    let b = t[Int(input[i + 1])]
+                    let c = t[Int(input[i + 2])]
+                    let d = t[Int(input[i + 3])]
+                    guard (a | b | c | d) & 0x80 == 0 else {
+                        valid = false
+                        break
+                    }
+                    let v = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c) << 6 | UInt32(d)
+                    out[o] = UInt8(truncatingIfNeeded: v >> 16)
+                    out[o + 1] = UInt8(truncatingIfNeeded: v >> 8)
+                    out[o + 2] = UInt8(truncatingIfNeeded: v)
+                    i += 4
+                    o += 3
+                }
+                if valid, rest >= 2 {
+                    let a = t[Int(input[i])]
+                    let b = t[Int(input[i + 1])]
+                    let c = rest == 3 ? t[Int(input[i + 2])] : 0
+                    // Bits past the last whole byte must be zero, or two strings would decode to the same bytes.
+                    let stray = rest == 2 ? b & 0x0F : c & 0x03
+                    if (a | b | c) & 0x80 != 0 || stray != 0 {
+                        valid = false
+                    } else {
+                        let v = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c) << 6
+                        out[o] = UInt8(truncatingIfNeeded: v >> 16)
+                        if rest == 3 { out[o + 1] = UInt8(truncatingIfNeeded: v >> 8) }
+                    }
+                }
+                initialized = valid ? outCount : 0
             }
         }
-        // Leftover bits must be zero, or two different strings would decode to the same bytes.
-        guard accumulator == 0 else { return nil }
-        return out
+        return valid ? out : nil
     }
 
     static func encode(_ bytes: [UInt8], alphabet: Alphabet, pad: Bool) -> String {

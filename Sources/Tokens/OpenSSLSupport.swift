@@ -26,6 +26,10 @@ struct SHA256Digest: Hashable, Sendable {
         (w0, w1, w2, w3) = words
     }
 
+    init(words: (UInt64, UInt64, UInt64, UInt64)) {
+        (w0, w1, w2, w3) = words
+    }
+
     init(_ bytes: [UInt8]) {
         self = bytes.withUnsafeBytes { SHA256Digest($0) }
     }
@@ -33,6 +37,55 @@ struct SHA256Digest: Hashable, Sendable {
     var bytes: [UInt8] {
         var words = (w0, w1, w2, w3)
         return withUnsafeBytes(of: &words) { Array($0) }
+    }
+}
+
+/// An algorithm fetched from the default provider once per process.
+///
+/// OpenSSL 3 resolves a legacy `EVP_sha256()` or a one-shot `SHA256()` by name on every use, which takes the
+/// provider store's read lock each time; a fetched `EVP_MD` skips that.
+final class FetchedDigest: @unchecked Sendable {
+    // Safety: a fetched EVP_MD is an immutable, reference-counted method table that OpenSSL documents as safe to
+    // share between threads; it is never freed (process lifetime).
+    let md: OpaquePointer
+
+    init(_ name: String) {
+        guard let md = EVP_MD_fetch(nil, name, nil) else {
+            fatalError("OpenSSL has no \(name) digest: \(OpenSSL.takeError())")
+        }
+        self.md = md
+    }
+
+    static let sha256 = FetchedDigest("SHA2-256")
+}
+
+/// SHA-256 with one reusable context: for the per-loop cache, which hashes every token it sees.
+/// Not Sendable: one per owner, used on one thread at a time.
+final class SHA256Context {
+    private let ctx: OpaquePointer
+
+    init() {
+        guard let ctx = EVP_MD_CTX_new() else { fatalError("cannot allocate EVP_MD_CTX") }
+        self.ctx = ctx
+    }
+
+    deinit { EVP_MD_CTX_free(ctx) }
+
+    func digest(_ bytes: UnsafeRawBufferPointer) -> SHA256Digest {
+        var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        let ok = withUnsafeMutableBytes(of: &words) { out -> Bool in
+            var length: UInt32 = 0
+            return EVP_DigestInit_ex2(ctx, FetchedDigest.sha256.md, nil) == 1
+                && EVP_DigestUpdate(ctx, bytes.baseAddress, bytes.count) == 1
+                && EVP_DigestFinal_ex(ctx, out.baseAddress?.assumingMemoryBound(to: UInt8.self), &length) == 1
+                && length == 32
+        }
+        // Only allocation failure can make SHA-256 fail; the one-shot path reports that the same way.
+        guard ok else {
+            OpenSSL.clearErrors()
+            return SHA256Digest(bytes)
+        }
+        return SHA256Digest(words: words)
     }
 }
 

@@ -71,12 +71,18 @@ public final class RSAPublicKey: @unchecked Sendable {
         return OpenSSL.drain(bio)
     }
 
+    /// Whether `signature` is a valid RS256 signature of `message` by this key (no JWS parsing: the bare
+    /// primitive, for callers that hold the signing input themselves). Leaves OpenSSL's error queue empty.
+    public func isValidRS256Signature(_ signature: [UInt8], of message: [UInt8]) -> Bool {
+        signature.withUnsafeBytes { sig in message.withUnsafeBytes { verifyRS256(signature: sig, message: $0) } }
+    }
+
     /// RS256 (RSASSA-PKCS1-v1_5 with SHA-256) over `message`. Leaves OpenSSL's error queue empty.
     func verifyRS256(signature: UnsafeRawBufferPointer, message: UnsafeRawBufferPointer) -> Bool {
         // An RS256 signature is exactly as long as the modulus; anything else is refused before any RSA work.
         guard signature.count == (bits + 7) / 8, let ctx = EVP_MD_CTX_new() else { return false }
         defer { EVP_MD_CTX_free(ctx) }
-        guard EVP_DigestVerifyInit(ctx, nil, EVP_sha256(), nil, pkey) == 1 else {
+        guard EVP_DigestVerifyInit(ctx, nil, FetchedDigest.sha256.md, nil, pkey) == 1 else {
             OpenSSL.clearErrors()
             return false
         }

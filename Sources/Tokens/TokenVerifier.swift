@@ -47,9 +47,6 @@ public struct TokenVerifier: Sendable {
     /// The algorithms this module can verify.
     public static let implementedAlgorithms: Set<String> = ["RS256"]
 
-    /// Header parameters that would point the verifier at a key chosen by the token's author.
-    static let refusedKeyParameters = ["jku", "x5u", "jwk", "x5c"]
-
     public func verify(_ compact: String, keys: JWKSKeySet) -> Result<VerifiedToken, TokenRejection> {
         var compact = compact
         return compact.withUTF8 { verify(buffer: $0, keys: keys).map(\.token) }
@@ -60,22 +57,29 @@ public struct TokenVerifier: Sendable {
         return compact.withUTF8 { verify(buffer: $0, keys: keys).map(\.token) }
     }
 
-    /// The verified token with the key that verified it (the cache ties entries to that key).
-    func verify(buffer: UnsafeBufferPointer<UInt8>, keys: JWKSKeySet) -> Result<
-        (token: VerifiedToken, key: RSAPublicKey), TokenRejection
-    > {
-        func reject(_ kind: TokenRejection.Kind, _ detail: String) -> Result<
-            (token: VerifiedToken, key: RSAPublicKey), TokenRejection
-        > { .failure(TokenRejection(kind, detail)) }
+    /// A verified token with the key that verified it (the cache ties its entries to that key).
+    struct Verification {
+        var token: VerifiedToken
+        var key: RSAPublicKey
+    }
+
+    func verify(buffer: UnsafeBufferPointer<UInt8>, keys: JWKSKeySet) -> Result<Verification, TokenRejection> {
+        func reject(_ kind: TokenRejection.Kind, _ detail: String) -> Result<Verification, TokenRejection> {
+            .failure(TokenRejection(kind, detail))
+        }
 
         guard buffer.count <= configuration.maxTokenBytes else {
             return reject(.tooLarge, "token larger than \(configuration.maxTokenBytes) bytes")
         }
-        let dot = UInt8(ascii: ".")
-        guard let firstDot = buffer.firstIndex(of: dot),
-            let secondDot = buffer[(firstDot + 1)...].firstIndex(of: dot),
-            buffer[(secondDot + 1)...].firstIndex(of: dot) == nil
-        else { return reject(.malformed, "expected three base64url parts separated by two dots") }
+        var dots = (first: -1, second: -1, count: 0)
+        for i in 0..<buffer.count where buffer[i] == UInt8(ascii: ".") {
+            dots.count += 1
+            if dots.count == 1 { dots.first = i } else if dots.count == 2 { dots.second = i } else { break }
+        }
+        guard dots.count == 2 else {
+            return reject(.malformed, "expected three base64url parts separated by two dots")
+        }
+        let (firstDot, secondDot) = (dots.first, dots.second)
         let headerPart = UnsafeBufferPointer(rebasing: buffer[..<firstDot])
         let payloadPart = UnsafeBufferPointer(rebasing: buffer[(firstDot + 1)..<secondDot])
         let signaturePart = UnsafeBufferPointer(rebasing: buffer[(secondDot + 1)...])
@@ -100,24 +104,39 @@ public struct TokenVerifier: Sendable {
         } catch {
             return reject(.malformed, "header is not valid JSON: \(Self.sanitized(error.reason))")
         }
-        guard case .object = header else { return reject(.malformed, "header is not a JSON object") }
+        guard case .object(let members) = header else { return reject(.malformed, "header is not a JSON object") }
 
-        guard let alg = header["alg"]?.stringValue else { return reject(.algorithm, "alg missing or not a string") }
+        // One pass over the members; the rules are then applied in the documented order.
+        var alg: JSONValue? = nil
+        var typ: JSONValue? = nil
+        var kidValue: JSONValue? = nil
+        var keyParameter: String? = nil
+        var hasCrit = false
+        for (name, value) in members {
+            switch name {
+            case "alg": alg = value
+            case "typ": typ = value
+            case "kid": kidValue = value
+            case "crit": hasCrit = true
+            case "jku", "x5u", "jwk", "x5c": keyParameter = keyParameter ?? name
+            default: break
+            }
+        }
+
+        guard let alg = alg?.stringValue else { return reject(.algorithm, "alg missing or not a string") }
         guard !Self.isAlwaysRefused(alg), configuration.allowedAlgorithms.contains(alg),
             Self.implementedAlgorithms.contains(alg)
         else { return reject(.algorithm, "unsupported alg '\(Self.sanitized(alg))'") }
 
-        for name in Self.refusedKeyParameters where header[name] != nil {
-            return reject(.header, "header parameter '\(name)' is not accepted")
-        }
-        if header["crit"] != nil { return reject(.header, "crit header parameter is not supported") }
-        if let typ = header["typ"] {
+        if let keyParameter { return reject(.header, "header parameter '\(keyParameter)' is not accepted") }
+        if hasCrit { return reject(.header, "crit header parameter is not supported") }
+        if let typ {
             guard let text = typ.stringValue, Self.isAcceptedType(text) else {
                 return reject(.header, "unsupported typ '\(Self.sanitized(typ.stringValue ?? "non-string"))'")
             }
         }
 
-        guard let kid = header["kid"]?.stringValue, !kid.isEmpty else {
+        guard let kid = kidValue?.stringValue, !kid.isEmpty else {
             return reject(.header, "kid missing or not a string")
         }
         guard !keys.isEmpty else { return reject(.noKeys, "no verification keys") }
@@ -135,14 +154,21 @@ public struct TokenVerifier: Sendable {
             return reject(.malformed, "claims are not valid JSON: \(Self.sanitized(error.reason))")
         }
         guard case .object = claims else { return reject(.malformed, "claims are not a JSON object") }
-        return .success((VerifiedToken(header: header, claims: claims), key))
+        return .success(Verification(token: VerifiedToken(header: header, claims: claims), key: key))
     }
 
-    /// `none` (RFC 7518 §3.6) in any casing, and every HMAC algorithm: with a public verification key an HMAC
-    /// token can be minted by anyone holding the JWKS.
+    /// `none` (RFC 7518 §3.6) in any casing, and every `HS*` algorithm in any casing: with a public verification
+    /// key an HMAC token can be minted by anyone holding the JWKS. (Any other HMAC name is refused anyway, as
+    /// only ``implementedAlgorithms`` can pass.)
     static func isAlwaysRefused(_ alg: String) -> Bool {
-        let upper = alg.uppercased()
-        return upper == "NONE" || upper.hasPrefix("HS") || upper.contains("HMAC")
+        let bytes = alg.utf8
+        // `| 0x20` folds ASCII case; only 'H'/'h' and 'S'/'s' fold to these two values.
+        if let first = bytes.first, first | 0x20 == UInt8(ascii: "h"),
+            let second = bytes.dropFirst().first, second | 0x20 == UInt8(ascii: "s")
+        {
+            return true
+        }
+        return bytes.count == 4 && alg.lowercased() == "none"
     }
 
     /// `typ` names `application/jwt` or `application/at+jwt` (RFC 9068 §2.1), prefix optional, any casing.

@@ -31,6 +31,7 @@ public final class VerifiedTokenCache {
     private var slots: [Entry?]
     private var index: [SHA256Digest: Int] = [:]
     private var hand = 0
+    private let hasher = SHA256Context()
 
     public init(capacity: Int = 4096) {
         precondition(capacity > 0, "VerifiedTokenCache needs a positive capacity")
@@ -72,7 +73,7 @@ public final class VerifiedTokenCache {
             misses += 1
             return verifier.verify(buffer: buffer, keys: keys).map(\.token)
         }
-        let digest = SHA256Digest(UnsafeRawBufferPointer(buffer))
+        let digest = hasher.digest(UnsafeRawBufferPointer(buffer))
         if let token = lookup(digest, keys: keys, nowNanoseconds: nowNanoseconds) {
             hits += 1
             return .success(token)
@@ -138,3 +139,7 @@ public final class VerifiedTokenCache {
         return Int64(nanoseconds)
     }
 }
+
+/// Loop-confined by design: sharing one cache across loops would need a lock on the hot path.
+@available(*, unavailable)
+extension VerifiedTokenCache: Sendable {}

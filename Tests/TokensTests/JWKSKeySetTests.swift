@@ -1,3 +1,4 @@
+import COpenSSL
 import GatewayCore
 import TestSupport
 import Testing
@@ -35,6 +36,7 @@ struct JWKSKeySetTests {
     func roundTrip() throws {
         let signer = TestKeys.primary
         let set = try JWKSKeySet.parse(signer.jwksJSON())
+        #expect(ERR_peek_error() == 0)
         #expect(set.kids == [signer.kid])
         #expect(set.skipped.isEmpty)
         let key = try #require(set[signer.kid])

@@ -306,6 +306,33 @@ struct TokenVerifierTests {
         #expect((try? TokenVerifier().verify(fresh, keys: both).get()) != nil)
     }
 
+    @Test("one key set verifies concurrently from many threads")
+    func concurrentVerification() async {
+        let keys = TestKeys.keySet
+        let good = Forge.valid
+        let bad = Forge.signed(Forge.header(), by: TestKeys.secondary)
+        let results = await withTaskGroup(of: (Int, Int).self) { group in
+            for _ in 0..<4 {
+                group.addTask {
+                    var accepted = 0
+                    var refused = 0
+                    for _ in 0..<50 {
+                        if case .success = TokenVerifier().verify(good, keys: keys) { accepted += 1 }
+                        if case .failure(let r) = TokenVerifier().verify(bad, keys: keys), r.kind == .signature {
+                            refused += 1
+                        }
+                    }
+                    return (accepted, refused)
+                }
+            }
+            var totals = (0, 0)
+            for await (a, r) in group { totals = (totals.0 + a, totals.1 + r) }
+            return totals
+        }
+        #expect(results.0 == 200)
+        #expect(results.1 == 200)
+    }
+
     @Test("the typ rule follows RFC 7515 media type comparison")
     func typRule() {
         for accepted in ["JWT", "jwt", "at+jwt", "At+JwT", "application/jwt", "APPLICATION/AT+JWT"] {
