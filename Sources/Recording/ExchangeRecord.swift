@@ -249,8 +249,11 @@ public struct ExchangeRecord: Sendable, Equatable {
 
     /// Reads a record line's JSON back. Unknown members are ignored (forward compatibility).
     public init(json: JSONValue) throws(DecodingError) {
-        guard json["kind"]?.stringValue == "exchange" else { throw DecodingError(description: "not an exchange record") }
-        guard let id = json["id"]?.stringValue, let started = json["started"]?.stringValue.flatMap(Timestamp.parseISO8601),
+        guard json["kind"]?.stringValue == "exchange" else {
+            throw DecodingError(description: "not an exchange record")
+        }
+        guard let id = json["id"]?.stringValue,
+            let started = json["started"]?.stringValue.flatMap(Timestamp.parseISO8601),
             let request = json["request"], let method = request["method"]?.stringValue,
             let target = request["target"]?.stringValue
         else { throw DecodingError(description: "exchange record lacks id, started or request") }

@@ -41,7 +41,10 @@ public enum HARExporter {
             ("httpVersion", .string(version)),
             ("cookies", []),
             ("headers", headers(r.requestHeaders)),
-            ("queryString", .array(queryString(r.target).map { .object([("name", .string($0)), ("value", .string($1))]) })),
+            (
+                "queryString",
+                .array(queryString(r.target).map { .object([("name", .string($0)), ("value", .string($1))]) })
+            ),
             ("headersSize", -1),
             ("bodySize", .number(Double(r.requestBody?.size ?? 0))),
         ]
@@ -119,7 +122,9 @@ public enum HARExporter {
         let b = Array(s.utf8)
         var i = 0
         while i < b.count {
-            if b[i] == UInt8(ascii: "%"), i + 2 < b.count, let v = UInt8(String(decoding: b[(i + 1)...(i + 2)], as: UTF8.self), radix: 16) {
+            if b[i] == UInt8(ascii: "%"), i + 2 < b.count,
+                let v = UInt8(String(decoding: b[(i + 1)...(i + 2)], as: UTF8.self), radix: 16)
+            {
                 out.append(v)
                 i += 3
             } else {

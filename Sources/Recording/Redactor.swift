@@ -97,7 +97,8 @@ public struct Redactor: Sendable {
         case .object(let members):
             return .object(
                 members.map { name, v in
-                    Self.isSecretName(name) ? (name, Self.redactSecretValue(v, redactor: self)) : (name, redactMembers(v))
+                    Self.isSecretName(name)
+                        ? (name, Self.redactSecretValue(v, redactor: self)) : (name, redactMembers(v))
                 })
         default: return value
         }
@@ -150,7 +151,8 @@ public struct Redactor: Sendable {
         let rest = path.dropFirst()
         switch value {
         case .object(let members):
-            return .object(members.map { name, v in (head == "*" || name == head) ? (name, replace(in: v, at: rest)) : (name, v) })
+            return .object(
+                members.map { name, v in (head == "*" || name == head) ? (name, replace(in: v, at: rest)) : (name, v) })
         case .array(let items):
             return .array(
                 items.enumerated().map { i, v in (head == "*" || head == String(i)) ? replace(in: v, at: rest) : v })

@@ -149,9 +149,12 @@ public enum ReportRenderer {
         html += barChart(top(sorted.map { $0.clientID ?? "(none)" }, 10), color: "#8250df", id: "clients")
         html += "<h2>Gateway refusals by reason</h2>\n"
         let reasons = top(
-            sorted.filter { $0.decidedBy == .gateway && $0.status >= 400 }.map { $0.outcome ?? "HTTP \($0.status)" }, 20)
-        html += reasons.isEmpty
-            ? "<p class=\"empty\">The gateway refused no request.</p>\n" : barChart(reasons, color: "#cf222e", id: "refusals")
+            sorted.filter { $0.decidedBy == .gateway && $0.status >= 400 }.map { $0.outcome ?? "HTTP \($0.status)" }, 20
+        )
+        html +=
+            reasons.isEmpty
+            ? "<p class=\"empty\">The gateway refused no request.</p>\n"
+            : barChart(reasons, color: "#cf222e", id: "refusals")
         html += "</body></html>\n"
         return html
     }
@@ -192,12 +195,14 @@ public enum ReportRenderer {
             for (k, n) in c.enumerated() where n > 0 {
                 let bh = plotH * Double(n) / Double(maxTotal)
                 y -= bh
-                svg += rect(x: left + Double(i) * barW + 0.5, y: y, w: max(1, barW - 1), h: bh, fill: statusClasses[k].1,
+                svg += rect(
+                    x: left + Double(i) * barW + 0.5, y: y, w: max(1, barW - 1), h: bh, fill: statusClasses[k].1,
                     title: "\(statusClasses[k].0): \(n)")
             }
         }
         svg += text(x: left, y: h - 12, Timestamp.iso8601(millis: start), anchor: "start")
-        svg += text(x: w - 10, y: h - 12, Timestamp.iso8601(millis: start + width * Int64(buckets.count)), anchor: "end")
+        svg += text(
+            x: w - 10, y: h - 12, Timestamp.iso8601(millis: start + width * Int64(buckets.count)), anchor: "end")
         svg += "</svg>\n"
         let legend = statusClasses.map { "<span><i style=\"background:\($0.1)\"></i>\($0.0)</span>" }.joined()
         return svg + "<div class=\"legend\">\(legend)<span>bucket: \(formatDuration(width))</span></div>\n"
@@ -227,10 +232,14 @@ public enum ReportRenderer {
             let tw = Double(row.value.tenant) * scale
             let ow = Double(row.value.org) * scale
             if row.value.tenant > 0 {
-                svg += rect(x: labelW, y: y + 2, w: tw, h: rowH - 6, fill: "#cf222e", title: "tenant limit: \(row.value.tenant)")
+                svg += rect(
+                    x: labelW, y: y + 2, w: tw, h: rowH - 6, fill: "#cf222e", title: "tenant limit: \(row.value.tenant)"
+                )
             }
             if row.value.org > 0 {
-                svg += rect(x: labelW + tw, y: y + 2, w: ow, h: rowH - 6, fill: "#d4a72c", title: "organization limit: \(row.value.org)")
+                svg += rect(
+                    x: labelW + tw, y: y + 2, w: ow, h: rowH - 6, fill: "#d4a72c",
+                    title: "organization limit: \(row.value.org)")
             }
             svg += text(x: labelW + tw + ow + 6, y: y + 15, "\(row.value.tenant + row.value.org)", anchor: "start")
         }
@@ -250,7 +259,9 @@ public enum ReportRenderer {
         out += "<tr><td>max</td><td>\(format(all.last!))</td></tr></table>\n"
 
         let (buckets, start, width) = bucketize(s.filter { $0.durationMs != nil }, maxBuckets: 40)
-        let series: [(String, String, Double)] = [("p50", "#2da44e", 0.5), ("p90", "#d4a72c", 0.9), ("p99", "#cf222e", 0.99)]
+        let series: [(String, String, Double)] = [
+            ("p50", "#2da44e", 0.5), ("p90", "#d4a72c", 0.9), ("p99", "#cf222e", 0.99),
+        ]
         let values = buckets.map { b -> [Double]? in
             let d = b.compactMap(\.durationMs).sorted()
             return d.isEmpty ? nil : series.map { percentile(d, $0.2) }
@@ -272,16 +283,20 @@ public enum ReportRenderer {
             }
             guard let firstPoint = points.first else { continue }
             // A single bucket still gets a visible line: a short horizontal stroke through its point.
-            if points.count == 1 { points = [(firstPoint.0 - step / 2 + 1, firstPoint.1), (firstPoint.0 + step / 2 - 1, firstPoint.1)] }
+            if points.count == 1 {
+                points = [(firstPoint.0 - step / 2 + 1, firstPoint.1), (firstPoint.0 + step / 2 - 1, firstPoint.1)]
+            }
             var d = "M\(format(points[0].0)) \(format(points[0].1))"
             for p in points.dropFirst() { d += " L\(format(p.0)) \(format(p.1))" }
-            svg += "<path d=\"\(d)\" fill=\"none\" stroke=\"\(serie.1)\" stroke-width=\"2\"><title>\(serie.0)</title></path>\n"
+            svg +=
+                "<path d=\"\(d)\" fill=\"none\" stroke=\"\(serie.1)\" stroke-width=\"2\"><title>\(serie.0)</title></path>\n"
             for p in points {
                 svg += "<circle cx=\"\(format(p.0))\" cy=\"\(format(p.1))\" r=\"2.5\" fill=\"\(serie.1)\"/>\n"
             }
         }
         svg += text(x: left, y: h - 12, Timestamp.iso8601(millis: start), anchor: "start")
-        svg += text(x: w - 10, y: h - 12, Timestamp.iso8601(millis: start + width * Int64(buckets.count)), anchor: "end")
+        svg += text(
+            x: w - 10, y: h - 12, Timestamp.iso8601(millis: start + width * Int64(buckets.count)), anchor: "end")
         svg += "</svg>\n"
         let legend = series.map { "<span><i style=\"background:\($0.1)\"></i>\($0.0)</span>" }.joined()
         return out + svg + "<div class=\"legend\">\(legend)</div>\n"
@@ -316,7 +331,9 @@ public enum ReportRenderer {
     static func bucketize(_ s: [ReportSample], maxBuckets: Int) -> ([[ReportSample]], Int64, Int64) {
         guard let first = s.first?.timeMillis, let last = s.last?.timeMillis else { return ([[]], 0, 1000) }
         let span = max(1, last - first + 1)
-        let steps: [Int64] = [1000, 5000, 10_000, 30_000, 60_000, 300_000, 600_000, 1_800_000, 3_600_000, 21_600_000, 86_400_000]
+        let steps: [Int64] = [
+            1000, 5000, 10_000, 30_000, 60_000, 300_000, 600_000, 1_800_000, 3_600_000, 21_600_000, 86_400_000,
+        ]
         let width = steps.first { span / $0 < Int64(maxBuckets) } ?? (span / Int64(maxBuckets) + 1)
         let start = first - first % width
         let count = Int((last - start) / width) + 1
@@ -336,7 +353,8 @@ public enum ReportRenderer {
             + "viewBox=\"0 0 \(format(width)) \(format(height))\" role=\"img\" aria-label=\"\(escape(label))\">\n"
     }
 
-    static func axis(left: Double, top: Double, width: Double, height: Double, maxValue: Double, unit: String) -> String {
+    static func axis(left: Double, top: Double, width: Double, height: Double, maxValue: Double, unit: String) -> String
+    {
         var s = "<path d=\"M\(format(left)) \(format(top)) V\(format(top + height)) H\(format(left + width))\" "
         s += "stroke=\"#8c959f\" fill=\"none\"/>\n"
         s += text(x: left - 4, y: top + 8, format(maxValue) + unit, anchor: "end")

@@ -73,11 +73,27 @@ public final class TrafficRecorder: Sendable {
         if settings.sampleRate >= 1 { return true }
         let draw: Double
         if let sampleKey {
-            draw = Double(UInt64(SinkSettings.fnv(sampleKey), radix: 16)! >> 11) / Double(1 << 53)
+            draw = Double(Self.mix(sampleKey) >> 11) / Double(UInt64(1) << 53)
         } else {
             draw = Double.random(in: 0..<1)
         }
         return draw < settings.sampleRate
+    }
+
+    /// FNV-1a followed by the MurmurHash3 finalizer: FNV alone spreads keys that differ in their last byte
+    /// (`req-1`, `req-2`) poorly over the high bits that the draw uses.
+    static func mix(_ key: String) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in key.utf8 {
+            h ^= UInt64(b)
+            h = h &* 0x100_0000_01b3
+        }
+        h ^= h >> 33
+        h = h &* 0xff51_afd7_ed55_8ccd
+        h ^= h >> 33
+        h = h &* 0xc4ce_b9fe_1a85_ec53
+        h ^= h >> 33
+        return h
     }
 
     /// Records one exchange (call only when ``shouldRecord(route:path:organizationID:sampleKey:)`` said yes).
@@ -111,4 +127,3 @@ final class SimpleLockBox<T: Sendable>: Sendable {
     func mutate<R>(_ body: (inout T) -> R) -> R { mutex.withLock { body(&$0) } }
     var value: T { mutex.withLock { $0 } }
 }
-

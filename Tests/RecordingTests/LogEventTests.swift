@@ -81,14 +81,15 @@ import Testing
         #expect(event.audience == "https://a/my-org/")
     }
 
-    @Test(arguments: [
-        ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "4bf92f3577b34da6a3ce929d0e0e4736"),
-        ("00-00000000000000000000000000000000-00f067aa0ba902b7-01", nil),
-        ("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", nil),
-        ("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", nil),
-        ("00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01", nil),
-        ("garbage", nil),
-    ] as [(String, String?)])
+    @Test(
+        arguments: [
+            ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "4bf92f3577b34da6a3ce929d0e0e4736"),
+            ("00-00000000000000000000000000000000-00f067aa0ba902b7-01", nil),
+            ("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", nil),
+            ("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", nil),
+            ("00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01", nil),
+            ("garbage", nil),
+        ] as [(String, String?)])
     func traceparent(_ header: String, _ expected: String?) {
         #expect(RequestFacts.traceID(header) == expected)
     }

@@ -19,12 +19,16 @@ import Testing
 
     @Test func otherHeaderValuesAreScannedForTokens() {
         let out = redactor.redact(
-            headers: HTTPFields([("X-Forwarded-Token-Thing", "x"), ("Referer", "https://a/cb?id_token=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig")]))
+            headers: HTTPFields([
+                ("X-Forwarded-Token-Thing", "x"),
+                ("Referer", "https://a/cb?id_token=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig"),
+            ]))
         #expect(out["Referer"] == "https://a/cb?id_token=[REDACTED]")
     }
 
     @Test func scimTokenCreateResponse() throws {
-        let body = #"{"token_id":"tok_0123456789abcdef","token":"scim-VERY-SECRET-1","scopes":["get:users"],"created_at":"2025-01-01T00:00:00.000Z"}"#
+        let body =
+            #"{"token_id":"tok_0123456789abcdef","token":"scim-VERY-SECRET-1","scopes":["get:users"],"created_at":"2025-01-01T00:00:00.000Z"}"#
         let out = try #require(redactor.redact(body: Array(body.utf8), contentType: "application/json"))
         let json = try JSONValue.parse(out)
         #expect(json["token"] == "[REDACTED]")
@@ -43,9 +47,10 @@ import Testing
             "show_as_button":true,"secret_flag":null}
             """
         let out = try #require(redactor.redact(body: Array(body.utf8), contentType: "application/json; charset=utf-8"))
-        for secret in ["CS-1", "CS-2", "MIIC-CERT-1", "MIIC-CERT-2", "MIIC-CERT-3", "KEY-1", "PK-1", "PW-1", "PW-2",
-            "AK-1", "CUSTOM-1", "PIN-1", "PIN-2", "T-1", "T-2"]
-        {
+        for secret in [
+            "CS-1", "CS-2", "MIIC-CERT-1", "MIIC-CERT-2", "MIIC-CERT-3", "KEY-1", "PK-1", "PW-1", "PW-2",
+            "AK-1", "CUSTOM-1", "PIN-1", "PIN-2", "T-1", "T-2",
+        ] {
             #expect(!out.contains(secret), "\(secret) leaked")
         }
         let json = try JSONValue.parse(out)
@@ -59,13 +64,19 @@ import Testing
     }
 
     @Test(arguments: [
-        ("client_id=abc&client_secret=CS-9&grant_type=client_credentials", "CS-9", "client_id=abc&client_secret=[REDACTED]&grant_type=client_credentials"),
+        (
+            "client_id=abc&client_secret=CS-9&grant_type=client_credentials", "CS-9",
+            "client_id=abc&client_secret=[REDACTED]&grant_type=client_credentials"
+        ),
         ("password=PW-9&username=bob", "PW-9", "password=[REDACTED]&username=bob"),
         ("refresh_token=RT-9", "RT-9", "refresh_token=[REDACTED]"),
         ("here: eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl end", "eyJhbGci", "here: [REDACTED] end"),
         ("Authorization: Bearer opaque-TOKEN-123", "opaque-TOKEN-123", "Authorization: [REDACTED]"),
         ("sent Bearer opaque-TOKEN-456 twice", "opaque-TOKEN-456", "sent Bearer [REDACTED] twice"),
-        ("-----BEGIN PRIVATE KEY-----\nMIIEv-PEM-1\n-----END PRIVATE KEY-----\nrest", "MIIEv-PEM-1", "[REDACTED]\nrest"),
+        (
+            "-----BEGIN PRIVATE KEY-----\nMIIEv-PEM-1\n-----END PRIVATE KEY-----\nrest", "MIIEv-PEM-1",
+            "[REDACTED]\nrest"
+        ),
         ("-----BEGIN CERTIFICATE-----\nMIIC-PEM-2 truncated", "MIIC-PEM-2", "[REDACTED]"),
         (#"{"client_secret":"CS-TRUNC"#, "CS-TRUNC", #"{"client_secret":"[REDACTED]""#),
         (#"{"a":1,"signingCert" : "SC-7", "b":2}"#, "SC-7", #"{"a":1,"signingCert" : "[REDACTED]", "b":2}"#),
@@ -101,7 +112,8 @@ import Testing
 
     @Test func bearerClaimsKeepPayloadOnly() throws {
         let header = Base64.encode(Array(#"{"alg":"RS256","kid":"k1"}"#.utf8), url: true)
-        let payload = Base64.encode(Array(#"{"sub":"auth0|1","org_id":"org_1","scope":"read:my_org:details"}"#.utf8), url: true)
+        let payload = Base64.encode(
+            Array(#"{"sub":"auth0|1","org_id":"org_1","scope":"read:my_org:details"}"#.utf8), url: true)
         let claims = try #require(Redactor.bearerClaims("Bearer \(header).\(payload).U0lHTkFUVVJF"))
         #expect(claims == ["sub": "auth0|1", "org_id": "org_1", "scope": "read:my_org:details"])
         #expect(!claims.serialized().contains("U0lHTkFUVVJF"))
@@ -111,7 +123,9 @@ import Testing
     }
 
     @Test func queryValuesWithSecretNames() {
-        #expect(redactor.redact(query: "take=5&access_token=AT-1&code_verifier=CV") == "take=5&access_token=[REDACTED]&code_verifier=[REDACTED]")
+        #expect(
+            redactor.redact(query: "take=5&access_token=AT-1&code_verifier=CV")
+                == "take=5&access_token=[REDACTED]&code_verifier=[REDACTED]")
     }
 
     @Test(arguments: [("/a/b~1c", ["a", "b/c"]), ("", []), ("/~0x", ["~x"])] as [(String, [String])])
