@@ -150,9 +150,7 @@ public struct ExchangeRecord: Sendable, Equatable {
         }
         method = RequestFacts.clean(c.request.method, max: 32)
         scheme = c.request.scheme ?? "https"
-        host = RequestFacts.hostname(c.request).map { _ in
-            RequestFacts.clean(c.request.authority ?? c.request.headers["Host"] ?? "", max: 255)
-        }
+        host = (c.request.authority ?? c.request.headers["Host"]).map { RequestFacts.clean($0, max: 255) }
         var target = RequestFacts.clean(String(c.request.path), max: 4096)
         if let query = c.request.query { target += "?" + redactor.redact(query: query) }
         self.target = target

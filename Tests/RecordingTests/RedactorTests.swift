@@ -104,7 +104,8 @@ import Testing
         ("client_secret", true), ("clientSecret", true), ("signingCert", true), ("signing_cert", true), ("cert", true),
         ("key", true), ("private_key", true), ("token", true), ("password", true), ("x-api-key", true),
         ("access_token", true), ("client_assertion", true), ("token_id", false), ("keyId", false), ("client_id", false),
-        ("name", false), ("keys", false), ("token_type", false), ("domain", false), ("scope", false),
+        ("name", false), ("keys", false), ("token_type", false), ("token_lifetime", false), ("domain", false),
+        ("scope", false),
     ])
     func secretNames(_ name: String, _ secret: Bool) {
         #expect(Redactor.isSecretName(name) == secret)
