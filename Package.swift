@@ -91,7 +91,10 @@ let package = Package(
         ),
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "GatewayCore", "TestSupport"]),
         .testTarget(name: "EventLoopTests", dependencies: ["EventLoop", "CSystemShims"]),
-        .testTarget(name: "RecordingTests", dependencies: ["Recording", "Policy", "GatewayCore"]),
+        .testTarget(
+            name: "RecordingTests",
+            dependencies: ["Recording", "Policy", "GatewayCore", .product(name: "Logging", package: "swift-log")]
+        ),
         .testTarget(
             name: "TenantEmulatorTests",
             dependencies: ["TenantEmulator", "Tokens", "GatewayCore", "TestSupport"]

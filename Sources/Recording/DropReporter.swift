@@ -7,7 +7,7 @@ import Synchronization
 final class DropReporter: Sendable {
     private struct Pending {
         var count = 0
-        var lastLogged: Int64 = .min
+        var lastLogged: Int64?
     }
 
     private let logger: Logger
@@ -24,7 +24,7 @@ final class DropReporter: Sendable {
         let toLog: Int? = state.withLock { map in
             var p = map[key, default: Pending()]
             p.count += count
-            if now - p.lastLogged >= 1_000_000_000 {
+            if p.lastLogged.map({ now - $0 >= 1_000_000_000 }) ?? true {
                 let n = p.count
                 p.count = 0
                 p.lastLogged = now
@@ -41,7 +41,8 @@ final class DropReporter: Sendable {
         let now = Monotonic.nanos()
         let due: [(String, Int)] = state.withLock { map in
             var out: [(String, Int)] = []
-            for (key, p) in map where p.count > 0 && (force || now - p.lastLogged >= 1_000_000_000) {
+            for (key, p) in map where p.count > 0 && (force || p.lastLogged.map({ now - $0 >= 1_000_000_000 }) ?? true)
+            {
                 out.append((key, p.count))
                 map[key] = Pending(count: 0, lastLogged: now)
             }
@@ -54,7 +55,9 @@ final class DropReporter: Sendable {
     }
 
     private func log(_ count: Int, reason: String, sink: String?) {
-        var metadata: Logger.Metadata = ["dropped": "\(count)", "reason": "\(reason)", "dropped_total": "\(total.load)"]
+        var metadata: Logger.Metadata = [
+            "dropped": "\(count)", "reason": "\(reason)", "dropped_total": "\(total.load)",
+        ]
         if let sink { metadata["sink"] = "\(sink)" }
         logger.error("log events dropped", metadata: metadata)
     }

@@ -12,7 +12,7 @@ public enum DecidedBy: String, Sendable, Equatable {
 /// The JSON it builds (``json``):
 /// ```
 /// { "log_id", "date", "type", "description", "tenant_name", "hostname", "ip", "user_agent", "client_id",
-///   "user_id", "organization_id", "audience", "scope", "auth0_client": {…},
+///   "user_id", "organization_id", "organization_name", "audience", "scope", "auth0_client": {…},
 ///   "references": { "correlation_id", "trace_id" },
 ///   "details": { "operation", "request": { "method", "path" }, "response": { "status" },
 ///                "error": { "type", "title", "status", "detail" }, "decided_by": "gateway"|"tenant",
@@ -55,6 +55,8 @@ public struct LogEvent: Sendable, Equatable {
     public var clientID: String?
     public var userID: String?
     public var organizationID: String?
+    /// The token's `org_name`, when the tenant includes it.
+    public var organizationName: String?
     public var audience: String?
     public var scope: String?
     /// The decoded `Auth0-Client` header (a JSON object), already redacted.
@@ -103,6 +105,7 @@ public struct LogEvent: Sendable, Equatable {
             if !machine { userID = sub }
         }
         organizationID = claims["org_id"]?.stringValue
+        organizationName = claims["org_name"]?.stringValue
         scope = claims["scope"]?.stringValue
         switch claims["aud"] {
         case .string(let s)?: audience = s
@@ -128,6 +131,7 @@ public struct LogEvent: Sendable, Equatable {
         add("client_id", clientID)
         add("user_id", userID)
         add("organization_id", organizationID)
+        add("organization_name", organizationName)
         add("audience", audience)
         add("scope", scope)
         if let auth0Client { m.append(("auth0_client", auth0Client)) }

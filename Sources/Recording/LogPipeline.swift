@@ -288,7 +288,8 @@ public final class LogPipeline: EventRecorder, @unchecked Sendable {
 
     private func dispatchTime(_ deadline: ContinuousClock.Instant) -> DispatchTime {
         let remaining = ContinuousClock.now.duration(to: deadline)
-        let nanos = max(0, remaining.components.seconds * 1_000_000_000 + remaining.components.attoseconds / 1_000_000_000)
+        let nanos = max(
+            0, remaining.components.seconds * 1_000_000_000 + remaining.components.attoseconds / 1_000_000_000)
         return .now() + .nanoseconds(Int(nanos))
     }
 
@@ -300,7 +301,8 @@ public final class LogPipeline: EventRecorder, @unchecked Sendable {
             sinks: workers.map { w in
                 let c = w.queue.counters
                 return LogPipelineStats.Sink(
-                    name: w.name, delivered: c.delivered.load, deliveryFailures: c.failures.load, spooled: c.spooled.load,
+                    name: w.name, delivered: c.delivered.load, deliveryFailures: c.failures.load,
+                    spooled: c.spooled.load,
                     pending: w.queue.pending, pendingOnDisk: w.queue.pendingOnDisk, spoolBytes: w.queue.spoolBytes,
                     droppedSpoolFull: c.droppedSpoolFull.load, droppedRejected: c.droppedRejected.load,
                     droppedAtShutdown: c.droppedAtShutdown.load)
@@ -329,7 +331,11 @@ final class SinkWorker: @unchecked Sendable {
         self.reporter = reporter
         self.logger = logger
         self.name = sink.name
-        if let webhook = sink as? WebhookSink { grace = Int64(webhook.settings.timeout.rounded(.up)) + 3 } else { grace = 2 }
+        if let webhook = sink as? WebhookSink {
+            grace = Int64(webhook.settings.timeout.rounded(.up)) + 3
+        } else {
+            grace = 2
+        }
     }
 
     func start() {
@@ -358,7 +364,8 @@ final class SinkWorker: @unchecked Sendable {
         var retryAt: Int64?
         var tickAt = Monotonic.nanos() + 250_000_000
         loop: while true {
-            switch queue.next(batchSize: sink.batchSize, interval: sink.batchInterval, retryAt: retryAt, tickAt: tickAt) {
+            switch queue.next(batchSize: sink.batchSize, interval: sink.batchInterval, retryAt: retryAt, tickAt: tickAt)
+            {
             case .exit:
                 break loop
             case .tick:
@@ -370,7 +377,10 @@ final class SinkWorker: @unchecked Sendable {
                 switch sink.deliver(lines) {
                 case .delivered:
                     queue.commit()
-                    if failures > 0 { logger.notice("log sink recovered", metadata: ["sink": "\(name)", "failed_attempts": "\(failures)"]) }
+                    if failures > 0 {
+                        logger.notice(
+                            "log sink recovered", metadata: ["sink": "\(name)", "failed_attempts": "\(failures)"])
+                    }
                     failures = 0
                     rejections = 0
                     retryAt = nil

@@ -38,6 +38,7 @@ public struct Redactor: Sendable {
 
     private static let exemptNames: Set<String> = [
         "tokentype", "tokenendpoint", "tokenendpointauthmethod", "tokenendpointauthsigningalg", "keys",
+        "tokenlifetime",
     ]
     private static let secretFragments = [
         "secret", "password", "passwd", "passphrase", "token", "cert", "privatekey", "apikey", "credential",
@@ -48,7 +49,7 @@ public struct Redactor: Sendable {
     ///
     /// Letters and digits only are compared, case-insensitively: `client_secret`, `clientSecret`, `signingCert`,
     /// `signing_cert`, `cert`, `key`, `private_key`, `token`, `password`, `x-api-key` … all match. Identifiers
-    /// (`token_id`, `keyId`) and a few well-known non-secrets (`token_type`, `token_endpoint`, `keys`) do not.
+    /// (`token_id`, `keyId`) and a few well-known non-secrets (`token_type`, `token_endpoint`, `token_lifetime`, `keys`) do not.
     public static func isSecretName<S: StringProtocol>(_ name: S) -> Bool {
         var normalized: [UInt8] = []
         normalized.reserveCapacity(name.utf8.count)
@@ -97,7 +98,8 @@ public struct Redactor: Sendable {
         case .object(let members):
             return .object(
                 members.map { name, v in
-                    Self.isSecretName(name) ? (name, Self.redactSecretValue(v, redactor: self)) : (name, redactMembers(v))
+                    Self.isSecretName(name)
+                        ? (name, Self.redactSecretValue(v, redactor: self)) : (name, redactMembers(v))
                 })
         default: return value
         }
@@ -150,7 +152,8 @@ public struct Redactor: Sendable {
         let rest = path.dropFirst()
         switch value {
         case .object(let members):
-            return .object(members.map { name, v in (head == "*" || name == head) ? (name, replace(in: v, at: rest)) : (name, v) })
+            return .object(
+                members.map { name, v in (head == "*" || name == head) ? (name, replace(in: v, at: rest)) : (name, v) })
         case .array(let items):
             return .array(
                 items.enumerated().map { i, v in (head == "*" || head == String(i)) ? replace(in: v, at: rest) : v })

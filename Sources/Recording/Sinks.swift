@@ -206,7 +206,28 @@ final class WebhookSink: EventSink {
         configuration.httpShouldSetCookies = false
         configuration.urlCache = nil
         configuration.httpMaximumConnectionsPerHost = 1
-        self.session = URLSession(configuration: configuration)
+        self.session = URLSession(configuration: configuration, delegate: NoRedirects(), delegateQueue: nil)
+    }
+
+    /// Redirects are not followed: a 3xx is the receiver's answer (a refusal), and the Authorization value is
+    /// never carried to another URL.
+    private final class NoRedirects: NSObject, URLSessionTaskDelegate, Sendable {
+        func urlSession(
+            _ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
+            newRequest request: URLRequest, completionHandler: @escaping @Sendable (URLRequest?) -> Void
+        ) {
+            completionHandler(nil)
+        }
+    }
+
+    /// A network error for the log: the URL (which may carry a key in its query or user info) is cut out and the
+    /// rest goes through the redactor.
+    func describe(_ error: any Error) -> String {
+        var text = (error as NSError).localizedDescription
+        for form in [settings.url, url.absoluteString] where !form.isEmpty {
+            text = text.replacingOccurrences(of: form, with: "<webhook url>")
+        }
+        return Redactor().redact(text: text)
     }
 
     /// The POST body for `lines` in the configured format.
@@ -233,7 +254,7 @@ final class WebhookSink: EventSink {
     private final class Outcome: @unchecked Sendable {
         // Safety: written once by the URLSession callback before `done` is signalled, read after the wait.
         var status: Int?
-        var error: String?
+        var error: (any Error)?
         let done = DispatchSemaphore(value: 0)
     }
 
@@ -252,10 +273,10 @@ final class WebhookSink: EventSink {
         let outcome = Outcome()
         let task = session.dataTask(with: request) { _, response, error in
             if let http = response as? HTTPURLResponse {
+                // Redirects are refused by the delegate, so a 3xx arrives here as the final status.
                 outcome.status = http.statusCode
             } else {
-                // The error text names the URL at most, never the Authorization value.
-                outcome.error = error.map { ($0 as NSError).localizedDescription } ?? "no response"
+                outcome.error = error
             }
             outcome.done.signal()
         }
@@ -265,7 +286,7 @@ final class WebhookSink: EventSink {
             _ = outcome.done.wait(timeout: .now() + 2)
             return .retry("timed out")
         }
-        guard let status = outcome.status else { return .retry(outcome.error ?? "no response") }
+        guard let status = outcome.status else { return .retry(outcome.error.map(describe) ?? "no response") }
         switch status {
         case 200..<300: return .delivered
         case 408, 429, 500...599: return .retry("HTTP \(status)")

@@ -1,0 +1,167 @@
+import GatewayCore
+import Testing
+
+@testable import Recording
+
+@Suite struct LogEventTests {
+    @Test func eventCarriesEveryAuth0Field() throws {
+        let clientInfo = #"{"name":"auth0-spa-js","version":"2.1.0"}"#
+        let request = RequestHead(
+            method: "POST", target: "/my-org/identity-providers?take=5",
+            headers: HTTPFields([
+                ("Host", "Login.Acme.com:8443"), ("User-Agent", "curl/8.5"),
+                ("Auth0-Client", Base64.encode(Array(clientInfo.utf8))),
+                ("X-Request-Id", "req-123"),
+                ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+                ("Authorization", "Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"),
+            ]))
+        var event = LogEvent(
+            logID: "0190a1b2c3d4e5f60718293a4b5c6d7e", dateMillis: 1_767_323_045_678,
+            type: "my_organization_api_idp_succeeded", description: "Create identity provider")
+        event.tenantName = "acme"
+        event.ip = "203.0.113.9"
+        event.apply(request: request)
+        event.apply(claims: [
+            "sub": "auth0|42", "azp": "client-abc", "org_id": "org_1234567890abcdef",
+            "aud": ["https://login.acme.com/my-org/", "https://login.acme.com/userinfo"],
+            "scope": "create:my_org:identity_providers",
+        ])
+        event.operation = "create"
+        event.status = 201
+        event.decidedBy = .tenant
+        event.durationMs = 12.3456
+        let json = event.json
+        #expect(json["log_id"] == "0190a1b2c3d4e5f60718293a4b5c6d7e")
+        #expect(json["date"] == "2026-01-02T03:04:05.678Z")
+        #expect(json["type"] == "my_organization_api_idp_succeeded")
+        #expect(json["description"] == "Create identity provider")
+        #expect(json["tenant_name"] == "acme")
+        #expect(json["hostname"] == "login.acme.com")
+        #expect(json["ip"] == "203.0.113.9")
+        #expect(json["user_agent"] == "curl/8.5")
+        #expect(json["client_id"] == "client-abc")
+        #expect(json["user_id"] == "auth0|42")
+        #expect(json["organization_id"] == "org_1234567890abcdef")
+        #expect(json["audience"] == "https://login.acme.com/my-org/")
+        #expect(json["scope"] == "create:my_org:identity_providers")
+        #expect(json["auth0_client"] == ["name": "auth0-spa-js", "version": "2.1.0"])
+        #expect(json["references"]?["correlation_id"] == "req-123")
+        #expect(json["references"]?["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736")
+        let details = try #require(json["details"])
+        #expect(details["operation"] == "create")
+        #expect(details["request"]?["method"] == "POST")
+        #expect(details["request"]?["path"] == "/my-org/identity-providers")
+        #expect(details["response"]?["status"] == 201)
+        #expect(details["decided_by"] == "tenant")
+        #expect(details["duration_ms"] == 12.346)
+        #expect(details["error"] == nil)
+        #expect(!json.serialized().contains("eyJ"))
+        #expect(!json.serialized().contains("Bearer"))
+    }
+
+    @Test func errorDetailsComeFromTenantError() {
+        var event = LogEvent(logID: "x", dateMillis: 0, type: "my_organization_api_org_details_failed", description: "")
+        event.error = .init(TenantError.insufficientScope(missing: ["read:my_org:details"]))
+        event.decidedBy = .gateway
+        event.reason = "insufficient_scope"
+        let error = event.json["details"]?["error"]
+        #expect(error?["type"] == "https://auth0.com/api-errors#A0E-403-0002")
+        #expect(error?["title"] == "Insufficient Scope")
+        #expect(error?["status"] == 403)
+        #expect(error?["detail"]?.stringValue?.contains("read:my_org:details") == true)
+        #expect(event.json["details"]?["decided_by"] == "gateway")
+        #expect(event.json["details"]?["reason"] == "insufficient_scope")
+    }
+
+    @Test func clientCredentialsTokensHaveNoUser() {
+        var event = LogEvent(logID: "x", dateMillis: 0, type: "t", description: "")
+        event.apply(claims: ["sub": "abc@clients", "client_id": "abc", "aud": "https://a/my-org/"])
+        #expect(event.userID == nil)
+        #expect(event.clientID == "abc")
+        #expect(event.audience == "https://a/my-org/")
+    }
+
+    @Test(
+        arguments: [
+            ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "4bf92f3577b34da6a3ce929d0e0e4736"),
+            ("00-00000000000000000000000000000000-00f067aa0ba902b7-01", nil),
+            ("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", nil),
+            ("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", nil),
+            ("00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01", nil),
+            ("garbage", nil),
+        ] as [(String, String?)])
+    func traceparent(_ header: String, _ expected: String?) {
+        #expect(RequestFacts.traceID(header) == expected)
+    }
+
+    @Test(arguments: [
+        (Base64.encode(Array(#"{"name":"lock","version":"1"}"#.utf8)), true),
+        (Base64.encode(Array(#"{"name":"lock"}"#.utf8), url: true), true),
+        (Base64.encode(Array("[1,2]".utf8)), false),
+        (Base64.encode(Array("not json".utf8)), false),
+        ("%%%not-base64%%%", false),
+        (Base64.encode(Array(#"{"a":1,"a":2}"#.utf8)), false),
+    ])
+    func auth0ClientHeader(_ header: String, _ decodes: Bool) {
+        #expect((RequestFacts.decodeAuth0Client(header) != nil) == decodes)
+    }
+
+    @Test func correlationIDRejectsControlCharacters() {
+        #expect(RequestFacts.correlationID(HTTPFields([("X-Request-Id", "abc\ndef")])) == nil)
+        #expect(RequestFacts.correlationID(HTTPFields([("X-Request-Id", String(repeating: "a", count: 200))])) == nil)
+        #expect(RequestFacts.correlationID(HTTPFields([("x-request-id", "ok-1")])) == "ok-1")
+    }
+
+    @Test func logIDsAreUniqueAndSortByCreation() {
+        let clock = ManualClock(seconds: 1_800_000_000)
+        let ids = LogIDGenerator(clock: clock)
+        var all: [String] = []
+        for i in 0..<5000 {
+            if i % 1000 == 0 { clock.advance(nanoseconds: 1_000_000) }
+            // A clock that steps back must not break the order.
+            if i == 2500 { clock.advance(nanoseconds: -5_000_000) }
+            all.append(ids.next())
+        }
+        #expect(Set(all).count == all.count)
+        #expect(all == all.sorted())
+        #expect(all.allSatisfy { $0.utf8.count == 32 })
+        #expect(LogIDGenerator.millis(of: all[0]) == 1_800_000_000_001)
+    }
+
+    @Test func logIDsFromTwoGeneratorsDiffer() {
+        let clock = ManualClock()
+        let a = LogIDGenerator(clock: clock)
+        let b = LogIDGenerator(clock: clock)
+        #expect(a.next() != b.next())
+    }
+
+    @Test(arguments: [
+        (Int64(0), "1970-01-01T00:00:00.000Z"),
+        (Int64(1_767_323_045_678), "2026-01-02T03:04:05.678Z"),
+        (Int64(951_782_400_000), "2000-02-29T00:00:00.000Z"),
+        (Int64(-1), "1969-12-31T23:59:59.999Z"),
+        (Int64(4_102_444_799_999), "2099-12-31T23:59:59.999Z"),
+    ])
+    func iso8601(_ millis: Int64, _ text: String) {
+        #expect(Timestamp.iso8601(millis: millis) == text)
+        #expect(Timestamp.parseISO8601(text) == millis)
+    }
+
+    @Test func accessLineHidesQueryValuesAndCredentials() {
+        let request = RequestHead(
+            method: "GET", target: "/my-org/domains?take=10&access_token=abc123&q=secret-thing",
+            headers: HTTPFields([("Host", "a.example"), ("Authorization", "Bearer zzz"), ("X-Request-Id", "r1")]))
+        let line = AccessLogLine(
+            timeMillis: 0, request: request, status: 200, bytes: 512, durationMs: 3.5, decision: "forwarded",
+            decidedBy: .tenant, organizationID: "org_1", clientID: "c1", ip: "10.0.0.1")
+        let text = line.json.serialized()
+        #expect(line.json["path"] == "/my-org/domains")
+        #expect(line.json["query"] == "take=10&access_token=[REDACTED]&q=[REDACTED]")
+        #expect(line.json["request_id"] == "r1")
+        #expect(line.json["status"] == 200)
+        #expect(line.json["bytes"] == 512)
+        #expect(!text.contains("abc123"))
+        #expect(!text.contains("zzz"))
+        #expect(!text.contains("secret-thing"))
+    }
+}
