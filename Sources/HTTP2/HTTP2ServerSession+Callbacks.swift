@@ -100,6 +100,11 @@ extension HTTP2ServerSession {
                 streamID: frame.pointee.hd.stream_id, name: name, nameCount: nameCount, value: value,
                 valueCount: valueCount)
         }
+        // nghttp2 silently drops regular fields with invalid names or values; RFC 9113 §8.2.1 calls such a request
+        // malformed, so refuse it (RST_STREAM(PROTOCOL_ERROR), counted as a glitch via on_invalid_frame_recv).
+        nghttp2_session_callbacks_set_on_invalid_header_callback(callbacks) { _, _, _, _, _, _, _, _ in
+            temporalFailure
+        }
         nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, userData in
             guard let frame else { return 0 }
             return owner(userData).frameReceived(frame)

@@ -69,10 +69,11 @@ public final class HTTP2ServerSession {
         nghttp2_option_set_max_settings(option, limits.maxSettingsEntries)
         nghttp2_option_set_max_continuations(option, limits.maxContinuationsPerHeaderBlock)
         nghttp2_option_set_max_deflate_dynamic_table_size(option, 4096)
-        // A backstop at twice our own bucket, so ours trips first and answers ENHANCE_YOUR_CALM.
+        // A backstop never tighter than nghttp2's defaults (1000, 33/s) nor than twice our bucket, so ours trips
+        // first and answers ENHANCE_YOUR_CALM. nghttp2 reads the real clock, not the injected one.
         nghttp2_option_set_stream_reset_rate_limit(
-            option, UInt64(max(limits.resetStreamRate.burst, 1) * 2),
-            UInt64(max(limits.resetStreamRate.perSecond, 1) * 2))
+            option, UInt64(max(limits.resetStreamRate.burst * 2, 1000)),
+            UInt64(max(limits.resetStreamRate.perSecond * 2, 33)))
 
         var raw: OpaquePointer?
         // Safety: the session holds `self` unretained; `self` owns the session and deletes it in deinit, and
