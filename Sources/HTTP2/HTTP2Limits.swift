@@ -37,8 +37,8 @@ public struct HTTP2Limits: Sendable, Equatable {
     public var pingRate = HTTP2RateLimit(burst: 100, perSecond: 10)
     /// SETTINGS frames (not acknowledgements) from the client.
     public var settingsRate = HTTP2RateLimit(burst: 50, perSecond: 5)
-    /// RST_STREAM frames from the client (Rapid Reset, CVE-2023-44487). nghttp2's own limiter is set to twice
-    /// this as a backstop.
+    /// RST_STREAM frames from the client (Rapid Reset, CVE-2023-44487). nghttp2's own limiter (real clock) stays as a
+    /// looser backstop: twice this, and never below its defaults of 1000 and 33/s.
     public var resetStreamRate = HTTP2RateLimit(burst: 200, perSecond: 33)
     /// CONTINUATION frames across all header blocks.
     public var continuationRate = HTTP2RateLimit(burst: 200, perSecond: 20)

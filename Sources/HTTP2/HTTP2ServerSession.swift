@@ -20,24 +20,28 @@ public final class HTTP2ServerSession {
     /// The `nghttp2_session*`; set once at the end of init.
     private var session: OpaquePointer!
 
-    var streams: [Int32: StreamState] = [:]
-    private var events: [HTTP2Event] = []
-    private var eventIndex = 0
+    // Safety (`@exclusivity(unchecked)` below): the session is confined to one loop, and no access to these fields
+    // is held across a call into nghttp2 (whose callbacks re-enter the session), so accesses never overlap.
+    @exclusivity(unchecked) var streams: [Int32: StreamState] = [:]
+    /// The stream whose header block is being decoded, saving a dictionary lookup per field.
+    @exclusivity(unchecked) var headerStream: StreamState?
+    @exclusivity(unchecked) private var events: [HTTP2Event] = []
+    @exclusivity(unchecked) private var eventIndex = 0
 
     /// True once the session decided to end the connection (the terminal event has been queued).
-    private(set) var terminated = false
+    @exclusivity(unchecked) private(set) var terminated = false
 
-    private var pingBucket: TokenBucket
-    private var settingsBucket: TokenBucket
-    private var resetBucket: TokenBucket
-    private var continuationBucket: TokenBucket
-    private var emptyDataBucket: TokenBucket
-    private var glitchBucket: TokenBucket
+    @exclusivity(unchecked) private var pingBucket: TokenBucket
+    @exclusivity(unchecked) private var settingsBucket: TokenBucket
+    @exclusivity(unchecked) private var resetBucket: TokenBucket
+    @exclusivity(unchecked) private var continuationBucket: TokenBucket
+    @exclusivity(unchecked) private var emptyDataBucket: TokenBucket
+    @exclusivity(unchecked) private var glitchBucket: TokenBucket
 
     /// Scratch storage for header blocks being submitted; nghttp2 copies them during submit.
-    private var headerBytes: [UInt8] = []
-    private var headerSpans: [HeaderSpan] = []
-    private var nvs: [nghttp2_nv] = []
+    @exclusivity(unchecked) private var headerBytes: [UInt8] = []
+    @exclusivity(unchecked) private var headerSpans: [HeaderSpan] = []
+    @exclusivity(unchecked) private var nvs: [nghttp2_nv] = []
 
     /// Creates a server session and queues its SETTINGS.
     ///
@@ -69,10 +73,11 @@ public final class HTTP2ServerSession {
         nghttp2_option_set_max_settings(option, limits.maxSettingsEntries)
         nghttp2_option_set_max_continuations(option, limits.maxContinuationsPerHeaderBlock)
         nghttp2_option_set_max_deflate_dynamic_table_size(option, 4096)
-        // A backstop at twice our own bucket, so ours trips first and answers ENHANCE_YOUR_CALM.
+        // A backstop never tighter than nghttp2's defaults (1000, 33/s) nor than twice our bucket, so ours trips
+        // first and answers ENHANCE_YOUR_CALM. nghttp2 reads the real clock, not the injected one.
         nghttp2_option_set_stream_reset_rate_limit(
-            option, UInt64(max(limits.resetStreamRate.burst, 1) * 2),
-            UInt64(max(limits.resetStreamRate.perSecond, 1) * 2))
+            option, UInt64(max(limits.resetStreamRate.burst * 2, 1000)),
+            UInt64(max(limits.resetStreamRate.perSecond * 2, 33)))
 
         var raw: OpaquePointer?
         // Safety: the session holds `self` unretained; `self` owns the session and deletes it in deinit, and
@@ -125,7 +130,9 @@ public final class HTTP2ServerSession {
     /// The next event not yet taken, or nil. Events are produced by `feed` and by `pendingOutput`.
     public func nextEvent() -> HTTP2Event? {
         guard eventIndex < events.count else { return nil }
-        let event = events[eventIndex]
+        // Swapping a payload-free placeholder in moves the event out without retaining its strings again.
+        var event = HTTP2Event.endStream(streamID: 0)
+        swap(&event, &events[eventIndex])
         eventIndex += 1
         if eventIndex == events.count {
             events.removeAll(keepingCapacity: true)

@@ -1,0 +1,194 @@
+import GatewayCore
+import Testing
+
+@testable import HTTP2
+
+/// RFC 9113 §8.3 and §8.2 rules, checked on hand-built HEADERS frames: each malformed request must be refused
+/// with RST_STREAM(PROTOCOL_ERROR) on its stream, never reach the owner, and leave the connection up.
+@Suite("HTTP2ServerSession request validation")
+struct HTTP2RequestValidationTests {
+    static let base: [(String, String)] = [(":method", "GET"), (":scheme", "https"), (":authority", "a.example")]
+
+    static let malformed: [(String, [(String, String)])] = [
+        ("missing :path", base),
+        ("missing :method", [(":scheme", "https"), (":authority", "a.example"), (":path", "/")]),
+        ("missing :scheme", [(":method", "GET"), (":authority", "a.example"), (":path", "/")]),
+        ("empty :path", base + [(":path", "")]),
+        ("duplicate :path", base + [(":path", "/"), (":path", "/x")]),
+        ("unknown pseudo-header", base + [(":path", "/"), (":foo", "bar")]),
+        (
+            "pseudo-header after a regular field",
+            [(":method", "GET"), ("x-a", "1"), (":scheme", "https"), (":path", "/")]
+        ),
+        ("response pseudo-header in a request", base + [(":path", "/"), (":status", "200")]),
+        ("connection", base + [(":path", "/"), ("connection", "keep-alive")]),
+        ("keep-alive", base + [(":path", "/"), ("keep-alive", "timeout=5")]),
+        ("proxy-connection", base + [(":path", "/"), ("proxy-connection", "keep-alive")]),
+        ("transfer-encoding", base + [(":path", "/"), ("transfer-encoding", "chunked")]),
+        ("upgrade", base + [(":path", "/"), ("upgrade", "websocket")]),
+        ("te other than trailers", base + [(":path", "/"), ("te", "gzip")]),
+        ("upper-case field name", base + [(":path", "/"), ("X-Upper", "1")]),
+        ("field name with a space", base + [(":path", "/"), ("x bad", "1")]),
+        ("field value with CR LF", base + [(":path", "/"), ("x-a", "1\r\nx-b: 2")]),
+        ("field value with NUL", base + [(":path", "/"), ("x-a", "1\u{0}")]),
+        ("field value with leading space", base + [(":path", "/"), ("x-a", " 1")]),
+        ("Host differing from :authority", base + [(":path", "/"), ("host", "b.example")]),
+        ("invalid content-length", base + [(":path", "/"), ("content-length", "1x")]),
+    ]
+
+    @Test("malformed requests are reset with PROTOCOL_ERROR", arguments: malformed)
+    func malformedRequestIsReset(name: String, fields: [(String, String)]) {
+        let peer = RawPeer()
+        peer.send(peer.build.start() + peer.build.headers(stream: 1, fields))
+        #expect(peer.requests.isEmpty, "\(name)")
+        let resets = peer.frames(.rstStream, stream: 1)
+        #expect(resets.count == 1, "\(name)")
+        #expect(resets.first?.errorCode == HTTP2ErrorCode.protocolError.rawValue, "\(name)")
+        #expect(peer.frames(.goaway).isEmpty, "\(name)")
+        #expect(peer.connectionErrors.isEmpty, "\(name)")
+
+        // The connection still serves the next request.
+        peer.send(peer.build.headers(stream: 3, FrameBuilder.request()))
+        #expect(peer.requests.map(\.0) == [3], "\(name)")
+    }
+
+    static let accepted: [(String, [(String, String)])] = [
+        ("te: trailers", base + [(":path", "/"), ("te", "trailers")]),
+        ("Host equal to :authority, any case", base + [(":path", "/"), ("host", "A.Example")]),
+        ("OPTIONS *", [(":method", "OPTIONS"), (":scheme", "https"), (":authority", "a.example"), (":path", "*")]),
+    ]
+
+    @Test("well-formed edge cases are accepted", arguments: accepted)
+    func wellFormedIsAccepted(name: String, fields: [(String, String)]) {
+        let peer = RawPeer()
+        peer.send(peer.build.start() + peer.build.headers(stream: 1, fields))
+        #expect(peer.requests.count == 1, "\(name)")
+        #expect(peer.frames(.rstStream).isEmpty, "\(name)")
+    }
+
+    @Test("a body shorter than its content-length resets the announced stream")
+    func contentLengthMismatch() {
+        let peer = RawPeer()
+        peer.send(
+            peer.build.start()
+                + peer.build.headers(
+                    stream: 1, FrameBuilder.request(method: "POST", [("content-length", "5")]), endStream: false)
+                + peer.build.data(stream: 1, Array("abc".utf8), endStream: true))
+        #expect(peer.requests.count == 1)
+        #expect(peer.frames(.rstStream, stream: 1).first?.errorCode == HTTP2ErrorCode.protocolError.rawValue)
+        #expect(peer.events.last == .reset(streamID: 1, errorCode: .protocolError))
+    }
+
+    @Test("an oversized header list is answered 431 and never reaches the owner")
+    func oversizedHeaderList() {
+        var limits = HTTP2Limits()
+        limits.maxHeaderListSize = 1024
+        let peer = RawPeer(limits: limits)
+        let big = String(repeating: "a", count: 1100)
+        peer.send(peer.build.start() + peer.build.headers(stream: 1, FrameBuilder.request([("x-big", big)])))
+        #expect(peer.requests.isEmpty)
+        let response = peer.frames(.headers, stream: 1)
+        #expect(response.count == 1)
+        #expect(response.first?.field(":status") == "431")
+        #expect(response.first.map { $0.flags & FrameFlag.endStream != 0 } == true)
+        #expect(peer.server.openStreamCount == 0)
+
+        // Just under the limit passes: 4 pseudo-headers + the field, each counted as name + value + 32.
+        let fits = 1024 - (32 * 5 + 7 + 3 + 7 + 5 + 10 + 17 + 5 + 15 + 5)
+        peer.send(peer.build.headers(stream: 3, FrameBuilder.request([("x-big", String(repeating: "b", count: fits))])))
+        #expect(peer.requests.map(\.0) == [3])
+    }
+
+    @Test("an oversized header list on an open upload gets 431 then RST_STREAM(NO_ERROR)")
+    func oversizedHeaderListWithBodyPending() {
+        var limits = HTTP2Limits()
+        limits.maxHeaderListSize = 1024
+        let peer = RawPeer(limits: limits)
+        let big = String(repeating: "a", count: 2000)
+        peer.send(
+            peer.build.start()
+                + peer.build.headers(
+                    stream: 1, FrameBuilder.request(method: "POST", [("x-big", big)]), endStream: false))
+        #expect(peer.requests.isEmpty)
+        #expect(peer.frames(.headers, stream: 1).first?.field(":status") == "431")
+        #expect(peer.frames(.rstStream, stream: 1).map(\.errorCode) == [HTTP2ErrorCode.noError.rawValue])
+    }
+
+    @Test("too many header fields is treated like an oversized list")
+    func tooManyFields() {
+        var limits = HTTP2Limits()
+        limits.maxHeaderCount = 10
+        let peer = RawPeer(limits: limits)
+        let fields = (0..<7).map { ("x-\($0)", "v") }
+        peer.send(peer.build.start() + peer.build.headers(stream: 1, FrameBuilder.request(fields)))
+        #expect(peer.requests.isEmpty)
+        #expect(peer.frames(.headers, stream: 1).first?.field(":status") == "431")
+    }
+
+    @Test("streams over SETTINGS_MAX_CONCURRENT_STREAMS are refused before the client acknowledges SETTINGS")
+    func concurrentStreamsRefused() {
+        var limits = HTTP2Limits()
+        limits.maxConcurrentStreams = 3
+        let peer = RawPeer(limits: limits)
+        var bytes = peer.build.start()
+        for id: Int32 in [1, 3, 5, 7] {
+            bytes += peer.build.headers(stream: id, FrameBuilder.request(method: "POST"), endStream: false)
+        }
+        peer.send(bytes)
+        #expect(peer.requests.map(\.0) == [1, 3, 5])
+        #expect(peer.frames(.rstStream).map(\.stream) == [7])
+        #expect(peer.frames(.rstStream).first?.errorCode == HTTP2ErrorCode.refusedStream.rawValue)
+        #expect(peer.frames(.goaway).isEmpty)
+        let settings = peer.frames(.settings).first { $0.flags & FrameFlag.ack == 0 }
+        // SETTINGS_MAX_CONCURRENT_STREAMS (0x3) = 3 is advertised.
+        #expect(settings.map { containsSetting($0.payload, id: 0x3, value: 3) } == true)
+    }
+
+    @Test("after the client acknowledged SETTINGS, exceeding the stream limit is a connection error")
+    func concurrentStreamsAfterAck() {
+        var limits = HTTP2Limits()
+        limits.maxConcurrentStreams = 2
+        let peer = RawPeer(limits: limits)
+        peer.send(peer.build.start() + peer.build.settings(ack: true))
+        var bytes: [UInt8] = []
+        for id: Int32 in [1, 3, 5] {
+            bytes += peer.build.headers(stream: id, FrameBuilder.request(method: "POST"), endStream: false)
+        }
+        peer.send(bytes)
+        #expect(peer.requests.map(\.0) == [1, 3])
+        #expect(peer.frames(.goaway).first?.errorCode == HTTP2ErrorCode.protocolError.rawValue)
+        #expect(peer.connectionErrors == [.protocolError(.protocolError)])
+    }
+
+    @Test("the server advertises its limits in its first SETTINGS frame")
+    func advertisedSettings() {
+        let peer = RawPeer()
+        peer.flush()
+        let settings = peer.frames(.settings)
+        #expect(settings.count == 1)
+        let payload = settings[0].payload
+        #expect(containsSetting(payload, id: 0x3, value: 100))
+        #expect(containsSetting(payload, id: 0x4, value: 65_535))
+        #expect(containsSetting(payload, id: 0x6, value: 16_384))
+        #expect(containsSetting(payload, id: 0x2, value: 0))
+        // The connection window is raised to 1 MiB right after.
+        let update = peer.frames(.windowUpdate, stream: 0)
+        #expect(update.first?.payload == be32(UInt32(1 << 20) - 65_535))
+    }
+
+    @Test("a connection that does not start with the preface ends with GOAWAY")
+    func badPreface() {
+        let peer = RawPeer()
+        peer.send(Array("GET / HTTP/1.1\r\nHost: a\r\n\r\n".utf8))
+        #expect(peer.connectionErrors == [.badPreface])
+        #expect(peer.frames(.goaway).first?.errorCode == HTTP2ErrorCode.protocolError.rawValue)
+        #expect(!peer.server.wantsRead)
+        #expect(!peer.server.wantsWrite)
+    }
+}
+
+func containsSetting(_ payload: [UInt8], id: UInt16, value: UInt32) -> Bool {
+    stride(from: 0, to: payload.count - 5, by: 6).contains {
+        Array(payload[$0..<($0 + 2)]) == be16(id) && Array(payload[($0 + 2)..<($0 + 6)]) == be32(value)
+    }
+}
