@@ -111,8 +111,8 @@ public struct ClaimsChecker: Sendable {
                     + "the most this API's tokens have.")
         }
 
-        let subject = try requiredString(claims, "sub", what: "a subject (sub)")
-        let orgID = try requiredString(claims, "org_id", what: "an organization (org_id)")
+        let subject = try requiredString(claims, "sub", what: "subject (sub)")
+        let orgID = try requiredString(claims, "org_id", what: "organization (org_id)")
         let azp = try optionalString(claims, "azp")
         let clientIDClaim = try optionalString(claims, "client_id")
         if let azp, let clientIDClaim, azp != clientIDClaim {
