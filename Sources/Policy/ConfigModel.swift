@@ -93,7 +93,8 @@ extension GatewayConfig {
 
     /// Where a secret comes from. Never the secret itself.
     public enum SecretSource: Sendable, Equatable {
-        case environment(String)
+        /// An environment variable's name, and where the configuration named it.
+        case environment(String, ConfigLocation)
         case file(FilePath)
     }
 
@@ -175,7 +176,9 @@ extension GatewayConfig {
         public let maxLifetimeS: Int
         public let maxTokenBytes: Int
 
-        public init(algorithms: [String] = ["RS256"], leewayS: Int = 30, maxLifetimeS: Int = 600, maxTokenBytes: Int = 8192) {
+        public init(
+            algorithms: [String] = ["RS256"], leewayS: Int = 30, maxLifetimeS: Int = 600, maxTokenBytes: Int = 8192
+        ) {
             self.algorithms = algorithms
             self.leewayS = leewayS
             self.maxLifetimeS = maxLifetimeS

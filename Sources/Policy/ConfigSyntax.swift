@@ -105,7 +105,8 @@ public struct ConfigURL: Sendable, Hashable, CustomStringConvertible {
         let authority = rest[..<slash]
         let path = String(rest[slash...])
         if authority.contains("@") {
-            return .failure("credentials in a URL are refused; use a secret reference ({ env: NAME } or { file: path })")
+            return .failure(
+                "credentials in a URL are refused; use a secret reference ({ env: NAME } or { file: path })")
         }
         var hostText = authority
         var portText: Substring?
@@ -151,7 +152,9 @@ public enum ConfigSyntax {
     public struct Problem: Error, Sendable, Equatable, ExpressibleByStringInterpolation, CustomStringConvertible {
         public var message: String
         public init(stringLiteral value: String) { self.message = value }
-        public init(stringInterpolation: DefaultStringInterpolation) { self.message = String(stringInterpolation: stringInterpolation) }
+        public init(stringInterpolation: DefaultStringInterpolation) {
+            self.message = String(stringInterpolation: stringInterpolation)
+        }
         public init(_ message: String) { self.message = message }
         public var description: String { message }
     }
@@ -317,7 +320,9 @@ public enum ConfigSyntax {
         guard let first = labels.first, first.contains("*") else {
             return "'*' is allowed only in the left-most label of the host"
         }
-        guard labels.count >= 3 else { return "a wildcard needs at least two labels after it, as in https://*.example.com" }
+        guard labels.count >= 3 else {
+            return "a wildcard needs at least two labels after it, as in https://*.example.com"
+        }
         let stem = first.replacingStar()
         guard isHostName(([stem] + labels.dropFirst().map(String.init)).joined(separator: ".")) else {
             return "'\(host)' is not a valid host pattern"

@@ -67,7 +67,13 @@ public struct EndpointTable: Sendable, Equatable {
     public let knownScopes: Set<String>
     private let byOperation: [String: Int]
 
+    /// Builds a table; each endpoint's `index` is reset to its position.
     public init(endpoints: [Endpoint]) {
+        let endpoints = endpoints.enumerated().map { i, e in
+            Endpoint(
+                index: i, operation: e.operation, method: e.method, template: e.template, scopes: e.scopes,
+                rateClass: e.rateClass, logResource: e.logResource, okStatus: e.okStatus, stage: e.stage)
+        }
         self.endpoints = endpoints
         self.knownScopes = Set(endpoints.flatMap(\.scopes))
         var byOperation: [String: Int] = [:]

@@ -24,7 +24,10 @@ extension GatewayConfig {
         let loader = ConfigLoader(file: file, baseDirectory: baseDirectory, readFile: readFile)
         let config = loader.decode(root)
         if let config, loader.errors.isEmpty { return config }
-        throw ConfigErrors(loader.errors.isEmpty ? [ConfigError(file: file, line: 1, column: 1, path: "", message: "invalid configuration")] : loader.errors)
+        throw ConfigErrors(
+            loader.errors.isEmpty
+                ? [ConfigError(file: file, line: 1, column: 1, path: "", message: "invalid configuration")]
+                : loader.errors)
     }
 }
 
@@ -57,7 +60,9 @@ final class ConfigLoader {
         let scopes = endpoints?.knownScopes
         let upstreams = top["upstream"].flatMap { self.upstreams($0, tenant: tenant) }
         if top["upstream"] == nil { _ = reader.required(top, "upstream") }
-        let listeners = reader.required(top, "listeners").flatMap { self.listeners($0, tenant: tenant, upstreams: upstreams) }
+        let listeners = reader.required(top, "listeners").flatMap {
+            self.listeners($0, tenant: tenant, upstreams: upstreams)
+        }
         let forward = reader.bool(top, "forward_unknown_endpoints", default: false)
         let limits = self.limits(top["limits"])
         let tokens = self.tokens(top["tokens"])
@@ -70,7 +75,8 @@ final class ConfigLoader {
         let logging = self.logging(top["logging"])
         let recording = self.recording(top["recording"], endpoints: endpoints)
         let admin = top["admin"].flatMap { self.admin($0) }
-        if let admin, let listeners, listeners.contains(where: { $0.address == admin.address }), let node = top["admin"] {
+        if let admin, let listeners, listeners.contains(where: { $0.address == admin.address }), let node = top["admin"]
+        {
             reader.fail(node, "admin.address", "\(admin.address) is also a listener's address")
         }
         guard let tenant, let listeners, let upstreams, let endpoints, let limits, let tokens, let access, let cors,
@@ -159,7 +165,7 @@ final class ConfigLoader {
                 reader.fail(env, map.path("env"), "'\(YAMLReader.printable(name))' is not an environment variable name")
                 return nil
             }
-            return .environment(name)
+            return .environment(name, reader.location(env, map.path("env")))
         case (nil, let file?):
             return filePath(file, map.path("file")).map { .file($0) }
         default:
@@ -173,7 +179,9 @@ final class ConfigLoader {
         return reader.strings(node, map.path(key)) ?? []
     }
 
-    func unique(_ items: [(value: String, node: YAMLNode, path: String)], what: String) -> [(value: String, node: YAMLNode, path: String)] {
+    func unique(_ items: [(value: String, node: YAMLNode, path: String)], what: String) -> [(
+        value: String, node: YAMLNode, path: String
+    )] {
         var seen = Set<String>()
         var out: [(value: String, node: YAMLNode, path: String)] = []
         for item in items {
@@ -191,7 +199,9 @@ final class ConfigLoader {
         for item in unique(strings(map, key), what: "scope") {
             if let scopes, !scopes.contains(item.value) {
                 var message = "'\(YAMLReader.printable(item.value))' is not a scope of any endpoint"
-                if let near = YAMLReader.nearest(item.value, in: scopes.sorted()) { message += " (did you mean '\(near)'?)" }
+                if let near = YAMLReader.nearest(item.value, in: scopes.sorted()) {
+                    message += " (did you mean '\(near)'?)"
+                }
                 reader.fail(item.node, item.path, message)
             } else {
                 out.append(item.value)
@@ -207,8 +217,14 @@ final class ConfigLoader {
         guard let map = reader.mapping(node, "tenant", keys: keys) else { return nil }
         var name: String?
         if let n = reader.required(map, "name"), let text = reader.nonEmptyString(n, map.path("name")) {
-            let ok = text.utf8.count <= 64 && text.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D }
-            if ok { name = text } else { reader.fail(n, map.path("name"), "a tenant name uses a-z, 0-9 and '-' (at most 64)") }
+            let ok =
+                text.utf8.count <= 64
+                && text.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D }
+            if ok {
+                name = text
+            } else {
+                reader.fail(n, map.path("name"), "a tenant name uses a-z, 0-9 and '-' (at most 64)")
+            }
         }
         let canonical = reader.required(map, "canonical_domain").flatMap { domain($0, map.path("canonical_domain")) }
         var custom: [String] = []
@@ -243,7 +259,8 @@ final class ConfigLoader {
             return GatewayConfig.JWKS(source: .url(url), refreshIntervalS: 600, minRefetchIntervalS: 30)
         }
         let path = "tenant.jwks"
-        guard let map = reader.mapping(node, path, keys: ["url", "file", "refresh_interval_s", "min_refetch_interval_s"])
+        guard
+            let map = reader.mapping(node, path, keys: ["url", "file", "refresh_interval_s", "min_refetch_interval_s"])
         else { return nil }
         var source: GatewayConfig.JWKS.Source?
         switch (map["url"], map["file"]) {
@@ -283,7 +300,9 @@ final class ConfigLoader {
 
     // MARK: listeners and upstreams
 
-    func listeners(_ node: YAMLNode, tenant: GatewayConfig.Tenant?, upstreams: [GatewayConfig.Upstream]?) -> [GatewayConfig.Listener]? {
+    func listeners(_ node: YAMLNode, tenant: GatewayConfig.Tenant?, upstreams: [GatewayConfig.Upstream]?)
+        -> [GatewayConfig.Listener]?
+    {
         guard let items = reader.list(node, "listeners") else { return nil }
         if items.isEmpty { reader.fail(node, "listeners", "at least one listener is required") }
         var out: [GatewayConfig.Listener] = []
@@ -305,7 +324,9 @@ final class ConfigLoader {
             var domain: String?
             if let n = map["domain"], let d = self.domain(n, map.path("domain")) {
                 if let tenant, !tenant.isTenantDomain(d) {
-                    reader.fail(n, map.path("domain"), "'\(d)' is not a tenant domain (\(tenant.domains.joined(separator: ", ")))")
+                    reader.fail(
+                        n, map.path("domain"),
+                        "'\(d)' is not a tenant domain (\(tenant.domains.joined(separator: ", ")))")
                 } else if let upstreams, !upstreams.contains(where: { $0.domain == d }) {
                     reader.fail(n, map.path("domain"), "no upstream is configured for '\(d)'")
                 }
@@ -326,7 +347,9 @@ final class ConfigLoader {
         guard let map = reader.mapping(node, path, keys: ["certificates", "alpn"]) else { return nil }
         var certificates: [GatewayConfig.TLS.Certificate] = []
         if let list = reader.required(map, "certificates"), let items = reader.list(list, map.path("certificates")) {
-            if items.isEmpty { reader.fail(list, map.path("certificates"), "a tls listener needs at least one certificate") }
+            if items.isEmpty {
+                reader.fail(list, map.path("certificates"), "a tls listener needs at least one certificate")
+            }
             for item in items {
                 guard let m = reader.mapping(item.node, item.path, keys: ["cert", "key"]) else { continue }
                 let cert = filePath(m, "cert", required: true)
@@ -341,7 +364,8 @@ final class ConfigLoader {
                 if item.value == "h2" || item.value == "http/1.1" {
                     alpn.append(item.value)
                 } else {
-                    reader.fail(item.node, item.path, "'\(YAMLReader.printable(item.value))' is not one of h2 | http/1.1")
+                    reader.fail(
+                        item.node, item.path, "'\(YAMLReader.printable(item.value))' is not one of h2 | http/1.1")
                 }
             }
             if items.isEmpty { reader.fail(n, map.path("alpn"), "name at least one protocol") }
@@ -363,7 +387,8 @@ final class ConfigLoader {
                 continue
             }
             if let tenant, !tenant.isTenantDomain(d) {
-                reader.fail(entry.key, path, "'\(d)' is not a tenant domain (\(tenant.domains.joined(separator: ", ")))")
+                reader.fail(
+                    entry.key, path, "'\(d)' is not a tenant domain (\(tenant.domains.joined(separator: ", ")))")
             }
             let keys = [
                 "url", "ca_file", "max_connections", "connect_timeout_ms", "response_timeout_ms", "idle_timeout_ms",
@@ -428,7 +453,8 @@ final class ConfigLoader {
     }
 
     func tokens(_ node: YAMLNode?) -> GatewayConfig.Tokens? {
-        guard let m = section(node, "tokens", keys: ["algorithms", "leeway_s", "max_lifetime_s", "max_token_bytes"]) else {
+        guard let m = section(node, "tokens", keys: ["algorithms", "leeway_s", "max_lifetime_s", "max_token_bytes"])
+        else {
             return nil
         }
         var algorithms = ["RS256"]
@@ -439,7 +465,8 @@ final class ConfigLoader {
                 if item.value == "RS256" {
                     algorithms.append(item.value)
                 } else {
-                    reader.fail(item.node, item.path, "only RS256 is supported (the tenant signs its access tokens with RS256)")
+                    reader.fail(
+                        item.node, item.path, "only RS256 is supported (the tenant signs its access tokens with RS256)")
                 }
             }
             if items.isEmpty { reader.fail(n, m.path("algorithms"), "name at least one algorithm") }
@@ -454,7 +481,8 @@ final class ConfigLoader {
         guard let m = section(node, "access", keys: ["user_flows", "client_credentials"]) else { return nil }
         return GatewayConfig.Access(
             userFlows: reader.enumeration(m, "user_flows", default: GatewayConfig.UserFlows.requireClientGrant),
-            clientCredentials: reader.enumeration(m, "client_credentials", default: GatewayConfig.ClientCredentials.denyAll))
+            clientCredentials: reader.enumeration(
+                m, "client_credentials", default: GatewayConfig.ClientCredentials.denyAll))
     }
 
     // MARK: clients and step-up
@@ -501,10 +529,13 @@ final class ConfigLoader {
     }
 
     func myOrganization(_ node: YAMLNode, _ path: String) -> GatewayConfig.MyOrganizationConfiguration? {
-        let keys = ["allowed_strategies", "connection_deletion_behavior", "connection_profile_id", "user_attribute_profile_id"]
+        let keys = [
+            "allowed_strategies", "connection_deletion_behavior", "connection_profile_id", "user_attribute_profile_id",
+        ]
         guard let m = reader.mapping(node, path, keys: keys) else { return nil }
         var strategies: [String] = []
-        if let n = reader.required(m, "allowed_strategies"), let items = reader.strings(n, m.path("allowed_strategies")) {
+        if let n = reader.required(m, "allowed_strategies"), let items = reader.strings(n, m.path("allowed_strategies"))
+        {
             for item in unique(items, what: "strategy") {
                 if GatewayConfig.MyOrganizationConfiguration.strategies.contains(item.value) {
                     strategies.append(item.value)
@@ -557,7 +588,8 @@ final class ConfigLoader {
     enum StoreKind: String, CaseIterable { case local, redis }
 
     func rateLimits(_ node: YAMLNode?) -> GatewayConfig.RateLimits? {
-        guard let m = section(node, "rate_limits", keys: ["store", "url", "password", "burst_s", "simulate_tier"]) else {
+        guard let m = section(node, "rate_limits", keys: ["store", "url", "password", "burst_s", "simulate_tier"])
+        else {
             return nil
         }
         let kind = reader.enumeration(m, "store", default: StoreKind.local)
@@ -589,7 +621,8 @@ final class ConfigLoader {
         if let e = endpoints.endpoint(named: text) { return e.operation }
         reader.fail(
             node, path,
-            "'\(YAMLReader.printable(text))' names no endpoint; write an operation (get-details) or METHOD path (GET details)")
+            "'\(YAMLReader.printable(text))' names no endpoint; write an operation (get-details) or METHOD path (GET details)"
+        )
         return nil
     }
 
@@ -597,7 +630,8 @@ final class ConfigLoader {
         guard let items = reader.list(node, "faults") else { return [] }
         var out: [GatewayConfig.Fault] = []
         for item in items {
-            guard let m = reader.mapping(item.node, item.path, keys: ["route", "org", "share", "status", "delay_ms"]) else {
+            guard let m = reader.mapping(item.node, item.path, keys: ["route", "org", "share", "status", "delay_ms"])
+            else {
                 continue
             }
             let operation = m["route"].flatMap { route($0, m.path("route"), endpoints: endpoints) }
@@ -605,11 +639,17 @@ final class ConfigLoader {
             let share = reader.required(m, "share").flatMap { reader.double($0, m.path("share"), in: 0...1) }
             var status: Int?
             if let n = reader.required(m, "status"), let s = reader.int(n, m.path("status"), in: 100...599) {
-                if [429, 500, 503].contains(s) { status = s } else { reader.fail(n, m.path("status"), "must be 429, 500 or 503") }
+                if [429, 500, 503].contains(s) {
+                    status = s
+                } else {
+                    reader.fail(n, m.path("status"), "must be 429, 500 or 503")
+                }
             }
             let delay = reader.int(m, "delay_ms", in: 0...60000, default: 0)
             if let share, let status {
-                out.append(GatewayConfig.Fault(operation: operation, organization: org, share: share, status: status, delayMs: delay))
+                out.append(
+                    GatewayConfig.Fault(
+                        operation: operation, organization: org, share: share, status: status, delayMs: delay))
             }
         }
         return out
@@ -669,10 +709,13 @@ final class ConfigLoader {
         let path =
             filePath(m, "path")
             ?? GatewayConfig.FilePath(
-                path: resolve("recordings.jsonl"), written: "recordings.jsonl", location: reader.location(m.node, "recording.path"))
+                path: resolve("recordings.jsonl"), written: "recordings.jsonl",
+                location: reader.location(m.node, "recording.path"))
         var operations: [String] = []
         for item in unique(strings(m, "routes"), what: "route") {
-            if let op = route(item.node, item.path, endpoints: endpoints), !operations.contains(op) { operations.append(op) }
+            if let op = route(item.node, item.path, endpoints: endpoints), !operations.contains(op) {
+                operations.append(op)
+            }
         }
         let organizations = unique(strings(m, "organizations"), what: "organization").map(\.value)
         var headers: [String] = []
@@ -690,14 +733,17 @@ final class ConfigLoader {
                 if ConfigSyntax.isJSONPointer(text) && !text.isEmpty {
                     pointers.append(text)
                 } else {
-                    reader.fail(item.node, item.path, "'\(YAMLReader.printable(text))' is not a JSON pointer such as /options/client_secret")
+                    reader.fail(
+                        item.node, item.path,
+                        "'\(YAMLReader.printable(text))' is not a JSON pointer such as /options/client_secret")
                 }
             }
         }
         return GatewayConfig.Recording(
             enabled: reader.bool(m, "enabled", default: false), path: path,
             sampleRate: reader.double(m, "sample_rate", in: 0...1, default: 1.0), operations: operations,
-            organizations: organizations, maxBodyBytes: reader.int(m, "max_body_bytes", in: 0...(16 << 20), default: 65536),
+            organizations: organizations,
+            maxBodyBytes: reader.int(m, "max_body_bytes", in: 0...(16 << 20), default: 65536),
             redactHeaders: headers, redactJSONPointers: pointers)
     }
 
@@ -706,7 +752,8 @@ final class ConfigLoader {
             let n = reader.required(m, "address"), let address = socketAddress(n, m.path("address"))
         else { return nil }
         guard address.isLoopback else {
-            reader.fail(n, m.path("address"), "the admin endpoint has no authentication: it must listen on a loopback address")
+            reader.fail(
+                n, m.path("address"), "the admin endpoint has no authentication: it must listen on a loopback address")
             return nil
         }
         return GatewayConfig.Admin(address: address)

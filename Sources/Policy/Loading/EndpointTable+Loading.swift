@@ -34,7 +34,8 @@ extension EndpointTable {
             guard let m = reader.mapping(item.node, item.path, keys: keys) else { continue }
             let operation = reader.string(m, "operation", required: true)
             if let operation, let node = m["operation"] {
-                if !operation.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D }) {
+                if !operation.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D }
+                ) {
                     reader.fail(node, m.path("operation"), "operation names use a-z, 0-9 and '-'")
                 } else if let previous = operations[operation] {
                     reader.fail(node, m.path("operation"), "operation '\(operation)' is already defined at \(previous)")
@@ -77,7 +78,9 @@ extension EndpointTable {
             let logResource = reader.required(m, "log_resource").flatMap {
                 reader.enumeration($0, m.path("log_resource"), Endpoint.LogResource.self)
             }
-            let okStatus = reader.required(m, "ok_status").flatMap { reader.int($0, m.path("ok_status"), in: 200...299) }
+            let okStatus = reader.required(m, "ok_status").flatMap {
+                reader.int($0, m.path("ok_status"), in: 200...299)
+            }
             let stage = reader.enumeration(m, "stage", default: Endpoint.Stage.ea)
             if let method, let template {
                 let shape = method + " " + shapeKey(template)
@@ -121,7 +124,8 @@ extension EndpointTable {
                         || b == 0x7E
                 }
                 guard ok, segment != ".", segment != ".." else {
-                    return "literal segment '\(YAMLReader.printable(String(segment)))' may use a-z, 0-9, '-', '.', '_', '~'"
+                    return
+                        "literal segment '\(YAMLReader.printable(String(segment)))' may use a-z, 0-9, '-', '.', '_', '~'"
                 }
                 if i == 0, segment == "v1" { return "a path may not start with 'v1': that is the version prefix" }
             }

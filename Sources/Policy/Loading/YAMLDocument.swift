@@ -62,7 +62,8 @@ enum YAMLDocument {
         }
         switch node {
         case .scalar(let scalar):
-            return .success(YAMLNode(kind: .scalar(scalar.string, plain: scalar.style == .plain), line: line, column: column))
+            return .success(
+                YAMLNode(kind: .scalar(scalar.string, plain: scalar.style == .plain), line: line, column: column))
         case .mapping(let mapping):
             var pairs: [(key: YAMLNode, value: YAMLNode)] = []
             pairs.reserveCapacity(mapping.count)

@@ -1,0 +1,129 @@
+import GatewayCore
+
+/// What the access policy allows one token to do.
+public struct AccessGrant: Sendable, Equatable {
+    /// Token scopes the policy lets this client use (token ∩ client grant, or the token's scopes under
+    /// `allow_all`).
+    public var usableScopes: Set<String>
+    /// The client's configuration entry, when it has one.
+    public var client: GatewayConfig.Client?
+}
+
+/// The tenant's application API access policies, the client grants and the step-up rules, as one pure
+/// decision per request.
+///
+/// Order of checks in `authorize`: the flow's policy (client credentials vs user), the client's grant, a
+/// listed client's `my_organization_configuration`, the endpoint's scopes (all required, exact tokens), then
+/// step-up. Refusals: 403 `forbidden` (policy / no grant), 409 `configurationIssue`, 403 `insufficientScope`,
+/// 401 `insufficient_user_authentication` (step-up).
+public struct AccessPolicy: Sendable {
+    public let access: GatewayConfig.Access
+    public let stepUp: GatewayConfig.StepUp?
+    private let clients: [String: GatewayConfig.Client]
+
+    public init(access: GatewayConfig.Access, clients: [GatewayConfig.Client], stepUp: GatewayConfig.StepUp?) {
+        self.access = access
+        self.stepUp = stepUp
+        var byID: [String: GatewayConfig.Client] = [:]
+        for client in clients { byID[client.clientID] = client }
+        self.clients = byID
+    }
+
+    public init(config: GatewayConfig) {
+        self.init(access: config.access, clients: config.clients, stepUp: config.stepUp)
+    }
+
+    /// The MFA policy URI of OpenID PAPE, which Auth0 accepts in `acr_values` to ask for MFA.
+    public static let multiFactorACR = "http://schemas.openid.net/pape/policies/2007/06/multi-factor"
+
+    public func authorize(_ token: TokenContext, endpoint: Endpoint) throws(TenantError) -> AccessGrant {
+        let grant = try grant(for: token)
+        let missing = endpoint.scopes.filter { !grant.usableScopes.contains($0) }
+        if !missing.isEmpty { throw .insufficientScope(missing: missing) }
+        try checkStepUp(token, endpoint: endpoint)
+        return grant
+    }
+
+    /// The scopes this token may use, before any endpoint is considered.
+    public func grant(for token: TokenContext) throws(TenantError) -> AccessGrant {
+        let client = clients[token.clientID]
+        let requireGrant: Bool
+        if token.isClientCredentials {
+            switch access.clientCredentials {
+            case .denyAll:
+                throw .forbidden(
+                    "Client-credentials (machine-to-machine) tokens are refused: the My Organization API's access "
+                        + "policy for client credentials is deny_all. Call it with a user-bound token.")
+            case .requireClientGrant: requireGrant = true
+            case .allowAll: requireGrant = false
+            }
+        } else {
+            requireGrant = access.userFlows == .requireClientGrant
+        }
+        if requireGrant, client == nil {
+            throw .forbidden("The client has no grant for the My Organization API.")
+        }
+        if let client, client.myOrganization == nil {
+            throw .configurationIssue(
+                "The client has no my_organization_configuration; the My Organization API refuses clients without one.")
+        }
+        let usable = requireGrant ? token.scopes.intersection(client?.grantScopes ?? []) : token.scopes
+        return AccessGrant(usableScopes: usable, client: client)
+    }
+
+    /// Refuses the call when one of the endpoint's scopes needs step-up and the token lacks it.
+    public func checkStepUp(_ token: TokenContext, endpoint: Endpoint) throws(TenantError) {
+        guard let stepUp, let scope = endpoint.scopes.first(where: { stepUp.scopes.contains($0) }) else { return }
+        switch stepUp.requirement {
+        case .amr(let value):
+            if token.amr.contains(value) { return }
+        case .acr(let value):
+            if token.acr == value { return }
+        }
+        if token.isClientCredentials {
+            throw .forbidden(
+                "The scope \(scope) requires a user who completed step-up authentication; a client-credentials token cannot."
+            )
+        }
+        let need: String
+        var acrValues: String?
+        switch stepUp.requirement {
+        case .amr(let value):
+            need = value == "mfa" ? "multi-factor authentication (amr mfa)" : "authentication method \(value) (amr)"
+            if value == "mfa" { acrValues = Self.multiFactorACR }
+        case .acr(let value):
+            need = "authentication context \(value) (acr)"
+            acrValues = value
+        }
+        let detail = "The scope \(scope) requires \(need); authenticate again with it and retry."
+        var header = "Bearer error=\"insufficient_user_authentication\", "
+        header += "error_description=\"\(ClaimsChecker.errorDescription(detail))\""
+        if let acrValues { header += ", acr_values=\"\(ClaimsChecker.errorDescription(acrValues))\"" }
+        throw .unauthorized(detail, wwwAuthenticate: header)
+    }
+
+    /// For `POST identity-providers`: the body's `strategy` must be one the client's
+    /// `my_organization_configuration.allowed_strategies` lists. A grant without a client entry (allow_all)
+    /// is left to the tenant.
+    public func checkIdentityProviderStrategy(body: JSONValue, grant: AccessGrant) throws(TenantError) {
+        guard let config = grant.client?.myOrganization else { return }
+        let allowed = config.allowedStrategies.joined(separator: ", ")
+        guard let strategy = body["strategy"]?.stringValue else {
+            throw .validation(
+                "The request body is invalid.",
+                errors: [
+                    .init(detail: "strategy is required: one of \(allowed).", field: "strategy", pointer: "/strategy")
+                ])
+        }
+        guard config.allowedStrategies.contains(strategy) else {
+            throw .validation(
+                "The request body is invalid.",
+                errors: [
+                    .init(
+                        detail:
+                            "This application may not create identity providers with this strategy; allowed: \(allowed).",
+                        field: "strategy", pointer: "/strategy")
+                ])
+        }
+    }
+}

@@ -1,0 +1,227 @@
+import GatewayCore
+
+/// What a token that passed every claims rule says about the caller.
+public struct TokenContext: Sendable, Equatable {
+    public var subject: String
+    /// From `azp` (Auth0 dialect) or `client_id` (RFC 9068 dialect).
+    public var clientID: String
+    public var orgID: String
+    public var orgName: String?
+    public var scopes: Set<String>
+    /// `gty` is `client-credentials`, or `sub` ends with `@clients`.
+    public var isClientCredentials: Bool
+    public var amr: [String]
+    public var acr: String?
+    /// `exp`, in whole seconds since the epoch (rounded down).
+    public var expiresAt: Int64
+    public var issuedAt: Int64
+    public var tokenID: String?
+    /// The tenant domain the token was checked against (the one the request arrived on).
+    public var domain: String
+
+    public init(
+        subject: String, clientID: String, orgID: String, orgName: String? = nil, scopes: Set<String>,
+        isClientCredentials: Bool = false, amr: [String] = [], acr: String? = nil, expiresAt: Int64,
+        issuedAt: Int64, tokenID: String? = nil, domain: String
+    ) {
+        self.subject = subject
+        self.clientID = clientID
+        self.orgID = orgID
+        self.orgName = orgName
+        self.scopes = scopes
+        self.isClientCredentials = isClientCredentials
+        self.amr = amr
+        self.acr = acr
+        self.expiresAt = expiresAt
+        self.issuedAt = issuedAt
+        self.tokenID = tokenID
+        self.domain = domain
+    }
+}
+
+/// The claims rules of the My Organization API's access tokens, checked against the domain the request
+/// arrived on. Pure: the time comes from the caller.
+///
+/// Rules: `iss` is exactly `https://{domain}/`; `aud` (string or array) contains `https://{domain}/my-org/`;
+/// a token naming the tenant's *other* domain is refused with a detail naming both; `exp` and `iat` are
+/// required NumericDates (numbers, not strings); `exp` in the future and `nbf` (if any) not in the future,
+/// both with `leewayS`; `iat` not in the future beyond the leeway; `exp - iat` at most `maxLifetimeS`;
+/// `sub` and `org_id` non-empty strings; a client id from `azp` or `client_id` (equal when both are present);
+/// `scope` a space-separated string matched token by token. Both dialects are accepted: Auth0's
+/// (`azp`, `gty`, header `typ: JWT`) and RFC 9068's (`client_id`, `jti`, header `typ: at+jwt`).
+///
+/// Every refusal is a 401 `TenantError` with `WWW-Authenticate: Bearer error="invalid_token",
+/// error_description="..."`, except a domain that is not the tenant's (421).
+public struct ClaimsChecker: Sendable {
+    public let canonicalDomain: String
+    public let customDomains: [String]
+    public let settings: GatewayConfig.Tokens
+
+    public init(canonicalDomain: String, customDomains: [String], settings: GatewayConfig.Tokens) {
+        self.canonicalDomain = canonicalDomain
+        self.customDomains = customDomains
+        self.settings = settings
+    }
+
+    public init(config: GatewayConfig) {
+        self.init(
+            canonicalDomain: config.tenant.canonicalDomain, customDomains: config.tenant.customDomains,
+            settings: config.tokens)
+    }
+
+    var domains: [String] { [canonicalDomain] + customDomains }
+
+    public func check(_ token: VerifiedToken, domain: String, clock: some WallClock) throws(TenantError)
+        -> TokenContext
+    {
+        try check(claims: token.claims, header: token.header, domain: domain, nowNanoseconds: clock.nowNanoseconds())
+    }
+
+    /// - Parameters:
+    ///   - domain: the tenant domain the request arrived on (the listener's domain or the Host), no port.
+    ///   - header: the JWS header; when given, a `typ` other than `JWT` / `at+jwt` is refused.
+    public func check(claims: JSONValue, header: JSONValue? = nil, domain: String, nowNanoseconds: Int64)
+        throws(TenantError) -> TokenContext
+    {
+        guard domains.contains(domain) else {
+            throw .gateway(status: 421, detail: "This gateway does not serve the domain the request was sent to.")
+        }
+        guard case .object = claims else { throw Self.invalid("The access token's claims are not a JSON object.") }
+        if let typ = header?["typ"] {
+            let value = typ.stringValue?.asciiLowercased
+            guard value == "jwt" || value == "at+jwt" || value == "application/at+jwt" else {
+                throw Self.invalid("The token's type (typ) is not an access token's (JWT or at+jwt).")
+            }
+        }
+        try checkIssuerAndAudience(claims, domain: domain)
+
+        let now = Double(nowNanoseconds) / 1e9
+        let leeway = Double(settings.leewayS)
+        let exp = try numericDate(claims, "exp", required: true)!
+        let iat = try numericDate(claims, "iat", required: true)!
+        if now >= exp + leeway { throw Self.invalid("The access token has expired.") }
+        if let nbf = try numericDate(claims, "nbf", required: false), nbf > now + leeway {
+            throw Self.invalid("The access token is not valid yet (nbf is in the future).")
+        }
+        if iat > now + leeway { throw Self.invalid("The access token was issued in the future (iat); check clocks.") }
+        if exp <= iat { throw Self.invalid("The access token expires before it was issued.") }
+        if exp - iat > Double(settings.maxLifetimeS) {
+            throw Self.invalid(
+                "The access token's lifetime (exp - iat) exceeds \(settings.maxLifetimeS) seconds, "
+                    + "the most this API's tokens have.")
+        }
+
+        let subject = try requiredString(claims, "sub", what: "subject (sub)")
+        let orgID = try requiredString(claims, "org_id", what: "organization (org_id)")
+        let azp = try optionalString(claims, "azp")
+        let clientIDClaim = try optionalString(claims, "client_id")
+        if let azp, let clientIDClaim, azp != clientIDClaim {
+            throw Self.invalid("The access token names two different clients (azp and client_id).")
+        }
+        guard let clientID = azp ?? clientIDClaim, !clientID.isEmpty else {
+            throw Self.invalid("The access token names no client (azp or client_id).")
+        }
+        var scopes = Set<String>()
+        if let scope = claims["scope"] {
+            guard let text = scope.stringValue else {
+                throw Self.invalid("The access token's scope claim must be a space-separated string.")
+            }
+            for piece in text.split(separator: " ") { scopes.insert(String(piece)) }
+        }
+        let gty = try optionalString(claims, "gty")
+        var amr: [String] = []
+        if let value = claims["amr"] {
+            guard let items = value.arrayValue, let strings = Optional(items.compactMap(\.stringValue)),
+                strings.count == items.count
+            else { throw Self.invalid("The access token's amr claim must be an array of strings.") }
+            amr = strings
+        }
+        return TokenContext(
+            subject: subject, clientID: clientID, orgID: orgID, orgName: try optionalString(claims, "org_name"),
+            scopes: scopes, isClientCredentials: gty == "client-credentials" || subject.hasSuffix("@clients"),
+            amr: amr, acr: try optionalString(claims, "acr"), expiresAt: Int64(exp.rounded(.down)),
+            issuedAt: Int64(iat.rounded(.down)), tokenID: try optionalString(claims, "jti"), domain: domain)
+    }
+
+    private func checkIssuerAndAudience(_ claims: JSONValue, domain: String) throws(TenantError) {
+        let others = domains.filter { $0 != domain }
+        guard let iss = claims["iss"]?.stringValue else {
+            throw Self.invalid("The access token has no issuer (iss).")
+        }
+        if iss != "https://\(domain)/" {
+            if let other = others.first(where: { iss == "https://\($0)/" }) {
+                throw Self.domainMismatch(tokenDomain: other, requestDomain: domain)
+            }
+            throw Self.invalid("The access token's issuer is not https://\(domain)/, the domain this request used.")
+        }
+        let audiences: [String]
+        switch claims["aud"] {
+        case .string(let s)?: audiences = [s]
+        case .array(let items)?:
+            audiences = items.compactMap(\.stringValue)
+            guard audiences.count == items.count else {
+                throw Self.invalid("The access token's audience (aud) must be a string or an array of strings.")
+            }
+        default: throw Self.invalid("The access token has no audience (aud).")
+        }
+        if audiences.contains("https://\(domain)/my-org/") { return }
+        if let other = others.first(where: { audiences.contains("https://\($0)/my-org/") }) {
+            throw Self.domainMismatch(tokenDomain: other, requestDomain: domain)
+        }
+        throw Self.invalid("The access token's audience does not include https://\(domain)/my-org/.")
+    }
+
+    private func numericDate(_ claims: JSONValue, _ name: String, required: Bool) throws(TenantError) -> Double? {
+        guard let value = claims[name] else {
+            if required { throw Self.invalid("The access token has no \(name) claim.") }
+            return nil
+        }
+        guard let number = value.doubleValue, number.isFinite, number >= 0 else {
+            throw Self.invalid("The access token's \(name) claim must be a number of seconds (NumericDate).")
+        }
+        return number
+    }
+
+    private func optionalString(_ claims: JSONValue, _ name: String) throws(TenantError) -> String? {
+        guard let value = claims[name] else { return nil }
+        guard let text = value.stringValue else {
+            throw Self.invalid("The access token's \(name) claim must be a string.")
+        }
+        return text
+    }
+
+    private func requiredString(_ claims: JSONValue, _ name: String, what: String) throws(TenantError) -> String {
+        guard let text = try optionalString(claims, name), !text.isEmpty else {
+            throw Self.invalid("The access token has no \(what).")
+        }
+        guard text.utf8.count <= 1024, !text.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
+            throw Self.invalid("The access token's \(name) claim is malformed.")
+        }
+        return text
+    }
+
+    // MARK: Refusals
+
+    /// A 401 `invalid_token` refusal whose `error_description` repeats `detail` in RFC 6750's character set.
+    public static func invalid(_ detail: String) -> TenantError {
+        .unauthorized(
+            detail,
+            wwwAuthenticate: "Bearer error=\"invalid_token\", error_description=\"\(errorDescription(detail))\"")
+    }
+
+    static func domainMismatch(tokenDomain: String, requestDomain: String) -> TenantError {
+        invalid(
+            "The access token was issued for \(tokenDomain), but this request was sent to \(requestDomain). "
+                + "Use one domain throughout: request the token, set the audience and call the API on the same "
+                + "domain (canonical or custom).")
+    }
+
+    /// RFC 6750 §3: error_description uses %x20-21 / %x23-5B / %x5D-7E; anything else is dropped.
+    public static func errorDescription(_ text: String) -> String {
+        String(
+            decoding: text.utf8.filter {
+                $0 == 0x20 || $0 == 0x21 || (0x23...0x5B).contains($0) || (0x5D...0x7E).contains($0)
+            },
+            as: UTF8.self)
+    }
+}

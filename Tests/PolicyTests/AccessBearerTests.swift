@@ -1,0 +1,82 @@
+import GatewayCore
+import Testing
+
+@testable import Policy
+
+@Suite("Bearer extraction")
+struct AccessBearerTests {
+    private func extract(_ values: [String], query: String? = nil, max: Int = 8192) throws(TenantError) -> String {
+        try BearerToken.extract(
+            headers: HTTPFields(values.map { ("Authorization", $0) }), query: query.map { $0[...] }, maxTokenBytes: max)
+    }
+
+    @Test(
+        "accepted forms",
+        arguments: [
+            ("Bearer abc.def.ghi", "abc.def.ghi"),
+            ("bearer abc.def.ghi", "abc.def.ghi"),
+            ("BEARER a-b_c~d+e/f==", "a-b_c~d+e/f=="),
+        ])
+    func accepted(value: String, token: String) throws {
+        #expect(try extract([value]) == token)
+    }
+
+    @Test(
+        "refused forms",
+        arguments: [
+            ("Bearer  abc", 400), ("Bearer abc def", 400), ("Bearer ", 400), ("Bearer", 400), ("Bearer a=b", 400),
+            ("Bearer =abc", 400), ("Bearer abc\"", 400), ("Basic YWxhZGRpbjpvcGVu", 401), ("DPoP abc", 401),
+            ("BearerX abc", 401), ("", 401),
+        ])
+    func refused(value: String, status: Int) {
+        #expect { try extract([value]) } throws: { ($0 as? TenantError)?.status == status }
+    }
+
+    @Test("no Authorization header is a Missing Token")
+    func missing() {
+        #expect {
+            try extract([])
+        } throws: { error in
+            let e = error as? TenantError
+            return e?.status == 401 && e?.code == "A0E-401-0002" && e?.title == "Missing Token"
+        }
+    }
+
+    @Test("two Authorization headers are refused")
+    func two() {
+        #expect { try extract(["Bearer a", "Bearer a"]) } throws: { ($0 as? TenantError)?.status == 400 }
+    }
+
+    @Test(
+        "a token in the query string is never used",
+        arguments: [
+            "access_token=abc", "take=50&access_token=abc", "access%5Ftoken=abc", "ACCESS_TOKEN=x&access_token",
+        ])
+    func query(query: String) {
+        #expect {
+            try extract(["Bearer abc"], query: query)
+        } throws: { error in
+            let e = error as? TenantError
+            return e?.status == 400 && e?.detail.contains("Authorization header") == true
+        }
+    }
+
+    @Test("ordinary queries pass")
+    func ordinaryQuery() throws {
+        #expect(
+            try extract(["Bearer abc"], query: "include_fields=true&take=50&sort=created_at%3A-1&x_access_token=1")
+                == "abc")
+    }
+
+    @Test("an oversized token is refused as invalid_token without echoing it")
+    func oversized() {
+        let big = String(repeating: "a", count: 600)
+        #expect {
+            try extract(["Bearer " + big], max: 512)
+        } throws: { error in
+            let e = error as? TenantError
+            return e?.status == 401 && e?.headers["WWW-Authenticate"]?.contains("invalid_token") == true
+                && e?.detail.contains(big) == false
+        }
+    }
+}

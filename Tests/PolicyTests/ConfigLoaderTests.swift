@@ -1,0 +1,291 @@
+import GatewayCore
+import Testing
+
+@testable import Policy
+
+struct BadConfig: Sendable, CustomTestStringConvertible {
+    let name: String
+    let yaml: String
+    let line: Int
+    let path: String
+    let message: String
+    var testDescription: String { name }
+}
+
+private func m(_ replacements: [(String, String)] = [], append: String = "") -> String {
+    ConfigFixtures.minimal(replacements, append: append)
+}
+
+private func client(_ line: String) -> String { "clients:\n  - client_id: abc\n    \(line)\n" }
+
+let badConfigs: [BadConfig] = [
+    BadConfig(
+        name: "unknown top-level key", yaml: m(append: "loging: {}\n"), line: 12, path: "loging",
+        message: "unknown key 'loging' (did you mean 'logging'?)"),
+    BadConfig(
+        name: "unknown nested key", yaml: m(append: "cors: { max_age: 10 }\n"), line: 12, path: "cors.max_age",
+        message: "did you mean 'max_age_s'?"),
+    BadConfig(
+        name: "bad tier", yaml: m([("tier: free", "tier: gold")]), line: 5, path: "tenant.tier",
+        message: "'gold' is not one of free | public_self_service"),
+    BadConfig(
+        name: "host name as listener address", yaml: m([("127.0.0.1:8080", "localhost:8080")]), line: 7,
+        path: "listeners[0].address", message: "not an IP address"),
+    BadConfig(
+        name: "port out of range", yaml: m([("127.0.0.1:8080", "127.0.0.1:70000")]), line: 7,
+        path: "listeners[0].address", message: "is not a port"),
+    BadConfig(
+        name: "IPv6 without brackets", yaml: m([("127.0.0.1:8080", "\"::1:8080\"")]), line: 7,
+        path: "listeners[0].address", message: "in brackets"),
+    BadConfig(
+        name: "inline cname_api_key",
+        yaml: m([("cname_api_key: { env: CNAME_API_KEY }", "cname_api_key: s3cr3t-value")]), line: 11,
+        path: "upstream[\"login.acme.com\"].cname_api_key", message: "must not be written inline"),
+    BadConfig(
+        name: "http upstream on a public host",
+        yaml: m([("{ url: https://acme.us.auth0.com }", "{ url: http://acme.us.auth0.com }")]), line: 10,
+        path: "upstream[\"acme.us.auth0.com\"].url", message: "http is allowed only for loopback hosts"),
+    BadConfig(
+        name: "upstream URL with a path",
+        yaml: m([("{ url: https://acme.us.auth0.com }", "{ url: https://acme.us.auth0.com/my-org }")]), line: 10,
+        path: "upstream[\"acme.us.auth0.com\"].url", message: "origin only"),
+    BadConfig(
+        name: "unknown scope in a grant",
+        yaml: m(append: client("grant_scopes: [read:my_org:details, read:my_org:detail]")),
+        line: 14, path: "clients[0].grant_scopes[1]", message: "did you mean 'read:my_org:details'?"),
+    BadConfig(
+        name: "listener domain outside the tenant",
+        yaml: m([("    domain: acme.us.auth0.com", "    domain: evil.example.com")]), line: 8,
+        path: "listeners[0].domain", message: "'evil.example.com' is not a tenant domain"),
+    BadConfig(
+        name: "upstream key outside the tenant",
+        yaml: m(append: "  evil.example.com: { url: https://evil.example.com }\n"),
+        line: 12, path: "upstream[\"evil.example.com\"]", message: "is not a tenant domain"),
+    BadConfig(
+        name: "tls listener without certificates",
+        yaml: m([("    domain: acme.us.auth0.com", "    domain: acme.us.auth0.com\n    tls: { certificates: [] }")]),
+        line: 9, path: "listeners[0].tls.certificates", message: "at least one certificate"),
+    BadConfig(
+        name: "uppercase domain", yaml: m([("canonical_domain: acme.us", "canonical_domain: Acme.us")]), line: 3,
+        path: "tenant.canonical_domain", message: "lowercase"),
+    BadConfig(
+        name: "number out of range", yaml: m(append: "tokens: { leeway_s: 1000 }\n"), line: 12, path: "tokens.leeway_s",
+        message: "1000 is out of range 0...300"),
+    BadConfig(
+        name: "quoted number", yaml: m(append: "limits: { max_connections: \"10\" }\n"), line: 12,
+        path: "limits.max_connections", message: "expected an integer"),
+    BadConfig(
+        name: "yes is not a boolean", yaml: m(append: "forward_unknown_endpoints: yes\n"), line: 12,
+        path: "forward_unknown_endpoints", message: "expected true or false"),
+    BadConfig(
+        name: "missing required key", yaml: m([("  tier: free\n", "")]), line: 2, path: "tenant.tier",
+        message: "required key 'tier' is missing"),
+    BadConfig(
+        name: "wildcard not in the left-most label",
+        yaml: m(append: client("allowed_origins: [https://app.acme.com, \"https://a.*.acme.com\"]")), line: 14,
+        path: "clients[0].allowed_origins[1]", message: "left-most label"),
+    BadConfig(
+        name: "wildcard over a top-level domain", yaml: m(append: client("allowed_origins: [\"https://*.com\"]")),
+        line: 14, path: "clients[0].allowed_origins[0]", message: "at least two labels"),
+    BadConfig(
+        name: "origin with a path", yaml: m(append: client("allowed_origins: [https://app.acme.com/]")), line: 14,
+        path: "clients[0].allowed_origins[0]", message: "no path"),
+    BadConfig(
+        name: "step-up with amr and acr",
+        yaml: m(append: "step_up: { scopes: [read:my_org:details], amr: mfa, acr: x }\n"),
+        line: 12, path: "step_up", message: "exactly one of amr or acr"),
+    BadConfig(
+        name: "inline webhook authorization",
+        yaml: m(
+            append:
+                "logging:\n  sinks:\n    - webhook: { url: https://logs.example.com/in, authorization: Bearer abc }\n"),
+        line: 14, path: "logging.sinks[0].webhook.authorization", message: "must not be written inline"),
+    BadConfig(
+        name: "admin on a public address", yaml: m(append: "admin: { address: 0.0.0.0:9901 }\n"), line: 12,
+        path: "admin.address", message: "loopback"),
+    BadConfig(
+        name: "duplicate key", yaml: m([("  tier: free\n", "  tier: free\n  tier: free\n")]), line: 5, path: "",
+        message: "duplicate key 'tier'"),
+    BadConfig(
+        name: "YAML syntax error", yaml: m(append: "cors: { max_age_s: 10\n"), line: 13, path: "",
+        message: "invalid YAML"),
+    BadConfig(
+        name: "fault naming no endpoint", yaml: m(append: "faults: [{ route: GET detail, share: 0.5, status: 503 }]\n"),
+        line: 12, path: "faults[0].route", message: "names no endpoint"),
+    BadConfig(
+        name: "fault status", yaml: m(append: "faults: [{ route: GET details, share: 0.5, status: 404 }]\n"), line: 12,
+        path: "faults[0].status", message: "must be 429, 500 or 503"),
+    BadConfig(
+        name: "unsupported algorithm", yaml: m(append: "tokens: { algorithms: [HS256] }\n"), line: 12,
+        path: "tokens.algorithms[0]", message: "only RS256"),
+    BadConfig(
+        name: "unknown strategy",
+        yaml: m(append: client("my_organization_configuration: { allowed_strategies: [okta, github] }")), line: 14,
+        path: "clients[0].my_organization_configuration.allowed_strategies[1]", message: "'github' is not one of"),
+    BadConfig(
+        name: "duplicate client", yaml: m(append: "clients:\n  - client_id: abc\n  - client_id: abc\n"), line: 14,
+        path: "clients[1].client_id", message: "already configured"),
+    BadConfig(
+        name: "redis without url", yaml: m(append: "rate_limits: { store: redis }\n"), line: 12,
+        path: "rate_limits.url",
+        message: "required key 'url' is missing"),
+    BadConfig(
+        name: "credentials in a URL",
+        yaml: m(append: "rate_limits: { store: redis, url: \"redis://:pw@127.0.0.1:6379\" }\n"),
+        line: 12, path: "rate_limits.url", message: "credentials in a URL are refused"),
+    BadConfig(
+        name: "endpoints_file without a reader",
+        yaml: m([("  tier: free\n", "  tier: free\n  endpoints_file: e.yaml\n")]),
+        line: 6, path: "tenant.endpoints_file", message: "given no file reader"),
+]
+
+@Suite("Config loader")
+struct ConfigLoaderTests {
+    @Test("the minimal fixture loads with the schema's defaults")
+    func minimalLoads() throws {
+        let config = try ConfigFixtures.load(m())
+        #expect(config.tenant.domains == ["acme.us.auth0.com", "login.acme.com"])
+        #expect(config.tenant.tier == .free)
+        #expect(config.listeners.count == 1)
+        #expect(config.upstream(for: "login.acme.com")?.url.host == "acme-cd.edge.tenants.us.auth0.com")
+        #expect(
+            config.tokens
+                == GatewayConfig.Tokens(algorithms: ["RS256"], leewayS: 30, maxLifetimeS: 600, maxTokenBytes: 8192))
+        #expect(config.access == GatewayConfig.Access(userFlows: .requireClientGrant, clientCredentials: .denyAll))
+        #expect(config.limits.maxBodyBytes == 1_048_576)
+        #expect(config.logging.sinks == [.stdout])
+        #expect(config.admin == nil)
+        #expect(config.endpoints == EndpointTable.embedded)
+        guard case .url(let url) = config.tenant.jwks.source else {
+            Issue.record("the default JWKS is the canonical domain's URL")
+            return
+        }
+        #expect(url.text == "https://acme.us.auth0.com/.well-known/jwks.json")
+    }
+
+    @Test("a bad config is refused with file, line and key path", arguments: badConfigs)
+    func refuses(_ bad: BadConfig) {
+        let errors = ConfigFixtures.errors(bad.yaml)
+        let match = errors.first { $0.path == bad.path && $0.message.contains(bad.message) }
+        #expect(
+            match != nil,
+            "expected \(bad.path): …\(bad.message)… among:\n\(errors.map(\.description).joined(separator: "\n"))")
+        #expect(match?.line == bad.line)
+        #expect(match?.file == "tenant.yaml")
+        if let match {
+            let prefix = "tenant.yaml:\(bad.line):\(match.column): " + (bad.path.isEmpty ? "" : bad.path + ": ")
+            #expect(match.description.hasPrefix(prefix))
+        }
+    }
+
+    @Test("an inline secret is never echoed")
+    func inlineSecretNotEchoed() {
+        let errors = ConfigFixtures.errors(
+            m([("cname_api_key: { env: CNAME_API_KEY }", "cname_api_key: s3cr3t-value")]))
+        #expect(!errors.isEmpty)
+        #expect(!errors.map(\.description).joined().contains("s3cr3t"))
+        #expect(errors.contains { $0.message.contains("{ env: NAME } or { file: path }") })
+    }
+
+    @Test("every error is collected, not only the first")
+    func collectsAll() {
+        let yaml = m(
+            [("tier: free", "tier: gold"), ("127.0.0.1:8080", "localhost:8080")],
+            append: "tokens: { leeway_s: -1 }\nloging: {}\n")
+        let paths = Set(ConfigFixtures.errors(yaml).map(\.path))
+        #expect(paths.isSuperset(of: ["tenant.tier", "listeners[0].address", "tokens.leeway_s", "loging"]))
+    }
+
+    @Test("the description reads file:line:col: path: message")
+    func descriptionFormat() {
+        let errors = ConfigFixtures.errors(m([("tier: free", "tier: gold")]))
+        #expect(
+            errors.map(\.description) == [
+                "tenant.yaml:5:9: tenant.tier: 'gold' is not one of free | public_self_service | public_enterprise | "
+                    + "private_basic | private_performance"
+            ])
+    }
+
+    @Test("http is allowed for loopback upstreams only")
+    func loopbackHTTP() throws {
+        for host in ["127.0.0.1:9000", "localhost:9000", "[::1]:9000"] {
+            let config = try ConfigFixtures.load(
+                m([("{ url: https://acme.us.auth0.com }", "{ url: \"http://\(host)\" }")]))
+            #expect(config.upstream(for: "acme.us.auth0.com")?.url.scheme == "http")
+        }
+    }
+
+    @Test("addresses parse in both families; malformed ones are refused")
+    func addresses() {
+        #expect(SocketAddress.parse("[::1]:8443") == .success(SocketAddress(host: "::1", port: 8443, family: .ipv6)))
+        #expect(SocketAddress.parse("0.0.0.0:0") == .success(SocketAddress(host: "0.0.0.0", port: 0, family: .ipv4)))
+        for bad in ["127.0.0.1", "127.0.0.01:80", "[::1]", "[::1]:", "[fe80::1%eth0]:80", "1.2.3.4:-1", "[1::2::3]:80"]
+        {
+            if case .success = SocketAddress.parse(bad) { Issue.record("\(bad) should be refused") }
+        }
+    }
+
+    @Test("relative paths resolve against the config's directory")
+    func relativePaths() throws {
+        let tls = "    domain: acme.us.auth0.com\n    tls: { certificates: [{ cert: certs/a.pem, key: /abs/a.key }] }"
+        let config = try ConfigFixtures.load(m([("    domain: acme.us.auth0.com", tls)]))
+        let cert = try #require(config.listeners.first?.tls?.certificates.first)
+        #expect(cert.cert.path == "/etc/gw/certs/a.pem")
+        #expect(cert.cert.written == "certs/a.pem")
+        #expect(cert.key.path == "/abs/a.key")
+        #expect(config.listeners.first?.tls?.alpn == ["h2", "http/1.1"])
+    }
+
+    @Test("an endpoints_file is read through the injected reader, and its errors name that file")
+    func endpointsFile() throws {
+        let yaml = m([("  tier: free\n", "  tier: free\n  endpoints_file: mine.yaml\n")])
+        let good = """
+            version: 1
+            endpoints:
+              - { operation: x, method: GET, path: x, scopes: [read:x], class: read, log_resource: none, ok_status: 200 }
+
+            """
+        let config = try ConfigFixtures.load(yaml, readFile: { $0 == "/etc/gw/mine.yaml" ? good : nil })
+        #expect(config.endpoints.endpoints.map(\.operation) == ["x"])
+
+        let bad = good.replacingOccurrences(of: "method: GET", with: "method: FETCH")
+        #expect(throws: ConfigErrors.self) { try ConfigFixtures.load(yaml, readFile: { _ in bad }) }
+        do {
+            _ = try ConfigFixtures.load(yaml, readFile: { _ in bad })
+        } catch {
+            #expect(
+                error.errors.map(\.description) == [
+                    "mine.yaml:3:29: endpoints[0].method: 'FETCH' is not one of GET | POST | PUT | PATCH | DELETE"
+                ])
+        }
+    }
+
+    @Test("policies/tenant.example.yaml loads clean")
+    func exampleLoads() throws {
+        let text = try ConfigFixtures.policyFile("tenant.example.yaml")
+        let config: GatewayConfig
+        do {
+            config = try GatewayConfig.load(yaml: text, file: "tenant.example.yaml", baseDirectory: "/srv/gw")
+        } catch {
+            Issue.record("the example does not load:\n\(error)")
+            return
+        }
+        #expect(config.tenant.name == "acme")
+        #expect(config.tenant.tier == .publicEnterprise)
+        #expect(config.listeners.map(\.address.description) == ["127.0.0.1:8443", "127.0.0.1:8080"])
+        #expect(config.listeners[0].tls?.certificates.first?.cert.path == "/srv/gw/certs/login.pem")
+        #expect(config.upstreams.map(\.domain) == ["acme.us.auth0.com", "login.acme.com"])
+        #expect(config.upstream(for: "login.acme.com")?.clientIPHeader == "x-forwarded-for")
+        #expect(config.client(id: "abc123")?.myOrganization?.allowedStrategies == ["okta", "samlp"])
+        #expect(
+            config.stepUp
+                == GatewayConfig.StepUp(scopes: ["delete:my_org:identity_providers"], requirement: .amr("mfa")))
+        #expect(config.admin?.address.description == "127.0.0.1:9901")
+        guard case .environment(let name, let at) = config.upstream(for: "login.acme.com")?.cnameAPIKey else {
+            Issue.record("cname_api_key comes from the environment")
+            return
+        }
+        #expect(name == "CNAME_API_KEY")
+        #expect(at.path == "upstream[\"login.acme.com\"].cname_api_key.env")
+    }
+}
