@@ -39,7 +39,8 @@ public struct OriginPattern: Sendable, Hashable, CustomStringConvertible {
                         parentKey: CORSOriginParser.key(scheme: parsed.scheme, host: parsed.host, port: parsed.port)))
             }
             return OriginPattern(
-                text: text, kind: .exact(key: CORSOriginParser.key(scheme: parsed.scheme, host: parsed.host, port: parsed.port)))
+                text: text,
+                kind: .exact(key: CORSOriginParser.key(scheme: parsed.scheme, host: parsed.host, port: parsed.port)))
         } catch {
             throw OriginPatternError(text: text, reason: error)
         }
@@ -87,7 +88,8 @@ public struct OriginPatternError: Error, Sendable, Equatable, CustomStringConver
             switch self {
             case .empty: return "the origin is empty"
             case .whitespace: return "an origin contains no whitespace"
-            case .bareWildcard: return "'*' alone would allow every site; list the origins (wildcards only as '*.domain')"
+            case .bareWildcard:
+                return "'*' alone would allow every site; list the origins (wildcards only as '*.domain')"
             case .nullOrigin: return "the 'null' origin (sandboxed frames, file: pages) is never allowed"
             case .missingScheme: return "an origin starts with 'https://' or 'http://'"
             case .unsupportedScheme(let scheme): return "scheme '\(scheme)' is not allowed (only http and https)"

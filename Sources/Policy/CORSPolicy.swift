@@ -190,9 +190,10 @@ public struct CORSPolicy: Sendable {
     /// the gateway's, and merges `Origin` into `Vary` (kept once; a `Vary: *` is left alone).
     public func apply(to fields: inout HTTPFields, origin: String?, clientID: String?) {
         fields.removeAll { field in
-            field.name.utf8.count > 15 && field.name.utf8.prefix(15).elementsEqual("access-control-".utf8) {
-                ($0 >= 65 && $0 <= 90 ? $0 | 0x20 : $0) == $1
-            }
+            field.name.utf8.count > 15
+                && field.name.utf8.prefix(15).elementsEqual("access-control-".utf8) {
+                    ($0 >= 65 && $0 <= 90 ? $0 | 0x20 : $0) == $1
+                }
         }
         if let origin, isAllowed(origin: origin, clientID: clientID) {
             fields.add("Access-Control-Allow-Origin", origin)

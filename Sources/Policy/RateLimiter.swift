@@ -162,8 +162,9 @@ public final class RateLimiter: Sendable {
         if outcome.result == .refusedForCapacity {
             refusedForCapacity.wrappingAdd(1, ordering: .relaxed)
         }
-        return decision(outcome, rateClass: rateClass, orgParameters: orgParameters,
-                        tenantParameters: tenantParameters, now: now)
+        return decision(
+            outcome, rateClass: rateClass, orgParameters: orgParameters,
+            tenantParameters: tenantParameters, now: now)
     }
 
     private func decision(
@@ -173,7 +174,8 @@ public final class RateLimiter: Sendable {
         func state(_ scope: RateLimitScope, _ p: GCRAParameters, _ tat: Int64) -> RateLimitState {
             RateLimitState(
                 scope: scope, rateClass: rateClass, limit: p.burst, ratePerSecond: p.ratePerSecond,
-                windowSeconds: windowSeconds, remaining: p.remaining(tat: tat, now: now), nextRefillNanoseconds: p.nextRefill(tat: tat, now: now),
+                windowSeconds: windowSeconds, remaining: p.remaining(tat: tat, now: now),
+                nextRefillNanoseconds: p.nextRefill(tat: tat, now: now),
                 waitNanoseconds: p.wait(tat: tat, now: now))
         }
         let tenant = state(.tenant, tenantParameters, outcome.tenantTAT)
@@ -285,7 +287,9 @@ enum RateLimitOrgKey: Sendable {
             h = 0xcbf2_9ce4_8422_2325
             for byte in text.utf8 { h = (h ^ UInt64(byte)) &* 0x100_0000_01b3 }
         case .inline(let key):
-            h = (key.w0 &* 0x9E37_79B9_7F4A_7C15) ^ (key.w1 &* 0xC2B2_AE3D_27D4_EB4F) ^ (key.w2 &* 0x1656_67B1_9E37_79F9)
+            h =
+                (key.w0 &* 0x9E37_79B9_7F4A_7C15) ^ (key.w1 &* 0xC2B2_AE3D_27D4_EB4F)
+                ^ (key.w2 &* 0x1656_67B1_9E37_79F9)
         }
         h ^= h >> 29
         h = h &* 0xBF58_476D_1CE4_E5B9

@@ -143,21 +143,26 @@ private struct TierYAMLReader {
         var result: [TierLimits] = []
         for (nameNode, body) in tierMap {
             let name = try scalarKey(nameNode, parent: "tiers")
+            guard !result.contains(where: { $0.name == name }) else {
+                throw fail(at: nameNode, key: "tiers.\(name)", "duplicate tier")
+            }
             guard isTierName(name) else {
                 throw fail(at: nameNode, key: "tiers.\(name)", "a tier name is lowercase letters, digits and '_'")
             }
             let path = "tiers.\(name)"
             let fields = try mapping(
-                body, key: path, expecting: ["tenant", "organization"], required: ["tenant", "organization"])
-            let tenant = try rates(fields["tenant"]!.value, key: "\(path).tenant")
-            let organization = try rates(fields["organization"]!.value, key: "\(path).organization")
+                body, key: path, expecting: ["tenant", "organization"], required: ["tenant", "organization"],
+                owner: nameNode)
+            let tenant = try rates(fields["tenant"]!, key: "\(path).tenant")
+            let organization = try rates(fields["organization"]!, key: "\(path).organization")
             result.append(TierLimits(name: name, tenant: tenant, organization: organization))
         }
         return result
     }
 
-    func rates(_ node: Node, key: String) throws(TierTableError) -> TierRates {
-        let fields = try mapping(node, key: key, expecting: ["read", "write"], required: ["read", "write"])
+    func rates(_ member: (keyNode: Node, value: Node), key: String) throws(TierTableError) -> TierRates {
+        let fields = try mapping(
+            member.value, key: key, expecting: ["read", "write"], required: ["read", "write"], owner: member.keyNode)
         return TierRates(
             read: try rate(fields["read"]!.value, key: "\(key).read"),
             write: try rate(fields["write"]!.value, key: "\(key).write"))
@@ -179,8 +184,9 @@ private struct TierYAMLReader {
         return value
     }
 
-    /// The mapping's members by key, refusing keys outside `expecting` and reporting missing `required` ones.
-    func mapping(_ node: Node, key: String, expecting: Set<String>, required: [String])
+    /// The mapping's members by key, refusing keys outside `expecting` and reporting missing `required` ones
+    /// at `owner` (the key naming this mapping), else at the mapping itself.
+    func mapping(_ node: Node, key: String, expecting: Set<String>, required: [String], owner: Node? = nil)
         throws(TierTableError) -> [String: (keyNode: Node, value: Node)]
     {
         guard let map = node.mapping else {
@@ -198,7 +204,7 @@ private struct TierYAMLReader {
             members[name] = (keyNode, value)
         }
         for name in required where members[name] == nil {
-            throw fail(at: node, key: key.isEmpty ? name : "\(key).\(name)", "missing")
+            throw fail(at: owner ?? node, key: key.isEmpty ? name : "\(key).\(name)", "missing")
         }
         return members
     }

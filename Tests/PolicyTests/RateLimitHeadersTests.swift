@@ -1,0 +1,131 @@
+import GatewayCore
+import Testing
+
+@testable import Policy
+
+@Suite struct RateLimitHeadersTests {
+    /// 1_800_000_000.3 s: not on a second boundary, so rounding of the reset is visible.
+    static let start: Int64 = 1_800_000_000 * 1_000_000_000 + 300_000_000
+
+    static func limiter(_ tier: String) throws -> RateLimiter {
+        RateLimiter(tier: try #require(TierTable.embedded[tier]))
+    }
+
+    @Test func remainingCountsDownThenA429CarriesRetryAfter() throws {
+        let limiter = try Self.limiter("public_enterprise")
+        // Org read: 8 per second, bucket 8, one request per 125 ms. Tenant read: 40.
+        for step in 1...8 {
+            let d = limiter.admit(org: "org_A", class: .read, now: Self.start)
+            #expect(d.admitted)
+            let h = d.headerFields
+            #expect(h["X-RateLimit-Limit"] == "8")
+            #expect(h["X-RateLimit-Remaining"] == String(8 - step))
+            // Next refill: 125 ms after the first request emptied a slot, i.e. 1_800_000_000.425 -> ...001.
+            #expect(h["X-RateLimit-Reset"] == "1800000001")
+            #expect(h["RateLimit-Policy"] == "\"org-read\";q=8;w=1, \"tenant-read\";q=40;w=1")
+            #expect(h["RateLimit"] == "\"org-read\";r=\(8 - step);t=1, \"tenant-read\";r=\(40 - step);t=1")
+            #expect(h["Retry-After"] == nil)
+            #expect(h["X-Auth0-Error-Kind"] == nil)
+        }
+        let refused = limiter.admit(org: "org_A", class: .read, now: Self.start)
+        #expect(!refused.admitted)
+        #expect(refused.limitedBy == .organization)
+        #expect(refused.retryAfterSeconds == 1)
+        let h = refused.headerFields
+        #expect(h["X-RateLimit-Remaining"] == "0")
+        #expect(h["X-RateLimit-Limit"] == "8")
+        #expect(h["X-RateLimit-Reset"] == "1800000001")
+        #expect(h["Retry-After"] == "1")
+        #expect(h["X-Auth0-Error-Kind"] == nil)
+        #expect(h["RateLimit"] == "\"org-read\";r=0;t=1, \"tenant-read\";r=32;t=1")
+
+        // 125 ms later exactly one more request passes, and the bucket is empty again.
+        let later = Self.start + 125_000_000
+        let again = limiter.admit(org: "org_A", class: .read, now: later)
+        #expect(again.admitted)
+        #expect(again.remaining == 0)
+        #expect(!limiter.admit(org: "org_A", class: .read, now: later).admitted)
+
+        // After a full idle second the bucket is full again.
+        let idle = limiter.admit(org: "org_A", class: .read, now: Self.start + 2_000_000_000)
+        #expect(idle.remaining == 7)
+    }
+
+    @Test func resetIsEpochSecondsRoundedUpNeverMilliseconds() throws {
+        let limiter = try Self.limiter("free")
+        // Write: 2 per second, 500 ms apart. Empty the org bucket at .3 s: next refill at .8 s -> ...001.
+        _ = limiter.admit(org: "org_A", class: .write, now: Self.start)
+        let second = limiter.admit(org: "org_A", class: .write, now: Self.start)
+        #expect(second.resetEpochSeconds == 1_800_000_001)
+        // At .9 s the cell refilled at .8; the next slot comes at 1.3 s -> ...002.
+        let third = limiter.admit(org: "org_A", class: .write, now: Self.start + 600_000_000)
+        #expect(third.admitted)
+        #expect(third.resetEpochSeconds == 1_800_000_002)
+        let value = try #require(third.headerFields["X-RateLimit-Reset"])
+        #expect(value.count == 10)
+    }
+
+    @Test func aTenantWideRefusalIsMarkedGlobal() throws {
+        let limiter = try Self.limiter("public_self_service")
+        // Tenant write: 4 per second; Organization write: 2 per second.
+        for i in 0..<4 { #expect(limiter.admit(org: "org_\(i)", class: .write, now: Self.start).admitted) }
+        let d = limiter.admit(org: "org_fresh", class: .write, now: Self.start)
+        #expect(!d.admitted)
+        #expect(d.limitedBy == .tenant)
+        let h = d.headerFields
+        #expect(h["X-Auth0-Error-Kind"] == "global-rate-limit")
+        #expect(h["Retry-After"] == "1")
+        #expect(h["X-RateLimit-Limit"] == "4")
+        #expect(h["X-RateLimit-Remaining"] == "0")
+        #expect(h["RateLimit-Policy"] == "\"tenant-write\";q=4;w=1, \"org-write\";q=2;w=1")
+        #expect(h["RateLimit"] == "\"tenant-write\";r=0;t=1, \"org-write\";r=2;t=0")
+
+        let error = d.rateLimitedError
+        #expect(error.status == 429)
+        #expect(error.code == "A0E-429-0003")
+        #expect(error.title == "Endpoint Rate Limit Exceeded")
+        #expect(error.detail.contains("tenant-wide"))
+        let response = error.response
+        #expect(response.head.status == 429)
+        #expect(response.head.headers["X-Auth0-Error-Kind"] == "global-rate-limit")
+        #expect(response.head.headers["Retry-After"] == "1")
+        let body = try JSONValue.parse(response.body)
+        #expect(body["type"] == "https://auth0.com/api-errors#A0E-429-0003")
+        #expect(body["status"] == 429)
+        #expect(body["detail"]?.stringValue?.isEmpty == false)
+    }
+
+    @Test func theTightestLimitIsReported() throws {
+        let limiter = try Self.limiter("public_self_service")
+        // Tenant read 8, Organization read 4. Two Organizations, two requests each.
+        _ = limiter.admit(org: "org_A", class: .read, now: Self.start)
+        _ = limiter.admit(org: "org_B", class: .read, now: Self.start)
+        _ = limiter.admit(org: "org_B", class: .read, now: Self.start)
+        let d = limiter.admit(org: "org_C", class: .read, now: Self.start)
+        // Tenant has 4 left, org_C has 3 left: the Organization is tighter.
+        #expect(d.tightest.scope == .organization)
+        #expect(d.remaining == 3)
+        for i in 0..<3 { _ = limiter.admit(org: "org_D\(i)", class: .read, now: Self.start) }
+        // Tenant has 1 left, org_E has 3 left: the tenant is tighter.
+        let e = limiter.admit(org: "org_E", class: .read, now: Self.start)
+        #expect(e.tightest.scope == .tenant)
+        #expect(e.remaining == 0)
+        #expect(e.limit == 8)
+        #expect(e.headerFields["X-RateLimit-Limit"] == "8")
+    }
+
+    @Test func applyReplacesTheUpstreamsFieldsAndClearsStaleRetryAfter() throws {
+        let limiter = try Self.limiter("free")
+        let d = limiter.admit(org: "org_A", class: .read, now: Self.start)
+        var upstream = HTTPFields([
+            ("x-ratelimit-limit", "50"), ("X-RateLimit-Remaining", "49"), ("x-ratelimit-reset", "1800000999"),
+            ("retry-after", "30"), ("Content-Type", "application/json"),
+        ])
+        d.apply(to: &upstream)
+        #expect(upstream.values("X-RateLimit-Limit") == ["4"])
+        #expect(upstream.values("X-RateLimit-Remaining") == ["3"])
+        #expect(upstream.values("X-RateLimit-Reset") == ["1800000001"])
+        #expect(upstream["Retry-After"] == nil)
+        #expect(upstream["Content-Type"] == "application/json")
+    }
+}
