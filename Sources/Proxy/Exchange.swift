@@ -89,4 +89,7 @@ struct ExchangeFacts {
     var audience: String?
     var hostname: String?
     var error: TenantError?
+    var routeName: String?
+    var rateLimitedBy: String?
+    var tier: String?
 }

@@ -78,10 +78,15 @@ final class ForwardingHandler: RequestHandler {
             exchange.writer?.send(response, isHEAD: exchange.head.method == "HEAD")
         case .forward(let origin, let extra, let decision):
             exchange.decision = decision
-            let relay = UpstreamRelay(exchange: exchange, origin: origin, extraHeaders: extra, handler: self)
-            relays[ObjectIdentifier(exchange)] = relay
-            relay.start()
+            forward(exchange, origin: origin, responseHeaders: extra)
         }
+    }
+
+    /// Relays `exchange` to `origin`; `responseHeaders` replace the upstream's CORS and rate-limit fields.
+    func forward(_ exchange: Exchange, origin: UpstreamOrigin, responseHeaders: HTTPFields) {
+        let relay = UpstreamRelay(exchange: exchange, origin: origin, extraHeaders: responseHeaders, handler: self)
+        relays[ObjectIdentifier(exchange)] = relay
+        relay.start()
     }
 
     func cancel(_ exchange: Exchange) {
@@ -190,6 +195,7 @@ final class UpstreamRelay: UpstreamResponseHandler {
             return
         }
         exchange.decision = "upstream_error"
+        exchange.facts.error = TenantError.gateway(status: failure.status, detail: failure.detail)
         var response = TenantError.gateway(status: failure.status, detail: failure.detail).response
         for field in extraHeaders where field.name.asciiLowercased.hasPrefix("access-control-") {
             response.head.headers.set(field.name, field.value)

@@ -208,6 +208,9 @@ struct ExchangeSummary: Sendable {
     var hostname: String?
     var error: TenantError?
     var protocolVersion: HTTPVersion
+    var routeName: String?
+    var rateLimitedBy: String?
+    var tier: String?
 
     init(_ exchange: Exchange, endNanos: Int64) {
         method = exchange.head.method
@@ -234,5 +237,8 @@ struct ExchangeSummary: Sendable {
         hostname = exchange.facts.hostname ?? exchange.serverName ?? exchange.head.authority
         error = exchange.facts.error
         protocolVersion = exchange.head.version
+        routeName = exchange.facts.routeName
+        rateLimitedBy = exchange.facts.rateLimitedBy
+        tier = exchange.facts.tier
     }
 }

@@ -15,6 +15,9 @@ final class HTTP2ServerConnection {
     private var streams: [Int32: HTTP2StreamWriter] = [:]
     private var output: [UInt8] = []
     private var closing = false
+    private var processing = false
+    private var flushing = false
+    private var flushAgain = false
 
     init(transport: Transport, owner: ClientConnection) {
         self.transport = transport
@@ -31,6 +34,10 @@ final class HTTP2ServerConnection {
     }
 
     private func processEvents() {
+        // Handlers may answer at once, which flushes, which may surface events: the outer call keeps pulling.
+        guard !processing else { return }
+        processing = true
+        defer { processing = false }
         while let event = session.nextEvent() {
             switch event {
             case .request(let streamID, let head, let endStream):
@@ -75,14 +82,26 @@ final class HTTP2ServerConnection {
         owner.handler.handle(exchange)
     }
 
-    /// Pulls frames out of the session while the transport is under its high-water mark.
+    /// Pulls frames out of the session while the transport is under its high-water mark. Re-entrant calls (a
+    /// handler answering during event processing) only ask the outer call for another round.
     func flushSession() {
-        while !transport.closed && !transport.isOverHighWater {
-            output.removeAll(keepingCapacity: true)
-            session.pendingOutput(into: &output, maxBytes: 64 * 1024)
-            if output.isEmpty { break }
-            transport.write(output)
+        if flushing {
+            flushAgain = true
+            return
         }
+        flushing = true
+        repeat {
+            flushAgain = false
+            while !transport.closed && !transport.isOverHighWater {
+                output.removeAll(keepingCapacity: true)
+                session.pendingOutput(into: &output, maxBytes: 64 * 1024)
+                if !output.isEmpty { transport.write(output) }
+                // Writing can surface events too (a connection error nghttp2 found is reported with its GOAWAY).
+                processEvents()
+                if output.isEmpty && !flushAgain { break }
+            }
+        } while flushAgain && !transport.closed
+        flushing = false
         if closing && !session.wantsWrite {
             transport.closeGracefully()
         } else if streams.isEmpty && !closing {

@@ -1,0 +1,307 @@
+import GatewayCore
+
+/// What the pipeline learned about a request, for its log event, the access log and metrics.
+public struct PipelineNotes: Sendable, Equatable {
+    public var operation: String?
+    public var logResource: String?
+    public var routeName: String?
+    public var domain: String?
+    public var organizationID: String?
+    public var clientID: String?
+    public var userID: String?
+    public var scope: String?
+    public var audience: String?
+    /// The refusal the gateway wrote itself, if any (for `details.error` of the event).
+    public var error: TenantError?
+    /// Why: forwarded, preflight, refused_route, refused_token, refused_scope, refused_access, refused_cors,
+    /// refused_rate_limit_tenant, refused_rate_limit_org, fault_injected, …
+    public var decision: String = "pending"
+    public var rateDecision: RateDecision?
+
+    public init() {}
+}
+
+/// The compiled, immutable request policy of one configuration snapshot: routing, CORS, claims, access, scopes,
+/// step-up, rate limits and fault injection, as pure decisions (the only state is the rate limiter's cells).
+///
+/// A request passes in two steps because the signature check between them is crypto, done by the caller:
+/// `begin` (route, domain, preflight, bearer extraction) and `authorize` (claims, access, scopes, limits).
+public final class RequestPolicy: Sendable {
+    public let config: GatewayConfig
+    public let router: Router
+    public let claims: ClaimsChecker
+    public let access: AccessPolicy
+    public let cors: CORSPolicy
+    public let limiter: RateLimiter
+    public let faults: FaultInjector
+
+    public init(config: GatewayConfig, tiers: TierTable, limiter: RateLimiter? = nil) throws(PolicyBuildError) {
+        self.config = config
+        self.router = Router(table: config.endpoints)
+        self.claims = ClaimsChecker(config: config)
+        self.access = AccessPolicy(config: config)
+        var origins: [String: [String]] = [:]
+        for client in config.clients { origins[client.clientID] = client.allowedOrigins }
+        do {
+            self.cors = try CORSPolicy.compile(
+                clientOrigins: origins,
+                configuration: CORSConfiguration(maxAgeSeconds: config.cors.maxAgeS))
+        } catch {
+            throw PolicyBuildError(error.description)
+        }
+        if let limiter {
+            self.limiter = limiter
+        } else {
+            do {
+                let limits = try RateLimiterConfiguration.resolve(
+                    tiers: tiers, tenantTier: config.tenant.tier.rawValue,
+                    simulateTier: config.rateLimits.simulateTier?.rawValue, burstSeconds: config.rateLimits.burstS)
+                self.limiter = RateLimiter(configuration: limits)
+            } catch {
+                throw PolicyBuildError(error.description)
+            }
+        }
+        var rules: [FaultRule] = []
+        for fault in config.faults {
+            do {
+                rules.append(
+                    try FaultRule(
+                        target: fault.organization.map { .organization($0) } ?? .route(fault.operation ?? ""),
+                        share: fault.share, status: fault.status, delayMilliseconds: fault.delayMs))
+            } catch {
+                throw PolicyBuildError("faults: \(error)")
+            }
+        }
+        self.faults = FaultInjector(rules: rules)
+    }
+
+    // MARK: - Step 1
+
+    public enum Begin: Sendable {
+        /// The gateway answers now (route refusals, preflights, misdirected requests).
+        case respond(Response, PipelineNotes)
+        /// A My Organization API endpoint: verify `token`'s signature, then call `authorize`.
+        case needsToken(token: String, route: RouteMatch, notes: PipelineNotes)
+        /// Not a My Organization API path, on a custom domain served in edge mode: forward as is.
+        case forwardUnchecked(domain: String, notes: PipelineNotes)
+    }
+
+    /// What the router found, carried from `begin` to `authorize`.
+    public struct RouteMatch: Sendable {
+        public var endpoint: Endpoint?
+        public var domain: String
+        public var origin: String?
+    }
+
+    /// The domain the request arrived on: the listener's, or the request's Host when it names a tenant domain.
+    public func arrivalDomain(listenerDomain: String?, authority: String?) -> String? {
+        if let listenerDomain { return listenerDomain }
+        guard let authority else { return nil }
+        let host = RequestPolicy.hostWithoutPort(authority).asciiLowercased
+        return config.tenant.isTenantDomain(host) ? host : nil
+    }
+
+    static func hostWithoutPort(_ authority: String) -> String {
+        if authority.hasPrefix("[") { return String(authority.prefix { $0 != "]" }) + "]" }
+        if let colon = authority.lastIndex(of: ":") { return String(authority[..<colon]) }
+        return authority
+    }
+
+    public func begin(_ request: RequestHead, listenerDomain: String?) -> Begin {
+        var notes = PipelineNotes()
+        let origin = request.headers["Origin"]
+        guard let domain = arrivalDomain(listenerDomain: listenerDomain, authority: request.authority) else {
+            notes.decision = "refused_domain"
+            let error = TenantError(
+                status: 421, code: "A0E-421-0001", title: "Misdirected Request",
+                detail:
+                    "This gateway serves \(config.tenant.domains.joined(separator: ", ")); the request's host is not one of them.")
+            notes.error = error
+            return .respond(error.response, notes)
+        }
+        notes.domain = domain
+        let route = router.route(method: request.method, path: request.path)
+        // Preflights carry no token: judged against every client's origins, answered here, never forwarded.
+        if request.method == "OPTIONS", request.headers["Access-Control-Request-Method"] != nil,
+            case .methodNotAllowed(let allowed) = route
+        {
+            let decision = cors.preflight(request, allowedMethods: allowed)
+            if let response = decision.response {
+                if case .refused(_, let why) = decision {
+                    notes.decision = "refused_cors"
+                    notes.error = .forbidden("CORS preflight refused: \(why)")
+                } else {
+                    notes.decision = "preflight"
+                }
+                return .respond(response, notes)
+            }
+        }
+        switch route {
+        case .endpoint(let endpoint, _, _):
+            notes.operation = endpoint.operation
+            notes.logResource = endpoint.logResource == .none ? nil : endpoint.logResource.rawValue
+            notes.routeName = endpoint.routeName
+            do {
+                let token = try BearerToken.extract(
+                    headers: request.headers, query: request.query, maxTokenBytes: config.tokens.maxTokenBytes)
+                return .needsToken(
+                    token: token, route: RouteMatch(endpoint: endpoint, domain: domain, origin: origin), notes: notes)
+            } catch {
+                return refuse(error, decision: "refused_token", notes: &notes, origin: origin, clientID: nil)
+            }
+        case .notMyOrg:
+            if config.tenant.customDomains.contains(domain) {
+                notes.decision = "forwarded_edge"
+                return .forwardUnchecked(domain: domain, notes: notes)
+            }
+            return refuse(
+                .notFound("This gateway serves only the My Organization API (/my-org/) on \(domain)."),
+                decision: "refused_route", notes: &notes, origin: origin, clientID: nil)
+        case .notFound, .methodNotAllowed:
+            if config.forwardUnknownEndpoints {
+                notes.decision = "forwarded_unknown"
+                return .forwardUnchecked(domain: domain, notes: notes)
+            }
+            return refuse(route.refusal!, decision: "refused_route", notes: &notes, origin: origin, clientID: nil)
+        case .badRequest:
+            return refuse(route.refusal!, decision: "refused_route", notes: &notes, origin: origin, clientID: nil)
+        }
+    }
+
+    // MARK: - Step 2
+
+    public enum Outcome: Sendable {
+        case respond(Response, PipelineNotes)
+        /// Forward; set `responseHeaders` on the upstream's answer (CORS, rate limits), replacing its own.
+        case forward(responseHeaders: HTTPFields, delayMilliseconds: Int, notes: PipelineNotes)
+    }
+
+    /// Judges a request whose token signature was checked (or refused) by the caller.
+    public func authorize(
+        _ request: RequestHead, body: [UInt8], route: RouteMatch, token: Result<VerifiedToken, TokenRejection>,
+        notes: PipelineNotes, nowNanoseconds: Int64, random: inout some RandomNumberGenerator
+    ) -> Outcome {
+        var notes = notes
+        let origin = route.origin
+        let verified: VerifiedToken
+        switch token {
+        case .success(let t): verified = t
+        case .failure(let rejection):
+            return outcome(
+                refuse(
+                    ClaimsChecker.invalid(RequestPolicy.describe(rejection)), decision: "refused_token", notes: &notes,
+                    origin: origin, clientID: nil))
+        }
+        notes.audience = RequestPolicy.audienceText(verified.claims)
+        let context: TokenContext
+        do {
+            context = try claims.check(
+                claims: verified.claims, header: verified.header, domain: route.domain, nowNanoseconds: nowNanoseconds)
+        } catch {
+            notes.userID = verified.claims["sub"]?.stringValue
+            notes.organizationID = verified.claims["org_id"]?.stringValue
+            return outcome(refuse(error, decision: "refused_token", notes: &notes, origin: origin, clientID: nil))
+        }
+        notes.organizationID = context.orgID
+        notes.clientID = context.clientID
+        notes.userID = context.subject
+        notes.scope = context.scopes.sorted().joined(separator: " ")
+        guard let endpoint = route.endpoint else {
+            return .forward(responseHeaders: HTTPFields(), delayMilliseconds: 0, notes: notes)
+        }
+        // A real request is judged against the origins of the token's client.
+        if let origin, !cors.isAllowed(origin: origin, clientID: context.clientID) {
+            return outcome(
+                refuse(
+                    .forbidden("The origin \(origin) is not an allowed origin of client \(context.clientID)."),
+                    decision: "refused_cors", notes: &notes, origin: nil, clientID: nil))
+        }
+        let grant: AccessGrant
+        do {
+            grant = try access.authorize(context, endpoint: endpoint)
+        } catch {
+            let decision = error.status == 403 && error.code == "A0E-403-0002" ? "refused_scope" : "refused_access"
+            return outcome(refuse(error, decision: decision, notes: &notes, origin: origin, clientID: context.clientID))
+        }
+        if endpoint.method == "POST", endpoint.template == "identity-providers", !body.isEmpty,
+            let json = try? JSONValue.parse(body)
+        {
+            do {
+                try access.checkIdentityProviderStrategy(body: json, grant: grant)
+            } catch {
+                return outcome(
+                    refuse(error, decision: "refused_validation", notes: &notes, origin: origin, clientID: context.clientID))
+            }
+        }
+        let decision = limiter.admit(
+            org: context.orgID, class: endpoint.rateClass == .read ? .read : .write, now: nowNanoseconds)
+        notes.rateDecision = decision
+        var headers = decision.headerFields
+        cors.apply(to: &headers, origin: origin, clientID: context.clientID)
+        guard decision.admitted else {
+            var error = decision.rateLimitedError
+            for field in headers { error.headers.set(field.name, field.value) }
+            notes.error = error
+            notes.decision =
+                decision.limitedBy == RateLimitScope.tenant ? "refused_rate_limit_tenant" : "refused_rate_limit_org"
+            return .respond(error.response, notes)
+        }
+        if faults.isEnabled,
+            let fault = faults.decide(
+                route: "\(endpoint.method) \(endpoint.template)", operation: endpoint.operation, org: context.orgID,
+                random: &random)
+        {
+            if var response = fault.response {
+                for field in headers where !response.head.headers.contains(field.name) {
+                    response.head.headers.add(field.name, field.value)
+                }
+                notes.decision = "fault_injected"
+                notes.error = TenantError(
+                    status: response.head.status, code: "A0E-\(response.head.status)-0000", title: "Injected fault",
+                    detail: "fault injection (testing mode)")
+                return .respond(response, notes)
+            }
+            notes.decision = "forwarded"
+            return .forward(responseHeaders: headers, delayMilliseconds: fault.delayMilliseconds, notes: notes)
+        }
+        notes.decision = "forwarded"
+        return .forward(responseHeaders: headers, delayMilliseconds: 0, notes: notes)
+    }
+
+    private func outcome(_ begin: Begin) -> Outcome {
+        if case .respond(let response, let notes) = begin { return .respond(response, notes) }
+        preconditionFailure("refuse always responds")
+    }
+
+    /// A refusal in the tenant's shape, with CORS headers when the origin may read it (so browser code sees why).
+    private func refuse(
+        _ error: TenantError, decision: String, notes: inout PipelineNotes, origin: String?, clientID: String?
+    ) -> Begin {
+        notes.decision = decision
+        notes.error = error
+        var response = error.response
+        if origin != nil { cors.apply(to: &response.head.headers, origin: origin, clientID: clientID) }
+        return .respond(response, notes)
+    }
+
+    /// The client-facing detail of a signature-stage refusal.
+    public static func describe(_ rejection: TokenRejection) -> String {
+        switch rejection.kind {
+        case .unknownKey: return "The token is signed with an unknown key (\(rejection.detail))."
+        case .signature: return "The token's signature is invalid."
+        case .noKeys: return "The gateway has no signing keys of the tenant yet; retry shortly."
+        default: return "The token is invalid: \(rejection.detail)."
+        }
+    }
+
+    static func audienceText(_ claims: JSONValue) -> String? {
+        if let s = claims["aud"]?.stringValue { return s }
+        if let a = claims["aud"]?.arrayValue { return a.compactMap(\.stringValue).joined(separator: " ") }
+        return nil
+    }
+}
+
+public struct PolicyBuildError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,131 @@
+import EventLoop
+import GatewayCore
+import Policy
+import Tokens
+
+/// Everything the policy handler of one snapshot needs, shared by all loops (immutable, or Sendable state).
+final class PolicyRuntime: Sendable {
+    let policy: RequestPolicy
+    let jwks: JWKSProvider
+    let verifier: TokenVerifier
+    /// Upstream origin per tenant domain.
+    let origins: [String: UpstreamOrigin]
+    /// Called on the loop when an exchange ends, with what the pipeline learned (events, access log, metrics).
+    let recorder: (@Sendable (ExchangeSummary) -> Void)?
+
+    init(
+        policy: RequestPolicy, jwks: JWKSProvider, origins: [String: UpstreamOrigin],
+        recorder: (@Sendable (ExchangeSummary) -> Void)?
+    ) {
+        self.policy = policy
+        self.jwks = jwks
+        self.origins = origins
+        self.recorder = recorder
+        self.verifier = TokenVerifier(
+            configuration: TokenVerifier.Configuration(
+                maxTokenBytes: policy.config.tokens.maxTokenBytes,
+                allowedAlgorithms: Set(policy.config.tokens.algorithms)))
+    }
+}
+
+/// Builds one `PolicyHandler` per listener per loop.
+struct PolicyHandlerFactory: HandlerFactory {
+    let runtime: PolicyRuntime
+
+    func makeHandler(for listener: ListenerProfile, context: LoopContext) -> any RequestHandler {
+        PolicyHandler(runtime: runtime, context: context)
+    }
+}
+
+/// Runs the request policy for each exchange on its loop: the pure stages of `RequestPolicy`, the signature
+/// check in between (through this loop's verified-token cache), then forwarding or a local answer.
+final class PolicyHandler: RequestHandler {
+    let runtime: PolicyRuntime
+    let context: LoopContext
+    private let cache = VerifiedTokenCache(capacity: 4096)
+    private var random = SystemRandomNumberGenerator()
+    private lazy var forwarder = ForwardingHandler(context: context) { _ in
+        preconditionFailure("the policy handler forwards with an explicit judgement")
+    }
+
+    init(runtime: PolicyRuntime, context: LoopContext) {
+        self.runtime = runtime
+        self.context = context
+    }
+
+    func handle(_ exchange: Exchange) {
+        let policy = runtime.policy
+        let head = exchange.head
+        switch policy.begin(head, listenerDomain: exchange.listenerDomain) {
+        case .respond(let response, let notes):
+            record(notes, on: exchange)
+            exchange.writer?.send(response, isHEAD: head.method == "HEAD")
+        case .forwardUnchecked(let domain, let notes):
+            record(notes, on: exchange)
+            forward(exchange, domain: domain, headers: HTTPFields(), delayMs: 0)
+        case .needsToken(let token, let route, let notes):
+            let verdict: Result<VerifiedToken, TokenRejection>
+            if let keys = runtime.jwks.keys {
+                verdict = cache.verify(
+                    token, keys: keys, verifier: runtime.verifier, nowNanoseconds: context.clock.nowNanoseconds())
+                if case .failure(let rejection) = verdict, rejection.kind == .unknownKey {
+                    runtime.jwks.unknownKeyID()
+                }
+            } else {
+                verdict = .failure(TokenRejection(.noKeys, "no JWKS loaded"))
+            }
+            let outcome = policy.authorize(
+                head, body: exchange.body, route: route, token: verdict, notes: notes,
+                nowNanoseconds: context.clock.nowNanoseconds(), random: &random)
+            switch outcome {
+            case .respond(var response, let notes):
+                record(notes, on: exchange)
+                if case .failure(let rejection) = verdict, rejection.kind == .noKeys {
+                    response.head.headers.set("Retry-After", "1")
+                }
+                exchange.writer?.send(response, isHEAD: head.method == "HEAD")
+            case .forward(let headers, let delayMs, let notes):
+                record(notes, on: exchange)
+                forward(exchange, domain: route.domain, headers: headers, delayMs: delayMs)
+            }
+        }
+    }
+
+    private func forward(_ exchange: Exchange, domain: String, headers: HTTPFields, delayMs: Int) {
+        guard let origin = runtime.origins[domain] else {
+            exchange.decision = "no_upstream"
+            let error = TenantError.gateway(status: 502, detail: "No upstream is configured for \(domain).")
+            exchange.facts.error = error
+            exchange.writer?.send(error.response)
+            return
+        }
+        if delayMs > 0 {
+            context.loop.schedule(afterMilliseconds: delayMs) { [weak self, weak exchange] in
+                guard let self, let exchange, !exchange.finished else { return }
+                self.forwarder.forward(exchange, origin: origin, responseHeaders: headers)
+            }
+            return
+        }
+        forwarder.forward(exchange, origin: origin, responseHeaders: headers)
+    }
+
+    private func record(_ notes: PipelineNotes, on exchange: Exchange) {
+        exchange.decision = notes.decision
+        exchange.facts.operation = notes.operation
+        exchange.facts.logResource = notes.logResource
+        exchange.facts.organizationID = notes.organizationID
+        exchange.facts.clientID = notes.clientID
+        exchange.facts.userID = notes.userID
+        exchange.facts.scope = notes.scope
+        exchange.facts.audience = notes.audience
+        exchange.facts.hostname = notes.domain
+        exchange.facts.error = notes.error
+        exchange.facts.routeName = notes.routeName
+        if let decision = notes.rateDecision {
+            exchange.facts.rateLimitedBy = decision.limitedBy?.rawValue
+            exchange.facts.tier = decision.tierName
+        }
+    }
+
+    func cancel(_ exchange: Exchange) { forwarder.cancel(exchange) }
+}
