@@ -215,6 +215,18 @@ public final class RateLimiter: Sendable {
     /// Requests refused because the Organization cap was reached.
     public var capacityRefusals: Int { refusedForCapacity.load(ordering: .relaxed) }
 
+    /// An estimate of the Organization maps' memory: allocated buckets times the entry size, plus the
+    /// tables' occupancy bitmaps (the long-id map's string storage is not counted).
+    public var approximateMemoryBytes: Int {
+        stripes.reduce(0) { total, stripe in
+            total
+                + stripe.state.withLock { state in
+                    let buckets = state.inline.capacity + state.long.capacity
+                    return buckets * RateLimiter.bytesPerEntry + buckets / 8
+                }
+        }
+    }
+
     /// Bytes of one map entry (key plus two TATs), not counting the hash table's spare capacity.
     public static var bytesPerEntry: Int {
         MemoryLayout<RateLimitInlineKey>.stride + MemoryLayout<RateLimitOrgCells>.stride
@@ -267,16 +279,23 @@ enum RateLimitOrgKey: Sendable {
             self = .long(org)
             return
         }
-        var key = RateLimitInlineKey(w0: 0, w1: 0, w2: UInt64(count) << 56)
-        for (i, byte) in org.utf8.enumerated() {
+        let packed = org.utf8.withContiguousStorageIfAvailable { RateLimitOrgKey.pack($0) }
+        self = .inline(packed ?? RateLimitOrgKey.pack(Array(org.utf8)))
+    }
+
+    private static func pack<C: Collection>(_ bytes: C) -> RateLimitInlineKey where C.Element == UInt8 {
+        var key = RateLimitInlineKey(w0: 0, w1: 0, w2: UInt64(bytes.count) << 56)
+        var i = 0
+        for byte in bytes {
             let shifted = UInt64(byte) << UInt64((i & 7) * 8)
             switch i >> 3 {
             case 0: key.w0 |= shifted
             case 1: key.w1 |= shifted
             default: key.w2 |= shifted
             }
+            i += 1
         }
-        self = .inline(key)
+        return key
     }
 
     /// A stripe from a cheap mix of the key (independent of the maps' seeded hashing).

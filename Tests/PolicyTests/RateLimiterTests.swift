@@ -208,6 +208,9 @@ import Testing
         }.count
         #expect(firstStillTracked == 0)
         #expect(limiter.trackedOrganizations == 10_000)
+        let bytes = limiter.approximateMemoryBytes
+        print("rate limiter: \(bytes / 10_000) bytes per tracked Organization (10,000 active)")
+        #expect(bytes <= 10_000 * 128)
         clock.advance(seconds: 2)
         #expect(limiter.sweep(now: clock.nowNanoseconds()) == 10_000)
         #expect(limiter.trackedOrganizations == 0)
