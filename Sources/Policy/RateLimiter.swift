@@ -124,6 +124,28 @@ public final class RateLimiter: Sendable {
         perStripeCap = max(1, (max(1, configuration.maxTrackedOrganizations) + count - 1) / count)
     }
 
+    /// A limiter for a reloaded policy that keeps the state of `previous`, so a reload (SIGHUP, admin
+    /// endpoint) does not hand every Organization a fresh bucket. TATs are times ("busy until"), so they stay
+    /// meaningful when the rates change. Requests `previous` admits while the copy runs may be missed: swap
+    /// the limiter in right after building it.
+    public convenience init(configuration: RateLimiterConfiguration, inheriting previous: RateLimiter) {
+        self.init(configuration: configuration)
+        tenantReadCell.store(previous.tenantReadCell.peek())
+        tenantWriteCell.store(previous.tenantWriteCell.peek())
+        for stripe in previous.stripes {
+            let (inline, long) = stripe.state.withLock { ($0.inline, $0.long) }
+            for (key, cells) in inline { insertInherited(.inline(key), cells) }
+            for (key, cells) in long { insertInherited(.long(key), cells) }
+        }
+    }
+
+    private func insertInherited(_ key: RateLimitOrgKey, _ cells: RateLimitOrgCells) {
+        let stripe = stripes[key.stripeIndex(count: stripes.count)]
+        stripe.state.withLock { state in
+            if state.count < perStripeCap { state.store(key, cells) }
+        }
+    }
+
     /// Convenience: the given tier with default burst, stripes and cap.
     public convenience init(tier: TierLimits, burstSeconds: Double = 1.0) {
         self.init(configuration: RateLimiterConfiguration(tier: tier, burstSeconds: burstSeconds))
