@@ -155,7 +155,8 @@ struct HTTP2ServerSessionTests {
             headers: HTTPFields([
                 ("Connection", "close, X-Hop"), ("Keep-Alive", "timeout=5"), ("Transfer-Encoding", "chunked"),
                 ("Upgrade", "h2c"), ("Proxy-Connection", "keep-alive"), ("X-Hop", "1"), ("TE", "trailers"),
-                ("X-Request-ID", "abc"), ("Content-Length", "0"),
+                ("X-Request-ID", "abc"), ("Content-Length", "0"), ("X-Injected", "a\r\nset-cookie: x"),
+                (":path", "/evil"),
             ]))
         #expect(pair.server.submitResponse(streamID: id, head: head))
         pair.pump()
