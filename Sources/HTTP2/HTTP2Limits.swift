@@ -44,8 +44,8 @@ public struct HTTP2Limits: Sendable, Equatable {
     public var continuationRate = HTTP2RateLimit(burst: 200, perSecond: 20)
     /// DATA frames with no payload and no END_STREAM.
     public var emptyDataRate = HTTP2RateLimit(burst: 100, perSecond: 10)
-    /// Streams or frames the server had to refuse or reset because the client misbehaved (MadeYouReset):
-    /// nghttp2's stream and connection errors, oversized header lists, `:authority`/Host mismatches.
+    /// Streams the server had to refuse or reset because the client misbehaved (MadeYouReset): every RST_STREAM
+    /// with an error code the session writes (other than the owner's `resetStream`), plus 431 answers.
     public var glitchRate = HTTP2RateLimit(burst: 200, perSecond: 20)
 
     public init() {}

@@ -36,6 +36,8 @@ final class StreamState {
     @exclusivity(unchecked) var responseStarted = false
     /// The owner has nothing more to send (response complete, stream reset, or the session answered itself).
     @exclusivity(unchecked) var responseDone = false
+    /// The owner called `resetStream`; its RST_STREAM is not the client's fault.
+    @exclusivity(unchecked) var ownerReset = false
     /// Response body bytes waiting for nghttp2's data provider, from `outHead` on.
     @exclusivity(unchecked) var out: [UInt8] = []
     @exclusivity(unchecked) var outHead = 0
@@ -122,11 +124,6 @@ extension HTTP2ServerSession {
             owner(userData).streamClosed(streamID: streamID, errorCode: errorCode)
             return 0
         }
-        nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(callbacks) { _, _, _, userData in
-            let session = owner(userData)
-            if session.terminated { return 0 }
-            return session.allow(.glitches) ? 0 : callbackFailure
-        }
         nghttp2_session_callbacks_set_on_frame_send_callback(callbacks) { _, frame, userData in
             guard let frame else { return 0 }
             owner(userData).frameSent(frame)
@@ -161,8 +158,9 @@ extension HTTP2ServerSession {
         stream.headerCount += 1
         if stream.headerListBytes > limits.maxHeaderListSize || stream.headerCount > limits.maxHeaderCount {
             if stream.inTrailers {
-                // Trailers are dropped anyway; nghttp2 resets the stream (INTERNAL_ERROR) on this answer.
-                return allow(.glitches) ? temporalFailure : callbackFailure
+                // Trailers are dropped anyway; nghttp2 resets the stream (INTERNAL_ERROR) on this answer, and the
+                // reset counts as a glitch when it is written.
+                return temporalFailure
             }
             stream.headersTooLarge = true
             stream.fields = []
@@ -255,7 +253,8 @@ extension HTTP2ServerSession {
     private func requestHeadersComplete(_ stream: StreamState, endStream: Bool) -> Int32 {
         if endStream { stream.remoteClosed = true }
         if stream.headersTooLarge {
-            // RFC 9113 §10.5.1: a 431 tells the client why; the owner never sees the request.
+            // RFC 9113 §10.5.1: a 431 tells the client why; the owner never sees the request. No error reset
+            // is sent, so the glitch is counted here.
             stream.responseStarted = true
             stream.responseDone = true
             guard allow(.glitches) else { return callbackFailure }
@@ -269,7 +268,6 @@ extension HTTP2ServerSession {
                 // RFC 9113 §8.3.1: a Host naming another entity than :authority makes the request malformed;
                 // the gateway ties token audiences to the authority, so it must be unambiguous.
                 stream.responseDone = true
-                guard allow(.glitches) else { return callbackFailure }
                 _ = nghttp2_submit_rst_stream(
                     nghttp2Session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id,
                     HTTP2ErrorCode.protocolError.rawValue)
@@ -344,6 +342,14 @@ extension HTTP2ServerSession {
         switch hd.type {
         case frameGoAway:
             goAwaySent(errorCode: frame.pointee.goaway.error_code)
+        case frameRstStream:
+            // Every error reset the server writes, except the owner's own, is a glitch (MadeYouReset): refused
+            // and malformed streams, content-length mismatches, flow-control errors on a stream. Counting what
+            // is written catches the resets nghttp2 issues without calling on_invalid_frame_recv.
+            guard !terminated, frame.pointee.rst_stream.error_code != 0,
+                streams[hd.stream_id]?.ownerReset != true
+            else { return }
+            _ = allow(.glitches)
         case frameHeaders, frameData:
             // RFC 9113 §8.1: a complete response sent before the request finished ends the upload with
             // RST_STREAM(NO_ERROR), so the client stops sending a body nobody reads.

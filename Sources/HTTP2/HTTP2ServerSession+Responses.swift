@@ -93,6 +93,7 @@ extension HTTP2ServerSession {
     public func resetStream(streamID: Int32, errorCode: HTTP2ErrorCode) -> Bool {
         guard !terminated, let stream = streams[streamID] else { return false }
         stream.responseDone = true
+        stream.ownerReset = true
         stream.out = []
         stream.outHead = 0
         return nghttp2_submit_rst_stream(

@@ -291,8 +291,8 @@ public final class HTTP2ServerSession {
 
     /// Submits a response HEADERS frame built from `head`, with `provider` for DATA or nil for END_STREAM.
     ///
-    /// Names are lowercased; connection-specific fields (RFC 9113 §8.2.2) and pseudo-header look-alikes are
-    /// dropped, as are fields the Connection header names.
+    /// Names are lowercased; connection-specific fields (RFC 9113 §8.2.2), pseudo-header look-alikes, fields the
+    /// Connection header names, and values with NUL/CR/LF are dropped.
     func submitResponseHeaders(
         streamID: Int32, head: ResponseHead, contentLength: Int?, provider: UnsafePointer<nghttp2_data_provider>?
     ) -> Bool {
@@ -324,6 +324,11 @@ public final class HTTP2ServerSession {
             }
             let valueStart = bytes.count
             bytes.append(contentsOf: field.value.utf8)
+            // RFC 9113 §8.2.1: never generate a value with NUL, CR or LF; the client would reset the stream.
+            if bytes[valueStart...].contains(where: { $0 == 0 || $0 == 10 || $0 == 13 }) {
+                bytes.removeSubrange(nameStart...)
+                continue
+            }
             spans.append(
                 HeaderSpan(
                     nameStart: nameStart, nameCount: valueStart - nameStart, valueStart: valueStart,

@@ -36,11 +36,11 @@ public struct OriginPattern: Sendable, Hashable, CustomStringConvertible {
                     text: text,
                     kind: .wildcard(
                         prefix: wildcard.prefix, suffix: wildcard.suffix,
-                        parentKey: CORSOriginParser.key(scheme: parsed.scheme, host: parsed.host, port: parsed.port)))
+                        parentKey: parsed.key(hostFrom: parsed.host.lowerBound)))
             }
             return OriginPattern(
                 text: text,
-                kind: .exact(key: CORSOriginParser.key(scheme: parsed.scheme, host: parsed.host, port: parsed.port)))
+                kind: .exact(key: parsed.key(hostFrom: parsed.host.lowerBound)))
         } catch {
             throw OriginPatternError(text: text, reason: error)
         }
@@ -127,138 +127,200 @@ public struct OriginPatternError: Error, Sendable, Equatable, CustomStringConver
 
 /// A request's `Origin` header value, normalised for lookups. Nil for `null`, malformed values and wildcards.
 struct CORSRequestOrigin {
+    let parsed: CORSOriginParser.Parsed
     /// `scheme://host:port`, lowercase, port explicit.
     let key: String
-    /// The first label and the `scheme://rest:port` key of the remainder, when the host has a dot and is a
-    /// name (not an IP literal).
-    let wildcardSplit: (label: Substring, parentKey: String)?
 
     init?(_ value: String) {
         guard let parsed = try? CORSOriginParser.parse(value, allowWildcard: false) else { return nil }
-        key = CORSOriginParser.key(scheme: parsed.scheme, host: parsed.host, port: parsed.port)
-        if !parsed.isIP, let dot = parsed.host.firstIndex(of: ".") {
-            let parent = parsed.host[parsed.host.index(after: dot)...]
-            wildcardSplit = (
-                parsed.host[..<dot], CORSOriginParser.key(scheme: parsed.scheme, host: parent, port: parsed.port)
-            )
-        } else {
-            wildcardSplit = nil
-        }
+        self.parsed = parsed
+        key = parsed.key(hostFrom: parsed.host.lowerBound)
+    }
+
+    /// The first host label and the `scheme://rest:port` key of the remainder, when the host is a name with a
+    /// dot (never for IP literals). Computed only when a wildcard could match.
+    var wildcardSplit: (label: ArraySlice<UInt8>, parentKey: String)? {
+        guard !parsed.isIP, let dot = parsed.firstDot else { return nil }
+        return (parsed.bytes[parsed.host.lowerBound..<dot], parsed.key(hostFrom: dot + 1))
     }
 }
 
-/// The shared grammar of configured patterns and request origins.
+/// The shared grammar of configured patterns and request origins, on UTF-8 bytes (every valid origin is
+/// ASCII; working on one lowercased byte array keeps a decision to a few allocations).
 enum CORSOriginParser {
     struct Parsed {
+        /// `"https"` or `"http"`.
         var scheme: String
-        /// Lowercase; for a wildcard pattern, the part after the wildcard label.
-        var host: String
+        /// The input, ASCII-lowercased.
+        var bytes: [UInt8]
+        /// The host in `bytes` (brackets included for IPv6); for a wildcard pattern, the part after the
+        /// wildcard label.
+        var host: Range<Int>
         var port: Int
         var isIP: Bool
+        /// Index in `bytes` of the first `.` of `host`.
+        var firstDot: Int?
         var wildcard: (prefix: String, suffix: String)?
+
+        /// `scheme://bytes[from..<host.upperBound]:port`, built in one allocation.
+        func key(hostFrom from: Int) -> String {
+            let digits = String(port)
+            let count = scheme.utf8.count + 3 + (host.upperBound - from) + 1 + digits.utf8.count
+            return String(unsafeUninitializedCapacity: count) { out in
+                var i = 0
+                for c in scheme.utf8 {
+                    out[i] = c
+                    i += 1
+                }
+                out[i] = UInt8(ascii: ":")
+                out[i + 1] = UInt8(ascii: "/")
+                out[i + 2] = UInt8(ascii: "/")
+                i += 3
+                for j in from..<host.upperBound {
+                    out[i] = bytes[j]
+                    i += 1
+                }
+                out[i] = UInt8(ascii: ":")
+                i += 1
+                for c in digits.utf8 {
+                    out[i] = c
+                    i += 1
+                }
+                return i
+            }
+        }
     }
 
-    static func key<S: StringProtocol>(scheme: String, host: S, port: Int) -> String {
-        scheme + "://" + host + ":" + String(port)
-    }
-
-    /// One or more characters between prefix and suffix, and no dot (the label was split at the first dot).
-    static func label(_ label: Substring, matchesPrefix prefix: String, suffix: String) -> Bool {
-        label.utf8.count > prefix.utf8.count + suffix.utf8.count && label.hasPrefix(prefix) && label.hasSuffix(suffix)
+    /// One or more characters between prefix and suffix; the label never contains a dot.
+    static func label(_ label: ArraySlice<UInt8>, matchesPrefix prefix: String, suffix: String) -> Bool {
+        let p = prefix.utf8
+        let s = suffix.utf8
+        guard label.count > p.count + s.count else { return false }
+        return label.starts(with: p) && label.reversed().starts(with: s.reversed())
     }
 
     static func parse(_ text: String, allowWildcard: Bool) throws(OriginPatternError.Reason) -> Parsed {
-        guard !text.isEmpty else { throw .empty }
-        if text == "*" { throw .bareWildcard }
-        if text.asciiCaseInsensitiveEquals("null") { throw .nullOrigin }
-        guard !text.utf8.contains(where: { $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }) else {
-            throw .whitespace
+        var b = Array(text.utf8)
+        let n = b.count
+        guard n > 0 else { throw .empty }
+        for i in 0..<n where b[i] >= 0x41 && b[i] <= 0x5A { b[i] |= 0x20 }
+        if n == 1, b[0] == UInt8(ascii: "*") { throw .bareWildcard }
+        if b.elementsEqual("null".utf8) { throw .nullOrigin }
+        guard !b.contains(where: { $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }) else { throw .whitespace }
+        var separator = -1
+        var i = 0
+        while i + 2 < n {
+            if b[i] == UInt8(ascii: ":"), b[i + 1] == UInt8(ascii: "/"), b[i + 2] == UInt8(ascii: "/") {
+                separator = i
+                break
+            }
+            i += 1
         }
-        guard let separator = text.firstRange(of: "://") else { throw .missingScheme }
-        let scheme = String(text[..<separator.lowerBound]).asciiLowercased
+        guard separator >= 0 else { throw .missingScheme }
+        let scheme: String
         let defaultPort: Int
-        switch scheme {
-        case "https": defaultPort = 443
-        case "http": defaultPort = 80
-        default: throw .unsupportedScheme(String(scheme.prefix(20)))
+        if b[0..<separator].elementsEqual("https".utf8) {
+            (scheme, defaultPort) = ("https", 443)
+        } else if b[0..<separator].elementsEqual("http".utf8) {
+            (scheme, defaultPort) = ("http", 80)
+        } else {
+            throw .unsupportedScheme(String(decoding: b[0..<separator].prefix(20), as: UTF8.self))
         }
-        var rest = text[separator.upperBound...]
-        if let cut = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) {
-            switch rest[cut] {
-            case "/": throw .path
-            case "?": throw .query
-            default: throw .fragment
+        let start = separator + 3
+        for j in start..<n {
+            switch b[j] {
+            case UInt8(ascii: "/"): throw .path
+            case UInt8(ascii: "?"): throw .query
+            case UInt8(ascii: "#"): throw .fragment
+            case UInt8(ascii: "@"): throw .userInfo
+            default: continue
             }
         }
-        if rest.contains("@") { throw .userInfo }
-        var portText: Substring? = nil
-        var isIP = false
-        var host: String
-        if rest.hasPrefix("[") {
-            guard let close = rest.firstIndex(of: "]") else { throw .invalidIPv6 }
-            let literal = rest[rest.index(after: rest.startIndex)..<close]
-            guard !literal.isEmpty, literal.contains(":"),
-                literal.utf8.allSatisfy({ isHex($0) || $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: ".") })
+        var portStart: Int? = nil
+        let host: Range<Int>
+        if start < n, b[start] == UInt8(ascii: "[") {
+            guard let close = b[start...].firstIndex(of: UInt8(ascii: "]")) else { throw .invalidIPv6 }
+            let literal = b[(start + 1)..<close]
+            guard !literal.isEmpty, literal.contains(UInt8(ascii: ":")),
+                literal.allSatisfy({ isHex($0) || $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: ".") })
             else { throw .invalidIPv6 }
-            host = "[" + String(literal).asciiLowercased + "]"
-            isIP = true
-            let after = rest[rest.index(after: close)...]
-            if !after.isEmpty {
-                guard after.hasPrefix(":") else { throw .invalidIPv6 }
-                portText = after.dropFirst()
+            host = start..<(close + 1)
+            if close + 1 < n {
+                guard b[close + 1] == UInt8(ascii: ":") else { throw .invalidIPv6 }
+                portStart = close + 2
             }
         } else {
-            if let colon = rest.lastIndex(of: ":") {
-                portText = rest[rest.index(after: colon)...]
-                rest = rest[..<colon]
+            var end = n
+            if let colon = b[start...].lastIndex(of: UInt8(ascii: ":")) {
+                portStart = colon + 1
+                end = colon
             }
-            guard !rest.isEmpty else { throw .emptyHost }
-            guard rest.utf8.allSatisfy({ $0 < 0x80 }) else { throw .nonASCIIHost }
-            host = String(rest).asciiLowercased
+            guard end > start else { throw .emptyHost }
+            guard b[start..<end].allSatisfy({ $0 < 0x80 }) else { throw .nonASCIIHost }
+            host = start..<end
         }
         var port = defaultPort
-        if let portText {
-            guard !portText.isEmpty, portText.utf8.count <= 5, portText.utf8.allSatisfy(isDigit),
-                let value = Int(portText), value >= 1, value <= 65535
-            else { throw .invalidPort(String(portText.prefix(10))) }
+        if let portStart {
+            let digits = b[portStart...]
+            guard !digits.isEmpty, digits.count <= 5, digits.allSatisfy(isDigit) else {
+                throw .invalidPort(String(decoding: digits.prefix(10), as: UTF8.self))
+            }
+            let value = digits.reduce(0) { $0 * 10 + Int($1 - 0x30) }
+            guard value >= 1, value <= 65535 else { throw .invalidPort(String(decoding: digits, as: UTF8.self)) }
             port = value
         }
-        if isIP { return Parsed(scheme: scheme, host: host, port: port, isIP: true, wildcard: nil) }
-        return try checkName(host, scheme: scheme, port: port, allowWildcard: allowWildcard)
+        var parsed = Parsed(
+            scheme: scheme, bytes: b, host: host, port: port, isIP: b[host.lowerBound] == UInt8(ascii: "["),
+            firstDot: nil, wildcard: nil)
+        if !parsed.isIP { try checkName(&parsed, allowWildcard: allowWildcard) }
+        return parsed
     }
 
-    private static func checkName(_ host: String, scheme: String, port: Int, allowWildcard: Bool)
-        throws(OriginPatternError.Reason) -> Parsed
-    {
-        guard host.utf8.count <= 253 else { throw .hostTooLong }
-        let labels = host.split(separator: ".", omittingEmptySubsequences: false)
-        var stars = 0
-        for (index, label) in labels.enumerated() {
-            guard !label.isEmpty else { throw .emptyLabel }
-            guard label.utf8.count <= 63 else { throw .labelTooLong }
-            for c in label {
-                if c == "*" {
-                    stars += 1
-                    guard allowWildcard else { throw .invalidHostCharacter(c) }
-                    guard stars == 1 else { throw .multipleWildcards }
-                    guard index == 0 else { throw .wildcardNotInLeftmostLabel }
-                } else if !(c.isASCII && (c.isLetter || c.isNumber || c == "-")) {
-                    throw .invalidHostCharacter(c)
-                }
+    /// Validates a host name's labels; sets `isIP` for dotted numbers, `firstDot`, and for a wildcard pattern
+    /// narrows `host` to the part after the wildcard label.
+    private static func checkName(_ parsed: inout Parsed, allowWildcard: Bool) throws(OriginPatternError.Reason) {
+        let b = parsed.bytes
+        let host = parsed.host
+        guard host.count <= 253 else { throw .hostTooLong }
+        var labelStart = host.lowerBound
+        var labels = 0
+        var star = -1
+        var firstDot = -1
+        var lastLabelNumeric = false
+        for j in host.lowerBound...host.upperBound {
+            if j == host.upperBound || b[j] == UInt8(ascii: ".") {
+                let length = j - labelStart
+                guard length > 0 else { throw .emptyLabel }
+                guard length <= 63 else { throw .labelTooLong }
+                if j < host.upperBound, firstDot < 0 { firstDot = j }
+                if j == host.upperBound { lastLabelNumeric = b[labelStart..<j].allSatisfy(isDigit) }
+                labelStart = j + 1
+                labels += 1
+                continue
+            }
+            let c = b[j]
+            if c == UInt8(ascii: "*") {
+                guard allowWildcard else { throw .invalidHostCharacter("*") }
+                guard star < 0 else { throw .multipleWildcards }
+                guard labels == 0 else { throw .wildcardNotInLeftmostLabel }
+                star = j
+            } else if !(isDigit(c) || (c >= 0x61 && c <= 0x7A) || c == UInt8(ascii: "-")) {
+                throw .invalidHostCharacter(Character(Unicode.Scalar(c)))
             }
         }
-        let numericLast = labels.last.map { $0.utf8.allSatisfy(isDigit) } ?? false
-        guard stars == 1 else {
-            return Parsed(scheme: scheme, host: host, port: port, isIP: numericLast, wildcard: nil)
+        guard star >= 0 else {
+            parsed.isIP = lastLabelNumeric
+            parsed.firstDot = firstDot >= 0 ? firstDot : nil
+            return
         }
-        let first = labels[0]
-        let star = first.firstIndex(of: "*")!
-        let parent = labels.dropFirst()
-        guard parent.count >= 2 else { throw .wildcardOnTopLevelDomain }
-        guard !numericLast else { throw .wildcardOnIPAddress }
-        return Parsed(
-            scheme: scheme, host: parent.joined(separator: "."), port: port, isIP: false,
-            wildcard: (String(first[..<star]), String(first[first.index(after: star)...])))
+        guard labels >= 3 else { throw .wildcardOnTopLevelDomain }
+        guard !lastLabelNumeric else { throw .wildcardOnIPAddress }
+        parsed.wildcard = (
+            String(decoding: b[host.lowerBound..<star], as: UTF8.self),
+            String(decoding: b[(star + 1)..<firstDot], as: UTF8.self)
+        )
+        parsed.host = (firstDot + 1)..<host.upperBound
+        parsed.firstDot = b[parsed.host].firstIndex(of: UInt8(ascii: "."))
     }
 
     private static func isDigit(_ b: UInt8) -> Bool { b >= 0x30 && b <= 0x39 }

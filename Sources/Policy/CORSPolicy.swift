@@ -19,10 +19,13 @@ public struct CORSConfiguration: Sendable, Hashable {
     ]
 
     /// `Access-Control-Max-Age` of a successful preflight, clamped to 0...`maxAgeLimit`.
-    public var maxAgeSeconds: Int
+    public let maxAgeSeconds: Int
     /// Lowercase names.
-    public var allowedRequestHeaders: Set<String>
-    public var exposedHeaders: [String]
+    public let allowedRequestHeaders: Set<String>
+    public let exposedHeaders: [String]
+    /// `exposedHeaders` as one field value, joined once.
+    let exposedHeadersValue: String
+    let maxAgeValue: String
 
     public init(
         maxAgeSeconds: Int = 600,
@@ -32,6 +35,8 @@ public struct CORSConfiguration: Sendable, Hashable {
         self.maxAgeSeconds = min(max(0, maxAgeSeconds), CORSConfiguration.maxAgeLimit)
         self.allowedRequestHeaders = Set(allowedRequestHeaders.map(\.asciiLowercased))
         self.exposedHeaders = exposedHeaders
+        self.exposedHeadersValue = exposedHeaders.joined(separator: ", ")
+        self.maxAgeValue = String(self.maxAgeSeconds)
     }
 }
 
@@ -147,13 +152,12 @@ public struct CORSPolicy: Sendable {
         guard request.headers.values("Origin").count == 1, isAllowed(origin: origin, clientID: nil) else {
             return refuse(.originNotAllowed, vary)
         }
-        let requestedMethod = method.trimmingOWS
+        let requestedMethod = CORSPolicy.trimOWS(method.utf8)
         guard allowedMethods.contains(requestedMethod) else { return refuse(.methodNotAllowed(requestedMethod), vary) }
         var requested: [String] = []
         for value in request.headers.values("Access-Control-Request-Headers") {
-            for item in value.split(separator: ",") {
-                let name = item.trimmingOWS.asciiLowercased
-                if name.isEmpty { continue }
+            for item in CORSPolicy.commaList(value) {
+                let name = item.asciiLowercased
                 guard configuration.allowedRequestHeaders.contains(name) else {
                     return refuse(.headerNotAllowed(name), vary)
                 }
@@ -166,7 +170,7 @@ public struct CORSPolicy: Sendable {
         if !requested.isEmpty {
             headers.add("Access-Control-Allow-Headers", requested.joined(separator: ", "))
         }
-        headers.add("Access-Control-Max-Age", String(configuration.maxAgeSeconds))
+        headers.add("Access-Control-Max-Age", configuration.maxAgeValue)
         headers.add("Vary", CORSPolicy.preflightVary)
         return .allowed(Response(status: 204, headers: headers))
     }
@@ -198,21 +202,35 @@ public struct CORSPolicy: Sendable {
         if let origin, isAllowed(origin: origin, clientID: clientID) {
             fields.add("Access-Control-Allow-Origin", origin)
             if !configuration.exposedHeaders.isEmpty {
-                fields.add("Access-Control-Expose-Headers", configuration.exposedHeaders.joined(separator: ", "))
+                fields.add("Access-Control-Expose-Headers", configuration.exposedHeadersValue)
             }
         }
         CORSPolicy.mergeVaryOrigin(&fields)
     }
 
+    /// The non-empty members of a comma-separated field value, without optional whitespace (RFC 9110 §5.6.1).
+    static func commaList(_ value: String) -> [String] {
+        value.utf8.split(separator: UInt8(ascii: ",")).compactMap { item in
+            let trimmed = trimOWS(item)
+            return trimmed.isEmpty ? nil : trimmed
+        }
+    }
+
+    static func trimOWS<S: BidirectionalCollection>(_ bytes: S) -> String where S.Element == UInt8 {
+        var slice = bytes[...]
+        while let c = slice.first, c == 0x20 || c == 0x09 { slice = slice.dropFirst() }
+        while let c = slice.last, c == 0x20 || c == 0x09 { slice = slice.dropLast() }
+        return String(decoding: slice, as: UTF8.self)
+    }
+
     static func mergeVaryOrigin(_ fields: inout HTTPFields) {
         let existing = fields.values("Vary")
-        var tokens: [String] = []
-        for value in existing {
-            for item in value.split(separator: ",") {
-                let token = item.trimmingOWS
-                if !token.isEmpty { tokens.append(token) }
-            }
+        if existing.isEmpty {
+            fields.add("Vary", "Origin")
+            return
         }
+        var tokens: [String] = []
+        for value in existing { tokens.append(contentsOf: commaList(value)) }
         if tokens.contains("*") || tokens.contains(where: { $0.asciiCaseInsensitiveEquals("Origin") }) {
             return
         }
@@ -252,15 +270,5 @@ struct CORSOriginSet: Sendable {
             return false
         }
         return candidates.contains { CORSOriginParser.label(split.label, matchesPrefix: $0.prefix, suffix: $0.suffix) }
-    }
-}
-
-extension StringProtocol {
-    /// Without leading and trailing spaces and tabs (HTTP's optional whitespace).
-    fileprivate var trimmingOWS: String {
-        var s = Substring(self)
-        while let c = s.first, c == " " || c == "\t" { s = s.dropFirst() }
-        while let c = s.last, c == " " || c == "\t" { s = s.dropLast() }
-        return String(s)
     }
 }

@@ -78,7 +78,8 @@ public struct EventOutcome: Sendable, Hashable {
 ///
 /// Pure and total. Rules: no resource (members, invitations, roles) gives no event; `config` has only a
 /// failure code, so a successful config call gives no event; the other resources give `_succeeded` when the
-/// tenant answered 2xx and `_failed` for every other outcome.
+/// tenant answered 2xx and `_failed` for every other outcome. A CORS preflight is not an API call: don't
+/// classify it (the gateway answers it before any token is seen).
 public enum EventClassifier {
     public static func classify(resource: EventLogResource?, outcome: EventOutcome) -> EventType? {
         guard let resource else { return nil }

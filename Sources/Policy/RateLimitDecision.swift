@@ -38,9 +38,11 @@ public struct RateLimitState: Sendable, Hashable {
 
     /// The policy name used in `RateLimit-Policy` and `RateLimit`: `tenant-read`, `org-write`, ...
     public var policyName: String {
-        switch scope {
-        case .tenant: return "tenant-\(rateClass.rawValue)"
-        case .organization: return "org-\(rateClass.rawValue)"
+        switch (scope, rateClass) {
+        case (.tenant, .read): return "tenant-read"
+        case (.tenant, .write): return "tenant-write"
+        case (.organization, .read): return "org-read"
+        case (.organization, .write): return "org-write"
         }
     }
 

@@ -29,38 +29,44 @@ public enum RateLimitHeaders {
 
 extension RateDecision {
     /// The header fields for this decision, in a stable order.
-    public var headerFields: HTTPFields {
-        var fields = HTTPFields()
-        apply(to: &fields)
-        return fields
-    }
+    public var headerFields: HTTPFields { HTTPFields(fieldPairs) }
 
     /// Sets this decision's fields on `fields`, replacing any copy already there (an upstream's own
     /// `X-RateLimit-*` describe the tenant's limiter, not the one that admitted this request). Removes a stale
     /// `Retry-After` or `X-Auth0-Error-Kind` when the request was admitted.
     public func apply(to fields: inout HTTPFields) {
+        fields.removeAll { field in
+            RateLimitHeaders.allNames.contains { field.name.asciiCaseInsensitiveEquals($0) }
+        }
+        for (name, value) in fieldPairs { fields.add(name, value) }
+    }
+
+    /// The (name, value) pairs, tightest limit first in the IETF lists.
+    public var fieldPairs: [(String, String)] {
         let tight = tightest
         let other = tight.scope == .tenant ? organization : tenant
-        fields.set(RateLimitHeaders.limit, String(tight.limit))
-        fields.set(RateLimitHeaders.remaining, String(tight.remaining))
-        fields.set(RateLimitHeaders.reset, String(tight.resetEpochSeconds))
-        fields.set(
-            RateLimitHeaders.policy,
-            [tight, other].map { "\"\($0.policyName)\";q=\($0.quota);w=\($0.windowSeconds)" }.joined(separator: ", "))
-        fields.set(
-            RateLimitHeaders.rateLimit,
-            [tight, other].map { "\"\($0.policyName)\";r=\($0.remaining);t=\(secondsUntilRefill($0))" }
-                .joined(separator: ", "))
-        if let retry = retryAfterSeconds {
-            fields.set(RateLimitHeaders.retryAfter, String(retry))
-        } else {
-            fields.remove(RateLimitHeaders.retryAfter)
-        }
+        var pairs: [(String, String)] = [
+            (RateLimitHeaders.limit, String(tight.limit)),
+            (RateLimitHeaders.remaining, String(tight.remaining)),
+            (RateLimitHeaders.reset, String(tight.resetEpochSeconds)),
+            (
+                RateLimitHeaders.policy,
+                RateLimitFieldWriter.list(
+                    (tight.policyName, "q", Int64(tight.quota), "w", Int64(tight.windowSeconds)),
+                    (other.policyName, "q", Int64(other.quota), "w", Int64(other.windowSeconds)))
+            ),
+            (
+                RateLimitHeaders.rateLimit,
+                RateLimitFieldWriter.list(
+                    (tight.policyName, "r", Int64(tight.remaining), "t", secondsUntilRefill(tight)),
+                    (other.policyName, "r", Int64(other.remaining), "t", secondsUntilRefill(other)))
+            ),
+        ]
+        if let retry = retryAfterSeconds { pairs.append((RateLimitHeaders.retryAfter, String(retry))) }
         if !admitted, limitedBy == .tenant {
-            fields.set(RateLimitHeaders.errorKind, RateLimitHeaders.globalRateLimit)
-        } else {
-            fields.remove(RateLimitHeaders.errorKind)
+            pairs.append((RateLimitHeaders.errorKind, RateLimitHeaders.globalRateLimit))
         }
+        return pairs
     }
 
     private func secondsUntilRefill(_ state: RateLimitState) -> Int64 {
@@ -82,5 +88,61 @@ extension RateDecision {
                 + "second) was exceeded. Retry after \(retryAfterSeconds ?? 1) second(s)."
         }
         return TenantError.rateLimited(detail, headers: headerFields)
+    }
+}
+
+/// Writes the two-member structured-field lists of `RateLimit-Policy` and `RateLimit` in one allocation
+/// (they are built for every response, so string interpolation's intermediate buffers showed up in profiles).
+enum RateLimitFieldWriter {
+    typealias Member = (name: String, key1: Unicode.Scalar, value1: Int64, key2: Unicode.Scalar, value2: Int64)
+
+    /// `"a";k1=v1;k2=v2, "b";k1=v1;k2=v2`. Names are short ASCII tokens, values non-negative.
+    static func list(_ first: Member, _ second: Member) -> String {
+        let capacity = first.name.utf8.count + second.name.utf8.count + 4 * 20 + 24
+        return String(unsafeUninitializedCapacity: capacity) { out in
+            var writer = Writer(out: out)
+            writer.member(first)
+            writer.put(UInt8(ascii: ","))
+            writer.put(UInt8(ascii: " "))
+            writer.member(second)
+            return writer.count
+        }
+    }
+
+    /// A cursor over the string's uninitialised storage; a struct with mutating methods, because nested
+    /// functions capturing the cursor cost a dynamic exclusivity check per byte.
+    private struct Writer {
+        let out: UnsafeMutableBufferPointer<UInt8>
+        var count = 0
+
+        mutating func put(_ byte: UInt8) {
+            out[count] = byte
+            count += 1
+        }
+
+        mutating func number(_ value: Int64) {
+            var v = UInt64(max(0, value))
+            var divisor: UInt64 = 1
+            while v / divisor >= 10 { divisor *= 10 }
+            while divisor > 0 {
+                put(UInt8(truncatingIfNeeded: v / divisor) + 0x30)
+                v %= divisor
+                divisor /= 10
+            }
+        }
+
+        mutating func member(_ m: Member) {
+            put(UInt8(ascii: "\""))
+            for byte in m.name.utf8 { put(byte) }
+            put(UInt8(ascii: "\""))
+            put(UInt8(ascii: ";"))
+            put(UInt8(truncatingIfNeeded: m.key1.value))
+            put(UInt8(ascii: "="))
+            number(m.value1)
+            put(UInt8(ascii: ";"))
+            put(UInt8(truncatingIfNeeded: m.key2.value))
+            put(UInt8(ascii: "="))
+            number(m.value2)
+        }
     }
 }

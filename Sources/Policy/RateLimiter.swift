@@ -124,6 +124,28 @@ public final class RateLimiter: Sendable {
         perStripeCap = max(1, (max(1, configuration.maxTrackedOrganizations) + count - 1) / count)
     }
 
+    /// A limiter for a reloaded policy that keeps the state of `previous`, so a reload (SIGHUP, admin
+    /// endpoint) does not hand every Organization a fresh bucket. TATs are times ("busy until"), so they stay
+    /// meaningful when the rates change. Requests `previous` admits while the copy runs may be missed: swap
+    /// the limiter in right after building it.
+    public convenience init(configuration: RateLimiterConfiguration, inheriting previous: RateLimiter) {
+        self.init(configuration: configuration)
+        tenantReadCell.store(previous.tenantReadCell.peek())
+        tenantWriteCell.store(previous.tenantWriteCell.peek())
+        for stripe in previous.stripes {
+            let (inline, long) = stripe.state.withLock { ($0.inline, $0.long) }
+            for (key, cells) in inline { insertInherited(.inline(key), cells) }
+            for (key, cells) in long { insertInherited(.long(key), cells) }
+        }
+    }
+
+    private func insertInherited(_ key: RateLimitOrgKey, _ cells: RateLimitOrgCells) {
+        let stripe = stripes[key.stripeIndex(count: stripes.count)]
+        stripe.state.withLock { state in
+            if state.count < perStripeCap { state.store(key, cells) }
+        }
+    }
+
     /// Convenience: the given tier with default burst, stripes and cap.
     public convenience init(tier: TierLimits, burstSeconds: Double = 1.0) {
         self.init(configuration: RateLimiterConfiguration(tier: tier, burstSeconds: burstSeconds))
@@ -215,6 +237,18 @@ public final class RateLimiter: Sendable {
     /// Requests refused because the Organization cap was reached.
     public var capacityRefusals: Int { refusedForCapacity.load(ordering: .relaxed) }
 
+    /// An estimate of the Organization maps' memory: allocated buckets times the entry size, plus the
+    /// tables' occupancy bitmaps (the long-id map's string storage is not counted).
+    public var approximateMemoryBytes: Int {
+        stripes.reduce(0) { total, stripe in
+            total
+                + stripe.state.withLock { state in
+                    let buckets = state.inline.capacity + state.long.capacity
+                    return buckets * RateLimiter.bytesPerEntry + buckets / 8
+                }
+        }
+    }
+
     /// Bytes of one map entry (key plus two TATs), not counting the hash table's spare capacity.
     public static var bytesPerEntry: Int {
         MemoryLayout<RateLimitInlineKey>.stride + MemoryLayout<RateLimitOrgCells>.stride
@@ -267,16 +301,23 @@ enum RateLimitOrgKey: Sendable {
             self = .long(org)
             return
         }
-        var key = RateLimitInlineKey(w0: 0, w1: 0, w2: UInt64(count) << 56)
-        for (i, byte) in org.utf8.enumerated() {
+        let packed = org.utf8.withContiguousStorageIfAvailable { RateLimitOrgKey.pack($0) }
+        self = .inline(packed ?? RateLimitOrgKey.pack(Array(org.utf8)))
+    }
+
+    private static func pack<C: Collection>(_ bytes: C) -> RateLimitInlineKey where C.Element == UInt8 {
+        var key = RateLimitInlineKey(w0: 0, w1: 0, w2: UInt64(bytes.count) << 56)
+        var i = 0
+        for byte in bytes {
             let shifted = UInt64(byte) << UInt64((i & 7) * 8)
             switch i >> 3 {
             case 0: key.w0 |= shifted
             case 1: key.w1 |= shifted
             default: key.w2 |= shifted
             }
+            i += 1
         }
-        self = .inline(key)
+        return key
     }
 
     /// A stripe from a cheap mix of the key (independent of the maps' seeded hashing).

@@ -101,6 +101,66 @@ struct HTTP2FloodProtectionTests {
         #expect(peer.frames(.goaway).isEmpty, "\(flood)")
     }
 
+    /// MadeYouReset (2025): frames that are each legal to parse but make the server reset the stream. (A zero
+    /// WINDOW_UPDATE or DATA after END_STREAM is a connection error in nghttp2 1.52, so not one of them.)
+    static let madeYouReset: [(String, @Sendable (FrameBuilder, Int32) -> [UInt8])] = [
+        (
+            "body shorter than content-length",
+            { build, id in
+                build.headers(
+                    stream: id, FrameBuilder.request(method: "POST", [("content-length", "5")]), endStream: false)
+                    + build.data(stream: id, [1], endStream: true)
+            }
+        ),
+        (
+            "body longer than content-length",
+            { build, id in
+                build.headers(
+                    stream: id, FrameBuilder.request(method: "POST", [("content-length", "1")]), endStream: false)
+                    + build.data(stream: id, [1, 2], endStream: true)
+            }
+        ),
+        (
+            "WINDOW_UPDATE overflowing the stream window",
+            { build, id in
+                build.headers(stream: id, FrameBuilder.request())
+                    + build.windowUpdate(stream: id, increment: 0x7fff_ffff)
+            }
+        ),
+    ]
+
+    @Test("streams the server has to reset count as glitches", arguments: madeYouReset)
+    func madeYouResetIsAGlitch(name: String, offend: @Sendable (FrameBuilder, Int32) -> [UInt8]) {
+        let peer = RawPeer(limits: Self.limits(.glitches, burst: 10, perSecond: 1))
+        peer.send(peer.build.start() + peer.build.settings(ack: true))
+        for n in 0...10 {
+            let id = Int32(2 * n + 1)
+            peer.send(offend(peer.build, id))
+            if n < 10 {
+                #expect(peer.connectionErrors.isEmpty, "\(name) tripped after \(n + 1)")
+                #expect(peer.frames(.rstStream, stream: id).count == 1, "\(name)")
+            }
+        }
+        #expect(peer.connectionErrors == [.flood(.glitches)], "\(name)")
+        #expect(peer.frames(.goaway).first?.errorCode == HTTP2ErrorCode.enhanceYourCalm.rawValue, "\(name)")
+        // The owner heard about each stream it was working on.
+        #expect(peer.events.filter { if case .reset = $0 { return true } else { return false } }.count == 10, "\(name)")
+    }
+
+    @Test("the owner's own resets are not glitches")
+    func ownerResetsAreNotGlitches() {
+        let peer = RawPeer(limits: Self.limits(.glitches, burst: 2, perSecond: 1))
+        peer.send(peer.build.start() + peer.build.settings(ack: true))
+        for n in 0..<10 {
+            let id = Int32(2 * n + 1)
+            peer.send(peer.build.headers(stream: id, FrameBuilder.request()))
+            #expect(peer.server.resetStream(streamID: id, errorCode: .internalError))
+            peer.flush()
+        }
+        #expect(peer.frames(.rstStream).count == 10)
+        #expect(peer.connectionErrors.isEmpty)
+    }
+
     @Test("a CONTINUATION flood inside one header block is stopped by nghttp2's per-block cap")
     func continuationFloodInOneBlock() {
         let peer = RawPeer()

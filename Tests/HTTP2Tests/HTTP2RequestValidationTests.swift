@@ -79,6 +79,37 @@ struct HTTP2RequestValidationTests {
         #expect(peer.events.last == .reset(streamID: 1, errorCode: .protocolError))
     }
 
+    @Test("trailers end the request body; their fields are not passed on")
+    func trailersEndTheRequest() {
+        let peer = RawPeer()
+        peer.send(
+            peer.build.start()
+                + peer.build.headers(stream: 1, FrameBuilder.request(method: "POST"), endStream: false)
+                + peer.build.data(stream: 1, Array("abc".utf8))
+                + peer.build.headers(stream: 1, [("x-checksum", "1")], endStream: true))
+        #expect(
+            peer.events == [
+                .request(streamID: 1, head: peer.requests[0].1, endStream: false),
+                .data(streamID: 1, bytes: Array("abc".utf8)),
+                .endStream(streamID: 1),
+            ])
+        #expect(!peer.requests[0].1.headers.contains("x-checksum"))
+    }
+
+    @Test("oversized trailers reset the stream")
+    func oversizedTrailers() {
+        var limits = HTTP2Limits()
+        limits.maxHeaderListSize = 256
+        let peer = RawPeer(limits: limits)
+        peer.send(
+            peer.build.start()
+                + peer.build.headers(stream: 1, FrameBuilder.request(method: "POST"), endStream: false)
+                + peer.build.headers(stream: 1, [("x-big", String(repeating: "t", count: 300))], endStream: true))
+        #expect(peer.requests.count == 1)
+        #expect(peer.frames(.rstStream, stream: 1).first?.errorCode == HTTP2ErrorCode.internalError.rawValue)
+        #expect(peer.events.last == .reset(streamID: 1, errorCode: .internalError))
+    }
+
     @Test("an oversized header list is answered 431 and never reaches the owner")
     func oversizedHeaderList() {
         var limits = HTTP2Limits()

@@ -115,6 +115,22 @@ struct HTTP2ServerSessionTests {
         #expect(pair.outputCalls > 1_000_000 / (4096 + 16_393))
     }
 
+    @Test("no frames are serialized while the caller's buffer is at the high-water mark")
+    func outputWaitsForTheReader() {
+        let pair = SessionPair()
+        let id = pair.client.request(FrameBuilder.request())
+        pair.pump()
+        pair.server.submitResponse(
+            streamID: id, head: ResponseHead(status: 200), body: [UInt8](repeating: 7, count: 30_000))
+        var unread = [UInt8](repeating: 0, count: 64 * 1024)
+        #expect(pair.server.pendingOutput(into: &unread, maxBytes: 64 * 1024) == 0)
+        #expect(pair.server.bufferedBodyBytes(streamID: id) == 30_000)
+        #expect(pair.server.wantsWrite)
+        unread.removeAll()
+        #expect(pair.server.pendingOutput(into: &unread, maxBytes: 64 * 1024) > 30_000)
+        #expect(pair.server.bufferedBodyBytes(streamID: id) == 0)
+    }
+
     @Test("a streamed response is deferred while empty, resumed on append, and paced by the high-water mark")
     func streamingResponse() {
         var limits = HTTP2Limits()
@@ -155,7 +171,8 @@ struct HTTP2ServerSessionTests {
             headers: HTTPFields([
                 ("Connection", "close, X-Hop"), ("Keep-Alive", "timeout=5"), ("Transfer-Encoding", "chunked"),
                 ("Upgrade", "h2c"), ("Proxy-Connection", "keep-alive"), ("X-Hop", "1"), ("TE", "trailers"),
-                ("X-Request-ID", "abc"), ("Content-Length", "0"),
+                ("X-Request-ID", "abc"), ("Content-Length", "0"), ("X-Injected", "a\r\nset-cookie: x"),
+                (":path", "/evil"),
             ]))
         #expect(pair.server.submitResponse(streamID: id, head: head))
         pair.pump()

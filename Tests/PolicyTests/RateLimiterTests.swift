@@ -208,6 +208,9 @@ import Testing
         }.count
         #expect(firstStillTracked == 0)
         #expect(limiter.trackedOrganizations == 10_000)
+        let bytes = limiter.approximateMemoryBytes
+        print("rate limiter: \(bytes / 10_000) bytes per tracked Organization (10,000 active)")
+        #expect(bytes <= 10_000 * 128)
         clock.advance(seconds: 2)
         #expect(limiter.sweep(now: clock.nowNanoseconds()) == 10_000)
         #expect(limiter.trackedOrganizations == 0)
@@ -235,6 +238,25 @@ import Testing
         let later = now + 2_000_000_000
         #expect(limiter.admit(org: "org_new", class: .read, now: later).admitted)
         #expect(limiter.trackedOrganizations == 1)
+    }
+
+    @Test func aReloadedLimiterKeepsTheBuckets() throws {
+        let tier = try #require(TierTable.embedded["public_enterprise"])
+        let old = RateLimiter(tier: tier)
+        let now: Int64 = 1_800_000_000 * 1_000_000_000
+        for _ in 0..<4 { #expect(old.admit(org: "org_A", class: .write, now: now).admitted) }
+        let longID = "org_" + String(repeating: "z", count: 30)
+        for _ in 0..<4 { #expect(old.admit(org: longID, class: .write, now: now).admitted) }
+        let reloaded = RateLimiter(
+            configuration: RateLimiterConfiguration(tier: tier, stripes: 7), inheriting: old)
+        #expect(reloaded.trackedOrganizations == 2)
+        #expect(!reloaded.admit(org: "org_A", class: .write, now: now).admitted)
+        #expect(!reloaded.admit(org: longID, class: .write, now: now).admitted)
+        #expect(reloaded.tenantTAT(class: .write) == old.tenantTAT(class: .write))
+        // 12 of the tenant's 20 write slots are left.
+        var others = 0
+        for i in 0..<20 where reloaded.admit(org: "org_B\(i)", class: .write, now: now).admitted { others += 1 }
+        #expect(others == 12)
     }
 
     @Test func simulateTierEnforcesTheLowerTier() throws {
