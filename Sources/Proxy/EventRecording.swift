@@ -13,8 +13,9 @@ final class ExchangeRecorder: Sendable {
     let metrics: GatewayMetrics
     let ids: LogIDGenerator
 
-    init(events: LogPipeline?, accessLog: LogPipeline?, tenantName: String, metrics: GatewayMetrics, clock: any WallClock)
-    {
+    init(
+        events: LogPipeline?, accessLog: LogPipeline?, tenantName: String, metrics: GatewayMetrics, clock: any WallClock
+    ) {
         self.events = events
         self.accessLog = accessLog
         self.tenantName = tenantName
@@ -39,7 +40,8 @@ final class ExchangeRecorder: Sendable {
                     headers: summary.headers, authority: summary.authority)
                 var line = AccessLogLine(
                     timeMillis: summary.startNanos / 1_000_000, request: head, status: summary.status,
-                    bytes: summary.bytesOut, durationMs: Double(summary.durationNanos) / 1e6, decision: summary.decision,
+                    bytes: summary.bytesOut, durationMs: Double(summary.durationNanos) / 1e6,
+                    decision: summary.decision,
                     decidedBy: decidedBy, organizationID: summary.organizationID, clientID: summary.clientID,
                     ip: summary.peerAddress)
                 line.requestID = line.requestID ?? summary.requestID
@@ -87,7 +89,8 @@ final class ExchangeRecorder: Sendable {
 
     /// Builds the pipelines from the configuration's `logging` section.
     static func make(
-        config: GatewayConfig, metrics: GatewayMetrics, clock: any WallClock, logger: Logger, secret: (GatewayConfig.SecretSource) -> String?
+        config: GatewayConfig, metrics: GatewayMetrics, clock: any WallClock, logger: Logger,
+        secret: (GatewayConfig.SecretSource) -> String?
     ) throws -> ExchangeRecorder {
         var sinks: [SinkSettings] = []
         for sink in config.logging.sinks {
@@ -112,7 +115,8 @@ final class ExchangeRecorder: Sendable {
                 sinks.append(
                     .webhook(
                         WebhookSinkSettings(
-                            url: hook.url.text, authorization: hook.authorization.flatMap(secret), headers: HTTPFields(),
+                            url: hook.url.text, authorization: hook.authorization.flatMap(secret),
+                            headers: HTTPFields(),
                             format: format, batchSize: hook.batchSize,
                             batchInterval: Double(hook.intervalMs) / 1000)))
             }

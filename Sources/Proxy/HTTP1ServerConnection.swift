@@ -88,7 +88,8 @@ final class HTTP1ServerConnection: ResponseWriter {
     private func refuse(_ error: HTTP1Error) {
         dead = true
         owner.metrics.parserRefusal(status: error.status)
-        let tenantError = TenantError.gateway(status: error.status, detail: "The request is malformed: \(error.reason).")
+        let tenantError = TenantError.gateway(
+            status: error.status, detail: "The request is malformed: \(error.reason).")
         var response = tenantError.response
         response.head.headers.set("Connection", "close")
         keepAlive = false

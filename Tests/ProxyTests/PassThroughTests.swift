@@ -157,8 +157,10 @@ struct PassThroughTests {
         let f = try PassThroughFixture()
         defer { f.stop() }
         for flag in ["--http1.1", "--http2"] {
-            let out = try f.curl([flag, "-o", "/dev/null", "-w", "%{size_download} %{http_code}",
-                "https://gateway.test:\(f.tlsPort)/big"])
+            let out = try f.curl([
+                flag, "-o", "/dev/null", "-w", "%{size_download} %{http_code}",
+                "https://gateway.test:\(f.tlsPort)/big",
+            ])
             #expect(out.stdout == "1048576 200", "\(flag): \(out.stderr)")
         }
     }
