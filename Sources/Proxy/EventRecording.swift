@@ -12,10 +12,16 @@ final class ExchangeRecorder: Sendable {
     let tenantName: String
     let metrics: GatewayMetrics
     let ids: LogIDGenerator
+    /// Opt-in traffic recording and its own pipeline (a separate file from the events).
+    let traffic: TrafficRecorder?
+    let trafficPipeline: LogPipeline?
 
     init(
-        events: LogPipeline?, accessLog: LogPipeline?, tenantName: String, metrics: GatewayMetrics, clock: any WallClock
+        events: LogPipeline?, accessLog: LogPipeline?, tenantName: String, metrics: GatewayMetrics,
+        clock: any WallClock, traffic: TrafficRecorder? = nil, trafficPipeline: LogPipeline? = nil
     ) {
+        self.traffic = traffic
+        self.trafficPipeline = trafficPipeline
         self.events = events
         self.accessLog = accessLog
         self.tenantName = tenantName
@@ -47,6 +53,23 @@ final class ExchangeRecorder: Sendable {
                 line.requestID = line.requestID ?? summary.requestID
                 return line.json
             })
+        }
+        if let traffic, let response = summary.responseHead {
+            let head = RequestHead(
+                method: summary.method, target: summary.target, version: summary.protocolVersion,
+                headers: summary.headers, authority: summary.authority)
+            let totalMs = Double(summary.durationNanos) / 1e6
+            let waitMs =
+                summary.responseHeadNanos > 0 ? Double(summary.responseHeadNanos - summary.startNanos) / 1e6 : 0
+            traffic.record(
+                CapturedExchange(
+                    request: head, requestBody: summary.requestBody ?? [], response: response,
+                    responseBody: summary.responseBody, responseBodySize: summary.responseSize,
+                    startedMillis: summary.startNanos / 1_000_000,
+                    timings: .init(sendMs: 0, waitMs: waitMs, receiveMs: max(0, totalMs - waitMs), totalMs: totalMs),
+                    clientIP: summary.peerAddress, decidedBy: decidedBy, decision: summary.decision,
+                    route: summary.routeName, eventType: nil, organizationID: summary.organizationID,
+                    clientID: summary.clientID))
         }
         guard let events, summary.decision != "preflight",
             let type = EventClassifier.classify(
@@ -85,6 +108,7 @@ final class ExchangeRecorder: Sendable {
     func shutdown(timeoutMs: Int) {
         _ = events?.shutdown(timeout: .milliseconds(timeoutMs))
         _ = accessLog?.shutdown(timeout: .milliseconds(timeoutMs))
+        _ = trafficPipeline?.shutdown(timeout: .milliseconds(timeoutMs))
     }
 
     /// Builds the pipelines from the configuration's `logging` section.
@@ -133,7 +157,24 @@ final class ExchangeRecorder: Sendable {
             ? try LogPipeline(
                 settings: LogPipelineSettings(sinks: [.stdout(StdoutSinkSettings(name: "access-log"))]), logger: logger)
             : nil
+        var traffic: TrafficRecorder? = nil
+        var trafficPipeline: LogPipeline? = nil
+        let recording = config.recording
+        if recording.enabled {
+            let pipeline = try LogPipeline(
+                settings: LogPipelineSettings(
+                    sinks: [.file(FileSinkSettings(path: recording.path.path, name: "recording"))]),
+                logger: logger)
+            trafficPipeline = pipeline
+            traffic = TrafficRecorder(
+                settings: TrafficRecordingSettings(
+                    enabled: true, routes: recording.operations, organizations: recording.organizations,
+                    sampleRate: recording.sampleRate, bodyCap: recording.maxBodyBytes,
+                    redactHeaders: recording.redactHeaders, redactJSONPointers: recording.redactJSONPointers),
+                recorder: pipeline, ids: LogIDGenerator(clock: clock))
+        }
         return ExchangeRecorder(
-            events: events, accessLog: access, tenantName: config.tenant.name, metrics: metrics, clock: clock)
+            events: events, accessLog: access, tenantName: config.tenant.name, metrics: metrics, clock: clock,
+            traffic: traffic, trafficPipeline: trafficPipeline)
     }
 }

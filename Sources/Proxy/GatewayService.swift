@@ -50,7 +50,7 @@ public final class GatewayService: Sendable {
         let policy = try GatewayBuilder.buildPolicy(config, previous: nil)
         let runtime = PolicyRuntime(
             policy: policy, jwks: jwks, origins: try GatewayBuilder.origins(config),
-            recorder: { [recorder] in recorder.record($0) })
+            recorder: { [recorder] in recorder.record($0) }, traffic: recorder.traffic)
         state = Mutex(State(config: config, runtime: runtime, generation: 1, recorder: recorder))
     }
 
@@ -125,7 +125,7 @@ public final class GatewayService: Sendable {
             let recorder = state.withLock { $0.recorder }
             let runtime = PolicyRuntime(
                 policy: policy, jwks: jwks, origins: try GatewayBuilder.origins(config),
-                recorder: { [recorder] in recorder.record($0) })
+                recorder: { [recorder] in recorder.record($0) }, traffic: recorder.traffic)
             let listeners = try GatewayBuilder.listenerProfiles(config)
             let current = gatewayBox.withLock { $0 }
             guard let current else { throw BuildError("the gateway is not running") }
