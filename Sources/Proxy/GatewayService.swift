@@ -24,6 +24,7 @@ public final class GatewayService: Sendable {
     private let gatewayBox = GatewayRef()
     private let adminBox = Mutex<Gateway?>(nil)
     private let timers = Mutex<[DispatchSourceTimerBox]>([])
+    let probe = UpstreamProbe()
 
     struct State: @unchecked Sendable {
         // Safety: every member is Sendable; the annotation only covers the config's existential members.
@@ -78,6 +79,12 @@ public final class GatewayService: Sendable {
         let bound = try gateway.start()
         gatewayBox.withLock { $0 = gateway }
         runtime.jwks.refetch(reason: "startup")
+        probe.probe(runtime.origins)
+        let probeTimer = DispatchSourceTimerBox(everyMilliseconds: 10_000) { [weak self] in
+            guard let self else { return }
+            self.probe.probe(self.runtime.origins)
+        }
+        timers.withLock { $0.append(probeTimer) }
         // JWKS refresh and limiter sweeps run off the loops.
         let tick = DispatchSourceTimerBox(everyMilliseconds: 1000) { [weak self] in
             guard let self else { return }
@@ -134,6 +141,7 @@ public final class GatewayService: Sendable {
                 throw BuildError("listener addresses changed: a restart is needed to bind new addresses")
             }
             if !sameKeys { jwks.refetch(reason: "reload") }
+            probe.probe(runtime.origins)
             let generation = state.withLock { s -> Int in
                 s.config = config
                 s.runtime = runtime
@@ -165,6 +173,7 @@ public final class GatewayService: Sendable {
             reasons.append("no JWKS loaded yet" + (runtime.jwks.counters.lastError.map { ": \($0)" } ?? ""))
         }
         if gatewayBox.withLock({ $0 }) == nil { reasons.append("not listening") }
+        for domain in probe.unreachable { reasons.append("the upstream of \(domain) does not accept connections") }
         return (reasons.isEmpty, reasons)
     }
 
