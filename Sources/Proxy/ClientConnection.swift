@@ -64,6 +64,7 @@ final class ClientConnection: TransportDelegate {
 
     func transportReady(alpn: String?) {
         if profile.tls != nil {
+            metrics.tlsHandshakeCompleted()
             if alpn == "h2" && profile.allowH2 { becomeHTTP2() } else { becomeHTTP1() }
         }
         // Plain listeners decide on the first bytes (preface sniffing).

@@ -97,6 +97,7 @@ public final class GatewayService: Sendable {
             try startAdmin(address: admin.address)
         }
         for address in bound { logger.info("listening", metadata: ["address": "\(address)"]) }
+        GatewayService.warnAboutTestingModes(config, logger: logger)
         return bound
     }
 
@@ -154,6 +155,7 @@ public final class GatewayService: Sendable {
                 GatewaySnapshot(
                     listeners: listeners, handlers: PolicyHandlerFactory(runtime: runtime), generation: generation))
             logger.info("configuration reloaded", metadata: ["generation": "\(generation)"])
+            GatewayService.warnAboutTestingModes(config, logger: logger)
             return .success(generation)
         } catch {
             let message = (error as? BuildError)?.description ?? "\(error)"
@@ -179,6 +181,20 @@ public final class GatewayService: Sendable {
 
     var reloadCounters: (reloads: Int, failures: Int, generation: Int, lastError: String?) {
         state.withLock { ($0.reloads, $0.reloadFailures, $0.generation, $0.lastReloadError) }
+    }
+
+    /// Testing modes change what clients see: say so loudly at start and after each reload.
+    static func warnAboutTestingModes(_ config: GatewayConfig, logger: Logger) {
+        if let simulated = config.rateLimits.simulateTier {
+            logger.warning(
+                "TESTING MODE: rate limits simulate a lower tier than the tenant's",
+                metadata: ["tenant_tier": "\(config.tenant.tier.rawValue)", "simulated_tier": "\(simulated.rawValue)"])
+        }
+        if !config.faults.isEmpty {
+            logger.warning(
+                "TESTING MODE: fault injection is ON; some requests are answered with errors or delayed on purpose",
+                metadata: ["rules": "\(config.faults.count)"])
+        }
     }
 
     func recorderStats() -> LogPipelineStats? { state.withLock { $0.recorder }.events?.stats }
