@@ -28,6 +28,11 @@ let package = Package(
             pkgConfig: "libnghttp2",
             providers: [.apt(["libnghttp2-dev"])]
         ),
+        .systemLibrary(
+            name: "CHiredis",
+            pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
         .target(name: "CSystemShims"),
 
         // Pure layers.
@@ -51,6 +56,10 @@ let package = Package(
                 "GatewayCore", "Policy",
                 .product(name: "Logging", package: "swift-log"),
             ]
+        ),
+        .target(
+            name: "RateLimitStore",
+            dependencies: ["CHiredis", "GatewayCore", "Policy", .product(name: "Logging", package: "swift-log")]
         ),
         .target(name: "TenantEmulator", dependencies: ["GatewayCore", "HTTP1", "Tokens", "Policy"]),
         .target(
@@ -100,6 +109,13 @@ let package = Package(
             dependencies: ["TenantEmulator", "Tokens", "GatewayCore", "TestSupport"]
         ),
         .testTarget(name: "ProxyTests", dependencies: ["Proxy", "EventLoop", "HTTP1", "TLS", "GatewayCore", "TestSupport"]),
+        .testTarget(
+            name: "RateLimitStoreTests",
+            dependencies: [
+                "RateLimitStore", "Policy", "GatewayCore", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(name: "GatewayIntegrationTests", dependencies: ["TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
