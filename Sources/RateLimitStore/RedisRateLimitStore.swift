@@ -28,9 +28,10 @@ public struct RedisPassword: Sendable, Hashable, CustomStringConvertible, Custom
 /// loop never waits for a connection; if none is free the request is decided locally instead (counted in
 /// `poolExhausted`), never queued.
 ///
-/// **Circuit breaker and fallback.** The first failure (I/O error, timeout, refused connection, an error reply
-/// other than NOSCRIPT, a malformed reply) opens the breaker: idle connections are dropped, a warning is
-/// logged once, and every request is decided by the local `fallback` limiter without touching Redis. Once
+/// **Circuit breaker and fallback.** A failed call (I/O error, timeout, refused connection, an error reply other
+/// than NOSCRIPT, a malformed reply) is decided by the local `fallback` limiter. `failureThreshold`
+/// consecutive failures (default 3) open the breaker: idle connections are dropped, a warning is logged once,
+/// and every request is decided by `fallback` without touching Redis. Once
 /// `probeInterval` has passed, exactly one request (the one that wins a compare-and-swap) tries Redis again;
 /// if it succeeds the breaker closes and a notice is logged once, else it waits another interval. So while
 /// Redis is down at most one request per interval pays for a connect attempt, and a dead Redis costs the
@@ -60,12 +61,15 @@ public final class RedisRateLimitStore: RateLimitBackend, Sendable {
         public var maxConnections: Int
         /// How long the breaker stays open before one request probes Redis again.
         public var probeInterval: Duration
+        /// Consecutive failed calls that open the breaker (at least 1). Each failed call is still decided
+        /// locally; the threshold only keeps one slow reply from switching every request to the fallback.
+        public var failureThreshold: Int
 
         public init(
             host: String = "127.0.0.1", port: Int = 6379, password: RedisPassword? = nil, database: Int? = nil,
             namespace: String, keyPrefix: String = "myorg-gateway:rl",
             connectTimeout: Duration = .milliseconds(50), commandTimeout: Duration = .milliseconds(10),
-            maxConnections: Int = 8, probeInterval: Duration = .seconds(1)
+            maxConnections: Int = 8, probeInterval: Duration = .seconds(1), failureThreshold: Int = 3
         ) {
             self.host = host
             self.port = port
@@ -77,6 +81,7 @@ public final class RedisRateLimitStore: RateLimitBackend, Sendable {
             self.commandTimeout = commandTimeout
             self.maxConnections = max(1, maxConnections)
             self.probeInterval = probeInterval
+            self.failureThreshold = max(1, failureThreshold)
         }
 
         /// `host:port`, for logs.
@@ -105,6 +110,8 @@ public final class RedisRateLimitStore: RateLimitBackend, Sendable {
         public var scriptReloads: Int
         /// Connections open now (idle and in use).
         public var openConnections: Int
+        /// The last failure's description (from hiredis or the server; never a secret), nil if none yet.
+        public var lastError: String?
     }
 
     public let options: Options
@@ -122,6 +129,9 @@ public final class RedisRateLimitStore: RateLimitBackend, Sendable {
     private let scriptSHA = Mutex<String?>(nil)
     /// Monotonic time until which the breaker is open; 0 while closed (Redis in use).
     private let openUntil = Atomic<Int64>(0)
+    /// Failed calls since the last success, while closed.
+    private let consecutiveFailures = Atomic<Int>(0)
+    private let lastError = Mutex<String?>(nil)
     private let counters = StoreCounters()
 
     /// Builds the store; no I/O happens until the first decision (or `connect()`).
@@ -169,7 +179,9 @@ public final class RedisRateLimitStore: RateLimitBackend, Sendable {
     public var isUsingFallback: Bool { openUntil.load(ordering: .relaxed) != 0 }
 
     public var statistics: Statistics {
-        counters.snapshot(openConnections: pool.withLock { $0.open })
+        var snapshot = counters.snapshot(openConnections: pool.withLock { $0.open })
+        snapshot.lastError = lastError.withLock { $0 }
+        return snapshot
     }
 
     /// The Redis key of the tenant cell of `rateClass` (diagnostics and tests).
@@ -181,7 +193,7 @@ public final class RedisRateLimitStore: RateLimitBackend, Sendable {
     }
 
     /// Opens one connection and loads the script, for a start-up check; true when Redis answered. A failure
-    /// opens the breaker exactly as a failed request would.
+    /// opens the breaker at once (no threshold), so the first requests do not each wait for a dead Redis.
     @discardableResult
     public func connect() -> Bool {
         do throws(RedisError) {
@@ -228,12 +240,22 @@ public final class RedisRateLimitStore: RateLimitBackend, Sendable {
             }
         }
         do {
-            return try decide(org: org, rateClass: rateClass)
+            let decision = try decide(org: org, rateClass: rateClass)
+            if consecutiveFailures.load(ordering: .relaxed) != 0 { consecutiveFailures.store(0, ordering: .relaxed) }
+            return decision
         } catch .poolExhausted {
             counters.poolExhausted.add(1, ordering: .relaxed)
             return local(org: org, rateClass: rateClass, nowNanoseconds: nowNanoseconds)
         } catch {
-            trip(error)
+            let failures = consecutiveFailures.wrappingAdd(1, ordering: .relaxed).newValue
+            if failures >= options.failureThreshold {
+                trip(error)
+            } else {
+                record(error)
+                logger.debug(
+                    "rate limits: Redis call failed; this request is decided locally",
+                    metadata: ["redis": "\(options.address)", "error": "\(error)", "consecutive": "\(failures)"])
+            }
             return local(org: org, rateClass: rateClass, nowNanoseconds: nowNanoseconds)
         }
     }
@@ -315,6 +337,7 @@ public final class RedisRateLimitStore: RateLimitBackend, Sendable {
     private func record(_ error: RedisError) {
         counters.errors.add(1, ordering: .relaxed)
         if error.isTimeout { counters.timeouts.add(1, ordering: .relaxed) }
+        lastError.withLock { $0 = error.description }
     }
 
     /// Opens the breaker after a failed call; only the call that closed→opened it logs.
@@ -323,6 +346,7 @@ public final class RedisRateLimitStore: RateLimitBackend, Sendable {
         let until = max(1, monotonicNanoseconds() + probeIntervalNanoseconds)
         let (opened, _) = openUntil.compareExchange(expected: 0, desired: until, ordering: .acquiringAndReleasing)
         guard opened else { return }
+        consecutiveFailures.store(0, ordering: .relaxed)
         counters.fallbackTransitions.add(1, ordering: .relaxed)
         drainIdleConnections()
         logger.warning(
@@ -344,7 +368,8 @@ public final class RedisRateLimitStore: RateLimitBackend, Sendable {
 
     // MARK: - Pool
 
-    private func checkOut() throws(RedisError) -> RedisConnection {
+    /// Internal (not private) so tests can hold a connection to exhaust the pool.
+    func checkOut() throws(RedisError) -> RedisConnection {
         enum Take: Sendable {
             case idle(RedisConnection)
             case connect
@@ -385,7 +410,7 @@ public final class RedisRateLimitStore: RateLimitBackend, Sendable {
         return connection
     }
 
-    private func checkIn(_ connection: RedisConnection, healthy: Bool) {
+    func checkIn(_ connection: RedisConnection, healthy: Bool) {
         let keep = healthy && !connection.isBroken
         // The context is freed (the socket closed) outside the lock, when the last reference goes.
         let dropped: RedisConnection? = pool.withLock { state in
