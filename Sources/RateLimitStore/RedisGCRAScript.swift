@@ -16,10 +16,11 @@ import Policy
 /// refusal by either writes nothing, so it never spends the other's quota. Redis runs a script alone, so no
 /// other replica can interleave between the tests and the writes. Each written cell expires (`PX`) when its
 /// TAT passes, the moment it becomes a full bucket again and so carries no information: memory holds only
-/// non-idle cells. `TIME` inside a script is allowed since Redis 5 (effects replication is the default; on
-/// 3.2–4 `redis.replicate_commands()` would be needed first, and is not called here).
+/// non-idle cells. A script that writes after reading `TIME` needs effects replication: the default since
+/// Redis 5, switched on by `redis.replicate_commands()` on 3.2–4 (a no-op kept for compatibility on 7).
 enum RedisGCRAScript {
     static let source = """
+        if redis.replicate_commands then redis.replicate_commands() end
         local t = redis.call('TIME')
         local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
         local ti = tonumber(ARGV[1])

@@ -21,12 +21,16 @@ public struct RedisPassword: Sendable, Hashable, CustomStringConvertible, Custom
 /// "both or neither" rule as the local `RateLimiter`. The decision is returned as the same `RateDecision`,
 /// with `nowNanoseconds` = the server's time, so headers and `Retry-After` are consistent with the shared cells.
 ///
-/// **Blocking and the event loops.** Calls are blocking hiredis calls on the caller's thread (an event loop).
-/// They are bounded: each read or write waits at most `commandTimeout` (default 10 ms; a loopback decision
-/// takes tens of µs), a connect at most `connectTimeout` (default 50 ms). Connections come from a
-/// mutex-guarded pool of at most `maxConnections`, so with one loop per core and `maxConnections` >= loops a
-/// loop never waits for a connection; if none is free the request is decided locally instead (counted in
-/// `poolExhausted`), never queued.
+/// **Blocking and the event loops.** Calls are blocking hiredis calls on the caller's thread (an event loop),
+/// chosen over an async client because a loopback decision takes tens of µs, less than a queue hop and a
+/// continuation. They are bounded: each socket read or write waits at most `commandTimeout` (default 10 ms),
+/// a connect at most `connectTimeout` (default 50 ms). So a request on a pooled connection blocks at most
+/// about 2 × `commandTimeout` (3× after a NOSCRIPT), and one that opens a connection adds `connectTimeout` and
+/// the AUTH / SELECT / SCRIPT LOAD round trips; with a hung Redis only `failureThreshold` requests pay that
+/// before the breaker opens. Connections come from a mutex-guarded pool of at most `maxConnections`, so with
+/// one loop per core and `maxConnections` >= loops a loop never waits for a connection; if none is free the
+/// request is decided locally instead (counted in `poolExhausted`), never queued. Give `host` as an address:
+/// a name is resolved by the blocking system resolver on every connect.
 ///
 /// **Circuit breaker and fallback.** A failed call (I/O error, timeout, refused connection, an error reply other
 /// than NOSCRIPT, a malformed reply) is decided by the local `fallback` limiter. `failureThreshold`
