@@ -133,19 +133,20 @@ import Testing
     @Test func keysExpireWhenTheirCellIsIdle() throws {
         guard let server = RedisServerFixture() else { return }
         try server.start()
+        // One admission moves an Organization's TAT 1 s ahead (1 per second, burst 1), the tenant's 5 ms
+        // (200 per second, burst 200): TTLs long enough that a stalled CI core cannot expire a key early.
         let store = RedisRateLimitStore(
-            configuration: Self.configuration(tenant: 200, organization: 20), options: server.options())
+            configuration: Self.configuration(tenant: 200, organization: 1), options: server.options())
         let raw = try server.client()
         for i in 0..<100 {
             #expect(store.admit(org: "org_\(i)", rateClass: .read, nowNanoseconds: wallNanoseconds()).admitted)
         }
         #expect(try raw.integer(["DBSIZE"]) == 101)
-        // One admission moves an Organization's TAT 50 ms ahead; the tenant's 100 × 5 ms.
         let orgTTL = try raw.integer(["PTTL", store.organizationKey(org: "org_99", .read)])
-        #expect(orgTTL > 0 && orgTTL <= 51)
+        #expect(orgTTL > 0 && orgTTL <= 1001)
         let tenantTTL = try raw.integer(["PTTL", store.tenantKey(.read)])
         #expect(tenantTTL > 0 && tenantTTL <= 501)
-        usleep(700_000)
+        usleep(1_200_000)
         #expect(try raw.integer(["DBSIZE"]) == 0)
     }
 
@@ -216,6 +217,27 @@ import Testing
         #expect(notices.count == 2)
         #expect(notices.last?.contains("reachable again") == true)
         #expect(try server.client().integer(["EXISTS", store.organizationKey(org: "org_f", .read)]) == 1)
+    }
+
+    /// Redis down from the start: the start-up check opens the breaker at once, and the local limiter really
+    /// limits (its refusals carry the same headers as any other).
+    @Test func unreachableFromTheStartUsesTheLocalLimiter() throws {
+        guard let server = RedisServerFixture() else { return }  // never started: nothing listens on its port
+        let (logger, logs) = CapturingLogHandler.logger()
+        let store = RedisRateLimitStore(
+            configuration: Self.configuration(tenant: 100, organization: 2), options: server.options(),
+            logger: logger)
+        #expect(!store.connect())
+        #expect(store.isUsingFallback)
+        let now = wallNanoseconds()
+        let decisions = (0..<3).map { _ in store.admit(org: "org_d", rateClass: .read, nowNanoseconds: now) }
+        #expect(decisions.map(\.admitted) == [true, true, false])
+        #expect(decisions[2].limitedBy == .organization && decisions[2].headerFields["Retry-After"] == "1")
+        #expect(decisions[2].nowNanoseconds == now)
+        let stats = store.statistics
+        #expect(stats.fallbackDecisions == 3 && stats.redisDecisions == 0 && stats.errors == 1 && stats.probes == 0)
+        #expect(logs.messages(atLeast: .warning).count == 1)
+        #expect(logs.messages(atLeast: .warning).first?.contains("Connection refused") == true)
     }
 
     /// A frozen Redis costs the first `failureThreshold` requests the command timeout each, then nothing while
