@@ -48,7 +48,7 @@ public final class GatewayService: Sendable {
         let recorder = try ExchangeRecorder.make(
             config: config, metrics: metrics, clock: clock, logger: logger, secret: GatewayBuilder.secret)
         let jwks = GatewayService.makeJWKS(config: config, clock: clock, logger: logger, gateway: gatewayBox)
-        let policy = try GatewayBuilder.buildPolicy(config, previous: nil)
+        let policy = try GatewayBuilder.buildPolicy(config, previous: nil, connectShared: true)
         let runtime = PolicyRuntime(
             policy: policy, jwks: jwks, origins: try GatewayBuilder.origins(config),
             recorder: { [recorder] in recorder.record($0) }, traffic: recorder.traffic)
@@ -125,7 +125,7 @@ public final class GatewayService: Sendable {
             let problems = GatewayBuilder.check(config)
             guard problems.isEmpty else { throw BuildError(problems.joined(separator: "\n")) }
             let old = runtime
-            let policy = try GatewayBuilder.buildPolicy(config, previous: old.policy)
+            let policy = try GatewayBuilder.buildPolicy(config, previous: old.policy, connectShared: true)
             let sameKeys = config.tenant.jwks == self.config.tenant.jwks
             let jwks =
                 sameKeys
