@@ -620,11 +620,15 @@ enum Spawn {
     }
 }
 
-/// Finds the external tools, in PATH first (pip installs into a Python's own bin), then the usual directories.
+/// Finds the external tools: first the virtual environment CI creates for the Python ones
+/// (`.build/deploy-tools`, see deploy/README.md), then PATH, then the usual directories.
 enum Tools {
+    static let virtualEnvironment = TestProcess.repositoryRoot.appendingPathComponent(".build/deploy-tools/bin").path
+
     static func find(_ name: String) -> String? {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
-        for directory in path.split(separator: ":") where !directory.isEmpty {
+        let directories = [virtualEnvironment] + path.split(separator: ":").map(String.init)
+        for directory in directories where !directory.isEmpty {
             let candidate = "\(directory)/\(name)"
             if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
         }
