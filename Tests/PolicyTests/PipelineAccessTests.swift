@@ -82,6 +82,20 @@ struct PipelineAccessTests {
         #expect(run.detail.contains("delete:my_org:identity_providers"))
     }
 
+    /// There is no user behind a client-credentials token, so nobody completed step-up; AccessPolicy's own
+    /// refusal says "a client-credentials token cannot". An `amr` claim on such a token must not change that.
+    @Test(
+        "step-up: a client-credentials token never passes it (403, not a step-up challenge)",
+        arguments: [nil, ["mfa"]] as [[String]?])
+    func stepUpMachine(amr: [String]?) throws {
+        let policy = try F.policy(clientCredentials: "require_client_grant")
+        let run = PipelineRun.run(
+            policy, F.request("DELETE", "/my-org/identity-providers/con_1"), listenerDomain: F.canonical,
+            token: .success(F.token(scopes: ["delete:my_org:identity_providers"], amr: amr, clientCredentials: true)))
+        run.expectError(status: 403, code: "A0E-403-0001", decision: "refused_access")
+        #expect(run.headers["WWW-Authenticate"] == nil)
+    }
+
     @Test("step-up does not touch endpoints without a step-up scope")
     func noStepUpElsewhere() throws {
         let policy = try F.policy()

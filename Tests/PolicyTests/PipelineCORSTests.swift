@@ -68,6 +68,27 @@ struct PipelineCORSTests {
         #expect(run.headers["Vary"]?.contains("Origin") == true)
     }
 
+    @Test("preflight request header names are matched in any case and answered lowercase")
+    func headerCase() throws {
+        let policy = try F.policy()
+        let run = PipelineRun.run(
+            policy,
+            preflight("/my-org/details", origin: F.appOrigin, method: "PATCH", headers: "Authorization,Content-Type"),
+            listenerDomain: F.canonical, token: .failure(TokenRejection(.malformed, "must not be consulted")))
+        #expect(run.status == 204, "\(run.summary)")
+        #expect(run.headers["Access-Control-Allow-Headers"] == "authorization, content-type")
+    }
+
+    @Test("a preflight to an unknown /my-org path is not answered 204")
+    func preflightUnknownPath() throws {
+        let policy = try F.policy()
+        let run = PipelineRun.run(
+            policy, preflight("/my-org/nowhere", origin: F.appOrigin, method: "GET"), listenerDomain: F.canonical,
+            token: .failure(TokenRejection(.malformed, "must not be consulted")))
+        run.expectError(status: 404, code: "A0E-404-0002", decision: "refused_route")
+        #expect(run.headers["Access-Control-Allow-Methods"] == nil)
+    }
+
     @Test("a real request from an origin allowed only for another client is refused without ACAO")
     func otherClientsOrigin() throws {
         let policy = try F.policy()

@@ -56,6 +56,30 @@ struct PipelineFaultTests {
         }
     }
 
+    @Test("share 0.5 fires for about half the requests, the same ones for the same seeds")
+    func shareHalf() throws {
+        /// One request per seed, each from its own organization 50 ms after the previous one, so neither the
+        /// rate limiter nor token expiry decides; a fresh policy per batch.
+        func batch(_ seeds: [UInt64]) throws -> [Bool] {
+            let policy = try F.policy(faults: "[{ route: GET details, share: 0.5, status: 503 }]")
+            return seeds.enumerated().map { index, seed in
+                PipelineRun.run(
+                    policy, F.request("GET", "/my-org/details"), listenerDomain: F.canonical,
+                    token: .success(F.token(scopes: ["read:my_org:details"], org: "org_\(index)")),
+                    now: F.now + Int64(index) * F.second / 20, seed: seed
+                ).status == 503
+            }
+        }
+        let seeds = Array(0..<400 as Range<UInt64>)
+        let first = try batch(seeds)
+        let count = first.filter { $0 }.count
+        #expect(count > 150 && count < 250, "\(count) of 400")
+        let same = try batch(seeds)
+        #expect(same == first, "same seeds, same faults")
+        let other = try batch(seeds.map { $0 + 1_000_000 })
+        #expect(other != first, "different seeds, different draws")
+    }
+
     @Test("a fault is decided after the checks: a refused request is refused, not faulted")
     func afterChecks() throws {
         let policy = try F.policy(faults: "[{ route: GET details, share: 1.0, status: 503 }]")

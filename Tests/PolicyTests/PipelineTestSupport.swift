@@ -224,6 +224,11 @@ enum PipelineRun {
             notes.error?.code == code, "notes.error: \(String(describing: notes.error))", sourceLocation: sourceLocation
         )
         if let decision { #expect(notes.decision == decision, sourceLocation: sourceLocation) }
+        // Whatever the refusal, the client's token never comes back in it.
+        #expect(!bodyText.contains(PipelineFixture.rawToken), sourceLocation: sourceLocation)
+        for field in response.head.headers {
+            #expect(!field.value.contains(PipelineFixture.rawToken), "\(field.name)", sourceLocation: sourceLocation)
+        }
     }
 
     var detail: String { bodyJSON?["detail"]?.stringValue ?? "" }
