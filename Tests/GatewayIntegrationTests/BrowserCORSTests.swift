@@ -27,8 +27,10 @@ struct BrowserCORSTests {
         lines.map { "\($0.method) \($0.status) \($0.decision)" }
     }
 
-    @Test("An allowed origin reads the status, the body and the exposed rate-limit headers, and nothing else")
-    func allowedOrigin() throws {
+    @Test(
+        "An allowed origin reads the status, the body and the exposed rate-limit headers, and nothing else",
+        arguments: [false, true])
+    func allowedOrigin(http1: Bool) throws {
         if BrowserTools.skipNote("allowedOrigin") { return }
         let env = try Env()
         defer {
@@ -36,7 +38,7 @@ struct BrowserCORSTests {
             env.removeFiles()
         }
         try env.preparePage(scenario: "read", token: try env.token(client: "demo-admin-app"))
-        let result = try env.runPage(host: "app.acme.test")
+        let result = try env.runPage(host: "app.acme.test", http1: http1)
 
         #expect(result.origin == "https://app.acme.test:\(env.pagePort)")
         let step = try #require(result.steps.first, "\(result)")
@@ -51,6 +53,31 @@ struct BrowserCORSTests {
         // The Authorization header made Chromium preflight; the gateway answered it and forwarded the GET.
         let seen = Self.render(Self.requests(env, atLeast: 2))
         #expect(seen == ["OPTIONS 204 preflight", "GET 200 forwarded"])
+        let protocols = Set(env.accessLog().compactMap { $0["protocol"] as? String })
+        #expect(protocols == [http1 ? "HTTP/1.1" : "HTTP/2"])
+    }
+
+    @Test("Refusals stay readable from an allowed origin: bad token, missing token, missing scope")
+    func refusalsAreReadable() throws {
+        if BrowserTools.skipNote("refusalsAreReadable") { return }
+        let env = try Env()
+        defer {
+            env.stop()
+            env.removeFiles()
+        }
+        try env.preparePage(
+            scenario: "errors", token: try env.token(client: "demo-readonly-app", scope: "read:my_org:details"))
+        let result = try env.runPage(host: "readonly.acme.test")
+        try #require(result.steps.count == 3, "\(result)")
+        let (badToken, noToken, noScope) = (result.steps[0], result.steps[1], result.steps[2])
+        #expect(badToken.ok && badToken.status == 401, "\(result)")
+        #expect(badToken.errorType?.contains("A0E-401") == true, "\(result)")
+        // Without Authorization the GET is a simple request: no preflight, and the 401 must still carry CORS.
+        #expect(noToken.ok && noToken.status == 401, "\(result)")
+        #expect(noScope.ok && noScope.status == 403, "\(result)")
+        #expect(noScope.errorType?.contains("A0E-403") == true, "\(result)")
+        let seen = Self.requests(env, atLeast: 5).map { "\($0.method) \($0.status)" }
+        #expect(seen == ["OPTIONS 204", "GET 401", "GET 401", "OPTIONS 204", "PATCH 403"])
     }
 
     @Test("An origin no client allows is refused at the preflight: fetch fails with a TypeError")

@@ -47,6 +47,8 @@ struct Chromium {
 
     var hosts: [String] = []
     var trustedSPKI: [String] = []
+    /// For example `--disable-http2`, to reach the gateway's HTTP/1.1 server instead of HTTP/2.
+    var extraArguments: [String] = []
 
     func dumpDOM(_ url: String, budgetMs: Int = 5000) throws -> Run {
         try run(["--virtual-time-budget=\(budgetMs)", "--dump-dom", url])
@@ -75,7 +77,7 @@ struct Chromium {
         if !trustedSPKI.isEmpty {
             arguments.append("--ignore-certificate-errors-spki-list=" + trustedSPKI.joined(separator: ","))
         }
-        let output = try TestProcess.run(binary, arguments + extra, timeout: 45)
+        let output = try TestProcess.run(binary, arguments + extraArguments + extra, timeout: 45)
         let lines = output.stderr.split(separator: "\n").map(String.init)
         return Run(
             status: output.status, stdout: output.stdout,
@@ -214,7 +216,9 @@ final class BrowserGatewayEnvironment {
     }
 
     /// Loads the page on `host` and returns the JSON the page wrote into `#result`.
-    func runPage(host: String) throws -> PageResult {
+    func runPage(host: String, http1: Bool = false) throws -> PageResult {
+        var chromium = self.chromium
+        if http1 { chromium.extraArguments.append("--disable-http2") }
         let run = try chromium.dumpDOM(pageURL(host: host))
         guard run.status == 0 else {
             throw BrowserTestError("chromium exited \(run.status):\n\(run.diagnostics)")
@@ -351,6 +355,8 @@ struct PageResult: CustomStringConvertible {
         var error: String?
         var id: String?
         var displayName: String?
+        /// The error body's `type`, when the answer was a refusal in the tenant's error shape.
+        var errorType: String?
         var limit: String?
         var remaining: String?
         var retryAfter: String?
@@ -382,6 +388,7 @@ struct PageResult: CustomStringConvertible {
             Step(
                 ok: step["ok"] as? Bool ?? false, status: step["status"] as? Int, error: step["error"] as? String,
                 id: step["id"] as? String, displayName: step["displayName"] as? String,
+                errorType: step["errorType"] as? String,
                 limit: step["limit"] as? String, remaining: step["remaining"] as? String,
                 retryAfter: step["retryAfter"] as? String, vary: step["vary"] as? String)
         }

@@ -12,8 +12,10 @@ function headersOf(response) {
   };
 }
 
-async function attempt(method, path, body) {
-  const init = { method: method, headers: { Authorization: "Bearer " + window.TOKEN } };
+// `token`: null sends no Authorization header (a simple request: no preflight); undefined uses window.TOKEN.
+async function attempt(method, path, body, token) {
+  const bearer = token === undefined ? window.TOKEN : token;
+  const init = { method: method, headers: bearer === null ? {} : { Authorization: "Bearer " + bearer } };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -24,7 +26,10 @@ async function attempt(method, path, body) {
     let json = null;
     try { json = JSON.parse(text); } catch (e) { json = null; }
     return Object.assign(
-      { ok: true, status: response.status, id: json && json.id, displayName: json && json.display_name },
+      {
+        ok: true, status: response.status, id: json && json.id, displayName: json && json.display_name,
+        errorType: json && json.type,
+      },
       headersOf(response));
   } catch (error) {
     return { ok: false, error: error.name, message: String(error.message) };
@@ -39,6 +44,11 @@ async function run() {
   } else if (scenario === "patch") {
     result.steps.push(await attempt("PATCH", "/my-org/details", { display_name: "Renamed by the browser" }));
     result.steps.push(await attempt("GET", "/my-org/details"));
+  } else if (scenario === "errors") {
+    // Refusals must stay readable: a SPA has to tell a bad token from a missing scope from a network failure.
+    result.steps.push(await attempt("GET", "/my-org/details", undefined, "not-a-token"));
+    result.steps.push(await attempt("GET", "/my-org/details", undefined, null));
+    result.steps.push(await attempt("PATCH", "/my-org/details", { display_name: "Not allowed" }));
   } else if (scenario === "burst") {
     const all = [];
     for (let i = 0; i < 12; i++) all.push(attempt("GET", "/my-org/details"));
