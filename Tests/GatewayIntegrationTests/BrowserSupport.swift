@@ -101,9 +101,12 @@ final class BrowserGatewayEnvironment {
     static let gatewayHost = "acme.emulated.local"
     /// The emulator's seeded organization.
     static let organizationID = "org_Emu1AcmeSeed0001"
-    /// `demo-admin-app` allows `https://app.acme.test:PAGE`; `demo-readonly-app` allows
+    /// `demo-admin-app` allows `https://app.acme.test:PAGE` and `https://*.apps.acme.test:PAGE` (so
+    /// `team1.apps.acme.test`, not `a.b.apps.acme.test`); `demo-readonly-app` allows
     /// `https://readonly.acme.test:PAGE`; nobody allows `evil.example`.
-    static let pageHosts = ["app.acme.test", "readonly.acme.test", "evil.example"]
+    static let pageHosts = [
+        "app.acme.test", "readonly.acme.test", "evil.example", "team1.apps.acme.test", "a.b.apps.acme.test",
+    ]
     static let adminScopes = "read:my_org:details update:my_org:details"
 
     let directory: URL
@@ -277,7 +280,7 @@ final class BrowserGatewayEnvironment {
         clients:
           - client_id: demo-admin-app
             name: Browser test admin app
-            allowed_origins: ["https://app.acme.test:\(pagePort)"]
+            allowed_origins: ["https://app.acme.test:\(pagePort)", "https://*.apps.acme.test:\(pagePort)"]
             grant_scopes: [read:my_org:details, update:my_org:details]
             my_organization_configuration: { allowed_strategies: [okta], connection_deletion_behavior: allow_if_empty }
           - client_id: demo-readonly-app
