@@ -101,7 +101,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ProxyTests", dependencies: ["Proxy", "EventLoop", "HTTP1", "TLS", "GatewayCore", "TestSupport"]),
-        .testTarget(name: "GatewayIntegrationTests", dependencies: ["TestSupport"]),
+        .testTarget(name: "GatewayIntegrationTests", dependencies: ["TestSupport", "TLS"]),
     ],
     swiftLanguageModes: [.v6]
 )
