@@ -112,7 +112,7 @@ final class UpstreamServer: @unchecked Sendable {
     ) throws {
         self.port = port
         recordFile = workspace.dir.appendingPathComponent("upstream-\(port).bin")
-        FileManager.default.createFile(atPath: recordFile.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: recordFile.path, contents: nil)
         var arguments = ["python3", UpstreamServer.script.path, String(port), recordFile.path]
         if let tls { arguments += ["--tls", tls.cert, tls.key] }
         if let jwksFile { arguments += ["--jwks", jwksFile] }
