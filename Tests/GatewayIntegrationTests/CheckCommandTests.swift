@@ -94,6 +94,26 @@ extension GatewayIntegration {
             #expect(!out.stdout.contains(inlineSecret))
         }
 
+        @Test("serve refuses an invalid configuration: exit 2, the error with file:line and key, nothing bound")
+        func serveRefusesInvalidConfig() throws {
+            guard let binary = gatewayBinaryOrSkip("serve invalid config") else { return }
+            let copy = try ExampleCopy(binary: binary)
+            defer { copy.workspace.remove() }
+            let port = TestProcess.freePort()
+            let broken = copy.text.replacingOccurrences(of: "tier: public_enterprise ", with: "tier: platinum ")
+                .replacingOccurrences(of: "127.0.0.1:8080", with: "127.0.0.1:\(port)")
+            try copy.workspace.write("broken.yaml", broken)
+            let out = try TestProcess.run(
+                "/usr/bin/env",
+                ["CNAME_API_KEY=integration-edge-key", binary, "serve", "--config", copy.workspace.path("broken.yaml")],
+                timeout: 20)
+            #expect(out.status == 2, "\(out.stdout)\(out.stderr)")
+            let line = try #require(lineNumber(of: "tier: platinum", in: broken))
+            #expect(out.stderr.contains("broken.yaml:\(line):"), "\(out.stderr)")
+            #expect(out.stderr.contains("tenant.tier"), "\(out.stderr)")
+            #expect(RawConnection.isRefused(port: port), "nothing may listen after a refused start")
+        }
+
         @Test("a missing certificate file: exit 2 naming the file and the key")
         func missingCertificate() throws {
             guard let binary = gatewayBinaryOrSkip("check") else { return }

@@ -22,7 +22,9 @@ extension GatewayIntegration {
             try ws.write("jwks.json", try ws.signingKey("key"))
             try ws.write("tiers.yaml", generousTiersYAML)
             let cert = try ws.certificate("gateway", dnsNames: [canonical])
-            let upstream = try UpstreamServer(workspace: ws)
+            // An HTTPS upstream, as the tenant is: the pool's TLS connections are counted too.
+            let upstreamCert = try ws.certificate("upstream", dnsNames: ["localhost"])
+            let upstream = try UpstreamServer(workspace: ws, tls: (upstreamCert.cert, upstreamCert.key))
             defer { upstream.stop() }
             let (plainPort, tlsPort, adminPort) =
                 (TestProcess.freePort(), TestProcess.freePort(), TestProcess.freePort())
@@ -33,7 +35,12 @@ extension GatewayIntegration {
                     .init(port: tlsPort, domain: canonical, tls: (cert.cert, cert.key)),
                 ],
                 // A short upstream idle timeout: the pool's keep-alive connections close soon after the load.
-                upstreams: [(canonical, "{ url: \"http://127.0.0.1:\(upstream.port)\", idle_timeout_ms: 500 }")],
+                upstreams: [
+                    (
+                        canonical,
+                        "{ url: \"https://127.0.0.1:\(upstream.port)\", ca_file: \(upstreamCert.ca), idle_timeout_ms: 500 }"
+                    )
+                ],
                 clients: [.init(id: "web-app", scopes: ["read:my_org:details"])], adminPort: adminPort,
                 tiersFile: "tiers.yaml")
             try ws.write("gateway.yaml", config.yaml)
