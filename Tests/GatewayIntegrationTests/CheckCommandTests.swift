@@ -105,7 +105,10 @@ extension GatewayIntegration {
             try copy.workspace.write("broken.yaml", broken)
             let out = try TestProcess.run(
                 "/usr/bin/env",
-                ["CNAME_API_KEY=integration-edge-key", binary, "serve", "--config", copy.workspace.path("broken.yaml")],
+                [
+                    "CNAME_API_KEY=integration-edge-key", binary, "serve", "--config",
+                    copy.workspace.path("broken.yaml"),
+                ],
                 timeout: 20)
             #expect(out.status == 2, "\(out.stdout)\(out.stderr)")
             let line = try #require(lineNumber(of: "tier: platinum", in: broken))

@@ -43,13 +43,27 @@ extension GatewayIntegration {
                 ["-sS", "--max-time", "15", "-w", "\n%{http_code}", "http://127.0.0.1:\(customPort)/slow"],
                 logName: "slow-curl")
             defer { slow.stop(signal: SIGKILL, timeout: 2) }
+            // The same over HTTP/2 (h2c, prior knowledge), and an idle keep-alive connection that must be let go.
+            let slowH2 = try BackgroundProcess(
+                "/usr/bin/curl",
+                [
+                    "-sS", "--http2-prior-knowledge", "--max-time", "15", "-w", "\n%{http_code} %{http_version}",
+                    "http://127.0.0.1:\(customPort)/slow?h2",
+                ], logName: "slow-h2")
+            defer { slowH2.stop(signal: SIGKILL, timeout: 2) }
+            let idle = try RawConnection(port: canonicalPort, timeout: 5)
+            try idle.send("GET /my-org/details HTTP/1.1\r\nHost: acme.test\r\n\r\n")
+            #expect(idle.readResponse()?.hasPrefix("HTTP/1.1 401") == true)
             let arrived = eventually(timeout: 5) {
-                upstream.requests().contains { $0.hasPrefix("GET /slow HTTP/1.1\r\n") }
+                let paths = upstream.requests()
+                return paths.contains { $0.hasPrefix("GET /slow HTTP/1.1\r\n") }
+                    && paths.contains { $0.hasPrefix("GET /slow?h2 HTTP/1.1\r\n") }
             }
             try #require(arrived, "the slow request never reached the upstream: \(slow.log)")
             let edge = try #require(upstream.requests().first { $0.hasPrefix("GET /slow ") })
             #expect(edge.contains("\r\ncname-api-key: edge-key-for-shutdown\r\n"), "edge mode sends the key")
 
+            #expect(!RawConnection.isRefused(port: customPort), "the listener must accept before SIGTERM")
             let termAt = Date()
             kill(gateway.pid, SIGTERM)
             let refused = eventually(timeout: 1, intervalMs: 20) {
@@ -58,16 +72,25 @@ extension GatewayIntegration {
             #expect(refused, "new connections were still accepted after SIGTERM")
             #expect(gateway.process.process.isRunning, "the gateway must still be draining the slow request")
             print("graceful shutdown: listeners closed \(elapsedMs(since: termAt)) ms after SIGTERM")
+            let (_, idleClosed) = idle.readToEnd()
+            #expect(idleClosed, "an idle keep-alive connection must be closed when draining starts")
+            #expect(elapsedMs(since: termAt) < 2500, "the idle connection was closed only after the drain")
 
             #expect(slow.waitForExit(timeout: 10), "the in-flight request did not finish")
             let answer = slow.log
             #expect(answer.hasSuffix("\n200"), "the in-flight request: \(answer)")
             #expect(answer.hasPrefix("{}"), "\(answer)")
+            #expect(slowH2.waitForExit(timeout: 10), "the in-flight HTTP/2 request did not finish")
+            #expect(slowH2.log.hasSuffix("\n200 2"), "the in-flight HTTP/2 request: \(slowH2.log)")
             #expect(gateway.process.waitForExit(timeout: 10), "the gateway did not exit after draining")
             let drained = elapsedMs(since: termAt)
             let code = exitCode(gateway.process.exitStatus ?? -1, of: gateway.process)
             #expect(code == 0, "exit status \(code): \(gateway.process.log)")
             #expect(drained >= 1500, "the gateway exited after \(drained) ms, before the slow answer could come")
+            // The idle client above never closes its end; the gateway's linger bound (2 s) must still let the drain
+            // end once the slow answers are out (~3 s), not at shutdown_grace_ms (10 s).
+            #expect(drained < 6000, "the drain waited \(drained) ms: a lingering idle connection held it open")
+            withExtendedLifetime(idle) {}
             print("graceful shutdown: exited \(drained) ms after SIGTERM; test took \(elapsedMs(since: start)) ms")
         }
     }
