@@ -168,10 +168,12 @@ extension GatewayIntegration {
                 #expect(!body.contains(signature), "\(endpoint) shows token material")
                 #expect(!body.contains(keyBody), "\(endpoint) shows signing key material")
             }
-            // The process log and the event log must not hold them either.
+            // SIGINT drains like SIGTERM and flushes the event log; neither it nor the process log holds them.
+            #expect(f.gateway.stop(signal: SIGINT) == 0, "\(f.gateway.process.log)")
             #expect(!f.gateway.process.log.contains(f.secret))
             #expect(!f.gateway.process.log.contains(signature))
             let events = (try? String(contentsOfFile: f.ws.path("events.jsonl"), encoding: .utf8)) ?? ""
+            #expect(events.contains("my_organization_api_org_details_succeeded"), "the event log was written")
             #expect(!events.contains(f.secret))
             #expect(!events.contains(signature))
         }
