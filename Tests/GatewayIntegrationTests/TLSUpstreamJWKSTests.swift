@@ -1,4 +1,5 @@
 import Foundation
+import TLS
 import TestSupport
 import Testing
 
@@ -97,6 +98,18 @@ extension GatewayIntegration {
                 "TLS upstream + JWKS: new key accepted after \(attempts) attempts, \(elapsedMs(since: rotationStart)) ms"
             )
 
+            // Unknown-kid tokens may trigger a refetch at most once per min_refetch_interval_s (1 s here).
+            let fetchesBefore = upstream.requests().filter { $0.hasPrefix("GET /.well-known/jwks.json ") }.count
+            let burstStart = Date()
+            for _ in 0..<10 {
+                _ = try curlStatus(["-H", "Authorization: Bearer \(oldToken)"] + curlBase)
+            }
+            let burstMs = elapsedMs(since: burstStart)
+            let fetchesAfter = upstream.requests().filter { $0.hasPrefix("GET /.well-known/jwks.json ") }.count
+            #expect(
+                fetchesAfter - fetchesBefore <= burstMs / 1000 + 1,
+                "\(fetchesAfter - fetchesBefore) JWKS fetches for 10 unknown-kid tokens in \(burstMs) ms")
+
             // The old key was removed from the set: its tokens are refused now, on every loop (new connections
             // spread over both), even though each loop's verified-token cache once accepted this very token.
             for _ in 0..<4 {
@@ -108,6 +121,51 @@ extension GatewayIntegration {
 
             #expect(gateway.stop() == 0, "\(gateway.process.log)")
             print("TLS upstream + JWKS test took \(elapsedMs(since: start)) ms")
+        }
+
+        @Test(
+            "the upstream's certificate is verified: an untrusted CA or a wrong name gives 502, nothing reaches it",
+            arguments: [("untrusted CA", false), ("name mismatch", true)])
+        func upstreamCertificateVerified(_ name: String, _ trustedButWrongName: Bool) throws {
+            guard let binary = gatewayBinaryOrSkip("upstream certificate verification") else { return }
+            let ws = Workspace(binary: binary, name: "tls-verify")
+            defer { ws.remove() }
+            let canonical = "acme.test"
+            try ws.write("jwks.json", try ws.signingKey("key"))
+            let served: (cert: String, key: String, ca: String)
+            let trusted: String
+            if trustedButWrongName {
+                // Issued by the CA the gateway trusts, but for another name and no IP address.
+                let ca = try DevelopmentCertificateAuthority(commonName: "integration CA wrong-name")
+                let bundle = try ca.issue(dnsNames: ["somewhere-else.example"], ipAddresses: [])
+                served = (ws.path("wrong.pem"), ws.path("wrong.key"), ws.path("wrong-ca.pem"))
+                try bundle.write(certificatePath: served.cert, privateKeyPath: served.key, caCertificatePath: served.ca)
+                trusted = served.ca
+            } else {
+                served = try ws.certificate("upstream", dnsNames: ["localhost"])
+                trusted = try ws.certificate("unrelated", dnsNames: ["localhost"]).ca
+            }
+            let upstream = try UpstreamServer(workspace: ws, tls: (served.cert, served.key))
+            defer { upstream.stop() }
+            let (port, adminPort) = (TestProcess.freePort(), TestProcess.freePort())
+            let config = GatewayConfigText(
+                jwks: "{ file: jwks.json }", listeners: [.init(port: port, domain: canonical)],
+                upstreams: [(canonical, "{ url: \"https://127.0.0.1:\(upstream.port)\", ca_file: \(trusted) }")],
+                clients: [.init(id: "web-app", scopes: ["read:my_org:details"])], adminPort: adminPort)
+            try ws.write("gateway.yaml", config.yaml)
+            let gateway = try GatewayServer(
+                binary: binary, config: ws.path("gateway.yaml"), adminPort: adminPort, ports: [port])
+            defer { _ = gateway.stop() }
+            #expect(try gateway.waitReady())
+            let token = try ws.token(key: "key", domain: canonical, client: "web-app", scope: "read:my_org:details")
+            let answer = try curlStatus([
+                "-H", "Authorization: Bearer \(token)", "http://127.0.0.1:\(port)/my-org/details",
+            ])
+            #expect(answer.status == 502, "\(name): \(answer.status) \(answer.body)")
+            #expect(!answer.body.contains(token))
+            #expect(
+                !upstream.requests().contains { $0.hasPrefix("GET /my-org/details ") },
+                "\(name): a request reached an upstream whose certificate should have been refused")
         }
     }
 }
