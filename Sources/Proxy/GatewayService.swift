@@ -90,6 +90,8 @@ public final class GatewayService: Sendable {
             guard let self else { return }
             let runtime = self.runtime
             runtime.jwks.tick()
+            // An unreachable upstream is probed every second, so readiness follows it closely.
+            if !self.probe.unreachable.isEmpty { self.probe.probe(runtime.origins) }
             _ = runtime.policy.limiter.sweep(now: self.clock.nowNanoseconds())
         }
         timers.withLock { $0.append(tick) }
