@@ -125,7 +125,9 @@ public final class RequestPolicy: Sendable {
             return .respond(error.response, notes)
         }
         notes.domain = domain
-        var route = router.route(method: request.method, path: request.path)
+        var route =
+            RequestPolicy.plainlyNotMyOrg(request.path)
+            ? RouteResult.notMyOrg : router.route(method: request.method, path: request.path)
         if let problem = RequestPolicy.disguisedPathProblem(request.path) {
             route = .badRequest(problem)
         }
@@ -176,11 +178,31 @@ public final class RequestPolicy: Sendable {
         }
     }
 
+    /// True when the first segment is plainly not the API's prefix: no percent-encoding, not empty, and not
+    /// `my-org` in any letter case. Such paths skip the router (edge-mode traffic is mostly these); everything
+    /// else, including every disguise the router refuses, still goes through it.
+    static func plainlyNotMyOrg(_ path: Substring) -> Bool {
+        let bytes = path.utf8
+        guard bytes.first == UInt8(ascii: "/") else { return false }
+        // Anything the router would refuse or decode (percent-escapes, backslashes, control bytes, dot
+        // segments anywhere) takes the slow path.
+        var previous: UInt8 = 0
+        for byte in bytes {
+            if byte == UInt8(ascii: "%") || byte == UInt8(ascii: "\\") || byte < 0x21 || byte == 0x7F { return false }
+            if previous == UInt8(ascii: "/") && byte == UInt8(ascii: ".") { return false }
+            previous = byte
+        }
+        let segment = bytes.dropFirst().prefix { $0 != UInt8(ascii: "/") }
+        guard !segment.isEmpty else { return false }
+        return !asciiCaseInsensitiveBytesEqualPublic(Array(segment), Array("my-org".utf8))
+    }
+
     /// A path whose percent-decoded form says something its raw form hides: an encoded `/` that makes a
     /// `/my-org` prefix (so the request would pass as a non-API path) or that carries a `.`/`..` segment (so a
     /// parser that decodes before it splits sees another endpoint). Two parsers must never disagree.
     static func disguisedPathProblem(_ path: Substring) -> RouteProblem? {
-        guard path.contains("%") else { return nil }
+        // Byte scans: with Foundation in the module, `contains("%")` would resolve to NSString's search.
+        guard path.utf8.contains(UInt8(ascii: "%")) else { return nil }
         guard case .success(let decoded) = RoutePath.decode(path) else { return nil }
         let lowered = decoded.asciiLowercased
         var trimmed = lowered[...]
@@ -194,7 +216,9 @@ public final class RequestPolicy: Sendable {
             return .dotSegment
         }
         if (trimmed.hasPrefix("/my-org/") || trimmed == "/my-org") && rawLowered.hasPrefix("/my-org"),
-            rawLowered.contains("%2f")
+            rawLowered.utf8.split(separator: UInt8(ascii: "%")).dropFirst().contains(where: {
+                $0.starts(with: "2f".utf8)
+            })
         {
             // An encoded slash inside an API path parameter: no endpoint takes one, and forwarding it invites
             // an upstream that decodes before it routes.

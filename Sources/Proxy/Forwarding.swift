@@ -13,6 +13,12 @@ enum Judgement {
 
 /// Request-header rewriting on the way to the upstream: pure, so it is tested without sockets.
 enum ForwardRewrite {
+    /// Fields the gateway sets itself on the way up; a client's own copies never pass.
+    static let replacedOnTheWayUp = [
+        "Host", "Content-Length", "X-Forwarded-For", "Forwarded", "X-Real-IP", "X-Forwarded-Proto",
+        "X-Forwarded-Host", "cname-api-key",
+    ]
+
     /// Builds the upstream request head: hop-by-hop fields removed, Host set to the origin, exactly one client IP
     /// (never appended to a client-supplied value), X-Forwarded-Proto, a request id, the origin's secret headers,
     /// and a Content-Length that matches the (complete) body.
@@ -21,15 +27,7 @@ enum ForwardRewrite {
     ) -> RequestHead {
         var headers = head.headers
         HopByHop.strip(&headers)
-        headers.remove("Host")
-        headers.remove("Content-Length")
-        headers.remove("X-Forwarded-For")
-        headers.remove("Forwarded")
-        headers.remove("X-Real-IP")
-        headers.remove(origin.clientIPHeader)
-        headers.remove("X-Forwarded-Proto")
-        headers.remove("X-Forwarded-Host")
-        headers.remove("cname-api-key")
+        headers.remove(names: ForwardRewrite.replacedOnTheWayUp + [origin.clientIPHeader])
         var out = HTTPFields()
         out.add("Host", origin.hostHeader)
         for field in headers { out.add(field.name, field.value) }
@@ -49,12 +47,16 @@ enum ForwardRewrite {
         var head = head
         HopByHop.strip(&head.headers)
         head.headers.remove("Content-Length")
+        guard !extra.isEmpty else { return head }
         if extra.contains("Access-Control-Allow-Origin") || extra.contains("X-RateLimit-Limit") {
-            head.headers.removeAll { $0.name.utf8.count > 15 && $0.name.asciiLowercased.hasPrefix("access-control-") }
+            head.headers.removeAll { field in
+                field.name.utf8.count > 15
+                    && field.name.utf8.prefix(15).elementsEqual("access-control-".utf8) {
+                        $0 | 0x20 == $1 || $0 == $1
+                    }
+            }
         }
-        for field in extra {
-            head.headers.remove(field.name)
-        }
+        head.headers.remove(names: extra.map(\.name))
         for field in extra { head.headers.add(field.name, field.value) }
         return head
     }

@@ -112,7 +112,7 @@ final class HTTP1ServerConnection: ResponseWriter {
         responseHeadWritten = true
         var head = head
         current?.status = head.status
-        for name in HopByHop.names { head.headers.remove(name) }
+        head.headers.remove(names: HopByHop.names)
         let bodyAllowed = !HTTPStatus.forbidsBody(head.status)
         responseChunked = false
         if bodyAllowed {
@@ -213,8 +213,7 @@ enum HopByHop {
                 if !name.isEmpty { named.append(name) }
             }
         }
-        for name in names { headers.remove(name) }
-        for name in named { headers.remove(name) }
+        headers.remove(names: named.isEmpty ? names : names + named)
     }
 }
 

@@ -191,8 +191,8 @@ final class HTTP2StreamWriter: ResponseWriter {
     func writeHead(_ head: ResponseHead, bodyLength: Int?) {
         guard !headWritten, !done else { return }
         headWritten = true
+        // The session drops connection-specific fields itself (RFC 9113 §8.2.2); no second pass here.
         var head = head
-        HopByHop.strip(&head.headers)
         bodyExpected = !(bodyLength == 0 || self.head.method == "HEAD" || HTTPStatus.forbidsBody(head.status))
         if let bodyLength, bodyExpected { head.headers.set("Content-Length", String(bodyLength)) }
         if !bodyExpected { done = true }

@@ -8,7 +8,7 @@ import Synchronization
 /// `gateway` (Sendable).
 final class LoopContext {
     let loop: EventLoop
-    let scratch = LoopScratch()
+    let scratch: LoopScratch
     let clock: any WallClock
     let metrics: GatewayMetrics
     unowned let gateway: GatewayState
@@ -24,6 +24,7 @@ final class LoopContext {
 
     init(loop: EventLoop, clock: any WallClock, metrics: GatewayMetrics, gateway: GatewayState) {
         self.loop = loop
+        self.scratch = LoopScratch(loop: loop)
         self.clock = clock
         self.metrics = metrics
         self.gateway = gateway

@@ -23,6 +23,7 @@ final class Transport {
     private let scratch: LoopScratch
     private var outbound = ByteQueue()
     private var plainOut = ByteQueue()
+    private var flushPending = false
     private var handshaking: Bool
     private var closing = false
     private var closeAfterFlush = false
@@ -145,16 +146,21 @@ final class Transport {
         }
     }
 
-    /// Queues plaintext for the peer and tries to send at once.
+    /// Queues plaintext for the peer. The bytes leave when the loop finishes its current event (or sooner, at
+    /// the high-water mark), so the many small writes of one response become one TLS record and one send.
     func write(_ bytes: UnsafeRawBufferPointer) {
         guard !closed, !closing else { return }
         if tls != nil {
             plainOut.append(bytes)
-            encrypt()
         } else {
             outbound.append(bytes)
         }
-        flush()
+        if outboundBytes >= Transport.highWater {
+            flush()
+        } else if !flushPending {
+            flushPending = true
+            scratch.flushSoon(self)
+        }
     }
 
     /// Moves queued plaintext through TLS while the engine takes it (it stops taking above its own high-water
@@ -200,7 +206,14 @@ final class Transport {
     }
 
     func flush() {
+        flushPending = false
         guard !closed else { return }
+        if !plainOut.isEmpty && !encrypting && !handshaking {
+            encrypting = true
+            encrypt()
+            encrypting = false
+            if closed { return }
+        }
         var failed: Int32? = nil
         outbound.consume { raw in
             var sent = 0
@@ -280,6 +293,24 @@ final class Transport {
 
 /// One read buffer per loop: every connection on the loop reads into it and consumes the bytes at once.
 final class LoopScratch {
+    private let loop: EventLoop
+    private var pendingFlushes: [Transport] = []
+    private var drainScheduled = false
+
+    /// Flushes `transport` once the loop is done with the current event; one dispatch per loop turn, however
+    /// many transports wrote.
+    func flushSoon(_ transport: Transport) {
+        pendingFlushes.append(transport)
+        guard !drainScheduled else { return }
+        drainScheduled = true
+        loop.executeSoon { [self] in
+            drainScheduled = false
+            let batch = pendingFlushes
+            pendingFlushes.removeAll(keepingCapacity: true)
+            for transport in batch { transport.flush() }
+        }
+    }
+
     /// Socket reads land here.
     let buffer: UnsafeMutableRawBufferPointer
     /// Decrypted plaintext lands here before it is handed to the protocol handler.
@@ -287,7 +318,8 @@ final class LoopScratch {
     /// Ciphertext leaving TLS passes through here on its way to the outbound queue.
     let output: UnsafeMutableRawBufferPointer
 
-    init(size: Int = 64 * 1024) {
+    init(loop: EventLoop, size: Int = 64 * 1024) {
+        self.loop = loop
         buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
         plaintext = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
         output = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)

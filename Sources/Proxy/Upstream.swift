@@ -21,7 +21,7 @@ struct UpstreamOrigin: Sendable {
 
     var hostHeader: String {
         let defaultPort: UInt16 = useTLS ? 443 : 80
-        let h = host.contains(":") ? "[\(host)]" : host
+        let h = host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]" : host
         return port == defaultPort ? h : "\(h):\(port)"
     }
 

@@ -65,8 +65,12 @@ public final class RSASigningKey: @unchecked Sendable {
     /// Encrypted keys are refused rather than prompting for a passphrase on the terminal.
     public convenience init(pem: String) throws(TokenKeyError) {
         let bytes = Array(pem.utf8)
-        guard let bio = BIO_new_mem_buf(bytes, Int32(bytes.count)) else { throw TokenKeyError("cannot allocate a BIO") }
+        // A writable memory BIO that copies the text: a BIO_new_mem_buf over `bytes` would point into an array
+        // whose buffer Swift only guarantees for the duration of the call that passes it.
+        guard let bio = BIO_new(BIO_s_mem()) else { throw TokenKeyError("cannot allocate a BIO") }
         defer { BIO_free(bio) }
+        let written = bytes.withUnsafeBytes { BIO_write(bio, $0.baseAddress, Int32($0.count)) }
+        guard written == Int32(bytes.count) else { throw TokenKeyError("cannot buffer the PEM text") }
         // A non-capturing callback that supplies no passphrase: OpenSSL's default would read the terminal.
         let noPassphrase:
             @convention(c) (UnsafeMutablePointer<CChar>?, Int32, Int32, UnsafeMutableRawPointer?) ->
