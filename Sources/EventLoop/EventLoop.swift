@@ -92,6 +92,12 @@ public struct LoopBound<Value>: @unchecked Sendable {
         self.loop = loop
     }
 
+    /// Boxes a value created off the loop that will only ever be used on it (a closure to run there).
+    public init(_ value: Value, loopUnchecked loop: EventLoop) {
+        self.stored = value
+        self.loop = loop
+    }
+
     public var value: Value {
         loop.assertInLoop()
         return stored

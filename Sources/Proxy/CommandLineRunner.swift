@@ -1,4 +1,14 @@
+import Dispatch
+import EventLoop
+import Foundation
 import GatewayCore
+import Glibc
+import Logging
+import Policy
+import Recording
+import TLS
+import TenantEmulator
+import Tokens
 
 /// The work behind each subcommand. Everything here is `nonisolated`: closures created on the main actor would
 /// trap when a loop queue runs them (INTEROP.md §1).
@@ -8,23 +18,171 @@ public enum CommandLineRunner {
         return status
     }
 
-    public nonisolated static func serve(configPath: String, loops: Int?) -> Int32 { fail("serve: not wired yet") }
-    public nonisolated static func check(configPath: String) -> Int32 { fail("check: not wired yet") }
-    public nonisolated static func demo(workdir: String?, port: Int, selfCheck: Bool) -> Int32 {
-        fail("demo: not wired yet")
+    // MARK: - serve
+
+    public nonisolated static func serve(configPath: String, loops: Int?) -> Int32 {
+        let signals = SignalWaiter([SIGTERM, SIGINT, SIGHUP])
+        let level = (try? GatewayBuilder.loadConfig(path: configPath)).map { Logger.Level(rawValue: $0.logging.level.rawValue) ?? .info } ?? .info
+        GatewayLogging.bootstrap(level: level)
+        let logger = Logger(label: "myorg-gateway")
+        let service: GatewayService
+        do {
+            service = try GatewayService(configPath: configPath, logger: logger)
+            try service.start(loops: loops)
+        } catch {
+            return fail("\(error)", status: 2)
+        }
+        while true {
+            let signal = signals.next()
+            if signal == SIGHUP {
+                service.reload()
+                continue
+            }
+            logger.info("draining", metadata: ["signal": "\(signal)"])
+            service.shutdown()
+            return 0
+        }
     }
-    public nonisolated static func emulate(listen: String, domain: String, keyPath: String) -> Int32 {
-        fail("emulate: not wired yet")
+
+    // MARK: - check
+
+    public nonisolated static func check(configPath: String) -> Int32 {
+        let config: GatewayConfig
+        do {
+            config = try GatewayBuilder.loadConfig(path: configPath)
+        } catch {
+            printError("\(error)")
+            return 2
+        }
+        let problems = GatewayBuilder.check(config)
+        if problems.isEmpty {
+            printOut("\(configPath): OK\n")
+            return 0
+        }
+        for problem in problems { printError(problem) }
+        return 2
     }
+
+    // MARK: - token
+
     public nonisolated static func token(
         org: String, scope: String, client: String, ttl: Int, domain: String, amr: String?, subject: String,
-        keyPath: String
-    ) -> Int32 { fail("token: not wired yet") }
-    public nonisolated static func export(recording: String, har: Bool, out: String?) -> Int32 {
-        fail("export: not wired yet")
+        keyPath: String, printJWKS: Bool = false
+    ) -> Int32 {
+        do {
+            let key = try DevelopmentKeys.loadOrCreate(path: keyPath)
+            if printJWKS {
+                printOut(key.jwksJSON() + "\n")
+                return 0
+            }
+            let token = try DevelopmentKeys.mint(
+                key: key, org: org, scope: scope, client: client, ttl: ttl, domain: domain,
+                amr: amr.map { $0.split(separator: ",").map(String.init) }, subject: subject,
+                now: SystemClock().nowSeconds())
+            printOut(token + "\n")
+            return 0
+        } catch {
+            return fail("\(error)")
+        }
     }
+
+    // MARK: - emulate
+
+    public nonisolated static func emulate(listen: String, domain: String, keyPath: String) -> Int32 {
+        GatewayLogging.bootstrap(level: .info)
+        let signals = SignalWaiter([SIGTERM, SIGINT])
+        guard let address = NetAddress(listen) else { return fail("--listen: '\(listen)' is not host:port", status: 2) }
+        do {
+            let key = try DevelopmentKeys.loadOrCreate(path: keyPath)
+            let server = try EmulatorServer.start(
+                address: address, canonicalDomain: domain, customDomains: [], key: key)
+            printOut("emulated tenant \(domain) on http://\(server.address)\n")
+            _ = signals.next()
+            server.stop()
+            return 0
+        } catch {
+            return fail("\(error)")
+        }
+    }
+
+    // MARK: - demo
+
+    public nonisolated static func demo(workdir: String?, port: Int, selfCheck: Bool) -> Int32 {
+        Demo.run(workdir: workdir, port: port, selfCheck: selfCheck)
+    }
+
+    // MARK: - recordings
+
+    public nonisolated static func export(recording: String, har: Bool, out: String?) -> Int32 {
+        guard har else { return fail("choose an export format: --har", status: 2) }
+        guard let data = FileManager.default.contents(atPath: recording) else {
+            return fail("cannot read \(recording)", status: 2)
+        }
+        let lines = String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
+        let text = HARExporter.exportString(recordingLines: lines)
+        if let out {
+            guard FileManager.default.createFile(atPath: out, contents: Data(text.utf8)) else {
+                return fail("cannot write \(out)")
+            }
+        } else {
+            printOut(text + "\n")
+        }
+        return 0
+    }
+
     public nonisolated static func replay(
         recording: String, target: String, speed: Double, token: String?, keyPath: String?, insecure: Bool
-    ) -> Int32 { fail("replay: not wired yet") }
-    public nonisolated static func report(input: String, out: String) -> Int32 { fail("report: not wired yet") }
+    ) -> Int32 {
+        ReplayCommand.run(
+            recording: recording, target: target, speed: speed, token: token, keyPath: keyPath, insecure: insecure)
+    }
+
+    public nonisolated static func report(input: String, out: String) -> Int32 {
+        guard let data = FileManager.default.contents(atPath: input) else {
+            return fail("cannot read \(input)", status: 2)
+        }
+        let lines = String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
+        let html = ReportRenderer.render(lines: lines, title: "myorg-gateway report: \(input)")
+        guard FileManager.default.createFile(atPath: out, contents: Data(html.utf8)) else {
+            return fail("cannot write \(out)")
+        }
+        printOut("wrote \(out)\n")
+        return 0
+    }
 }
+
+/// Waits for signals on a dedicated queue. Blocks their default action (and unblocks them first: a parent may
+/// have started us with them masked, as Foundation's Process does), so they arrive as events instead.
+final class SignalWaiter: Sendable {
+    private let semaphore = DispatchSemaphore(value: 0)
+    private let received = Mutex<[Int32]>([])
+    // Safety: the sources are created once and only kept alive here.
+    nonisolated(unsafe) private var sources: [any DispatchSourceSignal] = []
+
+    init(_ signals: [Int32]) {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for s in signals { sigaddset(&set, s) }
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+        Socket.ignoreSIGPIPE()
+        let queue = DispatchQueue(label: "myorg-gateway.signals")
+        for s in signals {
+            signal(s, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: s, queue: queue)
+            source.setEventHandler { [self] in
+                self.received.withLock { $0.append(s) }
+                self.semaphore.signal()
+            }
+            source.activate()
+            sources.append(source)
+        }
+    }
+
+    /// Blocks until a signal arrives and returns it.
+    func next() -> Int32 {
+        semaphore.wait()
+        return received.withLock { $0.removeFirst() }
+    }
+}
+
+import Synchronization

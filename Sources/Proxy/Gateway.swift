@@ -51,7 +51,7 @@ final class GatewayState: Sendable {
 public final class Gateway: Sendable {
     let group: EventLoopGroup
     let state: GatewayState
-    private let contexts: Mutex<[LoopBound<LoopContext>?]>
+    let contexts: Mutex<[LoopBound<LoopContext>?]>
     private let listeners = Mutex<[ListenerHandle]>([])
     private let clock: any WallClock
     let finishedRequest: (@Sendable (ExchangeSummary) -> Void)?
@@ -240,5 +240,17 @@ struct ExchangeSummary: Sendable {
         routeName = exchange.facts.routeName
         rateLimitedBy = exchange.facts.rateLimitedBy
         tier = exchange.facts.tier
+    }
+}
+
+extension Gateway {
+    /// Runs `body` on loop `index` with its context (for work the gateway does on its own behalf).
+    func onLoop(_ index: Int, _ body: @escaping (LoopContext) -> Void) {
+        let loop = group.loops[index % group.loops.count]
+        let box = LoopBound(body, loopUnchecked: loop)
+        loop.execute { [self] in
+            guard let context = self.contexts.withLock({ $0[loop.index] })?.value else { return }
+            box.value(context)
+        }
     }
 }

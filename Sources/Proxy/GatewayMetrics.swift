@@ -1,4 +1,6 @@
 import CoreMetrics
+import Metrics
+import Prometheus
 import Synchronization
 
 /// The gateway's counters and histograms, reported through swift-metrics (Prometheus exposition on the admin
@@ -55,6 +57,31 @@ final class GatewayMetrics: Sendable {
         }
     }
 
+    /// A 429 the gateway wrote itself: by which limit (tenant or organization) and tier.
+    func rateLimitRefusal(kind: String, tier: String) {
+        Counter(label: "myorg_gateway_rate_limit_refusals_total", dimensions: [("kind", kind), ("tier", tier)])
+            .increment()
+    }
+
+    /// Values read at scrape time (JWKS, token cache, log pipeline, upstream pools).
+    func gauge(_ label: String, _ value: Double, dimensions: [(String, String)] = []) {
+        Gauge(label: label, dimensions: dimensions).record(value)
+    }
+
     var activeConnections: Int { connectionsActive.load(ordering: .relaxed) }
     var requestCount: Int { requestsTotal.load(ordering: .relaxed) }
+}
+
+/// The Prometheus registry behind swift-metrics, bootstrapped once per process.
+enum MetricsExposition {
+    static let registry = PrometheusCollectorRegistry()
+    private static let once = OnceFlag()
+
+    static func bootstrap() {
+        guard !once.exchange() else { return }
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+    }
+
+    /// The text exposition format (version 0.0.4).
+    static func render() -> [UInt8] { registry.emitToBuffer() }
 }

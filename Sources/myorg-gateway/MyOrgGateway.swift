@@ -83,10 +83,13 @@ struct Token: ParsableCommand {
         abstract: "Print a development token signed by a local key (never valid for a real tenant).")
 
     @Option(name: .long, help: "The organization id (org_id).")
-    var org: String
+    var org: String = "org_Emu1AcmeSeed0001"
 
     @Option(name: .long, help: "Space-separated scopes.")
-    var scope: String
+    var scope: String = "read:my_org:details"
+
+    @Flag(name: .long, help: "Print the key's public JWKS instead of a token (for a gateway's jwks file).")
+    var printJwks = false
 
     @Option(name: .long, help: "Client id (azp).")
     var client: String = "demo-admin-app"
@@ -108,7 +111,8 @@ struct Token: ParsableCommand {
 
     func run() throws {
         let status = CommandLineRunner.token(
-            org: org, scope: scope, client: client, ttl: ttl, domain: domain, amr: amr, subject: sub, keyPath: key)
+            org: org, scope: scope, client: client, ttl: ttl, domain: domain, amr: amr, subject: sub, keyPath: key,
+            printJWKS: printJwks)
         if status != 0 { throw ExitCode(status) }
     }
 }

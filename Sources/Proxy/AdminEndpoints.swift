@@ -1,0 +1,73 @@
+import GatewayCore
+import Policy
+
+/// The admin listener's answers: health, readiness, Prometheus metrics, the redacted configuration, reload.
+/// It listens on loopback by default and never on a public listener.
+struct AdminEndpoints: Sendable {
+    let service: GatewayService
+
+    func respond(_ head: RequestHead, _ body: [UInt8], _ peer: String) -> Response {
+        let path = String(head.path)
+        switch (head.method, path) {
+        case ("GET", "/healthz"), ("HEAD", "/healthz"):
+            return json(200, ["status": "ok"])
+        case ("GET", "/readyz"), ("HEAD", "/readyz"):
+            let (ready, reasons) = service.isReady
+            return json(
+                ready ? 200 : 503,
+                ["ready": .bool(ready), "reasons": .array(reasons.map { .string($0) })])
+        case ("GET", "/metrics"):
+            service.refreshGauges()
+            return Response(
+                status: 200, headers: HTTPFields([("Content-Type", "text/plain; version=0.0.4; charset=utf-8")]),
+                body: MetricsExposition.render())
+        case ("GET", "/config"):
+            return Response(
+                status: 200, headers: HTTPFields([("Content-Type", "application/json")]),
+                body: service.config.redactedJSON().serializedBytes())
+        case ("POST", "/reload"):
+            switch service.reload() {
+            case .success(let generation):
+                return json(200, ["reloaded": true, "generation": .number(Double(generation))])
+            case .failure(let error):
+                return json(422, ["reloaded": false, "errors": .array(error.description.split(separator: "\n").map { .string(String($0)) })])
+            }
+        case (_, "/healthz"), (_, "/readyz"), (_, "/metrics"), (_, "/config"), (_, "/reload"):
+            return TenantError.methodNotAllowed("Method not allowed on \(path).", allow: path == "/reload" ? ["POST"] : ["GET"])
+                .response
+        default:
+            return TenantError.notFound("No admin endpoint at \(path).").response
+        }
+    }
+
+    private func json(_ status: Int, _ value: JSONValue) -> Response {
+        Response(
+            status: status, headers: HTTPFields([("Content-Type", "application/json"), ("Cache-Control", "no-store")]),
+            body: value.serializedBytes())
+    }
+}
+
+extension GatewayService {
+    /// Gauges read at scrape time.
+    func refreshGauges() {
+        let runtime = self.runtime
+        let jwks = runtime.jwks.counters
+        metrics.gauge("myorg_gateway_jwks_refreshes", Double(jwks.refreshes))
+        metrics.gauge("myorg_gateway_jwks_failures", Double(jwks.failures))
+        metrics.gauge("myorg_gateway_jwks_loaded", runtime.jwks.keys == nil ? 0 : 1)
+        metrics.gauge("myorg_gateway_rate_limit_tracked_organizations", Double(runtime.policy.limiter.trackedOrganizations))
+        let reload = reloadCounters
+        metrics.gauge("myorg_gateway_config_reloads", Double(reload.reloads))
+        metrics.gauge("myorg_gateway_config_reload_failures", Double(reload.failures))
+        metrics.gauge("myorg_gateway_config_generation", Double(reload.generation))
+        if let stats = recorderStats() {
+            metrics.gauge("myorg_gateway_log_events_accepted", Double(stats.accepted))
+            metrics.gauge("myorg_gateway_log_events_dropped", Double(stats.droppedEvents))
+            for sink in stats.sinks {
+                metrics.gauge("myorg_gateway_log_queue_depth", Double(sink.pending), dimensions: [("sink", sink.name)])
+                metrics.gauge("myorg_gateway_log_spool_bytes", Double(sink.spoolBytes), dimensions: [("sink", sink.name)])
+                metrics.gauge("myorg_gateway_log_delivered", Double(sink.delivered), dimensions: [("sink", sink.name)])
+            }
+        }
+    }
+}

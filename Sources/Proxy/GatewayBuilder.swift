@@ -1,0 +1,182 @@
+import EventLoop
+import Foundation
+import GatewayCore
+import HTTP1
+import Logging
+import Policy
+import TLS
+import Tokens
+
+/// Why a configuration could not be turned into a running snapshot (certificates, secrets, tables).
+public struct BuildError: Error, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Loads a configuration file and everything it names into the immutable pieces a snapshot needs.
+enum GatewayBuilder {
+    /// Reads and validates the YAML file; errors carry file, line and key.
+    static func loadConfig(path: String) throws -> GatewayConfig {
+        let url = URL(fileURLWithPath: path)
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw BuildError("\(path): cannot read the configuration file")
+        }
+        let text = String(decoding: data, as: UTF8.self)
+        let base = url.deletingLastPathComponent().path
+        do {
+            return try GatewayConfig.load(
+                yaml: text, file: path, baseDirectory: base.isEmpty ? "." : base,
+                readFile: { path in FileManager.default.contents(atPath: path).map { String(decoding: $0, as: UTF8.self) } })
+        } catch {
+            throw BuildError(error.description)
+        }
+    }
+
+    /// Every problem `check` reports beyond the file's own grammar: missing files and env vars, certificates
+    /// that do not load, tables that do not parse, origins that are invalid.
+    static func check(_ config: GatewayConfig) -> [String] {
+        var problems = config.check(
+            fileExists: { FileManager.default.fileExists(atPath: $0) },
+            environment: { ProcessInfo.processInfo.environment[$0] }
+        ).map(\.description)
+        guard problems.isEmpty else { return problems }
+        do {
+            _ = try buildPolicy(config, previous: nil)
+        } catch {
+            problems.append("\(config.file): \(error)")
+        }
+        for (index, listener) in config.listeners.enumerated() {
+            do {
+                _ = try serverContext(listener)
+            } catch {
+                problems.append("\(config.file): listeners[\(index)].tls: \(error)")
+            }
+        }
+        do {
+            _ = try origins(config)
+        } catch {
+            problems.append("\(config.file): upstream: \(error)")
+        }
+        if case .file(let path) = config.tenant.jwks.source {
+            do {
+                let set = try JWKSKeySet.parse(Array(try Data(contentsOf: URL(fileURLWithPath: path.path))))
+                if set.isEmpty { problems.append("\(config.file): tenant.jwks.file: \(path): no usable RSA key") }
+            } catch {
+                problems.append("\(config.file): tenant.jwks.file: \(path): \(error)")
+            }
+        }
+        return problems
+    }
+
+    static func tiers(_ config: GatewayConfig) throws -> TierTable {
+        guard let file = config.tenant.tiersFile else { return TierTable.embedded }
+        guard let data = FileManager.default.contents(atPath: file.path) else {
+            throw BuildError("\(file.path): cannot read the tier table")
+        }
+        do {
+            return try TierTable.parse(yaml: String(decoding: data, as: UTF8.self), fileName: file.path)
+        } catch {
+            throw BuildError(error.description)
+        }
+    }
+
+    static func buildPolicy(_ config: GatewayConfig, previous: RequestPolicy?) throws -> RequestPolicy {
+        let table = try tiers(config)
+        do {
+            var limiter: RateLimiter? = nil
+            if let previous {
+                let limits = try RateLimiterConfiguration.resolve(
+                    tiers: table, tenantTier: config.tenant.tier.rawValue,
+                    simulateTier: config.rateLimits.simulateTier?.rawValue, burstSeconds: config.rateLimits.burstS)
+                // A reload keeps every organization's bucket: SIGHUP must not hand out a fresh burst.
+                limiter = RateLimiter(configuration: limits, inheriting: previous.limiter)
+            }
+            return try RequestPolicy(config: config, tiers: table, limiter: limiter)
+        } catch let error as PolicyBuildError {
+            throw BuildError(error.description)
+        } catch {
+            throw BuildError("\(error)")
+        }
+    }
+
+    static func serverContext(_ listener: GatewayConfig.Listener) throws -> TLSServerContext? {
+        guard let tls = listener.tls else { return nil }
+        do {
+            return try TLSServerContext(
+                configuration: TLSServerConfiguration(
+                    certificates: tls.certificates.map {
+                        TLSCertificateEntry(certificate: .file($0.cert.path), privateKey: .file($0.key.path))
+                    },
+                    alpnProtocols: tls.alpn))
+        } catch {
+            throw BuildError(error.message)
+        }
+    }
+
+    static func listenerProfiles(_ config: GatewayConfig) throws -> [ListenerProfile] {
+        var limits = HTTP1Limits()
+        limits.maxBodyBytes = config.limits.maxBodyBytes
+        limits.maxHeaderBytes = config.limits.maxHeaderBytes
+        return try config.listeners.map { listener in
+            guard let address = NetAddress(host: listener.address.host, port: UInt16(listener.address.port)) else {
+                throw BuildError("listener address \(listener.address) is not an IP address and port")
+            }
+            let tls = try serverContext(listener)
+            return ListenerProfile(
+                address: address, domain: listener.domain, tls: tls, http1Limits: limits,
+                headerReadTimeoutMs: config.limits.headerReadTimeoutMs, idleTimeoutMs: config.limits.idleTimeoutMs,
+                allowH2: tls.map { $0.alpnProtocols.contains("h2") } ?? true)
+        }
+    }
+
+    /// Reads a secret from the environment or a file; trailing newlines are dropped. Never logged.
+    static func secret(_ source: GatewayConfig.SecretSource) -> String? {
+        switch source {
+        case .environment(let name, _):
+            return ProcessInfo.processInfo.environment[name]
+        case .file(let path):
+            guard let data = FileManager.default.contents(atPath: path.path) else { return nil }
+            var text = String(decoding: data, as: UTF8.self)
+            while text.hasSuffix("\n") || text.hasSuffix("\r") { text.removeLast() }
+            return text
+        }
+    }
+
+    static func origins(_ config: GatewayConfig) throws -> [String: UpstreamOrigin] {
+        var contexts: [String: TLSClientContext] = [:]
+        var out: [String: UpstreamOrigin] = [:]
+        for upstream in config.upstreams {
+            let useTLS = upstream.url.scheme == "https"
+            var tlsContext: TLSClientContext? = nil
+            if useTLS {
+                let key = upstream.caFile?.path ?? "system"
+                if let existing = contexts[key] {
+                    tlsContext = existing
+                } else {
+                    do {
+                        let context = try TLSClientContext(
+                            configuration: TLSClientConfiguration(
+                                trustRoots: upstream.caFile.map { .caFile($0.path) } ?? .system))
+                        contexts[key] = context
+                        tlsContext = context
+                    } catch {
+                        throw BuildError("\(upstream.domain): \(error.message)")
+                    }
+                }
+            }
+            var secrets: [(String, String)] = []
+            if let source = upstream.cnameAPIKey {
+                guard let value = secret(source), !value.isEmpty else {
+                    throw BuildError("\(upstream.domain): the cname_api_key source is empty or missing")
+                }
+                secrets.append(("cname-api-key", value))
+            }
+            out[upstream.domain] = UpstreamOrigin(
+                host: upstream.url.host, port: UInt16(upstream.url.port), useTLS: useTLS, tlsContext: tlsContext,
+                maxConnections: upstream.maxConnections, connectTimeoutMs: upstream.connectTimeoutMs,
+                responseTimeoutMs: upstream.responseTimeoutMs, idleTimeoutMs: upstream.idleTimeoutMs,
+                secretHeaders: secrets, clientIPHeader: upstream.clientIPHeader ?? "X-Forwarded-For")
+        }
+        return out
+    }
+}

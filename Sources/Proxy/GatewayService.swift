@@ -1,0 +1,278 @@
+import Dispatch
+import EventLoop
+import Foundation
+import GatewayCore
+import Logging
+import Policy
+import Recording
+import Synchronization
+import TLS
+import Tokens
+
+/// A running gateway built from a configuration file: listeners, admin endpoints, JWKS refresh, event logs,
+/// reload and graceful shutdown.
+///
+/// Reload (`SIGHUP` or `POST /reload`) builds a complete new snapshot first; only when every part of it loads is
+/// it swapped in, so an invalid configuration is refused with its errors and the old one keeps serving.
+/// Connections in flight keep the snapshot they started with.
+public final class GatewayService: Sendable {
+    let configPath: String
+    let logger: Logger
+    let clock: any WallClock
+    let metrics = GatewayMetrics()
+    private let state: Mutex<State>
+    private let gatewayBox = GatewayRef()
+    private let adminBox = Mutex<Gateway?>(nil)
+    private let timers = Mutex<[DispatchSourceTimerBox]>([])
+
+    struct State: @unchecked Sendable {
+        // Safety: every member is Sendable; the annotation only covers the config's existential members.
+        var config: GatewayConfig
+        var runtime: PolicyRuntime
+        var generation: Int
+        var recorder: ExchangeRecorder
+        var reloads = 0
+        var reloadFailures = 0
+        var lastReloadError: String?
+    }
+
+    /// Loads and builds everything; throws with every configuration problem found.
+    public init(configPath: String, clock: any WallClock = SystemClock(), logger: Logger) throws {
+        self.configPath = configPath
+        self.clock = clock
+        self.logger = logger
+        let config = try GatewayBuilder.loadConfig(path: configPath)
+        let problems = GatewayBuilder.check(config)
+        guard problems.isEmpty else { throw BuildError(problems.joined(separator: "\n")) }
+        let recorder = try ExchangeRecorder.make(
+            config: config, metrics: metrics, clock: clock, logger: logger, secret: GatewayBuilder.secret)
+        let jwks = GatewayService.makeJWKS(config: config, clock: clock, logger: logger, gateway: gatewayBox)
+        let policy = try GatewayBuilder.buildPolicy(config, previous: nil)
+        let runtime = PolicyRuntime(
+            policy: policy, jwks: jwks, origins: try GatewayBuilder.origins(config),
+            recorder: { [recorder] in recorder.record($0) })
+        state = Mutex(State(config: config, runtime: runtime, generation: 1, recorder: recorder))
+    }
+
+    var config: GatewayConfig { state.withLock { $0.config } }
+    var runtime: PolicyRuntime { state.withLock { $0.runtime } }
+
+    /// Starts listeners (and the admin listener); returns the bound addresses of the configured listeners.
+    @discardableResult
+    public func start(loops: Int? = nil) throws -> [NetAddress] {
+        MetricsExposition.bootstrap()
+        let (config, runtime, generation, recorder) = state.withLock { ($0.config, $0.runtime, $0.generation, $0.recorder) }
+        let snapshot = GatewaySnapshot(
+            listeners: try GatewayBuilder.listenerProfiles(config),
+            handlers: PolicyHandlerFactory(runtime: runtime), generation: generation)
+        let count = loops ?? max(1, ProcessInfo.processInfo.activeProcessorCount)
+        let gateway = Gateway(
+            snapshot: snapshot, loops: count, maxConnections: config.limits.maxConnections, clock: clock,
+            metrics: metrics, finishedRequest: { [weak self] summary in
+                self?.state.withLock { $0.recorder }.record(summary)
+            })
+        _ = recorder
+        let bound = try gateway.start()
+        gatewayBox.withLock { $0 = gateway }
+        runtime.jwks.refetch(reason: "startup")
+        // JWKS refresh and limiter sweeps run off the loops.
+        let tick = DispatchSourceTimerBox(everyMilliseconds: 1000) { [weak self] in
+            guard let self else { return }
+            let runtime = self.runtime
+            runtime.jwks.tick()
+            _ = runtime.policy.limiter.sweep(now: self.clock.nowNanoseconds())
+        }
+        timers.withLock { $0.append(tick) }
+        if let admin = config.admin {
+            try startAdmin(address: admin.address)
+        }
+        for address in bound { logger.info("listening", metadata: ["address": "\(address)"]) }
+        return bound
+    }
+
+    private func startAdmin(address: Policy.SocketAddress) throws {
+        guard let net = NetAddress(host: address.host, port: UInt16(address.port)) else { return }
+        let admin = AdminEndpoints(service: self)
+        let profile = ListenerProfile(
+            address: net, domain: nil, tls: nil, http1Limits: .init(), headerReadTimeoutMs: 5000,
+            idleTimeoutMs: 30000, allowH2: false)
+        let gateway = Gateway(
+            snapshot: GatewaySnapshot(
+                listeners: [profile], handlers: LocalHandlerFactory(respond: { admin.respond($0, $1, $2) }), generation: 1),
+            loops: 1, maxConnections: 64, clock: clock)
+        let bound = try gateway.start()
+        adminBox.withLock { $0 = gateway }
+        logger.info("admin listening", metadata: ["address": "\(bound[0])"])
+    }
+
+    /// Builds a new snapshot from the file and swaps it in; on any error the old snapshot keeps serving.
+    @discardableResult
+    public func reload() -> Result<Int, BuildError> {
+        do {
+            let config = try GatewayBuilder.loadConfig(path: configPath)
+            let problems = GatewayBuilder.check(config)
+            guard problems.isEmpty else { throw BuildError(problems.joined(separator: "\n")) }
+            let old = runtime
+            let policy = try GatewayBuilder.buildPolicy(config, previous: old.policy)
+            let sameKeys = config.tenant.jwks == self.config.tenant.jwks
+            let jwks =
+                sameKeys ? old.jwks : GatewayService.makeJWKS(config: config, clock: clock, logger: logger, gateway: gatewayBox)
+            let recorder = state.withLock { $0.recorder }
+            let runtime = PolicyRuntime(
+                policy: policy, jwks: jwks, origins: try GatewayBuilder.origins(config),
+                recorder: { [recorder] in recorder.record($0) })
+            let listeners = try GatewayBuilder.listenerProfiles(config)
+            let current = gatewayBox.withLock { $0 }
+            guard let current else { throw BuildError("the gateway is not running") }
+            let oldListeners = current.state.snapshot.listeners
+            guard listeners.map(\.address) == oldListeners.map(\.address) else {
+                throw BuildError("listener addresses changed: a restart is needed to bind new addresses")
+            }
+            if !sameKeys { jwks.refetch(reason: "reload") }
+            let generation = state.withLock { s -> Int in
+                s.config = config
+                s.runtime = runtime
+                s.generation += 1
+                s.reloads += 1
+                s.lastReloadError = nil
+                return s.generation
+            }
+            current.reload(
+                GatewaySnapshot(
+                    listeners: listeners, handlers: PolicyHandlerFactory(runtime: runtime), generation: generation))
+            logger.info("configuration reloaded", metadata: ["generation": "\(generation)"])
+            return .success(generation)
+        } catch {
+            let message = (error as? BuildError)?.description ?? "\(error)"
+            state.withLock {
+                $0.reloadFailures += 1
+                $0.lastReloadError = message
+            }
+            logger.error("reload refused; the previous configuration keeps serving", metadata: ["errors": "\(message)"])
+            return .failure(BuildError(message))
+        }
+    }
+
+    /// Readiness: a JWKS is loaded and the gateway is listening.
+    var isReady: (ready: Bool, reasons: [String]) {
+        var reasons: [String] = []
+        if runtime.jwks.keys == nil {
+            reasons.append("no JWKS loaded yet" + (runtime.jwks.counters.lastError.map { ": \($0)" } ?? ""))
+        }
+        if gatewayBox.withLock({ $0 }) == nil { reasons.append("not listening") }
+        return (reasons.isEmpty, reasons)
+    }
+
+    var reloadCounters: (reloads: Int, failures: Int, generation: Int, lastError: String?) {
+        state.withLock { ($0.reloads, $0.reloadFailures, $0.generation, $0.lastReloadError) }
+    }
+
+    func recorderStats() -> LogPipelineStats? { state.withLock { $0.recorder }.events?.stats }
+
+    /// Stops accepting, finishes in-flight requests within the grace period, flushes the event logs.
+    public func shutdown() {
+        let grace = config.limits.shutdownGraceMs
+        timers.withLock { $0.forEach { $0.cancel() } }
+        adminBox.withLock { $0 }?.shutdown(graceMilliseconds: 200)
+        gatewayBox.withLock { $0 }?.shutdown(graceMilliseconds: grace)
+        state.withLock { $0.recorder }.shutdown(timeoutMs: 5000)
+        logger.info("stopped")
+    }
+
+    // MARK: - JWKS
+
+    static func makeJWKS(config: GatewayConfig, clock: any WallClock, logger: Logger, gateway: GatewayRef)
+        -> JWKSProvider
+    {
+        let fetch: JWKSProvider.Fetch
+        switch config.tenant.jwks.source {
+        case .file(let path):
+            let file = path.path
+            fetch = { completion in
+                DispatchQueue.global().async {
+                    if let data = FileManager.default.contents(atPath: file) {
+                        completion(.success(Array(data)))
+                    } else {
+                        completion(.failure(.init("cannot read \(file)")))
+                    }
+                }
+            }
+        case .url(let url):
+            let origin = try? GatewayBuilder.origins(config)
+            let upstream = config.upstreams.first { $0.url.host == url.host && $0.url.port == url.port }
+            let tlsOrigin =
+                upstream.flatMap { origin?[$0.domain] }
+                ?? UpstreamOrigin(
+                    host: url.host, port: UInt16(url.port), useTLS: url.scheme == "https",
+                    tlsContext: try? TLSClientContextCache.system(), maxConnections: 1, connectTimeoutMs: 3000,
+                    responseTimeoutMs: 5000, idleTimeoutMs: 1000, secretHeaders: [], clientIPHeader: "X-Forwarded-For")
+            var jwksOrigin = tlsOrigin
+            jwksOrigin.host = url.host
+            jwksOrigin.port = UInt16(url.port)
+            jwksOrigin.secretHeaders = []
+            let path = url.path.isEmpty ? "/.well-known/jwks.json" : url.path + (url.query.map { "?\($0)" } ?? "")
+            let finalOrigin = jwksOrigin
+            fetch = { completion in
+                guard let gateway = gateway.withLock({ $0 }) else {
+                    completion(.failure(.init("the gateway is not running")))
+                    return
+                }
+                gateway.onLoop(0) { context in
+                    OneShotClient.get(origin: finalOrigin, path: path, context: context) { result in
+                        switch result {
+                        case .success(let response) where response.status == 200:
+                            completion(.success(response.body))
+                        case .success(let response):
+                            completion(.failure(.init("JWKS answered \(response.status)")))
+                        case .failure(let failure):
+                            completion(.failure(.init(failure.detail)))
+                        }
+                    }
+                }
+            }
+        }
+        return JWKSProvider(
+            fetch: fetch, clock: clock, refreshIntervalS: config.tenant.jwks.refreshIntervalS,
+            minRefetchIntervalS: config.tenant.jwks.minRefetchIntervalS, logger: logger)
+    }
+}
+
+/// A repeating timer on a utility queue, for the service's housekeeping.
+final class DispatchSourceTimerBox: Sendable {
+    // Safety: the source is only cancelled after creation; DispatchSource's cancel is thread-safe.
+    nonisolated(unsafe) private let source: any DispatchSourceTimer
+
+    init(everyMilliseconds ms: Int, _ work: @escaping @Sendable () -> Void) {
+        source = DispatchSource.makeTimerSource(queue: DispatchQueue.global(qos: .utility))
+        source.schedule(deadline: .now() + .milliseconds(ms), repeating: .milliseconds(ms))
+        source.setEventHandler(handler: work)
+        source.activate()
+    }
+
+    func cancel() { source.cancel() }
+}
+
+/// One client TLS context trusting the system store, made on first use.
+enum TLSClientContextCache {
+    private static let shared = Mutex<TLSClientContextBox?>(nil)
+
+    static func system() throws -> TLSClientContextBox.Context {
+        try shared.withLock { box in
+            if let box { return box.context }
+            let context = try TLSClientContextBox.Context(configuration: .init())
+            box = TLSClientContextBox(context: context)
+            return context
+        }
+    }
+}
+
+struct TLSClientContextBox: Sendable {
+    typealias Context = TLSClientContext
+    let context: Context
+}
+
+/// The running gateway, set once it has started; read by the JWKS fetcher and the admin endpoints.
+final class GatewayRef: Sendable {
+    private let value = Mutex<Gateway?>(nil)
+    func withLock<T>(_ body: (inout Gateway?) -> T) -> T { value.withLock { body(&$0) } }
+}
