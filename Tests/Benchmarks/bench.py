@@ -332,6 +332,19 @@ def cmd_measure(a):
     origin_pids = [int(p) for p in (a.origin_pids or "").split(",") if p]
     limit = a.duration + 30
 
+    def alive():
+        try:
+            os.kill(proxy_pids[0], 0)
+            return True
+        except OSError:
+            return False
+
+    if not alive():
+        print(f"  {a.scenario:<22} {a.tool:<6} {a.mode:<6} skipped: the proxy (PID {proxy_pids[0]}) is not running")
+        with open(os.path.join(a.dir, "results.jsonl"), "a") as f:
+            f.write(json.dumps(dict(id=a.id, scenario=a.scenario, tool=a.tool, mode=a.mode, note="proxy not running")) + "\n")
+        return
+
     if a.warmup > 0:
         warm_mode = a.mode
         if a.mode == "fresh":
@@ -371,8 +384,12 @@ def cmd_measure(a):
             # The thread stopped when the tokens ran out: the rate is over the time it was busy.
             r["rps"] = sum(r["statuses"].values()) / r["active_s"]
             r["duration_s"] = r["active_s"]
+    if not alive():
+        r["note"] = "the proxy exited during the run"
+        print(f"  {a.scenario:<22} {a.tool:<6} {a.mode:<6} the proxy (PID {proxy_pids[0]}) exited during the run")
+    r.setdefault("note", a.note or "")
     r.update(
-        id=a.id, scenario=a.scenario, tool=a.tool, mode=a.mode, note=a.note or "",
+        id=a.id, scenario=a.scenario, tool=a.tool, mode=a.mode,
         proxy_cpu_s=(cpu1 - cpu0) / CLK_TCK, origin_cpu_s=(org1 - org0) / CLK_TCK, wall_s=wall,
     )
     n = r.get("requests", 0)
@@ -437,12 +454,14 @@ def cmd_table(args):
             extra = f"  (429: {st['429']})"
         if r.get("socket_errors"):
             extra += f"  (socket errors: {r['socket_errors']})"
-        if r["mode"] == "fresh":
+        if r["mode"] == "fresh" and r.get("requests"):
             extra += f"  ({r.get('requests', 0)} fresh tokens in {_fmt(r.get('duration_s'), '.1f')} s)"
+        if r.get("note"):
+            extra += f"  [{r['note']}]"
         lines.append(
             f"{LABELS.get(r['scenario'], r['scenario']):<32} {r['tool']:<6} {mode:<6} {_fmt(r.get('rps'), '9.0f')} "
             f"{_fmt(r.get('p99_ms'), '8.2f')} {_fmt(r.get('proxy_cpu_us_per_req'), '10.1f')} "
-            f"{_fmt(r.get('origin_cpu_us_per_req'), '10.1f')} {r.get('non2xx', 0):>8}{extra}"
+            f"{_fmt(r.get('origin_cpu_us_per_req'), '10.1f')} {_fmt(r.get('non2xx'), '8d')}{extra}"
         )
 
     def get(s, t, m, k):

@@ -260,44 +260,55 @@ SCOPE="read:my_org:details"
 if [ "$NEED_TOKENS" = 1 ]; then
     echo
     echo "== tokens: $ORGS reused tokens over $ORGS organizations, $FRESH_TOKENS fresh ones (RS256, 2048-bit key)"
-    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$TMP/signing-key.pem" 2>/dev/null
-    openssl pkey -in "$TMP/signing-key.pem" -pubout -out "$TMP/jwt-public.pem"
     for i in $(seq 0 $((ORGS - 1))); do printf 'org_bench%07d\n' "$i"; done >"$TMP/orgs.txt"
+    tail -n +2 "$TMP/orgs.txt" >"$TMP/orgs-rest.txt"
     : >"$TMP/tokens.txt"
     chmod 600 "$TMP/tokens.txt"
-    TOKEN_SOURCE=""
-    if [ "$HAVE_GATEWAY" = 1 ] && "$GATEWAY_BIN" token --org org_bench0000000 --scope "$SCOPE" --client "$CLIENT" \
-        --domain "$CANONICAL" --key "$TMP/signing-key.pem" >"$TMP/tokens.txt" 2>"$TMP/token-error.log"; then
-        # The gateway's own minting: one call per organization.
-        while read -r org; do
-            [ "$org" = org_bench0000000 ] && continue
-            "$GATEWAY_BIN" token --org "$org" --scope "$SCOPE" --client "$CLIENT" --domain "$CANONICAL" \
-                --key "$TMP/signing-key.pem" >>"$TMP/tokens.txt"
-        done <"$TMP/orgs.txt"
-        TOKEN_SOURCE="myorg-gateway token"
+    KEY="$TMP/signing-key.pem"
+    mint_cli() { # mint_cli ORG: one token from the gateway's own command, appended to tokens.txt
+        "$GATEWAY_BIN" token --org "$1" --scope "$SCOPE" --client "$CLIENT" --domain "$CANONICAL" --key "$KEY" \
+            >>"$TMP/tokens.txt" 2>"$TMP/token-error.log"
+    }
+    # The gateway creates the key on its first call (its own key format, PKCS#8).
+    if [ "$HAVE_GATEWAY" = 1 ] && mint_cli org_bench0000000; then
+        if mint_cli org_bench0000001; then
+            while read -r org; do mint_cli "$org"; done < <(tail -n +3 "$TMP/orgs.txt")
+            TOKEN_SOURCE="myorg-gateway token ($ORGS calls)"
+        else
+            # Keep the first token as the template; the others copy its header and claims.
+            head -1 "$TMP/tokens.txt" >"$TMP/template.txt"
+            $BENCH mint --key "$KEY" --template "$TMP/template.txt" --orgs "$TMP/orgs-rest.txt" \
+                --count $((ORGS - 1)) --procs 1 --out "$TMP/tokens-rest.txt"
+            cat "$TMP/template.txt" "$TMP/tokens-rest.txt" >"$TMP/tokens.txt"
+            TOKEN_SOURCE="myorg-gateway token for the first, bench.py mint (same shape) for the rest:"
+            TOKEN_SOURCE+=" a second 'token' call with the existing key failed: $(head -c 200 "$TMP/token-error.log")"
+        fi
         KID=$($BENCH token-header "$TMP/tokens.txt" kid)
-        if "$GATEWAY_BIN" token --print-jwks --key "$TMP/signing-key.pem" >"$TMP/jwks.json" 2>/dev/null; then
+        if "$GATEWAY_BIN" token --print-jwks --key "$KEY" >"$TMP/jwks.json" 2>/dev/null; then
             JWKS_SOURCE="myorg-gateway token --print-jwks"
         else
-            $BENCH jwks --key "$TMP/signing-key.pem" ${KID:+--kid "$KID"} >"$TMP/jwks.json"
-            JWKS_SOURCE="bench.py jwks (myorg-gateway token has no --print-jwks)"
+            $BENCH jwks --key "$KEY" ${KID:+--kid "$KID"} >"$TMP/jwks.json"
+            JWKS_SOURCE="bench.py jwks (myorg-gateway token --print-jwks failed)"
         fi
-        $BENCH mint --key "$TMP/signing-key.pem" --template "$TMP/tokens.txt" --orgs "$TMP/orgs.txt" \
+        $BENCH mint --key "$KEY" --template "$TMP/tokens.txt" --orgs "$TMP/orgs.txt" \
             --count "$FRESH_TOKENS" --out "$TMP/fresh-tokens.txt"
     else
         if [ "$HAVE_GATEWAY" = 1 ]; then
-            echo "   myorg-gateway token failed ($(head -1 "$TMP/token-error.log")); minting with bench.py"
+            echo "   myorg-gateway token failed ($(head -c 200 "$TMP/token-error.log")); minting with bench.py"
         fi
+        rm -f "$KEY"
+        openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$KEY" 2>/dev/null
         KID=bench-key
         CLAIMS="{\"iss\":\"$ISS\",\"aud\":[\"$AUD\"],\"sub\":\"auth0|bench\",\"azp\":\"$CLIENT\",\"scope\":\"$SCOPE\"}"
-        $BENCH mint --key "$TMP/signing-key.pem" --claims "$CLAIMS" --kid "$KID" --orgs "$TMP/orgs.txt" \
+        $BENCH mint --key "$KEY" --claims "$CLAIMS" --kid "$KID" --orgs "$TMP/orgs.txt" \
             --count "$ORGS" --procs 1 --out "$TMP/tokens.txt"
-        $BENCH mint --key "$TMP/signing-key.pem" --claims "$CLAIMS" --kid "$KID" --orgs "$TMP/orgs.txt" \
+        $BENCH mint --key "$KEY" --claims "$CLAIMS" --kid "$KID" --orgs "$TMP/orgs.txt" \
             --count "$FRESH_TOKENS" --out "$TMP/fresh-tokens.txt"
-        $BENCH jwks --key "$TMP/signing-key.pem" --kid "$KID" >"$TMP/jwks.json"
+        $BENCH jwks --key "$KEY" --kid "$KID" >"$TMP/jwks.json"
         TOKEN_SOURCE="bench.py mint (no working myorg-gateway token)"
         JWKS_SOURCE="bench.py jwks"
     fi
+    openssl pkey -in "$KEY" -pubout -out "$TMP/jwt-public.pem"
     echo "   tokens: $TOKEN_SOURCE; JWKS: $JWKS_SOURCE" | tee -a "$OUT/environment.txt"
     {
         echo "authorization: Bearer $(head -1 "$TMP/tokens.txt")"
@@ -348,31 +359,52 @@ run_gateway() { # run_gateway SUFFIX SINKS_YAML
         echo "   warning: myorg-gateway check did not pass the benchmark configuration:" | tee -a "$OUT/environment.txt"
         head -20 "$TMP/$name-check.log" | sed 's/^/     /' | tee -a "$OUT/environment.txt"
     fi
-    start "$name" env BENCH_CNAME_API_KEY=bench-not-a-secret "$GATEWAY_BIN" serve --config "$TMP/$name.yaml" \
-        --loops "$WORKERS"
-    local pid=$PID
-    wait_port "$P_GW_CUSTOM" "$pid" "$name" || return 1
-    wait_port "$P_GW_CANON" "$pid" "$name" || return 1
+    GW_PID=""
+    GW_STARTS=0
+    # gw_up: (re)starts the gateway when it is not running, so that one crash costs one row, not the rest.
+    gw_up() {
+        if [ -n "$GW_PID" ] && kill -0 "$GW_PID" 2>/dev/null; then return 0; fi
+        if [ -n "$GW_PID" ]; then
+            echo "   the gateway (PID $GW_PID) exited; its log: $OUT/raw/$name.$GW_STARTS.log; restarting" |
+                tee -a "$OUT/environment.txt"
+        fi
+        [ "$GW_STARTS" -ge 4 ] && return 1
+        GW_STARTS=$((GW_STARTS + 1))
+        start "$name.$GW_STARTS" env BENCH_CNAME_API_KEY=bench-not-a-secret "$GATEWAY_BIN" serve \
+            --config "$TMP/$name.yaml" --loops "$WORKERS"
+        GW_PID=$PID
+        wait_port "$P_GW_CUSTOM" "$GW_PID" "$name.$GW_STARTS" || return 1
+        wait_port "$P_GW_CANON" "$GW_PID" "$name.$GW_STARTS" || return 1
+    }
+    gw_measure() { # gw_measure ARGS...: measure with the gateway's current PID
+        local id=$1 scenario=$2 tool=$3 mode=$4 url=$5
+        shift 5
+        gw_up || return 1
+        measure "$id" "$scenario" "$tool" "$mode" "$url" "$GW_PID" "$@"
+        cp "$TMP/$name.$GW_STARTS.log" "$OUT/raw/$name.$GW_STARTS.log" 2>/dev/null || true
+    }
+    gw_up || return 1
     if want gateway; then
         local url="https://127.0.0.1:$P_GW_CUSTOM/bench"
         probe "$name (custom domain)" "$url"
-        measure "gateway$suffix-h2load" "gateway$suffix" h2load plain "$url" "$pid" --origin-pids "$NGINX_PID" \
+        gw_measure "gateway$suffix-h2load" "gateway$suffix" h2load plain "$url" --origin-pids "$NGINX_PID" \
             --host "$CUSTOM"
-        measure "gateway$suffix-wrk" "gateway$suffix" wrk plain "$url" "$pid" --origin-pids "$NGINX_PID" \
+        gw_measure "gateway$suffix-wrk" "gateway$suffix" wrk plain "$url" --origin-pids "$NGINX_PID" \
             --host "$CUSTOM"
     fi
     if want gateway-policy; then
         local url="https://127.0.0.1:$P_GW_CANON/my-org/details"
+        gw_up || return 1
         probe "$name (canonical domain)" "$url" "$TMP/probe-headers.txt"
         local common=(--origin-pids "$NGINX_PID" --host "$CANONICAL" --origin-header "$CORS_ORIGIN"
             --tokens "$TMP/tokens.txt")
-        measure "gateway-policy$suffix-h2load-reused" "gateway-policy$suffix" h2load reused "$url" "$pid" "${common[@]}"
-        measure "gateway-policy$suffix-wrk-rotate" "gateway-policy$suffix" wrk rotate "$url" "$pid" "${common[@]}"
-        measure "gateway-policy$suffix-wrk-fresh" "gateway-policy$suffix" wrk fresh "$url" "$pid" "${common[@]}" \
+        gw_measure "gateway-policy$suffix-h2load-reused" "gateway-policy$suffix" h2load reused "$url" "${common[@]}"
+        gw_measure "gateway-policy$suffix-wrk-rotate" "gateway-policy$suffix" wrk rotate "$url" "${common[@]}"
+        gw_measure "gateway-policy$suffix-wrk-fresh" "gateway-policy$suffix" wrk fresh "$url" "${common[@]}" \
             --fresh-tokens "$TMP/fresh-tokens.txt"
     fi
-    stop_pid "$pid"
-    cp "$TMP/$name.log" "$OUT/raw/$name.log" 2>/dev/null || true
+    stop_pid "$GW_PID"
+    cp "$TMP/$name.$GW_STARTS.log" "$OUT/raw/$name.$GW_STARTS.log" 2>/dev/null || true
 }
 
 if want gateway || want gateway-policy; then
