@@ -99,7 +99,8 @@ let package = Package(
             name: "TenantEmulatorTests",
             dependencies: ["TenantEmulator", "Tokens", "GatewayCore", "TestSupport"]
         ),
-        .testTarget(name: "ProxyTests", dependencies: ["Proxy", "EventLoop", "HTTP1", "TLS", "GatewayCore", "TestSupport"]),
+        .testTarget(
+            name: "ProxyTests", dependencies: ["Proxy", "EventLoop", "HTTP1", "TLS", "GatewayCore", "TestSupport"]),
         .testTarget(name: "GatewayIntegrationTests", dependencies: ["TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -160,7 +160,8 @@ public enum TCP {
     /// Starts a non-blocking connect. The fd is writable when the connect completes; check `pendingError()` then.
     public static func startConnect(to address: NetAddress) throws(SystemError) -> Int32 {
         let family = address.family == .v4 ? AF_INET : AF_INET6
-        let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(
+            family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SystemError("socket") }
         let rc = address.withSockAddr { Glibc.connect(fd, $0, $1) }
         if rc != 0 && errno != EINPROGRESS {
@@ -174,7 +175,8 @@ public enum TCP {
     /// A listening socket with SO_REUSEPORT, so each loop can own one and the kernel spreads connections.
     public static func listen(on address: NetAddress, backlog: Int32 = 1024) throws(SystemError) -> Int32 {
         let family = address.family == .v4 ? AF_INET : AF_INET6
-        let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(
+            family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SystemError("socket") }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))

@@ -115,7 +115,8 @@ public final class RequestPolicy: Sendable {
             let error = TenantError(
                 status: 421, code: "A0E-421-0001", title: "Misdirected Request",
                 detail:
-                    "This gateway serves \(config.tenant.domains.joined(separator: ", ")); the request's host is not one of them.")
+                    "This gateway serves \(config.tenant.domains.joined(separator: ", ")); the request's host is not one of them."
+            )
             notes.error = error
             return .respond(error.response, notes)
         }
@@ -230,7 +231,9 @@ public final class RequestPolicy: Sendable {
                 try access.checkIdentityProviderStrategy(body: json, grant: grant)
             } catch {
                 return outcome(
-                    refuse(error, decision: "refused_validation", notes: &notes, origin: origin, clientID: context.clientID))
+                    refuse(
+                        error, decision: "refused_validation", notes: &notes, origin: origin, clientID: context.clientID
+                    ))
             }
         }
         let decision = limiter.admit(

@@ -30,11 +30,18 @@ struct AdminEndpoints: Sendable {
             case .success(let generation):
                 return json(200, ["reloaded": true, "generation": .number(Double(generation))])
             case .failure(let error):
-                return json(422, ["reloaded": false, "errors": .array(error.description.split(separator: "\n").map { .string(String($0)) })])
+                return json(
+                    422,
+                    [
+                        "reloaded": false,
+                        "errors": .array(error.description.split(separator: "\n").map { .string(String($0)) }),
+                    ])
             }
         case (_, "/healthz"), (_, "/readyz"), (_, "/metrics"), (_, "/config"), (_, "/reload"):
-            return TenantError.methodNotAllowed("Method not allowed on \(path).", allow: path == "/reload" ? ["POST"] : ["GET"])
-                .response
+            return TenantError.methodNotAllowed(
+                "Method not allowed on \(path).", allow: path == "/reload" ? ["POST"] : ["GET"]
+            )
+            .response
         default:
             return TenantError.notFound("No admin endpoint at \(path).").response
         }
@@ -55,7 +62,8 @@ extension GatewayService {
         metrics.gauge("myorg_gateway_jwks_refreshes", Double(jwks.refreshes))
         metrics.gauge("myorg_gateway_jwks_failures", Double(jwks.failures))
         metrics.gauge("myorg_gateway_jwks_loaded", runtime.jwks.keys == nil ? 0 : 1)
-        metrics.gauge("myorg_gateway_rate_limit_tracked_organizations", Double(runtime.policy.limiter.trackedOrganizations))
+        metrics.gauge(
+            "myorg_gateway_rate_limit_tracked_organizations", Double(runtime.policy.limiter.trackedOrganizations))
         let reload = reloadCounters
         metrics.gauge("myorg_gateway_config_reloads", Double(reload.reloads))
         metrics.gauge("myorg_gateway_config_reload_failures", Double(reload.failures))
@@ -65,7 +73,8 @@ extension GatewayService {
             metrics.gauge("myorg_gateway_log_events_dropped", Double(stats.droppedEvents))
             for sink in stats.sinks {
                 metrics.gauge("myorg_gateway_log_queue_depth", Double(sink.pending), dimensions: [("sink", sink.name)])
-                metrics.gauge("myorg_gateway_log_spool_bytes", Double(sink.spoolBytes), dimensions: [("sink", sink.name)])
+                metrics.gauge(
+                    "myorg_gateway_log_spool_bytes", Double(sink.spoolBytes), dimensions: [("sink", sink.name)])
                 metrics.gauge("myorg_gateway_log_delivered", Double(sink.delivered), dimensions: [("sink", sink.name)])
             }
         }

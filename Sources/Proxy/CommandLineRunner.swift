@@ -22,7 +22,10 @@ public enum CommandLineRunner {
 
     public nonisolated static func serve(configPath: String, loops: Int?) -> Int32 {
         let signals = SignalWaiter([SIGTERM, SIGINT, SIGHUP])
-        let level = (try? GatewayBuilder.loadConfig(path: configPath)).map { Logger.Level(rawValue: $0.logging.level.rawValue) ?? .info } ?? .info
+        let level =
+            (try? GatewayBuilder.loadConfig(path: configPath)).map {
+                Logger.Level(rawValue: $0.logging.level.rawValue) ?? .info
+            } ?? .info
         GatewayLogging.bootstrap(level: level)
         let logger = Logger(label: "myorg-gateway")
         let service: GatewayService

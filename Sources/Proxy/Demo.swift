@@ -131,6 +131,7 @@ enum Demo {
           sinks: [ { file: { path: events.jsonl, fsync: interval } } ]
           access_log: false
           level: warning
+        recording: { enabled: true, path: recording.jsonl, sample_rate: 1.0, max_body_bytes: 65536 }
         admin: { address: 127.0.0.1:\(adminPort) }
 
         """
@@ -185,6 +186,7 @@ enum Demo {
               emulated tenant            http://\(emulator)/my-org/  (organization \(EmulatedTenant.seedOrganizationID))
               CA certificate             \(dir)/ca.pem
               event log                  \(dir)/events.jsonl
+              traffic recording          \(dir)/recording.jsonl  (redacted; try `myorg-gateway report` on it)
 
             Development tokens (signed by a local key; never valid for a real tenant):
 

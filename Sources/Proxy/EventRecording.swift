@@ -12,9 +12,16 @@ final class ExchangeRecorder: Sendable {
     let tenantName: String
     let metrics: GatewayMetrics
     let ids: LogIDGenerator
+    /// Opt-in traffic recording and its own pipeline (a separate file from the events).
+    let traffic: TrafficRecorder?
+    let trafficPipeline: LogPipeline?
 
-    init(events: LogPipeline?, accessLog: LogPipeline?, tenantName: String, metrics: GatewayMetrics, clock: any WallClock)
-    {
+    init(
+        events: LogPipeline?, accessLog: LogPipeline?, tenantName: String, metrics: GatewayMetrics,
+        clock: any WallClock, traffic: TrafficRecorder? = nil, trafficPipeline: LogPipeline? = nil
+    ) {
+        self.traffic = traffic
+        self.trafficPipeline = trafficPipeline
         self.events = events
         self.accessLog = accessLog
         self.tenantName = tenantName
@@ -39,12 +46,30 @@ final class ExchangeRecorder: Sendable {
                     headers: summary.headers, authority: summary.authority)
                 var line = AccessLogLine(
                     timeMillis: summary.startNanos / 1_000_000, request: head, status: summary.status,
-                    bytes: summary.bytesOut, durationMs: Double(summary.durationNanos) / 1e6, decision: summary.decision,
+                    bytes: summary.bytesOut, durationMs: Double(summary.durationNanos) / 1e6,
+                    decision: summary.decision,
                     decidedBy: decidedBy, organizationID: summary.organizationID, clientID: summary.clientID,
                     ip: summary.peerAddress)
                 line.requestID = line.requestID ?? summary.requestID
                 return line.json
             })
+        }
+        if let traffic, let response = summary.responseHead {
+            let head = RequestHead(
+                method: summary.method, target: summary.target, version: summary.protocolVersion,
+                headers: summary.headers, authority: summary.authority)
+            let totalMs = Double(summary.durationNanos) / 1e6
+            let waitMs =
+                summary.responseHeadNanos > 0 ? Double(summary.responseHeadNanos - summary.startNanos) / 1e6 : 0
+            traffic.record(
+                CapturedExchange(
+                    request: head, requestBody: summary.requestBody ?? [], response: response,
+                    responseBody: summary.responseBody, responseBodySize: summary.responseSize,
+                    startedMillis: summary.startNanos / 1_000_000,
+                    timings: .init(sendMs: 0, waitMs: waitMs, receiveMs: max(0, totalMs - waitMs), totalMs: totalMs),
+                    clientIP: summary.peerAddress, decidedBy: decidedBy, decision: summary.decision,
+                    route: summary.routeName, eventType: nil, organizationID: summary.organizationID,
+                    clientID: summary.clientID))
         }
         guard let events, summary.decision != "preflight",
             let type = EventClassifier.classify(
@@ -83,11 +108,13 @@ final class ExchangeRecorder: Sendable {
     func shutdown(timeoutMs: Int) {
         _ = events?.shutdown(timeout: .milliseconds(timeoutMs))
         _ = accessLog?.shutdown(timeout: .milliseconds(timeoutMs))
+        _ = trafficPipeline?.shutdown(timeout: .milliseconds(timeoutMs))
     }
 
     /// Builds the pipelines from the configuration's `logging` section.
     static func make(
-        config: GatewayConfig, metrics: GatewayMetrics, clock: any WallClock, logger: Logger, secret: (GatewayConfig.SecretSource) -> String?
+        config: GatewayConfig, metrics: GatewayMetrics, clock: any WallClock, logger: Logger,
+        secret: (GatewayConfig.SecretSource) -> String?
     ) throws -> ExchangeRecorder {
         var sinks: [SinkSettings] = []
         for sink in config.logging.sinks {
@@ -112,7 +139,8 @@ final class ExchangeRecorder: Sendable {
                 sinks.append(
                     .webhook(
                         WebhookSinkSettings(
-                            url: hook.url.text, authorization: hook.authorization.flatMap(secret), headers: HTTPFields(),
+                            url: hook.url.text, authorization: hook.authorization.flatMap(secret),
+                            headers: HTTPFields(),
                             format: format, batchSize: hook.batchSize,
                             batchInterval: Double(hook.intervalMs) / 1000)))
             }
@@ -129,7 +157,24 @@ final class ExchangeRecorder: Sendable {
             ? try LogPipeline(
                 settings: LogPipelineSettings(sinks: [.stdout(StdoutSinkSettings(name: "access-log"))]), logger: logger)
             : nil
+        var traffic: TrafficRecorder? = nil
+        var trafficPipeline: LogPipeline? = nil
+        let recording = config.recording
+        if recording.enabled {
+            let pipeline = try LogPipeline(
+                settings: LogPipelineSettings(
+                    sinks: [.file(FileSinkSettings(path: recording.path.path, name: "recording"))]),
+                logger: logger)
+            trafficPipeline = pipeline
+            traffic = TrafficRecorder(
+                settings: TrafficRecordingSettings(
+                    enabled: true, routes: recording.operations, organizations: recording.organizations,
+                    sampleRate: recording.sampleRate, bodyCap: recording.maxBodyBytes,
+                    redactHeaders: recording.redactHeaders, redactJSONPointers: recording.redactJSONPointers),
+                recorder: pipeline, ids: LogIDGenerator(clock: clock))
+        }
         return ExchangeRecorder(
-            events: events, accessLog: access, tenantName: config.tenant.name, metrics: metrics, clock: clock)
+            events: events, accessLog: access, tenantName: config.tenant.name, metrics: metrics, clock: clock,
+            traffic: traffic, trafficPipeline: trafficPipeline)
     }
 }

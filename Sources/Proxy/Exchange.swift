@@ -53,6 +53,8 @@ final class Exchange {
     var upstreamEndNanos: Int64 = 0
     /// What the policy pipeline learned (organization, client, endpoint), for the events and the access log.
     var facts = ExchangeFacts()
+    /// Set when traffic recording keeps this exchange: the response as the client got it, body capped.
+    var capture: ResponseCapture?
 
     init(
         head: RequestHead, body: [UInt8], peerAddress: String, isTLS: Bool, serverName: String?,
@@ -92,4 +94,27 @@ struct ExchangeFacts {
     var routeName: String?
     var rateLimitedBy: String?
     var tier: String?
+}
+
+/// The response of a recorded exchange, captured as it is written to the client.
+final class ResponseCapture {
+    let cap: Int
+    var head: ResponseHead?
+    var body: [UInt8] = []
+    var size = 0
+    /// Time of the response head, for the recording's timings.
+    var headNanos: Int64 = 0
+
+    init(cap: Int) { self.cap = cap }
+
+    func head(_ head: ResponseHead, nanos: Int64) {
+        self.head = head
+        headNanos = nanos
+    }
+
+    func body(_ bytes: UnsafeRawBufferPointer) {
+        size += bytes.count
+        let room = cap - body.count
+        if room > 0 { body.append(contentsOf: bytes.prefix(room)) }
+    }
 }

@@ -161,7 +161,10 @@ final class UpstreamRelay: UpstreamResponseHandler {
         case .contentLength(let n): length = n
         case .chunked, .untilClose: length = nil
         }
-        writer.writeHead(out, bodyLength: exchange.head.method == "HEAD" ? (head.headers["Content-Length"].flatMap { Int($0) } ?? 0) : length)
+        writer.writeHead(
+            out,
+            bodyLength: exchange.head.method == "HEAD"
+                ? (head.headers["Content-Length"].flatMap { Int($0) } ?? 0) : length)
         writer.onWritable = { [weak self] in self?.connection?.setReading(true) }
     }
 

@@ -211,6 +211,11 @@ struct ExchangeSummary: Sendable {
     var routeName: String?
     var rateLimitedBy: String?
     var tier: String?
+    var requestBody: [UInt8]?
+    var responseHead: ResponseHead?
+    var responseBody: [UInt8] = []
+    var responseSize = 0
+    var responseHeadNanos: Int64 = 0
 
     init(_ exchange: Exchange, endNanos: Int64) {
         method = exchange.head.method
@@ -238,6 +243,13 @@ struct ExchangeSummary: Sendable {
         error = exchange.facts.error
         protocolVersion = exchange.head.version
         routeName = exchange.facts.routeName
+        if let capture = exchange.capture {
+            requestBody = exchange.body
+            responseHead = capture.head
+            responseBody = capture.body
+            responseSize = capture.size
+            responseHeadNanos = capture.headNanos
+        }
         rateLimitedBy = exchange.facts.rateLimitedBy
         tier = exchange.facts.tier
     }

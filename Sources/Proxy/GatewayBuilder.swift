@@ -26,7 +26,9 @@ enum GatewayBuilder {
         do {
             return try GatewayConfig.load(
                 yaml: text, file: path, baseDirectory: base.isEmpty ? "." : base,
-                readFile: { path in FileManager.default.contents(atPath: path).map { String(decoding: $0, as: UTF8.self) } })
+                readFile: { path in
+                    FileManager.default.contents(atPath: path).map { String(decoding: $0, as: UTF8.self) }
+                })
         } catch {
             throw BuildError(error.description)
         }

@@ -50,7 +50,7 @@ public final class GatewayService: Sendable {
         let policy = try GatewayBuilder.buildPolicy(config, previous: nil)
         let runtime = PolicyRuntime(
             policy: policy, jwks: jwks, origins: try GatewayBuilder.origins(config),
-            recorder: { [recorder] in recorder.record($0) })
+            recorder: { [recorder] in recorder.record($0) }, traffic: recorder.traffic)
         state = Mutex(State(config: config, runtime: runtime, generation: 1, recorder: recorder))
     }
 
@@ -61,14 +61,17 @@ public final class GatewayService: Sendable {
     @discardableResult
     public func start(loops: Int? = nil) throws -> [NetAddress] {
         MetricsExposition.bootstrap()
-        let (config, runtime, generation, recorder) = state.withLock { ($0.config, $0.runtime, $0.generation, $0.recorder) }
+        let (config, runtime, generation, recorder) = state.withLock {
+            ($0.config, $0.runtime, $0.generation, $0.recorder)
+        }
         let snapshot = GatewaySnapshot(
             listeners: try GatewayBuilder.listenerProfiles(config),
             handlers: PolicyHandlerFactory(runtime: runtime), generation: generation)
         let count = loops ?? max(1, ProcessInfo.processInfo.activeProcessorCount)
         let gateway = Gateway(
             snapshot: snapshot, loops: count, maxConnections: config.limits.maxConnections, clock: clock,
-            metrics: metrics, finishedRequest: { [weak self] summary in
+            metrics: metrics,
+            finishedRequest: { [weak self] summary in
                 self?.state.withLock { $0.recorder }.record(summary)
             })
         _ = recorder
@@ -98,7 +101,8 @@ public final class GatewayService: Sendable {
             idleTimeoutMs: 30000, allowH2: false)
         let gateway = Gateway(
             snapshot: GatewaySnapshot(
-                listeners: [profile], handlers: LocalHandlerFactory(respond: { admin.respond($0, $1, $2) }), generation: 1),
+                listeners: [profile], handlers: LocalHandlerFactory(respond: { admin.respond($0, $1, $2) }),
+                generation: 1),
             loops: 1, maxConnections: 64, clock: clock)
         let bound = try gateway.start()
         adminBox.withLock { $0 = gateway }
@@ -116,11 +120,12 @@ public final class GatewayService: Sendable {
             let policy = try GatewayBuilder.buildPolicy(config, previous: old.policy)
             let sameKeys = config.tenant.jwks == self.config.tenant.jwks
             let jwks =
-                sameKeys ? old.jwks : GatewayService.makeJWKS(config: config, clock: clock, logger: logger, gateway: gatewayBox)
+                sameKeys
+                ? old.jwks : GatewayService.makeJWKS(config: config, clock: clock, logger: logger, gateway: gatewayBox)
             let recorder = state.withLock { $0.recorder }
             let runtime = PolicyRuntime(
                 policy: policy, jwks: jwks, origins: try GatewayBuilder.origins(config),
-                recorder: { [recorder] in recorder.record($0) })
+                recorder: { [recorder] in recorder.record($0) }, traffic: recorder.traffic)
             let listeners = try GatewayBuilder.listenerProfiles(config)
             let current = gatewayBox.withLock { $0 }
             guard let current else { throw BuildError("the gateway is not running") }

@@ -88,7 +88,8 @@ final class HTTP1ServerConnection: ResponseWriter {
     private func refuse(_ error: HTTP1Error) {
         dead = true
         owner.metrics.parserRefusal(status: error.status)
-        let tenantError = TenantError.gateway(status: error.status, detail: "The request is malformed: \(error.reason).")
+        let tenantError = TenantError.gateway(
+            status: error.status, detail: "The request is malformed: \(error.reason).")
         var response = tenantError.response
         response.head.headers.set("Connection", "close")
         keepAlive = false
@@ -127,6 +128,7 @@ final class HTTP1ServerConnection: ResponseWriter {
             }
         }
         if !keepAlive { head.headers.set("Connection", "close") }
+        current?.capture?.head(head, nanos: owner.context.clock.nowNanoseconds())
         do {
             transport.write(try HTTP1Serializer.responseHead(head))
         } catch {
@@ -143,6 +145,7 @@ final class HTTP1ServerConnection: ResponseWriter {
     func writeBody(_ bytes: UnsafeRawBufferPointer) {
         guard responseHeadWritten, !isHEAD, bytes.count > 0, !transport.closed else { return }
         current?.bytesOut += bytes.count
+        current?.capture?.body(bytes)
         if responseChunked {
             transport.write(Array(String(bytes.count, radix: 16).utf8) + [13, 10])
             transport.write(bytes)

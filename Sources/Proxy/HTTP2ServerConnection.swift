@@ -122,12 +122,14 @@ final class HTTP2ServerConnection {
 
     func submitHead(_ writer: HTTP2StreamWriter, _ head: ResponseHead, hasBody: Bool) {
         writer.exchange?.status = head.status
+        writer.exchange?.capture?.head(head, nanos: owner.context.clock.nowNanoseconds())
         _ = session.submitResponseHead(streamID: writer.streamID, head: head, hasBody: hasBody)
         if !hasBody { streamFinished(writer) } else { flushSession() }
     }
 
     func submitBody(_ writer: HTTP2StreamWriter, _ bytes: UnsafeRawBufferPointer) -> Bool {
         writer.exchange?.bytesOut += bytes.count
+        writer.exchange?.capture?.body(bytes)
         let accepted = session.appendBody(streamID: writer.streamID, bytes: bytes)
         flushSession()
         return accepted

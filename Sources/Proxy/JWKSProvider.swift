@@ -87,7 +87,8 @@ final class JWKSProvider: Sendable {
             case .success(let bytes):
                 do {
                     let set = try JWKSKeySet.parse(bytes)
-                    outcome = set.isEmpty ? .failure(FetchError("the JWKS has no usable RSA signing key")) : .success(set)
+                    outcome =
+                        set.isEmpty ? .failure(FetchError("the JWKS has no usable RSA signing key")) : .success(set)
                 } catch {
                     outcome = .failure(FetchError("the JWKS is invalid: \(error)"))
                 }
@@ -110,11 +111,13 @@ final class JWKSProvider: Sendable {
             }
             switch outcome {
             case .success(let set):
-                logger.info("JWKS loaded", metadata: ["reason": "\(reason)", "kids": "\(set.kids.joined(separator: ","))"])
+                logger.info(
+                    "JWKS loaded", metadata: ["reason": "\(reason)", "kids": "\(set.kids.joined(separator: ","))"])
                 completion?(true)
             case .failure(let message):
                 logger.error(
-                    "JWKS fetch failed; keeping the last good set", metadata: ["reason": "\(reason)", "error": "\(message)"])
+                    "JWKS fetch failed; keeping the last good set",
+                    metadata: ["reason": "\(reason)", "error": "\(message)"])
                 completion?(false)
             }
         }

@@ -41,7 +41,8 @@ final class OneShotClient: TransportDelegate {
         client.start(origin: origin, context: context)
     }
 
-    private init(request: [UInt8], maxBody: Int, completion: @escaping (Swift.Result<Result, UpstreamFailure>) -> Void) {
+    private init(request: [UInt8], maxBody: Int, completion: @escaping (Swift.Result<Result, UpstreamFailure>) -> Void)
+    {
         self.request = request
         self.maxBody = maxBody
         self.completion = completion
@@ -88,7 +89,8 @@ final class OneShotClient: TransportDelegate {
                         guard let transport else { return }
                         let err = socket.pendingError()
                         if err != 0 {
-                            self?.finish(.failure(UpstreamFailure(status: 502, detail: "connect failed (errno \(err))")))
+                            self?.finish(
+                                .failure(UpstreamFailure(status: 502, detail: "connect failed (errno \(err))")))
                             return
                         }
                         socket.setWriteInterest(false)

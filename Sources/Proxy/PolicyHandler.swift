@@ -1,6 +1,7 @@
 import EventLoop
 import GatewayCore
 import Policy
+import Recording
 import Tokens
 
 /// Everything the policy handler of one snapshot needs, shared by all loops (immutable, or Sendable state).
@@ -12,11 +13,14 @@ final class PolicyRuntime: Sendable {
     let origins: [String: UpstreamOrigin]
     /// Called on the loop when an exchange ends, with what the pipeline learned (events, access log, metrics).
     let recorder: (@Sendable (ExchangeSummary) -> Void)?
+    /// Opt-in traffic recording; nil when off.
+    let traffic: TrafficRecorder?
 
     init(
         policy: RequestPolicy, jwks: JWKSProvider, origins: [String: UpstreamOrigin],
-        recorder: (@Sendable (ExchangeSummary) -> Void)?
+        recorder: (@Sendable (ExchangeSummary) -> Void)?, traffic: TrafficRecorder? = nil
     ) {
+        self.traffic = traffic
         self.policy = policy
         self.jwks = jwks
         self.origins = origins
@@ -110,6 +114,13 @@ final class PolicyHandler: RequestHandler {
     }
 
     private func record(_ notes: PipelineNotes, on exchange: Exchange) {
+        if let traffic = runtime.traffic,
+            traffic.shouldRecord(
+                route: notes.routeName, path: exchange.head.path, organizationID: notes.organizationID,
+                sampleKey: exchange.requestID)
+        {
+            exchange.capture = ResponseCapture(cap: traffic.settings.bodyCap)
+        }
         exchange.decision = notes.decision
         exchange.facts.operation = notes.operation
         exchange.facts.logResource = notes.logResource

@@ -109,7 +109,8 @@ final class UpstreamPool {
         for connection in idle where now - connection.idleSince > limit { connection.close() }
         while let first = waiters.first, first.deadline < now {
             waiters.removeFirst()
-            first.callback(.failure(UpstreamFailure(status: 503, detail: "No upstream connection became free in time.")))
+            first.callback(
+                .failure(UpstreamFailure(status: 503, detail: "No upstream connection became free in time.")))
         }
     }
 
@@ -138,7 +139,8 @@ final class UpstreamPool {
             case .failure(let error):
                 pool.open -= 1
                 pool.context.metrics.upstreamError(kind: "resolve")
-                callback(.failure(UpstreamFailure(status: 502, detail: "Could not resolve the upstream host: \(error).")))
+                callback(
+                    .failure(UpstreamFailure(status: 502, detail: "Could not resolve the upstream host: \(error).")))
             }
         }
     }
@@ -312,7 +314,8 @@ final class UpstreamConnection: TransportDelegate {
                 pool.release(self, reusable: keepAlive)
                 handler?.upstreamEnd()
             case .error(let error):
-                fail(UpstreamFailure(status: 502, detail: "The upstream sent an invalid response: \(error.reason)."),
+                fail(
+                    UpstreamFailure(status: 502, detail: "The upstream sent an invalid response: \(error.reason)."),
                     retryable: false)
             }
         }
@@ -326,8 +329,11 @@ final class UpstreamConnection: TransportDelegate {
         responseTimer?.cancel()
         if let callback = connectCallback {
             connectCallback = nil
-            callback(UpstreamFailure(status: 502, detail: error.map { "Connecting to the upstream failed: \($0)." }
-                ?? "The upstream closed the connection during the TLS handshake."))
+            callback(
+                UpstreamFailure(
+                    status: 502,
+                    detail: error.map { "Connecting to the upstream failed: \($0)." }
+                        ?? "The upstream closed the connection during the TLS handshake."))
         }
         if !responseDone {
             // Read-until-close bodies end here.
@@ -337,8 +343,10 @@ final class UpstreamConnection: TransportDelegate {
                 // A reused connection the upstream closed before answering is safe to retry once.
                 let retryable = !receivedAny && exchangesServed > 1
                 failAfterClose(
-                    UpstreamFailure(status: 502, detail: error.map { "The upstream connection failed: \($0)." }
-                        ?? "The upstream closed the connection before the response was complete."),
+                    UpstreamFailure(
+                        status: 502,
+                        detail: error.map { "The upstream connection failed: \($0)." }
+                            ?? "The upstream closed the connection before the response was complete."),
                     retryable: retryable)
             }
         }

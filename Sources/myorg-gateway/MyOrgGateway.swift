@@ -8,7 +8,9 @@ struct MyOrgGateway: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "myorg-gateway",
         abstract: "A sidecar gateway in front of an Auth0 tenant's My Organization API.",
-        subcommands: [Serve.self, Check.self, Demo.self, Emulate.self, Token.self, Export.self, Replay.self, Report.self]
+        subcommands: [
+            Serve.self, Check.self, Demo.self, Emulate.self, Token.self, Export.self, Replay.self, Report.self,
+        ]
     )
 }
 

@@ -19,7 +19,6 @@ final class PassThroughFixture: @unchecked Sendable {
     let tlsPort: UInt16
     let plainPort: UInt16
     let caFile: URL
-    let fdsBefore: Int
 
     init() throws {
         let dir = TestProcess.temporaryDirectory("passthrough")
@@ -53,7 +52,6 @@ final class PassThroughFixture: @unchecked Sendable {
         ]
         let snapshot = GatewaySnapshot(
             listeners: listeners, handlers: ForwardAllFactory(origin: origin), generation: 1)
-        fdsBefore = TestProcess.openSocketCount()
         gateway = Gateway(snapshot: snapshot, loops: 2, maxConnections: 1000, clock: SystemClock())
         let bound = try gateway.start()
         tlsPort = bound[0].port
@@ -157,8 +155,10 @@ struct PassThroughTests {
         let f = try PassThroughFixture()
         defer { f.stop() }
         for flag in ["--http1.1", "--http2"] {
-            let out = try f.curl([flag, "-o", "/dev/null", "-w", "%{size_download} %{http_code}",
-                "https://gateway.test:\(f.tlsPort)/big"])
+            let out = try f.curl([
+                flag, "-o", "/dev/null", "-w", "%{size_download} %{http_code}",
+                "https://gateway.test:\(f.tlsPort)/big",
+            ])
             #expect(out.stdout == "1048576 200", "\(flag): \(out.stderr)")
         }
     }
@@ -188,7 +188,7 @@ struct PassThroughTests {
         #expect(slow.stdout.hasPrefix("HTTP/1.1 504"), "\(slow.stdout)")
     }
 
-    @Test("h2load completes every request over HTTP/2 and TLS, and no descriptor leaks")
+    @Test("h2load completes every request over HTTP/2 and TLS, and shutdown closes everything")
     func h2loadAndLeaks() throws {
         guard let h2load = TestProcess.which("h2load") else { return }
         let f = try PassThroughFixture()
@@ -201,7 +201,10 @@ struct PassThroughTests {
         #expect(wrk.status == 0)
         f.gateway.shutdown(graceMilliseconds: 1000)
         usleep(300_000)
-        #expect(TestProcess.openSocketCount() <= f.fdsBefore, "sockets leaked")
+        // Other suites run in parallel in this process, so the exact descriptor count is checked against the
+        // built binary (GatewayIntegrationTests); here: every connection is gone and the listeners are closed.
+        #expect(f.gateway.activeConnections == 0)
+        #expect(!TestProcess.waitForPort(f.tlsPort, timeout: 0.2), "the listener still accepts after shutdown")
         f.upstream.stop()
     }
 }

@@ -56,20 +56,29 @@ public enum TestProcess {
         }
         let collector = OutputCollector(out: out, err: err)
         let deadline = Date().addingTimeInterval(timeout)
-        var exited = false
-        while !exited && Date() < deadline {
+        var exitCode: Int32? = nil
+        while exitCode == nil && Date() < deadline {
             var status: Int32 = 0
             let rc = waitpid(process.processIdentifier, &status, WNOHANG)
-            exited = rc == process.processIdentifier || (rc == -1 && errno == ECHILD)
-            if !exited { usleep(2000) }
+            if rc == process.processIdentifier {
+                let signal = status & 0x7f
+                exitCode = signal == 0 ? (status >> 8) & 0xff : 128 + signal
+            } else if rc == -1 && errno == ECHILD {
+                // Foundation reaped it; its own record is then complete.
+                while process.isRunning { usleep(1000) }
+                exitCode = process.terminationStatus
+            } else {
+                usleep(2000)
+            }
         }
-        if !exited {
+        if exitCode == nil {
             kill(process.processIdentifier, SIGKILL)
             var status: Int32 = 0
             waitpid(process.processIdentifier, &status, 0)
+            exitCode = 137
         }
         let (stdout, stderr) = collector.finish()
-        return Output(status: process.terminationStatus, stdout: stdout, stderr: stderr)
+        return Output(status: exitCode ?? -1, stdout: stdout, stderr: stderr)
     }
 
     /// A free TCP port on 127.0.0.1 (bound and released; good enough for tests on one machine).
@@ -177,15 +186,18 @@ public final class BackgroundProcess: @unchecked Sendable {
     /// Sends `signal` and waits up to `timeout` seconds for the exit; kills it if it does not go.
     @discardableResult
     public func stop(signal: Int32 = SIGTERM, timeout: Double = 15) -> Int32 {
-        guard !stopped else { return process.terminationStatus }
+        guard !stopped else { return exitStatus ?? -1 }
         stopped = true
         kill(process.processIdentifier, signal)
         if !waitForExit(timeout: timeout) {
             kill(process.processIdentifier, SIGKILL)
             _ = waitForExit(timeout: 5)
         }
-        return process.terminationStatus
+        return exitStatus ?? -1
     }
+
+    /// The exit code (or 128 + signal) once `waitForExit` saw the child go; -1 when Foundation reaped it first.
+    public private(set) var exitStatus: Int32?
 
     /// Waits for the child to exit (Foundation reaps it on its own thread; this waits on that).
     public func waitForExit(timeout: Double) -> Bool {
@@ -195,7 +207,16 @@ public final class BackgroundProcess: @unchecked Sendable {
         while Date() < deadline {
             var status: Int32 = 0
             let rc = waitpid(pid, &status, WNOHANG)
-            if rc == pid || (rc == -1 && errno == ECHILD) { return true }
+            if rc == pid {
+                // WIFEXITED / WEXITSTATUS / WTERMSIG, which Swift cannot import as macros.
+                let signal = status & 0x7f
+                exitStatus = signal == 0 ? (status >> 8) & 0xff : 128 + signal
+                return true
+            }
+            if rc == -1 && errno == ECHILD {
+                if exitStatus == nil { exitStatus = -1 }
+                return true
+            }
             usleep(5_000)
         }
         return false
