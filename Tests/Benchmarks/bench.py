@@ -466,10 +466,13 @@ def cmd_table(args):
 
     def get(s, t, m, k):
         r = idx.get((s, t, m))
-        return r.get(k) if r else None
+        # A run whose proxy crashed or never ran is shown in the table but kept out of the ratios.
+        if not r or r.get("note") or not r.get("rps"):
+            return None
+        return r.get(k)
 
     lines += ["", "Ratios (throughput: >1 means the gateway is faster; CPU: >1 means the gateway uses less CPU per request)"]
-    lines.append(f"{'':<44} {'h2load':>8} {'wrk':>8}")
+    lines.append(f"{'':<48} {'h2load':>8} {'wrk':>8}")
     pairs = [
         ("pass-through: gateway ÷ HAProxy req/s", "gateway", "haproxy", "rps", "plain"),
         ("pass-through: gateway ÷ nghttpx req/s", "gateway", "nghttpx", "rps", "plain"),
@@ -480,7 +483,7 @@ def cmd_table(args):
     ]
     for label, a, b, key, mode in pairs:
         lines.append(
-            f"{label:<44} {_ratio(get(a, 'h2load', mode, key), get(b, 'h2load', mode, key)):>8} "
+            f"{label:<48} {_ratio(get(a, 'h2load', mode, key), get(b, 'h2load', mode, key)):>8} "
             f"{_ratio(get(a, 'wrk', mode, key), get(b, 'wrk', mode, key)):>8}"
         )
     for mode in ("reused", "rotate", "fresh"):
@@ -492,15 +495,17 @@ def cmd_table(args):
                 get(a, "wrk", mode, key), get(b, "wrk", mode, key)
             )
             if h != "-" or w != "-":
-                lines.append(f"{label:<44} {h:>8} {w:>8}")
+                lines.append(f"{label:<48} {h:>8} {w:>8}")
     log_lines = []
     for s, base, mode in (("gateway-log", "gateway", "plain"), ("gateway-policy-log", "gateway-policy", "reused"),
                           ("gateway-policy-log", "gateway-policy", "rotate")):
         for tool in ("h2load", "wrk"):
             x = _ratio(get(s, tool, mode, "rps"), get(base, tool, mode, "rps"))
+            c = _ratio(get(s, tool, mode, "proxy_cpu_us_per_req"), get(base, tool, mode, "proxy_cpu_us_per_req"))
             if x != "-":
                 verdict = "ok (within 10%)" if float(x) >= 0.90 else "OVER 10% slower"
-                log_lines.append(f"  {LABELS[s]} ({tool}, {mode}) ÷ logging off: {x}  {verdict}")
+                log_lines.append(
+                    f"  {LABELS[s]} ({tool}, {mode}) ÷ logging off: req/s {x}  {verdict};  CPU µs/req {c}")
     if log_lines:
         lines += ["", "File logging overhead (issue \"log events\": throughput within 10% of logging off)"] + log_lines
     text = "\n".join(lines)
