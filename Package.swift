@@ -28,6 +28,11 @@ let package = Package(
             pkgConfig: "libnghttp2",
             providers: [.apt(["libnghttp2-dev"])]
         ),
+        .systemLibrary(
+            name: "CHiredis",
+            pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
         .target(name: "CSystemShims"),
 
         // Pure layers.
@@ -52,11 +57,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(
+            name: "RateLimitStore",
+            dependencies: ["CHiredis", "GatewayCore", "Policy", .product(name: "Logging", package: "swift-log")]
+        ),
         .target(name: "TenantEmulator", dependencies: ["GatewayCore", "HTTP1", "Tokens", "Policy"]),
         .target(
             name: "Proxy",
             dependencies: [
-                "GatewayCore", "HTTP1", "HTTP2", "TLS", "Tokens", "Policy", "EventLoop", "Recording",
+                "GatewayCore", "HTTP1", "HTTP2", "TLS", "Tokens", "Policy", "EventLoop", "Recording", "RateLimitStore",
                 "TenantEmulator",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -101,6 +110,13 @@ let package = Package(
         ),
         .testTarget(
             name: "ProxyTests", dependencies: ["Proxy", "EventLoop", "HTTP1", "TLS", "GatewayCore", "TestSupport"]),
+        .testTarget(
+            name: "RateLimitStoreTests",
+            dependencies: [
+                "RateLimitStore", "Policy", "GatewayCore", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(name: "GatewayIntegrationTests", dependencies: ["TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

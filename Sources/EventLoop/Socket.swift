@@ -34,8 +34,9 @@ public final class Socket {
         self.writeSource = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: loop.queue)
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-        readSource.setEventHandler { [unowned self] in self.onReadable?() }
-        writeSource.setEventHandler { [unowned self] in self.onWritable?() }
+        // Weak, not unowned: an event already dequeued when the owner dropped the socket must find nothing.
+        readSource.setEventHandler { [weak self] in self?.onReadable?() }
+        writeSource.setEventHandler { [weak self] in self?.onWritable?() }
         let cancelled: () -> Void = { [self] in
             self.pendingCancels -= 1
             if self.pendingCancels == 0 {
@@ -127,6 +128,9 @@ public final class Socket {
         loop.assertInLoop()
         guard !isClosed else { return }
         isClosed = true
+        // Nothing may call back into the owner once it asked to close: it may be gone before the cancel handlers run.
+        onReadable = nil
+        onWritable = nil
         // A suspended source never runs its cancel handler: resume before cancelling.
         if writeSuspended {
             writeSuspended = false

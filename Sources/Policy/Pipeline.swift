@@ -26,6 +26,13 @@ public struct PipelineNotes: Sendable, Equatable {
 ///
 /// A request passes in two steps because the signature check between them is crypto, done by the caller:
 /// `begin` (route, domain, preflight, bearer extraction) and `authorize` (claims, access, scopes, limits).
+/// A source of rate-limit decisions other than the in-process limiter (e.g. limits shared through Redis).
+/// Same contract as `RateLimiter.admit`: a decision for every call, never unbounded waits, an admitted request
+/// has spent one unit of both the tenant and the organization limit, a refused one nothing.
+public protocol RateAdmission: Sendable {
+    func admit(org: String, rateClass: RateLimitClass, nowNanoseconds: Int64) -> RateDecision
+}
+
 public final class RequestPolicy: Sendable {
     public let config: GatewayConfig
     public let router: Router
@@ -34,8 +41,14 @@ public final class RequestPolicy: Sendable {
     public let cors: CORSPolicy
     public let limiter: RateLimiter
     public let faults: FaultInjector
+    /// When set, decisions come from here instead of `limiter` (which still serves sweeps and reloads).
+    public let sharedAdmission: (any RateAdmission)?
 
-    public init(config: GatewayConfig, tiers: TierTable, limiter: RateLimiter? = nil) throws(PolicyBuildError) {
+    public init(
+        config: GatewayConfig, tiers: TierTable, limiter: RateLimiter? = nil,
+        sharedAdmission: (any RateAdmission)? = nil
+    ) throws(PolicyBuildError) {
+        self.sharedAdmission = sharedAdmission
         self.config = config
         self.router = Router(table: config.endpoints)
         self.claims = ClaimsChecker(config: config)
@@ -236,8 +249,10 @@ public final class RequestPolicy: Sendable {
                     ))
             }
         }
-        let decision = limiter.admit(
-            org: context.orgID, class: endpoint.rateClass == .read ? .read : .write, now: nowNanoseconds)
+        let rateClass: RateLimitClass = endpoint.rateClass == .read ? .read : .write
+        let decision =
+            sharedAdmission?.admit(org: context.orgID, rateClass: rateClass, nowNanoseconds: nowNanoseconds)
+            ?? limiter.admit(org: context.orgID, class: rateClass, now: nowNanoseconds)
         notes.rateDecision = decision
         var headers = decision.headerFields
         cors.apply(to: &headers, origin: origin, clientID: context.clientID)

@@ -1,5 +1,6 @@
 import GatewayCore
 import Policy
+import RateLimitStore
 
 /// The admin listener's answers: health, readiness, Prometheus metrics, the redacted configuration, reload.
 /// It listens on loopback by default and never on a public listener.
@@ -64,6 +65,13 @@ extension GatewayService {
         metrics.gauge("myorg_gateway_jwks_loaded", runtime.jwks.keys == nil ? 0 : 1)
         metrics.gauge(
             "myorg_gateway_rate_limit_tracked_organizations", Double(runtime.policy.limiter.trackedOrganizations))
+        if let redis = runtime.policy.sharedAdmission as? RedisRateLimitStore {
+            let stats = redis.statistics
+            metrics.gauge("myorg_gateway_rate_limit_store_fallback", redis.isUsingFallback ? 1 : 0)
+            metrics.gauge("myorg_gateway_rate_limit_store_redis_decisions", Double(stats.redisDecisions))
+            metrics.gauge("myorg_gateway_rate_limit_store_fallback_decisions", Double(stats.fallbackDecisions))
+            metrics.gauge("myorg_gateway_rate_limit_store_errors", Double(stats.errors))
+        }
         let reload = reloadCounters
         metrics.gauge("myorg_gateway_config_reloads", Double(reload.reloads))
         metrics.gauge("myorg_gateway_config_reload_failures", Double(reload.failures))

@@ -64,6 +64,7 @@ final class ClientConnection: TransportDelegate {
 
     func transportReady(alpn: String?) {
         if profile.tls != nil {
+            metrics.tlsHandshakeCompleted()
             if alpn == "h2" && profile.allowH2 { becomeHTTP2() } else { becomeHTTP1() }
         }
         // Plain listeners decide on the first bytes (preface sniffing).
@@ -98,9 +99,14 @@ final class ClientConnection: TransportDelegate {
     }
 
     func transportClosed(error: String?) {
+        // The handlers may be deep in their own call stack (a write that failed): keep them alive until it unwinds.
         switch protocolHandler {
-        case .http1(let h1): h1.connectionClosed()
-        case .http2(let h2): h2.connectionClosed()
+        case .http1(let h1):
+            context.retire(h1)
+            h1.connectionClosed()
+        case .http2(let h2):
+            context.retire(h2)
+            h2.connectionClosed()
         case .undecided: break
         }
         protocolHandler = .undecided

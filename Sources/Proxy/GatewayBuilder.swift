@@ -4,6 +4,7 @@ import GatewayCore
 import HTTP1
 import Logging
 import Policy
+import RateLimitStore
 import TLS
 import Tokens
 
@@ -82,18 +83,35 @@ enum GatewayBuilder {
         }
     }
 
-    static func buildPolicy(_ config: GatewayConfig, previous: RequestPolicy?) throws -> RequestPolicy {
+    static func buildPolicy(_ config: GatewayConfig, previous: RequestPolicy?, connectShared: Bool = false) throws
+        -> RequestPolicy
+    {
         let table = try tiers(config)
         do {
-            var limiter: RateLimiter? = nil
-            if let previous {
-                let limits = try RateLimiterConfiguration.resolve(
-                    tiers: table, tenantTier: config.tenant.tier.rawValue,
-                    simulateTier: config.rateLimits.simulateTier?.rawValue, burstSeconds: config.rateLimits.burstS)
-                // A reload keeps every organization's bucket: SIGHUP must not hand out a fresh burst.
-                limiter = RateLimiter(configuration: limits, inheriting: previous.limiter)
+            let limits = try RateLimiterConfiguration.resolve(
+                tiers: table, tenantTier: config.tenant.tier.rawValue,
+                simulateTier: config.rateLimits.simulateTier?.rawValue, burstSeconds: config.rateLimits.burstS)
+            // A reload keeps every organization's bucket: SIGHUP must not hand out a fresh burst.
+            let limiter = previous.map { RateLimiter(configuration: limits, inheriting: $0.limiter) }
+            var shared: (any RateAdmission)? = nil
+            if case .redis = config.rateLimits.store {
+                if let previous, let store = previous.sharedAdmission as? RedisRateLimitStore,
+                    previous.config.rateLimits == config.rateLimits, store.configuration == limits
+                {
+                    shared = store
+                } else {
+                    let backend = try RateLimitBackends.make(
+                        config.rateLimits, configuration: limits, namespace: config.tenant.name)
+                    if let store = backend as? RedisRateLimitStore {
+                        // Shared limits fall back to this process's limiter while Redis is away.
+                        let redis = RedisRateLimitStore(
+                            configuration: limits, options: store.options, fallback: limiter ?? store.fallback)
+                        if connectShared { redis.connect() }
+                        shared = redis
+                    }
+                }
             }
-            return try RequestPolicy(config: config, tiers: table, limiter: limiter)
+            return try RequestPolicy(config: config, tiers: table, limiter: limiter, sharedAdmission: shared)
         } catch let error as PolicyBuildError {
             throw BuildError(error.description)
         } catch {
@@ -182,3 +200,5 @@ enum GatewayBuilder {
         return out
     }
 }
+
+extension RedisRateLimitStore: RateAdmission {}

@@ -24,6 +24,7 @@ public final class GatewayService: Sendable {
     private let gatewayBox = GatewayRef()
     private let adminBox = Mutex<Gateway?>(nil)
     private let timers = Mutex<[DispatchSourceTimerBox]>([])
+    let probe = UpstreamProbe()
 
     struct State: @unchecked Sendable {
         // Safety: every member is Sendable; the annotation only covers the config's existential members.
@@ -47,7 +48,7 @@ public final class GatewayService: Sendable {
         let recorder = try ExchangeRecorder.make(
             config: config, metrics: metrics, clock: clock, logger: logger, secret: GatewayBuilder.secret)
         let jwks = GatewayService.makeJWKS(config: config, clock: clock, logger: logger, gateway: gatewayBox)
-        let policy = try GatewayBuilder.buildPolicy(config, previous: nil)
+        let policy = try GatewayBuilder.buildPolicy(config, previous: nil, connectShared: true)
         let runtime = PolicyRuntime(
             policy: policy, jwks: jwks, origins: try GatewayBuilder.origins(config),
             recorder: { [recorder] in recorder.record($0) }, traffic: recorder.traffic)
@@ -78,6 +79,12 @@ public final class GatewayService: Sendable {
         let bound = try gateway.start()
         gatewayBox.withLock { $0 = gateway }
         runtime.jwks.refetch(reason: "startup")
+        probe.probe(runtime.origins)
+        let probeTimer = DispatchSourceTimerBox(everyMilliseconds: 10_000) { [weak self] in
+            guard let self else { return }
+            self.probe.probe(self.runtime.origins)
+        }
+        timers.withLock { $0.append(probeTimer) }
         // JWKS refresh and limiter sweeps run off the loops.
         let tick = DispatchSourceTimerBox(everyMilliseconds: 1000) { [weak self] in
             guard let self else { return }
@@ -90,6 +97,7 @@ public final class GatewayService: Sendable {
             try startAdmin(address: admin.address)
         }
         for address in bound { logger.info("listening", metadata: ["address": "\(address)"]) }
+        GatewayService.warnAboutTestingModes(config, logger: logger)
         return bound
     }
 
@@ -117,7 +125,7 @@ public final class GatewayService: Sendable {
             let problems = GatewayBuilder.check(config)
             guard problems.isEmpty else { throw BuildError(problems.joined(separator: "\n")) }
             let old = runtime
-            let policy = try GatewayBuilder.buildPolicy(config, previous: old.policy)
+            let policy = try GatewayBuilder.buildPolicy(config, previous: old.policy, connectShared: true)
             let sameKeys = config.tenant.jwks == self.config.tenant.jwks
             let jwks =
                 sameKeys
@@ -134,6 +142,7 @@ public final class GatewayService: Sendable {
                 throw BuildError("listener addresses changed: a restart is needed to bind new addresses")
             }
             if !sameKeys { jwks.refetch(reason: "reload") }
+            probe.probe(runtime.origins)
             let generation = state.withLock { s -> Int in
                 s.config = config
                 s.runtime = runtime
@@ -146,6 +155,7 @@ public final class GatewayService: Sendable {
                 GatewaySnapshot(
                     listeners: listeners, handlers: PolicyHandlerFactory(runtime: runtime), generation: generation))
             logger.info("configuration reloaded", metadata: ["generation": "\(generation)"])
+            GatewayService.warnAboutTestingModes(config, logger: logger)
             return .success(generation)
         } catch {
             let message = (error as? BuildError)?.description ?? "\(error)"
@@ -165,11 +175,26 @@ public final class GatewayService: Sendable {
             reasons.append("no JWKS loaded yet" + (runtime.jwks.counters.lastError.map { ": \($0)" } ?? ""))
         }
         if gatewayBox.withLock({ $0 }) == nil { reasons.append("not listening") }
+        for domain in probe.unreachable { reasons.append("the upstream of \(domain) does not accept connections") }
         return (reasons.isEmpty, reasons)
     }
 
     var reloadCounters: (reloads: Int, failures: Int, generation: Int, lastError: String?) {
         state.withLock { ($0.reloads, $0.reloadFailures, $0.generation, $0.lastReloadError) }
+    }
+
+    /// Testing modes change what clients see: say so loudly at start and after each reload.
+    static func warnAboutTestingModes(_ config: GatewayConfig, logger: Logger) {
+        if let simulated = config.rateLimits.simulateTier {
+            logger.warning(
+                "TESTING MODE: rate limits simulate a lower tier than the tenant's",
+                metadata: ["tenant_tier": "\(config.tenant.tier.rawValue)", "simulated_tier": "\(simulated.rawValue)"])
+        }
+        if !config.faults.isEmpty {
+            logger.warning(
+                "TESTING MODE: fault injection is ON; some requests are answered with errors or delayed on purpose",
+                metadata: ["rules": "\(config.faults.count)"])
+        }
     }
 
     func recorderStats() -> LogPipelineStats? { state.withLock { $0.recorder }.events?.stats }

@@ -41,6 +41,7 @@ final class HTTP2ServerConnection {
         while let event = session.nextEvent() {
             switch event {
             case .request(let streamID, let head, let endStream):
+                owner.metrics.h2StreamOpened()
                 let writer = HTTP2StreamWriter(streamID: streamID, connection: self, head: head)
                 streams[streamID] = writer
                 if endStream { dispatch(writer) }

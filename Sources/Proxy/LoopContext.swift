@@ -18,6 +18,8 @@ final class LoopContext {
     private var requestCounter: UInt64 = 0
     private var sweeper: LoopTimer?
     private(set) var isDraining = false
+    private var graveyard: [AnyObject] = []
+    private var graveyardSweepScheduled = false
     var onRequestFinished: ((Exchange) -> Void)?
 
     init(loop: EventLoop, clock: any WallClock, metrics: GatewayMetrics, gateway: GatewayState) {
@@ -44,9 +46,23 @@ final class LoopContext {
     func register(_ connection: ClientConnection) { connections[connection.id] = connection }
 
     func unregister(_ connection: ClientConnection) {
-        if connections.removeValue(forKey: connection.id) != nil {
+        if let gone = connections.removeValue(forKey: connection.id) {
             gateway.budget.release()
             metrics.connectionClosed()
+            retire(gone)
+        }
+    }
+
+    /// Keeps an object alive until the loop has unwound the current event: a connection that closes from inside
+    /// its own call stack (a failed write deep in a response) must not be freed while its methods still run.
+    func retire(_ object: AnyObject) {
+        graveyard.append(object)
+        guard !graveyardSweepScheduled else { return }
+        graveyardSweepScheduled = true
+        loop.schedule(afterMilliseconds: 0) { [weak self] in
+            guard let self else { return }
+            self.graveyard.removeAll()
+            self.graveyardSweepScheduled = false
         }
     }
 

@@ -70,8 +70,10 @@ final class PolicyHandler: RequestHandler {
         case .needsToken(let token, let route, let notes):
             let verdict: Result<VerifiedToken, TokenRejection>
             if let keys = runtime.jwks.keys {
+                let hitsBefore = cache.hits
                 verdict = cache.verify(
                     token, keys: keys, verifier: runtime.verifier, nowNanoseconds: context.clock.nowNanoseconds())
+                context.metrics.tokenCache(hit: cache.hits != hitsBefore)
                 if case .failure(let rejection) = verdict, rejection.kind == .unknownKey {
                     runtime.jwks.unknownKeyID()
                 }

@@ -94,6 +94,7 @@ final class UpstreamPool {
     }
 
     func connectionClosed(_ connection: UpstreamConnection) {
+        context.retire(connection)
         open -= 1
         idle.removeAll { $0 === connection }
         // A slot freed up: open a connection for the oldest waiter.
