@@ -311,8 +311,22 @@ def _redact(cmd):
     return " ".join("authorization: Bearer <token>" if c.startswith("authorization: Bearer ") else c for c in cmd)
 
 
+# Load generators running now, stopped by PID if this process is told to stop.
+RUNNING = []
+
+
+def _stop_running(signum, frame):
+    for p in RUNNING:
+        try:
+            p.kill()
+        except OSError:
+            pass
+    sys.exit(128 + signum)
+
+
 def _run_parallel(cmds, timeout):
     procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for c in cmds]
+    RUNNING[:] = procs
     outs = []
     for p in procs:
         try:
@@ -322,6 +336,7 @@ def _run_parallel(cmds, timeout):
             out, _ = p.communicate()
             out += "\n[bench.py: killed after timeout]\n"
         outs.append(out)
+    RUNNING.clear()
     return outs
 
 
@@ -515,6 +530,10 @@ def cmd_table(args):
 
 
 def main():
+    import signal
+
+    signal.signal(signal.SIGTERM, _stop_running)
+    signal.signal(signal.SIGINT, _stop_running)
     p = argparse.ArgumentParser(description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("ports")

@@ -104,8 +104,14 @@ finish() {
     echo "Raw outputs, configurations and table: $OUT"
 }
 
+MEASURE_PID=""
 cleanup() {
     local i
+    # bench.py stops its load generators when it gets SIGTERM.
+    if [ -n "$MEASURE_PID" ]; then
+        kill -TERM "$MEASURE_PID" 2>/dev/null || true
+        wait "$MEASURE_PID" 2>/dev/null || true
+    fi
     for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do stop_pid "${STARTED[$i]}"; done
     rm -rf "$TMP"
     finish
@@ -171,9 +177,13 @@ measure() { # measure ID SCENARIO TOOL MODE URL PIDS [extra args for bench.py me
     shift 6
     local keep=()
     [ "$KEEP_LOGS" = 1 ] && keep=(--keep-logs)
+    # In the background with a wait, so that a signal reaches the trap at once instead of after the run.
     $BENCH measure --dir "$OUT" --id "$id" --scenario "$scenario" --tool "$tool" --mode "$mode" --url "$url" \
         --pids "$pids" --duration "$DURATION" --warmup "$WARMUP" --conns "$CONNS" --streams "$STREAMS" \
-        --h2load-procs "$H2LOAD_PROCS" --lua "$HERE/lua/tokens.lua" ${keep[@]+"${keep[@]}"} "$@"
+        --h2load-procs "$H2LOAD_PROCS" --lua "$HERE/lua/tokens.lua" ${keep[@]+"${keep[@]}"} "$@" &
+    MEASURE_PID=$!
+    wait "$MEASURE_PID"
+    MEASURE_PID=""
 }
 
 # ------------------------------------------------------------------------------------------------ shared setup
