@@ -513,7 +513,8 @@ def cmd_table(args):
                 lines.append(f"{label:<48} {h:>8} {w:>8}")
     log_lines = []
     for s, base, mode in (("gateway-log", "gateway", "plain"), ("gateway-policy-log", "gateway-policy", "reused"),
-                          ("gateway-policy-log", "gateway-policy", "rotate")):
+                          ("gateway-policy-log", "gateway-policy", "rotate"),
+                          ("gateway-policy-log", "gateway-policy", "fresh")):
         for tool in ("h2load", "wrk"):
             x = _ratio(get(s, tool, mode, "rps"), get(base, tool, mode, "rps"))
             c = _ratio(get(s, tool, mode, "proxy_cpu_us_per_req"), get(base, tool, mode, "proxy_cpu_us_per_req"))
