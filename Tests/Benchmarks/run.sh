@@ -34,6 +34,7 @@ usage: Tests/Benchmarks/run.sh [options]
   --duration S         seconds per measured run (default $DURATION)
   --warmup S           seconds of discarded warm-up before each run (default $WARMUP)
   --conns N            connections (default $CONNS); h2load uses -m $STREAMS streams per connection
+  --h2load-procs N     h2load processes (one token each) for the reused-token rows (default $H2LOAD_PROCS)
   --workers N          worker processes/threads/loops for nginx, nghttpx, HAProxy and the gateway (default $WORKERS)
   --only LIST          comma-separated subset of: $ONLY
   --gateway-log        also run the gateway scenarios with event logging to a file (the "log events" check)
@@ -53,6 +54,7 @@ while [ $# -gt 0 ]; do
         --warmup) WARMUP=$2; shift ;;
         --conns) CONNS=$2; shift ;;
         --workers) WORKERS=$2; shift ;;
+        --h2load-procs) H2LOAD_PROCS=$2; shift ;;
         --only) ONLY=$2; shift ;;
         --gateway-log) GATEWAY_LOG=1 ;;
         --real-tier) REAL_TIER=1 ;;
