@@ -117,7 +117,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "GatewayIntegrationTests", dependencies: ["TestSupport"]),
+        .testTarget(
+            name: "GatewayIntegrationTests", dependencies: ["TestSupport", "TLS"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -32,9 +32,23 @@ public final class EventLoop: Sendable {
     public func schedule(afterMilliseconds ms: Int, _ work: @escaping () -> Void) -> LoopTimer {
         let source = DispatchSource.makeTimerSource(queue: queue)
         source.schedule(deadline: .now() + .milliseconds(max(0, ms)), leeway: .milliseconds(ms >= 1000 ? 50 : 1))
-        source.setEventHandler(handler: work)
+        // On Linux a timer source nobody references is released and never fires; the handler holds the source
+        // until it has fired (then cancels it, which releases the handler and so the source). A cancelled timer
+        // releases its handler the same way.
+        source.setEventHandler {
+            work()
+            source.cancel()
+        }
         source.activate()
         return LoopTimer(source: source)
+    }
+
+    /// Runs `work` on this loop after the current event, without a timer (cheaper than `schedule(0)`).
+    /// Call on the loop; the closure may touch loop-confined state.
+    public func executeSoon(_ work: @escaping () -> Void) {
+        assertInLoop()
+        let box = LoopBound(work, loop: self)
+        queue.async { box.value() }
     }
 
     /// A repeating timer on this loop.
@@ -58,7 +72,7 @@ public final class LoopTimer: Sendable {
 
     public func cancel() { source.cancel() }
 
-    deinit { /* the source keeps itself alive until fired or cancelled */  }
+    // A one-shot timer keeps itself alive until it fired or was cancelled (see `EventLoop.schedule`).
 }
 
 /// A fixed set of loops, one per core by default.

@@ -201,6 +201,22 @@ public enum TCP {
         return fd
     }
 
+    /// Fails with EADDRINUSE when any socket listens on `address` (a bind without SO_REUSEPORT cannot share it).
+    public static func probeExclusive(_ address: NetAddress) throws(SystemError) {
+        let family = address.family == .v4 ? AF_INET : AF_INET6
+        let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SystemError("socket") }
+        defer { Glibc.close(fd) }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        if address.family == .v6 {
+            setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size))
+        }
+        guard address.withSockAddr({ bind(fd, $0, $1) }) == 0 else {
+            throw SystemError("bind \(address) (another process listens there?)")
+        }
+    }
+
     /// The port a socket is bound to (for listeners bound to port 0).
     public static func localPort(of fd: Int32) -> UInt16 {
         var storage = sockaddr_storage()

@@ -74,16 +74,17 @@ public struct AccessPolicy: Sendable {
     /// Refuses the call when one of the endpoint's scopes needs step-up and the token lacks it.
     public func checkStepUp(_ token: TokenContext, endpoint: Endpoint) throws(TenantError) {
         guard let stepUp, let scope = endpoint.scopes.first(where: { stepUp.scopes.contains($0) }) else { return }
+        // No user stands behind a client-credentials token, whatever `amr` it carries: it can never step up.
+        if token.isClientCredentials {
+            throw .forbidden(
+                "The scope \(scope) requires a user who completed step-up authentication; a client-credentials token cannot."
+            )
+        }
         switch stepUp.requirement {
         case .amr(let value):
             if token.amr.contains(value) { return }
         case .acr(let value):
             if token.acr == value { return }
-        }
-        if token.isClientCredentials {
-            throw .forbidden(
-                "The scope \(scope) requires a user who completed step-up authentication; a client-credentials token cannot."
-            )
         }
         let need: String
         var acrValues: String?

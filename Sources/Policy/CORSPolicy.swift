@@ -15,7 +15,7 @@ public struct CORSConfiguration: Sendable, Hashable {
     /// Response headers a page's script may read besides the safelisted ones.
     public static let defaultExposedHeaders = [
         "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "RateLimit", "RateLimit-Policy",
-        "Retry-After", "X-Auth0-Error-Kind", "X-Request-Id",
+        "Retry-After", "X-Auth0-Error-Kind", "X-Request-Id", "WWW-Authenticate",
     ]
 
     /// `Access-Control-Max-Age` of a successful preflight, clamped to 0...`maxAgeLimit`.

@@ -17,6 +17,8 @@ public struct PipelineNotes: Sendable, Equatable {
     /// refused_rate_limit_tenant, refused_rate_limit_org, fault_injected, …
     public var decision: String = "pending"
     public var rateDecision: RateDecision?
+    /// Wait this long before sending the gateway's own answer (an injected fault with `delay_ms`).
+    public var delayMilliseconds: Int = 0
 
     public init() {}
 }
@@ -74,18 +76,7 @@ public final class RequestPolicy: Sendable {
                 throw PolicyBuildError(error.description)
             }
         }
-        var rules: [FaultRule] = []
-        for fault in config.faults {
-            do {
-                rules.append(
-                    try FaultRule(
-                        target: fault.organization.map { .organization($0) } ?? .route(fault.operation ?? ""),
-                        share: fault.share, status: fault.status, delayMilliseconds: fault.delayMs))
-            } catch {
-                throw PolicyBuildError("faults: \(error)")
-            }
-        }
-        self.faults = FaultInjector(rules: rules)
+        self.faults = FaultInjector.disabled
     }
 
     // MARK: - Step 1
@@ -134,7 +125,10 @@ public final class RequestPolicy: Sendable {
             return .respond(error.response, notes)
         }
         notes.domain = domain
-        let route = router.route(method: request.method, path: request.path)
+        var route = router.route(method: request.method, path: request.path)
+        if let problem = RequestPolicy.disguisedPathProblem(request.path) {
+            route = .badRequest(problem)
+        }
         // Preflights carry no token: judged against every client's origins, answered here, never forwarded.
         if request.method == "OPTIONS", request.headers["Access-Control-Request-Method"] != nil,
             case .methodNotAllowed(let allowed) = route
@@ -180,6 +174,33 @@ public final class RequestPolicy: Sendable {
         case .badRequest:
             return refuse(route.refusal!, decision: "refused_route", notes: &notes, origin: origin, clientID: nil)
         }
+    }
+
+    /// A path whose percent-decoded form says something its raw form hides: an encoded `/` that makes a
+    /// `/my-org` prefix (so the request would pass as a non-API path) or that carries a `.`/`..` segment (so a
+    /// parser that decodes before it splits sees another endpoint). Two parsers must never disagree.
+    static func disguisedPathProblem(_ path: Substring) -> RouteProblem? {
+        guard path.contains("%") else { return nil }
+        guard case .success(let decoded) = RoutePath.decode(path) else { return nil }
+        let lowered = decoded.asciiLowercased
+        var trimmed = lowered[...]
+        while trimmed.hasPrefix("//") { trimmed = trimmed.dropFirst() }
+        let rawLowered = String(path).asciiLowercased
+        if (trimmed == "/my-org" || trimmed.hasPrefix("/my-org/")) && !rawLowered.hasPrefix("/my-org") {
+            return .ambiguousPrefix
+        }
+        let segments = lowered.split(separator: "/", omittingEmptySubsequences: false)
+        if segments.contains(where: { $0 == "." || $0 == ".." }) {
+            return .dotSegment
+        }
+        if (trimmed.hasPrefix("/my-org/") || trimmed == "/my-org") && rawLowered.hasPrefix("/my-org"),
+            rawLowered.contains("%2f")
+        {
+            // An encoded slash inside an API path parameter: no endpoint takes one, and forwarding it invites
+            // an upstream that decodes before it routes.
+            return .encodedSlash
+        }
+        return nil
     }
 
     // MARK: - Step 2
@@ -237,16 +258,25 @@ public final class RequestPolicy: Sendable {
             let decision = error.status == 403 && error.code == "A0E-403-0002" ? "refused_scope" : "refused_access"
             return outcome(refuse(error, decision: decision, notes: &notes, origin: origin, clientID: context.clientID))
         }
-        if endpoint.method == "POST", endpoint.template == "identity-providers", !body.isEmpty,
-            let json = try? JSONValue.parse(body)
-        {
-            do {
-                try access.checkIdentityProviderStrategy(body: json, grant: grant)
-            } catch {
+        if endpoint.method == "POST", endpoint.template == "identity-providers" {
+            // The strategy check must read the body as the tenant would: a body it cannot read (not JSON, or
+            // duplicate members that parsers resolve differently) is refused rather than forwarded unchecked.
+            let refusal: TenantError?
+            if let json = try? JSONValue.parse(body), case .object = json {
+                do {
+                    try access.checkIdentityProviderStrategy(body: json, grant: grant)
+                    refusal = nil
+                } catch {
+                    refusal = error
+                }
+            } else {
+                refusal = .badRequest("The request body must be one JSON object without duplicate members.")
+            }
+            if let refusal {
                 return outcome(
                     refuse(
-                        error, decision: "refused_validation", notes: &notes, origin: origin, clientID: context.clientID
-                    ))
+                        refusal, decision: "refused_validation", notes: &notes, origin: origin,
+                        clientID: context.clientID))
             }
         }
         let rateClass: RateLimitClass = endpoint.rateClass == .read ? .read : .write
@@ -264,26 +294,39 @@ public final class RequestPolicy: Sendable {
                 decision.limitedBy == RateLimitScope.tenant ? "refused_rate_limit_tenant" : "refused_rate_limit_org"
             return .respond(error.response, notes)
         }
-        if faults.isEnabled,
-            let fault = faults.decide(
-                route: "\(endpoint.method) \(endpoint.template)", operation: endpoint.operation, org: context.orgID,
-                random: &random)
-        {
-            if var response = fault.response {
-                for field in headers where !response.head.headers.contains(field.name) {
-                    response.head.headers.add(field.name, field.value)
-                }
-                notes.decision = "fault_injected"
-                notes.error = TenantError(
-                    status: response.head.status, code: "A0E-\(response.head.status)-0000", title: "Injected fault",
-                    detail: "fault injection (testing mode)")
-                return .respond(response, notes)
+        if let fault = injectedFault(endpoint: endpoint, org: context.orgID, random: &random) {
+            var error = TenantError.gateway(
+                status: fault.status,
+                detail: "Injected fault (gateway testing mode): this answer was produced on purpose by a `faults` rule."
+            )
+            for field in headers where !error.headers.contains(field.name) {
+                error.headers.add(field.name, field.value)
             }
-            notes.decision = "forwarded"
-            return .forward(responseHeaders: headers, delayMilliseconds: fault.delayMilliseconds, notes: notes)
+            // An injected 429 behaves like a real one for the client's retry logic.
+            if fault.status == 429 { error.headers.set("Retry-After", "1") }
+            notes.decision = "fault_injected"
+            notes.error = error
+            notes.delayMilliseconds = fault.delayMs
+            return .respond(error.response, notes)
         }
         notes.decision = "forwarded"
         return .forward(responseHeaders: headers, delayMilliseconds: 0, notes: notes)
+    }
+
+    /// The first `faults` rule that names this endpoint (or none) and this organization (or none), drawn with
+    /// its share. Both named conditions must hold; a rule naming neither applies to every request.
+    func injectedFault(endpoint: Endpoint, org: String, random: inout some RandomNumberGenerator)
+        -> GatewayConfig.Fault?
+    {
+        for fault in config.faults {
+            if let operation = fault.operation, operation != endpoint.operation, operation != endpoint.routeName {
+                continue
+            }
+            if let target = fault.organization, target != org { continue }
+            let draw = Double(random.next() >> 11) * 0x1p-53
+            if draw < fault.share { return fault }
+        }
+        return nil
     }
 
     private func outcome(_ begin: Begin) -> Outcome {

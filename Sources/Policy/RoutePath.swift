@@ -83,6 +83,7 @@ public enum RouteProblem: Error, Sendable, Equatable, CustomStringConvertible {
     case notUTF8
     case dotSegment
     case ambiguousPrefix
+    case encodedSlash
 
     public var description: String {
         switch self {
@@ -97,6 +98,8 @@ public enum RouteProblem: Error, Sendable, Equatable, CustomStringConvertible {
         case .ambiguousPrefix:
             return
                 "The path names the My Organization API in a non-canonical form; write the prefix exactly as /my-org/."
+        case .encodedSlash:
+            return "The path holds an encoded '/' (%2F), which no endpoint of the My Organization API takes."
         }
     }
 }

@@ -94,6 +94,11 @@ public final class Gateway: Sendable {
             }
         }
         var bound: [NetAddress] = []
+        for profile in state.snapshot.listeners where profile.address.port != 0 {
+            // SO_REUSEPORT would let a second gateway (a stale one, a typo in a unit file) share this address
+            // silently; a plain bind first fails with EADDRINUSE when anyone else listens there.
+            try TCP.probeExclusive(profile.address)
+        }
         for (index, profile) in state.snapshot.listeners.enumerated() {
             var address = profile.address
             for loop in group.loops {

@@ -90,6 +90,8 @@ public final class GatewayService: Sendable {
             guard let self else { return }
             let runtime = self.runtime
             runtime.jwks.tick()
+            // An unreachable upstream is probed every second, so readiness follows it closely.
+            if !self.probe.unreachable.isEmpty { self.probe.probe(runtime.origins) }
             _ = runtime.policy.limiter.sweep(now: self.clock.nowNanoseconds())
         }
         timers.withLock { $0.append(tick) }
@@ -130,7 +132,16 @@ public final class GatewayService: Sendable {
             let jwks =
                 sameKeys
                 ? old.jwks : GatewayService.makeJWKS(config: config, clock: clock, logger: logger, gateway: gatewayBox)
-            let recorder = state.withLock { $0.recorder }
+            // Logging and recording changes take effect too: new pipelines for new requests; the old ones get
+            // the stragglers, then flush and close.
+            let (previousConfig, previousRecorder) = state.withLock { ($0.config, $0.recorder) }
+            var recorder = previousRecorder
+            var retired: ExchangeRecorder? = nil
+            if previousConfig.logging != config.logging || previousConfig.recording != config.recording {
+                recorder = try ExchangeRecorder.make(
+                    config: config, metrics: metrics, clock: clock, logger: logger, secret: GatewayBuilder.secret)
+                retired = previousRecorder
+            }
             let runtime = PolicyRuntime(
                 policy: policy, jwks: jwks, origins: try GatewayBuilder.origins(config),
                 recorder: { [recorder] in recorder.record($0) }, traffic: recorder.traffic)
@@ -145,6 +156,7 @@ public final class GatewayService: Sendable {
             probe.probe(runtime.origins)
             let generation = state.withLock { s -> Int in
                 s.config = config
+                s.recorder = recorder
                 s.runtime = runtime
                 s.generation += 1
                 s.reloads += 1
@@ -154,6 +166,11 @@ public final class GatewayService: Sendable {
             current.reload(
                 GatewaySnapshot(
                     listeners: listeners, handlers: PolicyHandlerFactory(runtime: runtime), generation: generation))
+            if let retired {
+                DispatchQueue.global(qos: .utility).asyncAfter(deadline: .now() + .seconds(10)) {
+                    retired.shutdown(timeoutMs: 5000)
+                }
+            }
             logger.info("configuration reloaded", metadata: ["generation": "\(generation)"])
             GatewayService.warnAboutTestingModes(config, logger: logger)
             return .success(generation)

@@ -27,7 +27,7 @@ final class LoopContext {
         self.clock = clock
         self.metrics = metrics
         self.gateway = gateway
-        self.sweeper = loop.scheduleRepeating(everyMilliseconds: 1000) { [weak self] in self?.sweep() }
+        self.sweeper = loop.scheduleRepeating(everyMilliseconds: 250) { [weak self] in self?.sweep() }
     }
 
     var connectionCount: Int { connections.count }
@@ -59,7 +59,7 @@ final class LoopContext {
         graveyard.append(object)
         guard !graveyardSweepScheduled else { return }
         graveyardSweepScheduled = true
-        loop.schedule(afterMilliseconds: 0) { [weak self] in
+        loop.executeSoon { [weak self] in
             guard let self else { return }
             self.graveyard.removeAll()
             self.graveyardSweepScheduled = false

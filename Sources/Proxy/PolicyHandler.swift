@@ -89,6 +89,14 @@ final class PolicyHandler: RequestHandler {
                 if case .failure(let rejection) = verdict, rejection.kind == .noKeys {
                     response.head.headers.set("Retry-After", "1")
                 }
+                if notes.delayMilliseconds > 0 {
+                    let isHEAD = head.method == "HEAD"
+                    context.loop.schedule(afterMilliseconds: notes.delayMilliseconds) { [weak exchange] in
+                        guard let exchange, !exchange.finished else { return }
+                        exchange.writer?.send(response, isHEAD: isHEAD)
+                    }
+                    return
+                }
                 exchange.writer?.send(response, isHEAD: head.method == "HEAD")
             case .forward(let headers, let delayMs, let notes):
                 record(notes, on: exchange)

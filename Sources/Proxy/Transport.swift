@@ -29,6 +29,7 @@ final class Transport {
     private(set) var closed = false
     private var overHighWater = false
     private var lingering = false
+    private var lingerTimer: LoopTimer?
     private var encrypting = false
     weak var delegate: (any TransportDelegate)?
 
@@ -257,7 +258,7 @@ final class Transport {
     private func startLingering() {
         lingering = true
         socket.shutdownWrite()
-        socket.loop.schedule(afterMilliseconds: 2000) { [weak self] in self?.finish(error: nil) }
+        lingerTimer = socket.loop.schedule(afterMilliseconds: 2000) { [weak self] in self?.finish(error: nil) }
     }
 
     /// Closes at once, dropping anything queued.
@@ -266,6 +267,7 @@ final class Transport {
     private func finish(error: String?) {
         guard !closed else { return }
         closed = true
+        lingerTimer?.cancel()
         socket.close()
         let delegate = self.delegate
         self.delegate = nil

@@ -42,6 +42,8 @@ final class UpstreamPool {
     let origin: UpstreamOrigin
     let context: LoopContext
     private var idle: [UpstreamConnection] = []
+    /// Connections with a request in flight, for the response deadline.
+    var busy: [ObjectIdentifier: UpstreamConnection] = [:]
     private var open = 0
     private var waiters: [(deadline: Int64, callback: (Result<UpstreamConnection, UpstreamFailure>) -> Void)] = []
     private var resolved: [NetAddress] = []
@@ -108,6 +110,7 @@ final class UpstreamPool {
     func sweep(now: Int64) {
         let limit = Int64(origin.idleTimeoutMs) * 1_000_000
         for connection in idle where now - connection.idleSince > limit { connection.close() }
+        for connection in busy.values where connection.responseDeadline < now { connection.responseTimedOut() }
         while let first = waiters.first, first.deadline < now {
             waiters.removeFirst()
             first.callback(
@@ -195,7 +198,7 @@ final class UpstreamConnection: TransportDelegate {
     private var parser = HTTP1ResponseParser()
     private var connectCallback: ((UpstreamFailure?) -> Void)?
     private var connectTimer: LoopTimer?
-    private var responseTimer: LoopTimer?
+    private(set) var responseDeadline: Int64 = .max
     private weak var handler: (any UpstreamResponseHandler)?
     private var receivedAny = false
     private var responseDone = true
@@ -261,10 +264,9 @@ final class UpstreamConnection: TransportDelegate {
         parser.requestSent(method: method)
         transport.write(head)
         if !body.isEmpty { transport.write(body) }
-        responseTimer = pool.context.loop.schedule(afterMilliseconds: timeoutMs) { [weak self] in
-            guard let self, !self.responseDone else { return }
-            self.fail(UpstreamFailure(status: 504, detail: "The upstream did not answer in time."), retryable: false)
-        }
+        // Checked by the loop's sweeper rather than a timer per request: a timer costs a kernel round trip.
+        responseDeadline = pool.context.clock.nowNanoseconds() + Int64(timeoutMs) * 1_000_000
+        pool.busy[ObjectIdentifier(self)] = self
     }
 
     /// Backpressure from the client side.
@@ -309,7 +311,7 @@ final class UpstreamConnection: TransportDelegate {
                 continue
             case .end:
                 responseDone = true
-                responseTimer?.cancel()
+                pool.busy.removeValue(forKey: ObjectIdentifier(self))
                 let handler = self.handler
                 self.handler = nil
                 pool.release(self, reusable: keepAlive)
@@ -327,7 +329,6 @@ final class UpstreamConnection: TransportDelegate {
     func transportClosed(error: String?) {
         closed = true
         connectTimer?.cancel()
-        responseTimer?.cancel()
         if let callback = connectCallback {
             connectCallback = nil
             callback(
@@ -354,9 +355,15 @@ final class UpstreamConnection: TransportDelegate {
         pool.connectionClosed(self)
     }
 
+    /// The sweeper found the response deadline passed.
+    func responseTimedOut() {
+        guard !responseDone else { return }
+        fail(UpstreamFailure(status: 504, detail: "The upstream did not answer in time."), retryable: false)
+    }
+
     private func fail(_ failure: UpstreamFailure, retryable: Bool) {
         responseDone = true
-        responseTimer?.cancel()
+        pool.busy.removeValue(forKey: ObjectIdentifier(self))
         let handler = self.handler
         self.handler = nil
         close()
@@ -365,6 +372,7 @@ final class UpstreamConnection: TransportDelegate {
 
     private func failAfterClose(_ failure: UpstreamFailure, retryable: Bool) {
         responseDone = true
+        pool.busy.removeValue(forKey: ObjectIdentifier(self))
         let handler = self.handler
         self.handler = nil
         handler?.upstreamFailed(failure, retryable: retryable)

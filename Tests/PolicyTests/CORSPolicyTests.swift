@@ -102,7 +102,7 @@ import Testing
         #expect(
             allowed["Access-Control-Expose-Headers"]
                 == "X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, RateLimit, RateLimit-Policy, "
-                + "Retry-After, X-Auth0-Error-Kind, X-Request-Id")
+                + "Retry-After, X-Auth0-Error-Kind, X-Request-Id, WWW-Authenticate")
         #expect(allowed["Vary"] == "Origin")
         #expect(allowed["Access-Control-Allow-Credentials"] == nil)
         // The origin belongs to another client: no CORS for this token.

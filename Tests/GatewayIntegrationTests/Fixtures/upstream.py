@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """A loopback HTTP/1.1 upstream for integration tests: records the raw bytes of every request it receives.
 
-Usage: upstream.py PORT RECORD_FILE [--tls CERT KEY]
+Usage: upstream.py PORT RECORD_FILE [--tls CERT KEY] [--jwks FILE]
 Paths: /big (1 MiB body), /slow (answers after 3 s), /close (closes without answering),
-/status/NNN (answers NNN), /chunked (chunked response); anything else echoes method and path as JSON.
+/status/NNN (answers NNN), /chunked (chunked response), /.well-known/jwks.json (the file named by --jwks or
+$UPSTREAM_JWKS_FILE, re-read on every request so a test can rotate keys; 404 while it is missing);
+anything else echoes method and path as JSON.
 """
 import json
 import os
@@ -20,9 +22,18 @@ signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
 port = int(sys.argv[1])
 record_path = sys.argv[2]
 tls = None
-if len(sys.argv) > 3 and sys.argv[3] == "--tls":
-    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    tls.load_cert_chain(sys.argv[4], sys.argv[5])
+jwks_path = os.environ.get("UPSTREAM_JWKS_FILE")
+options = sys.argv[3:]
+while options:
+    if options[0] == "--tls":
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(options[1], options[2])
+        options = options[3:]
+    elif options[0] == "--jwks":
+        jwks_path = options[1]
+        options = options[2:]
+    else:
+        sys.exit("upstream.py: unknown option " + options[0])
 lock = threading.Lock()
 
 
@@ -80,6 +91,12 @@ def serve(conn):
                 return
             elif path.startswith("/status/"):
                 respond(conn, int(path.split("/")[2]), b'{"status":"set"}')
+            elif path == "/.well-known/jwks.json" and jwks_path:
+                try:
+                    with open(jwks_path, "rb") as f:
+                        respond(conn, 200, f.read())
+                except OSError:
+                    respond(conn, 404, b'{"error":"no jwks"}')
             elif path == "/chunked":
                 conn.sendall(
                     b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"

@@ -1,0 +1,181 @@
+import Foundation
+import TestSupport
+import Testing
+
+extension GatewayIntegration {
+    /// The admin listener's `/metrics` (read by Prometheus' own text-format parser) and `/config` (redacted).
+    @Suite("admin endpoints")
+    struct AdminEndpointTests {
+        /// A gateway with a canonical and a custom-domain listener on plain HTTP, the custom domain's key in
+        /// the environment, and a plain upstream.
+        struct Fixture {
+            let ws: Workspace
+            let upstream: UpstreamServer
+            let gateway: GatewayServer
+            let canonicalPort: UInt16
+            let customPort: UInt16
+            let secret: String
+
+            init(binary: String, name: String) throws {
+                ws = Workspace(binary: binary, name: name)
+                try ws.write("jwks.json", try ws.signingKey("key"))
+                upstream = try UpstreamServer(workspace: ws)
+                let adminPort = TestProcess.freePort()
+                (canonicalPort, customPort) = (TestProcess.freePort(), TestProcess.freePort())
+                secret = "cname-secret-\(UUID().uuidString)"
+                let origin = "url: \"http://127.0.0.1:\(upstream.port)\""
+                let config = GatewayConfigText(
+                    jwks: "{ file: jwks.json }",
+                    listeners: [
+                        .init(port: canonicalPort, domain: "acme.test"),
+                        .init(port: customPort, domain: "login.acme.test"),
+                    ],
+                    upstreams: [
+                        ("acme.test", "{ \(origin) }"),
+                        ("login.acme.test", "{ \(origin), cname_api_key: { env: INTEG_CNAME_KEY } }"),
+                    ],
+                    clients: [.init(id: "web-app", scopes: ["read:my_org:details", "read:my_org:domains"])],
+                    adminPort: adminPort)
+                try ws.write("gateway.yaml", config.yaml)
+                gateway = try GatewayServer(
+                    binary: binary, config: ws.path("gateway.yaml"), adminPort: adminPort,
+                    ports: [canonicalPort, customPort], environment: ["INTEG_CNAME_KEY": secret])
+                guard try gateway.waitReady() else { throw HarnessError("not ready: \(gateway.process.log)") }
+            }
+
+            func stop() {
+                _ = gateway.stop()
+                upstream.stop()
+                ws.remove()
+            }
+
+            func get(_ path: String, token: String? = nil, port: UInt16? = nil) throws -> Int {
+                try curlStatus(
+                    (token.map { ["-H", "Authorization: Bearer \($0)"] } ?? [])
+                        + ["http://127.0.0.1:\(port ?? canonicalPort)\(path)"]
+                ).status
+            }
+        }
+
+        /// One sample as `prometheus_client` parsed it.
+        struct Sample: Decodable {
+            var family: String
+            var type: String
+            var name: String
+            var labels: [String: String]
+            var value: Double
+        }
+
+        /// Parses exposition text with `prometheus_client.parser` (the reference implementation's parser).
+        static func parseWithPrometheusClient(_ text: String) throws -> [Sample]? {
+            let script = """
+                import json, sys
+                try:
+                    from prometheus_client.parser import text_string_to_metric_families
+                except ImportError:
+                    print("NO_PROMETHEUS_CLIENT"); sys.exit(0)
+                out = []
+                for family in text_string_to_metric_families(sys.stdin.read()):
+                    for s in family.samples:
+                        out.append({"family": family.name, "type": family.type, "name": s.name,
+                                    "labels": s.labels, "value": s.value})
+                print(json.dumps(out))
+                """
+            let out = try TestProcess.run("/usr/bin/env", ["python3", "-c", script], timeout: 20, stdin: text)
+            guard out.status == 0 else { throw HarnessError("the Prometheus parser refused /metrics: \(out.stderr)") }
+            if out.stdout.hasPrefix("NO_PROMETHEUS_CLIENT") { return nil }
+            return try JSONDecoder().decode([Sample].self, from: Data(out.stdout.utf8))
+        }
+
+        @Test("/metrics parses with prometheus_client; requests_total counts route, status and decision exactly")
+        func metrics() throws {
+            guard let binary = gatewayBinaryOrSkip("metrics") else { return }
+            let f = try Fixture(binary: binary, name: "metrics")
+            defer { f.stop() }
+            let reader = try f.ws.token(
+                key: "key", domain: "acme.test", client: "web-app", scope: "read:my_org:details")
+            // Known traffic: 3 forwarded, 2 without a token, 1 lacking the scope, 1 unknown route, 1 edge-forwarded.
+            for _ in 0..<3 { #expect(try f.get("/my-org/details", token: reader) == 200) }
+            for _ in 0..<2 { #expect(try f.get("/my-org/details") == 401) }
+            #expect(try f.get("/my-org/domains", token: reader) == 403)
+            #expect(try f.get("/my-org/no-such-thing", token: reader) == 404)
+            #expect(try f.get("/status/204", port: f.customPort) == 204)
+
+            let scrape = try f.gateway.admin("/metrics")
+            #expect(scrape.status == 200)
+            guard let samples = try Self.parseWithPrometheusClient(scrape.body) else {
+                let message = "prometheus_client is not installed (pip install prometheus-client)"
+                if ProcessInfo.processInfo.environment["CI"] != nil { Issue.record("\(message)") }
+                print("note: metrics test skipped: \(message)")
+                return
+            }
+            let requests = samples.filter { $0.name == "myorg_gateway_requests_total" }
+            #expect(requests.allSatisfy { $0.type == "counter" && $0.family == "myorg_gateway_requests" })
+            func count(_ route: String, _ status: String, _ decision: String) -> Double? {
+                requests.first { $0.labels == ["route": route, "status": status, "decision": decision] }?.value
+            }
+            let expected: [(String, String, String, Double)] = [
+                ("GET details", "200", "forwarded", 3),
+                ("GET details", "401", "refused_token", 2),
+                ("GET domains", "403", "refused_scope", 1),
+            ]
+            for (route, status, decision, value) in expected {
+                #expect(
+                    count(route, status, decision) == value,
+                    "\(route) \(status) \(decision): \(requests.map { "\($0.labels)=\($0.value)" })")
+            }
+            let notFound = requests.filter { $0.labels["status"] == "404" }
+            #expect(notFound.map(\.value) == [1], "\(notFound.map(\.labels))")
+            #expect(notFound.first?.labels["decision"] == "refused_route")
+            let edge = requests.filter { $0.labels["decision"] == "forwarded_edge" }
+            #expect(edge.map(\.value) == [1], "\(edge.map(\.labels))")
+            #expect(edge.first?.labels["status"] == "204")
+            #expect(requests.map(\.value).reduce(0, +) == 8, "every request is counted once")
+
+            let durations = samples.filter {
+                $0.name == "myorg_gateway_request_duration_seconds_count" && $0.labels["route"] == "GET details"
+            }
+            #expect(durations.map(\.value) == [5], "\(durations.map(\.labels))")
+            let loaded = samples.first { $0.name == "myorg_gateway_jwks_loaded" }
+            #expect(loaded?.value == 1)
+        }
+
+        @Test("/config holds no secret: not the cname key from the environment, not a token")
+        func configIsRedacted() throws {
+            guard let binary = gatewayBinaryOrSkip("config redaction") else { return }
+            let f = try Fixture(binary: binary, name: "config")
+            defer { f.stop() }
+            let token = try f.ws.token(
+                key: "key", domain: "acme.test", client: "web-app", scope: "read:my_org:details")
+            #expect(try f.get("/my-org/details", token: token) == 200)
+            #expect(try f.get("/anything", port: f.customPort) == 200)
+            let edge = try #require(f.upstream.requests().last)
+            #expect(edge.contains("cname-api-key: \(f.secret)\r\n"), "the key is loaded and sent upstream")
+
+            let config = try f.gateway.admin("/config")
+            #expect(config.status == 200)
+            let json = try JSONSerialization.jsonObject(with: Data(config.body.utf8)) as? [String: Any]
+            let upstreams = json?["upstream"] as? [String: Any]
+            let custom = upstreams?["login.acme.test"] as? [String: Any]
+            #expect(custom?["cname_api_key"] != nil, "the reference stays visible: \(config.body)")
+            #expect(config.body.contains("INTEG_CNAME_KEY"), "it names the variable, not the value")
+            let signature = String(token.split(separator: ".")[2])
+            let privateKey = try String(contentsOfFile: f.ws.path("key.pem"), encoding: .utf8)
+            let keyBody = privateKey.split(separator: "\n").dropFirst().first.map(String.init) ?? "unreadable"
+            for endpoint in ["/config", "/metrics", "/readyz"] {
+                let body = try f.gateway.admin(endpoint).body
+                #expect(!body.contains(f.secret), "\(endpoint) shows the cname key")
+                #expect(!body.contains(signature), "\(endpoint) shows token material")
+                #expect(!body.contains(keyBody), "\(endpoint) shows signing key material")
+            }
+            // SIGINT drains like SIGTERM and flushes the event log; neither it nor the process log holds them.
+            #expect(f.gateway.stop(signal: SIGINT) == 0, "\(f.gateway.process.log)")
+            #expect(!f.gateway.process.log.contains(f.secret))
+            #expect(!f.gateway.process.log.contains(signature))
+            let events = (try? String(contentsOfFile: f.ws.path("events.jsonl"), encoding: .utf8)) ?? ""
+            #expect(events.contains("my_organization_api_org_details_succeeded"), "the event log was written")
+            #expect(!events.contains(f.secret))
+            #expect(!events.contains(signature))
+        }
+    }
+}

@@ -1,0 +1,143 @@
+import Foundation
+import TLS
+import TestSupport
+import Testing
+
+extension GatewayIntegration {
+    /// `myorg-gateway check FILE` on the shipped example: exit 0 when everything it names exists, exit 2 with
+    /// `file:line:col: key: message` lines otherwise.
+    @Suite("check")
+    struct CheckCommandTests {
+        /// The example copied into a fresh directory, with a certificate at the paths it names.
+        struct ExampleCopy {
+            let workspace: Workspace
+            let file: String
+            let text: String
+
+            init(binary: String) throws {
+                workspace = Workspace(binary: binary, name: "check")
+                let example = TestProcess.repositoryRoot.appendingPathComponent("policies/tenant.example.yaml")
+                text = try String(contentsOf: example, encoding: .utf8)
+                try FileManager.default.createDirectory(
+                    atPath: workspace.path("certs"), withIntermediateDirectories: true)
+                try workspace.certificate("certs/login", dnsNames: ["login.acme.com"])
+                file = workspace.path("tenant.yaml")
+                try workspace.write("tenant.yaml", text)
+            }
+
+            /// Runs `check` on `name` with CNAME_API_KEY set (or not) in its environment.
+            func check(_ name: String = "tenant.yaml", cnameKey: String? = "integration-edge-key") throws
+                -> TestProcess.Output
+            {
+                var arguments = ["-u", "CNAME_API_KEY"]
+                if let cnameKey { arguments = ["CNAME_API_KEY=\(cnameKey)"] }
+                return try TestProcess.run(
+                    "/usr/bin/env", arguments + [workspace.binary, "check", workspace.path(name)], timeout: 20)
+            }
+        }
+
+        @Test("the example with its certificate and CNAME_API_KEY set passes")
+        func examplePasses() throws {
+            guard let binary = gatewayBinaryOrSkip("check") else { return }
+            let copy = try ExampleCopy(binary: binary)
+            defer { copy.workspace.remove() }
+            let out = try copy.check()
+            #expect(out.status == 0, "\(out.stderr)")
+            #expect(out.stdout.contains("OK"))
+            #expect(out.stderr.isEmpty, "\(out.stderr)")
+        }
+
+        @Test("a missing environment variable is named with the line of the key that names it")
+        func missingEnvironment() throws {
+            guard let binary = gatewayBinaryOrSkip("check") else { return }
+            let copy = try ExampleCopy(binary: binary)
+            defer { copy.workspace.remove() }
+            let out = try copy.check(cnameKey: nil)
+            #expect(out.status == 2)
+            let line = try #require(lineNumber(of: "cname_api_key: { env: CNAME_API_KEY }", in: copy.text))
+            #expect(out.stderr.contains("tenant.yaml:\(line):"), "\(out.stderr)")
+            #expect(out.stderr.contains("CNAME_API_KEY"))
+        }
+
+        @Test("an unknown key, a bad tier and an inline secret: exit 2, each error with file:line and key path")
+        func brokenCopy() throws {
+            guard let binary = gatewayBinaryOrSkip("check") else { return }
+            let copy = try ExampleCopy(binary: binary)
+            defer { copy.workspace.remove() }
+            let inlineSecret = "inline-edge-secret-7f3a"
+            var broken = copy.text
+            broken = broken.replacingOccurrences(of: "tier: public_enterprise ", with: "tier: platinum ")
+            broken = broken.replacingOccurrences(
+                of: "forward_unknown_endpoints: false", with: "forward_unknown_endpoints: false\nfrobnicate: true")
+            broken = broken.replacingOccurrences(
+                of: "cname_api_key: { env: CNAME_API_KEY }", with: "cname_api_key: \"\(inlineSecret)\"")
+            try #require(broken != copy.text)
+            try copy.workspace.write("broken.yaml", broken)
+            let out = try copy.check("broken.yaml")
+            #expect(out.status == 2, "\(out.stdout)\(out.stderr)")
+            let errors = out.stderr.split(separator: "\n").map(String.init)
+            let expected: [(needle: String, key: String)] = [
+                ("frobnicate: true", "frobnicate"),
+                ("tier: platinum", "tenant.tier"),
+                ("cname_api_key: \"\(inlineSecret)\"", "upstream[\"login.acme.com\"].cname_api_key"),
+            ]
+            for (needle, key) in expected {
+                let line = try #require(lineNumber(of: needle, in: broken), "\(needle)")
+                let match = errors.first { $0.contains("broken.yaml:\(line):") }
+                #expect(match != nil, "no error at broken.yaml:\(line) (\(key)) in:\n\(out.stderr)")
+                if let match {
+                    #expect(match.contains("\(key):"), "\(match)")
+                    #expect(match.hasPrefix(copy.workspace.path("broken.yaml") + ":\(line):"), "\(match)")
+                }
+            }
+            #expect(!out.stderr.contains(inlineSecret), "check must not echo an inline secret")
+            #expect(!out.stdout.contains(inlineSecret))
+        }
+
+        @Test("serve refuses an invalid configuration: exit 2, the error with file:line and key, nothing bound")
+        func serveRefusesInvalidConfig() throws {
+            guard let binary = gatewayBinaryOrSkip("serve invalid config") else { return }
+            let copy = try ExampleCopy(binary: binary)
+            defer { copy.workspace.remove() }
+            let port = TestProcess.freePort()
+            let broken = copy.text.replacingOccurrences(of: "tier: public_enterprise ", with: "tier: platinum ")
+                .replacingOccurrences(of: "127.0.0.1:8080", with: "127.0.0.1:\(port)")
+            try copy.workspace.write("broken.yaml", broken)
+            let out = try TestProcess.run(
+                "/usr/bin/env",
+                [
+                    "CNAME_API_KEY=integration-edge-key", binary, "serve", "--config",
+                    copy.workspace.path("broken.yaml"),
+                ],
+                timeout: 20)
+            #expect(out.status == 2, "\(out.stdout)\(out.stderr)")
+            let line = try #require(lineNumber(of: "tier: platinum", in: broken))
+            #expect(out.stderr.contains("broken.yaml:\(line):"), "\(out.stderr)")
+            #expect(out.stderr.contains("tenant.tier"), "\(out.stderr)")
+            #expect(RawConnection.isRefused(port: port), "nothing may listen after a refused start")
+        }
+
+        @Test("a missing certificate file: exit 2 naming the file and the key")
+        func missingCertificate() throws {
+            guard let binary = gatewayBinaryOrSkip("check") else { return }
+            let copy = try ExampleCopy(binary: binary)
+            defer { copy.workspace.remove() }
+            try FileManager.default.removeItem(atPath: copy.workspace.path("certs/login.pem"))
+            let out = try copy.check()
+            #expect(out.status == 2)
+            let line = try #require(lineNumber(of: "certificates: [{ cert: certs/login.pem", in: copy.text))
+            let error = out.stderr.split(separator: "\n").first { $0.contains("login.pem") }
+            #expect(error != nil, "\(out.stderr)")
+            if let error {
+                #expect(error.contains(copy.workspace.path("certs/login.pem")), "\(error)")
+                #expect(error.contains("tenant.yaml:\(line):"), "\(error)")
+                #expect(error.contains("listeners[0].tls.certificates[0].cert"), "\(error)")
+            }
+        }
+    }
+}
+
+/// The 1-based line of the first line containing `needle`.
+func lineNumber(of needle: String, in text: String) -> Int? {
+    text.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.contains(needle) }.map { $0 + 1 }
+}

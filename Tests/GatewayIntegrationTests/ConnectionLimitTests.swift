@@ -1,0 +1,116 @@
+import Foundation
+import TestSupport
+import Testing
+
+extension GatewayIntegration {
+    /// `limits.max_connections`: a connection over the limit gets a 503 JSON answer and is closed; the ones within
+    /// it keep working, and a freed slot is usable again.
+    @Suite("connection limit")
+    struct ConnectionLimitTests {
+        static let request = "GET /my-org/details HTTP/1.1\r\nHost: acme.test\r\n\r\n"
+
+        /// A gateway with one plain listener and `max_connections: 2`.
+        struct Fixture {
+            let ws: Workspace
+            let upstream: UpstreamServer
+            let gateway: GatewayServer
+            let port: UInt16
+
+            init(binary: String) throws {
+                ws = Workspace(binary: binary, name: "connlimit")
+                try ws.write("jwks.json", try ws.signingKey("key"))
+                upstream = try UpstreamServer(workspace: ws)
+                let adminPort = TestProcess.freePort()
+                port = TestProcess.freePort()
+                let config = GatewayConfigText(
+                    jwks: "{ file: jwks.json }", listeners: [.init(port: port, domain: "acme.test")],
+                    upstreams: [("acme.test", "{ url: \"http://127.0.0.1:\(upstream.port)\" }")],
+                    clients: [.init(id: "web-app", scopes: ["read:my_org:details"])], adminPort: adminPort,
+                    limits: ["max_connections: 2"])
+                try ws.write("gateway.yaml", config.yaml)
+                gateway = try GatewayServer(
+                    binary: binary, config: ws.path("gateway.yaml"), adminPort: adminPort, ports: [port])
+                guard try gateway.waitReady() else { throw HarnessError("not ready: \(gateway.process.log)") }
+            }
+
+            func stop() {
+                _ = gateway.stop()
+                upstream.stop()
+                ws.remove()
+            }
+
+            /// A connection proven accepted by an answer (401: the request carries no token), kept open.
+            func served() throws -> RawConnection {
+                let connection = try RawConnection(port: port)
+                try connection.send(ConnectionLimitTests.request)
+                let answer = connection.readResponse()
+                guard answer?.hasPrefix("HTTP/1.1 401") == true else {
+                    throw HarnessError("a connection within the limit was not served: \(answer ?? "no answer")")
+                }
+                return connection
+            }
+
+            /// Whether a new connection is served within `timeout` seconds.
+            func newConnectionServed(timeout: Double) -> Bool {
+                eventually(timeout: timeout, intervalMs: 100) { (try? served()) != nil }
+            }
+        }
+
+        @Test("max_connections 2: the third connection gets 503 JSON and is closed; a freed slot serves again")
+        func thirdConnectionRefused() throws {
+            guard let binary = gatewayBinaryOrSkip("connection limit") else { return }
+            let f = try Fixture(binary: binary)
+            defer { f.stop() }
+            let first = try f.served()
+            let second = try f.served()
+
+            let third = try RawConnection(port: f.port)
+            try? third.send(Self.request)
+            let (text, closed) = third.readToEnd()
+            #expect(text.hasPrefix("HTTP/1.1 503"), "\(text)")
+            #expect(text.lowercased().contains("content-type: application/json"), "\(text)")
+            #expect(text.contains("\"status\":503"), "\(text)")
+            #expect(closed, "the connection over the limit must be closed")
+
+            // The two within the limit still work.
+            try first.send(Self.request)
+            #expect(first.readResponse()?.hasPrefix("HTTP/1.1 401") == true)
+
+            // The client closes one: its slot serves a new connection.
+            second.close()
+            #expect(f.newConnectionServed(timeout: 3), "after a client closed, new connections are still refused")
+            first.close()
+        }
+
+        @Test(
+            "a connection the gateway closed is released within the linger bound even when the client keeps its socket")
+        func lingerIsBounded() throws {
+            guard let binary = gatewayBinaryOrSkip("linger bound") else { return }
+            let f = try Fixture(binary: binary)
+            defer { f.stop() }
+            let baseline = TestProcess.openSocketCount(pid: f.gateway.pid)
+            let first = try f.served()
+            // `Connection: close`: the gateway answers, half-closes, and lingers "until the peer closes or 2 s".
+            let second = try RawConnection(port: f.port)
+            try second.send("GET /my-org/details HTTP/1.1\r\nHost: acme.test\r\nConnection: close\r\n\r\n")
+            let (answer, closedByGateway) = second.readToEnd()
+            #expect(answer.hasPrefix("HTTP/1.1 401"), "\(answer)")
+            #expect(closedByGateway, "the gateway must close after a Connection: close request")
+            let start = Date()
+            // The client keeps `second` open; within the bound (2 s, plus slack) the gateway lets go of it.
+            var sockets = 0
+            let released = eventually(timeout: 4, intervalMs: 100) {
+                sockets = TestProcess.openSocketCount(pid: f.gateway.pid)
+                return sockets <= baseline + 1
+            }
+            print(
+                "linger: released \(released) after \(elapsedMs(since: start)) ms (sockets \(sockets), baseline \(baseline))"
+            )
+            #expect(
+                released, "the lingering connection still holds its socket: \(sockets) open, baseline \(baseline) + 1")
+            #expect(f.newConnectionServed(timeout: 1), "the lingering connection still holds its slot")
+            withExtendedLifetime(second) {}
+            first.close()
+        }
+    }
+}

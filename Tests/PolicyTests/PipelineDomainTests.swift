@@ -1,0 +1,246 @@
+import GatewayCore
+import Testing
+
+@testable import Policy
+
+private typealias F = PipelineFixture
+
+@Suite("Pipeline: the arrival domain and domain consistency")
+struct PipelineDomainTests {
+    @Test(
+        "the listener's domain wins over any Host",
+        arguments: [
+            (F.canonical, nil), (F.canonical, F.custom), (F.canonical, "evil.example.com"), (F.custom, nil),
+            (F.custom, F.canonical), (F.custom, "evil.example.com:443"),
+        ] as [(String, String?)])
+    func listenerWins(listener: String, host: String?) throws {
+        let policy = try F.policy()
+        let run = PipelineRun.run(
+            policy, F.request("GET", "/my-org/details", host: host), listenerDomain: listener,
+            token: .success(F.token(domain: listener, scopes: ["read:my_org:details"])))
+        #expect(run.isForward, "\(run.summary)")
+        #expect(run.notes.domain == listener)
+    }
+
+    @Test(
+        "without a listener domain, a Host naming a tenant domain (any case, any port) is the domain",
+        arguments: [
+            ("acme.us.auth0.com", F.canonical), ("acme.us.auth0.com:443", F.canonical),
+            ("ACME.US.Auth0.COM", F.canonical), ("Acme.Us.Auth0.Com:8443", F.canonical),
+            ("login.acme.com", F.custom), ("LOGIN.ACME.COM:443", F.custom), ("login.acme.com:", F.custom),
+        ])
+    func hostNamesDomain(host: String, domain: String) throws {
+        let policy = try F.policy()
+        let run = PipelineRun.run(
+            policy, F.request("GET", "/my-org/details", host: host), listenerDomain: nil,
+            token: .success(F.token(domain: domain, scopes: ["read:my_org:details"])))
+        #expect(run.isForward, "\(run.summary)")
+        #expect(run.notes.domain == domain)
+    }
+
+    @Test(
+        "without a listener domain, any other Host is a 421 in the tenant's error shape",
+        arguments: [
+            "evil.example.com", "evil.example.com:443", "acme.us.auth0.com.evil.com", "evil.acme.us.auth0.com",
+            "acme.us.auth0.com.", "127.0.0.1:8080", "[::1]:8080", "", "acme.us.auth0.com:8443:1",
+        ] as [String?] + [nil])
+    func misdirected(host: String?) throws {
+        let policy = try F.policy()
+        for path in ["/my-org/details", "/authorize", "/my-org/nowhere"] {
+            let run = PipelineRun.run(
+                policy, F.request("GET", path, host: host), listenerDomain: nil,
+                token: .success(F.token(scopes: ["read:my_org:details"])))
+            run.expectError(status: 421, code: "A0E-421-0001", decision: "refused_domain")
+            #expect(run.detail.contains(F.canonical) && run.detail.contains(F.custom))
+            #expect(run.notes.domain == nil)
+        }
+    }
+
+    @Test(
+        "a token for one domain used on the other is a 401 naming both",
+        arguments: [(F.canonical, F.custom), (F.custom, F.canonical)], [true, false])
+    func mismatch(domains: (String, String), viaListener: Bool) throws {
+        let (tokenDomain, requestDomain) = domains
+        let policy = try F.policy()
+        for dialect in PipelineFixture.Dialect.allCases {
+            let request = F.request("GET", "/my-org/details", host: viaListener ? nil : requestDomain)
+            let run = PipelineRun.run(
+                policy, request, listenerDomain: viaListener ? requestDomain : nil,
+                token: .success(F.token(domain: tokenDomain, scopes: ["read:my_org:details"], dialect: dialect)))
+            run.expectError(status: 401, code: "A0E-401-0001", decision: "refused_token")
+            #expect(run.headers["WWW-Authenticate"]?.hasPrefix("Bearer error=\"invalid_token\"") == true)
+            #expect(run.detail.contains("issued for \(tokenDomain)"), "\(run.detail)")
+            #expect(run.detail.contains("sent to \(requestDomain)"), "\(run.detail)")
+            #expect(run.notes.domain == requestDomain)
+        }
+    }
+
+    @Test("an issuer of one domain with an audience of the other is refused either way")
+    func mixedIssuerAudience() throws {
+        let policy = try F.policy()
+        var token = F.token(domain: F.canonical, scopes: ["read:my_org:details"])
+        guard case .object(var claims) = token.claims else { return }
+        claims = claims.map { $0.0 == "aud" ? ("aud", .string("https://\(F.custom)/my-org/")) : $0 }
+        token.claims = .object(claims)
+        for domain in F.domains {
+            let run = PipelineRun.run(
+                policy, F.request("GET", "/my-org/details"), listenerDomain: domain, token: .success(token))
+            run.expectError(status: 401, code: "A0E-401-0001", decision: "refused_token")
+            #expect(run.detail.contains(F.canonical) && run.detail.contains(F.custom), "\(run.detail)")
+        }
+    }
+}
+
+@Suite("Pipeline: token dialects and token refusals")
+struct PipelineTokenTests {
+    @Test("both dialects pass on both domains", arguments: PipelineFixture.Dialect.allCases, F.domains)
+    func dialects(_ dialect: PipelineFixture.Dialect, domain: String) throws {
+        let policy = try F.policy()
+        let token = F.token(domain: domain, scopes: ["read:my_org:details", "read:my_org:domains"], dialect: dialect)
+        let run = PipelineRun.run(
+            policy, F.request("GET", "/my-org/v1/details"), listenerDomain: domain, token: .success(token))
+        #expect(run.isForward, "\(run.summary)")
+        #expect(run.notes.clientID == "web")
+        #expect(run.notes.userID == "auth0|user1")
+        #expect(run.notes.organizationID == F.orgID)
+        #expect(run.notes.scope == "read:my_org:details read:my_org:domains")
+        let audience =
+            dialect == .auth0 ? "https://\(domain)/my-org/ https://\(domain)/userinfo" : "https://\(domain)/my-org/"
+        #expect(run.notes.audience == audience)
+    }
+
+    @Test("an Auth0 client-credentials token (gty) passes when the policy admits machine-to-machine")
+    func clientCredentials() throws {
+        let policy = try F.policy(clientCredentials: "require_client_grant")
+        let token = F.token(scopes: ["read:my_org:details"], clientCredentials: true)
+        let run = PipelineRun.run(
+            policy, F.request("GET", "/my-org/details"), listenerDomain: F.canonical, token: .success(token))
+        #expect(run.isForward, "\(run.summary)")
+        #expect(run.notes.userID == "web@clients")
+    }
+
+    @Test("the header typ application/at+jwt is RFC 9068's too; other types are refused")
+    func types() throws {
+        let policy = try F.policy()
+        for (typ, passes) in [("application/at+jwt", true), ("AT+JWT", true), ("JWT", true), ("JOSE", false)] {
+            var token = F.token(scopes: ["read:my_org:details"], dialect: .rfc9068)
+            token.header = ["alg": "RS256", "typ": .string(typ), "kid": "k1"]
+            let run = PipelineRun.run(
+                policy, F.request("GET", "/my-org/details"), listenerDomain: F.canonical, token: .success(token))
+            if passes {
+                #expect(run.isForward, "\(typ): \(run.summary)")
+            } else {
+                run.expectError(status: 401, code: "A0E-401-0001", decision: "refused_token")
+            }
+        }
+    }
+
+    @Test("a missing Authorization header is 401 A0E-401-0002, before any token work")
+    func missing() throws {
+        let policy = try F.policy()
+        for domain in F.domains {
+            let run = PipelineRun.run(
+                policy, F.request("GET", "/my-org/details", authorization: nil), listenerDomain: domain,
+                token: .failure(TokenRejection(.malformed, "must not be consulted")))
+            run.expectError(status: 401, code: "A0E-401-0002", decision: "refused_token")
+            #expect(run.headers["WWW-Authenticate"]?.hasPrefix("Bearer") == true)
+            #expect(run.notes.operation == "get-details")
+        }
+    }
+
+    struct HeaderCase: Sendable, CustomTestStringConvertible {
+        var name: String
+        var target: String
+        var authorization: [String]
+        var status: Int
+        var code: String
+        var testDescription: String { name }
+    }
+
+    static let headerCases: [HeaderCase] = [
+        HeaderCase(
+            name: "two Authorization headers", target: "/my-org/details",
+            authorization: ["Bearer \(F.rawToken)", "Bearer \(F.rawToken)x"], status: 400, code: "A0E-400-0001"),
+        HeaderCase(
+            name: "access_token in the query with a header", target: "/my-org/details?access_token=\(F.rawToken)",
+            authorization: ["Bearer \(F.rawToken)"], status: 400, code: "A0E-400-0001"),
+        HeaderCase(
+            name: "access_token in the query alone", target: "/my-org/details?page=1&access_token=\(F.rawToken)",
+            authorization: [], status: 400, code: "A0E-400-0001"),
+        HeaderCase(
+            name: "percent-encoded access_token in the query", target: "/my-org/details?access%5Ftoken=\(F.rawToken)",
+            authorization: [], status: 400, code: "A0E-400-0001"),
+        HeaderCase(
+            name: "a Basic scheme", target: "/my-org/details", authorization: ["Basic \(F.rawToken)"], status: 401,
+            code: "A0E-401-0002"),
+        HeaderCase(
+            name: "two spaces after Bearer", target: "/my-org/details", authorization: ["Bearer  \(F.rawToken)"],
+            status: 400, code: "A0E-400-0001"),
+        HeaderCase(
+            name: "a token with a space inside", target: "/my-org/details",
+            authorization: ["Bearer \(F.rawToken) \(F.rawToken)"], status: 400, code: "A0E-400-0001"),
+        HeaderCase(
+            name: "a token over max_token_bytes", target: "/my-org/details",
+            authorization: ["Bearer " + String(repeating: F.rawToken + ".", count: 120)], status: 401,
+            code: "A0E-401-0001"),
+    ]
+
+    @Test("malformed token transport is refused in begin; no body repeats the token", arguments: headerCases)
+    func transport(_ c: HeaderCase) throws {
+        let policy = try F.policy()
+        let run = PipelineRun.run(
+            policy, F.request("GET", c.target, authorization: c.authorization), listenerDomain: F.canonical,
+            token: .success(F.token(scopes: ["read:my_org:details"])))
+        run.expectError(status: c.status, code: c.code, decision: "refused_token")
+        #expect(!run.bodyText.contains(F.rawToken))
+        #expect(!run.bodyText.contains("c2lnbmF0dXJl"))
+        for field in run.headers { #expect(!field.value.contains("c2lnbmF0dXJl"), "\(field.name)") }
+    }
+
+    @Test(
+        "signature-stage rejections are 401 invalid_token with a detail of their own",
+        arguments: [
+            (TokenRejection(.unknownKey, "kid k9 is not in the tenant's JWKS"), "unknown key (kid k9"),
+            (TokenRejection(.signature, "RS256 verification failed"), "signature is invalid"),
+            (TokenRejection(.noKeys, "JWKS not fetched yet"), "no signing keys"),
+            (TokenRejection(.algorithm, "alg HS256 is not allowed"), "alg HS256 is not allowed"),
+            (TokenRejection(.malformed, "not three base64url parts"), "not three base64url parts"),
+        ])
+    func rejections(_ rejection: TokenRejection, expected: String) throws {
+        let policy = try F.policy()
+        var seen = ""
+        let run = PipelineRun.run(
+            policy, F.request("GET", "/my-org/details"), listenerDomain: F.custom, token: .failure(rejection),
+            tokenSeen: { seen = $0 })
+        #expect(seen == F.rawToken, "begin hands the raw token to the signature check")
+        run.expectError(status: 401, code: "A0E-401-0001", decision: "refused_token")
+        #expect(run.headers["WWW-Authenticate"]?.hasPrefix("Bearer error=\"invalid_token\"") == true)
+        #expect(run.detail.contains(expected), "\(run.detail)")
+        #expect(!run.bodyText.contains(F.rawToken))
+        #expect(run.notes.rateDecision == nil)
+    }
+
+    enum ClaimsCase: String, Sendable, CaseIterable {
+        case expired, longLifetime, issuedInFuture, noOrganization
+
+        var token: VerifiedToken {
+            let scopes = ["read:my_org:details"]
+            switch self {
+            case .expired: return F.token(scopes: scopes, issuedAgo: 400, lifetime: 300)
+            case .longLifetime: return F.token(scopes: scopes, lifetime: 3600)
+            case .issuedInFuture: return F.token(scopes: scopes, issuedAgo: -120)
+            case .noOrganization: return F.token(scopes: scopes, org: "")
+            }
+        }
+    }
+
+    @Test("claims refusals are 401 invalid_token", arguments: ClaimsCase.allCases)
+    func claims(_ c: ClaimsCase) throws {
+        let policy = try F.policy()
+        let run = PipelineRun.run(
+            policy, F.request("GET", "/my-org/details"), listenerDomain: F.canonical, token: .success(c.token))
+        run.expectError(status: 401, code: "A0E-401-0001", decision: "refused_token")
+        #expect(run.headers["WWW-Authenticate"]?.hasPrefix("Bearer error=\"invalid_token\"") == true)
+        #expect(run.notes.rateDecision == nil)
+    }
+}

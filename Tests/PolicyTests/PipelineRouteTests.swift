@@ -1,0 +1,137 @@
+import GatewayCore
+import Testing
+
+@testable import Policy
+
+private typealias F = PipelineFixture
+
+private let nonMyOrgPaths = [
+    "/", "/authorize?client_id=abc&response_type=code", "/u/login", "/.well-known/jwks.json", "/api/v2/users",
+    "/my-organization", "/my-orgx/details", "/oauth/token",
+]
+
+@Suite("Pipeline: routing outside and inside /my-org")
+struct PipelineRouteTests {
+    @Test("a non-/my-org path on the custom domain is forwarded unchecked (edge mode)", arguments: nonMyOrgPaths)
+    func edgeMode(path: String) throws {
+        let policy = try F.policy()
+        for authorization in [nil, ["Bearer \(F.rawToken)"]] as [[String]?] {
+            let run = PipelineRun.run(
+                policy, F.request("GET", path, authorization: authorization), listenerDomain: F.custom,
+                token: .failure(TokenRejection(.malformed, "must not be consulted")))
+            guard case .forwardUnchecked(let domain, let notes) = run else {
+                Issue.record("expected forwardUnchecked, got \(run.summary)")
+                continue
+            }
+            #expect(domain == F.custom)
+            #expect(notes.decision == "forwarded_edge")
+            #expect(notes.operation == nil)
+        }
+    }
+
+    @Test("a non-/my-org path on the canonical domain is a 404", arguments: nonMyOrgPaths)
+    func canonicalNotFound(path: String) throws {
+        let policy = try F.policy()
+        let run = PipelineRun.run(
+            policy, F.request("GET", path), listenerDomain: F.canonical, token: .success(F.token(scopes: [])))
+        run.expectError(status: 404, code: "A0E-404-0002", decision: "refused_route")
+    }
+
+    @Test(
+        "an unknown /my-org path is a 404, or forwarded unchecked with forward_unknown_endpoints",
+        arguments: [
+            "/my-org/nowhere", "/my-org/v2/details", "/my-org/details/extra", "/my-org/v1/v1/details",
+            "/my-org//details", "/my-org/Details",
+        ])
+    func unknown(path: String) throws {
+        let strict = try F.policy()
+        let open = try F.policy(forwardUnknown: true)
+        for domain in F.domains {
+            let refused = PipelineRun.run(
+                strict, F.request("GET", path), listenerDomain: domain, token: .success(F.token(scopes: [])))
+            refused.expectError(status: 404, code: "A0E-404-0002", decision: "refused_route")
+            let forwarded = PipelineRun.run(
+                open, F.request("GET", path), listenerDomain: domain, token: .success(F.token(scopes: [])))
+            guard case .forwardUnchecked(let d, let notes) = forwarded else {
+                Issue.record("expected forwardUnchecked, got \(forwarded.summary)")
+                continue
+            }
+            #expect(d == domain)
+            #expect(notes.decision == "forwarded_unknown")
+        }
+    }
+
+    @Test("forward_unknown_endpoints does not loosen a known endpoint")
+    func forwardUnknownKeepsChecks() throws {
+        let policy = try F.policy(forwardUnknown: true)
+        let run = PipelineRun.run(
+            policy, F.request("GET", "/my-org/details", authorization: nil), listenerDomain: F.canonical,
+            token: .success(F.token(scopes: [])))
+        run.expectError(status: 401, code: "A0E-401-0002")
+    }
+
+    @Test(
+        "a known path with a method it lacks is a 405 with Allow",
+        arguments: [
+            ("PUT", "/my-org/details", "GET, PATCH"), ("POST", "/my-org/v1/details", "GET, PATCH"),
+            ("get", "/my-org/details", "GET, PATCH"), ("GET", "/my-org", "DELETE"), ("GET", "/my-org/v1/", "DELETE"),
+            ("PUT", "/my-org/domains", "GET, POST"),
+            ("POST", "/my-org/identity-providers/con_1", "GET, PATCH, DELETE"),
+        ])
+    func methodNotAllowed(method: String, path: String, allow: String) throws {
+        let policy = try F.policy()
+        for domain in F.domains {
+            let run = PipelineRun.run(
+                policy, F.request(method, path), listenerDomain: domain, token: .success(F.token(scopes: [])))
+            run.expectError(status: 405, code: "A0E-405-0001", decision: "refused_route")
+            let allowed = Set(
+                (run.headers["Allow"] ?? "").split(separator: ",").map {
+                    $0.trimmingCharacters(in: " ")
+                })
+            #expect(allowed == Set(allow.split(separator: ",").map { $0.trimmingCharacters(in: " ") }))
+        }
+    }
+
+    @Test(
+        "encoded-slash and dot-segment tricks are a 400 on both domains, before any token",
+        arguments: [
+            "/my-org/../details", "/my-org/./details", "/my-org/%2e%2e/details", "/my-org/%2E/details",
+            "/my-org/details/..", "/my-org/v1/%2e%2e/v1/details", "/%6Dy-org/details", "/%6dy-org/details",
+            "/My-Org/details", "/MY-ORG/details", "/my-org/V1/details", "/my-org/%76%31/details", "//my-org/details",
+            "/my-org\\details", "/my-org/details%", "/my-org/details%zz", "/my-org/details%00",
+            "/foo/../my-org/details",
+            "/foo/%2e%2e/my-org/details",
+        ])
+    func tricks(path: String) throws {
+        try expectRefusedBeforeToken(path)
+    }
+
+    /// A first segment that decodes to `my-org/...` reaches the tenant's API on an edge that decodes `%2F`
+    /// before routing, and a parameter decoding to `x/../../details` names another resource there.
+    @Test(
+        "an encoded slash that hides the prefix or a dot segment is a 400",
+        arguments: [
+            "/my-org%2Fdetails", "/my-org%2fv1%2fdetails", "/foo%2F..%2Fmy-org/details",
+            "/my-org/identity-providers/con_1%2F..%2F..%2Fdetails", "/my-org/details%2F",
+        ])
+    func encodedSlash(path: String) throws {
+        try expectRefusedBeforeToken(path)
+    }
+
+    private func expectRefusedBeforeToken(_ path: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let policy = try F.policy(forwardUnknown: true)
+        for domain in F.domains {
+            let run = PipelineRun.run(
+                policy, F.request("GET", path, authorization: nil), listenerDomain: domain,
+                token: .success(F.token(domain: domain, scopes: F.allScopes)))
+            run.expectError(
+                status: 400, code: "A0E-400-0001", decision: "refused_route", sourceLocation: sourceLocation)
+        }
+    }
+}
+
+extension Substring {
+    fileprivate func trimmingCharacters(in set: Character) -> String {
+        String(self.drop { $0 == set }.reversed().drop { $0 == set }.reversed())
+    }
+}
