@@ -1,0 +1,600 @@
+#!/usr/bin/env python3
+"""Helpers for run.sh: free ports, template rendering, development tokens and their JWKS, one measured
+load run (warm-up, CPU snapshots of the proxy's processes, parsing), and the final table.
+
+Standard library only, except `mint` (fresh tokens), which needs the `cryptography` package.
+Nothing here prints a token or key material: tokens go to files under the run's private temp directory.
+"""
+
+import argparse
+import base64
+import json
+import os
+import re
+import secrets
+import socket
+import subprocess
+import sys
+import time
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# ---------------------------------------------------------------- ports and templates
+
+
+def cmd_ports(args):
+    # Bind them all before closing any, so the kernel cannot hand out the same port twice.
+    socks = []
+    for _ in range(args.count):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+    print(" ".join(str(s.getsockname()[1]) for s in socks))
+    for s in socks:
+        s.close()
+
+
+def cmd_render(args):
+    with open(args.template) as f:
+        text = f.read()
+    for pair in args.values:
+        key, _, value = pair.partition("=")
+        text = text.replace("@" + key + "@", value)
+    left = sorted(set(re.findall(r"@[A-Z][A-Z0-9_]*@", text)))
+    if left:
+        sys.exit(f"bench.py render: {args.template}: no value for {', '.join(left)}")
+    with open(args.out, "w") as f:
+        f.write(text)
+
+
+# ---------------------------------------------------------------- CPU accounting
+
+
+def _stat(pid):
+    """(ppid, utime + stime in ticks) of a live process, or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+    except OSError:
+        return None
+    # The command name may hold spaces and parentheses: the fields start after the last ')'.
+    rest = data[data.rindex(")") + 2 :].split()
+    return int(rest[1]), int(rest[11]) + int(rest[12])
+
+
+def tree_ticks(roots):
+    """utime + stime (ticks) of the processes `roots` and all their descendants.
+
+    A process's stat already sums its threads, so worker threads (HAProxy, nghttpx, the gateway's loops) are
+    counted; worker processes (nginx, nghttpx) are found as descendants."""
+    children = {}
+    ticks = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        st = _stat(int(entry))
+        if st is None:
+            continue
+        children.setdefault(st[0], []).append(int(entry))
+        ticks[int(entry)] = st[1]
+    total, seen, todo = 0, set(), list(roots)
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        total += ticks.get(pid, 0)
+        todo.extend(children.get(pid, []))
+    return total
+
+
+def cmd_ticks(args):
+    print(tree_ticks([int(p) for p in args.pids]))
+
+
+# ---------------------------------------------------------------- tokens and JWKS
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def b64url_decode(text):
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _load_key(path):
+    try:
+        from cryptography.hazmat.primitives import serialization
+    except ImportError:
+        sys.exit("bench.py: this step needs the Python package `cryptography` (pip install cryptography)")
+    with open(path, "rb") as f:
+        return serialization.load_pem_private_key(f.read(), password=None)
+
+
+def cmd_jwks(args):
+    key = _load_key(args.key)
+    numbers = key.public_key().public_numbers()
+    n = numbers.n.to_bytes((numbers.n.bit_length() + 7) // 8, "big")
+    e = numbers.e.to_bytes((numbers.e.bit_length() + 7) // 8, "big")
+    jwk = {"kty": "RSA", "use": "sig", "alg": "RS256", "n": b64url(n), "e": b64url(e)}
+    if args.kid:
+        jwk["kid"] = args.kid
+    print(json.dumps({"keys": [jwk]}))
+
+
+def cmd_token_header(args):
+    """Prints one field of a token's JOSE header (e.g. kid), read from a file so no token is on a command line."""
+    with open(args.file) as f:
+        token = f.readline().strip()
+    header = json.loads(b64url_decode(token.split(".")[0]))
+    print(header.get(args.field, ""))
+
+
+def _mint_chunk(job):
+    key_path, header_b64, claims, orgs, start, count = job
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    key = _load_key(key_path)
+    lifetime = claims["exp"] - claims["iat"] if "exp" in claims and "iat" in claims else 600
+    out = []
+    for i in range(start, start + count):
+        c = dict(claims)
+        now = int(time.time())
+        c["iat"] = now
+        c["exp"] = now + lifetime
+        c["org_id"] = orgs[i % len(orgs)]
+        # A unique jti makes every token distinct, so the gateway's verified-token cache can never hit.
+        c["jti"] = secrets.token_hex(12)
+        signing_input = header_b64 + "." + b64url(json.dumps(c, separators=(",", ":")).encode())
+        sig = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+        out.append(signing_input + "." + b64url(sig))
+    return out
+
+
+def cmd_mint(args):
+    """Mints `count` distinct tokens shaped exactly like a template token from `myorg-gateway token`, or, without
+    a template, with the claims of `--claims` and the key id `--kid`."""
+    if args.template:
+        with open(args.template) as f:
+            template = f.readline().strip()
+        header_b64, payload_b64, _ = template.split(".")
+        claims = json.loads(b64url_decode(payload_b64))
+    else:
+        claims = json.loads(args.claims)
+        now = int(time.time())
+        claims.setdefault("iat", now)
+        claims.setdefault("exp", now + 600)
+        header = {"alg": "RS256", "typ": "JWT", "kid": args.kid}
+        header_b64 = b64url(json.dumps(header, separators=(",", ":")).encode())
+    with open(args.orgs) as f:
+        orgs = [line.strip() for line in f if line.strip()]
+    _load_key(args.key)  # fail early with a clear message when cryptography is missing
+    procs = max(1, args.procs)
+    per = (args.count + procs - 1) // procs
+    jobs = [
+        (args.key, header_b64, claims, orgs, i * per, min(per, args.count - i * per))
+        for i in range(procs)
+        if args.count - i * per > 0
+    ]
+    if procs > 1:
+        import multiprocessing
+
+        with multiprocessing.Pool(procs) as pool:
+            chunks = pool.map(_mint_chunk, jobs)
+    else:
+        chunks = [_mint_chunk(j) for j in jobs]
+    fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        for chunk in chunks:
+            for token in chunk:
+                f.write(token + "\n")
+
+
+# ---------------------------------------------------------------- one measured run
+
+
+def _to_ms(value, unit):
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def parse_wrk(text):
+    r = {}
+    m = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.M)
+    if m:
+        r["p99_ms"] = _to_ms(*m.groups())
+    m = re.search(r"^\s*50%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.M)
+    if m:
+        r["p50_ms"] = _to_ms(*m.groups())
+    m = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)", text)
+    if m:
+        r["requests"] = int(m.group(1))
+        r["duration_s"] = _to_ms(m.group(2), m.group(3)) / 1000.0
+    m = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    if m:
+        r["rps"] = float(m.group(1))
+    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    r["non2xx"] = int(m.group(1)) if m else 0
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    r["socket_errors"] = sum(int(x) for x in m.groups()) if m else 0
+    m = re.search(r"^statuses: (.*)$", text, re.M)
+    if m:
+        r["statuses"] = {k: int(v) for k, v in (p.split("=") for p in m.group(1).split())}
+    m = re.search(r"^active: ([\d.]+)$", text, re.M)
+    if m:
+        r["active_s"] = float(m.group(1))
+    return r
+
+
+def parse_h2load(texts, logs):
+    r = {"rps": 0.0, "requests": 0, "failed": 0, "errored": 0, "duration_s": 0.0}
+    for text in texts:
+        m = re.search(r"finished in ([\d.]+)(us|ms|s|m), ([\d.]+) req/s", text)
+        if m:
+            r["rps"] += float(m.group(3))
+            r["duration_s"] = max(r["duration_s"], _to_ms(m.group(1), m.group(2)) / 1000.0)
+        m = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored", text)
+        if m:
+            r["requests"] += int(m.group(3))
+            r["failed"] += int(m.group(5))
+            r["errored"] += int(m.group(6))
+    latencies, statuses = [], {}
+    for path in logs:
+        try:
+            with open(path) as f:
+                for line in f:
+                    parts = line.split("\t")
+                    if len(parts) < 3:
+                        continue
+                    statuses[parts[1]] = statuses.get(parts[1], 0) + 1
+                    latencies.append(int(parts[2]))
+        except OSError:
+            pass
+    if latencies:
+        latencies.sort()
+        r["p99_ms"] = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] / 1000.0
+        r["p50_ms"] = latencies[len(latencies) // 2] / 1000.0
+    r["statuses"] = statuses
+    r["non2xx"] = sum(v for k, v in statuses.items() if not k.startswith("2"))
+    return r
+
+
+def _read_tokens(path, count):
+    with open(path) as f:
+        tokens = [line.strip() for line in f if line.strip()]
+    return tokens[:count] if count else tokens
+
+
+def _h2load_cmds(a, duration, log_base):
+    base = ["h2load", "-t", "1", "-m", str(a.streams), "-D", str(duration)]
+    headers = []
+    if a.host:
+        headers += ["-H", f":authority: {a.host}"]
+    if a.origin_header:
+        headers += ["-H", f"origin: {a.origin_header}"]
+    if a.mode == "plain":
+        cmd = base + ["-c", str(a.conns)] + headers
+        if log_base:
+            cmd += ["--log-file", log_base + ".log"]
+        return [cmd + [a.url]]
+    # One h2load process per token: h2load sends the same headers on every request of a process.
+    tokens = _read_tokens(a.tokens, a.h2load_procs)
+    cmds = []
+    per = max(1, a.conns // len(tokens))
+    for i, token in enumerate(tokens):
+        cmd = base + ["-c", str(per)] + headers + ["-H", f"authorization: Bearer {token}"]
+        if log_base:
+            cmd += ["--log-file", f"{log_base}.{i}.log"]
+        cmds.append(cmd + [a.url])
+    return cmds
+
+
+def _wrk_cmd(a, duration):
+    cmd = ["wrk", "-t", str(a.threads), "-c", str(a.conns), "-d", f"{duration}s", "--latency"]
+    if a.mode == "plain":
+        if a.host:
+            cmd += ["-H", f"Host: {a.host}"]
+        if a.origin_header:
+            cmd += ["-H", f"Origin: {a.origin_header}"]
+        return cmd + [a.url]
+    mode = "fresh" if a.mode == "fresh" else "rotate"
+    tokens = a.fresh_tokens if mode == "fresh" else a.tokens
+    return cmd + [
+        "-s", a.lua, a.url, "--", tokens, mode, a.origin_header or "-", a.host or "127.0.0.1", str(a.threads)
+    ]
+
+
+def _redact(cmd):
+    # Tokens travel on h2load's command line (no other way); the saved command shows none of them.
+    return " ".join("authorization: Bearer <token>" if c.startswith("authorization: Bearer ") else c for c in cmd)
+
+
+# Load generators running now, stopped by PID if this process is told to stop.
+RUNNING = []
+
+
+def _stop_running(signum, frame):
+    for p in RUNNING:
+        try:
+            p.kill()
+        except OSError:
+            pass
+    sys.exit(128 + signum)
+
+
+def _run_parallel(cmds, timeout):
+    procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for c in cmds]
+    RUNNING[:] = procs
+    outs = []
+    for p in procs:
+        try:
+            out, _ = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, _ = p.communicate()
+            out += "\n[bench.py: killed after timeout]\n"
+        outs.append(out)
+    RUNNING.clear()
+    return outs
+
+
+def cmd_measure(a):
+    raw = os.path.join(a.dir, "raw", a.id)
+    os.makedirs(os.path.dirname(raw), exist_ok=True)
+    proxy_pids = [int(p) for p in a.pids.split(",") if p]
+    origin_pids = [int(p) for p in (a.origin_pids or "").split(",") if p]
+    limit = a.duration + 30
+
+    def alive():
+        try:
+            os.kill(proxy_pids[0], 0)
+            return True
+        except OSError:
+            return False
+
+    if not alive():
+        print(f"  {a.scenario:<22} {a.tool:<6} {a.mode:<6} skipped: the proxy (PID {proxy_pids[0]}) is not running")
+        with open(os.path.join(a.dir, "results.jsonl"), "a") as f:
+            f.write(json.dumps(dict(id=a.id, scenario=a.scenario, tool=a.tool, mode=a.mode, note="proxy not running")) + "\n")
+        return
+
+    if a.warmup > 0:
+        warm_mode = a.mode
+        if a.mode == "fresh":
+            # Warm with the reused tokens: the fresh ones must reach the proxy for the first time when measured.
+            a.mode = "rotate"
+        if a.tool == "h2load":
+            _run_parallel(_h2load_cmds(a, a.warmup, None), a.warmup + 30)
+        else:
+            _run_parallel([_wrk_cmd(a, a.warmup)], a.warmup + 30)
+        a.mode = warm_mode
+
+    if a.tool == "h2load":
+        cmds = _h2load_cmds(a, a.duration, raw)
+    else:
+        cmds = [_wrk_cmd(a, a.duration)]
+    t0 = time.monotonic()
+    cpu0, org0 = tree_ticks(proxy_pids), tree_ticks(origin_pids)
+    outs = _run_parallel(cmds, limit)
+    cpu1, org1 = tree_ticks(proxy_pids), tree_ticks(origin_pids)
+    wall = time.monotonic() - t0
+
+    with open(raw + ".out", "w") as f:
+        for c, out in zip(cmds, outs):
+            f.write("$ " + _redact(c) + "\n" + out + "\n")
+    if a.tool == "h2load":
+        logs = [c[c.index("--log-file") + 1] for c in cmds]
+        r = parse_h2load(outs, logs)
+        if not a.keep_logs:
+            for path in logs:
+                try:
+                    os.remove(path)
+                except OSError:
+                    pass
+    else:
+        r = parse_wrk(outs[0])
+        if a.mode == "fresh" and r.get("active_s") and r.get("statuses"):
+            # The thread stopped when the tokens ran out: the rate is over the time it was busy.
+            r["rps"] = sum(r["statuses"].values()) / r["active_s"]
+            r["duration_s"] = r["active_s"]
+    if not alive():
+        r["note"] = "the proxy exited during the run"
+        print(f"  {a.scenario:<22} {a.tool:<6} {a.mode:<6} the proxy (PID {proxy_pids[0]}) exited during the run")
+    r.setdefault("note", a.note or "")
+    r.update(
+        id=a.id, scenario=a.scenario, tool=a.tool, mode=a.mode,
+        proxy_cpu_s=(cpu1 - cpu0) / CLK_TCK, origin_cpu_s=(org1 - org0) / CLK_TCK, wall_s=wall,
+    )
+    n = r.get("requests", 0)
+    if n > 0:
+        r["proxy_cpu_us_per_req"] = r["proxy_cpu_s"] * 1e6 / n
+        if origin_pids:
+            r["origin_cpu_us_per_req"] = r["origin_cpu_s"] * 1e6 / n
+    with open(os.path.join(a.dir, "results.jsonl"), "a") as f:
+        f.write(json.dumps(r) + "\n")
+    status = " ".join(f"{k}:{v}" for k, v in sorted((r.get("statuses") or {}).items()))
+    print(
+        f"  {a.scenario:<22} {a.tool:<6} {a.mode:<6} {r.get('rps', 0):>10.0f} req/s  "
+        f"p99 {r.get('p99_ms', float('nan')):7.2f} ms  cpu {r.get('proxy_cpu_us_per_req', float('nan')):7.1f} us/req"
+        + (f"  [{status}]" if status and set(r["statuses"]) != {"200"} else "")
+    )
+
+
+# ---------------------------------------------------------------- the table
+
+
+LABELS = {
+    "bare": "bare upstream (nginx TLS)",
+    "nghttpx": "nghttpx TLS proxy",
+    "haproxy": "HAProxy TLS proxy",
+    "gateway": "gateway pass-through",
+    "gateway-log": "gateway pass-through +file log",
+    "haproxy-jwt": "HAProxy jwt_verify",
+    "gateway-policy": "gateway full policy",
+    "gateway-policy-log": "gateway full policy +file log",
+}
+
+
+def _fmt(v, spec):
+    if isinstance(v, (int, float)):
+        return format(v, spec)
+    width = re.match(r"\d*", spec).group(0)
+    return format("-", ">" + width) if width else "-"
+
+
+def _ratio(a, b):
+    if not isinstance(a, (int, float)) or not isinstance(b, (int, float)) or b == 0:
+        return "-"
+    return f"{a / b:.2f}"
+
+
+def cmd_table(args):
+    rows = []
+    path = os.path.join(args.dir, "results.jsonl")
+    if os.path.exists(path):
+        with open(path) as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+    idx = {(r["scenario"], r["tool"], r["mode"]): r for r in rows}
+    lines = []
+    head = f"{'scenario':<32} {'tool':<6} {'tokens':<6} {'req/s':>9} {'p99 ms':>8} {'proxy CPU':>10} {'origin CPU':>10} {'non-2xx':>8}"
+    lines += [head, f"{'':<32} {'':<6} {'':<6} {'':>9} {'':>8} {'µs/req':>10} {'µs/req':>10} {'':>8}", "-" * len(head)]
+    order = list(LABELS)
+    for r in sorted(rows, key=lambda r: (order.index(r["scenario"]) if r["scenario"] in order else 99)):
+        mode = "-" if r["mode"] == "plain" else r["mode"]
+        extra = ""
+        st = r.get("statuses") or {}
+        if st.get("429"):
+            extra = f"  (429: {st['429']})"
+        if r.get("socket_errors"):
+            extra += f"  (socket errors: {r['socket_errors']})"
+        if r["mode"] == "fresh" and r.get("requests"):
+            extra += f"  ({r.get('requests', 0)} fresh tokens in {_fmt(r.get('duration_s'), '.1f')} s)"
+        if r.get("note"):
+            extra += f"  [{r['note']}]"
+        lines.append(
+            f"{LABELS.get(r['scenario'], r['scenario']):<32} {r['tool']:<6} {mode:<6} {_fmt(r.get('rps'), '9.0f')} "
+            f"{_fmt(r.get('p99_ms'), '8.2f')} {_fmt(r.get('proxy_cpu_us_per_req'), '10.1f')} "
+            f"{_fmt(r.get('origin_cpu_us_per_req'), '10.1f')} {_fmt(r.get('non2xx'), '8d')}{extra}"
+        )
+
+    def get(s, t, m, k):
+        r = idx.get((s, t, m))
+        # A run whose proxy crashed or never ran is shown in the table but kept out of the ratios.
+        if not r or r.get("note") or not r.get("rps"):
+            return None
+        return r.get(k)
+
+    lines += ["", "Ratios (throughput: >1 means the gateway is faster; CPU: >1 means the gateway uses less CPU per request)"]
+    lines.append(f"{'':<48} {'h2load':>8} {'wrk':>8}")
+    pairs = [
+        ("pass-through: gateway ÷ HAProxy req/s", "gateway", "haproxy", "rps", "plain"),
+        ("pass-through: gateway ÷ nghttpx req/s", "gateway", "nghttpx", "rps", "plain"),
+        ("pass-through: gateway ÷ bare nginx req/s", "gateway", "bare", "rps", "plain"),
+        ("pass-through: HAProxy CPU ÷ gateway CPU", "haproxy", "gateway", "proxy_cpu_us_per_req", "plain"),
+        ("pass-through: nghttpx CPU ÷ gateway CPU", "nghttpx", "gateway", "proxy_cpu_us_per_req", "plain"),
+        ("HAProxy ÷ bare nginx req/s", "haproxy", "bare", "rps", "plain"),
+    ]
+    for label, a, b, key, mode in pairs:
+        lines.append(
+            f"{label:<48} {_ratio(get(a, 'h2load', mode, key), get(b, 'h2load', mode, key)):>8} "
+            f"{_ratio(get(a, 'wrk', mode, key), get(b, 'wrk', mode, key)):>8}"
+        )
+    for mode in ("reused", "rotate", "fresh"):
+        for label, a, b, key in (
+            (f"policy ({mode}): gateway ÷ HAProxy-jwt req/s", "gateway-policy", "haproxy-jwt", "rps"),
+            (f"policy ({mode}): HAProxy-jwt CPU ÷ gateway CPU", "haproxy-jwt", "gateway-policy", "proxy_cpu_us_per_req"),
+        ):
+            h, w = _ratio(get(a, "h2load", mode, key), get(b, "h2load", mode, key)), _ratio(
+                get(a, "wrk", mode, key), get(b, "wrk", mode, key)
+            )
+            if h != "-" or w != "-":
+                lines.append(f"{label:<48} {h:>8} {w:>8}")
+    log_lines = []
+    for s, base, mode in (("gateway-log", "gateway", "plain"), ("gateway-policy-log", "gateway-policy", "reused"),
+                          ("gateway-policy-log", "gateway-policy", "rotate"),
+                          ("gateway-policy-log", "gateway-policy", "fresh")):
+        for tool in ("h2load", "wrk"):
+            x = _ratio(get(s, tool, mode, "rps"), get(base, tool, mode, "rps"))
+            c = _ratio(get(s, tool, mode, "proxy_cpu_us_per_req"), get(base, tool, mode, "proxy_cpu_us_per_req"))
+            if x != "-":
+                verdict = "ok (within 10%)" if float(x) >= 0.90 else "OVER 10% slower"
+                log_lines.append(
+                    f"  {LABELS[s]} ({tool}, {mode}) ÷ logging off: req/s {x}  {verdict};  CPU µs/req {c}")
+    if log_lines:
+        lines += ["", "File logging overhead (issue \"log events\": throughput within 10% of logging off)"] + log_lines
+    text = "\n".join(lines)
+    print(text)
+    with open(os.path.join(args.dir, "table.txt"), "w") as f:
+        f.write(text + "\n")
+
+
+def main():
+    import signal
+
+    signal.signal(signal.SIGTERM, _stop_running)
+    signal.signal(signal.SIGINT, _stop_running)
+    p = argparse.ArgumentParser(description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("ports")
+    s.add_argument("count", type=int)
+    s.set_defaults(fn=cmd_ports)
+    s = sub.add_parser("render")
+    s.add_argument("template")
+    s.add_argument("out")
+    s.add_argument("values", nargs="*")
+    s.set_defaults(fn=cmd_render)
+    s = sub.add_parser("ticks")
+    s.add_argument("pids", nargs="+")
+    s.set_defaults(fn=cmd_ticks)
+    s = sub.add_parser("jwks")
+    s.add_argument("--key", required=True)
+    s.add_argument("--kid")
+    s.set_defaults(fn=cmd_jwks)
+    s = sub.add_parser("token-header")
+    s.add_argument("file")
+    s.add_argument("field")
+    s.set_defaults(fn=cmd_token_header)
+    s = sub.add_parser("mint")
+    s.add_argument("--key", required=True)
+    s.add_argument("--template", help="file whose first line is a token to copy the shape of")
+    s.add_argument("--claims", help="JSON claims, when there is no template")
+    s.add_argument("--kid", help="key id, when there is no template")
+    s.add_argument("--orgs", required=True, help="file with one org id a line; tokens cycle through them")
+    s.add_argument("--count", type=int, required=True)
+    s.add_argument("--procs", type=int, default=os.cpu_count() or 1)
+    s.add_argument("--out", required=True)
+    s.set_defaults(fn=cmd_mint)
+    s = sub.add_parser("measure")
+    s.add_argument("--dir", required=True)
+    s.add_argument("--id", required=True)
+    s.add_argument("--scenario", required=True)
+    s.add_argument("--tool", choices=["h2load", "wrk"], required=True)
+    s.add_argument("--mode", choices=["plain", "reused", "rotate", "fresh"], default="plain")
+    s.add_argument("--url", required=True)
+    s.add_argument("--pids", required=True, help="comma-separated PIDs of the proxy (descendants are included)")
+    s.add_argument("--origin-pids", default="")
+    s.add_argument("--duration", type=int, default=8)
+    s.add_argument("--warmup", type=int, default=1)
+    s.add_argument("--conns", type=int, default=16)
+    s.add_argument("--streams", type=int, default=10)
+    s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--host")
+    s.add_argument("--origin-header")
+    s.add_argument("--tokens", help="reused tokens, one a line")
+    s.add_argument("--fresh-tokens", help="fresh tokens, one a line, each sent once")
+    s.add_argument("--h2load-procs", type=int, default=4)
+    s.add_argument("--lua")
+    s.add_argument("--note")
+    s.add_argument("--keep-logs", action="store_true")
+    s.set_defaults(fn=cmd_measure)
+    s = sub.add_parser("table")
+    s.add_argument("dir")
+    s.set_defaults(fn=cmd_table)
+    args = p.parse_args()
+    args.fn(args)
+
+
+if __name__ == "__main__":
+    main()
