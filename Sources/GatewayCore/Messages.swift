@@ -35,14 +35,15 @@ public struct RequestHead: Sendable, Equatable {
 
     /// The path part of the target (before `?`).
     public var path: Substring {
-        if let q = target.firstIndex(of: "?") { return target[..<q] }
+        // A byte search: `firstIndex(of: Character)` would walk grapheme clusters on every call.
+        if let q = target.utf8.firstIndex(of: UInt8(ascii: "?")) { return target[..<q] }
         return target[...]
     }
 
     /// The query part of the target (after `?`), without the `?`.
     public var query: Substring? {
-        guard let q = target.firstIndex(of: "?") else { return nil }
-        return target[target.index(after: q)...]
+        guard let q = target.utf8.firstIndex(of: UInt8(ascii: "?")) else { return nil }
+        return target[target.utf8.index(after: q)...]
     }
 }
 
