@@ -71,6 +71,8 @@ final class Transport {
 
     private func readable() {
         guard !closed else { return }
+        scratch.beginEvent()
+        defer { scratch.endEvent() }
         // Bounded per event so one busy connection cannot starve the loop.
         for _ in 0..<16 {
             switch socket.read(into: scratch.buffer) {
@@ -297,17 +299,32 @@ final class LoopScratch {
     private var pendingFlushes: [Transport] = []
     private var drainScheduled = false
 
-    /// Flushes `transport` once the loop is done with the current event; one dispatch per loop turn, however
-    /// many transports wrote.
-    func flushSoon(_ transport: Transport) {
-        pendingFlushes.append(transport)
-        guard !drainScheduled else { return }
-        drainScheduled = true
-        loop.executeSoon { [self] in
-            drainScheduled = false
+    private var eventDepth = 0
+
+    /// Marks the start of a socket event's processing; writes made until `endEvent` are flushed together there.
+    func beginEvent() { eventDepth += 1 }
+
+    /// Flushes every transport written during the event, synchronously: no extra dispatch per request.
+    func endEvent() {
+        eventDepth -= 1
+        guard eventDepth == 0 else { return }
+        while !pendingFlushes.isEmpty {
             let batch = pendingFlushes
             pendingFlushes.removeAll(keepingCapacity: true)
             for transport in batch { transport.flush() }
+        }
+    }
+
+    /// Flushes `transport` once the loop is done with the current event: at the end of the socket event being
+    /// processed, or (for writes from timers and other callbacks) in one dispatch per loop turn.
+    func flushSoon(_ transport: Transport) {
+        pendingFlushes.append(transport)
+        guard eventDepth == 0, !drainScheduled else { return }
+        drainScheduled = true
+        loop.executeSoon { [self] in
+            drainScheduled = false
+            beginEvent()
+            endEvent()
         }
     }
 
