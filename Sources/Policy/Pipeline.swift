@@ -42,7 +42,6 @@ public final class RequestPolicy: Sendable {
     public let access: AccessPolicy
     public let cors: CORSPolicy
     public let limiter: RateLimiter
-    public let faults: FaultInjector
     /// When set, decisions come from here instead of `limiter` (which still serves sweeps and reloads).
     public let sharedAdmission: (any RateAdmission)?
 
@@ -76,7 +75,6 @@ public final class RequestPolicy: Sendable {
                 throw PolicyBuildError(error.description)
             }
         }
-        self.faults = FaultInjector.disabled
     }
 
     // MARK: - Step 1
