@@ -207,21 +207,26 @@ enum HopByHop {
     /// Removes the fixed hop-by-hop fields and every field the `Connection` header names.
     static func strip(_ headers: inout HTTPFields) {
         var named: [String] = []
-        for value in headers.values("Connection") {
-            for token in value.split(separator: ",") {
-                let name = token.trimmingSpaces
-                if !name.isEmpty { named.append(name) }
+        for field in headers where field.name.asciiCaseInsensitiveEquals("Connection") {
+            for token in field.value.utf8.split(separator: UInt8(ascii: ",")) {
+                let name = String(Substring(token)).trimmingSpaces
+                // `close` and `keep-alive` are options, not field names; skip the common ones cheaply.
+                if !name.isEmpty && !name.asciiCaseInsensitiveEquals("keep-alive")
+                    && !name.asciiCaseInsensitiveEquals("close")
+                {
+                    named.append(name)
+                }
             }
         }
         headers.remove(names: named.isEmpty ? names : names + named)
     }
 }
 
-extension Substring {
+extension String {
     var trimmingSpaces: String {
-        var s = self[...]
-        while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
-        while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
-        return String(s)
+        var s = self.utf8[...]
+        while let f = s.first, f == 0x20 || f == 0x09 { s = s.dropFirst() }
+        while let l = s.last, l == 0x20 || l == 0x09 { s = s.dropLast() }
+        return String(Substring(s))
     }
 }
