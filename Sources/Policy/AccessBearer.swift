@@ -50,6 +50,13 @@ public enum BearerToken {
 
     /// token68 = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
     static func isToken68(_ bytes: some Collection<UInt8>) -> Bool {
+        // Tokens are long (~1 KB) and this runs on every request: scan contiguous bytes when they are available
+        // (a Substring's UTF-8 view is), not through the generic collection protocol.
+        if let result = bytes.withContiguousStorageIfAvailable({ isToken68Bytes($0) }) { return result }
+        return isToken68Bytes(Array(bytes))
+    }
+
+    static func isToken68Bytes<C: RandomAccessCollection>(_ bytes: C) -> Bool where C.Element == UInt8 {
         var sawPadding = false
         var count = 0
         for b in bytes {

@@ -19,6 +19,9 @@ public struct PipelineNotes: Sendable, Equatable {
     public var rateDecision: RateDecision?
     /// Wait this long before sending the gateway's own answer (an injected fault with `delay_ms`).
     public var delayMilliseconds: Int = 0
+    /// The token's checked claims, when they passed: a caller may keep them until `expiresAt` and hand them
+    /// back as `checkedClaims` for the same token and domain.
+    public var tokenContext: TokenContext?
 
     public init() {}
 }
@@ -236,7 +239,8 @@ public final class RequestPolicy: Sendable {
     /// Judges a request whose token signature was checked (or refused) by the caller.
     public func authorize(
         _ request: RequestHead, body: [UInt8], route: RouteMatch, token: Result<VerifiedToken, TokenRejection>,
-        notes: PipelineNotes, nowNanoseconds: Int64, random: inout some RandomNumberGenerator
+        notes: PipelineNotes, nowNanoseconds: Int64, random: inout some RandomNumberGenerator,
+        checkedClaims: TokenContext? = nil
     ) -> Outcome {
         var notes = notes
         let origin = route.origin
@@ -251,14 +255,23 @@ public final class RequestPolicy: Sendable {
         }
         notes.audience = RequestPolicy.audienceText(verified.claims)
         let context: TokenContext
-        do {
-            context = try claims.check(
-                claims: verified.claims, header: verified.header, domain: route.domain, nowNanoseconds: nowNanoseconds)
-        } catch {
-            notes.userID = verified.claims["sub"]?.stringValue
-            notes.organizationID = verified.claims["org_id"]?.stringValue
-            return outcome(refuse(error, decision: "refused_token", notes: &notes, origin: origin, clientID: nil))
+        if let checkedClaims, checkedClaims.domain == route.domain,
+            nowNanoseconds / 1_000_000_000 < checkedClaims.expiresAt
+        {
+            // Claims that passed once stay valid until `exp` (nbf and iat only move further into the past).
+            context = checkedClaims
+        } else {
+            do {
+                context = try claims.check(
+                    claims: verified.claims, header: verified.header, domain: route.domain,
+                    nowNanoseconds: nowNanoseconds)
+            } catch {
+                notes.userID = verified.claims["sub"]?.stringValue
+                notes.organizationID = verified.claims["org_id"]?.stringValue
+                return outcome(refuse(error, decision: "refused_token", notes: &notes, origin: origin, clientID: nil))
+            }
         }
+        notes.tokenContext = context
         notes.organizationID = context.orgID
         notes.clientID = context.clientID
         notes.userID = context.subject

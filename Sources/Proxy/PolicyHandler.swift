@@ -47,6 +47,17 @@ final class PolicyHandler: RequestHandler {
     let runtime: PolicyRuntime
     let context: LoopContext
     private let cache = VerifiedTokenCache(capacity: 4096)
+    /// Tokens whose signature and claims passed on this loop, with their checked claims, until `exp`: a repeated
+    /// token then costs a dictionary lookup instead of a digest and a claims check. Tied to the key set that
+    /// verified them, so a rotation empties it in effect.
+    private var checked: [String: CheckedToken] = [:]
+
+    private struct CheckedToken {
+        let verified: VerifiedToken
+        let context: TokenContext
+        /// Held, not just identified: a freed set's address could be reused by its successor.
+        let keys: JWKSKeySet
+    }
     private var random = SystemRandomNumberGenerator()
     private lazy var forwarder = ForwardingHandler(context: context) { _ in
         preconditionFailure("the policy handler forwards with an explicit judgement")
@@ -69,7 +80,15 @@ final class PolicyHandler: RequestHandler {
             forward(exchange, domain: domain, headers: HTTPFields(), delayMs: 0)
         case .needsToken(let token, let route, let notes):
             let verdict: Result<VerifiedToken, TokenRejection>
-            if let keys = runtime.jwks.keys {
+            let now = context.clock.nowNanoseconds()
+            var checkedClaims: TokenContext? = nil
+            if let keys = runtime.jwks.keys, let hit = checked[token], hit.keys === keys,
+                now / 1_000_000_000 < hit.context.expiresAt
+            {
+                verdict = .success(hit.verified)
+                checkedClaims = hit.context
+                context.metrics.tokenCache(hit: true)
+            } else if let keys = runtime.jwks.keys {
                 let hitsBefore = cache.hits
                 verdict = cache.verify(
                     token, keys: keys, verifier: runtime.verifier, nowNanoseconds: context.clock.nowNanoseconds())
@@ -81,8 +100,19 @@ final class PolicyHandler: RequestHandler {
                 verdict = .failure(TokenRejection(.noKeys, "no JWKS loaded"))
             }
             let outcome = policy.authorize(
-                head, body: exchange.body, route: route, token: verdict, notes: notes,
-                nowNanoseconds: context.clock.nowNanoseconds(), random: &random)
+                head, body: exchange.body, route: route, token: verdict, notes: notes, nowNanoseconds: now,
+                random: &random, checkedClaims: checkedClaims)
+            if checkedClaims == nil, case .success(let verified) = verdict, let keys = runtime.jwks.keys {
+                let notes: PipelineNotes
+                switch outcome {
+                case .respond(_, let n), .forward(_, _, let n): notes = n
+                }
+                if let tokenContext = notes.tokenContext {
+                    if checked.count >= 4096 { checked.removeAll(keepingCapacity: true) }
+                    checked[token] = CheckedToken(
+                        verified: verified, context: tokenContext, keys: keys)
+                }
+            }
             switch outcome {
             case .respond(var response, let notes):
                 record(notes, on: exchange)
