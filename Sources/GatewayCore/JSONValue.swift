@@ -216,7 +216,8 @@ struct JSONParser {
     mutating func parseObject(depth: Int) throws(JSONParseError) -> JSONValue {
         i += 1
         var members: [(String, JSONValue)] = []
-        var seen = Set<String>()
+        // Token headers and claims have a handful of members: a linear scan beats hashing until there are many.
+        var seen: Set<String>? = nil
         skipWhitespace()
         if i < bytes.count, bytes[i] == UInt8(ascii: "}") {
             i += 1
@@ -226,7 +227,14 @@ struct JSONParser {
             skipWhitespace()
             guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected member name") }
             let name = try parseString()
-            guard seen.insert(name).inserted else { throw fail("duplicate member \"\(name.prefix(40))\"") }
+            let duplicate: Bool
+            if seen == nil && members.count < 16 {
+                duplicate = members.contains { $0.0 == name }
+            } else {
+                if seen == nil { seen = Set(members.map(\.0)) }
+                duplicate = !seen!.insert(name).inserted
+            }
+            guard !duplicate else { throw fail("duplicate member \"\(name.prefix(40))\"") }
             skipWhitespace()
             guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw fail("expected ':'") }
             i += 1
@@ -302,6 +310,16 @@ struct JSONParser {
 
     mutating func parseString() throws(JSONParseError) -> String {
         i += 1
+        // Fast path: no escape before the closing quote, so the string is a slice of the input.
+        var j = i
+        while j < bytes.count, bytes[j] != UInt8(ascii: "\""), bytes[j] != UInt8(ascii: "\\"), bytes[j] >= 0x20 {
+            j += 1
+        }
+        if j < bytes.count, bytes[j] == UInt8(ascii: "\"") {
+            guard let s = String(validating: bytes[i..<j], as: UTF8.self) else { throw fail("invalid UTF-8") }
+            i = j + 1
+            return s
+        }
         var out: [UInt8] = []
         while true {
             guard i < bytes.count else { throw fail("unterminated string") }
