@@ -109,7 +109,8 @@ let package = Package(
             dependencies: ["TenantEmulator", "Tokens", "GatewayCore", "TestSupport"]
         ),
         .testTarget(
-            name: "ProxyTests", dependencies: ["Proxy", "EventLoop", "HTTP1", "TLS", "GatewayCore", "TestSupport"]),
+            name: "ProxyTests",
+            dependencies: ["Proxy", "EventLoop", "HTTP1", "TLS", "Tokens", "GatewayCore", "TestSupport"]),
         .testTarget(
             name: "RateLimitStoreTests",
             dependencies: [

@@ -121,6 +121,16 @@ extension JSONValue {
 
     public static func writeString(_ s: String, to out: inout String) {
         out += "\""
+        // Most strings (ids, scopes, paths) need no escaping: copy them whole instead of scalar by scalar.
+        let plain = s.utf8.allSatisfy { byte in
+            byte >= 0x20 && byte < 0x80 && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\")
+                && byte != UInt8(ascii: "<")
+        }
+        if plain {
+            out += s
+            out += "\""
+            return
+        }
         for scalar in s.unicodeScalars {
             switch scalar {
             case "\"": out += "\\\""

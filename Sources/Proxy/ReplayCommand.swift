@@ -1,6 +1,8 @@
 import Foundation
 import GatewayCore
+import EventLoop
 import Recording
+import Tokens
 
 /// `myorg-gateway replay`: sends a recording's requests to a target with the original pacing (or a speed
 /// factor), shows progress, and compares status codes with the recording. Requests go out through curl, so
@@ -20,9 +22,23 @@ enum ReplayCommand {
             printError("myorg-gateway replay: \(recording) holds no exchanges")
             return 2
         }
-        if token == nil && keyPath != nil {
-            printError("myorg-gateway replay: minting per-request tokens from --key is not done; pass --token")
-            return 2
+        // With --key, each request gets a fresh token with the claims the recording kept (never its signature),
+        // re-dated to now: recorded tokens expired long ago, and a replay must not depend on them.
+        var signingKey: RSASigningKey? = nil
+        var recordedClaims: [String: JSONValue] = [:]
+        if token == nil, let keyPath {
+            do {
+                signingKey = try DevelopmentKeys.loadOrCreate(path: keyPath)
+            } catch {
+                printError("myorg-gateway replay: \(error)")
+                return 2
+            }
+            for line in lines {
+                guard let record = try? JSONValue.parse(line), let id = record["id"]?.stringValue,
+                    let claims = record["token_claims"], case .object = claims
+                else { continue }
+                recordedClaims[id] = claims
+            }
         }
         var matched = 0
         var statuses: [Int: Int] = [:]
@@ -37,6 +53,11 @@ enum ReplayCommand {
             var args = ["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", request.method, "--max-time", "30"]
             if insecure { args.append("-k") }
             for field in request.headers { args += ["-H", "\(field.name): \(field.value)"] }
+            if let signingKey, let claims = recordedClaims[request.id],
+                let fresh = ReplayCommand.mint(claims, key: signingKey)
+            {
+                args += ["-H", "Authorization: Bearer \(fresh)"]
+            }
             if !request.body.isEmpty { args += ["--data-binary", "@-"] }
             args.append(target.trimmingSuffix("/") + request.target)
             let status = curl(args, body: request.body)
@@ -53,6 +74,17 @@ enum ReplayCommand {
         }
         printOut("\n\(matched) of \(plan.count) requests got the recorded status.\n")
         return 0
+    }
+
+    /// The recorded claims with `iat` now and `exp` keeping the recorded lifetime (600 s when unknown).
+    static func mint(_ claims: JSONValue, key: RSASigningKey) -> String? {
+        guard case .object(var members) = claims else { return nil }
+        let now = Double(SystemClock().nowSeconds())
+        let lifetime = max(1, min(600, (claims["exp"]?.doubleValue ?? 0) - (claims["iat"]?.doubleValue ?? 0)))
+        members.removeAll { $0.0 == "iat" || $0.0 == "exp" || $0.0 == "nbf" }
+        members.append(("iat", .number(now)))
+        members.append(("exp", .number(now + (lifetime > 1 ? lifetime : 600))))
+        return try? key.sign(header: key.header(typ: "JWT"), claims: .object(members))
     }
 
     private static func curl(_ args: [String], body: [UInt8]) -> Int {
