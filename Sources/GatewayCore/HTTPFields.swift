@@ -78,7 +78,7 @@ extension String {
 }
 
 @inlinable
-func asciiCaseInsensitiveBytesEqual<A: RandomAccessCollection, B: RandomAccessCollection>(_ a: A, _ b: B) -> Bool
+public func asciiCaseInsensitiveBytesEqual<A: RandomAccessCollection, B: RandomAccessCollection>(_ a: A, _ b: B) -> Bool
 where A.Element == UInt8, B.Element == UInt8, A.Index == Int, B.Index == Int {
     guard a.count == b.count else { return false }
     var i = a.startIndex
@@ -125,9 +125,4 @@ extension HTTPFields {
             return names.contains { field.name.asciiCaseInsensitiveEquals($0) }
         }
     }
-}
-
-/// ASCII case-insensitive equality of two byte arrays (for callers outside this module).
-public func asciiCaseInsensitiveBytesEqualPublic(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-    asciiCaseInsensitiveBytesEqual(a, b)
 }

@@ -12,6 +12,10 @@ public struct FaultRule: Sendable, Hashable {
         case route(String)
         /// An `org_id`.
         case organization(String)
+        /// A route, for one `org_id` only: both must match.
+        case routeInOrganization(route: String, organization: String)
+        /// Every request.
+        case every
     }
 
     /// Statuses a rule may inject.
@@ -35,6 +39,11 @@ public struct FaultRule: Sendable, Hashable {
             routeKey = FaultRule.normaliseRoute(route)
         case .organization(let org):
             guard !org.isEmpty else { throw .emptyTarget }
+            routeKey = nil
+        case .routeInOrganization(let route, let org):
+            guard !route.trimmingASCIISpaces.isEmpty, !org.isEmpty else { throw .emptyTarget }
+            routeKey = FaultRule.normaliseRoute(route)
+        case .every:
             routeKey = nil
         }
         guard share.isFinite, share >= 0, share <= 1 else { throw .share(share) }
@@ -139,6 +148,9 @@ public struct FaultInjector: Sendable {
             switch rule.target {
             case .route: matches = rule.routeKey == key || (operation != nil && rule.routeKey == operation)
             case .organization(let target): matches = org == target
+            case .routeInOrganization(_, let target):
+                matches = org == target && (rule.routeKey == key || (operation != nil && rule.routeKey == operation))
+            case .every: matches = true
             }
             guard matches else { continue }
             let draw = Double(random.next() >> 11) * 0x1p-53

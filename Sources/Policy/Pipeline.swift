@@ -45,6 +45,8 @@ public final class RequestPolicy: Sendable {
     public let access: AccessPolicy
     public let cors: CORSPolicy
     public let limiter: RateLimiter
+    /// The configuration's `faults` rules (testing mode; empty unless configured).
+    public let faults: FaultInjector
     /// When set, decisions come from here instead of `limiter` (which still serves sweeps and reloads).
     public let sharedAdmission: (any RateAdmission)?
 
@@ -54,6 +56,22 @@ public final class RequestPolicy: Sendable {
     ) throws(PolicyBuildError) {
         self.sharedAdmission = sharedAdmission
         self.config = config
+        do {
+            self.faults = FaultInjector(
+                rules: try config.faults.map { fault throws(FaultRuleError) in
+                    let target: FaultRule.Target
+                    switch (fault.operation, fault.organization) {
+                    case (let route?, let org?): target = .routeInOrganization(route: route, organization: org)
+                    case (let route?, nil): target = .route(route)
+                    case (nil, let org?): target = .organization(org)
+                    case (nil, nil): target = .every
+                    }
+                    return try FaultRule(
+                        target: target, share: fault.share, status: fault.status, delayMilliseconds: fault.delayMs)
+                })
+        } catch {
+            throw PolicyBuildError("faults: \(error)")
+        }
         self.router = Router(table: config.endpoints)
         self.claims = ClaimsChecker(config: config)
         self.access = AccessPolicy(config: config)
@@ -195,7 +213,7 @@ public final class RequestPolicy: Sendable {
         }
         let segment = bytes.dropFirst().prefix { $0 != UInt8(ascii: "/") }
         guard !segment.isEmpty else { return false }
-        return !asciiCaseInsensitiveBytesEqualPublic(Array(segment), Array("my-org".utf8))
+        return !asciiCaseInsensitiveBytesEqual(Array(segment), Array("my-org".utf8))
     }
 
     /// A path whose percent-decoded form says something its raw form hides: an encoded `/` that makes a
@@ -248,10 +266,11 @@ public final class RequestPolicy: Sendable {
         switch token {
         case .success(let t): verified = t
         case .failure(let rejection):
+            var error = ClaimsChecker.invalid(RequestPolicy.describe(rejection))
+            // No keys yet is the gateway's state, not the token's fault: tell the client when to try again.
+            if rejection.kind == .noKeys { error.headers.set("Retry-After", "1") }
             return outcome(
-                refuse(
-                    ClaimsChecker.invalid(RequestPolicy.describe(rejection)), decision: "refused_token", notes: &notes,
-                    origin: origin, clientID: nil))
+                refuse(error, decision: "refused_token", notes: &notes, origin: origin, clientID: nil))
         }
         notes.audience = RequestPolicy.audienceText(verified.claims)
         let context: TokenContext
@@ -329,39 +348,33 @@ public final class RequestPolicy: Sendable {
                 decision.limitedBy == RateLimitScope.tenant ? "refused_rate_limit_tenant" : "refused_rate_limit_org"
             return .respond(error.response, notes)
         }
-        if let fault = injectedFault(endpoint: endpoint, org: context.orgID, random: &random) {
-            var error = TenantError.gateway(
-                status: fault.status,
-                detail: "Injected fault (gateway testing mode): this answer was produced on purpose by a `faults` rule."
-            )
-            for field in headers where !error.headers.contains(field.name) {
-                error.headers.add(field.name, field.value)
+        if faults.isEnabled,
+            let fault = faults.decide(
+                route: endpoint.routeName, operation: endpoint.operation, org: context.orgID, random: &random)
+        {
+            switch fault {
+            case .respond(let status, let delay):
+                var error = TenantError.gateway(
+                    status: status,
+                    detail:
+                        "Injected fault (gateway testing mode): this answer was produced on purpose by a `faults` rule."
+                )
+                for field in headers where !error.headers.contains(field.name) {
+                    error.headers.add(field.name, field.value)
+                }
+                // An injected 429 behaves like a real one for the client's retry logic.
+                if status == 429 { error.headers.set("Retry-After", "1") }
+                notes.decision = "fault_injected"
+                notes.error = error
+                notes.delayMilliseconds = delay
+                return .respond(error.response, notes)
+            case .delay(let delay):
+                notes.decision = "forwarded"
+                return .forward(responseHeaders: headers, delayMilliseconds: delay, notes: notes)
             }
-            // An injected 429 behaves like a real one for the client's retry logic.
-            if fault.status == 429 { error.headers.set("Retry-After", "1") }
-            notes.decision = "fault_injected"
-            notes.error = error
-            notes.delayMilliseconds = fault.delayMs
-            return .respond(error.response, notes)
         }
         notes.decision = "forwarded"
         return .forward(responseHeaders: headers, delayMilliseconds: 0, notes: notes)
-    }
-
-    /// The first `faults` rule that names this endpoint (or none) and this organization (or none), drawn with
-    /// its share. Both named conditions must hold; a rule naming neither applies to every request.
-    func injectedFault(endpoint: Endpoint, org: String, random: inout some RandomNumberGenerator)
-        -> GatewayConfig.Fault?
-    {
-        for fault in config.faults {
-            if let operation = fault.operation, operation != endpoint.operation, operation != endpoint.routeName {
-                continue
-            }
-            if let target = fault.organization, target != org { continue }
-            let draw = Double(random.next() >> 11) * 0x1p-53
-            if draw < fault.share { return fault }
-        }
-        return nil
     }
 
     private func outcome(_ begin: Begin) -> Outcome {

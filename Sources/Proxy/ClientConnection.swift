@@ -145,9 +145,6 @@ final class ClientConnection: TransportDelegate {
         context.requestFinished(exchange)
     }
 
-    /// An HTTP/1.1 request head began: the header-read timeout applies until it is complete.
-    func requestHeadStarted() {}
-
     /// A keep-alive connection waits for its next request.
     func requestIdle() {
         if isDraining {

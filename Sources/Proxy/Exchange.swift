@@ -48,7 +48,6 @@ final class Exchange {
     var decision = "pending"
     var finished = false
     var upstreamStatus: Int?
-    var upstreamWaitNanos: Int64 = 0
     var upstreamStartNanos: Int64 = 0
     var upstreamEndNanos: Int64 = 0
     /// What the policy pipeline learned (organization, client, endpoint), for the events and the access log.

@@ -121,13 +121,11 @@ final class UpstreamRelay: UpstreamResponseHandler {
     func start() {
         attempts += 1
         let pool = handler.context.pool(for: origin)
-        let started = handler.context.clock.nowNanoseconds()
         pool.acquire { [weak self] result in
             guard let self, !self.cancelled else {
                 if case .success(let c) = result { pool.release(c, reusable: true) }
                 return
             }
-            self.exchange.upstreamWaitNanos = self.handler.context.clock.nowNanoseconds() - started
             switch result {
             case .success(let connection):
                 self.send(on: connection)

@@ -38,10 +38,7 @@ enum GatewayBuilder {
     /// Every problem `check` reports beyond the file's own grammar: missing files and env vars, certificates
     /// that do not load, tables that do not parse, origins that are invalid.
     static func check(_ config: GatewayConfig) -> [String] {
-        var problems = config.check(
-            fileExists: { FileManager.default.fileExists(atPath: $0) },
-            environment: { ProcessInfo.processInfo.environment[$0] }
-        ).map(\.description)
+        var problems = fileProblems(config)
         guard problems.isEmpty else { return problems }
         do {
             _ = try buildPolicy(config, previous: nil)
@@ -69,6 +66,31 @@ enum GatewayBuilder {
             }
         }
         return problems
+    }
+
+    /// Files and environment variables the configuration names but that are missing, each at its line.
+    static func fileProblems(_ config: GatewayConfig) -> [String] {
+        config.check(
+            fileExists: { FileManager.default.fileExists(atPath: $0) },
+            environment: { ProcessInfo.processInfo.environment[$0] }
+        ).map(\.description)
+    }
+
+    /// Everything a snapshot is made of, each piece built once.
+    struct Built {
+        var policy: RequestPolicy
+        var listeners: [ListenerProfile]
+        var origins: [String: UpstreamOrigin]
+    }
+
+    /// Builds a snapshot's pieces for `serve` and reload: missing files are reported with their lines first,
+    /// then the first piece that does not load (the `check` command reports every problem instead).
+    static func build(_ config: GatewayConfig, previous: RequestPolicy?) throws -> Built {
+        let problems = fileProblems(config)
+        guard problems.isEmpty else { throw BuildError(problems.joined(separator: "\n")) }
+        return Built(
+            policy: try buildPolicy(config, previous: previous, connectShared: true),
+            listeners: try listenerProfiles(config), origins: try origins(config))
     }
 
     static func tiers(_ config: GatewayConfig) throws -> TierTable {

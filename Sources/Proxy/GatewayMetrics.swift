@@ -7,8 +7,6 @@ import Synchronization
 /// port). Sendable: swift-metrics handlers are thread-safe; labels with unbounded values are never used.
 final class GatewayMetrics: Sendable {
     private let connectionsActive = Atomic<Int>(0)
-    private let requestsTotal = Atomic<Int>(0)
-    private let handshakeFailures = Atomic<Int>(0)
 
     private let connectionsGauge = Gauge(label: "myorg_gateway_connections_active")
     private let tlsHandshakeFailures = Counter(label: "myorg_gateway_tls_handshake_failures_total")
@@ -32,7 +30,6 @@ final class GatewayMetrics: Sendable {
     }
 
     func tlsHandshakeFailed() {
-        handshakeFailures.add(1, ordering: .relaxed)
         tlsHandshakeFailures.increment()
     }
 
@@ -65,7 +62,6 @@ final class GatewayMetrics: Sendable {
 
     /// One finished request: by route (method and template from the endpoint table), status and decision.
     func request(route: String, status: Int, decision: String, seconds: Double, upstreamSeconds: Double?) {
-        requestsTotal.add(1, ordering: .relaxed)
         let key = "\(route)|\(status)|\(decision)"
         let handle = handles.withLock { cache -> RequestHandles in
             if let existing = cache[key] { return existing }
@@ -95,7 +91,6 @@ final class GatewayMetrics: Sendable {
     }
 
     var activeConnections: Int { connectionsActive.load(ordering: .relaxed) }
-    var requestCount: Int { requestsTotal.load(ordering: .relaxed) }
 }
 
 /// The Prometheus registry behind swift-metrics, bootstrapped once per process.

@@ -30,6 +30,7 @@ public final class GatewayService: Sendable {
         // Safety: every member is Sendable; the annotation only covers the config's existential members.
         var config: GatewayConfig
         var runtime: PolicyRuntime
+        var listeners: [ListenerProfile]
         var generation: Int
         var recorder: ExchangeRecorder
         var reloads = 0
@@ -43,16 +44,14 @@ public final class GatewayService: Sendable {
         self.clock = clock
         self.logger = logger
         let config = try GatewayBuilder.loadConfig(path: configPath)
-        let problems = GatewayBuilder.check(config)
-        guard problems.isEmpty else { throw BuildError(problems.joined(separator: "\n")) }
+        let built = try GatewayBuilder.build(config, previous: nil)
         let recorder = try ExchangeRecorder.make(
             config: config, metrics: metrics, clock: clock, logger: logger, secret: GatewayBuilder.secret)
         let jwks = GatewayService.makeJWKS(config: config, clock: clock, logger: logger, gateway: gatewayBox)
-        let policy = try GatewayBuilder.buildPolicy(config, previous: nil, connectShared: true)
         let runtime = PolicyRuntime(
-            policy: policy, jwks: jwks, origins: try GatewayBuilder.origins(config),
-            recorder: { [recorder] in recorder.record($0) }, traffic: recorder.traffic)
-        state = Mutex(State(config: config, runtime: runtime, generation: 1, recorder: recorder))
+            policy: built.policy, jwks: jwks, origins: built.origins, traffic: recorder.traffic)
+        state = Mutex(
+            State(config: config, runtime: runtime, listeners: built.listeners, generation: 1, recorder: recorder))
     }
 
     var config: GatewayConfig { state.withLock { $0.config } }
@@ -62,12 +61,11 @@ public final class GatewayService: Sendable {
     @discardableResult
     public func start(loops: Int? = nil) throws -> [NetAddress] {
         MetricsExposition.bootstrap()
-        let (config, runtime, generation, recorder) = state.withLock {
-            ($0.config, $0.runtime, $0.generation, $0.recorder)
+        let (config, runtime, listeners, generation) = state.withLock {
+            ($0.config, $0.runtime, $0.listeners, $0.generation)
         }
         let snapshot = GatewaySnapshot(
-            listeners: try GatewayBuilder.listenerProfiles(config),
-            handlers: PolicyHandlerFactory(runtime: runtime), generation: generation)
+            listeners: listeners, handlers: PolicyHandlerFactory(runtime: runtime), generation: generation)
         let count = loops ?? max(1, ProcessInfo.processInfo.activeProcessorCount)
         let gateway = Gateway(
             snapshot: snapshot, loops: count, maxConnections: config.limits.maxConnections, clock: clock,
@@ -75,7 +73,6 @@ public final class GatewayService: Sendable {
             finishedRequest: { [weak self] summary in
                 self?.state.withLock { $0.recorder }.record(summary)
             })
-        _ = recorder
         let bound = try gateway.start()
         gatewayBox.withLock { $0 = gateway }
         runtime.jwks.refetch(reason: "startup")
@@ -124,10 +121,9 @@ public final class GatewayService: Sendable {
     public func reload() -> Result<Int, BuildError> {
         do {
             let config = try GatewayBuilder.loadConfig(path: configPath)
-            let problems = GatewayBuilder.check(config)
-            guard problems.isEmpty else { throw BuildError(problems.joined(separator: "\n")) }
             let old = runtime
-            let policy = try GatewayBuilder.buildPolicy(config, previous: old.policy, connectShared: true)
+            let built = try GatewayBuilder.build(config, previous: old.policy)
+            let listeners = built.listeners
             let sameKeys = config.tenant.jwks == self.config.tenant.jwks
             let jwks =
                 sameKeys
@@ -143,9 +139,7 @@ public final class GatewayService: Sendable {
                 retired = previousRecorder
             }
             let runtime = PolicyRuntime(
-                policy: policy, jwks: jwks, origins: try GatewayBuilder.origins(config),
-                recorder: { [recorder] in recorder.record($0) }, traffic: recorder.traffic)
-            let listeners = try GatewayBuilder.listenerProfiles(config)
+                policy: built.policy, jwks: jwks, origins: built.origins, traffic: recorder.traffic)
             let current = gatewayBox.withLock { $0 }
             guard let current else { throw BuildError("the gateway is not running") }
             let oldListeners = current.state.snapshot.listeners
@@ -158,6 +152,7 @@ public final class GatewayService: Sendable {
                 s.config = config
                 s.recorder = recorder
                 s.runtime = runtime
+                s.listeners = listeners
                 s.generation += 1
                 s.reloads += 1
                 s.lastReloadError = nil

@@ -52,7 +52,6 @@ final class HTTP1ServerConnection: ResponseWriter {
         while !dead, current == nil, let event = parser.next() {
             switch event {
             case .head(let head, let info):
-                owner.requestHeadStarted()
                 currentHead = head
                 currentInfo = info
                 body.removeAll(keepingCapacity: true)

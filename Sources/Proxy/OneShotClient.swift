@@ -72,33 +72,12 @@ final class OneShotClient: TransportDelegate {
             case .success(let addresses):
                 do {
                     let fd = try TCP.startConnect(to: addresses[0])
-                    let socket = Socket(fd: fd, loop: context.loop)
-                    var tls: TLSEngine?
-                    if origin.useTLS, let tlsContext = origin.tlsContext {
-                        do {
-                            tls = try TLSEngine(client: tlsContext, serverName: origin.host)
-                        } catch {
-                            socket.close()
-                            throw error
-                        }
-                    }
-                    let transport = Transport(socket: socket, tls: tls, scratch: context.scratch)
+                    let transport = try Transport.client(fd: fd, origin: origin, context: context)
                     transport.delegate = self
                     self.transport = transport
-                    socket.onWritable = { [weak self, weak transport] in
-                        guard let transport else { return }
-                        let err = socket.pendingError()
-                        if err != 0 {
-                            self?.finish(
-                                .failure(UpstreamFailure(status: 502, detail: "connect failed (errno \(err))")))
-                            return
-                        }
-                        socket.setWriteInterest(false)
-                        transport.rebindWritable()
-                        transport.startAfterConnect()
+                    transport.startConnecting { [weak self] err in
+                        self?.finish(.failure(UpstreamFailure(status: 502, detail: "connect failed (errno \(err))")))
                     }
-                    socket.start()
-                    socket.setWriteInterest(true)
                 } catch {
                     self.finish(.failure(UpstreamFailure(status: 502, detail: "\(error)")))
                 }

@@ -11,20 +11,17 @@ final class PolicyRuntime: Sendable {
     let verifier: TokenVerifier
     /// Upstream origin per tenant domain.
     let origins: [String: UpstreamOrigin]
-    /// Called on the loop when an exchange ends, with what the pipeline learned (events, access log, metrics).
-    let recorder: (@Sendable (ExchangeSummary) -> Void)?
     /// Opt-in traffic recording; nil when off.
     let traffic: TrafficRecorder?
 
     init(
         policy: RequestPolicy, jwks: JWKSProvider, origins: [String: UpstreamOrigin],
-        recorder: (@Sendable (ExchangeSummary) -> Void)?, traffic: TrafficRecorder? = nil
+        traffic: TrafficRecorder? = nil
     ) {
         self.traffic = traffic
         self.policy = policy
         self.jwks = jwks
         self.origins = origins
-        self.recorder = recorder
         self.verifier = TokenVerifier(
             configuration: TokenVerifier.Configuration(
                 maxTokenBytes: policy.config.tokens.maxTokenBytes,
@@ -114,11 +111,8 @@ final class PolicyHandler: RequestHandler {
                 }
             }
             switch outcome {
-            case .respond(var response, let notes):
+            case .respond(let response, let notes):
                 record(notes, on: exchange)
-                if case .failure(let rejection) = verdict, rejection.kind == .noKeys {
-                    response.head.headers.set("Retry-After", "1")
-                }
                 if notes.delayMilliseconds > 0 {
                     let isHEAD = head.method == "HEAD"
                     context.loop.schedule(afterMilliseconds: notes.delayMilliseconds) { [weak exchange] in

@@ -57,10 +57,40 @@ final class Transport {
         if tls == nil { delegate?.transportReady(alpn: nil) }
     }
 
-    /// For client connections: the TCP connect completed, so restore the write handler and start TLS.
-    func rebindWritable() { socket.onWritable = { [unowned self] in self.flush() } }
+    /// A client transport on a socket whose non-blocking connect is under way, with TLS (SNI and host-name
+    /// verification for `origin.host`) when the origin is https. Closes the socket when TLS cannot be set up.
+    static func client(fd: Int32, origin: UpstreamOrigin, context: LoopContext) throws(TLSError) -> Transport {
+        let socket = Socket(fd: fd, loop: context.loop)
+        var tls: TLSEngine?
+        if origin.useTLS, let tlsContext = origin.tlsContext {
+            do {
+                tls = try TLSEngine(client: tlsContext, serverName: origin.host)
+            } catch {
+                socket.close()
+                throw error
+            }
+        }
+        return Transport(socket: socket, tls: tls, scratch: context.scratch)
+    }
 
-    func startAfterConnect() {
+    /// Client side: waits for the TCP connect to complete, then starts TLS (or reports ready at once);
+    /// `failed` gets the connect's errno. The delegate's `transportReady` marks success.
+    func startConnecting(failed: @escaping (Int32) -> Void) {
+        socket.onWritable = { [unowned self] in
+            let err = self.socket.pendingError()
+            if err != 0 {
+                failed(err)
+                return
+            }
+            self.socket.setWriteInterest(false)
+            self.socket.onWritable = { [unowned self] in self.flush() }
+            self.startAfterConnect()
+        }
+        socket.start()
+        socket.setWriteInterest(true)
+    }
+
+    private func startAfterConnect() {
         if tls == nil {
             delegate?.transportReady(alpn: nil)
         } else {

@@ -55,9 +55,6 @@ final class UpstreamPool {
         self.context = context
     }
 
-    var openConnections: Int { open }
-    var idleConnections: Int { idle.count }
-
     func acquire(_ callback: @escaping (Result<UpstreamConnection, UpstreamFailure>) -> Void) {
         while let connection = idle.popLast() {
             if connection.isUsable {
@@ -209,17 +206,7 @@ final class UpstreamConnection: TransportDelegate {
 
     init(fd: Int32, pool: UpstreamPool) throws(TLSError) {
         self.pool = pool
-        let socket = Socket(fd: fd, loop: pool.context.loop)
-        var tls: TLSEngine?
-        if pool.origin.useTLS, let context = pool.origin.tlsContext {
-            do {
-                tls = try TLSEngine(client: context, serverName: pool.origin.host)
-            } catch {
-                socket.close()
-                throw error
-            }
-        }
-        self.transport = Transport(socket: socket, tls: tls, scratch: pool.context.scratch)
+        self.transport = try Transport.client(fd: fd, origin: pool.origin, context: pool.context)
         transport.delegate = self
     }
 
@@ -230,21 +217,9 @@ final class UpstreamConnection: TransportDelegate {
         connectTimer = pool.context.loop.schedule(afterMilliseconds: timeoutMs) { [weak self] in
             self?.failConnect(UpstreamFailure(status: 504, detail: "Connecting to the upstream timed out."))
         }
-        // The fd becomes writable when the TCP connect completes; the transport's first flush notices errors.
-        transport.socket.onWritable = { [weak self] in self?.tcpConnected() }
-        transport.socket.start()
-        transport.socket.setWriteInterest(true)
-    }
-
-    private func tcpConnected() {
-        let err = transport.socket.pendingError()
-        if err != 0 {
-            failConnect(UpstreamFailure(status: 502, detail: "Connecting to the upstream failed (errno \(err))."))
-            return
+        transport.startConnecting { [weak self] err in
+            self?.failConnect(UpstreamFailure(status: 502, detail: "Connecting to the upstream failed (errno \(err))."))
         }
-        transport.socket.setWriteInterest(false)
-        transport.rebindWritable()
-        transport.startAfterConnect()
     }
 
     private func failConnect(_ failure: UpstreamFailure) {

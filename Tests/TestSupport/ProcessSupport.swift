@@ -61,8 +61,7 @@ public enum TestProcess {
             var status: Int32 = 0
             let rc = waitpid(process.processIdentifier, &status, WNOHANG)
             if rc == process.processIdentifier {
-                let signal = status & 0x7f
-                exitCode = signal == 0 ? (status >> 8) & 0xff : 128 + signal
+                exitCode = TestProcess.exitCode(fromWaitStatus: status)
             } else if rc == -1 && errno == ECHILD {
                 // Foundation reaped it; its own record is then complete.
                 while process.isRunning { usleep(1000) }
@@ -79,6 +78,13 @@ public enum TestProcess {
         }
         let (stdout, stderr) = collector.finish()
         return Output(status: exitCode ?? -1, stdout: stdout, stderr: stderr)
+    }
+
+    /// The exit code of a waitpid status, or 128 + the signal that ended the process (WIFEXITED, WEXITSTATUS and
+    /// WTERMSIG are macros Swift cannot import).
+    static func exitCode(fromWaitStatus status: Int32) -> Int32 {
+        let signal = status & 0x7f
+        return signal == 0 ? (status >> 8) & 0xff : 128 + signal
     }
 
     /// A free TCP port on 127.0.0.1 (bound and released; good enough for tests on one machine).
@@ -208,9 +214,7 @@ public final class BackgroundProcess: @unchecked Sendable {
             var status: Int32 = 0
             let rc = waitpid(pid, &status, WNOHANG)
             if rc == pid {
-                // WIFEXITED / WEXITSTATUS / WTERMSIG, which Swift cannot import as macros.
-                let signal = status & 0x7f
-                exitStatus = signal == 0 ? (status >> 8) & 0xff : 128 + signal
+                exitStatus = TestProcess.exitCode(fromWaitStatus: status)
                 return true
             }
             if rc == -1 && errno == ECHILD {
