@@ -123,3 +123,12 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// Exclusivity is enforced at run time in debug builds (every test run); release builds drop the per-access
+// runtime check, which profiles showed at ~3% of a proxied request's instructions.
+for target in package.targets where target.type == .regular || target.type == .executable {
+    target.swiftSettings =
+        (target.swiftSettings ?? []) + [
+            .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))
+        ]
+}

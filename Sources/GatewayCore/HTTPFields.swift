@@ -98,31 +98,44 @@ where A.Element == UInt8, B.Element == UInt8, A.Index == Int, B.Index == Int {
     return true
 }
 
-extension HTTPFields {
-    /// Removes every field whose name is one of `names` (compared without regard to ASCII case), in one pass.
-    ///
-    /// A bitmask of the names' lengths rules most fields out with one test, so the byte comparison runs only
-    /// for fields whose length matches one of the names (this is on every request's path, twice).
-    public mutating func remove(names: [String]) {
+/// A fixed set of field names, matched without regard to ASCII case.
+///
+/// A bitmask of the names' lengths rules most candidate names out with one test, so the byte comparison runs only
+/// for names whose length matches one of the set's (the set is built once; matching is on every request's path).
+public struct FieldNameSet: Sendable {
+    public let names: [String]
+    private let lengths: UInt64
+    private let hasLongName: Bool
+
+    public init(_ names: [String]) {
+        self.names = names
         var lengths: UInt64 = 0
         var long = false
         for name in names {
             let n = name.utf8.count
             if n < 64 { lengths |= 1 << UInt64(n) } else { long = true }
         }
-        var candidates = false
-        for field in fields {
-            let n = field.name.utf8.count
-            if n >= 64 ? long : (lengths & (1 << UInt64(n))) != 0 {
-                candidates = true
-                break
-            }
-        }
-        guard candidates else { return }
-        removeAll { field in
-            let n = field.name.utf8.count
-            guard n >= 64 ? long : (lengths & (1 << UInt64(n))) != 0 else { return false }
-            return names.contains { field.name.asciiCaseInsensitiveEquals($0) }
-        }
+        self.lengths = lengths
+        self.hasLongName = long
     }
+
+    /// Whether a name of this length can be in the set at all.
+    public func admitsLength(_ n: Int) -> Bool { n >= 64 ? hasLongName : (lengths & (1 << UInt64(n))) != 0 }
+
+    public func contains(_ name: String) -> Bool {
+        admitsLength(name.utf8.count) && names.contains { name.asciiCaseInsensitiveEquals($0) }
+    }
+}
+
+extension HTTPFields {
+    /// Removes every field whose name is one of `names` (compared without regard to ASCII case), in one pass.
+    public mutating func remove(names: [String]) { remove(FieldNameSet(names)) }
+
+    /// Removes every field whose name is in `set`; a list with none of them is left untouched (no copy).
+    public mutating func remove(_ set: FieldNameSet) {
+        guard fields.contains(where: { set.admitsLength($0.name.utf8.count) }) else { return }
+        fields.removeAll { set.contains($0.name) }
+    }
+
+    public mutating func reserveCapacity(_ n: Int) { fields.reserveCapacity(n) }
 }

@@ -39,8 +39,10 @@ public final class HTTP2ServerSession {
     @exclusivity(unchecked) private var glitchBucket: TokenBucket
 
     /// Scratch storage for header blocks being submitted; nghttp2 copies them during submit.
-    @exclusivity(unchecked) private var headerBytes: [UInt8] = []
-    @exclusivity(unchecked) private var headerSpans: [HeaderSpan] = []
+    /// Scratch for one header block: names and values are copied here, and `nvs` points into it until
+    /// `nghttp2_submit_response` has copied them (it does so before returning).
+    private var headerBuffer = UnsafeMutablePointer<UInt8>.allocate(capacity: 1024)
+    private var headerBufferCapacity = 1024
     @exclusivity(unchecked) private var nvs: [nghttp2_nv] = []
 
     /// Creates a server session and queues its SETTINGS.
@@ -109,6 +111,7 @@ public final class HTTP2ServerSession {
 
     deinit {
         nghttp2_session_del(session)
+        headerBuffer.deallocate()
     }
 
     // MARK: - Bytes in, events out
@@ -282,13 +285,6 @@ public final class HTTP2ServerSession {
 
     // MARK: - Header block submission
 
-    struct HeaderSpan {
-        var nameStart: Int
-        var nameCount: Int
-        var valueStart: Int
-        var valueCount: Int
-    }
-
     /// Submits a response HEADERS frame built from `head`, with `provider` for DATA or nil for END_STREAM.
     ///
     /// Names are lowercased; connection-specific fields (RFC 9113 §8.2.2), pseudo-header look-alikes, fields the
@@ -296,71 +292,90 @@ public final class HTTP2ServerSession {
     func submitResponseHeaders(
         streamID: Int32, head: ResponseHead, contentLength: Int?, provider: UnsafePointer<nghttp2_data_provider>?
     ) -> Bool {
-        var bytes = headerBytes
-        var spans = headerSpans
-        var nvList = nvs
-        bytes.removeAll(keepingCapacity: true)
-        spans.removeAll(keepingCapacity: true)
-        nvList.removeAll(keepingCapacity: true)
-        defer {
-            headerBytes = bytes
-            headerSpans = spans
-            nvs = nvList
+        // Worst case: every name and value, `:status` and a content-length of up to 20 digits.
+        var needed = 48
+        var nominatesFields = false
+        for field in head.headers {
+            needed += field.name.utf8.count + field.value.utf8.count
+            if field.name.utf8.count == 10 && field.name.asciiCaseInsensitiveEquals("connection") {
+                nominatesFields = true
+            }
+        }
+        if needed > headerBufferCapacity {
+            headerBuffer.deallocate()
+            headerBufferCapacity = max(needed, headerBufferCapacity * 2)
+            headerBuffer = UnsafeMutablePointer<UInt8>.allocate(capacity: headerBufferCapacity)
+        }
+        let buffer = headerBuffer
+        let nominated = nominatesFields ? connectionNominated(head.headers) : []
+        nvs.removeAll(keepingCapacity: true)
+        var used = 0
+
+        func append(nameAt nameStart: Int, nameCount: Int, valueAt valueStart: Int, valueCount: Int) {
+            nvs.append(
+                nghttp2_nv(
+                    name: buffer + nameStart, value: buffer + valueStart, namelen: nameCount, valuelen: valueCount,
+                    flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
         }
 
-        appendField(&bytes, &spans, name: ":status", value: String(head.status))
-        let nominated = connectionNominated(head.headers)
+        // ":status" and three digits.
+        for byte in ":status".utf8 {
+            buffer[used] = byte
+            used += 1
+        }
+        let status = min(max(head.status, 100), 999)
+        buffer[used] = UInt8(0x30 + status / 100)
+        buffer[used + 1] = UInt8(0x30 + status / 10 % 10)
+        buffer[used + 2] = UInt8(0x30 + status % 10)
+        append(nameAt: 0, nameCount: 7, valueAt: 7, valueCount: 3)
+        used += 3
+
         for field in head.headers {
-            let nameStart = bytes.count
-            for byte in field.name.utf8 {
-                bytes.append(byte >= 65 && byte <= 90 ? byte | 0x20 : byte)
+            var name = field.name
+            var value = field.value
+            let nameStart = used
+            let nameCount = name.withUTF8 { src -> Int in
+                guard let first = src.first, first != UInt8(ascii: ":") else { return 0 }
+                for i in 0..<src.count {
+                    let b = src[i]
+                    buffer[nameStart + i] = b &- 65 < 26 ? b | 0x20 : b
+                }
+                return src.count
             }
-            let name = bytes[nameStart...]
-            if name.isEmpty || name.first == UInt8(ascii: ":") || isConnectionSpecific(name)
-                || nominated.contains(where: { $0.elementsEqual(name) })
-            {
-                bytes.removeSubrange(nameStart...)
+            guard nameCount > 0 else { continue }
+            let lowered = UnsafeBufferPointer(start: buffer + nameStart, count: nameCount)
+            if isConnectionSpecific(lowered) || nominated.contains(where: { $0.elementsEqual(lowered) }) {
                 continue
             }
-            let valueStart = bytes.count
-            bytes.append(contentsOf: field.value.utf8)
+            let valueStart = nameStart + nameCount
             // RFC 9113 §8.2.1: never generate a value with NUL, CR or LF; the client would reset the stream.
-            if bytes[valueStart...].contains(where: { $0 == 0 || $0 == 10 || $0 == 13 }) {
-                bytes.removeSubrange(nameStart...)
-                continue
+            let valueCount = value.withUTF8 { src -> Int in
+                for i in 0..<src.count {
+                    let b = src[i]
+                    if b == 0 || b == 10 || b == 13 { return -1 }
+                    buffer[valueStart + i] = b
+                }
+                return src.count
             }
-            spans.append(
-                HeaderSpan(
-                    nameStart: nameStart, nameCount: valueStart - nameStart, valueStart: valueStart,
-                    valueCount: bytes.count - valueStart))
+            guard valueCount >= 0 else { continue }
+            append(nameAt: nameStart, nameCount: nameCount, valueAt: valueStart, valueCount: valueCount)
+            used = valueStart + valueCount
         }
         if let contentLength {
-            appendField(&bytes, &spans, name: "content-length", value: String(contentLength))
-        }
-
-        let rv = bytes.withUnsafeMutableBufferPointer { buffer -> Int32 in
-            // Never nil: ":status" is always present.
-            let base = buffer.baseAddress!
-            for span in spans {
-                nvList.append(
-                    nghttp2_nv(
-                        name: base + span.nameStart, value: base + span.valueStart, namelen: span.nameCount,
-                        valuelen: span.valueCount, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
+            let nameStart = used
+            for byte in "content-length".utf8 {
+                buffer[used] = byte
+                used += 1
             }
-            return nghttp2_submit_response(session, streamID, nvList, nvList.count, provider)
+            var digits = String(contentLength)
+            let valueStart = used
+            digits.withUTF8 { src in
+                for i in 0..<src.count { buffer[valueStart + i] = src[i] }
+                used += src.count
+            }
+            append(nameAt: nameStart, nameCount: 14, valueAt: valueStart, valueCount: used - valueStart)
         }
-        return rv == 0
-    }
-
-    private func appendField(_ bytes: inout [UInt8], _ spans: inout [HeaderSpan], name: String, value: String) {
-        let nameStart = bytes.count
-        bytes.append(contentsOf: name.utf8)
-        let valueStart = bytes.count
-        bytes.append(contentsOf: value.utf8)
-        spans.append(
-            HeaderSpan(
-                nameStart: nameStart, nameCount: valueStart - nameStart, valueStart: valueStart,
-                valueCount: bytes.count - valueStart))
+        return nghttp2_submit_response(session, streamID, nvs, nvs.count, provider) == 0
     }
 
     /// Lowercased field names listed in Connection header values; usually none.
@@ -377,7 +392,7 @@ public final class HTTP2ServerSession {
     }
 
     /// RFC 9113 §8.2.2 connection-specific fields, plus `te`, which means nothing in a response.
-    private func isConnectionSpecific(_ name: ArraySlice<UInt8>) -> Bool {
+    private func isConnectionSpecific(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
         switch name.count {
         case 2: return name.elementsEqual("te".utf8)
         case 7: return name.elementsEqual("upgrade".utf8)

@@ -19,46 +19,75 @@ enum ForwardRewrite {
         "X-Forwarded-Host", "cname-api-key",
     ]
 
+    /// `replacedOnTheWayUp` plus the origin's client-IP header: built once per pool.
+    static func removedOnTheWayUp(for origin: UpstreamOrigin) -> FieldNameSet {
+        FieldNameSet(replacedOnTheWayUp + [origin.clientIPHeader])
+    }
+
     /// Builds the upstream request head: hop-by-hop fields removed, Host set to the origin, exactly one client IP
     /// (never appended to a client-supplied value), X-Forwarded-Proto, a request id, the origin's secret headers,
     /// and a Content-Length that matches the (complete) body.
     static func upstreamHead(
         _ head: RequestHead, bodyLength: Int, origin: UpstreamOrigin, clientIP: String, isTLS: Bool, requestID: String
     ) -> RequestHead {
-        var headers = head.headers
-        HopByHop.strip(&headers)
-        headers.remove(names: ForwardRewrite.replacedOnTheWayUp + [origin.clientIPHeader])
+        upstreamHead(
+            head, bodyLength: bodyLength, origin: origin, hostHeader: origin.hostHeader,
+            removed: removedOnTheWayUp(for: origin), clientIP: clientIP, isTLS: isTLS, requestID: requestID)
+    }
+
+    /// As above, with the origin's Host value and removed names computed once by the caller (the pool).
+    static func upstreamHead(
+        _ head: RequestHead, bodyLength: Int, origin: UpstreamOrigin, hostHeader: String, removed: FieldNameSet,
+        clientIP: String, isTLS: Bool, requestID: String
+    ) -> RequestHead {
+        let nominated = HopByHop.nominatedFields(in: head.headers)
         var out = HTTPFields()
-        out.add("Host", origin.hostHeader)
-        for field in headers { out.add(field.name, field.value) }
+        out.reserveCapacity(head.headers.count + 6 + origin.secretHeaders.count)
+        out.add("Host", hostHeader)
+        var hasRequestID = false
+        for field in head.headers
+        where !removed.contains(field.name) && !HopByHop.isHopByHop(field.name, nominated: nominated) {
+            if !hasRequestID && field.name.utf8.count == 12 && field.name.asciiCaseInsensitiveEquals("X-Request-Id") {
+                hasRequestID = true
+            }
+            out.add(field.name, field.value)
+        }
         out.add(origin.clientIPHeader, clientIP)
         out.add("X-Forwarded-Proto", isTLS ? "https" : "http")
         if let host = head.authority { out.add("X-Forwarded-Host", host) }
-        if !out.contains("X-Request-Id") { out.add("X-Request-Id", requestID) }
+        if !hasRequestID { out.add("X-Request-Id", requestID) }
         for (name, value) in origin.secretHeaders { out.add(name, value) }
-        if bodyLength > 0 || ["POST", "PUT", "PATCH"].contains(head.method) {
+        if bodyLength > 0 || methodAlwaysHasContent(head.method) {
             out.add("Content-Length", String(bodyLength))
         }
         return RequestHead(method: head.method, target: head.target, version: .http1_1, headers: out)
     }
 
+    private static func methodAlwaysHasContent(_ method: String) -> Bool {
+        method == "POST" || method == "PUT" || method == "PATCH"
+    }
+
     /// Response headers from the upstream: hop-by-hop removed, upstream CORS headers replaced by ours.
     static func downstreamHead(_ head: ResponseHead, adding extra: HTTPFields) -> ResponseHead {
-        var head = head
-        HopByHop.strip(&head.headers)
-        head.headers.remove("Content-Length")
-        guard !extra.isEmpty else { return head }
-        if extra.contains("Access-Control-Allow-Origin") || extra.contains("X-RateLimit-Limit") {
-            head.headers.removeAll { field in
-                field.name.utf8.count > 15
-                    && field.name.utf8.prefix(15).elementsEqual("access-control-".utf8) {
-                        $0 | 0x20 == $1 || $0 == $1
-                    }
-            }
+        let nominated = HopByHop.nominatedFields(in: head.headers)
+        let replacesCORS = extra.contains("Access-Control-Allow-Origin") || extra.contains("X-RateLimit-Limit")
+        let replaced = extra.isEmpty ? contentLengthOnly : FieldNameSet(extra.map(\.name) + ["Content-Length"])
+        var out = ResponseHead(status: head.status, reason: head.reason)
+        out.headers.reserveCapacity(head.headers.count + extra.count)
+        for field in head.headers {
+            if HopByHop.isHopByHop(field.name, nominated: nominated) || replaced.contains(field.name) { continue }
+            if replacesCORS && isAccessControlField(field.name) { continue }
+            out.headers.add(field.name, field.value)
         }
-        head.headers.remove(names: extra.map(\.name))
-        for field in extra { head.headers.add(field.name, field.value) }
-        return head
+        for field in extra { out.headers.add(field.name, field.value) }
+        return out
+    }
+
+    private static let contentLengthOnly = FieldNameSet(["Content-Length"])
+
+    private static func isAccessControlField(_ name: String) -> Bool {
+        name.utf8.count > 15
+            && name.utf8.prefix(15).elementsEqual("access-control-".utf8) { $0 | 0x20 == $1 || $0 == $1 }
     }
 }
 
@@ -107,6 +136,7 @@ final class UpstreamRelay: UpstreamResponseHandler {
     let extraHeaders: HTTPFields
     unowned let handler: ForwardingHandler
     private var connection: UpstreamConnection?
+    private var pool: UpstreamPool?
     private var attempts = 0
     private var headSent = false
     private var cancelled = false
@@ -121,6 +151,7 @@ final class UpstreamRelay: UpstreamResponseHandler {
     func start() {
         attempts += 1
         let pool = handler.context.pool(for: origin)
+        self.pool = pool
         pool.acquire { [weak self] result in
             guard let self, !self.cancelled else {
                 if case .success(let c) = result { pool.release(c, reusable: true) }
@@ -137,9 +168,17 @@ final class UpstreamRelay: UpstreamResponseHandler {
 
     private func send(on connection: UpstreamConnection) {
         self.connection = connection
-        let head = ForwardRewrite.upstreamHead(
-            exchange.head, bodyLength: exchange.body.count, origin: origin, clientIP: exchange.peerAddress,
-            isTLS: exchange.isTLS, requestID: exchange.requestID)
+        let head: RequestHead
+        if let pool {
+            head = ForwardRewrite.upstreamHead(
+                exchange.head, bodyLength: exchange.body.count, origin: origin, hostHeader: pool.hostHeader,
+                removed: pool.removedOnTheWayUp, clientIP: exchange.peerAddress, isTLS: exchange.isTLS,
+                requestID: exchange.requestID)
+        } else {
+            head = ForwardRewrite.upstreamHead(
+                exchange.head, bodyLength: exchange.body.count, origin: origin, clientIP: exchange.peerAddress,
+                isTLS: exchange.isTLS, requestID: exchange.requestID)
+        }
         guard let bytes = try? HTTP1Serializer.requestHead(head) else {
             fail(UpstreamFailure(status: 400, detail: "The request has a header that cannot be forwarded."))
             return

@@ -111,7 +111,7 @@ final class HTTP1ServerConnection: ResponseWriter {
         responseHeadWritten = true
         var head = head
         current?.status = head.status
-        head.headers.remove(names: HopByHop.names)
+        head.headers.remove(HopByHop.set)
         let bodyAllowed = !HTTPStatus.forbidsBody(head.status)
         responseChunked = false
         if bodyAllowed {
@@ -203,29 +203,56 @@ enum HopByHop {
         "Proxy-Authenticate", "Proxy-Authorization",
     ]
 
+    static let set = FieldNameSet(names)
+
     /// Removes the fixed hop-by-hop fields and every field the `Connection` header names.
     static func strip(_ headers: inout HTTPFields) {
-        var named: [String] = []
-        for field in headers where field.name.asciiCaseInsensitiveEquals("Connection") {
-            for token in field.value.utf8.split(separator: UInt8(ascii: ",")) {
-                let name = String(Substring(token)).trimmingSpaces
-                // `close` and `keep-alive` are options, not field names; skip the common ones cheaply.
-                if !name.isEmpty && !name.asciiCaseInsensitiveEquals("keep-alive")
-                    && !name.asciiCaseInsensitiveEquals("close")
+        guard headers.contains(where: { set.admitsLength($0.name.utf8.count) }) else { return }
+        let nominated = nominatedFields(in: headers)
+        headers.removeAll { isHopByHop($0.name, nominated: nominated) }
+    }
+
+    /// Whether `name` is hop-by-hop: a fixed one, or one that `nominated` (from `nominatedFields(in:)`) lists.
+    ///
+    /// On every request's and response's path, so the common case costs one length test.
+    @inline(__always)
+    static func isHopByHop(_ name: String, nominated: [String]) -> Bool {
+        if set.contains(name) { return true }
+        return !nominated.isEmpty && nominated.contains { name.asciiCaseInsensitiveEquals($0) }
+    }
+
+    /// The field names the Connection fields list (usually none: `keep-alive` and `close` are options).
+    static func nominatedFields(in headers: HTTPFields) -> [String] {
+        var nominated: [String] = []
+        for field in headers where field.name.utf8.count == 10 && field.name.asciiCaseInsensitiveEquals("Connection") {
+            appendNominated(in: field.value, to: &nominated)
+        }
+        return nominated
+    }
+
+    private static let closeOption = Array("close".utf8)
+    private static let keepAliveOption = Array("keep-alive".utf8)
+
+    /// The field names a Connection value lists; `close` and `keep-alive` are options, not names.
+    private static func appendNominated(in value: String, to nominated: inout [String]) {
+        var value = value
+        value.withUTF8 { bytes in
+            var i = 0
+            while i < bytes.count {
+                while i < bytes.count && (bytes[i] == 0x20 || bytes[i] == 0x09 || bytes[i] == 0x2C) { i += 1 }
+                let start = i
+                while i < bytes.count && bytes[i] != 0x2C { i += 1 }
+                var end = i
+                while end > start && (bytes[end - 1] == 0x20 || bytes[end - 1] == 0x09) { end -= 1 }
+                guard end > start else { continue }
+                let token = UnsafeBufferPointer(rebasing: bytes[start..<end])
+                if asciiCaseInsensitiveBytesEqual(token, closeOption)
+                    || asciiCaseInsensitiveBytesEqual(token, keepAliveOption)
                 {
-                    named.append(name)
+                    continue
                 }
+                nominated.append(String(decoding: token, as: UTF8.self))
             }
         }
-        headers.remove(names: named.isEmpty ? names : names + named)
-    }
-}
-
-extension String {
-    var trimmingSpaces: String {
-        var s = self.utf8[...]
-        while let f = s.first, f == 0x20 || f == 0x09 { s = s.dropFirst() }
-        while let l = s.last, l == 0x20 || l == 0x09 { s = s.dropLast() }
-        return String(Substring(s))
     }
 }

@@ -14,8 +14,10 @@ final class LoopContext {
     unowned let gateway: GatewayState
     private var connections: [Int: ClientConnection] = [:]
     private var pools: [String: UpstreamPool] = [:]
+    private var lastPool: UpstreamPool?
     private var connectionCounter = 0
     private var requestCounter: UInt64 = 0
+    private let requestIDPrefix: String
     private var sweeper: LoopTimer?
     private(set) var isDraining = false
     private var graveyard: [AnyObject] = []
@@ -28,6 +30,7 @@ final class LoopContext {
         self.clock = clock
         self.metrics = metrics
         self.gateway = gateway
+        self.requestIDPrefix = "\(gateway.instanceID)-\(loop.index)-"
         self.sweeper = loop.scheduleRepeating(everyMilliseconds: 250) { [weak self] in self?.sweep() }
     }
 
@@ -41,7 +44,7 @@ final class LoopContext {
     /// A request id unique across loops and restarts: loop index, start time and a counter.
     func nextRequestID() -> String {
         requestCounter &+= 1
-        return "\(gateway.instanceID)-\(loop.index)-\(String(requestCounter, radix: 36))"
+        return requestIDPrefix + String(requestCounter, radix: 36)
     }
 
     func register(_ connection: ClientConnection) { connections[connection.id] = connection }
@@ -68,9 +71,16 @@ final class LoopContext {
     }
 
     func pool(for origin: UpstreamOrigin) -> UpstreamPool {
-        if let pool = pools[origin.key] { return pool }
-        let pool = UpstreamPool(origin: origin, context: self)
-        pools[origin.key] = pool
+        // Most loops talk to one origin: skip building the key string on every request.
+        if let last = lastPool, last.origin.port == origin.port, last.origin.useTLS == origin.useTLS,
+            last.origin.host == origin.host
+        {
+            return last
+        }
+        let key = origin.key
+        let pool = pools[key] ?? UpstreamPool(origin: origin, context: self)
+        pools[key] = pool
+        lastPool = pool
         return pool
     }
 

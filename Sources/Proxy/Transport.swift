@@ -107,7 +107,10 @@ final class Transport {
         for _ in 0..<16 {
             switch socket.read(into: scratch.buffer) {
             case .bytes(let n):
-                if lingering { continue }
+                if lingering {
+                    if n < scratch.buffer.count { return }
+                    continue
+                }
                 let bytes = UnsafeRawBufferPointer(rebasing: scratch.buffer[0..<n])
                 if let tls {
                     tls.feedNetwork(bytes)
@@ -120,6 +123,9 @@ final class Transport {
                     delegate?.transportReceived(bytes)
                 }
                 if closed { return }
+                // A short read drained the socket: the read source fires again when more arrives, so the usual
+                // extra read that would only say EAGAIN is skipped (one syscall per event saved).
+                if n < scratch.buffer.count { return }
             case .wouldBlock:
                 return
             case .eof:
@@ -334,15 +340,26 @@ final class LoopScratch {
     /// Marks the start of a socket event's processing; writes made until `endEvent` are flushed together there.
     func beginEvent() { eventDepth += 1 }
 
-    /// Flushes every transport written during the event, synchronously: no extra dispatch per request.
+    /// Flushes every transport written during the event, after the socket events already queued on the loop.
+    ///
+    /// Under load several upstream responses for one client connection are ready at once and queued as separate
+    /// events; flushing after all of them turns their writes into one TLS record and one send instead of one each.
     func endEvent() {
         eventDepth -= 1
-        guard eventDepth == 0 else { return }
+        guard eventDepth == 0, !pendingFlushes.isEmpty, !drainScheduled else { return }
+        drainScheduled = true
+        loop.executeSoon { [self] in drain() }
+    }
+
+    private func drain() {
+        drainScheduled = false
+        eventDepth += 1
         while !pendingFlushes.isEmpty {
             let batch = pendingFlushes
             pendingFlushes.removeAll(keepingCapacity: true)
             for transport in batch { transport.flush() }
         }
+        eventDepth -= 1
     }
 
     /// Flushes `transport` once the loop is done with the current event: at the end of the socket event being
@@ -351,11 +368,7 @@ final class LoopScratch {
         pendingFlushes.append(transport)
         guard eventDepth == 0, !drainScheduled else { return }
         drainScheduled = true
-        loop.executeSoon { [self] in
-            drainScheduled = false
-            beginEvent()
-            endEvent()
-        }
+        loop.executeSoon { [self] in drain() }
     }
 
     /// Socket reads land here.

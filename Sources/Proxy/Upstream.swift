@@ -50,9 +50,15 @@ final class UpstreamPool {
     private var resolvedAt: Int64 = 0
     static let maxWaiters = 1024
 
+    /// Per-request values derived from the origin, computed once.
+    let hostHeader: String
+    let removedOnTheWayUp: FieldNameSet
+
     init(origin: UpstreamOrigin, context: LoopContext) {
         self.origin = origin
         self.context = context
+        self.hostHeader = origin.hostHeader
+        self.removedOnTheWayUp = ForwardRewrite.removedOnTheWayUp(for: origin)
     }
 
     func acquire(_ callback: @escaping (Result<UpstreamConnection, UpstreamFailure>) -> Void) {
