@@ -25,12 +25,15 @@ final class HTTP2ServerConnection {
         self.session = HTTP2ServerSession(limits: HTTP2Limits(), clock: owner.context.clock)
     }
 
-    func start() { flushSession() }
+    func start() {
+        transport.willFlush = { [weak self] in self?.flushSession() }
+        flushSession()
+    }
 
     func received(_ bytes: UnsafeRawBufferPointer) {
         session.feed(bytes)
         processEvents()
-        flushSession()
+        transport.requestFlush()
     }
 
     private func processEvents() {
@@ -99,7 +102,9 @@ final class HTTP2ServerConnection {
                 if !output.isEmpty { transport.write(output) }
                 // Writing can surface events too (a connection error nghttp2 found is reported with its GOAWAY).
                 processEvents()
-                if output.isEmpty && !flushAgain { break }
+                // A re-entrant call (from a handler, or from the transport flushing at its high-water mark) is
+                // served by the outer loop; spinning here on an empty session would never end.
+                if output.isEmpty { break }
             }
         } while flushAgain && !transport.closed
         flushing = false
@@ -118,21 +123,22 @@ final class HTTP2ServerConnection {
     func streamFinished(_ writer: HTTP2StreamWriter) {
         streams.removeValue(forKey: writer.streamID)
         if let exchange = writer.exchange { owner.finished(exchange) }
-        flushSession()
+        transport.requestFlush()
     }
 
     func submitHead(_ writer: HTTP2StreamWriter, _ head: ResponseHead, hasBody: Bool) {
         writer.exchange?.status = head.status
         writer.exchange?.capture?.head(head, nanos: owner.context.clock.nowNanoseconds())
         _ = session.submitResponseHead(streamID: writer.streamID, head: head, hasBody: hasBody)
-        if !hasBody { streamFinished(writer) } else { flushSession() }
+        // Frames leave when the transport flushes at the end of the loop's current events, not one by one.
+        if !hasBody { streamFinished(writer) } else { transport.requestFlush() }
     }
 
     func submitBody(_ writer: HTTP2StreamWriter, _ bytes: UnsafeRawBufferPointer) -> Bool {
         writer.exchange?.bytesOut += bytes.count
         writer.exchange?.capture?.body(bytes)
         let accepted = session.appendBody(streamID: writer.streamID, bytes: bytes)
-        flushSession()
+        transport.requestFlush()
         return accepted
     }
 

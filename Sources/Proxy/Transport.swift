@@ -243,7 +243,21 @@ final class Transport {
         if !outbound.isEmpty { flush() }
     }
 
+    /// Called at the start of every flush, so a protocol layer that keeps its own output (HTTP/2 frames in the
+    /// session) hands it over once per flush instead of once per response event.
+    var willFlush: (() -> Void)?
+
+    /// Asks for a flush when the loop finishes the current event, with nothing new queued yet (`willFlush` will
+    /// produce the bytes).
+    func requestFlush() {
+        guard !closed, !flushPending else { return }
+        flushPending = true
+        scratch.flushSoon(self)
+    }
+
     func flush() {
+        // While flushPending is still set, bytes the hook writes do not schedule another flush.
+        if !closed, let willFlush { willFlush() }
         flushPending = false
         guard !closed else { return }
         if !plainOut.isEmpty && !encrypting && !handshaking {
@@ -319,6 +333,7 @@ final class Transport {
         guard !closed else { return }
         closed = true
         lingerTimer?.cancel()
+        willFlush = nil
         socket.close()
         let delegate = self.delegate
         self.delegate = nil
