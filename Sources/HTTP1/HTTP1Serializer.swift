@@ -119,9 +119,9 @@ public enum HTTP1Serializer {
         return out
     }
 
-    private static let crlf: [UInt8] = [Byte.cr, Byte.lf]
+    fileprivate static let crlf: [UInt8] = [Byte.cr, Byte.lf]
 
-    private static func append(
+    fileprivate static func append(
         _ string: String, checking isValid: (UnsafeBufferPointer<UInt8>) -> Bool, _ reason: String,
         to out: inout [UInt8]
     ) throws(HTTP1SerializationError) {
@@ -160,5 +160,36 @@ public enum HTTP1Serializer {
             try append(field.value, checking: isValidFieldValue, "invalid field value", to: &out)
             out.append(contentsOf: crlf)
         }
+    }
+}
+
+/// Builds a request head piece by piece, with the checks of `HTTP1Serializer.writeRequestHead`: for a proxy that
+/// writes the upstream request straight from the client's fields instead of building another field list first.
+public struct HTTP1RequestHeadBuilder {
+    public private(set) var bytes: [UInt8] = []
+
+    /// `capacity`: the expected size in bytes, so the buffer grows once.
+    public init(method: String, target: String, capacity: Int) throws(HTTP1SerializationError) {
+        bytes.reserveCapacity(capacity)
+        try HTTP1Serializer.append(method, checking: isToken, "invalid method", to: &bytes)
+        bytes.append(Byte.space)
+        try HTTP1Serializer.append(
+            target, checking: HTTP1Serializer.isValidTarget, "invalid request target", to: &bytes)
+        bytes.append(contentsOf: " HTTP/1.1\r\n".utf8)
+    }
+
+    public mutating func add(_ name: String, _ value: String) throws(HTTP1SerializationError) {
+        try HTTP1Serializer.append(name, checking: isToken, "invalid field name", to: &bytes)
+        bytes.append(Byte.colon)
+        bytes.append(Byte.space)
+        try HTTP1Serializer.append(
+            value, checking: HTTP1Serializer.isValidFieldValue, "invalid field value", to: &bytes)
+        bytes.append(contentsOf: HTTP1Serializer.crlf)
+    }
+
+    /// The empty line that ends the head; returns the finished bytes.
+    public consuming func finish() -> [UInt8] {
+        bytes.append(contentsOf: HTTP1Serializer.crlf)
+        return bytes
     }
 }

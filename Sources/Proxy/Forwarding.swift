@@ -24,43 +24,44 @@ enum ForwardRewrite {
         FieldNameSet(replacedOnTheWayUp + [origin.clientIPHeader])
     }
 
-    /// Builds the upstream request head: hop-by-hop fields removed, Host set to the origin, exactly one client IP
-    /// (never appended to a client-supplied value), X-Forwarded-Proto, a request id, the origin's secret headers,
-    /// and a Content-Length that matches the (complete) body.
-    static func upstreamHead(
+    /// The upstream request head, serialized: hop-by-hop fields removed, Host set to the origin, exactly one
+    /// client IP (never appended to a client-supplied value), X-Forwarded-Proto, a request id, the origin's secret
+    /// headers, and a Content-Length that matches the (complete) body. Throws for a field HTTP/1.1 cannot carry.
+    static func upstreamRequest(
         _ head: RequestHead, bodyLength: Int, origin: UpstreamOrigin, clientIP: String, isTLS: Bool, requestID: String
-    ) -> RequestHead {
-        upstreamHead(
+    ) throws(HTTP1SerializationError) -> [UInt8] {
+        try upstreamRequest(
             head, bodyLength: bodyLength, origin: origin, hostHeader: origin.hostHeader,
             removed: removedOnTheWayUp(for: origin), clientIP: clientIP, isTLS: isTLS, requestID: requestID)
     }
 
     /// As above, with the origin's Host value and removed names computed once by the caller (the pool).
-    static func upstreamHead(
+    static func upstreamRequest(
         _ head: RequestHead, bodyLength: Int, origin: UpstreamOrigin, hostHeader: String, removed: FieldNameSet,
         clientIP: String, isTLS: Bool, requestID: String
-    ) -> RequestHead {
+    ) throws(HTTP1SerializationError) -> [UInt8] {
         let nominated = HopByHop.nominatedFields(in: head.headers)
-        var out = HTTPFields()
-        out.reserveCapacity(head.headers.count + 6 + origin.secretHeaders.count)
-        out.add("Host", hostHeader)
+        var capacity = head.target.utf8.count + 256
+        for field in head.headers { capacity += field.name.utf8.count + field.value.utf8.count + 4 }
+        var out = try HTTP1RequestHeadBuilder(method: head.method, target: head.target, capacity: capacity)
+        try out.add("Host", hostHeader)
         var hasRequestID = false
         for field in head.headers
         where !removed.contains(field.name) && !HopByHop.isHopByHop(field.name, nominated: nominated) {
             if !hasRequestID && field.name.utf8.count == 12 && field.name.asciiCaseInsensitiveEquals("X-Request-Id") {
                 hasRequestID = true
             }
-            out.add(field.name, field.value)
+            try out.add(field.name, field.value)
         }
-        out.add(origin.clientIPHeader, clientIP)
-        out.add("X-Forwarded-Proto", isTLS ? "https" : "http")
-        if let host = head.authority { out.add("X-Forwarded-Host", host) }
-        if !hasRequestID { out.add("X-Request-Id", requestID) }
-        for (name, value) in origin.secretHeaders { out.add(name, value) }
+        try out.add(origin.clientIPHeader, clientIP)
+        try out.add("X-Forwarded-Proto", isTLS ? "https" : "http")
+        if let host = head.authority { try out.add("X-Forwarded-Host", host) }
+        if !hasRequestID { try out.add("X-Request-Id", requestID) }
+        for (name, value) in origin.secretHeaders { try out.add(name, value) }
         if bodyLength > 0 || methodAlwaysHasContent(head.method) {
-            out.add("Content-Length", String(bodyLength))
+            try out.add("Content-Length", String(bodyLength))
         }
-        return RequestHead(method: head.method, target: head.target, version: .http1_1, headers: out)
+        return out.finish()
     }
 
     private static func methodAlwaysHasContent(_ method: String) -> Bool {
@@ -168,18 +169,19 @@ final class UpstreamRelay: UpstreamResponseHandler {
 
     private func send(on connection: UpstreamConnection) {
         self.connection = connection
-        let head: RequestHead
-        if let pool {
-            head = ForwardRewrite.upstreamHead(
-                exchange.head, bodyLength: exchange.body.count, origin: origin, hostHeader: pool.hostHeader,
-                removed: pool.removedOnTheWayUp, clientIP: exchange.peerAddress, isTLS: exchange.isTLS,
-                requestID: exchange.requestID)
-        } else {
-            head = ForwardRewrite.upstreamHead(
-                exchange.head, bodyLength: exchange.body.count, origin: origin, clientIP: exchange.peerAddress,
-                isTLS: exchange.isTLS, requestID: exchange.requestID)
-        }
-        guard let bytes = try? HTTP1Serializer.requestHead(head) else {
+        let bytes: [UInt8]
+        do {
+            if let pool {
+                bytes = try ForwardRewrite.upstreamRequest(
+                    exchange.head, bodyLength: exchange.body.count, origin: origin, hostHeader: pool.hostHeader,
+                    removed: pool.removedOnTheWayUp, clientIP: exchange.peerAddress, isTLS: exchange.isTLS,
+                    requestID: exchange.requestID)
+            } else {
+                bytes = try ForwardRewrite.upstreamRequest(
+                    exchange.head, bodyLength: exchange.body.count, origin: origin, clientIP: exchange.peerAddress,
+                    isTLS: exchange.isTLS, requestID: exchange.requestID)
+            }
+        } catch {
             fail(UpstreamFailure(status: 400, detail: "The request has a header that cannot be forwarded."))
             return
         }
