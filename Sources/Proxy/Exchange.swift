@@ -54,6 +54,22 @@ final class Exchange {
     var facts = ExchangeFacts()
     /// Set when traffic recording keeps this exchange: the response as the client got it, body capped.
     var capture: ResponseCapture?
+    /// Set when the body streams: it is still arriving when the handler runs, and `body` holds only its first
+    /// bytes (for the recording).
+    var bodyStream: RequestBodyStream?
+
+    /// Makes `stream` this exchange's body; `body` keeps its first bytes for the recording.
+    func attach(_ stream: RequestBodyStream) {
+        bodyStream = stream
+        stream.keep = { [weak self] bytes in
+            guard let self else { return }
+            let room = RequestBodyStream.keptPrefix - body.count
+            if room > 0 { body.append(contentsOf: bytes.prefix(room)) }
+        }
+    }
+
+    /// The request body's length as the upstream will see it.
+    var bodyLength: Int { bodyStream?.length ?? body.count }
 
     init(
         head: RequestHead, body: [UInt8], peerAddress: String, isTLS: Bool, serverName: String?,
@@ -77,6 +93,103 @@ protocol RequestHandler: AnyObject {
     func handle(_ exchange: Exchange)
     /// The client went away before the response finished: release upstream resources.
     func cancel(_ exchange: Exchange)
+    /// Whether the handler reads the body before deciding (then it arrives whole, within the body limit);
+    /// otherwise a large body streams to the upstream as it arrives.
+    func needsWholeBody(_ head: RequestHead) -> Bool
+}
+
+extension RequestHandler {
+    func needsWholeBody(_ head: RequestHead) -> Bool { true }
+}
+
+/// A request body that keeps arriving after its exchange went to the handler: bodies of a declared length over
+/// `threshold` that no policy reads whole stream to the upstream with backpressure instead of being held in
+/// memory. Loop-confined.
+///
+/// The source (client connection) calls `deliver` and `finish`; the consumer (upstream relay) calls `attach`, and
+/// `pauseSource`/`resumeSource` as the upstream's buffer fills and drains. Bytes that arrive before a consumer
+/// attaches wait here, and the source pauses once they pass `highWater`.
+final class RequestBodyStream {
+    static let threshold = 64 * 1024
+    static let highWater = 256 * 1024
+    /// How much of the body `Exchange.body` keeps for the recording.
+    static let keptPrefix = 64 * 1024
+
+    let length: Int
+    private(set) var received = 0
+    private(set) var ended = false
+    private var waiting = ByteQueue()
+    private var consumer: ((UnsafeRawBufferPointer) -> Void)?
+    private var onEnd: (() -> Void)?
+    private var sourcePaused = false
+    /// Set by the source: true stops reading from the client, false resumes.
+    var setSourcePaused: ((Bool) -> Void)?
+    /// Called with each delivered piece while `Exchange.body` keeps the body's first bytes.
+    var keep: ((UnsafeRawBufferPointer) -> Void)?
+
+    init(length: Int) { self.length = length }
+
+    /// Whether bytes are still to come from the client.
+    var isOpen: Bool { !ended }
+
+    func deliver(_ bytes: UnsafeRawBufferPointer) {
+        guard !bytes.isEmpty else { return }
+        received += bytes.count
+        keep?(bytes)
+        if let consumer {
+            consumer(bytes)
+        } else {
+            waiting.append(bytes)
+            if waiting.count >= RequestBodyStream.highWater { pauseSource() }
+        }
+    }
+
+    func finish() {
+        guard !ended else { return }
+        ended = true
+        keep = nil
+        if consumer != nil {
+            let done = onEnd
+            onEnd = nil
+            done?()
+        }
+    }
+
+    /// Hands the bytes that waited, then every later piece, to `consumer`; `onEnd` runs once the body is complete.
+    func attach(consumer: @escaping (UnsafeRawBufferPointer) -> Void, onEnd: @escaping () -> Void) {
+        self.consumer = consumer
+        self.onEnd = onEnd
+        waiting.consume { raw in
+            consumer(raw)
+            return raw.count
+        }
+        resumeSource()
+        if ended {
+            self.onEnd = nil
+            onEnd()
+        }
+    }
+
+    /// Nobody will forward the rest (the gateway answered, or the upstream exchange ended): drop it as it comes.
+    func discard() {
+        consumer = { _ in }
+        onEnd = nil
+        keep = nil
+        waiting.removeAll()
+        resumeSource()
+    }
+
+    func pauseSource() {
+        guard !sourcePaused, !ended else { return }
+        sourcePaused = true
+        setSourcePaused?(true)
+    }
+
+    func resumeSource() {
+        guard sourcePaused else { return }
+        sourcePaused = false
+        setSourcePaused?(false)
+    }
 }
 
 /// What the policy pipeline learned about a request, kept for its log event.

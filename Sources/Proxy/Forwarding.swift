@@ -125,6 +125,8 @@ final class ForwardingHandler: RequestHandler {
         relays.removeValue(forKey: ObjectIdentifier(exchange))?.cancel()
     }
 
+    func needsWholeBody(_ head: RequestHead) -> Bool { false }
+
     func relayDone(_ exchange: Exchange) {
         relays.removeValue(forKey: ObjectIdentifier(exchange))
     }
@@ -173,12 +175,12 @@ final class UpstreamRelay: UpstreamResponseHandler {
         do {
             if let pool {
                 bytes = try ForwardRewrite.upstreamRequest(
-                    exchange.head, bodyLength: exchange.body.count, origin: origin, hostHeader: pool.hostHeader,
+                    exchange.head, bodyLength: exchange.bodyLength, origin: origin, hostHeader: pool.hostHeader,
                     removed: pool.removedOnTheWayUp, clientIP: exchange.peerAddress, isTLS: exchange.isTLS,
                     requestID: exchange.requestID)
             } else {
                 bytes = try ForwardRewrite.upstreamRequest(
-                    exchange.head, bodyLength: exchange.body.count, origin: origin, clientIP: exchange.peerAddress,
+                    exchange.head, bodyLength: exchange.bodyLength, origin: origin, clientIP: exchange.peerAddress,
                     isTLS: exchange.isTLS, requestID: exchange.requestID)
             }
         } catch {
@@ -186,9 +188,23 @@ final class UpstreamRelay: UpstreamResponseHandler {
             return
         }
         exchange.upstreamStartNanos = handler.context.clock.nowNanoseconds()
+        guard let stream = exchange.bodyStream else {
+            connection.send(
+                head: bytes, body: exchange.body, method: exchange.head.method, handler: self,
+                timeoutMs: origin.responseTimeoutMs)
+            return
+        }
         connection.send(
-            head: bytes, body: exchange.body, method: exchange.head.method, handler: self,
-            timeoutMs: origin.responseTimeoutMs)
+            head: bytes, body: [], method: exchange.head.method, handler: self, timeoutMs: origin.responseTimeoutMs,
+            bodyFollows: true)
+        // The client's reading pauses while the upstream has more than its high-water mark unsent.
+        connection.onDrained = { [weak stream] in stream?.resumeSource() }
+        stream.attach(
+            consumer: { [weak connection, weak stream] bytes in
+                guard let connection else { return }
+                if connection.writeBody(bytes) { stream?.pauseSource() }
+            },
+            onEnd: { [weak connection] in connection?.bodyFinished() })
     }
 
     func upstreamHead(_ head: ResponseHead, info: HTTP1ResponseInfo) {
@@ -224,7 +240,8 @@ final class UpstreamRelay: UpstreamResponseHandler {
 
     func upstreamFailed(_ failure: UpstreamFailure, retryable: Bool) {
         connection = nil
-        if retryable && !headSent && attempts < 2 {
+        // A streamed body cannot be sent twice: part of it may already be gone.
+        if retryable && !headSent && attempts < 2 && exchange.bodyStream == nil {
             start()
             return
         }
@@ -233,6 +250,7 @@ final class UpstreamRelay: UpstreamResponseHandler {
 
     private func fail(_ failure: UpstreamFailure) {
         handler.relayDone(exchange)
+        exchange.bodyStream?.discard()
         guard let writer = exchange.writer else { return }
         if headSent {
             writer.abort()

@@ -6,8 +6,9 @@ import HTTP1
 /// their turn, so responses leave in order), and writes responses with the right framing.
 ///
 /// Loop-confined. A request the parser refuses gets its 4xx/5xx answer and the connection closes; nothing of it
-/// reaches a handler. Request bodies are collected up to the body limit before the handler runs, so the policy
-/// layer can inspect them (e.g. an identity provider's strategy); responses stream with backpressure.
+/// reaches a handler. Request bodies up to `RequestBodyStream.threshold`, and any body the handler reads (an
+/// identity provider's strategy), are collected within the body limit before the handler runs; larger ones stream
+/// to the upstream as they arrive, with backpressure. Responses stream with backpressure.
 final class HTTP1ServerConnection: ResponseWriter {
     private let transport: Transport
     private let owner: ClientConnection
@@ -17,6 +18,8 @@ final class HTTP1ServerConnection: ResponseWriter {
     private var currentHead: RequestHead?
     private var currentInfo: HTTP1RequestInfo?
     private var body: [UInt8] = []
+    /// The body of `current` while it is still arriving.
+    private var streaming: RequestBodyStream?
     private var responseChunked = false
     private var responseHeadWritten = false
     private var keepAlive = true
@@ -38,7 +41,7 @@ final class HTTP1ServerConnection: ResponseWriter {
 
     func received(_ bytes: UnsafeRawBufferPointer) {
         guard !dead else { return }
-        if current != nil {
+        if current != nil && streaming == nil {
             // Busy with a response: keep later pipelined bytes until it is done, within a bound.
             pendingInput.append(contentsOf: bytes)
             if pendingInput.count > 64 * 1024 { transport.setReading(false) }
@@ -49,7 +52,8 @@ final class HTTP1ServerConnection: ResponseWriter {
     }
 
     private func drainParser() {
-        while !dead, current == nil, let event = parser.next() {
+        // While a body streams, its events keep coming for the request in flight; the next request waits.
+        while !dead, current == nil || streaming != nil, let event = parser.next() {
             switch event {
             case .head(let head, let info):
                 currentHead = head
@@ -58,11 +62,30 @@ final class HTTP1ServerConnection: ResponseWriter {
                 if info.expectContinue {
                     transport.write(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
                 }
+                if case .contentLength(let length) = info.framing, length > RequestBodyStream.threshold,
+                    !owner.handler.needsWholeBody(head)
+                {
+                    currentHead = nil
+                    currentInfo = nil
+                    let stream = RequestBodyStream(length: length)
+                    stream.setSourcePaused = { [weak self] paused in self?.transport.setReading(!paused) }
+                    streaming = stream
+                    dispatch(head, info, stream: stream)
+                }
             case .body(let bytes):
-                body.append(contentsOf: bytes)
+                if let streaming {
+                    bytes.withUnsafeBytes { streaming.deliver($0) }
+                } else {
+                    body.append(contentsOf: bytes)
+                }
             case .trailers:
                 break  // trailers are not forwarded: the upstream request is re-framed with Content-Length
             case .end:
+                if let stream = streaming {
+                    streaming = nil
+                    stream.finish()
+                    continue
+                }
                 guard let head = currentHead, let info = currentInfo else { return }
                 currentHead = nil
                 currentInfo = nil
@@ -74,12 +97,13 @@ final class HTTP1ServerConnection: ResponseWriter {
         }
     }
 
-    private func dispatch(_ head: RequestHead, _ info: HTTP1RequestInfo) {
+    private func dispatch(_ head: RequestHead, _ info: HTTP1RequestInfo, stream: RequestBodyStream? = nil) {
         keepAlive = info.keepAlive && !owner.isDraining
         isHEAD = head.method == "HEAD"
         responseHeadWritten = false
         let exchange = owner.makeExchange(head: head, body: body, writer: self)
         body = []
+        if let stream { exchange.attach(stream) }
         current = exchange
         owner.handler.handle(exchange)
     }
@@ -126,6 +150,8 @@ final class HTTP1ServerConnection: ResponseWriter {
                 keepAlive = false
             }
         }
+        // An answer that starts before the request body has all arrived ends the connection (see `end`); say so.
+        if streaming?.isOpen == true { keepAlive = false }
         if !keepAlive { head.headers.set("Connection", "close") }
         current?.capture?.head(head, nanos: owner.context.clock.nowNanoseconds())
         do {
@@ -159,6 +185,13 @@ final class HTTP1ServerConnection: ResponseWriter {
         if responseChunked { transport.write(Array("0\r\n\r\n".utf8)) }
         current = nil
         onWritable = nil
+        if let stream = streaming {
+            // Answered before the body finished arriving: the rest cannot be told apart from a next request
+            // without reading it all, so the connection ends after this response.
+            streaming = nil
+            stream.discard()
+            keepAlive = false
+        }
         owner.finished(exchange)
         if !keepAlive || dead {
             transport.closeGracefully()
@@ -178,6 +211,8 @@ final class HTTP1ServerConnection: ResponseWriter {
     func abort() {
         guard let exchange = current else { return }
         current = nil
+        streaming?.discard()
+        streaming = nil
         onWritable = nil
         owner.finished(exchange)
         transport.close()
@@ -188,6 +223,8 @@ final class HTTP1ServerConnection: ResponseWriter {
     /// The client is gone: tell the handler so upstream work stops.
     func connectionClosed() {
         dead = true
+        streaming?.discard()
+        streaming = nil
         if let exchange = current {
             current = nil
             owner.handler.cancel(exchange)

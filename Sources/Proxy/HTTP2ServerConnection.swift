@@ -22,7 +22,10 @@ final class HTTP2ServerConnection {
     init(transport: Transport, owner: ClientConnection) {
         self.transport = transport
         self.owner = owner
-        self.session = HTTP2ServerSession(limits: HTTP2Limits(), clock: owner.context.clock)
+        var limits = HTTP2Limits()
+        // The listener's body limit holds on both protocols.
+        limits.maxRequestBodyBytes = owner.profile.http1Limits.maxBodyBytes
+        self.session = HTTP2ServerSession(limits: limits, clock: owner.context.clock)
     }
 
     func start() {
@@ -47,12 +50,34 @@ final class HTTP2ServerConnection {
                 owner.metrics.h2StreamOpened()
                 let writer = HTTP2StreamWriter(streamID: streamID, connection: self, head: head)
                 streams[streamID] = writer
-                if endStream { dispatch(writer) }
+                if endStream {
+                    dispatch(writer)
+                } else if let length = head.headers["content-length"].flatMap({ Int($0) }),
+                    length > RequestBodyStream.threshold, length <= session.limits.maxRequestBodyBytes,
+                    !owner.handler.needsWholeBody(head)
+                {
+                    startStreaming(writer, length: length)
+                }
             case .data(let streamID, let bytes):
-                streams[streamID]?.body.append(contentsOf: bytes)
+                guard let writer = streams[streamID] else {
+                    session.consume(streamID: streamID, count: bytes.count)
+                    continue
+                }
+                if let stream = writer.bodyStream {
+                    bytes.withUnsafeBytes { stream.deliver($0) }
+                    // A paused stream keeps its bytes unconsumed, so the client's window closes: backpressure.
+                    if writer.sourcePaused {
+                        writer.unconsumed += bytes.count
+                        continue
+                    }
+                } else {
+                    writer.body.append(contentsOf: bytes)
+                }
                 session.consume(streamID: streamID, count: bytes.count)
             case .endStream(let streamID):
-                if let writer = streams[streamID] { dispatch(writer) }
+                if let writer = streams[streamID] {
+                    if let stream = writer.bodyStream { stream.finish() } else { dispatch(writer) }
+                }
             case .requestBodyTooLarge(let streamID):
                 guard let writer = streams[streamID], writer.exchange == nil else { continue }
                 writer.tooLarge = true
@@ -62,6 +87,7 @@ final class HTTP2ServerConnection {
                 streams[streamID]?.onWritable?()
             case .reset(let streamID, _):
                 if let writer = streams.removeValue(forKey: streamID), let exchange = writer.exchange {
+                    writer.bodyStream?.discard()
                     owner.handler.cancel(exchange)
                     owner.finished(exchange)
                 }
@@ -73,10 +99,27 @@ final class HTTP2ServerConnection {
         }
     }
 
+    /// Hands the exchange to the handler now; the body follows through a `RequestBodyStream`.
+    private func startStreaming(_ writer: HTTP2StreamWriter, length: Int) {
+        let stream = RequestBodyStream(length: length)
+        writer.bodyStream = stream
+        stream.setSourcePaused = { [weak self, weak writer] paused in
+            guard let self, let writer else { return }
+            writer.sourcePaused = paused
+            if !paused && writer.unconsumed > 0 {
+                session.consume(streamID: writer.streamID, count: writer.unconsumed)
+                writer.unconsumed = 0
+                transport.requestFlush()
+            }
+        }
+        dispatch(writer)
+    }
+
     private func dispatch(_ writer: HTTP2StreamWriter) {
         guard writer.exchange == nil else { return }
         let exchange = owner.makeExchange(head: writer.head, body: writer.body, writer: writer)
         writer.body = []
+        if let stream = writer.bodyStream { exchange.attach(stream) }
         writer.exchange = exchange
         if writer.tooLarge {
             exchange.decision = "refused_malformed"
@@ -122,6 +165,8 @@ final class HTTP2ServerConnection {
 
     func streamFinished(_ writer: HTTP2StreamWriter) {
         streams.removeValue(forKey: writer.streamID)
+        // Answered before the body ended: the rest is consumed and dropped as it arrives.
+        if let stream = writer.bodyStream, stream.isOpen { stream.discard() }
         if let exchange = writer.exchange { owner.finished(exchange) }
         transport.requestFlush()
     }
@@ -180,6 +225,11 @@ final class HTTP2StreamWriter: ResponseWriter {
     var body: [UInt8] = []
     var exchange: Exchange?
     var tooLarge = false
+    /// Set when the request body streams to the handler instead of being collected in `body`.
+    var bodyStream: RequestBodyStream?
+    var sourcePaused = false
+    /// Body bytes received while paused and not yet given back to the client's flow-control window.
+    var unconsumed = 0
     private var headWritten = false
     private var bodyExpected = true
     private var done = false

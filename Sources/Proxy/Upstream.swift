@@ -206,6 +206,9 @@ final class UpstreamConnection: TransportDelegate {
     private var receivedAny = false
     private var responseDone = true
     private var keepAlive = false
+    /// A streamed request body is still being written.
+    private var bodyPending = false
+    private var responseTimeoutMs = 0
     private(set) var exchangesServed = 0
     var idleSince: Int64 = 0
     private var closed = false
@@ -236,8 +239,12 @@ final class UpstreamConnection: TransportDelegate {
         callback(failure)
     }
 
-    /// Sends a request (head already serialized, body complete) and streams the response to `handler`.
-    func send(head: [UInt8], body: [UInt8], method: String, handler: any UpstreamResponseHandler, timeoutMs: Int) {
+    /// Sends a request (head already serialized) and streams the response to `handler`. With `bodyFollows` the
+    /// body comes through `writeBody` and ends with `bodyFinished`; the response deadline starts then.
+    func send(
+        head: [UInt8], body: [UInt8], method: String, handler: any UpstreamResponseHandler, timeoutMs: Int,
+        bodyFollows: Bool = false
+    ) {
         self.handler = handler
         receivedAny = false
         responseDone = false
@@ -245,10 +252,32 @@ final class UpstreamConnection: TransportDelegate {
         parser.requestSent(method: method)
         transport.write(head)
         if !body.isEmpty { transport.write(body) }
+        responseTimeoutMs = timeoutMs
+        bodyPending = bodyFollows
         // Checked by the loop's sweeper rather than a timer per request: a timer costs a kernel round trip.
-        responseDeadline = pool.context.clock.nowNanoseconds() + Int64(timeoutMs) * 1_000_000
+        responseDeadline = bodyFollows ? .max : pool.context.clock.nowNanoseconds() + Int64(timeoutMs) * 1_000_000
         pool.busy[ObjectIdentifier(self)] = self
     }
+
+    /// A piece of a streamed request body; returns true when the connection holds more than its high-water mark
+    /// unsent (the source should pause until `onDrained`).
+    func writeBody(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard bodyPending, !closed else { return false }
+        transport.write(bytes)
+        return transport.isOverHighWater
+    }
+
+    /// The streamed request body is complete: the wait for the response starts.
+    func bodyFinished() {
+        guard bodyPending else { return }
+        bodyPending = false
+        if !responseDone {
+            responseDeadline = pool.context.clock.nowNanoseconds() + Int64(responseTimeoutMs) * 1_000_000
+        }
+    }
+
+    /// Called when the outbound buffer drains under its low-water mark.
+    var onDrained: (() -> Void)?
 
     /// Backpressure from the client side.
     func setReading(_ on: Bool) { transport.setReading(on) }
@@ -295,7 +324,11 @@ final class UpstreamConnection: TransportDelegate {
                 pool.busy.removeValue(forKey: ObjectIdentifier(self))
                 let handler = self.handler
                 self.handler = nil
-                pool.release(self, reusable: keepAlive)
+                onDrained = nil
+                // An answer before the whole body was sent leaves the request unfinished on this connection.
+                let reusable = keepAlive && !bodyPending
+                bodyPending = false
+                pool.release(self, reusable: reusable)
                 handler?.upstreamEnd()
             case .error(let error):
                 fail(
@@ -305,7 +338,7 @@ final class UpstreamConnection: TransportDelegate {
         }
     }
 
-    func transportDrained() {}
+    func transportDrained() { onDrained?() }
 
     func transportClosed(error: String?) {
         closed = true
@@ -344,6 +377,8 @@ final class UpstreamConnection: TransportDelegate {
 
     private func fail(_ failure: UpstreamFailure, retryable: Bool) {
         responseDone = true
+        bodyPending = false
+        onDrained = nil
         pool.busy.removeValue(forKey: ObjectIdentifier(self))
         let handler = self.handler
         self.handler = nil
@@ -353,6 +388,8 @@ final class UpstreamConnection: TransportDelegate {
 
     private func failAfterClose(_ failure: UpstreamFailure, retryable: Bool) {
         responseDone = true
+        bodyPending = false
+        onDrained = nil
         pool.busy.removeValue(forKey: ObjectIdentifier(self))
         let handler = self.handler
         self.handler = nil

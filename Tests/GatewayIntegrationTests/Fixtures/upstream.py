@@ -2,11 +2,13 @@
 """A loopback HTTP/1.1 upstream for integration tests: records the raw bytes of every request it receives.
 
 Usage: upstream.py PORT RECORD_FILE [--tls CERT KEY] [--jwks FILE]
-Paths: /big (1 MiB body), /slow (answers after 3 s), /close (closes without answering),
+Paths: /big (1 MiB body), /slow (answers after 3 s), /close (closes without answering), /early (answers
+after the request head without reading the body, then closes),
 /status/NNN (answers NNN), /chunked (chunked response), /.well-known/jwks.json (the file named by --jwks or
 $UPSTREAM_JWKS_FILE, re-read on every request so a test can rotate keys; 404 while it is missing);
 anything else echoes method and path as JSON.
 """
+import hashlib
 import json
 import os
 import signal
@@ -50,6 +52,8 @@ def read_request(conn, buf: bytes):
         buf += data
     head, rest = buf.split(b"\r\n\r\n", 1)
     lines = head.split(b"\r\n")
+    if lines[0].split(b" ")[1].startswith(b"/early"):
+        return (head + b"\r\n\r\n", lines[0].decode(), b""), b""
     length = 0
     for line in lines[1:]:
         name, _, value = line.partition(b":")
@@ -89,6 +93,9 @@ def serve(conn):
                 respond(conn, 200, b"{}")
             elif path == "/close":
                 return
+            elif path.startswith("/early"):
+                respond(conn, 200, b'{"early":true}', b"Connection: close\r\n")
+                return
             elif path.startswith("/status/"):
                 respond(conn, int(path.split("/")[2]), b'{"status":"set"}')
             elif path == "/.well-known/jwks.json" and jwks_path:
@@ -103,7 +110,14 @@ def serve(conn):
                     b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
                 )
             else:
-                payload = json.dumps({"method": method, "path": path, "body_length": len(body)}).encode()
+                payload = json.dumps(
+                    {
+                        "method": method,
+                        "path": path,
+                        "body_length": len(body),
+                        "body_sha256": hashlib.sha256(body).hexdigest(),
+                    }
+                ).encode()
                 respond(conn, 200, payload)
     except (ConnectionError, ssl.SSLError, OSError):
         return
