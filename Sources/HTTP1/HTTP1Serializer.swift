@@ -163,12 +163,12 @@ public enum HTTP1Serializer {
     }
 }
 
-/// Builds a request head piece by piece, with the checks of `HTTP1Serializer.writeRequestHead`: for a proxy that
-/// writes the upstream request straight from the client's fields instead of building another field list first.
-public struct HTTP1RequestHeadBuilder {
+/// Builds a request or response head piece by piece, with the checks of `HTTP1Serializer`: for a proxy that writes
+/// a message straight from the other side's fields instead of building another field list first.
+public struct HTTP1HeadBuilder {
     public private(set) var bytes: [UInt8] = []
 
-    /// `capacity`: the expected size in bytes, so the buffer grows once.
+    /// A request head (`method SP target SP HTTP/1.1`); `capacity` is the expected size, so the buffer grows once.
     public init(method: String, target: String, capacity: Int) throws(HTTP1SerializationError) {
         bytes.reserveCapacity(capacity)
         try HTTP1Serializer.append(method, checking: isToken, "invalid method", to: &bytes)
@@ -176,6 +176,22 @@ public struct HTTP1RequestHeadBuilder {
         try HTTP1Serializer.append(
             target, checking: HTTP1Serializer.isValidTarget, "invalid request target", to: &bytes)
         bytes.append(contentsOf: " HTTP/1.1\r\n".utf8)
+    }
+
+    /// A response head (`HTTP/1.x SP status SP reason`).
+    public init(
+        status: Int, reason: String, version: HTTPVersion = .http1_1, capacity: Int
+    ) throws(HTTP1SerializationError) {
+        guard (100...599).contains(status) else { throw HTTP1SerializationError(reason: "invalid status") }
+        bytes.reserveCapacity(capacity)
+        bytes.append(contentsOf: version == .http1_0 ? "HTTP/1.0 ".utf8 : "HTTP/1.1 ".utf8)
+        bytes.append(UInt8(0x30 + status / 100))
+        bytes.append(UInt8(0x30 + status / 10 % 10))
+        bytes.append(UInt8(0x30 + status % 10))
+        bytes.append(Byte.space)
+        try HTTP1Serializer.append(
+            reason, checking: HTTP1Serializer.isValidFieldValue, "invalid reason phrase", to: &bytes)
+        bytes.append(contentsOf: HTTP1Serializer.crlf)
     }
 
     public mutating func add(_ name: String, _ value: String) throws(HTTP1SerializationError) {

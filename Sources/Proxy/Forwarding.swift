@@ -43,7 +43,7 @@ enum ForwardRewrite {
         let nominated = HopByHop.nominatedFields(in: head.headers)
         var capacity = head.target.utf8.count + 256
         for field in head.headers { capacity += field.name.utf8.count + field.value.utf8.count + 4 }
-        var out = try HTTP1RequestHeadBuilder(method: head.method, target: head.target, capacity: capacity)
+        var out = try HTTP1HeadBuilder(method: head.method, target: head.target, capacity: capacity)
         try out.add("Host", hostHeader)
         var hasRequestID = false
         for field in head.headers

@@ -133,17 +133,15 @@ final class HTTP1ServerConnection: ResponseWriter {
     func writeHead(_ head: ResponseHead, bodyLength: Int?) {
         guard !responseHeadWritten, !transport.closed else { return }
         responseHeadWritten = true
-        var head = head
         current?.status = head.status
-        head.headers.remove(HopByHop.set)
         let bodyAllowed = !HTTPStatus.forbidsBody(head.status)
         responseChunked = false
+        var framing: (name: String, value: String)?
         if bodyAllowed {
             if let bodyLength {
-                head.headers.set("Content-Length", String(bodyLength))
+                framing = ("Content-Length", String(bodyLength))
             } else if current?.head.version == .http1_1 {
-                head.headers.remove("Content-Length")
-                head.headers.set("Transfer-Encoding", "chunked")
+                framing = ("Transfer-Encoding", "chunked")
                 responseChunked = !isHEAD
             } else {
                 // An HTTP/1.0 client: the body ends when the connection does.
@@ -152,10 +150,27 @@ final class HTTP1ServerConnection: ResponseWriter {
         }
         // An answer that starts before the request body has all arrived ends the connection (see `end`); say so.
         if streaming?.isOpen == true { keepAlive = false }
-        if !keepAlive { head.headers.set("Connection", "close") }
-        current?.capture?.head(head, nanos: owner.context.clock.nowNanoseconds())
+        // Written straight from the head's fields: hop-by-hop ones dropped, the framing and Connection set here.
+        let replacesLength = framing != nil
+        func passes(_ name: String) -> Bool {
+            !HopByHop.set.contains(name)
+                && !(replacesLength && name.utf8.count == 14 && name.asciiCaseInsensitiveEquals("Content-Length"))
+        }
         do {
-            transport.write(try HTTP1Serializer.responseHead(head))
+            var capacity = 96 + head.reason.utf8.count
+            for field in head.headers { capacity += field.name.utf8.count + field.value.utf8.count + 4 }
+            var out = try HTTP1HeadBuilder(status: head.status, reason: head.reason, capacity: capacity)
+            for field in head.headers where passes(field.name) { try out.add(field.name, field.value) }
+            if let framing { try out.add(framing.name, framing.value) }
+            if !keepAlive { try out.add("Connection", "close") }
+            if let capture = current?.capture {
+                var written = ResponseHead(status: head.status, reason: head.reason)
+                for field in head.headers where passes(field.name) { written.headers.add(field.name, field.value) }
+                if let framing { written.headers.add(framing.name, framing.value) }
+                if !keepAlive { written.headers.add("Connection", "close") }
+                capture.head(written, nanos: owner.context.clock.nowNanoseconds())
+            }
+            transport.write(out.finish())
         } catch {
             // An upstream header we cannot write safely (CR/LF inside): answer 502 instead.
             responseHeadWritten = false
