@@ -171,6 +171,13 @@ extension JSONValue {
         return try parser.parseDocument()
     }
 
+    /// The same parse for bytes already in an array: callers in other modules (token headers and claims) would
+    /// otherwise reach the unspecialized generic entry point, which copies through the collection protocol.
+    public static func parse(_ bytes: [UInt8], maxDepth: Int = 32) throws(JSONParseError) -> JSONValue {
+        var parser = JSONParser(bytes: bytes, maxDepth: maxDepth)
+        return try parser.parseDocument()
+    }
+
     public static func parse(_ text: String, maxDepth: Int = 32) throws(JSONParseError) -> JSONValue {
         try parse(Array(text.utf8), maxDepth: maxDepth)
     }
@@ -290,7 +297,9 @@ struct JSONParser {
 
     mutating func parseNumber() throws(JSONParseError) -> Double {
         let start = i
-        if bytes[i] == UInt8(ascii: "-") { i += 1 }
+        let negative = bytes[i] == UInt8(ascii: "-")
+        if negative { i += 1 }
+        var sawFractionOrExponent = false
         guard i < bytes.count else { throw fail("bad number") }
         if bytes[i] == UInt8(ascii: "0") {
             i += 1
@@ -301,15 +310,24 @@ struct JSONParser {
             throw fail("bad number")
         }
         if i < bytes.count, bytes[i] == UInt8(ascii: ".") {
+            sawFractionOrExponent = true
             i += 1
             guard i < bytes.count, isDigit(bytes[i]) else { throw fail("bad fraction") }
             while i < bytes.count, isDigit(bytes[i]) { i += 1 }
         }
         if i < bytes.count, bytes[i] == UInt8(ascii: "e") || bytes[i] == UInt8(ascii: "E") {
+            sawFractionOrExponent = true
             i += 1
             if i < bytes.count, bytes[i] == UInt8(ascii: "+") || bytes[i] == UInt8(ascii: "-") { i += 1 }
             guard i < bytes.count, isDigit(bytes[i]) else { throw fail("bad exponent") }
             while i < bytes.count, isDigit(bytes[i]) { i += 1 }
+        }
+        // Plain integers of up to 15 digits (NumericDates, counts) are exact in a Double: no text round trip.
+        if !sawFractionOrExponent, i - start - (negative ? 1 : 0) <= 15 {
+            var magnitude: Int64 = 0
+            for k in (negative ? start + 1 : start)..<i { magnitude = magnitude * 10 + Int64(bytes[k] &- 0x30) }
+            // -0 stays -0.0, as the text conversion gives it.
+            return negative ? -Double(magnitude) : Double(magnitude)
         }
         guard i - start <= 64, let value = Double(String(decoding: bytes[start..<i], as: UTF8.self)), value.isFinite
         else { throw fail("bad number") }
@@ -322,11 +340,21 @@ struct JSONParser {
         i += 1
         // Fast path: no escape before the closing quote, so the string is a slice of the input.
         var j = i
+        var ascii = true
         while j < bytes.count, bytes[j] != UInt8(ascii: "\""), bytes[j] != UInt8(ascii: "\\"), bytes[j] >= 0x20 {
+            if bytes[j] >= 0x80 { ascii = false }
             j += 1
         }
         if j < bytes.count, bytes[j] == UInt8(ascii: "\"") {
-            guard let s = String(validating: bytes[i..<j], as: UTF8.self) else { throw fail("invalid UTF-8") }
+            // ASCII is valid UTF-8 as it stands, so it needs no validation (the generic validating initializer is
+            // the costly part of parsing a token's claims); anything else is validated, never repaired.
+            let s: String
+            if ascii {
+                s = String(decoding: bytes[i..<j], as: UTF8.self)
+            } else {
+                guard let valid = String(validating: bytes[i..<j], as: UTF8.self) else { throw fail("invalid UTF-8") }
+                s = valid
+            }
             i = j + 1
             return s
         }

@@ -56,11 +56,23 @@ public struct ClaimsChecker: Sendable {
     public let canonicalDomain: String
     public let customDomains: [String]
     public let settings: GatewayConfig.Tokens
+    /// Each tenant domain with the exact `iss` and `aud` entry its tokens carry, canonical first: built once so
+    /// that a check compares strings instead of formatting them.
+    private let expectations: [DomainExpectation]
+
+    private struct DomainExpectation: Sendable {
+        let domain: String
+        let issuer: String
+        let audience: String
+    }
 
     public init(canonicalDomain: String, customDomains: [String], settings: GatewayConfig.Tokens) {
         self.canonicalDomain = canonicalDomain
         self.customDomains = customDomains
         self.settings = settings
+        self.expectations = ([canonicalDomain] + customDomains).map {
+            DomainExpectation(domain: $0, issuer: "https://\($0)/", audience: "https://\($0)/my-org/")
+        }
     }
 
     public init(config: GatewayConfig) {
@@ -69,12 +81,55 @@ public struct ClaimsChecker: Sendable {
             settings: config.tokens)
     }
 
-    var domains: [String] { [canonicalDomain] + customDomains }
+    var domains: [String] { expectations.map(\.domain) }
 
     public func check(_ token: VerifiedToken, domain: String, clock: some WallClock) throws(TenantError)
         -> TokenContext
     {
         try check(claims: token.claims, header: token.header, domain: domain, nowNanoseconds: clock.nowNanoseconds())
+    }
+
+    /// The claims this checker reads, taken from the object in one pass (the first member of each name, as
+    /// `JSONValue`'s subscript would give).
+    private struct Claims {
+        var iss: JSONValue?
+        var aud: JSONValue?
+        var exp: JSONValue?
+        var iat: JSONValue?
+        var nbf: JSONValue?
+        var sub: JSONValue?
+        var orgID: JSONValue?
+        var azp: JSONValue?
+        var clientID: JSONValue?
+        var scope: JSONValue?
+        var gty: JSONValue?
+        var amr: JSONValue?
+        var orgName: JSONValue?
+        var acr: JSONValue?
+        var jti: JSONValue?
+
+        init(_ members: [(String, JSONValue)]) {
+            for (name, value) in members {
+                switch name {
+                case "iss": if iss == nil { iss = value }
+                case "aud": if aud == nil { aud = value }
+                case "exp": if exp == nil { exp = value }
+                case "iat": if iat == nil { iat = value }
+                case "nbf": if nbf == nil { nbf = value }
+                case "sub": if sub == nil { sub = value }
+                case "org_id": if orgID == nil { orgID = value }
+                case "azp": if azp == nil { azp = value }
+                case "client_id": if clientID == nil { clientID = value }
+                case "scope": if scope == nil { scope = value }
+                case "gty": if gty == nil { gty = value }
+                case "amr": if amr == nil { amr = value }
+                case "org_name": if orgName == nil { orgName = value }
+                case "acr": if acr == nil { acr = value }
+                case "jti": if jti == nil { jti = value }
+                default: break
+                }
+            }
+        }
     }
 
     /// - Parameters:
@@ -83,24 +138,27 @@ public struct ClaimsChecker: Sendable {
     public func check(claims: JSONValue, header: JSONValue? = nil, domain: String, nowNanoseconds: Int64)
         throws(TenantError) -> TokenContext
     {
-        guard domains.contains(domain) else {
+        guard let expected = expectations.first(where: { $0.domain == domain }) else {
             throw .gateway(status: 421, detail: "This gateway does not serve the domain the request was sent to.")
         }
-        guard case .object = claims else { throw Self.invalid("The access token's claims are not a JSON object.") }
+        guard case .object(let members) = claims else {
+            throw Self.invalid("The access token's claims are not a JSON object.")
+        }
         if let typ = header?["typ"] {
             let value = typ.stringValue?.asciiLowercased
             guard value == "jwt" || value == "at+jwt" || value == "application/at+jwt" else {
                 throw Self.invalid("The token's type (typ) is not an access token's (JWT or at+jwt).")
             }
         }
-        try checkIssuerAndAudience(claims, domain: domain)
+        let claims = Claims(members)
+        try checkIssuerAndAudience(claims, expected: expected)
 
         let now = Double(nowNanoseconds) / 1e9
         let leeway = Double(settings.leewayS)
-        let exp = try numericDate(claims, "exp", required: true)!
-        let iat = try numericDate(claims, "iat", required: true)!
+        let exp = try numericDate(claims.exp, "exp", required: true)!
+        let iat = try numericDate(claims.iat, "iat", required: true)!
         if now >= exp + leeway { throw Self.invalid("The access token has expired.") }
-        if let nbf = try numericDate(claims, "nbf", required: false), nbf > now + leeway {
+        if let nbf = try numericDate(claims.nbf, "nbf", required: false), nbf > now + leeway {
             throw Self.invalid("The access token is not valid yet (nbf is in the future).")
         }
         if iat > now + leeway { throw Self.invalid("The access token was issued in the future (iat); check clocks.") }
@@ -111,10 +169,10 @@ public struct ClaimsChecker: Sendable {
                     + "the most this API's tokens have.")
         }
 
-        let subject = try requiredString(claims, "sub", what: "subject (sub)")
-        let orgID = try requiredString(claims, "org_id", what: "organization (org_id)")
-        let azp = try optionalString(claims, "azp")
-        let clientIDClaim = try optionalString(claims, "client_id")
+        let subject = try requiredString(claims.sub, "sub", what: "subject (sub)")
+        let orgID = try requiredString(claims.orgID, "org_id", what: "organization (org_id)")
+        let azp = try optionalString(claims.azp, "azp")
+        let clientIDClaim = try optionalString(claims.clientID, "client_id")
         if let azp, let clientIDClaim, azp != clientIDClaim {
             throw Self.invalid("The access token names two different clients (azp and client_id).")
         }
@@ -122,57 +180,78 @@ public struct ClaimsChecker: Sendable {
             throw Self.invalid("The access token names no client (azp or client_id).")
         }
         var scopes = Set<String>()
-        if let scope = claims["scope"] {
+        if let scope = claims.scope {
             guard let text = scope.stringValue else {
                 throw Self.invalid("The access token's scope claim must be a space-separated string.")
             }
-            for piece in text.split(separator: " ") { scopes.insert(String(piece)) }
+            Self.insertScopes(of: text, into: &scopes)
         }
-        let gty = try optionalString(claims, "gty")
+        let gty = try optionalString(claims.gty, "gty")
         var amr: [String] = []
-        if let value = claims["amr"] {
+        if let value = claims.amr {
             guard let items = value.arrayValue, let strings = Optional(items.compactMap(\.stringValue)),
                 strings.count == items.count
             else { throw Self.invalid("The access token's amr claim must be an array of strings.") }
             amr = strings
         }
         return TokenContext(
-            subject: subject, clientID: clientID, orgID: orgID, orgName: try optionalString(claims, "org_name"),
+            subject: subject, clientID: clientID, orgID: orgID, orgName: try optionalString(claims.orgName, "org_name"),
             scopes: scopes, isClientCredentials: gty == "client-credentials" || subject.hasSuffix("@clients"),
-            amr: amr, acr: try optionalString(claims, "acr"), expiresAt: Int64(exp.rounded(.down)),
-            issuedAt: Int64(iat.rounded(.down)), tokenID: try optionalString(claims, "jti"), domain: domain)
+            amr: amr, acr: try optionalString(claims.acr, "acr"), expiresAt: Int64(exp.rounded(.down)),
+            issuedAt: Int64(iat.rounded(.down)), tokenID: try optionalString(claims.jti, "jti"), domain: domain)
     }
 
-    private func checkIssuerAndAudience(_ claims: JSONValue, domain: String) throws(TenantError) {
-        let others = domains.filter { $0 != domain }
-        guard let iss = claims["iss"]?.stringValue else {
+    /// The space-separated scope tokens of `text`, empty pieces dropped.
+    private static func insertScopes(of text: String, into scopes: inout Set<String>) {
+        // For ASCII text, bytes and characters split alike; otherwise a space followed by a combining mark is
+        // one character, not a separator, and only the character split says so.
+        guard text.utf8.allSatisfy({ $0 < 0x80 }) else {
+            for piece in text.split(separator: " ") { scopes.insert(String(piece)) }
+            return
+        }
+        for piece in text.utf8.split(separator: UInt8(ascii: " ")) {
+            scopes.insert(String(Substring(piece)))
+        }
+    }
+
+    private func checkIssuerAndAudience(_ claims: Claims, expected: DomainExpectation) throws(TenantError) {
+        let domain = expected.domain
+        guard let iss = claims.iss?.stringValue else {
             throw Self.invalid("The access token has no issuer (iss).")
         }
-        if iss != "https://\(domain)/" {
-            if let other = others.first(where: { iss == "https://\($0)/" }) {
-                throw Self.domainMismatch(tokenDomain: other, requestDomain: domain)
+        if iss != expected.issuer {
+            if let other = expectations.first(where: { $0.domain != domain && iss == $0.issuer }) {
+                throw Self.domainMismatch(tokenDomain: other.domain, requestDomain: domain)
             }
             throw Self.invalid("The access token's issuer is not https://\(domain)/, the domain this request used.")
         }
-        let audiences: [String]
-        switch claims["aud"] {
-        case .string(let s)?: audiences = [s]
+        let single: String?
+        let list: [JSONValue]
+        switch claims.aud {
+        case .string(let s)?:
+            single = s
+            list = []
         case .array(let items)?:
-            audiences = items.compactMap(\.stringValue)
-            guard audiences.count == items.count else {
+            guard items.allSatisfy({ $0.stringValue != nil }) else {
                 throw Self.invalid("The access token's audience (aud) must be a string or an array of strings.")
             }
+            single = nil
+            list = items
         default: throw Self.invalid("The access token has no audience (aud).")
         }
-        if audiences.contains("https://\(domain)/my-org/") { return }
-        if let other = others.first(where: { audiences.contains("https://\($0)/my-org/") }) {
-            throw Self.domainMismatch(tokenDomain: other, requestDomain: domain)
+        func names(_ audience: String) -> Bool {
+            if let single { return single == audience }
+            return list.contains { $0.stringValue == audience }
+        }
+        if names(expected.audience) { return }
+        if let other = expectations.first(where: { $0.domain != domain && names($0.audience) }) {
+            throw Self.domainMismatch(tokenDomain: other.domain, requestDomain: domain)
         }
         throw Self.invalid("The access token's audience does not include https://\(domain)/my-org/.")
     }
 
-    private func numericDate(_ claims: JSONValue, _ name: String, required: Bool) throws(TenantError) -> Double? {
-        guard let value = claims[name] else {
+    private func numericDate(_ value: JSONValue?, _ name: String, required: Bool) throws(TenantError) -> Double? {
+        guard let value else {
             if required { throw Self.invalid("The access token has no \(name) claim.") }
             return nil
         }
@@ -182,16 +261,16 @@ public struct ClaimsChecker: Sendable {
         return number
     }
 
-    private func optionalString(_ claims: JSONValue, _ name: String) throws(TenantError) -> String? {
-        guard let value = claims[name] else { return nil }
+    private func optionalString(_ value: JSONValue?, _ name: String) throws(TenantError) -> String? {
+        guard let value else { return nil }
         guard let text = value.stringValue else {
             throw Self.invalid("The access token's \(name) claim must be a string.")
         }
         return text
     }
 
-    private func requiredString(_ claims: JSONValue, _ name: String, what: String) throws(TenantError) -> String {
-        guard let text = try optionalString(claims, name), !text.isEmpty else {
+    private func requiredString(_ value: JSONValue?, _ name: String, what: String) throws(TenantError) -> String {
+        guard let text = try optionalString(value, name), !text.isEmpty else {
             throw Self.invalid("The access token has no \(what).")
         }
         guard text.utf8.count <= 1024, !text.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {

@@ -39,9 +39,14 @@ public struct TokenVerifier: Sendable {
     }
 
     public let configuration: Configuration
+    /// The algorithms a token may name and this module verifies, with `none` and `HS*` removed: computed once,
+    /// so that the check on every token is a comparison rather than two set lookups.
+    private let acceptedAlgorithms: [String]
 
     public init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
+        self.acceptedAlgorithms = configuration.allowedAlgorithms.intersection(Self.implementedAlgorithms)
+            .filter { !Self.isAlwaysRefused($0) }.sorted()
     }
 
     /// The algorithms this module can verify.
@@ -57,19 +62,33 @@ public struct TokenVerifier: Sendable {
         return compact.withUTF8 { verify(buffer: $0, keys: keys).map(\.token) }
     }
 
-    /// A verified token with the key that verified it (the cache ties its entries to that key).
+    /// A verified token with the key that verified it (the cache ties its entries to that key) and its `kid`.
     struct Verification {
         var token: VerifiedToken
         var key: RSAPublicKey
+        var kid: String
+    }
+
+    /// A compact JWS cut at its two dots: views into the caller's buffer, valid only while that buffer is.
+    struct CompactParts {
+        var header: UnsafeBufferPointer<UInt8>
+        var payload: UnsafeBufferPointer<UInt8>
+        var signature: UnsafeBufferPointer<UInt8>
+        /// `header.payload` exactly as received: the bytes the signature covers.
+        var signingInput: UnsafeRawBufferPointer
     }
 
     func verify(buffer: UnsafeBufferPointer<UInt8>, keys: JWKSKeySet) -> Result<Verification, TokenRejection> {
-        func reject(_ kind: TokenRejection.Kind, _ detail: String) -> Result<Verification, TokenRejection> {
-            .failure(TokenRejection(kind, detail))
+        switch split(buffer) {
+        case .failure(let rejection): return .failure(rejection)
+        case .success(let parts): return verify(parts: parts, keys: keys, signingInputDigest: nil, contexts: nil)
         }
+    }
 
+    /// Rule 1 and the shape half of rule 2: the size, exactly two dots, three non-empty parts.
+    func split(_ buffer: UnsafeBufferPointer<UInt8>) -> Result<CompactParts, TokenRejection> {
         guard buffer.count <= configuration.maxTokenBytes else {
-            return reject(.tooLarge, "token larger than \(configuration.maxTokenBytes) bytes")
+            return .failure(TokenRejection(.tooLarge, "token larger than \(configuration.maxTokenBytes) bytes"))
         }
         var dots = (first: -1, second: -1, count: 0)
         for i in 0..<buffer.count where buffer[i] == UInt8(ascii: ".") {
@@ -77,24 +96,41 @@ public struct TokenVerifier: Sendable {
             if dots.count == 1 { dots.first = i } else if dots.count == 2 { dots.second = i } else { break }
         }
         guard dots.count == 2 else {
-            return reject(.malformed, "expected three base64url parts separated by two dots")
+            return .failure(TokenRejection(.malformed, "expected three base64url parts separated by two dots"))
         }
         let (firstDot, secondDot) = (dots.first, dots.second)
-        let headerPart = UnsafeBufferPointer(rebasing: buffer[..<firstDot])
-        let payloadPart = UnsafeBufferPointer(rebasing: buffer[(firstDot + 1)..<secondDot])
-        let signaturePart = UnsafeBufferPointer(rebasing: buffer[(secondDot + 1)...])
-        guard !headerPart.isEmpty else { return reject(.malformed, "empty header") }
-        guard !payloadPart.isEmpty else { return reject(.malformed, "empty payload") }
-        guard !signaturePart.isEmpty else { return reject(.malformed, "empty signature") }
+        let parts = CompactParts(
+            header: UnsafeBufferPointer(rebasing: buffer[..<firstDot]),
+            payload: UnsafeBufferPointer(rebasing: buffer[(firstDot + 1)..<secondDot]),
+            signature: UnsafeBufferPointer(rebasing: buffer[(secondDot + 1)...]),
+            signingInput: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[..<secondDot]))
+        guard !parts.header.isEmpty else { return .failure(TokenRejection(.malformed, "empty header")) }
+        guard !parts.payload.isEmpty else { return .failure(TokenRejection(.malformed, "empty payload")) }
+        guard !parts.signature.isEmpty else { return .failure(TokenRejection(.malformed, "empty signature")) }
+        return .success(parts)
+    }
+
+    /// Rules 2 (base64url) to 8 on a split token.
+    ///
+    /// - Parameters:
+    ///   - signingInputDigest: SHA-256 of `parts.signingInput` when the caller computed it already (the cache
+    ///     keys its entries by it), so that it is not computed twice.
+    ///   - contexts: the caller's reusable RS256 contexts; without them the call makes a temporary one.
+    func verify(
+        parts: CompactParts, keys: JWKSKeySet, signingInputDigest: SHA256Digest?, contexts: RS256VerifyContexts?
+    ) -> Result<Verification, TokenRejection> {
+        func reject(_ kind: TokenRejection.Kind, _ detail: String) -> Result<Verification, TokenRejection> {
+            .failure(TokenRejection(kind, detail))
+        }
 
         // Every part is checked for syntax before any RSA work, so a malformed token costs microseconds.
-        guard let headerBytes = Base64Codec.decode(buffer: headerPart, alphabet: .url) else {
+        guard let headerBytes = Base64Codec.decode(buffer: parts.header, alphabet: .url) else {
             return reject(.malformed, "header is not base64url")
         }
-        guard let payloadBytes = Base64Codec.decode(buffer: payloadPart, alphabet: .url) else {
+        guard let payloadBytes = Base64Codec.decode(buffer: parts.payload, alphabet: .url) else {
             return reject(.malformed, "payload is not base64url")
         }
-        guard let signature = Base64Codec.decode(buffer: signaturePart, alphabet: .url) else {
+        guard let signature = Base64Codec.decode(buffer: parts.signature, alphabet: .url) else {
             return reject(.malformed, "signature is not base64url")
         }
 
@@ -124,9 +160,10 @@ public struct TokenVerifier: Sendable {
         }
 
         guard let alg = alg?.stringValue else { return reject(.algorithm, "alg missing or not a string") }
-        guard !Self.isAlwaysRefused(alg), configuration.allowedAlgorithms.contains(alg),
-            Self.implementedAlgorithms.contains(alg)
-        else { return reject(.algorithm, "unsupported alg '\(Self.sanitized(alg))'") }
+        // `acceptedAlgorithms` is the allow-list intersected with the implemented set, minus `none` and `HS*`.
+        guard acceptedAlgorithms.contains(alg) else {
+            return reject(.algorithm, "unsupported alg '\(Self.sanitized(alg))'")
+        }
 
         if let keyParameter { return reject(.header, "header parameter '\(keyParameter)' is not accepted") }
         if hasCrit { return reject(.header, "crit header parameter is not supported") }
@@ -142,8 +179,10 @@ public struct TokenVerifier: Sendable {
         guard !keys.isEmpty else { return reject(.noKeys, "no verification keys") }
         guard let key = keys[kid] else { return reject(.unknownKey, "unknown key id") }
 
-        let signingInput = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[..<secondDot])
-        let valid = signature.withUnsafeBytes { key.verifyRS256(signature: $0, message: signingInput) }
+        let digest = signingInputDigest ?? SHA256Digest(parts.signingInput)
+        let context = contexts?.context(for: key) ?? RS256VerifyContext(key: key)
+        guard let context else { return reject(.signature, "signature check unavailable") }
+        let valid = signature.withUnsafeBytes { context.verify(signature: $0, digest: digest) }
         guard valid else { return reject(.signature, "bad signature") }
 
         // Parsed only once authenticated: the tenant wrote these bytes.
@@ -154,7 +193,7 @@ public struct TokenVerifier: Sendable {
             return reject(.malformed, "claims are not valid JSON: \(Self.sanitized(error.reason))")
         }
         guard case .object = claims else { return reject(.malformed, "claims are not a JSON object") }
-        return .success(Verification(token: VerifiedToken(header: header, claims: claims), key: key))
+        return .success(Verification(token: VerifiedToken(header: header, claims: claims), key: key, kid: kid))
     }
 
     /// `none` (RFC 7518 §3.6) in any casing, and every `HS*` algorithm in any casing: with a public verification
@@ -173,9 +212,34 @@ public struct TokenVerifier: Sendable {
 
     /// `typ` names `application/jwt` or `application/at+jwt` (RFC 9068 §2.1), prefix optional, any casing.
     static func isAcceptedType(_ typ: String) -> Bool {
-        var lower = typ.lowercased()
-        if lower.hasPrefix("application/") { lower.removeFirst("application/".count) }
-        return lower == "jwt" || lower == "at+jwt"
+        // ASCII case folding gives the same answer as `lowercased()` here: no non-ASCII character lowercases to
+        // a letter of these names, and every other non-ASCII byte simply fails the comparison.
+        var typ = typ
+        return typ.withUTF8 { bytes in
+            var rest = bytes[...]
+            if asciiCaseInsensitiveHasPrefix(rest, "application/") { rest = rest.dropFirst("application/".utf8.count) }
+            return asciiCaseInsensitiveEquals(rest, "jwt") || asciiCaseInsensitiveEquals(rest, "at+jwt")
+        }
+    }
+
+    private static func asciiCaseInsensitiveHasPrefix(_ bytes: Slice<UnsafeBufferPointer<UInt8>>, _ lower: StaticString)
+        -> Bool
+    {
+        guard bytes.count >= lower.utf8CodeUnitCount else { return false }
+        return asciiCaseInsensitiveEquals(bytes.prefix(lower.utf8CodeUnitCount), lower)
+    }
+
+    /// `lower` is lower-case ASCII; only `A`-`Z` in `bytes` are folded.
+    private static func asciiCaseInsensitiveEquals(_ bytes: Slice<UnsafeBufferPointer<UInt8>>, _ lower: StaticString)
+        -> Bool
+    {
+        guard bytes.count == lower.utf8CodeUnitCount else { return false }
+        let expected = UnsafeBufferPointer(start: lower.utf8Start, count: lower.utf8CodeUnitCount)
+        for (byte, want) in zip(bytes, expected) {
+            let folded = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+            guard folded == want else { return false }
+        }
+        return true
     }
 
     /// A header value fit for a rejection detail: printable ASCII only, at most 32 characters.
