@@ -110,25 +110,59 @@ public struct ClaimsChecker: Sendable {
 
         init(_ members: [(String, JSONValue)]) {
             for (name, value) in members {
-                switch name {
-                case "iss": if iss == nil { iss = value }
-                case "aud": if aud == nil { aud = value }
-                case "exp": if exp == nil { exp = value }
-                case "iat": if iat == nil { iat = value }
-                case "nbf": if nbf == nil { nbf = value }
-                case "sub": if sub == nil { sub = value }
-                case "org_id": if orgID == nil { orgID = value }
-                case "azp": if azp == nil { azp = value }
-                case "client_id": if clientID == nil { clientID = value }
-                case "scope": if scope == nil { scope = value }
-                case "gty": if gty == nil { gty = value }
-                case "amr": if amr == nil { amr = value }
-                case "org_name": if orgName == nil { orgName = value }
-                case "acr": if acr == nil { acr = value }
-                case "jti": if jti == nil { jti = value }
+                // A `switch` over strings compares the name with each case in turn; names of up to 8 bytes are
+                // compared as integers instead, and the one longer name by itself.
+                switch Self.packed(name) {
+                case Names.iss: if iss == nil { iss = value }
+                case Names.aud: if aud == nil { aud = value }
+                case Names.exp: if exp == nil { exp = value }
+                case Names.iat: if iat == nil { iat = value }
+                case Names.nbf: if nbf == nil { nbf = value }
+                case Names.sub: if sub == nil { sub = value }
+                case Names.orgID: if orgID == nil { orgID = value }
+                case Names.azp: if azp == nil { azp = value }
+                case Names.scope: if scope == nil { scope = value }
+                case Names.gty: if gty == nil { gty = value }
+                case Names.amr: if amr == nil { amr = value }
+                case Names.orgName: if orgName == nil { orgName = value }
+                case Names.acr: if acr == nil { acr = value }
+                case Names.jti: if jti == nil { jti = value }
+                case 0: if name == "client_id", clientID == nil { clientID = value }
                 default: break
                 }
             }
+        }
+
+        /// The name's bytes as a little-endian integer when it has 1 to 8 of them and none is zero, else 0.
+        /// Without zero bytes, distinct names give distinct integers: `"iss\u{0}"` must not pack like `"iss"`.
+        static func packed(_ name: String) -> UInt64 {
+            let utf8 = name.utf8
+            guard utf8.count <= 8 else { return 0 }
+            var value: UInt64 = 0
+            var shift: UInt64 = 0
+            for byte in utf8 {
+                guard byte != 0 else { return 0 }
+                value |= UInt64(byte) << shift
+                shift += 8
+            }
+            return value
+        }
+
+        enum Names {
+            static let iss = packed("iss")
+            static let aud = packed("aud")
+            static let exp = packed("exp")
+            static let iat = packed("iat")
+            static let nbf = packed("nbf")
+            static let sub = packed("sub")
+            static let orgID = packed("org_id")
+            static let azp = packed("azp")
+            static let scope = packed("scope")
+            static let gty = packed("gty")
+            static let amr = packed("amr")
+            static let orgName = packed("org_name")
+            static let acr = packed("acr")
+            static let jti = packed("jti")
         }
     }
 
@@ -145,8 +179,11 @@ public struct ClaimsChecker: Sendable {
             throw Self.invalid("The access token's claims are not a JSON object.")
         }
         if let typ = header?["typ"] {
-            let value = typ.stringValue?.asciiLowercased
-            guard value == "jwt" || value == "at+jwt" || value == "application/at+jwt" else {
+            let value = typ.stringValue ?? ""
+            guard
+                value.asciiCaseInsensitiveEquals("jwt") || value.asciiCaseInsensitiveEquals("at+jwt")
+                    || value.asciiCaseInsensitiveEquals("application/at+jwt")
+            else {
                 throw Self.invalid("The token's type (typ) is not an access token's (JWT or at+jwt).")
             }
         }
@@ -205,12 +242,20 @@ public struct ClaimsChecker: Sendable {
     private static func insertScopes(of text: String, into scopes: inout Set<String>) {
         // For ASCII text, bytes and characters split alike; otherwise a space followed by a combining mark is
         // one character, not a separator, and only the character split says so.
-        guard text.utf8.allSatisfy({ $0 < 0x80 }) else {
-            for piece in text.split(separator: " ") { scopes.insert(String(piece)) }
-            return
+        var text = text
+        let done = text.withUTF8 { bytes -> Bool in
+            guard !bytes.contains(where: { $0 >= 0x80 }) else { return false }
+            var start = 0
+            for end in 0...bytes.count where end == bytes.count || bytes[end] == UInt8(ascii: " ") {
+                if end > start {
+                    scopes.insert(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self))
+                }
+                start = end + 1
+            }
+            return true
         }
-        for piece in text.utf8.split(separator: UInt8(ascii: " ")) {
-            scopes.insert(String(Substring(piece)))
+        if !done {
+            for piece in text.split(separator: " ") { scopes.insert(String(piece)) }
         }
     }
 

@@ -287,6 +287,32 @@ struct TokenVerifierTests {
                 == .failure(TokenRejection(.tooLarge, "token larger than \(token.utf8.count - 1) bytes")))
     }
 
+    @Test("the word-at-a-time dot scan finds what a byte scan finds, for dots at every offset")
+    func dotScan() {
+        let verifier = TokenVerifier()
+        // A deterministic spread of lengths and dot positions, across and at the edges of 8-byte words.
+        var state: UInt32 = 12345
+        for length in 0...40 {
+            for _ in 0..<60 {
+                var bytes = [UInt8](repeating: UInt8(ascii: "a"), count: length)
+                for i in bytes.indices {
+                    state = state &* 1_103_515_245 &+ 12345
+                    if state >> 28 == 0 { bytes[i] = UInt8(ascii: ".") }
+                }
+                let dots = bytes.indices.filter { bytes[$0] == UInt8(ascii: ".") }
+                let result = bytes.withUnsafeBufferPointer { buffer -> [Int]? in
+                    guard case .success(let parts) = verifier.split(buffer) else { return nil }
+                    return [parts.header.count, parts.payload.count, parts.signature.count]
+                }
+                if dots.count == 2, dots[0] > 0, dots[1] > dots[0] + 1, dots[1] < length - 1 {
+                    #expect(result == [dots[0], dots[1] - dots[0] - 1, length - dots[1] - 1])
+                } else {
+                    #expect(result == nil)
+                }
+            }
+        }
+    }
+
     @Test("an empty key set answers noKeys")
     func noKeys() {
         let result = TokenVerifier().verify(Forge.valid, keys: JWKSKeySet(keys: []))
