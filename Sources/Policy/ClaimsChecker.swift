@@ -91,7 +91,7 @@ public struct ClaimsChecker: Sendable {
 
     /// The claims this checker reads, taken from the object in one pass (the first member of each name, as
     /// `JSONValue`'s subscript would give).
-    private struct Claims {
+    struct Claims {
         var iss: JSONValue?
         var aud: JSONValue?
         var exp: JSONValue?
@@ -136,33 +136,41 @@ public struct ClaimsChecker: Sendable {
         /// The name's bytes as a little-endian integer when it has 1 to 8 of them and none is zero, else 0.
         /// Without zero bytes, distinct names give distinct integers: `"iss\u{0}"` must not pack like `"iss"`.
         static func packed(_ name: String) -> UInt64 {
-            let utf8 = name.utf8
-            guard utf8.count <= 8 else { return 0 }
-            var value: UInt64 = 0
-            var shift: UInt64 = 0
-            for byte in utf8 {
-                guard byte != 0 else { return 0 }
-                value |= UInt64(byte) << shift
-                shift += 8
+            guard name.utf8.count <= 8 else { return 0 }
+            var name = name
+            // A name of at most 8 bytes is a small string: `withUTF8` hands its bytes over from the stack.
+            return name.withUTF8 { bytes in
+                var value: UInt64 = 0
+                for (i, byte) in bytes.enumerated() {
+                    guard byte != 0 else { return 0 }
+                    value |= UInt64(byte) << UInt64(8 * i)
+                }
+                return value
             }
-            return value
         }
 
+        /// `packed` of each name, as literals so that the `switch` compares integers (a test checks them).
         enum Names {
-            static let iss = packed("iss")
-            static let aud = packed("aud")
-            static let exp = packed("exp")
-            static let iat = packed("iat")
-            static let nbf = packed("nbf")
-            static let sub = packed("sub")
-            static let orgID = packed("org_id")
-            static let azp = packed("azp")
-            static let scope = packed("scope")
-            static let gty = packed("gty")
-            static let amr = packed("amr")
-            static let orgName = packed("org_name")
-            static let acr = packed("acr")
-            static let jti = packed("jti")
+            static let iss: UInt64 = 0x73_7369
+            static let aud: UInt64 = 0x64_7561
+            static let exp: UInt64 = 0x70_7865
+            static let iat: UInt64 = 0x74_6169
+            static let nbf: UInt64 = 0x66_626e
+            static let sub: UInt64 = 0x62_7573
+            static let orgID: UInt64 = 0x6469_5f67_726f
+            static let azp: UInt64 = 0x70_7a61
+            static let scope: UInt64 = 0x65_706f_6373
+            static let gty: UInt64 = 0x79_7467
+            static let amr: UInt64 = 0x72_6d61
+            static let orgName: UInt64 = 0x656d_616e_5f67_726f
+            static let acr: UInt64 = 0x72_6361
+            static let jti: UInt64 = 0x69_746a
+
+            static let all: [(String, UInt64)] = [
+                ("iss", iss), ("aud", aud), ("exp", exp), ("iat", iat), ("nbf", nbf), ("sub", sub),
+                ("org_id", orgID), ("azp", azp), ("scope", scope), ("gty", gty), ("amr", amr),
+                ("org_name", orgName), ("acr", acr), ("jti", jti),
+            ]
         }
     }
 

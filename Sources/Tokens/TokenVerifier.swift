@@ -1,3 +1,4 @@
+import COpenSSL
 import GatewayCore
 
 /// Checks a compact JWS access token up to and including its signature (RFC 7515, RFC 7519, RFC 8725).
@@ -131,16 +132,25 @@ public struct TokenVerifier: Sendable {
     ///   - signingInputDigest: SHA-256 of `parts.signingInput` when the caller computed it already (the cache
     ///     keys its entries by it), so that it is not computed twice.
     ///   - contexts: the caller's reusable RS256 contexts; without them the call makes a temporary one.
+    ///   - headers: the caller's memo of the last accepted header, or nil to check every header in full.
     func verify(
-        parts: CompactParts, keys: JWKSKeySet, signingInputDigest: SHA256Digest?, contexts: RS256VerifyContexts?
+        parts: CompactParts, keys: JWKSKeySet, signingInputDigest: SHA256Digest?, contexts: RS256VerifyContexts?,
+        headers: AcceptedHeaderMemo? = nil
     ) -> Result<Verification, TokenRejection> {
         func reject(_ kind: TokenRejection.Kind, _ detail: String) -> Result<Verification, TokenRejection> {
             .failure(TokenRejection(kind, detail))
         }
 
         // Every part is checked for syntax before any RSA work, so a malformed token costs microseconds.
-        guard let headerBytes = Base64Codec.decode(buffer: parts.header, alphabet: .url) else {
-            return reject(.malformed, "header is not base64url")
+        // A header whose text this owner accepted last time (tokens of one tenant share it) was valid base64url
+        // and passed rules 3 to 6 under these algorithms, so its outcome is reused instead of recomputed.
+        let remembered = headers?.accepted(parts.header, algorithms: acceptedAlgorithms)
+        var headerBytes: [UInt8] = []
+        if remembered == nil {
+            guard let decoded = Base64Codec.decode(buffer: parts.header, alphabet: .url) else {
+                return reject(.malformed, "header is not base64url")
+            }
+            headerBytes = decoded
         }
         guard let payloadBytes = Base64Codec.decode(buffer: parts.payload, alphabet: .url) else {
             return reject(.malformed, "payload is not base64url")
@@ -149,6 +159,42 @@ public struct TokenVerifier: Sendable {
             return reject(.malformed, "signature is not base64url")
         }
 
+        let header: JSONValue
+        let kid: String
+        if let remembered {
+            (header, kid) = (remembered.header, remembered.kid)
+        } else {
+            switch checkHeader(headerBytes) {
+            case .failure(let rejection): return .failure(rejection)
+            case .success(let checked): (header, kid) = checked
+            }
+            headers?.remember(parts.header, header: header, kid: kid, algorithms: acceptedAlgorithms)
+        }
+        guard !keys.isEmpty else { return reject(.noKeys, "no verification keys") }
+        guard let key = keys[kid] else { return reject(.unknownKey, "unknown key id") }
+
+        let digest = signingInputDigest ?? SHA256Digest(parts.signingInput)
+        let context = contexts?.context(for: key) ?? RS256VerifyContext(key: key)
+        guard let context else { return reject(.signature, "signature check unavailable") }
+        let valid = signature.withUnsafeBytes { context.verify(signature: $0, digest: digest) }
+        guard valid else { return reject(.signature, "bad signature") }
+
+        // Parsed only once authenticated: the tenant wrote these bytes.
+        let claims: JSONValue
+        do {
+            claims = try JSONValue.parse(payloadBytes)
+        } catch {
+            return reject(.malformed, "claims are not valid JSON: \(Self.sanitized(error.reason))")
+        }
+        guard case .object = claims else { return reject(.malformed, "claims are not a JSON object") }
+        return .success(Verification(token: VerifiedToken(header: header, claims: claims), key: key, kid: kid))
+    }
+
+    /// Rules 3 to 6 up to the key lookup: the header as JSON, its algorithm, parameters, type and key id.
+    func checkHeader(_ headerBytes: [UInt8]) -> Result<(JSONValue, String), TokenRejection> {
+        func reject(_ kind: TokenRejection.Kind, _ detail: String) -> Result<(JSONValue, String), TokenRejection> {
+            .failure(TokenRejection(kind, detail))
+        }
         let header: JSONValue
         do {
             header = try JSONValue.parse(headerBytes)
@@ -191,24 +237,7 @@ public struct TokenVerifier: Sendable {
         guard let kid = kidValue?.stringValue, !kid.isEmpty else {
             return reject(.header, "kid missing or not a string")
         }
-        guard !keys.isEmpty else { return reject(.noKeys, "no verification keys") }
-        guard let key = keys[kid] else { return reject(.unknownKey, "unknown key id") }
-
-        let digest = signingInputDigest ?? SHA256Digest(parts.signingInput)
-        let context = contexts?.context(for: key) ?? RS256VerifyContext(key: key)
-        guard let context else { return reject(.signature, "signature check unavailable") }
-        let valid = signature.withUnsafeBytes { context.verify(signature: $0, digest: digest) }
-        guard valid else { return reject(.signature, "bad signature") }
-
-        // Parsed only once authenticated: the tenant wrote these bytes.
-        let claims: JSONValue
-        do {
-            claims = try JSONValue.parse(payloadBytes)
-        } catch {
-            return reject(.malformed, "claims are not valid JSON: \(Self.sanitized(error.reason))")
-        }
-        guard case .object = claims else { return reject(.malformed, "claims are not a JSON object") }
-        return .success(Verification(token: VerifiedToken(header: header, claims: claims), key: key, kid: kid))
+        return .success((header, kid))
     }
 
     /// `none` (RFC 7518 §3.6) in any casing, and every `HS*` algorithm in any casing: with a public verification
@@ -265,4 +294,38 @@ public struct TokenVerifier: Sendable {
         }
         return value.unicodeScalars.count > 32 ? out + "..." : out
     }
+}
+
+/// The last JWS header an owner accepted, by its exact base64url text: tokens of one tenant share their header
+/// (`alg`, `typ`, `kid`), so a fresh token skips the header's decode, JSON parse and rules.
+///
+/// Only a header that passed rules 2 to 6 (base64url, JSON object, algorithm, no key-carrying or `crit`
+/// parameter, type, key id) under the same accepted algorithms is remembered, and it is reused only for the very
+/// same bytes. The key lookup, which depends on the current key set, is never skipped.
+///
+/// Not Sendable: owned by one loop's cache and used on its queue only.
+final class AcceptedHeaderMemo {
+    private var text: [UInt8] = []
+    private var algorithms: [String] = []
+    private var header: JSONValue = .null
+    private var kid = ""
+
+    /// The remembered outcome when `part` is byte for byte the remembered header text.
+    func accepted(_ part: UnsafeBufferPointer<UInt8>, algorithms: [String]) -> (header: JSONValue, kid: String)? {
+        guard !text.isEmpty, text.count == part.count, self.algorithms == algorithms else { return nil }
+        let same = text.withUnsafeBytes { memcmpEqual($0, UnsafeRawBufferPointer(part)) }
+        return same ? (header, kid) : nil
+    }
+
+    func remember(_ part: UnsafeBufferPointer<UInt8>, header: JSONValue, kid: String, algorithms: [String]) {
+        text = Array(part)
+        self.header = header
+        self.kid = kid
+        self.algorithms = algorithms
+    }
+}
+
+/// Whether two buffers of the same length hold the same bytes.
+func memcmpEqual(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+    a.count == b.count && (a.isEmpty || CRYPTO_memcmp(a.baseAddress, b.baseAddress, a.count) == 0)
 }

@@ -39,6 +39,8 @@ public final class VerifiedTokenCache {
     private let hasher = SHA256Context()
     /// RS256 contexts set up once per key for this loop.
     private let contexts = RS256VerifyContexts()
+    /// The header this loop accepted last, so that fresh tokens of the tenant skip re-checking it.
+    private let headers = AcceptedHeaderMemo()
 
     public init(capacity: Int = 4096) {
         precondition(capacity > 0, "VerifiedTokenCache needs a positive capacity")
@@ -89,7 +91,8 @@ public final class VerifiedTokenCache {
             return .success(token)
         }
         misses += 1
-        let result = verifier.verify(parts: parts, keys: keys, signingInputDigest: digest, contexts: contexts)
+        let result = verifier.verify(
+            parts: parts, keys: keys, signingInputDigest: digest, contexts: contexts, headers: headers)
         guard case .success(let verified) = result else { return result.map(\.token) }
         if let expiry = Self.expiry(of: verified.token), nowNanoseconds < expiry {
             insert(
@@ -107,11 +110,7 @@ public final class VerifiedTokenCache {
         guard let slot = index[digest], let entry = slots[slot] else { return nil }
         // Same signing input; the token is the same only if the signature is too (another signature over the same
         // input is a different token, verified on its own).
-        let sameSignature =
-            entry.signature.count == signature.count
-            && entry.signature.withUnsafeBytes {
-                CRYPTO_memcmp($0.baseAddress, UnsafeRawPointer(signature.baseAddress), signature.count) == 0
-            }
+        let sameSignature = entry.signature.withUnsafeBytes { memcmpEqual($0, UnsafeRawBufferPointer(signature)) }
         guard sameSignature else { return nil }
         let current = keys[entry.kid]
         let sameKey = current.map { $0 === entry.key || $0.thumbprintDigest == entry.key.thumbprintDigest } ?? false

@@ -246,6 +246,17 @@ struct ClaimsCheckerTests {
         } throws: { ($0 as? TenantError)?.detail.contains("names no client") == true }
     }
 
+    @Test("the packed claim names are the names' bytes, and distinct")
+    func packedNames() {
+        for (name, packed) in ClaimsChecker.Claims.Names.all {
+            #expect(ClaimsChecker.Claims.packed(name) == packed, "\(name)")
+        }
+        #expect(Set(ClaimsChecker.Claims.Names.all.map(\.1)).count == ClaimsChecker.Claims.Names.all.count)
+        #expect(ClaimsChecker.Claims.packed("iss\u{0}") == 0)
+        #expect(ClaimsChecker.Claims.packed("client_id") == 0)
+        #expect(ClaimsChecker.Claims.packed("") == 0)
+    }
+
     @Test("a claim given twice (possible only in a hand-built value) is read from its first occurrence")
     func firstOccurrence() throws {
         var claims = try #require(token(canonical, .auth0).claims.objectValue)

@@ -254,6 +254,35 @@ struct TokenVerifierTests {
         }
     }
 
+    @Test("through a warm loop cache (remembered header, reused RS256 context) every attack is refused alike")
+    func attacksThroughCache() {
+        let cache = VerifiedTokenCache()
+        let now: Int64 = 1_800_000_001 * 1_000_000_000
+        let verifier = TokenVerifier()
+        for c in Self.attacks {
+            // A valid token first, so the header memo and the key's context are warm for the attack.
+            _ = cache.verify(Forge.valid, keys: TestKeys.keySet, verifier: verifier, nowNanoseconds: now)
+            let expected = verifier.verify(c.token, keys: TestKeys.keySet)
+            let viaCache = cache.verify(c.token, keys: TestKeys.keySet, verifier: verifier, nowNanoseconds: now)
+            #expect(viaCache == expected, "\(c.name)")
+            guard case .failure = viaCache else {
+                Issue.record("accepted through the cache: \(c.name)")
+                continue
+            }
+        }
+        // The remembered header counts only for the algorithms it was accepted under.
+        let noRS256 = TokenVerifier(configuration: .init(allowedAlgorithms: ["RS384"]))
+        let other = TestKeys.token(claims: TestKeys.claims(subject: "auth0|someone-else"))
+        #expect(
+            cache.verify(other, keys: TestKeys.keySet, verifier: noRS256, nowNanoseconds: now)
+                == .failure(TokenRejection(.algorithm, "unsupported alg 'RS256'")))
+        // A valid token with the remembered header still verifies.
+        #expect(
+            (try? cache.verify(Forge.valid, keys: TestKeys.keySet, verifier: verifier, nowNanoseconds: now).get())
+                != nil)
+        #expect(ERR_peek_error() == 0)
+    }
+
     @Test(
         "valid RS256 tokens verify with any accepted typ",
         arguments: [nil, "JWT", "jwt", "at+jwt", "AT+JWT", "application/at+jwt", "Application/JWT"] as [String?])
