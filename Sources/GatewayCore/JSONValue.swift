@@ -340,28 +340,31 @@ struct JSONParser {
 
     mutating func parseString() throws(JSONParseError) -> String {
         i += 1
-        // Fast path: no escape before the closing quote, so the string is a slice of the input.
-        var j = i
-        var ascii = true
-        while j < bytes.count, bytes[j] != UInt8(ascii: "\""), bytes[j] != UInt8(ascii: "\\"), bytes[j] >= 0x20 {
-            if bytes[j] >= 0x80 { ascii = false }
-            j += 1
-        }
-        if j < bytes.count, bytes[j] == UInt8(ascii: "\"") {
-            // ASCII is valid UTF-8 as it stands, so it needs no validation (the generic validating initializer is
-            // the costly part of parsing a token's claims); anything else is validated, never repaired.
-            let s: String
-            if ascii {
-                // Through a buffer pointer: an array slice would retain and release the input for each string.
-                s = bytes.withUnsafeBufferPointer {
-                    String(decoding: UnsafeBufferPointer(rebasing: $0[i..<j]), as: UTF8.self)
-                }
-            } else {
-                guard let valid = String(validating: bytes[i..<j], as: UTF8.self) else { throw fail("invalid UTF-8") }
-                s = valid
+        // Fast path: no escape before the closing quote, so the string is a slice of the input. The scan and the
+        // copy go through a buffer pointer: array subscripts and slices would check bounds and retain the input
+        // for every string (the loop condition keeps every read in bounds).
+        let start = i
+        let (end, fast) = bytes.withUnsafeBufferPointer { buffer -> (Int, String?) in
+            var j = start
+            var high: UInt8 = 0
+            while j < buffer.count {
+                let b = buffer[j]
+                if b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") || b < 0x20 { break }
+                high |= b
+                j += 1
             }
-            i = j + 1
-            return s
+            // ASCII is valid UTF-8 as it stands; anything else is validated below, never repaired.
+            guard j < buffer.count, buffer[j] == UInt8(ascii: "\""), high < 0x80 else { return (j, nil) }
+            return (j, String(decoding: UnsafeBufferPointer(rebasing: buffer[start..<j]), as: UTF8.self))
+        }
+        if let fast {
+            i = end + 1
+            return fast
+        }
+        if end < bytes.count, bytes[end] == UInt8(ascii: "\"") {
+            guard let valid = String(validating: bytes[start..<end], as: UTF8.self) else { throw fail("invalid UTF-8") }
+            i = end + 1
+            return valid
         }
         var out: [UInt8] = []
         while true {

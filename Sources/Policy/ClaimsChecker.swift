@@ -92,42 +92,67 @@ public struct ClaimsChecker: Sendable {
     /// The claims this checker reads, taken from the object in one pass (the first member of each name, as
     /// `JSONValue`'s subscript would give).
     struct Claims {
-        var iss: JSONValue?
-        var aud: JSONValue?
-        var exp: JSONValue?
-        var iat: JSONValue?
-        var nbf: JSONValue?
-        var sub: JSONValue?
-        var orgID: JSONValue?
-        var azp: JSONValue?
-        var clientID: JSONValue?
-        var scope: JSONValue?
-        var gty: JSONValue?
-        var amr: JSONValue?
-        var orgName: JSONValue?
-        var acr: JSONValue?
-        var jti: JSONValue?
+        private let members: [(String, JSONValue)]
+        // Positions in `members`, -1 when absent: values are copied out only when a rule reads them.
+        private var issAt = -1
+        private var audAt = -1
+        private var expAt = -1
+        private var iatAt = -1
+        private var nbfAt = -1
+        private var subAt = -1
+        private var orgIDAt = -1
+        private var azpAt = -1
+        private var clientIDAt = -1
+        private var scopeAt = -1
+        private var gtyAt = -1
+        private var amrAt = -1
+        private var orgNameAt = -1
+        private var acrAt = -1
+        private var jtiAt = -1
+
+        var iss: JSONValue? { value(issAt) }
+        var aud: JSONValue? { value(audAt) }
+        var exp: JSONValue? { value(expAt) }
+        var iat: JSONValue? { value(iatAt) }
+        var nbf: JSONValue? { value(nbfAt) }
+        var sub: JSONValue? { value(subAt) }
+        var orgID: JSONValue? { value(orgIDAt) }
+        var azp: JSONValue? { value(azpAt) }
+        var clientID: JSONValue? { value(clientIDAt) }
+        var scope: JSONValue? { value(scopeAt) }
+        var gty: JSONValue? { value(gtyAt) }
+        var amr: JSONValue? { value(amrAt) }
+        var orgName: JSONValue? { value(orgNameAt) }
+        var acr: JSONValue? { value(acrAt) }
+        var jti: JSONValue? { value(jtiAt) }
+
+        private func value(_ position: Int) -> JSONValue? {
+            // Not `cond ? value : nil`: JSONValue is ExpressibleByNilLiteral, so that `nil` would be `.null`.
+            guard position >= 0 else { return .none }
+            return .some(members[position].1)
+        }
 
         init(_ members: [(String, JSONValue)]) {
-            for (name, value) in members {
+            self.members = members
+            for k in members.indices {
                 // A `switch` over strings compares the name with each case in turn; names of up to 8 bytes are
-                // compared as integers instead, and the one longer name by itself.
-                switch Self.packed(name) {
-                case Names.iss: if iss == nil { iss = value }
-                case Names.aud: if aud == nil { aud = value }
-                case Names.exp: if exp == nil { exp = value }
-                case Names.iat: if iat == nil { iat = value }
-                case Names.nbf: if nbf == nil { nbf = value }
-                case Names.sub: if sub == nil { sub = value }
-                case Names.orgID: if orgID == nil { orgID = value }
-                case Names.azp: if azp == nil { azp = value }
-                case Names.scope: if scope == nil { scope = value }
-                case Names.gty: if gty == nil { gty = value }
-                case Names.amr: if amr == nil { amr = value }
-                case Names.orgName: if orgName == nil { orgName = value }
-                case Names.acr: if acr == nil { acr = value }
-                case Names.jti: if jti == nil { jti = value }
-                case 0: if name == "client_id", clientID == nil { clientID = value }
+                // compared as integers instead, and the one longer name by itself. The first occurrence wins.
+                switch Self.packed(members[k].0) {
+                case Names.iss: if issAt < 0 { issAt = k }
+                case Names.aud: if audAt < 0 { audAt = k }
+                case Names.exp: if expAt < 0 { expAt = k }
+                case Names.iat: if iatAt < 0 { iatAt = k }
+                case Names.nbf: if nbfAt < 0 { nbfAt = k }
+                case Names.sub: if subAt < 0 { subAt = k }
+                case Names.orgID: if orgIDAt < 0 { orgIDAt = k }
+                case Names.azp: if azpAt < 0 { azpAt = k }
+                case Names.scope: if scopeAt < 0 { scopeAt = k }
+                case Names.gty: if gtyAt < 0 { gtyAt = k }
+                case Names.amr: if amrAt < 0 { amrAt = k }
+                case Names.orgName: if orgNameAt < 0 { orgNameAt = k }
+                case Names.acr: if acrAt < 0 { acrAt = k }
+                case Names.jti: if jtiAt < 0 { jtiAt = k }
+                case 0: if clientIDAt < 0, members[k].0 == "client_id" { clientIDAt = k }
                 default: break
                 }
             }
@@ -326,7 +351,9 @@ public struct ClaimsChecker: Sendable {
         guard let text = try optionalString(value, name), !text.isEmpty else {
             throw Self.invalid("The access token has no \(what).")
         }
-        guard text.utf8.count <= 1024, !text.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
+        var bytes = text
+        let clean = bytes.withUTF8 { $0.count <= 1024 && !$0.contains(where: { $0 < 0x20 || $0 == 0x7F }) }
+        guard clean else {
             throw Self.invalid("The access token's \(name) claim is malformed.")
         }
         return text
