@@ -171,6 +171,13 @@ extension JSONValue {
         return try parser.parseDocument()
     }
 
+    /// The same parse for bytes already in an array: callers in other modules (token headers and claims) would
+    /// otherwise reach the unspecialized generic entry point, which copies through the collection protocol.
+    public static func parse(_ bytes: [UInt8], maxDepth: Int = 32) throws(JSONParseError) -> JSONValue {
+        var parser = JSONParser(bytes: bytes, maxDepth: maxDepth)
+        return try parser.parseDocument()
+    }
+
     public static func parse(_ text: String, maxDepth: Int = 32) throws(JSONParseError) -> JSONValue {
         try parse(Array(text.utf8), maxDepth: maxDepth)
     }
@@ -226,6 +233,8 @@ struct JSONParser {
     mutating func parseObject(depth: Int) throws(JSONParseError) -> JSONValue {
         i += 1
         var members: [(String, JSONValue)] = []
+        // Token headers and claims have 3 to 12 members: one allocation instead of growing 1, 2, 4, 8, 16.
+        members.reserveCapacity(8)
         // Token headers and claims have a handful of members: a linear scan beats hashing until there are many.
         var seen: Set<String>? = nil
         skipWhitespace()
@@ -290,7 +299,9 @@ struct JSONParser {
 
     mutating func parseNumber() throws(JSONParseError) -> Double {
         let start = i
-        if bytes[i] == UInt8(ascii: "-") { i += 1 }
+        let negative = bytes[i] == UInt8(ascii: "-")
+        if negative { i += 1 }
+        var sawFractionOrExponent = false
         guard i < bytes.count else { throw fail("bad number") }
         if bytes[i] == UInt8(ascii: "0") {
             i += 1
@@ -301,15 +312,24 @@ struct JSONParser {
             throw fail("bad number")
         }
         if i < bytes.count, bytes[i] == UInt8(ascii: ".") {
+            sawFractionOrExponent = true
             i += 1
             guard i < bytes.count, isDigit(bytes[i]) else { throw fail("bad fraction") }
             while i < bytes.count, isDigit(bytes[i]) { i += 1 }
         }
         if i < bytes.count, bytes[i] == UInt8(ascii: "e") || bytes[i] == UInt8(ascii: "E") {
+            sawFractionOrExponent = true
             i += 1
             if i < bytes.count, bytes[i] == UInt8(ascii: "+") || bytes[i] == UInt8(ascii: "-") { i += 1 }
             guard i < bytes.count, isDigit(bytes[i]) else { throw fail("bad exponent") }
             while i < bytes.count, isDigit(bytes[i]) { i += 1 }
+        }
+        // Plain integers of up to 15 digits (NumericDates, counts) are exact in a Double: no text round trip.
+        if !sawFractionOrExponent, i - start - (negative ? 1 : 0) <= 15 {
+            var magnitude: Int64 = 0
+            for k in (negative ? start + 1 : start)..<i { magnitude = magnitude * 10 + Int64(bytes[k] &- 0x30) }
+            // -0 stays -0.0, as the text conversion gives it.
+            return negative ? -Double(magnitude) : Double(magnitude)
         }
         guard i - start <= 64, let value = Double(String(decoding: bytes[start..<i], as: UTF8.self)), value.isFinite
         else { throw fail("bad number") }
@@ -320,15 +340,31 @@ struct JSONParser {
 
     mutating func parseString() throws(JSONParseError) -> String {
         i += 1
-        // Fast path: no escape before the closing quote, so the string is a slice of the input.
-        var j = i
-        while j < bytes.count, bytes[j] != UInt8(ascii: "\""), bytes[j] != UInt8(ascii: "\\"), bytes[j] >= 0x20 {
-            j += 1
+        // Fast path: no escape before the closing quote, so the string is a slice of the input. The scan and the
+        // copy go through a buffer pointer: array subscripts and slices would check bounds and retain the input
+        // for every string (the loop condition keeps every read in bounds).
+        let start = i
+        let (end, fast) = bytes.withUnsafeBufferPointer { buffer -> (Int, String?) in
+            var j = start
+            var high: UInt8 = 0
+            while j < buffer.count {
+                let b = buffer[j]
+                if b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") || b < 0x20 { break }
+                high |= b
+                j += 1
+            }
+            // ASCII is valid UTF-8 as it stands; anything else is validated below, never repaired.
+            guard j < buffer.count, buffer[j] == UInt8(ascii: "\""), high < 0x80 else { return (j, nil) }
+            return (j, String(decoding: UnsafeBufferPointer(rebasing: buffer[start..<j]), as: UTF8.self))
         }
-        if j < bytes.count, bytes[j] == UInt8(ascii: "\"") {
-            guard let s = String(validating: bytes[i..<j], as: UTF8.self) else { throw fail("invalid UTF-8") }
-            i = j + 1
-            return s
+        if let fast {
+            i = end + 1
+            return fast
+        }
+        if end < bytes.count, bytes[end] == UInt8(ascii: "\"") {
+            guard let valid = String(validating: bytes[start..<end], as: UTF8.self) else { throw fail("invalid UTF-8") }
+            i = end + 1
+            return valid
         }
         var out: [UInt8] = []
         while true {

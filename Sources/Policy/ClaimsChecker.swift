@@ -56,11 +56,23 @@ public struct ClaimsChecker: Sendable {
     public let canonicalDomain: String
     public let customDomains: [String]
     public let settings: GatewayConfig.Tokens
+    /// Each tenant domain with the exact `iss` and `aud` entry its tokens carry, canonical first: built once so
+    /// that a check compares strings instead of formatting them.
+    private let expectations: [DomainExpectation]
+
+    private struct DomainExpectation: Sendable {
+        let domain: String
+        let issuer: String
+        let audience: String
+    }
 
     public init(canonicalDomain: String, customDomains: [String], settings: GatewayConfig.Tokens) {
         self.canonicalDomain = canonicalDomain
         self.customDomains = customDomains
         self.settings = settings
+        self.expectations = ([canonicalDomain] + customDomains).map {
+            DomainExpectation(domain: $0, issuer: "https://\($0)/", audience: "https://\($0)/my-org/")
+        }
     }
 
     public init(config: GatewayConfig) {
@@ -69,12 +81,122 @@ public struct ClaimsChecker: Sendable {
             settings: config.tokens)
     }
 
-    var domains: [String] { [canonicalDomain] + customDomains }
+    var domains: [String] { expectations.map(\.domain) }
 
     public func check(_ token: VerifiedToken, domain: String, clock: some WallClock) throws(TenantError)
         -> TokenContext
     {
         try check(claims: token.claims, header: token.header, domain: domain, nowNanoseconds: clock.nowNanoseconds())
+    }
+
+    /// The claims this checker reads, taken from the object in one pass (the first member of each name, as
+    /// `JSONValue`'s subscript would give).
+    struct Claims {
+        private let members: [(String, JSONValue)]
+        // Positions in `members`, -1 when absent: values are copied out only when a rule reads them.
+        private var issAt = -1
+        private var audAt = -1
+        private var expAt = -1
+        private var iatAt = -1
+        private var nbfAt = -1
+        private var subAt = -1
+        private var orgIDAt = -1
+        private var azpAt = -1
+        private var clientIDAt = -1
+        private var scopeAt = -1
+        private var gtyAt = -1
+        private var amrAt = -1
+        private var orgNameAt = -1
+        private var acrAt = -1
+        private var jtiAt = -1
+
+        var iss: JSONValue? { value(issAt) }
+        var aud: JSONValue? { value(audAt) }
+        var exp: JSONValue? { value(expAt) }
+        var iat: JSONValue? { value(iatAt) }
+        var nbf: JSONValue? { value(nbfAt) }
+        var sub: JSONValue? { value(subAt) }
+        var orgID: JSONValue? { value(orgIDAt) }
+        var azp: JSONValue? { value(azpAt) }
+        var clientID: JSONValue? { value(clientIDAt) }
+        var scope: JSONValue? { value(scopeAt) }
+        var gty: JSONValue? { value(gtyAt) }
+        var amr: JSONValue? { value(amrAt) }
+        var orgName: JSONValue? { value(orgNameAt) }
+        var acr: JSONValue? { value(acrAt) }
+        var jti: JSONValue? { value(jtiAt) }
+
+        private func value(_ position: Int) -> JSONValue? {
+            // Not `cond ? value : nil`: JSONValue is ExpressibleByNilLiteral, so that `nil` would be `.null`.
+            guard position >= 0 else { return .none }
+            return .some(members[position].1)
+        }
+
+        init(_ members: [(String, JSONValue)]) {
+            self.members = members
+            for k in members.indices {
+                // A `switch` over strings compares the name with each case in turn; names of up to 8 bytes are
+                // compared as integers instead, and the one longer name by itself. The first occurrence wins.
+                switch Self.packed(members[k].0) {
+                case Names.iss: if issAt < 0 { issAt = k }
+                case Names.aud: if audAt < 0 { audAt = k }
+                case Names.exp: if expAt < 0 { expAt = k }
+                case Names.iat: if iatAt < 0 { iatAt = k }
+                case Names.nbf: if nbfAt < 0 { nbfAt = k }
+                case Names.sub: if subAt < 0 { subAt = k }
+                case Names.orgID: if orgIDAt < 0 { orgIDAt = k }
+                case Names.azp: if azpAt < 0 { azpAt = k }
+                case Names.scope: if scopeAt < 0 { scopeAt = k }
+                case Names.gty: if gtyAt < 0 { gtyAt = k }
+                case Names.amr: if amrAt < 0 { amrAt = k }
+                case Names.orgName: if orgNameAt < 0 { orgNameAt = k }
+                case Names.acr: if acrAt < 0 { acrAt = k }
+                case Names.jti: if jtiAt < 0 { jtiAt = k }
+                case 0: if clientIDAt < 0, members[k].0 == "client_id" { clientIDAt = k }
+                default: break
+                }
+            }
+        }
+
+        /// The name's bytes as a little-endian integer when it has 1 to 8 of them and none is zero, else 0.
+        /// Without zero bytes, distinct names give distinct integers: `"iss\u{0}"` must not pack like `"iss"`.
+        static func packed(_ name: String) -> UInt64 {
+            guard name.utf8.count <= 8 else { return 0 }
+            var name = name
+            // A name of at most 8 bytes is a small string: `withUTF8` hands its bytes over from the stack.
+            return name.withUTF8 { bytes in
+                var value: UInt64 = 0
+                for (i, byte) in bytes.enumerated() {
+                    guard byte != 0 else { return 0 }
+                    value |= UInt64(byte) << UInt64(8 * i)
+                }
+                return value
+            }
+        }
+
+        /// `packed` of each name, as literals so that the `switch` compares integers (a test checks them).
+        enum Names {
+            static let iss: UInt64 = 0x73_7369
+            static let aud: UInt64 = 0x64_7561
+            static let exp: UInt64 = 0x70_7865
+            static let iat: UInt64 = 0x74_6169
+            static let nbf: UInt64 = 0x66_626e
+            static let sub: UInt64 = 0x62_7573
+            static let orgID: UInt64 = 0x6469_5f67_726f
+            static let azp: UInt64 = 0x70_7a61
+            static let scope: UInt64 = 0x65_706f_6373
+            static let gty: UInt64 = 0x79_7467
+            static let amr: UInt64 = 0x72_6d61
+            static let orgName: UInt64 = 0x656d_616e_5f67_726f
+            static let acr: UInt64 = 0x72_6361
+            static let jti: UInt64 = 0x69_746a
+
+            static let all: [(String, UInt64)] = [
+                ("iss", iss), ("aud", aud), ("exp", exp), ("iat", iat), ("nbf", nbf), ("sub", sub),
+                ("org_id", orgID), ("azp", azp), ("scope", scope), ("gty", gty), ("amr", amr),
+                ("org_name", orgName), ("acr", acr), ("jti", jti),
+            ]
+        }
     }
 
     /// - Parameters:
@@ -83,24 +205,30 @@ public struct ClaimsChecker: Sendable {
     public func check(claims: JSONValue, header: JSONValue? = nil, domain: String, nowNanoseconds: Int64)
         throws(TenantError) -> TokenContext
     {
-        guard domains.contains(domain) else {
+        guard let expected = expectations.first(where: { $0.domain == domain }) else {
             throw .gateway(status: 421, detail: "This gateway does not serve the domain the request was sent to.")
         }
-        guard case .object = claims else { throw Self.invalid("The access token's claims are not a JSON object.") }
+        guard case .object(let members) = claims else {
+            throw Self.invalid("The access token's claims are not a JSON object.")
+        }
         if let typ = header?["typ"] {
-            let value = typ.stringValue?.asciiLowercased
-            guard value == "jwt" || value == "at+jwt" || value == "application/at+jwt" else {
+            let value = typ.stringValue ?? ""
+            guard
+                value.asciiCaseInsensitiveEquals("jwt") || value.asciiCaseInsensitiveEquals("at+jwt")
+                    || value.asciiCaseInsensitiveEquals("application/at+jwt")
+            else {
                 throw Self.invalid("The token's type (typ) is not an access token's (JWT or at+jwt).")
             }
         }
-        try checkIssuerAndAudience(claims, domain: domain)
+        let claims = Claims(members)
+        try checkIssuerAndAudience(claims, expected: expected)
 
         let now = Double(nowNanoseconds) / 1e9
         let leeway = Double(settings.leewayS)
-        let exp = try numericDate(claims, "exp", required: true)!
-        let iat = try numericDate(claims, "iat", required: true)!
+        let exp = try numericDate(claims.exp, "exp", required: true)!
+        let iat = try numericDate(claims.iat, "iat", required: true)!
         if now >= exp + leeway { throw Self.invalid("The access token has expired.") }
-        if let nbf = try numericDate(claims, "nbf", required: false), nbf > now + leeway {
+        if let nbf = try numericDate(claims.nbf, "nbf", required: false), nbf > now + leeway {
             throw Self.invalid("The access token is not valid yet (nbf is in the future).")
         }
         if iat > now + leeway { throw Self.invalid("The access token was issued in the future (iat); check clocks.") }
@@ -111,10 +239,10 @@ public struct ClaimsChecker: Sendable {
                     + "the most this API's tokens have.")
         }
 
-        let subject = try requiredString(claims, "sub", what: "subject (sub)")
-        let orgID = try requiredString(claims, "org_id", what: "organization (org_id)")
-        let azp = try optionalString(claims, "azp")
-        let clientIDClaim = try optionalString(claims, "client_id")
+        let subject = try requiredString(claims.sub, "sub", what: "subject (sub)")
+        let orgID = try requiredString(claims.orgID, "org_id", what: "organization (org_id)")
+        let azp = try optionalString(claims.azp, "azp")
+        let clientIDClaim = try optionalString(claims.clientID, "client_id")
         if let azp, let clientIDClaim, azp != clientIDClaim {
             throw Self.invalid("The access token names two different clients (azp and client_id).")
         }
@@ -122,57 +250,86 @@ public struct ClaimsChecker: Sendable {
             throw Self.invalid("The access token names no client (azp or client_id).")
         }
         var scopes = Set<String>()
-        if let scope = claims["scope"] {
+        if let scope = claims.scope {
             guard let text = scope.stringValue else {
                 throw Self.invalid("The access token's scope claim must be a space-separated string.")
             }
-            for piece in text.split(separator: " ") { scopes.insert(String(piece)) }
+            Self.insertScopes(of: text, into: &scopes)
         }
-        let gty = try optionalString(claims, "gty")
+        let gty = try optionalString(claims.gty, "gty")
         var amr: [String] = []
-        if let value = claims["amr"] {
+        if let value = claims.amr {
             guard let items = value.arrayValue, let strings = Optional(items.compactMap(\.stringValue)),
                 strings.count == items.count
             else { throw Self.invalid("The access token's amr claim must be an array of strings.") }
             amr = strings
         }
         return TokenContext(
-            subject: subject, clientID: clientID, orgID: orgID, orgName: try optionalString(claims, "org_name"),
+            subject: subject, clientID: clientID, orgID: orgID, orgName: try optionalString(claims.orgName, "org_name"),
             scopes: scopes, isClientCredentials: gty == "client-credentials" || subject.hasSuffix("@clients"),
-            amr: amr, acr: try optionalString(claims, "acr"), expiresAt: Int64(exp.rounded(.down)),
-            issuedAt: Int64(iat.rounded(.down)), tokenID: try optionalString(claims, "jti"), domain: domain)
+            amr: amr, acr: try optionalString(claims.acr, "acr"), expiresAt: Int64(exp.rounded(.down)),
+            issuedAt: Int64(iat.rounded(.down)), tokenID: try optionalString(claims.jti, "jti"), domain: domain)
     }
 
-    private func checkIssuerAndAudience(_ claims: JSONValue, domain: String) throws(TenantError) {
-        let others = domains.filter { $0 != domain }
-        guard let iss = claims["iss"]?.stringValue else {
+    /// The space-separated scope tokens of `text`, empty pieces dropped.
+    private static func insertScopes(of text: String, into scopes: inout Set<String>) {
+        // For ASCII text, bytes and characters split alike; otherwise a space followed by a combining mark is
+        // one character, not a separator, and only the character split says so.
+        var text = text
+        let done = text.withUTF8 { bytes -> Bool in
+            guard !bytes.contains(where: { $0 >= 0x80 }) else { return false }
+            var start = 0
+            for end in 0...bytes.count where end == bytes.count || bytes[end] == UInt8(ascii: " ") {
+                if end > start {
+                    scopes.insert(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self))
+                }
+                start = end + 1
+            }
+            return true
+        }
+        if !done {
+            for piece in text.split(separator: " ") { scopes.insert(String(piece)) }
+        }
+    }
+
+    private func checkIssuerAndAudience(_ claims: Claims, expected: DomainExpectation) throws(TenantError) {
+        let domain = expected.domain
+        guard let iss = claims.iss?.stringValue else {
             throw Self.invalid("The access token has no issuer (iss).")
         }
-        if iss != "https://\(domain)/" {
-            if let other = others.first(where: { iss == "https://\($0)/" }) {
-                throw Self.domainMismatch(tokenDomain: other, requestDomain: domain)
+        if iss != expected.issuer {
+            if let other = expectations.first(where: { $0.domain != domain && iss == $0.issuer }) {
+                throw Self.domainMismatch(tokenDomain: other.domain, requestDomain: domain)
             }
             throw Self.invalid("The access token's issuer is not https://\(domain)/, the domain this request used.")
         }
-        let audiences: [String]
-        switch claims["aud"] {
-        case .string(let s)?: audiences = [s]
+        let single: String?
+        let list: [JSONValue]
+        switch claims.aud {
+        case .string(let s)?:
+            single = s
+            list = []
         case .array(let items)?:
-            audiences = items.compactMap(\.stringValue)
-            guard audiences.count == items.count else {
+            guard items.allSatisfy({ $0.stringValue != nil }) else {
                 throw Self.invalid("The access token's audience (aud) must be a string or an array of strings.")
             }
+            single = nil
+            list = items
         default: throw Self.invalid("The access token has no audience (aud).")
         }
-        if audiences.contains("https://\(domain)/my-org/") { return }
-        if let other = others.first(where: { audiences.contains("https://\($0)/my-org/") }) {
-            throw Self.domainMismatch(tokenDomain: other, requestDomain: domain)
+        func names(_ audience: String) -> Bool {
+            if let single { return single == audience }
+            return list.contains { $0.stringValue == audience }
+        }
+        if names(expected.audience) { return }
+        if let other = expectations.first(where: { $0.domain != domain && names($0.audience) }) {
+            throw Self.domainMismatch(tokenDomain: other.domain, requestDomain: domain)
         }
         throw Self.invalid("The access token's audience does not include https://\(domain)/my-org/.")
     }
 
-    private func numericDate(_ claims: JSONValue, _ name: String, required: Bool) throws(TenantError) -> Double? {
-        guard let value = claims[name] else {
+    private func numericDate(_ value: JSONValue?, _ name: String, required: Bool) throws(TenantError) -> Double? {
+        guard let value else {
             if required { throw Self.invalid("The access token has no \(name) claim.") }
             return nil
         }
@@ -182,19 +339,21 @@ public struct ClaimsChecker: Sendable {
         return number
     }
 
-    private func optionalString(_ claims: JSONValue, _ name: String) throws(TenantError) -> String? {
-        guard let value = claims[name] else { return nil }
+    private func optionalString(_ value: JSONValue?, _ name: String) throws(TenantError) -> String? {
+        guard let value else { return nil }
         guard let text = value.stringValue else {
             throw Self.invalid("The access token's \(name) claim must be a string.")
         }
         return text
     }
 
-    private func requiredString(_ claims: JSONValue, _ name: String, what: String) throws(TenantError) -> String {
-        guard let text = try optionalString(claims, name), !text.isEmpty else {
+    private func requiredString(_ value: JSONValue?, _ name: String, what: String) throws(TenantError) -> String {
+        guard let text = try optionalString(value, name), !text.isEmpty else {
             throw Self.invalid("The access token has no \(what).")
         }
-        guard text.utf8.count <= 1024, !text.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
+        var bytes = text
+        let clean = bytes.withUTF8 { $0.count <= 1024 && !$0.contains(where: { $0 < 0x20 || $0 == 0x7F }) }
+        guard clean else {
             throw Self.invalid("The access token's \(name) claim is malformed.")
         }
         return text

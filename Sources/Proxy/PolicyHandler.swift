@@ -45,16 +45,9 @@ final class PolicyHandler: RequestHandler {
     let context: LoopContext
     private let cache = VerifiedTokenCache(capacity: 4096)
     /// Tokens whose signature and claims passed on this loop, with their checked claims, until `exp`: a repeated
-    /// token then costs a dictionary lookup instead of a digest and a claims check. Tied to the key set that
+    /// token then costs a table lookup instead of a digest and a claims check. Tied to the key set that
     /// verified them, so a rotation empties it in effect.
-    private var checked: [String: CheckedToken] = [:]
-
-    private struct CheckedToken {
-        let verified: VerifiedToken
-        let context: TokenContext
-        /// Held, not just identified: a freed set's address could be reused by its successor.
-        let keys: JWKSKeySet
-    }
+    private let checked = CheckedTokens(capacity: 4096)
     private var random = SystemRandomNumberGenerator()
     private lazy var forwarder = ForwardingHandler(context: context) { _ in
         preconditionFailure("the policy handler forwards with an explicit judgement")
@@ -89,8 +82,8 @@ final class PolicyHandler: RequestHandler {
             let verdict: Result<VerifiedToken, TokenRejection>
             let now = context.clock.nowNanoseconds()
             var checkedClaims: TokenContext? = nil
-            if let keys = runtime.jwks.keys, let hit = checked[token], hit.keys === keys,
-                now / 1_000_000_000 < hit.context.expiresAt
+            if let keys = runtime.jwks.keys,
+                let hit = checked.lookup(token, keys: keys, nowSeconds: now / 1_000_000_000)
             {
                 verdict = .success(hit.verified)
                 checkedClaims = hit.context
@@ -115,9 +108,9 @@ final class PolicyHandler: RequestHandler {
                 case .respond(_, let n), .forward(_, _, let n): notes = n
                 }
                 if let tokenContext = notes.tokenContext {
-                    if checked.count >= 4096 { checked.removeAll(keepingCapacity: true) }
-                    checked[token] = CheckedToken(
-                        verified: verified, context: tokenContext, keys: keys)
+                    checked.insert(
+                        token, CheckedTokens.Entry(verified: verified, context: tokenContext, keys: keys),
+                        nowSeconds: now / 1_000_000_000)
                 }
             }
             switch outcome {
@@ -183,4 +176,97 @@ final class PolicyHandler: RequestHandler {
     }
 
     func cancel(_ exchange: Exchange) { forwarder.cancel(exchange) }
+}
+
+/// A loop's tokens whose signature and claims passed, with what the check found, until `exp`.
+///
+/// Not Sendable: owned by one `PolicyHandler` and used on its loop only.
+///
+/// - Key: the token text. It hashes only its last 32 bytes, which lie inside the RS256 signature, and compares in
+///   full: hashing the whole ~1 KB token was a visible share of every request. The shortcut cannot be abused to
+///   fill one bucket: only tokens whose signature verified are stored, and an attacker cannot choose the
+///   signature bytes of a token the tenant signed; a forged lookup costs one full comparison.
+/// - Bound: `capacity` entries; when full, a CLOCK sweep replaces the first entry that is expired or was not hit
+///   since the hand last passed it, so a flood of one-off tokens does not wipe out the tokens clients reuse.
+final class CheckedTokens {
+    struct Entry {
+        let verified: VerifiedToken
+        let context: TokenContext
+        /// Held, not just identified: a freed set's address could be reused by its successor.
+        let keys: JWKSKeySet
+    }
+
+    private struct Key: Hashable {
+        let text: String
+
+        static func == (lhs: Key, rhs: Key) -> Bool { lhs.text == rhs.text }
+
+        func hash(into hasher: inout Hasher) {
+            let utf8 = text.utf8
+            if let done = utf8.withContiguousStorageIfAvailable({ bytes -> Bool in
+                hasher.combine(bytes: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes).suffix(32)))
+                return true
+            }), done {
+                return
+            }
+            for byte in utf8.suffix(32) { hasher.combine(byte) }
+        }
+    }
+
+    private struct Slot {
+        let key: Key
+        let entry: Entry
+        var referenced: Bool
+    }
+
+    let capacity: Int
+    private var slots: [Slot?]
+    private var index: [Key: Int] = [:]
+    private var hand = 0
+
+    init(capacity: Int) {
+        precondition(capacity > 0, "CheckedTokens needs a positive capacity")
+        self.capacity = capacity
+        self.slots = Array(repeating: nil, count: capacity)
+        index.reserveCapacity(capacity)
+    }
+
+    var count: Int { index.count }
+
+    /// The entry for `token` if it was checked under this very key set and has not expired.
+    func lookup(_ token: String, keys: JWKSKeySet, nowSeconds: Int64) -> Entry? {
+        let key = Key(text: token)
+        guard let slot = index[key], let found = slots[slot] else { return nil }
+        guard found.entry.keys === keys, nowSeconds < found.entry.context.expiresAt else {
+            // Dead for good: time only moves forward, and a replaced key set never comes back as the same object.
+            slots[slot] = nil
+            index[key] = nil
+            return nil
+        }
+        slots[slot]!.referenced = true
+        return found.entry
+    }
+
+    func insert(_ token: String, _ entry: Entry, nowSeconds: Int64) {
+        let key = Key(text: token)
+        if let existing = index[key] {
+            slots[existing] = Slot(key: key, entry: entry, referenced: false)
+            return
+        }
+        // CLOCK: at most two turns of the hand, since the first turn clears every reference bit.
+        var victim = hand
+        for _ in 0..<(2 * capacity) {
+            victim = hand
+            hand = (hand + 1) % capacity
+            guard let occupant = slots[victim] else { break }
+            if occupant.referenced, nowSeconds < occupant.entry.context.expiresAt {
+                slots[victim]!.referenced = false
+                continue
+            }
+            break
+        }
+        if let old = slots[victim] { index[old.key] = nil }
+        slots[victim] = Slot(key: key, entry: entry, referenced: false)
+        index[key] = victim
+    }
 }

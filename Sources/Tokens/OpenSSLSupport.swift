@@ -18,9 +18,22 @@ struct SHA256Digest: Hashable, Sendable {
 
     init(_ bytes: UnsafeRawBufferPointer) {
         var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
-        withUnsafeMutableBytes(of: &words) { out in
+        let ok = withUnsafeMutableBytes(of: &words) { out in
             out.withMemoryRebound(to: UInt8.self) { digest in
-                _ = SHA256(bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count, digest.baseAddress)
+                var length: UInt32 = 0
+                // The fetched digest: the legacy one-shot `SHA256()` resolves the algorithm by name every call.
+                return EVP_Digest(
+                    bytes.baseAddress, bytes.count, digest.baseAddress, &length, FetchedDigest.sha256.md, nil)
+                    == 1 && length == 32
+            }
+        }
+        // Only allocation failure makes SHA-256 fail: fall back to the one-shot, which needs no context.
+        if !ok {
+            OpenSSL.clearErrors()
+            withUnsafeMutableBytes(of: &words) { out in
+                out.withMemoryRebound(to: UInt8.self) { digest in
+                    _ = SHA256(bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count, digest.baseAddress)
+                }
             }
         }
         (w0, w1, w2, w3) = words

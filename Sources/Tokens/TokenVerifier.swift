@@ -1,3 +1,4 @@
+import COpenSSL
 import GatewayCore
 
 /// Checks a compact JWS access token up to and including its signature (RFC 7515, RFC 7519, RFC 8725).
@@ -39,9 +40,14 @@ public struct TokenVerifier: Sendable {
     }
 
     public let configuration: Configuration
+    /// The algorithms a token may name and this module verifies, with `none` and `HS*` removed: computed once,
+    /// so that the check on every token is a comparison rather than two set lookups.
+    private let acceptedAlgorithms: [String]
 
     public init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
+        self.acceptedAlgorithms = configuration.allowedAlgorithms.intersection(Self.implementedAlgorithms)
+            .filter { !Self.isAlwaysRefused($0) }.sorted()
     }
 
     /// The algorithms this module can verify.
@@ -57,47 +63,138 @@ public struct TokenVerifier: Sendable {
         return compact.withUTF8 { verify(buffer: $0, keys: keys).map(\.token) }
     }
 
-    /// A verified token with the key that verified it (the cache ties its entries to that key).
+    /// A verified token with the key that verified it (the cache ties its entries to that key) and its `kid`.
     struct Verification {
         var token: VerifiedToken
         var key: RSAPublicKey
+        var kid: String
+    }
+
+    /// A compact JWS cut at its two dots: views into the caller's buffer, valid only while that buffer is.
+    struct CompactParts {
+        var header: UnsafeBufferPointer<UInt8>
+        var payload: UnsafeBufferPointer<UInt8>
+        var signature: UnsafeBufferPointer<UInt8>
+        /// `header.payload` exactly as received: the bytes the signature covers.
+        var signingInput: UnsafeRawBufferPointer
     }
 
     func verify(buffer: UnsafeBufferPointer<UInt8>, keys: JWKSKeySet) -> Result<Verification, TokenRejection> {
+        switch split(buffer) {
+        case .failure(let rejection): return .failure(rejection)
+        case .success(let parts): return verify(parts: parts, keys: keys, signingInputDigest: nil, contexts: nil)
+        }
+    }
+
+    /// Rule 1 and the shape half of rule 2: the size, exactly two dots, three non-empty parts.
+    func split(_ buffer: UnsafeBufferPointer<UInt8>) -> Result<CompactParts, TokenRejection> {
+        guard buffer.count <= configuration.maxTokenBytes else {
+            return .failure(TokenRejection(.tooLarge, "token larger than \(configuration.maxTokenBytes) bytes"))
+        }
+        var dots = (first: -1, second: -1, count: 0)
+        // Eight bytes at a time: a word with no '.' is skipped whole (the SWAR zero-byte test on word ^ "........"
+        // is exact about whether a zero byte exists); a word with one is searched byte by byte.
+        let raw = UnsafeRawBufferPointer(buffer)
+        var i = 0
+        scan: while i < buffer.count {
+            let end = min(i + 8, buffer.count)
+            if end - i == 8 {
+                let word = raw.loadUnaligned(fromByteOffset: i, as: UInt64.self) ^ 0x2E2E_2E2E_2E2E_2E2E
+                if (word &- 0x0101_0101_0101_0101) & ~word & 0x8080_8080_8080_8080 == 0 {
+                    i = end
+                    continue
+                }
+            }
+            for k in i..<end where buffer[k] == UInt8(ascii: ".") {
+                dots.count += 1
+                if dots.count == 1 { dots.first = k } else if dots.count == 2 { dots.second = k } else { break scan }
+            }
+            i = end
+        }
+        guard dots.count == 2 else {
+            return .failure(TokenRejection(.malformed, "expected three base64url parts separated by two dots"))
+        }
+        let (firstDot, secondDot) = (dots.first, dots.second)
+        let parts = CompactParts(
+            header: UnsafeBufferPointer(rebasing: buffer[..<firstDot]),
+            payload: UnsafeBufferPointer(rebasing: buffer[(firstDot + 1)..<secondDot]),
+            signature: UnsafeBufferPointer(rebasing: buffer[(secondDot + 1)...]),
+            signingInput: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[..<secondDot]))
+        guard !parts.header.isEmpty else { return .failure(TokenRejection(.malformed, "empty header")) }
+        guard !parts.payload.isEmpty else { return .failure(TokenRejection(.malformed, "empty payload")) }
+        guard !parts.signature.isEmpty else { return .failure(TokenRejection(.malformed, "empty signature")) }
+        return .success(parts)
+    }
+
+    /// Rules 2 (base64url) to 8 on a split token.
+    ///
+    /// - Parameters:
+    ///   - signingInputDigest: SHA-256 of `parts.signingInput` when the caller computed it already (the cache
+    ///     keys its entries by it), so that it is not computed twice.
+    ///   - contexts: the caller's reusable RS256 contexts; without them the call makes a temporary one.
+    ///   - headers: the caller's memo of the last accepted header, or nil to check every header in full.
+    func verify(
+        parts: CompactParts, keys: JWKSKeySet, signingInputDigest: SHA256Digest?, contexts: RS256VerifyContexts?,
+        headers: AcceptedHeaderMemo? = nil
+    ) -> Result<Verification, TokenRejection> {
         func reject(_ kind: TokenRejection.Kind, _ detail: String) -> Result<Verification, TokenRejection> {
             .failure(TokenRejection(kind, detail))
         }
 
-        guard buffer.count <= configuration.maxTokenBytes else {
-            return reject(.tooLarge, "token larger than \(configuration.maxTokenBytes) bytes")
-        }
-        var dots = (first: -1, second: -1, count: 0)
-        for i in 0..<buffer.count where buffer[i] == UInt8(ascii: ".") {
-            dots.count += 1
-            if dots.count == 1 { dots.first = i } else if dots.count == 2 { dots.second = i } else { break }
-        }
-        guard dots.count == 2 else {
-            return reject(.malformed, "expected three base64url parts separated by two dots")
-        }
-        let (firstDot, secondDot) = (dots.first, dots.second)
-        let headerPart = UnsafeBufferPointer(rebasing: buffer[..<firstDot])
-        let payloadPart = UnsafeBufferPointer(rebasing: buffer[(firstDot + 1)..<secondDot])
-        let signaturePart = UnsafeBufferPointer(rebasing: buffer[(secondDot + 1)...])
-        guard !headerPart.isEmpty else { return reject(.malformed, "empty header") }
-        guard !payloadPart.isEmpty else { return reject(.malformed, "empty payload") }
-        guard !signaturePart.isEmpty else { return reject(.malformed, "empty signature") }
-
         // Every part is checked for syntax before any RSA work, so a malformed token costs microseconds.
-        guard let headerBytes = Base64Codec.decode(buffer: headerPart, alphabet: .url) else {
-            return reject(.malformed, "header is not base64url")
+        // A header whose text this owner accepted last time (tokens of one tenant share it) was valid base64url
+        // and passed rules 3 to 6 under these algorithms, so its outcome is reused instead of recomputed.
+        let remembered = headers?.accepted(parts.header, algorithms: acceptedAlgorithms)
+        var headerBytes: [UInt8] = []
+        if remembered == nil {
+            guard let decoded = Base64Codec.decode(buffer: parts.header, alphabet: .url) else {
+                return reject(.malformed, "header is not base64url")
+            }
+            headerBytes = decoded
         }
-        guard let payloadBytes = Base64Codec.decode(buffer: payloadPart, alphabet: .url) else {
+        guard let payloadBytes = Base64Codec.decode(buffer: parts.payload, alphabet: .url) else {
             return reject(.malformed, "payload is not base64url")
         }
-        guard let signature = Base64Codec.decode(buffer: signaturePart, alphabet: .url) else {
+        guard let signature = Base64Codec.decode(buffer: parts.signature, alphabet: .url) else {
             return reject(.malformed, "signature is not base64url")
         }
 
+        let header: JSONValue
+        let kid: String
+        if let remembered {
+            (header, kid) = (remembered.header, remembered.kid)
+        } else {
+            switch checkHeader(headerBytes) {
+            case .failure(let rejection): return .failure(rejection)
+            case .success(let checked): (header, kid) = checked
+            }
+            headers?.remember(parts.header, header: header, kid: kid, algorithms: acceptedAlgorithms)
+        }
+        guard !keys.isEmpty else { return reject(.noKeys, "no verification keys") }
+        guard let key = keys[kid] else { return reject(.unknownKey, "unknown key id") }
+
+        let digest = signingInputDigest ?? SHA256Digest(parts.signingInput)
+        let context = contexts?.context(for: key) ?? RS256VerifyContext(key: key)
+        guard let context else { return reject(.signature, "signature check unavailable") }
+        let valid = signature.withUnsafeBytes { context.verify(signature: $0, digest: digest) }
+        guard valid else { return reject(.signature, "bad signature") }
+
+        // Parsed only once authenticated: the tenant wrote these bytes.
+        let claims: JSONValue
+        do {
+            claims = try JSONValue.parse(payloadBytes)
+        } catch {
+            return reject(.malformed, "claims are not valid JSON: \(Self.sanitized(error.reason))")
+        }
+        guard case .object = claims else { return reject(.malformed, "claims are not a JSON object") }
+        return .success(Verification(token: VerifiedToken(header: header, claims: claims), key: key, kid: kid))
+    }
+
+    /// Rules 3 to 6 up to the key lookup: the header as JSON, its algorithm, parameters, type and key id.
+    func checkHeader(_ headerBytes: [UInt8]) -> Result<(JSONValue, String), TokenRejection> {
+        func reject(_ kind: TokenRejection.Kind, _ detail: String) -> Result<(JSONValue, String), TokenRejection> {
+            .failure(TokenRejection(kind, detail))
+        }
         let header: JSONValue
         do {
             header = try JSONValue.parse(headerBytes)
@@ -124,9 +221,10 @@ public struct TokenVerifier: Sendable {
         }
 
         guard let alg = alg?.stringValue else { return reject(.algorithm, "alg missing or not a string") }
-        guard !Self.isAlwaysRefused(alg), configuration.allowedAlgorithms.contains(alg),
-            Self.implementedAlgorithms.contains(alg)
-        else { return reject(.algorithm, "unsupported alg '\(Self.sanitized(alg))'") }
+        // `acceptedAlgorithms` is the allow-list intersected with the implemented set, minus `none` and `HS*`.
+        guard acceptedAlgorithms.contains(alg) else {
+            return reject(.algorithm, "unsupported alg '\(Self.sanitized(alg))'")
+        }
 
         if let keyParameter { return reject(.header, "header parameter '\(keyParameter)' is not accepted") }
         if hasCrit { return reject(.header, "crit header parameter is not supported") }
@@ -139,22 +237,7 @@ public struct TokenVerifier: Sendable {
         guard let kid = kidValue?.stringValue, !kid.isEmpty else {
             return reject(.header, "kid missing or not a string")
         }
-        guard !keys.isEmpty else { return reject(.noKeys, "no verification keys") }
-        guard let key = keys[kid] else { return reject(.unknownKey, "unknown key id") }
-
-        let signingInput = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[..<secondDot])
-        let valid = signature.withUnsafeBytes { key.verifyRS256(signature: $0, message: signingInput) }
-        guard valid else { return reject(.signature, "bad signature") }
-
-        // Parsed only once authenticated: the tenant wrote these bytes.
-        let claims: JSONValue
-        do {
-            claims = try JSONValue.parse(payloadBytes)
-        } catch {
-            return reject(.malformed, "claims are not valid JSON: \(Self.sanitized(error.reason))")
-        }
-        guard case .object = claims else { return reject(.malformed, "claims are not a JSON object") }
-        return .success(Verification(token: VerifiedToken(header: header, claims: claims), key: key))
+        return .success((header, kid))
     }
 
     /// `none` (RFC 7518 §3.6) in any casing, and every `HS*` algorithm in any casing: with a public verification
@@ -173,9 +256,34 @@ public struct TokenVerifier: Sendable {
 
     /// `typ` names `application/jwt` or `application/at+jwt` (RFC 9068 §2.1), prefix optional, any casing.
     static func isAcceptedType(_ typ: String) -> Bool {
-        var lower = typ.lowercased()
-        if lower.hasPrefix("application/") { lower.removeFirst("application/".count) }
-        return lower == "jwt" || lower == "at+jwt"
+        // ASCII case folding gives the same answer as `lowercased()` here: no non-ASCII character lowercases to
+        // a letter of these names, and every other non-ASCII byte simply fails the comparison.
+        var typ = typ
+        return typ.withUTF8 { bytes in
+            var rest = bytes[...]
+            if asciiCaseInsensitiveHasPrefix(rest, "application/") { rest = rest.dropFirst("application/".utf8.count) }
+            return asciiCaseInsensitiveEquals(rest, "jwt") || asciiCaseInsensitiveEquals(rest, "at+jwt")
+        }
+    }
+
+    private static func asciiCaseInsensitiveHasPrefix(_ bytes: Slice<UnsafeBufferPointer<UInt8>>, _ lower: StaticString)
+        -> Bool
+    {
+        guard bytes.count >= lower.utf8CodeUnitCount else { return false }
+        return asciiCaseInsensitiveEquals(bytes.prefix(lower.utf8CodeUnitCount), lower)
+    }
+
+    /// `lower` is lower-case ASCII; only `A`-`Z` in `bytes` are folded.
+    private static func asciiCaseInsensitiveEquals(_ bytes: Slice<UnsafeBufferPointer<UInt8>>, _ lower: StaticString)
+        -> Bool
+    {
+        guard bytes.count == lower.utf8CodeUnitCount else { return false }
+        let expected = UnsafeBufferPointer(start: lower.utf8Start, count: lower.utf8CodeUnitCount)
+        for (byte, want) in zip(bytes, expected) {
+            let folded = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+            guard folded == want else { return false }
+        }
+        return true
     }
 
     /// A header value fit for a rejection detail: printable ASCII only, at most 32 characters.
@@ -186,4 +294,38 @@ public struct TokenVerifier: Sendable {
         }
         return value.unicodeScalars.count > 32 ? out + "..." : out
     }
+}
+
+/// The last JWS header an owner accepted, by its exact base64url text: tokens of one tenant share their header
+/// (`alg`, `typ`, `kid`), so a fresh token skips the header's decode, JSON parse and rules.
+///
+/// Only a header that passed rules 2 to 6 (base64url, JSON object, algorithm, no key-carrying or `crit`
+/// parameter, type, key id) under the same accepted algorithms is remembered, and it is reused only for the very
+/// same bytes. The key lookup, which depends on the current key set, is never skipped.
+///
+/// Not Sendable: owned by one loop's cache and used on its queue only.
+final class AcceptedHeaderMemo {
+    private var text: [UInt8] = []
+    private var algorithms: [String] = []
+    private var header: JSONValue = .null
+    private var kid = ""
+
+    /// The remembered outcome when `part` is byte for byte the remembered header text.
+    func accepted(_ part: UnsafeBufferPointer<UInt8>, algorithms: [String]) -> (header: JSONValue, kid: String)? {
+        guard !text.isEmpty, text.count == part.count, self.algorithms == algorithms else { return nil }
+        let same = text.withUnsafeBytes { memcmpEqual($0, UnsafeRawBufferPointer(part)) }
+        return same ? (header, kid) : nil
+    }
+
+    func remember(_ part: UnsafeBufferPointer<UInt8>, header: JSONValue, kid: String, algorithms: [String]) {
+        text = Array(part)
+        self.header = header
+        self.kid = kid
+        self.algorithms = algorithms
+    }
+}
+
+/// Whether two buffers of the same length hold the same bytes.
+func memcmpEqual(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+    a.count == b.count && (a.isEmpty || CRYPTO_memcmp(a.baseAddress, b.baseAddress, a.count) == 0)
 }

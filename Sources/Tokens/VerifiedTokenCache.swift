@@ -1,10 +1,13 @@
+import COpenSSL
 import GatewayCore
 
 /// Verified tokens of one event loop, so that a client repeating its token skips the RSA operation.
 ///
 /// Not Sendable and not locked: each loop owns one, and uses it only on its own queue.
 ///
-/// - Key: SHA-256 of the whole compact token, so a hit means the very same bytes were verified before.
+/// - Key: SHA-256 of the signing input (`header.payload`), the digest the RS256 check needs anyway, so a fresh
+///   token is hashed once; an entry also keeps the signature part's text, and a hit needs both to match, so a
+///   hit still means the very same bytes were verified before.
 /// - Lifetime: an entry is served while `now < exp` (RFC 7519 §4.1.4); tokens without a numeric `exp` are
 ///   verified every time and never stored. The claims rules are still the policy layer's on every request.
 /// - Keys: an entry remembers the key that verified it and is served only while the current set maps the token's
@@ -15,6 +18,8 @@ import GatewayCore
 public final class VerifiedTokenCache {
     struct Entry {
         var digest: SHA256Digest
+        /// The signature part as received (base64url text).
+        var signature: [UInt8]
         var token: VerifiedToken
         var key: RSAPublicKey
         var kid: String
@@ -32,6 +37,10 @@ public final class VerifiedTokenCache {
     private var index: [SHA256Digest: Int] = [:]
     private var hand = 0
     private let hasher = SHA256Context()
+    /// RS256 contexts set up once per key for this loop.
+    private let contexts = RS256VerifyContexts()
+    /// The header this loop accepted last, so that fresh tokens of the tenant skip re-checking it.
+    private let headers = AcceptedHeaderMemo()
 
     public init(capacity: Int = 4096) {
         precondition(capacity > 0, "VerifiedTokenCache needs a positive capacity")
@@ -68,33 +77,41 @@ public final class VerifiedTokenCache {
     func verify(
         buffer: UnsafeBufferPointer<UInt8>, keys: JWKSKeySet, verifier: TokenVerifier, nowNanoseconds: Int64
     ) -> Result<VerifiedToken, TokenRejection> {
-        // Oversized input is refused by the verifier before it is hashed.
-        guard buffer.count <= verifier.configuration.maxTokenBytes else {
+        // Oversized or misshapen input is refused before it is hashed: only well-formed tokens are ever stored.
+        let parts: TokenVerifier.CompactParts
+        switch verifier.split(buffer) {
+        case .failure(let rejection):
             misses += 1
-            return verifier.verify(buffer: buffer, keys: keys).map(\.token)
+            return .failure(rejection)
+        case .success(let split): parts = split
         }
-        let digest = hasher.digest(UnsafeRawBufferPointer(buffer))
-        if let token = lookup(digest, keys: keys, nowNanoseconds: nowNanoseconds) {
+        let digest = hasher.digest(parts.signingInput)
+        if let token = lookup(digest, signature: parts.signature, keys: keys, nowNanoseconds: nowNanoseconds) {
             hits += 1
             return .success(token)
         }
         misses += 1
-        let result = verifier.verify(buffer: buffer, keys: keys)
+        let result = verifier.verify(
+            parts: parts, keys: keys, signingInputDigest: digest, contexts: contexts, headers: headers)
         guard case .success(let verified) = result else { return result.map(\.token) }
-        if let expiry = Self.expiry(of: verified.token), nowNanoseconds < expiry,
-            let kid = verified.token.header["kid"]?.stringValue
-        {
+        if let expiry = Self.expiry(of: verified.token), nowNanoseconds < expiry {
             insert(
                 Entry(
-                    digest: digest, token: verified.token, key: verified.key, kid: kid, expiresAtNanoseconds: expiry,
-                    referenced: false),
+                    digest: digest, signature: Array(parts.signature), token: verified.token, key: verified.key,
+                    kid: verified.kid, expiresAtNanoseconds: expiry, referenced: false),
                 nowNanoseconds: nowNanoseconds)
         }
         return .success(verified.token)
     }
 
-    private func lookup(_ digest: SHA256Digest, keys: JWKSKeySet, nowNanoseconds: Int64) -> VerifiedToken? {
+    private func lookup(
+        _ digest: SHA256Digest, signature: UnsafeBufferPointer<UInt8>, keys: JWKSKeySet, nowNanoseconds: Int64
+    ) -> VerifiedToken? {
         guard let slot = index[digest], let entry = slots[slot] else { return nil }
+        // Same signing input; the token is the same only if the signature is too (another signature over the same
+        // input is a different token, verified on its own).
+        let sameSignature = entry.signature.withUnsafeBytes { memcmpEqual($0, UnsafeRawBufferPointer(signature)) }
+        guard sameSignature else { return nil }
         let current = keys[entry.kid]
         let sameKey = current.map { $0 === entry.key || $0.thumbprintDigest == entry.key.thumbprintDigest } ?? false
         guard nowNanoseconds < entry.expiresAtNanoseconds, sameKey else {

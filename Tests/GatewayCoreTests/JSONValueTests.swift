@@ -35,6 +35,20 @@ struct JSONValueTests {
         #expect(throws: JSONParseError.self) { try JSONValue.parse(text) }
     }
 
+    @Test(
+        "integers parse to the same Double as the text conversion, on both sides of the 15-digit fast path",
+        arguments: [
+            "0", "-0", "7", "-7", "1795922986", "999999999999999", "-999999999999999", "1000000000000000",
+            "9007199254740993", "12345678901234567890", "1.0", "1e3", "-0.0", "100000000000000000000000",
+        ])
+    func integers(text: String) throws {
+        let parsed = try #require(try JSONValue.parse(text).doubleValue)
+        let expected = try #require(Double(text))
+        #expect(parsed == expected)
+        #expect(parsed.sign == expected.sign)
+        #expect(try JSONValue.parse("[\(text)]") == .array([.number(expected)]))
+    }
+
     @Test("invalid UTF-8 inside a string is refused, not repaired")
     func invalidUTF8() {
         let bytes: [UInt8] = [0x22, 0xC3, 0x28, 0x22]

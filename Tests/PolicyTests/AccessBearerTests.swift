@@ -32,6 +32,21 @@ struct AccessBearerTests {
         #expect { try extract([value]) } throws: { ($0 as? TenantError)?.status == status }
     }
 
+    @Test("token68 admits exactly ALPHA / DIGIT / - . _ ~ + / and trailing = (every byte value)")
+    func token68Alphabet() {
+        let allowed = Set(Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/".utf8))
+        for byte in 0...255 {
+            let b = UInt8(byte)
+            #expect(BearerToken.isToken68(Array("ab".utf8) + [b] + Array("cd".utf8)) == allowed.contains(b), "\(b)")
+            if b != UInt8(ascii: "=") {
+                #expect(BearerToken.isToken68(Array("ab==".utf8) + [b]) == false, "\(b) after padding")
+            }
+        }
+        #expect(BearerToken.isToken68(Array("ab==".utf8)))
+        #expect(!BearerToken.isToken68(Array("=".utf8)))
+        #expect(!BearerToken.isToken68([UInt8]()))
+    }
+
     @Test("no Authorization header is a Missing Token")
     func missing() {
         #expect {

@@ -224,6 +224,59 @@ struct ClaimsCheckerTests {
         #expect(ctx.scopes == ["read:my_org:details_x", "xread:my_org:details", "read:my_org"])
     }
 
+    @Test(
+        "a claim is read by its exact name only: a NUL, a case change or a prefix makes another claim",
+        arguments: [
+            ("iss", "no issuer"), ("org_id", "has no organization (org_id)"), ("sub", "subject (sub)"),
+            ("exp", "no exp claim"), ("iat", "no iat claim"), ("aud", "no audience"),
+        ])
+    func exactNames(name: String, detail: String) throws {
+        for renamed in [name + "\u{0}", "\u{0}" + name, name.uppercased(), String(name.dropLast()), name + "x"] {
+            var claims = try #require(token(canonical, .auth0).claims.objectValue)
+            let index = try #require(claims.firstIndex { $0.0 == name })
+            claims[index].0 = renamed
+            #expect {
+                try checker.check(claims: .object(claims), domain: canonical, nowNanoseconds: now * 1_000_000_000)
+            } throws: { ($0 as? TenantError)?.detail.contains(detail) == true }
+        }
+        // client_id, the one name longer than 8 bytes, likewise.
+        let noClient = token(canonical, .rfc9068, [("client_id", nil), ("client_id\u{0}", "abc123")])
+        #expect {
+            try checker.check(noClient, domain: canonical, clock: ManualClock(seconds: now))
+        } throws: { ($0 as? TenantError)?.detail.contains("names no client") == true }
+    }
+
+    @Test("the packed claim names are the names' bytes, and distinct")
+    func packedNames() {
+        for (name, packed) in ClaimsChecker.Claims.Names.all {
+            #expect(ClaimsChecker.Claims.packed(name) == packed, "\(name)")
+        }
+        #expect(Set(ClaimsChecker.Claims.Names.all.map(\.1)).count == ClaimsChecker.Claims.Names.all.count)
+        #expect(ClaimsChecker.Claims.packed("iss\u{0}") == 0)
+        #expect(ClaimsChecker.Claims.packed("client_id") == 0)
+        #expect(ClaimsChecker.Claims.packed("") == 0)
+    }
+
+    @Test("a claim given twice (possible only in a hand-built value) is read from its first occurrence")
+    func firstOccurrence() throws {
+        var claims = try #require(token(canonical, .auth0).claims.objectValue)
+        claims.append(("org_id", "org_second"))
+        let ctx = try checker.check(claims: .object(claims), domain: canonical, nowNanoseconds: now * 1_000_000_000)
+        #expect(ctx.orgID == "org_0123456789abcdef")
+    }
+
+    @Test(
+        "scopes split on spaces exactly as a character split does, ASCII or not",
+        arguments: [
+            "read:my_org:details", "  read:my_org:details   update:my_org:details ", "a b\tc", "",
+            "read:my_org:details \u{301}update:my_org:details", "caf\u{E9} read:my_org:details",
+        ])
+    func scopeSplit(scope: String) throws {
+        let ctx = try checker.check(
+            token(canonical, .auth0, [("scope", .string(scope))]), domain: canonical, clock: ManualClock(seconds: now))
+        #expect(ctx.scopes == Set(scope.split(separator: " ").map(String.init)))
+    }
+
     @Test("the header type must be an access token's")
     func typ() {
         let clock = ManualClock(seconds: now)

@@ -254,6 +254,35 @@ struct TokenVerifierTests {
         }
     }
 
+    @Test("through a warm loop cache (remembered header, reused RS256 context) every attack is refused alike")
+    func attacksThroughCache() {
+        let cache = VerifiedTokenCache()
+        let now: Int64 = 1_800_000_001 * 1_000_000_000
+        let verifier = TokenVerifier()
+        for c in Self.attacks {
+            // A valid token first, so the header memo and the key's context are warm for the attack.
+            _ = cache.verify(Forge.valid, keys: TestKeys.keySet, verifier: verifier, nowNanoseconds: now)
+            let expected = verifier.verify(c.token, keys: TestKeys.keySet)
+            let viaCache = cache.verify(c.token, keys: TestKeys.keySet, verifier: verifier, nowNanoseconds: now)
+            #expect(viaCache == expected, "\(c.name)")
+            guard case .failure = viaCache else {
+                Issue.record("accepted through the cache: \(c.name)")
+                continue
+            }
+        }
+        // The remembered header counts only for the algorithms it was accepted under.
+        let noRS256 = TokenVerifier(configuration: .init(allowedAlgorithms: ["RS384"]))
+        let other = TestKeys.token(claims: TestKeys.claims(subject: "auth0|someone-else"))
+        #expect(
+            cache.verify(other, keys: TestKeys.keySet, verifier: noRS256, nowNanoseconds: now)
+                == .failure(TokenRejection(.algorithm, "unsupported alg 'RS256'")))
+        // A valid token with the remembered header still verifies.
+        #expect(
+            (try? cache.verify(Forge.valid, keys: TestKeys.keySet, verifier: verifier, nowNanoseconds: now).get())
+                != nil)
+        #expect(ERR_peek_error() == 0)
+    }
+
     @Test(
         "valid RS256 tokens verify with any accepted typ",
         arguments: [nil, "JWT", "jwt", "at+jwt", "AT+JWT", "application/at+jwt", "Application/JWT"] as [String?])
@@ -285,6 +314,32 @@ struct TokenVerifierTests {
         #expect(
             under.verify(token, keys: TestKeys.keySet)
                 == .failure(TokenRejection(.tooLarge, "token larger than \(token.utf8.count - 1) bytes")))
+    }
+
+    @Test("the word-at-a-time dot scan finds what a byte scan finds, for dots at every offset")
+    func dotScan() {
+        let verifier = TokenVerifier()
+        // A deterministic spread of lengths and dot positions, across and at the edges of 8-byte words.
+        var state: UInt32 = 12345
+        for length in 0...40 {
+            for _ in 0..<60 {
+                var bytes = [UInt8](repeating: UInt8(ascii: "a"), count: length)
+                for i in bytes.indices {
+                    state = state &* 1_103_515_245 &+ 12345
+                    if state >> 28 == 0 { bytes[i] = UInt8(ascii: ".") }
+                }
+                let dots = bytes.indices.filter { bytes[$0] == UInt8(ascii: ".") }
+                let result = bytes.withUnsafeBufferPointer { buffer -> [Int]? in
+                    guard case .success(let parts) = verifier.split(buffer) else { return nil }
+                    return [parts.header.count, parts.payload.count, parts.signature.count]
+                }
+                if dots.count == 2, dots[0] > 0, dots[1] > dots[0] + 1, dots[1] < length - 1 {
+                    #expect(result == [dots[0], dots[1] - dots[0] - 1, length - dots[1] - 1])
+                } else {
+                    #expect(result == nil)
+                }
+            }
+        }
     }
 
     @Test("an empty key set answers noKeys")

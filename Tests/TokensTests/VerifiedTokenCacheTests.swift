@@ -1,3 +1,4 @@
+import COpenSSL
 import GatewayCore
 import TestSupport
 import Testing
@@ -81,6 +82,53 @@ struct VerifiedTokenCacheTests {
             token, keys: TestKeys.keySet, verifier: Self.verifier, nowNanoseconds: Self.at(10) + Self.second / 2)
         #expect(cache.hits == 1)
         #expect(cache.misses == 2)
+    }
+
+    @Test("a token that shares a cached token's signing input but not its signature is verified on its own")
+    func sameInputOtherSignature() throws {
+        let cache = VerifiedTokenCache()
+        let token = Self.token()
+        _ = try cache.verify(token, keys: TestKeys.keySet, verifier: Self.verifier, nowNanoseconds: Self.at(1)).get()
+        let dot = try #require(token.lastIndex(of: "."))
+        let input = token[..<dot]
+        // The same input signed by another key under the same kid, and a signature of another token.
+        let parts = token.split(separator: ".")
+        let resigned = try TestKeys.secondary.sign(
+            headerJSON: try #require(Base64URL.decode(parts[0])), claimsJSON: try #require(Base64URL.decode(parts[1])))
+        #expect(resigned.hasPrefix(input + "."))
+        let otherKey = try #require(resigned.split(separator: ".").last)
+        let otherToken = try #require(Self.token(subject: "auth0|someone-else").split(separator: ".").last)
+        for signature in [otherKey, otherToken] {
+            let forged = input + "." + signature
+            #expect(
+                cache.verify(forged, keys: TestKeys.keySet, verifier: Self.verifier, nowNanoseconds: Self.at(2))
+                    == .failure(TokenRejection(.signature, "bad signature")))
+        }
+        #expect(cache.hits == 0)
+        #expect(cache.misses == 3)
+        // The genuine token is still served from the cache.
+        _ = try cache.verify(token, keys: TestKeys.keySet, verifier: Self.verifier, nowNanoseconds: Self.at(3)).get()
+        #expect(cache.hits == 1)
+    }
+
+    @Test("one loop's RS256 context per key accepts and refuses in any order, leaving no OpenSSL error")
+    func contextReuse() throws {
+        let contexts = RS256VerifyContexts()
+        let key = try #require(TestKeys.keySet[TestKeys.primary.kid])
+        func check(_ token: String) -> Bool {
+            let dot = token.lastIndex(of: ".")!
+            let digest = SHA256Digest(Array(token.utf8[..<dot]))
+            let signature = Base64URL.decode(token[token.index(after: dot)...])!
+            return signature.withUnsafeBytes { contexts.context(for: key)!.verify(signature: $0, digest: digest) }
+        }
+        let good = Self.token()
+        let bad = try TestKeys.secondary.sign(header: TestKeys.primary.header(), claims: TestKeys.claims())
+        #expect(
+            [check(good), check(bad), check(good), check(bad), check(bad), check(good)] == [
+                true, false, true, false, false, true,
+            ])
+        #expect(contexts.context(for: key) === contexts.context(for: key))
+        #expect(ERR_peek_error() == 0)
     }
 
     @Test("refused tokens are never stored")
