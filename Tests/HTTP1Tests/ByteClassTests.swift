@@ -21,6 +21,24 @@ struct ByteClassTests {
         }
     }
 
+    @Test("a serialized field value refuses exactly the CTLs but HTAB, and DEL, wherever they sit in a long value")
+    func fieldValueCheck() {
+        func naive(_ bytes: [UInt8]) -> Bool { !bytes.contains { $0 < 0x20 ? $0 != 0x09 : $0 == 0x7F } }
+        let filler = Array("Bearer eyJhbGciOiJSUzI1NiJ9.abc-_".utf8)
+        for length in [0, 1, 7, 8, 9, 16, 33] {
+            let base = (0..<length).map { filler[$0 % filler.count] }
+            #expect(base.withUnsafeBufferPointer { HTTP1Serializer.isValidFieldValue($0) } == naive(base))
+            for position in 0..<length {
+                for b in UInt8.min...UInt8.max {
+                    var value = base
+                    value[position] = b
+                    let fast = value.withUnsafeBufferPointer { HTTP1Serializer.isValidFieldValue($0) }
+                    #expect(fast == naive(value), "byte \(b) at \(position) of \(length)")
+                }
+            }
+        }
+    }
+
     @Test("reg-name bytes are unreserved and sub-delims (RFC 3986 §3.2.2)")
     func regName() {
         let expected = Set(Self.alnum + Array("-._~!$&'()*+,;=".utf8))
