@@ -71,20 +71,35 @@ enum ForwardRewrite {
     /// Response headers from the upstream: hop-by-hop removed, upstream CORS headers replaced by ours.
     static func downstreamHead(_ head: ResponseHead, adding extra: HTTPFields) -> ResponseHead {
         let nominated = HopByHop.nominatedFields(in: head.headers)
-        let replacesCORS = extra.contains("Access-Control-Allow-Origin") || extra.contains("X-RateLimit-Limit")
-        let replaced = extra.isEmpty ? contentLengthOnly : FieldNameSet(extra.map(\.name) + ["Content-Length"])
+        var replacesCORS = false
+        for field in extra {
+            let n = field.name.utf8.count
+            if (n == 27 && field.name.asciiCaseInsensitiveEquals("Access-Control-Allow-Origin"))
+                || (n == 17 && field.name.asciiCaseInsensitiveEquals("X-RateLimit-Limit"))
+            {
+                replacesCORS = true
+                break
+            }
+        }
+        // A handful of names at most: a length test first, then the bytes.
+        func replaced(_ name: String) -> Bool {
+            let n = name.utf8.count
+            if n == 14 && name.asciiCaseInsensitiveEquals("Content-Length") { return true }
+            for field in extra where field.name.utf8.count == n && field.name.asciiCaseInsensitiveEquals(name) {
+                return true
+            }
+            return false
+        }
         var out = ResponseHead(status: head.status, reason: head.reason)
         out.headers.reserveCapacity(head.headers.count + extra.count)
         for field in head.headers {
-            if HopByHop.isHopByHop(field.name, nominated: nominated) || replaced.contains(field.name) { continue }
+            if HopByHop.isHopByHop(field.name, nominated: nominated) || replaced(field.name) { continue }
             if replacesCORS && isAccessControlField(field.name) { continue }
             out.headers.add(field.name, field.value)
         }
         for field in extra { out.headers.add(field.name, field.value) }
         return out
     }
-
-    private static let contentLengthOnly = FieldNameSet(["Content-Length"])
 
     private static func isAccessControlField(_ name: String) -> Bool {
         name.utf8.count > 15
