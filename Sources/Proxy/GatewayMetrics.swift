@@ -21,7 +21,9 @@ final class GatewayMetrics: Sendable {
     func connectionOpened(protocol name: String) {
         let now = connectionsActive.add(1, ordering: .relaxed).newValue
         connectionsGauge.record(now)
-        Counter(label: "myorg_gateway_connections_total", dimensions: [("protocol", name)]).increment()
+        connectionsByProtocol.handle(name) {
+            Counter(label: "myorg_gateway_connections_total", dimensions: [("protocol", name)])
+        }.increment()
     }
 
     func connectionClosed() {
@@ -34,7 +36,9 @@ final class GatewayMetrics: Sendable {
     }
 
     func parserRefusal(status: Int) {
-        Counter(label: "myorg_gateway_malformed_requests_total", dimensions: [("status", String(status))]).increment()
+        malformedByStatus.handle("", number: status) {
+            Counter(label: "myorg_gateway_malformed_requests_total", dimensions: [("status", String(status))])
+        }.increment()
     }
 
     func upstreamPoolWait() { poolWaits.increment() }
@@ -46,43 +50,46 @@ final class GatewayMetrics: Sendable {
     func h2StreamOpened() { h2Streams.increment() }
 
     func upstreamError(kind: String) {
-        Counter(label: "myorg_gateway_upstream_errors_total", dimensions: [("kind", kind)]).increment()
+        upstreamErrorsByKind.handle(kind) {
+            Counter(label: "myorg_gateway_upstream_errors_total", dimensions: [("kind", kind)])
+        }.increment()
     }
 
-    private struct RequestHandles {
+    private struct RequestHandles: Sendable {
         let counter: CoreMetrics.Counter
         let duration: CoreMetrics.Timer
         let upstream: CoreMetrics.Timer
     }
 
-    /// Handles by route, status and decision: all three come from bounded sets (the endpoint table, HTTP
-    /// statuses, the pipeline's decisions), so the cache stays small, and a request costs a lookup, not a
-    /// factory call.
-    private let handles = Mutex<[String: RequestHandles]>([:])
+    // Handles by label values. Every label comes from a bounded set (the endpoint table, HTTP statuses, the
+    // pipeline's decisions, protocols, error kinds, tiers), so a request costs a short lookup, not a metrics
+    // factory call with its label arrays and registry lock.
+    private let requestHandles = HandleCache<RequestHandles>()
+    private let rateLimitRefusals = HandleCache<CoreMetrics.Counter>()
+    private let connectionsByProtocol = HandleCache<CoreMetrics.Counter>()
+    private let malformedByStatus = HandleCache<CoreMetrics.Counter>()
+    private let upstreamErrorsByKind = HandleCache<CoreMetrics.Counter>()
 
     /// One finished request: by route (method and template from the endpoint table), status and decision.
-    func request(route: String, status: Int, decision: String, seconds: Double, upstreamSeconds: Double?) {
-        let key = "\(route)|\(status)|\(decision)"
-        let handle = handles.withLock { cache -> RequestHandles in
-            if let existing = cache[key] { return existing }
-            let made = RequestHandles(
+    func request(route: String, status: Int, decision: String, durationNanos: Int64, upstreamNanos: Int64?) {
+        let handle = requestHandles.handle(route, decision, number: status) {
+            RequestHandles(
                 counter: Counter(
                     label: "myorg_gateway_requests_total",
                     dimensions: [("route", route), ("status", String(status)), ("decision", decision)]),
                 duration: Timer(label: "myorg_gateway_request_duration_seconds", dimensions: [("route", route)]),
                 upstream: Timer(label: "myorg_gateway_upstream_duration_seconds", dimensions: [("route", route)]))
-            if cache.count < 10_000 { cache[key] = made }
-            return made
         }
         handle.counter.increment()
-        handle.duration.recordNanoseconds(Int64(seconds * 1e9))
-        if let upstreamSeconds { handle.upstream.recordNanoseconds(Int64(upstreamSeconds * 1e9)) }
+        handle.duration.recordNanoseconds(durationNanos)
+        if let upstreamNanos { handle.upstream.recordNanoseconds(upstreamNanos) }
     }
 
     /// A 429 the gateway wrote itself: by which limit (tenant or organization) and tier.
     func rateLimitRefusal(kind: String, tier: String) {
-        Counter(label: "myorg_gateway_rate_limit_refusals_total", dimensions: [("kind", kind), ("tier", tier)])
-            .increment()
+        rateLimitRefusals.handle(kind, tier) {
+            Counter(label: "myorg_gateway_rate_limit_refusals_total", dimensions: [("kind", kind), ("tier", tier)])
+        }.increment()
     }
 
     /// Values read at scrape time (JWKS, token cache, log pipeline, upstream pools).
@@ -105,4 +112,52 @@ enum MetricsExposition {
 
     /// The text exposition format (version 0.0.4).
     static func render() -> [UInt8] { registry.emitToBuffer() }
+}
+
+/// Metric handles keyed by up to two label strings and a number, made once and then found with a short locked scan.
+///
+/// The label strings of a request are nearly always the very same string objects (literals, the endpoint table's
+/// names), so the comparisons usually stop at the first word. The few most recent keys are scanned first; the rest
+/// sit in a dictionary, capped so that a flood of distinct values cannot grow it without bound (past the cap a
+/// handle is made per call, which the metrics factory itself deduplicates).
+final class HandleCache<Handle: Sendable>: Sendable {
+    private struct Key: Hashable {
+        var number: Int
+        var first: String
+        var second: String
+    }
+
+    private struct State {
+        var recent: [(key: Key, handle: Handle)] = []
+        var nextSlot = 0
+        var all: [Key: Handle] = [:]
+    }
+
+    private static var recentSlots: Int { 8 }
+    private static var cap: Int { 10_000 }
+    private let state = Mutex(State())
+
+    func handle(_ first: String, _ second: String = "", number: Int = 0, make: () -> Handle) -> Handle {
+        state.withLock { s in
+            for entry in s.recent
+            where entry.key.number == number && entry.key.first == first && entry.key.second == second {
+                return entry.handle
+            }
+            let key = Key(number: number, first: first, second: second)
+            let handle: Handle
+            if let known = s.all[key] {
+                handle = known
+            } else {
+                handle = make()
+                if s.all.count < Self.cap { s.all[key] = handle }
+            }
+            if s.recent.count < Self.recentSlots {
+                s.recent.append((key, handle))
+            } else {
+                s.recent[s.nextSlot] = (key, handle)
+                s.nextSlot = (s.nextSlot + 1) % Self.recentSlots
+            }
+            return handle
+        }
+    }
 }

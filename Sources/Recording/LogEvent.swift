@@ -165,6 +165,74 @@ public struct LogEvent: Sendable, Equatable {
     }
 }
 
+extension LogEvent {
+    /// Writes the same text as `json.serialized()`, straight into `out`.
+    public func write(to out: inout JSONByteWriter) {
+        out.beginObject()
+        out.member("log_id", logID)
+        out.key("date")
+        out.timestamp(millis: dateMillis)
+        out.member("type", type)
+        out.member("description", description)
+        out.member("tenant_name", tenantName)
+        out.member("hostname", hostname)
+        out.member("ip", ip)
+        out.member("user_agent", userAgent)
+        out.member("client_id", clientID)
+        out.member("user_id", userID)
+        out.member("organization_id", organizationID)
+        out.member("organization_name", organizationName)
+        out.member("audience", audience)
+        out.member("scope", scope)
+        if let auth0Client {
+            out.key("auth0_client")
+            out.value(auth0Client)
+        }
+        if correlationID != nil || traceID != nil {
+            out.key("references")
+            out.beginObject()
+            out.member("correlation_id", correlationID)
+            out.member("trace_id", traceID)
+            out.endObject()
+        }
+        out.key("details")
+        out.beginObject()
+        out.member("operation", operation)
+        if method != nil || path != nil {
+            out.key("request")
+            out.beginObject()
+            out.member("method", method)
+            out.member("path", path)
+            out.endObject()
+        }
+        if let status {
+            out.key("response")
+            out.beginObject()
+            out.key("status")
+            out.number(Double(status))
+            out.endObject()
+        }
+        if let error {
+            out.key("error")
+            out.beginObject()
+            out.member("type", error.type)
+            out.member("title", error.title)
+            out.key("status")
+            out.number(Double(error.status))
+            out.member("detail", error.detail)
+            out.endObject()
+        }
+        out.member("decided_by", decidedBy?.rawValue)
+        if let durationMs {
+            out.key("duration_ms")
+            out.number(RequestFacts.round3(durationMs))
+        }
+        out.member("reason", reason)
+        out.endObject()
+        out.endObject()
+    }
+}
+
 /// Small, pure extractions from a request head shared by log events, access lines and exchange records.
 public enum RequestFacts {
     /// The host the client used: authority (or Host), port removed, lowercased; nil when absent.
@@ -211,6 +279,8 @@ public enum RequestFacts {
 
     /// Control characters dropped and length capped, so a header cannot forge log lines.
     public static func clean(_ s: String, max: Int) -> String {
+        // Almost every value is already clean and short: return it as is (same result, no copy).
+        if s.utf8.count < max && s.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x7F }) { return s }
         var out = ""
         for scalar in s.unicodeScalars where scalar.value >= 0x20 && scalar.value != 0x7F {
             out.unicodeScalars.append(scalar)

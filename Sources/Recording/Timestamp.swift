@@ -20,6 +20,46 @@ public enum Timestamp {
         return s
     }
 
+    /// The same text as ``iso8601(millis:)``, appended to `out` without building a `String`.
+    public static func write(millis: Int64, to out: inout [UInt8]) {
+        // Years 0000 through 9999 have the fixed layout; anything else takes the general path.
+        guard millis >= 0 && millis < 253_402_300_800_000 else {
+            out.append(contentsOf: iso8601(millis: millis).utf8)
+            return
+        }
+        let ms = Int(millis % 1000)
+        let secs = millis / 1000
+        let days = Int(secs / 86_400)
+        let secOfDay = Int(secs % 86_400)
+        let (y, m, d) = civil(fromDays: days)
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { buffer in
+            func put(_ v: Int, _ width: Int, at index: Int) {
+                var v = v
+                var i = index + width
+                while i > index {
+                    i -= 1
+                    buffer[i] = UInt8(truncatingIfNeeded: v % 10) &+ 0x30
+                    v /= 10
+                }
+            }
+            put(y, 4, at: 0)
+            buffer[4] = UInt8(ascii: "-")
+            put(m, 2, at: 5)
+            buffer[7] = UInt8(ascii: "-")
+            put(d, 2, at: 8)
+            buffer[10] = UInt8(ascii: "T")
+            put(secOfDay / 3600, 2, at: 11)
+            buffer[13] = UInt8(ascii: ":")
+            put(secOfDay / 60 % 60, 2, at: 14)
+            buffer[16] = UInt8(ascii: ":")
+            put(secOfDay % 60, 2, at: 17)
+            buffer[19] = UInt8(ascii: ".")
+            put(ms, 3, at: 20)
+            buffer[23] = UInt8(ascii: "Z")
+            out.append(contentsOf: UnsafeBufferPointer(buffer))
+        }
+    }
+
     /// Parses `YYYY-MM-DDTHH:MM:SS[.fff]Z` (the form this module writes; fractions beyond milliseconds are cut).
     public static func parseISO8601(_ text: String) -> Int64? {
         let b = Array(text.utf8)
