@@ -224,9 +224,8 @@ final class ExchangeLogEntry: Sendable {
     func event(logID: String, type: EventType) -> Recording.LogEvent {
         var event = LogEvent(
             logID: logID, dateMillis: startNanos / 1_000_000, type: type.code, description: type.description)
-        event.apply(request: request)
+        event.apply(request: request, hostname: hostname)
         event.tenantName = tenantName
-        event.hostname = hostname ?? event.hostname
         event.ip = peerAddress
         event.clientID = clientID
         event.userID = userID

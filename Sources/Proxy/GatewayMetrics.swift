@@ -55,10 +55,16 @@ final class GatewayMetrics: Sendable {
         }.increment()
     }
 
-    private struct RequestHandles: Sendable {
+    private final class RequestHandles: Sendable {
         let counter: CoreMetrics.Counter
         let duration: CoreMetrics.Timer
         let upstream: CoreMetrics.Timer
+
+        init(counter: CoreMetrics.Counter, duration: CoreMetrics.Timer, upstream: CoreMetrics.Timer) {
+            self.counter = counter
+            self.duration = duration
+            self.upstream = upstream
+        }
     }
 
     // Handles by label values. Every label comes from a bounded set (the endpoint table, HTTP statuses, the
@@ -116,10 +122,10 @@ enum MetricsExposition {
 
 /// Metric handles keyed by up to two label strings and a number, made once and then found with a short locked scan.
 ///
-/// The label strings of a request are nearly always the very same string objects (literals, the endpoint table's
-/// names), so the comparisons usually stop at the first word. The few most recent keys are scanned first; the rest
-/// sit in a dictionary, capped so that a flood of distinct values cannot grow it without bound (past the cap a
-/// handle is made per call, which the metrics factory itself deduplicates).
+/// The few most recent keys are scanned first (usually the very first one matches), comparing the number before
+/// the strings; the rest sit in a dictionary, capped so that a flood of distinct values cannot grow it without
+/// bound (past the cap a handle is made per call, which the metrics factory itself deduplicates). Entries are
+/// objects so that a hit retains one reference rather than copying a key and a handle.
 final class HandleCache<Handle: Sendable>: Sendable {
     private struct Key: Hashable {
         var number: Int
@@ -127,10 +133,28 @@ final class HandleCache<Handle: Sendable>: Sendable {
         var second: String
     }
 
+    private final class Entry: Sendable {
+        let number: Int
+        let first: String
+        let second: String
+        let handle: Handle
+
+        init(_ key: Key, _ handle: Handle) {
+            number = key.number
+            first = key.first
+            second = key.second
+            self.handle = handle
+        }
+
+        func matches(_ number: Int, _ first: String, _ second: String) -> Bool {
+            self.number == number && self.first == first && self.second == second
+        }
+    }
+
     private struct State {
-        var recent: [(key: Key, handle: Handle)] = []
+        var recent: [Entry] = []
         var nextSlot = 0
-        var all: [Key: Handle] = [:]
+        var all: [Key: Entry] = [:]
     }
 
     private static var recentSlots: Int { 8 }
@@ -139,25 +163,24 @@ final class HandleCache<Handle: Sendable>: Sendable {
 
     func handle(_ first: String, _ second: String = "", number: Int = 0, make: () -> Handle) -> Handle {
         state.withLock { s in
-            for entry in s.recent
-            where entry.key.number == number && entry.key.first == first && entry.key.second == second {
-                return entry.handle
+            for i in s.recent.indices where s.recent[i].matches(number, first, second) {
+                return s.recent[i].handle
             }
             let key = Key(number: number, first: first, second: second)
-            let handle: Handle
+            let entry: Entry
             if let known = s.all[key] {
-                handle = known
+                entry = known
             } else {
-                handle = make()
-                if s.all.count < Self.cap { s.all[key] = handle }
+                entry = Entry(key, make())
+                if s.all.count < Self.cap { s.all[key] = entry }
             }
             if s.recent.count < Self.recentSlots {
-                s.recent.append((key, handle))
+                s.recent.append(entry)
             } else {
-                s.recent[s.nextSlot] = (key, handle)
+                s.recent[s.nextSlot] = entry
                 s.nextSlot = (s.nextSlot + 1) % Self.recentSlots
             }
-            return handle
+            return entry.handle
         }
     }
 }

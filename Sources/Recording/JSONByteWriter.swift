@@ -127,15 +127,29 @@ public struct JSONByteWriter {
     }
 
     /// A quoted string from UTF-8 bytes (which must be valid UTF-8, as a `String`'s always are).
+    ///
+    /// Plain runs are copied whole; eight bytes at a time are tested for anything that may need an escape.
     public mutating func string(utf8 input: UnsafeBufferPointer<UInt8>) {
         bytes.append(UInt8(ascii: "\""))
+        let n = input.count
         var runStart = 0
         var i = 0
-        let n = input.count
         while i < n {
+            if i + 8 <= n,
+                !Self.mayNeedEscape(UnsafeRawPointer(input.baseAddress! + i).loadUnaligned(as: UInt64.self))
+            {
+                i += 8
+                continue
+            }
             let b = input[i]
-            let escape: StaticString?
+            if b >= 0x20 && b != UInt8(ascii: "\"") && b != UInt8(ascii: "\\") && b != UInt8(ascii: "<")
+                && b != 0xE2
+            {
+                i += 1
+                continue
+            }
             var width = 1
+            let escape: StaticString
             switch b {
             case UInt8(ascii: "\""): escape = "\\\""
             case UInt8(ascii: "\\"): escape = "\\\\"
@@ -143,15 +157,15 @@ public struct JSONByteWriter {
             case 0x0A: escape = "\\n"
             case 0x0D: escape = "\\r"
             case 0x09: escape = "\\t"
-            case 0..<0x20: escape = ""
-            case 0xE2 where i + 2 < n && input[i + 1] == 0x80 && (input[i + 2] == 0xA8 || input[i + 2] == 0xA9):
+            case 0xE2:
+                // U+2028 and U+2029 (E2 80 A8, E2 80 A9); any other character starting with E2 is plain.
+                guard i + 2 < n, input[i + 1] == 0x80, input[i + 2] == 0xA8 || input[i + 2] == 0xA9 else {
+                    i += 1
+                    continue
+                }
                 escape = input[i + 2] == 0xA8 ? "\\u2028" : "\\u2029"
                 width = 3
-            default: escape = nil
-            }
-            guard let escape else {
-                i += 1
-                continue
+            default: escape = ""  // another control character: \u00XX below
             }
             if runStart < i { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: input[runStart..<i])) }
             if escape.utf8CodeUnitCount > 0 {
@@ -166,6 +180,17 @@ public struct JSONByteWriter {
         }
         if runStart < n { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: input[runStart..<n])) }
         bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// Whether any byte of `w` is below 0x20 or one of `"`, `\`, `<` and 0xE2 (no false negatives).
+    @inline(__always)
+    static func mayNeedEscape(_ w: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let high: UInt64 = 0x8080_8080_8080_8080
+        @inline(__always) func hasZeroByte(_ v: UInt64) -> Bool { (v &- ones) & ~v & high != 0 }
+        let below0x20 = (w &- ones &* 0x20) & ~w & high != 0
+        return below0x20 || hasZeroByte(w ^ (ones &* 0x22)) || hasZeroByte(w ^ (ones &* 0x5C))
+            || hasZeroByte(w ^ (ones &* 0x3C)) || hasZeroByte(w ^ (ones &* 0xE2))
     }
 
     @inline(__always)

@@ -83,9 +83,14 @@ public struct LogEvent: Sendable, Equatable {
     /// Fills hostname, user agent, `auth0_client`, references, method and path from the request head.
     /// The Authorization header is never read here.
     public mutating func apply(request: RequestHead, redactor: Redactor = Redactor()) {
+        apply(request: request, hostname: nil, redactor: redactor)
+    }
+
+    /// The same, with the hostname already known (then the request's own is not worked out).
+    public mutating func apply(request: RequestHead, hostname known: String?, redactor: Redactor = Redactor()) {
         method = request.method
         path = String(request.path)
-        hostname = RequestFacts.hostname(request)
+        hostname = known ?? RequestFacts.hostname(request)
         userAgent = request.headers["User-Agent"].map { RequestFacts.clean($0, max: 512) }
         auth0Client = request.headers["Auth0-Client"].flatMap(RequestFacts.decodeAuth0Client).map {
             redactor.redact(json: $0)
@@ -238,6 +243,7 @@ public enum RequestFacts {
     /// The host the client used: authority (or Host), port removed, lowercased; nil when absent.
     public static func hostname(_ request: RequestHead) -> String? {
         guard let raw = request.authority ?? request.headers["Host"], !raw.isEmpty else { return nil }
+        if let plain = plainHostname(raw) { return plain }
         var host = Substring(raw)
         if host.hasPrefix("[") {
             if let end = host.firstIndex(of: "]") { host = host[...end] }
@@ -245,6 +251,24 @@ public enum RequestFacts {
             host = host[..<colon]
         }
         return clean(String(host).asciiLowercased, max: 255)
+    }
+
+    /// The common case of ``hostname(_:)`` without copies: no brackets, no uppercase, no control bytes, short.
+    /// Nil means "take the general path", not "no hostname".
+    static func plainHostname(_ raw: String) -> String? {
+        var raw = raw
+        let end: Int? = raw.withUTF8 { bytes in
+            guard bytes.count < 255, bytes[0] != UInt8(ascii: "[") else { return nil }
+            var colon = -1
+            for (i, b) in bytes.enumerated() {
+                if b < 0x20 || b == 0x7F || (b >= 0x41 && b <= 0x5A) { return nil }
+                if b == UInt8(ascii: ":") { colon = i }
+            }
+            return colon < 0 ? bytes.count : colon
+        }
+        guard let end else { return nil }
+        if end == raw.utf8.count { return raw }
+        return String(raw.utf8.prefix(end))
     }
 
     /// `X-Request-Id`, if it is a sane identifier (printable ASCII, at most 128 characters).

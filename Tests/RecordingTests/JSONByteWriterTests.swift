@@ -14,7 +14,17 @@ import Testing
         "\u{80}\u{9F}\u{A0}", "/my-org/details?take=5&from=x",
     ]
 
-    @Test(arguments: strings)
+    /// Every special character at every offset of a string long enough for the eight-byte scan.
+    static let shifted: [String] = [
+        "\"", "\\", "<", "\n", "\u{1}", "\u{1F}", "\u{7F}", "\u{2028}", "\u{2029}", "…", "€", "é", "🎉",
+    ]
+    .flatMap { special in
+        (0..<18).map { offset in
+            String(repeating: "a", count: offset) + special + String(repeating: "b", count: 17 - offset)
+        }
+    }
+
+    @Test(arguments: strings + shifted)
     func stringsAreEscapedLikeJSONValue(_ s: String) {
         var out = JSONByteWriter()
         out.string(s)
@@ -122,6 +132,20 @@ import Testing
         var out = JSONByteWriter()
         line.write(to: &out)
         #expect(out.text == line.json.serialized())
+    }
+
+    @Test(arguments: [
+        ("login.acme.com", "login.acme.com"), ("login.acme.com:8443", "login.acme.com"),
+        ("Login.Acme.COM:1", "login.acme.com"),
+        ("[::1]:8443", "[::1]"), ("[::1]", "[::1]"), ("a.b:c:d", "a.b:c"), ("ho\u{1}st", "host"),
+        ("a-very-long-host.example", "a-very-long-host.example"),
+        (String(repeating: "h", count: 300), String(repeating: "h", count: 255)), (":80", ""),
+        ("é.example:1", "é.example"),
+    ])
+    func hostnames(_ authority: String, _ expected: String) {
+        #expect(RequestFacts.hostname(RequestHead(method: "GET", target: "/", authority: authority)) == expected)
+        let viaHeader = RequestHead(method: "GET", target: "/", headers: HTTPFields([("Host", authority)]))
+        #expect(RequestFacts.hostname(viaHeader) == expected)
     }
 
     @Test func cleanKeepsItsMeaningOnTheFastPath() {
