@@ -15,50 +15,98 @@ public protocol LogRecord: Sendable {
 /// members in the same order, without building a value tree or any intermediate `String`.
 ///
 /// Objects are written with ``beginObject()``, ``key(_:)`` (which writes the separating comma itself) and
-/// ``endObject()``; keys are static ASCII literals that need no escaping.
-public struct JSONByteWriter {
-    public var bytes: [UInt8]
+/// ``endObject()``; keys are static ASCII literals that need no escaping. The buffer is owned raw memory (hence
+/// not copyable): appends are a capacity check and a store, with none of an array's uniqueness checks.
+public struct JSONByteWriter: ~Copyable {
+    private var base: UnsafeMutablePointer<UInt8>
+    private var capacity: Int
+    /// Bytes written so far.
+    public private(set) var count = 0
 
     public init(capacity: Int = 1024) {
-        bytes = []
-        bytes.reserveCapacity(capacity)
+        self.capacity = max(64, capacity)
+        base = .allocate(capacity: self.capacity)
     }
 
+    deinit { base.deallocate() }
+
     /// Empties the buffer, keeping its storage for the next line.
-    public mutating func reset() { bytes.removeAll(keepingCapacity: true) }
+    public mutating func reset() { count = 0 }
 
     /// The text written so far.
-    public var text: String { String(decoding: bytes, as: UTF8.self) }
+    public var text: String { String(decoding: UnsafeBufferPointer(start: base, count: count), as: UTF8.self) }
+
+    /// The bytes written so far, valid only inside `body`.
+    public func withBytes<R>(_ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
+        try body(UnsafeBufferPointer(start: base, count: count))
+    }
+
+    @inline(__always)
+    private mutating func reserve(_ extra: Int) {
+        if count + extra > capacity { grow(to: count + extra) }
+    }
+
+    private mutating func grow(to needed: Int) {
+        var newCapacity = capacity * 2
+        while newCapacity < needed { newCapacity *= 2 }
+        let newBase = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
+        newBase.update(from: base, count: count)
+        base.deallocate()
+        base = newBase
+        capacity = newCapacity
+    }
+
+    @inline(__always)
+    mutating func put(_ byte: UInt8) {
+        reserve(1)
+        base[count] = byte
+        count += 1
+    }
+
+    @inline(__always)
+    mutating func put(_ buffer: UnsafeBufferPointer<UInt8>) {
+        guard let source = buffer.baseAddress, !buffer.isEmpty else { return }
+        reserve(buffer.count)
+        (base + count).update(from: source, count: buffer.count)
+        count += buffer.count
+    }
 
     @inline(__always)
     mutating func raw(_ literal: StaticString) {
-        literal.withUTF8Buffer { bytes.append(contentsOf: $0) }
+        let n = literal.utf8CodeUnitCount
+        reserve(n)
+        (base + count).update(from: literal.utf8Start, count: n)
+        count += n
     }
 
-    public mutating func beginObject() { bytes.append(UInt8(ascii: "{")) }
+    public mutating func beginObject() { put(UInt8(ascii: "{")) }
 
-    public mutating func endObject() { bytes.append(UInt8(ascii: "}")) }
+    public mutating func endObject() { put(UInt8(ascii: "}")) }
 
     /// `,"name":` — the comma only when a member precedes it in the current object or array.
     public mutating func key(_ name: StaticString) {
         separate()
-        bytes.append(UInt8(ascii: "\""))
-        raw(name)
-        bytes.append(UInt8(ascii: "\""))
-        bytes.append(UInt8(ascii: ":"))
+        let n = name.utf8CodeUnitCount
+        reserve(n + 3)
+        base[count] = UInt8(ascii: "\"")
+        (base + count + 1).update(from: name.utf8Start, count: n)
+        base[count + 1 + n] = UInt8(ascii: "\"")
+        base[count + 2 + n] = UInt8(ascii: ":")
+        count += n + 3
     }
 
     /// A key that may need escaping (object members of arbitrary JSON).
     mutating func key(_ name: String) {
         separate()
         string(name)
-        bytes.append(UInt8(ascii: ":"))
+        put(UInt8(ascii: ":"))
     }
 
     @inline(__always)
     private mutating func separate() {
-        if let last = bytes.last, last != UInt8(ascii: "{"), last != UInt8(ascii: "[") {
-            bytes.append(UInt8(ascii: ","))
+        if count > 0 {
+            let last = base[count - 1]
+            if last != UInt8(ascii: "{") && last != UInt8(ascii: "[") { put(UInt8(ascii: ",")) }
         }
     }
 
@@ -72,22 +120,25 @@ public struct JSONByteWriter {
     // MARK: Values
 
     public mutating func int(_ value: Int64) {
-        if value < 0 { bytes.append(UInt8(ascii: "-")) }
+        reserve(20)
+        if value < 0 {
+            base[count] = UInt8(ascii: "-")
+            count += 1
+        }
         var magnitude = value.magnitude
-        if magnitude < 10 {
-            bytes.append(UInt8(truncatingIfNeeded: magnitude) &+ 0x30)
-            return
+        var digits = 1
+        var probe = magnitude
+        while probe >= 10 {
+            probe /= 10
+            digits += 1
         }
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: room for the 20 digits of UInt64.max
-        withUnsafeMutableBytes(of: &digits) { raw in
-            var i = raw.count
-            while magnitude > 0 {
-                i -= 1
-                raw[i] = UInt8(truncatingIfNeeded: magnitude % 10) &+ 0x30
-                magnitude /= 10
-            }
-            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[i...]))
-        }
+        var i = count + digits
+        repeat {
+            i -= 1
+            base[i] = UInt8(truncatingIfNeeded: magnitude % 10) &+ 0x30
+            magnitude /= 10
+        } while magnitude > 0
+        count += digits
     }
 
     public mutating func int(_ value: Int) { int(Int64(value)) }
@@ -99,7 +150,7 @@ public struct JSONByteWriter {
             int(Int64(n))
         } else if n.isFinite {
             var text = n.description
-            text.withUTF8 { bytes.append(contentsOf: $0) }
+            text.withUTF8 { put($0) }
         } else {
             raw("null")
         }
@@ -109,9 +160,17 @@ public struct JSONByteWriter {
 
     /// A quoted ISO 8601 timestamp, as ``Timestamp/iso8601(millis:)`` writes it.
     public mutating func timestamp(millis: Int64) {
-        bytes.append(UInt8(ascii: "\""))
-        Timestamp.write(millis: millis, to: &bytes)
-        bytes.append(UInt8(ascii: "\""))
+        reserve(Timestamp.fixedLength + 2)
+        base[count] = UInt8(ascii: "\"")
+        if Timestamp.write(millis: millis, into: base + count + 1) {
+            base[count + 1 + Timestamp.fixedLength] = UInt8(ascii: "\"")
+            count += Timestamp.fixedLength + 2
+        } else {
+            count += 1
+            var text = Timestamp.iso8601(millis: millis)
+            text.withUTF8 { put($0) }
+            put(UInt8(ascii: "\""))
+        }
     }
 
     /// A quoted string, escaped exactly as ``JSONValue/writeString(_:to:)`` does (`"`, `\`, control characters,
@@ -128,58 +187,72 @@ public struct JSONByteWriter {
 
     /// A quoted string from UTF-8 bytes (which must be valid UTF-8, as a `String`'s always are).
     ///
-    /// Plain runs are copied whole; eight bytes at a time are tested for anything that may need an escape.
+    /// Room for the worst case is made once; plain runs are copied whole, eight bytes at a time tested for
+    /// anything that may need an escape.
     public mutating func string(utf8 input: UnsafeBufferPointer<UInt8>) {
-        bytes.append(UInt8(ascii: "\""))
         let n = input.count
-        var runStart = 0
-        var i = 0
-        while i < n {
-            if i + 8 <= n,
-                !Self.mayNeedEscape(UnsafeRawPointer(input.baseAddress! + i).loadUnaligned(as: UInt64.self))
-            {
-                i += 8
-                continue
-            }
-            let b = input[i]
-            if b >= 0x20 && b != UInt8(ascii: "\"") && b != UInt8(ascii: "\\") && b != UInt8(ascii: "<")
-                && b != 0xE2
-            {
-                i += 1
-                continue
-            }
-            var width = 1
-            let escape: StaticString
-            switch b {
-            case UInt8(ascii: "\""): escape = "\\\""
-            case UInt8(ascii: "\\"): escape = "\\\\"
-            case UInt8(ascii: "<"): escape = "\\u003c"
-            case 0x0A: escape = "\\n"
-            case 0x0D: escape = "\\r"
-            case 0x09: escape = "\\t"
-            case 0xE2:
-                // U+2028 and U+2029 (E2 80 A8, E2 80 A9); any other character starting with E2 is plain.
-                guard i + 2 < n, input[i + 1] == 0x80, input[i + 2] == 0xA8 || input[i + 2] == 0xA9 else {
+        // Worst case: every byte a control character written as \u00XX.
+        reserve(n * 6 + 2)
+        var out = base + count
+        out.pointee = UInt8(ascii: "\"")
+        out += 1
+        if let src = input.baseAddress {
+            var runStart = 0
+            var i = 0
+            while i < n {
+                if i + 8 <= n, !Self.mayNeedEscape(UnsafeRawPointer(src + i).loadUnaligned(as: UInt64.self)) {
+                    i += 8
+                    continue
+                }
+                let b = src[i]
+                if b >= 0x20 && b != UInt8(ascii: "\"") && b != UInt8(ascii: "\\") && b != UInt8(ascii: "<")
+                    && b != 0xE2
+                {
                     i += 1
                     continue
                 }
-                escape = input[i + 2] == 0xA8 ? "\\u2028" : "\\u2029"
-                width = 3
-            default: escape = ""  // another control character: \u00XX below
+                var width = 1
+                let escape: StaticString
+                switch b {
+                case UInt8(ascii: "\""): escape = "\\\""
+                case UInt8(ascii: "\\"): escape = "\\\\"
+                case UInt8(ascii: "<"): escape = "\\u003c"
+                case 0x0A: escape = "\\n"
+                case 0x0D: escape = "\\r"
+                case 0x09: escape = "\\t"
+                case 0xE2:
+                    // U+2028 and U+2029 (E2 80 A8, E2 80 A9); any other character starting with E2 is plain.
+                    guard i + 2 < n, src[i + 1] == 0x80, src[i + 2] == 0xA8 || src[i + 2] == 0xA9 else {
+                        i += 1
+                        continue
+                    }
+                    escape = src[i + 2] == 0xA8 ? "\\u2028" : "\\u2029"
+                    width = 3
+                default: escape = ""  // another control character: \u00XX below
+                }
+                out.update(from: src + runStart, count: i - runStart)
+                out += i - runStart
+                if escape.utf8CodeUnitCount > 0 {
+                    out.update(from: escape.utf8Start, count: escape.utf8CodeUnitCount)
+                    out += escape.utf8CodeUnitCount
+                } else {
+                    out[0] = UInt8(ascii: "\\")
+                    out[1] = UInt8(ascii: "u")
+                    out[2] = UInt8(ascii: "0")
+                    out[3] = UInt8(ascii: "0")
+                    out[4] = Self.hexDigit(b >> 4)
+                    out[5] = Self.hexDigit(b & 0x0F)
+                    out += 6
+                }
+                i += width
+                runStart = i
             }
-            if runStart < i { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: input[runStart..<i])) }
-            if escape.utf8CodeUnitCount > 0 {
-                raw(escape)
-            } else {
-                raw("\\u00")
-                bytes.append(Self.hexDigit(b >> 4))
-                bytes.append(Self.hexDigit(b & 0x0F))
-            }
-            i += width
-            runStart = i
+            out.update(from: src + runStart, count: n - runStart)
+            out += n - runStart
         }
-        if runStart < n { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: input[runStart..<n])) }
-        bytes.append(UInt8(ascii: "\""))
+        out.pointee = UInt8(ascii: "\"")
+        out += 1
+        count = out - base
     }
 
     /// Whether any byte of `w` is below 0x20 or one of `"`, `\`, `<` and 0xE2 (no false negatives).
@@ -204,12 +277,12 @@ public struct JSONByteWriter {
         case .number(let n): number(n)
         case .string(let s): string(s)
         case .array(let items):
-            bytes.append(UInt8(ascii: "["))
+            put(UInt8(ascii: "["))
             for item in items {
                 separate()
                 value(item)
             }
-            bytes.append(UInt8(ascii: "]"))
+            put(UInt8(ascii: "]"))
         case .object(let members):
             beginObject()
             for (name, item) in members {
