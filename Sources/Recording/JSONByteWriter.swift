@@ -95,8 +95,9 @@ public struct JSONByteWriter: ~Copyable {
         count += n + 3
     }
 
-    /// A key that may need escaping (object members of arbitrary JSON).
-    mutating func key(_ name: String) {
+    /// A key that may need escaping (object members of arbitrary JSON). Named apart from ``key(_:)`` so that a
+    /// literal key never lands here.
+    mutating func key(escaping name: String) {
         separate()
         string(name)
         put(UInt8(ascii: ":"))
@@ -196,7 +197,10 @@ public struct JSONByteWriter: ~Copyable {
         var out = base + count
         out.pointee = UInt8(ascii: "\"")
         out += 1
-        if let src = input.baseAddress {
+        if let src = input.baseAddress, Self.isPlain(src, n) {
+            out.update(from: src, count: n)
+            out += n
+        } else if let src = input.baseAddress {
             var runStart = 0
             var i = 0
             while i < n {
@@ -255,6 +259,24 @@ public struct JSONByteWriter: ~Copyable {
         count = out - base
     }
 
+    /// Whether `n` bytes at `src` need no escape at all: whole words, the last one overlapping the one before
+    /// (a short string is padded with plain bytes), so that a typical string costs a word test or two.
+    @inline(__always)
+    static func isPlain(_ src: UnsafePointer<UInt8>, _ n: Int) -> Bool {
+        if n < 8 {
+            var word: UInt64 = 0x6161_6161_6161_6161
+            withUnsafeMutableBytes(of: &word) { $0.baseAddress!.copyMemory(from: src, byteCount: n) }
+            return !mayNeedEscape(word)
+        }
+        let raw = UnsafeRawPointer(src)
+        var i = 0
+        while i + 8 <= n {
+            if mayNeedEscape(raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) { return false }
+            i += 8
+        }
+        return i == n || !mayNeedEscape(raw.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self))
+    }
+
     /// Whether any byte of `w` is below 0x20 or one of `"`, `\`, `<` and 0xE2 (no false negatives).
     @inline(__always)
     static func mayNeedEscape(_ w: UInt64) -> Bool {
@@ -286,7 +308,7 @@ public struct JSONByteWriter: ~Copyable {
         case .object(let members):
             beginObject()
             for (name, item) in members {
-                key(name)
+                key(escaping: name)
                 value(item)
             }
             endObject()
