@@ -29,80 +29,65 @@ final class ExchangeRecorder: Sendable {
         self.ids = LogIDGenerator(clock: clock)
     }
 
-    func record(_ summary: ExchangeSummary) {
-        let decidedBy: DecidedBy = summary.upstreamStatus != nil ? .tenant : .gateway
+    /// One finished exchange, on its loop: metrics at once (cached handles, no allocation); for the event and
+    /// access logs only a compact immutable copy is queued, rendered to JSON later on the pipelines' writers.
+    func record(_ exchange: Exchange, endNanos: Int64) {
+        let facts = exchange.facts
+        let status = exchange.status
+        let durationNanos = endNanos - exchange.startNanos
         metrics.request(
-            route: summary.routeName ?? (summary.target.hasPrefix("/my-org") ? "unknown" : "other"),
-            status: summary.status, decision: summary.decision,
-            seconds: Double(summary.durationNanos) / 1e9,
-            upstreamSeconds: summary.upstreamNanos.map { Double($0) / 1e9 })
-        if let kind = summary.rateLimitedBy, summary.status == 429 {
-            metrics.rateLimitRefusal(kind: kind, tier: summary.tier ?? "unknown")
+            route: facts.routeName ?? Self.unroutedLabel(exchange.head.target), status: status,
+            decision: exchange.decision, durationNanos: durationNanos,
+            upstreamNanos: exchange.upstreamEndNanos > 0
+                ? exchange.upstreamEndNanos - exchange.upstreamStartNanos : nil)
+        if status == 429, let kind = facts.rateLimitedBy {
+            metrics.rateLimitRefusal(kind: kind, tier: facts.tier ?? "unknown")
         }
-        if let accessLog {
-            accessLog.record(deferred: {
-                let head = RequestHead(
-                    method: summary.method, target: summary.target, version: summary.protocolVersion,
-                    headers: summary.headers, authority: summary.authority)
-                var line = AccessLogLine(
-                    timeMillis: summary.startNanos / 1_000_000, request: head, status: summary.status,
-                    bytes: summary.bytesOut, durationMs: Double(summary.durationNanos) / 1e6,
-                    decision: summary.decision,
-                    decidedBy: decidedBy, organizationID: summary.organizationID, clientID: summary.clientID,
-                    ip: summary.peerAddress)
-                line.requestID = line.requestID ?? summary.requestID
-                return line.json
-            })
+        if let traffic, let capture = exchange.capture, let response = capture.head {
+            recordTraffic(exchange, capture: capture, response: response, durationNanos: durationNanos, to: traffic)
         }
-        if let traffic, let response = summary.responseHead {
-            let head = RequestHead(
-                method: summary.method, target: summary.target, version: summary.protocolVersion,
-                headers: summary.headers, authority: summary.authority)
-            let totalMs = Double(summary.durationNanos) / 1e6
-            let waitMs =
-                summary.responseHeadNanos > 0 ? Double(summary.responseHeadNanos - summary.startNanos) / 1e6 : 0
-            traffic.record(
-                CapturedExchange(
-                    request: head, requestBody: summary.requestBody ?? [], response: response,
-                    responseBody: summary.responseBody, responseBodySize: summary.responseSize,
-                    startedMillis: summary.startNanos / 1_000_000,
-                    timings: .init(sendMs: 0, waitMs: waitMs, receiveMs: max(0, totalMs - waitMs), totalMs: totalMs),
-                    clientIP: summary.peerAddress, decidedBy: decidedBy, decision: summary.decision,
-                    route: summary.routeName, eventType: nil, organizationID: summary.organizationID,
-                    clientID: summary.clientID))
+        var eventType: EventType? = nil
+        if events != nil, exchange.decision != "preflight" {
+            eventType = EventClassifier.classify(
+                resource: facts.logResource,
+                outcome: EventOutcome(status: status, decidedBy: exchange.upstreamStatus != nil ? .tenant : .gateway))
         }
-        guard let events, summary.decision != "preflight",
-            let type = EventClassifier.classify(
-                resource: summary.logResource,
-                outcome: EventOutcome(status: summary.status, decidedBy: decidedBy == .tenant ? .tenant : .gateway))
-        else { return }
-        let logID = ids.next()
-        let tenantName = self.tenantName
-        events.record(deferred: {
-            var event = LogEvent(
-                logID: logID, dateMillis: summary.startNanos / 1_000_000, type: type.code,
-                description: type.description)
-            let head = RequestHead(
-                method: summary.method, target: summary.target, version: summary.protocolVersion,
-                headers: summary.headers, authority: summary.authority)
-            event.apply(request: head)
-            event.tenantName = tenantName
-            event.hostname = summary.hostname ?? event.hostname
-            event.ip = summary.peerAddress
-            event.clientID = summary.clientID
-            event.userID = summary.userID
-            event.organizationID = summary.organizationID
-            event.audience = summary.audience
-            event.scope = summary.scope
-            event.operation = summary.operation
-            event.status = summary.status
-            event.correlationID = event.correlationID ?? summary.requestID
-            if let error = summary.error { event.error = LogEvent.ErrorInfo(error) }
-            event.decidedBy = decidedBy
-            event.durationMs = Double(summary.durationNanos) / 1e6
-            event.reason = summary.decision
-            return event.json
-        })
+        guard accessLog != nil || eventType != nil else { return }
+        let entry = ExchangeLogEntry(exchange, endNanos: endNanos, eventType: eventType, tenantName: tenantName)
+        accessLog?.record(AccessRecord(entry: entry))
+        if eventType != nil { events?.record(EventRecord(entry: entry, ids: ids)) }
+    }
+
+    /// The route label of a request no endpoint matched: `unknown` under the API's prefix, `other` elsewhere.
+    static func unroutedLabel(_ target: String) -> String {
+        var target = target
+        let api = target.withUTF8 { bytes in
+            bytes.count >= 7 && bytes[0] == UInt8(ascii: "/") && bytes[1] == UInt8(ascii: "m")
+                && bytes[2] == UInt8(ascii: "y") && bytes[3] == UInt8(ascii: "-") && bytes[4] == UInt8(ascii: "o")
+                && bytes[5] == UInt8(ascii: "r") && bytes[6] == UInt8(ascii: "g")
+        }
+        return api ? "unknown" : "other"
+    }
+
+    private func recordTraffic(
+        _ exchange: Exchange, capture: ResponseCapture, response: ResponseHead, durationNanos: Int64,
+        to traffic: TrafficRecorder
+    ) {
+        let head = exchange.head
+        let facts = exchange.facts
+        let totalMs = Double(durationNanos) / 1e6
+        let waitMs = capture.headNanos > 0 ? Double(capture.headNanos - exchange.startNanos) / 1e6 : 0
+        traffic.record(
+            CapturedExchange(
+                request: RequestHead(
+                    method: head.method, target: head.target, version: head.version, headers: head.headers,
+                    authority: head.authority),
+                requestBody: exchange.body, response: response, responseBody: capture.body,
+                responseBodySize: capture.size, startedMillis: exchange.startNanos / 1_000_000,
+                timings: .init(sendMs: 0, waitMs: waitMs, receiveMs: max(0, totalMs - waitMs), totalMs: totalMs),
+                clientIP: exchange.peerAddress, decidedBy: exchange.upstreamStatus != nil ? .tenant : .gateway,
+                decision: exchange.decision, route: facts.routeName, eventType: nil,
+                organizationID: facts.organizationID, clientID: facts.clientID))
     }
 
     func shutdown(timeoutMs: Int) {
@@ -176,5 +161,115 @@ final class ExchangeRecorder: Sendable {
         return ExchangeRecorder(
             events: events, accessLog: access, tenantName: config.tenant.name, metrics: metrics, clock: clock,
             traffic: traffic, trafficPipeline: trafficPipeline)
+    }
+}
+
+/// What the log lines of one finished exchange need, copied off the loop-confined ``Exchange`` (strings are
+/// shared, not copied). Immutable, so the writer threads read it without locks.
+final class ExchangeLogEntry: Sendable {
+    let head: RequestHead
+    let status: Int
+    let decision: String
+    let decidedBy: DecidedBy
+    let bytesOut: Int
+    let requestID: String
+    let peerAddress: String
+    let startNanos: Int64
+    let endNanos: Int64
+    let operation: String?
+    let organizationID: String?
+    let clientID: String?
+    let userID: String?
+    let scope: String?
+    let audience: String?
+    /// The policy's hostname, else the SNI name, else the authority (nil: taken from the request head).
+    let hostname: String?
+    let error: TenantError?
+    let eventType: EventType?
+    let tenantName: String
+
+    init(_ exchange: Exchange, endNanos: Int64, eventType: EventType?, tenantName: String) {
+        head = exchange.head
+        status = exchange.status
+        decision = exchange.decision
+        decidedBy = exchange.upstreamStatus != nil ? .tenant : .gateway
+        bytesOut = exchange.bytesOut
+        requestID = exchange.requestID
+        peerAddress = exchange.peerAddress
+        startNanos = exchange.startNanos
+        self.endNanos = endNanos
+        let facts = exchange.facts
+        operation = facts.operation
+        organizationID = facts.organizationID
+        clientID = facts.clientID
+        userID = facts.userID
+        scope = facts.scope
+        audience = facts.audience
+        hostname = facts.hostname ?? exchange.serverName ?? exchange.head.authority
+        error = facts.error
+        self.eventType = eventType
+        self.tenantName = tenantName
+    }
+
+    var durationMs: Double { Double(endNanos - startNanos) / 1e6 }
+
+    /// The request head as the log lines see it (the scheme plays no part in them).
+    var request: RequestHead {
+        RequestHead(
+            method: head.method, target: head.target, version: head.version, headers: head.headers,
+            authority: head.authority)
+    }
+
+    /// The log event (the API's event code), as `LogEvent.json` describes it.
+    func event(logID: String, type: EventType) -> Recording.LogEvent {
+        var event = LogEvent(
+            logID: logID, dateMillis: startNanos / 1_000_000, type: type.code, description: type.description)
+        event.apply(request: request, hostname: hostname)
+        event.tenantName = tenantName
+        event.ip = peerAddress
+        event.clientID = clientID
+        event.userID = userID
+        event.organizationID = organizationID
+        event.audience = audience
+        event.scope = scope
+        event.operation = operation
+        event.status = status
+        event.correlationID = event.correlationID ?? requestID
+        if let error { event.error = LogEvent.ErrorInfo(error) }
+        event.decidedBy = decidedBy
+        event.durationMs = durationMs
+        event.reason = decision
+        return event
+    }
+
+    var accessLine: AccessLogLine {
+        var line = AccessLogLine(
+            timeMillis: startNanos / 1_000_000, request: request, status: status, bytes: bytesOut,
+            durationMs: durationMs, decision: decision, decidedBy: decidedBy, organizationID: organizationID,
+            clientID: clientID, ip: peerAddress)
+        line.requestID = line.requestID ?? requestID
+        return line
+    }
+}
+
+/// The log event of an exchange; its `log_id` is drawn on the writer (in queue order) for the exchange's end time.
+struct EventRecord: LogRecord {
+    let entry: ExchangeLogEntry
+    let ids: LogIDGenerator
+
+    func write(to out: inout JSONByteWriter) -> Bool {
+        guard let type = entry.eventType else { return false }
+        entry.event(logID: ids.next(atMillis: entry.endNanos / 1_000_000), type: type).write(to: &out)
+        return true
+    }
+}
+
+/// The access-log line of an exchange.
+struct AccessRecord: LogRecord {
+    let entry: ExchangeLogEntry
+
+    func write(to out: inout JSONByteWriter) -> Bool {
+        entry.accessLine.write(to: &out)
+        return true
     }
 }

@@ -54,7 +54,8 @@ public final class Gateway: Sendable {
     let contexts: Mutex<[LoopBound<LoopContext>?]>
     private let listeners = Mutex<[ListenerHandle]>([])
     private let clock: any WallClock
-    let finishedRequest: (@Sendable (ExchangeSummary) -> Void)?
+    /// Called on the exchange's loop when it finished, with the end time; must not block or keep the exchange.
+    let finishedRequest: (@Sendable (Exchange, Int64) -> Void)?
 
     struct ListenerHandle: @unchecked Sendable {
         // Safety: a Listener is only touched on its own loop; the handle only carries it there.
@@ -65,7 +66,7 @@ public final class Gateway: Sendable {
     init(
         snapshot: GatewaySnapshot, loops: Int, maxConnections: Int, clock: any WallClock,
         metrics: GatewayMetrics = GatewayMetrics(),
-        finishedRequest: (@Sendable (ExchangeSummary) -> Void)? = nil
+        finishedRequest: (@Sendable (Exchange, Int64) -> Void)? = nil
     ) {
         self.group = EventLoopGroup(count: loops)
         self.clock = clock
@@ -87,7 +88,7 @@ public final class Gateway: Sendable {
                 if let finishedRequest {
                     let clock = self.clock
                     context.onRequestFinished = { exchange in
-                        finishedRequest(ExchangeSummary(exchange, endNanos: clock.nowNanoseconds()))
+                        finishedRequest(exchange, clock.nowNanoseconds())
                     }
                 }
                 contexts.withLock { $0[loop.index] = LoopBound(context, loop: loop) }
@@ -186,78 +187,6 @@ public final class Gateway: Sendable {
     }
 
     var activeConnections: Int { state.metrics.activeConnections }
-}
-
-/// What is left of an exchange after it finished, for the access log, events and metrics. Sendable.
-struct ExchangeSummary: Sendable {
-    var method: String
-    var target: String
-    var authority: String?
-    var headers: HTTPFields
-    var status: Int
-    var upstreamStatus: Int?
-    var decision: String
-    var bytesOut: Int
-    var requestID: String
-    var peerAddress: String
-    var startNanos: Int64
-    var durationNanos: Int64
-    var upstreamNanos: Int64?
-    var operation: String?
-    var logResource: String?
-    var organizationID: String?
-    var clientID: String?
-    var userID: String?
-    var scope: String?
-    var audience: String?
-    var hostname: String?
-    var error: TenantError?
-    var protocolVersion: HTTPVersion
-    var routeName: String?
-    var rateLimitedBy: String?
-    var tier: String?
-    var requestBody: [UInt8]?
-    var responseHead: ResponseHead?
-    var responseBody: [UInt8] = []
-    var responseSize = 0
-    var responseHeadNanos: Int64 = 0
-
-    init(_ exchange: Exchange, endNanos: Int64) {
-        method = exchange.head.method
-        target = exchange.head.target
-        authority = exchange.head.authority
-        headers = exchange.head.headers
-        status = exchange.status
-        upstreamStatus = exchange.upstreamStatus
-        decision = exchange.decision
-        bytesOut = exchange.bytesOut
-        requestID = exchange.requestID
-        peerAddress = exchange.peerAddress
-        startNanos = exchange.startNanos
-        durationNanos = endNanos - exchange.startNanos
-        upstreamNanos =
-            exchange.upstreamEndNanos > 0 ? exchange.upstreamEndNanos - exchange.upstreamStartNanos : nil
-        operation = exchange.facts.operation
-        logResource = exchange.facts.logResource
-        organizationID = exchange.facts.organizationID
-        clientID = exchange.facts.clientID
-        userID = exchange.facts.userID
-        scope = exchange.facts.scope
-        audience = exchange.facts.audience
-        hostname = exchange.facts.hostname ?? exchange.serverName ?? exchange.head.authority
-        error = exchange.facts.error
-        protocolVersion = exchange.head.version
-        routeName = exchange.facts.routeName
-        if let capture = exchange.capture {
-            requestBody = exchange.body
-            responseHead = capture.head
-            responseBody = capture.body
-            responseSize = capture.size
-            responseHeadNanos = capture.headNanos
-        }
-        rateLimitedBy = exchange.facts.rateLimitedBy
-        tier = exchange.facts.tier
-    }
 }
 
 extension Gateway {

@@ -21,7 +21,9 @@ final class GatewayMetrics: Sendable {
     func connectionOpened(protocol name: String) {
         let now = connectionsActive.add(1, ordering: .relaxed).newValue
         connectionsGauge.record(now)
-        Counter(label: "myorg_gateway_connections_total", dimensions: [("protocol", name)]).increment()
+        connectionsByProtocol.handle(name) {
+            Counter(label: "myorg_gateway_connections_total", dimensions: [("protocol", name)])
+        }.increment()
     }
 
     func connectionClosed() {
@@ -34,7 +36,9 @@ final class GatewayMetrics: Sendable {
     }
 
     func parserRefusal(status: Int) {
-        Counter(label: "myorg_gateway_malformed_requests_total", dimensions: [("status", String(status))]).increment()
+        malformedByStatus.handle("", number: status) {
+            Counter(label: "myorg_gateway_malformed_requests_total", dimensions: [("status", String(status))])
+        }.increment()
     }
 
     func upstreamPoolWait() { poolWaits.increment() }
@@ -46,43 +50,52 @@ final class GatewayMetrics: Sendable {
     func h2StreamOpened() { h2Streams.increment() }
 
     func upstreamError(kind: String) {
-        Counter(label: "myorg_gateway_upstream_errors_total", dimensions: [("kind", kind)]).increment()
+        upstreamErrorsByKind.handle(kind) {
+            Counter(label: "myorg_gateway_upstream_errors_total", dimensions: [("kind", kind)])
+        }.increment()
     }
 
-    private struct RequestHandles {
+    private final class RequestHandles: Sendable {
         let counter: CoreMetrics.Counter
         let duration: CoreMetrics.Timer
         let upstream: CoreMetrics.Timer
+
+        init(counter: CoreMetrics.Counter, duration: CoreMetrics.Timer, upstream: CoreMetrics.Timer) {
+            self.counter = counter
+            self.duration = duration
+            self.upstream = upstream
+        }
     }
 
-    /// Handles by route, status and decision: all three come from bounded sets (the endpoint table, HTTP
-    /// statuses, the pipeline's decisions), so the cache stays small, and a request costs a lookup, not a
-    /// factory call.
-    private let handles = Mutex<[String: RequestHandles]>([:])
+    // Handles by label values. Every label comes from a bounded set (the endpoint table, HTTP statuses, the
+    // pipeline's decisions, protocols, error kinds, tiers), so a request costs a short lookup, not a metrics
+    // factory call with its label arrays and registry lock.
+    private let requestHandles = HandleCache<RequestHandles>()
+    private let rateLimitRefusals = HandleCache<CoreMetrics.Counter>()
+    private let connectionsByProtocol = HandleCache<CoreMetrics.Counter>()
+    private let malformedByStatus = HandleCache<CoreMetrics.Counter>()
+    private let upstreamErrorsByKind = HandleCache<CoreMetrics.Counter>()
 
     /// One finished request: by route (method and template from the endpoint table), status and decision.
-    func request(route: String, status: Int, decision: String, seconds: Double, upstreamSeconds: Double?) {
-        let key = "\(route)|\(status)|\(decision)"
-        let handle = handles.withLock { cache -> RequestHandles in
-            if let existing = cache[key] { return existing }
-            let made = RequestHandles(
+    func request(route: String, status: Int, decision: String, durationNanos: Int64, upstreamNanos: Int64?) {
+        let handle = requestHandles.handle(route, decision, number: status) {
+            RequestHandles(
                 counter: Counter(
                     label: "myorg_gateway_requests_total",
                     dimensions: [("route", route), ("status", String(status)), ("decision", decision)]),
                 duration: Timer(label: "myorg_gateway_request_duration_seconds", dimensions: [("route", route)]),
                 upstream: Timer(label: "myorg_gateway_upstream_duration_seconds", dimensions: [("route", route)]))
-            if cache.count < 10_000 { cache[key] = made }
-            return made
         }
         handle.counter.increment()
-        handle.duration.recordNanoseconds(Int64(seconds * 1e9))
-        if let upstreamSeconds { handle.upstream.recordNanoseconds(Int64(upstreamSeconds * 1e9)) }
+        handle.duration.recordNanoseconds(durationNanos)
+        if let upstreamNanos { handle.upstream.recordNanoseconds(upstreamNanos) }
     }
 
     /// A 429 the gateway wrote itself: by which limit (tenant or organization) and tier.
     func rateLimitRefusal(kind: String, tier: String) {
-        Counter(label: "myorg_gateway_rate_limit_refusals_total", dimensions: [("kind", kind), ("tier", tier)])
-            .increment()
+        rateLimitRefusals.handle(kind, tier) {
+            Counter(label: "myorg_gateway_rate_limit_refusals_total", dimensions: [("kind", kind), ("tier", tier)])
+        }.increment()
     }
 
     /// Values read at scrape time (JWKS, token cache, log pipeline, upstream pools).
@@ -105,4 +118,69 @@ enum MetricsExposition {
 
     /// The text exposition format (version 0.0.4).
     static func render() -> [UInt8] { registry.emitToBuffer() }
+}
+
+/// Metric handles keyed by up to two label strings and a number, made once and then found with a short locked scan.
+///
+/// The few most recent keys are scanned first (usually the very first one matches), comparing the number before
+/// the strings; the rest sit in a dictionary, capped so that a flood of distinct values cannot grow it without
+/// bound (past the cap a handle is made per call, which the metrics factory itself deduplicates). Entries are
+/// objects so that a hit retains one reference rather than copying a key and a handle.
+final class HandleCache<Handle: Sendable>: Sendable {
+    private struct Key: Hashable {
+        var number: Int
+        var first: String
+        var second: String
+    }
+
+    private final class Entry: Sendable {
+        let number: Int
+        let first: String
+        let second: String
+        let handle: Handle
+
+        init(_ key: Key, _ handle: Handle) {
+            number = key.number
+            first = key.first
+            second = key.second
+            self.handle = handle
+        }
+
+        func matches(_ number: Int, _ first: String, _ second: String) -> Bool {
+            self.number == number && self.first == first && self.second == second
+        }
+    }
+
+    private struct State {
+        var recent: [Entry] = []
+        var nextSlot = 0
+        var all: [Key: Entry] = [:]
+    }
+
+    private static var recentSlots: Int { 8 }
+    private static var cap: Int { 10_000 }
+    private let state = Mutex(State())
+
+    func handle(_ first: String, _ second: String = "", number: Int = 0, make: () -> Handle) -> Handle {
+        state.withLock { s in
+            for i in s.recent.indices where s.recent[i].matches(number, first, second) {
+                return s.recent[i].handle
+            }
+            let key = Key(number: number, first: first, second: second)
+            let entry: Entry
+            if let known = s.all[key] {
+                entry = known
+            } else {
+                entry = Entry(key, make())
+                if s.all.count < Self.cap { s.all[key] = entry }
+            }
+            if s.recent.count < Self.recentSlots {
+                s.recent.append(entry)
+            } else {
+                s.recent[s.nextSlot] = entry
+                s.nextSlot = (s.nextSlot + 1) % Self.recentSlots
+            }
+            return entry.handle
+        }
+    }
 }

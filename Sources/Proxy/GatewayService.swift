@@ -24,6 +24,9 @@ public final class GatewayService: Sendable {
     private let gatewayBox = GatewayRef()
     private let adminBox = Mutex<Gateway?>(nil)
     private let timers = Mutex<[DispatchSourceTimerBox]>([])
+    /// The recorder new requests use, apart from `state` so that the request path takes only this lock (and holds
+    /// no reference to the service).
+    private let liveRecorder: RecorderRef
     let probe = UpstreamProbe()
 
     struct State: @unchecked Sendable {
@@ -52,6 +55,7 @@ public final class GatewayService: Sendable {
             policy: built.policy, jwks: jwks, origins: built.origins, traffic: recorder.traffic)
         state = Mutex(
             State(config: config, runtime: runtime, listeners: built.listeners, generation: 1, recorder: recorder))
+        liveRecorder = RecorderRef(recorder)
     }
 
     var config: GatewayConfig { state.withLock { $0.config } }
@@ -70,8 +74,8 @@ public final class GatewayService: Sendable {
         let gateway = Gateway(
             snapshot: snapshot, loops: count, maxConnections: config.limits.maxConnections, clock: clock,
             metrics: metrics,
-            finishedRequest: { [weak self] summary in
-                self?.state.withLock { $0.recorder }.record(summary)
+            finishedRequest: { [liveRecorder] exchange, endNanos in
+                liveRecorder.current.record(exchange, endNanos: endNanos)
             })
         let bound = try gateway.start()
         gatewayBox.withLock { $0 = gateway }
@@ -151,6 +155,7 @@ public final class GatewayService: Sendable {
             let generation = state.withLock { s -> Int in
                 s.config = config
                 s.recorder = recorder
+                liveRecorder.current = recorder
                 s.runtime = runtime
                 s.listeners = listeners
                 s.generation += 1
@@ -317,4 +322,15 @@ struct TLSClientContextBox: Sendable {
 final class GatewayRef: Sendable {
     private let value = Mutex<Gateway?>(nil)
     func withLock<T>(_ body: (inout Gateway?) -> T) -> T { value.withLock { body(&$0) } }
+}
+
+/// The current ``ExchangeRecorder``, swapped on reload.
+final class RecorderRef: Sendable {
+    private let value: Mutex<ExchangeRecorder>
+    init(_ recorder: ExchangeRecorder) { value = Mutex(recorder) }
+
+    var current: ExchangeRecorder {
+        get { value.withLock { $0 } }
+        set { value.withLock { $0 = newValue } }
+    }
 }

@@ -96,3 +96,32 @@ public struct AccessLogLine: Sendable, Equatable {
         return .object(m)
     }
 }
+
+extension AccessLogLine {
+    /// Writes the same text as `json.serialized()`, straight into `out`.
+    public func write(to out: inout JSONByteWriter) {
+        out.beginObject()
+        out.key("kind")
+        out.raw("\"access\"")
+        out.key("time")
+        out.timestamp(millis: timeMillis)
+        out.member("method", method)
+        out.member("path", path)
+        out.member("query", query)
+        out.key("status")
+        out.number(Double(status))
+        out.key("bytes")
+        out.number(Double(bytes))
+        out.key("duration_ms")
+        out.number(RequestFacts.round3(durationMs))
+        out.member("decision", decision)
+        out.member("decided_by", decidedBy?.rawValue)
+        out.member("organization_id", organizationID)
+        out.member("client_id", clientID)
+        out.member("request_id", requestID)
+        out.member("host", host)
+        out.member("ip", ip)
+        out.member("protocol", httpProtocol)
+        out.endObject()
+    }
+}

@@ -83,9 +83,14 @@ public struct LogEvent: Sendable, Equatable {
     /// Fills hostname, user agent, `auth0_client`, references, method and path from the request head.
     /// The Authorization header is never read here.
     public mutating func apply(request: RequestHead, redactor: Redactor = Redactor()) {
+        apply(request: request, hostname: nil, redactor: redactor)
+    }
+
+    /// The same, with the hostname already known (then the request's own is not worked out).
+    public mutating func apply(request: RequestHead, hostname known: String?, redactor: Redactor = Redactor()) {
         method = request.method
         path = String(request.path)
-        hostname = RequestFacts.hostname(request)
+        hostname = known ?? RequestFacts.hostname(request)
         userAgent = request.headers["User-Agent"].map { RequestFacts.clean($0, max: 512) }
         auth0Client = request.headers["Auth0-Client"].flatMap(RequestFacts.decodeAuth0Client).map {
             redactor.redact(json: $0)
@@ -165,11 +170,80 @@ public struct LogEvent: Sendable, Equatable {
     }
 }
 
+extension LogEvent {
+    /// Writes the same text as `json.serialized()`, straight into `out`.
+    public func write(to out: inout JSONByteWriter) {
+        out.beginObject()
+        out.member("log_id", logID)
+        out.key("date")
+        out.timestamp(millis: dateMillis)
+        out.member("type", type)
+        out.member("description", description)
+        out.member("tenant_name", tenantName)
+        out.member("hostname", hostname)
+        out.member("ip", ip)
+        out.member("user_agent", userAgent)
+        out.member("client_id", clientID)
+        out.member("user_id", userID)
+        out.member("organization_id", organizationID)
+        out.member("organization_name", organizationName)
+        out.member("audience", audience)
+        out.member("scope", scope)
+        if let auth0Client {
+            out.key("auth0_client")
+            out.value(auth0Client)
+        }
+        if correlationID != nil || traceID != nil {
+            out.key("references")
+            out.beginObject()
+            out.member("correlation_id", correlationID)
+            out.member("trace_id", traceID)
+            out.endObject()
+        }
+        out.key("details")
+        out.beginObject()
+        out.member("operation", operation)
+        if method != nil || path != nil {
+            out.key("request")
+            out.beginObject()
+            out.member("method", method)
+            out.member("path", path)
+            out.endObject()
+        }
+        if let status {
+            out.key("response")
+            out.beginObject()
+            out.key("status")
+            out.number(Double(status))
+            out.endObject()
+        }
+        if let error {
+            out.key("error")
+            out.beginObject()
+            out.member("type", error.type)
+            out.member("title", error.title)
+            out.key("status")
+            out.number(Double(error.status))
+            out.member("detail", error.detail)
+            out.endObject()
+        }
+        out.member("decided_by", decidedBy?.rawValue)
+        if let durationMs {
+            out.key("duration_ms")
+            out.number(RequestFacts.round3(durationMs))
+        }
+        out.member("reason", reason)
+        out.endObject()
+        out.endObject()
+    }
+}
+
 /// Small, pure extractions from a request head shared by log events, access lines and exchange records.
 public enum RequestFacts {
     /// The host the client used: authority (or Host), port removed, lowercased; nil when absent.
     public static func hostname(_ request: RequestHead) -> String? {
         guard let raw = request.authority ?? request.headers["Host"], !raw.isEmpty else { return nil }
+        if let plain = plainHostname(raw) { return plain }
         var host = Substring(raw)
         if host.hasPrefix("[") {
             if let end = host.firstIndex(of: "]") { host = host[...end] }
@@ -177,6 +251,24 @@ public enum RequestFacts {
             host = host[..<colon]
         }
         return clean(String(host).asciiLowercased, max: 255)
+    }
+
+    /// The common case of ``hostname(_:)`` without copies: no brackets, no uppercase, no control bytes, short.
+    /// Nil means "take the general path", not "no hostname".
+    static func plainHostname(_ raw: String) -> String? {
+        var raw = raw
+        let end: Int? = raw.withUTF8 { bytes in
+            guard bytes.count < 255, bytes[0] != UInt8(ascii: "[") else { return nil }
+            var colon = -1
+            for (i, b) in bytes.enumerated() {
+                if b < 0x20 || b == 0x7F || (b >= 0x41 && b <= 0x5A) { return nil }
+                if b == UInt8(ascii: ":") { colon = i }
+            }
+            return colon < 0 ? bytes.count : colon
+        }
+        guard let end else { return nil }
+        if end == raw.utf8.count { return raw }
+        return String(raw.utf8.prefix(end))
     }
 
     /// `X-Request-Id`, if it is a sane identifier (printable ASCII, at most 128 characters).
@@ -211,6 +303,8 @@ public enum RequestFacts {
 
     /// Control characters dropped and length capped, so a header cannot forge log lines.
     public static func clean(_ s: String, max: Int) -> String {
+        // Almost every value is already clean and short: return it as is (same result, no copy).
+        if s.utf8.count < max && s.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x7F }) { return s }
         var out = ""
         for scalar in s.unicodeScalars where scalar.value >= 0x20 && scalar.value != 0x7F {
             out.unicodeScalars.append(scalar)

@@ -20,8 +20,11 @@ public final class LogIDGenerator: Sendable {
     public init(clock: any WallClock) { self.clock = clock }
 
     /// The next id. Safe to call from any thread; takes one short lock.
-    public func next() -> String {
-        let now = clock.nowNanoseconds() / 1_000_000
+    public func next() -> String { next(atMillis: clock.nowNanoseconds() / 1_000_000) }
+
+    /// The next id for an event of time `now` (milliseconds since the epoch), for callers that already read the
+    /// clock. Ids stay strictly increasing even when `now` goes back.
+    public func next(atMillis now: Int64) -> String {
         let (millis, high, low) = state.withLock { s -> (Int64, UInt16, UInt64) in
             if now > s.lastMillis {
                 var rng = SystemRandomNumberGenerator()
@@ -43,17 +46,29 @@ public final class LogIDGenerator: Sendable {
             }
             return (s.lastMillis, s.high, s.low)
         }
-        return hex(UInt64(millis), width: 12) + hex(UInt64(high), width: 4) + hex(low, width: 16)
+        return String(unsafeUninitializedCapacity: 32) { buffer in
+            // Fixed-width lowercase hex, written right to left: 12 digits of time, 4 of `high`, 16 of `low`
+            // (a time beyond 12 digits keeps only its low 48 bits, as the layout allows no more).
+            func put(_ value: UInt64, digits: Int, end: Int) {
+                var v = value
+                var i = end
+                while i > end - digits {
+                    i -= 1
+                    let nibble = UInt8(truncatingIfNeeded: v & 0xF)
+                    buffer[i] = nibble < 10 ? nibble &+ 0x30 : nibble &+ 0x57
+                    v >>= 4
+                }
+            }
+            put(UInt64(truncatingIfNeeded: millis), digits: 12, end: 12)
+            put(UInt64(high), digits: 4, end: 16)
+            put(low, digits: 16, end: 32)
+            return 32
+        }
     }
 
     /// The millisecond timestamp an id carries, or nil when `id` is not of this layout.
     public static func millis(of id: String) -> Int64? {
         guard id.utf8.count == 32, let v = UInt64(id.prefix(12), radix: 16) else { return nil }
         return Int64(v)
-    }
-
-    private func hex(_ v: UInt64, width: Int) -> String {
-        let s = String(v, radix: 16)
-        return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
     }
 }

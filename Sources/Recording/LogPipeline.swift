@@ -68,6 +68,7 @@ public final class LogPipeline: EventRecorder, @unchecked Sendable {
     private enum Item {
         case value(JSONValue)
         case deferred(@Sendable () -> JSONValue?)
+        case record(any LogRecord)
     }
 
     private let front = NSCondition()
@@ -76,7 +77,13 @@ public final class LogPipeline: EventRecorder, @unchecked Sendable {
     private var closed = false
     private var stopping = false
     private var busy = false
+    /// The writer waits for a signal (nothing queued); otherwise it is working or lingering and producers
+    /// do not wake it.
+    private var writerIdle = false
     private let capacity: Int
+    /// Queued items that wake a lingering writer early.
+    private let highWater: Int
+    private let lingerSeconds: Double
     private let workers: [SinkWorker]
     private let reporter: DropReporter
     private let logger: Logger
@@ -98,6 +105,8 @@ public final class LogPipeline: EventRecorder, @unchecked Sendable {
     /// or a webhook URL is invalid (the message names the path, never a credential).
     public init(settings: LogPipelineSettings, logger: Logger = Logger(label: "myorg-gateway.recording")) throws {
         self.capacity = settings.queueCapacity
+        self.highWater = max(1, settings.queueCapacity / 4)
+        self.lingerSeconds = settings.writerLinger
         self.logger = logger
         self.reporter = DropReporter(logger: logger)
         var workers: [SinkWorker] = []
@@ -147,6 +156,9 @@ public final class LogPipeline: EventRecorder, @unchecked Sendable {
 
     public func record(deferred build: @escaping @Sendable () -> JSONValue?) { enqueue(.deferred(build)) }
 
+    /// Queues a record that renders itself on the writer thread (see ``LogRecord``); the cheapest way in.
+    public func record(_ record: some LogRecord) { enqueue(.record(record)) }
+
     private func enqueue(_ item: Item) {
         front.lock()
         if closed {
@@ -160,7 +172,12 @@ public final class LogPipeline: EventRecorder, @unchecked Sendable {
             return
         }
         items.append(item)
-        if items.count == 1 { front.signal() }
+        // Waking the writer costs a system call and a context switch: only when it waits for work, or when a
+        // burst fills the queue while it lingers.
+        if writerIdle || items.count == highWater {
+            writerIdle = false
+            front.signal()
+        }
         front.unlock()
         accepted.add()
     }
@@ -170,22 +187,34 @@ public final class LogPipeline: EventRecorder, @unchecked Sendable {
     private func dispatch() {
         var reportedQueueFull = 0
         var reportedClosed = 0
+        var writer = JSONByteWriter(capacity: 4096)
         while true {
             front.lock()
-            if items.isEmpty && !stopping { _ = front.wait(until: Date(timeIntervalSinceNow: 1)) }
+            if items.isEmpty && !stopping {
+                writerIdle = true
+                _ = front.wait(until: Date(timeIntervalSinceNow: 1))
+                writerIdle = false
+            }
             let exit = items.isEmpty && stopping
             swap(&items, &spare)
             busy = !spare.isEmpty
             front.unlock()
 
-            if !spare.isEmpty {
+            let worked = !spare.isEmpty
+            if worked {
                 var lines: [String] = []
                 lines.reserveCapacity(spare.count)
                 for item in spare {
+                    writer.reset()
                     switch item {
-                    case .value(let v): lines.append(v.serialized())
-                    case .deferred(let build): if let v = build() { lines.append(v.serialized()) }
+                    case .value(let v): writer.value(v)
+                    case .deferred(let build):
+                        guard let v = build() else { continue }
+                        writer.value(v)
+                    case .record(let record):
+                        guard record.write(to: &writer) else { continue }
                     }
+                    lines.append(writer.text)
                 }
                 spare.removeAll(keepingCapacity: true)
                 for worker in workers {
@@ -212,6 +241,14 @@ public final class LogPipeline: EventRecorder, @unchecked Sendable {
             }
             reporter.flushPending()
             if exit { break }
+            if worked && lingerSeconds > 0 {
+                // Let a batch gather: under load the writer wakes once per linger, not once per event.
+                front.lock()
+                if !stopping && items.count < highWater {
+                    _ = front.wait(until: Date(timeIntervalSinceNow: lingerSeconds))
+                }
+                front.unlock()
+            }
         }
         dispatcherDone.signal()
     }

@@ -21,12 +21,16 @@ public struct LogPipelineSettings: Sendable {
     public var sinkMemoryCapacity: Int
     /// Disk spool for sinks that are down or slow; nil keeps everything in memory (bounded, counted drops).
     public var spool: SpoolSettings?
+    /// Seconds the writer waits after a batch before taking the next, so that under load it wakes (and the
+    /// sinks write) once per linger rather than once per event. Bounds the extra delay of an event; 0 disables.
+    public var writerLinger: Double
 
     public init(
         sinks: [SinkSettings], queueCapacity: Int = 65_536, sinkMemoryCapacity: Int = 16_384,
-        spool: SpoolSettings? = nil
+        spool: SpoolSettings? = nil, writerLinger: Double = 0.005
     ) {
         self.sinks = sinks
+        self.writerLinger = max(0, writerLinger)
         self.queueCapacity = max(1, queueCapacity)
         self.sinkMemoryCapacity = max(1, sinkMemoryCapacity)
         self.spool = spool

@@ -39,6 +39,21 @@ extension EventSink {
     func tick(nowNanos: Int64) {}
 }
 
+extension EventSink {
+    /// The batch as one buffer of newline-terminated lines, for a single write.
+    static func joinLines(_ lines: [String]) -> [UInt8] {
+        var total = 0
+        for line in lines { total += line.utf8.count + 1 }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(total)
+        for var line in lines {
+            line.withUTF8 { bytes.append(contentsOf: $0) }
+            bytes.append(0x0A)
+        }
+        return bytes
+    }
+}
+
 enum Monotonic {
     static func nanos() -> Int64 {
         var ts = timespec()
@@ -61,11 +76,7 @@ final class StdoutSink: EventSink {
     }
 
     func deliver(_ lines: [String]) -> DeliveryResult {
-        var bytes: [UInt8] = []
-        for line in lines {
-            bytes += line.utf8
-            bytes.append(0x0A)
-        }
+        let bytes = Self.joinLines(lines)
         do throws(FileIO.Failure) {
             try FileIO.writeAll(fd, bytes, path: "stdout")
             return .delivered
@@ -106,11 +117,7 @@ final class FileSink: EventSink {
     }
 
     func deliver(_ lines: [String]) -> DeliveryResult {
-        var bytes: [UInt8] = []
-        for line in lines {
-            bytes += line.utf8
-            bytes.append(0x0A)
-        }
+        let bytes = Self.joinLines(lines)
         do throws(FileIO.Failure) {
             if fd < 0 { try reopen() }
             if size > 0 && size + bytes.count > settings.maxBytes { try rotate() }

@@ -20,6 +20,55 @@ public enum Timestamp {
         return s
     }
 
+    /// The length of every timestamp of the years 0000 through 9999.
+    static let fixedLength = 24
+
+    /// The same text as ``iso8601(millis:)``, appended to `out` without building a `String`.
+    public static func write(millis: Int64, to out: inout [UInt8]) {
+        var buffer = [UInt8](repeating: 0, count: fixedLength)
+        let fixed = buffer.withUnsafeMutableBufferPointer { write(millis: millis, into: $0.baseAddress!) }
+        if fixed {
+            out.append(contentsOf: buffer)
+        } else {
+            out.append(contentsOf: iso8601(millis: millis).utf8)
+        }
+    }
+
+    /// Writes the ``fixedLength`` bytes of ``iso8601(millis:)`` at `out` and returns true, or returns false (and
+    /// writes nothing) for a time outside the years 0000 through 9999.
+    static func write(millis: Int64, into out: UnsafeMutablePointer<UInt8>) -> Bool {
+        guard millis >= 0 && millis < 253_402_300_800_000 else { return false }
+        let ms = Int(millis % 1000)
+        let secs = millis / 1000
+        let days = Int(secs / 86_400)
+        let secOfDay = Int(secs % 86_400)
+        let (y, m, d) = civil(fromDays: days)
+        func put(_ v: Int, _ width: Int, at index: Int) {
+            var v = v
+            var i = index + width
+            while i > index {
+                i -= 1
+                out[i] = UInt8(truncatingIfNeeded: v % 10) &+ 0x30
+                v /= 10
+            }
+        }
+        put(y, 4, at: 0)
+        out[4] = UInt8(ascii: "-")
+        put(m, 2, at: 5)
+        out[7] = UInt8(ascii: "-")
+        put(d, 2, at: 8)
+        out[10] = UInt8(ascii: "T")
+        put(secOfDay / 3600, 2, at: 11)
+        out[13] = UInt8(ascii: ":")
+        put(secOfDay / 60 % 60, 2, at: 14)
+        out[16] = UInt8(ascii: ":")
+        put(secOfDay % 60, 2, at: 17)
+        out[19] = UInt8(ascii: ".")
+        put(ms, 3, at: 20)
+        out[23] = UInt8(ascii: "Z")
+        return true
+    }
+
     /// Parses `YYYY-MM-DDTHH:MM:SS[.fff]Z` (the form this module writes; fractions beyond milliseconds are cut).
     public static func parseISO8601(_ text: String) -> Int64? {
         let b = Array(text.utf8)

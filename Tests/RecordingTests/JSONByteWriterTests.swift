@@ -1,0 +1,250 @@
+import Foundation
+import GatewayCore
+import Testing
+
+@testable import Recording
+
+/// The byte writer must produce exactly the text of `JSONValue.serialized()`: the event and access-log formats are
+/// defined by the value builders (`LogEvent.json`, `AccessLogLine.json`), the writer is only their fast path.
+@Suite struct JSONByteWriterTests {
+    static let strings: [String] = [
+        "", "plain-ascii_123", "quote\"inside", "back\\slash", "<script>", "new\nline", "cr\rtab\t",
+        "\u{0}\u{1}\u{1F}", "del\u{7F}kept", "café", "日本語", "emoji 🎉 ok", "\u{2028}line\u{2029}para",
+        "a\u{2028}", "\u{E2}", "mixed \"<\\\n\u{2028}é\u{1}", String(repeating: "x", count: 3000),
+        "\u{80}\u{9F}\u{A0}", "/my-org/details?take=5&from=x",
+    ]
+
+    /// Every special character at every offset of a string long enough for the eight-byte scan.
+    static let shifted: [String] = [
+        "\"", "\\", "<", "\n", "\u{1}", "\u{1F}", "\u{7F}", "\u{2028}", "\u{2029}", "…", "€", "é", "🎉",
+    ]
+    .flatMap { special in
+        (0..<18).map { offset in
+            String(repeating: "a", count: offset) + special + String(repeating: "b", count: 17 - offset)
+        }
+    }
+
+    @Test(arguments: strings + shifted)
+    func stringsAreEscapedLikeJSONValue(_ s: String) {
+        var out = JSONByteWriter()
+        out.string(s)
+        #expect(out.text == JSONValue.string(s).serialized())
+    }
+
+    static let values: [JSONValue] = [
+        .null, true, false, 0, -0.0, 1, -1, 42, 1e15, -1e15, 999_999_999_999_999, 1.5, 0.001, 12.346, -3.25,
+        1e20, 1e-7, .number(.nan), .number(.infinity), .number(-.infinity), .number(Double(Int64.max)),
+        [], [:], [1, "two", [3], ["four": 4]], ["a": ["b": ["c": []]], "d": [:], "e<": "f\n"],
+        .object([("dup", 1), ("dup", 2)]),
+    ]
+
+    @Test(arguments: values)
+    func valuesAreWrittenLikeJSONValue(_ value: JSONValue) {
+        var out = JSONByteWriter()
+        out.value(value)
+        #expect(out.text == value.serialized())
+    }
+
+    @Test(arguments: [
+        Int64(0), 1, -1, 9, 10, -10, 1_767_323_045_678, Int64.max, Int64.min, Int64.min + 1,
+    ])
+    func integers(_ v: Int64) {
+        var out = JSONByteWriter()
+        out.int(v)
+        #expect(out.text == String(v))
+    }
+
+    @Test(arguments: [
+        Int64(0), 1, 999, 1000, 86_399_999, 86_400_000, 951_782_400_000, 1_767_323_045_678, 253_402_300_799_999,
+        253_402_300_800_000, -1, -86_400_001, 4_102_444_800_000,
+    ])
+    func timestampsMatchTheStringFormatter(_ millis: Int64) {
+        var bytes: [UInt8] = []
+        Timestamp.write(millis: millis, to: &bytes)
+        #expect(String(decoding: bytes, as: UTF8.self) == Timestamp.iso8601(millis: millis))
+    }
+
+    static func fullEvent() -> LogEvent {
+        let clientInfo = #"{"name":"auth0-spa-js","version":"2.1.0","env":{"node":"20"}}"#
+        let request = RequestHead(
+            method: "POST", target: "/my-org/identity-providers?take=5",
+            headers: HTTPFields([
+                ("Host", "Login.Acme.com:8443"), ("User-Agent", "curl/8.5 \"quoted\" <x> \u{1}ctl é"),
+                ("Auth0-Client", Base64.encode(Array(clientInfo.utf8))), ("X-Request-Id", "req-123"),
+                ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            ]))
+        var event = LogEvent(
+            logID: "0190a1b2c3d4e5f60718293a4b5c6d7e", dateMillis: 1_767_323_045_678,
+            type: "my_organization_api_idp_failed", description: "Create identity provider")
+        event.apply(request: request)
+        event.tenantName = "acme"
+        event.ip = "203.0.113.9"
+        event.clientID = "client-abc"
+        event.userID = "auth0|42"
+        event.organizationID = "org_1234567890abcdef"
+        event.organizationName = "Acme \u{2028} Inc"
+        event.audience = "https://login.acme.com/my-org/"
+        event.scope = "create:my_org:identity_providers"
+        event.operation = "create"
+        event.status = 403
+        event.error = .init(TenantError.insufficientScope(missing: ["create:my_org:identity_providers"]))
+        event.decidedBy = .gateway
+        event.durationMs = 12.3456
+        event.reason = "insufficient_scope"
+        return event
+    }
+
+    static let events: [LogEvent] = {
+        var minimal = LogEvent(logID: "x", dateMillis: 0, type: "t", description: "")
+        var onlyTrace = minimal
+        onlyTrace.traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+        var onlyPath = minimal
+        onlyPath.path = "/p"
+        var wholeDuration = minimal
+        wholeDuration.durationMs = 3
+        minimal.status = 200
+        return [fullEvent(), minimal, onlyTrace, onlyPath, wholeDuration]
+    }()
+
+    @Test(arguments: events)
+    func logEventBytesEqualItsJSONValue(_ event: LogEvent) {
+        var out = JSONByteWriter()
+        event.write(to: &out)
+        #expect(out.text == event.json.serialized())
+    }
+
+    static let accessLines: [AccessLogLine] = {
+        let full = AccessLogLine(
+            timeMillis: 1_767_323_045_678,
+            request: RequestHead(
+                method: "GET", target: "/my-org/members?take=5&code=secret&from=a%20b", version: .http2,
+                headers: HTTPFields([("X-Request-Id", "rid-1"), ("Host", "[::1]:8443")])),
+            status: 429, bytes: 123, durationMs: 0.1234, decision: "rate_limit_organization", decidedBy: .gateway,
+            organizationID: "org_1", clientID: "client \"q\"", ip: "::1")
+        let bare = AccessLogLine(
+            timeMillis: 5, request: RequestHead(method: "GET", target: "/bench", version: .http1_0), status: 200,
+            bytes: 0, durationMs: 7, decision: "forwarded")
+        return [full, bare]
+    }()
+
+    @Test(arguments: accessLines)
+    func accessLineBytesEqualItsJSONValue(_ line: AccessLogLine) {
+        var out = JSONByteWriter()
+        line.write(to: &out)
+        #expect(out.text == line.json.serialized())
+    }
+
+    @Test(arguments: [
+        ("login.acme.com", "login.acme.com"), ("login.acme.com:8443", "login.acme.com"),
+        ("Login.Acme.COM:1", "login.acme.com"),
+        ("[::1]:8443", "[::1]"), ("[::1]", "[::1]"), ("a.b:c:d", "a.b:c"), ("ho\u{1}st", "host"),
+        ("a-very-long-host.example", "a-very-long-host.example"),
+        (String(repeating: "h", count: 300), String(repeating: "h", count: 255)), (":80", ""),
+        ("é.example:1", "é.example"),
+    ])
+    func hostnames(_ authority: String, _ expected: String) {
+        #expect(RequestFacts.hostname(RequestHead(method: "GET", target: "/", authority: authority)) == expected)
+        let viaHeader = RequestHead(method: "GET", target: "/", headers: HTTPFields([("Host", authority)]))
+        #expect(RequestFacts.hostname(viaHeader) == expected)
+    }
+
+    @Test func cleanKeepsItsMeaningOnTheFastPath() {
+        #expect(RequestFacts.clean("short", max: 10) == "short")
+        #expect(RequestFacts.clean("exactly10!", max: 10) == "exactly10!")
+        #expect(RequestFacts.clean("elevenchars", max: 10) == "elevenchar")
+        #expect(RequestFacts.clean("a\u{1}b\u{7F}c\nd", max: 10) == "abcd")
+        // A multi-byte character that crosses the limit is kept whole, as before.
+        #expect(RequestFacts.clean("abcdefghié", max: 10) == "abcdefghié")
+    }
+
+    @Test func logIDsForAGivenTimeCarryItAndStayIncreasing() {
+        let ids = LogIDGenerator(clock: ManualClock(nanoseconds: 0))
+        let first = ids.next(atMillis: 1_767_323_045_678)
+        #expect(first.utf8.count == 32)
+        #expect(first.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) })
+        #expect(LogIDGenerator.millis(of: first) == 1_767_323_045_678)
+        let same = ids.next(atMillis: 1_767_323_045_678)
+        let earlier = ids.next(atMillis: 1_767_323_045_000)
+        #expect(first < same && same < earlier, "ids must increase even when the time given goes back")
+        #expect(LogIDGenerator.millis(of: earlier) == 1_767_323_045_678)
+        let later = ids.next(atMillis: 1_767_323_046_000)
+        #expect(LogIDGenerator.millis(of: later) == 1_767_323_046_000)
+        #expect(earlier < later)
+    }
+}
+
+/// A record that renders itself, as the gateway's exchange entries do.
+private struct NumberRecord: LogRecord {
+    let n: Int
+    func write(to out: inout JSONByteWriter) -> Bool {
+        guard n >= 0 else { return false }
+        out.beginObject()
+        out.key("n")
+        out.int(n)
+        out.endObject()
+        return true
+    }
+}
+
+@Suite struct LogRecordPipelineTests {
+    @Test(arguments: [0.0, 0.005, 0.05])
+    func recordsAreWrittenInOrderAndNoneIsLostOnShutdown(linger: Double) throws {
+        let dir = TempDir()
+        defer { dir.remove() }
+        let path = dir.path + "/events.jsonl"
+        let pipeline = try LogPipeline(
+            settings: LogPipelineSettings(sinks: [.file(FileSinkSettings(path: path))], writerLinger: linger))
+        for i in 0..<3000 {
+            pipeline.record(NumberRecord(n: i))
+            if i % 1000 == 0 { pipeline.record(NumberRecord(n: -1)) }
+            if i % 700 == 0 { Thread.sleep(forTimeInterval: 0.01) }
+        }
+        let summary = pipeline.shutdown(timeout: .seconds(10))
+        #expect(summary.complete)
+        let numbers = dir.lines(path).compactMap { (try? JSONValue.parse($0))?["n"]?.int64Value.map(Int.init) }
+        #expect(numbers == Array(0..<3000))
+        #expect(pipeline.stats.sinks[0].delivered == 3000)
+        #expect(pipeline.stats.droppedEvents == 0)
+    }
+
+    @Test func aLingeringWriterStillFlushesPromptly() throws {
+        let dir = TempDir()
+        defer { dir.remove() }
+        let path = dir.path + "/events.jsonl"
+        let pipeline = try LogPipeline(
+            settings: LogPipelineSettings(sinks: [.file(FileSinkSettings(path: path))], writerLinger: 0.05))
+        defer { _ = pipeline.shutdown(timeout: .seconds(5)) }
+        // A first event wakes the idle writer; the next ones arrive while it lingers and must not wait for a
+        // signal that never comes.
+        pipeline.record(NumberRecord(n: 0))
+        Thread.sleep(forTimeInterval: 0.01)
+        for i in 1..<10 { pipeline.record(NumberRecord(n: i)) }
+        let start = ContinuousClock.now
+        #expect(pipeline.flush(timeout: .seconds(5)))
+        #expect(ContinuousClock.now - start < .seconds(1))
+        #expect(dir.lines(path).count == 10)
+    }
+
+    @Test func aBurstPastTheHighWaterMarkWakesTheWriterEarly() throws {
+        let dir = TempDir()
+        defer { dir.remove() }
+        let path = dir.path + "/events.jsonl"
+        // A linger far longer than the test: only the high-water wake-up can empty the queue in time.
+        let pipeline = try LogPipeline(
+            settings: LogPipelineSettings(
+                sinks: [.file(FileSinkSettings(path: path))], queueCapacity: 400, writerLinger: 30))
+        defer { _ = pipeline.shutdown(timeout: .seconds(5)) }
+        pipeline.record(NumberRecord(n: 0))
+        Thread.sleep(forTimeInterval: 0.05)
+        var n = 1
+        let deadline = ContinuousClock.now + .seconds(5)
+        while pipeline.stats.sinks[0].delivered < 1000 && ContinuousClock.now < deadline {
+            for _ in 0..<100 {
+                pipeline.record(NumberRecord(n: n))
+                n += 1
+            }
+            Thread.sleep(forTimeInterval: 0.002)
+        }
+        #expect(pipeline.stats.sinks[0].delivered >= 1000, "the writer slept through a full queue")
+    }
+}
