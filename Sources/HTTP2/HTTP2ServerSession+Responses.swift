@@ -31,16 +31,22 @@ extension HTTP2ServerSession {
     ///
     /// With `hasBody` false (or for HEAD requests and 1xx/204/304) the HEADERS frame ends the stream and later
     /// `appendBody`/`endBody` calls return false. Returns false when the stream is gone or already has a response.
+    ///
+    /// `contentLength`, when given, replaces any content-length field of `head` (so a caller need not copy and edit
+    /// the head to set it).
     @discardableResult
-    public func submitResponseHead(streamID: Int32, head: ResponseHead, hasBody: Bool) -> Bool {
+    public func submitResponseHead(
+        streamID: Int32, head: ResponseHead, hasBody: Bool, contentLength: Int? = nil
+    ) -> Bool {
         guard !terminated, let stream = streams[streamID], !stream.responseStarted else { return false }
         stream.responseStarted = true
         guard hasBody && !stream.isHead && !HTTPStatus.forbidsBody(head.status) else {
             stream.responseDone = true
-            return submitResponseHeaders(streamID: streamID, head: head, contentLength: nil, provider: nil)
+            return submitResponseHeaders(streamID: streamID, head: head, contentLength: contentLength, provider: nil)
         }
         var provider = Self.bodyProvider
-        return submitResponseHeaders(streamID: streamID, head: head, contentLength: nil, provider: &provider)
+        return submitResponseHeaders(
+            streamID: streamID, head: head, contentLength: contentLength, provider: &provider)
     }
 
     /// Queues response-body bytes (copied) for a stream started with `submitResponseHead(hasBody: true)`.

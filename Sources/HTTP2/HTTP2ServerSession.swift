@@ -347,6 +347,8 @@ public final class HTTP2ServerSession {
             if isConnectionSpecific(lowered) || nominated.contains(where: { $0.elementsEqual(lowered) }) {
                 continue
             }
+            // The caller's length replaces the head's own.
+            if contentLength != nil && nameCount == 14 && lowered.elementsEqual("content-length".utf8) { continue }
             let valueStart = nameStart + nameCount
             // RFC 9113 §8.2.1: never generate a value with NUL, CR or LF; the client would reset the stream.
             let valueCount = value.withUTF8 { src -> Int in

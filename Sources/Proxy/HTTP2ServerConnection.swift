@@ -171,10 +171,15 @@ final class HTTP2ServerConnection {
         transport.requestFlush()
     }
 
-    func submitHead(_ writer: HTTP2StreamWriter, _ head: ResponseHead, hasBody: Bool) {
+    func submitHead(_ writer: HTTP2StreamWriter, _ head: ResponseHead, contentLength: Int?, hasBody: Bool) {
         writer.exchange?.status = head.status
-        writer.exchange?.capture?.head(head, nanos: owner.context.clock.nowNanoseconds())
-        _ = session.submitResponseHead(streamID: writer.streamID, head: head, hasBody: hasBody)
+        if let capture = writer.exchange?.capture {
+            var written = head
+            if let contentLength { written.headers.set("Content-Length", String(contentLength)) }
+            capture.head(written, nanos: owner.context.clock.nowNanoseconds())
+        }
+        _ = session.submitResponseHead(
+            streamID: writer.streamID, head: head, hasBody: hasBody, contentLength: contentLength)
         // Frames leave when the transport flushes at the end of the loop's current events, not one by one.
         if !hasBody { streamFinished(writer) } else { transport.requestFlush() }
     }
@@ -247,12 +252,11 @@ final class HTTP2StreamWriter: ResponseWriter {
     func writeHead(_ head: ResponseHead, bodyLength: Int?) {
         guard !headWritten, !done else { return }
         headWritten = true
-        // The session drops connection-specific fields itself (RFC 9113 §8.2.2); no second pass here.
-        var head = head
+        // The session drops connection-specific fields itself (RFC 9113 §8.2.2) and writes the length; no second
+        // pass or copy of the head here.
         bodyExpected = !(bodyLength == 0 || self.head.method == "HEAD" || HTTPStatus.forbidsBody(head.status))
-        if let bodyLength, bodyExpected { head.headers.set("Content-Length", String(bodyLength)) }
         if !bodyExpected { done = true }
-        connection.submitHead(self, head, hasBody: bodyExpected)
+        connection.submitHead(self, head, contentLength: bodyExpected ? bodyLength : nil, hasBody: bodyExpected)
     }
 
     func writeBody(_ bytes: UnsafeRawBufferPointer) {

@@ -161,6 +161,22 @@ struct HTTP2ServerSessionTests {
         #expect(!pair.server.appendBody(streamID: id, bytes: [1]))
     }
 
+    @Test("a content length given with the head replaces the head's own content-length field")
+    func contentLengthReplaces() {
+        let pair = SessionPair()
+        let id = pair.client.request(FrameBuilder.request())
+        pair.pump()
+        let head = ResponseHead(status: 200, headers: HTTPFields([("Content-Length", "99"), ("X-A", "1")]))
+        #expect(pair.server.submitResponseHead(streamID: id, head: head, hasBody: true, contentLength: 3))
+        #expect(pair.server.appendBody(streamID: id, bytes: [1, 2, 3]))
+        #expect(pair.server.endBody(streamID: id))
+        pair.pump()
+        let stream = pair.client.streams[id]!
+        #expect(stream.headers.filter { $0.0 == "content-length" }.map(\.1) == ["3"])
+        #expect(stream.headers.contains { $0.0 == "x-a" && $0.1 == "1" })
+        #expect(stream.body == [1, 2, 3])
+    }
+
     @Test("connection-specific response fields are dropped and names lowercased")
     func responseHeaderHygiene() {
         let pair = SessionPair()
