@@ -172,17 +172,27 @@ public enum HTTP1Serializer {
 
 /// Builds a request or response head piece by piece, with the checks of `HTTP1Serializer`: for a proxy that writes
 /// a message straight from the other side's fields instead of building another field list first.
-public struct HTTP1HeadBuilder {
-    public private(set) var bytes: [UInt8] = []
+///
+/// Bytes collect in raw memory (one `memcpy` per piece, no per-append bookkeeping) and become an array once, in
+/// `finish`.
+public struct HTTP1HeadBuilder: ~Copyable {
+    private var base: UnsafeMutablePointer<UInt8>
+    private var count = 0
+    private var capacity: Int
 
     /// A request head (`method SP target SP HTTP/1.1`); `capacity` is the expected size, so the buffer grows once.
     public init(method: String, target: String, capacity: Int) throws(HTTP1SerializationError) {
-        bytes.reserveCapacity(capacity)
-        try HTTP1Serializer.append(method, checking: isToken, "invalid method", to: &bytes)
-        bytes.append(Byte.space)
-        try HTTP1Serializer.append(
-            target, checking: HTTP1Serializer.isValidTarget, "invalid request target", to: &bytes)
-        bytes.append(contentsOf: " HTTP/1.1\r\n".utf8)
+        // Checked before any memory is taken, so a refusal leaves nothing to free.
+        guard method.withUTF8Bytes(isToken) else { throw HTTP1SerializationError(reason: "invalid method") }
+        guard target.withUTF8Bytes(HTTP1Serializer.isValidTarget) else {
+            throw HTTP1SerializationError(reason: "invalid request target")
+        }
+        self.capacity = max(capacity, 64)
+        self.base = .allocate(capacity: self.capacity)
+        put(method)
+        put(Byte.space)
+        put(target)
+        put(" HTTP/1.1\r\n")
     }
 
     /// A response head (`HTTP/1.x SP status SP reason`).
@@ -190,29 +200,75 @@ public struct HTTP1HeadBuilder {
         status: Int, reason: String, version: HTTPVersion = .http1_1, capacity: Int
     ) throws(HTTP1SerializationError) {
         guard (100...599).contains(status) else { throw HTTP1SerializationError(reason: "invalid status") }
-        bytes.reserveCapacity(capacity)
-        bytes.append(contentsOf: version == .http1_0 ? "HTTP/1.0 ".utf8 : "HTTP/1.1 ".utf8)
-        bytes.append(UInt8(0x30 + status / 100))
-        bytes.append(UInt8(0x30 + status / 10 % 10))
-        bytes.append(UInt8(0x30 + status % 10))
-        bytes.append(Byte.space)
-        try HTTP1Serializer.append(
-            reason, checking: HTTP1Serializer.isValidFieldValue, "invalid reason phrase", to: &bytes)
-        bytes.append(contentsOf: HTTP1Serializer.crlf)
+        guard reason.withUTF8Bytes(HTTP1Serializer.isValidFieldValue) else {
+            throw HTTP1SerializationError(reason: "invalid reason phrase")
+        }
+        self.capacity = max(capacity, 64)
+        self.base = .allocate(capacity: self.capacity)
+        put(version == .http1_0 ? "HTTP/1.0 " : "HTTP/1.1 ")
+        put(UInt8(0x30 + status / 100))
+        put(UInt8(0x30 + status / 10 % 10))
+        put(UInt8(0x30 + status % 10))
+        put(Byte.space)
+        put(reason)
+        put("\r\n")
     }
 
+    deinit { base.deallocate() }
+
     public mutating func add(_ name: String, _ value: String) throws(HTTP1SerializationError) {
-        try HTTP1Serializer.append(name, checking: isToken, "invalid field name", to: &bytes)
-        bytes.append(Byte.colon)
-        bytes.append(Byte.space)
-        try HTTP1Serializer.append(
-            value, checking: HTTP1Serializer.isValidFieldValue, "invalid field value", to: &bytes)
-        bytes.append(contentsOf: HTTP1Serializer.crlf)
+        var name = name
+        var value = value
+        let problem = name.withUTF8 { n in
+            value.withUTF8 { v -> String? in
+                guard isToken(n) else { return "invalid field name" }
+                guard HTTP1Serializer.isValidFieldValue(v) else { return "invalid field value" }
+                reserve(n.count + v.count + 4)
+                put(n)
+                base[count] = Byte.colon
+                base[count + 1] = Byte.space
+                count += 2
+                put(v)
+                base[count] = Byte.cr
+                base[count + 1] = Byte.lf
+                count += 2
+                return nil
+            }
+        }
+        if let problem { throw HTTP1SerializationError(reason: problem) }
     }
 
     /// The empty line that ends the head; returns the finished bytes.
     public consuming func finish() -> [UInt8] {
-        bytes.append(contentsOf: HTTP1Serializer.crlf)
-        return bytes
+        put("\r\n")
+        return [UInt8](UnsafeBufferPointer(start: base, count: count))
+    }
+
+    private mutating func reserve(_ extra: Int) {
+        guard count + extra > capacity else { return }
+        let grown = max(capacity * 2, count + extra)
+        let next = UnsafeMutablePointer<UInt8>.allocate(capacity: grown)
+        next.update(from: base, count: count)
+        base.deallocate()
+        base = next
+        capacity = grown
+    }
+
+    private mutating func put(_ bytes: UnsafeBufferPointer<UInt8>) {
+        guard let source = bytes.baseAddress, bytes.count > 0 else { return }
+        reserve(bytes.count)
+        (base + count).update(from: source, count: bytes.count)
+        count += bytes.count
+    }
+
+    private mutating func put(_ byte: UInt8) {
+        reserve(1)
+        base[count] = byte
+        count += 1
+    }
+
+    private mutating func put(_ string: String) {
+        var string = string
+        string.withUTF8 { put($0) }
     }
 }

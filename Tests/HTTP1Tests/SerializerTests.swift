@@ -129,3 +129,51 @@ struct SerializerTests {
         }
     }
 }
+
+@Suite("HTTP/1.1 head builder")
+struct HeadBuilderTests {
+    @Test("a request head is built byte for byte, growing past its first capacity")
+    func request() throws {
+        var builder = try HTTP1HeadBuilder(method: "PUT", target: "/my-org/details?x=1", capacity: 0)
+        try builder.add("Host", "acme.example")
+        let long = String(repeating: "t", count: 5000)
+        try builder.add("Authorization", "Bearer " + long)
+        try builder.add("X-Obs", "caf\u{e9}\tx")
+        let text = String(decoding: builder.finish(), as: UTF8.self)
+        #expect(
+            text
+                == "PUT /my-org/details?x=1 HTTP/1.1\r\nHost: acme.example\r\nAuthorization: Bearer \(long)\r\n"
+                + "X-Obs: caf\u{e9}\tx\r\n\r\n")
+    }
+
+    @Test("a response head carries status and reason")
+    func response() throws {
+        var builder = try HTTP1HeadBuilder(status: 204, reason: "No Content", version: .http1_0, capacity: 16)
+        try builder.add("X-A", "1")
+        #expect(String(decoding: builder.finish(), as: UTF8.self) == "HTTP/1.0 204 No Content\r\nX-A: 1\r\n\r\n")
+    }
+
+    @Test(
+        "what would change the framing is refused",
+        arguments: [
+            ("X-Bad Name", "v"), ("", "v"), ("X-Split", "a\r\nInjected: 1"), ("X-Nul", "a\u{0}b"), ("X-Del", "a\u{7f}"),
+            ("X-LF", "a\nb"), ("Na:me", "v"),
+        ])
+    func refused(name: String, value: String) throws {
+        var builder = try HTTP1HeadBuilder(method: "GET", target: "/", capacity: 64)
+        #expect(throws: HTTP1SerializationError.self) { try builder.add(name, value) }
+    }
+
+    @Test("a bad method, target, status or reason is refused before anything is built")
+    func refusedStart() {
+        #expect(throws: HTTP1SerializationError.self) { try HTTP1HeadBuilder(method: "G ET", target: "/", capacity: 8) }
+        #expect(throws: HTTP1SerializationError.self) {
+            try HTTP1HeadBuilder(method: "GET", target: "/a b", capacity: 8)
+        }
+        #expect(throws: HTTP1SerializationError.self) { try HTTP1HeadBuilder(method: "GET", target: "", capacity: 8) }
+        #expect(throws: HTTP1SerializationError.self) { try HTTP1HeadBuilder(status: 99, reason: "x", capacity: 8) }
+        #expect(throws: HTTP1SerializationError.self) {
+            try HTTP1HeadBuilder(status: 200, reason: "O\r\nK", capacity: 8)
+        }
+    }
+}
