@@ -294,6 +294,11 @@ public final class TLSEngine {
         // SSL_read returns at most one record per call, and records already inside SSL raise no socket event:
         // loop until it asks for more input.
         while total < buffer.count {
+            // Nothing left to decrypt, in the input BIO or inside SSL: the call would only say WANT_READ (and
+            // costs as much as a small record), so say it here.
+            if total > 0 && cshim_BIO_pending(networkInput) == 0 && SSL_has_pending(ssl) == 0 {
+                return (total, .needsNetworkBytes)
+            }
             var read = 0
             if SSL_read_ex(ssl, base + total, buffer.count - total, &read) == 1 {
                 total += read
