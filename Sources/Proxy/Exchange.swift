@@ -57,6 +57,8 @@ final class Exchange {
     /// Set when the body streams: it is still arriving when the handler runs, and `body` holds only its first
     /// bytes (for the recording).
     var bodyStream: RequestBodyStream?
+    /// The relay carrying this exchange to the upstream, while it does.
+    var upstreamRelay: UpstreamRelay?
 
     /// Makes `stream` this exchange's body; `body` keeps its first bytes for the recording.
     func attach(_ stream: RequestBodyStream) {

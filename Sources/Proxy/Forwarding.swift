@@ -111,7 +111,6 @@ enum ForwardRewrite {
 final class ForwardingHandler: RequestHandler {
     let context: LoopContext
     let judge: (Exchange) -> Judgement
-    private var relays: [ObjectIdentifier: UpstreamRelay] = [:]
 
     init(context: LoopContext, judge: @escaping (Exchange) -> Judgement) {
         self.context = context
@@ -132,18 +131,21 @@ final class ForwardingHandler: RequestHandler {
     /// Relays `exchange` to `origin`; `responseHeaders` replace the upstream's CORS and rate-limit fields.
     func forward(_ exchange: Exchange, origin: UpstreamOrigin, responseHeaders: HTTPFields) {
         let relay = UpstreamRelay(exchange: exchange, origin: origin, extraHeaders: responseHeaders, handler: self)
-        relays[ObjectIdentifier(exchange)] = relay
+        // The exchange holds its relay until the relay is done or cancelled (the pair is a cycle until then).
+        exchange.upstreamRelay = relay
         relay.start()
     }
 
     func cancel(_ exchange: Exchange) {
-        relays.removeValue(forKey: ObjectIdentifier(exchange))?.cancel()
+        let relay = exchange.upstreamRelay
+        exchange.upstreamRelay = nil
+        relay?.cancel()
     }
 
     func needsWholeBody(_ head: RequestHead) -> Bool { false }
 
     func relayDone(_ exchange: Exchange) {
-        relays.removeValue(forKey: ObjectIdentifier(exchange))
+        exchange.upstreamRelay = nil
     }
 }
 
@@ -170,6 +172,11 @@ final class UpstreamRelay: UpstreamResponseHandler {
         attempts += 1
         let pool = handler.context.pool(for: origin)
         self.pool = pool
+        // Usually a kept-alive connection is idle: take it without a callback.
+        if let idle = pool.takeIdle() {
+            send(on: idle)
+            return
+        }
         pool.acquire { [weak self] result in
             guard let self, !self.cancelled else {
                 if case .success(let c) = result { pool.release(c, reusable: true) }

@@ -61,13 +61,19 @@ final class UpstreamPool {
         self.removedOnTheWayUp = ForwardRewrite.removedOnTheWayUp(for: origin)
     }
 
-    func acquire(_ callback: @escaping (Result<UpstreamConnection, UpstreamFailure>) -> Void) {
+    /// An idle connection that can take a request now, if there is one.
+    func takeIdle() -> UpstreamConnection? {
         while let connection = idle.popLast() {
-            if connection.isUsable {
-                callback(.success(connection))
-                return
-            }
+            if connection.isUsable { return connection }
             connection.close()
+        }
+        return nil
+    }
+
+    func acquire(_ callback: @escaping (Result<UpstreamConnection, UpstreamFailure>) -> Void) {
+        if let connection = takeIdle() {
+            callback(.success(connection))
+            return
         }
         if open < origin.maxConnections {
             connect(callback)
