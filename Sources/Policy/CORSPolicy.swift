@@ -94,6 +94,10 @@ public struct CORSPolicy: Sendable {
     public let configuration: CORSConfiguration
     private let union: CORSOriginSet
     private let perClient: [String: CORSOriginSet]
+    /// The answers for the origins browsers actually send for the exact entries (lowercase, default port
+    /// left out), worked out once with the parsing path: a request from such an origin costs one hash
+    /// lookup instead of a parse and a key allocation.
+    private let knownOrigins: [CORSKnownOrigin.Key: CORSKnownOrigin]
 
     public static let preflightVary = "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"
 
@@ -112,6 +116,19 @@ public struct CORSPolicy: Sendable {
         }
         self.union = union
         self.perClient = perClient
+        var known: [CORSKnownOrigin.Key: CORSKnownOrigin] = [:]
+        for origin in union.exact.compactMap(CORSKnownOrigin.browserForm(ofKey:)) {
+            let key = CORSKnownOrigin.Key(origin)
+            guard known[key] == nil else { continue }
+            let allowed = Set(
+                perClient.keys.filter {
+                    Self.isAllowed(origin: origin, clientID: $0, union: union, perClient: perClient)
+                })
+            known[key] = CORSKnownOrigin(
+                union: Self.isAllowed(origin: origin, clientID: nil, union: union, perClient: perClient),
+                clients: allowed)
+        }
+        self.knownOrigins = known
     }
 
     /// Parses every client's origin strings; the first invalid one is reported with its client and index.
@@ -135,6 +152,21 @@ public struct CORSPolicy: Sendable {
 
     /// Whether `origin` (an `Origin` header value) is allowed for `clientID`, or for any client when nil.
     public func isAllowed(origin: String, clientID: String?) -> Bool {
+        if let known = knownOrigins[CORSKnownOrigin.Key(origin)] {
+            guard let clientID else { return known.union }
+            return known.clients.contains(clientID)
+        }
+        return Self.isAllowed(origin: origin, clientID: clientID, union: union, perClient: perClient)
+    }
+
+    /// The general decision (parse, normalise, look up): every answer, and the source of `knownOrigins`.
+    func isAllowedParsing(origin: String, clientID: String?) -> Bool {
+        Self.isAllowed(origin: origin, clientID: clientID, union: union, perClient: perClient)
+    }
+
+    private static func isAllowed(
+        origin: String, clientID: String?, union: CORSOriginSet, perClient: [String: CORSOriginSet]
+    ) -> Bool {
         guard let parsed = CORSRequestOrigin(origin) else { return false }
         if let clientID {
             return perClient[clientID]?.contains(parsed) ?? false
@@ -199,13 +231,24 @@ public struct CORSPolicy: Sendable {
                     ($0 >= 65 && $0 <= 90 ? $0 | 0x20 : $0) == $1
                 }
         }
-        if let origin, isAllowed(origin: origin, clientID: clientID) {
-            fields.add("Access-Control-Allow-Origin", origin)
-            if !configuration.exposedHeaders.isEmpty {
-                fields.add("Access-Control-Expose-Headers", configuration.exposedHeadersValue)
-            }
-        }
+        let allowed = origin.map { isAllowed(origin: $0, clientID: clientID) } ?? false
+        appendActualResponseFields(to: &fields, origin: origin, allowed: allowed)
         CORSPolicy.mergeVaryOrigin(&fields)
+    }
+
+    /// What `apply` adds to fields that hold no `Access-Control-*` and no `Vary` field, with the origin's
+    /// verdict (`isAllowed`) already known: the caller judged it once for its own check.
+    func appendToFreshFields(_ fields: inout HTTPFields, origin: String?, allowed: Bool) {
+        appendActualResponseFields(to: &fields, origin: origin, allowed: allowed)
+        fields.add("Vary", "Origin")
+    }
+
+    private func appendActualResponseFields(to fields: inout HTTPFields, origin: String?, allowed: Bool) {
+        guard let origin, allowed else { return }
+        fields.add("Access-Control-Allow-Origin", origin)
+        if !configuration.exposedHeaders.isEmpty {
+            fields.add("Access-Control-Expose-Headers", configuration.exposedHeadersValue)
+        }
     }
 
     /// The non-empty members of a comma-separated field value, without optional whitespace (RFC 9110 §5.6.1).
@@ -270,5 +313,40 @@ struct CORSOriginSet: Sendable {
             return false
         }
         return candidates.contains { CORSOriginParser.label(split.label, matchesPrefix: $0.prefix, suffix: $0.suffix) }
+    }
+}
+
+/// A precomputed CORS answer for one origin text (see `CORSPolicy.knownOrigins`).
+struct CORSKnownOrigin: Sendable {
+    /// Allowed for some client (the preflight question).
+    let union: Bool
+    /// The clients that allow it.
+    let clients: Set<String>
+
+    /// The origin text, compared and hashed as bytes: `String`'s own equality is canonical equivalence,
+    /// under which a different byte sequence (which the parser would judge differently) could match.
+    struct Key: Hashable, Sendable {
+        let text: String
+
+        init(_ text: String) { self.text = text }
+
+        static func == (lhs: Key, rhs: Key) -> Bool { lhs.text.utf8.elementsEqual(rhs.text.utf8) }
+
+        func hash(into hasher: inout Hasher) {
+            var text = text
+            text.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+        }
+    }
+
+    /// `scheme://host` (or `scheme://host:port` for a port other than the scheme's default) for a
+    /// normalised exact key `scheme://host:port`.
+    static func browserForm(ofKey key: String) -> String? {
+        guard let colon = key.utf8.lastIndex(of: UInt8(ascii: ":")) else { return nil }
+        let port = key[key.utf8.index(after: colon)...]
+        let head = key[..<colon]
+        if (head.hasPrefix("https://") && port == "443") || (head.hasPrefix("http://") && port == "80") {
+            return String(head)
+        }
+        return key
     }
 }

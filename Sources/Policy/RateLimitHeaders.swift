@@ -69,6 +69,28 @@ extension RateDecision {
         return pairs
     }
 
+    /// Appends the fields of `fieldPairs` (same names, values and order) to `fields`, taking the
+    /// `RateLimit-Policy` value from `policyTexts` when it holds one for these figures.
+    func appendFields(to fields: inout HTTPFields, policyTexts: RateLimitPolicyTexts) {
+        let tight = tightest
+        let other = tight.scope == .tenant ? organization : tenant
+        fields.add(RateLimitHeaders.limit, String(tight.limit))
+        fields.add(RateLimitHeaders.remaining, String(tight.remaining))
+        fields.add(RateLimitHeaders.reset, String(tight.resetEpochSeconds))
+        fields.add(
+            RateLimitHeaders.policy,
+            policyTexts.text(tight: tight, other: other) ?? RateLimitPolicyTexts.write(tight: tight, other: other))
+        fields.add(
+            RateLimitHeaders.rateLimit,
+            RateLimitFieldWriter.list(
+                (tight.policyName, "r", Int64(tight.remaining), "t", secondsUntilRefill(tight)),
+                (other.policyName, "r", Int64(other.remaining), "t", secondsUntilRefill(other))))
+        if let retry = retryAfterSeconds { fields.add(RateLimitHeaders.retryAfter, String(retry)) }
+        if !admitted, limitedBy == .tenant {
+            fields.add(RateLimitHeaders.errorKind, RateLimitHeaders.globalRateLimit)
+        }
+    }
+
     private func secondsUntilRefill(_ state: RateLimitState) -> Int64 {
         RateLimitState.ceilSeconds(max(0, state.nextRefillNanoseconds - nowNanoseconds))
     }
@@ -88,6 +110,69 @@ extension RateDecision {
                 + "second) was exceeded. Retry after \(retryAfterSeconds ?? 1) second(s)."
         }
         return TenantError.rateLimited(detail, headers: headerFields)
+    }
+}
+
+/// The `RateLimit-Policy` values a limiter's decisions can carry, written once: the value depends only on
+/// the two limits' scope, class, quota and window, and those are fixed per limiter (a decision from elsewhere,
+/// e.g. shared admission with other figures, finds no entry and is written as usual).
+struct RateLimitPolicyTexts: Sendable {
+    struct Entry: Sendable {
+        let tight: Figures
+        let other: Figures
+        let text: String
+    }
+
+    struct Figures: Sendable, Equatable {
+        let scope: RateLimitScope
+        let rateClass: RateLimitClass
+        let quota: Int
+        let windowSeconds: Int
+
+        init(_ state: RateLimitState) {
+            scope = state.scope
+            rateClass = state.rateClass
+            quota = state.quota
+            windowSeconds = state.windowSeconds
+        }
+    }
+
+    let entries: [Entry]
+
+    init(limiter: RateLimiter) {
+        var entries: [Entry] = []
+        let window = limiter.windowSeconds
+        for (rateClass, tenant, organization) in [
+            (RateLimitClass.read, limiter.tenantRead, limiter.organizationRead),
+            (RateLimitClass.write, limiter.tenantWrite, limiter.organizationWrite),
+        ] {
+            func state(_ scope: RateLimitScope, _ p: GCRAParameters) -> RateLimitState {
+                RateLimitState(
+                    scope: scope, rateClass: rateClass, limit: p.burst, ratePerSecond: p.ratePerSecond,
+                    windowSeconds: window, remaining: 0, nextRefillNanoseconds: 0, waitNanoseconds: 0)
+            }
+            let t = state(.tenant, tenant)
+            let o = state(.organization, organization)
+            for (tight, other) in [(t, o), (o, t)] {
+                entries.append(
+                    Entry(tight: Figures(tight), other: Figures(other), text: Self.write(tight: tight, other: other)))
+            }
+        }
+        self.entries = entries
+    }
+
+    func text(tight: RateLimitState, other: RateLimitState) -> String? {
+        let t = Figures(tight)
+        let o = Figures(other)
+        for entry in entries where entry.tight == t && entry.other == o { return entry.text }
+        return nil
+    }
+
+    /// The value as `RateDecision.fieldPairs` writes it.
+    static func write(tight: RateLimitState, other: RateLimitState) -> String {
+        RateLimitFieldWriter.list(
+            (tight.policyName, "q", Int64(tight.quota), "w", Int64(tight.windowSeconds)),
+            (other.policyName, "q", Int64(other.quota), "w", Int64(other.windowSeconds)))
     }
 }
 
