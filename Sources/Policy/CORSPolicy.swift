@@ -97,7 +97,8 @@ public struct CORSPolicy: Sendable {
     /// The answers for the origins browsers actually send for the exact entries (lowercase, default port
     /// left out), worked out once with the parsing path: a request from such an origin costs one hash
     /// lookup instead of a parse and a key allocation.
-    private let knownOrigins: [CORSKnownOrigin.Key: CORSKnownOrigin]
+    private let knownOrigins: [CORSKnownOrigin]
+    private let knownOriginIndex: ByteStringIndex
 
     public static let preflightVary = "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"
 
@@ -116,19 +117,20 @@ public struct CORSPolicy: Sendable {
         }
         self.union = union
         self.perClient = perClient
-        var known: [CORSKnownOrigin.Key: CORSKnownOrigin] = [:]
-        for origin in union.exact.compactMap(CORSKnownOrigin.browserForm(ofKey:)) {
-            let key = CORSKnownOrigin.Key(origin)
-            guard known[key] == nil else { continue }
-            let allowed = Set(
-                perClient.keys.filter {
+        var texts: [String] = []
+        var seen: Set<String> = []
+        for origin in union.exact.sorted().compactMap(CORSKnownOrigin.browserForm(ofKey:))
+        where seen.insert(origin).inserted {
+            texts.append(origin)
+        }
+        self.knownOrigins = texts.map { origin in
+            CORSKnownOrigin(
+                union: Self.isAllowed(origin: origin, clientID: nil, union: union, perClient: perClient),
+                clients: perClient.keys.sorted().filter {
                     Self.isAllowed(origin: origin, clientID: $0, union: union, perClient: perClient)
                 })
-            known[key] = CORSKnownOrigin(
-                union: Self.isAllowed(origin: origin, clientID: nil, union: union, perClient: perClient),
-                clients: allowed)
         }
-        self.knownOrigins = known
+        self.knownOriginIndex = ByteStringIndex(texts.map { Array($0.utf8) })
     }
 
     /// Parses every client's origin strings; the first invalid one is reported with its client and index.
@@ -152,9 +154,10 @@ public struct CORSPolicy: Sendable {
 
     /// Whether `origin` (an `Origin` header value) is allowed for `clientID`, or for any client when nil.
     public func isAllowed(origin: String, clientID: String?) -> Bool {
-        if let known = knownOrigins[CORSKnownOrigin.Key(origin)] {
+        if let position = knownOriginIndex.find(origin) {
+            let known = knownOrigins[position]
             guard let clientID else { return known.union }
-            return known.clients.contains(clientID)
+            return known.allows(clientID)
         }
         return Self.isAllowed(origin: origin, clientID: clientID, union: union, perClient: perClient)
     }
@@ -320,22 +323,20 @@ struct CORSOriginSet: Sendable {
 struct CORSKnownOrigin: Sendable {
     /// Allowed for some client (the preflight question).
     let union: Bool
-    /// The clients that allow it.
-    let clients: Set<String>
+    /// The clients that allow it: a short list is scanned (an origin is rarely shared by many clients), a long
+    /// one hashed.
+    private let clients: [String]
+    private let clientSet: Set<String>?
 
-    /// The origin text, compared and hashed as bytes: `String`'s own equality is canonical equivalence,
-    /// under which a different byte sequence (which the parser would judge differently) could match.
-    struct Key: Hashable, Sendable {
-        let text: String
+    init(union: Bool, clients: [String]) {
+        self.union = union
+        self.clients = clients
+        self.clientSet = clients.count > 8 ? Set(clients) : nil
+    }
 
-        init(_ text: String) { self.text = text }
-
-        static func == (lhs: Key, rhs: Key) -> Bool { lhs.text.utf8.elementsEqual(rhs.text.utf8) }
-
-        func hash(into hasher: inout Hasher) {
-            var text = text
-            text.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
-        }
+    func allows(_ clientID: String) -> Bool {
+        if let clientSet { return clientSet.contains(clientID) }
+        return clients.contains(clientID)
     }
 
     /// `scheme://host` (or `scheme://host:port` for a port other than the scheme's default) for a

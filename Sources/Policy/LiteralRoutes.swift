@@ -7,13 +7,9 @@
 /// of method and path. A request on such a path costs a length-indexed byte comparison instead of splitting,
 /// decoding and walking its path. Other paths and methods return nil.
 struct LiteralRoutes: Sendable {
-    struct Entry: Sendable {
-        let path: [UInt8]
-        let routes: [(method: String, route: RouteResult)]
-    }
-
-    /// Entries by path length in bytes.
-    private let byLength: [[Entry]]
+    /// Per path (in `index` order): the answer for each method.
+    private let routes: [[(method: String, route: RouteResult)]]
+    private let index: ByteStringIndex
 
     init(table: EndpointTable, judge: (String, Substring) -> RouteResult) {
         var paths: [String] = []
@@ -26,30 +22,14 @@ struct LiteralRoutes: Sendable {
         }
         var methods: [String] = []
         for endpoint in table.endpoints where !methods.contains(endpoint.method) { methods.append(endpoint.method) }
-        var byLength: [[Entry]] = []
-        for path in paths {
-            let bytes = Array(path.utf8)
-            let routes = methods.map { (method: $0, route: judge($0, path[...])) }
-            while byLength.count <= bytes.count { byLength.append([]) }
-            byLength[bytes.count].append(Entry(path: bytes, routes: routes))
-        }
-        self.byLength = byLength
+        self.routes = paths.map { path in methods.map { (method: $0, route: judge($0, path[...])) } }
+        self.index = ByteStringIndex(paths.map { Array($0.utf8) })
     }
 
     /// The precomputed answer for `method` on `path`, or nil when there is none.
     func route(method: String, path: Substring) -> RouteResult? {
-        let utf8 = path.utf8
-        let count = utf8.count
-        guard count < byLength.count else { return nil }
-        for entry in byLength[count] where LiteralRoutes.bytesEqual(utf8, entry.path) {
-            for candidate in entry.routes where candidate.method == method { return candidate.route }
-            return nil
-        }
+        guard let position = index.find(path) else { return nil }
+        for candidate in routes[position] where candidate.method == method { return candidate.route }
         return nil
-    }
-
-    private static func bytesEqual(_ utf8: Substring.UTF8View, _ bytes: [UInt8]) -> Bool {
-        if let equal = utf8.withContiguousStorageIfAvailable({ $0.elementsEqual(bytes) }) { return equal }
-        return utf8.elementsEqual(bytes)
     }
 }

@@ -182,7 +182,10 @@ public final class RequestPolicy: Sendable {
             return .respond(error.response, notes)
         }
         notes.domain = domain
-        let path = request.path
+        // `request.path` and `request.query`, from one search for the `?`.
+        let target = request.target
+        let question = target.utf8.firstIndex(of: UInt8(ascii: "?"))
+        let path = question.map { target[..<$0] } ?? target[...]
         let route =
             literalRoutes.route(method: request.method, path: path)
             ?? RequestPolicy.routeGeneral(router: router, method: request.method, path: path)
@@ -208,7 +211,8 @@ public final class RequestPolicy: Sendable {
             notes.routeName = endpoint.routeName
             do {
                 let token = try BearerToken.extract(
-                    headers: request.headers, query: request.query, maxTokenBytes: config.tokens.maxTokenBytes)
+                    headers: request.headers, query: question.map { target[target.utf8.index(after: $0)...] },
+                    maxTokenBytes: config.tokens.maxTokenBytes)
                 return .needsToken(
                     token: token, route: RouteMatch(endpoint: endpoint, domain: domain, origin: origin), notes: notes)
             } catch {

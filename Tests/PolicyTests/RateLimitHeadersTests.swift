@@ -174,8 +174,8 @@ import Testing
         for decision in decisions {
             let tight = decision.tightest
             let second = tight.scope == .tenant ? decision.organization : decision.tenant
-            if own.text(tight: tight, other: second) != nil { hits += 1 }
-            #expect(other.text(tight: tight, other: second) == nil)
+            if own.entry(tight: tight, other: second) != nil { hits += 1 }
+            #expect(other.entry(tight: tight, other: second) == nil)
             for texts in [own, other] {
                 var fields = HTTPFields()
                 decision.appendFields(to: &fields, policyTexts: texts)
@@ -184,5 +184,32 @@ import Testing
         }
         // The limiter's own table answers every one of its decisions (the capped limiter has the same figures).
         #expect(hits == decisions.count)
+    }
+}
+
+@Suite struct RateLimitFieldWriterTests {
+    @Test("decimal writes what String(_:) writes, small values and the edges of its fast range included")
+    func decimal() {
+        var values: [Int64] = [0, 1, 9, 10, 11, 99, 100, 101, 1_800_000_001, -1, -10, .min, .max]
+        var power: Int64 = 1
+        for _ in 0..<18 {
+            power *= 10
+            values += [power - 1, power, power + 1]
+        }
+        for value in values {
+            #expect(RateLimitFieldWriter.decimal(value) == String(value), "\(value)")
+        }
+    }
+
+    @Test("the static policy names are the policy names")
+    func staticNames() {
+        for scope in [RateLimitScope.tenant, .organization] {
+            for rateClass in [RateLimitClass.read, .write] {
+                let state = RateLimitState(
+                    scope: scope, rateClass: rateClass, limit: 1, ratePerSecond: 1, remaining: 0,
+                    nextRefillNanoseconds: 0, waitNanoseconds: 0)
+                #expect(state.staticPolicyName.description == state.policyName)
+            }
+        }
     }
 }
