@@ -20,6 +20,13 @@ public struct AccessPolicy: Sendable {
     public let access: GatewayConfig.Access
     public let stepUp: GatewayConfig.StepUp?
     private let clients: [String: GatewayConfig.Client]
+    /// What `admits` reads of each client, without the rest of its entry.
+    private let clientAccess: [String: ClientAccess]
+
+    private struct ClientAccess: Sendable {
+        let hasMyOrganization: Bool
+        let grantScopes: Set<String>
+    }
 
     public init(access: GatewayConfig.Access, clients: [GatewayConfig.Client], stepUp: GatewayConfig.StepUp?) {
         self.access = access
@@ -27,6 +34,9 @@ public struct AccessPolicy: Sendable {
         var byID: [String: GatewayConfig.Client] = [:]
         for client in clients { byID[client.clientID] = client }
         self.clients = byID
+        self.clientAccess = byID.mapValues {
+            ClientAccess(hasMyOrganization: $0.myOrganization != nil, grantScopes: Set($0.grantScopes))
+        }
     }
 
     public init(config: GatewayConfig) {
@@ -42,6 +52,36 @@ public struct AccessPolicy: Sendable {
         if !missing.isEmpty { throw .insufficientScope(missing: missing) }
         try checkStepUp(token, endpoint: endpoint)
         return grant
+    }
+
+    /// Whether `authorize(token, endpoint:)` passes, by the same rules, without building the grant (no copy of
+    /// the client's entry, no scope-set intersection). A caller that needs the grant or, on `false`, the
+    /// refusal calls `authorize`.
+    public func admits(_ token: TokenContext, endpoint: Endpoint) -> Bool {
+        let client = clientAccess[token.clientID]
+        let requireGrant: Bool
+        if token.isClientCredentials {
+            switch access.clientCredentials {
+            case .denyAll: return false
+            case .requireClientGrant: requireGrant = true
+            case .allowAll: requireGrant = false
+            }
+        } else {
+            requireGrant = access.userFlows == .requireClientGrant
+        }
+        if requireGrant, client == nil { return false }
+        if let client, !client.hasMyOrganization { return false }
+        // `authorize`'s usable scopes: the token's, intersected with the client's grant when one is required.
+        for scope in endpoint.scopes {
+            guard token.scopes.contains(scope) else { return false }
+            if requireGrant, let client, !client.grantScopes.contains(scope) { return false }
+        }
+        do {
+            try checkStepUp(token, endpoint: endpoint)
+        } catch {
+            return false
+        }
+        return true
     }
 
     /// The scopes this token may use, before any endpoint is considered.

@@ -94,6 +94,11 @@ public struct CORSPolicy: Sendable {
     public let configuration: CORSConfiguration
     private let union: CORSOriginSet
     private let perClient: [String: CORSOriginSet]
+    /// The answers for the origins browsers actually send for the exact entries (lowercase, default port
+    /// left out), worked out once with the parsing path: a request from such an origin costs one hash
+    /// lookup instead of a parse and a key allocation.
+    private let knownOrigins: [CORSKnownOrigin]
+    private let knownOriginIndex: ByteStringIndex
 
     public static let preflightVary = "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"
 
@@ -112,6 +117,20 @@ public struct CORSPolicy: Sendable {
         }
         self.union = union
         self.perClient = perClient
+        var texts: [String] = []
+        var seen: Set<String> = []
+        for origin in union.exact.sorted().compactMap(CORSKnownOrigin.browserForm(ofKey:))
+        where seen.insert(origin).inserted {
+            texts.append(origin)
+        }
+        self.knownOrigins = texts.map { origin in
+            CORSKnownOrigin(
+                union: Self.isAllowed(origin: origin, clientID: nil, union: union, perClient: perClient),
+                clients: perClient.keys.sorted().filter {
+                    Self.isAllowed(origin: origin, clientID: $0, union: union, perClient: perClient)
+                })
+        }
+        self.knownOriginIndex = ByteStringIndex(texts.map { Array($0.utf8) })
     }
 
     /// Parses every client's origin strings; the first invalid one is reported with its client and index.
@@ -135,6 +154,22 @@ public struct CORSPolicy: Sendable {
 
     /// Whether `origin` (an `Origin` header value) is allowed for `clientID`, or for any client when nil.
     public func isAllowed(origin: String, clientID: String?) -> Bool {
+        if let position = knownOriginIndex.find(origin) {
+            let known = knownOrigins[position]
+            guard let clientID else { return known.union }
+            return known.allows(clientID)
+        }
+        return Self.isAllowed(origin: origin, clientID: clientID, union: union, perClient: perClient)
+    }
+
+    /// The general decision (parse, normalise, look up): every answer, and the source of `knownOrigins`.
+    func isAllowedParsing(origin: String, clientID: String?) -> Bool {
+        Self.isAllowed(origin: origin, clientID: clientID, union: union, perClient: perClient)
+    }
+
+    private static func isAllowed(
+        origin: String, clientID: String?, union: CORSOriginSet, perClient: [String: CORSOriginSet]
+    ) -> Bool {
         guard let parsed = CORSRequestOrigin(origin) else { return false }
         if let clientID {
             return perClient[clientID]?.contains(parsed) ?? false
@@ -199,13 +234,24 @@ public struct CORSPolicy: Sendable {
                     ($0 >= 65 && $0 <= 90 ? $0 | 0x20 : $0) == $1
                 }
         }
-        if let origin, isAllowed(origin: origin, clientID: clientID) {
-            fields.add("Access-Control-Allow-Origin", origin)
-            if !configuration.exposedHeaders.isEmpty {
-                fields.add("Access-Control-Expose-Headers", configuration.exposedHeadersValue)
-            }
-        }
+        let allowed = origin.map { isAllowed(origin: $0, clientID: clientID) } ?? false
+        appendActualResponseFields(to: &fields, origin: origin, allowed: allowed)
         CORSPolicy.mergeVaryOrigin(&fields)
+    }
+
+    /// What `apply` adds to fields that hold no `Access-Control-*` and no `Vary` field, with the origin's
+    /// verdict (`isAllowed`) already known: the caller judged it once for its own check.
+    func appendToFreshFields(_ fields: inout HTTPFields, origin: String?, allowed: Bool) {
+        appendActualResponseFields(to: &fields, origin: origin, allowed: allowed)
+        fields.add("Vary", "Origin")
+    }
+
+    private func appendActualResponseFields(to fields: inout HTTPFields, origin: String?, allowed: Bool) {
+        guard let origin, allowed else { return }
+        fields.add("Access-Control-Allow-Origin", origin)
+        if !configuration.exposedHeaders.isEmpty {
+            fields.add("Access-Control-Expose-Headers", configuration.exposedHeadersValue)
+        }
     }
 
     /// The non-empty members of a comma-separated field value, without optional whitespace (RFC 9110 §5.6.1).
@@ -270,5 +316,38 @@ struct CORSOriginSet: Sendable {
             return false
         }
         return candidates.contains { CORSOriginParser.label(split.label, matchesPrefix: $0.prefix, suffix: $0.suffix) }
+    }
+}
+
+/// A precomputed CORS answer for one origin text (see `CORSPolicy.knownOrigins`).
+struct CORSKnownOrigin: Sendable {
+    /// Allowed for some client (the preflight question).
+    let union: Bool
+    /// The clients that allow it: a short list is scanned (an origin is rarely shared by many clients), a long
+    /// one hashed.
+    private let clients: [String]
+    private let clientSet: Set<String>?
+
+    init(union: Bool, clients: [String]) {
+        self.union = union
+        self.clients = clients
+        self.clientSet = clients.count > 8 ? Set(clients) : nil
+    }
+
+    func allows(_ clientID: String) -> Bool {
+        if let clientSet { return clientSet.contains(clientID) }
+        return clients.contains(clientID)
+    }
+
+    /// `scheme://host` (or `scheme://host:port` for a port other than the scheme's default) for a
+    /// normalised exact key `scheme://host:port`.
+    static func browserForm(ofKey key: String) -> String? {
+        guard let colon = key.utf8.lastIndex(of: UInt8(ascii: ":")) else { return nil }
+        let port = key[key.utf8.index(after: colon)...]
+        let head = key[..<colon]
+        if (head.hasPrefix("https://") && port == "443") || (head.hasPrefix("http://") && port == "80") {
+            return String(head)
+        }
+        return key
     }
 }

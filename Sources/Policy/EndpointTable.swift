@@ -46,10 +46,12 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
         self.logResource = logResource
         self.okStatus = okStatus
         self.stage = stage
+        self.routeName = "\(method) \(template)"
     }
 
     /// `METHOD template`, e.g. `GET details` or `DELETE ` for the root; the form faults and recordings name.
-    public var routeName: String { "\(method) \(template)" }
+    /// Stored: every request's notes carry it.
+    public let routeName: String
 
     public var description: String { "\(operation) (\(method) /my-org/\(template))" }
 

@@ -24,6 +24,28 @@ public struct PipelineNotes: Sendable, Equatable {
     public var tokenContext: TokenContext?
 
     public init() {}
+
+    /// What a caller keeps to skip the claims check of the same token next time: set once `authorize`
+    /// accepted the token's claims (with the audience and scope it derived from them).
+    public var checkedClaims: CheckedClaims? {
+        tokenContext.map { CheckedClaims(context: $0, audience: audience, scope: scope ?? "") }
+    }
+}
+
+/// A token's checked claims and the log facts `authorize` derives from them (`audience`, `scope`), handed
+/// back for the same token so a repeated token costs neither the claims check nor the derivations.
+public struct CheckedClaims: Sendable, Equatable {
+    public var context: TokenContext
+    /// The token's `aud`, as `PipelineNotes.audience` gives it.
+    public var audience: String?
+    /// The token's scopes sorted and space-separated, as `PipelineNotes.scope` gives them.
+    public var scope: String
+
+    public init(context: TokenContext, audience: String?, scope: String) {
+        self.context = context
+        self.audience = audience
+        self.scope = scope
+    }
 }
 
 /// The compiled, immutable request policy of one configuration snapshot: routing, CORS, claims, access, scopes,
@@ -49,6 +71,10 @@ public final class RequestPolicy: Sendable {
     public let faults: FaultInjector
     /// When set, decisions come from here instead of `limiter` (which still serves sweeps and reloads).
     public let sharedAdmission: (any RateAdmission)?
+    /// The routes of the exact paths of parameterless endpoints, judged at build time by `routeGeneral`.
+    let literalRoutes: LiteralRoutes
+    /// `RateLimit-Policy` values for `limiter`'s figures.
+    let policyTexts: RateLimitPolicyTexts
 
     public init(
         config: GatewayConfig, tiers: TierTable, limiter: RateLimiter? = nil,
@@ -96,6 +122,11 @@ public final class RequestPolicy: Sendable {
                 throw PolicyBuildError(error.description)
             }
         }
+        let router = self.router
+        self.literalRoutes = LiteralRoutes(table: config.endpoints) { method, path in
+            RequestPolicy.routeGeneral(router: router, method: method, path: path)
+        }
+        self.policyTexts = RateLimitPolicyTexts(limiter: self.limiter)
     }
 
     // MARK: - Step 1
@@ -130,6 +161,13 @@ public final class RequestPolicy: Sendable {
         return authority
     }
 
+    /// Routes a request the general way: the router, behind the checks for paths that plainly name no API
+    /// endpoint and for percent-encoded disguises.
+    static func routeGeneral(router: Router, method: String, path: Substring) -> RouteResult {
+        if let problem = RequestPolicy.disguisedPathProblem(path) { return .badRequest(problem) }
+        return RequestPolicy.plainlyNotMyOrg(path) ? .notMyOrg : router.route(method: method, path: path)
+    }
+
     public func begin(_ request: RequestHead, listenerDomain: String?) -> Begin {
         var notes = PipelineNotes()
         let origin = request.headers["Origin"]
@@ -144,12 +182,13 @@ public final class RequestPolicy: Sendable {
             return .respond(error.response, notes)
         }
         notes.domain = domain
-        var route =
-            RequestPolicy.plainlyNotMyOrg(request.path)
-            ? RouteResult.notMyOrg : router.route(method: request.method, path: request.path)
-        if let problem = RequestPolicy.disguisedPathProblem(request.path) {
-            route = .badRequest(problem)
-        }
+        // `request.path` and `request.query`, from one search for the `?`.
+        let target = request.target
+        let question = target.utf8.firstIndex(of: UInt8(ascii: "?"))
+        let path = question.map { target[..<$0] } ?? target[...]
+        let route =
+            literalRoutes.route(method: request.method, path: path)
+            ?? RequestPolicy.routeGeneral(router: router, method: request.method, path: path)
         // Preflights carry no token: judged against every client's origins, answered here, never forwarded.
         if request.method == "OPTIONS", request.headers["Access-Control-Request-Method"] != nil,
             case .methodNotAllowed(let allowed) = route
@@ -172,7 +211,8 @@ public final class RequestPolicy: Sendable {
             notes.routeName = endpoint.routeName
             do {
                 let token = try BearerToken.extract(
-                    headers: request.headers, query: request.query, maxTokenBytes: config.tokens.maxTokenBytes)
+                    headers: request.headers, query: question.map { target[target.utf8.index(after: $0)...] },
+                    maxTokenBytes: config.tokens.maxTokenBytes)
                 return .needsToken(
                     token: token, route: RouteMatch(endpoint: endpoint, domain: domain, origin: origin), notes: notes)
             } catch {
@@ -255,12 +295,14 @@ public final class RequestPolicy: Sendable {
     }
 
     /// Judges a request whose token signature was checked (or refused) by the caller.
+    ///
+    /// `checkedClaims`: what `notes.checkedClaims` gave for this very token earlier; used (skipping the
+    /// claims check) only for the same domain and before the token's `exp`.
     public func authorize(
         _ request: RequestHead, body: [UInt8], route: RouteMatch, token: Result<VerifiedToken, TokenRejection>,
-        notes: PipelineNotes, nowNanoseconds: Int64, random: inout some RandomNumberGenerator,
-        checkedClaims: TokenContext? = nil
+        notes: consuming PipelineNotes, nowNanoseconds: Int64, random: inout some RandomNumberGenerator,
+        checkedClaims: CheckedClaims? = nil
     ) -> Outcome {
-        var notes = notes
         let origin = route.origin
         let verified: VerifiedToken
         switch token {
@@ -272,14 +314,16 @@ public final class RequestPolicy: Sendable {
             return outcome(
                 refuse(error, decision: "refused_token", notes: &notes, origin: origin, clientID: nil))
         }
-        notes.audience = RequestPolicy.audienceText(verified.claims)
         let context: TokenContext
-        if let checkedClaims, checkedClaims.domain == route.domain,
-            nowNanoseconds / 1_000_000_000 < checkedClaims.expiresAt
+        if let checkedClaims, checkedClaims.context.domain == route.domain,
+            nowNanoseconds / 1_000_000_000 < checkedClaims.context.expiresAt
         {
             // Claims that passed once stay valid until `exp` (nbf and iat only move further into the past).
-            context = checkedClaims
+            context = checkedClaims.context
+            notes.audience = checkedClaims.audience
+            notes.scope = checkedClaims.scope
         } else {
+            notes.audience = RequestPolicy.audienceText(verified.claims)
             do {
                 context = try claims.check(
                     claims: verified.claims, header: verified.header, domain: route.domain,
@@ -289,12 +333,12 @@ public final class RequestPolicy: Sendable {
                 notes.organizationID = verified.claims["org_id"]?.stringValue
                 return outcome(refuse(error, decision: "refused_token", notes: &notes, origin: origin, clientID: nil))
             }
+            notes.scope = context.scopes.sorted().joined(separator: " ")
         }
         notes.tokenContext = context
         notes.organizationID = context.orgID
         notes.clientID = context.clientID
         notes.userID = context.subject
-        notes.scope = context.scopes.sorted().joined(separator: " ")
         guard let endpoint = route.endpoint else {
             return .forward(responseHeaders: HTTPFields(), delayMilliseconds: 0, notes: notes)
         }
@@ -305,14 +349,22 @@ public final class RequestPolicy: Sendable {
                     .forbidden("The origin \(origin) is not an allowed origin of client \(context.clientID)."),
                     decision: "refused_cors", notes: &notes, origin: nil, clientID: nil))
         }
-        let grant: AccessGrant
-        do {
-            grant = try access.authorize(context, endpoint: endpoint)
-        } catch {
-            let decision = error.status == 403 && error.code == "A0E-403-0002" ? "refused_scope" : "refused_access"
-            return outcome(refuse(error, decision: decision, notes: &notes, origin: origin, clientID: context.clientID))
+        // Past the check above, a request with an origin has an allowed one.
+        let originAllowed = origin != nil
+        let readsBody = endpoint.method == "POST" && endpoint.template == "identity-providers"
+        var grant: AccessGrant? = nil
+        // `admits` answers `authorize`'s pass or fail without building the grant; the grant (for the body
+        // check) and every refusal's exact error still come from `authorize`.
+        if readsBody || !access.admits(context, endpoint: endpoint) {
+            do {
+                grant = try access.authorize(context, endpoint: endpoint)
+            } catch {
+                let decision = error.status == 403 && error.code == "A0E-403-0002" ? "refused_scope" : "refused_access"
+                return outcome(
+                    refuse(error, decision: decision, notes: &notes, origin: origin, clientID: context.clientID))
+            }
         }
-        if endpoint.method == "POST", endpoint.template == "identity-providers" {
+        if readsBody, let grant {
             // The strategy check must read the body as the tenant would: a body it cannot read (not JSON, or
             // duplicate members that parsers resolve differently) is refused rather than forwarded unchecked.
             let refusal: TenantError?
@@ -338,8 +390,12 @@ public final class RequestPolicy: Sendable {
             sharedAdmission?.admit(org: context.orgID, rateClass: rateClass, nowNanoseconds: nowNanoseconds)
             ?? limiter.admit(org: context.orgID, class: rateClass, now: nowNanoseconds)
         notes.rateDecision = decision
-        var headers = decision.headerFields
-        cors.apply(to: &headers, origin: origin, clientID: context.clientID)
+        // What `decision.headerFields` with `cors.apply` gives, built in one list: the rate-limit names hold no
+        // `Access-Control-*` and no `Vary`, so there is nothing to remove or merge.
+        var headers = HTTPFields()
+        headers.reserveCapacity(10)
+        decision.appendFields(to: &headers, policyTexts: policyTexts)
+        cors.appendToFreshFields(&headers, origin: origin, allowed: originAllowed)
         guard decision.admitted else {
             var error = decision.rateLimitedError
             for field in headers { error.headers.set(field.name, field.value) }

@@ -46,6 +46,16 @@ public struct RateLimitState: Sendable, Hashable {
         }
     }
 
+    /// `policyName` as a static string, for writers that copy its bytes.
+    var staticPolicyName: StaticString {
+        switch (scope, rateClass) {
+        case (.tenant, .read): return "tenant-read"
+        case (.tenant, .write): return "tenant-write"
+        case (.organization, .read): return "org-read"
+        case (.organization, .write): return "org-write"
+        }
+    }
+
     /// The quota advertised in `RateLimit-Policy` (`q`): the sustained rate over `windowSeconds`.
     public var quota: Int { ratePerSecond * windowSeconds }
 

@@ -52,14 +52,14 @@ extension RateDecision {
             (
                 RateLimitHeaders.policy,
                 RateLimitFieldWriter.list(
-                    (tight.policyName, "q", Int64(tight.quota), "w", Int64(tight.windowSeconds)),
-                    (other.policyName, "q", Int64(other.quota), "w", Int64(other.windowSeconds)))
+                    (tight.staticPolicyName, "q", Int64(tight.quota), "w", Int64(tight.windowSeconds)),
+                    (other.staticPolicyName, "q", Int64(other.quota), "w", Int64(other.windowSeconds)))
             ),
             (
                 RateLimitHeaders.rateLimit,
                 RateLimitFieldWriter.list(
-                    (tight.policyName, "r", Int64(tight.remaining), "t", secondsUntilRefill(tight)),
-                    (other.policyName, "r", Int64(other.remaining), "t", secondsUntilRefill(other)))
+                    (tight.staticPolicyName, "r", Int64(tight.remaining), "t", secondsUntilRefill(tight)),
+                    (other.staticPolicyName, "r", Int64(other.remaining), "t", secondsUntilRefill(other)))
             ),
         ]
         if let retry = retryAfterSeconds { pairs.append((RateLimitHeaders.retryAfter, String(retry))) }
@@ -67,6 +67,27 @@ extension RateDecision {
             pairs.append((RateLimitHeaders.errorKind, RateLimitHeaders.globalRateLimit))
         }
         return pairs
+    }
+
+    /// Appends the fields of `fieldPairs` (same names, values and order) to `fields`, taking the
+    /// `RateLimit-Policy` value from `policyTexts` when it holds one for these figures.
+    func appendFields(to fields: inout HTTPFields, policyTexts: RateLimitPolicyTexts) {
+        let tight = tightest
+        let other = tight.scope == .tenant ? organization : tenant
+        let known = policyTexts.entry(tight: tight, other: other)
+        fields.add(RateLimitHeaders.limit, known?.limitText ?? String(tight.limit))
+        fields.add(RateLimitHeaders.remaining, RateLimitFieldWriter.decimal(Int64(tight.remaining)))
+        fields.add(RateLimitHeaders.reset, RateLimitFieldWriter.decimal(tight.resetEpochSeconds))
+        fields.add(RateLimitHeaders.policy, known?.text ?? RateLimitPolicyTexts.write(tight: tight, other: other))
+        fields.add(
+            RateLimitHeaders.rateLimit,
+            RateLimitFieldWriter.list(
+                (tight.staticPolicyName, "r", Int64(tight.remaining), "t", secondsUntilRefill(tight)),
+                (other.staticPolicyName, "r", Int64(other.remaining), "t", secondsUntilRefill(other))))
+        if let retry = retryAfterSeconds { fields.add(RateLimitHeaders.retryAfter, String(retry)) }
+        if !admitted, limitedBy == .tenant {
+            fields.add(RateLimitHeaders.errorKind, RateLimitHeaders.globalRateLimit)
+        }
     }
 
     private func secondsUntilRefill(_ state: RateLimitState) -> Int64 {
@@ -91,14 +112,109 @@ extension RateDecision {
     }
 }
 
+/// The `RateLimit-Policy` values a limiter's decisions can carry, written once: the value depends only on
+/// the two limits' scope, class, quota and window, and those are fixed per limiter (a decision from elsewhere,
+/// e.g. shared admission with other figures, finds no entry and is written as usual).
+struct RateLimitPolicyTexts: Sendable {
+    struct Entry: Sendable {
+        let tight: Figures
+        let other: Figures
+        /// The `RateLimit-Policy` value.
+        let text: String
+        /// The `X-RateLimit-Limit` value (the tight limit's bucket size).
+        let limitText: String
+    }
+
+    struct Figures: Sendable, Equatable {
+        let scope: RateLimitScope
+        let rateClass: RateLimitClass
+        let quota: Int
+        let windowSeconds: Int
+        let limit: Int
+
+        init(_ state: RateLimitState) {
+            scope = state.scope
+            rateClass = state.rateClass
+            quota = state.quota
+            windowSeconds = state.windowSeconds
+            limit = state.limit
+        }
+    }
+
+    let entries: [Entry]
+
+    init(limiter: RateLimiter) {
+        var entries: [Entry] = []
+        let window = limiter.windowSeconds
+        for (rateClass, tenant, organization) in [
+            (RateLimitClass.read, limiter.tenantRead, limiter.organizationRead),
+            (RateLimitClass.write, limiter.tenantWrite, limiter.organizationWrite),
+        ] {
+            func state(_ scope: RateLimitScope, _ p: GCRAParameters) -> RateLimitState {
+                RateLimitState(
+                    scope: scope, rateClass: rateClass, limit: p.burst, ratePerSecond: p.ratePerSecond,
+                    windowSeconds: window, remaining: 0, nextRefillNanoseconds: 0, waitNanoseconds: 0)
+            }
+            let t = state(.tenant, tenant)
+            let o = state(.organization, organization)
+            for (tight, other) in [(t, o), (o, t)] {
+                entries.append(
+                    Entry(
+                        tight: Figures(tight), other: Figures(other), text: Self.write(tight: tight, other: other),
+                        limitText: String(tight.limit)))
+            }
+        }
+        self.entries = entries
+    }
+
+    /// The entry whose figures are exactly these two limits', if any.
+    func entry(tight: RateLimitState, other: RateLimitState) -> Entry? {
+        let t = Figures(tight)
+        let o = Figures(other)
+        for entry in entries where entry.tight == t && entry.other == o { return entry }
+        return nil
+    }
+
+    /// The value as `RateDecision.fieldPairs` writes it.
+    static func write(tight: RateLimitState, other: RateLimitState) -> String {
+        RateLimitFieldWriter.list(
+            (tight.staticPolicyName, "q", Int64(tight.quota), "w", Int64(tight.windowSeconds)),
+            (other.staticPolicyName, "q", Int64(other.quota), "w", Int64(other.windowSeconds)))
+    }
+}
+
 /// Writes the two-member structured-field lists of `RateLimit-Policy` and `RateLimit` in one allocation
 /// (they are built for every response, so string interpolation's intermediate buffers showed up in profiles).
 enum RateLimitFieldWriter {
-    typealias Member = (name: String, key1: Unicode.Scalar, value1: Int64, key2: Unicode.Scalar, value2: Int64)
+    typealias Member = (
+        name: StaticString, key1: Unicode.Scalar, value1: Int64, key2: Unicode.Scalar, value2: Int64
+    )
+
+    /// `String(value)`, without the generic integer formatting: a non-negative value of up to 15 digits is
+    /// written straight into a small string.
+    static func decimal(_ value: Int64) -> String {
+        guard value >= 0, value < 1_000_000_000_000_000 else { return String(value) }
+        var digits = 1
+        var bound: Int64 = 10
+        while value >= bound {
+            digits += 1
+            bound &*= 10
+        }
+        return String(unsafeUninitializedCapacity: digits) { out in
+            var v = value
+            var i = digits
+            repeat {
+                i -= 1
+                out[i] = UInt8(truncatingIfNeeded: v % 10) + 0x30
+                v /= 10
+            } while i > 0
+            return digits
+        }
+    }
 
     /// `"a";k1=v1;k2=v2, "b";k1=v1;k2=v2`. Names are short ASCII tokens, values non-negative.
     static func list(_ first: Member, _ second: Member) -> String {
-        let capacity = first.name.utf8.count + second.name.utf8.count + 4 * 20 + 24
+        let capacity = first.name.utf8CodeUnitCount + second.name.utf8CodeUnitCount + 4 * 20 + 24
         return String(unsafeUninitializedCapacity: capacity) { out in
             var writer = Writer(out: out)
             writer.member(first)
@@ -133,7 +249,9 @@ enum RateLimitFieldWriter {
 
         mutating func member(_ m: Member) {
             put(UInt8(ascii: "\""))
-            for byte in m.name.utf8 { put(byte) }
+            m.name.withUTF8Buffer { name in
+                for byte in name { put(byte) }
+            }
             put(UInt8(ascii: "\""))
             put(UInt8(ascii: ";"))
             put(UInt8(truncatingIfNeeded: m.key1.value))

@@ -108,7 +108,7 @@ public final class RateLimiter: Sendable {
     private let stripes: [RateLimitStripe]
     private let perStripeCap: Int
     private let refusedForCapacity = Atomic<Int>(0)
-    private let windowSeconds: Int
+    let windowSeconds: Int
 
     public init(configuration: RateLimiterConfiguration) {
         self.configuration = configuration

@@ -81,12 +81,12 @@ final class PolicyHandler: RequestHandler {
         case .needsToken(let token, let route, let notes):
             let verdict: Result<VerifiedToken, TokenRejection>
             let now = context.clock.nowNanoseconds()
-            var checkedClaims: TokenContext? = nil
+            var checkedClaims: CheckedClaims? = nil
             if let keys = runtime.jwks.keys,
                 let hit = checked.lookup(token, keys: keys, nowSeconds: now / 1_000_000_000)
             {
                 verdict = .success(hit.verified)
-                checkedClaims = hit.context
+                checkedClaims = hit.checked
                 context.metrics.tokenCache(hit: true)
             } else if let keys = runtime.jwks.keys {
                 let hitsBefore = cache.hits
@@ -107,9 +107,9 @@ final class PolicyHandler: RequestHandler {
                 switch outcome {
                 case .respond(_, let n), .forward(_, _, let n): notes = n
                 }
-                if let tokenContext = notes.tokenContext {
+                if let claims = notes.checkedClaims {
                     checked.insert(
-                        token, CheckedTokens.Entry(verified: verified, context: tokenContext, keys: keys),
+                        token, CheckedTokens.Entry(verified: verified, checked: claims, keys: keys),
                         nowSeconds: now / 1_000_000_000)
                 }
             }
@@ -189,11 +189,20 @@ final class PolicyHandler: RequestHandler {
 /// - Bound: `capacity` entries; when full, a CLOCK sweep replaces the first entry that is expired or was not hit
 ///   since the hand last passed it, so a flood of one-off tokens does not wipe out the tokens clients reuse.
 final class CheckedTokens {
-    struct Entry {
+    /// A class: a hit then hands out one reference instead of copying every field of the claims.
+    final class Entry {
         let verified: VerifiedToken
-        let context: TokenContext
+        let checked: CheckedClaims
         /// Held, not just identified: a freed set's address could be reused by its successor.
         let keys: JWKSKeySet
+
+        init(verified: VerifiedToken, checked: CheckedClaims, keys: JWKSKeySet) {
+            self.verified = verified
+            self.checked = checked
+            self.keys = keys
+        }
+
+        var expiresAt: Int64 { checked.context.expiresAt }
     }
 
     private struct Key: Hashable {
@@ -237,7 +246,7 @@ final class CheckedTokens {
     func lookup(_ token: String, keys: JWKSKeySet, nowSeconds: Int64) -> Entry? {
         let key = Key(text: token)
         guard let slot = index[key], let found = slots[slot] else { return nil }
-        guard found.entry.keys === keys, nowSeconds < found.entry.context.expiresAt else {
+        guard found.entry.keys === keys, nowSeconds < found.entry.expiresAt else {
             // Dead for good: time only moves forward, and a replaced key set never comes back as the same object.
             slots[slot] = nil
             index[key] = nil
@@ -259,7 +268,7 @@ final class CheckedTokens {
             victim = hand
             hand = (hand + 1) % capacity
             guard let occupant = slots[victim] else { break }
-            if occupant.referenced, nowSeconds < occupant.entry.context.expiresAt {
+            if occupant.referenced, nowSeconds < occupant.entry.expiresAt {
                 slots[victim]!.referenced = false
                 continue
             }

@@ -95,3 +95,72 @@ struct AccessBearerTests {
         }
     }
 }
+
+@Suite("token68 scan, 16 bytes at a time")
+struct Token68ScanTests {
+    /// The grammar byte by byte, as the scan replaced it.
+    static func reference(_ bytes: [UInt8]) -> Bool {
+        var sawPadding = false
+        var count = 0
+        for b in bytes {
+            if b == UInt8(ascii: "=") {
+                guard count > 0 else { return false }
+                sawPadding = true
+                continue
+            }
+            if sawPadding || BearerToken.token68Table[Int(b)] == 0 { return false }
+            count += 1
+        }
+        return count > 0
+    }
+
+    @Test("every byte value at every position of lengths around the 16-byte chunks agrees with the byte rule")
+    func everyByteEverywhere() {
+        for length in [1, 15, 16, 17, 31, 32, 33, 47] {
+            let base = Array(repeating: UInt8(ascii: "a"), count: length)
+            for position in 0..<length {
+                for byte in 0...255 {
+                    var bytes = base
+                    bytes[position] = UInt8(byte)
+                    #expect(
+                        BearerToken.isToken68(bytes) == Self.reference(bytes),
+                        "length \(length) at \(position): \(byte)")
+                }
+            }
+        }
+    }
+
+    @Test("padding runs of every length, alone, trailing, and with something after them")
+    func padding() {
+        for body in [0, 1, 15, 16, 17, 40] {
+            for pad in 0...20 {
+                let token =
+                    Array(repeating: UInt8(ascii: "Z"), count: body) + Array(repeating: UInt8(ascii: "="), count: pad)
+                #expect(BearerToken.isToken68(token) == Self.reference(token))
+                #expect(
+                    BearerToken.isToken68(token + [UInt8(ascii: "z")]) == Self.reference(token + [UInt8(ascii: "z")]))
+                #expect(BearerToken.isToken68(token + [0x80]) == Self.reference(token + [0x80]))
+            }
+        }
+    }
+
+    @Test("a real token's bytes pass, and a non-contiguous collection takes the same path")
+    func realToken() {
+        let token = Array(PipelineFixture.rawToken.utf8)
+        #expect(BearerToken.isToken68(token))
+        #expect(BearerToken.isToken68(token.reversed()) == Self.reference(token.reversed()))
+        #expect(BearerToken.isToken68(PipelineFixture.rawToken.utf8))
+    }
+
+    @Test("the first Authorization value is used only when it is the only one, in any letter case")
+    func authorizationCount() throws {
+        var headers = HTTPFields()
+        headers.add("Accept", "application/json")
+        headers.add("AUTHORIZATION", "Bearer abc")
+        #expect(try BearerToken.extract(headers: headers, query: nil, maxTokenBytes: 100) == "abc")
+        headers.add("authorization", "Bearer def")
+        #expect {
+            try BearerToken.extract(headers: headers, query: nil, maxTokenBytes: 100)
+        } throws: { ($0 as? TenantError)?.status == 400 }
+    }
+}

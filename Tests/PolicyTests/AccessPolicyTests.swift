@@ -187,3 +187,39 @@ struct AccessPolicyTests {
         }
     }
 }
+
+@Suite("Access policy: admits agrees with authorize")
+struct AccessAdmitsTests {
+    @Test("every endpoint, token shape and policy: admits is true exactly when authorize does not throw")
+    func agreement() {
+        let acr = GatewayConfig.StepUp(scopes: ["delete:my_org:identity_providers"], requirement: .acr("gold"))
+        let policies: [AccessPolicy] = [
+            policy(), policy(user: .allowAll), policy(m2m: .allowAll), policy(m2m: .requireClientGrant),
+            policy(stepUp: mfa), policy(user: .allowAll, m2m: .allowAll, stepUp: acr),
+        ]
+        let scopeSets: [Set<String>] = [
+            [], ["read:my_org:details"], Set(table.knownScopes), ["read:my_org:details", "read:my_org:members"],
+            ["delete:my_org:identity_providers", "read:my_org:identity_providers"],
+        ]
+        var passes = 0
+        var fails = 0
+        for access in policies {
+            for client in ["web", "bare", "stranger"] {
+                for scopes in scopeSets {
+                    for m2m in [false, true] {
+                        for (amr, acrValue) in [([String](), String?.none), (["mfa"], "gold")] {
+                            let token = ctx(
+                                client: client, scopes: scopes, clientCredentials: m2m, amr: amr, acr: acrValue)
+                            for e in table.endpoints {
+                                let general = (try? access.authorize(token, endpoint: e)) != nil
+                                #expect(access.admits(token, endpoint: e) == general, "\(client) \(scopes) \(e)")
+                                if general { passes += 1 } else { fails += 1 }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        #expect(passes > 100 && fails > 100)
+    }
+}

@@ -170,3 +170,65 @@ import Testing
         #expect(decision.response?.head.headers["Access-Control-Max-Age"] == "30")
     }
 }
+
+@Suite struct CORSKnownOriginTests {
+    static let policy: CORSPolicy = {
+        do {
+            return try CORSPolicy.compile(
+                clientOrigins: [
+                    "web": ["https://app.acme.com", "https://*.acme.com", "http://localhost:3000"],
+                    "admin": ["https://admin.acme.io", "HTTPS://App.Acme.com:443"],
+                    "edge": ["https://[::1]:8443", "http://10.0.0.1", "https://x-*.acme.com"],
+                    "none": [],
+                ])
+        } catch {
+            fatalError("fixture: \(error)")
+        }
+    }()
+
+    static let origins = [
+        "https://app.acme.com", "https://APP.acme.com", "https://app.acme.com:443", "https://app.acme.com:444",
+        "http://app.acme.com", "https://admin.acme.io", "https://admin.acme.io:443", "http://localhost:3000",
+        "http://localhost", "https://[::1]:8443", "https://[::1]", "http://10.0.0.1", "http://10.0.0.1:80",
+        "https://beta.acme.com", "https://x-y.acme.com", "https://a.b.acme.com", "https://acme.com", "null", "",
+        "https://app.acme.com/", "https://app.acme.com.", " https://app.acme.com", "https://app.acme.co\u{212A}",
+        "https://app.acme.com\u{0301}", "https://évil.acme.com", "https://evil.example.net",
+    ]
+
+    @Test("the precomputed answers equal the parsing path for every origin and client")
+    func agreement() {
+        var allowed = 0
+        for origin in Self.origins {
+            for client in [nil, "web", "admin", "edge", "none", "stranger"] as [String?] {
+                let fast = Self.policy.isAllowed(origin: origin, clientID: client)
+                #expect(
+                    fast == Self.policy.isAllowedParsing(origin: origin, clientID: client), "\(origin) \(client ?? "-")"
+                )
+                if fast { allowed += 1 }
+            }
+        }
+        #expect(allowed > 10)
+    }
+
+    @Test("browser forms of normalised keys drop only the scheme's default port")
+    func browserForms() {
+        #expect(CORSKnownOrigin.browserForm(ofKey: "https://app.acme.com:443") == "https://app.acme.com")
+        #expect(CORSKnownOrigin.browserForm(ofKey: "http://app.acme.com:80") == "http://app.acme.com")
+        #expect(CORSKnownOrigin.browserForm(ofKey: "http://app.acme.com:443") == "http://app.acme.com:443")
+        #expect(CORSKnownOrigin.browserForm(ofKey: "https://[::1]:443") == "https://[::1]")
+    }
+
+    @Test("fresh fields get what apply gives: the origin's fields when allowed, Vary: Origin always")
+    func freshFields() {
+        for origin in Self.origins + [nil] as [String?] {
+            for client in [nil, "web", "admin"] as [String?] {
+                var general = HTTPFields([("X-RateLimit-Limit", "8")])
+                Self.policy.apply(to: &general, origin: origin, clientID: client)
+                var fresh = HTTPFields([("X-RateLimit-Limit", "8")])
+                let allowed = origin.map { Self.policy.isAllowed(origin: $0, clientID: client) } ?? false
+                Self.policy.appendToFreshFields(&fresh, origin: origin, allowed: allowed)
+                #expect(fresh == general, "\(origin ?? "-") \(client ?? "-")")
+            }
+        }
+    }
+}

@@ -129,3 +129,87 @@ import Testing
         #expect(upstream["Content-Type"] == "application/json")
     }
 }
+
+@Suite struct RateLimitFieldsFastPathTests {
+    /// Decisions of every kind (admitted with either limit tighter, refused by either limit, refused for
+    /// capacity), for read and write.
+    static func decisions(_ limiter: RateLimiter) -> [RateDecision] {
+        var out: [RateDecision] = []
+        let start = RateLimitHeadersTests.start
+        for rateClass in [RateLimitClass.read, .write] {
+            for step in 0..<12 {
+                out.append(limiter.admit(org: "org_A", class: rateClass, now: start + Int64(step) * 1_000_000))
+            }
+            // Many Organizations at one instant: the tenant limit drains faster than any one of theirs.
+            for org in 0..<60 {
+                out.append(limiter.admit(org: "org_\(org)", class: rateClass, now: start + 1_000_000))
+            }
+            for org in 0..<60 {
+                out.append(limiter.admit(org: "org_later_\(org)", class: rateClass, now: start + 3_000_000_000))
+            }
+        }
+        let capped = RateLimiter(
+            configuration: RateLimiterConfiguration(
+                tier: limiter.configuration.tier, stripes: 1, maxTrackedOrganizations: 1))
+        out.append(capped.admit(org: "org_one", class: .read, now: start))
+        out.append(capped.admit(org: "org_two", class: .read, now: start))
+        return out
+    }
+
+    @Test(arguments: ["free", "public_enterprise", "private_performance"])
+    func appendedFieldsEqualTheFieldPairs(tier: String) throws {
+        let limiter = try RateLimitHeadersTests.limiter(tier)
+        let own = RateLimitPolicyTexts(limiter: limiter)
+        // A table built for other figures has no entry for these decisions: the value is written instead.
+        let other = RateLimitPolicyTexts(
+            limiter: try RateLimitHeadersTests.limiter(tier == "free" ? "private_basic" : "free"))
+        let decisions = Self.decisions(limiter)
+        if tier != "private_performance" {
+            #expect(decisions.contains { !$0.admitted && $0.limitedBy == .tenant })
+            #expect(decisions.contains { $0.admitted && $0.tightest.scope == .tenant })
+        }
+        #expect(decisions.contains { !$0.admitted && $0.limitedBy == .organization })
+        #expect(decisions.contains { $0.admitted && $0.tightest.scope == .organization })
+        var hits = 0
+        for decision in decisions {
+            let tight = decision.tightest
+            let second = tight.scope == .tenant ? decision.organization : decision.tenant
+            if own.entry(tight: tight, other: second) != nil { hits += 1 }
+            #expect(other.entry(tight: tight, other: second) == nil)
+            for texts in [own, other] {
+                var fields = HTTPFields()
+                decision.appendFields(to: &fields, policyTexts: texts)
+                #expect(fields == HTTPFields(decision.fieldPairs), "\(decision)")
+            }
+        }
+        // The limiter's own table answers every one of its decisions (the capped limiter has the same figures).
+        #expect(hits == decisions.count)
+    }
+}
+
+@Suite struct RateLimitFieldWriterTests {
+    @Test("decimal writes what String(_:) writes, small values and the edges of its fast range included")
+    func decimal() {
+        var values: [Int64] = [0, 1, 9, 10, 11, 99, 100, 101, 1_800_000_001, -1, -10, .min, .max]
+        var power: Int64 = 1
+        for _ in 0..<18 {
+            power *= 10
+            values += [power - 1, power, power + 1]
+        }
+        for value in values {
+            #expect(RateLimitFieldWriter.decimal(value) == String(value), "\(value)")
+        }
+    }
+
+    @Test("the static policy names are the policy names")
+    func staticNames() {
+        for scope in [RateLimitScope.tenant, .organization] {
+            for rateClass in [RateLimitClass.read, .write] {
+                let state = RateLimitState(
+                    scope: scope, rateClass: rateClass, limit: 1, ratePerSecond: 1, remaining: 0,
+                    nextRefillNanoseconds: 0, waitNanoseconds: 0)
+                #expect(state.staticPolicyName.description == state.policyName)
+            }
+        }
+    }
+}
