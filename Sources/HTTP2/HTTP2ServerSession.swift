@@ -352,11 +352,9 @@ public final class HTTP2ServerSession {
             let valueStart = nameStart + nameCount
             // RFC 9113 §8.2.1: never generate a value with NUL, CR or LF; the client would reset the stream.
             let valueCount = value.withUTF8 { src -> Int in
-                for i in 0..<src.count {
-                    let b = src[i]
-                    if b == 0 || b == 10 || b == 13 { return -1 }
-                    buffer[valueStart + i] = b
-                }
+                guard let source = src.baseAddress else { return 0 }
+                if containsNulCROrLF(src) { return -1 }
+                (buffer + valueStart).update(from: source, count: src.count)
                 return src.count
             }
             guard valueCount >= 0 else { continue }
@@ -404,4 +402,25 @@ public final class HTTP2ServerSession {
         default: return false
         }
     }
+}
+
+/// Whether `bytes` holds a NUL, CR or LF: eight bytes at a time (values such as CORS and rate-limit lists are long).
+func containsNulCROrLF(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+    @inline(__always) func zeroByte(_ w: UInt64) -> Bool {
+        (w &- 0x0101_0101_0101_0101) & ~w & 0x8080_8080_8080_8080 != 0
+    }
+    var i = 0
+    if let base = bytes.baseAddress {
+        while i &+ 8 <= bytes.count {
+            let w = UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)
+            if zeroByte(w) || zeroByte(w ^ 0x0A0A_0A0A_0A0A_0A0A) || zeroByte(w ^ 0x0D0D_0D0D_0D0D_0D0D) { break }
+            i &+= 8
+        }
+    }
+    while i < bytes.count {
+        let b = bytes[i]
+        if b == 0 || b == 10 || b == 13 { return true }
+        i &+= 1
+    }
+    return false
 }
