@@ -222,60 +222,29 @@ final class CheckedTokens {
         }
     }
 
-    private struct Slot {
-        let key: Key
-        let entry: Entry
-        var referenced: Bool
-    }
-
-    let capacity: Int
-    private var slots: [Slot?]
-    private var index: [Key: Int] = [:]
-    private var hand = 0
+    private var table: ClockTable<Key, Entry>
 
     init(capacity: Int) {
         precondition(capacity > 0, "CheckedTokens needs a positive capacity")
-        self.capacity = capacity
-        self.slots = Array(repeating: nil, count: capacity)
-        index.reserveCapacity(capacity)
+        table = ClockTable(capacity: capacity)
     }
 
-    var count: Int { index.count }
+    var capacity: Int { table.capacity }
+    var count: Int { table.count }
 
     /// The entry for `token` if it was checked under this very key set and has not expired.
     func lookup(_ token: String, keys: JWKSKeySet, nowSeconds: Int64) -> Entry? {
-        let key = Key(text: token)
-        guard let slot = index[key], let found = slots[slot] else { return nil }
-        guard found.entry.keys === keys, nowSeconds < found.entry.expiresAt else {
+        guard let slot = table.slot(of: Key(text: token)), let entry = table.value(at: slot) else { return nil }
+        guard entry.keys === keys, nowSeconds < entry.expiresAt else {
             // Dead for good: time only moves forward, and a replaced key set never comes back as the same object.
-            slots[slot] = nil
-            index[key] = nil
+            table.remove(at: slot)
             return nil
         }
-        slots[slot]!.referenced = true
-        return found.entry
+        table.markRead(slot)
+        return entry
     }
 
     func insert(_ token: String, _ entry: Entry, nowSeconds: Int64) {
-        let key = Key(text: token)
-        if let existing = index[key] {
-            slots[existing] = Slot(key: key, entry: entry, referenced: false)
-            return
-        }
-        // CLOCK: at most two turns of the hand, since the first turn clears every reference bit.
-        var victim = hand
-        for _ in 0..<(2 * capacity) {
-            victim = hand
-            hand = (hand + 1) % capacity
-            guard let occupant = slots[victim] else { break }
-            if occupant.referenced, nowSeconds < occupant.entry.expiresAt {
-                slots[victim]!.referenced = false
-                continue
-            }
-            break
-        }
-        if let old = slots[victim] { index[old.key] = nil }
-        slots[victim] = Slot(key: key, entry: entry, referenced: false)
-        index[key] = victim
+        table.insert(Key(text: token), entry, expiresAt: entry.expiresAt, now: nowSeconds)
     }
 }

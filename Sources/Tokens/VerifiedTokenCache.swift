@@ -17,25 +17,21 @@ import GatewayCore
 ///   since the hand last passed it (an approximation of least recently used at O(1) per insert).
 public final class VerifiedTokenCache {
     struct Entry {
-        var digest: SHA256Digest
         /// The signature part as received (base64url text).
         var signature: [UInt8]
         var token: VerifiedToken
         var key: RSAPublicKey
         var kid: String
-        var expiresAtNanoseconds: Int64
-        var referenced: Bool
     }
 
-    public let capacity: Int
+    public var capacity: Int { table.capacity }
     /// Lookups answered from the cache.
     public private(set) var hits: UInt64 = 0
     /// Lookups that needed a verification (including ones that were then refused).
     public private(set) var misses: UInt64 = 0
 
-    private var slots: [Entry?]
-    private var index: [SHA256Digest: Int] = [:]
-    private var hand = 0
+    /// Keyed by the signing input's digest; expiry in nanoseconds since the epoch.
+    private var table: ClockTable<SHA256Digest, Entry>
     private let hasher = SHA256Context()
     /// RS256 contexts set up once per key for this loop.
     private let contexts = RS256VerifyContexts()
@@ -44,19 +40,13 @@ public final class VerifiedTokenCache {
 
     public init(capacity: Int = 4096) {
         precondition(capacity > 0, "VerifiedTokenCache needs a positive capacity")
-        self.capacity = capacity
-        self.slots = Array(repeating: nil, count: capacity)
-        self.index.reserveCapacity(capacity)
+        self.table = ClockTable(capacity: capacity)
     }
 
     /// Entries currently stored (expired ones included until they are swept or looked up).
-    public var count: Int { index.count }
+    public var count: Int { table.count }
 
-    public func removeAll() {
-        slots = Array(repeating: nil, count: capacity)
-        index.removeAll(keepingCapacity: true)
-        hand = 0
-    }
+    public func removeAll() { table.removeAll() }
 
     /// The cached result for `compact` if there is a live one, else `verifier`'s answer (stored when verified and
     /// it has a numeric `exp` still ahead of `nowNanoseconds`, nanoseconds since the Unix epoch).
@@ -95,11 +85,10 @@ public final class VerifiedTokenCache {
             parts: parts, keys: keys, signingInputDigest: digest, contexts: contexts, headers: headers)
         guard case .success(let verified) = result else { return result.map(\.token) }
         if let expiry = Self.expiry(of: verified.token), nowNanoseconds < expiry {
-            insert(
-                Entry(
-                    digest: digest, signature: Array(parts.signature), token: verified.token, key: verified.key,
-                    kid: verified.kid, expiresAtNanoseconds: expiry, referenced: false),
-                nowNanoseconds: nowNanoseconds)
+            table.insert(
+                digest,
+                Entry(signature: Array(parts.signature), token: verified.token, key: verified.key, kid: verified.kid),
+                expiresAt: expiry, now: nowNanoseconds)
         }
         return .success(verified.token)
     }
@@ -107,44 +96,23 @@ public final class VerifiedTokenCache {
     private func lookup(
         _ digest: SHA256Digest, signature: UnsafeBufferPointer<UInt8>, keys: JWKSKeySet, nowNanoseconds: Int64
     ) -> VerifiedToken? {
-        guard let slot = index[digest], let entry = slots[slot] else { return nil }
+        guard let slot = table.slot(of: digest), let entry = table.value(at: slot),
+            let expiresAt = table.expiry(at: slot)
+        else { return nil }
         // Same signing input; the token is the same only if the signature is too (another signature over the same
         // input is a different token, verified on its own).
         let sameSignature = entry.signature.withUnsafeBytes { memcmpEqual($0, UnsafeRawBufferPointer(signature)) }
         guard sameSignature else { return nil }
         let current = keys[entry.kid]
         let sameKey = current.map { $0 === entry.key || $0.thumbprintDigest == entry.key.thumbprintDigest } ?? false
-        guard nowNanoseconds < entry.expiresAtNanoseconds, sameKey else {
+        guard nowNanoseconds < expiresAt, sameKey else {
             // Dead for good: time only moves forward, and a key set without this key will not bring it back
             // as the same object (a new import is matched by thumbprint on the next verification).
-            slots[slot] = nil
-            index[digest] = nil
+            table.remove(at: slot)
             return nil
         }
-        slots[slot]!.referenced = true
+        table.markRead(slot)
         return entry.token
-    }
-
-    private func insert(_ entry: Entry, nowNanoseconds: Int64) {
-        if let existing = index[entry.digest] {
-            slots[existing] = entry
-            return
-        }
-        // CLOCK: at most two turns of the hand, since the first turn clears every reference bit.
-        var victim = hand
-        for _ in 0..<(2 * capacity) {
-            victim = hand
-            hand = (hand + 1) % capacity
-            guard let occupant = slots[victim] else { break }
-            if occupant.referenced, nowNanoseconds < occupant.expiresAtNanoseconds {
-                slots[victim]!.referenced = false
-                continue
-            }
-            break
-        }
-        if let old = slots[victim] { index[old.digest] = nil }
-        slots[victim] = entry
-        index[entry.digest] = victim
     }
 
     /// `exp` as nanoseconds since the epoch, when it is a number (RFC 7519 NumericDate may have a fraction).
