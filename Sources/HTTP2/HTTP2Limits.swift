@@ -20,6 +20,10 @@ public struct HTTP2Limits: Sendable, Equatable {
     public var connectionWindowSize: Int = 1 << 20
     /// Most request-body bytes per stream; the application hears `.requestBodyTooLarge` and should answer 413.
     public var maxRequestBodyBytes: Int = 1 << 20
+    /// Request-body bytes still read (and dropped) after a complete response was sent before the upload ended,
+    /// so that clients which treat RST_STREAM(NO_ERROR) as a failure (curl 7.x) see the answer; past it the
+    /// upload is stopped with RST_STREAM(NO_ERROR) (RFC 9113 §8.1).
+    public var maxDrainedBodyBytes: Int = 4 << 20
     /// Default output high-water mark for `pendingOutput(into:)`.
     public var outputHighWaterMark: Int = 64 * 1024
     /// Per-stream buffered response-body bytes above which `appendBody` asks the producer to pause; it hears

@@ -31,6 +31,12 @@ final class StreamState {
     /// Request-body bytes handed to the owner and not yet consumed; released on close.
     @exclusivity(unchecked) var unconsumed = 0
     @exclusivity(unchecked) var bodyTooLarge = false
+    /// Body bytes dropped over the limit: only the connection window was given back for them.
+    @exclusivity(unchecked) var droppedBytes = 0
+    /// A complete response left before the upload ended; later body bytes are drained (`drainedBytes`).
+    @exclusivity(unchecked) var answeredEarly = false
+    @exclusivity(unchecked) var drainedBytes = 0
+    @exclusivity(unchecked) var drainReset = false
 
     /// A response HEADERS has been submitted.
     @exclusivity(unchecked) var responseStarted = false
@@ -308,13 +314,15 @@ extension HTTP2ServerSession {
 
     fileprivate func dataChunk(streamID: Int32, data: UnsafePointer<UInt8>, count: Int) {
         guard !terminated, let stream = streams[streamID], stream.announced, !stream.responseDone else {
-            // Nobody will read these bytes: give the window back at once.
+            // Nobody will read these bytes: give the window back at once, within a bound once answered.
             _ = nghttp2_session_consume(nghttp2Session, streamID, count)
+            if !terminated, let stream = streams[streamID], stream.responseDone { drained(stream, count) }
             return
         }
         if stream.bodyTooLarge || stream.bodyBytes + count > limits.maxRequestBodyBytes {
             // Only the connection window reopens, so this stream stalls while others proceed.
             _ = nghttp2_session_consume_connection(nghttp2Session, count)
+            stream.droppedBytes += count
             if !stream.bodyTooLarge {
                 stream.bodyTooLarge = true
                 emit(.requestBodyTooLarge(streamID: streamID))
@@ -351,15 +359,38 @@ extension HTTP2ServerSession {
             else { return }
             _ = allow(.glitches)
         case frameHeaders, frameData:
-            // RFC 9113 §8.1: a complete response sent before the request finished ends the upload with
-            // RST_STREAM(NO_ERROR), so the client stops sending a body nobody reads.
+            // RFC 9113 §8.1: after a complete response sent before the request finished, the rest of the upload
+            // is read and dropped up to `maxDrainedBodyBytes` (what a declared length says is coming counts at
+            // once), then stopped with RST_STREAM(NO_ERROR).
             guard hd.flags & flagEndStream != 0, let stream = streams[hd.stream_id], !stream.remoteClosed else {
                 return
             }
-            _ = nghttp2_submit_rst_stream(
-                nghttp2Session, UInt8(NGHTTP2_FLAG_NONE.rawValue), hd.stream_id, HTTP2ErrorCode.noError.rawValue)
+            stream.answeredEarly = true
+            // The answer is out: the stream's window reopens for what was dropped, so the client can finish.
+            if stream.droppedBytes > 0 {
+                _ = nghttp2_session_consume_stream(nghttp2Session, stream.id, stream.droppedBytes)
+                stream.droppedBytes = 0
+            }
+            // Bytes the owner was handed and will no longer consume (it answered) are given back too.
+            if stream.unconsumed > 0 {
+                _ = nghttp2_session_consume(nghttp2Session, stream.id, stream.unconsumed)
+                stream.unconsumed = 0
+            }
+            let announced = max(0, (stream.contentLength ?? 0) - stream.bodyBytes - stream.drainedBytes)
+            drained(stream, min(announced, Int(Int32.max)))
         default:
             break
+        }
+    }
+
+    /// Counts body bytes read after the response ended; past the bound the upload is reset (once).
+    private func drained(_ stream: StreamState, _ count: Int) {
+        guard stream.answeredEarly, !stream.drainReset else { return }
+        stream.drainedBytes += count
+        if stream.drainedBytes > limits.maxDrainedBodyBytes {
+            stream.drainReset = true
+            _ = nghttp2_submit_rst_stream(
+                nghttp2Session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id, HTTP2ErrorCode.noError.rawValue)
         }
     }
 }

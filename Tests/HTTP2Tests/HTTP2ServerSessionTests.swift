@@ -267,8 +267,8 @@ struct HTTP2ServerSessionTests {
         #expect(pair.requests().first?.1.authority == "login.acme.com")
     }
 
-    @Test("answering before the upload ends stops the upload with RST_STREAM(NO_ERROR)")
-    func earlyResponseResetsUpload() {
+    @Test("answering before the upload ends drains the rest of it, so the client finishes without an error")
+    func earlyResponseDrainsUpload() {
         let pair = SessionPair()
         pair.onEvent = { event, server in
             if case .request(let id, _, false) = event {
@@ -282,6 +282,26 @@ struct HTTP2ServerSessionTests {
         #expect(stream.status == 401)
         #expect(stream.closed && stream.errorCode == 0)
         #expect(!pair.events.contains(.endStream(streamID: id)))
+        #expect(pair.server.openStreamCount == 0)
+    }
+
+    @Test("an upload that goes on past the drain bound after an early answer is stopped with RST_STREAM(NO_ERROR)")
+    func earlyResponseResetsLongUpload() {
+        var limits = HTTP2Limits()
+        limits.maxDrainedBodyBytes = 10_000
+        let pair = SessionPair(limits: limits)
+        pair.onEvent = { event, server in
+            if case .request(let id, _, false) = event {
+                server.submitResponse(streamID: id, head: ResponseHead(status: 401), body: Array("no".utf8))
+            }
+        }
+        let id = pair.client.request(
+            FrameBuilder.request(method: "POST"), body: [UInt8](repeating: 1, count: 200_000))
+        pair.pump()
+        let stream = pair.client.streams[id]!
+        #expect(stream.status == 401)
+        #expect(stream.body == Array("no".utf8), "RFC 9113 §8.1: the response stands")
+        #expect(stream.closed && stream.errorCode == 0, "reset with NO_ERROR")
         #expect(pair.server.openStreamCount == 0)
     }
 

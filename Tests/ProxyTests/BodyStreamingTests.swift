@@ -1,5 +1,6 @@
 import Foundation
 import GatewayCore
+import HTTP1
 import Testing
 
 @testable import Proxy
@@ -124,6 +125,22 @@ struct BodyStreamingTests {
             #expect(raw.contains("\r\nContent-Length: 900000\r\n"))
             #expect(!raw.contains("Transfer-Encoding"))
         }
+    }
+
+    @Test("a body over the listener's limit is refused with 413 on both protocols and never reaches the upstream")
+    func overLimit() throws {
+        let f = try PassThroughFixture()
+        defer { f.stop() }
+        let file = TestProcess.temporaryDirectory("toolarge").appendingPathComponent("body.bin")
+        try Data(Self.payload(HTTP1Limits().maxBodyBytes + 1)).write(to: file)
+        for flag in ["--http1.1", "--http2"] {
+            let out = try f.curl([
+                flag, "-X", "PUT", "--data-binary", "@\(file.path)", "-o", "/dev/null", "-w", "%{http_code}",
+                "https://gateway.test:\(f.tlsPort)/upload",
+            ])
+            #expect(out.stdout == "413", "\(flag): \(out.stdout) \(out.stderr)")
+        }
+        #expect(f.upstreamRequests().isEmpty)
     }
 
     @Test("the upstream sees the request before the client has sent all of its body")
