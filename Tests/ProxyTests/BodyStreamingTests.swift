@@ -143,6 +143,26 @@ struct BodyStreamingTests {
         #expect(f.upstreamRequests().isEmpty)
     }
 
+    @Test("a body larger than the kernel's buffers streams intact while the upstream stalls (pause and resume)")
+    func backpressureAndResume() throws {
+        let f = try PassThroughFixture(maxBodyBytes: 16 << 20)
+        defer { f.stop() }
+        let body = Self.payload(12 << 20)
+        let file = TestProcess.temporaryDirectory("stall").appendingPathComponent("body.bin")
+        try Data(body).write(to: file)
+        let digest = SHA256Hex.of(body)
+        for flag in ["--http1.1", "--http2"] {
+            // The upstream reads nothing for a second: the gateway must stop taking the body (reading paused, or
+            // the stream's window left shut) and take it up again when the upstream drains, or this hangs.
+            let out = try f.curl([
+                flag, "-X", "PUT", "--data-binary", "@\(file.path)", "https://gateway.test:\(f.tlsPort)/stall",
+            ])
+            #expect(out.status == 0, "\(flag): \(out.stderr)")
+            #expect(out.stdout.contains("\"body_length\": \(12 << 20)"), "\(flag): \(out.stdout)")
+            #expect(out.stdout.contains("\"body_sha256\": \"\(digest)\""), "\(flag)")
+        }
+    }
+
     @Test("the upstream sees the request before the client has sent all of its body")
     func streamsBeforeComplete() throws {
         let f = try PassThroughFixture()

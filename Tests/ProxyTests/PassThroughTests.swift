@@ -20,7 +20,7 @@ final class PassThroughFixture: @unchecked Sendable {
     let plainPort: UInt16
     let caFile: URL
 
-    init() throws {
+    init(maxBodyBytes: Int = HTTP1Limits().maxBodyBytes) throws {
         let dir = TestProcess.temporaryDirectory("passthrough")
         recordFile = dir.appendingPathComponent("upstream.bin")
         FileManager.default.createFile(atPath: recordFile.path, contents: nil)
@@ -41,7 +41,7 @@ final class PassThroughFixture: @unchecked Sendable {
             host: "127.0.0.1", port: upstreamPort, useTLS: false, tlsContext: nil, maxConnections: 16,
             connectTimeoutMs: 2000, responseTimeoutMs: 2000, idleTimeoutMs: 30000,
             secretHeaders: [("cname-api-key", "secret-edge-key")], clientIPHeader: "X-Forwarded-For")
-        let limits = HTTP1Limits()
+        let limits = HTTP1Limits(maxBodyBytes: maxBodyBytes)
         let listeners = [
             ListenerProfile(
                 address: NetAddress("127.0.0.1:0")!, domain: "gateway.test", tls: tls, http1Limits: limits,

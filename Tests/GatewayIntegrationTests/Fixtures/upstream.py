@@ -3,7 +3,8 @@
 
 Usage: upstream.py PORT RECORD_FILE [--tls CERT KEY] [--jwks FILE]
 Paths: /big (1 MiB body), /slow (answers after 3 s), /close (closes without answering), /early (answers
-after the request head without reading the body, then closes),
+after the request head without reading the body, then closes), /stall... (waits 1 s after the head before
+reading the body, so a streaming proxy has to hold the client back),
 /status/NNN (answers NNN), /chunked (chunked response), /.well-known/jwks.json (the file named by --jwks or
 $UPSTREAM_JWKS_FILE, re-read on every request so a test can rotate keys; 404 while it is missing);
 anything else echoes method and path as JSON.
@@ -54,6 +55,8 @@ def read_request(conn, buf: bytes):
     lines = head.split(b"\r\n")
     if lines[0].split(b" ")[1].startswith(b"/early"):
         return (head + b"\r\n\r\n", lines[0].decode(), b""), b""
+    if lines[0].split(b" ")[1].startswith(b"/stall"):
+        time.sleep(1)
     length = 0
     for line in lines[1:]:
         name, _, value = line.partition(b":")
