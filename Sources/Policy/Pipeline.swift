@@ -241,7 +241,14 @@ public final class RequestPolicy: Sendable {
     /// `my-org` in any letter case. Such paths skip the router (edge-mode traffic is mostly these); everything
     /// else, including every disguise the router refuses, still goes through it.
     static func plainlyNotMyOrg(_ path: Substring) -> Bool {
-        let bytes = path.utf8
+        if let answer = path.utf8.withContiguousStorageIfAvailable(plainlyNotMyOrg(bytes:)) { return answer }
+        return Array(path.utf8).withUnsafeBufferPointer(plainlyNotMyOrg(bytes:))
+    }
+
+    private static let myOrgSegment = Array("my-org".utf8)
+
+    /// `plainlyNotMyOrg` over the path's bytes: on every edge-mode request, so no copies and no string indices.
+    static func plainlyNotMyOrg(bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         guard bytes.first == UInt8(ascii: "/") else { return false }
         // Anything the router would refuse or decode (percent-escapes, backslashes, control bytes, dot
         // segments anywhere) takes the slow path.
@@ -251,9 +258,10 @@ public final class RequestPolicy: Sendable {
             if previous == UInt8(ascii: "/") && byte == UInt8(ascii: ".") { return false }
             previous = byte
         }
-        let segment = bytes.dropFirst().prefix { $0 != UInt8(ascii: "/") }
-        guard !segment.isEmpty else { return false }
-        return !asciiCaseInsensitiveBytesEqual(Array(segment), Array("my-org".utf8))
+        var end = 1
+        while end < bytes.count && bytes[end] != UInt8(ascii: "/") { end += 1 }
+        guard end > 1 else { return false }
+        return !asciiCaseInsensitiveBytesEqual(UnsafeBufferPointer(rebasing: bytes[1..<end]), myOrgSegment)
     }
 
     /// A path whose percent-decoded form says something its raw form hides: an encoded `/` that makes a
