@@ -102,7 +102,9 @@ let package = Package(
         .testTarget(name: "EventLoopTests", dependencies: ["EventLoop", "CSystemShims"]),
         .testTarget(
             name: "RecordingTests",
-            dependencies: ["Recording", "Policy", "GatewayCore", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "Recording", "Policy", "GatewayCore", "TestSupport", .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(
             name: "TenantEmulatorTests",

@@ -120,7 +120,7 @@ public struct FieldNameSet: Sendable {
     }
 
     /// Whether a name of this length can be in the set at all.
-    public func admitsLength(_ n: Int) -> Bool { n >= 64 ? hasLongName : (lengths & (1 << UInt64(n))) != 0 }
+    func admitsLength(_ n: Int) -> Bool { n >= 64 ? hasLongName : (lengths & (1 << UInt64(n))) != 0 }
 
     public func contains(_ name: String) -> Bool {
         admitsLength(name.utf8.count) && names.contains { name.asciiCaseInsensitiveEquals($0) }
@@ -128,14 +128,5 @@ public struct FieldNameSet: Sendable {
 }
 
 extension HTTPFields {
-    /// Removes every field whose name is one of `names` (compared without regard to ASCII case), in one pass.
-    public mutating func remove(names: [String]) { remove(FieldNameSet(names)) }
-
-    /// Removes every field whose name is in `set`; a list with none of them is left untouched (no copy).
-    public mutating func remove(_ set: FieldNameSet) {
-        guard fields.contains(where: { set.admitsLength($0.name.utf8.count) }) else { return }
-        fields.removeAll { set.contains($0.name) }
-    }
-
     public mutating func reserveCapacity(_ n: Int) { fields.reserveCapacity(n) }
 }

@@ -1,3 +1,5 @@
+import GatewayCore
+
 // Character classes of RFC 9110 §5.6 and RFC 3986 as 128-bit sets in constants, so the hot loops need no global
 // table (a global `let` costs a lazy-initialisation check on access) and no branchy switch.
 
@@ -46,14 +48,7 @@ func isRegNameByte(_ b: UInt8) -> Bool { inSet(b, 0x2BFF_7FD2_0000_0000, 0x47FF_
 
 /// The value of a hex digit, or -1.
 @inline(__always)
-func hexValue(_ b: UInt8) -> Int {
-    switch b {
-    case 0x30...0x39: return Int(b &- 0x30)
-    case 0x41...0x46: return Int(b &- 0x41 &+ 10)
-    case 0x61...0x66: return Int(b &- 0x61 &+ 10)
-    default: return -1
-    }
-}
+func hexValue(_ b: UInt8) -> Int { hexDigitValue(b).map { Int($0) } ?? -1 }
 
 @inline(__always)
 func isDigit(_ b: UInt8) -> Bool { b >= 0x30 && b <= 0x39 }

@@ -55,6 +55,10 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { "\(operation) (\(method) /my-org/\(template))" }
 
+    /// Whether the policy reads this call's body before deciding: the identity-provider strategy check of
+    /// `POST identity-providers`. Every other body is left to the tenant (and may stream).
+    public var bodyIsChecked: Bool { method == "POST" && template == "identity-providers" }
+
     /// The template's segments; empty for the root.
     public var templateSegments: [Substring] {
         template.isEmpty ? [] : template.split(separator: "/", omittingEmptySubsequences: false)

@@ -240,6 +240,16 @@ public final class RequestPolicy: Sendable {
     /// True when the first segment is plainly not the API's prefix: no percent-encoding, not empty, and not
     /// `my-org` in any letter case. Such paths skip the router (edge-mode traffic is mostly these); everything
     /// else, including every disguise the router refuses, still goes through it.
+    /// Whether `authorize` will read this request's body (so it must arrive whole, within the body limit, before
+    /// the policy runs); every other body may stream to the tenant.
+    public func needsWholeBody(_ request: RequestHead) -> Bool {
+        guard request.method == "POST" else { return false }
+        if case .endpoint(let endpoint, _, _) = router.route(method: request.method, path: request.path) {
+            return endpoint.bodyIsChecked
+        }
+        return false
+    }
+
     static func plainlyNotMyOrg(_ path: Substring) -> Bool {
         if let answer = path.utf8.withContiguousStorageIfAvailable(plainlyNotMyOrg(bytes:)) { return answer }
         return Array(path.utf8).withUnsafeBufferPointer(plainlyNotMyOrg(bytes:))
@@ -359,7 +369,7 @@ public final class RequestPolicy: Sendable {
         }
         // Past the check above, a request with an origin has an allowed one.
         let originAllowed = origin != nil
-        let readsBody = endpoint.method == "POST" && endpoint.template == "identity-providers"
+        let readsBody = endpoint.bodyIsChecked
         var grant: AccessGrant? = nil
         // `admits` answers `authorize`'s pass or fail without building the grant; the grant (for the body
         // check) and every refusal's exact error still come from `authorize`.

@@ -1,3 +1,5 @@
+import GatewayCore
+
 /// Splits a raw request path into percent-decoded segments, refusing the forms that let two parsers
 /// disagree about which resource a path names.
 ///
@@ -49,7 +51,7 @@ public enum RoutePath {
         var it = raw.utf8.makeIterator()
         while let b = it.next() {
             if b == UInt8(ascii: "%") {
-                guard let h = it.next(), let l = it.next(), let hi = hexValue(h), let lo = hexValue(l) else {
+                guard let h = it.next(), let l = it.next(), let hi = hexDigitValue(h), let lo = hexDigitValue(l) else {
                     return .failure(.badPercentEncoding)
                 }
                 let value = hi << 4 | lo
@@ -61,15 +63,6 @@ public enum RoutePath {
         }
         guard let text = String(validating: bytes, as: UTF8.self) else { return .failure(.notUTF8) }
         return .success(text)
-    }
-
-    static func hexValue(_ b: UInt8) -> UInt8? {
-        switch b {
-        case 0x30...0x39: return b - 0x30
-        case 0x41...0x46: return b - 0x41 + 10
-        case 0x61...0x66: return b - 0x61 + 10
-        default: return nil
-        }
     }
 }
 

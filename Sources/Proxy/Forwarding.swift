@@ -19,32 +19,18 @@ enum ForwardRewrite {
         "X-Forwarded-Host", "cname-api-key",
     ]
 
-    /// `replacedOnTheWayUp` plus the origin's client-IP header: built once per pool.
-    static func removedOnTheWayUp(for origin: UpstreamOrigin) -> FieldNameSet {
-        FieldNameSet(replacedOnTheWayUp + [origin.clientIPHeader])
-    }
-
     /// The upstream request head, serialized: hop-by-hop fields removed, Host set to the origin, exactly one
     /// client IP (never appended to a client-supplied value), X-Forwarded-Proto, a request id, the origin's secret
     /// headers, and a Content-Length that matches the (complete) body. Throws for a field HTTP/1.1 cannot carry.
     static func upstreamRequest(
         _ head: RequestHead, bodyLength: Int, origin: UpstreamOrigin, clientIP: String, isTLS: Bool, requestID: String
     ) throws(HTTP1SerializationError) -> [UInt8] {
-        try upstreamRequest(
-            head, bodyLength: bodyLength, origin: origin, hostHeader: origin.hostHeader,
-            removed: removedOnTheWayUp(for: origin), clientIP: clientIP, isTLS: isTLS, requestID: requestID)
-    }
-
-    /// As above, with the origin's Host value and removed names computed once by the caller (the pool).
-    static func upstreamRequest(
-        _ head: RequestHead, bodyLength: Int, origin: UpstreamOrigin, hostHeader: String, removed: FieldNameSet,
-        clientIP: String, isTLS: Bool, requestID: String
-    ) throws(HTTP1SerializationError) -> [UInt8] {
+        let removed = origin.removedOnTheWayUp
         let nominated = HopByHop.nominatedFields(in: head.headers)
         var capacity = head.target.utf8.count + 256
         for field in head.headers { capacity += field.name.utf8.count + field.value.utf8.count + 4 }
         var out = try HTTP1HeadBuilder(method: head.method, target: head.target, capacity: capacity)
-        try out.add("Host", hostHeader)
+        try out.add("Host", origin.hostHeader)
         var hasRequestID = false
         for field in head.headers
         where !removed.contains(field.name) && !HopByHop.isHopByHop(field.name, nominated: nominated) {
@@ -156,7 +142,7 @@ final class UpstreamRelay: UpstreamResponseHandler {
     let extraHeaders: HTTPFields
     unowned let handler: ForwardingHandler
     private var connection: UpstreamConnection?
-    private var pool: UpstreamPool?
+    private let pool: UpstreamPool
     private var attempts = 0
     private var headSent = false
     private var cancelled = false
@@ -166,12 +152,12 @@ final class UpstreamRelay: UpstreamResponseHandler {
         self.origin = origin
         self.extraHeaders = extraHeaders
         self.handler = handler
+        self.pool = handler.context.pool(for: origin)
     }
 
     func start() {
         attempts += 1
-        let pool = handler.context.pool(for: origin)
-        self.pool = pool
+        let pool = self.pool
         // Usually a kept-alive connection is idle: take it without a callback.
         if let idle = pool.takeIdle() {
             send(on: idle)
@@ -195,16 +181,9 @@ final class UpstreamRelay: UpstreamResponseHandler {
         self.connection = connection
         let bytes: [UInt8]
         do {
-            if let pool {
-                bytes = try ForwardRewrite.upstreamRequest(
-                    exchange.head, bodyLength: exchange.bodyLength, origin: origin, hostHeader: pool.hostHeader,
-                    removed: pool.removedOnTheWayUp, clientIP: exchange.peerAddress, isTLS: exchange.isTLS,
-                    requestID: exchange.requestID)
-            } else {
-                bytes = try ForwardRewrite.upstreamRequest(
-                    exchange.head, bodyLength: exchange.bodyLength, origin: origin, clientIP: exchange.peerAddress,
-                    isTLS: exchange.isTLS, requestID: exchange.requestID)
-            }
+            bytes = try ForwardRewrite.upstreamRequest(
+                exchange.head, bodyLength: exchange.bodyLength, origin: origin, clientIP: exchange.peerAddress,
+                isTLS: exchange.isTLS, requestID: exchange.requestID)
         } catch {
             fail(UpstreamFailure(status: 400, detail: "The request has a header that cannot be forwarded."))
             return

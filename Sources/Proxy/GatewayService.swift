@@ -253,10 +253,7 @@ public final class GatewayService: Sendable {
                     host: url.host, port: UInt16(url.port), useTLS: url.scheme == "https",
                     tlsContext: try? TLSClientContextCache.system(), maxConnections: 1, connectTimeoutMs: 3000,
                     responseTimeoutMs: 5000, idleTimeoutMs: 1000, secretHeaders: [], clientIPHeader: "X-Forwarded-For")
-            var jwksOrigin = tlsOrigin
-            jwksOrigin.host = url.host
-            jwksOrigin.port = UInt16(url.port)
-            jwksOrigin.secretHeaders = []
+            let jwksOrigin = tlsOrigin.retargeted(host: url.host, port: UInt16(url.port))
             let path = url.path.isEmpty ? "/.well-known/jwks.json" : url.path + (url.query.map { "?\($0)" } ?? "")
             let finalOrigin = jwksOrigin
             fetch = { completion in

@@ -257,13 +257,6 @@ enum HopByHop {
 
     static let set = FieldNameSet(names)
 
-    /// Removes the fixed hop-by-hop fields and every field the `Connection` header names.
-    static func strip(_ headers: inout HTTPFields) {
-        guard headers.contains(where: { set.admitsLength($0.name.utf8.count) }) else { return }
-        let nominated = nominatedFields(in: headers)
-        headers.removeAll { isHopByHop($0.name, nominated: nominated) }
-    }
-
     /// Whether `name` is hop-by-hop: a fixed one, or one that `nominated` (from `nominatedFields(in:)`) lists.
     ///
     /// On every request's and response's path, so the common case costs one length test.

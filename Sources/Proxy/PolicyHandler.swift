@@ -58,15 +58,7 @@ final class PolicyHandler: RequestHandler {
         self.context = context
     }
 
-    /// Only the identity-provider strategy check reads a body (`RequestPolicy.authorize`); every other body may
-    /// stream.
-    func needsWholeBody(_ head: RequestHead) -> Bool {
-        guard head.method == "POST" else { return false }
-        if case .endpoint(let endpoint, _, _) = runtime.policy.router.route(method: head.method, path: head.path) {
-            return endpoint.template == "identity-providers"
-        }
-        return false
-    }
+    func needsWholeBody(_ head: RequestHead) -> Bool { runtime.policy.needsWholeBody(head) }
 
     func handle(_ exchange: Exchange) {
         let policy = runtime.policy

@@ -4,25 +4,54 @@ import HTTP1
 import TLS
 
 /// Where requests for one tenant domain go, and how to reach it. Immutable and shared by all loops.
+///
+/// Pools are shared by origins with the same scheme, host and port (`key`), so everything that belongs to one
+/// domain's requests (secret headers, the client-IP header, the Host value) is read from the relay's own origin.
 struct UpstreamOrigin: Sendable {
     /// The name used for Host and SNI (the edge origin in custom-domain mode).
-    var host: String
-    var port: UInt16
-    var useTLS: Bool
-    var tlsContext: TLSClientContext?
-    var maxConnections: Int
-    var connectTimeoutMs: Int
-    var responseTimeoutMs: Int
-    var idleTimeoutMs: Int
+    let host: String
+    let port: UInt16
+    let useTLS: Bool
+    let tlsContext: TLSClientContext?
+    let maxConnections: Int
+    let connectTimeoutMs: Int
+    let responseTimeoutMs: Int
+    let idleTimeoutMs: Int
     /// Extra request headers: the `cname-api-key` in edge mode. Never logged.
-    var secretHeaders: [(String, String)]
+    let secretHeaders: [(String, String)]
     /// The header that carries the client's IP (x-forwarded-for unless the tenant names another).
-    var clientIPHeader: String
+    let clientIPHeader: String
+    /// Derived once, not on every request: the Host value, and the request fields the gateway sets itself.
+    let hostHeader: String
+    let removedOnTheWayUp: FieldNameSet
 
-    var hostHeader: String {
+    init(
+        host: String, port: UInt16, useTLS: Bool, tlsContext: TLSClientContext?, maxConnections: Int,
+        connectTimeoutMs: Int, responseTimeoutMs: Int, idleTimeoutMs: Int, secretHeaders: [(String, String)],
+        clientIPHeader: String
+    ) {
+        self.host = host
+        self.port = port
+        self.useTLS = useTLS
+        self.tlsContext = tlsContext
+        self.maxConnections = maxConnections
+        self.connectTimeoutMs = connectTimeoutMs
+        self.responseTimeoutMs = responseTimeoutMs
+        self.idleTimeoutMs = idleTimeoutMs
+        self.secretHeaders = secretHeaders
+        self.clientIPHeader = clientIPHeader
         let defaultPort: UInt16 = useTLS ? 443 : 80
         let h = host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]" : host
-        return port == defaultPort ? h : "\(h):\(port)"
+        self.hostHeader = port == defaultPort ? h : "\(h):\(port)"
+        self.removedOnTheWayUp = FieldNameSet(ForwardRewrite.replacedOnTheWayUp + [clientIPHeader])
+    }
+
+    /// The same origin reached at another address, without its secret headers (a JWKS fetch).
+    func retargeted(host: String, port: UInt16) -> UpstreamOrigin {
+        UpstreamOrigin(
+            host: host, port: port, useTLS: useTLS, tlsContext: tlsContext, maxConnections: maxConnections,
+            connectTimeoutMs: connectTimeoutMs, responseTimeoutMs: responseTimeoutMs, idleTimeoutMs: idleTimeoutMs,
+            secretHeaders: [], clientIPHeader: clientIPHeader)
     }
 
     var key: String { "\(useTLS ? "https" : "http")://\(host):\(port)" }
@@ -50,15 +79,9 @@ final class UpstreamPool {
     private var resolvedAt: Int64 = 0
     static let maxWaiters = 1024
 
-    /// Per-request values derived from the origin, computed once.
-    let hostHeader: String
-    let removedOnTheWayUp: FieldNameSet
-
     init(origin: UpstreamOrigin, context: LoopContext) {
         self.origin = origin
         self.context = context
-        self.hostHeader = origin.hostHeader
-        self.removedOnTheWayUp = ForwardRewrite.removedOnTheWayUp(for: origin)
     }
 
     /// An idle connection that can take a request now, if there is one.
@@ -364,7 +387,7 @@ final class UpstreamConnection: TransportDelegate {
             if !responseDone {
                 // A reused connection the upstream closed before answering is safe to retry once.
                 let retryable = !receivedAny && exchangesServed > 1
-                failAfterClose(
+                fail(
                     UpstreamFailure(
                         status: 502,
                         detail: error.map { "The upstream connection failed: \($0)." }
@@ -381,6 +404,7 @@ final class UpstreamConnection: TransportDelegate {
         fail(UpstreamFailure(status: 504, detail: "The upstream did not answer in time."), retryable: false)
     }
 
+    /// Ends the exchange in flight with `failure`; the connection is closed (a no-op when it already is).
     private func fail(_ failure: UpstreamFailure, retryable: Bool) {
         responseDone = true
         bodyPending = false
@@ -389,16 +413,6 @@ final class UpstreamConnection: TransportDelegate {
         let handler = self.handler
         self.handler = nil
         close()
-        handler?.upstreamFailed(failure, retryable: retryable)
-    }
-
-    private func failAfterClose(_ failure: UpstreamFailure, retryable: Bool) {
-        responseDone = true
-        bodyPending = false
-        onDrained = nil
-        pool.busy.removeValue(forKey: ObjectIdentifier(self))
-        let handler = self.handler
-        self.handler = nil
         handler?.upstreamFailed(failure, retryable: retryable)
     }
 }

@@ -190,7 +190,8 @@ enum EmulatorRouter {
         var bytes = Array(s.utf8)[...]
         while let b = bytes.popFirst() {
             if b == UInt8(ascii: "%") {
-                guard bytes.count >= 2, let hi = hexValue(bytes.removeFirst()), let lo = hexValue(bytes.removeFirst())
+                guard bytes.count >= 2, let hi = hexDigitValue(bytes.removeFirst()),
+                    let lo = hexDigitValue(bytes.removeFirst())
                 else { return nil }
                 out.append(hi << 4 | lo)
             } else if plusIsSpace && b == UInt8(ascii: "+") {
@@ -200,14 +201,5 @@ enum EmulatorRouter {
             }
         }
         return String(validating: out, as: UTF8.self)
-    }
-
-    static func hexValue(_ b: UInt8) -> UInt8? {
-        switch b {
-        case 0x30...0x39: return b - 0x30
-        case 0x41...0x46: return b - 0x41 + 10
-        case 0x61...0x66: return b - 0x61 + 10
-        default: return nil
-        }
     }
 }

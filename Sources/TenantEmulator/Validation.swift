@@ -53,7 +53,7 @@ enum StringFormat: Sendable, Equatable {
             return !u.contains { $0 <= 0x20 } && Self.isDomainName(Array(u[(at + 1)...]))
         case .hexColor:
             guard u.first == UInt8(ascii: "#"), u.count == 4 || u.count == 7 else { return false }
-            return u.dropFirst().allSatisfy { EmulatorRouter.hexValue($0) != nil }
+            return u.dropFirst().allSatisfy { hexDigitValue($0) != nil }
         case .organizationName:
             guard (1...50).contains(u.count), let f = u.first, let l = u.last else { return false }
             let ok: (UInt8) -> Bool = { Self.isLowerAlnum($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") }

@@ -169,7 +169,7 @@ struct BodyStreamingTests {
         defer { f.stop() }
         // 100 kB of a 300 kB body: a gateway that collected bodies first would wait here until the timeout.
         let head = "PUT /early HTTP/1.1\r\nHost: gateway.test\r\nContent-Length: 300000\r\n\r\n"
-        let reply = try RawClient.exchange(port: f.plainPort, head + String(repeating: "b", count: 100_000))
+        let reply = try RawConnection.exchange(port: f.plainPort, head + String(repeating: "b", count: 100_000))
         #expect(reply.hasPrefix("HTTP/1.1 200"), "\(reply)")
         #expect(reply.contains("{\"early\":true}"))
         // The rest of the body was never read, so the connection cannot carry another request.
@@ -184,7 +184,7 @@ struct BodyStreamingTests {
         let raw =
             "PUT /one HTTP/1.1\r\nHost: gateway.test\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
             + "GET /two HTTP/1.1\r\nHost: gateway.test\r\nConnection: close\r\n\r\n"
-        let reply = try RawClient.exchange(port: f.plainPort, raw)
+        let reply = try RawConnection.exchange(port: f.plainPort, raw)
         #expect(reply.components(separatedBy: "HTTP/1.1 200").count == 3, "\(reply)")
         #expect(reply.contains("\"path\": \"/one\", \"body_length\": 100000"))
         #expect(reply.contains("\"path\": \"/two\""))

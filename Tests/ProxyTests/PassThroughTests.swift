@@ -170,7 +170,7 @@ struct PassThroughTests {
         let raw =
             "POST /my-org/details HTTP/1.1\r\nHost: gateway.test\r\nContent-Length: 5\r\n"
             + "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
-        let reply = try RawClient.exchange(port: f.plainPort, raw)
+        let reply = try RawConnection.exchange(port: f.plainPort, raw)
         #expect(reply.hasPrefix("HTTP/1.1 400"))
         #expect(reply.contains("Connection: close"))
         #expect(reply.contains("\"detail\""))
@@ -206,34 +206,5 @@ struct PassThroughTests {
         #expect(f.gateway.activeConnections == 0)
         #expect(!TestProcess.waitForPort(f.tlsPort, timeout: 0.2), "the listener still accepts after shutdown")
         f.upstream.stop()
-    }
-}
-
-/// Writes raw bytes to a plain listener and reads until the server closes.
-enum RawClient {
-    static func exchange(port: UInt16, _ request: String, timeout: Double = 5) throws -> String {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = port.bigEndian
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard rc == 0 else { throw FixtureError("connect failed") }
-        var tv = timeval(tv_sec: Int(timeout), tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        _ = Array(request.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
-        var out: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = recv(fd, &buffer, buffer.count, 0)
-            if n <= 0 { break }
-            out.append(contentsOf: buffer[0..<n])
-        }
-        return String(decoding: out, as: UTF8.self)
     }
 }

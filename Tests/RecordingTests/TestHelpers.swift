@@ -2,6 +2,7 @@ import Foundation
 import GatewayCore
 import Logging
 import Synchronization
+import TestSupport
 
 #if canImport(Glibc)
     import Glibc
@@ -98,24 +99,7 @@ final class LoopbackReceiver: @unchecked Sendable {
     private let respond: @Sendable (Int) -> Int
 
     /// A port that was free a moment ago (bound then closed), for a receiver that is "down" at first.
-    static func reservePort() -> UInt16 {
-        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        _ = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(s, $0, &len) }
-        }
-        close(s)
-        return UInt16(bigEndian: addr.sin_port)
-    }
+    static func reservePort() -> UInt16 { TestProcess.freePort() }
 
     /// Starts listening on `port` (0: any). `respond` maps the 0-based request number to a status code.
     init(port: UInt16 = 0, respond: @escaping @Sendable (Int) -> Int = { _ in 200 }) {

@@ -2,13 +2,13 @@ import Foundation
 
 /// A blocking TCP client socket to 127.0.0.1 with a receive timeout, for tests that must see exactly what the
 /// gateway writes on one connection (and when it closes it).
-final class RawConnection {
-    private(set) var fd: Int32
+public final class RawConnection {
+    public private(set) var fd: Int32
 
-    /// Connects, or throws with errno (ECONNREFUSED when nothing listens).
-    init(port: UInt16, timeout: Double = 3) throws {
+    /// Connects (`timeout` bounds every read), or throws with errno (ECONNREFUSED when nothing listens).
+    public init(port: UInt16, timeout: Double = 3) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw HarnessError("socket: errno \(errno)") }
+        guard fd >= 0 else { throw ConnectError(errno: errno) }
         var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1_000_000))
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         let rc = RawConnection.connect(fd, port)
@@ -19,9 +19,14 @@ final class RawConnection {
         }
     }
 
-    struct ConnectError: Error, CustomStringConvertible {
-        var errno: Int32
-        var description: String { "connect: errno \(errno)" }
+    public struct ConnectError: Error, CustomStringConvertible {
+        public var errno: Int32
+        public var description: String { "connect: errno \(errno)" }
+    }
+
+    public struct SendError: Error, CustomStringConvertible {
+        public var errno: Int32
+        public var description: String { "send: errno \(errno)" }
     }
 
     private static func connect(_ fd: Int32, _ port: UInt16) -> Int32 {
@@ -37,7 +42,7 @@ final class RawConnection {
     }
 
     /// Whether a connection to `port` is refused right now (nothing listening).
-    static func isRefused(port: UInt16) -> Bool {
+    public static func isRefused(port: UInt16) -> Bool {
         do {
             _ = try RawConnection(port: port, timeout: 1)
             return false
@@ -51,23 +56,23 @@ final class RawConnection {
     deinit { close() }
 
     /// Closes the socket (once).
-    func close() {
+    public func close() {
         if fd >= 0 { Glibc.close(fd) }
         fd = -1
     }
 
-    func send(_ text: String) throws {
+    public func send(_ text: String) throws {
         let bytes = Array(text.utf8)
         var sent = 0
         while sent < bytes.count {
             let n = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            guard n > 0 else { throw HarnessError("send: errno \(errno)") }
+            guard n > 0 else { throw SendError(errno: errno) }
             sent += n
         }
     }
 
     /// Reads until the peer closes (true) or the receive timeout passes (false), returning what arrived.
-    func readToEnd() -> (text: String, closed: Bool) {
+    public func readToEnd() -> (text: String, closed: Bool) {
         var data: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -83,7 +88,7 @@ final class RawConnection {
     }
 
     /// Reads one HTTP/1.1 response with a Content-Length body; nil on timeout or close before it is complete.
-    func readResponse() -> String? {
+    public func readResponse() -> String? {
         var data: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -101,5 +106,13 @@ final class RawConnection {
             guard n > 0 else { return nil }
             data += buffer[0..<n]
         }
+    }
+
+    /// Sends `request` on a new connection and returns everything the server writes until it closes (or the
+    /// timeout passes).
+    public static func exchange(port: UInt16, _ request: String, timeout: Double = 5) throws -> String {
+        let connection = try RawConnection(port: port, timeout: timeout)
+        try connection.send(request)
+        return connection.readToEnd().text
     }
 }
