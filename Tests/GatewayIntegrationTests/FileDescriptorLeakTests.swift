@@ -111,8 +111,8 @@ extension GatewayIntegration {
                 "fd leak: startup \(atStartup), baseline \(baseline), peak \(peakCount) during \(loadMs) ms of load, "
                     + "after idle \(after)")
             #expect(peakCount >= baseline + 20, "the load should have opened many connections at once")
+            // Fewer than the baseline is no leak (a connection still closing when the baseline was taken).
             #expect(settled, "open fds: \(after) after idle, baseline \(baseline)")
-            #expect(after == baseline)
             #expect(gateway.stop() == 0)
             print("fd leak test took \(elapsedMs(since: start)) ms")
         }
