@@ -266,10 +266,12 @@ import Testing
         print("hung Redis: first decision \(firstMs) ms, first three \(threeMs) ms, next 100 \(hundredMs) ms")
         let stats = store.statistics
         #expect(stats.timeouts == 3 && stats.errors == 3 && stats.fallbackDecisions == 103, "\(stats)")
-        // Bounded by the 10 ms command timeout (plus a connect that the frozen server's kernel still accepts).
-        #expect(firstMs < 200)
-        #expect(threeMs < 600)
-        #expect(hundredMs < 50)
+        // Bounded by the 10 ms command timeout (plus a connect that the frozen server's kernel still accepts). The
+        // bounds leave room for a debug build sharing two cores with the parallel suites; an unbounded wait, or
+        // 100 more timeouts after the breaker opened (1 s), would still fail them.
+        #expect(firstMs < 500)
+        #expect(threeMs < 900)
+        #expect(hundredMs < 200)
         server.resume()
         clock.advance(.seconds(1))
         _ = store.admit(org: "org_t", rateClass: .write, nowNanoseconds: wallNanoseconds())
