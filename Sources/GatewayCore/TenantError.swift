@@ -108,13 +108,17 @@ extension TenantError {
             headers: HTTPFields([("WWW-Authenticate", "Bearer realm=\"my-org\"")]))
     }
 
-    public static func insufficientScope(missing: [String]) -> TenantError {
+    /// `detail` names what is missing; the challenge's `scope` names every scope the endpoint requires (RFC 6750
+    /// §3: "the required scope of the access token for accessing the requested resource"), which is what the
+    /// client must ask for, when `required` is given.
+    public static func insufficientScope(missing: [String], required: [String]? = nil) -> TenantError {
         let list = missing.joined(separator: " ")
+        let scope = (required ?? missing).joined(separator: " ")
         return TenantError(
             status: 403, code: "A0E-403-0002", title: "Insufficient Scope",
             detail: "The access token lacks the scope(s) this endpoint requires: \(list).",
             headers: HTTPFields([
-                ("WWW-Authenticate", "Bearer error=\"insufficient_scope\", scope=\"\(list)\"")
+                ("WWW-Authenticate", "Bearer error=\"insufficient_scope\", scope=\"\(scope)\"")
             ]))
     }
 

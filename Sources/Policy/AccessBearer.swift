@@ -1,17 +1,36 @@
 import GatewayCore
 
-/// Takes the access token out of a request, by RFC 6750 §2.1 and nothing else.
+/// An access token as the request presented it.
+public struct PresentedToken: Sendable, Equatable {
+    public enum Scheme: Sendable, Equatable {
+        case bearer
+        /// RFC 9449 §7.1: a DPoP-bound token, with its proof in the request's one `DPoP` field.
+        case dpop
+    }
+
+    public var value: String
+    public var scheme: Scheme
+
+    public init(_ value: String, scheme: Scheme = .bearer) {
+        self.value = value
+        self.scheme = scheme
+    }
+}
+
+/// Takes the access token out of a request, by RFC 6750 §2.1 (and RFC 9449 §7.1 for DPoP) and nothing else.
 ///
-/// Rules: exactly one `Authorization` field (two → 400); scheme `Bearer` in any case, one space, then a
-/// token68 (RFC 9110 §11.2); none → 401 Missing Token (A0E-401-0002); another scheme → 401; a malformed
-/// value → 400 `invalid_request`; longer than `maxTokenBytes` → 401 `invalid_token`. A token in the query
-/// (`access_token=`) is never used: its presence refuses the request (400), because query strings end up
-/// in logs and browser history.
+/// Rules: exactly one `Authorization` field (two → 400); scheme `Bearer` or `DPoP` in any case, one or more
+/// spaces (`1*SP`), then a token68 (RFC 9110 §11.2); none → 401 Missing Token (A0E-401-0002); another scheme →
+/// 401; a malformed value → 400 `invalid_request`; longer than `maxTokenBytes` → 401 `invalid_token`. The DPoP
+/// scheme needs exactly one `DPoP` field beside it (RFC 9449 §4.3), else 401 `invalid_dpop_proof`; the proof
+/// itself is forwarded for the tenant to verify. A token in the query (`access_token=`) is never used: its
+/// presence refuses the request (400), because query strings end up in logs and browser history.
 public enum BearerToken {
-    public static func extract(headers: HTTPFields, query: Substring?, maxTokenBytes: Int) throws(TenantError) -> String
+    public static func extract(headers: HTTPFields, query: Substring?, maxTokenBytes: Int) throws(TenantError)
+        -> PresentedToken
     {
         if let query, queryNamesAccessToken(query) {
-            throw .badRequest(
+            throw invalidRequest(
                 "Access tokens are not accepted in the query string; send the token in the Authorization header "
                     + "as 'Authorization: Bearer <token>'.")
         }
@@ -24,20 +43,47 @@ public enum BearerToken {
         guard let value = first else { throw .missingToken() }
         let bytes = value.utf8
         let space = bytes.firstIndex(of: 0x20) ?? bytes.endIndex
-        guard String(decoding: bytes[..<space], as: UTF8.self).asciiCaseInsensitiveEquals("bearer") else {
+        let schemeName = String(decoding: bytes[..<space], as: UTF8.self)
+        let scheme: PresentedToken.Scheme
+        if schemeName.asciiCaseInsensitiveEquals("bearer") {
+            scheme = .bearer
+        } else if schemeName.asciiCaseInsensitiveEquals("dpop") {
+            scheme = .dpop
+        } else {
             throw wrongScheme()
         }
-        guard space != bytes.endIndex, bytes.index(after: space) != bytes.endIndex else {
+        var tokenStart = space
+        while tokenStart != bytes.endIndex && bytes[tokenStart] == 0x20 { tokenStart = bytes.index(after: tokenStart) }
+        guard tokenStart != bytes.endIndex else {
             throw invalidRequest("The Authorization header has no token.")
         }
-        let token = bytes[bytes.index(after: space)...]
+        let token = bytes[tokenStart...]
         guard isToken68(token) else {
-            throw invalidRequest("The bearer token is malformed (RFC 6750 token syntax, one space after Bearer).")
+            throw invalidRequest("The bearer token is malformed (RFC 6750 token syntax after the scheme).")
         }
         guard token.count <= maxTokenBytes else {
             throw ClaimsChecker.invalid("The access token is larger than \(maxTokenBytes) bytes.")
         }
-        return String(decoding: token, as: UTF8.self)
+        if scheme == .dpop {
+            var proofs = 0
+            for field in headers where field.name.asciiCaseInsensitiveEquals("DPoP") { proofs += 1 }
+            guard proofs == 1 else {
+                throw invalidProof(
+                    proofs == 0
+                        ? "A DPoP-bound token needs a DPoP proof: send one DPoP header with the request."
+                        : "Send exactly one DPoP header.")
+            }
+        }
+        return PresentedToken(String(decoding: token, as: UTF8.self), scheme: scheme)
+    }
+
+    /// RFC 9449 §7.1's refusal of a missing or unusable proof.
+    static func invalidProof(_ detail: String) -> TenantError {
+        .unauthorized(
+            detail,
+            wwwAuthenticate:
+                "DPoP error=\"invalid_dpop_proof\", error_description=\"\(ClaimsChecker.errorDescription(detail))\""
+        )
     }
 
     static func wrongScheme() -> TenantError {

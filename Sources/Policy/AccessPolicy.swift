@@ -49,7 +49,7 @@ public struct AccessPolicy: Sendable {
     public func authorize(_ token: TokenContext, endpoint: Endpoint) throws(TenantError) -> AccessGrant {
         let grant = try grant(for: token)
         let missing = endpoint.scopes.filter { !grant.usableScopes.contains($0) }
-        if !missing.isEmpty { throw .insufficientScope(missing: missing) }
+        if !missing.isEmpty { throw .insufficientScope(missing: missing, required: endpoint.scopes) }
         try checkStepUp(token, endpoint: endpoint)
         return grant
     }
@@ -91,7 +91,7 @@ public struct AccessPolicy: Sendable {
         if token.isClientCredentials {
             switch access.clientCredentials {
             case .denyAll:
-                throw .forbidden(
+                throw Self.tokenForbidden(
                     "Client-credentials (machine-to-machine) tokens are refused: the My Organization API's access "
                         + "policy for client credentials is deny_all. Call it with a user-bound token.")
             case .requireClientGrant: requireGrant = true
@@ -101,7 +101,7 @@ public struct AccessPolicy: Sendable {
             requireGrant = access.userFlows == .requireClientGrant
         }
         if requireGrant, client == nil {
-            throw .forbidden("The client has no grant for the My Organization API.")
+            throw Self.tokenForbidden("The client has no grant for the My Organization API.")
         }
         if let client, client.myOrganization == nil {
             throw .configurationIssue(
@@ -111,12 +111,22 @@ public struct AccessPolicy: Sendable {
         return AccessGrant(usableScopes: usable, client: client)
     }
 
+    /// A 403 about what the token may do: RFC 6750 §3 requires a challenge on every refusal of a token, and
+    /// `insufficient_scope` is its code for a valid token without the privileges the request needs.
+    static func tokenForbidden(_ detail: String) -> TenantError {
+        var error = TenantError.forbidden(detail)
+        error.headers.set(
+            "WWW-Authenticate",
+            "Bearer error=\"insufficient_scope\", error_description=\"\(ClaimsChecker.errorDescription(detail))\"")
+        return error
+    }
+
     /// Refuses the call when one of the endpoint's scopes needs step-up and the token lacks it.
     public func checkStepUp(_ token: TokenContext, endpoint: Endpoint) throws(TenantError) {
         guard let stepUp, let scope = endpoint.scopes.first(where: { stepUp.scopes.contains($0) }) else { return }
         // No user stands behind a client-credentials token, whatever `amr` it carries: it can never step up.
         if token.isClientCredentials {
-            throw .forbidden(
+            throw Self.tokenForbidden(
                 "The scope \(scope) requires a user who completed step-up authentication; a client-credentials token cannot."
             )
         }

@@ -18,11 +18,13 @@ public struct TokenContext: Sendable, Equatable {
     public var tokenID: String?
     /// The tenant domain the token was checked against (the one the request arrived on).
     public var domain: String
+    /// `cnf.jkt` (RFC 9449 §6.1): the token is DPoP-bound to the key with this JWK SHA-256 thumbprint.
+    public var dpopThumbprint: String?
 
     public init(
         subject: String, clientID: String, orgID: String, orgName: String? = nil, scopes: Set<String>,
         isClientCredentials: Bool = false, amr: [String] = [], acr: String? = nil, expiresAt: Int64,
-        issuedAt: Int64, tokenID: String? = nil, domain: String
+        issuedAt: Int64, tokenID: String? = nil, domain: String, dpopThumbprint: String? = nil
     ) {
         self.subject = subject
         self.clientID = clientID
@@ -36,6 +38,7 @@ public struct TokenContext: Sendable, Equatable {
         self.issuedAt = issuedAt
         self.tokenID = tokenID
         self.domain = domain
+        self.dpopThumbprint = dpopThumbprint
     }
 }
 
@@ -109,6 +112,7 @@ public struct ClaimsChecker: Sendable {
         private var orgNameAt = -1
         private var acrAt = -1
         private var jtiAt = -1
+        private var cnfAt = -1
 
         var iss: JSONValue? { value(issAt) }
         var aud: JSONValue? { value(audAt) }
@@ -125,6 +129,7 @@ public struct ClaimsChecker: Sendable {
         var orgName: JSONValue? { value(orgNameAt) }
         var acr: JSONValue? { value(acrAt) }
         var jti: JSONValue? { value(jtiAt) }
+        var cnf: JSONValue? { value(cnfAt) }
 
         private func value(_ position: Int) -> JSONValue? {
             // Not `cond ? value : nil`: JSONValue is ExpressibleByNilLiteral, so that `nil` would be `.null`.
@@ -152,6 +157,7 @@ public struct ClaimsChecker: Sendable {
                 case Names.orgName: if orgNameAt < 0 { orgNameAt = k }
                 case Names.acr: if acrAt < 0 { acrAt = k }
                 case Names.jti: if jtiAt < 0 { jtiAt = k }
+                case Names.cnf: if cnfAt < 0 { cnfAt = k }
                 case 0: if clientIDAt < 0, members[k].0 == "client_id" { clientIDAt = k }
                 default: break
                 }
@@ -190,11 +196,12 @@ public struct ClaimsChecker: Sendable {
             static let orgName: UInt64 = 0x656d_616e_5f67_726f
             static let acr: UInt64 = 0x72_6361
             static let jti: UInt64 = 0x69_746a
+            static let cnf: UInt64 = 0x66_6e63
 
             static let all: [(String, UInt64)] = [
                 ("iss", iss), ("aud", aud), ("exp", exp), ("iat", iat), ("nbf", nbf), ("sub", sub),
                 ("org_id", orgID), ("azp", azp), ("scope", scope), ("gty", gty), ("amr", amr),
-                ("org_name", orgName), ("acr", acr), ("jti", jti),
+                ("org_name", orgName), ("acr", acr), ("jti", jti), ("cnf", cnf),
             ]
         }
     }
@@ -215,6 +222,7 @@ public struct ClaimsChecker: Sendable {
             let value = typ.stringValue ?? ""
             guard
                 value.asciiCaseInsensitiveEquals("jwt") || value.asciiCaseInsensitiveEquals("at+jwt")
+                    || value.asciiCaseInsensitiveEquals("application/jwt")
                     || value.asciiCaseInsensitiveEquals("application/at+jwt")
             else {
                 throw Self.invalid("The token's type (typ) is not an access token's (JWT or at+jwt).")
@@ -264,11 +272,25 @@ public struct ClaimsChecker: Sendable {
             else { throw Self.invalid("The access token's amr claim must be an array of strings.") }
             amr = strings
         }
+        // Auth0's dialect marks a client-credentials token with `gty` or a `{client_id}@clients` subject; RFC 9068
+        // §2.2 has no `gty` and says such a token's `sub` identifies the client itself.
+        let isClientCredentials = gty == "client-credentials" || subject.hasSuffix("@clients") || subject == clientID
+        var dpopThumbprint: String? = nil
+        if let cnf = claims.cnf {
+            guard case .object = cnf else { throw Self.invalid("The access token's cnf claim must be an object.") }
+            if let jkt = cnf["jkt"] {
+                guard let text = jkt.stringValue, !text.isEmpty else {
+                    throw Self.invalid("The access token's cnf.jkt must be a non-empty string.")
+                }
+                dpopThumbprint = text
+            }
+        }
         return TokenContext(
             subject: subject, clientID: clientID, orgID: orgID, orgName: try optionalString(claims.orgName, "org_name"),
-            scopes: scopes, isClientCredentials: gty == "client-credentials" || subject.hasSuffix("@clients"),
+            scopes: scopes, isClientCredentials: isClientCredentials,
             amr: amr, acr: try optionalString(claims.acr, "acr"), expiresAt: Int64(exp.rounded(.down)),
-            issuedAt: Int64(iat.rounded(.down)), tokenID: try optionalString(claims.jti, "jti"), domain: domain)
+            issuedAt: Int64(iat.rounded(.down)), tokenID: try optionalString(claims.jti, "jti"), domain: domain,
+            dpopThumbprint: dpopThumbprint)
     }
 
     /// The space-separated scope tokens of `text`, empty pieces dropped.

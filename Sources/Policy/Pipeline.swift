@@ -13,7 +13,7 @@ public struct PipelineNotes: Sendable, Equatable {
     public var audience: String?
     /// The refusal the gateway wrote itself, if any (for `details.error` of the event).
     public var error: TenantError?
-    /// Why: forwarded, preflight, refused_route, refused_token, refused_scope, refused_access, refused_cors,
+    /// Why: forwarded, preflight, options_server, refused_route, refused_token, refused_scope, refused_access, refused_cors,
     /// refused_rate_limit_tenant, refused_rate_limit_org, fault_injected, …
     public var decision: String = "pending"
     public var rateDecision: RateDecision?
@@ -145,6 +145,8 @@ public final class RequestPolicy: Sendable {
         public var endpoint: Endpoint?
         public var domain: String
         public var origin: String?
+        /// How the token came: a DPoP-bound token must come with the DPoP scheme, and only such a token may.
+        public var tokenScheme: PresentedToken.Scheme = .bearer
     }
 
     /// The domain the request arrived on: the listener's, or the request's Host when it names a tenant domain.
@@ -182,6 +184,15 @@ public final class RequestPolicy: Sendable {
             return .respond(error.response, notes)
         }
         notes.domain = domain
+        // RFC 9112 §3.2.4: `OPTIONS *` asks about the server, not a resource. It names no endpoint and carries no
+        // token, so the gateway answers it (RFC 9110 §9.3.7: Content-Length 0 when there is no content).
+        if request.method == "OPTIONS" && request.target == "*" {
+            notes.decision = "options_server"
+            var headers = HTTPFields()
+            headers.add("Allow", RequestPolicy.serverMethods)
+            headers.add("Content-Length", "0")
+            return .respond(Response(status: 200, headers: headers), notes)
+        }
         // `request.path` and `request.query`, from one search for the `?`.
         let target = request.target
         let question = target.utf8.firstIndex(of: UInt8(ascii: "?"))
@@ -193,7 +204,8 @@ public final class RequestPolicy: Sendable {
         if request.method == "OPTIONS", request.headers["Access-Control-Request-Method"] != nil,
             case .methodNotAllowed(let allowed) = route
         {
-            let decision = cors.preflight(request, allowedMethods: allowed)
+            // HEAD is a CORS-safelisted method that never needs a preflight: offer the table's own methods.
+            let decision = cors.preflight(request, allowedMethods: allowed.filter { $0 != "HEAD" })
             if let response = decision.response {
                 if case .refused(_, let why) = decision {
                     notes.decision = "refused_cors"
@@ -210,11 +222,14 @@ public final class RequestPolicy: Sendable {
             notes.logResource = endpoint.logResource == .none ? nil : endpoint.logResource.rawValue
             notes.routeName = endpoint.routeName
             do {
-                let token = try BearerToken.extract(
+                let presented = try BearerToken.extract(
                     headers: request.headers, query: question.map { target[target.utf8.index(after: $0)...] },
                     maxTokenBytes: config.tokens.maxTokenBytes)
                 return .needsToken(
-                    token: token, route: RouteMatch(endpoint: endpoint, domain: domain, origin: origin), notes: notes)
+                    token: presented.value,
+                    route: RouteMatch(
+                        endpoint: endpoint, domain: domain, origin: origin, tokenScheme: presented.scheme),
+                    notes: notes)
             } catch {
                 return refuse(error, decision: "refused_token", notes: &notes, origin: origin, clientID: nil)
             }
@@ -357,6 +372,9 @@ public final class RequestPolicy: Sendable {
         notes.organizationID = context.orgID
         notes.clientID = context.clientID
         notes.userID = context.subject
+        if let refusal = RequestPolicy.bindingRefusal(scheme: route.tokenScheme, context: context) {
+            return outcome(refuse(refusal, decision: "refused_token", notes: &notes, origin: origin, clientID: nil))
+        }
         guard let endpoint = route.endpoint else {
             return .forward(responseHeaders: HTTPFields(), delayMilliseconds: 0, notes: notes)
         }
@@ -465,6 +483,27 @@ public final class RequestPolicy: Sendable {
         var response = error.response
         if origin != nil { cors.apply(to: &response.head.headers, origin: origin, clientID: clientID) }
         return .respond(response, notes)
+    }
+
+    /// Every method some endpoint of the API takes, for `OPTIONS *`.
+    static let serverMethods = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+
+    /// RFC 9449 §7.1-7.2: the DPoP scheme carries only DPoP-bound tokens, and a DPoP-bound token is refused when
+    /// presented as a plain bearer token (whoever holds it without the key must not be able to use it).
+    static func bindingRefusal(scheme: PresentedToken.Scheme, context: TokenContext) -> TenantError? {
+        switch (scheme, context.dpopThumbprint) {
+        case (.bearer, .some):
+            return ClaimsChecker.invalid(
+                "The access token is DPoP-bound (cnf.jkt): send it as 'Authorization: DPoP <token>' with a DPoP proof.")
+        case (.dpop, .none):
+            let detail = "The DPoP scheme was used with an access token that is not DPoP-bound (no cnf.jkt)."
+            return .unauthorized(
+                detail,
+                wwwAuthenticate:
+                    "DPoP error=\"invalid_token\", error_description=\"\(ClaimsChecker.errorDescription(detail))\"")
+        default:
+            return nil
+        }
     }
 
     /// The client-facing detail of a signature-stage refusal.

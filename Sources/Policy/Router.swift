@@ -122,14 +122,24 @@ public struct Router: Sendable {
         collect(node: 0, rest, into: &matches)
         guard !matches.isEmpty else { return .notFound }
         var allowed: [String] = []
+        var readForHead: Endpoint? = nil
         for nodeIndex in matches {
             for e in nodes[nodeIndex].endpoints {
                 let endpoint = table.endpoints[e]
                 if endpoint.method == method {
                     return .endpoint(endpoint, params: params(endpoint, rest), versioned: versioned)
                 }
+                if endpoint.method == "GET" && readForHead == nil { readForHead = endpoint }
                 if !allowed.contains(endpoint.method) { allowed.append(endpoint.method) }
             }
+        }
+        // RFC 9110 §9.3.2 and §9.1: HEAD is GET without content, and general-purpose servers must support both, so
+        // HEAD is the GET operation (its scopes, rate class and event) and is listed beside it in `Allow`.
+        if let readForHead {
+            if method == "HEAD" {
+                return .endpoint(readForHead, params: params(readForHead, rest), versioned: versioned)
+            }
+            if let get = allowed.firstIndex(of: "GET") { allowed.insert("HEAD", at: get + 1) }
         }
         return .methodNotAllowed(allowed: allowed)
     }

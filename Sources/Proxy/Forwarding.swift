@@ -39,6 +39,9 @@ enum ForwardRewrite {
             }
             try out.add(field.name, field.value)
         }
+        // RFC 9110 §7.6.3: a gateway MUST add itself to Via on every request it forwards (after what the client
+        // sent, as the field's order says), naming the protocol the request came in on.
+        try out.add("Via", viaEntry(head.version))
         try out.add(origin.clientIPHeader, clientIP)
         try out.add("X-Forwarded-Proto", isTLS ? "https" : "http")
         if let host = head.authority { try out.add("X-Forwarded-Host", host) }
@@ -48,6 +51,14 @@ enum ForwardRewrite {
             try out.add("Content-Length", String(bodyLength))
         }
         return out.finish()
+    }
+
+    static func viaEntry(_ version: HTTPVersion) -> String {
+        switch version {
+        case .http1_0: return "1.0 myorg-gateway"
+        case .http1_1: return "1.1 myorg-gateway"
+        case .http2: return "2 myorg-gateway"
+        }
     }
 
     private static func methodAlwaysHasContent(_ method: String) -> Bool {

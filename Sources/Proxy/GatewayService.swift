@@ -150,7 +150,12 @@ public final class GatewayService: Sendable {
             guard listeners.map(\.address) == oldListeners.map(\.address) else {
                 throw BuildError("listener addresses changed: a restart is needed to bind new addresses")
             }
-            if !sameKeys { jwks.refetch(reason: "reload") }
+            // The keys are read again on every reload, not only when their source changed: an operator who took a
+            // key out of the file (or the tenant's set) expects it refused from now on. Waiting (bounded) means the
+            // new snapshot starts with that set; a failed read keeps the last good set, as a refresh does.
+            let refreshed = DispatchSemaphore(value: 0)
+            jwks.refetch(reason: "reload") { _ in refreshed.signal() }
+            _ = refreshed.wait(timeout: .now() + .seconds(5))
             probe.probe(runtime.origins)
             let generation = state.withLock { s -> Int in
                 s.config = config

@@ -132,7 +132,8 @@ public final class EmulatedTenant: Sendable {
             String(parts[0]).asciiCaseInsensitiveEquals("Bearer")
                 || String(parts[0]).asciiCaseInsensitiveEquals("DPoP")
         else { return .failure(.missingToken()) }
-        let credential = parts[1].trimmingPrefix(" ")
+        // RFC 6750 §2.1: `1*SP` between the scheme and the token.
+        let credential = parts[1].drop(while: { $0 == " " })
         guard !credential.isEmpty, !credential.contains(" ") else { return .failure(.missingToken()) }
         return verifyToken(String(credential))
     }

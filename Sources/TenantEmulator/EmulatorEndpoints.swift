@@ -163,10 +163,17 @@ enum EmulatorRouter {
             segments.append(decoded)
         }
         var allow: [String] = []
+        var readForHead: (EmulatorEndpoint, [String: String])? = nil
         for endpoint in EmulatorEndpoint.all {
             guard let params = match(endpoint.segments, segments) else { continue }
             if endpoint.method == method { return .endpoint(endpoint, parameters: params) }
+            if endpoint.method == "GET" && readForHead == nil { readForHead = (endpoint, params) }
             allow.append(endpoint.method)
+        }
+        // HEAD is GET without content (RFC 9110 §9.3.2), as the gateway's router treats it.
+        if let (endpoint, params) = readForHead {
+            if method == "HEAD" { return .endpoint(endpoint, parameters: params) }
+            if let get = allow.firstIndex(of: "GET") { allow.insert("HEAD", at: get + 1) }
         }
         return allow.isEmpty ? .notFound : .methodNotAllowed(allow: allow)
     }

@@ -140,6 +140,23 @@ extension GatewayIntegration {
             #expect(loaded?.value == 1)
         }
 
+        @Test("a reload reads the JWKS file again: a key taken out is refused at once, a key put in is accepted")
+        func reloadRereadsKeys() throws {
+            guard let binary = gatewayBinaryOrSkip("reload re-reads the JWKS") else { return }
+            let f = try Fixture(binary: binary, name: "reloadkeys")
+            defer { f.stop() }
+            let scope = "read:my_org:details"
+            let old = try f.ws.token(key: "key", domain: "acme.test", client: "web-app", scope: scope)
+            #expect(try f.get("/my-org/details", token: old) == 200)
+            // The same file name, other content: the configuration itself does not change.
+            try f.ws.write("jwks.json", try f.ws.signingKey("rotated"))
+            let new = try f.ws.token(key: "rotated", domain: "acme.test", client: "web-app", scope: scope)
+            let reload = try f.gateway.admin("/reload", method: "POST")
+            #expect(reload.status == 200, "\(reload.body)")
+            #expect(try f.get("/my-org/details", token: old) == 401, "the removed key still verifies tokens")
+            #expect(try f.get("/my-org/details", token: new) == 200, "the added key is not used")
+        }
+
         @Test("/config holds no secret: not the cname key from the environment, not a token")
         func configIsRedacted() throws {
             guard let binary = gatewayBinaryOrSkip("config redaction") else { return }

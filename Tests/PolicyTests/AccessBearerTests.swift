@@ -7,7 +7,8 @@ import Testing
 struct AccessBearerTests {
     private func extract(_ values: [String], query: String? = nil, max: Int = 8192) throws(TenantError) -> String {
         try BearerToken.extract(
-            headers: HTTPFields(values.map { ("Authorization", $0) }), query: query.map { $0[...] }, maxTokenBytes: max)
+            headers: HTTPFields(values.map { ("Authorization", $0) }), query: query.map { $0[...] }, maxTokenBytes: max
+        ).value
     }
 
     @Test(
@@ -16,6 +17,9 @@ struct AccessBearerTests {
             ("Bearer abc.def.ghi", "abc.def.ghi"),
             ("bearer abc.def.ghi", "abc.def.ghi"),
             ("BEARER a-b_c~d+e/f==", "a-b_c~d+e/f=="),
+            // RFC 6750 §2.1: `"Bearer" 1*SP b64token`.
+            ("Bearer  abc.def.ghi", "abc.def.ghi"),
+            ("Bearer    abc", "abc"),
         ])
     func accepted(value: String, token: String) throws {
         #expect(try extract([value]) == token)
@@ -24,7 +28,7 @@ struct AccessBearerTests {
     @Test(
         "refused forms",
         arguments: [
-            ("Bearer  abc", 400), ("Bearer abc def", 400), ("Bearer ", 400), ("Bearer", 400), ("Bearer a=b", 400),
+            ("Bearer  ", 400), ("Bearer abc def", 400), ("Bearer ", 400), ("Bearer", 400), ("Bearer a=b", 400),
             ("Bearer =abc", 400), ("Bearer abc\"", 400), ("Basic YWxhZGRpbjpvcGVu", 401), ("DPoP abc", 401),
             ("BearerX abc", 401), ("", 401),
         ])
@@ -157,10 +161,46 @@ struct Token68ScanTests {
         var headers = HTTPFields()
         headers.add("Accept", "application/json")
         headers.add("AUTHORIZATION", "Bearer abc")
-        #expect(try BearerToken.extract(headers: headers, query: nil, maxTokenBytes: 100) == "abc")
+        #expect(try BearerToken.extract(headers: headers, query: nil, maxTokenBytes: 100).value == "abc")
         headers.add("authorization", "Bearer def")
         #expect {
             try BearerToken.extract(headers: headers, query: nil, maxTokenBytes: 100)
         } throws: { ($0 as? TenantError)?.status == 400 }
+    }
+
+    @Test("DPoP scheme (RFC 9449 §7.1): any letter case, with exactly one DPoP proof field beside it")
+    func dpopScheme() throws {
+        for scheme in ["DPoP", "dpop", "DPOP"] {
+            let presented = try BearerToken.extract(
+                headers: HTTPFields([("Authorization", "\(scheme) abc.def.ghi"), ("DPoP", "proof")]), query: nil,
+                maxTokenBytes: 100)
+            #expect(presented == PresentedToken("abc.def.ghi", scheme: .dpop))
+        }
+        let bearer = try BearerToken.extract(
+            headers: HTTPFields([("Authorization", "Bearer abc")]), query: nil, maxTokenBytes: 100)
+        #expect(bearer.scheme == .bearer)
+        for proofs in [0, 2] {
+            let headers = HTTPFields(
+                [("Authorization", "DPoP abc")] + Array(repeating: ("dpop", "proof"), count: proofs))
+            #expect {
+                try BearerToken.extract(headers: headers, query: nil, maxTokenBytes: 100)
+            } throws: { error in
+                guard let error = error as? TenantError else { return false }
+                return error.status == 401
+                    && error.headers["WWW-Authenticate"]?.hasPrefix("DPoP error=\"invalid_dpop_proof\"") == true
+            }
+        }
+    }
+
+    @Test("a token in the query string is refused with an RFC 6750 invalid_request challenge")
+    func queryTokenChallenge() {
+        #expect {
+            try BearerToken.extract(
+                headers: HTTPFields([("Authorization", "Bearer abc")]), query: "access_token=abc", maxTokenBytes: 100)
+        } throws: { error in
+            guard let error = error as? TenantError else { return false }
+            return error.status == 400
+                && error.headers["WWW-Authenticate"]?.hasPrefix("Bearer error=\"invalid_request\"") == true
+        }
     }
 }

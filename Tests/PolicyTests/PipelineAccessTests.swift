@@ -93,7 +93,8 @@ struct PipelineAccessTests {
             policy, F.request("DELETE", "/my-org/identity-providers/con_1"), listenerDomain: F.canonical,
             token: .success(F.token(scopes: ["delete:my_org:identity_providers"], amr: amr, clientCredentials: true)))
         run.expectError(status: 403, code: "A0E-403-0001", decision: "refused_access")
-        #expect(run.headers["WWW-Authenticate"] == nil)
+        // RFC 6750 §3: a refused token gets a challenge; insufficient_scope, since the token itself is valid.
+        #expect(run.headers["WWW-Authenticate"]?.hasPrefix("Bearer error=\"insufficient_scope\"") == true)
     }
 
     @Test("step-up does not touch endpoints without a step-up scope")

@@ -174,8 +174,11 @@ struct PipelineTokenTests {
             name: "a Basic scheme", target: "/my-org/details", authorization: ["Basic \(F.rawToken)"], status: 401,
             code: "A0E-401-0002"),
         HeaderCase(
-            name: "two spaces after Bearer", target: "/my-org/details", authorization: ["Bearer  \(F.rawToken)"],
+            name: "only spaces after Bearer", target: "/my-org/details", authorization: ["Bearer   "],
             status: 400, code: "A0E-400-0001"),
+        HeaderCase(
+            name: "a DPoP scheme without a DPoP proof", target: "/my-org/details",
+            authorization: ["DPoP \(F.rawToken)"], status: 401, code: "A0E-401-0001"),
         HeaderCase(
             name: "a token with a space inside", target: "/my-org/details",
             authorization: ["Bearer \(F.rawToken) \(F.rawToken)"], status: 400, code: "A0E-400-0001"),

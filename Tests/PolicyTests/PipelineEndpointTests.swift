@@ -74,7 +74,9 @@ struct PipelineEndpointTests {
             body: Self.body(c.endpoint))
         run.expectError(status: 403, code: "A0E-403-0002", decision: "refused_scope")
         #expect(run.detail.contains(missing))
-        #expect(run.headers["WWW-Authenticate"] == "Bearer error=\"insufficient_scope\", scope=\"\(missing)\"")
+        // RFC 6750 §3: the challenge's scope is what the endpoint requires (all of it); the detail names the gap.
+        let required = c.endpoint.scopes.joined(separator: " ")
+        #expect(run.headers["WWW-Authenticate"] == "Bearer error=\"insufficient_scope\", scope=\"\(required)\"")
         #expect(run.notes.operation == c.endpoint.operation)
         #expect(run.notes.rateDecision == nil, "a refused request spends no rate limit")
     }
@@ -97,8 +99,11 @@ struct PipelineEndpointTests {
                     policy, F.request("GET", path), listenerDomain: domain,
                     token: .success(F.token(domain: domain, scopes: [has])))
                 run.expectError(status: 403, code: "A0E-403-0002", decision: "refused_scope")
-                #expect(run.headers["WWW-Authenticate"] == "Bearer error=\"insufficient_scope\", scope=\"\(lacks)\"")
-                #expect(!run.detail.contains(has), "only the missing scope is named")
+                #expect(
+                    run.headers["WWW-Authenticate"]
+                        == "Bearer error=\"insufficient_scope\", scope=\"\(endpoint.scopes.joined(separator: " "))\"")
+                #expect(run.detail.contains(lacks))
+                #expect(!run.detail.contains(has), "only the missing scope is named in the detail")
             }
         }
         // Both together pass.

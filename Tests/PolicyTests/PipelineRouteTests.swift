@@ -73,10 +73,10 @@ struct PipelineRouteTests {
     @Test(
         "a known path with a method it lacks is a 405 with Allow",
         arguments: [
-            ("PUT", "/my-org/details", "GET, PATCH"), ("POST", "/my-org/v1/details", "GET, PATCH"),
-            ("get", "/my-org/details", "GET, PATCH"), ("GET", "/my-org", "DELETE"), ("GET", "/my-org/v1/", "DELETE"),
-            ("PUT", "/my-org/domains", "GET, POST"),
-            ("POST", "/my-org/identity-providers/con_1", "GET, PATCH, DELETE"),
+            ("PUT", "/my-org/details", "GET, HEAD, PATCH"), ("POST", "/my-org/v1/details", "GET, HEAD, PATCH"),
+            ("get", "/my-org/details", "GET, HEAD, PATCH"), ("GET", "/my-org", "DELETE"),
+            ("HEAD", "/my-org/v1/", "DELETE"), ("PUT", "/my-org/domains", "GET, HEAD, POST"),
+            ("POST", "/my-org/identity-providers/con_1", "GET, HEAD, PATCH, DELETE"),
         ])
     func methodNotAllowed(method: String, path: String, allow: String) throws {
         let policy = try F.policy()

@@ -126,12 +126,14 @@ struct RouterTests {
     @Test(
         "a known path with another method lists the allowed ones",
         arguments: [
-            ("/my-org/details", "POST", ["GET", "PATCH"]),
-            ("/my-org/details", "HEAD", ["GET", "PATCH"]),
-            ("/my-org/details", "get", ["GET", "PATCH"]),
-            ("/my-org/identity-providers/con_1", "POST", ["GET", "PATCH", "DELETE"]),
-            ("/my-org/members/auth0|1/roles", "PUT", ["GET", "POST", "DELETE"]),
-            ("/my-org/v1/domains", "OPTIONS", ["GET", "POST"]),
+            // HEAD is listed after GET: it is GET's operation (RFC 9110 §9.3.2).
+            ("/my-org/details", "POST", ["GET", "HEAD", "PATCH"]),
+            ("/my-org/details", "get", ["GET", "HEAD", "PATCH"]),
+            ("/my-org/details", "head", ["GET", "HEAD", "PATCH"]),
+            ("/my-org/identity-providers/con_1", "POST", ["GET", "HEAD", "PATCH", "DELETE"]),
+            ("/my-org/members/auth0|1/roles", "PUT", ["GET", "HEAD", "POST", "DELETE"]),
+            ("/my-org/v1/domains", "OPTIONS", ["GET", "HEAD", "POST"]),
+            ("/my-org/identity-providers/con_1/detach", "GET", ["POST"]),
         ])
     func methodNotAllowed(path: String, method: String, allowed: [String]) throws {
         let result = router.route(method: method, path: path)
@@ -167,7 +169,11 @@ struct RouterTests {
                 == .endpoint(table.endpoints[2], params: ["key": "special"], versioned: false))
         #expect(
             router.route(method: "PUT", path: "/my-org/things/special")
-                == .methodNotAllowed(allowed: ["GET", "DELETE"]))
+                == .methodNotAllowed(allowed: ["GET", "HEAD", "DELETE"]))
+        // HEAD takes the GET of the literal, as GET does.
+        #expect(
+            router.route(method: "HEAD", path: "/my-org/things/special")
+                == .endpoint(table.endpoints[1], params: [:], versioned: false))
     }
 
     @Test("routing is fast (benchmark-style; prints ns per route)")

@@ -108,7 +108,8 @@ struct PassThroughTests {
         defer { f.stop() }
         let out = try f.curl([
             "--http1.1", "-H", "X-Forwarded-For: 6.6.6.6", "-H", "Connection: keep-alive, X-Hop",
-            "-H", "X-Hop: drop-me", "-i", "https://gateway.test:\(f.tlsPort)/my-org/details?x=1",
+            "-H", "X-Hop: drop-me", "-H", "Via: 1.1 client-proxy", "-i",
+            "https://gateway.test:\(f.tlsPort)/my-org/details?x=1",
         ])
         #expect(out.status == 0, "\(out.stderr)")
         #expect(out.stdout.hasPrefix("HTTP/1.1 200"))
@@ -122,6 +123,9 @@ struct PassThroughTests {
         #expect(!raw.contains("6.6.6.6"), "a client-supplied X-Forwarded-For must not be forwarded")
         #expect(!raw.contains("X-Hop"), "fields named by Connection are hop-by-hop")
         #expect(raw.contains("\r\nX-Forwarded-Proto: https\r\n"))
+        // RFC 9110 §7.6.3: the gateway adds itself to Via, after the entry the client sent.
+        let via = raw.split(separator: "\r\n").filter { $0.lowercased().hasPrefix("via:") }
+        #expect(via == ["Via: 1.1 client-proxy", "Via: 1.1 myorg-gateway"], "\(via)")
         #expect(raw.contains("\r\ncname-api-key: secret-edge-key\r\n"))
         #expect(raw.contains("\r\nX-Request-Id: "))
     }
@@ -148,6 +152,8 @@ struct PassThroughTests {
         #expect(requests[0].hasSuffix("\r\n\r\n{\"roles\":[\"rol_1\"]}"))
         #expect(requests[0].contains("\r\nContent-Length: 19\r\n"))
         #expect(requests[1].contains("\r\nX-Forwarded-Proto: http\r\n"))
+        #expect(requests[0].contains("\r\nVia: 2 myorg-gateway\r\n"), "HTTP/2 is received-protocol 2")
+        #expect(requests[1].contains("\r\nVia: 2 myorg-gateway\r\n"))
     }
 
     @Test("a 1 MiB response streams through intact on both protocols")

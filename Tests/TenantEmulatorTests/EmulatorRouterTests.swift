@@ -67,14 +67,21 @@ struct EmulatorRouterTests {
         #expect(EmulatorRouter.route(method: "GET", path: "/my-org//details"[...]) == .notFound)
         #expect(
             EmulatorRouter.route(method: "PUT", path: "/my-org/details"[...])
-                == .methodNotAllowed(allow: ["GET", "PATCH"]))
+                == .methodNotAllowed(allow: ["GET", "HEAD", "PATCH"]))
+        // HEAD is the GET endpoint, without content (RFC 9110 §9.3.2).
+        guard case .endpoint(let endpoint, _) = EmulatorRouter.route(method: "HEAD", path: "/my-org/details"[...])
+        else {
+            Issue.record("HEAD /my-org/details did not route")
+            return
+        }
+        #expect(endpoint.method == "GET")
         guard case .badPath = EmulatorRouter.route(method: "GET", path: "/my-org/members/a%ZZ"[...]) else {
             Issue.record("a bad escape routed")
             return
         }
         let h = Harness()
         h.call("PUT", "/my-org/details").expectError(405, "A0E-405-0001")
-        #expect(h.call("PUT", "/my-org/details").headers["Allow"] == "GET, PATCH")
+        #expect(h.call("PUT", "/my-org/details").headers["Allow"] == "GET, HEAD, PATCH")
         h.call("GET", "/my-org/nothing").expectError(404, "A0E-404-0002")
         h.call("GET", "/my-org/members/a%ZZ").expectError(400, "A0E-400-0001")
     }
