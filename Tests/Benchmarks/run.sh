@@ -242,6 +242,9 @@ if { want gateway || want gateway-policy; } && [ "$HAVE_GATEWAY" = 0 ]; then
 fi
 NEED_TOKENS=0
 if want haproxy-jwt || want gateway-policy; then NEED_TOKENS=1; fi
+# The gateway's configuration always names a JWKS file, so its pass-through rows need the key too.
+NEED_KEY=$NEED_TOKENS
+if want gateway && [ "$HAVE_GATEWAY" = 1 ]; then NEED_KEY=1; fi
 
 ISS="https://$CANONICAL/"
 AUD="https://$CANONICAL/my-org/"
@@ -255,11 +258,15 @@ mint_cli() { # mint_cli ORG: one token from the gateway's own command, appended 
     "$GATEWAY_BIN" token --org "$1" --scope "$SCOPE" --client "$CLIENT" --domain "$CANONICAL" --key "$KEY" \
         >>"$TMP/tokens.txt" 2>"$TMP/token-error.log"
 }
-if [ "$NEED_TOKENS" = 1 ]; then
+if [ "$NEED_KEY" = 1 ]; then
     echo
-    again=""
-    [ "$ROUNDS" -gt 1 ] && again=", minted again every round"
-    echo "== tokens: $ORGS reused tokens over $ORGS organizations, $FRESH_TOKENS fresh ones (RS256, 2048-bit key)$again"
+    if [ "$NEED_TOKENS" = 1 ]; then
+        again=""
+        [ "$ROUNDS" -gt 1 ] && again=", minted again every round"
+        echo "== tokens: $ORGS reused tokens over $ORGS organizations, $FRESH_TOKENS fresh ones (RS256, 2048-bit key)$again"
+    else
+        echo "== signing key and JWKS (RS256, 2048-bit key; no token rows)"
+    fi
     for i in $(seq 0 $((ORGS - 1))); do printf 'org_bench%07d\n' "$i"; done >"$TMP/orgs.txt"
     : >"$TMP/tokens.txt"
     chmod 600 "$TMP/tokens.txt"
@@ -296,7 +303,11 @@ if [ "$NEED_TOKENS" = 1 ]; then
         JWKS_SOURCE="bench.py jwks"
     fi
     openssl pkey -in "$KEY" -pubout -out "$TMP/jwt-public.pem"
-    echo "   tokens: $TOKEN_SOURCE; JWKS: $JWKS_SOURCE" | tee -a "$OUT/environment.txt"
+    if [ "$NEED_TOKENS" = 1 ]; then
+        echo "   tokens: $TOKEN_SOURCE; JWKS: $JWKS_SOURCE" | tee -a "$OUT/environment.txt"
+    else
+        echo "   JWKS: $JWKS_SOURCE" | tee -a "$OUT/environment.txt"
+    fi
 fi
 
 # mint_tokens: this round's reused and fresh tokens, signed by the same key (the JWKS does not change).
