@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Helpers for run.sh: free ports, template rendering, development tokens and their JWKS, one measured
-load run (warm-up, CPU snapshots of the proxy's processes, parsing), and the final table.
+load run (warm-up, CPU snapshots of the proxy's processes, parsing), and the final table (with several rounds
+per row: the median of each figure and the spread of req/s).
 
 Standard library only, except `mint` (fresh tokens), which needs the `cryptography` package.
 Nothing here prints a token or key material: tokens go to files under the run's private temp directory.
@@ -13,6 +14,7 @@ import os
 import re
 import secrets
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -341,8 +343,12 @@ def _run_parallel(cmds, timeout):
 
 
 def cmd_measure(a):
-    raw = os.path.join(a.dir, "raw", a.id)
-    os.makedirs(os.path.dirname(raw), exist_ok=True)
+    # With --round (several rounds), each round's raw outputs have their own directory and every result says
+    # its round; without it, everything is as it was for a single run.
+    raw_dir = os.path.join(a.dir, "raw") if a.round is None else os.path.join(a.dir, "raw", f"round{a.round}")
+    raw = os.path.join(raw_dir, a.id)
+    os.makedirs(raw_dir, exist_ok=True)
+    tag = {} if a.round is None else {"round": a.round}
     proxy_pids = [int(p) for p in a.pids.split(",") if p]
     origin_pids = [int(p) for p in (a.origin_pids or "").split(",") if p]
     limit = a.duration + 30
@@ -357,7 +363,8 @@ def cmd_measure(a):
     if not alive():
         print(f"  {a.scenario:<22} {a.tool:<6} {a.mode:<6} skipped: the proxy (PID {proxy_pids[0]}) is not running")
         with open(os.path.join(a.dir, "results.jsonl"), "a") as f:
-            f.write(json.dumps(dict(id=a.id, scenario=a.scenario, tool=a.tool, mode=a.mode, note="proxy not running")) + "\n")
+            f.write(json.dumps(dict(id=a.id, scenario=a.scenario, tool=a.tool, mode=a.mode, note="proxy not running",
+                                    **tag)) + "\n")
         return
 
     if a.warmup > 0:
@@ -405,7 +412,7 @@ def cmd_measure(a):
     r.setdefault("note", a.note or "")
     r.update(
         id=a.id, scenario=a.scenario, tool=a.tool, mode=a.mode,
-        proxy_cpu_s=(cpu1 - cpu0) / CLK_TCK, origin_cpu_s=(org1 - org0) / CLK_TCK, wall_s=wall,
+        proxy_cpu_s=(cpu1 - cpu0) / CLK_TCK, origin_cpu_s=(org1 - org0) / CLK_TCK, wall_s=wall, **tag,
     )
     n = r.get("requests", 0)
     if n > 0:
@@ -450,18 +457,83 @@ def _ratio(a, b):
     return f"{a / b:.2f}"
 
 
+# With several rounds, the figures a row reports are the medians across its usable rounds: one slow or fast
+# round (another process, the CPU clock) moves a median much less than a mean.
+MEDIAN_KEYS = ("rps", "p99_ms", "proxy_cpu_us_per_req", "origin_cpu_us_per_req", "requests", "duration_s")
+# Problem counts are the largest of any round instead, so that one bad round is not hidden by the median.
+WORST_KEYS = ("non2xx", "socket_errors")
+
+
+def _usable(r):
+    # A run whose proxy crashed or never ran is shown in the table but kept out of the figures and the ratios.
+    return not r.get("note") and bool(r.get("rps"))
+
+
+def _combine(runs):
+    """One table row from the runs (one per round) of one scenario, tool and mode.
+
+    A single run is shown as it is. Several runs give the median of each figure over the usable ones, the
+    min..max of their req/s and `spread_pct`, the farthest round's req/s from the median in percent of it."""
+    if len(runs) == 1:
+        return dict(runs[0], usable=_usable(runs[0]), rounds=1)
+    good = [r for r in runs if _usable(r)]
+    left_out = [r.get("note") or "no requests completed" for r in runs if not _usable(r)]
+    why = "; ".join(sorted(set(left_out)))
+    if not good:
+        # Nothing to take a median of: show the last round's figures, as a single run would be shown.
+        return dict(runs[-1], usable=False, rounds=len(runs), note=f"all {len(runs)} rounds left out: {why}")
+    row = {k: runs[0][k] for k in ("scenario", "tool", "mode")}
+    for k in MEDIAN_KEYS:
+        values = [r[k] for r in good if isinstance(r.get(k), (int, float))]
+        if values:
+            row[k] = statistics.median(values)
+    for k in WORST_KEYS:
+        values = [r[k] for r in runs if isinstance(r.get(k), (int, float))]
+        if values:
+            row[k] = max(values)
+    refused = max((r.get("statuses") or {}).get("429", 0) for r in runs)
+    row["statuses"] = {"429": refused} if refused else {}
+    rps = [r["rps"] for r in good]
+    row.update(usable=True, rounds=len(runs), rps_min=min(rps), rps_max=max(rps),
+               spread_pct=max(abs(x - row["rps"]) for x in rps) * 100.0 / row["rps"])
+    row["note"] = f"{len(left_out)} of {len(runs)} rounds left out: {why}" if left_out else ""
+    return row
+
+
 def cmd_table(args):
-    rows = []
+    runs = []
     path = os.path.join(args.dir, "results.jsonl")
     if os.path.exists(path):
         with open(path) as f:
-            rows = [json.loads(line) for line in f if line.strip()]
-    idx = {(r["scenario"], r["tool"], r["mode"]): r for r in rows}
-    lines = []
-    head = f"{'scenario':<32} {'tool':<6} {'tokens':<6} {'req/s':>9} {'p99 ms':>8} {'proxy CPU':>10} {'origin CPU':>10} {'non-2xx':>8}"
-    lines += [head, f"{'':<32} {'':<6} {'':<6} {'':>9} {'':>8} {'µs/req':>10} {'µs/req':>10} {'':>8}", "-" * len(head)]
+            runs = [json.loads(line) for line in f if line.strip()]
+    if args.round is not None:
+        runs = [r for r in runs if r.get("round", 1) == args.round]
+    # The runs of one scenario, tool and mode (one per round), in the order the rows were first measured.
+    groups = {}
+    for r in runs:
+        groups.setdefault((r["scenario"], r["tool"], r["mode"]), []).append(r)
     order = list(LABELS)
-    for r in sorted(rows, key=lambda r: (order.index(r["scenario"]) if r["scenario"] in order else 99)):
+    rows = sorted((_combine(g) for g in groups.values()),
+                  key=lambda r: (order.index(r["scenario"]) if r["scenario"] in order else 99))
+    idx = {(r["scenario"], r["tool"], r["mode"]): r for r in rows}
+    rounds = max((r["rounds"] for r in rows), default=1)
+    lines = []
+    if rounds > 1:
+        # Two more columns say how noisy each row was; without them, the table is the single-run one.
+        lines += [
+            f"Median of {rounds} rounds per row (req/s, p99, CPU µs/req; ratios below are of the medians).",
+            "±%: the farthest round's req/s from the median; min..max: the rounds' req/s; "
+            "non-2xx: the most of any round.",
+            "",
+        ]
+        spread_head, spread_sub = f" {'±%':>5} {'req/s min..max':>15}", f" {'':>5} {'':>15}"
+    else:
+        spread_head = spread_sub = ""
+    head = (f"{'scenario':<32} {'tool':<6} {'tokens':<6} {'req/s':>9}{spread_head} {'p99 ms':>8} {'proxy CPU':>10} "
+            f"{'origin CPU':>10} {'non-2xx':>8}")
+    lines += [head, f"{'':<32} {'':<6} {'':<6} {'':>9}{spread_sub} {'':>8} {'µs/req':>10} {'µs/req':>10} {'':>8}",
+              "-" * len(head)]
+    for r in rows:
         mode = "-" if r["mode"] == "plain" else r["mode"]
         extra = ""
         st = r.get("statuses") or {}
@@ -470,19 +542,24 @@ def cmd_table(args):
         if r.get("socket_errors"):
             extra += f"  (socket errors: {r['socket_errors']})"
         if r["mode"] == "fresh" and r.get("requests"):
-            extra += f"  ({r.get('requests', 0)} fresh tokens in {_fmt(r.get('duration_s'), '.1f')} s)"
+            extra += f"  ({_fmt(r.get('requests', 0), '.0f')} fresh tokens in {_fmt(r.get('duration_s'), '.1f')} s)"
         if r.get("note"):
             extra += f"  [{r['note']}]"
+        spread = ""
+        if rounds > 1:
+            if "spread_pct" in r:
+                spread = f" {'±' + format(r['spread_pct'], '.0f') + '%':>5} {format(r['rps_min'], '.0f') + '..' + format(r['rps_max'], '.0f'):>15}"
+            else:
+                spread = f" {'-':>5} {'-':>15}"
         lines.append(
-            f"{LABELS.get(r['scenario'], r['scenario']):<32} {r['tool']:<6} {mode:<6} {_fmt(r.get('rps'), '9.0f')} "
+            f"{LABELS.get(r['scenario'], r['scenario']):<32} {r['tool']:<6} {mode:<6} {_fmt(r.get('rps'), '9.0f')}{spread} "
             f"{_fmt(r.get('p99_ms'), '8.2f')} {_fmt(r.get('proxy_cpu_us_per_req'), '10.1f')} "
-            f"{_fmt(r.get('origin_cpu_us_per_req'), '10.1f')} {_fmt(r.get('non2xx'), '8d')}{extra}"
+            f"{_fmt(r.get('origin_cpu_us_per_req'), '10.1f')} {_fmt(r.get('non2xx'), '8.0f')}{extra}"
         )
 
     def get(s, t, m, k):
         r = idx.get((s, t, m))
-        # A run whose proxy crashed or never ran is shown in the table but kept out of the ratios.
-        if not r or r.get("note") or not r.get("rps"):
+        if not r or not r["usable"]:
             return None
         return r.get(k)
 
@@ -520,14 +597,21 @@ def cmd_table(args):
             c = _ratio(get(s, tool, mode, "proxy_cpu_us_per_req"), get(base, tool, mode, "proxy_cpu_us_per_req"))
             if x != "-":
                 verdict = "ok (within 10%)" if float(x) >= 0.90 else "OVER 10% slower"
+                noise = ""
+                on, off = get(s, tool, mode, "spread_pct"), get(base, tool, mode, "spread_pct")
+                if on is not None and off is not None:
+                    # A difference smaller than the rows' own spread is not one to act on.
+                    noise = f";  req/s spread ±{on:.0f}% on, ±{off:.0f}% off"
                 log_lines.append(
-                    f"  {LABELS[s]} ({tool}, {mode}) ÷ logging off: req/s {x}  {verdict};  CPU µs/req {c}")
+                    f"  {LABELS[s]} ({tool}, {mode}) ÷ logging off: req/s {x}  {verdict};  CPU µs/req {c}{noise}")
     if log_lines:
         lines += ["", "File logging overhead (issue \"log events\": throughput within 10% of logging off)"] + log_lines
     text = "\n".join(lines)
     print(text)
-    with open(os.path.join(args.dir, "table.txt"), "w") as f:
-        f.write(text + "\n")
+    # A one-round view of a multi-round run is for reading only: table.txt keeps the run's own table.
+    if args.round is None:
+        with open(os.path.join(args.dir, "table.txt"), "w") as f:
+            f.write(text + "\n")
 
 
 def main():
@@ -588,9 +672,11 @@ def main():
     s.add_argument("--lua")
     s.add_argument("--note")
     s.add_argument("--keep-logs", action="store_true")
+    s.add_argument("--round", type=int, help="the round this run belongs to (run.sh --rounds N with N > 1)")
     s.set_defaults(fn=cmd_measure)
     s = sub.add_parser("table")
     s.add_argument("dir")
+    s.add_argument("--round", type=int, help="only this round's results, as a single-round table (not saved)")
     s.set_defaults(fn=cmd_table)
     args = p.parse_args()
     args.fn(args)
