@@ -19,6 +19,8 @@ public struct PipelineNotes: Sendable, Equatable {
     public var rateDecision: RateDecision?
     /// Wait this long before sending the gateway's own answer (an injected fault with `delay_ms`).
     public var delayMilliseconds: Int = 0
+    /// How the request presented its token; a refusal's challenge uses the same scheme (RFC 9449 §7.1).
+    public var tokenScheme: PresentedToken.Scheme = .bearer
     /// The token's checked claims, when they passed: a caller may keep them until `expiresAt` and hand them
     /// back as `checkedClaims` for the same token and domain.
     public var tokenContext: TokenContext?
@@ -225,6 +227,7 @@ public final class RequestPolicy: Sendable {
                 let presented = try BearerToken.extract(
                     headers: request.headers, query: question.map { target[target.utf8.index(after: $0)...] },
                     maxTokenBytes: config.tokens.maxTokenBytes)
+                notes.tokenScheme = presented.scheme
                 return .needsToken(
                     token: presented.value,
                     route: RouteMatch(
@@ -478,6 +481,11 @@ public final class RequestPolicy: Sendable {
     private func refuse(
         _ error: TenantError, decision: String, notes: inout PipelineNotes, origin: String?, clientID: String?
     ) -> Begin {
+        var error = error
+        if notes.tokenScheme == .dpop, let challenge = error.headers["WWW-Authenticate"], challenge.hasPrefix("Bearer ")
+        {
+            error.headers.set("WWW-Authenticate", "DPoP " + challenge.dropFirst("Bearer ".count))
+        }
         notes.decision = decision
         notes.error = error
         var response = error.response

@@ -91,6 +91,15 @@ struct PipelineTokenPresentationTests {
             try F.policy(), Self.read("DPoP \(F.rawToken)", extra: [("DPoP", "proof")]), listenerDomain: F.canonical,
             token: .success(narrow))
         refused.expectError(status: 403, code: "A0E-403-0002", decision: "refused_scope")
+        // RFC 9449 §7.1: the challenge answers in the scheme the request used.
+        #expect(refused.headers["WWW-Authenticate"]?.hasPrefix("DPoP error=\"insufficient_scope\"") == true)
+        let expired = Self.token(
+            F.token(scopes: Self.scopes, issuedAgo: 1000, lifetime: 300), adding: [("cnf", ["jkt": "x"])])
+        let late = PipelineRun.run(
+            try F.policy(), Self.read("DPoP \(F.rawToken)", extra: [("DPoP", "proof")]), listenerDomain: F.canonical,
+            token: .success(expired))
+        late.expectError(status: 401, code: "A0E-401-0001", decision: "refused_token")
+        #expect(late.headers["WWW-Authenticate"]?.hasPrefix("DPoP error=\"invalid_token\"") == true)
     }
 
     @Test("a DPoP-bound token presented as a bearer token is refused (RFC 9449 §7.2)")
