@@ -156,6 +156,27 @@ struct PassThroughTests {
         #expect(requests[1].contains("\r\nVia: 2 myorg-gateway\r\n"))
     }
 
+    @Test("HEAD is forwarded as HEAD; its answer has no content, and the connections carry on after it")
+    func head() throws {
+        let f = try PassThroughFixture()
+        defer { f.stop() }
+        for version in ["--http1.1", "--http2"] {
+            // Two HEADs and a GET on one client connection: an upstream response parser that waited for the
+            // announced Content-Length after a HEAD would stall the second request until curl's timeout.
+            let url = "https://gateway.test:\(f.tlsPort)/my-org/details"
+            // `--next` resets curl's options, so the second part repeats the trust and address ones.
+            let again = ["--cacert", f.caFile.path, "--resolve", "gateway.test:\(f.tlsPort):127.0.0.1"]
+            let out = try f.curl([version, "-I", url, "-I", url, "--next", "-sS", version] + again + [url])
+            #expect(out.status == 0, "\(version): \(out.stderr)")
+            let statuses = out.stdout.split(separator: "\r\n").filter { $0.hasPrefix("HTTP/") }
+            #expect(statuses.count == 2, "\(version): two HEAD heads, then the GET's body: \(out.stdout)")
+            #expect(statuses.allSatisfy { $0.contains(" 200") }, "\(version): \(statuses)")
+            #expect(out.stdout.contains("\"method\": \"GET\""), "the GET after the HEADs got its body: \(out.stdout)")
+        }
+        let methods = f.upstreamRequests().map { $0.prefix(while: { $0 != " " }) }
+        #expect(methods == ["HEAD", "HEAD", "GET", "HEAD", "HEAD", "GET"], "\(methods)")
+    }
+
     @Test("a 1 MiB response streams through intact on both protocols")
     func largeBody() throws {
         let f = try PassThroughFixture()

@@ -71,11 +71,12 @@ def read_request(conn, buf: bytes):
     return (head + b"\r\n\r\n" + body, lines[0].decode(), body), remaining
 
 
-def respond(conn, status: int, body: bytes, extra=b""):
+def respond(conn, status: int, body: bytes, extra=b"", head_only=False):
+    # A HEAD answer carries the Content-Length of the GET answer and no content (RFC 9110 §9.3.2).
     conn.sendall(
         b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
         b"Access-Control-Allow-Origin: https://upstream-said.example\r\n%s\r\n" % (status, len(body), extra)
-        + body
+        + (b"" if head_only else body)
     )
 
 
@@ -121,7 +122,7 @@ def serve(conn):
                         "body_sha256": hashlib.sha256(body).hexdigest(),
                     }
                 ).encode()
-                respond(conn, 200, payload)
+                respond(conn, 200, payload, head_only=method == "HEAD")
     except (ConnectionError, ssl.SSLError, OSError):
         return
     finally:
