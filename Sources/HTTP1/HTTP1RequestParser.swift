@@ -41,6 +41,9 @@ public struct HTTP1RequestParser: Sendable {
 
     private var input = InputBuffer()
     private var state: State = .requestLine
+    /// The head of a request refused only for its declared body size (413): complete and well-formed, so a caller
+    /// can log which request it was. Nil for every other refusal.
+    public private(set) var refusedHead: RequestHead?
     private var eof = false
     private var leadingEmptyLineBytes = 0
 
@@ -214,6 +217,10 @@ public struct HTTP1RequestParser: Sendable {
         case .none:
             if let length = fields.contentLength {
                 guard length <= limits.maxBodyBytes else {
+                    // Well-formed but too large: the head stays readable, so the refusal is logged for what it was.
+                    refusedHead = RequestHead(
+                        method: method, target: target, version: version, headers: HTTPFields(fields.fields),
+                        authority: authority, scheme: targetScheme)
                     return fail(HTTP1Error(status: 413, reason: "body exceeds the limit"))
                 }
                 framing = .contentLength(length)

@@ -159,7 +159,7 @@ public final class RequestPolicy: Sendable {
         return config.tenant.isTenantDomain(host) ? host : nil
     }
 
-    static func hostWithoutPort(_ authority: String) -> String {
+    public static func hostWithoutPort(_ authority: String) -> String {
         if authority.hasPrefix("[") { return String(authority.prefix { $0 != "]" }) + "]" }
         if let colon = authority.lastIndex(of: ":") { return String(authority[..<colon]) }
         return authority
@@ -176,6 +176,8 @@ public final class RequestPolicy: Sendable {
         var notes = PipelineNotes()
         let origin = request.headers["Origin"]
         guard let domain = arrivalDomain(listenerDomain: listenerDomain, authority: request.authority) else {
+            // Still an API request for the logs: its operation decides whether an event is written.
+            noteEndpoint(of: request, in: &notes)
             notes.decision = "refused_domain"
             let error = TenantError(
                 status: 421, code: "A0E-421-0001", title: "Misdirected Request",
@@ -491,6 +493,26 @@ public final class RequestPolicy: Sendable {
         var response = error.response
         if origin != nil { cors.apply(to: &response.head.headers, origin: origin, clientID: clientID) }
         return .respond(response, notes)
+    }
+
+    /// What the logs need of a request refused before the policy judged it (a body over the limit): its domain,
+    /// operation and log resource. No token is read and no limit is spent.
+    public func describe(_ request: RequestHead, listenerDomain: String?) -> PipelineNotes {
+        var notes = PipelineNotes()
+        notes.domain = arrivalDomain(listenerDomain: listenerDomain, authority: request.authority)
+        noteEndpoint(of: request, in: &notes)
+        return notes
+    }
+
+    private func noteEndpoint(of request: RequestHead, in notes: inout PipelineNotes) {
+        let path = request.path
+        let route =
+            literalRoutes.route(method: request.method, path: path)
+            ?? RequestPolicy.routeGeneral(router: router, method: request.method, path: path)
+        guard case .endpoint(let endpoint, _, _) = route else { return }
+        notes.operation = endpoint.operation
+        notes.logResource = endpoint.logResource == .none ? nil : endpoint.logResource.rawValue
+        notes.routeName = endpoint.routeName
     }
 
     /// Every method some endpoint of the API takes, for `OPTIONS *`.

@@ -81,7 +81,7 @@ final class ExchangeRecorder: Sendable {
             CapturedExchange(
                 request: RequestHead(
                     method: head.method, target: head.target, version: head.version, headers: head.headers,
-                    authority: head.authority),
+                    authority: head.authority, scheme: exchange.isTLS ? "https" : "http"),
                 requestBody: exchange.body, response: response, responseBody: capture.body,
                 responseBodySize: capture.size, startedMillis: exchange.startNanos / 1_000_000,
                 timings: .init(sendMs: 0, waitMs: waitMs, receiveMs: max(0, totalMs - waitMs), totalMs: totalMs),

@@ -98,10 +98,14 @@ protocol RequestHandler: AnyObject {
     /// Whether the handler reads the body before deciding (then it arrives whole, within the body limit);
     /// otherwise a large body streams to the upstream as it arrives.
     func needsWholeBody(_ head: RequestHead) -> Bool
+    /// The connection refused this request itself (a body over the limit) after its head was read: fill in what
+    /// the logs need to know about it (its operation and log resource), without judging it.
+    func describeRefusal(_ exchange: Exchange, error: TenantError)
 }
 
 extension RequestHandler {
     func needsWholeBody(_ head: RequestHead) -> Bool { true }
+    func describeRefusal(_ exchange: Exchange, error: TenantError) { exchange.facts.error = error }
 }
 
 /// A request body that keeps arriving after its exchange went to the handler: bodies of a declared length over

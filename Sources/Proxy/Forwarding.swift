@@ -136,6 +136,8 @@ final class ForwardingHandler: RequestHandler {
     func cancel(_ exchange: Exchange) {
         let relay = exchange.upstreamRelay
         exchange.upstreamRelay = nil
+        // The client left while the tenant's answer was on its way: logged as that, not as an upstream failure.
+        if relay != nil && !exchange.finished { exchange.decision = "client_closed" }
         relay?.cancel()
     }
 
@@ -252,6 +254,7 @@ final class UpstreamRelay: UpstreamResponseHandler {
 
     func upstreamFailed(_ failure: UpstreamFailure, retryable: Bool) {
         connection = nil
+        guard !cancelled else { return }
         // A streamed body cannot be sent twice: part of it may already be gone.
         if retryable && !headSent && attempts < 2 && exchange.bodyStream == nil {
             start()
@@ -261,6 +264,8 @@ final class UpstreamRelay: UpstreamResponseHandler {
     }
 
     private func fail(_ failure: UpstreamFailure) {
+        // The client left first: closing the upstream connection is not the upstream's failure.
+        guard !cancelled else { return }
         handler.relayDone(exchange)
         exchange.bodyStream?.discard()
         guard let writer = exchange.writer else { return }

@@ -119,9 +119,10 @@ final class HTTP1ServerConnection: ResponseWriter {
         isHEAD = false
         responseHeadWritten = false
         // The access log still gets a line for a request refused before its head was complete.
-        let head = currentHead ?? RequestHead(method: "-", target: "-", version: .http1_1)
+        let head = currentHead ?? parser.refusedHead ?? RequestHead(method: "-", target: "-", version: .http1_1)
         let exchange = owner.makeExchange(head: head, body: [], writer: self)
         exchange.decision = "refused_malformed"
+        if head.method != "-" { owner.handler.describeRefusal(exchange, error: tenantError) }
         current = exchange
         send(response)
     }

@@ -122,8 +122,10 @@ final class HTTP2ServerConnection {
         if let stream = writer.bodyStream { exchange.attach(stream) }
         writer.exchange = exchange
         if writer.tooLarge {
+            let error = TenantError.gateway(status: 413, detail: "The request body is larger than allowed.")
             exchange.decision = "refused_malformed"
-            writer.send(TenantError.gateway(status: 413, detail: "The request body is larger than allowed.").response)
+            owner.handler.describeRefusal(exchange, error: error)
+            writer.send(error.response)
             return
         }
         owner.handler.handle(exchange)

@@ -60,6 +60,13 @@ final class PolicyHandler: RequestHandler {
 
     func needsWholeBody(_ head: RequestHead) -> Bool { runtime.policy.needsWholeBody(head) }
 
+    func describeRefusal(_ exchange: Exchange, error: TenantError) {
+        var notes = runtime.policy.describe(exchange.head, listenerDomain: exchange.listenerDomain)
+        notes.decision = exchange.decision
+        notes.error = error
+        record(notes, on: exchange)
+    }
+
     func handle(_ exchange: Exchange) {
         let policy = runtime.policy
         let head = exchange.head
@@ -145,7 +152,7 @@ final class PolicyHandler: RequestHandler {
     private func record(_ notes: PipelineNotes, on exchange: Exchange) {
         if let traffic = runtime.traffic,
             traffic.shouldRecord(
-                route: notes.routeName, path: exchange.head.path, organizationID: notes.organizationID,
+                route: notes.operation, path: exchange.head.path, organizationID: notes.organizationID,
                 sampleKey: exchange.requestID)
         {
             exchange.capture = ResponseCapture(cap: traffic.settings.bodyCap)
@@ -158,7 +165,10 @@ final class PolicyHandler: RequestHandler {
         exchange.facts.userID = notes.userID
         exchange.facts.scope = notes.scope
         exchange.facts.audience = notes.audience
-        exchange.facts.hostname = notes.domain
+        // Auth0's `hostname` is the tenant domain the request was for: the arrival domain (the listener's, which a
+        // sidecar's clients reach as localhost), or the Host itself when no tenant domain could be determined.
+        exchange.facts.hostname =
+            notes.domain ?? exchange.head.authority.map { RequestPolicy.hostWithoutPort($0).asciiLowercased }
         exchange.facts.error = notes.error
         exchange.facts.routeName = notes.routeName
         if let decision = notes.rateDecision {

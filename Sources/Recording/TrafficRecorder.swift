@@ -4,8 +4,8 @@ import Synchronization
 /// Which exchanges are recorded, and how.
 public struct TrafficRecordingSettings: Sendable {
     public var enabled: Bool
-    /// Empty: every route. Otherwise an exchange is recorded when its route equals an entry, or its path starts
-    /// with an entry that begins with `/`.
+    /// Empty: every route. Otherwise an exchange is recorded when its operation (`update-details`, as the
+    /// configuration resolves routes to) equals an entry, or its path starts with an entry that begins with `/`.
     public var routes: [String]
     /// Empty: every organization. Otherwise only these `org_id`s (requests without an organization are skipped).
     public var organizations: [String]

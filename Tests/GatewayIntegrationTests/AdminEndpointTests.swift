@@ -16,7 +16,7 @@ extension GatewayIntegration {
             let customPort: UInt16
             let secret: String
 
-            init(binary: String, name: String) throws {
+            init(binary: String, name: String, extra: String = "") throws {
                 ws = Workspace(binary: binary, name: name)
                 try ws.write("jwks.json", try ws.signingKey("key"))
                 upstream = try UpstreamServer(workspace: ws)
@@ -35,7 +35,7 @@ extension GatewayIntegration {
                         ("login.acme.test", "{ \(origin), cname_api_key: { env: INTEG_CNAME_KEY } }"),
                     ],
                     clients: [.init(id: "web-app", scopes: ["read:my_org:details", "read:my_org:domains"])],
-                    adminPort: adminPort)
+                    adminPort: adminPort, extra: extra)
                 try ws.write("gateway.yaml", config.yaml)
                 gateway = try GatewayServer(
                     binary: binary, config: ws.path("gateway.yaml"), adminPort: adminPort,
@@ -155,6 +155,55 @@ extension GatewayIntegration {
             #expect(reload.status == 200, "\(reload.body)")
             #expect(try f.get("/my-org/details", token: old) == 401, "the removed key still verifies tokens")
             #expect(try f.get("/my-org/details", token: new) == 200, "the added key is not used")
+        }
+
+        @Test("a body over the limit is refused with 413 and still logged: one failed event per protocol, with its id")
+        func oversizedBodyIsLogged() throws {
+            guard let binary = gatewayBinaryOrSkip("413 event") else { return }
+            let f = try Fixture(binary: binary, name: "bigbody")
+            defer { f.stop() }
+            let token = try f.ws.token(
+                key: "key", domain: "acme.test", client: "web-app", scope: "read:my_org:details")
+            let body = f.ws.path("big.json")
+            try f.ws.write("big.json", String(repeating: "a", count: 2 << 20))
+            for (protocolFlag, id) in [("--http1.1", "big-h1"), ("--http2-prior-knowledge", "big-h2")] {
+                let answer = try curlStatus([
+                    protocolFlag, "-X", "PATCH", "-H", "Authorization: Bearer \(token)", "-H", "X-Request-Id: \(id)",
+                    "-H", "Content-Type: application/json", "--data-binary", "@\(body)",
+                    "http://127.0.0.1:\(f.canonicalPort)/my-org/details",
+                ])
+                #expect(answer.status == 413, "\(protocolFlag): \(answer.body)")
+            }
+            #expect(f.gateway.stop() == 0)
+            let events = ((try? String(contentsOfFile: f.ws.path("events.jsonl"), encoding: .utf8)) ?? "")
+                .split(separator: "\n")
+            for id in ["big-h1", "big-h2"] {
+                let mine = events.filter { $0.contains("\"correlation_id\":\"\(id)\"") }
+                #expect(mine.count == 1, "\(id): \(mine)")
+                #expect(mine.first?.contains("\"type\":\"my_organization_api_org_details_failed\"") == true)
+                #expect(mine.first?.contains("\"status\":413") == true, "\(mine)")
+                #expect(mine.first?.contains("\"method\":\"PATCH\"") == true, "\(mine)")
+            }
+        }
+
+        @Test("recording.routes records only the named operation, with the scheme the client used")
+        func recordingByRoute() throws {
+            guard let binary = gatewayBinaryOrSkip("recording by route") else { return }
+            let f = try Fixture(
+                binary: binary, name: "recroute",
+                extra: "recording: { enabled: true, path: rec.jsonl, routes: [\"GET domains\"] }\n")
+            defer { f.stop() }
+            let token = try f.ws.token(
+                key: "key", domain: "acme.test", client: "web-app", scope: "read:my_org:details read:my_org:domains")
+            #expect(try f.get("/my-org/details", token: token) == 200)
+            #expect(try f.get("/my-org/domains", token: token) == 200)
+            #expect(f.gateway.stop() == 0)
+            let lines = ((try? String(contentsOfFile: f.ws.path("rec.jsonl"), encoding: .utf8)) ?? "")
+                .split(separator: "\n")
+            #expect(lines.count == 1, "only GET domains is recorded: \(lines)")
+            #expect(lines.first?.contains("/my-org/domains") == true)
+            // A plain listener: the recording (and its HAR) must say http, not https.
+            #expect(lines.first?.contains("\"scheme\":\"http\"") == true, "\(lines)")
         }
 
         @Test("/config holds no secret: not the cname key from the environment, not a token")

@@ -223,6 +223,8 @@ struct GatewayConfigText {
     var adminPort: UInt16
     var tiersFile: String? = nil
     var limits: [String] = []
+    /// More top-level YAML sections, appended as written.
+    var extra = ""
 
     var yaml: String {
         var text = """
@@ -263,6 +265,7 @@ struct GatewayConfigText {
             admin: { address: 127.0.0.1:\(adminPort) }
 
             """
+        text += extra
         return text
     }
 }

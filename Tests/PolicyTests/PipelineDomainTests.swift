@@ -53,7 +53,28 @@ struct PipelineDomainTests {
             run.expectError(status: 421, code: "A0E-421-0001", decision: "refused_domain")
             #expect(run.detail.contains(F.canonical) && run.detail.contains(F.custom))
             #expect(run.notes.domain == nil)
+            // Still an API request for the logs: an endpoint with a log resource gets its (failed) event.
+            if path == "/my-org/details" {
+                #expect(run.notes.operation == "get-details")
+                #expect(run.notes.logResource == "org_details")
+            } else {
+                #expect(run.notes.operation == nil && run.notes.logResource == nil)
+            }
         }
+    }
+
+    @Test("describe: a request refused before judgement (413) is named by its operation and log resource only")
+    func describeRefused() throws {
+        let policy = try F.policy()
+        let patch = policy.describe(F.request("PATCH", "/my-org/v1/details"), listenerDomain: F.custom)
+        #expect(patch.operation == "update-details")
+        #expect(patch.logResource == "org_details")
+        #expect(patch.domain == F.custom)
+        #expect(patch.rateDecision == nil && patch.tokenContext == nil, "nothing judged, nothing spent")
+        let members = policy.describe(F.request("GET", "/my-org/members"), listenerDomain: F.canonical)
+        #expect(members.operation != nil && members.logResource == nil, "members have no log resource")
+        let other = policy.describe(F.request("GET", "/authorize"), listenerDomain: F.custom)
+        #expect(other.operation == nil && other.logResource == nil)
     }
 
     @Test(
