@@ -56,6 +56,11 @@ public struct HTTP1ResponseParser: Sendable {
     /// Requests sent whose final response has not ended yet.
     public var outstandingRequests: Int { pending.count - pendingStart }
 
+    /// Bytes received and not yet consumed by a response. After the last response ended, any such byte is data no
+    /// request asked for (a body after HEAD, 204 or 304, or a response too many): RFC 9112 §6.3 forbids passing it
+    /// on as a response, so the connection must not carry another exchange.
+    public var unconsumedByteCount: Int { input.readableCount }
+
     public mutating func feed(_ bytes: UnsafeRawBufferPointer) {
         guard acceptsInput else { return }
         input.append(bytes)

@@ -191,16 +191,19 @@ final class UpstreamRelay: UpstreamResponseHandler {
     }
 
     private func send(on connection: UpstreamConnection) {
-        self.connection = connection
         let bytes: [UInt8]
         do {
             bytes = try ForwardRewrite.upstreamRequest(
                 exchange.head, bodyLength: exchange.bodyLength, origin: origin, clientIP: exchange.peerAddress,
                 isTLS: exchange.isTLS, requestID: exchange.requestID)
         } catch {
+            // Nothing was written: the connection goes back as it came. Keeping it unreleased would leave its
+            // socket armed with no owner, and its next event would touch freed memory.
+            pool.release(connection, reusable: true)
             fail(UpstreamFailure(status: 400, detail: "The request has a header that cannot be forwarded."))
             return
         }
+        self.connection = connection
         exchange.upstreamStartNanos = handler.context.clock.nowNanoseconds()
         guard let stream = exchange.bodyStream else {
             connection.send(

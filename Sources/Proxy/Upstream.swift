@@ -354,8 +354,10 @@ final class UpstreamConnection: TransportDelegate {
                 let handler = self.handler
                 self.handler = nil
                 onDrained = nil
-                // An answer before the whole body was sent leaves the request unfinished on this connection.
-                let reusable = keepAlive && !bodyPending
+                // An answer before the whole body was sent leaves the request unfinished on this connection; bytes
+                // after the answer belong to no request (a body after HEAD/204/304) and would be served to the
+                // next client as its response.
+                let reusable = keepAlive && !bodyPending && parser.unconsumedByteCount == 0
                 bodyPending = false
                 pool.release(self, reusable: reusable)
                 handler?.upstreamEnd()

@@ -177,6 +177,43 @@ struct PassThroughTests {
         #expect(methods == ["HEAD", "HEAD", "GET", "HEAD", "HEAD", "GET"], "\(methods)")
     }
 
+    @Test("bytes after a bodiless upstream answer (a body after HEAD) never reach the next client (RFC 9112 §6.3)")
+    func noResponseAfterHeadBody() throws {
+        let f = try PassThroughFixture()
+        defer { f.stop() }
+        let head = try TestProcess.run(
+            "/usr/bin/curl", ["-sS", "-I", "--max-time", "5", "http://127.0.0.1:\(f.plainPort)/headbody"])
+        #expect(head.stdout.hasPrefix("HTTP/1.1 200"), "\(head.stdout) \(head.stderr)")
+        // New client connections, one after another: with the poisoned connection back in the pool, one of these
+        // would be answered with the upstream's stray "response" or another client's.
+        for n in 0..<4 {
+            let out = try TestProcess.run(
+                "/usr/bin/curl", ["-sS", "-i", "--max-time", "5", "http://127.0.0.1:\(f.plainPort)/victim\(n)"])
+            #expect(!out.stdout.contains("poisoned") && !out.stdout.contains("X-Poison"), "\(out.stdout)")
+            #expect(out.stdout.contains("\"path\": \"/victim\(n)\""), "request \(n) got: \(out.stdout)")
+        }
+    }
+
+    @Test("an HTTP/2 request the upstream side cannot carry (:path with a non-ASCII byte) is refused; nothing leaks")
+    func unforwardablePath() throws {
+        guard let nghttp = TestProcess.which("nghttp") else { return }
+        let f = try PassThroughFixture()
+        defer { f.stop() }
+        // Warm the pool, so the refused request takes an idle upstream connection first.
+        #expect(try f.curl(["--http2", "https://gateway.test:\(f.tlsPort)/warm"]).status == 0)
+        let out = try TestProcess.run(
+            nghttp, ["-v", "-H", ":path: /m/caf\u{E9}", "http://127.0.0.1:\(f.plainPort)/x"], timeout: 10)
+        #expect(out.stdout.contains(":status: 400"), "\(out.stdout)")
+        // The upstream closes its connections; a connection the refused request held but never released would
+        // then run its socket handler on freed memory and take this process down.
+        f.upstream.stop()
+        usleep(300_000)
+        let after = try f.curl([
+            "--http2", "-o", "/dev/null", "-w", "%{http_code}", "https://gateway.test:\(f.tlsPort)/x",
+        ])
+        #expect(after.stdout == "502", "the gateway still answers, with the upstream gone: \(after.stdout)")
+    }
+
     @Test("a 1 MiB response streams through intact on both protocols")
     func largeBody() throws {
         let f = try PassThroughFixture()

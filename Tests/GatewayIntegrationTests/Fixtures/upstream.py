@@ -100,6 +100,12 @@ def serve(conn):
             elif path.startswith("/early"):
                 respond(conn, 200, b'{"early":true}', b"Connection: close\r\n")
                 return
+            elif path == "/headbody":
+                # A broken upstream: a body after a HEAD answer, shaped like a response of its own.
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 59\r\n\r\n"
+                    b"HTTP/1.1 200 OK\r\nX-Poison: 1\r\nContent-Length: 8\r\n\r\npoisoned"
+                )
             elif path.startswith("/status/"):
                 respond(conn, int(path.split("/")[2]), b'{"status":"set"}')
             elif path == "/.well-known/jwks.json" and jwks_path:
