@@ -7,7 +7,7 @@ extension HTTP2ServerSession {
     /// Adds `content-length` when the head has none and the status allows content. For HEAD requests and for
     /// 1xx/204/304 the body is not sent. Returns false when the stream is gone or already has a response.
     @discardableResult
-    public func submitResponse(streamID: Int32, head: ResponseHead, body: [UInt8] = []) -> Bool {
+    public func submitResponse(streamID: Int32, head: ResponseHead, body: [UInt8] = [], date: String? = nil) -> Bool {
         guard !terminated, let stream = streams[streamID], !stream.responseStarted else { return false }
         let forbidsBody = HTTPStatus.forbidsBody(head.status)
         let sendBody = !body.isEmpty && !stream.isHead && !forbidsBody
@@ -18,13 +18,15 @@ extension HTTP2ServerSession {
         stream.responseStarted = true
         stream.responseDone = true
         guard sendBody else {
-            return submitResponseHeaders(streamID: streamID, head: head, contentLength: contentLength, provider: nil)
+            return submitResponseHeaders(
+                streamID: streamID, head: head, contentLength: contentLength, provider: nil, date: date)
         }
         stream.out = body
         stream.outHead = 0
         stream.outEnded = true
         var provider = Self.bodyProvider
-        return submitResponseHeaders(streamID: streamID, head: head, contentLength: contentLength, provider: &provider)
+        return submitResponseHeaders(
+            streamID: streamID, head: head, contentLength: contentLength, provider: &provider, date: date)
     }
 
     /// Starts a streamed response: the head now, the body through `appendBody` and `endBody`.
@@ -33,20 +35,21 @@ extension HTTP2ServerSession {
     /// `appendBody`/`endBody` calls return false. Returns false when the stream is gone or already has a response.
     ///
     /// `contentLength`, when given, replaces any content-length field of `head` (so a caller need not copy and edit
-    /// the head to set it).
+    /// the head to set it). `date`, when given, is sent as `date` unless the head has one (RFC 9110 §6.6.1).
     @discardableResult
     public func submitResponseHead(
-        streamID: Int32, head: ResponseHead, hasBody: Bool, contentLength: Int? = nil
+        streamID: Int32, head: ResponseHead, hasBody: Bool, contentLength: Int? = nil, date: String? = nil
     ) -> Bool {
         guard !terminated, let stream = streams[streamID], !stream.responseStarted else { return false }
         stream.responseStarted = true
         guard hasBody && !stream.isHead && !HTTPStatus.forbidsBody(head.status) else {
             stream.responseDone = true
-            return submitResponseHeaders(streamID: streamID, head: head, contentLength: contentLength, provider: nil)
+            return submitResponseHeaders(
+                streamID: streamID, head: head, contentLength: contentLength, provider: nil, date: date)
         }
         var provider = Self.bodyProvider
         return submitResponseHeaders(
-            streamID: streamID, head: head, contentLength: contentLength, provider: &provider)
+            streamID: streamID, head: head, contentLength: contentLength, provider: &provider, date: date)
     }
 
     /// Queues response-body bytes (copied) for a stream started with `submitResponseHead(hasBody: true)`.

@@ -290,10 +290,11 @@ public final class HTTP2ServerSession {
     /// Names are lowercased; connection-specific fields (RFC 9113 §8.2.2), pseudo-header look-alikes, fields the
     /// Connection header names, and values with NUL/CR/LF are dropped.
     func submitResponseHeaders(
-        streamID: Int32, head: ResponseHead, contentLength: Int?, provider: UnsafePointer<nghttp2_data_provider>?
+        streamID: Int32, head: ResponseHead, contentLength: Int?, provider: UnsafePointer<nghttp2_data_provider>?,
+        date: String? = nil
     ) -> Bool {
-        // Worst case: every name and value, `:status` and a content-length of up to 20 digits.
-        var needed = 48
+        // Worst case: every name and value, `:status`, a content-length of up to 20 digits and a date.
+        var needed = 48 + 4 + (date?.utf8.count ?? 0)
         var nominatesFields = false
         for field in head.headers {
             needed += field.name.utf8.count + field.value.utf8.count
@@ -310,6 +311,7 @@ public final class HTTP2ServerSession {
         let nominated = nominatesFields ? connectionNominated(head.headers) : []
         nvs.removeAll(keepingCapacity: true)
         var used = 0
+        var hasDate = false
 
         func append(nameAt nameStart: Int, nameCount: Int, valueAt valueStart: Int, valueCount: Int) {
             nvs.append(
@@ -349,6 +351,7 @@ public final class HTTP2ServerSession {
             }
             // The caller's length replaces the head's own.
             if contentLength != nil && nameCount == 14 && lowered.elementsEqual("content-length".utf8) { continue }
+            if nameCount == 4 && lowered.elementsEqual("date".utf8) { hasDate = true }
             let valueStart = nameStart + nameCount
             // RFC 9113 §8.2.1: never generate a value with NUL, CR or LF; the client would reset the stream.
             let valueCount = value.withUTF8 { src -> Int in
@@ -360,6 +363,19 @@ public final class HTTP2ServerSession {
             guard valueCount >= 0 else { continue }
             append(nameAt: nameStart, nameCount: nameCount, valueAt: valueStart, valueCount: valueCount)
             used = valueStart + valueCount
+        }
+        if !hasDate, var date {
+            let nameStart = used
+            for byte in "date".utf8 {
+                buffer[used] = byte
+                used += 1
+            }
+            let valueStart = used
+            date.withUTF8 { src in
+                for i in 0..<src.count { buffer[valueStart + i] = src[i] }
+                used += src.count
+            }
+            append(nameAt: nameStart, nameCount: 4, valueAt: valueStart, valueCount: used - valueStart)
         }
         if let contentLength {
             let nameStart = used

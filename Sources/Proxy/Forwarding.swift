@@ -235,10 +235,12 @@ final class UpstreamRelay: UpstreamResponseHandler {
         case .contentLength(let n): length = n
         case .chunked, .untilClose: length = nil
         }
+        // A HEAD answer keeps the framing the GET would have had (RFC 9110 §9.3.2): the upstream's length, or
+        // none (chunked) when it gave none, never an invented 0.
         writer.writeHead(
             out,
-            bodyLength: exchange.head.method == "HEAD"
-                ? (head.headers["Content-Length"].flatMap { Int($0) } ?? 0) : length)
+            bodyLength: exchange.head.method == "HEAD" ? head.headers["Content-Length"].flatMap { Int($0) } : length
+        )
         writer.onWritable = { [weak self] in self?.connection?.setReading(true) }
     }
 

@@ -161,12 +161,20 @@ final class HTTP1ServerConnection: ResponseWriter {
             var capacity = 96 + head.reason.utf8.count
             for field in head.headers { capacity += field.name.utf8.count + field.value.utf8.count + 4 }
             var out = try HTTP1HeadBuilder(status: head.status, reason: head.reason, capacity: capacity)
-            for field in head.headers where passes(field.name) { try out.add(field.name, field.value) }
+            var hasDate = false
+            for field in head.headers where passes(field.name) {
+                if field.name.utf8.count == 4 && field.name.asciiCaseInsensitiveEquals("Date") { hasDate = true }
+                try out.add(field.name, field.value)
+            }
+            // RFC 9110 §6.6.1: the gateway's own answers need one, and a forwarded one without it gets one.
+            let date = hasDate ? nil : owner.context.httpDate
+            if let date { try out.add("Date", date) }
             if let framing { try out.add(framing.name, framing.value) }
             if !keepAlive { try out.add("Connection", "close") }
             if let capture = current?.capture {
                 var written = ResponseHead(status: head.status, reason: head.reason)
                 for field in head.headers where passes(field.name) { written.headers.add(field.name, field.value) }
+                if let date { written.headers.add("Date", date) }
                 if let framing { written.headers.add(framing.name, framing.value) }
                 if !keepAlive { written.headers.add("Connection", "close") }
                 capture.head(written, nanos: owner.context.clock.nowNanoseconds())

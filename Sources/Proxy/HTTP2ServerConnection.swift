@@ -181,7 +181,8 @@ final class HTTP2ServerConnection {
             capture.head(written, nanos: owner.context.clock.nowNanoseconds())
         }
         _ = session.submitResponseHead(
-            streamID: writer.streamID, head: head, hasBody: hasBody, contentLength: contentLength)
+            streamID: writer.streamID, head: head, hasBody: hasBody, contentLength: contentLength,
+            date: owner.context.httpDate)
         // Frames leave when the transport flushes at the end of the loop's current events, not one by one.
         if !hasBody { streamFinished(writer) } else { transport.requestFlush() }
     }
@@ -256,9 +257,12 @@ final class HTTP2StreamWriter: ResponseWriter {
         headWritten = true
         // The session drops connection-specific fields itself (RFC 9113 §8.2.2) and writes the length; no second
         // pass or copy of the head here.
-        bodyExpected = !(bodyLength == 0 || self.head.method == "HEAD" || HTTPStatus.forbidsBody(head.status))
+        let forbidsBody = HTTPStatus.forbidsBody(head.status)
+        bodyExpected = !(bodyLength == 0 || self.head.method == "HEAD" || forbidsBody)
         if !bodyExpected { done = true }
-        connection.submitHead(self, head, contentLength: bodyExpected ? bodyLength : nil, hasBody: bodyExpected)
+        // HEAD: the length the GET would have (RFC 9110 §9.3.2), without content.
+        let announced = bodyExpected || (self.head.method == "HEAD" && !forbidsBody) ? bodyLength : nil
+        connection.submitHead(self, head, contentLength: announced, hasBody: bodyExpected)
     }
 
     func writeBody(_ bytes: UnsafeRawBufferPointer) {

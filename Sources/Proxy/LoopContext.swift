@@ -36,6 +36,19 @@ final class LoopContext {
 
     var connectionCount: Int { connections.count }
 
+    private var dateSecond: Int64 = -1
+    private var dateText = ""
+
+    /// The `Date` of responses written now (RFC 9110 §6.6.1), formatted once per second per loop.
+    var httpDate: String {
+        let second = clock.nowNanoseconds() / 1_000_000_000
+        if second != dateSecond {
+            dateSecond = second
+            dateText = HTTPDate.imfFixdate(epochSeconds: second)
+        }
+        return dateText
+    }
+
     func nextConnectionID() -> Int {
         connectionCounter += 1
         return connectionCounter

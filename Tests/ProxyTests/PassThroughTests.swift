@@ -171,6 +171,9 @@ struct PassThroughTests {
             let statuses = out.stdout.split(separator: "\r\n").filter { $0.hasPrefix("HTTP/") }
             #expect(statuses.count == 2, "\(version): two HEAD heads, then the GET's body: \(out.stdout)")
             #expect(statuses.allSatisfy { $0.contains(" 200") }, "\(version): \(statuses)")
+            // The GET's framing, without content (RFC 9110 §9.3.2): the upstream's length on both protocols.
+            let lengths = out.stdout.lowercased().split(separator: "\r\n").filter { $0.hasPrefix("content-length: ") }
+            #expect(lengths.count == 2 && !lengths.contains("content-length: 0"), "\(version): \(lengths)")
             #expect(out.stdout.contains("\"method\": \"GET\""), "the GET after the HEADs got its body: \(out.stdout)")
         }
         let methods = f.upstreamRequests().map { $0.prefix(while: { $0 != " " }) }
@@ -212,6 +215,22 @@ struct PassThroughTests {
             "--http2", "-o", "/dev/null", "-w", "%{http_code}", "https://gateway.test:\(f.tlsPort)/x",
         ])
         #expect(after.stdout == "502", "the gateway still answers, with the upstream gone: \(after.stdout)")
+    }
+
+    @Test("a forwarded response without Date gets one (RFC 9110 §6.6.1), on both protocols")
+    func dateAdded() throws {
+        let f = try PassThroughFixture()
+        defer { f.stop() }
+        for version in ["--http1.1", "--http2"] {
+            let out = try f.curl([version, "-i", "https://gateway.test:\(f.tlsPort)/my-org/details"])
+            let dates = out.stdout.split(separator: "\r\n").filter { $0.lowercased().hasPrefix("date: ") }
+            #expect(dates.count == 1, "\(version): \(out.stdout)")
+            let value = dates.first.map { String($0.dropFirst(6)) } ?? ""
+            let now = HTTPDate.imfFixdate(epochSeconds: Int64(Date().timeIntervalSince1970))
+            // The same form, and this minute (a second may tick between the two).
+            #expect(value.count == now.count && value.hasSuffix(" GMT"), "\(value)")
+            #expect(value.prefix(20) == now.prefix(20), "\(value) vs \(now)")
+        }
     }
 
     @Test("a 1 MiB response streams through intact on both protocols")
