@@ -166,7 +166,7 @@ enum CurlOutcome {
             let errno = lines.last { $0.hasPrefix("* connect to ") && $0.contains(" failed: ") }.flatMap { line in
                 line.range(of: " failed: ").map { String(line[$0.upperBound...]) }
             }
-            return errno.map { $0.lowercased() } ?? "cannot connect\(detail(message))"
+            return errno.map { $0.lowercased() } ?? "cannot connect"
         case 28:
             // "Connection timed out after …" and "SSL connection timeout" come from --connect-timeout (TCP and
             // TLS handshake); "Operation timed out after …" from --max-time, once connected.
