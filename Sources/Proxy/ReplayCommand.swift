@@ -195,7 +195,3 @@ enum CurlOutcome {
         message.range(of: "::", options: .backwards).map { String(message[$0.upperBound...]) } ?? message
     }
 }
-
-extension String {
-    func trimmingSuffix(_ suffix: String) -> String { hasSuffix(suffix) ? String(dropLast(suffix.count)) : self }
-}

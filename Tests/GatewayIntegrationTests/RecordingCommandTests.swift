@@ -59,6 +59,19 @@ extension GatewayIntegration {
             #expect(!out.stdout.contains("[1/"), "nothing may be sent:\n\(out.stdout)")
         }
 
+        @Test("replay refuses a negative or non-numeric --speed as a usage error", arguments: ["-1", "nan", "fast"])
+        func invalidSpeed(speed: String) throws {
+            guard let binary = gatewayBinaryOrSkip("replay --speed") else { return }
+            let ws = Workspace(binary: binary, name: "replay-speed")
+            defer { ws.remove() }
+            try ws.write("rec.jsonl", Self.recording)
+            let out = try TestProcess.run(
+                binary, ["replay", ws.path("rec.jsonl"), "--target", "http://127.0.0.1:9", "--speed=\(speed)"])
+            #expect(out.status == 64, "\(out.stdout)\(out.stderr)")
+            #expect(out.stderr.contains("--speed"), "\(out.stderr)")
+            #expect(!out.stdout.contains("[1/"), "nothing may be sent:\n\(out.stdout)")
+        }
+
         @Test("replay to a port where nothing listens says connection refused and exits 1")
         func refused() throws {
             guard let binary = gatewayBinaryOrSkip("replay refused") else { return }
