@@ -18,6 +18,20 @@ public enum CommandLineRunner {
         return status
     }
 
+    /// A failure with a list of errors, as `serve` and `check` print it: one `myorg-gateway: ` line saying what
+    /// failed, then each error on a line of its own, neither prefixed nor indented, so that every
+    /// `file:line:col: key.path: message` starts its line, the form editors and CI logs turn into links.
+    static func errorReport(_ headline: String, errors: [String]) -> [String] {
+        let lines = errors.flatMap { $0.split(whereSeparator: \.isNewline).map(String.init) }
+        let count = lines.count == 1 ? "1 error" : "\(lines.count) errors"
+        return ["myorg-gateway: \(headline) (\(count))"] + lines
+    }
+
+    private static func fail(_ headline: String, errors: [String], status: Int32) -> Int32 {
+        for line in errorReport(headline, errors: errors) { printError(line) }
+        return status
+    }
+
     // MARK: - serve
 
     public nonisolated static func serve(configPath: String, loops: Int?) -> Int32 {
@@ -33,7 +47,7 @@ public enum CommandLineRunner {
             service = try GatewayService(configPath: configPath, logger: logger)
             try service.start(loops: loops)
         } catch {
-            return fail("\(error)", status: 2)
+            return fail("serve: \(configPath): not started", errors: ["\(error)"], status: 2)
         }
         while true {
             let signal = signals.next()
@@ -54,16 +68,14 @@ public enum CommandLineRunner {
         do {
             config = try GatewayBuilder.loadConfig(path: configPath)
         } catch {
-            printError("\(error)")
-            return 2
+            return fail("check: \(configPath): invalid", errors: ["\(error)"], status: 2)
         }
         let problems = GatewayBuilder.check(config)
         if problems.isEmpty {
             printOut("\(configPath): OK\n")
             return 0
         }
-        for problem in problems { printError(problem) }
-        return 2
+        return fail("check: \(configPath): invalid", errors: problems, status: 2)
     }
 
     // MARK: - token
@@ -121,8 +133,15 @@ public enum CommandLineRunner {
         guard let data = FileManager.default.contents(atPath: recording) else {
             return fail("cannot read \(recording)", status: 2)
         }
-        let lines = String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
-        let text = HARExporter.exportString(recordingLines: lines)
+        let what = "a traffic recording"
+        let (records, tally) = ExchangeRecord.readTallied(lines: String(decoding: data, as: UTF8.self).fileLines)
+        guard !tally.nothingUsable else {
+            return fail("export: \(recording): \(tally.nothingUsableReason(notA: what)); nothing written")
+        }
+        if let warning = tally.skippedWarning(notA: what) {
+            printError("myorg-gateway: export: warning: \(recording): \(warning)")
+        }
+        let text = HARExporter.export(records: records).serialized()
         if let out {
             guard FileManager.default.createFile(atPath: out, contents: Data(text.utf8)) else {
                 return fail("cannot write \(out)")
@@ -144,8 +163,16 @@ public enum CommandLineRunner {
         guard let data = FileManager.default.contents(atPath: input) else {
             return fail("cannot read \(input)", status: 2)
         }
-        let lines = String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
-        let html = ReportRenderer.render(lines: lines, title: "myorg-gateway report: \(input)")
+        let what = "a recording, an event or an access log line"
+        let (samples, tally) = ReportRenderer.samplesTallied(
+            fromLines: String(decoding: data, as: UTF8.self).fileLines)
+        guard !tally.nothingUsable else {
+            return fail("report: \(input): \(tally.nothingUsableReason(notA: what)); nothing written")
+        }
+        if let warning = tally.skippedWarning(notA: what) {
+            printError("myorg-gateway: report: warning: \(input): \(warning)")
+        }
+        let html = ReportRenderer.render(samples: samples, title: "myorg-gateway report: \(input)")
         guard FileManager.default.createFile(atPath: out, contents: Data(html.utf8)) else {
             return fail("cannot write \(out)")
         }

@@ -54,43 +54,73 @@ public enum ReportRenderer {
     /// used (exchange records, else access lines, else events), so a request is not counted twice.
     public static func samples<Lines: Sequence>(fromLines lines: Lines) -> [ReportSample]
     where Lines.Element: StringProtocol {
+        samplesTallied(fromLines: lines).samples
+    }
+
+    /// Like ``samples(fromLines:)``, and counts the lines that are none of the three kinds (line numbers are
+    /// positions in `lines`). A line of a kind that was not chosen still counts as used: it is readable.
+    public static func samplesTallied<Lines: Sequence>(fromLines lines: Lines) -> (
+        samples: [ReportSample], tally: LineTally
+    )
+    where Lines.Element: StringProtocol {
         var exchanges: [ReportSample] = []
         var access: [ReportSample] = []
         var events: [ReportSample] = []
-        for line in lines {
-            guard !line.isEmpty, let v = try? JSONValue.parse(Array(line.utf8), maxDepth: 64) else { continue }
-            switch v["kind"]?.stringValue {
-            case "exchange":
-                if let r = try? ExchangeRecord(json: v) { exchanges.append(sample(r)) }
-            case "access":
-                guard let t = v["time"]?.stringValue.flatMap(Timestamp.parseISO8601),
-                    let status = v["status"]?.int64Value
-                else { continue }
-                let outcome = v["decision"]?.stringValue
-                access.append(
-                    ReportSample(
-                        timeMillis: t, status: Int(status), durationMs: v["duration_ms"]?.doubleValue,
-                        organizationID: v["organization_id"]?.stringValue, clientID: v["client_id"]?.stringValue,
-                        decidedBy: v["decided_by"]?.stringValue.flatMap(DecidedBy.init(rawValue:)), outcome: outcome,
-                        rateLimitKind: ReportSample.kind(status: Int(status), outcome: outcome, errorKindHeader: nil)))
-            default:
-                guard v["log_id"] != nil, let t = v["date"]?.stringValue.flatMap(Timestamp.parseISO8601) else {
-                    continue
-                }
-                let d = v["details"]
-                let status = d?["response"]?["status"]?.int64Value ?? d?["error"]?["status"]?.int64Value ?? 0
-                let outcome = d?["reason"]?.stringValue
-                events.append(
-                    ReportSample(
-                        timeMillis: t, status: Int(status), durationMs: d?["duration_ms"]?.doubleValue,
-                        organizationID: v["organization_id"]?.stringValue, clientID: v["client_id"]?.stringValue,
-                        decidedBy: d?["decided_by"]?.stringValue.flatMap(DecidedBy.init(rawValue:)), outcome: outcome,
-                        rateLimitKind: ReportSample.kind(status: Int(status), outcome: outcome, errorKindHeader: nil)))
+        var tally = LineTally()
+        for (index, line) in lines.enumerated() {
+            if line.allSatisfy({ $0 == " " || $0 == "\t" || $0 == "\r" }) { continue }
+            switch parse(line) {
+            case .exchange(let s): exchanges.append(s)
+            case .access(let s): access.append(s)
+            case .event(let s): events.append(s)
+            case nil:
+                tally.skip(line: index + 1)
+                continue
             }
+            tally.use()
         }
-        if !exchanges.isEmpty { return exchanges }
-        if !access.isEmpty { return access }
-        return events
+        if !exchanges.isEmpty { return (exchanges, tally) }
+        if !access.isEmpty { return (access, tally) }
+        return (events, tally)
+    }
+
+    private enum ParsedLine {
+        case exchange(ReportSample)
+        case access(ReportSample)
+        case event(ReportSample)
+    }
+
+    /// One line as a sample of its kind; nil when it is none of the kinds or lacks what a sample needs.
+    private static func parse<Line: StringProtocol>(_ line: Line) -> ParsedLine? {
+        guard let v = try? JSONValue.parse(Array(line.utf8), maxDepth: 64) else { return nil }
+        switch v["kind"]?.stringValue {
+        case "exchange":
+            return (try? ExchangeRecord(json: v)).map { .exchange(sample($0)) }
+        case "access":
+            guard let t = v["time"]?.stringValue.flatMap(Timestamp.parseISO8601),
+                let status = v["status"]?.int64Value
+            else { return nil }
+            let outcome = v["decision"]?.stringValue
+            return .access(
+                ReportSample(
+                    timeMillis: t, status: Int(status), durationMs: v["duration_ms"]?.doubleValue,
+                    organizationID: v["organization_id"]?.stringValue, clientID: v["client_id"]?.stringValue,
+                    decidedBy: v["decided_by"]?.stringValue.flatMap(DecidedBy.init(rawValue:)), outcome: outcome,
+                    rateLimitKind: ReportSample.kind(status: Int(status), outcome: outcome, errorKindHeader: nil)))
+        default:
+            guard v["log_id"] != nil, let t = v["date"]?.stringValue.flatMap(Timestamp.parseISO8601) else {
+                return nil
+            }
+            let d = v["details"]
+            let status = d?["response"]?["status"]?.int64Value ?? d?["error"]?["status"]?.int64Value ?? 0
+            let outcome = d?["reason"]?.stringValue
+            return .event(
+                ReportSample(
+                    timeMillis: t, status: Int(status), durationMs: d?["duration_ms"]?.doubleValue,
+                    organizationID: v["organization_id"]?.stringValue, clientID: v["client_id"]?.stringValue,
+                    decidedBy: d?["decided_by"]?.stringValue.flatMap(DecidedBy.init(rawValue:)), outcome: outcome,
+                    rateLimitKind: ReportSample.kind(status: Int(status), outcome: outcome, errorKindHeader: nil)))
+        }
     }
 
     static func sample(_ r: ExchangeRecord) -> ReportSample {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Proxy
+import Recording
 
 /// The command line. Each `run()` only hands its options to a `nonisolated` function of the Proxy module:
 /// closures written here would inherit the main actor and trap on a loop queue (INTEROP.md §1).
@@ -143,7 +144,7 @@ struct Replay: ParsableCommand {
     @Argument(help: "The recording (JSON lines).")
     var recording: String
 
-    @Option(name: .long, help: "Base URL of the target, e.g. https://127.0.0.1:8443.")
+    @Option(name: .long, help: "Base URL of the target: http or https, e.g. https://127.0.0.1:8443.")
     var target: String
 
     @Option(name: .long, help: "Pacing factor: 1 keeps the original pacing, 2 is twice as fast, 0 sends at once.")
@@ -157,6 +158,16 @@ struct Replay: ParsableCommand {
 
     @Flag(name: .long, help: "Accept the target's certificate without verification (loopback testing).")
     var insecure = false
+
+    // A ValidationError is a usage error (exit 64, with the usage text), as for a missing argument.
+    func validate() throws {
+        do {
+            _ = try ReplayTarget(parsing: target)
+        } catch {
+            throw ValidationError("--target: \(error)")
+        }
+        guard speed >= 0, speed.isFinite else { throw ValidationError("--speed: expected 0 or more, not \(speed)") }
+    }
 
     func run() throws {
         let status = CommandLineRunner.replay(
