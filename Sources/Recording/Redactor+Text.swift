@@ -237,14 +237,25 @@ struct SecretScanner {
     /// The length of `<` (or `>` when `close`) written plainly, as a JSON `\u` escape, or as an XML reference.
     private func angleLength(at p: Int, close: Bool) -> Int? {
         guard p < b.count else { return nil }
-        let plain: UInt8 = close ? 0x3E : 0x3C
-        if b[p] == plain { return 1 }
-        let forms =
-            close
-            ? ["\\u003e", "&gt;", "&#62;", "&#x3e;"] : ["\\u003c", "&lt;", "&#60;", "&#x3c;"]
-        for form in forms where matches(form, at: p, caseInsensitive: true) { return form.utf8.count }
+        if b[p] == (close ? 0x3E : 0x3C) { return 1 }
+        // Most `\` and `&` in text start something else (`\"`, `&amp;`): one byte decides before any compare.
+        guard p + 3 < b.count, b[p] == 0x5C || b[p] == 0x26 else { return nil }
+        for form in close ? Self.closeForms : Self.openForms where b[p + 1] == form[1] {
+            guard p + form.count <= b.count else { continue }
+            var k = 0
+            while k < form.count {
+                var c = b[p + k]
+                if c >= 0x41 && c <= 0x5A { c |= 0x20 }
+                if c != form[k] { break }
+                k += 1
+            }
+            if k == form.count { return form.count }
+        }
         return nil
     }
+
+    private static let openForms: [[UInt8]] = ["\\u003c", "&lt;", "&#60;", "&#x3c;"].map { Array($0.utf8) }
+    private static let closeForms: [[UInt8]] = ["\\u003e", "&gt;", "&#62;", "&#x3e;"].map { Array($0.utf8) }
 
     /// `"secret_name"` followed by `:`: the member's value is replaced (a string to its closing quote or the end
     /// of the text, anything else up to the next delimiter or its matching bracket).
