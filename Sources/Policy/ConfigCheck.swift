@@ -19,6 +19,7 @@ extension GatewayConfig {
         if case .redis(_, .file(let f)) = rateLimits.store { out.append(("secret file", f)) }
         for case .webhook(let w) in logging.sinks {
             if case .file(let f) = w.authorization { out.append(("secret file", f)) }
+            for case .secret(.file(let f)) in w.headers.map(\.value) { out.append(("secret file", f)) }
         }
         return out
     }
@@ -32,6 +33,7 @@ extension GatewayConfig {
         if case .redis(_, .environment(let name, let at)) = rateLimits.store { out.append((name, at)) }
         for case .webhook(let w) in logging.sinks {
             if case .environment(let name, let at) = w.authorization { out.append((name, at)) }
+            for case .secret(.environment(let name, let at)) in w.headers.map(\.value) { out.append((name, at)) }
         }
         return out
     }

@@ -316,6 +316,25 @@ extension GatewayConfig {
             public let path: FilePath
             public let maxBytes: Int
             public let fsync: Fsync
+            /// Rotated files kept besides the live one (`path.1` … `path.<maxFiles>`); the oldest beyond is deleted.
+            public let maxFiles: Int
+
+            public init(path: FilePath, maxBytes: Int, fsync: Fsync, maxFiles: Int = 5) {
+                self.path = path
+                self.maxBytes = maxBytes
+                self.fsync = fsync
+                self.maxFiles = maxFiles
+            }
+        }
+        /// A header value: written in the file, or read like a secret (and then never shown).
+        public enum HeaderValue: Sendable, Equatable {
+            case literal(String)
+            case secret(SecretSource)
+        }
+        public struct WebhookHeader: Sendable, Equatable {
+            /// As written (an RFC 9110 token); never a hop-by-hop, framing or otherwise gateway-set name.
+            public let name: String
+            public let value: HeaderValue
         }
         public struct WebhookSink: Sendable, Equatable {
             public let url: ConfigURL
@@ -324,6 +343,27 @@ extension GatewayConfig {
             public let format: WebhookFormat
             public let batchSize: Int
             public let intervalMs: Int
+            /// Sent with every POST, in this order.
+            public let headers: [WebhookHeader]
+
+            public init(
+                url: ConfigURL, authorization: SecretSource?, format: WebhookFormat, batchSize: Int, intervalMs: Int,
+                headers: [WebhookHeader] = []
+            ) {
+                self.url = url
+                self.authorization = authorization
+                self.format = format
+                self.batchSize = batchSize
+                self.intervalMs = intervalMs
+                self.headers = headers
+            }
+        }
+        /// The disk spool that holds events while a sink is down or slow.
+        public struct Spool: Sendable, Equatable {
+            /// Bytes of spooled events per sink; past it new events are dropped (counted and logged).
+            public let maxBytes: Int
+            /// One subdirectory per sink is made below it.
+            public let directory: FilePath
         }
         public enum Sink: Sendable, Equatable {
             case stdout
@@ -333,6 +373,7 @@ extension GatewayConfig {
         public let sinks: [Sink]
         public let accessLog: Bool
         public let level: Level
+        public let spool: Spool
     }
 
     public struct Recording: Sendable, Equatable {

@@ -93,6 +93,13 @@ extension GatewayConfig {
                     ("sinks", .array(logging.sinks.map(Self.json))),
                     ("access_log", .bool(logging.accessLog)),
                     ("level", .string(logging.level.rawValue)),
+                    (
+                        "spool",
+                        .object([
+                            ("max_bytes", .number(Double(logging.spool.maxBytes))),
+                            ("directory", .string(logging.spool.directory.path)),
+                        ])
+                    ),
                 ])
             ))
         top.append(
@@ -205,7 +212,7 @@ extension GatewayConfig {
                     "file",
                     .object([
                         ("path", .string(f.path.path)), ("max_bytes", .number(Double(f.maxBytes))),
-                        ("fsync", .string(f.fsync.rawValue)),
+                        ("fsync", .string(f.fsync.rawValue)), ("max_files", .number(Double(f.maxFiles))),
                     ])
                 )
             ])
@@ -215,6 +222,20 @@ extension GatewayConfig {
             m.append(("format", .string(w.format.rawValue)))
             m.append(("batch_size", .number(Double(w.batchSize))))
             m.append(("interval_ms", .number(Double(w.intervalMs))))
+            if !w.headers.isEmpty {
+                // Names only: a literal value may still be a key someone wrote inline.
+                m.append(
+                    (
+                        "headers",
+                        .object(
+                            w.headers.map { header in
+                                switch header.value {
+                                case .literal: return (header.name, .string("(literal, not shown)"))
+                                case .secret(let source): return (header.name, json(source))
+                                }
+                            })
+                    ))
+            }
             return .object([("webhook", .object(m))])
         }
     }

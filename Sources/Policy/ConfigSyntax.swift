@@ -248,6 +248,29 @@ public enum ConfigSyntax {
         !text.isEmpty && text.utf8.allSatisfy(isTokenByte)
     }
 
+    /// Why a header named `name` cannot be configured for a webhook sink, or nil when it can.
+    ///
+    /// Connection-level fields (RFC 9110 §7.6.1, RFC 9112 §6-7) and framing belong to the HTTP client; a
+    /// configured value would be ignored, sent twice or break the message. `Content-Type` follows `format` and
+    /// `Authorization` has its own key, so each has one source.
+    public static func webhookHeaderNameProblem(_ name: String) -> Problem? {
+        guard isHeaderName(name) else { return "'\(name.prefix(80))' is not a header name (an RFC 9110 token)" }
+        switch name.asciiLowercased {
+        case "host", "content-length", "transfer-encoding", "connection", "keep-alive", "proxy-connection", "te",
+            "trailer", "upgrade", "expect", "content-encoding", "proxy-authorization":
+            return "'\(name)' is set by the HTTP client for each connection or message; it cannot be configured"
+        case "content-type": return "Content-Type follows the sink's format; it cannot be configured"
+        case "authorization": return "write the Authorization value under the sink's authorization key"
+        default: return nil
+        }
+    }
+
+    /// An RFC 9110 §5.5 field value: no control character but horizontal tab (so no CR, LF or NUL that could end
+    /// the field early or split the request).
+    public static func isFieldValue(_ text: String) -> Bool {
+        text.utf8.allSatisfy { $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }
+    }
+
     static func isTokenByte(_ b: UInt8) -> Bool {
         switch b {
         case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: return true

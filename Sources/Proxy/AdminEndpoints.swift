@@ -56,34 +56,38 @@ struct AdminEndpoints: Sendable {
 }
 
 extension GatewayService {
-    /// Gauges read at scrape time.
+    /// Gauges and externally kept counts read at scrape time.
     func refreshGauges() {
         let runtime = self.runtime
         let jwks = runtime.jwks.counters
-        metrics.gauge("myorg_gateway_jwks_refreshes", Double(jwks.refreshes))
-        metrics.gauge("myorg_gateway_jwks_failures", Double(jwks.failures))
+        metrics.counter("myorg_gateway_jwks_refreshes_total", total: jwks.refreshes)
+        metrics.counter("myorg_gateway_jwks_failures_total", total: jwks.failures)
         metrics.gauge("myorg_gateway_jwks_loaded", runtime.jwks.keys == nil ? 0 : 1)
         metrics.gauge(
             "myorg_gateway_rate_limit_tracked_organizations", Double(runtime.policy.limiter.trackedOrganizations))
         if let redis = runtime.policy.sharedAdmission as? RedisRateLimitStore {
             let stats = redis.statistics
             metrics.gauge("myorg_gateway_rate_limit_store_fallback", redis.isUsingFallback ? 1 : 0)
-            metrics.gauge("myorg_gateway_rate_limit_store_redis_decisions", Double(stats.redisDecisions))
-            metrics.gauge("myorg_gateway_rate_limit_store_fallback_decisions", Double(stats.fallbackDecisions))
-            metrics.gauge("myorg_gateway_rate_limit_store_errors", Double(stats.errors))
+            metrics.counter("myorg_gateway_rate_limit_store_redis_decisions_total", total: stats.redisDecisions)
+            metrics.counter("myorg_gateway_rate_limit_store_fallback_decisions_total", total: stats.fallbackDecisions)
+            metrics.counter("myorg_gateway_rate_limit_store_errors_total", total: stats.errors)
         }
         let reload = reloadCounters
-        metrics.gauge("myorg_gateway_config_reloads", Double(reload.reloads))
-        metrics.gauge("myorg_gateway_config_reload_failures", Double(reload.failures))
+        metrics.counter("myorg_gateway_config_reloads_total", total: reload.reloads)
+        metrics.counter("myorg_gateway_config_reload_failures_total", total: reload.failures)
         metrics.gauge("myorg_gateway_config_generation", Double(reload.generation))
         if let stats = recorderStats() {
-            metrics.gauge("myorg_gateway_log_events_accepted", Double(stats.accepted))
-            metrics.gauge("myorg_gateway_log_events_dropped", Double(stats.droppedEvents))
+            metrics.counter("myorg_gateway_log_events_accepted_total", total: stats.accepted)
+            metrics.counter("myorg_gateway_log_events_dropped_total", total: stats.droppedEvents)
             for sink in stats.sinks {
                 metrics.gauge("myorg_gateway_log_queue_depth", Double(sink.pending), dimensions: [("sink", sink.name)])
                 metrics.gauge(
                     "myorg_gateway_log_spool_bytes", Double(sink.spoolBytes), dimensions: [("sink", sink.name)])
-                metrics.gauge("myorg_gateway_log_delivered", Double(sink.delivered), dimensions: [("sink", sink.name)])
+                metrics.counter(
+                    "myorg_gateway_log_delivered_total", total: sink.delivered, dimensions: [("sink", sink.name)])
+                metrics.counter(
+                    "myorg_gateway_log_rotated_files_removed_total", total: sink.rotatedFilesRemoved,
+                    dimensions: [("sink", sink.name)])
             }
         }
     }

@@ -113,7 +113,10 @@ final class ExchangeRecorder: Sendable {
                 case .interval: fsync = .interval(seconds: 1)
                 case .never: fsync = .never
                 }
-                sinks.append(.file(FileSinkSettings(path: file.path.path, maxBytes: file.maxBytes, fsync: fsync)))
+                sinks.append(
+                    .file(
+                        FileSinkSettings(
+                            path: file.path.path, maxBytes: file.maxBytes, keep: file.maxFiles, fsync: fsync)))
             case .webhook(let hook):
                 let format: WebhookFormat
                 switch hook.format {
@@ -121,22 +124,33 @@ final class ExchangeRecorder: Sendable {
                 case .jsonArray: format = .jsonArray
                 case .jsonObject: format = .jsonObject
                 }
+                var headers = HTTPFields()
+                for header in hook.headers {
+                    switch header.value {
+                    case .literal(let value): headers.add(header.name, value)
+                    case .secret(let source):
+                        // A missing header could get every batch refused and dropped; better not to start.
+                        guard let value = secret(source) else {
+                            throw BuildError("webhook header \(header.name): its environment variable or file is unset")
+                        }
+                        headers.add(header.name, value)
+                    }
+                }
                 sinks.append(
                     .webhook(
                         WebhookSinkSettings(
                             url: hook.url.text, authorization: hook.authorization.flatMap(secret),
-                            headers: HTTPFields(),
+                            headers: headers,
                             format: format, batchSize: hook.batchSize,
                             batchInterval: Double(hook.intervalMs) / 1000)))
             }
         }
-        let spoolDirectory = config.baseDirectory + "/.myorg-gateway-spool"
+        let spool = SpoolSettings(
+            directory: config.logging.spool.directory.path, maxBytes: config.logging.spool.maxBytes)
         let events =
             sinks.isEmpty
             ? nil
-            : try LogPipeline(
-                settings: LogPipelineSettings(sinks: sinks, spool: SpoolSettings(directory: spoolDirectory)),
-                logger: logger)
+            : try LogPipeline(settings: LogPipelineSettings(sinks: sinks, spool: spool), logger: logger)
         let access =
             config.logging.accessLog
             ? try LogPipeline(
@@ -252,14 +266,15 @@ final class ExchangeLogEntry: Sendable {
     }
 }
 
-/// The log event of an exchange; its `log_id` is drawn on the writer (in queue order) for the exchange's end time.
+/// The log event of an exchange; its `log_id` is drawn on the writer (in queue order) for the exchange's start, the
+/// instant its `date` shows, so that `log_id` order is `date` order.
 struct EventRecord: LogRecord {
     let entry: ExchangeLogEntry
     let ids: LogIDGenerator
 
     func write(to out: inout JSONByteWriter) -> Bool {
         guard let type = entry.eventType else { return false }
-        entry.event(logID: ids.next(atMillis: entry.endNanos / 1_000_000), type: type).write(to: &out)
+        entry.event(logID: ids.next(atMillis: entry.startNanos / 1_000_000), type: type).write(to: &out)
         return true
     }
 }

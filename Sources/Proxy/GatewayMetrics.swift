@@ -103,6 +103,23 @@ final class GatewayMetrics: Sendable {
         Gauge(label: label, dimensions: dimensions).record(value)
     }
 
+    /// Counts kept elsewhere (log pipeline, JWKS, reloads, Redis store), by label and dimensions, as last exposed.
+    private let exposedCounts = Mutex([String: Int]())
+
+    /// A count that only grows, kept by another component and read at scrape time, exposed as a Prometheus
+    /// counter (so `rate()` and `increase()` work): the counter is raised by what the count grew since the last
+    /// scrape. A count that went down was started again (a reload replaced the log pipeline), so all of it is new.
+    func counter(_ label: String, total: Int, dimensions: [(String, String)] = []) {
+        let key = ([label] + dimensions.flatMap { [$0.0, $0.1] }).joined(separator: "\u{0}")
+        let delta = exposedCounts.withLock { last -> Int in
+            let previous = last[key] ?? 0
+            last[key] = total
+            return total >= previous ? total - previous : total
+        }
+        let counter = Counter(label: label, dimensions: dimensions)
+        if delta > 0 { counter.increment(by: delta) }
+    }
+
     var activeConnections: Int { connectionsActive.load(ordering: .relaxed) }
 }
 

@@ -6,6 +6,13 @@
 ///
 /// Not thread-safe: its owner (``SinkQueue``) calls it with its lock held. Every segment ends with a complete
 /// line: appends write whole lines in one call, and a short write or a torn tail found at start-up is cut back.
+///
+/// Opening reads only each segment's last bytes (to cut a torn line), so it stays fast whatever the spool holds
+/// (a full 256 MiB spool used to hold start-up for seconds while every byte was read twice). The lines left by
+/// the previous run are counted later, by ``linesLeftFromLastRun`` and ``addCountedLines(_:)``, on the sink's
+/// own thread before it delivers anything; until then ``pendingLines`` counts them as one, so the spool never
+/// looks empty. Order is safe meanwhile: appends always go to new segments after the old ones, and only a
+/// delivery deletes a segment.
 final class DiskSpool {
     struct Segment {
         var seq: UInt64
@@ -19,7 +26,10 @@ final class DiskSpool {
     private(set) var segments: [Segment] = []
     /// Bytes of `segments[0]` already delivered.
     private(set) var headOffset = 0
-    private(set) var pendingLines = 0
+    /// Lines known to be waiting; see ``pendingLines``.
+    private var countedLines = 0
+    /// The segments (and start offsets) found at opening whose lines are not counted yet.
+    private var uncounted: [(path: String, from: Int, size: Int)] = []
     private(set) var totalBytes = 0
     private var tailFD: Int32 = -1
     private var lastSync: Int64 = 0
@@ -36,8 +46,7 @@ final class DiskSpool {
         for name in FileIO.list(directory) where name.hasSuffix(".jsonl") {
             guard let seq = UInt64(name.dropLast(6)), var size = FileIO.fileSize(path(seq)) else { continue }
             // A torn last line (crash mid-write) is cut so that every segment ends with "\n".
-            if size > 0, let bytes = FileIO.readWhole(path(seq)), bytes.last != 0x0A {
-                let keep = (bytes.lastIndex(of: 0x0A).map { $0 + 1 }) ?? 0
+            if size > 0, let keep = Self.completeLength(path(seq), size: size), keep != size {
                 FileIO.truncate(path(seq), to: keep)
                 tornLinesAtStart += 1
                 size = keep
@@ -57,12 +66,68 @@ final class DiskSpool {
             }
         }
         totalBytes = segments.reduce(0) { $0 + $1.size }
-        for (i, segment) in segments.enumerated() {
-            guard let bytes = FileIO.readWhole(path(segment.seq)) else { continue }
-            let from = i == 0 ? headOffset : 0
-            pendingLines += bytes[from...].reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
-        }
         dropDeliveredSegments()
+        uncounted = segments.enumerated().compactMap { i, segment in
+            let from = i == 0 ? headOffset : 0
+            return segment.size > from ? (path(segment.seq), from, segment.size) : nil
+        }
+    }
+
+    /// The length of the file's complete lines: `size` when it ends with a newline, else up to its last newline
+    /// (0 when it has none). Reads backwards from the end, so an intact segment costs one byte. Nil when the
+    /// file cannot be read (it is then left as it is).
+    private static func completeLength(_ path: String, size: Int) -> Int? {
+        guard let fd = try? FileIO.openRead(path) else { return nil }
+        defer { FileIO.close(fd) }
+        var end = size
+        while end > 0 {
+            let start = max(0, end - (1 << 16))
+            let chunk = FileIO.read(fd, offset: start, count: end - start)
+            guard chunk.count == end - start else { return nil }
+            if let newline = chunk.lastIndex(of: 0x0A) { return start + newline + 1 }
+            end = start
+        }
+        return 0
+    }
+
+    /// Lines waiting: those counted, plus one while the previous run's lines are not counted yet (so that a
+    /// flush or a shutdown never takes a spool that still holds them for empty).
+    var pendingLines: Int { countedLines + (uncounted.isEmpty ? 0 : 1) }
+
+    /// What ``countLines(in:)`` must count; empty once counted. Read with the owner's lock held.
+    var linesLeftFromLastRun: [(path: String, from: Int, size: Int)] { uncounted }
+
+    /// Records the count of ``linesLeftFromLastRun``. Call once, with the owner's lock held, before the first
+    /// ``advance(lines:bytes:)``.
+    func addCountedLines(_ n: Int) {
+        countedLines += n
+        uncounted = []
+    }
+
+    /// Counts newlines in the given byte ranges of closed segments. Needs no lock: those files are not appended
+    /// to, and none is deleted before the sink's first delivery, which waits for this count.
+    static func countLines(in ranges: [(path: String, from: Int, size: Int)]) -> Int {
+        var lines = 0
+        for range in ranges {
+            guard let fd = try? FileIO.openRead(range.path) else { continue }
+            defer { FileIO.close(fd) }
+            var position = range.from
+            while position < range.size {
+                let chunk = FileIO.read(fd, offset: position, count: min(1 << 20, range.size - position))
+                if chunk.isEmpty { break }
+                position += chunk.count
+                chunk.withUnsafeBytes { raw in
+                    // memchr is vectorised in libc, so counting stays cheap even in a debug build.
+                    guard var p = raw.baseAddress else { return }
+                    let end = p + raw.count
+                    while p < end, let hit = memchr(p, 0x0A, end - p) {
+                        lines += 1
+                        p = UnsafeRawPointer(hit) + 1
+                    }
+                }
+            }
+        }
+        return lines
     }
 
     deinit { closeTail() }
@@ -72,7 +137,8 @@ final class DiskSpool {
         return directory + "/" + String(repeating: "0", count: max(0, 20 - digits.count)) + digits + ".jsonl"
     }
 
-    var isEmpty: Bool { pendingLines == 0 }
+    /// Bytes are exact even before the previous run's lines are counted.
+    var isEmpty: Bool { totalBytes - headOffset <= 0 }
 
     /// Appends as many whole lines as fit under `maxBytes`; returns how many were written. An I/O error writes
     /// none of the batch (the segment is cut back to its previous size).
@@ -103,7 +169,7 @@ final class DiskSpool {
             return 0
         }
         totalBytes += bytes.count
-        pendingLines += accepted
+        countedLines += accepted
         dirty = true
         if case .always = fsync { syncNow(nowNanos: 0) }
         return accepted
@@ -158,7 +224,7 @@ final class DiskSpool {
                 dropDeliveredSegments()
             }
         }
-        pendingLines = max(0, pendingLines - lines)
+        countedLines = max(0, countedLines - lines)
         dropDeliveredSegments()
         if let first = segments.first {
             try? FileIO.writeAtomically(directory + "/cursor", Array("\(first.seq) \(headOffset)\n".utf8))

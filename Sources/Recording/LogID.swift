@@ -5,46 +5,60 @@ import Synchronization
 ///
 /// Layout: 32 lowercase hex digits. The first 12 are the milliseconds since the Unix epoch (good until the year
 /// 10889), the last 20 are 80 random bits. Within one millisecond the random part is incremented instead of redrawn
-/// (the ULID "monotonic" rule), and a clock that steps back reuses the last millisecond, so ids from one generator
-/// are strictly increasing. Ids from different processes are unique with overwhelming probability (80 random bits).
+/// (the ULID "monotonic" rule), so ids of one instant increase in the order they are drawn.
+///
+/// ``next(atMillis:)`` carries exactly the time it is given: an event's id takes the instant of its `date`, so
+/// sorting events by `log_id` sorts them by `date` even though they are written in completion order (a slow
+/// request that started first is written last). The last id of each of the most recent
+/// ``rememberedMillis`` milliseconds is kept to continue that instant's sequence; an instant older than those gets a
+/// fresh random part, which keeps it unique (80 random bits) but not ordered among its own earlier ids.
+/// ``next()`` reads the clock and never goes back in time, so its ids are strictly increasing.
+/// Ids from different processes are unique with overwhelming probability.
 public final class LogIDGenerator: Sendable {
     private struct State {
-        var lastMillis: Int64 = -1
-        var high: UInt16 = 0
-        var low: UInt64 = 0
+        var recent: [Int64: (high: UInt16, low: UInt64)] = [:]
+        /// The latest millisecond ``next()`` used: a clock that steps back reuses it.
+        var clockMillis: Int64 = .min
     }
+
+    /// Milliseconds whose last id is remembered; a request older than this many distinct milliseconds of
+    /// later events is rare, and then only its order among ids of the same millisecond is lost.
+    static let rememberedMillis = 4096
 
     private let state = Mutex(State())
     private let clock: any WallClock
 
     public init(clock: any WallClock) { self.clock = clock }
 
-    /// The next id. Safe to call from any thread; takes one short lock.
-    public func next() -> String { next(atMillis: clock.nowNanoseconds() / 1_000_000) }
+    /// The next id for the clock's current time; strictly increasing, even when the clock steps back.
+    /// Safe to call from any thread; takes one short lock.
+    public func next() -> String {
+        let now = clock.nowNanoseconds() / 1_000_000
+        let millis = state.withLock { s -> Int64 in
+            s.clockMillis = max(s.clockMillis, now)
+            return s.clockMillis
+        }
+        return next(atMillis: millis)
+    }
 
-    /// The next id for an event of time `now` (milliseconds since the epoch), for callers that already read the
-    /// clock. Ids stay strictly increasing even when `now` goes back.
-    public func next(atMillis now: Int64) -> String {
-        let (millis, high, low) = state.withLock { s -> (Int64, UInt16, UInt64) in
-            if now > s.lastMillis {
-                var rng = SystemRandomNumberGenerator()
-                s.lastMillis = now
-                // The top bit stays clear so that increments within a millisecond cannot overflow in practice.
-                s.high = UInt16.random(in: 0...0x7FFF, using: &rng)
-                s.low = rng.next()
+    /// The next id for an event of time `millis` (milliseconds since the epoch), which its first 12 digits carry
+    /// unchanged. Ids for the same `millis` increase in call order.
+    public func next(atMillis millis: Int64) -> String {
+        let (high, low) = state.withLock { s -> (UInt16, UInt64) in
+            var value: (high: UInt16, low: UInt64)
+            if let last = s.recent[millis] {
+                value = last
+                let (l, overflow) = value.low.addingReportingOverflow(1)
+                value.low = l
+                // The top bit of `high` starts clear, so this cannot wrap before 2^79 ids in one millisecond.
+                if overflow { value.high &+= 1 }
             } else {
-                let (l, overflow) = s.low.addingReportingOverflow(1)
-                s.low = l
-                if overflow {
-                    if s.high == UInt16.max {
-                        s.lastMillis += 1
-                        s.high = 0
-                    } else {
-                        s.high += 1
-                    }
-                }
+                var rng = SystemRandomNumberGenerator()
+                value = (UInt16.random(in: 0...0x7FFF, using: &rng), rng.next())
+                if s.recent.count >= Self.rememberedMillis { Self.forgetOldest(&s.recent) }
             }
-            return (s.lastMillis, s.high, s.low)
+            s.recent[millis] = value
+            return value
         }
         return String(unsafeUninitializedCapacity: 32) { buffer in
             // Fixed-width lowercase hex, written right to left: 12 digits of time, 4 of `high`, 16 of `low`
@@ -64,6 +78,14 @@ public final class LogIDGenerator: Sendable {
             put(low, digits: 16, end: 32)
             return 32
         }
+    }
+
+    /// Drops the older half of the remembered milliseconds: amortized, one sort per `rememberedMillis / 2` new
+    /// milliseconds.
+    private static func forgetOldest(_ recent: inout [Int64: (high: UInt16, low: UInt64)]) {
+        let keep = recent.keys.sorted().suffix(rememberedMillis / 2)
+        guard let oldestKept = keep.first else { return }
+        recent = recent.filter { $0.key >= oldestKept }
     }
 
     /// The millisecond timestamp an id carries, or nil when `id` is not of this layout.

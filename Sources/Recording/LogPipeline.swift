@@ -28,6 +28,8 @@ public struct LogPipelineStats: Sendable, Equatable {
         public var droppedSpoolFull: Int
         public var droppedRejected: Int
         public var droppedAtShutdown: Int
+        /// Rotated files a file sink deleted (its `max_files` reached); their events are gone from that sink.
+        public var rotatedFilesRemoved: Int
     }
 
     /// Events taken by `record`.
@@ -116,11 +118,13 @@ public final class LogPipeline: EventRecorder, @unchecked Sendable {
             guard names.insert(name).inserted else {
                 throw ConfigurationError(description: "two sinks share the name \(name); give one a name")
             }
+            let counters = SinkCounters()
             let sink: any EventSink
             do {
                 switch sinkSettings {
                 case .stdout(let s): sink = StdoutSink(s, name: name)
-                case .file(let s): sink = try FileSink(s, name: name)
+                case .file(let s):
+                    sink = try FileSink(s, name: name, logger: logger, removedFiles: counters.rotatedFilesRemoved)
                 case .webhook(let s): sink = try WebhookSink(s, name: name)
                 }
             } catch {
@@ -134,7 +138,6 @@ public final class LogPipeline: EventRecorder, @unchecked Sendable {
                     throw ConfigurationError(description: "spool of sink \(name): \(error)")
                 }
             }
-            let counters = SinkCounters()
             if let disk, disk.tornLinesAtStart > 0 {
                 counters.droppedAtShutdown.add(disk.tornLinesAtStart)
                 reporter.dropped(disk.tornLinesAtStart, reason: "torn spool line from a crash", sink: name)
@@ -342,7 +345,7 @@ public final class LogPipeline: EventRecorder, @unchecked Sendable {
                     spooled: c.spooled.load,
                     pending: w.queue.pending, pendingOnDisk: w.queue.pendingOnDisk, spoolBytes: w.queue.spoolBytes,
                     droppedSpoolFull: c.droppedSpoolFull.load, droppedRejected: c.droppedRejected.load,
-                    droppedAtShutdown: c.droppedAtShutdown.load)
+                    droppedAtShutdown: c.droppedAtShutdown.load, rotatedFilesRemoved: c.rotatedFilesRemoved.load)
             })
     }
 }
@@ -396,6 +399,8 @@ final class SinkWorker: @unchecked Sendable {
     }
 
     private func run() {
+        // Here rather than when the pipeline opens, so a full spool does not hold the gateway's start-up.
+        queue.countLinesLeftFromLastRun()
         var failures = 0
         var rejections = 0
         var retryAt: Int64?

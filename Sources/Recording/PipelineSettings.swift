@@ -97,12 +97,13 @@ public struct StdoutSinkSettings: Sendable {
 }
 
 /// A JSON-lines file with size-based rotation: when the next batch would take `path` past `maxBytes`, the file is
-/// renamed `path.1` (older ones shift to `path.2` … `path.<keep>`; the oldest is deleted).
+/// renamed `path.1` (older ones shift to `path.2` … `path.<keep>`; the oldest is deleted, logged at `warning`
+/// and counted in ``LogPipelineStats/Sink/rotatedFilesRemoved``).
 public struct FileSinkSettings: Sendable {
     public var name: String?
     public var path: String
     public var maxBytes: Int
-    /// Rotated files kept besides the live one.
+    /// Rotated files kept besides the live one (`logging.sinks[].file.max_files`).
     public var keep: Int
     public var fsync: FsyncPolicy
     public var batchSize: Int
@@ -137,7 +138,8 @@ public struct WebhookSinkSettings: Sendable {
     public var url: String
     /// Sent verbatim as the `Authorization` header (never logged).
     public var authorization: String?
-    /// Extra headers, sent as given.
+    /// Extra headers, sent with every POST (never logged). Names the HTTP client owns (`Host`, `Content-Length`,
+    /// `Connection` …), `Content-Type` and `Authorization` are refused, as are values with control characters.
     public var headers: HTTPFields
     public var format: WebhookFormat
     public var batchSize: Int

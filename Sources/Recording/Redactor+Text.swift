@@ -20,14 +20,20 @@ struct SecretScanner {
         out.reserveCapacity(bytes.count)
     }
 
-    /// Cheap pre-check: text without `=`, `:`, `.`, a space or `-` holds none of the patterns.
+    /// Cheap pre-check: text without `=`, `:`, `.`, a space, `-`, or the start of a tag (`<`, `\u003c`,
+    /// `&lt;`) holds none of the patterns.
     func mightHoldSecrets() -> Bool {
-        b.contains { $0 == 0x3D || $0 == 0x3A || $0 == 0x2E || $0 == 0x20 || $0 == 0x2D }
+        b.contains {
+            $0 == 0x3D || $0 == 0x3A || $0 == 0x2E || $0 == 0x20 || $0 == 0x2D || $0 == 0x3C || $0 == 0x5C
+                || $0 == 0x26
+        }
     }
 
     mutating func run() -> String {
         while i < b.count {
-            if tryPEM() || tryJWT() || tryScheme() || tryQuotedName() || tryBareName() { continue }
+            if tryPEM() || tryJWT() || tryKeyMaterialElement() || tryScheme() || tryQuotedName() || tryBareName() {
+                continue
+            }
             out.append(b[i])
             i += 1
         }
@@ -98,7 +104,8 @@ struct SecretScanner {
         return true
     }
 
-    /// `Bearer <credential>`, `Basic <credential>`, `DPoP <credential>` at a word boundary.
+    /// `Bearer <credential>`, `Basic <credential>`, `DPoP <credential>` at a word boundary, when what follows the
+    /// scheme reads as a credential (``looksLikeCredential(_:_:)``) rather than prose or a challenge's auth-param.
     mutating func tryScheme() -> Bool {
         guard i == 0 || !Self.isNameChar(b[i - 1]) else { return false }
         for scheme in ["bearer", "basic", "dpop"] where matches(scheme, at: i, caseInsensitive: true) {
@@ -107,14 +114,148 @@ struct SecretScanner {
             while j < b.count && b[j] == 0x20 { j += 1 }
             var k = j
             while k < b.count && Self.isCredentialChar(b[k]) { k += 1 }
-            guard k - j >= 4 else { continue }
+            // A full stop after the run ends the sentence; it is not part of a token68.
+            var end = k
+            while end > j && b[end - 1] == 0x2E { end -= 1 }
+            guard looksLikeCredential(j, end) else { continue }
             out += b[i..<j]
             out += marker
-            i = k
+            i = end
             return true
         }
         return false
     }
+
+    /// Whether `b[j..<end]`, the run after an authentication scheme, is a credential.
+    ///
+    /// Recorded bodies and headers quote the schemes in prose ("The DPoP scheme was used …") and in challenges
+    /// (`Bearer error="invalid_token"`); redacting the next word there hides the message without protecting
+    /// anything. A token68 (RFC 9110 §11.2) has `=` only as trailing padding, so `name=value` or `name="…"` is an
+    /// auth-param. A short run of letters shaped like a word (`scheme`, `Token`, `token-based`) is prose.
+    /// Anything else of 4 bytes or more, and every run of 20 or more, is treated as a credential: random
+    /// tokens of that length almost never look like one plain word.
+    func looksLikeCredential(_ j: Int, _ end: Int) -> Bool {
+        let length = end - j
+        guard length >= 4 else { return false }
+        if let eq = b[j..<end].firstIndex(of: 0x3D) {
+            if b[eq..<end].contains(where: { $0 != 0x3D }) { return false }
+            if end < b.count && b[end] == 0x22 { return false }
+        }
+        if length >= 20 { return true }
+        var partStart = true
+        for c in b[j..<end] {
+            switch c {
+            case 0x61...0x7A:
+                partStart = false
+            case 0x41...0x5A where partStart:
+                partStart = false
+            case 0x2D where !partStart:
+                partStart = true
+            default:
+                return true
+            }
+        }
+        return partStart
+    }
+
+    // MARK: Key material in XML
+
+    /// Local names (lowercased) of XML elements whose content is key material: XML-DSig `KeyInfo` children as
+    /// found in SAML and WS-Federation metadata (`<ds:X509Certificate>MIIC…</ds:X509Certificate>`).
+    static let keyMaterialElements: Set<String> = [
+        "x509data", "x509certificate", "x509crl", "x509ski", "keyvalue", "rsakeyvalue", "dsakeyvalue", "eckeyvalue",
+        "derencodedkeyvalue", "privatekey",
+    ]
+
+    /// `<[prefix:]X509Certificate …>content</[prefix:]X509Certificate>` and the other ``keyMaterialElements``:
+    /// the tags are kept, the content becomes the marker; with no closing tag (a truncated body) everything to
+    /// the end of the text goes.
+    ///
+    /// XML reaches the redactor inside JSON strings, so `<` may also be written `\u003c`, `&lt;` or a numeric
+    /// reference, `>` likewise, and the `/` of a closing tag `\/`.
+    mutating func tryKeyMaterialElement() -> Bool {
+        guard b[i] == 0x3C || b[i] == 0x5C || b[i] == 0x26, let open = angleLength(at: i, close: false) else {
+            return false
+        }
+        var j = i + open
+        let nameStart = j
+        while j < b.count && j - nameStart <= 128 && Self.isXMLNameChar(b[j]) { j += 1 }
+        guard j > nameStart, let local = localName(nameStart, j), Self.keyMaterialElements.contains(local) else {
+            return false
+        }
+        // The rest of the start tag: attributes up to `>`; a self-closing tag has no content.
+        var k = j
+        var closeLength: Int?
+        while k < b.count && k - j <= 2048 {
+            if let n = angleLength(at: k, close: true) {
+                closeLength = n
+                break
+            }
+            k += 1
+        }
+        guard let closeLength, k == j || !Self.isXMLNameChar(b[j]) else { return false }
+        if k > j && b[k - 1] == 0x2F { return false }
+        let contentStart = k + closeLength
+        out += b[i..<contentStart]
+        out += marker
+        i = closingTag(local, from: contentStart) ?? b.count
+        return true
+    }
+
+    /// The position of the first `</[prefix:]name>` (in any of the escaped forms) at or after `from`.
+    private func closingTag(_ local: String, from: Int) -> Int? {
+        var p = from
+        while p < b.count {
+            if b[p] == 0x3C || b[p] == 0x5C || b[p] == 0x26, let open = angleLength(at: p, close: false) {
+                var q = p + open
+                if q < b.count && b[q] == 0x5C { q += 1 }
+                if q < b.count && b[q] == 0x2F {
+                    let nameStart = q + 1
+                    var e = nameStart
+                    while e < b.count && e - nameStart <= 128 && Self.isXMLNameChar(b[e]) { e += 1 }
+                    if localName(nameStart, e) == local {
+                        while e < b.count && (b[e] == 0x20 || b[e] == 0x09 || b[e] == 0x0A || b[e] == 0x0D) { e += 1 }
+                        if angleLength(at: e, close: true) != nil { return p }
+                    }
+                }
+            }
+            p += 1
+        }
+        return nil
+    }
+
+    /// The lowercased part of `b[from..<to]` after its last `:` (the namespace prefix); nil when empty.
+    private func localName(_ from: Int, _ to: Int) -> String? {
+        var start = from
+        for p in from..<to where b[p] == 0x3A { start = p + 1 }
+        guard start < to else { return nil }
+        return String(decoding: b[start..<to], as: UTF8.self).asciiLowercased
+    }
+
+    static func isXMLNameChar(_ c: UInt8) -> Bool { isB64URL(c) || c == 0x2E || c == 0x3A }
+
+    /// The length of `<` (or `>` when `close`) written plainly, as a JSON `\u` escape, or as an XML reference.
+    private func angleLength(at p: Int, close: Bool) -> Int? {
+        guard p < b.count else { return nil }
+        if b[p] == (close ? 0x3E : 0x3C) { return 1 }
+        // Most `\` and `&` in text start something else (`\"`, `&amp;`): one byte decides before any compare.
+        guard p + 3 < b.count, b[p] == 0x5C || b[p] == 0x26 else { return nil }
+        for form in close ? Self.closeForms : Self.openForms where b[p + 1] == form[1] {
+            guard p + form.count <= b.count else { continue }
+            var k = 0
+            while k < form.count {
+                var c = b[p + k]
+                if c >= 0x41 && c <= 0x5A { c |= 0x20 }
+                if c != form[k] { break }
+                k += 1
+            }
+            if k == form.count { return form.count }
+        }
+        return nil
+    }
+
+    private static let openForms: [[UInt8]] = ["\\u003c", "&lt;", "&#60;", "&#x3c;"].map { Array($0.utf8) }
+    private static let closeForms: [[UInt8]] = ["\\u003e", "&gt;", "&#62;", "&#x3e;"].map { Array($0.utf8) }
 
     /// `"secret_name"` followed by `:`: the member's value is replaced (a string to its closing quote or the end
     /// of the text, anything else up to the next delimiter or its matching bracket).

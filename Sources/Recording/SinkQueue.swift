@@ -8,6 +8,8 @@ final class SinkCounters: Sendable {
     let droppedSpoolFull = AtomicCounter()
     let droppedRejected = AtomicCounter()
     let droppedAtShutdown = AtomicCounter()
+    /// Files a rotating file sink deleted to stay within its `max_files`.
+    let rotatedFilesRemoved = AtomicCounter()
 }
 
 /// The lines one sink still has to write: a bounded memory level in front of an optional disk spool.
@@ -55,6 +57,19 @@ final class SinkQueue: @unchecked Sendable {
         var n = memoryCount + (disk?.pendingLines ?? 0)
         if case .memory(let lines, _, false) = inFlight { n += lines.count }
         return n
+    }
+
+    /// Counts the lines the previous run left in the spool (see ``DiskSpool``). The sink's writer calls it once,
+    /// before its first batch; the lock is held only to read what to count and to record the result.
+    func countLinesLeftFromLastRun() {
+        guard let disk else { return }
+        let ranges = cond.withLock { disk.linesLeftFromLastRun }
+        guard !ranges.isEmpty else { return }
+        let lines = DiskSpool.countLines(in: ranges)
+        cond.withLock {
+            disk.addCountedLines(lines)
+            cond.broadcast()
+        }
     }
 
     /// Lines not yet acknowledged by the sink, wherever they are.

@@ -2,6 +2,9 @@
     import Glibc
 #endif
 import Foundation
+import Logging
+import Policy
+
 #if canImport(FoundationNetworking)
     import FoundationNetworking
 #endif
@@ -92,6 +95,9 @@ final class StdoutSink: EventSink {
 
 /// Appends JSON lines to a file, rotates by size (`path` → `path.1` → … → `path.<keep>`) and applies the fsync
 /// policy. A write error leaves the file cut back to its last complete line and asks for a retry.
+///
+/// Rotation deletes the oldest file once `keep` rotated files exist. Those events are gone from this sink, so
+/// each deletion is logged at `warning` (file name and size only) and counted in `removedFiles`.
 final class FileSink: EventSink {
     let name: String
     let settings: FileSinkSettings
@@ -100,10 +106,17 @@ final class FileSink: EventSink {
     private var size = 0
     private var dirty = false
     private var lastSync: Int64 = 0
+    private let logger: Logger
+    private let removedFiles: AtomicCounter
 
-    init(_ settings: FileSinkSettings, name: String) throws(FileIO.Failure) {
+    init(
+        _ settings: FileSinkSettings, name: String, logger: Logger = Logger(label: "myorg-gateway.recording"),
+        removedFiles: AtomicCounter = AtomicCounter()
+    ) throws(FileIO.Failure) {
         self.name = name
         self.settings = settings
+        self.logger = logger
+        self.removedFiles = removedFiles
         if let slash = settings.path.lastIndex(of: "/"), slash != settings.path.startIndex {
             try FileIO.makeDirectories(String(settings.path[..<slash]))
         }
@@ -146,9 +159,9 @@ final class FileSink: EventSink {
         fd = -1
         let path = settings.path
         if settings.keep == 0 {
-            FileIO.remove(path)
+            removeOldest(path)
         } else {
-            FileIO.remove("\(path).\(settings.keep)")
+            removeOldest("\(path).\(settings.keep)")
             var k = settings.keep - 1
             while k >= 1 {
                 if FileIO.exists("\(path).\(k)") { try FileIO.rename("\(path).\(k)", "\(path).\(k + 1)") }
@@ -158,6 +171,19 @@ final class FileSink: EventSink {
         }
         dirty = false
         try reopen()
+    }
+
+    private func removeOldest(_ file: String) {
+        guard FileIO.exists(file) else { return }
+        let bytes = FileIO.fileSize(file) ?? 0
+        FileIO.remove(file)
+        removedFiles.add()
+        logger.warning(
+            "log file rotation removed the oldest file; raise max_files to keep more",
+            metadata: [
+                "sink": "\(name)", "file": "\(file)", "bytes": "\(bytes)", "max_files": "\(settings.keep)",
+                "removed_total": "\(removedFiles.load)",
+            ])
     }
 
     func tick(nowNanos: Int64) {
@@ -195,14 +221,29 @@ final class WebhookSink: EventSink {
     var maxRetryDelay: Double { settings.maxRetryDelay }
     var maxAttemptsWhenRejected: Int { settings.maxAttemptsWhenRejected }
 
-    struct InvalidURL: Error, CustomStringConvertible {
-        var description: String { "webhook url must be an absolute http or https URL" }
+    struct InvalidSettings: Error, CustomStringConvertible {
+        var description: String
     }
 
-    init(_ settings: WebhookSinkSettings, name: String) throws(InvalidURL) {
+    /// Refuses a URL that is not absolute http(s) and headers the configuration check would refuse: a value read
+    /// from the environment or a file at start-up has not been seen by `check`. Messages name the header, never
+    /// its value.
+    init(_ settings: WebhookSinkSettings, name: String) throws(InvalidSettings) {
         guard let url = URL(string: settings.url), let scheme = url.scheme?.lowercased(),
             scheme == "http" || scheme == "https", url.host != nil
-        else { throw InvalidURL() }
+        else { throw InvalidSettings(description: "webhook url must be an absolute http or https URL") }
+        for field in settings.headers {
+            if let problem = ConfigSyntax.webhookHeaderNameProblem(field.name) {
+                throw InvalidSettings(description: "header \(field.name.prefix(80)): \(problem)")
+            }
+            guard ConfigSyntax.isFieldValue(field.value) else {
+                throw InvalidSettings(
+                    description: "the value of header \(field.name) contains a control character (CR, LF, NUL …)")
+            }
+        }
+        if let authorization = settings.authorization, !ConfigSyntax.isFieldValue(authorization) {
+            throw InvalidSettings(description: "the authorization value contains a control character (CR, LF, NUL …)")
+        }
         self.name = name
         self.settings = settings
         self.url = url

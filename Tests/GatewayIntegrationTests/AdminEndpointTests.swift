@@ -138,6 +138,18 @@ extension GatewayIntegration {
             #expect(durations.map(\.value) == [5], "\(durations.map(\.labels))")
             let loaded = samples.first { $0.name == "myorg_gateway_jwks_loaded" }
             #expect(loaded?.value == 1)
+            // Counts that only grow are counters, so that rate() and increase() apply to them.
+            for family in [
+                "myorg_gateway_log_events_accepted", "myorg_gateway_log_events_dropped", "myorg_gateway_log_delivered",
+                "myorg_gateway_config_reloads", "myorg_gateway_config_reload_failures", "myorg_gateway_jwks_refreshes",
+                "myorg_gateway_jwks_failures",
+            ] {
+                let found = samples.filter { $0.family == family }
+                #expect(!found.isEmpty, "\(family) is missing")
+                #expect(found.allSatisfy { $0.type == "counter" && $0.name == family + "_total" }, "\(found)")
+            }
+            let accepted = samples.first { $0.name == "myorg_gateway_log_events_accepted_total" }
+            #expect((accepted?.value ?? 0) >= 5, "one event per logged request: \(String(describing: accepted))")
         }
 
         @Test("a reload reads the JWKS file again: a key taken out is refused at once, a key put in is accepted")

@@ -105,11 +105,11 @@ extension GatewayIntegration {
             #expect(refused.body.contains("tenant.tier"), "\(refused.body)")
             #expect(try probe() == 200, "the last good policy (probe granted) must keep serving")
             #expect(try gateway.admin("/readyz").status == 200)
-            #expect(try metricValue(gateway, "myorg_gateway_config_reload_failures") == 1)
+            #expect(try metricValue(gateway, "myorg_gateway_config_reload_failures_total") == 1)
             // The same file by SIGHUP: refused too, and the process keeps serving.
             kill(gateway.pid, SIGHUP)
             let refusedBySignal = try eventually(timeout: 3) {
-                try metricValue(gateway, "myorg_gateway_config_reload_failures") == 2
+                try metricValue(gateway, "myorg_gateway_config_reload_failures_total") == 2
             }
             #expect(refusedBySignal, "SIGHUP with an invalid file was not counted as a refused reload")
             #expect(gateway.process.process.isRunning)

@@ -104,8 +104,11 @@ let badConfigs: [BadConfig] = [
         name: "admin on a public address", yaml: m(append: "admin: { address: 0.0.0.0:9901 }\n"), line: 12,
         path: "admin.address", message: "loopback"),
     BadConfig(
-        name: "duplicate key", yaml: m([("  tier: free\n", "  tier: free\n  tier: free\n")]), line: 5, path: "",
-        message: "duplicate key 'tier'"),
+        name: "duplicate key", yaml: m([("  tier: free\n", "  tier: free\n  tier: free\n")]), line: 6,
+        path: "tenant.tier", message: "duplicate key 'tier' in one mapping (first at line 5, column 3)"),
+    BadConfig(
+        name: "duplicate key of two tags", yaml: m(append: "limits: { 1: a, \"1\": b }\n"), line: 12,
+        path: "limits.1", message: "duplicate key '1' in one mapping (first at line 12, column 11)"),
     BadConfig(
         name: "YAML syntax error", yaml: m(append: "cors: { max_age_s: 10\n"), line: 13, path: "",
         message: "invalid YAML"),

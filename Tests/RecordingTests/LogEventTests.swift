@@ -128,6 +128,49 @@ import Testing
         #expect(LogIDGenerator.millis(of: all[0]) == 1_800_000_000_001)
     }
 
+    /// Finding 11: events are written in completion order, `date` is the request's start. A slow request that
+    /// started first and a fast one that started later must sort the same way by `log_id` as by `date`.
+    @Test(
+        arguments: [
+            // (start ms, duration ms) in start order; written in completion order.
+            [(Int64(1_800_000_000_177), Int64(1300)), (1_800_000_000_480, 5)],
+            [(1_800_000_000_000, 900), (1_800_000_000_000, 10), (1_800_000_000_001, 500), (1_800_000_000_002, 1)],
+            [(1_800_000_000_100, 50), (1_800_000_000_100, 50), (1_800_000_000_100, 50)],
+        ] as [[(Int64, Int64)]])
+    func logIDsSortLikeDatesWhateverTheCompletionOrder(_ requests: [(start: Int64, duration: Int64)]) {
+        let ids = LogIDGenerator(clock: ManualClock(seconds: 1_900_000_000))
+        let completionOrder = requests.indices.sorted {
+            let (a, b) = (requests[$0], requests[$1])
+            return (a.start + a.duration, $0) < (b.start + b.duration, $1)
+        }
+        var events: [LogEvent] = []
+        for index in completionOrder {
+            let start = requests[index].start
+            events.append(
+                LogEvent(
+                    logID: ids.next(atMillis: start), dateMillis: start, type: "x", description: "request \(index)"))
+        }
+        let byID = events.sorted { $0.logID < $1.logID }
+        #expect(byID.map(\.dateMillis) == events.map(\.dateMillis).sorted())
+        #expect(byID.allSatisfy { LogIDGenerator.millis(of: $0.logID) == $0.dateMillis })
+        #expect(Set(events.map(\.logID)).count == events.count)
+        // Equal dates keep the order the events were written in.
+        for (a, b) in zip(byID, byID.dropFirst()) where a.dateMillis == b.dateMillis {
+            #expect(events.firstIndex { $0.logID == a.logID }! < events.firstIndex { $0.logID == b.logID }!)
+        }
+    }
+
+    @Test func logIDsStayUniqueBeyondTheRememberedInstants() {
+        let ids = LogIDGenerator(clock: ManualClock())
+        var all: [String] = []
+        // An old instant comes back after more than `rememberedMillis` newer ones were used.
+        all.append(ids.next(atMillis: 1_000))
+        for m in 0..<Int64(LogIDGenerator.rememberedMillis + 10) { all.append(ids.next(atMillis: 2_000 + m)) }
+        all.append(ids.next(atMillis: 1_000))
+        #expect(Set(all).count == all.count)
+        #expect(LogIDGenerator.millis(of: all.last!) == 1_000)
+    }
+
     @Test func logIDsFromTwoGeneratorsDiffer() {
         let clock = ManualClock()
         let a = LogIDGenerator(clock: clock)

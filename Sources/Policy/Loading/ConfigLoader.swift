@@ -19,7 +19,7 @@ extension GatewayConfig {
         let root: YAMLNode
         switch YAMLDocument.parse(yaml, file: file) {
         case .success(let node): root = node
-        case .failure(let error): throw ConfigErrors([error])
+        case .failure(let errors): throw errors
         }
         let loader = ConfigLoader(file: file, baseDirectory: baseDirectory, readFile: readFile)
         let config = loader.decode(root)
@@ -658,14 +658,63 @@ final class ConfigLoader {
     // MARK: logging, recording, admin
 
     func logging(_ node: YAMLNode?) -> GatewayConfig.Logging? {
-        guard let m = section(node, "logging", keys: ["sinks", "access_log", "level"]) else { return nil }
+        guard let m = section(node, "logging", keys: ["sinks", "access_log", "level", "spool"]) else { return nil }
         var sinks: [GatewayConfig.Logging.Sink] = [.stdout]
         if let n = m["sinks"], let items = reader.list(n, m.path("sinks")) {
             sinks = items.compactMap { sink($0.node, $0.path) }
         }
+        guard let spool = spool(m["spool"]) else { return nil }
         return GatewayConfig.Logging(
             sinks: sinks, accessLog: reader.bool(m, "access_log", default: true),
-            level: reader.enumeration(m, "level", default: GatewayConfig.Logging.Level.info))
+            level: reader.enumeration(m, "level", default: GatewayConfig.Logging.Level.info), spool: spool)
+    }
+
+    /// `logging.spool`: the default keeps what the gateway always did (256 MiB beside the configuration file).
+    func spool(_ node: YAMLNode?) -> GatewayConfig.Logging.Spool? {
+        guard let m = section(node, "logging.spool", keys: ["max_bytes", "directory"]) else { return nil }
+        // At least one segment's worth (4 MiB), so that a spool is a spool; at most 1 TiB, as for file sinks.
+        let maxBytes = reader.int(m, "max_bytes", in: (4 << 20)...(1 << 40), default: 256 << 20)
+        let directory =
+            filePath(m, "directory")
+            ?? GatewayConfig.FilePath(
+                path: resolve(".myorg-gateway-spool"), written: ".myorg-gateway-spool",
+                location: reader.location(m.node, "logging.spool.directory"))
+        return GatewayConfig.Logging.Spool(maxBytes: maxBytes, directory: directory)
+    }
+
+    /// `headers` of a webhook sink: a map of name to a literal or `{ env: NAME }` / `{ file: path }`.
+    func webhookHeaders(_ node: YAMLNode, _ path: String) -> [GatewayConfig.Logging.WebhookHeader] {
+        guard let m = reader.mapping(node, path, keys: nil) else { return [] }
+        var out: [GatewayConfig.Logging.WebhookHeader] = []
+        var seen = Set<String>()
+        for name in m.order {
+            guard let entry = m.entries[name] else { continue }
+            let (keyNode, valueNode) = (entry.key, entry.value)
+            let at = m.path(name)
+            if let problem = ConfigSyntax.webhookHeaderNameProblem(name) {
+                reader.fail(keyNode, at, problem.message)
+                continue
+            }
+            guard seen.insert(name.asciiLowercased).inserted else {
+                reader.fail(keyNode, at, "header '\(name)' is listed twice (names are case-insensitive)")
+                continue
+            }
+            switch valueNode.kind {
+            case .mapping:
+                if let source = secret(valueNode, at) { out.append(.init(name: name, value: .secret(source))) }
+            case .scalar(let text, _) where !valueNode.isNull:
+                // The value is never echoed: it may be a key written inline.
+                guard ConfigSyntax.isFieldValue(text) else {
+                    reader.fail(valueNode, at, "a header value cannot contain control characters (CR, LF, NUL …)")
+                    continue
+                }
+                out.append(.init(name: name, value: .literal(text)))
+            default:
+                reader.fail(
+                    valueNode, at, "expected a string, { env: NAME } or { file: path }, found \(valueNode.kindName)")
+            }
+        }
+        return out
     }
 
     func sink(_ node: YAMLNode, _ path: String) -> GatewayConfig.Logging.Sink? {
@@ -682,24 +731,28 @@ final class ConfigLoader {
             if !value.isNull { _ = reader.mapping(value, sub, keys: []) }
             return .stdout
         case "file":
-            guard let f = reader.mapping(value, sub, keys: ["path", "max_bytes", "fsync"]),
+            guard let f = reader.mapping(value, sub, keys: ["path", "max_bytes", "fsync", "max_files"]),
                 let p = filePath(f, "path", required: true)
             else { return nil }
             return .file(
                 .init(
                     path: p, maxBytes: reader.int(f, "max_bytes", in: 1024...(1 << 40), default: 104_857_600),
-                    fsync: reader.enumeration(f, "fsync", default: GatewayConfig.Logging.Fsync.interval)))
+                    fsync: reader.enumeration(f, "fsync", default: GatewayConfig.Logging.Fsync.interval),
+                    maxFiles: reader.int(f, "max_files", in: 1...10_000, default: 5)))
         default:
-            let keys = ["url", "authorization", "format", "batch_size", "interval_ms"]
+            let keys = ["url", "authorization", "format", "batch_size", "interval_ms", "headers"]
             guard let w = reader.mapping(value, sub, keys: keys) else { return nil }
             let url = reader.required(w, "url").flatMap { httpsURL($0, w.path("url")) }
             let authorization = w["authorization"].flatMap { secret($0, w.path("authorization")) }
             let format = reader.enumeration(w, "format", default: GatewayConfig.Logging.WebhookFormat.jsonLines)
             let batch = reader.int(w, "batch_size", in: 1...10000, default: 100)
             let interval = reader.int(w, "interval_ms", in: 10...600_000, default: 1000)
+            let headers = w["headers"].map { webhookHeaders($0, w.path("headers")) } ?? []
             guard let url else { return nil }
             return .webhook(
-                .init(url: url, authorization: authorization, format: format, batchSize: batch, intervalMs: interval))
+                .init(
+                    url: url, authorization: authorization, format: format, batchSize: batch, intervalMs: interval,
+                    headers: headers))
         }
     }
 

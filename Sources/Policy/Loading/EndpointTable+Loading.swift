@@ -10,7 +10,7 @@ extension EndpointTable {
         let root: YAMLNode
         switch YAMLDocument.parse(yaml, file: file) {
         case .success(let node): root = node
-        case .failure(let error): return .failure(ConfigErrors([error]))
+        case .failure(let errors): return .failure(errors)
         }
         let reader = YAMLReader(file: file)
         let endpoints = decode(root, reader: reader)

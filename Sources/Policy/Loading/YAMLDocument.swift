@@ -23,9 +23,26 @@ struct YAMLNode: Sendable {
         return text.isEmpty || text == "~" || text == "null" || text == "Null" || text == "NULL"
     }
 
-    var kindName: String {
+    /// What the node is, for "expected …, found …" messages: the kind, and for a scalar a short value
+    /// (`the string 'soon'`, `the number 1.5`, `the boolean true`); ``kindName(showingValue:)`` with false
+    /// omits the value (where it could be a secret).
+    var kindName: String { kindName(showingValue: true) }
+
+    func kindName(showingValue: Bool) -> String {
         switch kind {
-        case .scalar: return isNull ? "null" : "a scalar"
+        case .scalar(let text, let plain):
+            if isNull { return "null" }
+            if plain {
+                switch text {
+                case "true", "True", "TRUE", "false", "False", "FALSE":
+                    return showingValue ? "the boolean \(text)" : "a boolean"
+                default:
+                    if Double(text.filter { $0 != "_" }) != nil {
+                        return showingValue ? "the number \(YAMLReader.printable(text, limit: 40))" : "a number"
+                    }
+                }
+            }
+            return showingValue ? "the string '\(YAMLReader.printable(text, limit: 40))'" : "a string"
         case .mapping: return "a mapping"
         case .sequence: return "a list"
         }
@@ -38,19 +55,37 @@ enum YAMLDocument {
     /// from exhausting the stack during conversion.
     static let maxDepth = 64
 
-    static func parse(_ text: String, file: String) -> Result<YAMLNode, ConfigError> {
+    static func parse(_ text: String, file: String) -> Result<YAMLNode, ConfigErrors> {
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)
+        } catch YamlError.duplicatedKeysInMapping(let keys, let context) {
+            if let key = keys.first,
+                let duplicates = YAMLDuplicateKeys.locate(
+                    text, key: key, line: context.mark.line, column: context.mark.column)
+            {
+                return .failure(
+                    ConfigErrors(
+                        duplicates.map {
+                            ConfigError(
+                                file: file, line: $0.line, column: $0.column, path: $0.path,
+                                message: "duplicate key '\(YAMLReader.printable($0.key))' in one mapping "
+                                    + "(first at line \($0.firstLine), column \($0.firstColumn))")
+                        }.sorted { ($0.line, $0.column) < ($1.line, $1.column) }))
+            }
+            return .failure(
+                ConfigErrors([describe(.duplicatedKeysInMapping(duplicates: keys, context: context), file: file)]))
         } catch let error as YamlError {
-            return .failure(describe(error, file: file))
+            return .failure(ConfigErrors([describe(error, file: file)]))
         } catch {
-            return .failure(ConfigError(file: file, line: 1, column: 1, path: "", message: "not valid YAML"))
+            return .failure(
+                ConfigErrors([ConfigError(file: file, line: 1, column: 1, path: "", message: "not valid YAML")]))
         }
         guard let root else {
-            return .failure(ConfigError(file: file, line: 1, column: 1, path: "", message: "the file is empty"))
+            return .failure(
+                ConfigErrors([ConfigError(file: file, line: 1, column: 1, path: "", message: "the file is empty")]))
         }
-        return convert(root, depth: 0).mapError { $0.with(file: file) }
+        return convert(root, depth: 0).mapError { ConfigErrors([$0.with(file: file)]) }
     }
 
     private static func convert(_ node: Node, depth: Int) -> Result<YAMLNode, ConfigError> {

@@ -59,13 +59,23 @@ final class YAMLReader {
     /// The node as a mapping whose keys are all in `keys` (nil: any key, for maps keyed by data).
     func mapping(_ node: YAMLNode, _ path: String, keys: [String]?) -> YAMLMap? {
         guard case .mapping(let pairs) = node.kind else {
-            fail(node, path, "expected a mapping, found \(node.kindName)")
+            fail(node, path, "expected a mapping, found \(found(node, path))")
             return nil
         }
         var map = YAMLMap(node: node, path: path, entries: [:], order: [])
+        var seen: [String: YAMLNode] = [:]
         for (key, value) in pairs {
             guard case .scalar(let name, _) = key.kind, !key.isNull else {
                 fail(key, path, "keys must be plain strings, found \(key.kindName)")
+                continue
+            }
+            // Yams refuses most repeats, but not `1` beside `"1"` (two tags, one name here).
+            if let first = seen.updateValue(key, forKey: name) {
+                fail(
+                    key, YAMLReader.join(path, name),
+                    "duplicate key '\(YAMLReader.printable(name))' in one mapping "
+                        + "(first at line \(first.line), column \(first.column))")
+                seen[name] = first
                 continue
             }
             if let keys, !keys.contains(name) {
@@ -87,7 +97,7 @@ final class YAMLReader {
     /// The items of a list, each with its path.
     func list(_ node: YAMLNode, _ path: String) -> [(node: YAMLNode, path: String)]? {
         guard case .sequence(let items) = node.kind else {
-            fail(node, path, "expected a list, found \(node.kindName)")
+            fail(node, path, "expected a list, found \(found(node, path))")
             return nil
         }
         return items.enumerated().map { (node: $0.element, path: YAMLReader.index(path, $0.offset)) }
@@ -103,7 +113,7 @@ final class YAMLReader {
 
     func string(_ node: YAMLNode, _ path: String) -> String? {
         guard case .scalar(let text, _) = node.kind, !node.isNull else {
-            fail(node, path, "expected a string, found \(node.kindName)")
+            fail(node, path, "expected a string, found \(found(node, path))")
             return nil
         }
         return text
@@ -120,13 +130,13 @@ final class YAMLReader {
 
     func int(_ node: YAMLNode, _ path: String, in range: ClosedRange<Int>) -> Int? {
         guard case .scalar(let text, let plain) = node.kind, plain, !node.isNull else {
-            fail(node, path, "expected an integer, found \(node.isNull ? "null" : node.kindName)")
+            fail(node, path, "expected an integer, found \(found(node, path))")
             return nil
         }
         var digits = Substring(text)
         digits.removeAll { $0 == "_" }
         guard let value = Int(digits) else {
-            fail(node, path, "expected an integer, found '\(YAMLReader.printable(text))'")
+            fail(node, path, "expected an integer, found \(found(node, path))")
             return nil
         }
         guard range.contains(value) else {
@@ -140,7 +150,7 @@ final class YAMLReader {
         guard case .scalar(let text, let plain) = node.kind, plain, !node.isNull, let value = Double(text),
             value.isFinite
         else {
-            fail(node, path, "expected a number")
+            fail(node, path, "expected a number, found \(found(node, path))")
             return nil
         }
         guard range.contains(value) else {
@@ -159,7 +169,7 @@ final class YAMLReader {
             default: break
             }
         }
-        fail(node, path, "expected true or false")
+        fail(node, path, "expected true or false, found \(found(node, path))")
         return nil
     }
 
@@ -213,6 +223,19 @@ final class YAMLReader {
     }
 
     // MARK: Helpers
+
+    /// The node's kind and short value for a type mismatch, without the value where the key names a secret.
+    func found(_ node: YAMLNode, _ path: String) -> String {
+        node.kindName(showingValue: !YAMLReader.mayHoldSecret(path))
+    }
+
+    /// Whether the last key of `path` names something secret (`password`, `cname_api_key`, `authorization` …):
+    /// a value written there by mistake must not be echoed into a CI log.
+    static func mayHoldSecret(_ path: String) -> Bool {
+        let last = path.split(whereSeparator: { $0 == "." || $0 == "[" }).last.map { $0.lowercased() } ?? ""
+        return ["secret", "password", "passwd", "token", "key", "authorization", "credential", "cookie", "headers"]
+            .contains { last.contains($0) }
+    }
 
     /// Text safe to quote in a message: control characters replaced, length bounded.
     static func printable(_ text: String, limit: Int = 80) -> String {
