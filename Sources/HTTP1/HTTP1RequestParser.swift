@@ -15,8 +15,8 @@ import GatewayCore
 /// - The request line is `method SP target SP version` with single spaces. A well-formed `HTTP/x.y` other than
 ///   1.0 and 1.1 is 505; anything else malformed is 400.
 /// - Targets: origin-form; `*` for OPTIONS only; absolute-form `http(s)://authority/path` (RFC 9112 §3.2.2) is
-///   mapped to origin-form with `authority` and `scheme` taken from it, and, stricter than the RFC, it must agree
-///   with the Host field (case-insensitively) or the request is 400, so no later stage can see two different hosts.
+///   mapped to origin-form with `authority` and `scheme` taken from it; a Host field (still required and
+///   checked) is then ignored, as the RFC says.
 ///   CONNECT (authority-form) is 501. Allowed target bytes are listed at `isTargetByte`: notably `|` is accepted,
 ///   `%` must start a valid pct-encoding, and non-ASCII is refused.
 /// - HTTP/1.1 needs exactly one valid, non-empty Host (400 otherwise); HTTP/1.0 may omit it.
@@ -205,10 +205,9 @@ public struct HTTP1RequestParser: Sendable {
         var authority = fields.host
         if version == .http1_1 && fields.hostCount == 0 { return fail(.badRequest("missing Host field")) }
         if let fromTarget = targetAuthority {
-            // RFC 9112 §3.2.2 says to ignore Host here; refusing a mismatch instead keeps one host per request.
-            if let host = fields.host, !host.asciiCaseInsensitiveEquals(fromTarget) {
-                return fail(.badRequest("Host does not match the absolute-form target"))
-            }
+            // RFC 9112 §3.2.2: with an absolute-form target the server MUST ignore Host and use the target's
+            // authority (Host still had to be present and valid above). The upstream never sees the client's Host:
+            // the gateway writes its own, so the two cannot be read differently further on.
             authority = fromTarget
         }
 

@@ -20,6 +20,8 @@ final class StreamState {
     @exclusivity(unchecked) var headerListBytes = 0
     @exclusivity(unchecked) var headerCount = 0
     @exclusivity(unchecked) var headersTooLarge = false
+    /// A header value that is not UTF-8: refused with 400 like HTTP/1.1 obs-text.
+    @exclusivity(unchecked) var hasNonUTF8Value = false
     @exclusivity(unchecked) var inTrailers = false
 
     /// The owner has seen `.request` for this stream.
@@ -187,6 +189,10 @@ extension HTTP2ServerSession {
             }
             return 0
         }
+        if !HTTP2RequestChecks.isUTF8(value, count: valueCount) {
+            stream.hasNonUTF8Value = true
+            return 0
+        }
         let valueString = string(value, valueCount)
         if bytesEqual(name, nameCount, "cookie") {
             // RFC 9113 §8.2.3: split cookie fields are joined with "; " before reaching an HTTP/1.1 hop.
@@ -261,11 +267,18 @@ extension HTTP2ServerSession {
         if stream.headersTooLarge {
             // RFC 9113 §10.5.1: a 431 tells the client why; the owner never sees the request. No error reset
             // is sent, so the glitch is counted here.
-            stream.responseStarted = true
             stream.responseDone = true
             guard allow(.glitches) else { return callbackFailure }
-            _ = submitResponseHeaders(
-                streamID: stream.id, head: ResponseHead(status: 431), contentLength: 0, provider: nil)
+            submitRefusal(
+                stream, TenantError.gateway(status: 431, detail: "The request's header fields are too large."))
+            return 0
+        }
+        // nghttp2 guarantees :method (and :path unless CONNECT) before calling us.
+        let requestMethod = stream.method ?? ""
+        if let refusal = refusal(of: stream, method: requestMethod) {
+            stream.responseDone = true
+            guard allow(.glitches) else { return callbackFailure }
+            submitRefusal(stream, refusal)
             return 0
         }
         var authority = stream.authority
@@ -281,8 +294,7 @@ extension HTTP2ServerSession {
             }
             authority = authority ?? host
         }
-        // nghttp2 guarantees :method (and :path unless CONNECT) before calling us.
-        let method = stream.method ?? ""
+        let method = requestMethod
         if let cookie = stream.cookie {
             stream.fields.append(HTTPFields.Field("cookie", cookie))
             stream.cookie = nil
@@ -303,6 +315,34 @@ extension HTTP2ServerSession {
             emit(.requestBodyTooLarge(streamID: stream.id))
         }
         return 0
+    }
+
+    /// What HTTP/1.1 would answer for this request, when it is one the gateway refuses at the protocol level.
+    private func refusal(of stream: StreamState, method: String) -> TenantError? {
+        if method == "CONNECT" {
+            return .gateway(status: 501, detail: "The request is malformed: CONNECT is not supported.")
+        }
+        if let path = stream.path {
+            if path.utf8.count > HTTP2RequestChecks.maxPathBytes {
+                return .gateway(status: 414, detail: "The request is malformed: the request target is too long.")
+            }
+            if !HTTP2RequestChecks.isOriginForm(path, method: method) {
+                return .gateway(status: 400, detail: "The request is malformed: invalid :path.")
+            }
+        }
+        if let authority = stream.authority, !HTTP2RequestChecks.isAuthority(authority) {
+            return .gateway(status: 400, detail: "The request is malformed: invalid :authority.")
+        }
+        if stream.hasNonUTF8Value {
+            return .gateway(status: 400, detail: "The request is malformed: a header value is not UTF-8.")
+        }
+        return nil
+    }
+
+    /// Answers a request the owner never sees, in the tenant's error shape; its body is drained, then dropped.
+    private func submitRefusal(_ stream: StreamState, _ error: TenantError) {
+        let response = error.response
+        _ = submitResponse(streamID: stream.id, head: response.head, body: response.body)
     }
 
     private func requestEnded(_ stream: StreamState) {

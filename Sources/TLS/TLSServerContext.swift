@@ -127,9 +127,11 @@ public final class TLSServerContext: @unchecked Sendable {
         }
 
         let state = ServerCallbackState(exact: exact, wildcard: wildcard, alpnWire: alpnWire)
-        let sessionContext = Array("myorg-gateway".utf8)
-        for context in contexts {
-            // All contexts share one session ID context so a session survives SSL_set_SSL_CTX.
+        for (index, context) in contexts.enumerated() {
+            // One session ID context per certificate: OpenSSL resumes a session (ID or ticket) only within the
+            // context that made it, so a session set up under one name is not resumed under another (RFC 6066
+            // §3 MUST NOT); such a client gets a full handshake and the certificate for the name it asked for.
+            let sessionContext = Array("myorg-gateway/\(index)".utf8)
             _ = SSL_CTX_set_session_id_context(context, sessionContext, UInt32(sessionContext.count))
             _ = cshim_SSL_CTX_set_session_cache_mode(context, Int(SSL_SESS_CACHE_SERVER))
             _ = cshim_SSL_CTX_sess_set_cache_size(context, configuration.sessionCacheSize)
@@ -141,7 +143,10 @@ public final class TLSServerContext: @unchecked Sendable {
                 SSL_CTX_set_alpn_select_cb(context, selectALPN, arg)
             }
         }
-        // OpenSSL runs the servername callback of the context the SSL was created from: the default one.
+        // The certificate is chosen from the ClientHello, before OpenSSL looks for a session to resume, so the
+        // session ID context above is the chosen certificate's when it does. The servername callback stays as a
+        // second chance (it runs later, on the context the SSL was created from: the default one).
+        SSL_CTX_set_client_hello_cb(contexts[0], selectCertificateEarly, Unmanaged.passUnretained(state).toOpaque())
         _ = cshim_SSL_CTX_set_tlsext_servername_callback(contexts[0], selectCertificate)
         // Safety: as for the ALPN argument above.
         _ = cshim_SSL_CTX_set_tlsext_servername_arg(contexts[0], Unmanaged.passUnretained(state).toOpaque())
@@ -235,6 +240,30 @@ private let selectCertificate:
             }
             return SSL_TLSEXT_ERR_OK
         }
+
+/// The client_hello callback: reads the server_name extension (RFC 6066 §3: a list of `name_type`, 16-bit length,
+/// name) and moves the connection to that name's certificate before session resumption is considered.
+private let selectCertificateEarly:
+    @convention(c) (OpaquePointer?, UnsafeMutablePointer<Int32>?, UnsafeMutableRawPointer?) -> Int32 = {
+        ssl, _, arg in
+        guard let ssl, let arg else { return 1 }
+        var data: UnsafePointer<UInt8>? = nil
+        var length = 0
+        guard SSL_client_hello_get0_ext(ssl, UInt32(TLSEXT_TYPE_server_name), &data, &length) == 1, let data,
+            length >= 5
+        else { return 1 }
+        let listLength = Int(data[0]) << 8 | Int(data[1])
+        guard listLength + 2 <= length, data[2] == UInt8(TLSEXT_NAMETYPE_host_name) else { return 1 }
+        let nameLength = Int(data[3]) << 8 | Int(data[4])
+        guard nameLength > 0, 5 + nameLength <= length else { return 1 }
+        let name = String(decoding: UnsafeBufferPointer(start: data + 5, count: nameLength), as: UTF8.self)
+        // Safety: `arg` is the ServerCallbackState registered with the context, alive while the context is.
+        let state = Unmanaged<ServerCallbackState>.fromOpaque(arg).takeUnretainedValue()
+        if let context = state.context(forServerName: name), context != SSL_get_SSL_CTX(ssl) {
+            _ = SSL_set_SSL_CTX(ssl, context)
+        }
+        return 1  // SSL_CLIENT_HELLO_SUCCESS
+    }
 
 /// The ALPN callback: the server's first preference the client also offers. The chosen bytes point into the
 /// client's list (`input`), which OpenSSL keeps alive for the handshake. No overlap is a fatal

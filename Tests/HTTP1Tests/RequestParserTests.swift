@@ -168,6 +168,17 @@ struct RequestParserTests {
         #expect(head.scheme == scheme)
     }
 
+    @Test("absolute-form wins over a different Host, which is ignored (RFC 9112 §3.2.2)")
+    func absoluteFormIgnoresHost() throws {
+        let (head, _) = try #require(
+            headAt(parseRequests("GET http://acme.test/x HTTP/1.1\r\nHost: other.example\r\n\r\n")))
+        #expect(head.authority == "acme.test")
+        #expect(head.target == "/x")
+        // Host must still be there and valid: the RFC's 400 cases are untouched.
+        #expect(headAt(parseRequests("GET http://acme.test/x HTTP/1.1\r\n\r\n")) == nil)
+        #expect(headAt(parseRequests("GET http://acme.test/x HTTP/1.1\r\nHost: a@b\r\n\r\n")) == nil)
+    }
+
     @Test("OPTIONS * is accepted")
     func asteriskForm() throws {
         let (head, _) = try #require(headAt(parseRequests("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n")))

@@ -53,13 +53,23 @@ final class FrameBuilder {
 
     /// An HPACK block for `fields`, in order.
     func block(_ fields: [(String, String)]) -> [UInt8] {
+        block(bytes: fields.map { (Array($0.0.utf8), Array($0.1.utf8)) })
+    }
+
+    /// A HEADERS frame whose field bytes are given as they are (for values that are not UTF-8).
+    func headers(stream: Int32, bytes fields: [([UInt8], [UInt8])]) -> [UInt8] {
+        frame(
+            .headers, flags: FrameFlag.endStream | FrameFlag.endHeaders, stream: stream, payload: block(bytes: fields))
+    }
+
+    func block(bytes fields: [([UInt8], [UInt8])]) -> [UInt8] {
         var bytes: [UInt8] = []
         var spans: [(Int, Int, Int, Int)] = []
         for (name, value) in fields {
             let nameStart = bytes.count
-            bytes += name.utf8
+            bytes += name
             let valueStart = bytes.count
-            bytes += value.utf8
+            bytes += value
             spans.append((nameStart, valueStart - nameStart, valueStart, bytes.count - valueStart))
         }
         bytes.append(0)  // never empty, so the base address exists

@@ -121,7 +121,10 @@ struct HTTP2RequestValidationTests {
         let response = peer.frames(.headers, stream: 1)
         #expect(response.count == 1)
         #expect(response.first?.field(":status") == "431")
-        #expect(response.first.map { $0.flags & FrameFlag.endStream != 0 } == true)
+        // The tenant's error shape, as HTTP/1.1's 431 has; the body's DATA frame ends the stream.
+        let body = peer.frames(.data, stream: 1)
+        #expect(String(decoding: body.flatMap(\.payload), as: UTF8.self).contains("\"status\":431"))
+        #expect(body.last.map { $0.flags & FrameFlag.endStream != 0 } == true)
         #expect(peer.server.openStreamCount == 0)
 
         // Just under the limit passes: 4 pseudo-headers + the field, each counted as name + value + 32.
@@ -220,10 +223,58 @@ struct HTTP2RequestValidationTests {
         #expect(!peer.server.wantsRead)
         #expect(!peer.server.wantsWrite)
     }
+
+    @Test(
+        "requests HTTP/1.1 would refuse are refused over HTTP/2 as well, before the owner sees them",
+        arguments: [
+            (":path", "/m/echo#frag", "400"), (":path", "/m/caf\u{E9}", "400"), (":path", "/a b", "reset"),
+            (":path", "/bad%zz", "400"), (":path", "/bad%4", "400"), (":path", "relative", "reset"),
+            (":path", "/" + String(repeating: "p", count: 9000), "414"), (":authority", "u@login.acme.test", "400"),
+            (":authority", "a:99999", "400"), (":authority", "a:12x", "400"), (":authority", "a:", "400"),
+            (":authority", "[zz::1]", "400"), ("x-latin1", "caf\u{FFFD}", "ok"),
+            (":path", "/my-org/members/auth0|123/roles", "ok"), (":path", "/a?b=[1]&c=%7C", "ok"),
+        ])
+    func refusedLikeHTTP1(name: String, value: String, expected: String) {
+        let peer = RawPeer()
+        var fields = FrameBuilder.request(path: "/ok")
+        fields.removeAll { $0.0 == name }
+        fields.append((name, value))
+        if name.hasPrefix(":") {
+            // Pseudo-headers come first (nghttp2 checks the order).
+            fields.sort { ($0.0.hasPrefix(":") ? 0 : 1) < ($1.0.hasPrefix(":") ? 0 : 1) }
+        }
+        peer.send(peer.build.start() + peer.build.headers(stream: 1, fields))
+        if expected == "ok" {
+            #expect(peer.requests.count == 1, "\(name): \(value)")
+            return
+        }
+        #expect(peer.requests.isEmpty, "\(name): \(value) reached the owner")
+        if expected == "reset" {
+            // nghttp2's own check (RFC 9113 §8.1.1): malformed, a stream error.
+            #expect(peer.frames(.rstStream, stream: 1).first?.errorCode == HTTP2ErrorCode.protocolError.rawValue)
+            return
+        }
+        #expect(peer.frames(.headers, stream: 1).first?.field(":status") == expected, "\(name): \(value)")
+    }
+
+    @Test("a header value that is not UTF-8 (obs-text) is refused, not rewritten, and CONNECT gets 501")
+    func obsTextAndConnect() {
+        let peer = RawPeer()
+        let fields = FrameBuilder.request(path: "/ok").map { (Array($0.0.utf8), Array($0.1.utf8)) }
+        peer.send(
+            peer.build.start()
+                + peer.build.headers(stream: 1, bytes: fields + [(Array("x-latin1".utf8), [0x63, 0x61, 0x66, 0xE9])]))
+        #expect(peer.requests.isEmpty)
+        #expect(peer.frames(.headers, stream: 1).first?.field(":status") == "400")
+        peer.send(
+            peer.build.headers(stream: 3, [(":method", "CONNECT"), (":authority", "example.com:443")]))
+        #expect(peer.frames(.headers, stream: 3).first?.field(":status") == "501")
+    }
 }
 
 func containsSetting(_ payload: [UInt8], id: UInt16, value: UInt32) -> Bool {
     stride(from: 0, to: payload.count - 5, by: 6).contains {
         Array(payload[$0..<($0 + 2)]) == be16(id) && Array(payload[($0 + 2)..<($0 + 6)]) == be32(value)
     }
+
 }

@@ -75,6 +75,65 @@ struct TLSServerContextTests {
         }
     }
 
+    /// A raw OpenSSL client (TLSClientContext never offers a session under another name) against a server engine;
+    /// returns the server and the client's session.
+    static func rawHandshake(
+        _ context: OpaquePointer, serverName: String, server: TLSServerContext, offering session: OpaquePointer?
+    ) throws -> (server: TLSEngine, session: OpaquePointer?) {
+        let engine = TLSEngine(server: server)
+        let ssl = try #require(SSL_new(context))
+        defer {
+            // Freed without a shutdown, OpenSSL would mark the session not resumable (RFC 2246's rule).
+            SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN)
+            SSL_free(ssl)
+        }
+        let input = try #require(BIO_new(BIO_s_mem()))
+        let output = try #require(BIO_new(BIO_s_mem()))
+        SSL_set_bio(ssl, input, output)
+        SSL_set_connect_state(ssl)
+        _ = cshim_SSL_set_tlsext_host_name(ssl, serverName)
+        if let session { _ = SSL_set_session(ssl, session) }
+        var toServer: [UInt8] = []
+        var done = false
+        for _ in 0..<20 where !done {
+            done = SSL_do_handshake(ssl) == 1
+            let pending = Int(cshim_BIO_pending(output))
+            if pending > 0 {
+                toServer = [UInt8](repeating: 0, count: pending)
+                _ = BIO_read(output, &toServer, Int32(pending))
+                engine.feedNetwork(toServer)
+            }
+            _ = engine.handshake()
+            var toClient: [UInt8] = []
+            engine.drainNetwork(into: &toClient)
+            if !toClient.isEmpty { _ = BIO_write(input, toClient, Int32(toClient.count)) }
+        }
+        ERR_clear_error()
+        #expect(done, "the raw client's handshake did not complete")
+        return (engine, SSL_get1_session(ssl))
+    }
+
+    @Test("a TLS 1.2 session is not resumed under another server name (RFC 6066 §3); under its own name it is")
+    func noResumptionAcrossNames() throws {
+        let server = try Self.twoDomainServer()
+        let context = try #require(SSL_CTX_new(TLS_client_method()))
+        defer { SSL_CTX_free(context) }
+        #expect(cshim_SSL_CTX_set_max_proto_version(context, TLS1_2_VERSION) == 1)
+        SSL_CTX_set_verify(context, SSL_VERIFY_NONE, nil)
+        let first = try Self.rawHandshake(context, serverName: "api.b.example.test", server: server, offering: nil)
+        let session = try #require(first.session)
+        defer { SSL_SESSION_free(session) }
+        #expect(!first.server.sessionReused)
+        // The control: the same name resumes, so the check below can tell.
+        let same = try Self.rawHandshake(context, serverName: "api.b.example.test", server: server, offering: session)
+        #expect(same.server.sessionReused)
+        if let s = same.session { SSL_SESSION_free(s) }
+        let other = try Self.rawHandshake(context, serverName: "a.example.test", server: server, offering: session)
+        #expect(!other.server.sessionReused, "a session made for api.b.example.test was resumed for a.example.test")
+        #expect(other.server.localCertificateDNSNames == ["a.example.test"])
+        if let s = other.session { SSL_SESSION_free(s) }
+    }
+
     @Test(
         "TLS 1.2 suites without ECDHE or without AEAD are refused",
         arguments: ["ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA384", "AES128-GCM-SHA256"])
