@@ -188,9 +188,20 @@ public final class RequestPolicy: Sendable {
             return .respond(error.response, notes)
         }
         notes.domain = domain
+        // TRACE echoes the request as received, and on the custom domain's edge path that request carries the
+        // `cname-api-key` the gateway adds: it is never forwarded (no endpoint takes it either).
+        if request.method == "TRACE" {
+            return refuse(
+                .methodNotAllowed("TRACE is not supported.", allow: RequestPolicy.serverMethodList),
+                decision: "refused_route", notes: &notes, origin: nil, clientID: nil)
+        }
         // RFC 9112 §3.2.4: `OPTIONS *` asks about the server, not a resource. It names no endpoint and carries no
-        // token, so the gateway answers it (RFC 9110 §9.3.7: Content-Length 0 when there is no content).
-        if request.method == "OPTIONS" && request.target == "*" {
+        // token, so the gateway answers it (RFC 9110 §9.3.7: Content-Length 0 when there is no content). So does an
+        // OPTIONS that may not be forwarded further (RFC 9110 §7.6.2: Max-Forwards 0 makes this the recipient).
+        let maxForwardsZero =
+            request.method == "OPTIONS" && request.headers["Access-Control-Request-Method"] == nil
+            && request.headers["Max-Forwards"] == "0"
+        if request.method == "OPTIONS" && (request.target == "*" || maxForwardsZero) {
             notes.decision = "options_server"
             var headers = HTTPFields()
             headers.add("Allow", RequestPolicy.serverMethods)
@@ -516,7 +527,8 @@ public final class RequestPolicy: Sendable {
     }
 
     /// Every method some endpoint of the API takes, for `OPTIONS *`.
-    static let serverMethods = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+    static let serverMethodList = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    static let serverMethods = serverMethodList.joined(separator: ", ")
 
     /// RFC 9449 §7.1-7.2: the DPoP scheme carries only DPoP-bound tokens, and a DPoP-bound token is refused when
     /// presented as a plain bearer token (whoever holds it without the key must not be able to use it).

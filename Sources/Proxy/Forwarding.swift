@@ -37,6 +37,14 @@ enum ForwardRewrite {
             if !hasRequestID && field.name.utf8.count == 12 && field.name.asciiCaseInsensitiveEquals("X-Request-Id") {
                 hasRequestID = true
             }
+            // RFC 9110 §7.6.2: an intermediary decrements Max-Forwards on the OPTIONS it forwards (0 is answered by
+            // the policy and never gets here).
+            if field.name.utf8.count == 12 && head.method == "OPTIONS"
+                && field.name.asciiCaseInsensitiveEquals("Max-Forwards"), let hops = Int(field.value), hops > 0
+            {
+                try out.add(field.name, String(hops - 1))
+                continue
+            }
             try out.add(field.name, field.value)
         }
         // RFC 9110 §7.6.3: a gateway MUST add itself to Via on every request it forwards (after what the client

@@ -233,6 +233,19 @@ struct PassThroughTests {
         }
     }
 
+    @Test("an OPTIONS is forwarded with Max-Forwards one lower (RFC 9110 §7.6.2)")
+    func maxForwardsDecremented() throws {
+        let f = try PassThroughFixture()
+        defer { f.stop() }
+        let out = try f.curl([
+            "--http1.1", "-X", "OPTIONS", "-H", "Max-Forwards: 5", "https://gateway.test:\(f.tlsPort)/authorize",
+        ])
+        #expect(out.status == 0, "\(out.stderr)")
+        let requests = f.upstreamRequests()
+        try #require(requests.count == 1)
+        #expect(requests[0].contains("\r\nMax-Forwards: 4\r\n"), "\(requests[0])")
+    }
+
     @Test("a 1 MiB response streams through intact on both protocols")
     func largeBody() throws {
         let f = try PassThroughFixture()

@@ -1,0 +1,49 @@
+import GatewayCore
+import Testing
+
+@testable import Policy
+
+/// Methods with rules of their own at an intermediary: TRACE (never forwarded: it would echo the edge secret),
+/// OPTIONS with Max-Forwards (RFC 9110 §7.6.2), OPTIONS * (RFC 9112 §3.2.4).
+@Suite("Pipeline: TRACE, Max-Forwards and OPTIONS")
+struct PipelineMethodTests {
+    typealias F = PipelineFixture
+
+    @Test(
+        "TRACE is refused with 405 on every domain and path, and never forwarded",
+        arguments: [(F.custom, "/authorize"), (F.custom, "/my-org/details"), (F.canonical, "/my-org/details")])
+    func traceRefused(domain: String, path: String) throws {
+        let run = PipelineRun.run(
+            try F.policy(), F.request("TRACE", path, authorization: nil), listenerDomain: domain,
+            token: .success(F.token(scopes: [])))
+        run.expectError(status: 405, code: "A0E-405-0001", decision: "refused_route")
+        #expect(run.headers["Allow"]?.contains("TRACE") == false)
+        #expect(run.headers["Allow"]?.contains("GET") == true)
+    }
+
+    @Test("OPTIONS with Max-Forwards: 0 is answered by the gateway; with more hops left it is forwarded")
+    func maxForwards() throws {
+        let policy = try F.policy()
+        let last = PipelineRun.run(
+            policy, F.request("OPTIONS", "/authorize", authorization: nil, extra: [("Max-Forwards", "0")]),
+            listenerDomain: F.custom, token: .success(F.token(scopes: [])))
+        #expect(last.status == 200, "\(last.summary)")
+        #expect(last.headers["Allow"] == RequestPolicy.serverMethods)
+        #expect(last.headers["Content-Length"] == "0")
+        let more = PipelineRun.run(
+            policy, F.request("OPTIONS", "/authorize", authorization: nil, extra: [("Max-Forwards", "3")]),
+            listenerDomain: F.custom, token: .success(F.token(scopes: [])))
+        guard case .forwardUnchecked = more else {
+            Issue.record("OPTIONS with hops left was not forwarded: \(more.summary)")
+            return
+        }
+        // A CORS preflight stays a preflight whatever Max-Forwards says.
+        let preflight = PipelineRun.run(
+            policy,
+            F.request(
+                "OPTIONS", "/my-org/details", origin: "https://app.acme.com", authorization: nil,
+                extra: [("Access-Control-Request-Method", "GET"), ("Max-Forwards", "0")]),
+            listenerDomain: F.canonical, token: .success(F.token(scopes: [])))
+        #expect(preflight.notes.decision == "preflight", "\(preflight.summary)")
+    }
+}
