@@ -52,6 +52,16 @@ extension HTTP2ServerSession {
             streamID: streamID, head: head, contentLength: contentLength, provider: &provider, date: date)
     }
 
+    /// An interim 1xx response (e.g. 103 Early Hints) before the final one; false when the stream is gone or its
+    /// final response has started.
+    @discardableResult
+    public func submitInformational(streamID: Int32, head: ResponseHead) -> Bool {
+        guard !terminated, (102..<200).contains(head.status), let stream = streams[streamID], !stream.responseStarted
+        else { return false }
+        return submitResponseHeaders(
+            streamID: streamID, head: head, contentLength: nil, provider: nil, informational: true)
+    }
+
     /// Queues response-body bytes (copied) for a stream started with `submitResponseHead(hasBody: true)`.
     ///
     /// Returns false when the stream takes no more body (gone, reset, ended, or the response has no body); the

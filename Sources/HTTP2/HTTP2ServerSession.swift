@@ -291,7 +291,7 @@ public final class HTTP2ServerSession {
     /// Connection header names, and values with NUL/CR/LF are dropped.
     func submitResponseHeaders(
         streamID: Int32, head: ResponseHead, contentLength: Int?, provider: UnsafePointer<nghttp2_data_provider>?,
-        date: String? = nil
+        date: String? = nil, informational: Bool = false
     ) -> Bool {
         // Worst case: every name and value, `:status`, a content-length of up to 20 digits and a date.
         var needed = 48 + 4 + (date?.utf8.count ?? 0)
@@ -390,6 +390,11 @@ public final class HTTP2ServerSession {
                 used += src.count
             }
             append(nameAt: nameStart, nameCount: 14, valueAt: valueStart, valueCount: used - valueStart)
+        }
+        if informational {
+            // A non-final HEADERS frame: no END_STREAM, the final response follows on the same stream.
+            return nghttp2_submit_headers(
+                session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, nil, nvs, nvs.count, nil) >= 0
         }
         return nghttp2_submit_response(session, streamID, nvs, nvs.count, provider) == 0
     }

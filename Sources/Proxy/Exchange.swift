@@ -13,6 +13,9 @@ protocol ResponseWriter: AnyObject {
     var canAcceptBody: Bool { get }
     /// Called when `canAcceptBody` turns true again; set by whoever produces the body.
     var onWritable: (() -> Void)? { get set }
+    /// An interim (1xx) response before the final head, e.g. 103 Early Hints (RFC 9110 §15.2). Dropped where the
+    /// client's protocol cannot carry it (HTTP/1.0).
+    func writeInformational(_ head: ResponseHead)
 }
 
 extension ResponseWriter {

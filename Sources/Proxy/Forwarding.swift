@@ -232,6 +232,14 @@ final class UpstreamRelay: UpstreamResponseHandler {
             onEnd: { [weak connection] in connection?.bodyFinished() })
     }
 
+    /// RFC 9110 §15.2: a proxy MUST forward 1xx responses unless it asked for them itself. The gateway asks for
+    /// none: it answers `Expect: 100-continue` on its own and never sends Expect upstream, so a 100 from the upstream
+    /// would be a duplicate and is dropped; 101 never comes (no upgrade is forwarded).
+    func upstreamInformational(_ head: ResponseHead) {
+        guard head.status != 100, head.status != 101, !headSent, let writer = exchange.writer else { return }
+        writer.writeInformational(ForwardRewrite.downstreamHead(head, adding: HTTPFields()))
+    }
+
     func upstreamHead(_ head: ResponseHead, info: HTTP1ResponseInfo) {
         guard let writer = exchange.writer else { return }
         headSent = true

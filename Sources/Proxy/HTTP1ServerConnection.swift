@@ -131,6 +131,22 @@ final class HTTP1ServerConnection: ResponseWriter {
 
     var canAcceptBody: Bool { !transport.isOverHighWater }
 
+    func writeInformational(_ head: ResponseHead) {
+        // RFC 9110 §15.2: never to an HTTP/1.0 client.
+        guard !responseHeadWritten, !transport.closed, current?.head.version == .http1_1 else { return }
+        do {
+            var capacity = 64 + head.reason.utf8.count
+            for field in head.headers { capacity += field.name.utf8.count + field.value.utf8.count + 4 }
+            var out = try HTTP1HeadBuilder(status: head.status, reason: head.reason, capacity: capacity)
+            for field in head.headers where !HopByHop.set.contains(field.name) {
+                try out.add(field.name, field.value)
+            }
+            transport.write(out.finish())
+        } catch {
+            // A field that cannot be written safely: the hint is only advice, the final answer follows.
+        }
+    }
+
     func writeHead(_ head: ResponseHead, bodyLength: Int?) {
         guard !responseHeadWritten, !transport.closed else { return }
         responseHeadWritten = true

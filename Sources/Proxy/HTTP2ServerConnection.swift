@@ -187,6 +187,10 @@ final class HTTP2ServerConnection {
         if !hasBody { streamFinished(writer) } else { transport.requestFlush() }
     }
 
+    func submitInformational(_ writer: HTTP2StreamWriter, _ head: ResponseHead) {
+        if session.submitInformational(streamID: writer.streamID, head: head) { transport.requestFlush() }
+    }
+
     func submitBody(_ writer: HTTP2StreamWriter, _ bytes: UnsafeRawBufferPointer) -> Bool {
         writer.exchange?.bytesOut += bytes.count
         writer.exchange?.capture?.body(bytes)
@@ -263,6 +267,11 @@ final class HTTP2StreamWriter: ResponseWriter {
         // HEAD: the length the GET would have (RFC 9110 §9.3.2), without content.
         let announced = bodyExpected || (self.head.method == "HEAD" && !forbidsBody) ? bodyLength : nil
         connection.submitHead(self, head, contentLength: announced, hasBody: bodyExpected)
+    }
+
+    func writeInformational(_ head: ResponseHead) {
+        guard !headWritten, !done else { return }
+        connection.submitInformational(self, head)
     }
 
     func writeBody(_ bytes: UnsafeRawBufferPointer) {

@@ -217,6 +217,7 @@ final class UpstreamPool {
 /// Receives one upstream response. Loop-confined; every method is called at most in this order:
 /// `head`, `body`*, then exactly one of `end` or `failed`.
 protocol UpstreamResponseHandler: AnyObject {
+    func upstreamInformational(_ head: ResponseHead)
     func upstreamHead(_ head: ResponseHead, info: HTTP1ResponseInfo)
     func upstreamBody(_ bytes: ArraySlice<UInt8>)
     func upstreamEnd()
@@ -339,8 +340,8 @@ final class UpstreamConnection: TransportDelegate {
     private func pump() {
         while !responseDone, let event = parser.next() {
             switch event {
-            case .informational:
-                continue
+            case .informational(let head):
+                handler?.upstreamInformational(head)
             case .head(let head, let info):
                 keepAlive = info.keepAlive
                 handler?.upstreamHead(head, info: info)

@@ -81,6 +81,7 @@ struct RequestBodyStreamTests {
 }
 
 final class NullWriter: ResponseWriter {
+    func writeInformational(_ head: ResponseHead) {}
     func writeHead(_ head: ResponseHead, bodyLength: Int?) {}
     func writeBody(_ bytes: UnsafeRawBufferPointer) {}
     func end() {}

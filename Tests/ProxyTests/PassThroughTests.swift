@@ -233,6 +233,22 @@ struct PassThroughTests {
         }
     }
 
+    @Test("a 103 Early Hints from the upstream reaches the client before the final answer, on both protocols")
+    func earlyHints() throws {
+        let f = try PassThroughFixture()
+        defer { f.stop() }
+        for version in ["--http1.1", "--http2"] {
+            let out = try f.curl([version, "-i", "https://gateway.test:\(f.tlsPort)/hints"])
+            #expect(out.status == 0, "\(version): \(out.stderr)")
+            let lines = out.stdout.split(separator: "\r\n").map { $0.lowercased() }
+            let hint = lines.firstIndex { $0.hasPrefix("http/") && $0.contains(" 103") }
+            let final = lines.firstIndex { $0.hasPrefix("http/") && $0.contains(" 200") }
+            #expect(hint != nil && final != nil && hint! < final!, "\(version): \(out.stdout)")
+            #expect(lines.contains("link: </style.css>; rel=preload"), "\(version): \(out.stdout)")
+            #expect(out.stdout.contains("{\"hinted\":true}"))
+        }
+    }
+
     @Test("an OPTIONS is forwarded with Max-Forwards one lower (RFC 9110 §7.6.2)")
     func maxForwardsDecremented() throws {
         let f = try PassThroughFixture()

@@ -100,6 +100,9 @@ def serve(conn):
             elif path.startswith("/early"):
                 respond(conn, 200, b'{"early":true}', b"Connection: close\r\n")
                 return
+            elif path == "/hints":
+                conn.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
+                respond(conn, 200, b'{"hinted":true}')
             elif path == "/headbody":
                 # A broken upstream: a body after a HEAD answer, shaped like a response of its own.
                 conn.sendall(
