@@ -39,6 +39,14 @@ enum HTTP2RequestChecks {
         }
     }
 
+    /// reg-name: unreserved / sub-delims / pct-encoded (the `%` is let through here; a bad escape names no host).
+    private static let regNameCharacters: [Bool] = (0..<256).map { b in
+        switch UInt8(b) {
+        case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: return true
+        default: return "-._~!$&'()*+,;=%".utf8.contains(UInt8(b))
+        }
+    }
+
     /// RFC 9113 §8.3.1 and RFC 3986 §3.2: `:authority` is `host [ ":" port ]` for http(s); userinfo is not
     /// allowed, the port is 1 to 5 digits up to 65535, and the host is a reg-name, IPv4 or bracketed IP literal.
     static func isAuthority(_ authority: String) -> Bool {
@@ -60,11 +68,7 @@ enum HTTP2RequestChecks {
                 guard i == bytes.count || bytes[i] == UInt8(ascii: ":") else { return false }
             } else {
                 while i < bytes.count && bytes[i] != UInt8(ascii: ":") {
-                    let b = bytes[i]
-                    let allowed =
-                        (0x30...0x39).contains(b) || (0x41...0x5A).contains(b) || (0x61...0x7A).contains(b)
-                        || "-._~!$&'()*+,;=%".utf8.contains(b)
-                    guard allowed else { return false }
+                    guard regNameCharacters[Int(bytes[i])] else { return false }
                     i += 1
                 }
                 hostEnd = i
