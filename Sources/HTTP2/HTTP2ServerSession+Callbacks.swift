@@ -342,7 +342,9 @@ extension HTTP2ServerSession {
     /// Answers a request the owner never sees, in the tenant's error shape; its body is drained, then dropped.
     private func submitRefusal(_ stream: StreamState, _ error: TenantError) {
         let response = error.response
-        _ = submitResponse(streamID: stream.id, head: response.head, body: response.body)
+        // RFC 9110 §6.6.1: a 4xx/5xx the gateway writes carries a Date like every other answer (rare: no cache).
+        let date = HTTPDate.imfFixdate(epochSeconds: clock.nowNanoseconds() / 1_000_000_000)
+        _ = submitResponse(streamID: stream.id, head: response.head, body: response.body, date: date)
     }
 
     private func requestEnded(_ stream: StreamState) {

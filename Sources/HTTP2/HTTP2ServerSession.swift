@@ -16,7 +16,7 @@ import GatewayCore
 /// - After `.connectionError`, input is ignored and no further stream events arrive; flush the GOAWAY and close.
 public final class HTTP2ServerSession {
     public let limits: HTTP2Limits
-    private let clock: any WallClock
+    let clock: any WallClock
     /// The `nghttp2_session*`; set once at the end of init.
     private var session: OpaquePointer!
 

@@ -255,6 +255,7 @@ struct HTTP2RequestValidationTests {
             return
         }
         #expect(peer.frames(.headers, stream: 1).first?.field(":status") == expected, "\(name): \(value)")
+        #expect(peer.frames(.headers, stream: 1).first?.field("date")?.hasSuffix(" GMT") == true)
     }
 
     @Test("a header value that is not UTF-8 (obs-text) is refused, not rewritten, and CONNECT gets 501")
