@@ -13,7 +13,7 @@ public enum Timestamp {
         let secs = (millis - Int64(ms)) / 1000
         let days = Int(floorDiv(secs, 86_400))
         let secOfDay = Int(secs - Int64(days) * 86_400)
-        let (y, m, d) = civil(fromDays: days)
+        let (y, m, d) = CivilCalendar.civil(fromDays: days)
         var s = pad(y, 4) + "-" + pad(m, 2) + "-" + pad(d, 2)
         s += "T" + pad(secOfDay / 3600, 2) + ":" + pad(secOfDay / 60 % 60, 2) + ":" + pad(secOfDay % 60, 2)
         s += "." + pad(ms, 3) + "Z"
@@ -42,7 +42,7 @@ public enum Timestamp {
         let secs = millis / 1000
         let days = Int(secs / 86_400)
         let secOfDay = Int(secs % 86_400)
-        let (y, m, d) = civil(fromDays: days)
+        let (y, m, d) = CivilCalendar.civil(fromDays: days)
         func put(_ v: Int, _ width: Int, at index: Int) {
             var v = v
             var i = index + width
@@ -102,7 +102,7 @@ public enum Timestamp {
         } else if b.count != 20 {
             return nil
         }
-        let days = Int64(days(fromCivil: y, mo, d))
+        let days = Int64(CivilCalendar.days(fromCivil: y, mo, d))
         return ((days * 86_400 + Int64(h * 3600 + mi * 60 + s)) * 1000) + Int64(ms)
     }
 
@@ -113,29 +113,6 @@ public enum Timestamp {
     private static func pad(_ v: Int, _ width: Int) -> String {
         let s = String(v)
         return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
-    }
-
-    // Howard Hinnant's days-from-civil and civil-from-days, proleptic Gregorian calendar.
-    static func civil(fromDays z0: Int) -> (Int, Int, Int) {
-        let z = z0 + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
-        let y = yoe + era * 400
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp < 10 ? mp + 3 : mp - 9
-        return (m <= 2 ? y + 1 : y, m, d)
-    }
-
-    static func days(fromCivil y0: Int, _ m: Int, _ d: Int) -> Int {
-        let y = m <= 2 ? y0 - 1 : y0
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146_097 + doe - 719_468
     }
 }
 
