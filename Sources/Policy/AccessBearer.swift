@@ -79,11 +79,7 @@ public enum BearerToken {
 
     /// RFC 9449 §7.1's refusal of a missing or unusable proof.
     static func invalidProof(_ detail: String) -> TenantError {
-        .unauthorized(
-            detail,
-            wwwAuthenticate:
-                "DPoP error=\"invalid_dpop_proof\", error_description=\"\(ClaimsChecker.errorDescription(detail))\""
-        )
+        .unauthorized(detail, wwwAuthenticate: ClaimsChecker.challenge("invalid_dpop_proof", detail, scheme: "DPoP"))
     }
 
     static func wrongScheme() -> TenantError {
@@ -92,9 +88,7 @@ public enum BearerToken {
 
     static func invalidRequest(_ detail: String) -> TenantError {
         var error = TenantError.badRequest(detail)
-        error.headers.set(
-            "WWW-Authenticate",
-            "Bearer error=\"invalid_request\", error_description=\"\(ClaimsChecker.errorDescription(detail))\"")
+        error.headers.set("WWW-Authenticate", ClaimsChecker.challenge("invalid_request", detail))
         return error
     }
 

@@ -115,9 +115,7 @@ public struct AccessPolicy: Sendable {
     /// `insufficient_scope` is its code for a valid token without the privileges the request needs.
     static func tokenForbidden(_ detail: String) -> TenantError {
         var error = TenantError.forbidden(detail)
-        error.headers.set(
-            "WWW-Authenticate",
-            "Bearer error=\"insufficient_scope\", error_description=\"\(ClaimsChecker.errorDescription(detail))\"")
+        error.headers.set("WWW-Authenticate", ClaimsChecker.challenge("insufficient_scope", detail))
         return error
     }
 
@@ -147,8 +145,7 @@ public struct AccessPolicy: Sendable {
             acrValues = value
         }
         let detail = "The scope \(scope) requires \(need); authenticate again with it and retry."
-        var header = "Bearer error=\"insufficient_user_authentication\", "
-        header += "error_description=\"\(ClaimsChecker.errorDescription(detail))\""
+        var header = ClaimsChecker.challenge("insufficient_user_authentication", detail)
         if let acrValues { header += ", acr_values=\"\(ClaimsChecker.errorDescription(acrValues))\"" }
         throw .unauthorized(detail, wwwAuthenticate: header)
     }

@@ -385,9 +385,13 @@ public struct ClaimsChecker: Sendable {
 
     /// A 401 `invalid_token` refusal whose `error_description` repeats `detail` in RFC 6750's character set.
     public static func invalid(_ detail: String) -> TenantError {
-        .unauthorized(
-            detail,
-            wwwAuthenticate: "Bearer error=\"invalid_token\", error_description=\"\(errorDescription(detail))\"")
+        .unauthorized(detail, wwwAuthenticate: challenge("invalid_token", detail))
+    }
+
+    /// An RFC 6750 §3 challenge (RFC 9449 §7.1 for `scheme` DPoP): the error code and the detail as its
+    /// description, reduced to the characters a quoted description may hold.
+    static func challenge(_ error: String, _ detail: String, scheme: String = "Bearer") -> String {
+        "\(scheme) error=\"\(error)\", error_description=\"\(errorDescription(detail))\""
     }
 
     static func domainMismatch(tokenDomain: String, requestDomain: String) -> TenantError {

@@ -540,9 +540,7 @@ public final class RequestPolicy: Sendable {
         case (.dpop, .none):
             let detail = "The DPoP scheme was used with an access token that is not DPoP-bound (no cnf.jkt)."
             return .unauthorized(
-                detail,
-                wwwAuthenticate:
-                    "DPoP error=\"invalid_token\", error_description=\"\(ClaimsChecker.errorDescription(detail))\"")
+                detail, wwwAuthenticate: ClaimsChecker.challenge("invalid_token", detail, scheme: "DPoP"))
         default:
             return nil
         }
