@@ -333,6 +333,9 @@ extension HTTP2ServerSession {
         if let authority = stream.authority, !HTTP2RequestChecks.isAuthority(authority) {
             return .gateway(status: 400, detail: "The request is malformed: invalid :authority.")
         }
+        if let host = stream.host, !HTTP2RequestChecks.isAuthority(host) {
+            return .gateway(status: 400, detail: "The request is malformed: invalid Host.")
+        }
         if stream.hasNonUTF8Value {
             return .gateway(status: 400, detail: "The request is malformed: a header value is not UTF-8.")
         }

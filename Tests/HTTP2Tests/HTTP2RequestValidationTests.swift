@@ -233,6 +233,7 @@ struct HTTP2RequestValidationTests {
             (":authority", "a:99999", "400"), (":authority", "a:12x", "400"), (":authority", "a:", "400"),
             (":authority", "[zz::1]", "400"), ("x-latin1", "caf\u{FFFD}", "ok"),
             (":path", "/my-org/members/auth0|123/roles", "ok"), (":path", "/a?b=[1]&c=%7C", "ok"),
+            ("host", "u@acme.us.auth0.com", "400"),
         ])
     func refusedLikeHTTP1(name: String, value: String, expected: String) {
         let peer = RawPeer()
