@@ -166,6 +166,9 @@ final class UpstreamRelay: UpstreamResponseHandler {
     private let pool: UpstreamPool
     private var attempts = 0
     private var headSent = false
+    /// The client-side head, held until the body's first bytes, its end, or the upstream pausing: a body whose
+    /// framing turns out broken in the same read can still be answered with a 502 instead of a cut-off response.
+    private var heldHead: (head: ResponseHead, bodyLength: Int?)?
     private var cancelled = false
 
     init(exchange: Exchange, origin: UpstreamOrigin, extraHeaders: HTTPFields, handler: ForwardingHandler) {
@@ -253,20 +256,29 @@ final class UpstreamRelay: UpstreamResponseHandler {
         }
         // A HEAD answer keeps the framing the GET would have had (RFC 9110 §9.3.2): the upstream's length, or
         // none (chunked) when it gave none, never an invented 0.
-        writer.writeHead(
-            out,
-            bodyLength: exchange.head.method == "HEAD" ? head.headers["Content-Length"].flatMap { Int($0) } : length
+        heldHead = (
+            out, exchange.head.method == "HEAD" ? head.headers["Content-Length"].flatMap { Int($0) } : length
         )
         writer.onWritable = { [weak self] in self?.connection?.setReading(true) }
     }
 
+    private func writeHeldHead() {
+        guard let held = heldHead else { return }
+        heldHead = nil
+        exchange.writer?.writeHead(held.head, bodyLength: held.bodyLength)
+    }
+
+    func upstreamPaused() { writeHeldHead() }
+
     func upstreamBody(_ bytes: ArraySlice<UInt8>) {
+        writeHeldHead()
         guard let writer = exchange.writer else { return }
         bytes.withUnsafeBytes { writer.writeBody($0) }
         if !writer.canAcceptBody { connection?.setReading(false) }
     }
 
     func upstreamEnd() {
+        writeHeldHead()
         exchange.upstreamEndNanos = handler.context.clock.nowNanoseconds()
         connection = nil
         handler.relayDone(exchange)
@@ -290,10 +302,14 @@ final class UpstreamRelay: UpstreamResponseHandler {
         handler.relayDone(exchange)
         exchange.bodyStream?.discard()
         guard let writer = exchange.writer else { return }
-        if headSent {
+        if headSent && heldHead == nil {
             writer.abort()
             return
         }
+        // Nothing of the answer reached the client yet: it gets a clean 502 instead, decided by the gateway.
+        heldHead = nil
+        writer.onWritable = nil
+        exchange.upstreamStatus = nil
         exchange.decision = "upstream_error"
         exchange.facts.error = TenantError.gateway(status: failure.status, detail: failure.detail)
         var response = TenantError.gateway(status: failure.status, detail: failure.detail).response

@@ -218,6 +218,8 @@ final class UpstreamPool {
 /// `head`, `body`*, then exactly one of `end` or `failed`.
 protocol UpstreamResponseHandler: AnyObject {
     func upstreamInformational(_ head: ResponseHead)
+    /// The bytes read so far are consumed and the response is not complete: more must come from the network.
+    func upstreamPaused()
     func upstreamHead(_ head: ResponseHead, info: HTTP1ResponseInfo)
     func upstreamBody(_ bytes: ArraySlice<UInt8>)
     func upstreamEnd()
@@ -338,6 +340,7 @@ final class UpstreamConnection: TransportDelegate {
     }
 
     private func pump() {
+        defer { if !responseDone { handler?.upstreamPaused() } }
         while !responseDone, let event = parser.next() {
             switch event {
             case .informational(let head):

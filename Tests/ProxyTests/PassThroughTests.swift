@@ -249,6 +249,19 @@ struct PassThroughTests {
         }
     }
 
+    @Test("an upstream answer whose framing breaks before any of its body was passed on becomes a 502")
+    func brokenFramingIs502() throws {
+        let f = try PassThroughFixture()
+        defer { f.stop() }
+        for version in ["--http1.1", "--http2"] {
+            let out = try f.curl([version, "-i", "https://gateway.test:\(f.tlsPort)/badchunk"])
+            #expect(
+                out.stdout.hasPrefix("HTTP/1.1 502") || out.stdout.hasPrefix("HTTP/2 502"), "\(version): \(out.stdout)")
+            #expect(out.stdout.contains("\"status\":502"), "\(version): \(out.stdout)")
+            #expect(!out.stdout.contains("hello"))
+        }
+    }
+
     @Test("an OPTIONS is forwarded with Max-Forwards one lower (RFC 9110 §7.6.2)")
     func maxForwardsDecremented() throws {
         let f = try PassThroughFixture()

@@ -100,6 +100,10 @@ def serve(conn):
             elif path.startswith("/early"):
                 respond(conn, 200, b'{"early":true}', b"Connection: close\r\n")
                 return
+            elif path == "/badchunk":
+                # A broken upstream: a chunked answer whose first chunk size is not hex, in the same write.
+                conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n")
+                return
             elif path == "/hints":
                 conn.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
                 respond(conn, 200, b'{"hinted":true}')
