@@ -19,7 +19,24 @@ public final class ConnectionBudget: Sendable {
             refusedTotal.add(1, ordering: .relaxed)
             return false
         }
+        var peak = peakOpen.load(ordering: .relaxed)
+        while now > peak {
+            let (exchanged, original) = peakOpen.compareExchange(
+                expected: peak, desired: now, ordering: .relaxed)
+            if exchanged { break }
+            peak = original
+        }
         return true
+    }
+
+    private let peakOpen = Atomic<Int>(0)
+
+    /// The most connections open at once since the last call, which restarts the count from those open now: a
+    /// periodic reader sees a burst that opened and closed between two of its calls.
+    public func takePeak() -> (peak: Int, open: Int) {
+        let open = active.load(ordering: .relaxed)
+        let peak = peakOpen.exchange(open, ordering: .relaxed)
+        return (max(peak, open), open)
     }
 
     public func release() { active.subtract(1, ordering: .relaxed) }
@@ -70,5 +87,29 @@ public final class Listener {
         guard !closed else { return }
         closed = true
         source.cancel()
+    }
+}
+
+/// Hands memory freed by closed connections back to the system.
+///
+/// Each connection holds tens of KB while it lives (TLS buffers, parser state), allocated from glibc's per-thread
+/// arenas; after a burst of connections closes (a flood of half-finished handshakes cut by their deadline) that
+/// memory stays mapped, and repeated bursts spread over the arenas kept the resident size growing. Trimming after
+/// the number of open connections fell a long way returns it.
+public final class FreedMemoryTrimmer: Sendable {
+    /// Connections that must have closed since the last trim before another is worth its cost (it walks every
+    /// arena under its lock).
+    public let threshold: Int
+
+    public init(threshold: Int = 256) { self.threshold = threshold }
+
+    /// Called periodically; trims when the connections open now are `threshold` or more below the most that were
+    /// open at once since the last call. Returns whether it trimmed.
+    @discardableResult
+    public func observe(_ budget: ConnectionBudget) -> Bool {
+        let (peak, open) = budget.takePeak()
+        guard peak - open >= threshold else { return false }
+        _ = cshim_malloc_trim()
+        return true
     }
 }

@@ -28,6 +28,7 @@ public final class GatewayService: Sendable {
     /// no reference to the service).
     private let liveRecorder: RecorderRef
     let probe = UpstreamProbe()
+    private let trimmer = FreedMemoryTrimmer()
 
     struct State: @unchecked Sendable {
         // Safety: every member is Sendable; the annotation only covers the config's existential members.
@@ -91,6 +92,9 @@ public final class GatewayService: Sendable {
             guard let self else { return }
             let runtime = self.runtime
             runtime.jwks.tick()
+            if let gateway = self.gatewayBox.withLock({ $0 }) {
+                self.trimmer.observe(gateway.state.budget)
+            }
             // An unreachable upstream is probed every second, so readiness follows it closely.
             if !self.probe.unreachable.isEmpty { self.probe.probe(runtime.origins) }
             _ = runtime.policy.limiter.sweep(now: self.clock.nowNanoseconds())

@@ -61,8 +61,9 @@ public final class RawConnection {
         fd = -1
     }
 
-    public func send(_ text: String) throws {
-        let bytes = Array(text.utf8)
+    public func send(_ text: String) throws { try send(Array(text.utf8)) }
+
+    public func send(_ bytes: [UInt8]) throws {
         var sent = 0
         while sent < bytes.count {
             let n = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
