@@ -1,4 +1,5 @@
 import GatewayCore
+import EventLoop
 
 /// Where a request's response goes: one implementation per client protocol (HTTP/1.1 connection, HTTP/2
 /// stream). Loop-confined. Call order: `writeHead` once, `writeBody` any number of times, then `end` — or
@@ -138,6 +139,32 @@ final class RequestBodyStream {
 
     init(length: Int) { self.length = length }
 
+    private var watchdog: LoopTimer?
+
+    deinit { watchdog?.cancel() }
+
+    /// Calls `stalled` once when a whole `intervalMs` passes without a byte from the client while the gateway is
+    /// still reading (not while it holds the client back itself): a streamed body otherwise has no deadline, and a
+    /// client that stops mid-body would hold its connection and an upstream connection for good.
+    func watch(on loop: EventLoop, intervalMs: Int, stalled: @escaping () -> Void) {
+        var seen = received
+        watchdog = loop.scheduleRepeating(everyMilliseconds: max(100, intervalMs)) { [weak self] in
+            guard let self else { return }
+            if self.ended {
+                self.watchdog?.cancel()
+                self.watchdog = nil
+                return
+            }
+            if self.received == seen && !self.sourcePaused {
+                self.watchdog?.cancel()
+                self.watchdog = nil
+                stalled()
+                return
+            }
+            seen = self.received
+        }
+    }
+
     /// Whether bytes are still to come from the client.
     var isOpen: Bool { !ended }
 
@@ -156,6 +183,8 @@ final class RequestBodyStream {
     func finish() {
         guard !ended else { return }
         ended = true
+        watchdog?.cancel()
+        watchdog = nil
         keep = nil
         if consumer != nil {
             let done = onEnd

@@ -69,6 +69,9 @@ final class HTTP1ServerConnection: ResponseWriter {
                     currentInfo = nil
                     let stream = RequestBodyStream(length: length)
                     stream.setSourcePaused = { [weak self] paused in self?.transport.setReading(!paused) }
+                    stream.watch(on: owner.context.loop, intervalMs: owner.profile.idleTimeoutMs) { [weak self] in
+                        self?.bodyStalled()
+                    }
                     streaming = stream
                     dispatch(head, info, stream: stream)
                 }
@@ -106,6 +109,25 @@ final class HTTP1ServerConnection: ResponseWriter {
         if let stream { exchange.attach(stream) }
         current = exchange
         owner.handler.handle(exchange)
+    }
+
+    /// The client stopped sending a streamed body: the request can never complete. A 408 (RFC 9110 §15.5.9) when
+    /// nothing of an answer was sent yet, else just the close; either way the upstream exchange is abandoned.
+    private func bodyStalled() {
+        guard let exchange = current, !dead else { return }
+        streaming?.discard()
+        streaming = nil
+        owner.handler.cancel(exchange)
+        exchange.decision = "refused_timeout"
+        keepAlive = false
+        if responseHeadWritten {
+            transport.close()
+            return
+        }
+        let error = TenantError.gateway(
+            status: 408, detail: "The request body stopped arriving before it was complete.")
+        exchange.facts.error = error
+        send(error.response)
     }
 
     private func refuse(_ error: HTTP1Error) {

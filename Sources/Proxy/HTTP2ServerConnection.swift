@@ -99,10 +99,31 @@ final class HTTP2ServerConnection {
         }
     }
 
+    /// A stream's client stopped sending its body: 408 when no answer started (the rest of the upload is then
+    /// drained and the stream reset, as for any early answer), else a reset; the upstream exchange is abandoned.
+    private func bodyStalled(_ writer: HTTP2StreamWriter) {
+        guard let exchange = writer.exchange, !exchange.finished else { return }
+        writer.bodyStream?.discard()
+        owner.handler.cancel(exchange)
+        exchange.decision = "refused_timeout"
+        let error = TenantError.gateway(
+            status: 408, detail: "The request body stopped arriving before it was complete.")
+        exchange.facts.error = error
+        if writer.headWritten {
+            writer.abort()
+        } else {
+            writer.send(error.response)
+        }
+    }
+
     /// Hands the exchange to the handler now; the body follows through a `RequestBodyStream`.
     private func startStreaming(_ writer: HTTP2StreamWriter, length: Int) {
         let stream = RequestBodyStream(length: length)
         writer.bodyStream = stream
+        stream.watch(on: owner.context.loop, intervalMs: owner.profile.idleTimeoutMs) { [weak self, weak writer] in
+            guard let self, let writer else { return }
+            self.bodyStalled(writer)
+        }
         stream.setSourcePaused = { [weak self, weak writer] paused in
             guard let self, let writer else { return }
             writer.sourcePaused = paused
@@ -242,7 +263,7 @@ final class HTTP2StreamWriter: ResponseWriter {
     var sourcePaused = false
     /// Body bytes received while paused and not yet given back to the client's flow-control window.
     var unconsumed = 0
-    private var headWritten = false
+    private(set) var headWritten = false
     private var bodyExpected = true
     private var done = false
     var bufferFull = false

@@ -20,7 +20,7 @@ final class PassThroughFixture: @unchecked Sendable {
     let plainPort: UInt16
     let caFile: URL
 
-    init(maxBodyBytes: Int = HTTP1Limits().maxBodyBytes) throws {
+    init(maxBodyBytes: Int = HTTP1Limits().maxBodyBytes, idleTimeoutMs: Int = 5000) throws {
         let dir = TestProcess.temporaryDirectory("passthrough")
         recordFile = dir.appendingPathComponent("upstream.bin")
         FileManager.default.createFile(atPath: recordFile.path, contents: nil)
@@ -45,10 +45,10 @@ final class PassThroughFixture: @unchecked Sendable {
         let listeners = [
             ListenerProfile(
                 address: NetAddress("127.0.0.1:0")!, domain: "gateway.test", tls: tls, http1Limits: limits,
-                headerReadTimeoutMs: 1000, idleTimeoutMs: 5000, allowH2: true),
+                headerReadTimeoutMs: 1000, idleTimeoutMs: idleTimeoutMs, allowH2: true),
             ListenerProfile(
                 address: NetAddress("127.0.0.1:0")!, domain: "gateway.test", tls: nil, http1Limits: limits,
-                headerReadTimeoutMs: 1000, idleTimeoutMs: 5000, allowH2: true),
+                headerReadTimeoutMs: 1000, idleTimeoutMs: idleTimeoutMs, allowH2: true),
         ]
         let snapshot = GatewaySnapshot(
             listeners: listeners, handlers: ForwardAllFactory(origin: origin), generation: 1)
@@ -260,6 +260,28 @@ struct PassThroughTests {
             #expect(out.stdout.contains("\"status\":502"), "\(version): \(out.stdout)")
             #expect(!out.stdout.contains("hello"))
         }
+    }
+
+    @Test("a streamed upload that stops arriving gets 408 after the idle timeout and lets go of the upstream")
+    func stalledUploadTimesOut() throws {
+        let f = try PassThroughFixture(idleTimeoutMs: 600)
+        defer { f.stop() }
+        let client = try RawConnection(port: f.plainPort, timeout: 5)
+        let start = Date()
+        try client.send("POST /upload HTTP/1.1\r\nHost: gateway.test\r\nContent-Length: 1000000\r\n\r\n")
+        try client.send([UInt8](repeating: 0x61, count: 100_000))
+        // Then nothing more: without a body deadline this would wait for good (the read times out at 5 s).
+        let (answer, closed) = client.readToEnd()
+        let ms = Int(Date().timeIntervalSince(start) * 1000)
+        print("stalled upload: answered after \(ms) ms")
+        #expect(answer.hasPrefix("HTTP/1.1 408"), "\(answer.prefix(200))")
+        #expect(closed, "the connection must close after the 408")
+        #expect(ms < 4000)
+        // The upstream connection was let go too: the gateway serves the next request at once.
+        let next = try f.curl([
+            "--http1.1", "-o", "/dev/null", "-w", "%{http_code}", "https://gateway.test:\(f.tlsPort)/x",
+        ])
+        #expect(next.stdout == "200")
     }
 
     @Test("an OPTIONS is forwarded with Max-Forwards one lower (RFC 9110 §7.6.2)")
