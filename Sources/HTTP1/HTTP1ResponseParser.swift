@@ -198,6 +198,9 @@ public struct HTTP1ResponseParser: Sendable {
                 framing = .chunked
             case .none:
                 if let length = fields.contentLength {
+                    // The field saturates at its cap: a length that large is one no answer has, and relaying the
+                    // capped number would announce a length the upstream never sent (RFC 9112 §6.3: invalid).
+                    guard length < FieldAccumulator.contentLengthCap else { return fail("invalid Content-Length") }
                     framing = .contentLength(length)
                 } else {
                     framing = .untilClose

@@ -163,9 +163,11 @@ final class ClientConnection: TransportDelegate {
         default:
             // RFC 9110 §15.5.9: a 408 tells an HTTP/1.1 client why; idle keep-alive connections just close.
             if case .http1(let h1) = protocolHandler, h1.hasPartialRequest {
-                var response = TenantError.gateway(status: 408, detail: "The request head did not arrive in time.")
+                let what = h1.isReadingBody ? "body" : "head"
+                var response = TenantError.gateway(status: 408, detail: "The request \(what) did not arrive in time.")
                     .response
                 response.head.headers.set("Connection", "close")
+                response.head.headers.set("Date", context.httpDate)
                 var bytes = (try? HTTP1Serializer.responseHead(response.head)) ?? []
                 bytes += response.body
                 transport.write(bytes)

@@ -36,6 +36,8 @@ final class HTTP1ServerConnection: ResponseWriter {
 
     var isIdle: Bool { current == nil && currentHead == nil }
     var hasPartialRequest: Bool { currentHead != nil || parser.hasPartialRequest }
+    /// The head arrived and its body is still being read.
+    var isReadingBody: Bool { currentHead != nil }
 
     // MARK: - Input
 

@@ -236,6 +236,10 @@ final class UpstreamConnection: TransportDelegate {
     private(set) var responseDeadline: Int64 = .max
     private weak var handler: (any UpstreamResponseHandler)?
     private var receivedAny = false
+    /// Interim (1xx) responses to the current request: a few are normal (103 Early Hints), a stream of them is an
+    /// upstream that never answers while keeping the connection busy.
+    private var interimResponses = 0
+    static let maxInterimResponses = 16
     private var responseDone = true
     private var keepAlive = false
     /// A streamed request body is still being written.
@@ -279,6 +283,7 @@ final class UpstreamConnection: TransportDelegate {
     ) {
         self.handler = handler
         receivedAny = false
+        interimResponses = 0
         responseDone = false
         exchangesServed += 1
         parser.requestSent(method: method)
@@ -344,6 +349,13 @@ final class UpstreamConnection: TransportDelegate {
         while !responseDone, let event = parser.next() {
             switch event {
             case .informational(let head):
+                interimResponses += 1
+                guard interimResponses <= Self.maxInterimResponses else {
+                    fail(
+                        UpstreamFailure(status: 502, detail: "The upstream sent too many interim (1xx) responses."),
+                        retryable: false)
+                    return
+                }
                 handler?.upstreamInformational(head)
             case .head(let head, let info):
                 keepAlive = info.keepAlive

@@ -67,6 +67,9 @@ public struct Redactor: Sendable {
             return false
         }
         if n == "key" || n.hasSuffix("key") || n == "pwd" || n == "pass" || n.hasSuffix("pwd") { return true }
+        // An OAuth authorization code (RFC 6749 §4.1.2) is exchanged for tokens: `?code=` on the edge path's
+        // callbacks is a credential too.
+        if n == "code" { return true }
         return secretFragments.contains { n.contains($0) }
     }
 

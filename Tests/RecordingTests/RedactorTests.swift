@@ -105,7 +105,7 @@ import Testing
         ("key", true), ("private_key", true), ("token", true), ("password", true), ("x-api-key", true),
         ("access_token", true), ("client_assertion", true), ("token_id", false), ("keyId", false), ("client_id", false),
         ("name", false), ("keys", false), ("token_type", false), ("token_lifetime", false), ("domain", false),
-        ("scope", false),
+        ("scope", false), ("code", true), ("CODE", true), ("state", false), ("code_challenge_method", false),
     ])
     func secretNames(_ name: String, _ secret: Bool) {
         #expect(Redactor.isSecretName(name) == secret)

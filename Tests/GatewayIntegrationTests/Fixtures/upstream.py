@@ -104,6 +104,12 @@ def serve(conn):
                 # A broken upstream: a chunked answer whose first chunk size is not hex, in the same write.
                 conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n")
                 return
+            elif path == "/hint-flood":
+                conn.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n" * 40)
+                respond(conn, 200, b"{}")
+            elif path == "/bigcl":
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\nabc")
+                return
             elif path == "/hints":
                 conn.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
                 respond(conn, 200, b'{"hinted":true}')
