@@ -36,9 +36,18 @@ public struct TenantError: Error, Sendable, Equatable {
         self.status = status
         self.code = code
         self.title = title
-        self.detail = detail
+        self.detail = TenantError.bounded(detail)
         self.validationErrors = validationErrors
         self.headers = headers
+    }
+
+    /// Most characters of a `detail`: details quote client-supplied values (an Origin, an org_id), which the
+    /// header limits bound only loosely, and every refusal is also logged.
+    public static let maxDetailCharacters = 512
+
+    static func bounded(_ detail: String) -> String {
+        guard detail.utf8.count > maxDetailCharacters else { return detail }
+        return String(detail.prefix(maxDetailCharacters - 1)) + "…"
     }
 
     public var type: String { "https://auth0.com/api-errors#\(code)" }
