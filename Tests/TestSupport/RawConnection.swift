@@ -15,6 +15,10 @@ public final class RawConnection {
         if rc != 0 {
             let error = errno
             Glibc.close(fd)
+            // A class whose initializer throws after every property is set still runs `deinit`: without this its
+            // `close()` would close the number again, by then perhaps another thread's socket or pipe (the
+            // gateway under test runs in this process too).
+            fd = -1
             throw ConnectError(errno: error)
         }
     }
