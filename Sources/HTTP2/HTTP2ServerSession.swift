@@ -364,33 +364,23 @@ public final class HTTP2ServerSession {
             append(nameAt: nameStart, nameCount: nameCount, valueAt: valueStart, valueCount: valueCount)
             used = valueStart + valueCount
         }
-        if !hasDate, var date {
+        /// A field the session adds itself: name and value copied after the others.
+        func appendField(_ name: StaticString, _ value: String) {
+            var value = value
             let nameStart = used
-            for byte in "date".utf8 {
-                buffer[used] = byte
-                used += 1
-            }
+            (buffer + used).update(from: name.utf8Start, count: name.utf8CodeUnitCount)
+            used += name.utf8CodeUnitCount
             let valueStart = used
-            date.withUTF8 { src in
-                for i in 0..<src.count { buffer[valueStart + i] = src[i] }
+            value.withUTF8 { src in
+                if let source = src.baseAddress { (buffer + valueStart).update(from: source, count: src.count) }
                 used += src.count
             }
-            append(nameAt: nameStart, nameCount: 4, valueAt: valueStart, valueCount: used - valueStart)
+            append(
+                nameAt: nameStart, nameCount: name.utf8CodeUnitCount, valueAt: valueStart, valueCount: used - valueStart
+            )
         }
-        if let contentLength {
-            let nameStart = used
-            for byte in "content-length".utf8 {
-                buffer[used] = byte
-                used += 1
-            }
-            var digits = String(contentLength)
-            let valueStart = used
-            digits.withUTF8 { src in
-                for i in 0..<src.count { buffer[valueStart + i] = src[i] }
-                used += src.count
-            }
-            append(nameAt: nameStart, nameCount: 14, valueAt: valueStart, valueCount: used - valueStart)
-        }
+        if !hasDate, let date { appendField("date", date) }
+        if let contentLength { appendField("content-length", String(contentLength)) }
         if informational {
             // A non-final HEADERS frame: no END_STREAM, the final response follows on the same stream.
             return nghttp2_submit_headers(

@@ -123,10 +123,11 @@ public struct CORSPolicy: Sendable {
         where seen.insert(origin).inserted {
             texts.append(origin)
         }
+        let clientIDs = perClient.keys.sorted()
         self.knownOrigins = texts.map { origin in
             CORSKnownOrigin(
                 union: Self.isAllowed(origin: origin, clientID: nil, union: union, perClient: perClient),
-                clients: perClient.keys.sorted().filter {
+                clients: clientIDs.filter {
                     Self.isAllowed(origin: origin, clientID: $0, union: union, perClient: perClient)
                 })
         }

@@ -84,8 +84,6 @@ public struct ClaimsChecker: Sendable {
             settings: config.tokens)
     }
 
-    var domains: [String] { expectations.map(\.domain) }
-
     public func check(_ token: VerifiedToken, domain: String, clock: some WallClock) throws(TenantError)
         -> TokenContext
     {

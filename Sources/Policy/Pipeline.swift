@@ -147,8 +147,6 @@ public final class RequestPolicy: Sendable {
         public var endpoint: Endpoint?
         public var domain: String
         public var origin: String?
-        /// How the token came: a DPoP-bound token must come with the DPoP scheme, and only such a token may.
-        public var tokenScheme: PresentedToken.Scheme = .bearer
     }
 
     /// The domain the request arrived on: the listener's, or the request's Host when it names a tenant domain.
@@ -212,9 +210,7 @@ public final class RequestPolicy: Sendable {
         let target = request.target
         let question = target.utf8.firstIndex(of: UInt8(ascii: "?"))
         let path = question.map { target[..<$0] } ?? target[...]
-        let route =
-            literalRoutes.route(method: request.method, path: path)
-            ?? RequestPolicy.routeGeneral(router: router, method: request.method, path: path)
+        let route = self.route(method: request.method, path: path)
         // Preflights carry no token: judged against every client's origins, answered here, never forwarded.
         if request.method == "OPTIONS", request.headers["Access-Control-Request-Method"] != nil,
             case .methodNotAllowed(let allowed) = route
@@ -244,7 +240,7 @@ public final class RequestPolicy: Sendable {
                 return .needsToken(
                     token: presented.value,
                     route: RouteMatch(
-                        endpoint: endpoint, domain: domain, origin: origin, tokenScheme: presented.scheme),
+                        endpoint: endpoint, domain: domain, origin: origin),
                     notes: notes)
             } catch {
                 return refuse(error, decision: "refused_token", notes: &notes, origin: origin, clientID: nil)
@@ -268,19 +264,25 @@ public final class RequestPolicy: Sendable {
         }
     }
 
-    /// True when the first segment is plainly not the API's prefix: no percent-encoding, not empty, and not
-    /// `my-org` in any letter case. Such paths skip the router (edge-mode traffic is mostly these); everything
-    /// else, including every disguise the router refuses, still goes through it.
+    /// The one way a request is routed: the exact-path table first, then the general router behind its checks.
+    private func route(method: String, path: Substring) -> RouteResult {
+        literalRoutes.route(method: method, path: path)
+            ?? RequestPolicy.routeGeneral(router: router, method: method, path: path)
+    }
+
     /// Whether `authorize` will read this request's body (so it must arrive whole, within the body limit, before
     /// the policy runs); every other body may stream to the tenant.
     public func needsWholeBody(_ request: RequestHead) -> Bool {
         guard request.method == "POST" else { return false }
-        if case .endpoint(let endpoint, _, _) = router.route(method: request.method, path: request.path) {
+        if case .endpoint(let endpoint, _, _) = route(method: request.method, path: request.path) {
             return endpoint.bodyIsChecked
         }
         return false
     }
 
+    /// True when the first segment is plainly not the API's prefix: no percent-encoding, not empty, and not
+    /// `my-org` in any letter case. Such paths skip the router (edge-mode traffic is mostly these); everything
+    /// else, including every disguise the router refuses, still goes through it.
     static func plainlyNotMyOrg(_ path: Substring) -> Bool {
         if let answer = path.utf8.withContiguousStorageIfAvailable(plainlyNotMyOrg(bytes:)) { return answer }
         return Array(path.utf8).withUnsafeBufferPointer(plainlyNotMyOrg(bytes:))
@@ -388,7 +390,7 @@ public final class RequestPolicy: Sendable {
         notes.organizationID = context.orgID
         notes.clientID = context.clientID
         notes.userID = context.subject
-        if let refusal = RequestPolicy.bindingRefusal(scheme: route.tokenScheme, context: context) {
+        if let refusal = RequestPolicy.bindingRefusal(scheme: notes.tokenScheme, context: context) {
             return outcome(refuse(refusal, decision: "refused_token", notes: &notes, origin: origin, clientID: nil))
         }
         guard let endpoint = route.endpoint else {
@@ -517,10 +519,7 @@ public final class RequestPolicy: Sendable {
 
     private func noteEndpoint(of request: RequestHead, in notes: inout PipelineNotes) {
         let path = request.path
-        let route =
-            literalRoutes.route(method: request.method, path: path)
-            ?? RequestPolicy.routeGeneral(router: router, method: request.method, path: path)
-        guard case .endpoint(let endpoint, _, _) = route else { return }
+        guard case .endpoint(let endpoint, _, _) = route(method: request.method, path: path) else { return }
         notes.operation = endpoint.operation
         notes.logResource = endpoint.logResource == .none ? nil : endpoint.logResource.rawValue
         notes.routeName = endpoint.routeName
@@ -538,9 +537,9 @@ public final class RequestPolicy: Sendable {
             return ClaimsChecker.invalid(
                 "The access token is DPoP-bound (cnf.jkt): send it as 'Authorization: DPoP <token>' with a DPoP proof.")
         case (.dpop, .none):
-            let detail = "The DPoP scheme was used with an access token that is not DPoP-bound (no cnf.jkt)."
-            return .unauthorized(
-                detail, wwwAuthenticate: ClaimsChecker.challenge("invalid_token", detail, scheme: "DPoP"))
+            // `refuse` answers in the scheme the request used (DPoP here).
+            return ClaimsChecker.invalid(
+                "The DPoP scheme was used with an access token that is not DPoP-bound (no cnf.jkt).")
         default:
             return nil
         }

@@ -37,14 +37,7 @@ public struct RateLimitState: Sendable, Hashable {
     }
 
     /// The policy name used in `RateLimit-Policy` and `RateLimit`: `tenant-read`, `org-write`, ...
-    public var policyName: String {
-        switch (scope, rateClass) {
-        case (.tenant, .read): return "tenant-read"
-        case (.tenant, .write): return "tenant-write"
-        case (.organization, .read): return "org-read"
-        case (.organization, .write): return "org-write"
-        }
-    }
+    public var policyName: String { staticPolicyName.description }
 
     /// `policyName` as a static string, for writers that copy its bytes.
     var staticPolicyName: StaticString {

@@ -50,7 +50,7 @@ final class ExchangeRecorder: Sendable {
         if events != nil, exchange.decision != "preflight" {
             eventType = EventClassifier.classify(
                 resource: facts.logResource,
-                outcome: EventOutcome(status: status, decidedBy: exchange.upstreamStatus != nil ? .tenant : .gateway))
+                outcome: EventOutcome(status: status, decidedBy: exchange.decidedBy == .tenant ? .tenant : .gateway))
         }
         guard accessLog != nil || eventType != nil else { return }
         let entry = ExchangeLogEntry(exchange, endNanos: endNanos, eventType: eventType, tenantName: tenantName)
@@ -60,32 +60,25 @@ final class ExchangeRecorder: Sendable {
 
     /// The route label of a request no endpoint matched: `unknown` under the API's prefix, `other` elsewhere.
     static func unroutedLabel(_ target: String) -> String {
-        var target = target
-        let api = target.withUTF8 { bytes in
-            bytes.count >= 7 && bytes[0] == UInt8(ascii: "/") && bytes[1] == UInt8(ascii: "m")
-                && bytes[2] == UInt8(ascii: "y") && bytes[3] == UInt8(ascii: "-") && bytes[4] == UInt8(ascii: "o")
-                && bytes[5] == UInt8(ascii: "r") && bytes[6] == UInt8(ascii: "g")
-        }
-        return api ? "unknown" : "other"
+        target.utf8.starts(with: "/my-org".utf8) ? "unknown" : "other"
     }
 
     private func recordTraffic(
         _ exchange: Exchange, capture: ResponseCapture, response: ResponseHead, durationNanos: Int64,
         to traffic: TrafficRecorder
     ) {
-        let head = exchange.head
+        var request = exchange.head
+        request.scheme = exchange.isTLS ? "https" : "http"
         let facts = exchange.facts
         let totalMs = Double(durationNanos) / 1e6
         let waitMs = capture.headNanos > 0 ? Double(capture.headNanos - exchange.startNanos) / 1e6 : 0
         traffic.record(
             CapturedExchange(
-                request: RequestHead(
-                    method: head.method, target: head.target, version: head.version, headers: head.headers,
-                    authority: head.authority, scheme: exchange.isTLS ? "https" : "http"),
+                request: request,
                 requestBody: exchange.body, response: response, responseBody: capture.body,
                 responseBodySize: capture.size, startedMillis: exchange.startNanos / 1_000_000,
                 timings: .init(sendMs: 0, waitMs: waitMs, receiveMs: max(0, totalMs - waitMs), totalMs: totalMs),
-                clientIP: exchange.peerAddress, decidedBy: exchange.upstreamStatus != nil ? .tenant : .gateway,
+                clientIP: exchange.peerAddress, decidedBy: exchange.decidedBy,
                 decision: exchange.decision, route: facts.routeName, eventType: nil,
                 organizationID: facts.organizationID, clientID: facts.clientID))
     }
@@ -206,7 +199,7 @@ final class ExchangeLogEntry: Sendable {
         head = exchange.head
         status = exchange.status
         decision = exchange.decision
-        decidedBy = exchange.upstreamStatus != nil ? .tenant : .gateway
+        decidedBy = exchange.decidedBy
         bytesOut = exchange.bytesOut
         requestID = exchange.requestID
         peerAddress = exchange.peerAddress
@@ -227,18 +220,11 @@ final class ExchangeLogEntry: Sendable {
 
     var durationMs: Double { Double(endNanos - startNanos) / 1e6 }
 
-    /// The request head as the log lines see it (the scheme plays no part in them).
-    var request: RequestHead {
-        RequestHead(
-            method: head.method, target: head.target, version: head.version, headers: head.headers,
-            authority: head.authority)
-    }
-
     /// The log event (the API's event code), as `LogEvent.json` describes it.
     func event(logID: String, type: EventType) -> Recording.LogEvent {
         var event = LogEvent(
             logID: logID, dateMillis: startNanos / 1_000_000, type: type.code, description: type.description)
-        event.apply(request: request, hostname: hostname)
+        event.apply(request: head, hostname: hostname)
         event.tenantName = tenantName
         event.ip = peerAddress
         event.clientID = clientID
@@ -258,7 +244,7 @@ final class ExchangeLogEntry: Sendable {
 
     var accessLine: AccessLogLine {
         var line = AccessLogLine(
-            timeMillis: startNanos / 1_000_000, request: request, status: status, bytes: bytesOut,
+            timeMillis: startNanos / 1_000_000, request: head, status: status, bytes: bytesOut,
             durationMs: durationMs, decision: decision, decidedBy: decidedBy, organizationID: organizationID,
             clientID: clientID, ip: peerAddress)
         line.requestID = line.requestID ?? requestID

@@ -1,5 +1,6 @@
 import GatewayCore
 import EventLoop
+import Recording
 
 /// Where a request's response goes: one implementation per client protocol (HTTP/1.1 connection, HTTP/2
 /// stream). Loop-confined. Call order: `writeHead` once, `writeBody` any number of times, then `end` — or
@@ -76,6 +77,9 @@ final class Exchange {
 
     /// The request body's length as the upstream will see it.
     var bodyLength: Int { bodyStream?.length ?? body.count }
+
+    /// Who decided the answer: the tenant when its response came back, else the gateway.
+    var decidedBy: DecidedBy { upstreamStatus != nil ? .tenant : .gateway }
 
     init(
         head: RequestHead, body: [UInt8], peerAddress: String, isTLS: Bool, serverName: String?,

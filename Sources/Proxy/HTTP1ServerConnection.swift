@@ -162,9 +162,8 @@ final class HTTP1ServerConnection: ResponseWriter {
             var capacity = 64 + head.reason.utf8.count
             for field in head.headers { capacity += field.name.utf8.count + field.value.utf8.count + 4 }
             var out = try HTTP1HeadBuilder(status: head.status, reason: head.reason, capacity: capacity)
-            for field in head.headers where !HopByHop.set.contains(field.name) {
-                try out.add(field.name, field.value)
-            }
+            // Hop-by-hop fields were removed on the way down (ForwardRewrite.downstreamHead).
+            for field in head.headers { try out.add(field.name, field.value) }
             transport.write(out.finish())
         } catch {
             // A field that cannot be written safely: the hint is only advice, the final answer follows.

@@ -84,12 +84,8 @@ final class LoopContext {
     }
 
     func pool(for origin: UpstreamOrigin) -> UpstreamPool {
-        // Most loops talk to one origin: skip building the key string on every request.
-        if let last = lastPool, last.origin.port == origin.port, last.origin.useTLS == origin.useTLS,
-            last.origin.host == origin.host
-        {
-            return last
-        }
+        // Most loops talk to one origin: one string comparison instead of a dictionary lookup.
+        if let last = lastPool, last.origin.key == origin.key { return last }
         let key = origin.key
         let pool = pools[key] ?? UpstreamPool(origin: origin, context: self)
         pools[key] = pool

@@ -16,12 +16,10 @@ enum ReplayCommand {
         do {
             base = try ReplayTarget(parsing: target)
         } catch {
-            printError("myorg-gateway: replay: --target: \(error)")
-            return 64
+            return CommandLineRunner.fail("replay: --target: \(error)", status: 64)
         }
         guard let data = FileManager.default.contents(atPath: recording) else {
-            printError("myorg-gateway: replay: cannot read \(recording)")
-            return 2
+            return CommandLineRunner.fail("replay: cannot read \(recording)", status: 2)
         }
         let lines = String(decoding: data, as: UTF8.self).fileLines
         let (records, tally) = ExchangeRecord.readTallied(lines: lines)
@@ -31,8 +29,7 @@ enum ReplayCommand {
         let authorization = token.map { "Bearer \($0)" }
         let plan = ExchangeRecord.replayPlan(records: records, authorization: authorization)
         guard !plan.isEmpty else {
-            printError("myorg-gateway: replay: \(recording) holds no exchanges")
-            return 2
+            return CommandLineRunner.fail("replay: \(recording) holds no exchanges", status: 2)
         }
         // With --key, each request gets a fresh token with the claims the recording kept (never its signature),
         // re-dated to now: recorded tokens expired long ago, and a replay must not depend on them.
@@ -42,8 +39,7 @@ enum ReplayCommand {
             do {
                 signingKey = try DevelopmentKeys.loadOrCreate(path: keyPath)
             } catch {
-                printError("myorg-gateway: replay: \(error)")
-                return 2
+                return CommandLineRunner.fail("replay: \(error)", status: 2)
             }
             for record in records {
                 if let claims = record.tokenClaims, case .object = claims { recordedClaims[record.id] = claims }
@@ -91,8 +87,7 @@ enum ReplayCommand {
         printOut((terminal ? "\n\n" : "\n") + summary.rendered())
         if summary.nothingAnswered {
             let reasons = summary.failures.map(\.reason).joined(separator: ", ")
-            printError("myorg-gateway: replay: no request got an HTTP answer from \(target): \(reasons)")
-            return 1
+            return CommandLineRunner.fail("replay: no request got an HTTP answer from \(target): \(reasons)")
         }
         return 0
     }

@@ -24,6 +24,8 @@ struct UpstreamOrigin: Sendable {
     /// Derived once, not on every request: the Host value, and the request fields the gateway sets itself.
     let hostHeader: String
     let removedOnTheWayUp: FieldNameSet
+    /// Scheme, host and port: origins with the same key share a pool.
+    let key: String
 
     init(
         host: String, port: UInt16, useTLS: Bool, tlsContext: TLSClientContext?, maxConnections: Int,
@@ -44,6 +46,7 @@ struct UpstreamOrigin: Sendable {
         let h = host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]" : host
         self.hostHeader = port == defaultPort ? h : "\(h):\(port)"
         self.removedOnTheWayUp = FieldNameSet(ForwardRewrite.replacedOnTheWayUp + [clientIPHeader])
+        self.key = "\(useTLS ? "https" : "http")://\(host):\(port)"
     }
 
     /// The same origin reached at another address, without its secret headers (a JWKS fetch).
@@ -54,7 +57,6 @@ struct UpstreamOrigin: Sendable {
             secretHeaders: [], clientIPHeader: clientIPHeader)
     }
 
-    var key: String { "\(useTLS ? "https" : "http")://\(host):\(port)" }
 }
 
 /// Why an upstream exchange failed; mapped to 502/503/504 with a detail that says what failed.

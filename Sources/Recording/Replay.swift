@@ -170,22 +170,21 @@ public enum ReplayResult: Sendable, Equatable {
 }
 
 /// The replay's tally: status codes replayed against recorded, and why requests got no answer.
-public struct ReplaySummary: Sendable, Equatable {
+public struct ReplaySummary: Sendable {
     public private(set) var total = 0
     public private(set) var answered = 0
     /// Requests whose recording has a status and whose replay got the same one.
     public private(set) var matched = 0
     private var replayed: [Int: Int] = [:]
     private var recorded: [Int: Int] = [:]
-    /// Replays without an HTTP answer, and recordings without a response (the client or upstream went away).
-    private var replayedNoAnswer = 0
+    /// Recordings without a response (the client or upstream went away).
     private var recordedNoResponse = 0
+    /// Replays without an HTTP answer.
+    private var replayedNoAnswer: Int { total - answered }
     /// Failure reasons in order of first appearance, so the summary reads like the run did.
     public private(set) var failures: [(reason: String, count: Int)] = []
 
     public init() {}
-
-    public static func == (a: ReplaySummary, b: ReplaySummary) -> Bool { a.rendered() == b.rendered() }
 
     public mutating func add(_ request: ReplayRequest, _ result: ReplayResult) {
         total += 1
@@ -195,7 +194,6 @@ public struct ReplaySummary: Sendable, Equatable {
             replayed[status, default: 0] += 1
             if ReplayComparison(request: request, replayedStatus: status).matches { matched += 1 }
         case .failed(let reason):
-            replayedNoAnswer += 1
             if let index = failures.firstIndex(where: { $0.reason == reason }) {
                 failures[index].count += 1
             } else {

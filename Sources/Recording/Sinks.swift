@@ -174,8 +174,7 @@ final class FileSink: EventSink {
     }
 
     private func removeOldest(_ file: String) {
-        guard FileIO.exists(file) else { return }
-        let bytes = FileIO.fileSize(file) ?? 0
+        guard let bytes = FileIO.fileSize(file) else { return }
         FileIO.remove(file)
         removedFiles.add()
         logger.warning(

@@ -10,9 +10,7 @@ public enum Timestamp {
     /// Formats milliseconds since the Unix epoch.
     public static func iso8601(millis: Int64) -> String {
         let ms = Int(((millis % 1000) + 1000) % 1000)
-        let secs = (millis - Int64(ms)) / 1000
-        let days = Int(floorDiv(secs, 86_400))
-        let secOfDay = Int(secs - Int64(days) * 86_400)
+        let (days, secOfDay) = CivilCalendar.split(epochSeconds: (millis - Int64(ms)) / 1000)
         let (y, m, d) = CivilCalendar.civil(fromDays: days)
         var s = pad(y, 4) + "-" + pad(m, 2) + "-" + pad(d, 2)
         s += "T" + pad(secOfDay / 3600, 2) + ":" + pad(secOfDay / 60 % 60, 2) + ":" + pad(secOfDay % 60, 2)
@@ -22,17 +20,6 @@ public enum Timestamp {
 
     /// The length of every timestamp of the years 0000 through 9999.
     static let fixedLength = 24
-
-    /// The same text as ``iso8601(millis:)``, appended to `out` without building a `String`.
-    public static func write(millis: Int64, to out: inout [UInt8]) {
-        var buffer = [UInt8](repeating: 0, count: fixedLength)
-        let fixed = buffer.withUnsafeMutableBufferPointer { write(millis: millis, into: $0.baseAddress!) }
-        if fixed {
-            out.append(contentsOf: buffer)
-        } else {
-            out.append(contentsOf: iso8601(millis: millis).utf8)
-        }
-    }
 
     /// Writes the ``fixedLength`` bytes of ``iso8601(millis:)`` at `out` and returns true, or returns false (and
     /// writes nothing) for a time outside the years 0000 through 9999.
@@ -104,10 +91,6 @@ public enum Timestamp {
         }
         let days = Int64(CivilCalendar.days(fromCivil: y, mo, d))
         return ((days * 86_400 + Int64(h * 3600 + mi * 60 + s)) * 1000) + Int64(ms)
-    }
-
-    private static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
-        a >= 0 ? a / b : -((-a + b - 1) / b)
     }
 
     private static func pad(_ v: Int, _ width: Int) -> String {

@@ -144,12 +144,10 @@ public final class TLSServerContext: @unchecked Sendable {
             }
         }
         // The certificate is chosen from the ClientHello, before OpenSSL looks for a session to resume, so the
-        // session ID context above is the chosen certificate's when it does. The servername callback stays as a
-        // second chance (it runs later, on the context the SSL was created from: the default one).
-        SSL_CTX_set_client_hello_cb(contexts[0], selectCertificateEarly, Unmanaged.passUnretained(state).toOpaque())
-        _ = cshim_SSL_CTX_set_tlsext_servername_callback(contexts[0], selectCertificate)
+        // session ID context above is the chosen certificate's when it does. (OpenSSL runs the callback of the
+        // context the SSL was created from: the default one.)
         // Safety: as for the ALPN argument above.
-        _ = cshim_SSL_CTX_set_tlsext_servername_arg(contexts[0], Unmanaged.passUnretained(state).toOpaque())
+        SSL_CTX_set_client_hello_cb(contexts[0], selectCertificateEarly, Unmanaged.passUnretained(state).toOpaque())
 
         self.defaultContext = contexts[0]
         self.contexts = contexts
@@ -224,22 +222,6 @@ final class ServerCallbackState: @unchecked Sendable {
         return wildcard[String(host[host.index(after: dot)...])]
     }
 }
-
-/// The servername callback: moves the connection to the certificate for the client's SNI. An absent or unknown
-/// name keeps the default certificate (the client then decides whether it accepts it).
-private let selectCertificate:
-    @convention(c) (OpaquePointer?, UnsafeMutablePointer<Int32>?, UnsafeMutableRawPointer?)
-        -> Int32 = { ssl, _, arg in
-            guard let ssl, let arg, let name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) else {
-                return SSL_TLSEXT_ERR_OK
-            }
-            // Safety: `arg` is the ServerCallbackState registered with the context, alive while the context is.
-            let state = Unmanaged<ServerCallbackState>.fromOpaque(arg).takeUnretainedValue()
-            if let context = state.context(forServerName: String(cString: name)), context != SSL_get_SSL_CTX(ssl) {
-                _ = SSL_set_SSL_CTX(ssl, context)
-            }
-            return SSL_TLSEXT_ERR_OK
-        }
 
 /// The client_hello callback: reads the server_name extension (RFC 6066 §3: a list of `name_type`, 16-bit length,
 /// name) and moves the connection to that name's certificate before session resumption is considered.

@@ -59,9 +59,9 @@ import Testing
         253_402_300_800_000, -1, -86_400_001, 4_102_444_800_000,
     ])
     func timestampsMatchTheStringFormatter(_ millis: Int64) {
-        var bytes: [UInt8] = []
-        Timestamp.write(millis: millis, to: &bytes)
-        #expect(String(decoding: bytes, as: UTF8.self) == Timestamp.iso8601(millis: millis))
+        var writer = JSONByteWriter()
+        writer.timestamp(millis: millis)
+        #expect(writer.text == "\"" + Timestamp.iso8601(millis: millis) + "\"")
     }
 
     static func fullEvent() -> LogEvent {
