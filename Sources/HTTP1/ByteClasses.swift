@@ -23,28 +23,13 @@ enum Byte {
     static let asterisk: UInt8 = 0x2A
 }
 
-/// Membership of an ASCII byte in a 128-bit set given as two words (bit `b` of `lo` for b < 64, of `hi` above).
+/// Membership of an ASCII byte in a 128-bit set (`URISyntax.inSet`, shared with the URI classes).
 @inline(__always)
-private func inSet(_ b: UInt8, _ lo: UInt64, _ hi: UInt64) -> Bool {
-    let word = b < 64 ? lo : hi
-    return b < 128 && (word >> UInt64(b & 63)) & 1 != 0
-}
+private func inSet(_ b: UInt8, _ lo: UInt64, _ hi: UInt64) -> Bool { URISyntax.inSet(b, lo, hi) }
 
 /// `tchar` (RFC 9110 §5.6.2): ALPHA, DIGIT and ``!#$%&'*+-.^_`|~``.
 @inline(__always)
 func isTokenByte(_ b: UInt8) -> Bool { inSet(b, 0x03FF_6CFA_0000_0000, 0x57FF_FFFF_C7FF_FFFE) }
-
-/// A byte allowed as itself in a request target's path or query.
-///
-/// Visible ASCII minus what RFC 3986 excludes and real servers refuse: `"` `<` `>` `\` `^` `` ` `` `{` `}`, and `#`
-/// (a fragment is never sent). `|` is outside RFC 3986 too, but official Auth0 SDKs send user ids such as
-/// `auth0|123` unencoded, so it is accepted. `%` is in the set; the caller checks that it starts a pct-encoding.
-@inline(__always)
-func isTargetByte(_ b: UInt8) -> Bool { inSet(b, 0xAFFF_FFF2_0000_0000, 0x57FF_FFFE_AFFF_FFFF) }
-
-/// reg-name characters of RFC 3986 §3.2.2: unreserved and sub-delims (`%` handled by the caller).
-@inline(__always)
-func isRegNameByte(_ b: UInt8) -> Bool { inSet(b, 0x2BFF_7FD2_0000_0000, 0x47FF_FFFE_87FF_FFFE) }
 
 /// The value of a hex digit, or -1.
 @inline(__always)

@@ -94,47 +94,8 @@ func isToken(_ buf: UnsafeBufferPointer<UInt8>) -> Bool {
     return true
 }
 
-/// Whether `buf` is a valid Host (RFC 9110 §7.2: `uri-host [ ":" port ]`, RFC 3986 §3.2.2).
-///
-/// Refuses empty hosts, userinfo (`@`), and anything outside reg-name, IPv4 and IP-literal syntax.
-func isValidAuthority(_ buf: UnsafeBufferPointer<UInt8>) -> Bool {
-    let end = buf.count
-    var i = 0
-    guard i < end else { return false }
-    if buf[i] == Byte.openBracket {
-        i += 1
-        let hostStart = i
-        while i < end && buf[i] != Byte.closeBracket {
-            let b = buf[i]
-            guard hexValue(b) >= 0 || b == Byte.colon || b == 0x2E || b == 0x76 || b == 0x56 else { return false }
-            i += 1
-        }
-        guard i < end, i > hostStart else { return false }
-        i += 1
-    } else {
-        let hostStart = i
-        while i < end && buf[i] != Byte.colon {
-            let b = buf[i]
-            if b == Byte.percent {
-                guard i + 2 < end, hexValue(buf[i + 1]) >= 0, hexValue(buf[i + 2]) >= 0 else { return false }
-                i += 3
-                continue
-            }
-            guard isRegNameByte(b) else { return false }
-            i += 1
-        }
-        guard i > hostStart else { return false }
-    }
-    guard i < end else { return true }
-    guard buf[i] == Byte.colon else { return false }
-    i += 1
-    let portStart = i
-    while i < end {
-        guard isDigit(buf[i]) else { return false }
-        i += 1
-    }
-    return i - portStart <= 5
-}
+/// Whether `buf` is a valid Host (RFC 9110 §7.2): the syntax both protocols share.
+func isValidAuthority(_ buf: UnsafeBufferPointer<UInt8>) -> Bool { URISyntax.isValidAuthority(buf) }
 
 extension String {
     /// The UTF-8 bytes of a copy of `self`; no copy of the bytes is made for native strings.

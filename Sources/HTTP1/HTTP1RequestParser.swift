@@ -17,7 +17,7 @@ import GatewayCore
 /// - Targets: origin-form; `*` for OPTIONS only; absolute-form `http(s)://authority/path` (RFC 9112 §3.2.2) is
 ///   mapped to origin-form with `authority` and `scheme` taken from it; a Host field (still required and
 ///   checked) is then ignored, as the RFC says.
-///   CONNECT (authority-form) is 501. Allowed target bytes are listed at `isTargetByte`: notably `|` is accepted,
+///   CONNECT (authority-form) is 501. Allowed target bytes are listed at `URISyntax.isTargetByte`: notably `|` is accepted,
 ///   `%` must start a valid pct-encoding, and non-ASCII is refused.
 /// - HTTP/1.1 needs exactly one valid, non-empty Host (400 otherwise); HTTP/1.0 may omit it.
 /// - Content-Length must be one field with `1*DIGIT`; lists and repeats, even of equal values (`5, 5`), are 400.
@@ -357,18 +357,7 @@ public struct HTTP1RequestParser: Sendable {
 
     /// Every byte a target byte, and every `%` followed by two hex digits.
     static func validateTargetBytes(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> Bool {
-        var i = start
-        while i < end {
-            let b = buf[i]
-            if b == Byte.percent {
-                guard i + 2 < end, hexValue(buf[i + 1]) >= 0, hexValue(buf[i + 2]) >= 0 else { return false }
-                i &+= 3
-                continue
-            }
-            guard isTargetByte(b) else { return false }
-            i &+= 1
-        }
-        return true
+        URISyntax.isValidTarget(UnsafeBufferPointer(rebasing: buf[start..<end]))
     }
 }
 

@@ -1,4 +1,5 @@
 import Testing
+import GatewayCore
 
 @testable import HTTP1
 
@@ -17,7 +18,7 @@ struct ByteClassTests {
     func target() {
         let refused = Set("\"#<>\\^`{}".utf8)
         for b in UInt8.min...UInt8.max {
-            #expect(isTargetByte(b) == ((0x21...0x7E).contains(b) && !refused.contains(b)), "byte \(b)")
+            #expect(URISyntax.isTargetByte(b) == ((0x21...0x7E).contains(b) && !refused.contains(b)), "byte \(b)")
         }
     }
 
@@ -42,7 +43,7 @@ struct ByteClassTests {
     @Test("reg-name bytes are unreserved and sub-delims (RFC 3986 §3.2.2)")
     func regName() {
         let expected = Set(Self.alnum + Array("-._~!$&'()*+,;=".utf8))
-        for b in UInt8.min...UInt8.max { #expect(isRegNameByte(b) == expected.contains(b), "byte \(b)") }
+        for b in UInt8.min...UInt8.max { #expect(URISyntax.isRegNameByte(b) == expected.contains(b), "byte \(b)") }
     }
 
     @Test(
