@@ -33,3 +33,13 @@ public struct TokenRejection: Error, Sendable, Equatable {
         self.detail = detail
     }
 }
+
+extension VerifiedToken {
+    /// Whether a JWS `typ` names an access token: `JWT` or `at+jwt` (RFC 9068 §2.1), with or without the
+    /// `application/` prefix RFC 7515 §4.1.9 lets a sender drop, in any letter case. Both the signature check and
+    /// the claims check apply this one rule.
+    public static func isAccessTokenType(_ typ: String) -> Bool {
+        typ.asciiCaseInsensitiveEquals("jwt") || typ.asciiCaseInsensitiveEquals("at+jwt")
+            || typ.asciiCaseInsensitiveEquals("application/jwt") || typ.asciiCaseInsensitiveEquals("application/at+jwt")
+    }
+}

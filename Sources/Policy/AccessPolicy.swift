@@ -19,24 +19,22 @@ public struct AccessGrant: Sendable, Equatable {
 public struct AccessPolicy: Sendable {
     public let access: GatewayConfig.Access
     public let stepUp: GatewayConfig.StepUp?
-    private let clients: [String: GatewayConfig.Client]
-    /// What `admits` reads of each client, without the rest of its entry.
-    private let clientAccess: [String: ClientAccess]
+    private let clients: [String: ClientEntry]
 
-    private struct ClientAccess: Sendable {
-        let hasMyOrganization: Bool
+    /// A client's configuration entry and its grant as a set (membership is tested on every request).
+    private struct ClientEntry: Sendable {
+        let config: GatewayConfig.Client
         let grantScopes: Set<String>
     }
 
     public init(access: GatewayConfig.Access, clients: [GatewayConfig.Client], stepUp: GatewayConfig.StepUp?) {
         self.access = access
         self.stepUp = stepUp
-        var byID: [String: GatewayConfig.Client] = [:]
-        for client in clients { byID[client.clientID] = client }
-        self.clients = byID
-        self.clientAccess = byID.mapValues {
-            ClientAccess(hasMyOrganization: $0.myOrganization != nil, grantScopes: Set($0.grantScopes))
+        var byID: [String: ClientEntry] = [:]
+        for client in clients {
+            byID[client.clientID] = ClientEntry(config: client, grantScopes: Set(client.grantScopes))
         }
+        self.clients = byID
     }
 
     public init(config: GatewayConfig) {
@@ -58,19 +56,7 @@ public struct AccessPolicy: Sendable {
     /// the client's entry, no scope-set intersection). A caller that needs the grant or, on `false`, the
     /// refusal calls `authorize`.
     public func admits(_ token: TokenContext, endpoint: Endpoint) -> Bool {
-        let client = clientAccess[token.clientID]
-        let requireGrant: Bool
-        if token.isClientCredentials {
-            switch access.clientCredentials {
-            case .denyAll: return false
-            case .requireClientGrant: requireGrant = true
-            case .allowAll: requireGrant = false
-            }
-        } else {
-            requireGrant = access.userFlows == .requireClientGrant
-        }
-        if requireGrant, client == nil { return false }
-        if let client, !client.hasMyOrganization { return false }
+        guard case .passes(let requireGrant, let client) = gate(token) else { return false }
         // `authorize`'s usable scopes: the token's, intersected with the client's grant when one is required.
         for scope in endpoint.scopes {
             guard token.scopes.contains(scope) else { return false }
@@ -84,31 +70,48 @@ public struct AccessPolicy: Sendable {
         return true
     }
 
-    /// The scopes this token may use, before any endpoint is considered.
-    public func grant(for token: TokenContext) throws(TenantError) -> AccessGrant {
+    /// The flow's policy, the client's grant and its `my_organization_configuration`: the rules `admits` and
+    /// `grant(for:)` both apply, in one place.
+    private enum Gate {
+        case clientCredentialsDenied
+        case noGrant
+        case noConfiguration
+        case passes(requireGrant: Bool, client: ClientEntry?)
+    }
+
+    private func gate(_ token: TokenContext) -> Gate {
         let client = clients[token.clientID]
         let requireGrant: Bool
         if token.isClientCredentials {
             switch access.clientCredentials {
-            case .denyAll:
-                throw Self.tokenForbidden(
-                    "Client-credentials (machine-to-machine) tokens are refused: the My Organization API's access "
-                        + "policy for client credentials is deny_all. Call it with a user-bound token.")
+            case .denyAll: return .clientCredentialsDenied
             case .requireClientGrant: requireGrant = true
             case .allowAll: requireGrant = false
             }
         } else {
             requireGrant = access.userFlows == .requireClientGrant
         }
-        if requireGrant, client == nil {
+        if requireGrant, client == nil { return .noGrant }
+        if let client, client.config.myOrganization == nil { return .noConfiguration }
+        return .passes(requireGrant: requireGrant, client: client)
+    }
+
+    /// The scopes this token may use, before any endpoint is considered.
+    public func grant(for token: TokenContext) throws(TenantError) -> AccessGrant {
+        switch gate(token) {
+        case .clientCredentialsDenied:
+            throw Self.tokenForbidden(
+                "Client-credentials (machine-to-machine) tokens are refused: the My Organization API's access "
+                    + "policy for client credentials is deny_all. Call it with a user-bound token.")
+        case .noGrant:
             throw Self.tokenForbidden("The client has no grant for the My Organization API.")
-        }
-        if let client, client.myOrganization == nil {
+        case .noConfiguration:
             throw .configurationIssue(
                 "The client has no my_organization_configuration; the My Organization API refuses clients without one.")
+        case .passes(let requireGrant, let client):
+            let usable = requireGrant ? token.scopes.intersection(client?.grantScopes ?? []) : token.scopes
+            return AccessGrant(usableScopes: usable, client: client?.config)
         }
-        let usable = requireGrant ? token.scopes.intersection(client?.grantScopes ?? []) : token.scopes
-        return AccessGrant(usableScopes: usable, client: client)
     }
 
     /// A 403 about what the token may do: RFC 6750 §3 requires a challenge on every refusal of a token, and

@@ -218,11 +218,7 @@ public struct ClaimsChecker: Sendable {
         }
         if let typ = header?["typ"] {
             let value = typ.stringValue ?? ""
-            guard
-                value.asciiCaseInsensitiveEquals("jwt") || value.asciiCaseInsensitiveEquals("at+jwt")
-                    || value.asciiCaseInsensitiveEquals("application/jwt")
-                    || value.asciiCaseInsensitiveEquals("application/at+jwt")
-            else {
+            guard VerifiedToken.isAccessTokenType(value) else {
                 throw Self.invalid("The token's type (typ) is not an access token's (JWT or at+jwt).")
             }
         }

@@ -254,37 +254,8 @@ public struct TokenVerifier: Sendable {
         return bytes.count == 4 && alg.lowercased() == "none"
     }
 
-    /// `typ` names `application/jwt` or `application/at+jwt` (RFC 9068 §2.1), prefix optional, any casing.
-    static func isAcceptedType(_ typ: String) -> Bool {
-        // ASCII case folding gives the same answer as `lowercased()` here: no non-ASCII character lowercases to
-        // a letter of these names, and every other non-ASCII byte simply fails the comparison.
-        var typ = typ
-        return typ.withUTF8 { bytes in
-            var rest = bytes[...]
-            if asciiCaseInsensitiveHasPrefix(rest, "application/") { rest = rest.dropFirst("application/".utf8.count) }
-            return asciiCaseInsensitiveEquals(rest, "jwt") || asciiCaseInsensitiveEquals(rest, "at+jwt")
-        }
-    }
-
-    private static func asciiCaseInsensitiveHasPrefix(_ bytes: Slice<UnsafeBufferPointer<UInt8>>, _ lower: StaticString)
-        -> Bool
-    {
-        guard bytes.count >= lower.utf8CodeUnitCount else { return false }
-        return asciiCaseInsensitiveEquals(bytes.prefix(lower.utf8CodeUnitCount), lower)
-    }
-
-    /// `lower` is lower-case ASCII; only `A`-`Z` in `bytes` are folded.
-    private static func asciiCaseInsensitiveEquals(_ bytes: Slice<UnsafeBufferPointer<UInt8>>, _ lower: StaticString)
-        -> Bool
-    {
-        guard bytes.count == lower.utf8CodeUnitCount else { return false }
-        let expected = UnsafeBufferPointer(start: lower.utf8Start, count: lower.utf8CodeUnitCount)
-        for (byte, want) in zip(bytes, expected) {
-            let folded = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
-            guard folded == want else { return false }
-        }
-        return true
-    }
+    /// `typ` names an access token (`VerifiedToken.isAccessTokenType`).
+    static func isAcceptedType(_ typ: String) -> Bool { VerifiedToken.isAccessTokenType(typ) }
 
     /// A header value fit for a rejection detail: printable ASCII only, at most 32 characters.
     static func sanitized(_ value: String) -> String {
