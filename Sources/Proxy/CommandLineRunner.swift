@@ -128,18 +128,41 @@ public enum CommandLineRunner {
 
     // MARK: - recordings
 
-    public nonisolated static func export(recording: String, har: Bool, out: String?) -> Int32 {
-        guard har else { return fail("choose an export format: --har", status: 2) }
-        guard let data = FileManager.default.contents(atPath: recording) else {
-            return fail("cannot read \(recording)", status: 2)
+    /// A command's exit status, thrown by `readInput` once it printed why.
+    struct ExitStatus: Error {
+        let status: Int32
+    }
+
+    /// The usable lines of a JSON-lines input, read by `read`. Skipped lines are reported as a warning; an
+    /// unreadable file (status 2) or, when `nothingUsableFails`, a file with nothing usable (status 1) is
+    /// reported and thrown.
+    static func readInput<Item>(
+        _ command: String, _ path: String, notA what: String, nothingUsableFails: Bool = true,
+        _ read: ([Substring]) -> ([Item], LineTally)
+    ) throws(ExitStatus) -> [Item] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ExitStatus(status: fail("\(command): cannot read \(path)", status: 2))
         }
-        let what = "a traffic recording"
-        let (records, tally) = ExchangeRecord.readTallied(lines: String(decoding: data, as: UTF8.self).fileLines)
-        guard !tally.nothingUsable else {
-            return fail("export: \(recording): \(tally.nothingUsableReason(notA: what)); nothing written")
+        let (items, tally) = read(String(decoding: data, as: UTF8.self).fileLines)
+        if nothingUsableFails && tally.nothingUsable {
+            throw ExitStatus(
+                status: fail("\(command): \(path): \(tally.nothingUsableReason(notA: what)); nothing written"))
         }
         if let warning = tally.skippedWarning(notA: what) {
-            printError("myorg-gateway: export: warning: \(recording): \(warning)")
+            printError("myorg-gateway: \(command): warning: \(path): \(warning)")
+        }
+        return items
+    }
+
+    public nonisolated static func export(recording: String, har: Bool, out: String?) -> Int32 {
+        guard har else { return fail("choose an export format: --har", status: 2) }
+        let records: [ExchangeRecord]
+        do {
+            records = try readInput("export", recording, notA: "a traffic recording") {
+                ExchangeRecord.readTallied(lines: $0)
+            }
+        } catch {
+            return error.status
         }
         let text = HARExporter.export(records: records).serialized()
         if let out {
@@ -160,17 +183,13 @@ public enum CommandLineRunner {
     }
 
     public nonisolated static func report(input: String, out: String) -> Int32 {
-        guard let data = FileManager.default.contents(atPath: input) else {
-            return fail("cannot read \(input)", status: 2)
-        }
-        let what = "a recording, an event or an access log line"
-        let (samples, tally) = ReportRenderer.samplesTallied(
-            fromLines: String(decoding: data, as: UTF8.self).fileLines)
-        guard !tally.nothingUsable else {
-            return fail("report: \(input): \(tally.nothingUsableReason(notA: what)); nothing written")
-        }
-        if let warning = tally.skippedWarning(notA: what) {
-            printError("myorg-gateway: report: warning: \(input): \(warning)")
+        let samples: [ReportSample]
+        do {
+            samples = try readInput("report", input, notA: "a recording, an event or an access log line") {
+                ReportRenderer.samplesTallied(fromLines: $0)
+            }
+        } catch {
+            return error.status
         }
         let html = ReportRenderer.render(samples: samples, title: "myorg-gateway report: \(input)")
         guard FileManager.default.createFile(atPath: out, contents: Data(html.utf8)) else {

@@ -18,13 +18,15 @@ enum ReplayCommand {
         } catch {
             return CommandLineRunner.fail("replay: --target: \(error)", status: 64)
         }
-        guard let data = FileManager.default.contents(atPath: recording) else {
-            return CommandLineRunner.fail("replay: cannot read \(recording)", status: 2)
-        }
-        let lines = String(decoding: data, as: UTF8.self).fileLines
-        let (records, tally) = ExchangeRecord.readTallied(lines: lines)
-        if let warning = tally.skippedWarning(notA: "a traffic recording") {
-            printError("myorg-gateway: replay: warning: \(recording): \(warning)")
+        // Nothing usable is said below, as "holds no exchanges" (status 2), for a file and for a recording of
+        // refusals alike.
+        let records: [ExchangeRecord]
+        do {
+            records = try CommandLineRunner.readInput(
+                "replay", recording, notA: "a traffic recording", nothingUsableFails: false
+            ) { ExchangeRecord.readTallied(lines: $0) }
+        } catch {
+            return error.status
         }
         let authorization = token.map { "Bearer \($0)" }
         let plan = ExchangeRecord.replayPlan(records: records, authorization: authorization)

@@ -304,9 +304,6 @@ public struct ExchangeRecord: Sendable, Equatable {
 
     /// Parses recording lines, skipping blank lines, other kinds of lines and lines that do not parse.
     public static func read<Lines: Sequence>(lines: Lines) -> [ExchangeRecord] where Lines.Element: StringProtocol {
-        lines.compactMap { line in
-            guard !line.isEmpty, let value = try? JSONValue.parse(Array(line.utf8), maxDepth: 64) else { return nil }
-            return try? ExchangeRecord(json: value)
-        }
+        readTallied(lines: lines).records
     }
 }

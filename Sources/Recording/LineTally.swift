@@ -39,25 +39,35 @@ public struct LineTally: Sendable, Equatable {
     }
 }
 
-extension ExchangeRecord {
-    /// Like ``read(lines:)``, and counts the lines that are not exchange records. Line numbers are positions in
-    /// `lines`, so pass every line of the file, blank ones included.
-    public static func readTallied<Lines: Sequence>(lines: Lines) -> (records: [ExchangeRecord], tally: LineTally)
-    where Lines.Element: StringProtocol {
+extension LineTally {
+    /// Every line `parse` can use, with the tally of used and skipped ones; blank lines count as neither. Line
+    /// numbers are positions in `lines`, so pass every line of the file, blank ones included.
+    public static func read<Lines: Sequence, Item>(_ lines: Lines, _ parse: (Lines.Element) -> Item?) -> (
+        [Item], LineTally
+    ) where Lines.Element: StringProtocol {
         var tally = LineTally()
-        var records: [ExchangeRecord] = []
+        var items: [Item] = []
         for (index, line) in lines.enumerated() {
             if line.allSatisfy({ $0 == " " || $0 == "\t" || $0 == "\r" }) { continue }
-            if let value = try? JSONValue.parse(Array(line.utf8), maxDepth: 64),
-                let record = try? ExchangeRecord(json: value)
-            {
-                records.append(record)
+            if let item = parse(line) {
+                items.append(item)
                 tally.use()
             } else {
                 tally.skip(line: index + 1)
             }
         }
-        return (records, tally)
+        return (items, tally)
+    }
+}
+
+extension ExchangeRecord {
+    /// Like ``read(lines:)``, and counts the lines that are not exchange records.
+    public static func readTallied<Lines: Sequence>(lines: Lines) -> (records: [ExchangeRecord], tally: LineTally)
+    where Lines.Element: StringProtocol {
+        LineTally.read(lines) { line in
+            guard let value = try? JSONValue.parse(Array(line.utf8), maxDepth: 64) else { return nil }
+            return try? ExchangeRecord(json: value)
+        }
     }
 }
 

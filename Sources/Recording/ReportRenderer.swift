@@ -63,21 +63,16 @@ public enum ReportRenderer {
         samples: [ReportSample], tally: LineTally
     )
     where Lines.Element: StringProtocol {
+        let (parsed, tally) = LineTally.read(lines, parse)
         var exchanges: [ReportSample] = []
         var access: [ReportSample] = []
         var events: [ReportSample] = []
-        var tally = LineTally()
-        for (index, line) in lines.enumerated() {
-            if line.allSatisfy({ $0 == " " || $0 == "\t" || $0 == "\r" }) { continue }
-            switch parse(line) {
+        for line in parsed {
+            switch line {
             case .exchange(let s): exchanges.append(s)
             case .access(let s): access.append(s)
             case .event(let s): events.append(s)
-            case nil:
-                tally.skip(line: index + 1)
-                continue
             }
-            tally.use()
         }
         if !exchanges.isEmpty { return (exchanges, tally) }
         if !access.isEmpty { return (access, tally) }
