@@ -451,8 +451,7 @@ public final class RequestPolicy: Sendable {
         decision.appendFields(to: &headers, policyTexts: policyTexts)
         cors.appendToFreshFields(&headers, origin: origin, allowed: originAllowed)
         guard decision.admitted else {
-            var error = decision.rateLimitedError
-            for field in headers { error.headers.set(field.name, field.value) }
+            let error = decision.rateLimitedError(headers: headers)
             notes.error = error
             notes.decision =
                 decision.limitedBy == RateLimitScope.tenant ? "refused_rate_limit_tenant" : "refused_rate_limit_org"

@@ -29,7 +29,11 @@ public enum RateLimitHeaders {
 
 extension RateDecision {
     /// The header fields for this decision, in a stable order.
-    public var headerFields: HTTPFields { HTTPFields(fieldPairs) }
+    public var headerFields: HTTPFields {
+        var fields = HTTPFields()
+        appendFields(to: &fields)
+        return fields
+    }
 
     /// Sets this decision's fields on `fields`, replacing any copy already there (an upstream's own
     /// `X-RateLimit-*` describe the tenant's limiter, not the one that admitted this request). Removes a stale
@@ -38,43 +42,18 @@ extension RateDecision {
         fields.removeAll { field in
             RateLimitHeaders.allNames.contains { field.name.asciiCaseInsensitiveEquals($0) }
         }
-        for (name, value) in fieldPairs { fields.add(name, value) }
+        appendFields(to: &fields)
     }
 
     /// The (name, value) pairs, tightest limit first in the IETF lists.
-    public var fieldPairs: [(String, String)] {
-        let tight = tightest
-        let other = tight.scope == .tenant ? organization : tenant
-        var pairs: [(String, String)] = [
-            (RateLimitHeaders.limit, String(tight.limit)),
-            (RateLimitHeaders.remaining, String(tight.remaining)),
-            (RateLimitHeaders.reset, String(tight.resetEpochSeconds)),
-            (
-                RateLimitHeaders.policy,
-                RateLimitFieldWriter.list(
-                    (tight.staticPolicyName, "q", Int64(tight.quota), "w", Int64(tight.windowSeconds)),
-                    (other.staticPolicyName, "q", Int64(other.quota), "w", Int64(other.windowSeconds)))
-            ),
-            (
-                RateLimitHeaders.rateLimit,
-                RateLimitFieldWriter.list(
-                    (tight.staticPolicyName, "r", Int64(tight.remaining), "t", secondsUntilRefill(tight)),
-                    (other.staticPolicyName, "r", Int64(other.remaining), "t", secondsUntilRefill(other)))
-            ),
-        ]
-        if let retry = retryAfterSeconds { pairs.append((RateLimitHeaders.retryAfter, String(retry))) }
-        if !admitted, limitedBy == .tenant {
-            pairs.append((RateLimitHeaders.errorKind, RateLimitHeaders.globalRateLimit))
-        }
-        return pairs
-    }
+    public var fieldPairs: [(String, String)] { headerFields.map { ($0.name, $0.value) } }
 
-    /// Appends the fields of `fieldPairs` (same names, values and order) to `fields`, taking the
-    /// `RateLimit-Policy` value from `policyTexts` when it holds one for these figures.
-    func appendFields(to fields: inout HTTPFields, policyTexts: RateLimitPolicyTexts) {
+    /// Appends this decision's fields to `fields` (the one place they are written), taking the `RateLimit-Policy`
+    /// value from `policyTexts` when it holds one for these figures.
+    func appendFields(to fields: inout HTTPFields, policyTexts: RateLimitPolicyTexts? = nil) {
         let tight = tightest
         let other = tight.scope == .tenant ? organization : tenant
-        let known = policyTexts.entry(tight: tight, other: other)
+        let known = policyTexts?.entry(tight: tight, other: other)
         fields.add(RateLimitHeaders.limit, known?.limitText ?? String(tight.limit))
         fields.add(RateLimitHeaders.remaining, RateLimitFieldWriter.decimal(Int64(tight.remaining)))
         fields.add(RateLimitHeaders.reset, RateLimitFieldWriter.decimal(tight.resetEpochSeconds))
@@ -96,7 +75,10 @@ extension RateDecision {
 
     /// The 429 the gateway answers with when refused (`A0E-429-0003`, the tenant's shape), carrying the
     /// headers above. Meaningful only when `admitted` is false.
-    public var rateLimitedError: TenantError {
+    public var rateLimitedError: TenantError { rateLimitedError(headers: headerFields) }
+
+    /// The same 429 carrying `headers`, for a caller that has just written this decision's fields (and others).
+    public func rateLimitedError(headers: HTTPFields) -> TenantError {
         let detail: String
         switch limitedBy {
         case .tenant:
@@ -108,7 +90,7 @@ extension RateDecision {
                 "The Organization's \(rateClass.rawValue) rate limit (\(organization.ratePerSecond) requests per "
                 + "second) was exceeded. Retry after \(retryAfterSeconds ?? 1) second(s)."
         }
-        return TenantError.rateLimited(detail, headers: headerFields)
+        return TenantError.rateLimited(detail, headers: headers)
     }
 }
 

@@ -138,6 +138,17 @@ final class ClientConnection: TransportDelegate {
             requestID: context.nextRequestID(), startNanos: context.clock.nowNanoseconds(), writer: writer)
     }
 
+    /// A streamed request body stopped arriving (on either protocol): the upstream exchange is abandoned and the
+    /// exchange records why. Returns the 408 to send when no answer has started.
+    func abandonStalledBody(_ exchange: Exchange) -> TenantError {
+        handler.cancel(exchange)
+        exchange.decision = "refused_timeout"
+        let error = TenantError.gateway(
+            status: 408, detail: "The request body stopped arriving before it was complete.")
+        exchange.facts.error = error
+        return error
+    }
+
     func finished(_ exchange: Exchange) {
         inFlight -= 1
         guard !exchange.finished else { return }

@@ -53,9 +53,9 @@ final class ExchangeRecorder: Sendable {
                 outcome: EventOutcome(status: status, decidedBy: exchange.decidedBy == .tenant ? .tenant : .gateway))
         }
         guard accessLog != nil || eventType != nil else { return }
-        let entry = ExchangeLogEntry(exchange, endNanos: endNanos, eventType: eventType, tenantName: tenantName)
+        let entry = ExchangeLogEntry(exchange, endNanos: endNanos, tenantName: tenantName)
         accessLog?.record(AccessRecord(entry: entry))
-        if eventType != nil { events?.record(EventRecord(entry: entry, ids: ids)) }
+        if let eventType { events?.record(EventRecord(entry: entry, type: eventType, ids: ids)) }
     }
 
     /// The route label of a request no endpoint matched: `unknown` under the API's prefix, `other` elsewhere.
@@ -183,19 +183,13 @@ final class ExchangeLogEntry: Sendable {
     let peerAddress: String
     let startNanos: Int64
     let endNanos: Int64
-    let operation: String?
-    let organizationID: String?
-    let clientID: String?
-    let userID: String?
-    let scope: String?
-    let audience: String?
+    /// What the policy learned (operation, organization, client, user, scope, audience, error).
+    let facts: ExchangeFacts
     /// The policy's hostname, else the SNI name, else the authority (nil: taken from the request head).
     let hostname: String?
-    let error: TenantError?
-    let eventType: EventType?
     let tenantName: String
 
-    init(_ exchange: Exchange, endNanos: Int64, eventType: EventType?, tenantName: String) {
+    init(_ exchange: Exchange, endNanos: Int64, tenantName: String) {
         head = exchange.head
         status = exchange.status
         decision = exchange.decision
@@ -205,16 +199,8 @@ final class ExchangeLogEntry: Sendable {
         peerAddress = exchange.peerAddress
         startNanos = exchange.startNanos
         self.endNanos = endNanos
-        let facts = exchange.facts
-        operation = facts.operation
-        organizationID = facts.organizationID
-        clientID = facts.clientID
-        userID = facts.userID
-        scope = facts.scope
-        audience = facts.audience
+        facts = exchange.facts
         hostname = facts.hostname ?? exchange.serverName ?? exchange.head.authority
-        error = facts.error
-        self.eventType = eventType
         self.tenantName = tenantName
     }
 
@@ -227,15 +213,15 @@ final class ExchangeLogEntry: Sendable {
         event.apply(request: head, hostname: hostname)
         event.tenantName = tenantName
         event.ip = peerAddress
-        event.clientID = clientID
-        event.userID = userID
-        event.organizationID = organizationID
-        event.audience = audience
-        event.scope = scope
-        event.operation = operation
+        event.clientID = facts.clientID
+        event.userID = facts.userID
+        event.organizationID = facts.organizationID
+        event.audience = facts.audience
+        event.scope = facts.scope
+        event.operation = facts.operation
         event.status = status
         event.correlationID = event.correlationID ?? requestID
-        if let error { event.error = LogEvent.ErrorInfo(error) }
+        if let error = facts.error { event.error = LogEvent.ErrorInfo(error) }
         event.decidedBy = decidedBy
         event.durationMs = durationMs
         event.reason = decision
@@ -245,8 +231,8 @@ final class ExchangeLogEntry: Sendable {
     var accessLine: AccessLogLine {
         var line = AccessLogLine(
             timeMillis: startNanos / 1_000_000, request: head, status: status, bytes: bytesOut,
-            durationMs: durationMs, decision: decision, decidedBy: decidedBy, organizationID: organizationID,
-            clientID: clientID, ip: peerAddress)
+            durationMs: durationMs, decision: decision, decidedBy: decidedBy, organizationID: facts.organizationID,
+            clientID: facts.clientID, ip: peerAddress)
         line.requestID = line.requestID ?? requestID
         return line
     }
@@ -256,10 +242,10 @@ final class ExchangeLogEntry: Sendable {
 /// instant its `date` shows, so that `log_id` order is `date` order.
 struct EventRecord: LogRecord {
     let entry: ExchangeLogEntry
+    let type: EventType
     let ids: LogIDGenerator
 
     func write(to out: inout JSONByteWriter) -> Bool {
-        guard let type = entry.eventType else { return false }
         entry.event(logID: ids.next(atMillis: entry.startNanos / 1_000_000), type: type).write(to: &out)
         return true
     }

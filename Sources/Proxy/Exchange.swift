@@ -235,7 +235,7 @@ final class RequestBodyStream {
 }
 
 /// What the policy pipeline learned about a request, kept for its log event.
-struct ExchangeFacts {
+struct ExchangeFacts: Sendable {
     var operation: String?
     var logResource: String?
     var organizationID: String?

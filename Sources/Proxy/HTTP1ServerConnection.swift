@@ -119,16 +119,12 @@ final class HTTP1ServerConnection: ResponseWriter {
         guard let exchange = current, !dead else { return }
         streaming?.discard()
         streaming = nil
-        owner.handler.cancel(exchange)
-        exchange.decision = "refused_timeout"
+        let error = owner.abandonStalledBody(exchange)
         keepAlive = false
         if responseHeadWritten {
             transport.close()
             return
         }
-        let error = TenantError.gateway(
-            status: 408, detail: "The request body stopped arriving before it was complete.")
-        exchange.facts.error = error
         send(error.response)
     }
 

@@ -104,11 +104,7 @@ final class HTTP2ServerConnection {
     private func bodyStalled(_ writer: HTTP2StreamWriter) {
         guard let exchange = writer.exchange, !exchange.finished else { return }
         writer.bodyStream?.discard()
-        owner.handler.cancel(exchange)
-        exchange.decision = "refused_timeout"
-        let error = TenantError.gateway(
-            status: 408, detail: "The request body stopped arriving before it was complete.")
-        exchange.facts.error = error
+        let error = owner.abandonStalledBody(exchange)
         if writer.headWritten {
             writer.abort()
         } else {
