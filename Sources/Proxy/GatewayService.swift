@@ -155,11 +155,16 @@ public final class GatewayService: Sendable {
                 throw BuildError("listener addresses changed: a restart is needed to bind new addresses")
             }
             // The keys are read again on every reload, not only when their source changed: an operator who took a
-            // key out of the file (or the tenant's set) expects it refused from now on. Waiting (bounded) means the
-            // new snapshot starts with that set; a failed read keeps the last good set, as a refresh does.
-            let refreshed = DispatchSemaphore(value: 0)
-            jwks.refetch(reason: "reload") { _ in refreshed.signal() }
-            _ = refreshed.wait(timeout: .now() + .seconds(5))
+            // key out of the file (or the tenant's set) expects it refused from now on. A file is read before the
+            // new snapshot starts; a URL is fetched in the background (the admin loop that serves POST /reload also
+            // answers health probes and must not wait on the network). A failed read keeps the last good set.
+            if case .file = config.tenant.jwks.source {
+                let refreshed = DispatchSemaphore(value: 0)
+                jwks.refetch(reason: "reload") { _ in refreshed.signal() }
+                _ = refreshed.wait(timeout: .now() + .seconds(5))
+            } else {
+                jwks.refetch(reason: "reload")
+            }
             probe.probe(runtime.origins)
             let generation = state.withLock { s -> Int in
                 s.config = config
