@@ -21,10 +21,16 @@ public struct AccessPolicy: Sendable {
     public let stepUp: GatewayConfig.StepUp?
     private let clients: [String: ClientEntry]
 
-    /// A client's configuration entry and its grant as a set (membership is tested on every request).
-    private struct ClientEntry: Sendable {
+    /// A client's configuration entry and its grant as a set (membership is tested on every request). A class:
+    /// the per-request gate hands out one reference, not a copy of every field of the entry.
+    private final class ClientEntry: Sendable {
         let config: GatewayConfig.Client
         let grantScopes: Set<String>
+
+        init(config: GatewayConfig.Client, grantScopes: Set<String>) {
+            self.config = config
+            self.grantScopes = grantScopes
+        }
     }
 
     public init(access: GatewayConfig.Access, clients: [GatewayConfig.Client], stepUp: GatewayConfig.StepUp?) {
