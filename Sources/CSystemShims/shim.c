@@ -22,3 +22,27 @@ int cshim_open_fd_count(void) {
 #include <malloc.h>
 
 int cshim_malloc_trim(void) { return malloc_trim(0); }
+
+#include <sys/epoll.h>
+#include <errno.h>
+
+int cshim_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
+
+int cshim_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t token) {
+    struct epoll_event event = {.events = events, .data = {.u64 = token}};
+    return epoll_ctl(epfd, op, fd, &event);
+}
+
+int cshim_epoll_poll(int epfd, uint64_t *tokens, uint32_t *events, int capacity) {
+    struct epoll_event ready[64];
+    if (capacity > 64) capacity = 64;
+    int n;
+    do {
+        n = epoll_wait(epfd, ready, capacity, 0);
+    } while (n < 0 && errno == EINTR);
+    for (int i = 0; i < n; i++) {
+        tokens[i] = ready[i].data.u64;
+        events[i] = ready[i].events;
+    }
+    return n;
+}

@@ -8,11 +8,15 @@ import Synchronization
 public final class EventLoop: Sendable {
     public let index: Int
     public let queue: DispatchQueue
+    let poller: Poller
 
     public init(index: Int, label: String = "myorg-gateway.loop") {
         self.index = index
         self.queue = DispatchQueue(label: "\(label).\(index)", qos: .userInitiated)
+        self.poller = Poller(queue: queue)
     }
+
+    deinit { poller.shutdown() }
 
     @inlinable
     public func assertInLoop() {
@@ -49,6 +53,14 @@ public final class EventLoop: Sendable {
         assertInLoop()
         let box = LoopBound(work, loop: self)
         queue.async { box.value() }
+    }
+
+    /// Runs `work` once every socket event of the current turn has been handled, so writes made by a whole
+    /// batch of events leave together; outside a turn (timers, queued work) it runs soon, like `executeSoon`.
+    /// Call on the loop; the closure may touch loop-confined state.
+    public func runAfterTurn(_ work: @escaping () -> Void) {
+        assertInLoop()
+        poller.runAfterTurn(work)
     }
 
     /// A repeating timer on this loop.

@@ -1,63 +1,59 @@
 import CSystemShims
-import Dispatch
 import Glibc
 
-/// A non-blocking stream socket driven by a read source and a write source on one loop.
+/// A non-blocking stream socket in its loop's readiness set (`Poller`).
 ///
-/// Loop-confined: create, use and close it on `loop.queue` only. The write source stays suspended while nothing
-/// is pending (else it spins), and suspends are counted exactly. `close()` cancels both sources; the fd is closed
-/// only after both cancel handlers ran (INTEROP.md §5), so no event can ever see a reused fd.
+/// Loop-confined: create, use and close it on `loop.queue` only. Readiness is level-triggered: a handler that
+/// leaves bytes unread is called again in the next turn. The socket waits for write readiness only while write
+/// interest is on (a connected socket is nearly always writable, and waiting for it would spin).
 public final class Socket {
     public let fd: Int32
     public let loop: EventLoop
-    private let readSource: any DispatchSourceRead
-    private let writeSource: any DispatchSourceWrite
-    private var writeSuspended = true
-    private var readSuspended = false
-    private var pendingCancels = 2
+    private var slot = -1
+    private var token: UInt64 = 0
+    private var waitingFor: UInt32 = 0
+    private var started = false
+    private var wantsWrite = false
+    private var wantsRead = true
     public private(set) var isClosed = false
 
     /// Called on the loop when the socket may be read (data, EOF or error).
     public var onReadable: (() -> Void)?
     /// Called on the loop when the socket may be written, while write interest is on.
     public var onWritable: (() -> Void)?
-    /// Called once on the loop after the fd has been closed.
-    public var onClosed: (() -> Void)?
 
     /// Takes ownership of `fd`, which must be a valid non-blocking socket.
     public init(fd: Int32, loop: EventLoop) {
-        precondition(fd >= 0, "a dispatch source on fd -1 traps")
+        precondition(fd >= 0, "a socket needs a valid fd")
         loop.assertInLoop()
         self.fd = fd
         self.loop = loop
-        self.readSource = DispatchSource.makeReadSource(fileDescriptor: fd, queue: loop.queue)
-        self.writeSource = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: loop.queue)
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-        // Weak, not unowned: an event already dequeued when the owner dropped the socket must find nothing.
-        readSource.setEventHandler { [weak self] in self?.onReadable?() }
-        writeSource.setEventHandler { [weak self] in self?.onWritable?() }
-        let cancelled: () -> Void = { [self] in
-            self.pendingCancels -= 1
-            if self.pendingCancels == 0 {
-                Glibc.close(self.fd)
-                let closed = self.onClosed
-                self.onReadable = nil
-                self.onWritable = nil
-                self.onClosed = nil
-                closed?()
-            }
-        }
-        readSource.setCancelHandler(handler: cancelled)
-        writeSource.setCancelHandler(handler: cancelled)
     }
 
     /// Starts delivering read events. Call once, after setting the handlers.
     public func start() {
         loop.assertInLoop()
-        readSource.activate()
-        writeSource.activate()
-        writeSource.suspend()
+        guard !started, !isClosed else { return }
+        started = true
+        (slot, token) = loop.poller.slot(for: self)
+        updateInterest()
+    }
+
+    private func updateInterest() {
+        guard started, !isClosed else { return }
+        let wanted = (wantsRead ? CSHIM_EPOLLIN : 0) | (wantsWrite ? CSHIM_EPOLLOUT : 0)
+        guard wanted != waitingFor else { return }
+        loop.poller.update(fd: fd, token: token, from: waitingFor, to: wanted)
+        waitingFor = wanted
+    }
+
+    /// Called by the poller with the epoll event mask.
+    func handle(events: UInt32) {
+        let failed = events & (CSHIM_EPOLLERR | CSHIM_EPOLLHUP) != 0
+        if wantsRead, failed || events & CSHIM_EPOLLIN != 0 { onReadable?() }
+        if !isClosed, wantsWrite, failed || events & CSHIM_EPOLLOUT != 0 { onWritable?() }
     }
 
     public enum ReadResult: Equatable {
@@ -93,28 +89,18 @@ public final class Socket {
         return .error(err)
     }
 
-    /// Turns write-readiness events on or off; counts suspends so resume and suspend always pair.
+    /// Turns write-readiness events on or off.
     public func setWriteInterest(_ on: Bool) {
-        guard !isClosed else { return }
-        if on, writeSuspended {
-            writeSuspended = false
-            writeSource.resume()
-        } else if !on, !writeSuspended {
-            writeSuspended = true
-            writeSource.suspend()
-        }
+        guard wantsWrite != on else { return }
+        wantsWrite = on
+        updateInterest()
     }
 
     /// Pauses or resumes read events: backpressure when the other side of a proxy cannot keep up.
     public func setReadInterest(_ on: Bool) {
-        guard !isClosed else { return }
-        if on, readSuspended {
-            readSuspended = false
-            readSource.resume()
-        } else if !on, !readSuspended {
-            readSuspended = true
-            readSource.suspend()
-        }
+        guard wantsRead != on else { return }
+        wantsRead = on
+        updateInterest()
     }
 
     /// Half-closes the write side (after a final response on a connection we close).
@@ -123,25 +109,16 @@ public final class Socket {
         Glibc.shutdown(fd, Int32(SHUT_WR))
     }
 
-    /// Cancels both sources; the fd closes when both cancel handlers have run.
+    /// Closes the fd now. Events for it that the poller already fetched in this turn find its slot empty.
     public func close() {
         loop.assertInLoop()
         guard !isClosed else { return }
         isClosed = true
-        // Nothing may call back into the owner once it asked to close: it may be gone before the cancel handlers run.
         onReadable = nil
         onWritable = nil
-        // A suspended source never runs its cancel handler: resume before cancelling.
-        if writeSuspended {
-            writeSuspended = false
-            writeSource.resume()
-        }
-        if readSuspended {
-            readSuspended = false
-            readSource.resume()
-        }
-        readSource.cancel()
-        writeSource.cancel()
+        if started { loop.poller.release(slot: slot) }
+        // close(2) also takes the fd out of the epoll set (no other descriptor refers to the socket).
+        Glibc.close(fd)
     }
 
     /// The pending socket error (SO_ERROR), used to learn how a non-blocking connect ended.

@@ -76,7 +76,7 @@ final class LoopContext {
         graveyard.append(object)
         guard !graveyardSweepScheduled else { return }
         graveyardSweepScheduled = true
-        loop.executeSoon { [weak self] in
+        loop.runAfterTurn { [weak self] in
             guard let self else { return }
             self.graveyard.removeAll()
             self.graveyardSweepScheduled = false

@@ -355,15 +355,15 @@ final class LoopScratch {
     /// Marks the start of a socket event's processing; writes made until `endEvent` are flushed together there.
     func beginEvent() { eventDepth += 1 }
 
-    /// Flushes every transport written during the event, after the socket events already queued on the loop.
+    /// Flushes every transport written during the event once the loop's turn has handled all ready sockets.
     ///
-    /// Under load several upstream responses for one client connection are ready at once and queued as separate
-    /// events; flushing after all of them turns their writes into one TLS record and one send instead of one each.
+    /// Under load several upstream responses for one client connection are ready in the same turn; flushing after
+    /// all of them turns their writes into one TLS record and one send instead of one each.
     func endEvent() {
         eventDepth -= 1
         guard eventDepth == 0, !pendingFlushes.isEmpty, !drainScheduled else { return }
         drainScheduled = true
-        loop.executeSoon { [self] in drain() }
+        loop.runAfterTurn { [self] in drain() }
     }
 
     private func drain() {
@@ -377,13 +377,13 @@ final class LoopScratch {
         eventDepth -= 1
     }
 
-    /// Flushes `transport` once the loop is done with the current event: at the end of the socket event being
-    /// processed, or (for writes from timers and other callbacks) in one dispatch per loop turn.
+    /// Flushes `transport` once the loop is done with the current event: at the end of the loop's turn, or (for
+    /// writes from timers and other callbacks) in one dispatch.
     func flushSoon(_ transport: Transport) {
         pendingFlushes.append(transport)
         guard eventDepth == 0, !drainScheduled else { return }
         drainScheduled = true
-        loop.executeSoon { [self] in drain() }
+        loop.runAfterTurn { [self] in drain() }
     }
 
     /// Socket reads land here.

@@ -13,4 +13,21 @@ int cshim_open_fd_count(void);
 /// malloc_trim(0): hands the free memory at the top of glibc's heaps and arenas back to the system.
 int cshim_malloc_trim(void);
 
+#include <stdint.h>
+
+/// epoll_create1(EPOLL_CLOEXEC).
+int cshim_epoll_create(void);
+
+/// epoll_ctl with a 64-bit token as the event's data. `op` is EPOLL_CTL_ADD (1), DEL (2) or MOD (3).
+int cshim_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t token);
+
+/// epoll_wait without blocking, unpacked into parallel arrays: struct epoll_event is packed on x86-64, a layout
+/// Swift should not have to mirror. Returns the number of events, or -1.
+int cshim_epoll_poll(int epfd, uint64_t *tokens, uint32_t *events, int capacity);
+
+#define CSHIM_EPOLLIN 0x001u
+#define CSHIM_EPOLLOUT 0x004u
+#define CSHIM_EPOLLERR 0x008u
+#define CSHIM_EPOLLHUP 0x010u
+
 #endif

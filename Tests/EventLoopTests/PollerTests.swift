@@ -1,0 +1,209 @@
+import Dispatch
+import Glibc
+import Synchronization
+import Testing
+
+@testable import EventLoop
+
+/// A connected pair of non-blocking stream sockets.
+private func socketPair() -> (Int32, Int32) {
+    var fds: [Int32] = [0, 0]
+    let rc = socketpair(
+        AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds)
+    precondition(rc == 0, "socketpair failed")
+    return (fds[0], fds[1])
+}
+
+private func send(_ text: String, to fd: Int32) {
+    let bytes = Array(text.utf8)
+    let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+    precondition(n == bytes.count)
+}
+
+/// Counts what the loop saw; read and written only on the loop, read by the test after a `sync` to it.
+private final class Tally: @unchecked Sendable {
+    var readable = 0
+    var writable = 0
+    var received: [UInt8] = []
+    var sockets: [Socket] = []
+    var spareFDs: [Int32] = []
+}
+
+private func onLoop(_ loop: EventLoop, _ work: @escaping () -> Void) {
+    let box = LoopBound(work, loopUnchecked: loop)
+    loop.queue.sync { box.value() }
+}
+
+private func settle(_ loop: EventLoop, milliseconds: Int = 50) {
+    usleep(UInt32(milliseconds) * 1000)
+    loop.queue.sync {}
+}
+
+@Suite("poller: one epoll set per loop under one Dispatch source")
+struct PollerTests {
+    @Test("readable bytes reach onReadable; a handler that leaves bytes unread is called again (level-triggered)")
+    func levelTriggered() {
+        let loop = EventLoop(index: 0, label: "poller-test")
+        let (mine, peer) = socketPair()
+        defer { Glibc.close(peer) }
+        let tally = Tally()
+        onLoop(loop) {
+            let socket = Socket(fd: mine, loop: loop)
+            var one: [UInt8] = [0]
+            socket.onReadable = {
+                tally.readable += 1
+                // One byte per call: the rest must come back in later turns without new data arriving.
+                if case .bytes = one.withUnsafeMutableBytes({ socket.read(into: $0) }) { tally.received += one }
+            }
+            socket.start()
+            tally.sockets.append(socket)
+        }
+        send("abc", to: peer)
+        settle(loop, milliseconds: 100)
+        onLoop(loop) {
+            #expect(tally.received == Array("abc".utf8))
+            #expect(tally.readable >= 3)
+            tally.sockets.forEach { $0.close() }
+        }
+    }
+
+    @Test("a paused socket whose peer hung up is not reported again and again; resuming delivers the EOF")
+    func pausedHangUpDoesNotSpin() {
+        let loop = EventLoop(index: 0, label: "poller-test")
+        let (mine, peer) = socketPair()
+        let tally = Tally()
+        onLoop(loop) {
+            let socket = Socket(fd: mine, loop: loop)
+            socket.onReadable = { tally.readable += 1 }
+            socket.start()
+            socket.setReadInterest(false)
+            tally.sockets.append(socket)
+        }
+        Glibc.close(peer)
+        settle(loop, milliseconds: 100)
+        onLoop(loop) {
+            #expect(tally.readable == 0)
+            tally.sockets[0].onReadable = {
+                tally.readable += 1
+                var buffer = [UInt8](repeating: 0, count: 16)
+                if buffer.withUnsafeMutableBytes({ tally.sockets[0].read(into: $0) }) == .eof {
+                    tally.sockets[0].close()
+                }
+            }
+            tally.sockets[0].setReadInterest(true)
+        }
+        settle(loop)
+        onLoop(loop) {
+            #expect(tally.readable == 1)
+            #expect(tally.sockets[0].isClosed)
+        }
+    }
+
+    @Test("write interest reports writability only while it is on")
+    func writeInterest() {
+        let loop = EventLoop(index: 0, label: "poller-test")
+        let (mine, peer) = socketPair()
+        defer { Glibc.close(peer) }
+        let tally = Tally()
+        onLoop(loop) {
+            let socket = Socket(fd: mine, loop: loop)
+            socket.onWritable = {
+                tally.writable += 1
+                socket.setWriteInterest(false)
+            }
+            socket.start()
+            tally.sockets.append(socket)
+        }
+        settle(loop)
+        onLoop(loop) {
+            #expect(tally.writable == 0)
+            tally.sockets[0].setWriteInterest(true)
+        }
+        settle(loop)
+        onLoop(loop) {
+            #expect(tally.writable == 1)
+            tally.sockets[0].close()
+        }
+    }
+
+    @Test("an event fetched for a socket closed earlier in the same turn never reaches the socket that reuses its slot")
+    func staleEventsAreDropped() {
+        let loop = EventLoop(index: 0, label: "poller-test")
+        let (first, firstPeer) = socketPair()
+        let (second, secondPeer) = socketPair()
+        defer {
+            Glibc.close(firstPeer)
+            Glibc.close(secondPeer)
+        }
+        let tally = Tally()
+        let replacementReads = Atomic<Int>(0)
+        onLoop(loop) {
+            let a = Socket(fd: first, loop: loop)
+            let b = Socket(fd: second, loop: loop)
+            // Whichever is delivered first closes the other and opens a socket in its place; the other's event,
+            // already fetched in this turn, must be dropped, not delivered to the newcomer.
+            func closeOther(_ other: Socket) {
+                guard !other.isClosed, tally.spareFDs.isEmpty else { return }
+                other.close()
+                // The newcomer takes the closed socket's poller slot (the most recently freed one), so the stale
+                // event carries the newcomer's slot index and only its generation tells them apart. (Its fd may
+                // differ: other tests open fds concurrently.)
+                let (fresh, freshPeer) = socketPair()
+                tally.spareFDs = [freshPeer]
+                let newcomer = Socket(fd: fresh, loop: loop)
+                newcomer.onReadable = { replacementReads.add(1, ordering: .relaxed) }
+                newcomer.start()
+                tally.sockets.append(newcomer)
+            }
+            a.onReadable = { closeOther(b) }
+            b.onReadable = { closeOther(a) }
+            a.start()
+            b.start()
+            tally.sockets += [a, b]
+        }
+        // Both become readable before the loop wakes, so one epoll batch holds both events.
+        onLoop(loop) {
+            send("x", to: firstPeer)
+            send("y", to: secondPeer)
+        }
+        settle(loop, milliseconds: 100)
+        onLoop(loop) {
+            #expect(replacementReads.load(ordering: .relaxed) == 0)
+            for socket in tally.sockets where !socket.isClosed { socket.close() }
+            tally.spareFDs.forEach { _ = Glibc.close($0) }
+        }
+    }
+
+    @Test("work queued with runAfterTurn runs after every event of the turn, once")
+    func afterTurnRunsOnce() {
+        let loop = EventLoop(index: 0, label: "poller-test")
+        let pairs = (0..<4).map { _ in socketPair() }
+        defer { pairs.forEach { _ = Glibc.close($0.1) } }
+        let tally = Tally()
+        let order = Mutex<[String]>([])
+        onLoop(loop) {
+            for (index, pair) in pairs.enumerated() {
+                let socket = Socket(fd: pair.0, loop: loop)
+                socket.onReadable = {
+                    var buffer = [UInt8](repeating: 0, count: 8)
+                    _ = buffer.withUnsafeMutableBytes { socket.read(into: $0) }
+                    order.withLock { $0.append("event \(index)") }
+                    if tally.readable == 0 {
+                        loop.runAfterTurn { order.withLock { $0.append("after") } }
+                    }
+                    tally.readable += 1
+                }
+                socket.start()
+                tally.sockets.append(socket)
+            }
+            for pair in pairs { send("z", to: pair.1) }
+        }
+        settle(loop, milliseconds: 100)
+        onLoop(loop) {
+            let seen = order.withLock { $0 }
+            #expect(seen.count == 5)
+            #expect(seen.last == "after")
+            tally.sockets.forEach { $0.close() }
+        }
+    }
+}
