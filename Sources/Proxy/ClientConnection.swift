@@ -132,10 +132,14 @@ final class ClientConnection: TransportDelegate {
     func makeExchange(head: RequestHead, body: [UInt8], writer: any ResponseWriter) -> Exchange {
         inFlight += 1
         deadlineNanos = .max
-        return Exchange(
+        let exchange = Exchange(
             head: head, body: body, peerAddress: peerAddress, isTLS: profile.tls != nil,
             serverName: transport.serverName, listenerDomain: profile.domain,
             requestID: context.nextRequestID(), startNanos: context.clock.nowNanoseconds(), writer: writer)
+        #if DEBUG
+            exchange.countLive(in: context.gateway.liveExchanges)
+        #endif
+        return exchange
     }
 
     /// A streamed request body stopped arriving (on either protocol): the upstream exchange is abandoned and the
@@ -151,6 +155,7 @@ final class ClientConnection: TransportDelegate {
 
     func finished(_ exchange: Exchange) {
         inFlight -= 1
+        exchange.writer = nil
         guard !exchange.finished else { return }
         exchange.finished = true
         context.requestFinished(exchange)

@@ -1,6 +1,7 @@
 import GatewayCore
 import EventLoop
 import Recording
+import Synchronization
 
 /// Where a request's response goes: one implementation per client protocol (HTTP/1.1 connection, HTTP/2
 /// stream). Loop-confined. Call order: `writeHead` once, `writeBody` any number of times, then `end` — or
@@ -11,10 +12,9 @@ protocol ResponseWriter: AnyObject {
     func writeBody(_ bytes: UnsafeRawBufferPointer)
     func end()
     func abort()
-    /// False while the client side holds more than its high-water mark of unsent bytes.
+    /// False while the client side holds more than its high-water mark of unsent bytes; when it turns true again
+    /// the writer tells the exchange's upstream relay (`UpstreamRelay.clientWritable`).
     var canAcceptBody: Bool { get }
-    /// Called when `canAcceptBody` turns true again; set by whoever produces the body.
-    var onWritable: (() -> Void)? { get set }
     /// An interim (1xx) response before the final head, e.g. 103 Early Hints (RFC 9110 §15.2). Dropped where the
     /// client's protocol cannot carry it (HTTP/1.0).
     func writeInformational(_ head: ResponseHead)
@@ -46,7 +46,10 @@ final class Exchange {
     let listenerDomain: String?
     let requestID: String
     let startNanos: Int64
-    weak var writer: (any ResponseWriter)?
+    /// Where the answer goes, until the exchange finishes (`ClientConnection.finished` clears it, which also ends
+    /// the reference cycle with the writer that holds this exchange). A strong reference, not a weak one: a weakly
+    /// referenced object gets a side table, and every retain and release of it takes the slow path.
+    var writer: (any ResponseWriter)?
     /// Filled in as the exchange proceeds, for the access log and events.
     var status = 0
     var bytesOut = 0
@@ -64,6 +67,15 @@ final class Exchange {
     var bodyStream: RequestBodyStream?
     /// The relay carrying this exchange to the upstream, while it does.
     var upstreamRelay: UpstreamRelay?
+
+    #if DEBUG
+        private var liveCount: LiveObjectCount?
+        func countLive(in count: LiveObjectCount) {
+            liveCount = count
+            count.increment()
+        }
+        deinit { liveCount?.decrement() }
+    #endif
 
     /// Makes `stream` this exchange's body; `body` keeps its first bytes for the recording.
     func attach(_ stream: RequestBodyStream) {
@@ -95,6 +107,15 @@ final class Exchange {
         self.startNanos = startNanos
         self.writer = writer
     }
+}
+
+/// How many objects of one kind are alive, counted in debug builds only: the reference cycles between an exchange,
+/// its writer and its relay are broken by hand when the request ends, and the tests check that none is left.
+final class LiveObjectCount: Sendable {
+    private let count = Atomic<Int>(0)
+    var current: Int { count.load(ordering: .relaxed) }
+    func increment() { count.add(1, ordering: .relaxed) }
+    func decrement() { count.subtract(1, ordering: .relaxed) }
 }
 
 /// Decides what to do with a complete request: answer it here or forward it. Loop-confined, one per listener

@@ -136,6 +136,9 @@ final class ForwardingHandler: RequestHandler {
     /// Relays `exchange` to `origin`; `responseHeaders` replace the upstream's CORS and rate-limit fields.
     func forward(_ exchange: Exchange, origin: UpstreamOrigin, responseHeaders: HTTPFields) {
         let relay = UpstreamRelay(exchange: exchange, origin: origin, extraHeaders: responseHeaders, handler: self)
+        #if DEBUG
+            relay.countLive(in: context.gateway.liveRelays)
+        #endif
         // The exchange holds its relay until the relay is done or cancelled (the pair is a cycle until then).
         exchange.upstreamRelay = relay
         relay.start()
@@ -161,7 +164,7 @@ final class UpstreamRelay: UpstreamResponseHandler {
     let exchange: Exchange
     let origin: UpstreamOrigin
     let extraHeaders: HTTPFields
-    unowned let handler: ForwardingHandler
+    let handler: ForwardingHandler
     private var connection: UpstreamConnection?
     private let pool: UpstreamPool
     private var attempts = 0
@@ -170,6 +173,8 @@ final class UpstreamRelay: UpstreamResponseHandler {
     /// framing turns out broken in the same read can still be answered with a 502 instead of a cut-off response.
     private var heldHead: (head: ResponseHead, bodyLength: Int?)?
     private var cancelled = false
+    /// Set once the response head arrived: from then on the client side draining resumes reading the upstream.
+    private var resumesOnClientWritable = false
 
     init(exchange: Exchange, origin: UpstreamOrigin, extraHeaders: HTTPFields, handler: ForwardingHandler) {
         self.exchange = exchange
@@ -244,7 +249,7 @@ final class UpstreamRelay: UpstreamResponseHandler {
     }
 
     func upstreamHead(_ head: ResponseHead, info: HTTP1ResponseInfo) {
-        guard let writer = exchange.writer else { return }
+        guard exchange.writer != nil else { return }
         headSent = true
         exchange.upstreamStatus = head.status
         let out = ForwardRewrite.downstreamHead(head, adding: extraHeaders)
@@ -259,7 +264,12 @@ final class UpstreamRelay: UpstreamResponseHandler {
         heldHead = (
             out, exchange.head.method == "HEAD" ? head.headers["Content-Length"].flatMap { Int($0) } : length
         )
-        writer.onWritable = { [weak self] in self?.connection?.setReading(true) }
+        resumesOnClientWritable = true
+    }
+
+    /// The client side drained under its low-water mark: the upstream may be read again.
+    func clientWritable() {
+        if resumesOnClientWritable { connection?.setReading(true) }
     }
 
     private func writeHeldHead() {
@@ -308,7 +318,7 @@ final class UpstreamRelay: UpstreamResponseHandler {
         }
         // Nothing of the answer reached the client yet: it gets a clean 502 instead, decided by the gateway.
         heldHead = nil
-        writer.onWritable = nil
+        resumesOnClientWritable = false
         exchange.upstreamStatus = nil
         exchange.decision = "upstream_error"
         exchange.facts.error = TenantError.gateway(status: failure.status, detail: failure.detail)
@@ -318,6 +328,15 @@ final class UpstreamRelay: UpstreamResponseHandler {
         }
         writer.send(response, isHEAD: exchange.head.method == "HEAD")
     }
+
+    #if DEBUG
+        private var liveCount: LiveObjectCount?
+        func countLive(in count: LiveObjectCount) {
+            liveCount = count
+            count.increment()
+        }
+        deinit { liveCount?.decrement() }
+    #endif
 
     func cancel() {
         cancelled = true

@@ -29,6 +29,10 @@ final class GatewayState: Sendable {
     let budget: ConnectionBudget
     let instanceID: String
     let metrics: GatewayMetrics
+    /// Exchanges and upstream relays alive now (counted in debug builds only), for the tests that check that none
+    /// outlives its request.
+    let liveExchanges = LiveObjectCount()
+    let liveRelays = LiveObjectCount()
     private let current: Mutex<GatewaySnapshot>
 
     init(snapshot: GatewaySnapshot, maxConnections: Int, metrics: GatewayMetrics, instanceID: String) {
@@ -187,6 +191,9 @@ public final class Gateway: Sendable {
     }
 
     var activeConnections: Int { state.metrics.activeConnections }
+    /// Exchanges and relays not yet freed; always 0 in release builds, which do not count them.
+    var liveExchangeCount: Int { state.liveExchanges.current }
+    var liveRelayCount: Int { state.liveRelays.current }
 }
 
 extension Gateway {

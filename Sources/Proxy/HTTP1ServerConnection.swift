@@ -26,7 +26,6 @@ final class HTTP1ServerConnection: ResponseWriter {
     private var closeAfterResponse = false
     private var isHEAD = false
     private var dead = false
-    var onWritable: (() -> Void)?
 
     init(transport: Transport, owner: ClientConnection, limits: HTTP1Limits) {
         self.transport = transport
@@ -243,7 +242,6 @@ final class HTTP1ServerConnection: ResponseWriter {
         guard let exchange = current else { return }
         if responseChunked { transport.write(Array("0\r\n\r\n".utf8)) }
         current = nil
-        onWritable = nil
         if let stream = streaming {
             // Answered before the body finished arriving: the rest cannot be told apart from a next request
             // without reading it all, so the connection ends after this response.
@@ -272,12 +270,11 @@ final class HTTP1ServerConnection: ResponseWriter {
         current = nil
         streaming?.discard()
         streaming = nil
-        onWritable = nil
         owner.finished(exchange)
         transport.close()
     }
 
-    func transportDrained() { onWritable?() }
+    func transportDrained() { current?.upstreamRelay?.clientWritable() }
 
     /// The client is gone: tell the handler so upstream work stops.
     func connectionClosed() {

@@ -84,7 +84,7 @@ final class HTTP2ServerConnection {
                 dispatch(writer)
             case .readyForBody(let streamID):
                 streams[streamID]?.bufferFull = false
-                streams[streamID]?.onWritable?()
+                streams[streamID]?.exchange?.upstreamRelay?.clientWritable()
             case .reset(let streamID, _):
                 if let writer = streams.removeValue(forKey: streamID), let exchange = writer.exchange {
                     writer.bodyStream?.discard()
@@ -179,7 +179,7 @@ final class HTTP2ServerConnection {
 
     func transportDrained() {
         flushSession()
-        for writer in streams.values { writer.onWritable?() }
+        for writer in streams.values { writer.exchange?.upstreamRelay?.clientWritable() }
     }
 
     func streamFinished(_ writer: HTTP2StreamWriter) {
@@ -263,7 +263,6 @@ final class HTTP2StreamWriter: ResponseWriter {
     private var bodyExpected = true
     private var done = false
     var bufferFull = false
-    var onWritable: (() -> Void)?
 
     init(streamID: Int32, connection: HTTP2ServerConnection, head: RequestHead) {
         self.streamID = streamID

@@ -236,7 +236,9 @@ final class UpstreamConnection: TransportDelegate {
     private var connectCallback: ((UpstreamFailure?) -> Void)?
     private var connectTimer: LoopTimer?
     private(set) var responseDeadline: Int64 = .max
-    private weak var handler: (any UpstreamResponseHandler)?
+    /// The exchange in flight; cleared when its response ends or fails (every path ends in `pump`'s `.end` or in
+    /// `fail`), which ends the cycle with the relay that holds this connection.
+    private var handler: (any UpstreamResponseHandler)?
     private var receivedAny = false
     /// Interim (1xx) responses to the current request: a few are normal (103 Early Hints), a stream of them is an
     /// upstream that never answers while keeping the connection busy.

@@ -87,7 +87,6 @@ final class NullWriter: ResponseWriter {
     func end() {}
     func abort() {}
     var canAcceptBody: Bool { true }
-    var onWritable: (() -> Void)?
 }
 
 @Suite("Request bodies stream through the proxy", .serialized)

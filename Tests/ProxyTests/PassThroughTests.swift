@@ -359,6 +359,31 @@ struct PassThroughTests {
         // built binary (GatewayIntegrationTests); here: every connection is gone and the listeners are closed.
         #expect(f.gateway.activeConnections == 0)
         #expect(!TestProcess.waitForPort(f.tlsPort, timeout: 0.2), "the listener still accepts after shutdown")
+        #expect(f.gateway.liveExchangeCount == 0, "an exchange outlived its request")
+        #expect(f.gateway.liveRelayCount == 0, "an upstream relay outlived its request")
         f.upstream.stop()
+    }
+
+    @Test("every exchange and relay is freed: answered, failed upstream, and abandoned by the client on both protocols")
+    func nothingOutlivesItsRequest() throws {
+        #if DEBUG
+            let f = try PassThroughFixture()
+            defer { f.stop() }
+            // Abandoned while the upstream takes 3 s to answer: curl gives up after 0.5 s.
+            for version in ["--http1.1", "--http2"] {
+                _ = try? f.curl([version, "--max-time", "0.5", "https://gateway.test:\(f.tlsPort)/slow"])
+            }
+            _ = try f.curl(["--http2", "https://gateway.test:\(f.tlsPort)/close"])
+            _ = try f.curl(["--http1.1", "https://gateway.test:\(f.tlsPort)/my-org/details"])
+            _ = try f.curl(["--http2", "-X", "DELETE", "-d", "{}", "https://gateway.test:\(f.tlsPort)/my-org/details"])
+            var live = (exchanges: -1, relays: -1)
+            for _ in 0..<40 {
+                live = (f.gateway.liveExchangeCount, f.gateway.liveRelayCount)
+                if live == (0, 0) { break }
+                usleep(50_000)
+            }
+            #expect(live.exchanges == 0, "exchanges still alive after their requests ended")
+            #expect(live.relays == 0, "upstream relays still alive after their requests ended")
+        #endif
     }
 }
