@@ -22,9 +22,13 @@ public final class HTTP2ServerSession {
 
     // Safety (`@exclusivity(unchecked)` below): the session is confined to one loop, and no access to these fields
     // is held across a call into nghttp2 (whose callbacks re-enter the session), so accesses never overlap.
-    @exclusivity(unchecked) var streams: [Int32: StreamState] = [:]
+    @exclusivity(unchecked) var streams = StreamMap<StreamState>()
     /// The stream whose header block is being decoded, saving a dictionary lookup per field.
     @exclusivity(unchecked) var headerStream: StreamState?
+    /// The fields of the last request header block by position, reused when the next block repeats them.
+    @exclusivity(unchecked) var recentFields: [HTTPFields.Field] = []
+    /// How many leading fields of a block are remembered: bounds what a connection keeps between requests.
+    static let recentFieldSlots = 32
     @exclusivity(unchecked) private var events: [HTTP2Event] = []
     @exclusivity(unchecked) private var eventIndex = 0
 

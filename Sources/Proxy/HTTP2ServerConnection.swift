@@ -12,7 +12,7 @@ final class HTTP2ServerConnection {
     private let transport: Transport
     private unowned let owner: ClientConnection
     private let session: HTTP2ServerSession
-    private var streams: [Int32: HTTP2StreamWriter] = [:]
+    private var streams = StreamMap<HTTP2StreamWriter>()
     private var output: [UInt8] = []
     private var closing = false
     private var processing = false
