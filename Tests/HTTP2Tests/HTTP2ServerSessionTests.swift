@@ -177,6 +177,46 @@ struct HTTP2ServerSessionTests {
         #expect(stream.body == [1, 2, 3])
     }
 
+    /// (status, head fields, contentLength, date, expected fields after :status)
+    static let headerBlocks: [(Int, [(String, String)], Int?, String?, [String])] = [
+        (204, [], nil, nil, []),
+        (200, [], 0, nil, ["content-length: 0"]),
+        (
+            200, [("X-A", "1")], 7, "Sun, 06 Nov 1994 08:49:37 GMT",
+            ["x-a: 1", "date: Sun, 06 Nov 1994 08:49:37 GMT", "content-length: 7"]
+        ),
+        (404, [], 10, nil, ["content-length: 10"]),
+        (
+            200, [("Date", "Mon, 07 Nov 1994 08:49:37 GMT")], 1_234_567_890_123, "Sun, 06 Nov 1994 08:49:37 GMT",
+            ["date: Mon, 07 Nov 1994 08:49:37 GMT", "content-length: 1234567890123"]
+        ),
+        // A Date the Connection field names is dropped, so the session's own is sent.
+        (
+            200, [("Connection", "Date"), ("DATE", "x")], nil, "Sun, 06 Nov 1994 08:49:37 GMT",
+            ["date: Sun, 06 Nov 1994 08:49:37 GMT"]
+        ),
+        (503, [("Content-Length", "5"), ("Retry-After", "30")], nil, nil, ["content-length: 5", "retry-after: 30"]),
+        (
+            200, [("X-Long", String(repeating: "v", count: 3000)), ("x-b", "")], 2, nil,
+            ["x-long: " + String(repeating: "v", count: 3000), "x-b: ", "content-length: 2"]
+        ),
+    ]
+
+    @Test("a response head becomes :status, its fields, then date and content-length", arguments: headerBlocks)
+    func responseHeaderBlock(status: Int, fields: [(String, String)], length: Int?, date: String?, expected: [String]) {
+        let pair = SessionPair()
+        // HEAD, so the client accepts a content-length without content.
+        let id = pair.client.request(FrameBuilder.request(method: "HEAD"))
+        pair.pump()
+        let head = ResponseHead(status: status, headers: HTTPFields(fields))
+        #expect(
+            pair.server.submitResponseHead(streamID: id, head: head, hasBody: false, contentLength: length, date: date))
+        pair.pump()
+        let stream = pair.client.streams[id]!
+        #expect(stream.status == status && stream.errorCode == 0)
+        #expect(stream.headers.map { "\($0.0): \($0.1)" } == expected)
+    }
+
     @Test("connection-specific response fields are dropped and names lowercased")
     func responseHeaderHygiene() {
         let pair = SessionPair()
