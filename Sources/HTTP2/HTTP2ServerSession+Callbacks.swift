@@ -87,25 +87,6 @@ private func bytesEqual(_ pointer: UnsafePointer<UInt8>, _ count: Int, _ literal
     return true
 }
 
-/// Whether `count` bytes at `a` and `b` are equal: eight at a time, then one at a time.
-@inline(__always)
-private func bytesEqual(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ count: Int) -> Bool {
-    var i = 0
-    while i &+ 8 <= count {
-        if UnsafeRawPointer(a + i).loadUnaligned(as: UInt64.self)
-            != UnsafeRawPointer(b + i).loadUnaligned(as: UInt64.self)
-        {
-            return false
-        }
-        i &+= 8
-    }
-    while i < count {
-        if a[i] != b[i] { return false }
-        i &+= 1
-    }
-    return true
-}
-
 @inline(__always)
 private func string(_ pointer: UnsafePointer<UInt8>, _ count: Int) -> String {
     String(decoding: UnsafeBufferPointer(start: pointer, count: count), as: UTF8.self)
@@ -195,22 +176,28 @@ extension HTTP2ServerSession {
         }
         if stream.headersTooLarge || stream.inTrailers { return 0 }
 
-        // A client repeats most fields of its previous request in the same order (same method, authority, agent,
-        // token, origin...): the field at the same position of the last header block is reused when its bytes
-        // match, saving the Strings' validation and allocation. The slot is the field's position in the block.
+        // Most fields repeat the previous block's at the same position; see `RecentFields`.
         let slot = stream.headerCount &- 1
-        let recent = recentField(slot, name, nameCount, value, valueCount)
+        let recent = recentFields.field(
+            at: slot, name: name, nameCount: nameCount, value: value, valueCount: valueCount)
 
         // nghttp2 has already checked pseudo-headers (known, once, first), lowercase names and value characters.
         if name[0] == UInt8(ascii: ":") {
+            func fresh(_ pseudo: String) -> String {
+                let string = string(value, valueCount)
+                recentFields.remember(
+                    HTTPFields.Field(pseudo, string), at: slot, name: name, nameCount: nameCount, value: value,
+                    valueCount: valueCount)
+                return string
+            }
             if bytesEqual(name, nameCount, ":method") {
-                stream.method = recent?.value ?? remember(slot, ":method", string(value, valueCount))
+                stream.method = recent?.value ?? fresh(":method")
             } else if bytesEqual(name, nameCount, ":path") {
-                stream.path = recent?.value ?? remember(slot, ":path", string(value, valueCount))
+                stream.path = recent?.value ?? fresh(":path")
             } else if bytesEqual(name, nameCount, ":authority") {
-                stream.authority = recent?.value ?? remember(slot, ":authority", string(value, valueCount))
+                stream.authority = recent?.value ?? fresh(":authority")
             } else if bytesEqual(name, nameCount, ":scheme") {
-                stream.scheme = recent?.value ?? remember(slot, ":scheme", string(value, valueCount))
+                stream.scheme = recent?.value ?? fresh(":scheme")
             }
             return 0
         }
@@ -224,7 +211,8 @@ extension HTTP2ServerSession {
                 return 0
             }
             field = HTTPFields.Field(string(name, nameCount), string(value, valueCount))
-            remember(slot, field)
+            recentFields.remember(
+                field, at: slot, name: name, nameCount: nameCount, value: value, valueCount: valueCount)
         }
         let valueString = field.value
         if bytesEqual(name, nameCount, "cookie") {
@@ -254,37 +242,6 @@ extension HTTP2ServerSession {
         }
         stream.fields.append(field)
         return 0
-    }
-
-    /// The field remembered at `slot` when its name and value are these bytes.
-    @inline(__always)
-    private func recentField(
-        _ slot: Int, _ name: UnsafePointer<UInt8>, _ nameCount: Int, _ value: UnsafePointer<UInt8>, _ valueCount: Int
-    ) -> HTTPFields.Field? {
-        guard slot < recentFields.count else { return nil }
-        let field = recentFields[slot]
-        guard field.value.utf8.count == valueCount, field.name.utf8.count == nameCount,
-            field.value.utf8.withContiguousStorageIfAvailable({ bytesEqual($0.baseAddress!, value, valueCount) })
-                == true,
-            field.name.utf8.withContiguousStorageIfAvailable({ bytesEqual($0.baseAddress!, name, nameCount) }) == true
-        else { return nil }
-        return field
-    }
-
-    /// Remembers a pseudo-header's value at `slot` and returns it.
-    private func remember(_ slot: Int, _ name: String, _ value: String) -> String {
-        remember(slot, HTTPFields.Field(name, value))
-        return value
-    }
-
-    /// Remembers a field at `slot` for the next header block. Slots fill in order; a block whose earlier field was
-    /// not remembered (refused or dropped) leaves the later ones out, which only costs a miss.
-    private func remember(_ slot: Int, _ field: HTTPFields.Field) {
-        if slot < recentFields.count {
-            recentFields[slot] = field
-        } else if slot == recentFields.count && slot < Self.recentFieldSlots {
-            recentFields.append(field)
-        }
     }
 
     fileprivate func frameReceived(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {

@@ -26,9 +26,7 @@ public final class HTTP2ServerSession {
     /// The stream whose header block is being decoded, saving a dictionary lookup per field.
     @exclusivity(unchecked) var headerStream: StreamState?
     /// The fields of the last request header block by position, reused when the next block repeats them.
-    @exclusivity(unchecked) var recentFields: [HTTPFields.Field] = []
-    /// How many leading fields of a block are remembered: bounds what a connection keeps between requests.
-    static let recentFieldSlots = 32
+    let recentFields = RecentFields()
     @exclusivity(unchecked) private var events: [HTTP2Event] = []
     @exclusivity(unchecked) private var eventIndex = 0
 
