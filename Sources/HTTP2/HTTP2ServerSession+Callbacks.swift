@@ -320,17 +320,21 @@ extension HTTP2ServerSession {
             stream.fields.append(HTTPFields.Field("cookie", cookie))
             stream.cookie = nil
         }
-        let head = RequestHead(
-            method: method, target: stream.path ?? authority ?? "", version: .http2,
-            headers: HTTPFields(stream.fields), authority: authority, scheme: stream.scheme)
+        stream.announced = true
+        stream.isHead = method == "HEAD"
+        // Built in place in the event, so the head is not copied on its way into the queue.
+        emit(
+            .request(
+                streamID: stream.id,
+                head: RequestHead(
+                    method: method, target: stream.path ?? authority ?? "", version: .http2,
+                    headers: HTTPFields(stream.fields), authority: authority, scheme: stream.scheme),
+                endStream: endStream))
         stream.fields = []
         stream.method = nil
         stream.path = nil
         stream.authority = nil
         stream.host = nil
-        stream.announced = true
-        stream.isHead = method == "HEAD"
-        emit(.request(streamID: stream.id, head: head, endStream: endStream))
         if let length = stream.contentLength, length > limits.maxRequestBodyBytes, !endStream {
             stream.bodyTooLarge = true
             emit(.requestBodyTooLarge(streamID: stream.id))
@@ -343,19 +347,29 @@ extension HTTP2ServerSession {
         if method == "CONNECT" {
             return .gateway(status: 501, detail: "The request is malformed: CONNECT is not supported.")
         }
-        if let path = stream.path {
+        // The checks are pure functions of the strings, and a client usually repeats its authority and often its
+        // path (then the very same String, from `recentFields`, compares equal at once): the last good ones are
+        // remembered.
+        if let path = stream.path, path != validatedPath {
             if path.utf8.count > HTTP2RequestChecks.maxPathBytes {
                 return .gateway(status: 414, detail: "The request is malformed: the request target is too long.")
             }
             if !HTTP2RequestChecks.isOriginForm(path, method: method) {
                 return .gateway(status: 400, detail: "The request is malformed: invalid :path.")
             }
+            // `*` is valid for OPTIONS only, so only origin-form paths are valid whatever the method.
+            if path.utf8.first == UInt8(ascii: "/") { validatedPath = path }
         }
-        if let authority = stream.authority, !HTTP2RequestChecks.isAuthority(authority) {
-            return .gateway(status: 400, detail: "The request is malformed: invalid :authority.")
+        if let authority = stream.authority, authority != validatedAuthority {
+            if !HTTP2RequestChecks.isAuthority(authority) {
+                return .gateway(status: 400, detail: "The request is malformed: invalid :authority.")
+            }
+            validatedAuthority = authority
         }
-        if let host = stream.host, !HTTP2RequestChecks.isAuthority(host) {
-            return .gateway(status: 400, detail: "The request is malformed: invalid Host.")
+        if let host = stream.host, host != validatedAuthority {
+            if !HTTP2RequestChecks.isAuthority(host) {
+                return .gateway(status: 400, detail: "The request is malformed: invalid Host.")
+            }
         }
         if stream.hasNonUTF8Value {
             return .gateway(status: 400, detail: "The request is malformed: a header value is not UTF-8.")

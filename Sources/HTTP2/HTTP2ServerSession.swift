@@ -27,6 +27,9 @@ public final class HTTP2ServerSession {
     @exclusivity(unchecked) var headerStream: StreamState?
     /// The fields of the last request header block by position, reused when the next block repeats them.
     let recentFields = RecentFields()
+    /// The last `:path` and authority that passed the request checks (see `refusal(of:method:)`).
+    @exclusivity(unchecked) var validatedPath: String?
+    @exclusivity(unchecked) var validatedAuthority: String?
     @exclusivity(unchecked) private var events: [HTTP2Event] = []
     @exclusivity(unchecked) private var eventIndex = 0
 
@@ -223,7 +226,7 @@ public final class HTTP2ServerSession {
 
     // MARK: - Internal
 
-    func emit(_ event: HTTP2Event) {
+    func emit(_ event: consuming HTTP2Event) {
         events.append(event)
     }
 

@@ -118,6 +118,18 @@ struct HTTP2HeaderReuseTests {
             ]
         ),
         (
+            "paths and authorities the checks passed before, then ones they refuse",
+            [
+                block(path: "/my-org/details"), block(path: "/my-org/details{"), block(path: "/my-org/details"),
+                block(method: "OPTIONS", path: "*"), block(method: "GET", path: "*"),
+                block(method: "OPTIONS", path: "*"),
+                block(authority: "acme.us.auth0.com"), block(authority: "acme.us.auth0.com:99999"),
+                block(authority: "acme.us.auth0.com"), block([("host", "acme.us.auth0.com")]),
+                block(path: "/" + String(repeating: "p", count: 9000)),
+                block(path: "/" + String(repeating: "p", count: 9000)),
+            ]
+        ),
+        (
             "more fields than the remembered slots, twice",
             Array(repeating: block((0..<40).map { ("x-f\($0)", "value number \($0) of forty") }), count: 2)
         ),
