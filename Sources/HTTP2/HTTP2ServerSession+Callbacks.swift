@@ -50,6 +50,8 @@ final class StreamState {
     @exclusivity(unchecked) var out: [UInt8] = []
     @exclusivity(unchecked) var outHead = 0
     @exclusivity(unchecked) var outEnded = false
+    /// `out` was filled by `appendBody` (never a caller's array), so nothing else shares it.
+    @exclusivity(unchecked) var outRecyclable = false
     /// The data provider returned NGHTTP2_ERR_DEFERRED; `appendBody`/`endBody` must resume it.
     @exclusivity(unchecked) var deferred = false
     /// `appendBody` crossed the high-water mark; `.readyForBody` is owed once the buffer drains.
@@ -420,6 +422,7 @@ extension HTTP2ServerSession {
         if stream.unconsumed > 0 {
             _ = nghttp2_session_consume_connection(nghttp2Session, stream.unconsumed)
         }
+        recycleBodyBuffer(of: stream)
         if stream.announced && !stream.responseDone && !terminated {
             emit(.reset(streamID: streamID, errorCode: HTTP2ErrorCode(rawValue: errorCode)))
         }
@@ -461,6 +464,16 @@ extension HTTP2ServerSession {
         default:
             break
         }
+    }
+
+    /// Keeps a closed stream's small response-body buffer for the next streamed response: a malloc and a free
+    /// less per response, at most `spareBodyBufferCapacity` bytes kept per connection.
+    private func recycleBodyBuffer(of stream: StreamState) {
+        guard stream.outRecyclable, spareBodyBuffer.capacity == 0,
+            stream.out.capacity > 0 && stream.out.capacity <= Self.spareBodyBufferCapacity
+        else { return }
+        stream.out.removeAll(keepingCapacity: true)
+        swap(&spareBodyBuffer, &stream.out)
     }
 
     /// Counts body bytes read after the response ended; past the bound the upload is reset (once).

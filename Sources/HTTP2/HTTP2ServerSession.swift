@@ -27,6 +27,10 @@ public final class HTTP2ServerSession {
     @exclusivity(unchecked) var headerStream: StreamState?
     /// The fields of the last request header block by position, reused when the next block repeats them.
     let recentFields = RecentFields()
+    /// A response-body buffer a closed stream left behind, empty, for the next `appendBody` (see
+    /// `recycleBodyBuffer(of:)`).
+    @exclusivity(unchecked) var spareBodyBuffer: [UInt8] = []
+    static let spareBodyBufferCapacity = 4096
     /// The last `:path` and authority that passed the request checks (see `refusal(of:method:)`).
     @exclusivity(unchecked) var validatedPath: String?
     @exclusivity(unchecked) var validatedAuthority: String?
@@ -443,9 +447,22 @@ func copyUTF8(_ string: String, to destination: UnsafeMutablePointer<UInt8>, low
     func copy(_ source: UnsafeBufferPointer<UInt8>) -> Int {
         guard let base = source.baseAddress else { return 0 }
         if lowercasing {
-            for i in 0..<source.count {
+            // Eight bytes at a time: a byte's high bit in `upper` is set when it is ASCII and within A...Z (the
+            // sums of 7-bit values never carry into the next byte), and shifted down it is the case bit 0x20.
+            var i = 0
+            while i &+ 8 <= source.count {
+                let w = UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)
+                let low7 = w & 0x7F7F_7F7F_7F7F_7F7F
+                let atLeastA = low7 &+ 0x3F3F_3F3F_3F3F_3F3F
+                let pastZ = low7 &+ 0x2525_2525_2525_2525
+                let upper = atLeastA & ~pastZ & ~w & 0x8080_8080_8080_8080
+                UnsafeMutableRawPointer(destination + i).storeBytes(of: w | (upper >> 2), as: UInt64.self)
+                i &+= 8
+            }
+            while i < source.count {
                 let b = base[i]
                 destination[i] = b &- 65 < 26 ? b | 0x20 : b
+                i &+= 1
             }
         } else {
             destination.update(from: base, count: source.count)
@@ -458,6 +475,7 @@ func copyUTF8(_ string: String, to destination: UnsafeMutablePointer<UInt8>, low
 }
 
 /// Whether `bytes` holds a NUL, CR or LF: eight bytes at a time (values such as CORS and rate-limit lists are long).
+@inline(__always)
 func containsNulCROrLF(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
     @inline(__always) func zeroByte(_ w: UInt64) -> Bool {
         (w &- 0x0101_0101_0101_0101) & ~w & 0x8080_8080_8080_8080 != 0

@@ -161,6 +161,35 @@ struct HTTP2ServerSessionTests {
         #expect(!pair.server.appendBody(streamID: id, bytes: [1]))
     }
 
+    @Test("streamed responses one after another each carry their own body, also after a reset and a large one")
+    func streamedResponsesInSequence() {
+        let pair = SessionPair()
+        let bodies: [[UInt8]] = [
+            Array("first".utf8), [], Array(repeating: 0x61, count: 5000), Array("fourth, after a large one".utf8),
+            Array("fifth".utf8),
+        ]
+        for (n, body) in bodies.enumerated() {
+            let id = pair.client.request(FrameBuilder.request())
+            pair.pump()
+            #expect(pair.server.submitResponseHead(streamID: id, head: ResponseHead(status: 200), hasBody: true))
+            if n == 1 {
+                // Bytes queued, then the stream reset: its buffer must not leak into the next response.
+                #expect(pair.server.appendBody(streamID: id, bytes: Array("never sent".utf8)))
+                #expect(pair.server.resetStream(streamID: id, errorCode: .cancel))
+                pair.pump()
+                continue
+            }
+            #expect(pair.server.appendBody(streamID: id, bytes: body))
+            #expect(pair.server.endBody(streamID: id))
+            pair.pump()
+            #expect(pair.client.streams[id]!.body == body, "response \(n)")
+            // A small body's buffer is kept for the next response; the 5000-byte one is let go.
+            #expect((pair.server.spareBodyBuffer.capacity > 0) == (body.count <= 4096), "response \(n)")
+            #expect(pair.server.spareBodyBuffer.isEmpty)
+        }
+        #expect(pair.server.openStreamCount == 0)
+    }
+
     @Test("a content length given with the head replaces the head's own content-length field")
     func contentLengthReplaces() {
         let pair = SessionPair()
