@@ -83,10 +83,7 @@ private func owner(_ userData: UnsafeMutableRawPointer?) -> HTTP2ServerSession {
 
 @inline(__always)
 private func bytesEqual(_ pointer: UnsafePointer<UInt8>, _ count: Int, _ literal: StaticString) -> Bool {
-    guard count == literal.utf8CodeUnitCount else { return false }
-    let other = literal.utf8Start
-    for i in 0..<count where pointer[i] != other[i] { return false }
-    return true
+    count == literal.utf8CodeUnitCount && equalBytes(pointer, literal.utf8Start, count)
 }
 
 @inline(__always)
@@ -180,8 +177,7 @@ extension HTTP2ServerSession {
 
         // Most fields repeat the previous block's at the same position; see `RecentFields`.
         let slot = stream.headerCount &- 1
-        let recent = recentFields.field(
-            at: slot, name: name, nameCount: nameCount, value: value, valueCount: valueCount)
+        let hit = recentFields.matches(slot, name: name, nameCount: nameCount, value: value, valueCount: valueCount)
 
         // nghttp2 has already checked pseudo-headers (known, once, first), lowercase names and value characters.
         if name[0] == UInt8(ascii: ":") {
@@ -193,20 +189,20 @@ extension HTTP2ServerSession {
                 return string
             }
             if bytesEqual(name, nameCount, ":method") {
-                stream.method = recent?.value ?? fresh(":method")
+                stream.method = hit ? recentFields.value(at: slot) : fresh(":method")
             } else if bytesEqual(name, nameCount, ":path") {
-                stream.path = recent?.value ?? fresh(":path")
+                stream.path = hit ? recentFields.value(at: slot) : fresh(":path")
             } else if bytesEqual(name, nameCount, ":authority") {
-                stream.authority = recent?.value ?? fresh(":authority")
+                stream.authority = hit ? recentFields.value(at: slot) : fresh(":authority")
             } else if bytesEqual(name, nameCount, ":scheme") {
-                stream.scheme = recent?.value ?? fresh(":scheme")
+                stream.scheme = hit ? recentFields.value(at: slot) : fresh(":scheme")
             }
             return 0
         }
         let field: HTTPFields.Field
-        if let recent {
+        if hit {
             // Only values that passed the UTF-8 check below are remembered, and these bytes equal one of them.
-            field = recent
+            field = recentFields.field(at: slot)
         } else {
             if !HTTP2RequestChecks.isUTF8(value, count: valueCount) {
                 stream.hasNonUTF8Value = true
@@ -216,18 +212,17 @@ extension HTTP2ServerSession {
             recentFields.remember(
                 field, at: slot, name: name, nameCount: nameCount, value: value, valueCount: valueCount)
         }
-        let valueString = field.value
         if bytesEqual(name, nameCount, "cookie") {
             // RFC 9113 §8.2.3: split cookie fields are joined with "; " before reaching an HTTP/1.1 hop.
             if let cookie = stream.cookie {
-                stream.cookie = cookie + "; " + valueString
+                stream.cookie = cookie + "; " + field.value
             } else {
-                stream.cookie = valueString
+                stream.cookie = field.value
             }
             return 0
         }
         if bytesEqual(name, nameCount, "host") {
-            stream.host = valueString
+            stream.host = field.value
         } else if bytesEqual(name, nameCount, "content-length") {
             // nghttp2 has validated the digits; an overflow only means "too large".
             var length = 0
@@ -242,7 +237,7 @@ extension HTTP2ServerSession {
             }
             stream.contentLength = length
         }
-        stream.fields.append(field)
+        stream.fields.append(consume field)
         return 0
     }
 

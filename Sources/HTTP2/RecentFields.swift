@@ -37,24 +37,29 @@ final class RecentFields {
 
     deinit { bytes.deallocate() }
 
-    /// The field remembered at `slot` when its name and value are exactly these bytes.
+    /// Whether a field is remembered at `slot` and its name and value are exactly these bytes.
     @inline(__always)
-    func field(
-        at slot: Int, name: UnsafePointer<UInt8>, nameCount: Int, value: UnsafePointer<UInt8>, valueCount: Int
-    ) -> HTTPFields.Field? {
-        guard slot < entries.count else { return nil }
+    func matches(
+        _ slot: Int, name: UnsafePointer<UInt8>, nameCount: Int, value: UnsafePointer<UInt8>, valueCount: Int
+    ) -> Bool {
+        guard slot < entries.count else { return false }
         let bytes = self.bytes
-        return entries.withUnsafeBufferPointer { entries -> HTTPFields.Field? in
-            // Read in place: the entry's Strings are retained only on a hit.
+        return entries.withUnsafeBufferPointer { entries -> Bool in
+            // Read in place: nothing is retained to compare.
             let entry = entries.baseAddress! + slot
-            guard entry.pointee.nameCount == nameCount, entry.pointee.valueCount == valueCount else { return nil }
+            guard entry.pointee.nameCount == nameCount, entry.pointee.valueCount == valueCount else { return false }
             let stored = bytes + entry.pointee.offset
-            guard equalBytes(stored + nameCount, value, valueCount), equalBytes(stored, name, nameCount) else {
-                return nil
-            }
-            return entry.pointee.field
+            return equalBytes(stored + nameCount, value, valueCount) && equalBytes(stored, name, nameCount)
         }
     }
+
+    /// The field at `slot`; only after `matches` said it is there.
+    @inline(__always)
+    func field(at slot: Int) -> HTTPFields.Field { entries[slot].field }
+
+    /// The value at `slot`; only after `matches` said it is there.
+    @inline(__always)
+    func value(at slot: Int) -> String { entries[slot].field.value }
 
     /// Remembers `field` (whose bytes these are) at `slot`. Slots fill in order: a block whose earlier field was
     /// not remembered leaves the later ones out, which only costs misses.
@@ -95,21 +100,34 @@ final class RecentFields {
     }
 }
 
-/// Whether `count` bytes at `a` and `b` are equal: eight at a time, then one at a time.
+/// Whether `count` bytes at `a` and `b` are equal: eight at a time, the last word overlapping the one before
+/// (field names and values are mostly 4 to 30 bytes; a byte loop for the tail cost more than the words).
 @inline(__always)
 func equalBytes(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ count: Int) -> Bool {
-    var i = 0
-    while i &+ 8 <= count {
-        if UnsafeRawPointer(a + i).loadUnaligned(as: UInt64.self)
-            != UnsafeRawPointer(b + i).loadUnaligned(as: UInt64.self)
-        {
-            return false
+    let a = UnsafeRawPointer(a)
+    let b = UnsafeRawPointer(b)
+    if count >= 8 {
+        var i = 0
+        while i &+ 8 < count {
+            if a.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+                != b.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            {
+                return false
+            }
+            i &+= 8
         }
-        i &+= 8
+        return a.loadUnaligned(fromByteOffset: count &- 8, as: UInt64.self)
+            == b.loadUnaligned(fromByteOffset: count &- 8, as: UInt64.self)
     }
-    while i < count {
-        if a[i] != b[i] { return false }
-        i &+= 1
+    if count >= 4 {
+        return a.loadUnaligned(as: UInt32.self) == b.loadUnaligned(as: UInt32.self)
+            && a.loadUnaligned(fromByteOffset: count &- 4, as: UInt32.self)
+                == b.loadUnaligned(fromByteOffset: count &- 4, as: UInt32.self)
     }
-    return true
+    if count >= 2 {
+        return a.loadUnaligned(as: UInt16.self) == b.loadUnaligned(as: UInt16.self)
+            && a.loadUnaligned(fromByteOffset: count &- 2, as: UInt16.self)
+                == b.loadUnaligned(fromByteOffset: count &- 2, as: UInt16.self)
+    }
+    return count == 0 || a.load(as: UInt8.self) == b.load(as: UInt8.self)
 }

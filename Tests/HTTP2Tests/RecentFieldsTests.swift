@@ -30,11 +30,10 @@ struct RecentFieldsTests {
                         // Never empty buffers' nil base addresses: use a one-byte stand-in with a zero count.
                         let np = n.baseAddress ?? UnsafePointer(bitPattern: 1)!
                         let vp = v.baseAddress ?? UnsafePointer(bitPattern: 1)!
-                        if let field = recent.field(
-                            at: slot, name: np, nameCount: n.count, value: vp, valueCount: v.count)
-                        {
+                        if recent.matches(slot, name: np, nameCount: n.count, value: vp, valueCount: v.count) {
                             hits += 1
-                            #expect(field.name == name && field.value == value)
+                            let field = recent.field(at: slot)
+                            #expect(field.name == name && field.value == value && recent.value(at: slot) == value)
                         } else {
                             recent.remember(
                                 HTTPFields.Field(name, value), at: slot, name: np, nameCount: n.count, value: vp,
@@ -45,6 +44,32 @@ struct RecentFieldsTests {
             }
         }
         #expect(hits > 100)
+    }
+
+    @Test("byte comparison finds a difference at any position of any length, and equal bytes equal")
+    func equalBytesEverywhere() {
+        var wrong = 0
+        for count in 0...40 {
+            let a = (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
+            // Offset copies, so neither side is word-aligned in the same way.
+            let b = [0xAA] + a
+            b.withUnsafeBufferPointer { b in
+                a.withUnsafeBufferPointer { a in
+                    let pa = a.baseAddress ?? UnsafePointer(bitPattern: 1)!
+                    if !equalBytes(pa, b.baseAddress! + 1, count) { wrong += 1 }
+                }
+            }
+            for position in 0..<count {
+                var c = a
+                c[position] ^= 0x01
+                a.withUnsafeBufferPointer { a in
+                    c.withUnsafeBufferPointer { c in
+                        if equalBytes(a.baseAddress!, c.baseAddress!, count) { wrong += 1 }
+                    }
+                }
+            }
+        }
+        #expect(wrong == 0)
     }
 
     @Test("fields past the slot budget or larger than the byte budget are not remembered")
@@ -58,13 +83,13 @@ struct RecentFieldsTests {
                 let l = l.baseAddress!
                 recent.remember(HTTPFields.Field("ab", "ab"), at: 0, name: s, nameCount: 2, value: s, valueCount: 2)
                 recent.remember(HTTPFields.Field("ab", "ab"), at: 1, name: s, nameCount: 2, value: s, valueCount: 2)
-                #expect(recent.field(at: 0, name: s, nameCount: 2, value: s, valueCount: 2) != nil)
-                #expect(recent.field(at: 1, name: s, nameCount: 2, value: s, valueCount: 2) == nil)
+                #expect(recent.matches(0, name: s, nameCount: 2, value: s, valueCount: 2))
+                #expect(!recent.matches(1, name: s, nameCount: 2, value: s, valueCount: 2))
                 // 2 + 8 bytes exceed the budget: slot 0 keeps its old field.
                 recent.remember(
                     HTTPFields.Field("ab", "abcdefgh"), at: 0, name: s, nameCount: 2, value: l, valueCount: 8)
-                #expect(recent.field(at: 0, name: s, nameCount: 2, value: l, valueCount: 8) == nil)
-                #expect(recent.field(at: 0, name: s, nameCount: 2, value: s, valueCount: 2) != nil)
+                #expect(!recent.matches(0, name: s, nameCount: 2, value: l, valueCount: 8))
+                #expect(recent.matches(0, name: s, nameCount: 2, value: s, valueCount: 2))
             }
         }
     }
