@@ -55,11 +55,16 @@ final class RecentFields {
 
     /// The field at `slot`; only after `matches` said it is there.
     @inline(__always)
-    func field(at slot: Int) -> HTTPFields.Field { entries[slot].field }
+    func field(at slot: Int) -> HTTPFields.Field {
+        // Through the buffer only the field is copied, not the whole entry (a generic value-witness copy).
+        entries.withUnsafeBufferPointer { ($0.baseAddress! + slot).pointee.field }
+    }
 
     /// The value at `slot`; only after `matches` said it is there.
     @inline(__always)
-    func value(at slot: Int) -> String { entries[slot].field.value }
+    func value(at slot: Int) -> String {
+        entries.withUnsafeBufferPointer { ($0.baseAddress! + slot).pointee.field.value }
+    }
 
     /// Remembers `field` (whose bytes these are) at `slot`. Slots fill in order: a block whose earlier field was
     /// not remembered leaves the later ones out, which only costs misses.
