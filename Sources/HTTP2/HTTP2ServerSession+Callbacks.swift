@@ -74,11 +74,14 @@ private let flagAck = UInt8(NGHTTP2_FLAG_ACK.rawValue)
 private let callbackFailure = NGHTTP2_ERR_CALLBACK_FAILURE.rawValue
 private let temporalFailure = NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue
 
+/// Runs `body` with the session behind user_data, without retaining it for the call (a retain and release per
+/// callback, a dozen callbacks per request).
 @inline(__always)
-private func owner(_ userData: UnsafeMutableRawPointer?) -> HTTP2ServerSession {
+func withOwner<R>(_ userData: UnsafeMutableRawPointer?, _ body: (HTTP2ServerSession) -> R) -> R {
     // Safety: user_data is the unretained HTTP2ServerSession that owns this nghttp2 session (see init); callbacks
-    // only run inside its own calls into nghttp2, so it is alive.
-    Unmanaged<HTTP2ServerSession>.fromOpaque(userData!).takeUnretainedValue()
+    // only run inside its own calls into nghttp2, during which the caller holds the session, so it stays alive
+    // for the whole callback and needs no retain of its own.
+    Unmanaged<HTTP2ServerSession>.fromOpaque(userData!)._withUnsafeGuaranteedRef(body)
 }
 
 @inline(__always)
@@ -96,21 +99,24 @@ extension HTTP2ServerSession {
     static func installCallbacks(_ callbacks: OpaquePointer?) {
         nghttp2_session_callbacks_set_on_begin_frame_callback(callbacks) { _, hd, userData in
             guard let hd, hd.pointee.type == frameContinuation else { return 0 }
-            let session = owner(userData)
-            if session.terminated { return 0 }
-            return session.allow(.continuation) ? 0 : callbackFailure
+            return withOwner(userData) { session in
+                if session.terminated { return 0 }
+                return session.allow(.continuation) ? 0 : callbackFailure
+            }
         }
         nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, frame, userData in
             guard let frame else { return 0 }
-            owner(userData).beginHeaders(frame)
+            withOwner(userData) { $0.beginHeaders(frame) }
             return 0
         }
         nghttp2_session_callbacks_set_on_header_callback(callbacks) {
             _, frame, name, nameCount, value, valueCount, _, userData in
             guard let frame, let name, let value else { return 0 }
-            return owner(userData).header(
-                streamID: frame.pointee.hd.stream_id, name: name, nameCount: nameCount, value: value,
-                valueCount: valueCount)
+            return withOwner(userData) {
+                $0.header(
+                    streamID: frame.pointee.hd.stream_id, name: name, nameCount: nameCount, value: value,
+                    valueCount: valueCount)
+            }
         }
         // nghttp2 silently drops regular fields with invalid names or values; RFC 9113 §8.2.1 calls such a request
         // malformed, so refuse it (RST_STREAM(PROTOCOL_ERROR), counted as a glitch via on_invalid_frame_recv).
@@ -119,21 +125,21 @@ extension HTTP2ServerSession {
         }
         nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, userData in
             guard let frame else { return 0 }
-            return owner(userData).frameReceived(frame)
+            return withOwner(userData) { $0.frameReceived(frame) }
         }
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) {
             _, _, streamID, data, count, userData in
             guard let data else { return 0 }
-            owner(userData).dataChunk(streamID: streamID, data: data, count: count)
+            withOwner(userData) { $0.dataChunk(streamID: streamID, data: data, count: count) }
             return 0
         }
         nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, errorCode, userData in
-            owner(userData).streamClosed(streamID: streamID, errorCode: errorCode)
+            withOwner(userData) { $0.streamClosed(streamID: streamID, errorCode: errorCode) }
             return 0
         }
         nghttp2_session_callbacks_set_on_frame_send_callback(callbacks) { _, frame, userData in
             guard let frame else { return 0 }
-            owner(userData).frameSent(frame)
+            withOwner(userData) { $0.frameSent(frame) }
             return 0
         }
     }

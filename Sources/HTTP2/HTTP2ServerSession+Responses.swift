@@ -173,9 +173,9 @@ extension HTTP2ServerSession {
                 guard let buffer, let flags, let userData else {
                     return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
                 }
-                // Safety: user_data is the unretained owner of this nghttp2 session; see HTTP2ServerSession.init.
-                let session = Unmanaged<HTTP2ServerSession>.fromOpaque(userData).takeUnretainedValue()
-                return session.readBody(streamID: streamID, into: buffer, length: length, flags: flags)
+                return withOwner(userData) {
+                    $0.readBody(streamID: streamID, into: buffer, length: length, flags: flags)
+                }
             })
     }
 }
