@@ -307,10 +307,17 @@ public final class HTTP2ServerSession {
         // Worst case: every name and value, three status digits, a content-length of up to 20 digits and a date.
         var needed = 3 + 20 + (date?.utf8.count ?? 0)
         var nominatesFields = false
-        for field in fields {
-            let nameCount = field.name.utf8.count
-            needed += nameCount + field.value.utf8.count
-            if nameCount == 10 && field.name.asciiCaseInsensitiveEquals("connection") { nominatesFields = true }
+        // The fields are read in place through the array's buffer: iterating copies each one (four reference
+        // count operations per field and pass).
+        fields.withUnsafeBufferPointer { fields in
+            for i in 0..<fields.count {
+                let field = fields.baseAddress! + i
+                let nameCount = field.pointee.name.utf8.count
+                needed += nameCount + field.pointee.value.utf8.count
+                if nameCount == 10 && field.pointee.name.asciiCaseInsensitiveEquals("connection") {
+                    nominatesFields = true
+                }
+            }
         }
         reserveHeaderScratch(bytes: needed, fields: fields.count + 3)
         let buffer = headerBuffer
@@ -337,26 +344,31 @@ public final class HTTP2ServerSession {
         append(":status", valueAt: 0, valueCount: 3)
         used = 3
 
-        for field in fields {
-            let nameStart = used
-            let nameCount = copyUTF8(field.name, to: buffer + nameStart, lowercasing: true)
-            guard nameCount > 0, buffer[nameStart] != UInt8(ascii: ":") else { continue }
-            let lowered = UnsafeBufferPointer(start: buffer + nameStart, count: nameCount)
-            if isConnectionSpecific(lowered) || (nominatesFields && nominated.contains { $0.elementsEqual(lowered) }) {
-                continue
+        fields.withUnsafeBufferPointer { fields in
+            for i in 0..<fields.count {
+                let field = fields.baseAddress! + i
+                let nameStart = used
+                let nameCount = copyUTF8(field.pointee.name, to: buffer + nameStart, lowercasing: true)
+                guard nameCount > 0, buffer[nameStart] != UInt8(ascii: ":") else { continue }
+                let lowered = UnsafeBufferPointer(start: buffer + nameStart, count: nameCount)
+                if isConnectionSpecific(lowered)
+                    || (nominatesFields && nominated.contains { $0.elementsEqual(lowered) })
+                {
+                    continue
+                }
+                // The caller's length replaces the head's own.
+                if contentLength != nil && lowered.equals("content-length") { continue }
+                if lowered.equals("date") { hasDate = true }
+                let valueStart = nameStart + nameCount
+                let valueCount = copyUTF8(field.pointee.value, to: buffer + valueStart, lowercasing: false)
+                // RFC 9113 §8.2.1: never generate a value with NUL, CR or LF; the client would reset the stream.
+                if containsNulCROrLF(UnsafeBufferPointer(start: buffer + valueStart, count: valueCount)) { continue }
+                nvs[count] = nghttp2_nv(
+                    name: buffer + nameStart, value: buffer + valueStart, namelen: nameCount, valuelen: valueCount,
+                    flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+                count &+= 1
+                used = valueStart + valueCount
             }
-            // The caller's length replaces the head's own.
-            if contentLength != nil && lowered.equals("content-length") { continue }
-            if lowered.equals("date") { hasDate = true }
-            let valueStart = nameStart + nameCount
-            let valueCount = copyUTF8(field.value, to: buffer + valueStart, lowercasing: false)
-            // RFC 9113 §8.2.1: never generate a value with NUL, CR or LF; the client would reset the stream.
-            if containsNulCROrLF(UnsafeBufferPointer(start: buffer + valueStart, count: valueCount)) { continue }
-            nvs[count] = nghttp2_nv(
-                name: buffer + nameStart, value: buffer + valueStart, namelen: nameCount, valuelen: valueCount,
-                flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
-            count &+= 1
-            used = valueStart + valueCount
         }
         if !hasDate, let date {
             let valueCount = copyUTF8(date, to: buffer + used, lowercasing: false)
