@@ -2,10 +2,12 @@
 /// §8.3.1): one definition, so a request refused over HTTP/1.1 is refused over HTTP/2 too.
 ///
 /// Character classes are 128-bit sets in constants, so the hot loops need no global table (a global `let` costs a
-/// lazy-initialisation check on access) and no branchy switch.
+/// lazy-initialisation check on access) and no branchy switch. The per-byte tests are `@inlinable`: other modules
+/// (the HTTP/1 parser and serializer) test every byte of every field name with them, and a call per byte cost
+/// more than the test itself.
 public enum URISyntax {
     /// Membership of an ASCII byte in a 128-bit set given as two words (bit `b` of `lo` for b < 64, of `hi` above).
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func inSet(_ b: UInt8, _ lo: UInt64, _ hi: UInt64) -> Bool {
         let word = b < 64 ? lo : hi
         return b < 128 && (word >> UInt64(b & 63)) & 1 != 0
@@ -16,11 +18,11 @@ public enum URISyntax {
     /// Visible ASCII minus what RFC 3986 excludes and real servers refuse: `"` `<` `>` `\` `^` `` ` `` `{` `}`, and
     /// `#` (a fragment is never sent). `|` is outside RFC 3986 too, but official Auth0 SDKs send user ids such as
     /// `auth0|123` unencoded, so it is accepted. `%` is in the set; the caller checks that it starts a pct-encoding.
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func isTargetByte(_ b: UInt8) -> Bool { inSet(b, 0xAFFF_FFF2_0000_0000, 0x57FF_FFFE_AFFF_FFFF) }
 
     /// reg-name characters of RFC 3986 §3.2.2: unreserved and sub-delims (`%` handled by the caller).
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func isRegNameByte(_ b: UInt8) -> Bool { inSet(b, 0x2BFF_7FD2_0000_0000, 0x47FF_FFFE_87FF_FFFE) }
 
     /// Every byte a target byte, and every `%` followed by two hex digits.

@@ -50,6 +50,8 @@ final class StreamState {
     @exclusivity(unchecked) var out: [UInt8] = []
     @exclusivity(unchecked) var outHead = 0
     @exclusivity(unchecked) var outEnded = false
+    /// `out` was filled by `appendBody` (never a caller's array), so nothing else shares it.
+    @exclusivity(unchecked) var outRecyclable = false
     /// The data provider returned NGHTTP2_ERR_DEFERRED; `appendBody`/`endBody` must resume it.
     @exclusivity(unchecked) var deferred = false
     /// `appendBody` crossed the high-water mark; `.readyForBody` is owed once the buffer drains.
@@ -72,19 +74,19 @@ private let flagAck = UInt8(NGHTTP2_FLAG_ACK.rawValue)
 private let callbackFailure = NGHTTP2_ERR_CALLBACK_FAILURE.rawValue
 private let temporalFailure = NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue
 
+/// Runs `body` with the session behind user_data, without retaining it for the call (a retain and release per
+/// callback, a dozen callbacks per request).
 @inline(__always)
-private func owner(_ userData: UnsafeMutableRawPointer?) -> HTTP2ServerSession {
+func withOwner<R>(_ userData: UnsafeMutableRawPointer?, _ body: (HTTP2ServerSession) -> R) -> R {
     // Safety: user_data is the unretained HTTP2ServerSession that owns this nghttp2 session (see init); callbacks
-    // only run inside its own calls into nghttp2, so it is alive.
-    Unmanaged<HTTP2ServerSession>.fromOpaque(userData!).takeUnretainedValue()
+    // only run inside its own calls into nghttp2, during which the caller holds the session, so it stays alive
+    // for the whole callback and needs no retain of its own.
+    Unmanaged<HTTP2ServerSession>.fromOpaque(userData!)._withUnsafeGuaranteedRef(body)
 }
 
 @inline(__always)
 private func bytesEqual(_ pointer: UnsafePointer<UInt8>, _ count: Int, _ literal: StaticString) -> Bool {
-    guard count == literal.utf8CodeUnitCount else { return false }
-    let other = literal.utf8Start
-    for i in 0..<count where pointer[i] != other[i] { return false }
-    return true
+    count == literal.utf8CodeUnitCount && equalBytes(pointer, literal.utf8Start, count)
 }
 
 @inline(__always)
@@ -97,21 +99,24 @@ extension HTTP2ServerSession {
     static func installCallbacks(_ callbacks: OpaquePointer?) {
         nghttp2_session_callbacks_set_on_begin_frame_callback(callbacks) { _, hd, userData in
             guard let hd, hd.pointee.type == frameContinuation else { return 0 }
-            let session = owner(userData)
-            if session.terminated { return 0 }
-            return session.allow(.continuation) ? 0 : callbackFailure
+            return withOwner(userData) { session in
+                if session.terminated { return 0 }
+                return session.allow(.continuation) ? 0 : callbackFailure
+            }
         }
         nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, frame, userData in
             guard let frame else { return 0 }
-            owner(userData).beginHeaders(frame)
+            withOwner(userData) { $0.beginHeaders(frame) }
             return 0
         }
         nghttp2_session_callbacks_set_on_header_callback(callbacks) {
             _, frame, name, nameCount, value, valueCount, _, userData in
             guard let frame, let name, let value else { return 0 }
-            return owner(userData).header(
-                streamID: frame.pointee.hd.stream_id, name: name, nameCount: nameCount, value: value,
-                valueCount: valueCount)
+            return withOwner(userData) {
+                $0.header(
+                    streamID: frame.pointee.hd.stream_id, name: name, nameCount: nameCount, value: value,
+                    valueCount: valueCount)
+            }
         }
         // nghttp2 silently drops regular fields with invalid names or values; RFC 9113 §8.2.1 calls such a request
         // malformed, so refuse it (RST_STREAM(PROTOCOL_ERROR), counted as a glitch via on_invalid_frame_recv).
@@ -120,21 +125,21 @@ extension HTTP2ServerSession {
         }
         nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, userData in
             guard let frame else { return 0 }
-            return owner(userData).frameReceived(frame)
+            return withOwner(userData) { $0.frameReceived(frame) }
         }
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) {
             _, _, streamID, data, count, userData in
             guard let data else { return 0 }
-            owner(userData).dataChunk(streamID: streamID, data: data, count: count)
+            withOwner(userData) { $0.dataChunk(streamID: streamID, data: data, count: count) }
             return 0
         }
         nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, errorCode, userData in
-            owner(userData).streamClosed(streamID: streamID, errorCode: errorCode)
+            withOwner(userData) { $0.streamClosed(streamID: streamID, errorCode: errorCode) }
             return 0
         }
         nghttp2_session_callbacks_set_on_frame_send_callback(callbacks) { _, frame, userData in
             guard let frame else { return 0 }
-            owner(userData).frameSent(frame)
+            withOwner(userData) { $0.frameSent(frame) }
             return 0
         }
     }
@@ -176,35 +181,54 @@ extension HTTP2ServerSession {
         }
         if stream.headersTooLarge || stream.inTrailers { return 0 }
 
+        // Most fields repeat the previous block's at the same position; see `RecentFields`.
+        let slot = stream.headerCount &- 1
+        let hit = recentFields.matches(slot, name: name, nameCount: nameCount, value: value, valueCount: valueCount)
+
         // nghttp2 has already checked pseudo-headers (known, once, first), lowercase names and value characters.
         if name[0] == UInt8(ascii: ":") {
+            func fresh(_ pseudo: String) -> String {
+                let string = string(value, valueCount)
+                recentFields.remember(
+                    HTTPFields.Field(pseudo, string), at: slot, name: name, nameCount: nameCount, value: value,
+                    valueCount: valueCount)
+                return string
+            }
             if bytesEqual(name, nameCount, ":method") {
-                stream.method = string(value, valueCount)
+                stream.method = hit ? recentFields.value(at: slot) : fresh(":method")
             } else if bytesEqual(name, nameCount, ":path") {
-                stream.path = string(value, valueCount)
+                stream.path = hit ? recentFields.value(at: slot) : fresh(":path")
             } else if bytesEqual(name, nameCount, ":authority") {
-                stream.authority = string(value, valueCount)
+                stream.authority = hit ? recentFields.value(at: slot) : fresh(":authority")
             } else if bytesEqual(name, nameCount, ":scheme") {
-                stream.scheme = string(value, valueCount)
+                stream.scheme = hit ? recentFields.value(at: slot) : fresh(":scheme")
             }
             return 0
         }
-        if !HTTP2RequestChecks.isUTF8(value, count: valueCount) {
-            stream.hasNonUTF8Value = true
-            return 0
+        let field: HTTPFields.Field
+        if hit {
+            // Only values that passed the UTF-8 check below are remembered, and these bytes equal one of them.
+            field = recentFields.field(at: slot)
+        } else {
+            if !HTTP2RequestChecks.isUTF8(value, count: valueCount) {
+                stream.hasNonUTF8Value = true
+                return 0
+            }
+            field = HTTPFields.Field(string(name, nameCount), string(value, valueCount))
+            recentFields.remember(
+                field, at: slot, name: name, nameCount: nameCount, value: value, valueCount: valueCount)
         }
-        let valueString = string(value, valueCount)
         if bytesEqual(name, nameCount, "cookie") {
             // RFC 9113 §8.2.3: split cookie fields are joined with "; " before reaching an HTTP/1.1 hop.
             if let cookie = stream.cookie {
-                stream.cookie = cookie + "; " + valueString
+                stream.cookie = cookie + "; " + field.value
             } else {
-                stream.cookie = valueString
+                stream.cookie = field.value
             }
             return 0
         }
         if bytesEqual(name, nameCount, "host") {
-            stream.host = valueString
+            stream.host = field.value
         } else if bytesEqual(name, nameCount, "content-length") {
             // nghttp2 has validated the digits; an overflow only means "too large".
             var length = 0
@@ -219,7 +243,7 @@ extension HTTP2ServerSession {
             }
             stream.contentLength = length
         }
-        stream.fields.append(HTTPFields.Field(string(name, nameCount), valueString))
+        stream.fields.append(consume field)
         return 0
     }
 
@@ -299,17 +323,21 @@ extension HTTP2ServerSession {
             stream.fields.append(HTTPFields.Field("cookie", cookie))
             stream.cookie = nil
         }
-        let head = RequestHead(
-            method: method, target: stream.path ?? authority ?? "", version: .http2,
-            headers: HTTPFields(stream.fields), authority: authority, scheme: stream.scheme)
+        stream.announced = true
+        stream.isHead = method == "HEAD"
+        // Built in place in the event, so the head is not copied on its way into the queue.
+        emit(
+            .request(
+                streamID: stream.id,
+                head: RequestHead(
+                    method: method, target: stream.path ?? authority ?? "", version: .http2,
+                    headers: HTTPFields(stream.fields), authority: authority, scheme: stream.scheme),
+                endStream: endStream))
         stream.fields = []
         stream.method = nil
         stream.path = nil
         stream.authority = nil
         stream.host = nil
-        stream.announced = true
-        stream.isHead = method == "HEAD"
-        emit(.request(streamID: stream.id, head: head, endStream: endStream))
         if let length = stream.contentLength, length > limits.maxRequestBodyBytes, !endStream {
             stream.bodyTooLarge = true
             emit(.requestBodyTooLarge(streamID: stream.id))
@@ -322,19 +350,29 @@ extension HTTP2ServerSession {
         if method == "CONNECT" {
             return .gateway(status: 501, detail: "The request is malformed: CONNECT is not supported.")
         }
-        if let path = stream.path {
+        // The checks are pure functions of the strings, and a client usually repeats its authority and often its
+        // path (then the very same String, from `recentFields`, compares equal at once): the last good ones are
+        // remembered.
+        if let path = stream.path, path != validatedPath {
             if path.utf8.count > HTTP2RequestChecks.maxPathBytes {
                 return .gateway(status: 414, detail: "The request is malformed: the request target is too long.")
             }
             if !HTTP2RequestChecks.isOriginForm(path, method: method) {
                 return .gateway(status: 400, detail: "The request is malformed: invalid :path.")
             }
+            // `*` is valid for OPTIONS only, so only origin-form paths are valid whatever the method.
+            if path.utf8.first == UInt8(ascii: "/") { validatedPath = path }
         }
-        if let authority = stream.authority, !HTTP2RequestChecks.isAuthority(authority) {
-            return .gateway(status: 400, detail: "The request is malformed: invalid :authority.")
+        if let authority = stream.authority, authority != validatedAuthority {
+            if !HTTP2RequestChecks.isAuthority(authority) {
+                return .gateway(status: 400, detail: "The request is malformed: invalid :authority.")
+            }
+            validatedAuthority = authority
         }
-        if let host = stream.host, !HTTP2RequestChecks.isAuthority(host) {
-            return .gateway(status: 400, detail: "The request is malformed: invalid Host.")
+        if let host = stream.host, host != validatedAuthority {
+            if !HTTP2RequestChecks.isAuthority(host) {
+                return .gateway(status: 400, detail: "The request is malformed: invalid Host.")
+            }
         }
         if stream.hasNonUTF8Value {
             return .gateway(status: 400, detail: "The request is malformed: a header value is not UTF-8.")
@@ -385,6 +423,7 @@ extension HTTP2ServerSession {
         if stream.unconsumed > 0 {
             _ = nghttp2_session_consume_connection(nghttp2Session, stream.unconsumed)
         }
+        recycleBodyBuffer(of: stream)
         if stream.announced && !stream.responseDone && !terminated {
             emit(.reset(streamID: streamID, errorCode: HTTP2ErrorCode(rawValue: errorCode)))
         }
@@ -426,6 +465,16 @@ extension HTTP2ServerSession {
         default:
             break
         }
+    }
+
+    /// Keeps a closed stream's small response-body buffer for the next streamed response: a malloc and a free
+    /// less per response, at most `spareBodyBufferCapacity` bytes kept per connection.
+    private func recycleBodyBuffer(of stream: StreamState) {
+        guard stream.outRecyclable, spareBodyBuffer.capacity == 0,
+            stream.out.capacity > 0 && stream.out.capacity <= Self.spareBodyBufferCapacity
+        else { return }
+        stream.out.removeAll(keepingCapacity: true)
+        swap(&spareBodyBuffer, &stream.out)
     }
 
     /// Counts body bytes read after the response ended; past the bound the upload is reset (once).

@@ -72,7 +72,13 @@ extension HTTP2ServerSession {
         guard !terminated, let stream = streams[streamID], stream.responseStarted, !stream.responseDone else {
             return false
         }
-        stream.out.append(contentsOf: bytes)
+        if stream.out.capacity == 0 && spareBodyBuffer.capacity > 0 {
+            swap(&stream.out, &spareBodyBuffer)
+        }
+        // Filled only here, by copying: the buffer is the stream's own and may be recycled when it closes.
+        stream.outRecyclable = true
+        // Typed, the append is one copy; a raw buffer goes through the generic sequence path (~350 instructions).
+        bytes.withMemoryRebound(to: UInt8.self) { stream.out.append(contentsOf: $0) }
         if stream.buffered >= limits.responseBodyHighWaterMark { stream.producerPaused = true }
         resumeIfDeferred(stream)
         return true
@@ -167,9 +173,9 @@ extension HTTP2ServerSession {
                 guard let buffer, let flags, let userData else {
                     return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
                 }
-                // Safety: user_data is the unretained owner of this nghttp2 session; see HTTP2ServerSession.init.
-                let session = Unmanaged<HTTP2ServerSession>.fromOpaque(userData).takeUnretainedValue()
-                return session.readBody(streamID: streamID, into: buffer, length: length, flags: flags)
+                return withOwner(userData) {
+                    $0.readBody(streamID: streamID, into: buffer, length: length, flags: flags)
+                }
             })
     }
 }

@@ -22,9 +22,18 @@ public final class HTTP2ServerSession {
 
     // Safety (`@exclusivity(unchecked)` below): the session is confined to one loop, and no access to these fields
     // is held across a call into nghttp2 (whose callbacks re-enter the session), so accesses never overlap.
-    @exclusivity(unchecked) var streams: [Int32: StreamState] = [:]
+    @exclusivity(unchecked) var streams = StreamMap<StreamState>()
     /// The stream whose header block is being decoded, saving a dictionary lookup per field.
     @exclusivity(unchecked) var headerStream: StreamState?
+    /// The fields of the last request header block by position, reused when the next block repeats them.
+    let recentFields = RecentFields()
+    /// A response-body buffer a closed stream left behind, empty, for the next `appendBody` (see
+    /// `recycleBodyBuffer(of:)`).
+    @exclusivity(unchecked) var spareBodyBuffer: [UInt8] = []
+    static let spareBodyBufferCapacity = 4096
+    /// The last `:path` and authority that passed the request checks (see `refusal(of:method:)`).
+    @exclusivity(unchecked) var validatedPath: String?
+    @exclusivity(unchecked) var validatedAuthority: String?
     @exclusivity(unchecked) private var events: [HTTP2Event] = []
     @exclusivity(unchecked) private var eventIndex = 0
 
@@ -38,12 +47,12 @@ public final class HTTP2ServerSession {
     @exclusivity(unchecked) private var emptyDataBucket: TokenBucket
     @exclusivity(unchecked) private var glitchBucket: TokenBucket
 
-    /// Scratch storage for header blocks being submitted; nghttp2 copies them during submit.
-    /// Scratch for one header block: names and values are copied here, and `nvs` points into it until
-    /// `nghttp2_submit_response` has copied them (it does so before returning).
+    /// Scratch for one header block: names and values are copied here, and `headerNVs` points into it until
+    /// `nghttp2_submit_response` has copied them (it does so before returning). Both live as long as the session.
     private var headerBuffer = UnsafeMutablePointer<UInt8>.allocate(capacity: 1024)
     private var headerBufferCapacity = 1024
-    @exclusivity(unchecked) private var nvs: [nghttp2_nv] = []
+    private var headerNVs = UnsafeMutablePointer<nghttp2_nv>.allocate(capacity: 16)
+    private var headerNVCapacity = 16
 
     /// Creates a server session and queues its SETTINGS.
     ///
@@ -112,6 +121,7 @@ public final class HTTP2ServerSession {
     deinit {
         nghttp2_session_del(session)
         headerBuffer.deallocate()
+        headerNVs.deallocate()
     }
 
     // MARK: - Bytes in, events out
@@ -220,7 +230,7 @@ public final class HTTP2ServerSession {
 
     // MARK: - Internal
 
-    func emit(_ event: HTTP2Event) {
+    func emit(_ event: consuming HTTP2Event) {
         events.append(event)
     }
 
@@ -293,100 +303,114 @@ public final class HTTP2ServerSession {
         streamID: Int32, head: ResponseHead, contentLength: Int?, provider: UnsafePointer<nghttp2_data_provider>?,
         date: String? = nil, informational: Bool = false
     ) -> Bool {
-        // Worst case: every name and value, `:status`, a content-length of up to 20 digits and a date.
-        var needed = 48 + 4 + (date?.utf8.count ?? 0)
+        let fields = head.headers.fields
+        // Worst case: every name and value, three status digits, a content-length of up to 20 digits and a date.
+        var needed = 3 + 20 + (date?.utf8.count ?? 0)
         var nominatesFields = false
-        for field in head.headers {
-            needed += field.name.utf8.count + field.value.utf8.count
-            if field.name.utf8.count == 10 && field.name.asciiCaseInsensitiveEquals("connection") {
-                nominatesFields = true
+        // The fields are read in place through the array's buffer: iterating copies each one (four reference
+        // count operations per field and pass).
+        fields.withUnsafeBufferPointer { fields in
+            for i in 0..<fields.count {
+                let field = fields.baseAddress! + i
+                let nameCount = field.pointee.name.utf8.count
+                needed += nameCount + field.pointee.value.utf8.count
+                if nameCount == 10 && field.pointee.name.asciiCaseInsensitiveEquals("connection") {
+                    nominatesFields = true
+                }
             }
         }
-        if needed > headerBufferCapacity {
-            headerBuffer.deallocate()
-            headerBufferCapacity = max(needed, headerBufferCapacity * 2)
-            headerBuffer = UnsafeMutablePointer<UInt8>.allocate(capacity: headerBufferCapacity)
-        }
+        reserveHeaderScratch(bytes: needed, fields: fields.count + 3)
         let buffer = headerBuffer
+        let nvs = headerNVs
         let nominated = nominatesFields ? connectionNominated(head.headers) : []
-        nvs.removeAll(keepingCapacity: true)
+        var count = 0
         var used = 0
         var hasDate = false
 
-        func append(nameAt nameStart: Int, nameCount: Int, valueAt valueStart: Int, valueCount: Int) {
-            nvs.append(
-                nghttp2_nv(
-                    name: buffer + nameStart, value: buffer + valueStart, namelen: nameCount, valuelen: valueCount,
-                    flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
+        /// A field whose name is a literal: nghttp2 may keep pointing at it (static memory) instead of copying it.
+        func append(_ name: StaticString, valueAt valueStart: Int, valueCount: Int) {
+            // Safety: a literal's bytes live as long as the program; NO_COPY_NAME tells nghttp2 only to read them.
+            nvs[count] = nghttp2_nv(
+                name: UnsafeMutablePointer(mutating: name.utf8Start), value: buffer + valueStart,
+                namelen: name.utf8CodeUnitCount, valuelen: valueCount,
+                flags: UInt8(NGHTTP2_NV_FLAG_NO_COPY_NAME.rawValue))
+            count &+= 1
         }
 
-        // ":status" and three digits.
-        for byte in ":status".utf8 {
-            buffer[used] = byte
-            used += 1
-        }
         let status = min(max(head.status, 100), 999)
-        buffer[used] = UInt8(0x30 + status / 100)
-        buffer[used + 1] = UInt8(0x30 + status / 10 % 10)
-        buffer[used + 2] = UInt8(0x30 + status % 10)
-        append(nameAt: 0, nameCount: 7, valueAt: 7, valueCount: 3)
-        used += 3
+        buffer[0] = UInt8(truncatingIfNeeded: 0x30 + status / 100)
+        buffer[1] = UInt8(truncatingIfNeeded: 0x30 + status / 10 % 10)
+        buffer[2] = UInt8(truncatingIfNeeded: 0x30 + status % 10)
+        append(":status", valueAt: 0, valueCount: 3)
+        used = 3
 
-        for field in head.headers {
-            var name = field.name
-            var value = field.value
-            let nameStart = used
-            let nameCount = name.withUTF8 { src -> Int in
-                guard let first = src.first, first != UInt8(ascii: ":") else { return 0 }
-                for i in 0..<src.count {
-                    let b = src[i]
-                    buffer[nameStart + i] = b &- 65 < 26 ? b | 0x20 : b
+        fields.withUnsafeBufferPointer { fields in
+            for i in 0..<fields.count {
+                let field = fields.baseAddress! + i
+                let nameStart = used
+                let nameCount = copyUTF8(field.pointee.name, to: buffer + nameStart, lowercasing: true)
+                guard nameCount > 0, buffer[nameStart] != UInt8(ascii: ":") else { continue }
+                let lowered = UnsafeBufferPointer(start: buffer + nameStart, count: nameCount)
+                if isConnectionSpecific(lowered)
+                    || (nominatesFields && nominated.contains { $0.elementsEqual(lowered) })
+                {
+                    continue
                 }
-                return src.count
+                // The caller's length replaces the head's own.
+                if contentLength != nil && lowered.equals("content-length") { continue }
+                if lowered.equals("date") { hasDate = true }
+                let valueStart = nameStart + nameCount
+                let valueCount = copyUTF8(field.pointee.value, to: buffer + valueStart, lowercasing: false)
+                // RFC 9113 §8.2.1: never generate a value with NUL, CR or LF; the client would reset the stream.
+                if containsNulCROrLF(UnsafeBufferPointer(start: buffer + valueStart, count: valueCount)) { continue }
+                nvs[count] = nghttp2_nv(
+                    name: buffer + nameStart, value: buffer + valueStart, namelen: nameCount, valuelen: valueCount,
+                    flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+                count &+= 1
+                used = valueStart + valueCount
             }
-            guard nameCount > 0 else { continue }
-            let lowered = UnsafeBufferPointer(start: buffer + nameStart, count: nameCount)
-            if isConnectionSpecific(lowered) || nominated.contains(where: { $0.elementsEqual(lowered) }) {
-                continue
-            }
-            // The caller's length replaces the head's own.
-            if contentLength != nil && nameCount == 14 && lowered.elementsEqual("content-length".utf8) { continue }
-            if nameCount == 4 && lowered.elementsEqual("date".utf8) { hasDate = true }
-            let valueStart = nameStart + nameCount
-            // RFC 9113 §8.2.1: never generate a value with NUL, CR or LF; the client would reset the stream.
-            let valueCount = value.withUTF8 { src -> Int in
-                guard let source = src.baseAddress else { return 0 }
-                if containsNulCROrLF(src) { return -1 }
-                (buffer + valueStart).update(from: source, count: src.count)
-                return src.count
-            }
-            guard valueCount >= 0 else { continue }
-            append(nameAt: nameStart, nameCount: nameCount, valueAt: valueStart, valueCount: valueCount)
-            used = valueStart + valueCount
         }
-        /// A field the session adds itself: name and value copied after the others.
-        func appendField(_ name: StaticString, _ value: String) {
-            var value = value
-            let nameStart = used
-            (buffer + used).update(from: name.utf8Start, count: name.utf8CodeUnitCount)
-            used += name.utf8CodeUnitCount
-            let valueStart = used
-            value.withUTF8 { src in
-                if let source = src.baseAddress { (buffer + valueStart).update(from: source, count: src.count) }
-                used += src.count
-            }
-            append(
-                nameAt: nameStart, nameCount: name.utf8CodeUnitCount, valueAt: valueStart, valueCount: used - valueStart
-            )
+        if !hasDate, let date {
+            let valueCount = copyUTF8(date, to: buffer + used, lowercasing: false)
+            append("date", valueAt: used, valueCount: valueCount)
+            used += valueCount
         }
-        if !hasDate, let date { appendField("date", date) }
-        if let contentLength { appendField("content-length", String(contentLength)) }
+        if let contentLength {
+            // Digits written in place: no String for the number.
+            var digits = 0
+            var rest = max(contentLength, 0)
+            repeat {
+                digits &+= 1
+                rest /= 10
+            } while rest > 0
+            rest = max(contentLength, 0)
+            for i in stride(from: used + digits - 1, through: used, by: -1) {
+                buffer[i] = UInt8(truncatingIfNeeded: 0x30 + rest % 10)
+                rest /= 10
+            }
+            append("content-length", valueAt: used, valueCount: digits)
+            used += digits
+        }
         if informational {
             // A non-final HEADERS frame: no END_STREAM, the final response follows on the same stream.
             return nghttp2_submit_headers(
-                session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, nil, nvs, nvs.count, nil) >= 0
+                session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, nil, nvs, count, nil) >= 0
         }
-        return nghttp2_submit_response(session, streamID, nvs, nvs.count, provider) == 0
+        return nghttp2_submit_response(session, streamID, nvs, count, provider) == 0
+    }
+
+    /// Makes the header scratch hold at least `bytes` bytes and `fields` name/value pairs.
+    private func reserveHeaderScratch(bytes: Int, fields: Int) {
+        if bytes > headerBufferCapacity {
+            headerBuffer.deallocate()
+            headerBufferCapacity = max(bytes, headerBufferCapacity * 2)
+            headerBuffer = UnsafeMutablePointer<UInt8>.allocate(capacity: headerBufferCapacity)
+        }
+        if fields > headerNVCapacity {
+            headerNVs.deallocate()
+            headerNVCapacity = max(fields, headerNVCapacity * 2)
+            headerNVs = UnsafeMutablePointer<nghttp2_nv>.allocate(capacity: headerNVCapacity)
+        }
     }
 
     /// Lowercased field names listed in Connection header values; usually none.
@@ -405,17 +429,65 @@ public final class HTTP2ServerSession {
     /// RFC 9113 §8.2.2 connection-specific fields, plus `te`, which means nothing in a response.
     private func isConnectionSpecific(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
         switch name.count {
-        case 2: return name.elementsEqual("te".utf8)
-        case 7: return name.elementsEqual("upgrade".utf8)
-        case 10: return name.elementsEqual("connection".utf8) || name.elementsEqual("keep-alive".utf8)
-        case 16: return name.elementsEqual("proxy-connection".utf8)
-        case 17: return name.elementsEqual("transfer-encoding".utf8)
+        case 2: return name.equals("te")
+        case 7: return name.equals("upgrade")
+        case 10: return name.equals("connection") || name.equals("keep-alive")
+        case 16: return name.equals("proxy-connection")
+        case 17: return name.equals("transfer-encoding")
         default: return false
         }
     }
 }
 
+extension UnsafeBufferPointer<UInt8> {
+    /// Whether these bytes are exactly the literal's (a generic `elementsEqual` against a `String.UTF8View` costs
+    /// ten times more).
+    @inline(__always)
+    func equals(_ literal: StaticString) -> Bool {
+        guard count == literal.utf8CodeUnitCount, let base = baseAddress else {
+            return count == literal.utf8CodeUnitCount
+        }
+        let other = literal.utf8Start
+        for i in 0..<count where base[i] != other[i] { return false }
+        return true
+    }
+}
+
+/// Copies the UTF-8 bytes of `string` to `destination` (ASCII letters lowercased when asked) and returns how many.
+@inline(__always)
+func copyUTF8(_ string: String, to destination: UnsafeMutablePointer<UInt8>, lowercasing: Bool) -> Int {
+    func copy(_ source: UnsafeBufferPointer<UInt8>) -> Int {
+        guard let base = source.baseAddress else { return 0 }
+        if lowercasing {
+            // Eight bytes at a time: a byte's high bit in `upper` is set when it is ASCII and within A...Z (the
+            // sums of 7-bit values never carry into the next byte), and shifted down it is the case bit 0x20.
+            var i = 0
+            while i &+ 8 <= source.count {
+                let w = UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)
+                let low7 = w & 0x7F7F_7F7F_7F7F_7F7F
+                let atLeastA = low7 &+ 0x3F3F_3F3F_3F3F_3F3F
+                let pastZ = low7 &+ 0x2525_2525_2525_2525
+                let upper = atLeastA & ~pastZ & ~w & 0x8080_8080_8080_8080
+                UnsafeMutableRawPointer(destination + i).storeBytes(of: w | (upper >> 2), as: UInt64.self)
+                i &+= 8
+            }
+            while i < source.count {
+                let b = base[i]
+                destination[i] = b &- 65 < 26 ? b | 0x20 : b
+                i &+= 1
+            }
+        } else {
+            destination.update(from: base, count: source.count)
+        }
+        return source.count
+    }
+    if let n = string.utf8.withContiguousStorageIfAvailable(copy) { return n }
+    var string = string
+    return string.withUTF8(copy)
+}
+
 /// Whether `bytes` holds a NUL, CR or LF: eight bytes at a time (values such as CORS and rate-limit lists are long).
+@inline(__always)
 func containsNulCROrLF(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
     @inline(__always) func zeroByte(_ w: UInt64) -> Bool {
         (w &- 0x0101_0101_0101_0101) & ~w & 0x8080_8080_8080_8080 != 0

@@ -12,7 +12,7 @@ final class HTTP2ServerConnection {
     private let transport: Transport
     private unowned let owner: ClientConnection
     private let session: HTTP2ServerSession
-    private var streams: [Int32: HTTP2StreamWriter] = [:]
+    private var streams = StreamMap<HTTP2StreamWriter>()
     private var output: [UInt8] = []
     private var closing = false
     private var processing = false
@@ -44,17 +44,21 @@ final class HTTP2ServerConnection {
         guard !processing else { return }
         processing = true
         defer { processing = false }
-        while let event = session.nextEvent() {
-            switch event {
+        while true {
+            // Switching on the call's result moves the payloads out; binding the event first made Swift copy and
+            // destroy the whole optional enum through generic value witnesses (about 900 instructions a request).
+            switch session.nextEvent() {
+            case nil:
+                return
             case .request(let streamID, let head, let endStream):
                 owner.metrics.h2StreamOpened()
                 let writer = HTTP2StreamWriter(streamID: streamID, connection: self, head: head)
                 streams[streamID] = writer
                 if endStream {
                     dispatch(writer)
-                } else if let length = head.headers["content-length"].flatMap({ Int($0) }),
+                } else if let length = writer.head.headers["content-length"].flatMap({ Int($0) }),
                     length > RequestBodyStream.threshold, length <= session.limits.maxRequestBodyBytes,
-                    !owner.handler.needsWholeBody(head)
+                    !owner.handler.needsWholeBody(writer.head)
                 {
                     startStreaming(writer, length: length)
                 }

@@ -161,6 +161,35 @@ struct HTTP2ServerSessionTests {
         #expect(!pair.server.appendBody(streamID: id, bytes: [1]))
     }
 
+    @Test("streamed responses one after another each carry their own body, also after a reset and a large one")
+    func streamedResponsesInSequence() {
+        let pair = SessionPair()
+        let bodies: [[UInt8]] = [
+            Array("first".utf8), [], Array(repeating: 0x61, count: 5000), Array("fourth, after a large one".utf8),
+            Array("fifth".utf8),
+        ]
+        for (n, body) in bodies.enumerated() {
+            let id = pair.client.request(FrameBuilder.request())
+            pair.pump()
+            #expect(pair.server.submitResponseHead(streamID: id, head: ResponseHead(status: 200), hasBody: true))
+            if n == 1 {
+                // Bytes queued, then the stream reset: its buffer must not leak into the next response.
+                #expect(pair.server.appendBody(streamID: id, bytes: Array("never sent".utf8)))
+                #expect(pair.server.resetStream(streamID: id, errorCode: .cancel))
+                pair.pump()
+                continue
+            }
+            #expect(pair.server.appendBody(streamID: id, bytes: body))
+            #expect(pair.server.endBody(streamID: id))
+            pair.pump()
+            #expect(pair.client.streams[id]!.body == body, "response \(n)")
+            // A small body's buffer is kept for the next response; the 5000-byte one is let go.
+            #expect((pair.server.spareBodyBuffer.capacity > 0) == (body.count <= 4096), "response \(n)")
+            #expect(pair.server.spareBodyBuffer.isEmpty)
+        }
+        #expect(pair.server.openStreamCount == 0)
+    }
+
     @Test("a content length given with the head replaces the head's own content-length field")
     func contentLengthReplaces() {
         let pair = SessionPair()
@@ -175,6 +204,46 @@ struct HTTP2ServerSessionTests {
         #expect(stream.headers.filter { $0.0 == "content-length" }.map(\.1) == ["3"])
         #expect(stream.headers.contains { $0.0 == "x-a" && $0.1 == "1" })
         #expect(stream.body == [1, 2, 3])
+    }
+
+    /// (status, head fields, contentLength, date, expected fields after :status)
+    static let headerBlocks: [(Int, [(String, String)], Int?, String?, [String])] = [
+        (204, [], nil, nil, []),
+        (200, [], 0, nil, ["content-length: 0"]),
+        (
+            200, [("X-A", "1")], 7, "Sun, 06 Nov 1994 08:49:37 GMT",
+            ["x-a: 1", "date: Sun, 06 Nov 1994 08:49:37 GMT", "content-length: 7"]
+        ),
+        (404, [], 10, nil, ["content-length: 10"]),
+        (
+            200, [("Date", "Mon, 07 Nov 1994 08:49:37 GMT")], 1_234_567_890_123, "Sun, 06 Nov 1994 08:49:37 GMT",
+            ["date: Mon, 07 Nov 1994 08:49:37 GMT", "content-length: 1234567890123"]
+        ),
+        // A Date the Connection field names is dropped, so the session's own is sent.
+        (
+            200, [("Connection", "Date"), ("DATE", "x")], nil, "Sun, 06 Nov 1994 08:49:37 GMT",
+            ["date: Sun, 06 Nov 1994 08:49:37 GMT"]
+        ),
+        (503, [("Content-Length", "5"), ("Retry-After", "30")], nil, nil, ["content-length: 5", "retry-after: 30"]),
+        (
+            200, [("X-Long", String(repeating: "v", count: 3000)), ("x-b", "")], 2, nil,
+            ["x-long: " + String(repeating: "v", count: 3000), "x-b: ", "content-length: 2"]
+        ),
+    ]
+
+    @Test("a response head becomes :status, its fields, then date and content-length", arguments: headerBlocks)
+    func responseHeaderBlock(status: Int, fields: [(String, String)], length: Int?, date: String?, expected: [String]) {
+        let pair = SessionPair()
+        // HEAD, so the client accepts a content-length without content.
+        let id = pair.client.request(FrameBuilder.request(method: "HEAD"))
+        pair.pump()
+        let head = ResponseHead(status: status, headers: HTTPFields(fields))
+        #expect(
+            pair.server.submitResponseHead(streamID: id, head: head, hasBody: false, contentLength: length, date: date))
+        pair.pump()
+        let stream = pair.client.streams[id]!
+        #expect(stream.status == status && stream.errorCode == 0)
+        #expect(stream.headers.map { "\($0.0): \($0.1)" } == expected)
     }
 
     @Test("connection-specific response fields are dropped and names lowercased")
