@@ -23,9 +23,15 @@ enum Byte {
     static let asterisk: UInt8 = 0x2A
 }
 
-/// Membership of an ASCII byte in a 128-bit set (`URISyntax.inSet`, shared with the URI classes).
+/// Membership of an ASCII byte in a 128-bit set given as two words (bit `b` of `lo` for b < 64, of `hi` above).
+///
+/// The same test as `URISyntax.inSet`, repeated here because that one is not `@inlinable`: called across the
+/// module boundary it was a function call per byte of every field name parsed or written.
 @inline(__always)
-private func inSet(_ b: UInt8, _ lo: UInt64, _ hi: UInt64) -> Bool { URISyntax.inSet(b, lo, hi) }
+private func inSet(_ b: UInt8, _ lo: UInt64, _ hi: UInt64) -> Bool {
+    let word = b < 64 ? lo : hi
+    return b < 128 && (word >> UInt64(b & 63)) & 1 != 0
+}
 
 /// `tchar` (RFC 9110 §5.6.2): ALPHA, DIGIT and ``!#$%&'*+-.^_`|~``.
 @inline(__always)
