@@ -91,7 +91,8 @@ func asciiCaseInsensitiveRawEqual(_ a: UnsafeRawPointer?, _ b: UnsafeRawPointer?
     guard count > 0, let a, let b else { return true }
     var i = 0
     while i &+ 8 <= count {
-        if !asciiCaseInsensitiveWordEqual(a.loadUnaligned(fromByteOffset: i, as: UInt64.self),
+        if !asciiCaseInsensitiveWordEqual(
+            a.loadUnaligned(fromByteOffset: i, as: UInt64.self),
             b.loadUnaligned(fromByteOffset: i, as: UInt64.self))
         {
             return false

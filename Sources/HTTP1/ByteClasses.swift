@@ -70,6 +70,19 @@ func makeString(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> 
     String(decoding: UnsafeBufferPointer(rebasing: buf[start..<end]), as: UTF8.self)
 }
 
+/// As `makeString`, but a common field name (`CommonStrings.fieldName`) costs no new string.
+@inline(__always)
+func makeFieldName(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> String {
+    // `buf` holds the whole line, so it has an address.
+    CommonStrings.fieldName(UnsafeRawPointer(buf.baseAddress! + start), end - start) ?? makeString(buf, start, end)
+}
+
+/// As `makeString`, but a common field value or reason phrase (`CommonStrings.value`) costs no new string.
+@inline(__always)
+func makeFieldValue(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> String {
+    CommonStrings.value(UnsafeRawPointer(buf.baseAddress! + start), end - start) ?? makeString(buf, start, end)
+}
+
 // Word-at-a-time scans. The classic "has a zero byte" test flags the lowest matching byte exactly (a borrow can
 // only cause false flags above a true match), so `trailingZeroBitCount / 8` is the index on a little-endian load;
 // where a flag may be spurious, the byte loop after it decides.

@@ -65,7 +65,7 @@ func parseFieldLine(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int)
     case 17: kind = equalsIgnoringCase(buf, start, colon, "transfer-encoding") ? .transferEncoding : .other
     default: kind = .other
     }
-    let field = HTTPFields.Field(makeString(buf, start, colon), makeString(buf, valueStart, valueEnd))
+    let field = HTTPFields.Field(makeFieldName(buf, start, colon), makeFieldValue(buf, valueStart, valueEnd))
     return .field(field, kind)
 }
 
@@ -98,9 +98,11 @@ func isToken(_ buf: UnsafeBufferPointer<UInt8>) -> Bool {
 func isValidAuthority(_ buf: UnsafeBufferPointer<UInt8>) -> Bool { URISyntax.isValidAuthority(buf) }
 
 extension String {
-    /// The UTF-8 bytes of a copy of `self`; no copy of the bytes is made for native strings.
+    /// The UTF-8 bytes of `self`: borrowed for native and small strings (a small one is copied to the stack),
+    /// from a copy otherwise.
     @inline(__always)
     func withUTF8Bytes<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        if let result = utf8.withContiguousStorageIfAvailable(body) { return result }
         var copy = self
         return copy.withUTF8(body)
     }

@@ -255,6 +255,6 @@ public struct HTTP1ResponseParser: Sendable {
         if nonASCII && String(validating: UnsafeBufferPointer(rebasing: buf[reasonStart..<end]), as: UTF8.self) == nil {
             return nil
         }
-        return StatusLine(version: version, status: status, reason: makeString(buf, reasonStart, end))
+        return StatusLine(version: version, status: status, reason: makeFieldValue(buf, reasonStart, end))
     }
 }

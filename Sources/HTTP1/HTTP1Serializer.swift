@@ -288,7 +288,10 @@ public struct HTTP1HeadBuilder: ~Copyable {
     }
 
     private mutating func put(_ string: String) {
-        var string = string
-        string.withUTF8 { put($0) }
+        // Borrowed storage where there is some (every native or small string); a copy otherwise.
+        if string.utf8.withContiguousStorageIfAvailable({ put($0) }) == nil {
+            var string = string
+            string.withUTF8 { put($0) }
+        }
     }
 }

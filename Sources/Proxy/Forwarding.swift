@@ -28,24 +28,30 @@ enum ForwardRewrite {
         let removed = origin.removedOnTheWayUp
         let nominated = HopByHop.nominatedFields(in: head.headers)
         var capacity = head.target.utf8.count + 256
-        for field in head.headers { capacity += field.name.utf8.count + field.value.utf8.count + 4 }
+        // The field loops read through the array's buffer: each field in place, not copied (retained) first.
+        head.headers.fields.withUnsafeBufferPointer { fields in
+            for i in fields.indices { capacity += fields[i].name.utf8.count + fields[i].value.utf8.count + 4 }
+        }
         var out = try HTTP1HeadBuilder(method: head.method, target: head.target, capacity: capacity)
         try out.add("Host", origin.hostHeader)
         var hasRequestID = false
-        for field in head.headers
-        where !removed.contains(field.name) && !HopByHop.isHopByHop(field.name, nominated: nominated) {
-            if !hasRequestID && field.name.utf8.count == 12 && field.name.asciiCaseInsensitiveEquals("X-Request-Id") {
-                hasRequestID = true
+        try head.headers.fields.withUnsafeBufferPointer { fields throws(HTTP1SerializationError) in
+            for i in fields.indices {
+                let name = fields[i].name
+                if removed.contains(name) || HopByHop.isHopByHop(name, nominated: nominated) { continue }
+                if !hasRequestID && name.utf8.count == 12 && name.asciiCaseInsensitiveEquals("X-Request-Id") {
+                    hasRequestID = true
+                }
+                // RFC 9110 §7.6.2: an intermediary decrements Max-Forwards on the OPTIONS it forwards (0 is answered
+                // by the policy and never gets here).
+                if name.utf8.count == 12 && head.method == "OPTIONS" && name.asciiCaseInsensitiveEquals("Max-Forwards"),
+                    let hops = Int(fields[i].value), hops > 0
+                {
+                    try out.add(name, String(hops - 1))
+                    continue
+                }
+                try out.add(name, fields[i].value)
             }
-            // RFC 9110 §7.6.2: an intermediary decrements Max-Forwards on the OPTIONS it forwards (0 is answered by
-            // the policy and never gets here).
-            if field.name.utf8.count == 12 && head.method == "OPTIONS"
-                && field.name.asciiCaseInsensitiveEquals("Max-Forwards"), let hops = Int(field.value), hops > 0
-            {
-                try out.add(field.name, String(hops - 1))
-                continue
-            }
-            try out.add(field.name, field.value)
         }
         // RFC 9110 §7.6.3: a gateway MUST add itself to Via on every request it forwards (after what the client
         // sent, as the field's order says), naming the protocol the request came in on.
@@ -107,8 +113,17 @@ enum ForwardRewrite {
     }
 
     private static func isAccessControlField(_ name: String) -> Bool {
-        name.utf8.count > 15
-            && name.utf8.prefix(15).elementsEqual("access-control-".utf8) { $0 | 0x20 == $1 || $0 == $1 }
+        guard name.utf8.count > 15 else { return false }
+        // `| 0x20` folds the letters' case; every byte of the prefix has that bit set, so this is the byte-wise
+        // `b | 0x20 == prefix byte` test, eight bytes at a time (bytes 0–7 and 7–14).
+        return name.utf8.withContiguousStorageIfAvailable { b in
+            guard let p = UnsafeRawPointer(b.baseAddress) else { return false }
+            let first = p.loadUnaligned(as: UInt64.self) | 0x2020_2020_2020_2020
+            let second = p.loadUnaligned(fromByteOffset: 7, as: UInt64.self) | 0x2020_2020_2020_2020
+            // "access-c" and "control-" as little-endian words.
+            return first == UInt64(littleEndian: 0x632D_7373_6563_6361)
+                && second == UInt64(littleEndian: 0x2D6C_6F72_746E_6F63)
+        } ?? name.utf8.prefix(15).elementsEqual("access-control-".utf8) { $0 | 0x20 == $1 }
     }
 }
 
