@@ -93,6 +93,45 @@ private let highs: UInt64 = 0x8080_8080_8080_8080
 @inline(__always)
 private func zeroBytes(_ x: UInt64) -> UInt64 { (x &- ones) & ~x & highs }
 
+/// Whether each of the eight bytes is an ASCII letter, digit or `-`: the bytes nearly every field name is made of,
+/// all of them `tchar`. Exact per byte (no borrow crosses bytes: every byte is below 0x80 when the sums are made).
+@inline(__always)
+func isAlphanumericOrHyphenWord(_ w: UInt64) -> Bool {
+    if w & highs != 0 { return false }
+    // For a byte x < 0x80, x + (0x80 - lo) has its high bit set iff x >= lo.
+    let digit = (w &+ ones &* 0x50) & ~(w &+ ones &* 0x46) & highs  // 0x30...0x39
+    let folded = w | (ones &* 0x20)  // a letter of either case onto a...z, and nothing else onto it
+    let letter = (folded &+ ones &* 0x1F) & ~(folded &+ ones &* 0x05) & highs  // 0x61...0x7A
+    let x = w ^ (ones &* 0x2D)
+    let hyphen = ~(((x & ~highs) &+ ~highs) | x) & highs  // exactly the zero bytes of x
+    return digit | letter | hyphen == highs
+}
+
+/// Whether `buf[start..<end]`, already known to be a token, is `lower` ignoring case; `lower` is lowercase letters
+/// and `-` only. Every byte of `lower` has bit 0x20 set, and the only byte that `| 0x20` maps onto a letter or `-`
+/// besides the letter's other case is CR, which no token holds: so word loads with that bit set compare exactly.
+@inline(__always)
+func tokenEqualsLower(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int, _ lower: StaticString) -> Bool {
+    let n = lower.utf8CodeUnitCount
+    guard end - start == n else { return false }
+    let a = UnsafeRawPointer(buf.baseAddress! + start)
+    let b = UnsafeRawPointer(lower.utf8Start)
+    if n >= 8 {
+        var i = 0
+        while i &+ 8 < n {
+            if a.loadUnaligned(fromByteOffset: i, as: UInt64.self) | (ones &* 0x20)
+                != b.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            {
+                return false
+            }
+            i &+= 8
+        }
+        return a.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self) | (ones &* 0x20)
+            == b.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self)
+    }
+    return equalsIgnoringCase(buf, start, end, lower)
+}
+
 /// The index of the first LF in `buf[from..<to]`, or -1.
 @inline(__always)
 func firstLF(_ buf: UnsafeBufferPointer<UInt8>, _ from: Int, _ to: Int) -> Int {

@@ -26,12 +26,18 @@ enum ForwardRewrite {
         _ head: RequestHead, bodyLength: Int, origin: UpstreamOrigin, clientIP: String, isTLS: Bool, requestID: String
     ) throws(HTTP1SerializationError) -> [UInt8] {
         let removed = origin.removedOnTheWayUp
-        let nominated = HopByHop.nominatedFields(in: head.headers)
         var capacity = head.target.utf8.count + 256
+        var mayHaveConnection = false
         // The field loops read through the array's buffer: each field in place, not copied (retained) first.
         head.headers.fields.withUnsafeBufferPointer { fields in
-            for i in fields.indices { capacity += fields[i].name.utf8.count + fields[i].value.utf8.count + 4 }
+            for i in fields.indices {
+                let nameCount = fields[i].name.utf8.count
+                capacity += nameCount + fields[i].value.utf8.count + 4
+                if nameCount == 10 { mayHaveConnection = true }
+            }
         }
+        // Requests rarely carry Connection (HTTP/2 ones never do): scanned for only when a name has its length.
+        let nominated = mayHaveConnection ? HopByHop.nominatedFields(in: head.headers) : []
         var out = try HTTP1HeadBuilder(method: head.method, target: head.target, capacity: capacity)
         try out.add("Host", origin.hostHeader)
         var hasRequestID = false
