@@ -151,6 +151,27 @@ func firstLF(_ buf: UnsafeBufferPointer<UInt8>, _ from: Int, _ to: Int) -> Int {
     return -1
 }
 
+/// Whether none of the eight bytes is a CTL, DEL or non-ASCII. A flag a borrow may raise falsely only sits above a
+/// true one, so a word without flags has none of these bytes.
+@inline(__always)
+func isVisibleOrSpaceWord(_ w: UInt64) -> Bool {
+    let below20 = (w &- ones &* 0x20) & ~w & highs
+    return (w & highs) | below20 | zeroBytes(w ^ (ones &* 0x7F)) == 0
+}
+
+/// Whether every byte of `buf` is visible ASCII or a space, eight at a time with the last word overlapping the one
+/// before; false for fewer than eight bytes (the caller's byte loop decides those).
+@inline(__always)
+func isLongVisibleOrSpace(_ buf: UnsafeBufferPointer<UInt8>) -> Bool {
+    guard buf.count >= 8, let base = buf.baseAddress else { return false }
+    var i = 0
+    while i &+ 8 < buf.count {
+        if !isVisibleOrSpaceWord(UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)) { return false }
+        i &+= 8
+    }
+    return isVisibleOrSpaceWord(UnsafeRawPointer(base + (buf.count &- 8)).loadUnaligned(as: UInt64.self))
+}
+
 /// The index of the first byte in `buf[from..<to]` that is a CTL, DEL or non-ASCII, or `to`.
 @inline(__always)
 func firstNonVisibleOrSpace(_ buf: UnsafeBufferPointer<UInt8>, _ from: Int, _ to: Int) -> Int {
@@ -158,8 +179,7 @@ func firstNonVisibleOrSpace(_ buf: UnsafeBufferPointer<UInt8>, _ from: Int, _ to
     if let base = buf.baseAddress {
         while i &+ 8 <= to {
             let w = UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)
-            let below20 = (w &- ones &* 0x20) & ~w & highs
-            if (w & highs) | below20 | zeroBytes(w ^ (ones &* 0x7F)) != 0 { break }
+            if !isVisibleOrSpaceWord(w) { break }
             i &+= 8
         }
     }

@@ -39,7 +39,7 @@ enum ForwardRewrite {
         // Requests rarely carry Connection (HTTP/2 ones never do): scanned for only when a name has its length.
         let nominated = mayHaveConnection ? HopByHop.nominatedFields(in: head.headers) : []
         var out = try HTTP1HeadBuilder(method: head.method, target: head.target, capacity: capacity)
-        try out.add("Host", origin.hostHeader)
+        try out.add(constant: "Host", origin.hostHeader)
         var hasRequestID = false
         try head.headers.fields.withUnsafeBufferPointer { fields throws(HTTP1SerializationError) in
             for i in fields.indices {
@@ -61,14 +61,14 @@ enum ForwardRewrite {
         }
         // RFC 9110 §7.6.3: a gateway MUST add itself to Via on every request it forwards (after what the client
         // sent, as the field's order says), naming the protocol the request came in on.
-        try out.add("Via", viaEntry(head.version))
+        try out.add(constant: "Via", viaEntry(head.version))
         try out.add(origin.clientIPHeader, clientIP)
-        try out.add("X-Forwarded-Proto", isTLS ? "https" : "http")
-        if let host = head.authority { try out.add("X-Forwarded-Host", host) }
-        if !hasRequestID { try out.add("X-Request-Id", requestID) }
+        try out.add(constant: "X-Forwarded-Proto", isTLS ? "https" : "http")
+        if let host = head.authority { try out.add(constant: "X-Forwarded-Host", host) }
+        if !hasRequestID { try out.add(constant: "X-Request-Id", requestID) }
         for (name, value) in origin.secretHeaders { try out.add(name, value) }
         if bodyLength > 0 || methodAlwaysHasContent(head.method) {
-            try out.add("Content-Length", String(bodyLength))
+            try out.add(constant: "Content-Length", String(bodyLength))
         }
         return out.finish()
     }
@@ -109,10 +109,14 @@ enum ForwardRewrite {
         }
         var out = ResponseHead(status: head.status, reason: head.reason)
         out.headers.reserveCapacity(head.headers.count + extra.count)
-        for field in head.headers {
-            if HopByHop.isHopByHop(field.name, nominated: nominated) || replaced(field.name) { continue }
-            if replacesCORS && isAccessControlField(field.name) { continue }
-            out.headers.add(field.name, field.value)
+        // Through the array's buffer: a dropped field is looked at in place, never copied (retained).
+        head.headers.fields.withUnsafeBufferPointer { fields in
+            for i in fields.indices {
+                let name = fields[i].name
+                if HopByHop.isHopByHop(name, nominated: nominated) || replaced(name) { continue }
+                if replacesCORS && isAccessControlField(name) { continue }
+                out.headers.add(name, fields[i].value)
+            }
         }
         for field in extra { out.headers.add(field.name, field.value) }
         return out
