@@ -13,11 +13,13 @@ enum Judgement {
 
 /// Request-header rewriting on the way to the upstream: pure, so it is tested without sockets.
 enum ForwardRewrite {
-    /// Fields the gateway sets itself on the way up; a client's own copies never pass.
-    static let replacedOnTheWayUp = [
-        "Host", "Content-Length", "X-Forwarded-For", "Forwarded", "X-Real-IP", "X-Forwarded-Proto",
-        "X-Forwarded-Host", "cname-api-key",
-    ]
+    /// Fields a client's copies of never pass up: those the gateway sets itself, and the fixed hop-by-hop ones (so
+    /// that the origin's one set, `UpstreamOrigin.removedOnTheWayUp`, answers for both in one lookup per field).
+    static let replacedOnTheWayUp =
+        [
+            "Host", "Content-Length", "X-Forwarded-For", "Forwarded", "X-Real-IP", "X-Forwarded-Proto",
+            "X-Forwarded-Host", "cname-api-key",
+        ] + HopByHop.names
 
     /// The upstream request head, serialized: hop-by-hop fields removed, Host set to the origin, exactly one
     /// client IP (never appended to a client-supplied value), X-Forwarded-Proto, a request id, the origin's secret
@@ -44,7 +46,8 @@ enum ForwardRewrite {
         try head.headers.fields.withUnsafeBufferPointer { fields throws(HTTP1SerializationError) in
             for i in fields.indices {
                 let name = fields[i].name
-                if removed.contains(name) || HopByHop.isHopByHop(name, nominated: nominated) { continue }
+                // `removed` holds the fixed hop-by-hop names too (`replacedOnTheWayUp`).
+                if removed.contains(name) || HopByHop.isNominated(name, nominated) { continue }
                 if !hasRequestID && name.utf8.count == 12 && name.asciiCaseInsensitiveEquals("X-Request-Id") {
                     hasRequestID = true
                 }

@@ -306,8 +306,13 @@ enum HopByHop {
     /// On every request's and response's path, so the common case costs one length test.
     @inline(__always)
     static func isHopByHop(_ name: String, nominated: [String]) -> Bool {
-        if set.contains(name) { return true }
-        return !nominated.isEmpty && nominated.contains { name.asciiCaseInsensitiveEquals($0) }
+        set.contains(name) || isNominated(name, nominated)
+    }
+
+    /// Whether `nominated` (from `nominatedFields(in:)`) lists `name`.
+    @inline(__always)
+    static func isNominated(_ name: String, _ nominated: [String]) -> Bool {
+        !nominated.isEmpty && nominated.contains { name.asciiCaseInsensitiveEquals($0) }
     }
 
     /// The field names the Connection fields list (usually none: `keep-alive` and `close` are options).
