@@ -89,25 +89,30 @@ func _asciiCaseInsensitiveEqualsSameLength(_ a: String, _ b: String) -> Bool {
 @inline(__always)
 func asciiCaseInsensitiveRawEqual(_ a: UnsafeRawPointer?, _ b: UnsafeRawPointer?, _ count: Int) -> Bool {
     guard count > 0, let a, let b else { return true }
-    var i = 0
-    while i &+ 8 <= count {
-        if !asciiCaseInsensitiveWordEqual(
-            a.loadUnaligned(fromByteOffset: i, as: UInt64.self),
-            b.loadUnaligned(fromByteOffset: i, as: UInt64.self))
-        {
-            return false
-        }
-        i &+= 8
-    }
-    if i < count {
-        // The last 1–7 bytes, zero-padded in both words alike.
-        var x: UInt64 = 0
-        var y: UInt64 = 0
-        withUnsafeMutableBytes(of: &x) { $0.baseAddress!.copyMemory(from: a + i, byteCount: count &- i) }
-        withUnsafeMutableBytes(of: &y) { $0.baseAddress!.copyMemory(from: b + i, byteCount: count &- i) }
-        return asciiCaseInsensitiveWordEqual(x, y)
+    // Word k of both sides holds the same byte positions (`packedWord`), so comparing words compares every byte.
+    var k = 0
+    while k &* 8 < count {
+        if !asciiCaseInsensitiveWordEqual(packedWord(a, count, k), packedWord(b, count, k)) { return false }
+        k &+= 1
     }
     return true
+}
+
+/// Word `k` of the `count` bytes at `p`, for `k < (count + 7) / 8`, without reading outside them: the bytes at
+/// `8k` (the last word ending at `count`, overlapping the one before), or for fewer than eight bytes all of them
+/// (two overlapping four-byte loads, or single bytes), the rest zero. A byte test applied to every word of two
+/// equally long sequences thus sees every byte position, each paired with the same position on the other side.
+@inline(__always)
+func packedWord(_ p: UnsafeRawPointer, _ count: Int, _ k: Int) -> UInt64 {
+    if count >= 8 { return p.loadUnaligned(fromByteOffset: min(k &* 8, count &- 8), as: UInt64.self) }
+    if count >= 4 {
+        return UInt64(p.loadUnaligned(as: UInt32.self))
+            | UInt64(p.loadUnaligned(fromByteOffset: count &- 4, as: UInt32.self)) << 32
+    }
+    var w = UInt64(p.load(as: UInt8.self))
+    if count > 1 { w |= UInt64(p.load(fromByteOffset: 1, as: UInt8.self)) << 8 }
+    if count > 2 { w |= UInt64(p.load(fromByteOffset: 2, as: UInt8.self)) << 16 }
+    return w
 }
 
 /// Eight byte pairs at once: each pair equal, or differing only in bit 0x20 where that byte of `x` is a letter
@@ -158,7 +163,7 @@ public struct FieldNameSet: Sendable {
     private let lengths: UInt64
     /// Per entry, sorted by length: its length and where its words start in `words`.
     private let entries: [(length: Int, offset: Int)]
-    /// For each entry, per eight bytes (the last zero-padded): the lowercase bytes, then 0x20 at each letter.
+    /// For each entry, per word as `packedWord` places its bytes: the lowercase bytes, then 0x20 at each letter.
     private let words: [UInt64]
     /// Index of the first entry of each length below 64; entries of 64 bytes or more start at `longStart`.
     private let starts: [Int]
@@ -172,22 +177,23 @@ public struct FieldNameSet: Sendable {
         var entries: [(length: Int, offset: Int)] = []
         var words: [UInt64] = []
         for name in names.sorted(by: { $0.utf8.count < $1.utf8.count }) {
-            let bytes = Array(name.utf8)
-            entries.append((bytes.count, words.count))
-            var i = 0
-            while i < bytes.count {
-                var lower: UInt64 = 0
-                var letters: UInt64 = 0
-                for j in 0..<min(8, bytes.count - i) {
-                    var b = bytes[i + j]
-                    if b >= 0x41 && b <= 0x5A { b |= 0x20 }
-                    lower |= UInt64(b) << UInt64(8 * j)
-                    if b >= 0x61 && b <= 0x7A { letters |= 0x20 << UInt64(8 * j) }
+            var lower = Array(name.utf8)
+            var letters = [UInt8](repeating: 0, count: lower.count)
+            for i in lower.indices {
+                if lower[i] >= 0x41 && lower[i] <= 0x5A { lower[i] |= 0x20 }
+                if lower[i] >= 0x61 && lower[i] <= 0x7A { letters[i] = 0x20 }
+            }
+            entries.append((lower.count, words.count))
+            // Packed as a candidate of this length will be (`packedWord`), so word k compares the same bytes.
+            lower.withUnsafeBytes { l in
+                letters.withUnsafeBytes { m in
+                    var k = 0
+                    while k * 8 < l.count {
+                        words.append(packedWord(l.baseAddress!, l.count, k))
+                        words.append(packedWord(m.baseAddress!, m.count, k))
+                        k += 1
+                    }
                 }
-                // Stored in memory order, to compare with little- or big-endian loads alike.
-                words.append(UInt64(littleEndian: lower))
-                words.append(UInt64(littleEndian: letters))
-                i += 8
             }
         }
         self.entries = entries
@@ -223,20 +229,13 @@ public struct FieldNameSet: Sendable {
 
     @inline(__always)
     private func matches(_ candidate: UnsafeRawPointer, _ n: Int, words offset: Int) -> Bool {
-        var i = 0
+        var k = 0
         var w = offset
-        while i < n {
-            var x: UInt64
-            if i &+ 8 <= n {
-                x = candidate.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-            } else {
-                x = 0
-                withUnsafeMutableBytes(of: &x) { $0.baseAddress!.copyMemory(from: candidate + i, byteCount: n &- i) }
-            }
+        while k &* 8 < n {
             // Setting 0x20 on the letters folds an uppercase letter onto the stored lowercase one; every other
             // byte must match exactly.
-            if x | words[w &+ 1] != words[w] { return false }
-            i &+= 8
+            if packedWord(candidate, n, k) | words[w &+ 1] != words[w] { return false }
+            k &+= 1
             w &+= 2
         }
         return true

@@ -159,6 +159,25 @@ func isVisibleOrSpaceWord(_ w: UInt64) -> Bool {
     return (w & highs) | below20 | zeroBytes(w ^ (ones &* 0x7F)) == 0
 }
 
+/// Whether each of the eight bytes is visible ASCII (0x21...0x7E), as `isVisibleOrSpaceWord` without the space.
+@inline(__always)
+func isVisibleWord(_ w: UInt64) -> Bool {
+    let below21 = (w &- ones &* 0x21) & ~w & highs
+    return (w & highs) | below21 | zeroBytes(w ^ (ones &* 0x7F)) == 0
+}
+
+/// Whether every byte of `buf` is visible ASCII, as `isLongVisibleOrSpace` (false for fewer than eight bytes).
+@inline(__always)
+func isLongVisible(_ buf: UnsafeBufferPointer<UInt8>) -> Bool {
+    guard buf.count >= 8, let base = buf.baseAddress else { return false }
+    var i = 0
+    while i &+ 8 < buf.count {
+        if !isVisibleWord(UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)) { return false }
+        i &+= 8
+    }
+    return isVisibleWord(UnsafeRawPointer(base + (buf.count &- 8)).loadUnaligned(as: UInt64.self))
+}
+
 /// Whether every byte of `buf` is visible ASCII or a space, eight at a time with the last word overlapping the one
 /// before; false for fewer than eight bytes (the caller's byte loop decides those).
 @inline(__always)

@@ -197,7 +197,13 @@ struct FieldAccumulator: Sendable {
             if !valid { return .badRequest("invalid Transfer-Encoding") }
         case .connection:
             _ = field.value.withUTF8Bytes { v in
-                forEachListElement(v) { element in
+                // The usual whole value, a single option, without the list walk (the value is trimmed already, so it
+                // is then the list's only element).
+                if equalsIgnoringCase(v, 0, v.count, "keep-alive") {
+                    connectionKeepAlive = true
+                    return true
+                }
+                return forEachListElement(v) { element in
                     if equalsIgnoringCase(element, 0, element.count, "close") {
                         connectionClose = true
                     } else if equalsIgnoringCase(element, 0, element.count, "keep-alive") {

@@ -151,6 +151,7 @@ public enum HTTP1Serializer {
     /// Visible ASCII only: no space, CTL or non-ASCII can end up in the request line.
     static func isValidTarget(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         guard !bytes.isEmpty else { return false }
+        if isLongVisible(bytes) { return true }
         for b in bytes where b <= 0x20 || b >= 0x7F { return false }
         return true
     }

@@ -322,7 +322,14 @@ enum HopByHop {
         headers.fields.withUnsafeBufferPointer { fields in
             for i in fields.indices
             where fields[i].name.utf8.count == 10 && fields[i].name.asciiCaseInsensitiveEquals("Connection") {
-                appendNominated(in: fields[i].value, to: &nominated)
+                // The usual value is one option alone, which names no field: no need to walk the list.
+                let value = fields[i].value
+                if value.utf8.count == 10 && value.asciiCaseInsensitiveEquals("keep-alive")
+                    || value.utf8.count == 5 && value.asciiCaseInsensitiveEquals("close")
+                {
+                    continue
+                }
+                appendNominated(in: value, to: &nominated)
             }
         }
         return nominated

@@ -19,6 +19,32 @@ import Testing
 
     /// Every pair of ASCII bytes, at a position inside a full eight-byte word and in the tail after it, of a small
     /// (inline) string and of a heap one.
+    /// Names of every length from 1 to 20 (each packed differently), changed at every position: compared as strings
+    /// and looked up in a set of names of every length.
+    @Test func everyLengthAndPosition() {
+        let base = Array("Proxy-Authorization1".utf8)
+        let names = (1...20).map { Self.string(Array(base.prefix($0))) }
+        let set = FieldNameSet(names)
+        var mismatches: [String] = []
+        for length in 1...20 {
+            let original = Array(base.prefix(length))
+            for position in 0..<length {
+                for b: UInt8 in [original[position] ^ 0x20, original[position] ^ 0x01, 0x00, 0x7F, 0x5F, 0x40] {
+                    var changed = original
+                    changed[position] = b
+                    let a = Self.string(original)
+                    let c = Self.string(changed)
+                    if a.asciiCaseInsensitiveEquals(c) != Self.referenceEquals(a, c) { mismatches.append("\(c)") }
+                    if set.contains(c) != names.contains(where: { Self.referenceEquals($0, c) }) {
+                        mismatches.append("set \(c)")
+                    }
+                }
+            }
+            #expect(set.contains(Self.string(original.map { $0 >= 0x61 && $0 <= 0x7A ? $0 - 0x20 : $0 })))
+        }
+        #expect(mismatches.isEmpty, "\(mismatches)")
+    }
+
     @Test(arguments: [(length: 9, position: 3), (length: 9, position: 8), (length: 23, position: 16)])
     func everyASCIIBytePair(length: Int, position: Int) {
         var left = Array(repeating: UInt8(ascii: "k"), count: length)
