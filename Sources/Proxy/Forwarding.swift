@@ -91,38 +91,44 @@ enum ForwardRewrite {
     /// Response headers from the upstream: hop-by-hop removed, upstream CORS headers replaced by ours.
     static func downstreamHead(_ head: ResponseHead, adding extra: HTTPFields) -> ResponseHead {
         let nominated = HopByHop.nominatedFields(in: head.headers)
-        var replacesCORS = false
-        for field in extra {
-            let n = field.name.utf8.count
-            if (n == 27 && field.name.asciiCaseInsensitiveEquals("Access-Control-Allow-Origin"))
-                || (n == 17 && field.name.asciiCaseInsensitiveEquals("X-RateLimit-Limit"))
-            {
-                replacesCORS = true
-                break
+        // Both field lists are read through their buffers: in place, not copied (retained) field by field.
+        return extra.fields.withUnsafeBufferPointer { extraFields in
+            var replacesCORS = false
+            // Bit n: some extra name is n bytes long (63: 63 or more), so most names skip the scan below.
+            var extraLengths: UInt64 = 0
+            for i in extraFields.indices {
+                let n = extraFields[i].name.utf8.count
+                extraLengths |= 1 << UInt64(min(n, 63))
+                if (n == 27 && extraFields[i].name.asciiCaseInsensitiveEquals("Access-Control-Allow-Origin"))
+                    || (n == 17 && extraFields[i].name.asciiCaseInsensitiveEquals("X-RateLimit-Limit"))
+                {
+                    replacesCORS = true
+                }
             }
-        }
-        // A handful of names at most: a length test first, then the bytes.
-        func replaced(_ name: String) -> Bool {
-            let n = name.utf8.count
-            if n == 14 && name.asciiCaseInsensitiveEquals("Content-Length") { return true }
-            for field in extra where field.name.utf8.count == n && field.name.asciiCaseInsensitiveEquals(name) {
-                return true
+            // A handful of names at most: a length test first, then the bytes.
+            func replaced(_ name: String) -> Bool {
+                let n = name.utf8.count
+                if n == 14 && name.asciiCaseInsensitiveEquals("Content-Length") { return true }
+                guard extraLengths & (1 << UInt64(min(n, 63))) != 0 else { return false }
+                for i in extraFields.indices
+                where extraFields[i].name.utf8.count == n && extraFields[i].name.asciiCaseInsensitiveEquals(name) {
+                    return true
+                }
+                return false
             }
-            return false
-        }
-        var out = ResponseHead(status: head.status, reason: head.reason)
-        out.headers.reserveCapacity(head.headers.count + extra.count)
-        // Through the array's buffer: a dropped field is looked at in place, never copied (retained).
-        head.headers.fields.withUnsafeBufferPointer { fields in
-            for i in fields.indices {
-                let name = fields[i].name
-                if HopByHop.isHopByHop(name, nominated: nominated) || replaced(name) { continue }
-                if replacesCORS && isAccessControlField(name) { continue }
-                out.headers.add(name, fields[i].value)
+            var out = ResponseHead(status: head.status, reason: head.reason)
+            out.headers.reserveCapacity(head.headers.count + extraFields.count)
+            head.headers.fields.withUnsafeBufferPointer { fields in
+                for i in fields.indices {
+                    let name = fields[i].name
+                    if HopByHop.isHopByHop(name, nominated: nominated) || replaced(name) { continue }
+                    if replacesCORS && isAccessControlField(name) { continue }
+                    out.headers.add(name, fields[i].value)
+                }
             }
+            for i in extraFields.indices { out.headers.add(extraFields[i].name, extraFields[i].value) }
+            return out
         }
-        for field in extra { out.headers.add(field.name, field.value) }
-        return out
     }
 
     private static func isAccessControlField(_ name: String) -> Bool {
