@@ -55,16 +55,10 @@ extension String {
     /// Compares ASCII letters without regard to case; every other byte must match exactly.
     @inlinable
     public func asciiCaseInsensitiveEquals(_ other: String) -> Bool {
+        // The length test inline, where most callers' candidates fail; the bytes out of line.
         guard self.utf8.count == other.utf8.count else { return false }
-        // Native strings are contiguous UTF-8: compare the bytes directly (the generic zip is ten times slower).
-        if let result = self.utf8.withContiguousStorageIfAvailable({ a in
-            other.utf8.withContiguousStorageIfAvailable({ b in asciiCaseInsensitiveBytesEqual(a, b) })
-        }), let result {
-            return result
-        }
-        return asciiCaseInsensitiveBytesEqual(Array(self.utf8), Array(other.utf8))
+        return _asciiCaseInsensitiveEqualsSameLength(self, other)
     }
-
     /// ASCII-only lowercase: cheaper than `lowercased()` and never changes non-ASCII bytes.
     public var asciiLowercased: String {
         var bytes = Array(self.utf8)
@@ -75,6 +69,67 @@ extension String {
         }
         return changed ? String(decoding: bytes, as: UTF8.self) : self
     }
+}
+
+/// The bytes of `asciiCaseInsensitiveEquals` for strings of equal UTF-8 length.
+@usableFromInline
+func _asciiCaseInsensitiveEqualsSameLength(_ a: String, _ b: String) -> Bool {
+    // Native and small strings are contiguous UTF-8 (a small one is copied to the stack); others are copied.
+    if let result = a.utf8.withContiguousStorageIfAvailable({ x in
+        b.utf8.withContiguousStorageIfAvailable({ y in
+            asciiCaseInsensitiveRawEqual(UnsafeRawPointer(x.baseAddress), UnsafeRawPointer(y.baseAddress), x.count)
+        })
+    }), let result {
+        return result
+    }
+    return asciiCaseInsensitiveBytesEqual(Array(a.utf8), Array(b.utf8))
+}
+
+/// Whether `count` bytes at `a` and `b` are equal but for the case of ASCII letters; eight bytes at a time.
+@inline(__always)
+func asciiCaseInsensitiveRawEqual(_ a: UnsafeRawPointer?, _ b: UnsafeRawPointer?, _ count: Int) -> Bool {
+    guard count > 0, let a, let b else { return true }
+    // Word k of both sides holds the same byte positions (`packedWord`), so comparing words compares every byte.
+    var k = 0
+    while k &* 8 < count {
+        if !asciiCaseInsensitiveWordEqual(packedWord(a, count, k), packedWord(b, count, k)) { return false }
+        k &+= 1
+    }
+    return true
+}
+
+/// Word `k` of the `count` bytes at `p`, for `k < (count + 7) / 8`, without reading outside them: the bytes at
+/// `8k` (the last word ending at `count`, overlapping the one before), or for fewer than eight bytes all of them
+/// (two overlapping four-byte loads, or single bytes), the rest zero. A byte test applied to every word of two
+/// equally long sequences thus sees every byte position, each paired with the same position on the other side.
+@inline(__always)
+func packedWord(_ p: UnsafeRawPointer, _ count: Int, _ k: Int) -> UInt64 {
+    if count >= 8 { return p.loadUnaligned(fromByteOffset: min(k &* 8, count &- 8), as: UInt64.self) }
+    if count >= 4 {
+        return UInt64(p.loadUnaligned(as: UInt32.self))
+            | UInt64(p.loadUnaligned(fromByteOffset: count &- 4, as: UInt32.self)) << 32
+    }
+    var w = UInt64(p.load(as: UInt8.self))
+    if count > 1 { w |= UInt64(p.load(fromByteOffset: 1, as: UInt8.self)) << 8 }
+    if count > 2 { w |= UInt64(p.load(fromByteOffset: 2, as: UInt8.self)) << 16 }
+    return w
+}
+
+/// Eight byte pairs at once: each pair equal, or differing only in bit 0x20 where that byte of `x` is a letter
+/// (then the other is the same letter in the other case). Byte-order independent.
+@inline(__always)
+func asciiCaseInsensitiveWordEqual(_ x: UInt64, _ y: UInt64) -> Bool {
+    let d = x ^ y
+    if d == 0 { return true }
+    if d & ~0x2020_2020_2020_2020 != 0 { return false }
+    // High bit of each byte of `letters`: `x | 0x20` is in a...z. Seven-bit sums cannot carry across bytes.
+    let l = x | 0x2020_2020_2020_2020
+    let low7 = l & 0x7F7F_7F7F_7F7F_7F7F
+    let atLeastA = low7 &+ 0x1F1F_1F1F_1F1F_1F1F  // 0x80 + low7 - 0x61
+    let aboveZ = low7 &+ 0x0505_0505_0505_0505  // 0x80 + low7 - 0x7B
+    let letters = atLeastA & ~aboveZ & ~l & 0x8080_8080_8080_8080
+    // A differing byte has exactly 0x20 set; shifted left by two it lands on its own high bit.
+    return (d << 2) & ~letters == 0
 }
 
 @inlinable
@@ -100,30 +155,90 @@ where A.Element == UInt8, B.Element == UInt8, A.Index == Int, B.Index == Int {
 
 /// A fixed set of field names, matched without regard to ASCII case.
 ///
-/// A bitmask of the names' lengths rules most candidate names out with one test, so the byte comparison runs only
-/// for names whose length matches one of the set's (the set is built once; matching is on every request's path).
+/// A bitmask of the names' lengths rules most candidate names out with one test; a candidate of a possible length
+/// is compared eight bytes at a time with only the names of that length, each stored as its lowercase bytes and a
+/// mask of its letters (the set is built once; matching is on every request's path).
 public struct FieldNameSet: Sendable {
     public let names: [String]
     private let lengths: UInt64
-    private let hasLongName: Bool
+    /// Per entry, sorted by length: its length and where its words start in `words`.
+    private let entries: [(length: Int, offset: Int)]
+    /// For each entry, per word as `packedWord` places its bytes: the lowercase bytes, then 0x20 at each letter.
+    private let words: [UInt64]
+    /// Index of the first entry of each length below 64; entries of 64 bytes or more start at `longStart`.
+    private let starts: [Int]
+    private let longStart: Int
 
     public init(_ names: [String]) {
         self.names = names
         var lengths: UInt64 = 0
-        var long = false
-        for name in names {
-            let n = name.utf8.count
-            if n < 64 { lengths |= 1 << UInt64(n) } else { long = true }
-        }
+        for name in names where name.utf8.count < 64 { lengths |= 1 << UInt64(name.utf8.count) }
         self.lengths = lengths
-        self.hasLongName = long
+        var entries: [(length: Int, offset: Int)] = []
+        var words: [UInt64] = []
+        for name in names.sorted(by: { $0.utf8.count < $1.utf8.count }) {
+            var lower = Array(name.utf8)
+            var letters = [UInt8](repeating: 0, count: lower.count)
+            for i in lower.indices {
+                if lower[i] >= 0x41 && lower[i] <= 0x5A { lower[i] |= 0x20 }
+                if lower[i] >= 0x61 && lower[i] <= 0x7A { letters[i] = 0x20 }
+            }
+            entries.append((lower.count, words.count))
+            // Packed as a candidate of this length will be (`packedWord`), so word k compares the same bytes.
+            lower.withUnsafeBytes { l in
+                letters.withUnsafeBytes { m in
+                    var k = 0
+                    while k * 8 < l.count {
+                        words.append(packedWord(l.baseAddress!, l.count, k))
+                        words.append(packedWord(m.baseAddress!, m.count, k))
+                        k += 1
+                    }
+                }
+            }
+        }
+        self.entries = entries
+        self.words = words
+        self.starts = (0..<64).map { n in entries.firstIndex { $0.length >= n } ?? entries.count }
+        self.longStart = entries.firstIndex { $0.length >= 64 } ?? entries.count
     }
 
     /// Whether a name of this length can be in the set at all.
-    func admitsLength(_ n: Int) -> Bool { n >= 64 ? hasLongName : (lengths & (1 << UInt64(n))) != 0 }
+    func admitsLength(_ n: Int) -> Bool { n >= 64 ? longStart < entries.count : (lengths & (1 << UInt64(n))) != 0 }
 
     public func contains(_ name: String) -> Bool {
-        admitsLength(name.utf8.count) && names.contains { name.asciiCaseInsensitiveEquals($0) }
+        let n = name.utf8.count
+        guard admitsLength(n) else { return false }
+        return name.utf8.withContiguousStorageIfAvailable { matches(UnsafeRawPointer($0.baseAddress), n) }
+            ?? Array(name.utf8).withUnsafeBytes { matches($0.baseAddress, n) }
+    }
+
+    private func matches(_ candidate: UnsafeRawPointer?, _ n: Int) -> Bool {
+        guard let candidate else { return entries.first?.length == 0 }
+        var e = n < 64 ? starts[n] : longStart
+        while e < entries.count && entries[e].length == n {
+            if matches(candidate, n, words: entries[e].offset) { return true }
+            e += 1
+        }
+        // Names of 64 bytes or more share one bucket whatever their lengths.
+        while n >= 64 && e < entries.count {
+            if entries[e].length == n && matches(candidate, n, words: entries[e].offset) { return true }
+            e += 1
+        }
+        return false
+    }
+
+    @inline(__always)
+    private func matches(_ candidate: UnsafeRawPointer, _ n: Int, words offset: Int) -> Bool {
+        var k = 0
+        var w = offset
+        while k &* 8 < n {
+            // Setting 0x20 on the letters folds an uppercase letter onto the stored lowercase one; every other
+            // byte must match exactly.
+            if packedWord(candidate, n, k) | words[w &+ 1] != words[w] { return false }
+            k &+= 1
+            w &+= 2
+        }
+        return true
     }
 }
 

@@ -23,9 +23,15 @@ enum Byte {
     static let asterisk: UInt8 = 0x2A
 }
 
-/// Membership of an ASCII byte in a 128-bit set (`URISyntax.inSet`, shared with the URI classes).
+/// Membership of an ASCII byte in a 128-bit set given as two words (bit `b` of `lo` for b < 64, of `hi` above).
+///
+/// The same test as `URISyntax.inSet`, repeated here because that one is not `@inlinable`: called across the
+/// module boundary it was a function call per byte of every field name parsed or written.
 @inline(__always)
-private func inSet(_ b: UInt8, _ lo: UInt64, _ hi: UInt64) -> Bool { URISyntax.inSet(b, lo, hi) }
+private func inSet(_ b: UInt8, _ lo: UInt64, _ hi: UInt64) -> Bool {
+    let word = b < 64 ? lo : hi
+    return b < 128 && (word >> UInt64(b & 63)) & 1 != 0
+}
 
 /// `tchar` (RFC 9110 §5.6.2): ALPHA, DIGIT and ``!#$%&'*+-.^_`|~``.
 @inline(__always)
@@ -64,6 +70,19 @@ func makeString(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> 
     String(decoding: UnsafeBufferPointer(rebasing: buf[start..<end]), as: UTF8.self)
 }
 
+/// As `makeString`, but a common field name (`CommonStrings.fieldName`) costs no new string.
+@inline(__always)
+func makeFieldName(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> String {
+    // `buf` holds the whole line, so it has an address.
+    CommonStrings.fieldName(UnsafeRawPointer(buf.baseAddress! + start), end - start) ?? makeString(buf, start, end)
+}
+
+/// As `makeString`, but a common field value or reason phrase (`CommonStrings.value`) costs no new string.
+@inline(__always)
+func makeFieldValue(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> String {
+    CommonStrings.value(UnsafeRawPointer(buf.baseAddress! + start), end - start) ?? makeString(buf, start, end)
+}
+
 // Word-at-a-time scans. The classic "has a zero byte" test flags the lowest matching byte exactly (a borrow can
 // only cause false flags above a true match), so `trailingZeroBitCount / 8` is the index on a little-endian load;
 // where a flag may be spurious, the byte loop after it decides.
@@ -73,6 +92,45 @@ private let highs: UInt64 = 0x8080_8080_8080_8080
 
 @inline(__always)
 private func zeroBytes(_ x: UInt64) -> UInt64 { (x &- ones) & ~x & highs }
+
+/// Whether each of the eight bytes is an ASCII letter, digit or `-`: the bytes nearly every field name is made of,
+/// all of them `tchar`. Exact per byte (no borrow crosses bytes: every byte is below 0x80 when the sums are made).
+@inline(__always)
+func isAlphanumericOrHyphenWord(_ w: UInt64) -> Bool {
+    if w & highs != 0 { return false }
+    // For a byte x < 0x80, x + (0x80 - lo) has its high bit set iff x >= lo.
+    let digit = (w &+ ones &* 0x50) & ~(w &+ ones &* 0x46) & highs  // 0x30...0x39
+    let folded = w | (ones &* 0x20)  // a letter of either case onto a...z, and nothing else onto it
+    let letter = (folded &+ ones &* 0x1F) & ~(folded &+ ones &* 0x05) & highs  // 0x61...0x7A
+    let x = w ^ (ones &* 0x2D)
+    let hyphen = ~(((x & ~highs) &+ ~highs) | x) & highs  // exactly the zero bytes of x
+    return digit | letter | hyphen == highs
+}
+
+/// Whether `buf[start..<end]`, already known to be a token, is `lower` ignoring case; `lower` is lowercase letters
+/// and `-` only. Every byte of `lower` has bit 0x20 set, and the only byte that `| 0x20` maps onto a letter or `-`
+/// besides the letter's other case is CR, which no token holds: so word loads with that bit set compare exactly.
+@inline(__always)
+func tokenEqualsLower(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int, _ lower: StaticString) -> Bool {
+    let n = lower.utf8CodeUnitCount
+    guard end - start == n else { return false }
+    let a = UnsafeRawPointer(buf.baseAddress! + start)
+    let b = UnsafeRawPointer(lower.utf8Start)
+    if n >= 8 {
+        var i = 0
+        while i &+ 8 < n {
+            if a.loadUnaligned(fromByteOffset: i, as: UInt64.self) | (ones &* 0x20)
+                != b.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            {
+                return false
+            }
+            i &+= 8
+        }
+        return a.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self) | (ones &* 0x20)
+            == b.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self)
+    }
+    return equalsIgnoringCase(buf, start, end, lower)
+}
 
 /// The index of the first LF in `buf[from..<to]`, or -1.
 @inline(__always)
@@ -93,6 +151,46 @@ func firstLF(_ buf: UnsafeBufferPointer<UInt8>, _ from: Int, _ to: Int) -> Int {
     return -1
 }
 
+/// Whether none of the eight bytes is a CTL, DEL or non-ASCII. A flag a borrow may raise falsely only sits above a
+/// true one, so a word without flags has none of these bytes.
+@inline(__always)
+func isVisibleOrSpaceWord(_ w: UInt64) -> Bool {
+    let below20 = (w &- ones &* 0x20) & ~w & highs
+    return (w & highs) | below20 | zeroBytes(w ^ (ones &* 0x7F)) == 0
+}
+
+/// Whether each of the eight bytes is visible ASCII (0x21...0x7E), as `isVisibleOrSpaceWord` without the space.
+@inline(__always)
+func isVisibleWord(_ w: UInt64) -> Bool {
+    let below21 = (w &- ones &* 0x21) & ~w & highs
+    return (w & highs) | below21 | zeroBytes(w ^ (ones &* 0x7F)) == 0
+}
+
+/// Whether every byte of `buf` is visible ASCII, as `isLongVisibleOrSpace` (false for fewer than eight bytes).
+@inline(__always)
+func isLongVisible(_ buf: UnsafeBufferPointer<UInt8>) -> Bool {
+    guard buf.count >= 8, let base = buf.baseAddress else { return false }
+    var i = 0
+    while i &+ 8 < buf.count {
+        if !isVisibleWord(UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)) { return false }
+        i &+= 8
+    }
+    return isVisibleWord(UnsafeRawPointer(base + (buf.count &- 8)).loadUnaligned(as: UInt64.self))
+}
+
+/// Whether every byte of `buf` is visible ASCII or a space, eight at a time with the last word overlapping the one
+/// before; false for fewer than eight bytes (the caller's byte loop decides those).
+@inline(__always)
+func isLongVisibleOrSpace(_ buf: UnsafeBufferPointer<UInt8>) -> Bool {
+    guard buf.count >= 8, let base = buf.baseAddress else { return false }
+    var i = 0
+    while i &+ 8 < buf.count {
+        if !isVisibleOrSpaceWord(UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)) { return false }
+        i &+= 8
+    }
+    return isVisibleOrSpaceWord(UnsafeRawPointer(base + (buf.count &- 8)).loadUnaligned(as: UInt64.self))
+}
+
 /// The index of the first byte in `buf[from..<to]` that is a CTL, DEL or non-ASCII, or `to`.
 @inline(__always)
 func firstNonVisibleOrSpace(_ buf: UnsafeBufferPointer<UInt8>, _ from: Int, _ to: Int) -> Int {
@@ -100,8 +198,7 @@ func firstNonVisibleOrSpace(_ buf: UnsafeBufferPointer<UInt8>, _ from: Int, _ to
     if let base = buf.baseAddress {
         while i &+ 8 <= to {
             let w = UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)
-            let below20 = (w &- ones &* 0x20) & ~w & highs
-            if (w & highs) | below20 | zeroBytes(w ^ (ones &* 0x7F)) != 0 { break }
+            if !isVisibleOrSpaceWord(w) { break }
             i &+= 8
         }
     }

@@ -25,6 +25,15 @@ func parseFieldLine(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int)
     let first = buf[start]
     if isOWS(first) { return .failure(.badRequest("obs-fold or whitespace before a field line")) }
     var colon = start
+    // Eight name bytes at a time while they are plainly tokens (letters, digits, `-`); the byte loop decides the
+    // rest, so this only skips bytes it would have accepted.
+    if let base = buf.baseAddress {
+        while colon &+ 8 <= end
+            && isAlphanumericOrHyphenWord(UnsafeRawPointer(base + colon).loadUnaligned(as: UInt64.self))
+        {
+            colon &+= 8
+        }
+    }
     while colon < end && buf[colon] != Byte.colon {
         guard isTokenByte(buf[colon]) else {
             if isOWS(buf[colon]) { return .failure(.badRequest("whitespace in or after a field name")) }
@@ -60,12 +69,13 @@ func parseFieldLine(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int)
     switch colon - start {
     case 4: kind = equalsIgnoringCase(buf, start, colon, "host") ? .host : .other
     case 6: kind = equalsIgnoringCase(buf, start, colon, "expect") ? .expect : .other
-    case 10: kind = equalsIgnoringCase(buf, start, colon, "connection") ? .connection : .other
-    case 14: kind = equalsIgnoringCase(buf, start, colon, "content-length") ? .contentLength : .other
-    case 17: kind = equalsIgnoringCase(buf, start, colon, "transfer-encoding") ? .transferEncoding : .other
+    // The name is a token by now.
+    case 10: kind = tokenEqualsLower(buf, start, colon, "connection") ? .connection : .other
+    case 14: kind = tokenEqualsLower(buf, start, colon, "content-length") ? .contentLength : .other
+    case 17: kind = tokenEqualsLower(buf, start, colon, "transfer-encoding") ? .transferEncoding : .other
     default: kind = .other
     }
-    let field = HTTPFields.Field(makeString(buf, start, colon), makeString(buf, valueStart, valueEnd))
+    let field = HTTPFields.Field(makeFieldName(buf, start, colon), makeFieldValue(buf, valueStart, valueEnd))
     return .field(field, kind)
 }
 
@@ -89,7 +99,25 @@ func forEachListElement(_ buf: UnsafeBufferPointer<UInt8>, _ body: (UnsafeBuffer
 }
 
 func isToken(_ buf: UnsafeBufferPointer<UInt8>) -> Bool {
-    guard !buf.isEmpty else { return false }
+    guard let base = buf.baseAddress, !buf.isEmpty else { return false }
+    let count = buf.count
+    // Eight bytes at a time while they are letters, digits and `-` (what nearly every name is made of), the last
+    // word overlapping the one before; a shorter name is padded with letters. The byte loop decides otherwise.
+    if count >= 8 {
+        var i = 0
+        while i &+ 8 < count && isAlphanumericOrHyphenWord(UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)) {
+            i &+= 8
+        }
+        if i &+ 8 >= count
+            && isAlphanumericOrHyphenWord(UnsafeRawPointer(base + (count &- 8)).loadUnaligned(as: UInt64.self))
+        {
+            return true
+        }
+    } else {
+        var w: UInt64 = 0x6161_6161_6161_6161
+        withUnsafeMutableBytes(of: &w) { $0.baseAddress!.copyMemory(from: base, byteCount: count) }
+        if isAlphanumericOrHyphenWord(w) { return true }
+    }
     for b in buf where !isTokenByte(b) { return false }
     return true
 }
@@ -98,9 +126,11 @@ func isToken(_ buf: UnsafeBufferPointer<UInt8>) -> Bool {
 func isValidAuthority(_ buf: UnsafeBufferPointer<UInt8>) -> Bool { URISyntax.isValidAuthority(buf) }
 
 extension String {
-    /// The UTF-8 bytes of a copy of `self`; no copy of the bytes is made for native strings.
+    /// The UTF-8 bytes of `self`: borrowed for native and small strings (a small one is copied to the stack),
+    /// from a copy otherwise.
     @inline(__always)
     func withUTF8Bytes<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        if let result = utf8.withContiguousStorageIfAvailable(body) { return result }
         var copy = self
         return copy.withUTF8(body)
     }
@@ -131,7 +161,9 @@ struct FieldAccumulator: Sendable {
     /// Content-Length must be a single `1*DIGIT`: a list (`5, 5`), a repeated field (even with the same value),
     /// a sign or inner whitespace is refused (RFC 9110 §8.6 lets a recipient reject these; accepting them would
     /// make the gateway forward a framing the upstream might read differently).
-    mutating func add(_ field: HTTPFields.Field, _ kind: FieldKind) -> HTTP1Error? {
+    ///
+    /// Takes `field` by ownership: kept as it is, it moves into the list without a retain of its strings.
+    mutating func add(_ field: consuming HTTPFields.Field, _ kind: FieldKind) -> HTTP1Error? {
         switch kind {
         case .other:
             break
@@ -165,7 +197,13 @@ struct FieldAccumulator: Sendable {
             if !valid { return .badRequest("invalid Transfer-Encoding") }
         case .connection:
             _ = field.value.withUTF8Bytes { v in
-                forEachListElement(v) { element in
+                // The usual whole value, a single option, without the list walk (the value is trimmed already, so it
+                // is then the list's only element).
+                if equalsIgnoringCase(v, 0, v.count, "keep-alive") {
+                    connectionKeepAlive = true
+                    return true
+                }
+                return forEachListElement(v) { element in
                     if equalsIgnoringCase(element, 0, element.count, "close") {
                         connectionClose = true
                     } else if equalsIgnoringCase(element, 0, element.count, "keep-alive") {

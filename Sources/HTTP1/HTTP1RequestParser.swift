@@ -162,7 +162,8 @@ public struct HTTP1RequestParser: Sendable {
                     }
                     let line = input.withBytes { parseFieldLine($0, start, lf - 1) }
                     input.consumeLine(through: lf)
-                    switch line {
+                    // Consumed, so the field moves into the accumulator instead of being copied and destroyed.
+                    switch consume line {
                     case .failure(let error):
                         return fail(error)
                     case .field(let field, let kind):

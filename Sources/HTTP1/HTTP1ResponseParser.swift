@@ -130,7 +130,8 @@ public struct HTTP1ResponseParser: Sendable {
                     }
                     let line = input.withBytes { parseFieldLine($0, start, lf - 1) }
                     input.consumeLine(through: lf)
-                    switch line {
+                    // Consumed, so the field moves into the accumulator instead of being copied and destroyed.
+                    switch consume line {
                     case .failure(let error):
                         return fail(error.reason)
                     case .field(let field, let kind):
@@ -255,6 +256,6 @@ public struct HTTP1ResponseParser: Sendable {
         if nonASCII && String(validating: UnsafeBufferPointer(rebasing: buf[reasonStart..<end]), as: UTF8.self) == nil {
             return nil
         }
-        return StatusLine(version: version, status: status, reason: makeString(buf, reasonStart, end))
+        return StatusLine(version: version, status: status, reason: makeFieldValue(buf, reasonStart, end))
     }
 }

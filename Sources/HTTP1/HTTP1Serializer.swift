@@ -135,7 +135,9 @@ public enum HTTP1Serializer {
 
     /// No CTL but HTAB (so no CR, LF or NUL), no DEL.
     static func isValidFieldValue(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-        // Eight bytes at a time past the visible ASCII that makes up nearly every value (a bearer token is ~1 kB).
+        // Eight bytes at a time past the visible ASCII that makes up nearly every value (a bearer token is ~1 kB);
+        // a value of eight bytes or more that is all visible ASCII and spaces is settled by words alone.
+        if isLongVisibleOrSpace(bytes) { return true }
         var i = 0
         while true {
             i = firstNonVisibleOrSpace(bytes, i, bytes.count)
@@ -149,6 +151,7 @@ public enum HTTP1Serializer {
     /// Visible ASCII only: no space, CTL or non-ASCII can end up in the request line.
     static func isValidTarget(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         guard !bytes.isEmpty else { return false }
+        if isLongVisible(bytes) { return true }
         for b in bytes where b <= 0x20 || b >= 0x7F { return false }
         return true
     }
@@ -217,25 +220,81 @@ public struct HTTP1HeadBuilder: ~Copyable {
     deinit { base.deallocate() }
 
     public mutating func add(_ name: String, _ value: String) throws(HTTP1SerializationError) {
-        var name = name
-        var value = value
-        let problem = name.withUTF8 { n in
-            value.withUTF8 { v -> String? in
-                guard isToken(n) else { return "invalid field name" }
-                guard HTTP1Serializer.isValidFieldValue(v) else { return "invalid field value" }
-                reserve(n.count + v.count + 4)
-                put(n)
-                base[count] = Byte.colon
-                base[count + 1] = Byte.space
-                count += 2
-                put(v)
-                base[count] = Byte.cr
-                base[count + 1] = Byte.lf
-                count += 2
-                return nil
+        // Borrowing the strings' storage (a small string is copied to the stack) instead of `withUTF8` on mutable
+        // copies saves a retain and release of each; every native string on Linux has contiguous UTF-8.
+        var problem: String?
+        var done = false
+        _ = name.utf8.withContiguousStorageIfAvailable { n in
+            _ = value.utf8.withContiguousStorageIfAvailable { v in
+                problem = append(n, v)
+                done = true
+            }
+        }
+        if !done {
+            problem = Array(name.utf8).withUnsafeBufferPointer { n in
+                Array(value.utf8).withUnsafeBufferPointer { v in append(n, v) }
             }
         }
         if let problem { throw HTTP1SerializationError(reason: problem) }
+    }
+
+    /// As `add(_:_:)` for a name written in the caller's source (`"Via"`, `"X-Request-Id"`): a literal is a fixed
+    /// token, so it is checked by an assertion only (every call site runs in the debug-built tests); the value is
+    /// checked as always.
+    public mutating func add(constant name: StaticString, _ value: String) throws(HTTP1SerializationError) {
+        let n = UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
+        assert(isToken(n), "a constant field name must be a token")
+        var problem: String?
+        if value.utf8.withContiguousStorageIfAvailable({ v in problem = append(n, v, nameChecked: true) }) == nil {
+            problem = Array(value.utf8).withUnsafeBufferPointer { v in append(n, v, nameChecked: true) }
+        }
+        if let problem { throw HTTP1SerializationError(reason: problem) }
+    }
+
+    /// `name: value CRLF` with one capacity check and two copies, or why not (nothing written then).
+    @inline(__always)
+    private mutating func append(
+        _ n: UnsafeBufferPointer<UInt8>, _ v: UnsafeBufferPointer<UInt8>, nameChecked: Bool = false
+    ) -> String? {
+        guard nameChecked || isToken(n) else { return "invalid field name" }
+        guard HTTP1Serializer.isValidFieldValue(v) else { return "invalid field value" }
+        reserve(n.count &+ v.count &+ 4)
+        var p = base + count
+        // A token is never empty, so `n` has an address.
+        copyShort(to: p, from: n.baseAddress!, count: n.count)
+        p += n.count
+        p[0] = Byte.colon
+        p[1] = Byte.space
+        p += 2
+        if let source = v.baseAddress {
+            copyShort(to: p, from: source, count: v.count)
+            p += v.count
+        }
+        p[0] = Byte.cr
+        p[1] = Byte.lf
+        count &+= n.count &+ v.count &+ 4
+        return nil
+    }
+
+    /// A copy without a `memcpy` call for the 4–16 bytes most names and many values have: two overlapping loads
+    /// and stores. The regions never overlap (the builder's own memory is not a field's).
+    @inline(__always)
+    private func copyShort(to p: UnsafeMutablePointer<UInt8>, from q: UnsafePointer<UInt8>, count: Int) {
+        let d = UnsafeMutableRawPointer(p)
+        let s = UnsafeRawPointer(q)
+        if count >= 8 && count <= 16 {
+            let head = s.loadUnaligned(as: UInt64.self)
+            let tail = s.loadUnaligned(fromByteOffset: count &- 8, as: UInt64.self)
+            d.storeBytes(of: head, as: UInt64.self)
+            d.storeBytes(of: tail, toByteOffset: count &- 8, as: UInt64.self)
+        } else if count >= 4 && count < 8 {
+            let head = s.loadUnaligned(as: UInt32.self)
+            let tail = s.loadUnaligned(fromByteOffset: count &- 4, as: UInt32.self)
+            d.storeBytes(of: head, as: UInt32.self)
+            d.storeBytes(of: tail, toByteOffset: count &- 4, as: UInt32.self)
+        } else {
+            p.update(from: q, count: count)
+        }
     }
 
     /// The empty line that ends the head; returns the finished bytes.
@@ -268,7 +327,10 @@ public struct HTTP1HeadBuilder: ~Copyable {
     }
 
     private mutating func put(_ string: String) {
-        var string = string
-        string.withUTF8 { put($0) }
+        // Borrowed storage where there is some (every native or small string); a copy otherwise.
+        if string.utf8.withContiguousStorageIfAvailable({ put($0) }) == nil {
+            var string = string
+            string.withUTF8 { put($0) }
+        }
     }
 }

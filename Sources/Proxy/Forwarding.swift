@@ -13,11 +13,13 @@ enum Judgement {
 
 /// Request-header rewriting on the way to the upstream: pure, so it is tested without sockets.
 enum ForwardRewrite {
-    /// Fields the gateway sets itself on the way up; a client's own copies never pass.
-    static let replacedOnTheWayUp = [
-        "Host", "Content-Length", "X-Forwarded-For", "Forwarded", "X-Real-IP", "X-Forwarded-Proto",
-        "X-Forwarded-Host", "cname-api-key",
-    ]
+    /// Fields a client's copies of never pass up: those the gateway sets itself, and the fixed hop-by-hop ones (so
+    /// that the origin's one set, `UpstreamOrigin.removedOnTheWayUp`, answers for both in one lookup per field).
+    static let replacedOnTheWayUp =
+        [
+            "Host", "Content-Length", "X-Forwarded-For", "Forwarded", "X-Real-IP", "X-Forwarded-Proto",
+            "X-Forwarded-Host", "cname-api-key",
+        ] + HopByHop.names
 
     /// The upstream request head, serialized: hop-by-hop fields removed, Host set to the origin, exactly one
     /// client IP (never appended to a client-supplied value), X-Forwarded-Proto, a request id, the origin's secret
@@ -26,37 +28,50 @@ enum ForwardRewrite {
         _ head: RequestHead, bodyLength: Int, origin: UpstreamOrigin, clientIP: String, isTLS: Bool, requestID: String
     ) throws(HTTP1SerializationError) -> [UInt8] {
         let removed = origin.removedOnTheWayUp
-        let nominated = HopByHop.nominatedFields(in: head.headers)
         var capacity = head.target.utf8.count + 256
-        for field in head.headers { capacity += field.name.utf8.count + field.value.utf8.count + 4 }
+        var mayHaveConnection = false
+        // The field loops read through the array's buffer: each field in place, not copied (retained) first.
+        head.headers.fields.withUnsafeBufferPointer { fields in
+            for i in fields.indices {
+                let nameCount = fields[i].name.utf8.count
+                capacity += nameCount + fields[i].value.utf8.count + 4
+                if nameCount == 10 { mayHaveConnection = true }
+            }
+        }
+        // Requests rarely carry Connection (HTTP/2 ones never do): scanned for only when a name has its length.
+        let nominated = mayHaveConnection ? HopByHop.nominatedFields(in: head.headers) : []
         var out = try HTTP1HeadBuilder(method: head.method, target: head.target, capacity: capacity)
-        try out.add("Host", origin.hostHeader)
+        try out.add(constant: "Host", origin.hostHeader)
         var hasRequestID = false
-        for field in head.headers
-        where !removed.contains(field.name) && !HopByHop.isHopByHop(field.name, nominated: nominated) {
-            if !hasRequestID && field.name.utf8.count == 12 && field.name.asciiCaseInsensitiveEquals("X-Request-Id") {
-                hasRequestID = true
+        try head.headers.fields.withUnsafeBufferPointer { fields throws(HTTP1SerializationError) in
+            for i in fields.indices {
+                let name = fields[i].name
+                // `removed` holds the fixed hop-by-hop names too (`replacedOnTheWayUp`).
+                if removed.contains(name) || HopByHop.isNominated(name, nominated) { continue }
+                if !hasRequestID && name.utf8.count == 12 && name.asciiCaseInsensitiveEquals("X-Request-Id") {
+                    hasRequestID = true
+                }
+                // RFC 9110 §7.6.2: an intermediary decrements Max-Forwards on the OPTIONS it forwards (0 is answered
+                // by the policy and never gets here).
+                if name.utf8.count == 12 && head.method == "OPTIONS" && name.asciiCaseInsensitiveEquals("Max-Forwards"),
+                    let hops = Int(fields[i].value), hops > 0
+                {
+                    try out.add(name, String(hops - 1))
+                    continue
+                }
+                try out.add(name, fields[i].value)
             }
-            // RFC 9110 §7.6.2: an intermediary decrements Max-Forwards on the OPTIONS it forwards (0 is answered by
-            // the policy and never gets here).
-            if field.name.utf8.count == 12 && head.method == "OPTIONS"
-                && field.name.asciiCaseInsensitiveEquals("Max-Forwards"), let hops = Int(field.value), hops > 0
-            {
-                try out.add(field.name, String(hops - 1))
-                continue
-            }
-            try out.add(field.name, field.value)
         }
         // RFC 9110 §7.6.3: a gateway MUST add itself to Via on every request it forwards (after what the client
         // sent, as the field's order says), naming the protocol the request came in on.
-        try out.add("Via", viaEntry(head.version))
+        try out.add(constant: "Via", viaEntry(head.version))
         try out.add(origin.clientIPHeader, clientIP)
-        try out.add("X-Forwarded-Proto", isTLS ? "https" : "http")
-        if let host = head.authority { try out.add("X-Forwarded-Host", host) }
-        if !hasRequestID { try out.add("X-Request-Id", requestID) }
+        try out.add(constant: "X-Forwarded-Proto", isTLS ? "https" : "http")
+        if let host = head.authority { try out.add(constant: "X-Forwarded-Host", host) }
+        if !hasRequestID { try out.add(constant: "X-Request-Id", requestID) }
         for (name, value) in origin.secretHeaders { try out.add(name, value) }
         if bodyLength > 0 || methodAlwaysHasContent(head.method) {
-            try out.add("Content-Length", String(bodyLength))
+            try out.add(constant: "Content-Length", String(bodyLength))
         }
         return out.finish()
     }
@@ -76,39 +91,58 @@ enum ForwardRewrite {
     /// Response headers from the upstream: hop-by-hop removed, upstream CORS headers replaced by ours.
     static func downstreamHead(_ head: ResponseHead, adding extra: HTTPFields) -> ResponseHead {
         let nominated = HopByHop.nominatedFields(in: head.headers)
-        var replacesCORS = false
-        for field in extra {
-            let n = field.name.utf8.count
-            if (n == 27 && field.name.asciiCaseInsensitiveEquals("Access-Control-Allow-Origin"))
-                || (n == 17 && field.name.asciiCaseInsensitiveEquals("X-RateLimit-Limit"))
-            {
-                replacesCORS = true
-                break
+        // Both field lists are read through their buffers: in place, not copied (retained) field by field.
+        return extra.fields.withUnsafeBufferPointer { extraFields in
+            var replacesCORS = false
+            // Bit n: some extra name is n bytes long (63: 63 or more), so most names skip the scan below.
+            var extraLengths: UInt64 = 0
+            for i in extraFields.indices {
+                let n = extraFields[i].name.utf8.count
+                extraLengths |= 1 << UInt64(min(n, 63))
+                if (n == 27 && extraFields[i].name.asciiCaseInsensitiveEquals("Access-Control-Allow-Origin"))
+                    || (n == 17 && extraFields[i].name.asciiCaseInsensitiveEquals("X-RateLimit-Limit"))
+                {
+                    replacesCORS = true
+                }
             }
-        }
-        // A handful of names at most: a length test first, then the bytes.
-        func replaced(_ name: String) -> Bool {
-            let n = name.utf8.count
-            if n == 14 && name.asciiCaseInsensitiveEquals("Content-Length") { return true }
-            for field in extra where field.name.utf8.count == n && field.name.asciiCaseInsensitiveEquals(name) {
-                return true
+            // A handful of names at most: a length test first, then the bytes.
+            func replaced(_ name: String) -> Bool {
+                let n = name.utf8.count
+                if n == 14 && name.asciiCaseInsensitiveEquals("Content-Length") { return true }
+                guard extraLengths & (1 << UInt64(min(n, 63))) != 0 else { return false }
+                for i in extraFields.indices
+                where extraFields[i].name.utf8.count == n && extraFields[i].name.asciiCaseInsensitiveEquals(name) {
+                    return true
+                }
+                return false
             }
-            return false
+            var out = ResponseHead(status: head.status, reason: head.reason)
+            out.headers.reserveCapacity(head.headers.count + extraFields.count)
+            head.headers.fields.withUnsafeBufferPointer { fields in
+                for i in fields.indices {
+                    let name = fields[i].name
+                    if HopByHop.isHopByHop(name, nominated: nominated) || replaced(name) { continue }
+                    if replacesCORS && isAccessControlField(name) { continue }
+                    out.headers.add(name, fields[i].value)
+                }
+            }
+            for i in extraFields.indices { out.headers.add(extraFields[i].name, extraFields[i].value) }
+            return out
         }
-        var out = ResponseHead(status: head.status, reason: head.reason)
-        out.headers.reserveCapacity(head.headers.count + extra.count)
-        for field in head.headers {
-            if HopByHop.isHopByHop(field.name, nominated: nominated) || replaced(field.name) { continue }
-            if replacesCORS && isAccessControlField(field.name) { continue }
-            out.headers.add(field.name, field.value)
-        }
-        for field in extra { out.headers.add(field.name, field.value) }
-        return out
     }
 
     private static func isAccessControlField(_ name: String) -> Bool {
-        name.utf8.count > 15
-            && name.utf8.prefix(15).elementsEqual("access-control-".utf8) { $0 | 0x20 == $1 || $0 == $1 }
+        guard name.utf8.count > 15 else { return false }
+        // `| 0x20` folds the letters' case; every byte of the prefix has that bit set, so this is the byte-wise
+        // `b | 0x20 == prefix byte` test, eight bytes at a time (bytes 0–7 and 7–14).
+        return name.utf8.withContiguousStorageIfAvailable { b in
+            guard let p = UnsafeRawPointer(b.baseAddress) else { return false }
+            let first = p.loadUnaligned(as: UInt64.self) | 0x2020_2020_2020_2020
+            let second = p.loadUnaligned(fromByteOffset: 7, as: UInt64.self) | 0x2020_2020_2020_2020
+            // "access-c" and "control-" as little-endian words.
+            return first == UInt64(littleEndian: 0x632D_7373_6563_6361)
+                && second == UInt64(littleEndian: 0x2D6C_6F72_746E_6F63)
+        } ?? name.utf8.prefix(15).elementsEqual("access-control-".utf8) { $0 | 0x20 == $1 }
     }
 }
 

@@ -303,21 +303,34 @@ enum HopByHop {
     /// On every request's and response's path, so the common case costs one length test.
     @inline(__always)
     static func isHopByHop(_ name: String, nominated: [String]) -> Bool {
-        if set.contains(name) { return true }
-        return !nominated.isEmpty && nominated.contains { name.asciiCaseInsensitiveEquals($0) }
+        set.contains(name) || isNominated(name, nominated)
+    }
+
+    /// Whether `nominated` (from `nominatedFields(in:)`) lists `name`.
+    @inline(__always)
+    static func isNominated(_ name: String, _ nominated: [String]) -> Bool {
+        !nominated.isEmpty && nominated.contains { name.asciiCaseInsensitiveEquals($0) }
     }
 
     /// The field names the Connection fields list (usually none: `keep-alive` and `close` are options).
     static func nominatedFields(in headers: HTTPFields) -> [String] {
         var nominated: [String] = []
-        for field in headers where field.name.utf8.count == 10 && field.name.asciiCaseInsensitiveEquals("Connection") {
-            appendNominated(in: field.value, to: &nominated)
+        // Through the array's buffer: the loop reads each field in place instead of copying (retaining) it.
+        headers.fields.withUnsafeBufferPointer { fields in
+            for i in fields.indices
+            where fields[i].name.utf8.count == 10 && fields[i].name.asciiCaseInsensitiveEquals("Connection") {
+                // The usual value is one option alone, which names no field: no need to walk the list.
+                let value = fields[i].value
+                if value.utf8.count == 10 && value.asciiCaseInsensitiveEquals("keep-alive")
+                    || value.utf8.count == 5 && value.asciiCaseInsensitiveEquals("close")
+                {
+                    continue
+                }
+                appendNominated(in: value, to: &nominated)
+            }
         }
         return nominated
     }
-
-    private static let closeOption = Array("close".utf8)
-    private static let keepAliveOption = Array("keep-alive".utf8)
 
     /// The field names a Connection value lists; `close` and `keep-alive` are options, not names.
     private static func appendNominated(in value: String, to nominated: inout [String]) {
@@ -332,13 +345,22 @@ enum HopByHop {
                 while end > start && (bytes[end - 1] == 0x20 || bytes[end - 1] == 0x09) { end -= 1 }
                 guard end > start else { continue }
                 let token = UnsafeBufferPointer(rebasing: bytes[start..<end])
-                if asciiCaseInsensitiveBytesEqual(token, closeOption)
-                    || asciiCaseInsensitiveBytesEqual(token, keepAliveOption)
-                {
-                    continue
-                }
+                if isOption(token, "close") || isOption(token, "keep-alive") { continue }
                 nominated.append(String(decoding: token, as: UTF8.self))
             }
         }
+    }
+
+    /// Whether `token` is `lower` (lowercase ASCII) but for the case of letters.
+    @inline(__always)
+    private static func isOption(_ token: UnsafeBufferPointer<UInt8>, _ lower: StaticString) -> Bool {
+        guard token.count == lower.utf8CodeUnitCount else { return false }
+        let l = lower.utf8Start
+        for i in 0..<token.count {
+            let b = token[i]
+            // Only a letter may differ, and only by its case bit.
+            if b != l[i] && !(b | 0x20 == l[i] && l[i] >= 0x61 && l[i] <= 0x7A) { return false }
+        }
+        return true
     }
 }

@@ -146,6 +146,41 @@ struct HeadBuilderTests {
                 + "X-Obs: caf\u{e9}\tx\r\n\r\n")
     }
 
+    @Test("names and values of every length from 0 to 40 bytes are copied whole; a constant name writes the same")
+    func everyLength() throws {
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789-ABCDEFGHIJKLMNOPQRSTUVWXYZ".utf8)
+        var builder = try HTTP1HeadBuilder(method: "GET", target: "/", capacity: 16)
+        var expected = "GET / HTTP/1.1\r\n"
+        for length in 0...40 {
+            let text = String(
+                decoding: (0..<length).map { alphabet[($0 * 7 + length) % alphabet.count] }, as: UTF8.self)
+            let name = "N" + text
+            try builder.add(name, text)
+            expected += "\(name): \(text)\r\n"
+        }
+        try builder.add(constant: "X-Request-Id", "r-1")
+        try builder.add(constant: "Via", "")
+        expected += "X-Request-Id: r-1\r\nVia: \r\n\r\n"
+        #expect(String(decoding: builder.finish(), as: UTF8.self) == expected)
+    }
+
+    @Test(
+        "a value with a CTL or DEL is refused at any position, also after a constant name, and nothing is written",
+        arguments: [8, 9, 15, 16, 17, 31])
+    func refusedValueEveryPosition(length: Int) throws {
+        for position in 0..<length {
+            for bad: UInt8 in [0x00, 0x0A, 0x0D, 0x1F, 0x7F] {
+                var bytes = Array(repeating: UInt8(ascii: "v"), count: length)
+                bytes[position] = bad
+                let value = String(decoding: bytes, as: UTF8.self)
+                var builder = try HTTP1HeadBuilder(method: "GET", target: "/", capacity: 64)
+                #expect(throws: HTTP1SerializationError.self) { try builder.add("X-A", value) }
+                #expect(throws: HTTP1SerializationError.self) { try builder.add(constant: "X-A", value) }
+                #expect(String(decoding: builder.finish(), as: UTF8.self) == "GET / HTTP/1.1\r\n\r\n")
+            }
+        }
+    }
+
     @Test("a response head carries status and reason")
     func response() throws {
         var builder = try HTTP1HeadBuilder(status: 204, reason: "No Content", version: .http1_0, capacity: 16)

@@ -108,8 +108,8 @@ struct PassThroughTests {
         defer { f.stop() }
         let out = try f.curl([
             "--http1.1", "-H", "X-Forwarded-For: 6.6.6.6", "-H", "Connection: keep-alive, X-Hop",
-            "-H", "X-Hop: drop-me", "-H", "Via: 1.1 client-proxy", "-i",
-            "https://gateway.test:\(f.tlsPort)/my-org/details?x=1",
+            "-H", "X-Hop: drop-me", "-H", "Via: 1.1 client-proxy", "-H", "Keep-Alive: timeout=5",
+            "-H", "Proxy-Authorization: Basic eA==", "-i", "https://gateway.test:\(f.tlsPort)/my-org/details?x=1",
         ])
         #expect(out.status == 0, "\(out.stderr)")
         #expect(out.stdout.hasPrefix("HTTP/1.1 200"))
@@ -122,6 +122,7 @@ struct PassThroughTests {
         #expect(raw.contains("\r\nX-Forwarded-For: 127.0.0.1\r\n"))
         #expect(!raw.contains("6.6.6.6"), "a client-supplied X-Forwarded-For must not be forwarded")
         #expect(!raw.contains("X-Hop"), "fields named by Connection are hop-by-hop")
+        #expect(!raw.contains("Keep-Alive") && !raw.contains("Proxy-Authorization"), "fixed hop-by-hop fields")
         #expect(raw.contains("\r\nX-Forwarded-Proto: https\r\n"))
         // RFC 9110 §7.6.3: the gateway adds itself to Via, after the entry the client sent.
         let via = raw.split(separator: "\r\n").filter { $0.lowercased().hasPrefix("via:") }
