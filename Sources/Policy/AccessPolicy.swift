@@ -26,10 +26,13 @@ public struct AccessPolicy: Sendable {
     private final class ClientEntry: Sendable {
         let config: GatewayConfig.Client
         let grantScopes: Set<String>
+        /// `config.myOrganization != nil`, known once (testing it copied the whole optional configuration).
+        let hasConfiguration: Bool
 
         init(config: GatewayConfig.Client, grantScopes: Set<String>) {
             self.config = config
             self.grantScopes = grantScopes
+            self.hasConfiguration = config.myOrganization != nil
         }
     }
 
@@ -98,7 +101,7 @@ public struct AccessPolicy: Sendable {
             requireGrant = access.userFlows == .requireClientGrant
         }
         if requireGrant, client == nil { return .noGrant }
-        if let client, client.config.myOrganization == nil { return .noConfiguration }
+        if let client, !client.hasConfiguration { return .noConfiguration }
         return .passes(requireGrant: requireGrant, client: client)
     }
 

@@ -197,13 +197,15 @@ enum RateLimitFieldWriter {
     /// `"a";k1=v1;k2=v2, "b";k1=v1;k2=v2`. Names are short ASCII tokens, values non-negative.
     static func list(_ first: Member, _ second: Member) -> String {
         let capacity = first.name.utf8CodeUnitCount + second.name.utf8CodeUnitCount + 4 * 20 + 24
-        return String(unsafeUninitializedCapacity: capacity) { out in
+        // Written on the stack, then copied once into a string of the exact length: writing straight into a
+        // string's spare capacity made the standard library validate and copy the large buffer again.
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: capacity) { out in
             var writer = Writer(out: out)
             writer.member(first)
             writer.put(UInt8(ascii: ","))
             writer.put(UInt8(ascii: " "))
             writer.member(second)
-            return writer.count
+            return String(decoding: UnsafeBufferPointer(rebasing: out[..<writer.count]), as: UTF8.self)
         }
     }
 

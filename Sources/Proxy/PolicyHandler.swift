@@ -1,4 +1,5 @@
 import EventLoop
+import Glibc
 import GatewayCore
 import Policy
 import Recording
@@ -70,7 +71,7 @@ final class PolicyHandler: RequestHandler {
     func handle(_ exchange: Exchange) {
         let policy = runtime.policy
         let head = exchange.head
-        switch policy.begin(head, listenerDomain: exchange.listenerDomain) {
+        switch policy.begin(head, listenerDomain: exchange.listenerDomain, knownTokens: checked) {
         case .respond(let response, let notes):
             record(notes, on: exchange)
             exchange.writer?.send(response, isHEAD: head.method == "HEAD")
@@ -188,9 +189,14 @@ final class PolicyHandler: RequestHandler {
 ///   full: hashing the whole ~1 KB token was a visible share of every request. The shortcut cannot be abused to
 ///   fill one bucket: only tokens whose signature verified are stored, and an attacker cannot choose the
 ///   signature bytes of a token the tenant signed; a forged lookup costs one full comparison.
+/// - Recent: a small direct-mapped front of the table, indexed by the token's last eight bytes, answers a repeated
+///   token with one full comparison (a pointer comparison when `begin` handed back the stored text) and no
+///   hashing. It holds only entries of the table (or ones the table has just replaced: still verified and
+///   checked, and judged by the same key-set and expiry rules), and `knownToken` answers from it only on equal
+///   bytes.
 /// - Bound: `capacity` entries; when full, a CLOCK sweep replaces the first entry that is expired or was not hit
 ///   since the hand last passed it, so a flood of one-off tokens does not wipe out the tokens clients reuse.
-final class CheckedTokens {
+final class CheckedTokens: KnownTokenTexts {
     /// A class: a hit then hands out one reference instead of copying every field of the claims.
     final class Entry {
         let verified: VerifiedToken
@@ -224,18 +230,69 @@ final class CheckedTokens {
         }
     }
 
+    /// One slot of the front: the stored text (the very string `knownToken` hands out), its entry, and the table
+    /// slot it was stored in (to mark reads there).
+    private struct Recent {
+        let text: String
+        let entry: Entry
+        let slot: Int
+    }
+
     private var table: ClockTable<Key, Entry>
+    private var recent: [Recent?]
+    private static let recentSlots = 64
 
     init(capacity: Int) {
         precondition(capacity > 0, "CheckedTokens needs a positive capacity")
         table = ClockTable(capacity: capacity)
+        recent = Array(repeating: nil, count: Self.recentSlots)
     }
 
     var capacity: Int { table.capacity }
     var count: Int { table.count }
 
+    /// The front slot of a token: its last eight bytes (signature bytes for a JWS) mixed, so tokens of one
+    /// client that differ only in their signatures spread over the slots.
+    private static func recentIndex(_ bytes: UnsafeBufferPointer<UInt8>) -> Int {
+        var tail: UInt64 = UInt64(truncatingIfNeeded: bytes.count)
+        if bytes.count >= 8 {
+            tail ^= UnsafeRawPointer(bytes.baseAddress! + (bytes.count - 8)).loadUnaligned(as: UInt64.self)
+        } else {
+            for byte in bytes { tail = tail << 8 | UInt64(byte) }
+        }
+        let mixed = (tail &* 0x9E37_79B9_7F4A_7C15) >> 58
+        return Int(truncatingIfNeeded: mixed) & (recentSlots - 1)
+    }
+
+    private static func recentIndex(_ text: String) -> Int {
+        var text = text
+        return text.withUTF8 { recentIndex($0) }
+    }
+
+    /// The stored text whose bytes are exactly `bytes`, if the front holds one (`KnownTokenTexts`).
+    func knownToken(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
+        guard let candidate = recent[Self.recentIndex(bytes)] else { return nil }
+        var text = candidate.text
+        let same = text.withUTF8 { stored in
+            stored.count == bytes.count
+                && (bytes.isEmpty || memcmp(stored.baseAddress!, bytes.baseAddress!, bytes.count) == 0)
+        }
+        return same ? candidate.text : nil
+    }
+
     /// The entry for `token` if it was checked under this very key set and has not expired.
     func lookup(_ token: String, keys: JWKSKeySet, nowSeconds: Int64) -> Entry? {
+        let front = Self.recentIndex(token)
+        if let candidate = recent[front], candidate.text == token {
+            let entry = candidate.entry
+            guard entry.keys === keys, nowSeconds < entry.expiresAt else {
+                recent[front] = nil
+                if table.value(at: candidate.slot) === entry { table.remove(at: candidate.slot) }
+                return nil
+            }
+            if table.value(at: candidate.slot) === entry { table.markRead(candidate.slot) }
+            return entry
+        }
         guard let slot = table.slot(of: Key(text: token)), let entry = table.value(at: slot) else { return nil }
         guard entry.keys === keys, nowSeconds < entry.expiresAt else {
             // Dead for good: time only moves forward, and a replaced key set never comes back as the same object.
@@ -243,10 +300,14 @@ final class CheckedTokens {
             return nil
         }
         table.markRead(slot)
+        recent[front] = Recent(text: token, entry: entry, slot: slot)
         return entry
     }
 
     func insert(_ token: String, _ entry: Entry, nowSeconds: Int64) {
         table.insert(Key(text: token), entry, expiresAt: entry.expiresAt, now: nowSeconds)
+        if let slot = table.slot(of: Key(text: token)) {
+            recent[Self.recentIndex(token)] = Recent(text: token, entry: entry, slot: slot)
+        }
     }
 }
