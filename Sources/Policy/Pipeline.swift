@@ -412,7 +412,7 @@ public final class RequestPolicy: Sendable {
             return outcome(refuse(refusal, decision: "refused_token", notes: &notes, origin: origin, clientID: nil))
         }
         guard let endpoint = route.endpoint else {
-            return .forward(responseHeaders: HTTPFields(), delayMilliseconds: 0, notes: notes)
+            return .forward(responseHeaders: HTTPFields(), delayMilliseconds: 0, notes: consume notes)
         }
         // A real request is judged against the origins of the token's client.
         if let origin, !cors.isAllowed(origin: origin, clientID: context.clientID) {
@@ -497,11 +497,12 @@ public final class RequestPolicy: Sendable {
                 return .respond(error.response, notes)
             case .delay(let delay):
                 notes.decision = "forwarded"
-                return .forward(responseHeaders: headers, delayMilliseconds: delay, notes: notes)
+                return .forward(responseHeaders: headers, delayMilliseconds: delay, notes: consume notes)
             }
         }
         notes.decision = "forwarded"
-        return .forward(responseHeaders: headers, delayMilliseconds: 0, notes: notes)
+        // `consume`: the notes move into the outcome instead of being copied and then destroyed here.
+        return .forward(responseHeaders: headers, delayMilliseconds: 0, notes: consume notes)
     }
 
     private func outcome(_ begin: Begin) -> Outcome {

@@ -79,46 +79,52 @@ final class PolicyHandler: RequestHandler {
             record(notes, on: exchange)
             forward(exchange, domain: domain, headers: HTTPFields(), delayMs: 0)
         case .needsToken(let token, let route, let notes):
-            let verdict: Result<VerifiedToken, TokenRejection>
             let now = context.clock.nowNanoseconds()
-            var checkedClaims: CheckedClaims? = nil
+            let outcome: RequestPolicy.Outcome
             if let keys = runtime.jwks.keys,
                 let hit = checked.lookup(token, keys: keys, nowSeconds: now / 1_000_000_000)
             {
-                verdict = .success(hit.verified)
-                checkedClaims = hit.checked
                 context.metrics.tokenCache(hit: true)
-            } else if let keys = runtime.jwks.keys {
-                let hitsBefore = cache.hits
-                verdict = cache.verify(
-                    token, keys: keys, verifier: runtime.verifier, nowNanoseconds: context.clock.nowNanoseconds())
-                context.metrics.tokenCache(hit: cache.hits != hitsBefore)
-                if case .failure(let rejection) = verdict, rejection.kind == .unknownKey {
-                    runtime.jwks.unknownKeyID()
-                }
+                // The entry's claims are lent to `authorize`, not copied into a local first.
+                outcome = policy.authorize(
+                    head, body: exchange.body, route: route, token: .success(hit.verified), notes: notes,
+                    nowNanoseconds: now, random: &random, checkedClaims: hit.checked)
             } else {
-                verdict = .failure(TokenRejection(.noKeys, "no JWKS loaded"))
-            }
-            let outcome = policy.authorize(
-                head, body: exchange.body, route: route, token: verdict, notes: notes, nowNanoseconds: now,
-                random: &random, checkedClaims: checkedClaims)
-            if checkedClaims == nil, case .success(let verified) = verdict, let keys = runtime.jwks.keys {
-                let notes: PipelineNotes
-                switch outcome {
-                case .respond(_, let n), .forward(_, _, let n): notes = n
+                let verdict: Result<VerifiedToken, TokenRejection>
+                if let keys = runtime.jwks.keys {
+                    let hitsBefore = cache.hits
+                    verdict = cache.verify(
+                        token, keys: keys, verifier: runtime.verifier, nowNanoseconds: context.clock.nowNanoseconds())
+                    context.metrics.tokenCache(hit: cache.hits != hitsBefore)
+                    if case .failure(let rejection) = verdict, rejection.kind == .unknownKey {
+                        runtime.jwks.unknownKeyID()
+                    }
+                } else {
+                    verdict = .failure(TokenRejection(.noKeys, "no JWKS loaded"))
                 }
-                if let claims = notes.checkedClaims {
-                    checked.insert(
-                        token, CheckedTokens.Entry(verified: verified, checked: claims, keys: keys),
-                        nowSeconds: now / 1_000_000_000)
+                outcome = policy.authorize(
+                    head, body: exchange.body, route: route, token: verdict, notes: notes, nowNanoseconds: now,
+                    random: &random, checkedClaims: nil)
+                if case .success(let verified) = verdict, let keys = runtime.jwks.keys {
+                    let claims: CheckedClaims?
+                    switch outcome {
+                    case .respond(_, let n), .forward(_, _, let n): claims = n.checkedClaims
+                    }
+                    if let claims {
+                        checked.insert(
+                            token, CheckedTokens.Entry(verified: verified, checked: claims, keys: keys),
+                            nowSeconds: now / 1_000_000_000)
+                    }
                 }
             }
-            switch outcome {
+            // `consume`: the notes move out of the outcome into the exchange's facts instead of being copied.
+            switch consume outcome {
             case .respond(let response, let notes):
+                let delay = notes.delayMilliseconds
                 record(notes, on: exchange)
-                if notes.delayMilliseconds > 0 {
+                if delay > 0 {
                     let isHEAD = head.method == "HEAD"
-                    context.loop.schedule(afterMilliseconds: notes.delayMilliseconds) { [weak exchange] in
+                    context.loop.schedule(afterMilliseconds: delay) { [weak exchange] in
                         guard let exchange, !exchange.finished else { return }
                         exchange.writer?.send(response, isHEAD: isHEAD)
                     }
@@ -150,7 +156,9 @@ final class PolicyHandler: RequestHandler {
         forwarder.forward(exchange, origin: origin, responseHeaders: headers)
     }
 
-    private func record(_ notes: PipelineNotes, on exchange: Exchange) {
+    /// Takes the notes: their strings move into the exchange's facts (a copy of each optional went through the
+    /// generic value-witness path, about a hundred instructions apiece).
+    private func record(_ notes: consuming PipelineNotes, on exchange: Exchange) {
         if let traffic = runtime.traffic,
             traffic.shouldRecord(
                 route: notes.operation, path: exchange.head.path, organizationID: notes.organizationID,
@@ -159,20 +167,20 @@ final class PolicyHandler: RequestHandler {
             exchange.capture = ResponseCapture(cap: traffic.settings.bodyCap)
         }
         exchange.decision = notes.decision
-        exchange.facts.operation = notes.operation
-        exchange.facts.logResource = notes.logResource
-        exchange.facts.organizationID = notes.organizationID
-        exchange.facts.clientID = notes.clientID
-        exchange.facts.userID = notes.userID
-        exchange.facts.scope = notes.scope
-        exchange.facts.audience = notes.audience
+        exchange.facts.operation = notes.operation.take()
+        exchange.facts.logResource = notes.logResource.take()
+        exchange.facts.organizationID = notes.organizationID.take()
+        exchange.facts.clientID = notes.clientID.take()
+        exchange.facts.userID = notes.userID.take()
+        exchange.facts.scope = notes.scope.take()
+        exchange.facts.audience = notes.audience.take()
         // Auth0's `hostname` is the tenant domain the request was for: the arrival domain (the listener's, which a
         // sidecar's clients reach as localhost), or the Host itself when no tenant domain could be determined.
         exchange.facts.hostname =
-            notes.domain ?? exchange.head.authority.map { RequestPolicy.hostWithoutPort($0).asciiLowercased }
-        exchange.facts.error = notes.error
-        exchange.facts.routeName = notes.routeName
-        if let decision = notes.rateDecision {
+            notes.domain.take() ?? exchange.head.authority.map { RequestPolicy.hostWithoutPort($0).asciiLowercased }
+        exchange.facts.error = notes.error.take()
+        exchange.facts.routeName = notes.routeName.take()
+        if let decision = notes.rateDecision.take() {
             exchange.facts.rateLimitedBy = decision.limitedBy?.rawValue
             exchange.facts.tier = decision.tierName
         }
