@@ -88,7 +88,7 @@ final class PolicyHandler: RequestHandler {
                 // The entry's claims are lent to `authorize`, not copied into a local first.
                 outcome = policy.authorize(
                     head, body: exchange.body, route: route, token: .success(hit.verified), notes: notes,
-                    nowNanoseconds: now, random: &random, checkedClaims: hit.checked)
+                    nowNanoseconds: now, random: &random, checkedClaims: hit.claims)
             } else {
                 let verdict: Result<VerifiedToken, TokenRejection>
                 if let keys = runtime.jwks.keys {
@@ -167,23 +167,29 @@ final class PolicyHandler: RequestHandler {
             exchange.capture = ResponseCapture(cap: traffic.settings.bodyCap)
         }
         exchange.decision = notes.decision
-        exchange.facts.operation = notes.operation.take()
-        exchange.facts.logResource = notes.logResource.take()
-        exchange.facts.organizationID = notes.organizationID.take()
-        exchange.facts.clientID = notes.clientID.take()
-        exchange.facts.userID = notes.userID.take()
-        exchange.facts.scope = notes.scope.take()
-        exchange.facts.audience = notes.audience.take()
-        // Auth0's `hostname` is the tenant domain the request was for: the arrival domain (the listener's, which a
-        // sidecar's clients reach as localhost), or the Host itself when no tenant domain could be determined.
-        exchange.facts.hostname =
-            notes.domain.take() ?? exchange.head.authority.map { RequestPolicy.hostWithoutPort($0).asciiLowercased }
-        exchange.facts.error = notes.error.take()
-        exchange.facts.routeName = notes.routeName.take()
-        if let decision = notes.rateDecision.take() {
-            exchange.facts.rateLimitedBy = decision.limitedBy?.rawValue
-            exchange.facts.tier = decision.tierName
+        // One new value for the whole struct, its strings taken out of the notes: assigning field by field
+        // through the class went through the generic value-witness path for each optional.
+        let decision = notes.rateDecision.take()
+        let limitedBy: String?
+        let tier: String?
+        switch decision {
+        case .some(let decision):
+            limitedBy = decision.limitedBy?.rawValue
+            tier = decision.tierName
+        case .none:
+            limitedBy = exchange.facts.rateLimitedBy
+            tier = exchange.facts.tier
         }
+        exchange.facts = ExchangeFacts(
+            operation: notes.operation.take(), logResource: notes.logResource.take(),
+            organizationID: notes.organizationID.take(), clientID: notes.clientID.take(),
+            userID: notes.userID.take(), scope: notes.scope.take(), audience: notes.audience.take(),
+            // Auth0's `hostname` is the tenant domain the request was for: the arrival domain (the listener's,
+            // which a sidecar's clients reach as localhost), or the Host itself when no tenant domain could be
+            // determined.
+            hostname: notes.domain.take()
+                ?? exchange.head.authority.map { RequestPolicy.hostWithoutPort($0).asciiLowercased },
+            error: notes.error.take(), routeName: notes.routeName.take(), rateLimitedBy: limitedBy, tier: tier)
     }
 
     func cancel(_ exchange: Exchange) { forwarder.cancel(exchange) }
@@ -208,17 +214,20 @@ final class CheckedTokens: KnownTokenTexts {
     /// A class: a hit then hands out one reference instead of copying every field of the claims.
     final class Entry {
         let verified: VerifiedToken
-        let checked: CheckedClaims
+        /// Never nil: kept as the optional `authorize` takes, so a hit lends it instead of wrapping a copy.
+        let claims: CheckedClaims?
         /// Held, not just identified: a freed set's address could be reused by its successor.
         let keys: JWKSKeySet
+        let expiresAt: Int64
 
         init(verified: VerifiedToken, checked: CheckedClaims, keys: JWKSKeySet) {
             self.verified = verified
-            self.checked = checked
+            self.claims = checked
             self.keys = keys
+            self.expiresAt = checked.context.expiresAt
         }
 
-        var expiresAt: Int64 { checked.context.expiresAt }
+        var checked: CheckedClaims { claims! }
     }
 
     private struct Key: Hashable {
