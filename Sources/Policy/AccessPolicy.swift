@@ -26,25 +26,50 @@ public struct AccessPolicy: Sendable {
     private final class ClientEntry: Sendable {
         let config: GatewayConfig.Client
         let grantScopes: Set<String>
+        /// `config.myOrganization != nil`, known once (testing it copied the whole optional configuration).
+        let hasConfiguration: Bool
+        /// By endpoint `index` of the table the policy was built with: that endpoint's scopes, and whether the
+        /// grant holds every one of them.
+        private let grantCovers: [(scopes: [String], covered: Bool)]
 
-        init(config: GatewayConfig.Client, grantScopes: Set<String>) {
+        init(config: GatewayConfig.Client, grantScopes: Set<String>, endpoints: [Endpoint]) {
             self.config = config
             self.grantScopes = grantScopes
+            self.hasConfiguration = config.myOrganization != nil
+            self.grantCovers = endpoints.map { ($0.scopes, $0.scopes.allSatisfy(grantScopes.contains)) }
+        }
+
+        /// Whether the grant holds every scope of `endpoint`, when known from the table (nil: ask the set). The
+        /// answer is a function of the scope list alone, and is used only for the very list it was worked out for.
+        func covers(_ endpoint: Endpoint) -> Bool? {
+            let index = endpoint.index
+            guard index >= 0, index < grantCovers.count, grantCovers[index].scopes == endpoint.scopes else {
+                return nil
+            }
+            return grantCovers[index].covered
         }
     }
 
-    public init(access: GatewayConfig.Access, clients: [GatewayConfig.Client], stepUp: GatewayConfig.StepUp?) {
+    /// `endpoints`: the table requests will be judged against, so that each client's grant is checked against
+    /// each endpoint's scopes once here instead of on every request (any other endpoint is checked as usual).
+    public init(
+        access: GatewayConfig.Access, clients: [GatewayConfig.Client], stepUp: GatewayConfig.StepUp?,
+        endpoints: [Endpoint] = []
+    ) {
         self.access = access
         self.stepUp = stepUp
         var byID: [String: ClientEntry] = [:]
         for client in clients {
-            byID[client.clientID] = ClientEntry(config: client, grantScopes: Set(client.grantScopes))
+            byID[client.clientID] = ClientEntry(
+                config: client, grantScopes: Set(client.grantScopes), endpoints: endpoints)
         }
         self.clients = byID
     }
 
     public init(config: GatewayConfig) {
-        self.init(access: config.access, clients: config.clients, stepUp: config.stepUp)
+        self.init(
+            access: config.access, clients: config.clients, stepUp: config.stepUp,
+            endpoints: config.endpoints.endpoints)
     }
 
     /// The MFA policy URI of OpenID PAPE, which Auth0 accepts in `acr_values` to ask for MFA.
@@ -64,9 +89,12 @@ public struct AccessPolicy: Sendable {
     public func admits(_ token: TokenContext, endpoint: Endpoint) -> Bool {
         guard case .passes(let requireGrant, let client) = gate(token) else { return false }
         // `authorize`'s usable scopes: the token's, intersected with the client's grant when one is required.
+        // The grant's half is known per endpoint when the table is the one the policy was built with.
+        let covered = requireGrant ? client?.covers(endpoint) : nil
+        if covered == false { return false }
         for scope in endpoint.scopes {
             guard token.scopes.contains(scope) else { return false }
-            if requireGrant, let client, !client.grantScopes.contains(scope) { return false }
+            if requireGrant, covered == nil, let client, !client.grantScopes.contains(scope) { return false }
         }
         do {
             try checkStepUp(token, endpoint: endpoint)
@@ -98,7 +126,7 @@ public struct AccessPolicy: Sendable {
             requireGrant = access.userFlows == .requireClientGrant
         }
         if requireGrant, client == nil { return .noGrant }
-        if let client, client.config.myOrganization == nil { return .noConfiguration }
+        if let client, !client.hasConfiguration { return .noConfiguration }
         return .passes(requireGrant: requireGrant, client: client)
     }
 

@@ -7,8 +7,10 @@
 /// of method and path. A request on such a path costs a length-indexed byte comparison instead of splitting,
 /// decoding and walking its path. Other paths and methods return nil.
 struct LiteralRoutes: Sendable {
-    /// Per path (in `index` order): the answer for each method.
-    private let routes: [[(method: String, route: RouteResult)]]
+    /// The methods the table uses, and per path (in `index` order) the answer for each method (same positions):
+    /// apart, so that a search compares methods without copying the answers it passes over.
+    private let methods: [String]
+    private let routes: [[RouteResult]]
     private let index: ByteStringIndex
 
     init(table: EndpointTable, judge: (String, Substring) -> RouteResult) {
@@ -22,14 +24,15 @@ struct LiteralRoutes: Sendable {
         }
         var methods: [String] = []
         for endpoint in table.endpoints where !methods.contains(endpoint.method) { methods.append(endpoint.method) }
-        self.routes = paths.map { path in methods.map { (method: $0, route: judge($0, path[...])) } }
+        self.methods = methods
+        self.routes = paths.map { path in methods.map { judge($0, path[...]) } }
         self.index = ByteStringIndex(paths.map { Array($0.utf8) })
     }
 
     /// The precomputed answer for `method` on `path`, or nil when there is none.
     func route(method: String, path: Substring) -> RouteResult? {
         guard let position = index.find(path) else { return nil }
-        for candidate in routes[position] where candidate.method == method { return candidate.route }
-        return nil
+        guard let column = methods.firstIndex(of: method) else { return nil }
+        return routes[position][column]
     }
 }

@@ -170,7 +170,10 @@ public final class RequestPolicy: Sendable {
         return RequestPolicy.plainlyNotMyOrg(path) ? .notMyOrg : router.route(method: method, path: path)
     }
 
-    public func begin(_ request: RequestHead, listenerDomain: String?) -> Begin {
+    /// `knownTokens`: the caller's tokens that passed the syntax check before (see `KnownTokenTexts`).
+    public func begin(
+        _ request: RequestHead, listenerDomain: String?, knownTokens: (any KnownTokenTexts)? = nil
+    ) -> Begin {
         var notes = PipelineNotes()
         let origin = request.headers["Origin"]
         guard let domain = arrivalDomain(listenerDomain: listenerDomain, authority: request.authority) else {
@@ -208,7 +211,7 @@ public final class RequestPolicy: Sendable {
         }
         // `request.path` and `request.query`, from one search for the `?`.
         let target = request.target
-        let question = target.utf8.firstIndex(of: UInt8(ascii: "?"))
+        let question = RequestPolicy.questionMark(in: target)
         let path = question.map { target[..<$0] } ?? target[...]
         let route = self.route(method: request.method, path: path)
         // Preflights carry no token: judged against every client's origins, answered here, never forwarded.
@@ -235,7 +238,7 @@ public final class RequestPolicy: Sendable {
             do {
                 let presented = try BearerToken.extract(
                     headers: request.headers, query: question.map { target[target.utf8.index(after: $0)...] },
-                    maxTokenBytes: config.tokens.maxTokenBytes)
+                    maxTokenBytes: config.tokens.maxTokenBytes, known: knownTokens)
                 notes.tokenScheme = presented.scheme
                 return .needsToken(
                     token: presented.value,
@@ -262,6 +265,21 @@ public final class RequestPolicy: Sendable {
         case .badRequest:
             return refuse(route.refusal!, decision: "refused_route", notes: &notes, origin: origin, clientID: nil)
         }
+    }
+
+    /// The index of the first `?` of `target`: a byte scan of the contiguous storage (the generic search through
+    /// the UTF-8 view cost more than the rest of the routing of a literal path).
+    static func questionMark(in target: String) -> String.Index? {
+        let offset = target.utf8.withContiguousStorageIfAvailable { bytes -> Int? in
+            var i = 0
+            while i < bytes.count {
+                if bytes[i] == UInt8(ascii: "?") { return i }
+                i += 1
+            }
+            return nil
+        }
+        guard let offset else { return target.utf8.firstIndex(of: UInt8(ascii: "?")) }
+        return offset.map { target.utf8.index(target.utf8.startIndex, offsetBy: $0) }
     }
 
     /// The one way a request is routed: the exact-path table first, then the general router behind its checks.
@@ -394,7 +412,7 @@ public final class RequestPolicy: Sendable {
             return outcome(refuse(refusal, decision: "refused_token", notes: &notes, origin: origin, clientID: nil))
         }
         guard let endpoint = route.endpoint else {
-            return .forward(responseHeaders: HTTPFields(), delayMilliseconds: 0, notes: notes)
+            return .forward(responseHeaders: HTTPFields(), delayMilliseconds: 0, notes: consume notes)
         }
         // A real request is judged against the origins of the token's client.
         if let origin, !cors.isAllowed(origin: origin, clientID: context.clientID) {
@@ -479,11 +497,12 @@ public final class RequestPolicy: Sendable {
                 return .respond(error.response, notes)
             case .delay(let delay):
                 notes.decision = "forwarded"
-                return .forward(responseHeaders: headers, delayMilliseconds: delay, notes: notes)
+                return .forward(responseHeaders: headers, delayMilliseconds: delay, notes: consume notes)
             }
         }
         notes.decision = "forwarded"
-        return .forward(responseHeaders: headers, delayMilliseconds: 0, notes: notes)
+        // `consume`: the notes move into the outcome instead of being copied and then destroyed here.
+        return .forward(responseHeaders: headers, delayMilliseconds: 0, notes: consume notes)
     }
 
     private func outcome(_ begin: Begin) -> Outcome {

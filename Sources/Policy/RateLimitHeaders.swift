@@ -153,6 +153,10 @@ struct RateLimitPolicyTexts: Sendable {
     func entry(tight: RateLimitState, other: RateLimitState) -> Entry? {
         let t = Figures(tight)
         let o = Figures(other)
+        // `init` writes the entries in (class, tight scope) order: the candidate is found without a search, and
+        // still only returned when every figure matches.
+        let guess = (tight.rateClass == .read ? 0 : 2) + (tight.scope == .tenant ? 0 : 1)
+        if guess < entries.count, entries[guess].tight == t, entries[guess].other == o { return entries[guess] }
         for entry in entries where entry.tight == t && entry.other == o { return entry }
         return nil
     }
@@ -175,6 +179,8 @@ enum RateLimitFieldWriter {
     /// `String(value)`, without the generic integer formatting: a non-negative value of up to 15 digits is
     /// written straight into a small string.
     static func decimal(_ value: Int64) -> String {
+        // Remaining counts are small: their texts are made once (small strings, no heap storage to share).
+        if value >= 0, value < Int64(smallDecimals.count) { return smallDecimals[Int(value)] }
         guard value >= 0, value < 1_000_000_000_000_000 else { return String(value) }
         var digits = 1
         var bound: Int64 = 10
@@ -194,16 +200,21 @@ enum RateLimitFieldWriter {
         }
     }
 
+    /// `String(value)` for 0..<1024.
+    private static let smallDecimals: [String] = (0..<1024).map { String($0) }
+
     /// `"a";k1=v1;k2=v2, "b";k1=v1;k2=v2`. Names are short ASCII tokens, values non-negative.
     static func list(_ first: Member, _ second: Member) -> String {
         let capacity = first.name.utf8CodeUnitCount + second.name.utf8CodeUnitCount + 4 * 20 + 24
-        return String(unsafeUninitializedCapacity: capacity) { out in
+        // Written on the stack, then copied once into a string of the exact length: writing straight into a
+        // string's spare capacity made the standard library validate and copy the large buffer again.
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: capacity) { out in
             var writer = Writer(out: out)
             writer.member(first)
             writer.put(UInt8(ascii: ","))
             writer.put(UInt8(ascii: " "))
             writer.member(second)
-            return writer.count
+            return String(decoding: UnsafeBufferPointer(rebasing: out[..<writer.count]), as: UTF8.self)
         }
     }
 
@@ -218,22 +229,33 @@ enum RateLimitFieldWriter {
             count += 1
         }
 
+        /// Digits written from the last one back (divisions by the constant 10, no running divisor).
         mutating func number(_ value: Int64) {
             var v = UInt64(max(0, value))
-            var divisor: UInt64 = 1
-            while v / divisor >= 10 { divisor *= 10 }
-            while divisor > 0 {
-                put(UInt8(truncatingIfNeeded: v / divisor) + 0x30)
-                v %= divisor
-                divisor /= 10
+            var digits = 1
+            var rest = v / 10
+            while rest > 0 {
+                digits += 1
+                rest /= 10
             }
+            var i = count + digits
+            repeat {
+                i -= 1
+                out[i] = UInt8(truncatingIfNeeded: v % 10) + 0x30
+                v /= 10
+            } while v > 0
+            count += digits
+        }
+
+        mutating func bytes(_ text: StaticString) {
+            let n = text.utf8CodeUnitCount
+            UnsafeMutableRawPointer(out.baseAddress! + count).copyMemory(from: text.utf8Start, byteCount: n)
+            count += n
         }
 
         mutating func member(_ m: Member) {
             put(UInt8(ascii: "\""))
-            m.name.withUTF8Buffer { name in
-                for byte in name { put(byte) }
-            }
+            bytes(m.name)
             put(UInt8(ascii: "\""))
             put(UInt8(ascii: ";"))
             put(UInt8(truncatingIfNeeded: m.key1.value))

@@ -161,6 +161,27 @@ public final class RateLimiter: Sendable {
         let tenantCell = rateClass == .read ? tenantReadCell : tenantWriteCell
         // Only integers leave the lock; the decision's figures are computed after it is released.
         let outcome: RateLimitOutcome = stripe.state.withLock { state in
+            // A tracked Organization (the usual case under load) is decided in place: one hash of its key.
+            if let decided = state.withTrackedCells(
+                key,
+                { cells -> RateLimitOutcome in
+                    let orgTAT = rateClass == .read ? cells.read : cells.write
+                    let (orgConforms, orgNext) = orgParameters.evaluate(tat: orgTAT, now: now)
+                    guard orgConforms else {
+                        return RateLimitOutcome(
+                            result: .refusedByOrganization, orgTAT: orgTAT, tenantTAT: tenantCell.peek())
+                    }
+                    let (tenantAdmitted, tenantBefore) = tenantCell.admit(tenantParameters, now: now)
+                    guard tenantAdmitted else {
+                        return RateLimitOutcome(result: .refusedByTenant, orgTAT: orgTAT, tenantTAT: tenantBefore)
+                    }
+                    if rateClass == .read { cells.read = orgNext } else { cells.write = orgNext }
+                    let tenantNext = tenantParameters.evaluate(tat: tenantBefore, now: now).nextTAT
+                    return RateLimitOutcome(result: .admitted, orgTAT: orgNext, tenantTAT: tenantNext)
+                })
+            {
+                return decided
+            }
             let existing = state.lookup(key)
             let orgTAT = existing.map { rateClass == .read ? $0.read : $0.write } ?? GCRACell.idleTAT
             let (orgConforms, orgNext) = orgParameters.evaluate(tat: orgTAT, now: now)
@@ -301,8 +322,20 @@ enum RateLimitOrgKey: Sendable {
             self = .long(org)
             return
         }
-        let packed = org.utf8.withContiguousStorageIfAvailable { RateLimitOrgKey.pack($0) }
+        let packed = org.utf8.withContiguousStorageIfAvailable { RateLimitOrgKey.packContiguous($0) }
         self = .inline(packed ?? RateLimitOrgKey.pack(Array(org.utf8)))
+    }
+
+    /// `pack` for contiguous bytes: one copy into the three words (byte `i` is at bits `(i % 8) * 8` of word
+    /// `i / 8` in both, as little-endian loads give it).
+    private static func packContiguous(_ bytes: UnsafeBufferPointer<UInt8>) -> RateLimitInlineKey {
+        var words: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        withUnsafeMutableBytes(of: &words) { raw in
+            raw.copyMemory(from: UnsafeRawBufferPointer(bytes))
+        }
+        return RateLimitInlineKey(
+            w0: UInt64(littleEndian: words.0), w1: UInt64(littleEndian: words.1),
+            w2: UInt64(littleEndian: words.2) | UInt64(bytes.count) << 56)
     }
 
     private static func pack<C: Collection>(_ bytes: C) -> RateLimitInlineKey where C.Element == UInt8 {
@@ -365,6 +398,22 @@ struct RateLimitStripeState: Sendable {
         case .inline(let k): return inline[k]
         case .long(let k): return long[k]
         }
+    }
+
+    /// Runs `body` on the cells of `key` in place when the key is tracked (one hash lookup, and the cells written
+    /// back as `body` leaves them); nil, without calling `body`, when it is not.
+    mutating func withTrackedCells<R>(_ key: RateLimitOrgKey, _ body: (inout RateLimitOrgCells) -> R) -> R? {
+        switch key {
+        case .inline(let k): return Self.modify(&inline[k], body)
+        case .long(let k): return Self.modify(&long[k], body)
+        }
+    }
+
+    private static func modify<R>(_ cells: inout RateLimitOrgCells?, _ body: (inout RateLimitOrgCells) -> R) -> R? {
+        guard var present = cells else { return nil }
+        let result = body(&present)
+        cells = present
+        return result
     }
 
     mutating func store(_ key: RateLimitOrgKey, _ value: RateLimitOrgCells) {

@@ -1,4 +1,5 @@
 import EventLoop
+import Glibc
 import GatewayCore
 import Policy
 import Recording
@@ -70,7 +71,7 @@ final class PolicyHandler: RequestHandler {
     func handle(_ exchange: Exchange) {
         let policy = runtime.policy
         let head = exchange.head
-        switch policy.begin(head, listenerDomain: exchange.listenerDomain) {
+        switch policy.begin(head, listenerDomain: exchange.listenerDomain, knownTokens: checked) {
         case .respond(let response, let notes):
             record(notes, on: exchange)
             exchange.writer?.send(response, isHEAD: head.method == "HEAD")
@@ -78,46 +79,52 @@ final class PolicyHandler: RequestHandler {
             record(notes, on: exchange)
             forward(exchange, domain: domain, headers: HTTPFields(), delayMs: 0)
         case .needsToken(let token, let route, let notes):
-            let verdict: Result<VerifiedToken, TokenRejection>
             let now = context.clock.nowNanoseconds()
-            var checkedClaims: CheckedClaims? = nil
+            let outcome: RequestPolicy.Outcome
             if let keys = runtime.jwks.keys,
                 let hit = checked.lookup(token, keys: keys, nowSeconds: now / 1_000_000_000)
             {
-                verdict = .success(hit.verified)
-                checkedClaims = hit.checked
                 context.metrics.tokenCache(hit: true)
-            } else if let keys = runtime.jwks.keys {
-                let hitsBefore = cache.hits
-                verdict = cache.verify(
-                    token, keys: keys, verifier: runtime.verifier, nowNanoseconds: context.clock.nowNanoseconds())
-                context.metrics.tokenCache(hit: cache.hits != hitsBefore)
-                if case .failure(let rejection) = verdict, rejection.kind == .unknownKey {
-                    runtime.jwks.unknownKeyID()
-                }
+                // The entry's claims are lent to `authorize`, not copied into a local first.
+                outcome = policy.authorize(
+                    head, body: exchange.body, route: route, token: .success(hit.verified), notes: notes,
+                    nowNanoseconds: now, random: &random, checkedClaims: hit.claims)
             } else {
-                verdict = .failure(TokenRejection(.noKeys, "no JWKS loaded"))
-            }
-            let outcome = policy.authorize(
-                head, body: exchange.body, route: route, token: verdict, notes: notes, nowNanoseconds: now,
-                random: &random, checkedClaims: checkedClaims)
-            if checkedClaims == nil, case .success(let verified) = verdict, let keys = runtime.jwks.keys {
-                let notes: PipelineNotes
-                switch outcome {
-                case .respond(_, let n), .forward(_, _, let n): notes = n
+                let verdict: Result<VerifiedToken, TokenRejection>
+                if let keys = runtime.jwks.keys {
+                    let hitsBefore = cache.hits
+                    verdict = cache.verify(
+                        token, keys: keys, verifier: runtime.verifier, nowNanoseconds: context.clock.nowNanoseconds())
+                    context.metrics.tokenCache(hit: cache.hits != hitsBefore)
+                    if case .failure(let rejection) = verdict, rejection.kind == .unknownKey {
+                        runtime.jwks.unknownKeyID()
+                    }
+                } else {
+                    verdict = .failure(TokenRejection(.noKeys, "no JWKS loaded"))
                 }
-                if let claims = notes.checkedClaims {
-                    checked.insert(
-                        token, CheckedTokens.Entry(verified: verified, checked: claims, keys: keys),
-                        nowSeconds: now / 1_000_000_000)
+                outcome = policy.authorize(
+                    head, body: exchange.body, route: route, token: verdict, notes: notes, nowNanoseconds: now,
+                    random: &random, checkedClaims: nil)
+                if case .success(let verified) = verdict, let keys = runtime.jwks.keys {
+                    let claims: CheckedClaims?
+                    switch outcome {
+                    case .respond(_, let n), .forward(_, _, let n): claims = n.checkedClaims
+                    }
+                    if let claims {
+                        checked.insert(
+                            token, CheckedTokens.Entry(verified: verified, checked: claims, keys: keys),
+                            nowSeconds: now / 1_000_000_000)
+                    }
                 }
             }
-            switch outcome {
+            // `consume`: the notes move out of the outcome into the exchange's facts instead of being copied.
+            switch consume outcome {
             case .respond(let response, let notes):
+                let delay = notes.delayMilliseconds
                 record(notes, on: exchange)
-                if notes.delayMilliseconds > 0 {
+                if delay > 0 {
                     let isHEAD = head.method == "HEAD"
-                    context.loop.schedule(afterMilliseconds: notes.delayMilliseconds) { [weak exchange] in
+                    context.loop.schedule(afterMilliseconds: delay) { [weak exchange] in
                         guard let exchange, !exchange.finished else { return }
                         exchange.writer?.send(response, isHEAD: isHEAD)
                     }
@@ -149,7 +156,9 @@ final class PolicyHandler: RequestHandler {
         forwarder.forward(exchange, origin: origin, responseHeaders: headers)
     }
 
-    private func record(_ notes: PipelineNotes, on exchange: Exchange) {
+    /// Takes the notes: their strings move into the exchange's facts (a copy of each optional went through the
+    /// generic value-witness path, about a hundred instructions apiece).
+    private func record(_ notes: consuming PipelineNotes, on exchange: Exchange) {
         if let traffic = runtime.traffic,
             traffic.shouldRecord(
                 route: notes.operation, path: exchange.head.path, organizationID: notes.organizationID,
@@ -158,23 +167,29 @@ final class PolicyHandler: RequestHandler {
             exchange.capture = ResponseCapture(cap: traffic.settings.bodyCap)
         }
         exchange.decision = notes.decision
-        exchange.facts.operation = notes.operation
-        exchange.facts.logResource = notes.logResource
-        exchange.facts.organizationID = notes.organizationID
-        exchange.facts.clientID = notes.clientID
-        exchange.facts.userID = notes.userID
-        exchange.facts.scope = notes.scope
-        exchange.facts.audience = notes.audience
-        // Auth0's `hostname` is the tenant domain the request was for: the arrival domain (the listener's, which a
-        // sidecar's clients reach as localhost), or the Host itself when no tenant domain could be determined.
-        exchange.facts.hostname =
-            notes.domain ?? exchange.head.authority.map { RequestPolicy.hostWithoutPort($0).asciiLowercased }
-        exchange.facts.error = notes.error
-        exchange.facts.routeName = notes.routeName
-        if let decision = notes.rateDecision {
-            exchange.facts.rateLimitedBy = decision.limitedBy?.rawValue
-            exchange.facts.tier = decision.tierName
+        // One new value for the whole struct, its strings taken out of the notes: assigning field by field
+        // through the class went through the generic value-witness path for each optional.
+        let decision = notes.rateDecision.take()
+        let limitedBy: String?
+        let tier: String?
+        switch decision {
+        case .some(let decision):
+            limitedBy = decision.limitedBy?.rawValue
+            tier = decision.tierName
+        case .none:
+            limitedBy = exchange.facts.rateLimitedBy
+            tier = exchange.facts.tier
         }
+        exchange.facts = ExchangeFacts(
+            operation: notes.operation.take(), logResource: notes.logResource.take(),
+            organizationID: notes.organizationID.take(), clientID: notes.clientID.take(),
+            userID: notes.userID.take(), scope: notes.scope.take(), audience: notes.audience.take(),
+            // Auth0's `hostname` is the tenant domain the request was for: the arrival domain (the listener's,
+            // which a sidecar's clients reach as localhost), or the Host itself when no tenant domain could be
+            // determined.
+            hostname: notes.domain.take()
+                ?? exchange.head.authority.map { RequestPolicy.hostWithoutPort($0).asciiLowercased },
+            error: notes.error.take(), routeName: notes.routeName.take(), rateLimitedBy: limitedBy, tier: tier)
     }
 
     func cancel(_ exchange: Exchange) { forwarder.cancel(exchange) }
@@ -188,23 +203,31 @@ final class PolicyHandler: RequestHandler {
 ///   full: hashing the whole ~1 KB token was a visible share of every request. The shortcut cannot be abused to
 ///   fill one bucket: only tokens whose signature verified are stored, and an attacker cannot choose the
 ///   signature bytes of a token the tenant signed; a forged lookup costs one full comparison.
+/// - Recent: a small direct-mapped front of the table, indexed by the token's last eight bytes, answers a repeated
+///   token with one full comparison (a pointer comparison when `begin` handed back the stored text) and no
+///   hashing. It holds only entries of the table (or ones the table has just replaced: still verified and
+///   checked, and judged by the same key-set and expiry rules), and `knownToken` answers from it only on equal
+///   bytes.
 /// - Bound: `capacity` entries; when full, a CLOCK sweep replaces the first entry that is expired or was not hit
 ///   since the hand last passed it, so a flood of one-off tokens does not wipe out the tokens clients reuse.
-final class CheckedTokens {
+final class CheckedTokens: KnownTokenTexts {
     /// A class: a hit then hands out one reference instead of copying every field of the claims.
     final class Entry {
         let verified: VerifiedToken
-        let checked: CheckedClaims
+        /// Never nil: kept as the optional `authorize` takes, so a hit lends it instead of wrapping a copy.
+        let claims: CheckedClaims?
         /// Held, not just identified: a freed set's address could be reused by its successor.
         let keys: JWKSKeySet
+        let expiresAt: Int64
 
         init(verified: VerifiedToken, checked: CheckedClaims, keys: JWKSKeySet) {
             self.verified = verified
-            self.checked = checked
+            self.claims = checked
             self.keys = keys
+            self.expiresAt = checked.context.expiresAt
         }
 
-        var expiresAt: Int64 { checked.context.expiresAt }
+        var checked: CheckedClaims { claims! }
     }
 
     private struct Key: Hashable {
@@ -224,18 +247,69 @@ final class CheckedTokens {
         }
     }
 
+    /// One slot of the front: the stored text (the very string `knownToken` hands out), its entry, and the table
+    /// slot it was stored in (to mark reads there).
+    private struct Recent {
+        let text: String
+        let entry: Entry
+        let slot: Int
+    }
+
     private var table: ClockTable<Key, Entry>
+    private var recent: [Recent?]
+    private static let recentSlots = 64
 
     init(capacity: Int) {
         precondition(capacity > 0, "CheckedTokens needs a positive capacity")
         table = ClockTable(capacity: capacity)
+        recent = Array(repeating: nil, count: Self.recentSlots)
     }
 
     var capacity: Int { table.capacity }
     var count: Int { table.count }
 
+    /// The front slot of a token: its last eight bytes (signature bytes for a JWS) mixed, so tokens of one
+    /// client that differ only in their signatures spread over the slots.
+    private static func recentIndex(_ bytes: UnsafeBufferPointer<UInt8>) -> Int {
+        var tail: UInt64 = UInt64(truncatingIfNeeded: bytes.count)
+        if bytes.count >= 8 {
+            tail ^= UnsafeRawPointer(bytes.baseAddress! + (bytes.count - 8)).loadUnaligned(as: UInt64.self)
+        } else {
+            for byte in bytes { tail = tail << 8 | UInt64(byte) }
+        }
+        let mixed = (tail &* 0x9E37_79B9_7F4A_7C15) >> 58
+        return Int(truncatingIfNeeded: mixed) & (recentSlots - 1)
+    }
+
+    private static func recentIndex(_ text: String) -> Int {
+        var text = text
+        return text.withUTF8 { recentIndex($0) }
+    }
+
+    /// The stored text whose bytes are exactly `bytes`, if the front holds one (`KnownTokenTexts`).
+    func knownToken(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
+        guard let candidate = recent[Self.recentIndex(bytes)] else { return nil }
+        var text = candidate.text
+        let same = text.withUTF8 { stored in
+            stored.count == bytes.count
+                && (bytes.isEmpty || memcmp(stored.baseAddress!, bytes.baseAddress!, bytes.count) == 0)
+        }
+        return same ? candidate.text : nil
+    }
+
     /// The entry for `token` if it was checked under this very key set and has not expired.
     func lookup(_ token: String, keys: JWKSKeySet, nowSeconds: Int64) -> Entry? {
+        let front = Self.recentIndex(token)
+        if let candidate = recent[front], candidate.text == token {
+            let entry = candidate.entry
+            guard entry.keys === keys, nowSeconds < entry.expiresAt else {
+                recent[front] = nil
+                if table.value(at: candidate.slot) === entry { table.remove(at: candidate.slot) }
+                return nil
+            }
+            if table.value(at: candidate.slot) === entry { table.markRead(candidate.slot) }
+            return entry
+        }
         guard let slot = table.slot(of: Key(text: token)), let entry = table.value(at: slot) else { return nil }
         guard entry.keys === keys, nowSeconds < entry.expiresAt else {
             // Dead for good: time only moves forward, and a replaced key set never comes back as the same object.
@@ -243,10 +317,14 @@ final class CheckedTokens {
             return nil
         }
         table.markRead(slot)
+        recent[front] = Recent(text: token, entry: entry, slot: slot)
         return entry
     }
 
     func insert(_ token: String, _ entry: Entry, nowSeconds: Int64) {
         table.insert(Key(text: token), entry, expiresAt: entry.expiresAt, now: nowSeconds)
+        if let slot = table.slot(of: Key(text: token)) {
+            recent[Self.recentIndex(token)] = Recent(text: token, entry: entry, slot: slot)
+        }
     }
 }

@@ -1,0 +1,90 @@
+import GatewayCore
+import Policy
+import Testing
+import Tokens
+
+@testable import Proxy
+
+/// The loop's table of checked tokens: a hit only for the very same token text, under the same key set, before
+/// `exp`; and the front's `knownToken` answers only for byte-equal input.
+@Suite("Checked tokens")
+struct CheckedTokensTests {
+    private static func entry(keys: JWKSKeySet, expiresAt: Int64 = 2_000) -> CheckedTokens.Entry {
+        let context = TokenContext(
+            subject: "auth0|u", clientID: "client", orgID: "org_1", scopes: ["read:my_org:details"],
+            expiresAt: expiresAt, issuedAt: 1_000, domain: "acme.example")
+        return CheckedTokens.Entry(
+            verified: VerifiedToken(header: .object([]), claims: .object([])),
+            checked: CheckedClaims(context: context, audience: "aud", scope: "read:my_org:details"), keys: keys)
+    }
+
+    /// Tokens that differ from `base` in one byte: at the start, the middle, inside the last eight bytes (the
+    /// front's index), and in length.
+    private static let base = String(repeating: "eyJhbGciOiJSUzI1NiJ9", count: 40) + ".sig-ABCDEFGH"
+    private static let near: [String] = [
+        "f" + base.dropFirst(),
+        String(base.prefix(400)) + "X" + base.dropFirst(401),
+        String(base.dropLast()) + "I",
+        base + "A",
+        String(base.dropLast()),
+    ]
+
+    private func known(_ table: CheckedTokens, _ text: String) -> String? {
+        var text = text
+        return text.withUTF8 { table.knownToken($0) }
+    }
+
+    @Test("a stored token is found by its exact bytes, and only by them")
+    func exactBytes() {
+        let keys = JWKSKeySet(keys: [])
+        let table = CheckedTokens(capacity: 8)
+        let stored = Self.entry(keys: keys)
+        #expect(known(table, Self.base) == nil)
+        table.insert(Self.base, stored, nowSeconds: 1_000)
+        #expect(known(table, Self.base) == Self.base)
+        #expect(
+            table.lookup(String(decoding: Array(Self.base.utf8), as: UTF8.self), keys: keys, nowSeconds: 1_500)
+                === stored)
+        for other in Self.near {
+            #expect(known(table, other) == nil, "\(other.utf8.count) bytes")
+            #expect(table.lookup(other, keys: keys, nowSeconds: 1_500) == nil)
+        }
+    }
+
+    @Test("expiry and a replaced key set end a hit", arguments: [false, true])
+    func expiryAndKeys(replaceKeys: Bool) {
+        let keys = JWKSKeySet(keys: [])
+        let table = CheckedTokens(capacity: 8)
+        table.insert(Self.base, Self.entry(keys: keys, expiresAt: 2_000), nowSeconds: 1_000)
+        #expect(table.lookup(Self.base, keys: keys, nowSeconds: 1_999) != nil)
+        if replaceKeys {
+            #expect(table.lookup(Self.base, keys: JWKSKeySet(keys: []), nowSeconds: 1_500) == nil)
+        } else {
+            #expect(table.lookup(Self.base, keys: keys, nowSeconds: 2_000) == nil)
+        }
+        // Dropped for good: not even the earlier instant or the old key set brings it back.
+        #expect(table.lookup(Self.base, keys: keys, nowSeconds: 1_500) == nil)
+        #expect(table.count == 0)
+    }
+
+    @Test("tokens that share a front slot each keep their own entry")
+    func sharedFrontSlot() {
+        let keys = JWKSKeySet(keys: [])
+        let table = CheckedTokens(capacity: 64)
+        // The same last eight bytes: the same front slot, different tokens.
+        let tokens = (0..<5).map { "token-\($0)-" + Self.base }
+        let entries = tokens.map { _ in Self.entry(keys: keys) }
+        for (token, entry) in zip(tokens, entries) { table.insert(token, entry, nowSeconds: 1_000) }
+        for _ in 0..<2 {
+            for (token, entry) in zip(tokens, entries) {
+                #expect(table.lookup(token, keys: keys, nowSeconds: 1_500) === entry)
+            }
+        }
+        #expect(known(table, tokens[4]) == tokens[4])
+        #expect(known(table, tokens[0].replacingFirst()) == nil)
+    }
+}
+
+extension String {
+    fileprivate func replacingFirst() -> String { "x" + dropFirst() }
+}
