@@ -79,8 +79,10 @@ public struct JSONByteWriter: ~Copyable {
         count += n
     }
 
+    @inline(__always)
     public mutating func beginObject() { put(UInt8(ascii: "{")) }
 
+    @inline(__always)
     public mutating func endObject() { put(UInt8(ascii: "}")) }
 
     /// `,"name":` — the comma only when a member precedes it in the current object or array.
@@ -313,8 +315,9 @@ public struct JSONByteWriter: ~Copyable {
     @inline(__always)
     static func isPlain(_ src: UnsafePointer<UInt8>, _ n: Int) -> Bool {
         if n < 8 {
+            // Byte by byte into the padding: cheaper than a `memcpy` call for so few.
             var word: UInt64 = 0x6161_6161_6161_6161
-            withUnsafeMutableBytes(of: &word) { $0.baseAddress!.copyMemory(from: src, byteCount: n) }
+            for i in 0..<n { word = word & ~(0xFF << (8 * UInt64(i))) | UInt64(src[i]) << (8 * UInt64(i)) }
             return !mayNeedEscape(word)
         }
         let raw = UnsafeRawPointer(src)
