@@ -206,10 +206,11 @@ final class ExchangeLogEntry: Sendable {
 
     var durationMs: Double { Double(endNanos - startNanos) / 1e6 }
 
-    /// The log event (the API's event code), as `LogEvent.json` describes it.
-    func event(logID: String, type: EventType) -> Recording.LogEvent {
+    /// Writes the log event (the API's event code), as `LogEvent.json` describes it, with `logID` as its `log_id`.
+    /// Built and written in one place: returning the event would copy all its strings once more.
+    func writeEvent(logID: LogID, type: EventType, to out: inout JSONByteWriter) {
         var event = LogEvent(
-            logID: logID, dateMillis: startNanos / 1_000_000, type: type.code, description: type.description)
+            logID: "", dateMillis: startNanos / 1_000_000, type: type.code, description: type.description)
         event.apply(request: head, hostname: hostname)
         event.tenantName = tenantName
         event.ip = peerAddress
@@ -225,7 +226,7 @@ final class ExchangeLogEntry: Sendable {
         event.decidedBy = decidedBy
         event.durationMs = durationMs
         event.reason = decision
-        return event
+        event.write(to: &out, logID: logID)
     }
 
     var accessLine: AccessLogLine {
@@ -246,7 +247,7 @@ struct EventRecord: LogRecord {
     let ids: LogIDGenerator
 
     func write(to out: inout JSONByteWriter) -> Bool {
-        entry.event(logID: ids.next(atMillis: entry.startNanos / 1_000_000), type: type).write(to: &out)
+        entry.writeEvent(logID: ids.nextID(atMillis: entry.startNanos / 1_000_000), type: type, to: &out)
         return true
     }
 }

@@ -79,11 +79,16 @@ public struct JSONByteWriter: ~Copyable {
         count += n
     }
 
+    @inline(__always)
     public mutating func beginObject() { put(UInt8(ascii: "{")) }
 
+    @inline(__always)
     public mutating func endObject() { put(UInt8(ascii: "}")) }
 
     /// `,"name":` — the comma only when a member precedes it in the current object or array.
+    // Inlined so that the literal's length is a constant where it is written: the copy becomes a few stores
+    // instead of a `memcpy` call.
+    @inline(__always)
     public mutating func key(_ name: StaticString) {
         separate()
         let n = name.utf8CodeUnitCount
@@ -112,6 +117,7 @@ public struct JSONByteWriter: ~Copyable {
     }
 
     /// A member written only when `value` is present (absent optionals are omitted, never null).
+    @inline(__always)
     public mutating func member(_ name: StaticString, _ value: String?) {
         guard let value else { return }
         key(name)
@@ -149,12 +155,46 @@ public struct JSONByteWriter: ~Copyable {
     public mutating func number(_ n: Double) {
         if n.rounded(.towardZero) == n, abs(n) < 1e15 {
             int(Int64(n))
+        } else if thousandths(n) {
+            return
         } else if n.isFinite {
             var text = n.description
             text.withUTF8 { put($0) }
         } else {
             raw("null")
         }
+    }
+
+    /// A value that is exactly the `Double` nearest some k/1000 (as durations rounded to the microsecond are),
+    /// written as that decimal; false (nothing written) for any other value.
+    ///
+    /// Below 10^9 the spacing of doubles is under 10^-6, so no other decimal of at most three fractional digits
+    /// (nor any with fewer digits) maps to the same double: k/1000 is the shortest round-trip form, which is what
+    /// `description` would write (without an exponent in this range), at a fraction of its cost.
+    mutating func thousandths(_ n: Double) -> Bool {
+        guard abs(n) < 1e9 else { return false }
+        let scaled = (n * 1000).rounded()
+        guard scaled / 1000 == n else { return false }
+        let k = Int64(scaled)
+        if k < 0 { put(UInt8(ascii: "-")) }
+        let whole = k.magnitude / 1000
+        var fraction = k.magnitude % 1000
+        int(Int64(whole))
+        guard fraction != 0 else { return true }
+        put(UInt8(ascii: "."))
+        var divisor: UInt64 = 100
+        while fraction != 0 {
+            put(UInt8(truncatingIfNeeded: fraction / divisor) &+ 0x30)
+            fraction %= divisor
+            divisor /= 10
+        }
+        return true
+    }
+
+    /// An integer as ``number(_:)`` writes `Double(n)`: integral below 10^15 is plain digits, without the
+    /// `Double` round trip.
+    public mutating func number(_ n: Int) {
+        if n.magnitude < 1_000_000_000_000_000 { int(Int64(n)) } else { number(Double(n)) }
     }
 
     public mutating func bool(_ b: Bool) { b ? raw("true") : raw("false") }
@@ -177,8 +217,19 @@ public struct JSONByteWriter: ~Copyable {
     /// A quoted string, escaped exactly as ``JSONValue/writeString(_:to:)`` does (`"`, `\`, control characters,
     /// `<` as `\u003c`, U+2028 and U+2029).
     public mutating func string(_ s: String) {
+        // Native and small strings lend their UTF-8 in place; only others (bridged, never here) are copied.
+        if s.utf8.withContiguousStorageIfAvailable({ string(utf8: $0) }) != nil { return }
         var s = s
         s.withUTF8 { string(utf8: $0) }
+    }
+
+    /// A quoted `log_id`, the same text as `string(id.text)` (hex digits never need escaping).
+    public mutating func logID(_ id: LogID) {
+        reserve(LogID.length + 2)
+        base[count] = UInt8(ascii: "\"")
+        id.write(into: base + count + 1)
+        base[count + 1 + LogID.length] = UInt8(ascii: "\"")
+        count += LogID.length + 2
     }
 
     public mutating func string(_ s: Substring) {
@@ -264,8 +315,9 @@ public struct JSONByteWriter: ~Copyable {
     @inline(__always)
     static func isPlain(_ src: UnsafePointer<UInt8>, _ n: Int) -> Bool {
         if n < 8 {
+            // Byte by byte into the padding: cheaper than a `memcpy` call for so few.
             var word: UInt64 = 0x6161_6161_6161_6161
-            withUnsafeMutableBytes(of: &word) { $0.baseAddress!.copyMemory(from: src, byteCount: n) }
+            for i in 0..<n { word = word & ~(0xFF << (8 * UInt64(i))) | UInt64(src[i]) << (8 * UInt64(i)) }
             return !mayNeedEscape(word)
         }
         let raw = UnsafeRawPointer(src)
@@ -282,10 +334,13 @@ public struct JSONByteWriter: ~Copyable {
     static func mayNeedEscape(_ w: UInt64) -> Bool {
         let ones: UInt64 = 0x0101_0101_0101_0101
         let high: UInt64 = 0x8080_8080_8080_8080
-        @inline(__always) func hasZeroByte(_ v: UInt64) -> Bool { (v &- ones) & ~v & high != 0 }
-        let below0x20 = (w &- ones &* 0x20) & ~w & high != 0
-        return below0x20 || hasZeroByte(w ^ (ones &* 0x22)) || hasZeroByte(w ^ (ones &* 0x5C))
-            || hasZeroByte(w ^ (ones &* 0x3C)) || hasZeroByte(w ^ (ones &* 0xE2))
+        // The five tests' flag bits are combined before one branch (each test alone has no false negatives, so
+        // neither has their union).
+        @inline(__always) func zeroBytes(_ v: UInt64) -> UInt64 { (v &- ones) & ~v }
+        let flags =
+            ((w &- ones &* 0x20) & ~w) | zeroBytes(w ^ (ones &* 0x22)) | zeroBytes(w ^ (ones &* 0x5C))
+            | zeroBytes(w ^ (ones &* 0x3C)) | zeroBytes(w ^ (ones &* 0xE2))
+        return flags & high != 0
     }
 
     @inline(__always)

@@ -87,16 +87,44 @@ public struct LogEvent: Sendable, Equatable {
     }
 
     /// The same, with the hostname already known (then the request's own is not worked out).
-    public mutating func apply(request: RequestHead, hostname known: String?, redactor: Redactor = Redactor()) {
+    public mutating func apply(request: RequestHead, hostname known: String?, redactor: Redactor) {
+        apply(request: request, hostname: known) { redactor }
+    }
+
+    /// The same with the default ``Redactor``, made only when an `Auth0-Client` header needs it.
+    public mutating func apply(request: RequestHead, hostname known: String?) {
+        apply(request: request, hostname: known) { Redactor() }
+    }
+
+    private mutating func apply(request: RequestHead, hostname known: String?, redactor: () -> Redactor) {
         method = request.method
-        path = String(request.path)
+        path = String(RequestFacts.path(request.target))
         hostname = known ?? RequestFacts.hostname(request)
-        userAgent = request.headers["User-Agent"].map { RequestFacts.clean($0, max: 512) }
-        auth0Client = request.headers["Auth0-Client"].flatMap(RequestFacts.decodeAuth0Client).map {
-            redactor.redact(json: $0)
+        // One pass over the fields for the four this reads; each takes its name's first value, as the subscript does.
+        var agent: String?
+        var client: String?
+        var requestID: String?
+        var traceparent: String?
+        for field in request.headers {
+            let name = field.name
+            switch name.utf8.count {
+            case 10:
+                if agent == nil, name.asciiCaseInsensitiveEquals("User-Agent") { agent = field.value }
+            case 11:
+                if traceparent == nil, name.asciiCaseInsensitiveEquals("traceparent") { traceparent = field.value }
+            case 12:
+                if client == nil, name.asciiCaseInsensitiveEquals("Auth0-Client") {
+                    client = field.value
+                } else if requestID == nil, name.asciiCaseInsensitiveEquals("X-Request-Id") {
+                    requestID = field.value
+                }
+            default: break
+            }
         }
-        correlationID = RequestFacts.correlationID(request.headers)
-        traceID = request.headers["traceparent"].flatMap(RequestFacts.traceID)
+        userAgent = agent.map { RequestFacts.clean($0, max: 512) }
+        auth0Client = client.flatMap(RequestFacts.decodeAuth0Client).map { redactor().redact(json: $0) }
+        correlationID = RequestFacts.correlationID(requestID: requestID)
+        traceID = traceparent.flatMap(RequestFacts.traceID)
     }
 
     /// Fills client, user, organization, audience and scope from a verified token's claims.
@@ -172,9 +200,18 @@ public struct LogEvent: Sendable, Equatable {
 
 extension LogEvent {
     /// Writes the same text as `json.serialized()`, straight into `out`.
-    public func write(to out: inout JSONByteWriter) {
+    public func write(to out: inout JSONByteWriter) { write(to: &out, logID: nil) }
+
+    /// The same, with the `log_id` given as its parts instead of ``logID`` (which is then not read): the id needs
+    /// no `String` of its own.
+    public func write(to out: inout JSONByteWriter, logID id: LogID?) {
         out.beginObject()
-        out.member("log_id", logID)
+        if let id {
+            out.key("log_id")
+            out.logID(id)
+        } else {
+            out.member("log_id", logID)
+        }
         out.key("date")
         out.timestamp(millis: dateMillis)
         out.member("type", type)
@@ -214,7 +251,7 @@ extension LogEvent {
             out.key("response")
             out.beginObject()
             out.key("status")
-            out.number(Double(status))
+            out.number(status)
             out.endObject()
         }
         if let error {
@@ -223,7 +260,7 @@ extension LogEvent {
             out.member("type", error.type)
             out.member("title", error.title)
             out.key("status")
-            out.number(Double(error.status))
+            out.number(error.status)
             out.member("detail", error.detail)
             out.endObject()
         }
@@ -273,7 +310,12 @@ public enum RequestFacts {
 
     /// `X-Request-Id`, if it is a sane identifier (printable ASCII, at most 128 characters).
     public static func correlationID(_ headers: HTTPFields) -> String? {
-        guard let v = headers["X-Request-Id"], !v.isEmpty, v.utf8.count <= 128,
+        correlationID(requestID: headers["X-Request-Id"])
+    }
+
+    /// The same check of an `X-Request-Id` value already looked up.
+    public static func correlationID(requestID: String?) -> String? {
+        guard let v = requestID, !v.isEmpty, v.utf8.count <= 128,
             v.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F })
         else { return nil }
         return v
@@ -304,13 +346,31 @@ public enum RequestFacts {
     /// Control characters dropped and length capped, so a header cannot forge log lines.
     public static func clean(_ s: String, max: Int) -> String {
         // Almost every value is already clean and short: return it as is (same result, no copy).
-        if s.utf8.count < max && s.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x7F }) { return s }
+        let plain =
+            s.utf8.withContiguousStorageIfAvailable { bytes in
+                guard bytes.count < max else { return false }
+                for b in bytes where b < 0x20 || b == 0x7F { return false }
+                return true
+            } ?? (s.utf8.count < max && s.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x7F }))
+        if plain { return s }
         var out = ""
         for scalar in s.unicodeScalars where scalar.value >= 0x20 && scalar.value != 0x7F {
             out.unicodeScalars.append(scalar)
             if out.utf8.count >= max { break }
         }
         return out
+    }
+
+    /// The path part of a request target (before `?`), as `RequestHead.path`, with a plain byte scan.
+    static func path(_ target: String) -> Substring {
+        let end =
+            target.utf8.withContiguousStorageIfAvailable { bytes -> Int in
+                for (i, b) in bytes.enumerated() where b == UInt8(ascii: "?") { return i }
+                return bytes.count
+            } ?? target.utf8.count
+        if end == target.utf8.count { return target[...] }
+        // `?` is ASCII, so its offset is a character boundary.
+        return target[..<target.utf8.index(target.utf8.startIndex, offsetBy: end)]
     }
 
     static func round3(_ v: Double) -> Double { (v * 1000).rounded() / 1000 }

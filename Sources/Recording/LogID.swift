@@ -43,41 +43,35 @@ public final class LogIDGenerator: Sendable {
 
     /// The next id for an event of time `millis` (milliseconds since the epoch), which its first 12 digits carry
     /// unchanged. Ids for the same `millis` increase in call order.
-    public func next(atMillis millis: Int64) -> String {
+    public func next(atMillis millis: Int64) -> String { nextID(atMillis: millis).text }
+
+    /// The same id as ``next(atMillis:)``, as its parts: written into a JSON line without an intermediate `String`.
+    public func nextID(atMillis millis: Int64) -> LogID {
         let (high, low) = state.withLock { s -> (UInt16, UInt64) in
-            var value: (high: UInt16, low: UInt64)
-            if let last = s.recent[millis] {
-                value = last
-                let (l, overflow) = value.low.addingReportingOverflow(1)
-                value.low = l
-                // The top bit of `high` starts clear, so this cannot wrap before 2^79 ids in one millisecond.
-                if overflow { value.high &+= 1 }
-            } else {
-                var rng = SystemRandomNumberGenerator()
-                value = (UInt16.random(in: 0...0x7FFF, using: &rng), rng.next())
-                if s.recent.count >= Self.rememberedMillis { Self.forgetOldest(&s.recent) }
-            }
-            s.recent[millis] = value
-            return value
+            // A new instant at capacity forgets the oldest first; the extra lookup happens only at capacity.
+            if s.recent.count >= Self.rememberedMillis, s.recent[millis] == nil { Self.forgetOldest(&s.recent) }
+            // One hash lookup for both the read and the write of this instant's last id.
+            return Self.advance(&s.recent[millis])
         }
-        return String(unsafeUninitializedCapacity: 32) { buffer in
-            // Fixed-width lowercase hex, written right to left: 12 digits of time, 4 of `high`, 16 of `low`
-            // (a time beyond 12 digits keeps only its low 48 bits, as the layout allows no more).
-            func put(_ value: UInt64, digits: Int, end: Int) {
-                var v = value
-                var i = end
-                while i > end - digits {
-                    i -= 1
-                    let nibble = UInt8(truncatingIfNeeded: v & 0xF)
-                    buffer[i] = nibble < 10 ? nibble &+ 0x30 : nibble &+ 0x57
-                    v >>= 4
-                }
-            }
-            put(UInt64(truncatingIfNeeded: millis), digits: 12, end: 12)
-            put(UInt64(high), digits: 4, end: 16)
-            put(low, digits: 16, end: 32)
-            return 32
+        return LogID(millis: millis, high: high, low: low)
+    }
+
+    /// The id after `slot`'s (incremented), or a fresh random one when the instant has none yet; stored back.
+    @inline(__always)
+    private static func advance(_ slot: inout (high: UInt16, low: UInt64)?) -> (UInt16, UInt64) {
+        var value: (high: UInt16, low: UInt64)
+        if let last = slot {
+            value = last
+            let (l, overflow) = value.low.addingReportingOverflow(1)
+            value.low = l
+            // The top bit of `high` starts clear, so this cannot wrap before 2^79 ids in one millisecond.
+            if overflow { value.high &+= 1 }
+        } else {
+            var rng = SystemRandomNumberGenerator()
+            value = (UInt16.random(in: 0...0x7FFF, using: &rng), rng.next())
         }
+        slot = value
+        return value
     }
 
     /// Drops the older half of the remembered milliseconds: amortized, one sort per `rememberedMillis / 2` new
@@ -92,5 +86,48 @@ public final class LogIDGenerator: Sendable {
     public static func millis(of id: String) -> Int64? {
         guard id.utf8.count == 32, let v = UInt64(id.prefix(12), radix: 16) else { return nil }
         return Int64(v)
+    }
+}
+
+/// One `log_id`: 12 hex digits of milliseconds, 4 of `high`, 16 of `low` (see ``LogIDGenerator``).
+public struct LogID: Sendable, Equatable {
+    public var millis: Int64
+    public var high: UInt16
+    public var low: UInt64
+
+    /// Room ``write(into:)`` needs.
+    public static let length = 32
+
+    public init(millis: Int64, high: UInt16, low: UInt64) {
+        self.millis = millis
+        self.high = high
+        self.low = low
+    }
+
+    /// The 32 lowercase hex digits.
+    public var text: String {
+        String(unsafeUninitializedCapacity: Self.length) { buffer in
+            write(into: buffer.baseAddress!)
+            return Self.length
+        }
+    }
+
+    /// Writes the 32 digits at `out`, right to left within each field (a time beyond 12 digits keeps only its low
+    /// 48 bits, as the layout allows no more).
+    @inline(__always)
+    public func write(into out: UnsafeMutablePointer<UInt8>) {
+        @inline(__always) func put(_ value: UInt64, digits: Int, end: Int) {
+            var v = value
+            var i = end
+            while i > end - digits {
+                i -= 1
+                let nibble = UInt8(truncatingIfNeeded: v & 0xF)
+                out[i] = nibble < 10 ? nibble &+ 0x30 : nibble &+ 0x57
+                v >>= 4
+            }
+        }
+        put(UInt64(truncatingIfNeeded: millis), digits: 12, end: 12)
+        put(UInt64(high), digits: 4, end: 16)
+        put(low, digits: 16, end: 32)
     }
 }

@@ -14,13 +14,15 @@ import Testing
         "\u{80}\u{9F}\u{A0}", "/my-org/details?take=5&from=x",
     ]
 
-    /// Every special character at every offset of a string long enough for the eight-byte scan.
+    /// Every special character at every offset of strings of the lengths around the scans' block sizes.
     static let shifted: [String] = [
         "\"", "\\", "<", "\n", "\u{1}", "\u{1F}", "\u{7F}", "\u{2028}", "\u{2029}", "…", "€", "é", "🎉",
     ]
     .flatMap { special in
-        (0..<18).map { offset in
-            String(repeating: "a", count: offset) + special + String(repeating: "b", count: 17 - offset)
+        [3, 8, 12, 16, 18, 33].flatMap { length in
+            (0..<length).map { offset in
+                String(repeating: "a", count: offset) + special + String(repeating: "b", count: length - 1 - offset)
+            }
         }
     }
 
@@ -36,6 +38,9 @@ import Testing
         1e20, 1e-7, .number(.nan), .number(.infinity), .number(-.infinity), .number(Double(Int64.max)),
         [], [:], [1, "two", [3], ["four": 4]], ["a": ["b": ["c": []]], "d": [:], "e<": "f\n"],
         .object([("dup", 1), ("dup", 2)]),
+        // Thousandths (durations) take a shortcut past `description`; its neighbours do not.
+        2.648, -0.001, 0.5, 0.007, 100.25, -123_456.789, 999_999_999.999, .number(0.1 + 0.2), .number(1e9 + 0.5),
+        .number(1.0 / 3), .number(2.648.nextUp),
     ]
 
     @Test(arguments: values)
@@ -43,6 +48,25 @@ import Testing
         var out = JSONByteWriter()
         out.value(value)
         #expect(out.text == value.serialized())
+    }
+
+    /// Durations as events carry them (rounded to the microsecond), across magnitudes: the shortcut for
+    /// thousandths must write exactly what `description` writes.
+    @Test(arguments: [0.0001, 0.0137, 1.7, 977.3, 123_456.7, 98_765_432.1])
+    func roundedDurationsAreWrittenLikeJSONValue(_ step: Double) {
+        for i in -500...500 {
+            let v = RequestFacts.round3(Double(i) * step)
+            var out = JSONByteWriter()
+            out.number(v)
+            #expect(out.text == JSONValue.number(v).serialized(), "\(v)")
+        }
+    }
+
+    @Test(arguments: [0, 200, -7, 999_999_999_999_999, 1_000_000_000_000_000, Int.max, Int.min])
+    func integersAsNumbersAreWrittenLikeTheirDouble(_ n: Int) {
+        var out = JSONByteWriter()
+        out.number(n)
+        #expect(out.text == JSONValue.number(Double(n)).serialized())
     }
 
     @Test(arguments: [
@@ -113,6 +137,40 @@ import Testing
         #expect(out.text == event.json.serialized())
     }
 
+    @Test(arguments: events)
+    func aLogIDGivenAsPartsIsWrittenLikeItsText(_ event: LogEvent) {
+        let id = LogIDGenerator(clock: ManualClock()).nextID(atMillis: event.dateMillis)
+        var withText = event
+        withText.logID = id.text
+        var out = JSONByteWriter()
+        event.write(to: &out, logID: id)
+        #expect(out.text == withText.json.serialized())
+    }
+
+    /// The single pass over the fields finds what the subscript finds: the first value, any case of the name.
+    @Test(arguments: [
+        [("user-agent", "first/1"), ("User-Agent", "second/2"), ("X-REQUEST-ID", "r-1"), ("x-request-id", "r-2")],
+        [("Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"), ("X-Request-Ie", "no")],
+        [("auth0-client", Base64.encode(Array(#"{"name":"a"}"#.utf8))), ("Auth0-Client", "ignored")],
+        [("User-Agen", "short"), ("User-Agentx", "long"), ("X-Request-Id", "bad\nid")],
+        [],
+    ])
+    func requestFactsMatchTheHeaderLookups(_ fields: [(String, String)]) {
+        let headers = HTTPFields(fields)
+        var event = LogEvent(logID: "x", dateMillis: 0, type: "t", description: "")
+        event.apply(request: RequestHead(method: "GET", target: "/a?b", headers: headers))
+        #expect(event.userAgent == headers["User-Agent"].map { RequestFacts.clean($0, max: 512) })
+        #expect(event.correlationID == RequestFacts.correlationID(headers))
+        #expect(event.traceID == headers["traceparent"].flatMap(RequestFacts.traceID))
+        #expect(event.auth0Client == headers["Auth0-Client"].flatMap(RequestFacts.decodeAuth0Client))
+        #expect(event.path == "/a")
+    }
+
+    @Test(arguments: ["/", "/my-org/details", "/a?b=c?d", "?only", "/é/ü?x=1", "/long/path/without/any/query/at/all"])
+    func pathsMatchTheRequestHead(_ target: String) {
+        #expect(RequestFacts.path(target) == RequestHead(method: "GET", target: target).path)
+    }
+
     static let accessLines: [AccessLogLine] = {
         let full = AccessLogLine(
             timeMillis: 1_767_323_045_678,
@@ -173,6 +231,13 @@ import Testing
         let later = ids.next(atMillis: 1_767_323_046_000)
         #expect(LogIDGenerator.millis(of: later) == 1_767_323_046_000)
         #expect(sameAgain < later)
+        let parts = ids.nextID(atMillis: 1_767_323_046_000)
+        #expect(parts.millis == 1_767_323_046_000 && later < parts.text)
+        var written = JSONByteWriter()
+        written.logID(parts)
+        var quoted = JSONByteWriter()
+        quoted.string(parts.text)
+        #expect(written.text == quoted.text)
     }
 }
 
