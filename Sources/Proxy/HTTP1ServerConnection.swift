@@ -59,16 +59,17 @@ final class HTTP1ServerConnection: ResponseWriter {
             // event destroyed after.
             switch consume event {
             case .head(let head, let info):
-                currentHead = head
+                // Moved in, not copied: the usual request (no streamed body) never needs `head` again here.
+                currentHead = consume head
                 currentInfo = info
                 body.removeAll(keepingCapacity: true)
                 if info.expectContinue {
                     transport.write(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
                 }
                 if case .contentLength(let length) = info.framing, length > RequestBodyStream.threshold,
-                    !owner.handler.needsWholeBody(head)
+                    let wanted = currentHead, !owner.handler.needsWholeBody(wanted)
                 {
-                    currentHead = nil
+                    let head = currentHead.take() ?? wanted
                     currentInfo = nil
                     let stream = RequestBodyStream(length: length)
                     stream.setSourcePaused = { [weak self] paused in self?.transport.setReading(!paused) }
