@@ -113,9 +113,16 @@ func isToken(_ buf: UnsafeBufferPointer<UInt8>) -> Bool {
         {
             return true
         }
+    } else if count >= 4 {
+        // Two overlapping four-byte loads cover every byte (the test is per byte), without a `memcpy` call.
+        let raw = UnsafeRawPointer(base)
+        let low = UInt64(raw.loadUnaligned(as: UInt32.self))
+        let high = UInt64(raw.loadUnaligned(fromByteOffset: count &- 4, as: UInt32.self))
+        if isAlphanumericOrHyphenWord(low | high << 32) { return true }
     } else {
-        var w: UInt64 = 0x6161_6161_6161_6161
-        withUnsafeMutableBytes(of: &w) { $0.baseAddress!.copyMemory(from: base, byteCount: count) }
+        // First, middle and last byte: every byte of a one- to three-byte name, the rest padded with letters.
+        let w =
+            0x6161_6161_6100_0000 | UInt64(base[0]) | UInt64(base[count >> 1]) << 8 | UInt64(base[count &- 1]) << 16
         if isAlphanumericOrHyphenWord(w) { return true }
     }
     for b in buf where !isTokenByte(b) { return false }

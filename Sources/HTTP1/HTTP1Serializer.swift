@@ -297,10 +297,50 @@ public struct HTTP1HeadBuilder: ~Copyable {
         }
     }
 
+    /// As `add(constant:_:)` for a non-negative decimal value (`Content-Length`), written without making a
+    /// `String` of it first. Digits are always a valid field value.
+    public mutating func add(constant name: StaticString, decimal value: Int) {
+        let n = UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
+        assert(isToken(n), "a constant field name must be a token")
+        precondition(value >= 0, "a decimal field value is never negative")
+        // Int.max has 19 digits.
+        reserve(n.count &+ 24)
+        var p = base + count
+        p.update(from: n.baseAddress!, count: n.count)
+        p += n.count
+        p[0] = Byte.colon
+        p[1] = Byte.space
+        p += 2
+        var digits = 1
+        var rest = value / 10
+        while rest > 0 {
+            digits &+= 1
+            rest /= 10
+        }
+        var v = value
+        var i = digits
+        repeat {
+            i &-= 1
+            p[i] = UInt8(truncatingIfNeeded: 0x30 &+ v % 10)
+            v /= 10
+        } while i > 0
+        p += digits
+        p[0] = Byte.cr
+        p[1] = Byte.lf
+        count &+= n.count &+ digits &+ 4
+    }
+
     /// The empty line that ends the head; returns the finished bytes.
     public consuming func finish() -> [UInt8] {
         put("\r\n")
         return [UInt8](UnsafeBufferPointer(start: base, count: count))
+    }
+
+    /// The empty line that ends the head; lends the finished bytes to `body` (valid only during the call), for a
+    /// caller that copies them on anyway and so needs no array of its own.
+    public consuming func finish<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+        put("\r\n")
+        return body(UnsafeRawBufferPointer(start: base, count: count))
     }
 
     private mutating func reserve(_ extra: Int) {

@@ -189,6 +189,22 @@ struct HeadBuilderTests {
     }
 
     @Test(
+        "a decimal value is written as its digits, and the lent bytes equal the array",
+        arguments: [0, 7, 10, 99, 100, 123_456, Int.max])
+    func decimal(value: Int) throws {
+        func build() throws -> HTTP1HeadBuilder {
+            var builder = try HTTP1HeadBuilder(status: 200, reason: "OK", capacity: 0)
+            builder.add(constant: "Content-Length", decimal: value)
+            try builder.add("X-A", "1")
+            return builder
+        }
+        let expected = "HTTP/1.1 200 OK\r\nContent-Length: \(value)\r\nX-A: 1\r\n\r\n"
+        #expect(String(decoding: try build().finish(), as: UTF8.self) == expected)
+        let lent = try build().finish { Array($0) }
+        #expect(String(decoding: lent, as: UTF8.self) == expected)
+    }
+
+    @Test(
         "what would change the framing is refused",
         arguments: [
             ("X-Bad Name", "v"), ("", "v"), ("X-Split", "a\r\nInjected: 1"), ("X-Nul", "a\u{0}b"), ("X-Del", "a\u{7f}"),
