@@ -60,7 +60,7 @@ public final class EventLoop: Sendable {
     /// Call on the loop; the closure may touch loop-confined state.
     public func runAfterTurn(_ work: @escaping () -> Void) {
         assertInLoop()
-        poller.runAfterTurn(work)
+        if !poller.deferToTurnEnd(work) { executeSoon(work) }
     }
 
     /// A repeating timer on this loop.

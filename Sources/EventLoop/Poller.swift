@@ -17,12 +17,11 @@ final class Poller: @unchecked Sendable {
     // source's handler, which Dispatch runs there, and from loop-confined sockets.
     private let epfd: Int32
     private let source: any DispatchSourceRead
-    private let queue: DispatchQueue
     private var sockets: [Socket?] = []
     private var generations: [UInt32] = []
     private var freeSlots: [Int] = []
     private var afterTurn: [() -> Void] = []
-    private(set) var inTurn = false
+    private var inTurn = false
     private let tokens = UnsafeMutablePointer<UInt64>.allocate(capacity: Poller.batch)
     private let events = UnsafeMutablePointer<UInt32>.allocate(capacity: Poller.batch)
 
@@ -34,7 +33,6 @@ final class Poller: @unchecked Sendable {
         let epfd = cshim_epoll_create()
         precondition(epfd >= 0, "epoll_create1 failed (errno \(errno))")
         self.epfd = epfd
-        self.queue = queue
         self.source = DispatchSource.makeReadSource(fileDescriptor: epfd, queue: queue)
         source.setEventHandler { [unowned self] in self.turn() }
         source.setCancelHandler { [tokens, events] in
@@ -81,14 +79,11 @@ final class Poller: @unchecked Sendable {
         }
     }
 
-    /// Runs `work` when the current turn has delivered all of its events, or soon when no turn is under way.
-    func runAfterTurn(_ work: @escaping () -> Void) {
-        if inTurn {
-            afterTurn.append(work)
-        } else {
-            let box = LoopBoundWork(work)
-            queue.async { box.work() }
-        }
+    /// Queues `work` to run when the current turn has delivered all of its events; false when no turn is under way.
+    func deferToTurnEnd(_ work: @escaping () -> Void) -> Bool {
+        guard inTurn else { return false }
+        afterTurn.append(work)
+        return true
     }
 
     private func turn() {
@@ -121,11 +116,4 @@ final class Poller: @unchecked Sendable {
         }
         afterTurn.removeAll(keepingCapacity: true)
     }
-}
-
-/// A loop-confined closure carried through `DispatchQueue.async` back to the same loop.
-private struct LoopBoundWork: @unchecked Sendable {
-    // Safety: made on the loop and run by the loop's serial queue only.
-    let work: () -> Void
-    init(_ work: @escaping () -> Void) { self.work = work }
 }

@@ -23,19 +23,9 @@ enum Byte {
     static let asterisk: UInt8 = 0x2A
 }
 
-/// Membership of an ASCII byte in a 128-bit set given as two words (bit `b` of `lo` for b < 64, of `hi` above).
-///
-/// The same test as `URISyntax.inSet`, repeated here because that one is not `@inlinable`: called across the
-/// module boundary it was a function call per byte of every field name parsed or written.
-@inline(__always)
-private func inSet(_ b: UInt8, _ lo: UInt64, _ hi: UInt64) -> Bool {
-    let word = b < 64 ? lo : hi
-    return b < 128 && (word >> UInt64(b & 63)) & 1 != 0
-}
-
 /// `tchar` (RFC 9110 §5.6.2): ALPHA, DIGIT and ``!#$%&'*+-.^_`|~``.
 @inline(__always)
-func isTokenByte(_ b: UInt8) -> Bool { inSet(b, 0x03FF_6CFA_0000_0000, 0x57FF_FFFF_C7FF_FFFE) }
+func isTokenByte(_ b: UInt8) -> Bool { URISyntax.inSet(b, 0x03FF_6CFA_0000_0000, 0x57FF_FFFF_C7FF_FFFE) }
 
 /// The value of a hex digit, or -1.
 @inline(__always)
@@ -166,29 +156,26 @@ func isVisibleWord(_ w: UInt64) -> Bool {
     return (w & highs) | below21 | zeroBytes(w ^ (ones &* 0x7F)) == 0
 }
 
-/// Whether every byte of `buf` is visible ASCII, as `isLongVisibleOrSpace` (false for fewer than eight bytes).
+/// Whether every byte of `buf` is visible ASCII, as `isLongVisibleOrSpace` without the space.
 @inline(__always)
-func isLongVisible(_ buf: UnsafeBufferPointer<UInt8>) -> Bool {
-    guard buf.count >= 8, let base = buf.baseAddress else { return false }
-    var i = 0
-    while i &+ 8 < buf.count {
-        if !isVisibleWord(UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)) { return false }
-        i &+= 8
-    }
-    return isVisibleWord(UnsafeRawPointer(base + (buf.count &- 8)).loadUnaligned(as: UInt64.self))
-}
+func isLongVisible(_ buf: UnsafeBufferPointer<UInt8>) -> Bool { everyWord(buf, isVisibleWord) }
 
-/// Whether every byte of `buf` is visible ASCII or a space, eight at a time with the last word overlapping the one
-/// before; false for fewer than eight bytes (the caller's byte loop decides those).
+/// Whether every byte of `buf` is visible ASCII or a space; false for fewer than eight bytes (the caller's byte
+/// loop decides those).
 @inline(__always)
-func isLongVisibleOrSpace(_ buf: UnsafeBufferPointer<UInt8>) -> Bool {
+func isLongVisibleOrSpace(_ buf: UnsafeBufferPointer<UInt8>) -> Bool { everyWord(buf, isVisibleOrSpaceWord) }
+
+/// Whether `test` holds for every eight-byte word of `buf`, the last word overlapping the one before; false for
+/// fewer than eight bytes.
+@inline(__always)
+private func everyWord(_ buf: UnsafeBufferPointer<UInt8>, _ test: (UInt64) -> Bool) -> Bool {
     guard buf.count >= 8, let base = buf.baseAddress else { return false }
     var i = 0
     while i &+ 8 < buf.count {
-        if !isVisibleOrSpaceWord(UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)) { return false }
+        if !test(UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)) { return false }
         i &+= 8
     }
-    return isVisibleOrSpaceWord(UnsafeRawPointer(base + (buf.count &- 8)).loadUnaligned(as: UInt64.self))
+    return test(UnsafeRawPointer(base + (buf.count &- 8)).loadUnaligned(as: UInt64.self))
 }
 
 /// The index of the first byte in `buf[from..<to]` that is a CTL, DEL or non-ASCII, or `to`.

@@ -1,3 +1,5 @@
+import GatewayCore
+
 /// Strings for the field names and values that nearly every message carries, so that parsing them makes no new
 /// `String` (validation, and a heap copy for 16 bytes or more): a literal is returned only when the bytes equal it
 /// exactly, case included, so the result is the same string `String(decoding:as:)` would have made.
@@ -140,33 +142,5 @@ enum CommonStrings {
     @inline(__always)
     static func same(_ p: UnsafeRawPointer, _ literal: StaticString) -> Bool {
         bytesEqual(p, UnsafeRawPointer(literal.utf8Start), literal.utf8CodeUnitCount)
-    }
-
-    /// Whether `n` bytes at `a` and `b` are equal, in at most a few word loads (the last ones overlapping).
-    @inline(__always)
-    static func bytesEqual(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ n: Int) -> Bool {
-        if n >= 8 {
-            var i = 0
-            while i &+ 8 < n {
-                if a.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-                    != b.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-                {
-                    return false
-                }
-                i &+= 8
-            }
-            return a.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self)
-                == b.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self)
-        }
-        if n >= 4 {
-            return a.loadUnaligned(as: UInt32.self) == b.loadUnaligned(as: UInt32.self)
-                && a.loadUnaligned(fromByteOffset: n &- 4, as: UInt32.self)
-                    == b.loadUnaligned(fromByteOffset: n &- 4, as: UInt32.self)
-        }
-        if n >= 2 {
-            return a.loadUnaligned(as: UInt16.self) == b.loadUnaligned(as: UInt16.self)
-                && a.load(fromByteOffset: n &- 1, as: UInt8.self) == b.load(fromByteOffset: n &- 1, as: UInt8.self)
-        }
-        return n == 0 || a.load(as: UInt8.self) == b.load(as: UInt8.self)
     }
 }

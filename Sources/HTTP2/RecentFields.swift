@@ -49,7 +49,7 @@ final class RecentFields {
             let entry = entries.baseAddress! + slot
             guard entry.pointee.nameCount == nameCount, entry.pointee.valueCount == valueCount else { return false }
             let stored = bytes + entry.pointee.offset
-            return equalBytes(stored + nameCount, value, valueCount) && equalBytes(stored, name, nameCount)
+            return bytesEqual(stored + nameCount, value, valueCount) && bytesEqual(stored, name, nameCount)
         }
     }
 
@@ -103,36 +103,4 @@ final class RecentFields {
         let entry = Entry(offset: offset, nameCount: nameCount, valueCount: valueCount, room: room, field: field)
         if slot < entries.count { entries[slot] = entry } else { entries.append(entry) }
     }
-}
-
-/// Whether `count` bytes at `a` and `b` are equal: eight at a time, the last word overlapping the one before
-/// (field names and values are mostly 4 to 30 bytes; a byte loop for the tail cost more than the words).
-@inline(__always)
-func equalBytes(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ count: Int) -> Bool {
-    let a = UnsafeRawPointer(a)
-    let b = UnsafeRawPointer(b)
-    if count >= 8 {
-        var i = 0
-        while i &+ 8 < count {
-            if a.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-                != b.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-            {
-                return false
-            }
-            i &+= 8
-        }
-        return a.loadUnaligned(fromByteOffset: count &- 8, as: UInt64.self)
-            == b.loadUnaligned(fromByteOffset: count &- 8, as: UInt64.self)
-    }
-    if count >= 4 {
-        return a.loadUnaligned(as: UInt32.self) == b.loadUnaligned(as: UInt32.self)
-            && a.loadUnaligned(fromByteOffset: count &- 4, as: UInt32.self)
-                == b.loadUnaligned(fromByteOffset: count &- 4, as: UInt32.self)
-    }
-    if count >= 2 {
-        return a.loadUnaligned(as: UInt16.self) == b.loadUnaligned(as: UInt16.self)
-            && a.loadUnaligned(fromByteOffset: count &- 2, as: UInt16.self)
-                == b.loadUnaligned(fromByteOffset: count &- 2, as: UInt16.self)
-    }
-    return count == 0 || a.load(as: UInt8.self) == b.load(as: UInt8.self)
 }

@@ -137,7 +137,7 @@ final class ClientConnection: TransportDelegate {
             serverName: transport.serverName, listenerDomain: profile.domain,
             requestID: context.nextRequestID(), startNanos: context.clock.nowNanoseconds(), writer: writer)
         #if DEBUG
-            exchange.countLive(in: context.gateway.liveExchanges)
+            exchange.liveToken = LiveObjectCount.Token(context.gateway.liveExchanges)
         #endif
         return exchange
     }

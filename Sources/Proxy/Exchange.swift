@@ -68,14 +68,8 @@ final class Exchange {
     /// The relay carrying this exchange to the upstream, while it does.
     var upstreamRelay: UpstreamRelay?
 
-    #if DEBUG
-        private var liveCount: LiveObjectCount?
-        func countLive(in count: LiveObjectCount) {
-            liveCount = count
-            count.increment()
-        }
-        deinit { liveCount?.decrement() }
-    #endif
+    /// Counts this exchange as alive until it is freed (debug builds; see `LiveObjectCount`).
+    var liveToken: LiveObjectCount.Token?
 
     /// Makes `stream` this exchange's body; `body` keeps its first bytes for the recording.
     func attach(_ stream: RequestBodyStream) {
@@ -114,8 +108,16 @@ final class Exchange {
 final class LiveObjectCount: Sendable {
     private let count = Atomic<Int>(0)
     var current: Int { count.load(ordering: .relaxed) }
-    func increment() { count.add(1, ordering: .relaxed) }
-    func decrement() { count.subtract(1, ordering: .relaxed) }
+
+    /// Counts one object while the object holding the token lives: the token goes when its holder is freed.
+    final class Token {
+        private let count: LiveObjectCount
+        init(_ count: LiveObjectCount) {
+            self.count = count
+            count.count.add(1, ordering: .relaxed)
+        }
+        deinit { count.count.subtract(1, ordering: .relaxed) }
+    }
 }
 
 /// Decides what to do with a complete request: answer it here or forward it. Loop-confined, one per listener

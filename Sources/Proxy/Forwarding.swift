@@ -171,7 +171,7 @@ final class ForwardingHandler: RequestHandler {
     func forward(_ exchange: Exchange, origin: UpstreamOrigin, responseHeaders: HTTPFields) {
         let relay = UpstreamRelay(exchange: exchange, origin: origin, extraHeaders: responseHeaders, handler: self)
         #if DEBUG
-            relay.countLive(in: context.gateway.liveRelays)
+            relay.liveToken = LiveObjectCount.Token(context.gateway.liveRelays)
         #endif
         // The exchange holds its relay until the relay is done or cancelled (the pair is a cycle until then).
         exchange.upstreamRelay = relay
@@ -363,14 +363,8 @@ final class UpstreamRelay: UpstreamResponseHandler {
         writer.send(response, isHEAD: exchange.head.method == "HEAD")
     }
 
-    #if DEBUG
-        private var liveCount: LiveObjectCount?
-        func countLive(in count: LiveObjectCount) {
-            liveCount = count
-            count.increment()
-        }
-        deinit { liveCount?.decrement() }
-    #endif
+    /// Counts this relay as alive until it is freed (debug builds; see `LiveObjectCount`).
+    var liveToken: LiveObjectCount.Token?
 
     func cancel() {
         cancelled = true

@@ -125,21 +125,4 @@ import Testing
         #expect(Self.check(Array("DATE".utf8), CommonStrings.fieldName) == (nil, true))
         #expect(Self.check(Array("Keep-Alive".utf8), CommonStrings.value) == (nil, true))
     }
-
-    @Test("equal bytes in at most a few loads, for every length and every differing position")
-    func bytesEqual() {
-        for n in 0...40 {
-            let a = (0..<n).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 1) }
-            a.withUnsafeBytes { pa in
-                #expect(n == 0 || CommonStrings.bytesEqual(pa.baseAddress!, pa.baseAddress!, n))
-                for i in 0..<n {
-                    var b = a
-                    b[i] ^= 0x01
-                    b.withUnsafeBytes { pb in
-                        #expect(!CommonStrings.bytesEqual(pa.baseAddress!, pb.baseAddress!, n), "n \(n) at \(i)")
-                    }
-                }
-            }
-        }
-    }
 }
