@@ -55,6 +55,8 @@ final class ClientConnection: TransportDelegate {
         deadlineNanos = context.clock.nowNanoseconds() + Int64(profile.headerReadTimeoutMs) * 1_000_000
     }
 
+    deinit { transport.delegate = nil }
+
     func start() {
         context.register(self)
         transport.start()
@@ -129,7 +131,7 @@ final class ClientConnection: TransportDelegate {
 
     // MARK: - Called by the protocol handlers
 
-    func makeExchange(head: RequestHead, body: [UInt8], writer: any ResponseWriter) -> Exchange {
+    func makeExchange(head: consuming RequestHead, body: consuming [UInt8], writer: any ResponseWriter) -> Exchange {
         inFlight += 1
         deadlineNanos = .max
         let exchange = Exchange(

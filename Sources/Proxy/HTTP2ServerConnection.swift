@@ -28,8 +28,12 @@ final class HTTP2ServerConnection {
         self.session = HTTP2ServerSession(limits: limits, clock: owner.context.clock)
     }
 
+    // Cleared here so the transport (which may outlive this object while a flush is queued) never calls into it;
+    // that is what lets `start` capture unowned instead of weak (no side table on this object).
+    deinit { transport.willFlush = nil }
+
     func start() {
-        transport.willFlush = { [weak self] in self?.flushSession() }
+        transport.willFlush = { [unowned self] in self.flushSession() }
         flushSession()
     }
 
@@ -52,15 +56,17 @@ final class HTTP2ServerConnection {
                 return
             case .request(let streamID, let head, let endStream):
                 owner.metrics.h2StreamOpened()
+                let streamed: Int? =
+                    if !endStream, let length = head.headers["content-length"].flatMap({ Int($0) }),
+                        length > RequestBodyStream.threshold, length <= session.limits.maxRequestBodyBytes,
+                        !owner.handler.needsWholeBody(head)
+                    { length } else { nil }
                 let writer = HTTP2StreamWriter(streamID: streamID, connection: self, head: head)
                 streams[streamID] = writer
                 if endStream {
                     dispatch(writer)
-                } else if let length = writer.head.headers["content-length"].flatMap({ Int($0) }),
-                    length > RequestBodyStream.threshold, length <= session.limits.maxRequestBodyBytes,
-                    !owner.handler.needsWholeBody(writer.head)
-                {
-                    startStreaming(writer, length: length)
+                } else if let streamed {
+                    startStreaming(writer, length: streamed)
                 }
             case .data(let streamID, let bytes):
                 guard let writer = streams[streamID] else {
@@ -137,9 +143,10 @@ final class HTTP2ServerConnection {
     }
 
     private func dispatch(_ writer: HTTP2StreamWriter) {
-        guard writer.exchange == nil else { return }
-        let exchange = owner.makeExchange(head: writer.head, body: writer.body, writer: writer)
+        guard writer.exchange == nil, let head = writer.requestHead.take() else { return }
+        let body = writer.body
         writer.body = []
+        let exchange = owner.makeExchange(head: head, body: body, writer: writer)
         if let stream = writer.bodyStream { exchange.attach(stream) }
         writer.exchange = exchange
         if writer.tooLarge {
@@ -254,7 +261,9 @@ final class HTTP2ServerConnection {
 final class HTTP2StreamWriter: ResponseWriter {
     let streamID: Int32
     unowned let connection: HTTP2ServerConnection
-    let head: RequestHead
+    /// The request head until `dispatch` moves it into the exchange (a copy would retain each of its strings).
+    var requestHead: RequestHead?
+    let isHEADRequest: Bool
     var body: [UInt8] = []
     var exchange: Exchange?
     var tooLarge = false
@@ -268,10 +277,11 @@ final class HTTP2StreamWriter: ResponseWriter {
     private var done = false
     var bufferFull = false
 
-    init(streamID: Int32, connection: HTTP2ServerConnection, head: RequestHead) {
+    init(streamID: Int32, connection: HTTP2ServerConnection, head: consuming RequestHead) {
         self.streamID = streamID
         self.connection = connection
-        self.head = head
+        self.isHEADRequest = head.method == "HEAD"
+        self.requestHead = head
     }
 
     var canAcceptBody: Bool { !bufferFull && !connection.outputOverHighWater }
@@ -282,10 +292,10 @@ final class HTTP2StreamWriter: ResponseWriter {
         // The session drops connection-specific fields itself (RFC 9113 §8.2.2) and writes the length; no second
         // pass or copy of the head here.
         let forbidsBody = HTTPStatus.forbidsBody(head.status)
-        bodyExpected = !(bodyLength == 0 || self.head.method == "HEAD" || forbidsBody)
+        bodyExpected = !(bodyLength == 0 || isHEADRequest || forbidsBody)
         if !bodyExpected { done = true }
         // HEAD: the length the GET would have (RFC 9110 §9.3.2), without content.
-        let announced = bodyExpected || (self.head.method == "HEAD" && !forbidsBody) ? bodyLength : nil
+        let announced = bodyExpected || (isHEADRequest && !forbidsBody) ? bodyLength : nil
         connection.submitHead(self, head, contentLength: announced, hasBody: bodyExpected)
     }
 

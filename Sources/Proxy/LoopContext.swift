@@ -85,7 +85,7 @@ final class LoopContext {
 
     func pool(for origin: UpstreamOrigin) -> UpstreamPool {
         // Most loops talk to one origin: one string comparison instead of a dictionary lookup.
-        if let last = lastPool, last.origin.key == origin.key { return last }
+        if let last = lastPool, last.origin === origin || last.origin.key == origin.key { return last }
         let key = origin.key
         let pool = pools[key] ?? UpstreamPool(origin: origin, context: self)
         pools[key] = pool

@@ -48,6 +48,8 @@ final class OneShotClient: TransportDelegate {
         self.completion = completion
     }
 
+    deinit { transport?.delegate = nil }
+
     private func start(origin: UpstreamOrigin, context: LoopContext) {
         keepAlive = self
         parser.requestSent(method: "GET")

@@ -32,7 +32,10 @@ final class Transport {
     private var lingering = false
     private var lingerTimer: LoopTimer?
     private var encrypting = false
-    weak var delegate: (any TransportDelegate)?
+    /// Unowned, not weak: a weakly referenced object gets a side table, and then every retain and release of it
+    /// (the connection objects are handed around on every request) takes the runtime's slow path. Each delegate
+    /// clears this in its deinit, so the transport never reaches a freed delegate.
+    unowned var delegate: (any TransportDelegate)?
 
     static let highWater = 256 * 1024
     static let lowWater = 64 * 1024
