@@ -76,8 +76,26 @@ final class UpstreamPool {
     let origin: UpstreamOrigin
     let context: LoopContext
     private var idle: [UpstreamConnection] = []
-    /// Connections with a request in flight, for the response deadline.
-    var busy: [ObjectIdentifier: UpstreamConnection] = [:]
+    /// Connections with a request in flight, for the response deadline. Each knows its own index here, so
+    /// joining and leaving cost no hashing (a dictionary insert and remove per request did).
+    private(set) var busy: [UpstreamConnection] = []
+
+    func markBusy(_ connection: UpstreamConnection) {
+        guard connection.busyIndex < 0 else { return }
+        connection.busyIndex = busy.count
+        busy.append(connection)
+    }
+
+    func markNotBusy(_ connection: UpstreamConnection) {
+        let index = connection.busyIndex
+        guard index >= 0, index < busy.count, busy[index] === connection else { return }
+        connection.busyIndex = -1
+        let last = busy.removeLast()
+        if index < busy.count {
+            busy[index] = last
+            last.busyIndex = index
+        }
+    }
     private var open = 0
     private var waiters: [(deadline: Int64, callback: (Result<UpstreamConnection, UpstreamFailure>) -> Void)] = []
     private var resolved: [NetAddress] = []
@@ -147,7 +165,9 @@ final class UpstreamPool {
     func sweep(now: Int64) {
         let limit = Int64(origin.idleTimeoutMs) * 1_000_000
         for connection in idle where now - connection.idleSince > limit { connection.close() }
-        for connection in busy.values where connection.responseDeadline < now { connection.responseTimedOut() }
+        // A snapshot: a timed-out connection leaves `busy` while this loop runs.
+        let inFlight = busy
+        for connection in inFlight where connection.responseDeadline < now { connection.responseTimedOut() }
         while let first = waiters.first, first.deadline < now {
             waiters.removeFirst()
             first.callback(
@@ -255,6 +275,8 @@ final class UpstreamConnection: TransportDelegate {
     private var responseTimeoutMs = 0
     private(set) var exchangesServed = 0
     var idleSince: Int64 = 0
+    /// This connection's index in its pool's `busy` list, or -1.
+    fileprivate(set) var busyIndex = -1
     private var closed = false
 
     init(fd: Int32, pool: UpstreamPool) throws(TLSError) {
@@ -309,7 +331,7 @@ final class UpstreamConnection: TransportDelegate {
         bodyPending = bodyFollows
         // Checked by the loop's sweeper rather than a timer per request: a timer costs a kernel round trip.
         responseDeadline = bodyFollows ? .max : pool.context.clock.nowNanoseconds() + Int64(timeoutMs) * 1_000_000
-        pool.busy[ObjectIdentifier(self)] = self
+        pool.markBusy(self)
     }
 
     /// A piece of a streamed request body; returns true when the connection holds more than its high-water mark
@@ -382,7 +404,7 @@ final class UpstreamConnection: TransportDelegate {
                 continue
             case .end:
                 responseDone = true
-                pool.busy.removeValue(forKey: ObjectIdentifier(self))
+                pool.markNotBusy(self)
                 let handler = self.handler
                 self.handler = nil
                 onDrained = nil
@@ -443,7 +465,7 @@ final class UpstreamConnection: TransportDelegate {
         responseDone = true
         bodyPending = false
         onDrained = nil
-        pool.busy.removeValue(forKey: ObjectIdentifier(self))
+        pool.markNotBusy(self)
         let handler = self.handler
         self.handler = nil
         close()
