@@ -21,7 +21,7 @@ struct AdminEndpoints: Sendable {
             service.refreshGauges()
             return Response(
                 status: 200, headers: HTTPFields([("Content-Type", "text/plain; version=0.0.4; charset=utf-8")]),
-                body: MetricsExposition.render())
+                body: service.metrics.exposition())
         case ("GET", "/config"):
             return Response(
                 status: 200, headers: HTTPFields([("Content-Type", "application/json")]),

@@ -29,13 +29,14 @@ final class ExchangeRecorder: Sendable {
         self.ids = LogIDGenerator(clock: clock)
     }
 
-    /// One finished exchange, on its loop: metrics at once (cached handles, no allocation); for the event and
-    /// access logs only a compact immutable copy is queued, rendered to JSON later on the pipelines' writers.
-    func record(_ exchange: Exchange, endNanos: Int64) {
+    /// One finished exchange, on its loop: metrics at once (in the loop's own tally, no lock, no allocation); for
+    /// the event and access logs only a compact immutable copy is queued, rendered to JSON later on the pipelines'
+    /// writers.
+    func record(_ exchange: Exchange, endNanos: Int64, loopMetrics: LoopMetrics) {
         let facts = exchange.facts
         let status = exchange.status
         let durationNanos = endNanos - exchange.startNanos
-        metrics.request(
+        loopMetrics.request(
             route: facts.routeName ?? Self.unroutedLabel(exchange.head.target), status: status,
             decision: exchange.decision, durationNanos: durationNanos,
             upstreamNanos: exchange.upstreamEndNanos > 0

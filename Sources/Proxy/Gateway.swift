@@ -58,8 +58,9 @@ public final class Gateway: Sendable {
     let contexts: Mutex<[LoopBound<LoopContext>?]>
     private let listeners = Mutex<[ListenerHandle]>([])
     private let clock: any WallClock
-    /// Called on the exchange's loop when it finished, with the end time; must not block or keep the exchange.
-    let finishedRequest: (@Sendable (Exchange, Int64) -> Void)?
+    /// Called on the exchange's loop when it finished, with the end time and that loop's request metrics; must not
+    /// block or keep the exchange or the metrics.
+    let finishedRequest: (@Sendable (Exchange, Int64, LoopMetrics) -> Void)?
 
     struct ListenerHandle: @unchecked Sendable {
         // Safety: a Listener is only touched on its own loop; the handle only carries it there.
@@ -70,7 +71,7 @@ public final class Gateway: Sendable {
     init(
         snapshot: GatewaySnapshot, loops: Int, maxConnections: Int, clock: any WallClock,
         metrics: GatewayMetrics = GatewayMetrics(),
-        finishedRequest: (@Sendable (Exchange, Int64) -> Void)? = nil
+        finishedRequest: (@Sendable (Exchange, Int64, LoopMetrics) -> Void)? = nil
     ) {
         self.group = EventLoopGroup(count: loops)
         self.clock = clock
@@ -91,8 +92,9 @@ public final class Gateway: Sendable {
                 let context = LoopContext(loop: loop, clock: clock, metrics: state.metrics, gateway: state)
                 if let finishedRequest {
                     let clock = self.clock
+                    let requestMetrics = context.requestMetrics
                     context.onRequestFinished = { exchange in
-                        finishedRequest(exchange, clock.nowNanoseconds())
+                        finishedRequest(exchange, clock.nowNanoseconds(), requestMetrics)
                     }
                 }
                 contexts.withLock { $0[loop.index] = LoopBound(context, loop: loop) }

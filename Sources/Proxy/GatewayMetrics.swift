@@ -4,19 +4,30 @@ import Prometheus
 import Synchronization
 
 /// The gateway's counters and histograms, reported through swift-metrics (Prometheus exposition on the admin
-/// port). Sendable: swift-metrics handlers are thread-safe; labels with unbounded values are never used.
+/// port), except the per-request ones, which each loop tallies in its ``LoopMetrics`` (made by
+/// ``makeLoopMetrics()``) and ``exposition()`` renders next to the registry's. Sendable: swift-metrics handlers are
+/// thread-safe; labels with unbounded values are never used.
 final class GatewayMetrics: Sendable {
     private let connectionsActive = Atomic<Int>(0)
+    /// Where the loops' request tallies are summed: by default the process's, like the registry.
+    let requests: RequestTallies
 
     private let connectionsGauge = Gauge(label: "myorg_gateway_connections_active")
     private let tlsHandshakeFailures = Counter(label: "myorg_gateway_tls_handshake_failures_total")
     private let poolWaits = Counter(label: "myorg_gateway_upstream_pool_waits_total")
-    private let tokenCacheHits = Counter(label: "myorg_gateway_token_cache_hits_total")
-    private let tokenCacheMisses = Counter(label: "myorg_gateway_token_cache_misses_total")
     private let tlsHandshakes = Counter(label: "myorg_gateway_tls_handshakes_total")
-    private let h2Streams = Counter(label: "myorg_gateway_h2_streams_total")
 
-    init() {}
+    init(requests: RequestTallies = MetricsExposition.requests) { self.requests = requests }
+
+    /// The request tally of a new loop context, counted in ``requests`` for as long as the process runs.
+    func makeLoopMetrics() -> LoopMetrics { LoopMetrics(tallies: requests) }
+
+    /// The `/metrics` body: the registry's metrics, then the loops' request metrics.
+    func exposition() -> [UInt8] {
+        var text = MetricsExposition.render()
+        requests.render(into: &text)
+        return text
+    }
 
     func connectionOpened(protocol name: String) {
         let now = connectionsActive.add(1, ordering: .relaxed).newValue
@@ -43,11 +54,7 @@ final class GatewayMetrics: Sendable {
 
     func upstreamPoolWait() { poolWaits.increment() }
 
-    func tokenCache(hit: Bool) { (hit ? tokenCacheHits : tokenCacheMisses).increment() }
-
     func tlsHandshakeCompleted() { tlsHandshakes.increment() }
-
-    func h2StreamOpened() { h2Streams.increment() }
 
     func upstreamError(kind: String) {
         upstreamErrorsByKind.handle(kind) {
@@ -55,41 +62,12 @@ final class GatewayMetrics: Sendable {
         }.increment()
     }
 
-    private final class RequestHandles: Sendable {
-        let counter: CoreMetrics.Counter
-        let duration: CoreMetrics.Timer
-        let upstream: CoreMetrics.Timer
-
-        init(counter: CoreMetrics.Counter, duration: CoreMetrics.Timer, upstream: CoreMetrics.Timer) {
-            self.counter = counter
-            self.duration = duration
-            self.upstream = upstream
-        }
-    }
-
-    // Handles by label values. Every label comes from a bounded set (the endpoint table, HTTP statuses, the
-    // pipeline's decisions, protocols, error kinds, tiers), so a request costs a short lookup, not a metrics
-    // factory call with its label arrays and registry lock.
-    private let requestHandles = HandleCache<RequestHandles>()
+    // Handles by label values. Every label comes from a bounded set (protocols, statuses, error kinds, tiers),
+    // so a call costs a short lookup, not a metrics factory call with its label arrays and registry lock.
     private let rateLimitRefusals = HandleCache<CoreMetrics.Counter>()
     private let connectionsByProtocol = HandleCache<CoreMetrics.Counter>()
     private let malformedByStatus = HandleCache<CoreMetrics.Counter>()
     private let upstreamErrorsByKind = HandleCache<CoreMetrics.Counter>()
-
-    /// One finished request: by route (method and template from the endpoint table), status and decision.
-    func request(route: String, status: Int, decision: String, durationNanos: Int64, upstreamNanos: Int64?) {
-        let handle = requestHandles.handle(route, decision, number: status) {
-            RequestHandles(
-                counter: Counter(
-                    label: "myorg_gateway_requests_total",
-                    dimensions: [("route", route), ("status", String(status)), ("decision", decision)]),
-                duration: Timer(label: "myorg_gateway_request_duration_seconds", dimensions: [("route", route)]),
-                upstream: Timer(label: "myorg_gateway_upstream_duration_seconds", dimensions: [("route", route)]))
-        }
-        handle.counter.increment()
-        handle.duration.recordNanoseconds(durationNanos)
-        if let upstreamNanos { handle.upstream.recordNanoseconds(upstreamNanos) }
-    }
 
     /// A 429 the gateway wrote itself: by which limit (tenant or organization) and tier.
     func rateLimitRefusal(kind: String, tier: String) {
@@ -126,6 +104,8 @@ final class GatewayMetrics: Sendable {
 /// The Prometheus registry behind swift-metrics, bootstrapped once per process.
 enum MetricsExposition {
     static let registry = PrometheusCollectorRegistry()
+    /// The loops' request tallies, process-wide like the registry.
+    static let requests = RequestTallies()
     private static let once = OnceFlag()
 
     static func bootstrap() {
@@ -133,7 +113,7 @@ enum MetricsExposition {
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
     }
 
-    /// The text exposition format (version 0.0.4).
+    /// The registry's metrics in the text exposition format (version 0.0.4).
     static func render() -> [UInt8] { registry.emitToBuffer() }
 }
 

@@ -75,8 +75,8 @@ public final class GatewayService: Sendable {
         let gateway = Gateway(
             snapshot: snapshot, loops: count, maxConnections: config.limits.maxConnections, clock: clock,
             metrics: metrics,
-            finishedRequest: { [liveRecorder] exchange, endNanos in
-                liveRecorder.current.record(exchange, endNanos: endNanos)
+            finishedRequest: { [liveRecorder] exchange, endNanos, loopMetrics in
+                liveRecorder.current.record(exchange, endNanos: endNanos, loopMetrics: loopMetrics)
             })
         let bound = try gateway.start()
         gatewayBox.withLock { $0 = gateway }

@@ -55,7 +55,7 @@ final class HTTP2ServerConnection {
             case nil:
                 return
             case .request(let streamID, let head, let endStream):
-                owner.metrics.h2StreamOpened()
+                owner.context.requestMetrics.h2StreamOpened()
                 let streamed: Int? =
                     if !endStream, let length = head.headers["content-length"].flatMap({ Int($0) }),
                         length > RequestBodyStream.threshold, length <= session.limits.maxRequestBodyBytes,

@@ -11,6 +11,8 @@ final class LoopContext {
     let scratch: LoopScratch
     let clock: any WallClock
     let metrics: GatewayMetrics
+    /// This loop's request counters and histograms (it is their only writer).
+    let requestMetrics: LoopMetrics
     unowned let gateway: GatewayState
     private var connections: [Int: ClientConnection] = [:]
     private var pools: [String: UpstreamPool] = [:]
@@ -29,6 +31,7 @@ final class LoopContext {
         self.scratch = LoopScratch(loop: loop)
         self.clock = clock
         self.metrics = metrics
+        self.requestMetrics = metrics.makeLoopMetrics()
         self.gateway = gateway
         self.requestIDPrefix = "\(gateway.instanceID)-\(loop.index)-"
         self.sweeper = loop.scheduleRepeating(everyMilliseconds: 250) { [weak self] in self?.sweep() }

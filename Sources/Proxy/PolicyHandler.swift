@@ -84,7 +84,7 @@ final class PolicyHandler: RequestHandler {
             if let keys = runtime.jwks.keys,
                 let hit = checked.lookup(token, keys: keys, nowSeconds: now / 1_000_000_000)
             {
-                context.metrics.tokenCache(hit: true)
+                context.requestMetrics.tokenCache(hit: true)
                 // The entry's claims are lent to `authorize`, not copied into a local first.
                 outcome = policy.authorize(
                     head, body: exchange.body, route: route, token: .success(hit.verified), notes: notes,
@@ -95,7 +95,7 @@ final class PolicyHandler: RequestHandler {
                     let hitsBefore = cache.hits
                     verdict = cache.verify(
                         token, keys: keys, verifier: runtime.verifier, nowNanoseconds: context.clock.nowNanoseconds())
-                    context.metrics.tokenCache(hit: cache.hits != hitsBefore)
+                    context.requestMetrics.tokenCache(hit: cache.hits != hitsBefore)
                     if case .failure(let rejection) = verdict, rejection.kind == .unknownKey {
                         runtime.jwks.unknownKeyID()
                     }
