@@ -33,16 +33,16 @@ final class ExchangeRecorder: Sendable {
     /// the event and access logs only a compact immutable copy is queued, rendered to JSON later on the pipelines'
     /// writers.
     func record(_ exchange: Exchange, endNanos: Int64, loopMetrics: LoopMetrics) {
-        let facts = exchange.facts
+        // The facts are read in place: a local copy retained and released each of their strings.
         let status = exchange.status
         let durationNanos = endNanos - exchange.startNanos
         loopMetrics.request(
-            route: facts.routeName ?? Self.unroutedLabel(exchange.head.target), status: status,
+            route: exchange.facts.routeName ?? Self.unroutedLabel(exchange.head.target), status: status,
             decision: exchange.decision, durationNanos: durationNanos,
             upstreamNanos: exchange.upstreamEndNanos > 0
                 ? exchange.upstreamEndNanos - exchange.upstreamStartNanos : nil)
-        if status == 429, let kind = facts.rateLimitedBy {
-            metrics.rateLimitRefusal(kind: kind, tier: facts.tier ?? "unknown")
+        if status == 429, let kind = exchange.facts.rateLimitedBy {
+            metrics.rateLimitRefusal(kind: kind, tier: exchange.facts.tier ?? "unknown")
         }
         if let traffic, let capture = exchange.capture, let response = capture.head {
             recordTraffic(exchange, capture: capture, response: response, durationNanos: durationNanos, to: traffic)
@@ -50,7 +50,7 @@ final class ExchangeRecorder: Sendable {
         var eventType: EventType? = nil
         if events != nil, exchange.decision != "preflight" {
             eventType = EventClassifier.classify(
-                resource: facts.logResource,
+                resource: exchange.facts.logResource,
                 outcome: EventOutcome(status: status, decidedBy: exchange.decidedBy == .tenant ? .tenant : .gateway))
         }
         guard accessLog != nil || eventType != nil else { return }
@@ -61,7 +61,15 @@ final class ExchangeRecorder: Sendable {
 
     /// The route label of a request no endpoint matched: `unknown` under the API's prefix, `other` elsewhere.
     static func unroutedLabel(_ target: String) -> String {
-        target.utf8.starts(with: "/my-org".utf8) ? "unknown" : "other"
+        // Byte by byte over the contiguous UTF-8: `starts(with:)` between two UTF8Views ran unspecialized, about
+        // 200 instructions on every pass-through request.
+        let underAPI =
+            target.utf8.withContiguousStorageIfAvailable { bytes in
+                bytes.count >= 7 && bytes[0] == UInt8(ascii: "/") && bytes[1] == UInt8(ascii: "m")
+                    && bytes[2] == UInt8(ascii: "y") && bytes[3] == UInt8(ascii: "-") && bytes[4] == UInt8(ascii: "o")
+                    && bytes[5] == UInt8(ascii: "r") && bytes[6] == UInt8(ascii: "g")
+            } ?? target.utf8.starts(with: "/my-org".utf8)
+        return underAPI ? "unknown" : "other"
     }
 
     private func recordTraffic(

@@ -303,6 +303,18 @@ struct LoopMetricsTests {
         #expect(final.durations["GET details"]?.sumNanos == Int64(2 * (0..<perLoop).reduce(0) { $0 + $1 % 7 }))
     }
 
+    @Test(
+        "a request no endpoint matched is labelled unknown under the API's prefix, other elsewhere",
+        arguments: [
+            ("/my-org", "unknown"), ("/my-org/no-such", "unknown"), ("/my-orgs", "unknown"), ("/my-or", "other"),
+            ("/", "other"), ("", "other"), ("/MY-ORG/details", "other"), ("/my-örg", "other"),
+            ("*", "other"), ("/status/204", "other"),
+        ])
+    func unroutedLabel(target: String, label: String) {
+        #expect(ExchangeRecorder.unroutedLabel(target) == label)
+        #expect(ExchangeRecorder.unroutedLabel(target) == (target.hasPrefix("/my-org") ? "unknown" : "other"))
+    }
+
     @Test("the /metrics body names each family once: the moved metrics are no longer in the registry")
     func noFamilyTwice() {
         MetricsExposition.bootstrap()
