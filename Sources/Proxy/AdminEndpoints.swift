@@ -60,6 +60,7 @@ extension GatewayService {
     func refreshGauges() {
         let runtime = self.runtime
         let jwks = runtime.jwks.counters
+        metrics.gauge("myorg_gateway_connections_active", Double(max(0, metrics.activeConnections)))
         metrics.counter("myorg_gateway_jwks_refreshes_total", total: jwks.refreshes)
         metrics.counter("myorg_gateway_jwks_failures_total", total: jwks.failures)
         metrics.gauge("myorg_gateway_jwks_loaded", runtime.jwks.keys == nil ? 0 : 1)

@@ -12,12 +12,19 @@ final class GatewayMetrics: Sendable {
     /// Where the loops' request tallies are summed: by default the process's, like the registry.
     let requests: RequestTallies
 
-    private let connectionsGauge = Gauge(label: "myorg_gateway_connections_active")
-    private let tlsHandshakeFailures = Counter(label: "myorg_gateway_tls_handshake_failures_total")
-    private let poolWaits = Counter(label: "myorg_gateway_upstream_pool_waits_total")
-    private let tlsHandshakes = Counter(label: "myorg_gateway_tls_handshakes_total")
+    private let tlsHandshakeFailures: CoreMetrics.Counter
+    private let poolWaits: CoreMetrics.Counter
+    private let tlsHandshakes: CoreMetrics.Counter
 
-    init(requests: RequestTallies = MetricsExposition.requests) { self.requests = requests }
+    init(requests: RequestTallies = MetricsExposition.requests) {
+        // A handle made before the bootstrap comes from swift-metrics' no-op factory and counts nothing; the
+        // service makes its metrics before it starts, so bootstrap here (it happens once per process).
+        MetricsExposition.bootstrap()
+        self.requests = requests
+        tlsHandshakeFailures = Counter(label: "myorg_gateway_tls_handshake_failures_total")
+        poolWaits = Counter(label: "myorg_gateway_upstream_pool_waits_total")
+        tlsHandshakes = Counter(label: "myorg_gateway_tls_handshakes_total")
+    }
 
     /// The request tally of a new loop context, counted in ``requests`` for as long as the process runs.
     func makeLoopMetrics() -> LoopMetrics { LoopMetrics(tallies: requests) }
@@ -30,17 +37,13 @@ final class GatewayMetrics: Sendable {
     }
 
     func connectionOpened(protocol name: String) {
-        let now = connectionsActive.add(1, ordering: .relaxed).newValue
-        connectionsGauge.record(now)
+        connectionsActive.add(1, ordering: .relaxed)
         connectionsByProtocol.handle(name) {
             Counter(label: "myorg_gateway_connections_total", dimensions: [("protocol", name)])
         }.increment()
     }
 
-    func connectionClosed() {
-        let now = connectionsActive.subtract(1, ordering: .relaxed).newValue
-        connectionsGauge.record(max(0, now))
-    }
+    func connectionClosed() { connectionsActive.subtract(1, ordering: .relaxed) }
 
     func tlsHandshakeFailed() {
         tlsHandshakeFailures.increment()
@@ -98,6 +101,8 @@ final class GatewayMetrics: Sendable {
         if delta > 0 { counter.increment(by: delta) }
     }
 
+    /// Client connections open now, on this metrics' gateway (`myorg_gateway_connections_active`, set at scrape
+    /// time: each gateway of a process, the admin listener's too, counts its own).
     var activeConnections: Int { connectionsActive.load(ordering: .relaxed) }
 }
 
