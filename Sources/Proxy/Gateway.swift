@@ -60,7 +60,9 @@ public final class Gateway: Sendable {
     private let clock: any WallClock
     /// Called on the exchange's loop when it finished, with the end time and that loop's request metrics; must not
     /// block or keep the exchange or the metrics.
-    let finishedRequest: (@Sendable (Exchange, Int64, LoopMetrics) -> Void)?
+    /// Called once per loop, on it, with the loop's metrics: returns what that loop calls for each finished
+    /// request (with the time it finished). Per loop, so the returned closure may keep loop-local state.
+    let finishedRequest: (@Sendable (LoopMetrics) -> (Exchange, Int64) -> Void)?
 
     struct ListenerHandle: @unchecked Sendable {
         // Safety: a Listener is only touched on its own loop; the handle only carries it there.
@@ -71,7 +73,7 @@ public final class Gateway: Sendable {
     init(
         snapshot: GatewaySnapshot, loops: Int, maxConnections: Int, clock: any WallClock,
         metrics: GatewayMetrics = GatewayMetrics(),
-        finishedRequest: (@Sendable (Exchange, Int64, LoopMetrics) -> Void)? = nil
+        finishedRequest: (@Sendable (LoopMetrics) -> (Exchange, Int64) -> Void)? = nil
     ) {
         self.group = EventLoopGroup(count: loops)
         self.clock = clock
@@ -92,10 +94,8 @@ public final class Gateway: Sendable {
                 let context = LoopContext(loop: loop, clock: clock, metrics: state.metrics, gateway: state)
                 if let finishedRequest {
                     let clock = self.clock
-                    let requestMetrics = context.requestMetrics
-                    context.onRequestFinished = { exchange in
-                        finishedRequest(exchange, clock.nowNanoseconds(), requestMetrics)
-                    }
+                    let finish = finishedRequest(context.requestMetrics)
+                    context.onRequestFinished = { exchange in finish(exchange, clock.nowNanoseconds()) }
                 }
                 contexts.withLock { $0[loop.index] = LoopBound(context, loop: loop) }
             }

@@ -75,8 +75,14 @@ public final class GatewayService: Sendable {
         let gateway = Gateway(
             snapshot: snapshot, loops: count, maxConnections: config.limits.maxConnections, clock: clock,
             metrics: metrics,
-            finishedRequest: { [liveRecorder] exchange, endNanos, loopMetrics in
-                liveRecorder.current.record(exchange, endNanos: endNanos, loopMetrics: loopMetrics)
+            finishedRequest: { [liveRecorder] loopMetrics in
+                // Each loop keeps the recorder it last saw and looks again only when a reload replaced it: one
+                // relaxed-cost atomic load per request instead of a lock shared by every loop.
+                var seen = liveRecorder.snapshot()
+                return { exchange, endNanos in
+                    if !liveRecorder.isCurrent(seen.generation) { seen = liveRecorder.snapshot() }
+                    seen.recorder.record(exchange, endNanos: endNanos, loopMetrics: loopMetrics)
+                }
             })
         let bound = try gateway.start()
         gatewayBox.withLock { $0 = gateway }
@@ -335,13 +341,27 @@ final class GatewayRef: Sendable {
     func withLock<T>(_ body: (inout Gateway?) -> T) -> T { value.withLock { body(&$0) } }
 }
 
-/// The current ``ExchangeRecorder``, swapped on reload.
+/// The current ``ExchangeRecorder``, swapped on reload, with a generation that says when it was.
 final class RecorderRef: Sendable {
-    private let value: Mutex<ExchangeRecorder>
-    init(_ recorder: ExchangeRecorder) { value = Mutex(recorder) }
+    private let value: Mutex<(generation: Int, recorder: ExchangeRecorder)>
+    private let generation = Atomic<Int>(0)
+    init(_ recorder: ExchangeRecorder) { value = Mutex((0, recorder)) }
 
     var current: ExchangeRecorder {
-        get { value.withLock { $0 } }
-        set { value.withLock { $0 = newValue } }
+        get { value.withLock { $0.recorder } }
+        set {
+            value.withLock {
+                $0 = ($0.generation + 1, newValue)
+                // Published after the pair changed: whoever sees the new number and takes a snapshot gets the new
+                // recorder. A request racing the reload may still use the old one, as it could with the lock.
+                generation.store($0.generation, ordering: .releasing)
+            }
+        }
     }
+
+    /// The recorder with its generation, read together.
+    func snapshot() -> (generation: Int, recorder: ExchangeRecorder) { value.withLock { $0 } }
+
+    /// Whether `generation` is still the current recorder's.
+    func isCurrent(_ generation: Int) -> Bool { self.generation.load(ordering: .acquiring) == generation }
 }
