@@ -248,11 +248,12 @@ final class CheckedTokens: KnownTokenTexts {
     }
 
     /// One slot of the front: the stored text (the very string `knownToken` hands out), its entry, and the table
-    /// slot it was stored in (to mark reads there).
+    /// slot it was stored in (to mark reads there), or -1 until a hit needs it: most fresh tokens are never
+    /// seen again, so `insert` does not pay a second table lookup for it.
     private struct Recent {
         let text: String
         let entry: Entry
-        let slot: Int
+        var slot: Int
     }
 
     private var table: ClockTable<Key, Entry>
@@ -300,14 +301,20 @@ final class CheckedTokens: KnownTokenTexts {
     /// The entry for `token` if it was checked under this very key set and has not expired.
     func lookup(_ token: String, keys: JWKSKeySet, nowSeconds: Int64) -> Entry? {
         let front = Self.recentIndex(token)
-        if let candidate = recent[front], candidate.text == token {
+        if var candidate = recent[front], candidate.text == token {
             let entry = candidate.entry
+            if candidate.slot < 0 {
+                candidate.slot = table.slot(of: Key(text: token)) ?? Int.max
+                recent[front] = candidate
+            }
+            // `Int.max`: the table no longer holds the text; the front still answers for it by its own rules.
+            let inTable = candidate.slot != Int.max && table.value(at: candidate.slot) === entry
             guard entry.keys === keys, nowSeconds < entry.expiresAt else {
                 recent[front] = nil
-                if table.value(at: candidate.slot) === entry { table.remove(at: candidate.slot) }
+                if inTable { table.remove(at: candidate.slot) }
                 return nil
             }
-            if table.value(at: candidate.slot) === entry { table.markRead(candidate.slot) }
+            if inTable { table.markRead(candidate.slot) }
             return entry
         }
         guard let slot = table.slot(of: Key(text: token)), let entry = table.value(at: slot) else { return nil }
@@ -323,8 +330,6 @@ final class CheckedTokens: KnownTokenTexts {
 
     func insert(_ token: String, _ entry: Entry, nowSeconds: Int64) {
         table.insert(Key(text: token), entry, expiresAt: entry.expiresAt, now: nowSeconds)
-        if let slot = table.slot(of: Key(text: token)) {
-            recent[Self.recentIndex(token)] = Recent(text: token, entry: entry, slot: slot)
-        }
+        recent[Self.recentIndex(token)] = Recent(text: token, entry: entry, slot: -1)
     }
 }
