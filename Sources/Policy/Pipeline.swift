@@ -402,7 +402,9 @@ public final class RequestPolicy: Sendable {
                 notes.organizationID = verified.claims["org_id"]?.stringValue
                 return outcome(refuse(error, decision: "refused_token", notes: &notes, origin: origin, clientID: nil))
             }
-            notes.scope = context.scopes.sorted().joined(separator: " ")
+            // A single scope (the usual case) is its own sorted, joined text: no array, no join.
+            notes.scope =
+                context.scopes.count == 1 ? context.scopes.first! : context.scopes.sorted().joined(separator: " ")
         }
         notes.tokenContext = context
         notes.organizationID = context.orgID
@@ -574,9 +576,14 @@ public final class RequestPolicy: Sendable {
     }
 
     static func audienceText(_ claims: JSONValue) -> String? {
-        if let s = claims["aud"]?.stringValue { return s }
-        if let a = claims["aud"]?.arrayValue { return a.compactMap(\.stringValue).joined(separator: " ") }
-        return nil
+        switch claims["aud"] {
+        case .string(let s)?: return s
+        case .array(let items)?:
+            // One audience (the usual case) is its own text: no array of strings to join.
+            if items.count == 1 { return items[0].stringValue ?? "" }
+            return items.compactMap(\.stringValue).joined(separator: " ")
+        default: return nil
+        }
     }
 }
 
