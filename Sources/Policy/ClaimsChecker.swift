@@ -165,16 +165,18 @@ public struct ClaimsChecker: Sendable {
         /// The name's bytes as a little-endian integer when it has 1 to 8 of them and none is zero, else 0.
         /// Without zero bytes, distinct names give distinct integers: `"iss\u{0}"` must not pack like `"iss"`.
         static func packed(_ name: String) -> UInt64 {
-            // The UTF-8 view's iterator reads a small string's bytes straight from its inline storage, and stops
-            // at the ninth byte of a longer name: no copy of the string and no closure, unlike `withUTF8`.
-            var value: UInt64 = 0
-            var shift: UInt64 = 0
-            for byte in name.utf8 {
-                guard shift < 64, byte != 0 else { return 0 }
-                value |= UInt64(byte) << shift
-                shift += 8
+            guard name.utf8.count <= 8 else { return 0 }
+            var name = name
+            // A name of at most 8 bytes is a small string: `withUTF8` hands its bytes over from the stack (measured
+            // cheaper than the UTF-8 view's iterator).
+            return name.withUTF8 { bytes in
+                var value: UInt64 = 0
+                for (i, byte) in bytes.enumerated() {
+                    guard byte != 0 else { return 0 }
+                    value |= UInt64(byte) << UInt64(8 * i)
+                }
+                return value
             }
-            return value
         }
 
         /// `packed` of each name, as literals so that the `switch` compares integers (a test checks them).
