@@ -152,37 +152,58 @@ public struct TokenVerifier: Sendable {
         guard let payloadBytes = Base64Codec.decode(buffer: parts.payload, alphabet: .url) else {
             return reject(.malformed, "payload is not base64url")
         }
-        guard let signature = Base64Codec.decode(buffer: parts.signature, alphabet: .url) else {
-            return reject(.malformed, "signature is not base64url")
-        }
-
-        let header: JSONValue
-        let kid: String
-        if let remembered {
-            (header, kid) = (remembered.header, remembered.kid)
-        } else {
-            switch checkHeader(headerBytes) {
-            case .failure(let rejection): return .failure(rejection)
-            case .success(let checked): (header, kid) = checked
+        // The signature is read only by the RSA check: decoded into temporary memory (the stack, for any real
+        // key size), not into an array of its own.
+        typealias Checked = (header: JSONValue, key: RSAPublicKey, kid: String)
+        let checked: Result<Checked, TokenRejection> = withUnsafeTemporaryAllocation(
+            of: UInt8.self, capacity: Base64Codec.decodedCapacity(parts.signature.count)
+        ) { signatureBuffer in
+            func refuse(_ kind: TokenRejection.Kind, _ detail: String) -> Result<Checked, TokenRejection> {
+                .failure(TokenRejection(kind, detail))
             }
-            headers?.remember(parts.header, header: header, kid: kid, algorithms: acceptedAlgorithms)
-        }
-        guard !keys.isEmpty else { return reject(.noKeys, "no verification keys") }
-        // The lookup is a function of the set and the kid: the memo answers it for the very set it was made in.
-        let key: RSAPublicKey
-        if remembered != nil, let known = headers?.key(in: keys) {
-            key = known
-        } else {
-            guard let found = keys[kid] else { return reject(.unknownKey, "unknown key id") }
-            key = found
-            if remembered != nil { headers?.rememberKey(found, in: keys) }
-        }
+            guard
+                let signatureCount = Base64Codec.decode(
+                    buffer: parts.signature, alphabet: .url, into: signatureBuffer)
+            else { return refuse(.malformed, "signature is not base64url") }
+            let signature = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(signatureBuffer)[..<signatureCount])
 
-        let digest = signingInputDigest ?? SHA256Digest(parts.signingInput)
-        let context = contexts?.context(for: key) ?? RS256VerifyContext(key: key)
-        guard let context else { return reject(.signature, "signature check unavailable") }
-        let valid = signature.withUnsafeBytes { context.verify(signature: $0, digest: digest) }
-        guard valid else { return reject(.signature, "bad signature") }
+            let header: JSONValue
+            let kid: String
+            if let remembered {
+                (header, kid) = (remembered.header, remembered.kid)
+            } else {
+                switch checkHeader(headerBytes) {
+                case .failure(let rejection): return .failure(rejection)
+                case .success(let checked): (header, kid) = checked
+                }
+                headers?.remember(parts.header, header: header, kid: kid, algorithms: acceptedAlgorithms)
+            }
+            guard !keys.isEmpty else { return refuse(.noKeys, "no verification keys") }
+            // The lookup is a function of the set and the kid: the memo answers it for the very set it was made in.
+            let key: RSAPublicKey
+            if remembered != nil, let known = headers?.key(in: keys) {
+                key = known
+            } else {
+                guard let found = keys[kid] else { return refuse(.unknownKey, "unknown key id") }
+                key = found
+                if remembered != nil { headers?.rememberKey(found, in: keys) }
+            }
+
+            let digest = signingInputDigest ?? SHA256Digest(parts.signingInput)
+            let context = contexts?.context(for: key) ?? RS256VerifyContext(key: key)
+            guard let context else { return refuse(.signature, "signature check unavailable") }
+            guard context.verify(signature: signature, digest: digest) else {
+                return refuse(.signature, "bad signature")
+            }
+            return .success((header, key, kid))
+        }
+        let header: JSONValue
+        let key: RSAPublicKey
+        let kid: String
+        switch checked {
+        case .failure(let rejection): return .failure(rejection)
+        case .success(let found): (header, key, kid) = (found.header, found.key, found.kid)
+        }
 
         // Parsed only once authenticated: the tenant wrote these bytes.
         let claims: JSONValue
