@@ -361,6 +361,15 @@ public final class RequestPolicy: Sendable {
         case respond(Response, PipelineNotes)
         /// Forward; set `responseHeaders` on the upstream's answer (CORS, rate limits), replacing its own.
         case forward(responseHeaders: HTTPFields, delayMilliseconds: Int, notes: PipelineNotes)
+
+        /// `notes.checkedClaims` of either case, read where the notes lie: a caller binding the notes to read it
+        /// copied every field of them (each string, the error) first.
+        public var checkedClaims: CheckedClaims? {
+            switch self {
+            case .respond(_, let notes): return notes.checkedClaims
+            case .forward(_, _, let notes): return notes.checkedClaims
+            }
+        }
     }
 
     /// Judges a request whose token signature was checked (or refused) by the caller.

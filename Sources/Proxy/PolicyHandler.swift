@@ -106,11 +106,7 @@ final class PolicyHandler: RequestHandler {
                     head, body: exchange.body, route: route, token: verdict, notes: notes, nowNanoseconds: now,
                     random: &random, checkedClaims: nil)
                 if case .success(let verified) = verdict, let keys = runtime.jwks.keys {
-                    let claims: CheckedClaims?
-                    switch outcome {
-                    case .respond(_, let n), .forward(_, _, let n): claims = n.checkedClaims
-                    }
-                    if let claims {
+                    if let claims = outcome.checkedClaims {
                         checked.insert(
                             token, CheckedTokens.Entry(verified: verified, checked: claims, keys: keys),
                             nowSeconds: now / 1_000_000_000)
