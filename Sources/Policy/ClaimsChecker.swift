@@ -167,7 +167,8 @@ public struct ClaimsChecker: Sendable {
         static func packed(_ name: String) -> UInt64 {
             guard name.utf8.count <= 8 else { return 0 }
             var name = name
-            // A name of at most 8 bytes is a small string: `withUTF8` hands its bytes over from the stack.
+            // A name of at most 8 bytes is a small string: `withUTF8` hands its bytes over from the stack (measured
+            // cheaper than the UTF-8 view's iterator).
             return name.withUTF8 { bytes in
                 var value: UInt64 = 0
                 for (i, byte) in bytes.enumerated() {
@@ -291,9 +292,15 @@ public struct ClaimsChecker: Sendable {
     private static func insertScopes(of text: String, into scopes: inout Set<String>) {
         // For ASCII text, bytes and characters split alike; otherwise a space followed by a combining mark is
         // one character, not a separator, and only the character split says so.
+        let original = text
         var text = text
         let done = text.withUTF8 { bytes -> Bool in
             guard !bytes.contains(where: { $0 >= 0x80 }) else { return false }
+            // One scope and no space (the usual token): the claim's own string is the piece, shared, not copied.
+            guard bytes.contains(UInt8(ascii: " ")) else {
+                if !bytes.isEmpty { scopes.insert(original) }
+                return true
+            }
             var start = 0
             for end in 0...bytes.count where end == bytes.count || bytes[end] == UInt8(ascii: " ") {
                 if end > start {

@@ -361,6 +361,15 @@ public final class RequestPolicy: Sendable {
         case respond(Response, PipelineNotes)
         /// Forward; set `responseHeaders` on the upstream's answer (CORS, rate limits), replacing its own.
         case forward(responseHeaders: HTTPFields, delayMilliseconds: Int, notes: PipelineNotes)
+
+        /// `notes.checkedClaims` of either case, read where the notes lie: a caller binding the notes to read it
+        /// copied every field of them (each string, the error) first.
+        public var checkedClaims: CheckedClaims? {
+            switch self {
+            case .respond(_, let notes): return notes.checkedClaims
+            case .forward(_, _, let notes): return notes.checkedClaims
+            }
+        }
     }
 
     /// Judges a request whose token signature was checked (or refused) by the caller.
@@ -402,7 +411,9 @@ public final class RequestPolicy: Sendable {
                 notes.organizationID = verified.claims["org_id"]?.stringValue
                 return outcome(refuse(error, decision: "refused_token", notes: &notes, origin: origin, clientID: nil))
             }
-            notes.scope = context.scopes.sorted().joined(separator: " ")
+            // A single scope (the usual case) is its own sorted, joined text: no array, no join.
+            notes.scope =
+                context.scopes.count == 1 ? context.scopes.first! : context.scopes.sorted().joined(separator: " ")
         }
         notes.tokenContext = context
         notes.organizationID = context.orgID
@@ -574,9 +585,14 @@ public final class RequestPolicy: Sendable {
     }
 
     static func audienceText(_ claims: JSONValue) -> String? {
-        if let s = claims["aud"]?.stringValue { return s }
-        if let a = claims["aud"]?.arrayValue { return a.compactMap(\.stringValue).joined(separator: " ") }
-        return nil
+        switch claims["aud"] {
+        case .string(let s)?: return s
+        case .array(let items)?:
+            // One audience (the usual case) is its own text: no array of strings to join.
+            if items.count == 1 { return items[0].stringValue ?? "" }
+            return items.compactMap(\.stringValue).joined(separator: " ")
+        default: return nil
+        }
     }
 }
 

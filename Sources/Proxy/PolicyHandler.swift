@@ -106,11 +106,7 @@ final class PolicyHandler: RequestHandler {
                     head, body: exchange.body, route: route, token: verdict, notes: notes, nowNanoseconds: now,
                     random: &random, checkedClaims: nil)
                 if case .success(let verified) = verdict, let keys = runtime.jwks.keys {
-                    let claims: CheckedClaims?
-                    switch outcome {
-                    case .respond(_, let n), .forward(_, _, let n): claims = n.checkedClaims
-                    }
-                    if let claims {
+                    if let claims = outcome.checkedClaims {
                         checked.insert(
                             token, CheckedTokens.Entry(verified: verified, checked: claims, keys: keys),
                             nowSeconds: now / 1_000_000_000)
@@ -199,7 +195,7 @@ final class PolicyHandler: RequestHandler {
 ///
 /// Not Sendable: owned by one `PolicyHandler` and used on its loop only.
 ///
-/// - Key: the token text. It hashes only its last 32 bytes, which lie inside the RS256 signature, and compares in
+/// - Key: the token text. It hashes only its last 8 bytes, which lie inside the RS256 signature, and compares in
 ///   full: hashing the whole ~1 KB token was a visible share of every request. The shortcut cannot be abused to
 ///   fill one bucket: only tokens whose signature verified are stored, and an attacker cannot choose the
 ///   signature bytes of a token the tenant signed; a forged lookup costs one full comparison.
@@ -237,22 +233,26 @@ final class CheckedTokens: KnownTokenTexts {
 
         func hash(into hasher: inout Hasher) {
             let utf8 = text.utf8
-            if let done = utf8.withContiguousStorageIfAvailable({ bytes -> Bool in
-                hasher.combine(bytes: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes).suffix(32)))
-                return true
-            }), done {
+            if let word = utf8.withContiguousStorageIfAvailable({ bytes -> UInt64? in
+                guard bytes.count >= 8 else { return nil }
+                return UnsafeRawPointer(bytes.baseAddress! + (bytes.count - 8)).loadUnaligned(as: UInt64.self)
+            }), let word {
+                // One word is one SipHash block instead of four: eight base64url characters of the signature
+                // carry 48 bits the signer, not the client, chose.
+                hasher.combine(word)
                 return
             }
-            for byte in utf8.suffix(32) { hasher.combine(byte) }
+            for byte in utf8.suffix(8) { hasher.combine(byte) }
         }
     }
 
     /// One slot of the front: the stored text (the very string `knownToken` hands out), its entry, and the table
-    /// slot it was stored in (to mark reads there).
+    /// slot it was stored in (to mark reads there), or -1 until a hit needs it: most fresh tokens are never
+    /// seen again, so `insert` does not pay a second table lookup for it.
     private struct Recent {
         let text: String
         let entry: Entry
-        let slot: Int
+        var slot: Int
     }
 
     private var table: ClockTable<Key, Entry>
@@ -300,14 +300,20 @@ final class CheckedTokens: KnownTokenTexts {
     /// The entry for `token` if it was checked under this very key set and has not expired.
     func lookup(_ token: String, keys: JWKSKeySet, nowSeconds: Int64) -> Entry? {
         let front = Self.recentIndex(token)
-        if let candidate = recent[front], candidate.text == token {
+        if var candidate = recent[front], candidate.text == token {
             let entry = candidate.entry
+            if candidate.slot < 0 {
+                candidate.slot = table.slot(of: Key(text: token)) ?? Int.max
+                recent[front] = candidate
+            }
+            // `Int.max`: the table no longer holds the text; the front still answers for it by its own rules.
+            let inTable = candidate.slot != Int.max && table.value(at: candidate.slot) === entry
             guard entry.keys === keys, nowSeconds < entry.expiresAt else {
                 recent[front] = nil
-                if table.value(at: candidate.slot) === entry { table.remove(at: candidate.slot) }
+                if inTable { table.remove(at: candidate.slot) }
                 return nil
             }
-            if table.value(at: candidate.slot) === entry { table.markRead(candidate.slot) }
+            if inTable { table.markRead(candidate.slot) }
             return entry
         }
         guard let slot = table.slot(of: Key(text: token)), let entry = table.value(at: slot) else { return nil }
@@ -323,8 +329,6 @@ final class CheckedTokens: KnownTokenTexts {
 
     func insert(_ token: String, _ entry: Entry, nowSeconds: Int64) {
         table.insert(Key(text: token), entry, expiresAt: entry.expiresAt, now: nowSeconds)
-        if let slot = table.slot(of: Key(text: token)) {
-            recent[Self.recentIndex(token)] = Recent(text: token, entry: entry, slot: slot)
-        }
+        recent[Self.recentIndex(token)] = Recent(text: token, entry: entry, slot: -1)
     }
 }

@@ -70,7 +70,32 @@ enum Base64Codec {
     }
 
     static func decode(buffer input: UnsafeBufferPointer<UInt8>, alphabet: Alphabet) -> [UInt8]? {
-        let table = alphabet == .url ? urlTable : standardTable
+        guard let (count, outCount) = decodedLength(input, alphabet: alphabet) else { return nil }
+        var valid = true
+        let out = [UInt8](unsafeUninitializedCapacity: outCount) { out, initialized in
+            valid = decode(UnsafeBufferPointer(rebasing: input[..<count]), alphabet: alphabet, into: out.baseAddress)
+            initialized = valid ? outCount : 0
+        }
+        return valid ? out : nil
+    }
+
+    /// Decodes into `out` (at least `decodedCapacity(input.count)` bytes) instead of a new array, for callers
+    /// that only read the bytes while the buffer lives: the number of bytes written, or nil under the same rules.
+    static func decode(
+        buffer input: UnsafeBufferPointer<UInt8>, alphabet: Alphabet, into out: UnsafeMutableBufferPointer<UInt8>
+    ) -> Int? {
+        guard let (count, outCount) = decodedLength(input, alphabet: alphabet), outCount <= out.count,
+            decode(UnsafeBufferPointer(rebasing: input[..<count]), alphabet: alphabet, into: out.baseAddress)
+        else { return nil }
+        return outCount
+    }
+
+    /// The most bytes `count` characters can decode to.
+    static func decodedCapacity(_ count: Int) -> Int { count / 4 * 3 + 2 }
+
+    /// The characters to decode (padding removed) and the bytes they give, or nil when the length or the
+    /// padding is wrong.
+    private static func decodedLength(_ input: UnsafeBufferPointer<UInt8>, alphabet: Alphabet) -> (Int, Int)? {
         var count = input.count
         if alphabet == .standard {
             // Padding is optional, but when present it must complete the last quantum exactly.
@@ -84,48 +109,49 @@ enum Base64Codec {
         // A lone final character carries only 6 bits: never a whole byte.
         let rest = count % 4
         guard rest != 1 else { return nil }
+        return (count, count / 4 * 3 + (rest == 0 ? 0 : rest - 1))
+    }
+
+    /// Decodes `input` (no padding, a valid length) into `out`; false when a character is outside the alphabet
+    /// or the last one has stray bits.
+    private static func decode(
+        _ input: UnsafeBufferPointer<UInt8>, alphabet: Alphabet, into out: UnsafeMutablePointer<UInt8>?
+    ) -> Bool {
+        let table = alphabet == .url ? urlTable : standardTable
+        let count = input.count
+        let rest = count % 4
         let quads = count / 4
-        let outCount = quads * 3 + (rest == 0 ? 0 : rest - 1)
-        var valid = true
-        let out = table.withUnsafeBufferPointer { t in
-            [UInt8](unsafeUninitializedCapacity: outCount) { out, initialized in
-                // 0xFF marks a byte outside the alphabet; OR-ing the four values tests them all at once.
-                var i = 0
-                var o = 0
-                for _ in 0..<quads {
-                    let a = t[Int(input[i])]
-                    let b = t[Int(input[i + 1])]
-                    let c = t[Int(input[i + 2])]
-                    let d = t[Int(input[i + 3])]
-                    guard (a | b | c | d) & 0x80 == 0 else {
-                        valid = false
-                        break
-                    }
-                    let v = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c) << 6 | UInt32(d)
-                    out[o] = UInt8(truncatingIfNeeded: v >> 16)
-                    out[o + 1] = UInt8(truncatingIfNeeded: v >> 8)
-                    out[o + 2] = UInt8(truncatingIfNeeded: v)
-                    i += 4
-                    o += 3
-                }
-                if valid, rest >= 2 {
-                    let a = t[Int(input[i])]
-                    let b = t[Int(input[i + 1])]
-                    let c = rest == 3 ? t[Int(input[i + 2])] : 0
-                    // Bits past the last whole byte must be zero, or two strings would decode to the same bytes.
-                    let stray = rest == 2 ? b & 0x0F : c & 0x03
-                    if (a | b | c) & 0x80 != 0 || stray != 0 {
-                        valid = false
-                    } else {
-                        let v = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c) << 6
-                        out[o] = UInt8(truncatingIfNeeded: v >> 16)
-                        if rest == 3 { out[o + 1] = UInt8(truncatingIfNeeded: v >> 8) }
-                    }
-                }
-                initialized = valid ? outCount : 0
+        guard let out else { return count == 0 }
+        return table.withUnsafeBufferPointer { t in
+            // 0xFF marks a byte outside the alphabet; OR-ing the four values tests them all at once.
+            var i = 0
+            var o = 0
+            for _ in 0..<quads {
+                let a = t[Int(input[i])]
+                let b = t[Int(input[i + 1])]
+                let c = t[Int(input[i + 2])]
+                let d = t[Int(input[i + 3])]
+                guard (a | b | c | d) & 0x80 == 0 else { return false }
+                let v = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c) << 6 | UInt32(d)
+                out[o] = UInt8(truncatingIfNeeded: v >> 16)
+                out[o + 1] = UInt8(truncatingIfNeeded: v >> 8)
+                out[o + 2] = UInt8(truncatingIfNeeded: v)
+                i += 4
+                o += 3
             }
+            if rest >= 2 {
+                let a = t[Int(input[i])]
+                let b = t[Int(input[i + 1])]
+                let c = rest == 3 ? t[Int(input[i + 2])] : 0
+                // Bits past the last whole byte must be zero, or two strings would decode to the same bytes.
+                let stray = rest == 2 ? b & 0x0F : c & 0x03
+                if (a | b | c) & 0x80 != 0 || stray != 0 { return false }
+                let v = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c) << 6
+                out[o] = UInt8(truncatingIfNeeded: v >> 16)
+                if rest == 3 { out[o + 1] = UInt8(truncatingIfNeeded: v >> 8) }
+            }
+            return true
         }
-        return valid ? out : nil
     }
 
     static func encode(_ bytes: [UInt8], alphabet: Alphabet, pad: Bool) -> String {

@@ -43,6 +43,11 @@ struct SHA256Digest: Hashable, Sendable {
         (w0, w1, w2, w3) = words
     }
 
+    /// One word: a SHA-256 output is uniformly distributed, so any 64 of its bits spread keys over buckets as
+    /// well as all 256 do, and finding many inputs whose digests share those bits is as hard as a 64-bit
+    /// preimage search. Equality still compares all four words.
+    func hash(into hasher: inout Hasher) { hasher.combine(w0) }
+
     init(_ bytes: [UInt8]) {
         self = bytes.withUnsafeBytes { SHA256Digest($0) }
     }

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Instructions per proxied request, counted by callgrind: deterministic, so unlike req/s it does not move with the
 # machine's noise, and it shows where the instructions go. One gateway loop runs under valgrind in front of a
-# one-worker nginx; h2load sends N requests after a warm-up, and the count covers exactly those N.
+# one-worker nginx; h2load sends N requests (default 20,000) after a warm-up, and the count covers exactly those N.
 #
 #   Tests/Benchmarks/callgrind.sh [--gateway PATH] [--requests N] [--log] MODE...
 #
 # MODE: pass (HTTP/2 pass-through on the custom domain), policy (HTTP/2, full policy on /my-org/details with one
-# reused token), pass1 / policy1 (the same over HTTP/1.1 keep-alive, one request at a time per connection).
+# reused token), pass1 / policy1 (the same over HTTP/1.1 keep-alive, one request at a time per connection),
+# fresh1 (policy1, but every request carries a token the gateway has never seen: full RS256 verification and
+# claims check each time; wrk with lua/tokens.lua sends them, as h2load cannot vary a header per request).
+# fresh1 mints its tokens (cycling over 64 organizations) right before the run, 300 for the warm-up plus N
+# (default 6,000 there: each costs an RSA verify under valgrind), and divides by N.
 # --log writes every event to a file, as a production gateway would. Prints one line per mode and leaves each
 # callgrind file in the work directory for `callgrind_annotate --inclusive=yes FILE`.
 #
@@ -17,7 +21,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 GATEWAY="$ROOT/.build/release/myorg-gateway"
-REQUESTS=20000
+REQUESTS=""
 LOG=0
 MODES=()
 while [ $# -gt 0 ]; do
@@ -25,16 +29,18 @@ while [ $# -gt 0 ]; do
         --gateway) GATEWAY=$2; shift ;;
         --requests) REQUESTS=$2; shift ;;
         --log) LOG=1 ;;
-        pass | policy | pass1 | policy1) MODES+=("$1") ;;
-        -h | --help) sed -n 2,13p "$0"; exit 0 ;;
-        *) echo "callgrind.sh: unknown argument $1 (modes: pass policy pass1 policy1)" >&2; exit 2 ;;
+        pass | policy | pass1 | policy1 | fresh1) MODES+=("$1") ;;
+        -h | --help) sed -n 2,17p "$0"; exit 0 ;;
+        *) echo "callgrind.sh: unknown argument $1 (modes: pass policy pass1 policy1 fresh1)" >&2; exit 2 ;;
     esac
     shift
 done
-[ ${#MODES[@]} -gt 0 ] || { echo "callgrind.sh: name at least one mode: pass policy pass1 policy1" >&2; exit 2; }
-[[ "$REQUESTS" =~ ^[1-9][0-9]*$ ]] || { echo "callgrind.sh: --requests needs a positive number" >&2; exit 2; }
+[ ${#MODES[@]} -gt 0 ] || { echo "callgrind.sh: name at least one mode: pass policy pass1 policy1 fresh1" >&2; exit 2; }
+[ -z "$REQUESTS" ] || [[ "$REQUESTS" =~ ^[1-9][0-9]*$ ]] || { echo "callgrind.sh: --requests needs a positive number" >&2; exit 2; }
 [ -x "$GATEWAY" ] || { echo "callgrind.sh: no gateway binary at $GATEWAY (swift build -c release)" >&2; exit 2; }
-for tool in valgrind callgrind_annotate callgrind_control h2load nginx openssl python3 curl strip; do
+TOOLS=(valgrind callgrind_annotate callgrind_control h2load nginx openssl python3 curl strip)
+case " ${MODES[*]} " in *" fresh1 "*) TOOLS+=(wrk) ;; esac
+for tool in "${TOOLS[@]}"; do
     command -v "$tool" >/dev/null || { echo "callgrind.sh: needs $tool" >&2; exit 2; }
 done
 
@@ -56,6 +62,9 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -su
     -addext "subjectAltName=DNS:login.prof.test,DNS:acme.prof.test" -keyout key.pem -out cert.pem 2>/dev/null
 "$GATEWAY" token --print-jwks --key sign.pem >jwks.json
 TOKEN=$("$GATEWAY" token --key sign.pem --org org_bench0000000 --client bench-client --domain acme.prof.test)
+# fresh1's template (the tokens copy its header and claims) and organizations, as run.sh's fresh rows.
+(umask 077 && printf '%s\n' "$TOKEN" >template-token.txt)
+for i in $(seq 0 63); do printf 'org_bench%07d\n' "$i"; done >orgs.txt
 cp "$HERE/templates/tiers-bench.yaml" tiers.yaml
 
 cat >nginx.conf <<EOF
@@ -121,6 +130,49 @@ for mode in "${MODES[@]}"; do
         curl -sk -o /dev/null "https://127.0.0.1:$P_CANON/x" && break
         sleep 0.5
     done
+    if [ "$mode" = fresh1 ]; then
+        n=${REQUESTS:-6000}
+        # Minted now: tokens live 600 s. Each is sent once, so the verified-token caches never hit.
+        python3 "$HERE/bench.py" mint --key sign.pem --template template-token.txt --orgs orgs.txt \
+            --count 300 --out fresh-warm.txt
+        python3 "$HERE/bench.py" mint --key sign.pem --template template-token.txt --orgs orgs.txt \
+            --count "$n" --out fresh-tokens.txt
+        url="https://127.0.0.1:$P_CANON/my-org/details"
+        # fresh FILE OUT: wrk sends FILE's tokens. tokens.lua stops its thread when they run out, but wrk itself
+        # waits out -d: once the gateway has been idle for two seconds, SIGINT ends wrk's wait and it prints its
+        # summary (the up to three requests in flight on the other connections then are not counted).
+        fresh() {
+            wrk -t 1 -c 4 -d 600s --timeout 60s -s "$HERE/lua/tokens.lua" "$url" -- "$1" fresh \
+                https://app.example acme.prof.test 1 >"$2" &
+            local wrk_pid=$! last=-1 idle=0 ticks
+            PIDS+=("$wrk_pid")
+            sleep 2
+            while kill -0 "$wrk_pid" 2>/dev/null && [ "$idle" -lt 2 ]; do
+                sleep 1
+                ticks=$(awk '{print $14 + $15}' "/proc/$VG/stat")
+                if [ "$last" -ge 0 ] && [ $((ticks - last)) -lt 5 ]; then idle=$((idle + 1)); else idle=0; fi
+                last=$ticks
+            done
+            kill -INT "$wrk_pid" 2>/dev/null || true
+            wait "$wrk_pid" || true
+        }
+        fresh fresh-warm.txt wrk-warm.txt
+        callgrind_control -z "$VG" >/dev/null 2>&1
+        fresh fresh-tokens.txt wrk-fresh.txt
+        out=$(cat wrk-fresh.txt)
+        callgrind_control -d "$VG" >/dev/null 2>&1
+        sleep 1
+        kill "$VG"
+        wait "$VG" 2>/dev/null || true
+        # Every token reaches the gateway (wrk writes a request as soon as the script returns it), so the count
+        # is the number of tokens; wrk's own count misses the answers still in flight when its thread stopped.
+        answered=$(sed -nE 's/^ *([0-9]+) requests in .*/\1/p' <<<"$out")
+        statuses=$(grep -E "^statuses" <<<"$out" || true)
+        total=$(callgrind_annotate "$WORK/cg-$mode.out.1" 2>/dev/null | grep "PROGRAM TOTALS" | tr -d , | awk '{print $1}')
+        printf '%-8s %s requests, %s instructions per request (%s answered, %s; %s)\n' "$mode" "$n" \
+            "$((total / n))" "$answered" "$statuses" "$WORK/cg-$mode.out.1"
+        continue
+    fi
     case "$mode" in
         pass*) url="https://127.0.0.1:$P_CUSTOM/bench"; auth="x-bench: 1" ;;
         *) url="https://127.0.0.1:$P_CANON/my-org/details"; auth="authorization: Bearer $TOKEN" ;;
@@ -130,12 +182,12 @@ for mode in "${MODES[@]}"; do
     common=(-c 4 "${h1[@]}" -H "$auth" -H "origin: https://app.example" "$url")
     h2load -n 2000 "${common[@]}" >/dev/null
     callgrind_control -z "$VG" >/dev/null 2>&1
-    statuses=$(h2load -n "$REQUESTS" "${common[@]}" | grep -E "^status codes")
+    statuses=$(h2load -n "${REQUESTS:-20000}" "${common[@]}" | grep -E "^status codes")
     callgrind_control -d "$VG" >/dev/null 2>&1
     sleep 1
     kill "$VG"
     wait "$VG" 2>/dev/null || true
     total=$(callgrind_annotate "$WORK/cg-$mode.out.1" 2>/dev/null | grep "PROGRAM TOTALS" | tr -d , | awk '{print $1}')
-    printf '%-8s %s requests, %s instructions per request (%s; %s)\n' "$mode" "$REQUESTS" \
-        "$((total / REQUESTS))" "$statuses" "$WORK/cg-$mode.out.1"
+    printf '%-8s %s requests, %s instructions per request (%s; %s)\n' "$mode" "${REQUESTS:-20000}" \
+        "$((total / ${REQUESTS:-20000}))" "$statuses" "$WORK/cg-$mode.out.1"
 done

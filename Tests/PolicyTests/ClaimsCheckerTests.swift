@@ -255,6 +255,10 @@ struct ClaimsCheckerTests {
         #expect(ClaimsChecker.Claims.packed("iss\u{0}") == 0)
         #expect(ClaimsChecker.Claims.packed("client_id") == 0)
         #expect(ClaimsChecker.Claims.packed("") == 0)
+        #expect(ClaimsChecker.Claims.packed("org_name_") == 0)
+        #expect(ClaimsChecker.Claims.packed("\u{0}iss") == 0)
+        #expect(ClaimsChecker.Claims.packed("é") == 0xA9C3)
+        #expect(ClaimsChecker.Claims.packed("scopes") != ClaimsChecker.Claims.Names.scope)
     }
 
     @Test("a claim given twice (possible only in a hand-built value) is read from its first occurrence")

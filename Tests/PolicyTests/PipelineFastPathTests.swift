@@ -88,6 +88,40 @@ struct PipelineFastPathTests {
         }
     }
 
+    @Test("an outcome's checked claims are its notes' checked claims, whether it forwards or answers")
+    func outcomeCheckedClaims() throws {
+        let cases: [(RequestHead, VerifiedToken, forwards: Bool, checked: Bool)] = [
+            (F.request("GET", "/my-org/details"), F.token(scopes: ["read:my_org:details"]), true, true),
+            // Claims pass, the scope does not: answered locally, with the claims checked.
+            (F.request("PATCH", "/my-org/details"), F.token(scopes: ["read:my_org:details"]), false, true),
+            // Claims refused: no checked claims.
+            (
+                F.request("GET", "/my-org/details"), F.token(scopes: ["read:my_org:details"], issuedAgo: 3600), false,
+                false
+            ),
+        ]
+        for (index, (request, token, forwards, checked)) in cases.enumerated() {
+            let policy = try F.policy()
+            var random = FaultRandom(seed: 7)
+            guard case .needsToken(_, let route, let notes) = policy.begin(request, listenerDomain: F.canonical) else {
+                Issue.record("case \(index): expected a token check")
+                continue
+            }
+            let outcome = policy.authorize(
+                request, body: [], route: route, token: .success(token), notes: notes, nowNanoseconds: F.now,
+                random: &random)
+            switch outcome {
+            case .forward(_, _, let notes):
+                #expect(forwards, "case \(index)")
+                #expect(outcome.checkedClaims == notes.checkedClaims, "case \(index)")
+            case .respond(_, let notes):
+                #expect(!forwards, "case \(index)")
+                #expect(outcome.checkedClaims == notes.checkedClaims, "case \(index)")
+            }
+            #expect((outcome.checkedClaims != nil) == checked, "case \(index)")
+        }
+    }
+
     @Test("the forwarded response fields are the decision's fields with CORS applied")
     func forwardFields() throws {
         for origin in [nil, F.appOrigin, "https://beta.acme.com"] as [String?] {

@@ -105,4 +105,28 @@ struct Base64URLTests {
         #expect(Base64URL.decode(bytes: Array("Zm9vYmFy".utf8)) == Array("foobar".utf8))
         #expect(Base64URL.decode(bytes: Array("Zm9vYmF".utf8)) == nil)
     }
+
+    @Test(
+        "decoding into a caller's buffer gives the array decoder's answer, and refuses a buffer too small",
+        arguments: [
+            "", "Zg", "Zm8", "Zm9v", "Zm9vYg", "Zm9vYmE", "Zm9vYmFy", "Zh", "Zm9", "Zg==", "Z", "Zm9v.", "+/+/",
+        ])
+    func intoBuffer(text: String) {
+        let input = Array(text.utf8)
+        let expected = Base64URL.decode(text)
+        input.withUnsafeBufferPointer { input in
+            var out = [UInt8](repeating: 0xAA, count: Base64Codec.decodedCapacity(input.count))
+            let count = out.withUnsafeMutableBufferPointer {
+                Base64Codec.decode(buffer: input, alphabet: .url, into: $0)
+            }
+            #expect(count.map { Array(out.prefix($0)) } == expected)
+            if let expected, !expected.isEmpty {
+                var small = [UInt8](repeating: 0, count: expected.count - 1)
+                let refused = small.withUnsafeMutableBufferPointer {
+                    Base64Codec.decode(buffer: input, alphabet: .url, into: $0)
+                }
+                #expect(refused == nil)
+            }
+        }
+    }
 }
