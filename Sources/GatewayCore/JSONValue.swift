@@ -233,8 +233,8 @@ struct JSONParser {
     mutating func parseObject(depth: Int) throws(JSONParseError) -> JSONValue {
         i += 1
         var members: [(String, JSONValue)] = []
-        // Token headers and claims have 3 to 12 members: one allocation instead of growing 1, 2, 4, 8, 16.
-        members.reserveCapacity(8)
+        // Token headers and claims have 3 to 14 members: one allocation instead of growing 1, 2, 4, 8, 16.
+        members.reserveCapacity(16)
         // Token headers and claims have a handful of members: a linear scan beats hashing until there are many.
         var seen: Set<String>? = nil
         skipWhitespace()
