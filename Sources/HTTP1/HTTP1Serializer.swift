@@ -251,29 +251,89 @@ public struct HTTP1HeadBuilder: ~Copyable {
         if let problem { throw HTTP1SerializationError(reason: problem) }
     }
 
-    /// `name: value CRLF` with one capacity check and two copies, or why not (nothing written then).
+    /// `name: value CRLF` with one capacity check, each byte checked as it is copied (one pass over each, eight
+    /// bytes at a time), or why not (nothing written then: `count` moves only on success).
     @inline(__always)
     private mutating func append(
         _ n: UnsafeBufferPointer<UInt8>, _ v: UnsafeBufferPointer<UInt8>, nameChecked: Bool = false
     ) -> String? {
-        guard nameChecked || isToken(n) else { return "invalid field name" }
-        guard HTTP1Serializer.isValidFieldValue(v) else { return "invalid field value" }
         reserve(n.count &+ v.count &+ 4)
         var p = base + count
-        // A token is never empty, so `n` has an address.
-        copyShort(to: p, from: n.baseAddress!, count: n.count)
+        if nameChecked {
+            // A constant: a token by the caller's assertion, and never empty.
+            copyShort(to: p, from: n.baseAddress!, count: n.count)
+        } else if n.isEmpty || !Self.copyToken(n, to: p) {
+            return "invalid field name"
+        }
         p += n.count
         p[0] = Byte.colon
         p[1] = Byte.space
         p += 2
-        if let source = v.baseAddress {
-            copyShort(to: p, from: source, count: v.count)
-            p += v.count
-        }
+        guard Self.copyFieldValue(v, to: p) else { return "invalid field value" }
+        p += v.count
         p[0] = Byte.cr
         p[1] = Byte.lf
         count &+= n.count &+ v.count &+ 4
         return nil
+    }
+
+    /// Copies `src` to `dst` if every byte is a `tchar`, and says whether it was; `dst` may be partly written when
+    /// not. Words of letters, digits and `-` settle eight bytes at once.
+    @inline(__always)
+    private static func copyToken(_ src: UnsafeBufferPointer<UInt8>, to dst: UnsafeMutablePointer<UInt8>) -> Bool {
+        copyChecked(src, to: dst, isAlphanumericOrHyphenWord, isTokenByte)
+    }
+
+    /// Copies `src` to `dst` if it is a valid field value (`HTTP1Serializer.isValidFieldValue`), and says whether
+    /// it was; `dst` may be partly written when not. Words of visible ASCII and spaces settle eight bytes at once.
+    @inline(__always)
+    private static func copyFieldValue(_ src: UnsafeBufferPointer<UInt8>, to dst: UnsafeMutablePointer<UInt8>) -> Bool {
+        copyChecked(src, to: dst, isVisibleOrSpaceWord) { b in b < 0x20 ? b == Byte.tab : b != 0x7F }
+    }
+
+    /// The copy of `copyToken` and `copyFieldValue`: `wordPasses` may say false of a word whose bytes all pass
+    /// (it is a fast path), never true of one with a byte that does not; `bytePasses` decides exactly.
+    @inline(__always)
+    private static func copyChecked(
+        _ src: UnsafeBufferPointer<UInt8>, to dst: UnsafeMutablePointer<UInt8>, _ wordPasses: (UInt64) -> Bool,
+        _ bytePasses: (UInt8) -> Bool
+    ) -> Bool {
+        let count = src.count
+        guard let s = src.baseAddress else { return true }
+        if count >= 8 {
+            let from = UnsafeRawPointer(s)
+            let to = UnsafeMutableRawPointer(dst)
+            @inline(__always)
+            func passes(_ w: UInt64) -> Bool {
+                if wordPasses(w) { return true }
+                var rest = w
+                for _ in 0..<8 {
+                    if !bytePasses(UInt8(truncatingIfNeeded: rest)) { return false }
+                    rest >>= 8
+                }
+                return true
+            }
+            // The last word overlaps the one before, so no byte loop is needed for the tail.
+            var i = 0
+            while i &+ 8 < count {
+                let w = from.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+                guard passes(w) else { return false }
+                to.storeBytes(of: w, toByteOffset: i, as: UInt64.self)
+                i &+= 8
+            }
+            let w = from.loadUnaligned(fromByteOffset: count &- 8, as: UInt64.self)
+            guard passes(w) else { return false }
+            to.storeBytes(of: w, toByteOffset: count &- 8, as: UInt64.self)
+            return true
+        }
+        var i = 0
+        while i < count {
+            let b = s[i]
+            guard bytePasses(b) else { return false }
+            dst[i] = b
+            i &+= 1
+        }
+        return true
     }
 
     /// A copy without a `memcpy` call for the 4–16 bytes most names and many values have: two overlapping loads
