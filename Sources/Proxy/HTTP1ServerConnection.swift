@@ -31,6 +31,7 @@ final class HTTP1ServerConnection: ResponseWriter {
         self.transport = transport
         self.owner = owner
         self.parser = HTTP1RequestParser(limits: limits)
+        assert(HopByHop.names.allSatisfy { Self.watchedNameLengths & (1 << UInt64($0.utf8.count)) != 0 })
     }
 
     var isIdle: Bool { current == nil && currentHead == nil }
@@ -196,19 +197,22 @@ final class HTTP1ServerConnection: ResponseWriter {
                 && !(replacesLength && name.utf8.count == 14 && name.asciiCaseInsensitiveEquals("Content-Length"))
         }
         do {
-            // Through the array's buffer: each field is read in place instead of copied (retained) per iteration.
-            let capacity = head.headers.fields.withUnsafeBufferPointer { fields in
-                var capacity = 96 + head.reason.utf8.count
-                for i in fields.indices { capacity += fields[i].name.utf8.count + fields[i].value.utf8.count + 4 }
-                return capacity
-            }
+            // A guess, not a pass over the fields to add up their sizes: most heads fit, a larger one grows once.
+            let capacity = 160 + head.reason.utf8.count + 64 * head.headers.count
             var out = try HTTP1HeadBuilder(status: head.status, reason: head.reason, capacity: capacity)
             var hasDate = false
+            // Through the array's buffer: each field is read in place instead of copied (retained) per iteration.
             try head.headers.fields.withUnsafeBufferPointer { fields throws(HTTP1SerializationError) in
-                for i in fields.indices where passes(fields[i].name) {
-                    let name = fields[i].name
-                    if name.utf8.count == 4 && name.asciiCaseInsensitiveEquals("Date") { hasDate = true }
-                    try out.add(name, fields[i].value)
+                guard let base = fields.baseAddress else { return }
+                for i in 0..<fields.count {
+                    let field = base + i
+                    // Only a name of a length some dropped or watched name has needs a closer look.
+                    let n = field.pointee.name.utf8.count
+                    if n >= 64 || Self.watchedNameLengths & (1 << UInt64(n)) != 0 {
+                        if !passes(field.pointee.name) { continue }
+                        if n == 4 && field.pointee.name.asciiCaseInsensitiveEquals("Date") { hasDate = true }
+                    }
+                    try out.add(field.pointee.name, field.pointee.value)
                 }
             }
             // RFC 9110 §6.6.1: the gateway's own answers need one, and a forwarded one without it gets one.
@@ -246,6 +250,14 @@ final class HTTP1ServerConnection: ResponseWriter {
             end()
             return
         }
+    }
+
+    /// Bit n: a hop-by-hop name, `Content-Length` or `Date` is n bytes long; `writeHead` looks closer only at names
+    /// of those lengths.
+    /// A constant rather than computed from `HopByHop.names` (a global would cost a lazy-initialisation check on
+    /// every access); `init` asserts that it covers them, so every debug-built test run checks it.
+    private static var watchedNameLengths: UInt64 {
+        1 << 2 | 1 << 4 | 1 << 7 | 1 << 10 | 1 << 14 | 1 << 16 | 1 << 17 | 1 << 18 | 1 << 19
     }
 
     func writeBody(_ bytes: UnsafeRawBufferPointer) {
