@@ -234,6 +234,13 @@ struct FieldAccumulator: Sendable {
         return nil
     }
 
+    /// The fields so far, moved out (the accumulator keeps none).
+    mutating func takeFields() -> [HTTPFields.Field] {
+        var taken: [HTTPFields.Field] = []
+        swap(&taken, &fields)
+        return taken
+    }
+
     enum Coding {
         case none
         case chunked

@@ -156,7 +156,7 @@ public struct HTTP1RequestParser: Sendable {
                         version = line.version
                         targetAuthority = line.authority
                         targetScheme = line.scheme
-                        fields = FieldAccumulator()
+                        // `fields` is fresh here: the initial one, or the one `finishHead` left.
                         leadingEmptyLineBytes = 0
                         state = .headers
                     }
@@ -246,7 +246,7 @@ public struct HTTP1RequestParser: Sendable {
         version = recentLine.tag(at: 0) == 0 ? .http1_0 : .http1_1
         targetAuthority = nil
         targetScheme = nil
-        fields = FieldAccumulator()
+        // `fields` is fresh here: the initial one, or the one `finishHead` left.
         leadingEmptyLineBytes = 0
         state = .headers
         return true
@@ -293,6 +293,10 @@ public struct HTTP1RequestParser: Sendable {
     }
 
     private mutating func finishHead() -> HTTP1RequestEvent {
+        // Swapped out, so the parser is ready for the next request and the field list moves into the head
+        // without a copy (retain) and a release of the accumulator's.
+        var fields = FieldAccumulator()
+        swap(&fields, &self.fields)
         var authority = fields.host
         if version == .http1_1 && fields.hostCount == 0 { return fail(.badRequest("missing Host field")) }
         if let fromTarget = targetAuthority {
@@ -309,7 +313,7 @@ public struct HTTP1RequestParser: Sendable {
                 guard length <= limits.maxBodyBytes else {
                     // Well-formed but too large: the head stays readable, so the refusal is logged for what it was.
                     refusedHead = RequestHead(
-                        method: method, target: target, version: version, headers: HTTPFields(fields.fields),
+                        method: method, target: target, version: version, headers: HTTPFields(fields.takeFields()),
                         authority: authority, scheme: targetScheme)
                     return fail(HTTP1Error(status: 413, reason: "body exceeds the limit"))
                 }
@@ -347,11 +351,10 @@ public struct HTTP1RequestParser: Sendable {
             method: method,
             target: target,
             version: version,
-            headers: HTTPFields(fields.fields),
+            headers: HTTPFields(fields.takeFields()),
             authority: authority,
             scheme: targetScheme
         )
-        fields = FieldAccumulator()
         body = BodyDecoder(framing: framing, maxBody: limits.maxBodyBytes)
         state = .body
         return .head(head, info)

@@ -185,17 +185,30 @@ public struct HTTP1HeadBuilder: ~Copyable {
 
     /// A request head (`method SP target SP HTTP/1.1`); `capacity` is the expected size, so the buffer grows once.
     public init(method: String, target: String, capacity: Int) throws(HTTP1SerializationError) {
-        // Checked before any memory is taken, so a refusal leaves nothing to free.
-        guard method.withUTF8Bytes(isToken) else { throw HTTP1SerializationError(reason: "invalid method") }
-        guard target.withUTF8Bytes(HTTP1Serializer.isValidTarget) else {
-            throw HTTP1SerializationError(reason: "invalid request target")
+        let m = method.utf8.count
+        let t = target.utf8.count
+        let size = max(capacity, m &+ t &+ 14, 64)
+        let base = UnsafeMutablePointer<UInt8>.allocate(capacity: size)
+        // Checked, then copied in place; a refusal frees the memory before it throws. (Not the fused check and
+        // copy of `add`: a third caller makes the compiler outline those, which costs `add` more than it saves.)
+        let problem = method.withUTF8Bytes { mb -> String? in
+            guard isToken(mb) else { return "invalid method" }
+            base.update(from: mb.baseAddress!, count: m)
+            return target.withUTF8Bytes { tb -> String? in
+                guard HTTP1Serializer.isValidTarget(tb) else { return "invalid request target" }
+                (base + (m &+ 1)).update(from: tb.baseAddress!, count: t)
+                return nil
+            }
         }
-        self.capacity = max(capacity, 64)
-        self.base = .allocate(capacity: self.capacity)
-        put(method)
-        put(Byte.space)
-        put(target)
-        put(" HTTP/1.1\r\n")
+        if let problem {
+            base.deallocate()
+            throw HTTP1SerializationError(reason: problem)
+        }
+        base[m] = Byte.space
+        Self.copyLiteral(" HTTP/1.1\r\n", to: base + (m &+ 1 &+ t))
+        self.base = base
+        self.capacity = size
+        self.count = m &+ t &+ 12
     }
 
     /// A response head (`HTTP/1.x SP status SP reason`).
@@ -203,18 +216,34 @@ public struct HTTP1HeadBuilder: ~Copyable {
         status: Int, reason: String, version: HTTPVersion = .http1_1, capacity: Int
     ) throws(HTTP1SerializationError) {
         guard (100...599).contains(status) else { throw HTTP1SerializationError(reason: "invalid status") }
-        guard reason.withUTF8Bytes(HTTP1Serializer.isValidFieldValue) else {
+        let r = reason.utf8.count
+        let size = max(capacity, r &+ 15, 64)
+        let base = UnsafeMutablePointer<UInt8>.allocate(capacity: size)
+        // Checked, then copied in place; a refusal frees the memory before it throws.
+        let valid = reason.withUTF8Bytes { rb in
+            guard HTTP1Serializer.isValidFieldValue(rb) else { return false }
+            if let source = rb.baseAddress { (base + 13).update(from: source, count: r) }
+            return true
+        }
+        guard valid else {
+            base.deallocate()
             throw HTTP1SerializationError(reason: "invalid reason phrase")
         }
-        self.capacity = max(capacity, 64)
-        self.base = .allocate(capacity: self.capacity)
-        put(version == .http1_0 ? "HTTP/1.0 " : "HTTP/1.1 ")
-        put(UInt8(0x30 + status / 100))
-        put(UInt8(0x30 + status / 10 % 10))
-        put(UInt8(0x30 + status % 10))
-        put(Byte.space)
-        put(reason)
-        put("\r\n")
+        Self.copyLiteral(version == .http1_0 ? "HTTP/1.0 " : "HTTP/1.1 ", to: base)
+        base[9] = UInt8(truncatingIfNeeded: 0x30 &+ status / 100)
+        base[10] = UInt8(truncatingIfNeeded: 0x30 &+ status / 10 % 10)
+        base[11] = UInt8(truncatingIfNeeded: 0x30 &+ status % 10)
+        base[12] = Byte.space
+        base[13 &+ r] = Byte.cr
+        base[14 &+ r] = Byte.lf
+        self.base = base
+        self.capacity = size
+        self.count = r &+ 15
+    }
+
+    @inline(__always)
+    private static func copyLiteral(_ literal: StaticString, to dst: UnsafeMutablePointer<UInt8>) {
+        dst.update(from: literal.utf8Start, count: literal.utf8CodeUnitCount)
     }
 
     deinit { base.deallocate() }
@@ -392,14 +421,14 @@ public struct HTTP1HeadBuilder: ~Copyable {
 
     /// The empty line that ends the head; returns the finished bytes.
     public consuming func finish() -> [UInt8] {
-        put("\r\n")
+        putCRLF()
         return [UInt8](UnsafeBufferPointer(start: base, count: count))
     }
 
     /// The empty line that ends the head; lends the finished bytes to `body` (valid only during the call), for a
     /// caller that copies them on anyway and so needs no array of its own.
     public consuming func finish<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
-        put("\r\n")
+        putCRLF()
         return body(UnsafeRawBufferPointer(start: base, count: count))
     }
 
@@ -413,24 +442,10 @@ public struct HTTP1HeadBuilder: ~Copyable {
         capacity = grown
     }
 
-    private mutating func put(_ bytes: UnsafeBufferPointer<UInt8>) {
-        guard let source = bytes.baseAddress, bytes.count > 0 else { return }
-        reserve(bytes.count)
-        (base + count).update(from: source, count: bytes.count)
-        count += bytes.count
-    }
-
-    private mutating func put(_ byte: UInt8) {
-        reserve(1)
-        base[count] = byte
-        count += 1
-    }
-
-    private mutating func put(_ string: String) {
-        // Borrowed storage where there is some (every native or small string); a copy otherwise.
-        if string.utf8.withContiguousStorageIfAvailable({ put($0) }) == nil {
-            var string = string
-            string.withUTF8 { put($0) }
-        }
+    private mutating func putCRLF() {
+        reserve(2)
+        base[count] = Byte.cr
+        base[count &+ 1] = Byte.lf
+        count &+= 2
     }
 }
