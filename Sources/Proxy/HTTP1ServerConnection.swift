@@ -201,19 +201,20 @@ final class HTTP1ServerConnection: ResponseWriter {
             let capacity = 160 + head.reason.utf8.count + 64 * head.headers.count
             var out = try HTTP1HeadBuilder(status: head.status, reason: head.reason, capacity: capacity)
             var hasDate = false
-            // Through the array's buffer: each field is read in place instead of copied (retained) per iteration.
-            try head.headers.fields.withUnsafeBufferPointer { fields throws(HTTP1SerializationError) in
-                guard let base = fields.baseAddress else { return }
-                for i in 0..<fields.count {
-                    let field = base + i
-                    // Only a name of a length some dropped or watched name has needs a closer look.
-                    let n = field.pointee.name.utf8.count
-                    if n >= 64 || Self.watchedNameLengths & (1 << UInt64(n)) != 0 {
-                        if !passes(field.pointee.name) { continue }
-                        if n == 4 && field.pointee.name.asciiCaseInsensitiveEquals("Date") { hasDate = true }
+            // By index into the borrowed head's array: each field is read in place, not copied (retained) as a
+            // for-in loop would, nor loaded from a pointer (which a call makes the compiler copy).
+            let fields = head.headers.fields
+            for i in fields.indices {
+                // Only a name of a length some dropped or watched name has needs a closer look.
+                let n = fields[i].name.utf8.count
+                if n >= 64 || Self.watchedNameLengths & (1 << UInt64(n)) != 0 {
+                    if n == 4 && fields[i].name.asciiCaseInsensitiveEquals("Date") {
+                        hasDate = true
+                    } else if !passes(fields[i].name) {
+                        continue
                     }
-                    try out.add(field.pointee.name, field.pointee.value)
                 }
+                try out.add(fields[i].name, fields[i].value)
             }
             // RFC 9110 §6.6.1: the gateway's own answers need one, and a forwarded one without it gets one.
             let date = hasDate ? nil : owner.context.httpDate
