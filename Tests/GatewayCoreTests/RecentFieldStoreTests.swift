@@ -67,6 +67,23 @@ struct RecentFieldStoreTests {
         #expect(store.keyCount(at: 2) == -1)
     }
 
+    @Test("long keys compare equal exactly when every byte is, at every length and position")
+    func longKeys() {
+        for count in 0...100 {
+            let a = (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) } + [0]
+            a.withUnsafeBufferPointer { x in
+                #expect(RecentFieldStore.keyBytesEqual(x.baseAddress!, x.baseAddress!, count))
+                for position in 0..<count {
+                    var b = a
+                    b[position] ^= 0x01
+                    b.withUnsafeBufferPointer { y in
+                        #expect(!RecentFieldStore.keyBytesEqual(x.baseAddress!, y.baseAddress!, count))
+                    }
+                }
+            }
+        }
+    }
+
     @Test("a copy keeps what it held when the original remembers more")
     func valueSemantics() {
         var store = RecentFieldStore()
