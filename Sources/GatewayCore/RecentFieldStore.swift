@@ -79,6 +79,8 @@ public struct RecentFieldStore: Sendable {
     static func keyBytesEqual(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ count: Int) -> Bool {
         let x = UnsafeRawPointer(a)
         let y = UnsafeRawPointer(b)
+        // Most keys are short: those go straight to the plain comparison.
+        if count < 64 { return bytesEqual(x, y, count) }
         var i = 0
         while i &+ 32 <= count {
             let d0 =
