@@ -347,17 +347,15 @@ public struct HTTP1RequestParser: Sendable {
             keepAlive: keepAlive,
             expectContinue: fields.expectContinue && version == .http1_1 && hasBody
         )
-        let head = RequestHead(
-            method: method,
-            target: target,
-            version: version,
-            headers: HTTPFields(fields.takeFields()),
-            authority: authority,
-            scheme: targetScheme
-        )
         body = BodyDecoder(framing: framing, maxBody: limits.maxBodyBytes)
         state = .body
-        return .head(head, info)
+        // Made in the event itself: a head made first and then put in the event was copied (every string
+        // retained) and the local destroyed.
+        return .head(
+            RequestHead(
+                method: method, target: target, version: version, headers: HTTPFields(fields.takeFields()),
+                authority: authority, scheme: targetScheme),
+            info)
     }
 
     struct RequestLine {
