@@ -1,7 +1,7 @@
 import GatewayCore
 
 /// Field names whose values the parsers interpret (everything else is passed through untouched).
-enum FieldKind {
+enum FieldKind: UInt8 {
     case host
     case contentLength
     case transferEncoding
@@ -170,14 +170,17 @@ struct FieldAccumulator: Sendable {
     /// make the gateway forward a framing the upstream might read differently).
     ///
     /// Takes `field` by ownership: kept as it is, it moves into the list without a retain of its strings.
-    mutating func add(_ field: consuming HTTPFields.Field, _ kind: FieldKind) -> HTTP1Error? {
+    ///
+    /// `seenBefore`: the very bytes of this field line were accepted earlier on this connection, so the checks that
+    /// depend on the value alone (Host syntax) passed then and are not repeated.
+    mutating func add(_ field: consuming HTTPFields.Field, _ kind: FieldKind, seenBefore: Bool = false) -> HTTP1Error? {
         switch kind {
         case .other:
             break
         case .host:
             hostCount += 1
             if hostCount > 1 { return .badRequest("more than one Host field") }
-            if !field.value.withUTF8Bytes(isValidAuthority) { return .badRequest("invalid Host field") }
+            if !seenBefore && !field.value.withUTF8Bytes(isValidAuthority) { return .badRequest("invalid Host field") }
             host = field.value
         case .contentLength:
             if contentLength != nil { return .badRequest("more than one Content-Length field") }
@@ -229,6 +232,13 @@ struct FieldAccumulator: Sendable {
         if fields.capacity == 0 { fields.reserveCapacity(16) }
         fields.append(field)
         return nil
+    }
+
+    /// The fields so far, moved out (the accumulator keeps none).
+    mutating func takeFields() -> [HTTPFields.Field] {
+        var taken: [HTTPFields.Field] = []
+        swap(&taken, &fields)
+        return taken
     }
 
     enum Coding {

@@ -55,6 +55,11 @@ public struct HTTP1RequestParser: Sendable {
     private var fields = FieldAccumulator()
     private var keepAlive = true
     private var body = BodyDecoder()
+    /// The last request's field lines by position (the key is the whole line, CRLF excluded; the tag its
+    /// `FieldKind`): a keep-alive client's repeated Host, User-Agent, Authorization... cost a byte comparison.
+    private var recentFields = RecentFieldStore()
+    /// The last origin- or asterisk-form request line (the field holds method and target, the tag the version).
+    private var recentLine = RecentFieldStore(slots: 1, maxBytes: 1024)
 
     public init(limits: HTTP1Limits = HTTP1Limits()) {
         self.limits = limits
@@ -113,6 +118,7 @@ public struct HTTP1RequestParser: Sendable {
                 guard input.readableCount > 0 else { return nil }
                 let first = input.byte(at: 0)
                 guard first == Byte.cr || isTokenByte(first) else { return fail(.badRequest("invalid request line")) }
+                if repeatsRecentLine() { continue }
                 switch input.searchLine(limit: limits.maxRequestLineBytes - leadingEmptyLineBytes) {
                 case .incomplete:
                     if eof {
@@ -136,17 +142,31 @@ public struct HTTP1RequestParser: Sendable {
                     case .failure(let error):
                         return fail(error)
                     case .line(let line):
+                        if line.authority == nil {
+                            let version: UInt8 = line.version == .http1_0 ? 0 : 1
+                            input.withBytes { buf in
+                                let p = buf.baseAddress! + start
+                                recentLine.remember(
+                                    HTTPFields.Field(line.method, line.target), at: 0, name: p,
+                                    nameCount: lf - 1 - start, value: p, valueCount: 0, tag: version)
+                            }
+                        }
                         method = line.method
                         target = line.target
                         version = line.version
                         targetAuthority = line.authority
                         targetScheme = line.scheme
-                        fields = FieldAccumulator()
+                        // `fields` is fresh here: the initial one, or the one `finishHead` left.
                         leadingEmptyLineBytes = 0
                         state = .headers
                     }
                 }
             case .headers:
+                switch repeatedFieldLine() {
+                case .none: break
+                case .some(nil): continue
+                case .some(let error?): return fail(error)
+                }
                 switch input.searchLine(limit: limits.maxHeaderBytes - fields.bytes) {
                 case .incomplete:
                     return eof ? fail(.badRequest("connection closed inside a request")) : nil
@@ -167,10 +187,21 @@ public struct HTTP1RequestParser: Sendable {
                     case .failure(let error):
                         return fail(error)
                     case .field(let field, let kind):
-                        guard fields.fields.count < limits.maxHeaderCount else {
+                        let slot = fields.fields.count
+                        guard slot < limits.maxHeaderCount else {
                             return fail(HTTP1Error(status: 431, reason: "too many header fields"))
                         }
+                        // Remembered only once accepted: a later hit on these bytes skips both checks.
+                        let remembered = slot < recentFields.slots ? field : nil
                         if let error = fields.add(field, kind) { return fail(error) }
+                        if let remembered {
+                            input.withBytes { buf in
+                                let p = buf.baseAddress! + start
+                                recentFields.remember(
+                                    remembered, at: slot, name: p, nameCount: lf - 1 - start, value: p, valueCount: 0,
+                                    tag: kind.rawValue)
+                            }
+                        }
                     }
                 }
             case .body:
@@ -196,6 +227,65 @@ public struct HTTP1RequestParser: Sendable {
         }
     }
 
+    /// Whether the buffered bytes start with the last request's request line and its CRLF, within the line limit;
+    /// if so the line is consumed and its parsed form reused, and the parser moves on to the fields.
+    ///
+    /// The outcome is the one `searchLine` and `parseRequestLine` would reach: the remembered line was accepted,
+    /// so it holds no CR or LF (the LF found is the one after it, within the limit as checked here) and parsing
+    /// the same bytes gives the same method, target and version.
+    @inline(__always)
+    private mutating func repeatsRecentLine() -> Bool {
+        let count = recentLine.keyCount(at: 0)
+        guard count > 0, count &+ 2 <= limits.maxRequestLineBytes - leadingEmptyLineBytes,
+            startsWithRemembered(recentLine, 0, count)
+        else { return false }
+        input.consumeLine(through: input.readIndex &+ count &+ 1)
+        let line = recentLine.field(at: 0)
+        method = line.name
+        target = line.value
+        version = recentLine.tag(at: 0) == 0 ? .http1_0 : .http1_1
+        targetAuthority = nil
+        targetScheme = nil
+        // `fields` is fresh here: the initial one, or the one `finishHead` left.
+        leadingEmptyLineBytes = 0
+        state = .headers
+        return true
+    }
+
+    /// When the buffered bytes start with the field line remembered at this position of the last request and its
+    /// CRLF, within the header limit: consumes the line and adds the remembered field, and returns what `add` said
+    /// (`.some(nil)` when accepted). Nil when they do not, and nothing was consumed.
+    ///
+    /// Equivalent to `searchLine` and `parseFieldLine` on those bytes: the remembered line was accepted, so it
+    /// holds no CR or LF and parses to the same field and kind; the field-count and accumulator checks still run.
+    @inline(__always)
+    private mutating func repeatedFieldLine() -> HTTP1Error?? {
+        let slot = fields.fields.count
+        let count = recentFields.keyCount(at: slot)
+        guard count > 0, count &+ 2 <= limits.maxHeaderBytes - fields.bytes,
+            startsWithRemembered(recentFields, slot, count)
+        else { return nil }
+        input.consumeLine(through: input.readIndex &+ count &+ 1)
+        fields.bytes += count &+ 2
+        guard slot < limits.maxHeaderCount else {
+            return .some(HTTP1Error(status: 431, reason: "too many header fields"))
+        }
+        let kind = FieldKind(rawValue: recentFields.tag(at: slot)) ?? .other
+        return .some(fields.add(recentFields.field(at: slot), kind, seenBefore: true))
+    }
+
+    /// Whether the buffered bytes are the `count` key bytes remembered at `slot` of `store`, then CRLF.
+    @inline(__always)
+    private func startsWithRemembered(_ store: borrowing RecentFieldStore, _ slot: Int, _ count: Int) -> Bool {
+        guard input.readableCount >= count &+ 2 else { return false }
+        let start = input.readIndex
+        return input.withBytes { buf in
+            let p = buf.baseAddress! + start
+            return p[count] == Byte.cr && p[count &+ 1] == Byte.lf
+                && store.matches(slot, name: p, nameCount: count, value: p, valueCount: 0)
+        }
+    }
+
     private mutating func fail(_ error: HTTP1Error) -> HTTP1RequestEvent {
         state = .failed
         input.discardAll()
@@ -203,6 +293,10 @@ public struct HTTP1RequestParser: Sendable {
     }
 
     private mutating func finishHead() -> HTTP1RequestEvent {
+        // Swapped out, so the parser is ready for the next request and the field list moves into the head
+        // without a copy (retain) and a release of the accumulator's.
+        var fields = FieldAccumulator()
+        swap(&fields, &self.fields)
         var authority = fields.host
         if version == .http1_1 && fields.hostCount == 0 { return fail(.badRequest("missing Host field")) }
         if let fromTarget = targetAuthority {
@@ -219,7 +313,7 @@ public struct HTTP1RequestParser: Sendable {
                 guard length <= limits.maxBodyBytes else {
                     // Well-formed but too large: the head stays readable, so the refusal is logged for what it was.
                     refusedHead = RequestHead(
-                        method: method, target: target, version: version, headers: HTTPFields(fields.fields),
+                        method: method, target: target, version: version, headers: HTTPFields(fields.takeFields()),
                         authority: authority, scheme: targetScheme)
                     return fail(HTTP1Error(status: 413, reason: "body exceeds the limit"))
                 }
@@ -253,18 +347,15 @@ public struct HTTP1RequestParser: Sendable {
             keepAlive: keepAlive,
             expectContinue: fields.expectContinue && version == .http1_1 && hasBody
         )
-        let head = RequestHead(
-            method: method,
-            target: target,
-            version: version,
-            headers: HTTPFields(fields.fields),
-            authority: authority,
-            scheme: targetScheme
-        )
-        fields = FieldAccumulator()
         body = BodyDecoder(framing: framing, maxBody: limits.maxBodyBytes)
         state = .body
-        return .head(head, info)
+        // Made in the event itself: a head made first and then put in the event was copied (every string
+        // retained) and the local destroyed.
+        return .head(
+            RequestHead(
+                method: method, target: target, version: version, headers: HTTPFields(fields.takeFields()),
+                authority: authority, scheme: targetScheme),
+            info)
     }
 
     struct RequestLine {

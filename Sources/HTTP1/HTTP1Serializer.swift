@@ -185,17 +185,30 @@ public struct HTTP1HeadBuilder: ~Copyable {
 
     /// A request head (`method SP target SP HTTP/1.1`); `capacity` is the expected size, so the buffer grows once.
     public init(method: String, target: String, capacity: Int) throws(HTTP1SerializationError) {
-        // Checked before any memory is taken, so a refusal leaves nothing to free.
-        guard method.withUTF8Bytes(isToken) else { throw HTTP1SerializationError(reason: "invalid method") }
-        guard target.withUTF8Bytes(HTTP1Serializer.isValidTarget) else {
-            throw HTTP1SerializationError(reason: "invalid request target")
+        let m = method.utf8.count
+        let t = target.utf8.count
+        let size = max(capacity, m &+ t &+ 14, 64)
+        let base = UnsafeMutablePointer<UInt8>.allocate(capacity: size)
+        // Checked, then copied in place; a refusal frees the memory before it throws. (Not the fused check and
+        // copy of `add`: a third caller makes the compiler outline those, which costs `add` more than it saves.)
+        let problem = method.withUTF8Bytes { mb -> String? in
+            guard isToken(mb) else { return "invalid method" }
+            base.update(from: mb.baseAddress!, count: m)
+            return target.withUTF8Bytes { tb -> String? in
+                guard HTTP1Serializer.isValidTarget(tb) else { return "invalid request target" }
+                (base + (m &+ 1)).update(from: tb.baseAddress!, count: t)
+                return nil
+            }
         }
-        self.capacity = max(capacity, 64)
-        self.base = .allocate(capacity: self.capacity)
-        put(method)
-        put(Byte.space)
-        put(target)
-        put(" HTTP/1.1\r\n")
+        if let problem {
+            base.deallocate()
+            throw HTTP1SerializationError(reason: problem)
+        }
+        base[m] = Byte.space
+        Self.copyLiteral(" HTTP/1.1\r\n", to: base + (m &+ 1 &+ t))
+        self.base = base
+        self.capacity = size
+        self.count = m &+ t &+ 12
     }
 
     /// A response head (`HTTP/1.x SP status SP reason`).
@@ -203,18 +216,34 @@ public struct HTTP1HeadBuilder: ~Copyable {
         status: Int, reason: String, version: HTTPVersion = .http1_1, capacity: Int
     ) throws(HTTP1SerializationError) {
         guard (100...599).contains(status) else { throw HTTP1SerializationError(reason: "invalid status") }
-        guard reason.withUTF8Bytes(HTTP1Serializer.isValidFieldValue) else {
+        let r = reason.utf8.count
+        let size = max(capacity, r &+ 15, 64)
+        let base = UnsafeMutablePointer<UInt8>.allocate(capacity: size)
+        // Checked, then copied in place; a refusal frees the memory before it throws.
+        let valid = reason.withUTF8Bytes { rb in
+            guard HTTP1Serializer.isValidFieldValue(rb) else { return false }
+            if let source = rb.baseAddress { (base + 13).update(from: source, count: r) }
+            return true
+        }
+        guard valid else {
+            base.deallocate()
             throw HTTP1SerializationError(reason: "invalid reason phrase")
         }
-        self.capacity = max(capacity, 64)
-        self.base = .allocate(capacity: self.capacity)
-        put(version == .http1_0 ? "HTTP/1.0 " : "HTTP/1.1 ")
-        put(UInt8(0x30 + status / 100))
-        put(UInt8(0x30 + status / 10 % 10))
-        put(UInt8(0x30 + status % 10))
-        put(Byte.space)
-        put(reason)
-        put("\r\n")
+        Self.copyLiteral(version == .http1_0 ? "HTTP/1.0 " : "HTTP/1.1 ", to: base)
+        base[9] = UInt8(truncatingIfNeeded: 0x30 &+ status / 100)
+        base[10] = UInt8(truncatingIfNeeded: 0x30 &+ status / 10 % 10)
+        base[11] = UInt8(truncatingIfNeeded: 0x30 &+ status % 10)
+        base[12] = Byte.space
+        base[13 &+ r] = Byte.cr
+        base[14 &+ r] = Byte.lf
+        self.base = base
+        self.capacity = size
+        self.count = r &+ 15
+    }
+
+    @inline(__always)
+    private static func copyLiteral(_ literal: StaticString, to dst: UnsafeMutablePointer<UInt8>) {
+        dst.update(from: literal.utf8Start, count: literal.utf8CodeUnitCount)
     }
 
     deinit { base.deallocate() }
@@ -251,29 +280,89 @@ public struct HTTP1HeadBuilder: ~Copyable {
         if let problem { throw HTTP1SerializationError(reason: problem) }
     }
 
-    /// `name: value CRLF` with one capacity check and two copies, or why not (nothing written then).
+    /// `name: value CRLF` with one capacity check, each byte checked as it is copied (one pass over each, eight
+    /// bytes at a time), or why not (nothing written then: `count` moves only on success).
     @inline(__always)
     private mutating func append(
         _ n: UnsafeBufferPointer<UInt8>, _ v: UnsafeBufferPointer<UInt8>, nameChecked: Bool = false
     ) -> String? {
-        guard nameChecked || isToken(n) else { return "invalid field name" }
-        guard HTTP1Serializer.isValidFieldValue(v) else { return "invalid field value" }
         reserve(n.count &+ v.count &+ 4)
         var p = base + count
-        // A token is never empty, so `n` has an address.
-        copyShort(to: p, from: n.baseAddress!, count: n.count)
+        if nameChecked {
+            // A constant: a token by the caller's assertion, and never empty.
+            copyShort(to: p, from: n.baseAddress!, count: n.count)
+        } else if n.isEmpty || !Self.copyToken(n, to: p) {
+            return "invalid field name"
+        }
         p += n.count
         p[0] = Byte.colon
         p[1] = Byte.space
         p += 2
-        if let source = v.baseAddress {
-            copyShort(to: p, from: source, count: v.count)
-            p += v.count
-        }
+        guard Self.copyFieldValue(v, to: p) else { return "invalid field value" }
+        p += v.count
         p[0] = Byte.cr
         p[1] = Byte.lf
         count &+= n.count &+ v.count &+ 4
         return nil
+    }
+
+    /// Copies `src` to `dst` if every byte is a `tchar`, and says whether it was; `dst` may be partly written when
+    /// not. Words of letters, digits and `-` settle eight bytes at once.
+    @inline(__always)
+    private static func copyToken(_ src: UnsafeBufferPointer<UInt8>, to dst: UnsafeMutablePointer<UInt8>) -> Bool {
+        copyChecked(src, to: dst, isAlphanumericOrHyphenWord, isTokenByte)
+    }
+
+    /// Copies `src` to `dst` if it is a valid field value (`HTTP1Serializer.isValidFieldValue`), and says whether
+    /// it was; `dst` may be partly written when not. Words of visible ASCII and spaces settle eight bytes at once.
+    @inline(__always)
+    private static func copyFieldValue(_ src: UnsafeBufferPointer<UInt8>, to dst: UnsafeMutablePointer<UInt8>) -> Bool {
+        copyChecked(src, to: dst, isVisibleOrSpaceWord) { b in b < 0x20 ? b == Byte.tab : b != 0x7F }
+    }
+
+    /// The copy of `copyToken` and `copyFieldValue`: `wordPasses` may say false of a word whose bytes all pass
+    /// (it is a fast path), never true of one with a byte that does not; `bytePasses` decides exactly.
+    @inline(__always)
+    private static func copyChecked(
+        _ src: UnsafeBufferPointer<UInt8>, to dst: UnsafeMutablePointer<UInt8>, _ wordPasses: (UInt64) -> Bool,
+        _ bytePasses: (UInt8) -> Bool
+    ) -> Bool {
+        let count = src.count
+        guard let s = src.baseAddress else { return true }
+        if count >= 8 {
+            let from = UnsafeRawPointer(s)
+            let to = UnsafeMutableRawPointer(dst)
+            @inline(__always)
+            func passes(_ w: UInt64) -> Bool {
+                if wordPasses(w) { return true }
+                var rest = w
+                for _ in 0..<8 {
+                    if !bytePasses(UInt8(truncatingIfNeeded: rest)) { return false }
+                    rest >>= 8
+                }
+                return true
+            }
+            // The last word overlaps the one before, so no byte loop is needed for the tail.
+            var i = 0
+            while i &+ 8 < count {
+                let w = from.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+                guard passes(w) else { return false }
+                to.storeBytes(of: w, toByteOffset: i, as: UInt64.self)
+                i &+= 8
+            }
+            let w = from.loadUnaligned(fromByteOffset: count &- 8, as: UInt64.self)
+            guard passes(w) else { return false }
+            to.storeBytes(of: w, toByteOffset: count &- 8, as: UInt64.self)
+            return true
+        }
+        var i = 0
+        while i < count {
+            let b = s[i]
+            guard bytePasses(b) else { return false }
+            dst[i] = b
+            i &+= 1
+        }
+        return true
     }
 
     /// A copy without a `memcpy` call for the 4–16 bytes most names and many values have: two overlapping loads
@@ -332,14 +421,14 @@ public struct HTTP1HeadBuilder: ~Copyable {
 
     /// The empty line that ends the head; returns the finished bytes.
     public consuming func finish() -> [UInt8] {
-        put("\r\n")
+        putCRLF()
         return [UInt8](UnsafeBufferPointer(start: base, count: count))
     }
 
     /// The empty line that ends the head; lends the finished bytes to `body` (valid only during the call), for a
     /// caller that copies them on anyway and so needs no array of its own.
     public consuming func finish<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
-        put("\r\n")
+        putCRLF()
         return body(UnsafeRawBufferPointer(start: base, count: count))
     }
 
@@ -353,24 +442,10 @@ public struct HTTP1HeadBuilder: ~Copyable {
         capacity = grown
     }
 
-    private mutating func put(_ bytes: UnsafeBufferPointer<UInt8>) {
-        guard let source = bytes.baseAddress, bytes.count > 0 else { return }
-        reserve(bytes.count)
-        (base + count).update(from: source, count: bytes.count)
-        count += bytes.count
-    }
-
-    private mutating func put(_ byte: UInt8) {
-        reserve(1)
-        base[count] = byte
-        count += 1
-    }
-
-    private mutating func put(_ string: String) {
-        // Borrowed storage where there is some (every native or small string); a copy otherwise.
-        if string.utf8.withContiguousStorageIfAvailable({ put($0) }) == nil {
-            var string = string
-            string.withUTF8 { put($0) }
-        }
+    private mutating func putCRLF() {
+        reserve(2)
+        base[count] = Byte.cr
+        base[count &+ 1] = Byte.lf
+        count &+= 2
     }
 }

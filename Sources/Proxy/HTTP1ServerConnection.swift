@@ -31,6 +31,7 @@ final class HTTP1ServerConnection: ResponseWriter {
         self.transport = transport
         self.owner = owner
         self.parser = HTTP1RequestParser(limits: limits)
+        assert(HopByHop.names.allSatisfy { Self.watchedNameLengths & (1 << UInt64($0.utf8.count)) != 0 })
     }
 
     var isIdle: Bool { current == nil && currentHead == nil }
@@ -196,20 +197,24 @@ final class HTTP1ServerConnection: ResponseWriter {
                 && !(replacesLength && name.utf8.count == 14 && name.asciiCaseInsensitiveEquals("Content-Length"))
         }
         do {
-            // Through the array's buffer: each field is read in place instead of copied (retained) per iteration.
-            let capacity = head.headers.fields.withUnsafeBufferPointer { fields in
-                var capacity = 96 + head.reason.utf8.count
-                for i in fields.indices { capacity += fields[i].name.utf8.count + fields[i].value.utf8.count + 4 }
-                return capacity
-            }
+            // A guess, not a pass over the fields to add up their sizes: most heads fit, a larger one grows once.
+            let capacity = 160 + head.reason.utf8.count + 64 * head.headers.count
             var out = try HTTP1HeadBuilder(status: head.status, reason: head.reason, capacity: capacity)
             var hasDate = false
-            try head.headers.fields.withUnsafeBufferPointer { fields throws(HTTP1SerializationError) in
-                for i in fields.indices where passes(fields[i].name) {
-                    let name = fields[i].name
-                    if name.utf8.count == 4 && name.asciiCaseInsensitiveEquals("Date") { hasDate = true }
-                    try out.add(name, fields[i].value)
+            // By index into the borrowed head's array: each field is read in place, not copied (retained) as a
+            // for-in loop would, nor loaded from a pointer (which a call makes the compiler copy).
+            let fields = head.headers.fields
+            for i in fields.indices {
+                // Only a name of a length some dropped or watched name has needs a closer look.
+                let n = fields[i].name.utf8.count
+                if n >= 64 || Self.watchedNameLengths & (1 << UInt64(n)) != 0 {
+                    if n == 4 && fields[i].name.asciiCaseInsensitiveEquals("Date") {
+                        hasDate = true
+                    } else if !passes(fields[i].name) {
+                        continue
+                    }
                 }
+                try out.add(fields[i].name, fields[i].value)
             }
             // RFC 9110 §6.6.1: the gateway's own answers need one, and a forwarded one without it gets one.
             let date = hasDate ? nil : owner.context.httpDate
@@ -246,6 +251,14 @@ final class HTTP1ServerConnection: ResponseWriter {
             end()
             return
         }
+    }
+
+    /// Bit n: a hop-by-hop name, `Content-Length` or `Date` is n bytes long; `writeHead` looks closer only at names
+    /// of those lengths.
+    /// A constant rather than computed from `HopByHop.names` (a global would cost a lazy-initialisation check on
+    /// every access); `init` asserts that it covers them, so every debug-built test run checks it.
+    private static var watchedNameLengths: UInt64 {
+        1 << 2 | 1 << 4 | 1 << 7 | 1 << 10 | 1 << 14 | 1 << 16 | 1 << 17 | 1 << 18 | 1 << 19
     }
 
     func writeBody(_ bytes: UnsafeRawBufferPointer) {

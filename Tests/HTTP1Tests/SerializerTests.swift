@@ -181,6 +181,35 @@ struct HeadBuilderTests {
         }
     }
 
+    @Test(
+        "a name with a non-tchar byte is refused at any position; tchars other than letters pass everywhere",
+        arguments: [1, 7, 8, 9, 15, 16, 17, 31])
+    func nameEveryPosition(length: Int) throws {
+        for position in 0..<length {
+            for bad: [UInt8] in [[0x20], [0x3A], [0x28], [0x22], [0x7F], [0x00], [0xC3, 0xA9]] {
+                var bytes = Array(repeating: UInt8(ascii: "n"), count: length)
+                bytes.replaceSubrange(position...position, with: bad)
+                let name = String(decoding: bytes, as: UTF8.self)
+                var builder = try HTTP1HeadBuilder(method: "GET", target: "/", capacity: 64)
+                #expect(throws: HTTP1SerializationError.self) { try builder.add(name, "v") }
+                #expect(String(decoding: builder.finish(), as: UTF8.self) == "GET / HTTP/1.1\r\n\r\n")
+            }
+            for good in Array("!#$%&'*+-.^_`|~09AZaz".utf8) {
+                var bytes = Array(repeating: UInt8(ascii: "n"), count: length)
+                bytes[position] = good
+                let name = String(decoding: bytes, as: UTF8.self)
+                // HTAB and non-ASCII are valid value bytes at the same position.
+                var value = Array(repeating: UInt8(ascii: "v"), count: length + 1)
+                value.replaceSubrange(position...position, with: position % 2 == 0 ? [0x09] : [0xC3, 0xA9])
+                let text = String(decoding: value, as: UTF8.self)
+                var builder = try HTTP1HeadBuilder(status: 200, reason: "OK", capacity: 0)
+                try builder.add(name, text)
+                #expect(
+                    String(decoding: builder.finish(), as: UTF8.self) == "HTTP/1.1 200 OK\r\n\(name): \(text)\r\n\r\n")
+            }
+        }
+    }
+
     @Test("a response head carries status and reason")
     func response() throws {
         var builder = try HTTP1HeadBuilder(status: 204, reason: "No Content", version: .http1_0, capacity: 16)
