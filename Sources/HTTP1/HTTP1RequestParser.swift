@@ -237,7 +237,7 @@ public struct HTTP1RequestParser: Sendable {
     private mutating func repeatsRecentLine() -> Bool {
         let count = recentLine.keyCount(at: 0)
         guard count > 0, count &+ 2 <= limits.maxRequestLineBytes - leadingEmptyLineBytes,
-            startsWithRemembered(recentLine, 0, count)
+            input.startsWithLine(remembered: recentLine, 0, count)
         else { return false }
         input.consumeLine(through: input.readIndex &+ count &+ 1)
         let line = recentLine.field(at: 0)
@@ -263,7 +263,7 @@ public struct HTTP1RequestParser: Sendable {
         let slot = fields.fields.count
         let count = recentFields.keyCount(at: slot)
         guard count > 0, count &+ 2 <= limits.maxHeaderBytes - fields.bytes,
-            startsWithRemembered(recentFields, slot, count)
+            input.startsWithLine(remembered: recentFields, slot, count)
         else { return nil }
         input.consumeLine(through: input.readIndex &+ count &+ 1)
         fields.bytes += count &+ 2
@@ -272,18 +272,6 @@ public struct HTTP1RequestParser: Sendable {
         }
         let kind = FieldKind(rawValue: recentFields.tag(at: slot)) ?? .other
         return .some(fields.add(recentFields.field(at: slot), kind, seenBefore: true))
-    }
-
-    /// Whether the buffered bytes are the `count` key bytes remembered at `slot` of `store`, then CRLF.
-    @inline(__always)
-    private func startsWithRemembered(_ store: borrowing RecentFieldStore, _ slot: Int, _ count: Int) -> Bool {
-        guard input.readableCount >= count &+ 2 else { return false }
-        let start = input.readIndex
-        return input.withBytes { buf in
-            let p = buf.baseAddress! + start
-            return p[count] == Byte.cr && p[count &+ 1] == Byte.lf
-                && store.matches(slot, name: p, nameCount: count, value: p, valueCount: 0)
-        }
     }
 
     private mutating func fail(_ error: HTTP1Error) -> HTTP1RequestEvent {

@@ -39,6 +39,10 @@ public struct HTTP1ResponseParser: Sendable {
     private var fields = FieldAccumulator()
     private var keepAlive = true
     private var body = BodyDecoder()
+    /// The last response's field lines by position (keyed by the whole line, the tag its `FieldKind`): an upstream
+    /// repeats most of them (Server, Content-Type, Connection...) on every response of a kept-alive connection, and
+    /// a repeated line then costs a byte comparison instead of a parse and two new Strings.
+    private var recentFields = RecentFieldStore(slots: 16, maxBytes: 4096)
 
     public init(limits: HTTP1Limits = HTTP1Limits()) {
         self.limits = limits
@@ -114,6 +118,10 @@ public struct HTTP1ResponseParser: Sendable {
                     state = .headers
                 }
             case .headers:
+                if let repeated = repeatedFieldLine() {
+                    if let error = repeated { return fail(error.reason) }
+                    continue
+                }
                 switch input.searchLine(limit: limits.maxHeaderBytes - fields.bytes) {
                 case .incomplete:
                     return eof ? fail("upstream closed inside a response") : nil
@@ -135,14 +143,25 @@ public struct HTTP1ResponseParser: Sendable {
                     case .failure(let error):
                         return fail(error.reason)
                     case .field(let field, let kind):
-                        guard fields.fields.count < limits.maxHeaderCount else { return fail("too many header fields") }
+                        let slot = fields.fields.count
+                        guard slot < limits.maxHeaderCount else { return fail("too many header fields") }
                         // Host and Expect mean nothing in a response; keep them as plain fields.
                         let effective: FieldKind
                         switch kind {
                         case .host, .expect: effective = .other
                         default: effective = kind
                         }
+                        // Remembered only once accepted: a later hit on these bytes needs no check again.
+                        let remembered = slot < recentFields.slots ? field : nil
                         if let error = fields.add(field, effective) { return fail(error.reason) }
+                        if let remembered {
+                            input.withBytes { buf in
+                                let p = buf.baseAddress! + start
+                                recentFields.remember(
+                                    remembered, at: slot, name: p, nameCount: lf - 1 - start, value: p, valueCount: 0,
+                                    tag: effective.rawValue)
+                            }
+                        }
                     }
                 }
             case .body:
@@ -167,6 +186,28 @@ public struct HTTP1ResponseParser: Sendable {
                 }
             }
         }
+    }
+
+    /// When the unread bytes start with the field line remembered at this position of the last response and its
+    /// CRLF, within the header limit: consumes the line, adds the remembered field and returns what `add` said
+    /// (`.some(nil)` when accepted). Nil when they do not, and nothing was consumed.
+    ///
+    /// The same outcome as `searchLine` and `parseFieldLine` on those bytes: the remembered line was accepted, so
+    /// it holds no CR or LF and parses to the same field and kind; the count and framing checks still run.
+    @inline(__always)
+    private mutating func repeatedFieldLine() -> HTTP1Error?? {
+        let slot = fields.fields.count
+        let count = recentFields.keyCount(at: slot)
+        guard count > 0, count &+ 2 <= limits.maxHeaderBytes - fields.bytes,
+            input.startsWithLine(remembered: recentFields, slot, count)
+        else { return nil }
+        input.consumeLine(through: input.readIndex &+ count &+ 1)
+        fields.bytes += count &+ 2
+        guard slot < limits.maxHeaderCount else {
+            return .some(HTTP1Error(status: 502, reason: "too many header fields"))
+        }
+        let kind = FieldKind(rawValue: recentFields.tag(at: slot)) ?? .other
+        return .some(fields.add(recentFields.field(at: slot), kind, seenBefore: true))
     }
 
     private mutating func fail(_ reason: String) -> HTTP1ResponseEvent {

@@ -1,3 +1,4 @@
+import GatewayCore
 /// The bytes a parser has been fed and not yet consumed.
 ///
 /// Consumed bytes are reclaimed lazily at the next `append`, so consuming is an index move. Line searches remember
@@ -95,6 +96,19 @@ struct InputBuffer: Sendable {
 
     /// Whether the line ending at `lf` ends in CRLF (not a bare LF).
     func hasCRBefore(_ lf: Int) -> Bool { lf > readIndex && storage[lf - 1] == Byte.cr }
+
+    /// Whether the unread bytes start with the `count` key bytes remembered at `slot` of `store` (a whole line, as
+    /// both parsers key their field lines), then CRLF.
+    @inline(__always)
+    func startsWithLine(remembered store: borrowing RecentFieldStore, _ slot: Int, _ count: Int) -> Bool {
+        guard readableCount >= count &+ 2 else { return false }
+        let start = readIndex
+        return withBytes { buf in
+            let p = buf.baseAddress! + start
+            return p[count] == Byte.cr && p[count &+ 1] == Byte.lf
+                && store.matches(slot, name: p, nameCount: count, value: p, valueCount: 0)
+        }
+    }
 
     @inline(__always)
     func withBytes<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
