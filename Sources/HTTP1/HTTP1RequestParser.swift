@@ -162,7 +162,10 @@ public struct HTTP1RequestParser: Sendable {
                     }
                 }
             case .headers:
-                switch repeatedFieldLine() {
+                switch input.takeRepeatedFieldLine(
+                    into: &fields, remembered: recentFields, limits: limits,
+                    tooMany: HTTP1Error(status: 431, reason: "too many header fields"))
+                {
                 case .none: break
                 case .some(nil): continue
                 case .some(let error?): return fail(error)
@@ -250,28 +253,6 @@ public struct HTTP1RequestParser: Sendable {
         leadingEmptyLineBytes = 0
         state = .headers
         return true
-    }
-
-    /// When the buffered bytes start with the field line remembered at this position of the last request and its
-    /// CRLF, within the header limit: consumes the line and adds the remembered field, and returns what `add` said
-    /// (`.some(nil)` when accepted). Nil when they do not, and nothing was consumed.
-    ///
-    /// Equivalent to `searchLine` and `parseFieldLine` on those bytes: the remembered line was accepted, so it
-    /// holds no CR or LF and parses to the same field and kind; the field-count and accumulator checks still run.
-    @inline(__always)
-    private mutating func repeatedFieldLine() -> HTTP1Error?? {
-        let slot = fields.fields.count
-        let count = recentFields.keyCount(at: slot)
-        guard count > 0, count &+ 2 <= limits.maxHeaderBytes - fields.bytes,
-            input.startsWithLine(remembered: recentFields, slot, count)
-        else { return nil }
-        input.consumeLine(through: input.readIndex &+ count &+ 1)
-        fields.bytes += count &+ 2
-        guard slot < limits.maxHeaderCount else {
-            return .some(HTTP1Error(status: 431, reason: "too many header fields"))
-        }
-        let kind = FieldKind(rawValue: recentFields.tag(at: slot)) ?? .other
-        return .some(fields.add(recentFields.field(at: slot), kind, seenBefore: true))
     }
 
     private mutating func fail(_ error: HTTP1Error) -> HTTP1RequestEvent {

@@ -118,7 +118,10 @@ public struct HTTP1ResponseParser: Sendable {
                     state = .headers
                 }
             case .headers:
-                if let repeated = repeatedFieldLine() {
+                if let repeated = input.takeRepeatedFieldLine(
+                    into: &fields, remembered: recentFields, limits: limits,
+                    tooMany: HTTP1Error(status: 502, reason: "too many header fields"))
+                {
                     if let error = repeated { return fail(error.reason) }
                     continue
                 }
@@ -186,28 +189,6 @@ public struct HTTP1ResponseParser: Sendable {
                 }
             }
         }
-    }
-
-    /// When the unread bytes start with the field line remembered at this position of the last response and its
-    /// CRLF, within the header limit: consumes the line, adds the remembered field and returns what `add` said
-    /// (`.some(nil)` when accepted). Nil when they do not, and nothing was consumed.
-    ///
-    /// The same outcome as `searchLine` and `parseFieldLine` on those bytes: the remembered line was accepted, so
-    /// it holds no CR or LF and parses to the same field and kind; the count and framing checks still run.
-    @inline(__always)
-    private mutating func repeatedFieldLine() -> HTTP1Error?? {
-        let slot = fields.fields.count
-        let count = recentFields.keyCount(at: slot)
-        guard count > 0, count &+ 2 <= limits.maxHeaderBytes - fields.bytes,
-            input.startsWithLine(remembered: recentFields, slot, count)
-        else { return nil }
-        input.consumeLine(through: input.readIndex &+ count &+ 1)
-        fields.bytes += count &+ 2
-        guard slot < limits.maxHeaderCount else {
-            return .some(HTTP1Error(status: 502, reason: "too many header fields"))
-        }
-        let kind = FieldKind(rawValue: recentFields.tag(at: slot)) ?? .other
-        return .some(fields.add(recentFields.field(at: slot), kind, seenBefore: true))
     }
 
     private mutating func fail(_ reason: String) -> HTTP1ResponseEvent {

@@ -110,6 +110,30 @@ struct InputBuffer: Sendable {
         }
     }
 
+    /// When the unread bytes start with the field line remembered at the accumulator's next position (the same
+    /// position of the connection's previous message) and its CRLF, within the header limit: consumes the line,
+    /// adds the remembered field and returns what `add` said (`.some(nil)` when accepted). Nil when they do not,
+    /// and nothing was consumed.
+    ///
+    /// The same outcome as `searchLine` and `parseFieldLine` on those bytes: the remembered line was accepted, so
+    /// it holds no CR or LF and parses to the same field and kind; the count and accumulator checks still run.
+    @inline(__always)
+    mutating func takeRepeatedFieldLine(
+        into fields: inout FieldAccumulator, remembered store: borrowing RecentFieldStore, limits: HTTP1Limits,
+        tooMany: @autoclosure () -> HTTP1Error
+    ) -> HTTP1Error?? {
+        let slot = fields.fields.count
+        let count = store.keyCount(at: slot)
+        guard count > 0, count &+ 2 <= limits.maxHeaderBytes - fields.bytes,
+            startsWithLine(remembered: store, slot, count)
+        else { return nil }
+        consumeLine(through: readIndex &+ count &+ 1)
+        fields.bytes += count &+ 2
+        guard slot < limits.maxHeaderCount else { return .some(tooMany()) }
+        let kind = FieldKind(rawValue: store.tag(at: slot)) ?? .other
+        return .some(fields.add(store.field(at: slot), kind, seenBefore: true))
+    }
+
     @inline(__always)
     func withBytes<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
         storage.withUnsafeBufferPointer(body)
