@@ -20,7 +20,9 @@ final class PassThroughFixture: @unchecked Sendable {
     let plainPort: UInt16
     let caFile: URL
 
-    init(maxBodyBytes: Int = HTTP1Limits().maxBodyBytes, idleTimeoutMs: Int = 5000) throws {
+    init(
+        maxBodyBytes: Int = HTTP1Limits().maxBodyBytes, idleTimeoutMs: Int = 5000, responseTimeoutMs: Int = 2000
+    ) throws {
         let dir = TestProcess.temporaryDirectory("passthrough")
         recordFile = dir.appendingPathComponent("upstream.bin")
         FileManager.default.createFile(atPath: recordFile.path, contents: nil)
@@ -39,7 +41,7 @@ final class PassThroughFixture: @unchecked Sendable {
 
         let origin = UpstreamOrigin(
             host: "127.0.0.1", port: upstreamPort, useTLS: false, tlsContext: nil, maxConnections: 16,
-            connectTimeoutMs: 2000, responseTimeoutMs: 2000, idleTimeoutMs: 30000,
+            connectTimeoutMs: 2000, responseTimeoutMs: responseTimeoutMs, idleTimeoutMs: 30000,
             secretHeaders: [("cname-api-key", "secret-edge-key")], clientIPHeader: "X-Forwarded-For")
         let limits = HTTP1Limits(maxBodyBytes: maxBodyBytes)
         let listeners = [

@@ -312,6 +312,8 @@ import Testing
         try server.start()
         var options = server.options()
         options.maxConnections = 1
+        // What is tested is the pool, not the clock: a slow first command on a busy machine must not count.
+        options.commandTimeout = .milliseconds(500)
         let (logger, logs) = CapturingLogHandler.logger()
         let store = RedisRateLimitStore(
             configuration: Self.configuration(tenant: 10, organization: 10), options: options, logger: logger)
@@ -353,7 +355,11 @@ import Testing
         guard let server = RedisServerFixture() else { return }
         try server.start()
         let configuration = Self.configuration(tenant: 1_000_000, organization: 1_000_000)
-        let store = RedisRateLimitStore(configuration: configuration, options: server.options())
+        var options = server.options()
+        // Latency is printed, not judged: a command delayed past the production timeout on a busy machine must
+        // not turn into a fallback decision and fail the count below.
+        options.commandTimeout = .milliseconds(500)
+        let store = RedisRateLimitStore(configuration: configuration, options: options)
         let local = RateLimiter(configuration: configuration)
         #expect(store.connect())
         func measure(_ body: (Int) -> Bool) -> (p50: Double, p99: Double, admitted: Int) {
