@@ -33,18 +33,27 @@ public struct RequestHead: Sendable, Equatable {
         self.scheme = scheme
     }
 
-    /// The path part of the target (before `?`).
-    public var path: Substring {
-        // A byte search: `firstIndex(of: Character)` would walk grapheme clusters on every call.
-        if let q = target.utf8.firstIndex(of: UInt8(ascii: "?")) { return target[..<q] }
-        return target[...]
+    /// Where the target's first `?` is: a plain byte scan of its contiguous UTF-8 (the generic search through the
+    /// UTF-8 view, like `firstIndex(of: Character)` walking grapheme clusters, cost more than routing a literal
+    /// path). `?` is ASCII, so the index is a character boundary.
+    public var queryMark: String.Index? {
+        let offset = target.utf8.withContiguousStorageIfAvailable { bytes -> Int? in
+            var i = 0
+            while i < bytes.count {
+                if bytes[i] == UInt8(ascii: "?") { return i }
+                i &+= 1
+            }
+            return nil
+        }
+        guard let offset else { return target.utf8.firstIndex(of: UInt8(ascii: "?")) }
+        return offset.map { target.utf8.index(target.utf8.startIndex, offsetBy: $0) }
     }
 
+    /// The path part of the target (before `?`).
+    public var path: Substring { queryMark.map { target[..<$0] } ?? target[...] }
+
     /// The query part of the target (after `?`), without the `?`.
-    public var query: Substring? {
-        guard let q = target.utf8.firstIndex(of: UInt8(ascii: "?")) else { return nil }
-        return target[target.utf8.index(after: q)...]
-    }
+    public var query: Substring? { queryMark.map { target[target.utf8.index(after: $0)...] } }
 }
 
 /// A response's head.

@@ -67,38 +67,9 @@ public struct RecentFieldStore: Sendable {
                 // No storage yet means only empty keys were remembered.
                 guard let base = bytes.baseAddress else { return nameCount &+ valueCount == 0 }
                 let stored = base + offset
-                return Self.keyBytesEqual(stored + nameCount, value, valueCount)
-                    && Self.keyBytesEqual(stored, name, nameCount)
+                return bytesEqual(stored + nameCount, value, valueCount) && bytesEqual(stored, name, nameCount)
             }
         }
-    }
-
-    /// `bytesEqual`, but 32 bytes per round while that many are left: a repeated bearer token (about 1 kB) is
-    /// compared on every request, and four loads and compares per round cost fewer instructions than one each.
-    @inlinable @inline(__always)
-    static func keyBytesEqual(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ count: Int) -> Bool {
-        let x = UnsafeRawPointer(a)
-        let y = UnsafeRawPointer(b)
-        // Most keys are short: those go straight to the plain comparison.
-        if count < 64 { return bytesEqual(x, y, count) }
-        var i = 0
-        while i &+ 32 <= count {
-            let d0 =
-                x.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-                ^ y.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-            let d1 =
-                x.loadUnaligned(fromByteOffset: i &+ 8, as: UInt64.self)
-                ^ y.loadUnaligned(fromByteOffset: i &+ 8, as: UInt64.self)
-            let d2 =
-                x.loadUnaligned(fromByteOffset: i &+ 16, as: UInt64.self)
-                ^ y.loadUnaligned(fromByteOffset: i &+ 16, as: UInt64.self)
-            let d3 =
-                x.loadUnaligned(fromByteOffset: i &+ 24, as: UInt64.self)
-                ^ y.loadUnaligned(fromByteOffset: i &+ 24, as: UInt64.self)
-            if d0 | d1 | d2 | d3 != 0 { return false }
-            i &+= 32
-        }
-        return bytesEqual(x + i, y + i, count &- i)
     }
 
     /// The field at `slot`; only after `matches` said it is there.

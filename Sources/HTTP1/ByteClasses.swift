@@ -43,15 +43,7 @@ func isOWS(_ b: UInt8) -> Bool { b == Byte.space || b == Byte.tab }
 /// Whether `buf[start..<end]` equals `lower` ignoring ASCII case; `lower` must be lowercase ASCII.
 @inline(__always)
 func equalsIgnoringCase(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int, _ lower: StaticString) -> Bool {
-    let count = lower.utf8CodeUnitCount
-    guard end - start == count else { return false }
-    let l = lower.utf8Start
-    var i = 0
-    while i < count {
-        if asciiLower(buf[start + i]) != l[i] { return false }
-        i += 1
-    }
-    return true
+    asciiCaseInsensitiveEquals(UnsafeBufferPointer(rebasing: buf[start..<end]), lowercase: lower)
 }
 
 /// A String from bytes already checked to be ASCII or valid UTF-8.

@@ -138,9 +138,9 @@ enum CommonStrings {
         }
     }
 
-    /// Whether the `literal.utf8CodeUnitCount` bytes at `p` are the literal's.
+    /// Whether the `literal.utf8CodeUnitCount` bytes at `p` are the literal's (the caller switched on the length).
     @inline(__always)
     static func same(_ p: UnsafeRawPointer, _ literal: StaticString) -> Bool {
-        bytesEqual(p, UnsafeRawPointer(literal.utf8Start), literal.utf8CodeUnitCount)
+        bytesEqual(p, literal.utf8CodeUnitCount, literal)
     }
 }

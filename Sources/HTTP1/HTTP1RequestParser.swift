@@ -144,12 +144,9 @@ public struct HTTP1RequestParser: Sendable {
                     case .line(let line):
                         if line.authority == nil {
                             let version: UInt8 = line.version == .http1_0 ? 0 : 1
-                            input.withBytes { buf in
-                                let p = buf.baseAddress! + start
-                                recentLine.remember(
-                                    HTTPFields.Field(line.method, line.target), at: 0, name: p,
-                                    nameCount: lf - 1 - start, value: p, valueCount: 0, tag: version)
-                            }
+                            input.remember(
+                                HTTPFields.Field(line.method, line.target), lineAt: start, count: lf - 1 - start,
+                                in: &recentLine, slot: 0, tag: version)
                         }
                         method = line.method
                         target = line.target
@@ -198,12 +195,9 @@ public struct HTTP1RequestParser: Sendable {
                         let remembered = slot < recentFields.slots ? field : nil
                         if let error = fields.add(field, kind) { return fail(error) }
                         if let remembered {
-                            input.withBytes { buf in
-                                let p = buf.baseAddress! + start
-                                recentFields.remember(
-                                    remembered, at: slot, name: p, nameCount: lf - 1 - start, value: p, valueCount: 0,
-                                    tag: kind.rawValue)
-                            }
+                            input.remember(
+                                remembered, lineAt: start, count: lf - 1 - start, in: &recentFields, slot: slot,
+                                tag: kind.rawValue)
                         }
                     }
                 }

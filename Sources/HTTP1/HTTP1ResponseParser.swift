@@ -158,12 +158,9 @@ public struct HTTP1ResponseParser: Sendable {
                         let remembered = slot < recentFields.slots ? field : nil
                         if let error = fields.add(field, effective) { return fail(error.reason) }
                         if let remembered {
-                            input.withBytes { buf in
-                                let p = buf.baseAddress! + start
-                                recentFields.remember(
-                                    remembered, at: slot, name: p, nameCount: lf - 1 - start, value: p, valueCount: 0,
-                                    tag: effective.rawValue)
-                            }
+                            input.remember(
+                                remembered, lineAt: start, count: lf - 1 - start, in: &recentFields, slot: slot,
+                                tag: effective.rawValue)
                         }
                     }
                 }

@@ -250,7 +250,9 @@ public struct HTTP1HeadBuilder: ~Copyable {
 
     public mutating func add(_ name: String, _ value: String) throws(HTTP1SerializationError) {
         // Borrowing the strings' storage (a small string is copied to the stack) instead of `withUTF8` on mutable
-        // copies saves a retain and release of each; every native string on Linux has contiguous UTF-8.
+        // copies saves a retain and release of each; every native string on Linux has contiguous UTF-8. Spelled out
+        // rather than through `withUTF8Bytes`: its nested closures kept `append` out of line (callgrind, policy:
+        // +1.5k instructions per request).
         var problem: String?
         var done = false
         _ = name.utf8.withContiguousStorageIfAvailable { n in

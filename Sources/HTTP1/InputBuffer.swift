@@ -1,4 +1,5 @@
 import GatewayCore
+
 /// The bytes a parser has been fed and not yet consumed.
 ///
 /// Consumed bytes are reclaimed lazily at the next `append`, so consuming is an index move. Line searches remember
@@ -107,6 +108,19 @@ struct InputBuffer: Sendable {
             let p = buf.baseAddress! + start
             return p[count] == Byte.cr && p[count &+ 1] == Byte.lf
                 && store.matches(slot, name: p, nameCount: count, value: p, valueCount: 0)
+        }
+    }
+
+    /// Remembers `field`, parsed from the line of `count` bytes (CRLF excluded) at absolute index `start`, at `slot`
+    /// of `store`. The line may have been consumed already: consumed bytes stay in place until the next `append`.
+    @inline(__always)
+    func remember(
+        _ field: HTTPFields.Field, lineAt start: Int, count: Int, in store: inout RecentFieldStore, slot: Int,
+        tag: UInt8
+    ) {
+        withBytes { buf in
+            let p = buf.baseAddress! + start
+            store.remember(field, at: slot, name: p, nameCount: count, value: p, valueCount: 0, tag: tag)
         }
     }
 

@@ -85,11 +85,6 @@ func withOwner<R>(_ userData: UnsafeMutableRawPointer?, _ body: (HTTP2ServerSess
 }
 
 @inline(__always)
-private func bytesEqual(_ pointer: UnsafePointer<UInt8>, _ count: Int, _ literal: StaticString) -> Bool {
-    count == literal.utf8CodeUnitCount && GatewayCore.bytesEqual(pointer, literal.utf8Start, count)
-}
-
-@inline(__always)
 private func string(_ pointer: UnsafePointer<UInt8>, _ count: Int) -> String {
     String(decoding: UnsafeBufferPointer(start: pointer, count: count), as: UTF8.self)
 }

@@ -444,6 +444,8 @@ extension UnsafeBufferPointer<UInt8> {
     /// ten times more).
     @inline(__always)
     func equals(_ literal: StaticString) -> Bool {
+        // A byte loop, not `bytesEqual`: these literals are a few bytes, and the word version's size made the
+        // compiler move `copyUTF8` out of `submitResponseHeaders` (callgrind: +0.5k instructions per response).
         guard count == literal.utf8CodeUnitCount, let base = baseAddress else {
             return count == literal.utf8CodeUnitCount
         }

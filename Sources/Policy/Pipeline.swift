@@ -211,7 +211,7 @@ public final class RequestPolicy: Sendable {
         }
         // `request.path` and `request.query`, from one search for the `?`.
         let target = request.target
-        let question = RequestPolicy.questionMark(in: target)
+        let question = request.queryMark
         let path = question.map { target[..<$0] } ?? target[...]
         let route = self.route(method: request.method, path: path)
         // Preflights carry no token: judged against every client's origins, answered here, never forwarded.
@@ -265,21 +265,6 @@ public final class RequestPolicy: Sendable {
         case .badRequest:
             return refuse(route.refusal!, decision: "refused_route", notes: &notes, origin: origin, clientID: nil)
         }
-    }
-
-    /// The index of the first `?` of `target`: a byte scan of the contiguous storage (the generic search through
-    /// the UTF-8 view cost more than the rest of the routing of a literal path).
-    static func questionMark(in target: String) -> String.Index? {
-        let offset = target.utf8.withContiguousStorageIfAvailable { bytes -> Int? in
-            var i = 0
-            while i < bytes.count {
-                if bytes[i] == UInt8(ascii: "?") { return i }
-                i += 1
-            }
-            return nil
-        }
-        guard let offset else { return target.utf8.firstIndex(of: UInt8(ascii: "?")) }
-        return offset.map { target.utf8.index(target.utf8.startIndex, offsetBy: $0) }
     }
 
     /// The one way a request is routed: the exact-path table first, then the general router behind its checks.

@@ -161,46 +161,32 @@ public final class RateLimiter: Sendable {
         let tenantCell = rateClass == .read ? tenantReadCell : tenantWriteCell
         // Only integers leave the lock; the decision's figures are computed after it is released.
         let outcome: RateLimitOutcome = stripe.state.withLock { state in
+            /// The decision on one Organization's cells; `room` is asked only when the Organization conforms.
+            func decide(_ cells: inout RateLimitOrgCells, room: () -> Bool) -> RateLimitOutcome {
+                let orgTAT = rateClass == .read ? cells.read : cells.write
+                let (orgConforms, orgNext) = orgParameters.evaluate(tat: orgTAT, now: now)
+                guard orgConforms else {
+                    return RateLimitOutcome(
+                        result: .refusedByOrganization, orgTAT: orgTAT, tenantTAT: tenantCell.peek())
+                }
+                guard room() else {
+                    return RateLimitOutcome(result: .refusedForCapacity, orgTAT: orgTAT, tenantTAT: tenantCell.peek())
+                }
+                let (tenantAdmitted, tenantBefore) = tenantCell.admit(tenantParameters, now: now)
+                guard tenantAdmitted else {
+                    return RateLimitOutcome(result: .refusedByTenant, orgTAT: orgTAT, tenantTAT: tenantBefore)
+                }
+                if rateClass == .read { cells.read = orgNext } else { cells.write = orgNext }
+                let tenantNext = tenantParameters.evaluate(tat: tenantBefore, now: now).nextTAT
+                return RateLimitOutcome(result: .admitted, orgTAT: orgNext, tenantTAT: tenantNext)
+            }
             // A tracked Organization (the usual case under load) is decided in place: one hash of its key.
-            if let decided = state.withTrackedCells(
-                key,
-                { cells -> RateLimitOutcome in
-                    let orgTAT = rateClass == .read ? cells.read : cells.write
-                    let (orgConforms, orgNext) = orgParameters.evaluate(tat: orgTAT, now: now)
-                    guard orgConforms else {
-                        return RateLimitOutcome(
-                            result: .refusedByOrganization, orgTAT: orgTAT, tenantTAT: tenantCell.peek())
-                    }
-                    let (tenantAdmitted, tenantBefore) = tenantCell.admit(tenantParameters, now: now)
-                    guard tenantAdmitted else {
-                        return RateLimitOutcome(result: .refusedByTenant, orgTAT: orgTAT, tenantTAT: tenantBefore)
-                    }
-                    if rateClass == .read { cells.read = orgNext } else { cells.write = orgNext }
-                    let tenantNext = tenantParameters.evaluate(tat: tenantBefore, now: now).nextTAT
-                    return RateLimitOutcome(result: .admitted, orgTAT: orgNext, tenantTAT: tenantNext)
-                })
-            {
-                return decided
-            }
-            let existing = state.lookup(key)
-            let orgTAT = existing.map { rateClass == .read ? $0.read : $0.write } ?? GCRACell.idleTAT
-            let (orgConforms, orgNext) = orgParameters.evaluate(tat: orgTAT, now: now)
-            guard orgConforms else {
-                return RateLimitOutcome(
-                    result: .refusedByOrganization, orgTAT: orgTAT, tenantTAT: tenantCell.peek())
-            }
-            if existing == nil, !state.makeRoom(cap: perStripeCap, now: now) {
-                return RateLimitOutcome(result: .refusedForCapacity, orgTAT: orgTAT, tenantTAT: tenantCell.peek())
-            }
-            let (tenantAdmitted, tenantBefore) = tenantCell.admit(tenantParameters, now: now)
-            guard tenantAdmitted else {
-                return RateLimitOutcome(result: .refusedByTenant, orgTAT: orgTAT, tenantTAT: tenantBefore)
-            }
-            var cells = existing ?? RateLimitOrgCells(read: GCRACell.idleTAT, write: GCRACell.idleTAT)
-            if rateClass == .read { cells.read = orgNext } else { cells.write = orgNext }
-            state.store(key, cells)
-            let tenantNext = tenantParameters.evaluate(tat: tenantBefore, now: now).nextTAT
-            return RateLimitOutcome(result: .admitted, orgTAT: orgNext, tenantTAT: tenantNext)
+            if let decided = state.withTrackedCells(key, { decide(&$0, room: { true }) }) { return decided }
+            // A new one starts idle and is stored only when admitted, if the stripe has room for it.
+            var cells = RateLimitOrgCells(read: GCRACell.idleTAT, write: GCRACell.idleTAT)
+            let decided = decide(&cells, room: { state.makeRoom(cap: perStripeCap, now: now) })
+            if decided.result == .admitted { state.store(key, cells) }
+            return decided
         }
         if outcome.result == .refusedForCapacity {
             refusedForCapacity.wrappingAdd(1, ordering: .relaxed)

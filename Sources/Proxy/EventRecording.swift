@@ -65,9 +65,7 @@ final class ExchangeRecorder: Sendable {
         // 200 instructions on every pass-through request.
         let underAPI =
             target.utf8.withContiguousStorageIfAvailable { bytes in
-                bytes.count >= 7 && bytes[0] == UInt8(ascii: "/") && bytes[1] == UInt8(ascii: "m")
-                    && bytes[2] == UInt8(ascii: "y") && bytes[3] == UInt8(ascii: "-") && bytes[4] == UInt8(ascii: "o")
-                    && bytes[5] == UInt8(ascii: "r") && bytes[6] == UInt8(ascii: "g")
+                bytes.count >= 7 && bytesEqual(bytes.baseAddress!, 7, "/my-org")
             } ?? target.utf8.starts(with: "/my-org".utf8)
         return underAPI ? "unknown" : "other"
     }

@@ -58,10 +58,9 @@ public final class Gateway: Sendable {
     let contexts: Mutex<[LoopBound<LoopContext>?]>
     private let listeners = Mutex<[ListenerHandle]>([])
     private let clock: any WallClock
-    /// Called on the exchange's loop when it finished, with the end time and that loop's request metrics; must not
-    /// block or keep the exchange or the metrics.
     /// Called once per loop, on it, with the loop's metrics: returns what that loop calls for each finished
-    /// request (with the time it finished). Per loop, so the returned closure may keep loop-local state.
+    /// request (with the time it finished), which must not block or keep the exchange. Per loop, so the returned
+    /// closure may keep loop-local state.
     let finishedRequest: (@Sendable (LoopMetrics) -> (Exchange, Int64) -> Void)?
 
     struct ListenerHandle: @unchecked Sendable {

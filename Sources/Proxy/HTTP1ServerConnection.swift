@@ -381,22 +381,13 @@ enum HopByHop {
                 while end > start && (bytes[end - 1] == 0x20 || bytes[end - 1] == 0x09) { end -= 1 }
                 guard end > start else { continue }
                 let token = UnsafeBufferPointer(rebasing: bytes[start..<end])
-                if isOption(token, "close") || isOption(token, "keep-alive") { continue }
+                if asciiCaseInsensitiveEquals(token, lowercase: "close")
+                    || asciiCaseInsensitiveEquals(token, lowercase: "keep-alive")
+                {
+                    continue
+                }
                 nominated.append(String(decoding: token, as: UTF8.self))
             }
         }
-    }
-
-    /// Whether `token` is `lower` (lowercase ASCII) but for the case of letters.
-    @inline(__always)
-    private static func isOption(_ token: UnsafeBufferPointer<UInt8>, _ lower: StaticString) -> Bool {
-        guard token.count == lower.utf8CodeUnitCount else { return false }
-        let l = lower.utf8Start
-        for i in 0..<token.count {
-            let b = token[i]
-            // Only a letter may differ, and only by its case bit.
-            if b != l[i] && !(b | 0x20 == l[i] && l[i] >= 0x61 && l[i] <= 0x7A) { return false }
-        }
-        return true
     }
 }

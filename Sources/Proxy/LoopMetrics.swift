@@ -311,11 +311,6 @@ struct RequestMetricsSnapshot: Equatable {
         var sumNanos: Int64 = 0
 
         var count: Int { slots.reduce(0, +) }
-
-        mutating func add(_ other: Histogram) {
-            for slot in slots.indices { slots[slot] += other.slots[slot] }
-            sumNanos &+= other.sumNanos
-        }
     }
 
     var requests: [RequestKey: Int] = [:]
@@ -324,15 +319,6 @@ struct RequestMetricsSnapshot: Equatable {
     var h2Streams = 0
     var tokenCacheHits = 0
     var tokenCacheMisses = 0
-
-    mutating func add(_ other: RequestMetricsSnapshot) {
-        requests.merge(other.requests, uniquingKeysWith: +)
-        for (route, histogram) in other.durations { durations[route, default: .init()].add(histogram) }
-        for (route, histogram) in other.upstreams { upstreams[route, default: .init()].add(histogram) }
-        h2Streams += other.h2Streams
-        tokenCacheHits += other.tokenCacheHits
-        tokenCacheMisses += other.tokenCacheMisses
-    }
 
     static let requestsName = "myorg_gateway_requests_total"
     static let durationName = "myorg_gateway_request_duration_seconds"
@@ -426,33 +412,29 @@ enum PrometheusText {
     static func histogram(
         _ name: String, labels: [UInt8], _ histogram: RequestMetricsSnapshot.Histogram, into out: inout [UInt8]
     ) {
-        var cumulative = 0
-        for (index, bound) in RequestHistogramBuckets.boundLabels.enumerated() {
-            cumulative += histogram.slots[index]
-            out.append(contentsOf: name.utf8)
-            out.append(contentsOf: "_bucket{".utf8)
-            out.append(contentsOf: labels)
-            out.append(contentsOf: ",le=\"".utf8)
-            out.append(contentsOf: bound.utf8)
-            out.append(contentsOf: "\"} ".utf8)
-            out.append(contentsOf: String(cumulative).utf8)
-            out.append(UInt8(ascii: "\n"))
-        }
-        let count = histogram.count
-        out.append(contentsOf: name.utf8)
-        out.append(contentsOf: "_bucket{".utf8)
-        out.append(contentsOf: labels)
-        out.append(contentsOf: ",le=\"+Inf\"} ".utf8)
-        out.append(contentsOf: String(count).utf8)
-        out.append(UInt8(ascii: "\n"))
-        for (suffix, value) in [("_sum", seconds(nanos: histogram.sumNanos)), ("_count", String(count))] {
+        func sample(_ suffix: String, le: String?, _ value: String) {
             out.append(contentsOf: name.utf8)
             out.append(contentsOf: suffix.utf8)
             out.append(UInt8(ascii: "{"))
             out.append(contentsOf: labels)
+            if let le {
+                out.append(contentsOf: ",le=\"".utf8)
+                out.append(contentsOf: le.utf8)
+                out.append(UInt8(ascii: "\""))
+            }
             out.append(contentsOf: "} ".utf8)
             out.append(contentsOf: value.utf8)
             out.append(UInt8(ascii: "\n"))
         }
+        var cumulative = 0
+        for (index, bound) in RequestHistogramBuckets.boundLabels.enumerated() {
+            cumulative += histogram.slots[index]
+            sample("_bucket", le: bound, String(cumulative))
+        }
+        let count = histogram.count
+        sample("_bucket", le: "+Inf", String(count))
+        sample("_sum", le: nil, seconds(nanos: histogram.sumNanos))
+        sample("_count", le: nil, String(count))
     }
+
 }

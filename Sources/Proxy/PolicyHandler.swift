@@ -1,5 +1,4 @@
 import EventLoop
-import Glibc
 import GatewayCore
 import Policy
 import Recording
@@ -292,7 +291,7 @@ final class CheckedTokens: KnownTokenTexts {
         var text = candidate.text
         let same = text.withUTF8 { stored in
             stored.count == bytes.count
-                && (bytes.isEmpty || memcmp(stored.baseAddress!, bytes.baseAddress!, bytes.count) == 0)
+                && (bytes.isEmpty || bytesEqual(stored.baseAddress!, bytes.baseAddress!, bytes.count))
         }
         return same ? candidate.text : nil
     }

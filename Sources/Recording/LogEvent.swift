@@ -98,7 +98,7 @@ public struct LogEvent: Sendable, Equatable {
 
     private mutating func apply(request: RequestHead, hostname known: String?, redactor: () -> Redactor) {
         method = request.method
-        path = String(RequestFacts.path(request.target))
+        path = String(request.path)
         hostname = known ?? RequestFacts.hostname(request)
         // One pass over the fields for the four this reads; each takes its name's first value, as the subscript does.
         var agent: String?
@@ -359,18 +359,6 @@ public enum RequestFacts {
             if out.utf8.count >= max { break }
         }
         return out
-    }
-
-    /// The path part of a request target (before `?`), as `RequestHead.path`, with a plain byte scan.
-    static func path(_ target: String) -> Substring {
-        let end =
-            target.utf8.withContiguousStorageIfAvailable { bytes -> Int in
-                for (i, b) in bytes.enumerated() where b == UInt8(ascii: "?") { return i }
-                return bytes.count
-            } ?? target.utf8.count
-        if end == target.utf8.count { return target[...] }
-        // `?` is ASCII, so its offset is a character boundary.
-        return target[..<target.utf8.index(target.utf8.startIndex, offsetBy: end)]
     }
 
     static func round3(_ v: Double) -> Double { (v * 1000).rounded() / 1000 }

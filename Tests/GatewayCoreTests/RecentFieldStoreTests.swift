@@ -72,12 +72,12 @@ struct RecentFieldStoreTests {
         for count in 0...100 {
             let a = (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) } + [0]
             a.withUnsafeBufferPointer { x in
-                #expect(RecentFieldStore.keyBytesEqual(x.baseAddress!, x.baseAddress!, count))
+                #expect(bytesEqual(x.baseAddress!, x.baseAddress!, count))
                 for position in 0..<count {
                     var b = a
                     b[position] ^= 0x01
                     b.withUnsafeBufferPointer { y in
-                        #expect(!RecentFieldStore.keyBytesEqual(x.baseAddress!, y.baseAddress!, count))
+                        #expect(!bytesEqual(x.baseAddress!, y.baseAddress!, count))
                     }
                 }
             }

@@ -168,7 +168,15 @@ import Testing
 
     @Test(arguments: ["/", "/my-org/details", "/a?b=c?d", "?only", "/é/ü?x=1", "/long/path/without/any/query/at/all"])
     func pathsMatchTheRequestHead(_ target: String) {
-        #expect(RequestFacts.path(target) == RequestHead(method: "GET", target: target).path)
+        // The event's path (through `RequestHead.path`'s byte scan) against the plain definition: everything
+        // before the first `?`; the query is everything after it.
+        var event = LogEvent(logID: "x", dateMillis: 0, type: "t", description: "")
+        event.apply(request: RequestHead(method: "GET", target: target))
+        let parts = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        #expect(event.path == String(parts[0]))
+        #expect(
+            RequestHead(method: "GET", target: target).query.map(String.init)
+                == parts.dropFirst().first.map(String.init))
     }
 
     static let accessLines: [AccessLogLine] = {
