@@ -57,6 +57,7 @@ public final class Gateway: Sendable {
     let state: GatewayState
     let contexts: Mutex<[LoopBound<LoopContext>?]>
     private let listeners = Mutex<[ListenerHandle]>([])
+    private let loopLoads: [LoopLoad]
     private let clock: any WallClock
     /// Called once per loop, on it, with the loop's metrics: returns what that loop calls for each finished
     /// request (with the time it finished), which must not block or keep the exchange. Per loop, so the returned
@@ -81,6 +82,7 @@ public final class Gateway: Sendable {
             snapshot: snapshot, maxConnections: maxConnections, metrics: metrics,
             instanceID: String(UInt64(startNanos / 1_000_000), radix: 36))
         self.contexts = Mutex(Array(repeating: nil, count: loops))
+        self.loopLoads = group.loops.map { _ in LoopLoad() }
         self.finishedRequest = finishedRequest
     }
 
@@ -90,7 +92,8 @@ public final class Gateway: Sendable {
         Socket.ignoreSIGPIPE()
         for loop in group.loops {
             loop.queue.sync {
-                let context = LoopContext(loop: loop, clock: clock, metrics: state.metrics, gateway: state)
+                let context = LoopContext(
+                    loop: loop, clock: clock, metrics: state.metrics, gateway: state, loopLoad: loopLoads[loop.index])
                 if let finishedRequest {
                     let clock = self.clock
                     let finish = finishedRequest(context.requestMetrics)
@@ -107,6 +110,11 @@ public final class Gateway: Sendable {
         }
         for (index, profile) in state.snapshot.listeners.enumerated() {
             var address = profile.address
+            let admissions = group.loops.map { loop in
+                loop.queue.sync {
+                    Admission(listenerIndex: index, state: state, context: contexts.withLock { $0[loop.index] }!.value)
+                }
+            }
             for loop in group.loops {
                 let fd = try TCP.listen(on: address)
                 if address.port == 0 {
@@ -114,27 +122,71 @@ public final class Gateway: Sendable {
                 }
                 let handle = ListenerHandle(listener: Listener(fd: fd, address: address, loop: loop), loop: loop)
                 listeners.withLock { $0.append(handle) }
-                loop.queue.sync { self.attach(handle.listener, listenerIndex: index) }
+                loop.queue.sync { self.attach(handle.listener, admissions: admissions) }
             }
             bound.append(address)
         }
         return bound
     }
 
-    private func attach(_ listener: Listener, listenerIndex: Int) {
-        let loop = listener.loop
-        guard let context = contexts.withLock({ $0[loop.index] })?.value else { return }
-        let state = self.state
-        // Handlers are built per snapshot generation and per listener, lazily, on this loop.
-        var cachedHandler: (generation: Int, handler: any RequestHandler)?
+    /// The kernel spreads connections over the loops' SO_REUSEPORT listeners by a hash of their addresses, so a
+    /// handful of long-lived connections (a sidecar's clients, a load test's 16) often lands 11 to 5: one loop's
+    /// core saturates while the other idles. A loop that accepts while another serves fewer connections hands the
+    /// new one over (one queue hop, once per connection), as HAProxy and nghttpx spread theirs over threads.
+    private func attach(_ listener: Listener, admissions: [Admission]) {
+        let own = listener.loop.index
         listener.onAccept = { fd, peer in
+            var target = own
+            var least = admissions[own].load.current
+            for other in admissions.indices where other != own {
+                let load = admissions[other].load.current
+                if load < least {
+                    least = load
+                    target = other
+                }
+            }
+            let admission = admissions[target]
+            admission.load.add()
+            if target == own {
+                admission.admit(fd: fd, peer: peer)
+            } else {
+                admission.loop.execute { admission.admit(fd: fd, peer: peer) }
+            }
+        }
+        listener.start()
+    }
+    /// Admits connections of one listener on one loop. Everything but `load` and `loop` is touched only on that
+    /// loop, in `admit`.
+    final class Admission: @unchecked Sendable {
+        let load: LoopLoad
+        let loop: EventLoop
+        private let listenerIndex: Int
+        private let state: GatewayState
+        private let context: LoopContext
+        /// Handlers are built per snapshot generation and per listener, lazily, on the loop.
+        private var cachedHandler: (generation: Int, handler: any RequestHandler)?
+
+        init(listenerIndex: Int, state: GatewayState, context: LoopContext) {
+            self.listenerIndex = listenerIndex
+            self.state = state
+            self.context = context
+            self.load = context.loopLoad
+            self.loop = context.loop
+        }
+
+        /// Runs on `loop`, with `load` already counting this connection: a refusal gives the count back, an
+        /// admitted connection gives it back when it closes (`LoopContext.unregister`).
+        func admit(fd: Int32, peer: String) {
+            loop.assertInLoop()
             let snapshot = state.snapshot
             guard listenerIndex < snapshot.listeners.count else {
+                load.remove()
                 Gateway.refuse(fd: fd, plain: true)
                 return
             }
             let profile = snapshot.listeners[listenerIndex]
             guard !context.isDraining, state.budget.acquire() else {
+                load.remove()
                 Gateway.refuse(fd: fd, plain: profile.tls == nil)
                 return
             }
@@ -149,7 +201,6 @@ public final class Gateway: Sendable {
                 fd: fd, peerAddress: peer, profile: profile, handler: handler, context: context)
             connection.start()
         }
-        listener.start()
     }
 
     /// Over the connection limit: a plain-text client gets a clear 503; a TLS client can only be closed.
@@ -192,6 +243,8 @@ public final class Gateway: Sendable {
     }
 
     var activeConnections: Int { state.metrics.activeConnections }
+    /// Client connections each loop serves (or has been handed and will admit next).
+    var connectionsPerLoop: [Int] { loopLoads.map(\.current) }
     /// Exchanges and relays not yet freed; always 0 in release builds, which do not count them.
     var liveExchangeCount: Int { state.liveExchanges.current }
     var liveRelayCount: Int { state.liveRelays.current }

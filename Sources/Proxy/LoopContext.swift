@@ -2,6 +2,16 @@ import EventLoop
 import GatewayCore
 import Synchronization
 
+/// How many client connections a loop serves, counted from the moment a listener picks the loop for one until it
+/// closes, so that listeners on every loop can pick the least busy one.
+final class LoopLoad: Sendable {
+    private let count = Atomic<Int>(0)
+
+    var current: Int { count.load(ordering: .relaxed) }
+    func add() { count.add(1, ordering: .relaxed) }
+    func remove() { count.subtract(1, ordering: .relaxed) }
+}
+
 /// Everything one loop owns: its scratch buffer, client connections, upstream pools and request counters.
 ///
 /// Loop-confined, created on the loop's queue. Nothing in it is shared with another loop except `metrics` and
@@ -14,6 +24,8 @@ final class LoopContext {
     /// This loop's request counters and histograms (it is their only writer).
     let requestMetrics: LoopMetrics
     unowned let gateway: GatewayState
+    /// Client connections this loop serves or is about to (read by the other loops' listeners).
+    let loopLoad: LoopLoad
     private var connections: [Int: ClientConnection] = [:]
     private var pools: [String: UpstreamPool] = [:]
     private var lastPool: UpstreamPool?
@@ -26,8 +38,12 @@ final class LoopContext {
     private var graveyardSweepScheduled = false
     var onRequestFinished: ((Exchange) -> Void)?
 
-    init(loop: EventLoop, clock: any WallClock, metrics: GatewayMetrics, gateway: GatewayState) {
+    init(
+        loop: EventLoop, clock: any WallClock, metrics: GatewayMetrics, gateway: GatewayState,
+        loopLoad: LoopLoad = LoopLoad()
+    ) {
         self.loop = loop
+        self.loopLoad = loopLoad
         self.scratch = LoopScratch(loop: loop)
         self.clock = clock
         self.metrics = metrics
@@ -68,6 +84,7 @@ final class LoopContext {
     func unregister(_ connection: ClientConnection) {
         if let gone = connections.removeValue(forKey: connection.id) {
             gateway.budget.release()
+            loopLoad.remove()
             metrics.connectionClosed()
             retire(gone)
         }

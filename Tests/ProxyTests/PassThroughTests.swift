@@ -367,6 +367,38 @@ struct PassThroughTests {
         f.upstream.stop()
     }
 
+    @Test("connections spread evenly over the loops, whichever loop's listener the kernel hands them to")
+    func connectionsSpreadOverLoops() throws {
+        let f = try PassThroughFixture()
+        defer { f.stop() }
+        func settled(_ expectedTotal: Int) -> [Int] {
+            var perLoop = f.gateway.connectionsPerLoop
+            var waits = 0
+            while perLoop.reduce(0, +) != expectedTotal && waits < 200 {
+                usleep(10_000)
+                waits += 1
+                perLoop = f.gateway.connectionsPerLoop
+            }
+            return perLoop
+        }
+        // SO_REUSEPORT alone picks a loop by a hash of the client's port: 16 connections often split 11 to 5.
+        var clients: [RawConnection] = []
+        for n in 1...16 {
+            clients.append(try RawConnection(port: f.plainPort))
+            let perLoop = settled(n)
+            #expect(perLoop.reduce(0, +) == n, "connection \(n): \(perLoop)")
+            #expect(perLoop.max()! - perLoop.min()! <= 1, "connection \(n): \(perLoop)")
+        }
+        // A connection handed to the other loop is served there, like any other.
+        for client in clients {
+            try client.send("GET /spread HTTP/1.1\r\nHost: gateway.test\r\nConnection: close\r\n\r\n")
+            let answer = client.readToEnd()
+            #expect(answer.text.hasPrefix("HTTP/1.1 200"), "\(answer.text)")
+        }
+        clients.removeAll()
+        #expect(settled(0) == [0, 0], "a closed connection still counts against its loop")
+    }
+
     @Test("every exchange and relay is freed: answered, failed upstream, and abandoned by the client on both protocols")
     func nothingOutlivesItsRequest() throws {
         #if DEBUG
