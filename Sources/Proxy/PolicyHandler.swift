@@ -94,34 +94,41 @@ final class PolicyHandler: RequestHandler {
                 // One key set for the verification and for whatever is stored from it: a refetch in between must not
                 // tie an entry to a set it was not checked under.
                 let keys = runtime.jwks.keys
-                let verdict: Result<VerifiedTokenCache.Verification, TokenRejection>
+                // Taken apart once: the token for `authorize`, the rest for storing it (no copy of either per use).
+                let verdict: Result<VerifiedToken, TokenRejection>
+                var verification: VerifiedTokenCache.Verification? = nil
                 if let keys {
                     let hitsBefore = cache.hits
-                    verdict = cache.verifyWithoutStoring(
+                    let result = cache.verifyWithoutStoring(
                         token, keys: keys, verifier: runtime.verifier, nowNanoseconds: context.clock.nowNanoseconds())
                     context.requestMetrics.tokenCache(hit: cache.hits != hitsBefore)
-                    if case .failure(let rejection) = verdict, rejection.kind == .unknownKey {
-                        runtime.jwks.unknownKeyID()
+                    switch consume result {
+                    case .success(let verified):
+                        verdict = .success(verified.token)
+                        verification = consume verified
+                    case .failure(let rejection):
+                        if rejection.kind == .unknownKey { runtime.jwks.unknownKeyID() }
+                        verdict = .failure(rejection)
                     }
                 } else {
                     verdict = .failure(TokenRejection(.noKeys, "no JWKS loaded"))
                 }
                 outcome = policy.authorize(
-                    head, body: exchange.body, route: route, token: verdict.map(\.token), notes: notes,
-                    nowNanoseconds: now, random: &random, checkedClaims: nil)
+                    head, body: exchange.body, route: route, token: verdict, notes: notes, nowNanoseconds: now,
+                    random: &random, checkedClaims: nil)
                 // A fresh token is stored once: with its checked claims here when they passed, else (refused by the
                 // claims check, or by a domain it was not issued for) in the verified-token cache, so that repeating
                 // it costs no RSA operation either way.
-                if case .success(let verified) = verdict, let keys {
+                if let verification, let keys {
                     if let claims = outcome.checkedClaims {
                         checked.insert(
                             token,
                             CheckedTokens.Entry(
-                                verified: verified.token, checked: claims, keys: keys, key: verified.key,
-                                kid: verified.kid),
+                                verified: verification.token, checked: claims, keys: keys, key: verification.key,
+                                kid: verification.kid),
                             nowSeconds: now / 1_000_000_000)
                     } else {
-                        cache.store(verified, nowNanoseconds: context.clock.nowNanoseconds())
+                        cache.store(verification, nowNanoseconds: context.clock.nowNanoseconds())
                     }
                 }
             }
