@@ -167,15 +167,19 @@ extension JSONValue {
     /// lone surrogates, leading zeros, trailing garbage and everything else RFC 8259 does not allow.
     public static func parse<Bytes: Collection>(_ bytes: Bytes, maxDepth: Int = 32) throws(JSONParseError) -> JSONValue
     where Bytes.Element == UInt8 {
-        var parser = JSONParser(bytes: Array(bytes), maxDepth: maxDepth)
-        return try parser.parseDocument()
+        try parse(Array(bytes), maxDepth: maxDepth)
     }
 
     /// The same parse for bytes already in an array: callers in other modules (token headers and claims) would
     /// otherwise reach the unspecialized generic entry point, which copies through the collection protocol.
     public static func parse(_ bytes: [UInt8], maxDepth: Int = 32) throws(JSONParseError) -> JSONValue {
-        var parser = JSONParser(bytes: bytes, maxDepth: maxDepth)
-        return try parser.parseDocument()
+        // The parser reads through a buffer pointer for the whole parse: array subscripts would check bounds on
+        // every byte, and a per-string `withUnsafeBufferPointer` costs a closure call (every read is guarded by
+        // an index comparison with `bytes.count`).
+        try bytes.withUnsafeBufferPointer { buffer throws(JSONParseError) in
+            var parser = JSONParser(bytes: buffer, maxDepth: maxDepth)
+            return try parser.parseDocument()
+        }
     }
 
     public static func parse(_ text: String, maxDepth: Int = 32) throws(JSONParseError) -> JSONValue {
@@ -184,18 +188,26 @@ extension JSONValue {
 }
 
 struct JSONParser {
-    let bytes: [UInt8]
+    /// Valid for the parse only (`JSONValue.parse` lends it).
+    let bytes: UnsafeBufferPointer<UInt8>
     let maxDepth: Int
     var i = 0
 
-    init(bytes: [UInt8], maxDepth: Int) {
+    init(bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int) {
         self.bytes = bytes
         self.maxDepth = maxDepth
     }
 
     func fail(_ reason: String) -> JSONParseError { JSONParseError(offset: i, reason: reason) }
 
+    @inline(__always)
     mutating func skipWhitespace() {
+        // Compact JSON (every token's header and claims) has none: one comparison, no call.
+        guard i < bytes.count, bytes[i] <= 0x20 else { return }
+        skipWhitespaceRun()
+    }
+
+    mutating func skipWhitespaceRun() {
         while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x09 || bytes[i] == 0x0A || bytes[i] == 0x0D { i += 1 }
     }
 
@@ -223,11 +235,13 @@ struct JSONParser {
         }
     }
 
-    mutating func literal(_ word: String) throws(JSONParseError) {
-        let expected = Array(word.utf8)
-        guard i + expected.count <= bytes.count, bytes[i..<(i + expected.count)].elementsEqual(expected)
+    mutating func literal(_ word: StaticString) throws(JSONParseError) {
+        let count = word.utf8CodeUnitCount
+        guard i + count <= bytes.count,
+            UnsafeBufferPointer(rebasing: bytes[i..<(i + count)]).elementsEqual(
+                UnsafeBufferPointer(start: word.utf8Start, count: count))
         else { throw fail("bad literal") }
-        i += expected.count
+        i += count
     }
 
     mutating func parseObject(depth: Int) throws(JSONParseError) -> JSONValue {
@@ -245,7 +259,7 @@ struct JSONParser {
         while true {
             skipWhitespace()
             guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected member name") }
-            let name = try parseString()
+            let name = try parseString(memberName: true)
             let duplicate: Bool
             if seen == nil && members.count < 16 {
                 duplicate = members.contains { $0.0 == name }
@@ -331,38 +345,59 @@ struct JSONParser {
             // -0 stays -0.0, as the text conversion gives it.
             return negative ? -Double(magnitude) : Double(magnitude)
         }
-        guard i - start <= 64, let value = Double(String(decoding: bytes[start..<i], as: UTF8.self)), value.isFinite
+        guard i - start <= 64,
+            let value = Double(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self)),
+            value.isFinite
         else { throw fail("bad number") }
         return value
     }
 
     func isDigit(_ b: UInt8) -> Bool { b >= 0x30 && b <= 0x39 }
 
-    mutating func parseString() throws(JSONParseError) -> String {
+    /// - Parameter memberName: a name that is one of `KnownNames` comes back as that literal (no new string).
+    mutating func parseString(memberName: Bool = false) throws(JSONParseError) -> String {
         i += 1
-        // Fast path: no escape before the closing quote, so the string is a slice of the input. The scan and the
-        // copy go through a buffer pointer: array subscripts and slices would check bounds and retain the input
-        // for every string (the loop condition keeps every read in bounds).
+        // Fast path: no escape before the closing quote, so the string is a slice of the input (the loop
+        // conditions keep every read in bounds).
         let start = i
-        let (end, fast) = bytes.withUnsafeBufferPointer { buffer -> (Int, String?) in
-            var j = start
-            var high: UInt8 = 0
-            while j < buffer.count {
-                let b = buffer[j]
-                if b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") || b < 0x20 { break }
-                high |= b
-                j += 1
+        let count = bytes.count
+        var j = start
+        var high: UInt64 = 0
+        // Eight bytes at a time: the first quote, backslash or control character of a word is found by its lowest
+        // flag (see `specialByteFlags`), and the bytes before it join the non-ASCII check. The byte loop handles
+        // the last few bytes of the input only.
+        var stopped = false
+        if let base = bytes.baseAddress {
+            while j &+ 8 <= count {
+                let w = UnsafeRawPointer(base + j).loadUnaligned(as: UInt64.self)
+                let flags = Self.specialByteFlags(w)
+                if flags != 0 {
+                    let before = flags.trailingZeroBitCount & ~7
+                    high |= w & ~(UInt64.max << UInt64(before))
+                    j &+= before >> 3
+                    stopped = true
+                    break
+                }
+                high |= w
+                j &+= 8
             }
-            // ASCII is valid UTF-8 as it stands; anything else is validated below, never repaired.
-            guard j < buffer.count, buffer[j] == UInt8(ascii: "\""), high < 0x80 else { return (j, nil) }
-            return (j, String(decoding: UnsafeBufferPointer(rebasing: buffer[start..<j]), as: UTF8.self))
         }
-        if let fast {
+        while !stopped && j < count {
+            let b = bytes[j]
+            if b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") || b < 0x20 { break }
+            high |= UInt64(b)
+            j &+= 1
+        }
+        let end = j
+        // ASCII is valid UTF-8 as it stands; anything else is validated below, never repaired.
+        if end < count, bytes[end] == UInt8(ascii: "\""), high & 0x8080_8080_8080_8080 == 0 {
             i = end + 1
-            return fast
+            if memberName, let known = KnownNames.name(bytes.baseAddress! + start, end &- start) { return known }
+            return String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)
         }
         if end < bytes.count, bytes[end] == UInt8(ascii: "\"") {
-            guard let valid = String(validating: bytes[start..<end], as: UTF8.self) else { throw fail("invalid UTF-8") }
+            guard let valid = String(validating: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)
+            else { throw fail("invalid UTF-8") }
             i = end + 1
             return valid
         }
@@ -416,6 +451,22 @@ struct JSONParser {
         return s
     }
 
+    /// The high bit of each byte of the eight that may be `"`, `\\` or below 0x20; none when there is no such byte,
+    /// and the lowest flag is always a true one. (The classic "has a zero byte" and "has a byte below n" tests: a
+    /// borrow can raise a false flag only above a true flag of the same test, so no flag lies below the first
+    /// special byte.)
+    @inline(__always)
+    static func specialByteFlags(_ w: UInt64) -> UInt64 {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        let quote = w ^ (ones &* 0x22)
+        let backslash = w ^ (ones &* 0x5C)
+        let below20 = (w &- ones &* 0x20) & ~w
+        let zeroQuote = (quote &- ones) & ~quote
+        let zeroBackslash = (backslash &- ones) & ~backslash
+        return (below20 | zeroQuote | zeroBackslash) & highs
+    }
+
     mutating func hex4() throws(JSONParseError) -> UInt32 {
         guard i + 4 <= bytes.count else { throw fail("bad \\u escape") }
         var v: UInt32 = 0
@@ -432,5 +483,74 @@ struct JSONParser {
             i += 1
         }
         return v
+    }
+}
+
+/// The member names of JWS headers and JWT claims: a parsed name equal to one of them is that literal string, which
+/// costs no allocation or validation (the same value `String(decoding:)` would give).
+///
+/// Found by the name's length and two loads that together cover its bytes: for 3 to 8 bytes two overlapping 4-byte
+/// loads starting at the name and ending at its end (a 3-byte name's loads reach one byte either side: the quotes
+/// that enclose it), for 9 to 16 bytes two overlapping 8-byte loads.
+enum KnownNames {
+    static let names: [String] = [
+        "alg", "typ", "kid", "cty", "iss", "sub", "aud", "exp", "nbf", "iat", "jti", "azp", "gty", "scope", "org_id",
+        "org_name", "amr", "acr", "cnf", "jkt", "client_id", "permissions", "auth_time", "sid", "nonce", "email",
+        "email_verified", "name", "nickname", "picture", "updated_at", "https",
+    ]
+
+    private struct Slot {
+        var count: Int
+        var key: UInt64
+        var key2: UInt64
+        var name: String
+    }
+
+    private static let slotCount = 128
+    private static let slots: [Slot] = {
+        var slots = Array(repeating: Slot(count: 0, key: 0, key2: 0, name: ""), count: slotCount)
+        for name in names {
+            // Laid out as in a document, between quotes, so the loads see what they see when parsing.
+            let text = Array("\"\(name)\"".utf8)
+            let (key, key2) = text.withUnsafeBufferPointer { keys($0.baseAddress! + 1, name.utf8.count) }
+            var index = slotIndex(key, key2)
+            while slots[index].count != 0 { index = (index + 1) & (slotCount - 1) }
+            slots[index] = Slot(count: name.utf8.count, key: key, key2: key2, name: name)
+        }
+        return slots
+    }()
+
+    /// Reads only `p[-1 ..< count + 1]` (for `count` 3) or `p[0 ..< count]`.
+    @inline(__always)
+    private static func keys(_ p: UnsafePointer<UInt8>, _ count: Int) -> (UInt64, UInt64) {
+        let raw = UnsafeRawPointer(p)
+        if count <= 8 {
+            let low = UInt64(raw.loadUnaligned(as: UInt32.self))
+            let high = UInt64(raw.loadUnaligned(fromByteOffset: count &- 4, as: UInt32.self))
+            return (low | high << 32, 0)
+        }
+        return (raw.loadUnaligned(as: UInt64.self), raw.loadUnaligned(fromByteOffset: count &- 8, as: UInt64.self))
+    }
+
+    @inline(__always)
+    private static func slotIndex(_ key: UInt64, _ key2: UInt64) -> Int {
+        Int(truncatingIfNeeded: ((key ^ key2 &* 0x9E37_79B9_7F4A_7C15) &* 0x9E37_79B9_7F4A_7C15) >> 57)
+    }
+
+    /// The literal for the `count` ASCII bytes at `p`, which lie between a quote before and a quote after them.
+    @inline(__always)
+    static func name(_ p: UnsafePointer<UInt8>, _ count: Int) -> String? {
+        guard count >= 3 && count <= 16 else { return nil }
+        let (key, key2) = keys(p, count)
+        return slots.withUnsafeBufferPointer { slots in
+            var index = slotIndex(key, key2)
+            // Field by field: copying a whole slot would retain its name before it is known to match.
+            while true {
+                let found = slots[index].count
+                if found == 0 { return nil }
+                if found == count && slots[index].key == key && slots[index].key2 == key2 { return slots[index].name }
+                index = (index &+ 1) & (slotCount - 1)
+            }
+        }
     }
 }

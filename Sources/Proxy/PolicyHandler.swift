@@ -43,10 +43,12 @@ struct PolicyHandlerFactory: HandlerFactory {
 final class PolicyHandler: RequestHandler {
     let runtime: PolicyRuntime
     let context: LoopContext
+    /// Verified tokens whose claims were not accepted (accepted ones are kept in `checked` only), so that repeating
+    /// one costs no RSA operation.
     private let cache = VerifiedTokenCache(capacity: 4096)
     /// Tokens whose signature and claims passed on this loop, with their checked claims, until `exp`: a repeated
-    /// token then costs a table lookup instead of a digest and a claims check. Tied to the key set that
-    /// verified them, so a rotation empties it in effect.
+    /// token then costs a table lookup instead of a digest and a claims check. Tied to the key that verified
+    /// them: served while the current key set maps their `kid` to the same key material.
     private let checked = CheckedTokens(capacity: 4096)
     private var random = SystemRandomNumberGenerator()
     private lazy var forwarder = ForwardingHandler(context: context) { _ in
@@ -89,14 +91,24 @@ final class PolicyHandler: RequestHandler {
                     head, body: exchange.body, route: route, token: .success(hit.verified), notes: notes,
                     nowNanoseconds: now, random: &random, checkedClaims: hit.claims)
             } else {
+                // One key set for the verification and for whatever is stored from it: a refetch in between must not
+                // tie an entry to a set it was not checked under.
+                let keys = runtime.jwks.keys
+                // Taken apart once: the token for `authorize`, the rest for storing it (no copy of either per use).
                 let verdict: Result<VerifiedToken, TokenRejection>
-                if let keys = runtime.jwks.keys {
+                var verification: VerifiedTokenCache.Verification? = nil
+                if let keys {
                     let hitsBefore = cache.hits
-                    verdict = cache.verify(
+                    let result = cache.verifyWithoutStoring(
                         token, keys: keys, verifier: runtime.verifier, nowNanoseconds: context.clock.nowNanoseconds())
                     context.requestMetrics.tokenCache(hit: cache.hits != hitsBefore)
-                    if case .failure(let rejection) = verdict, rejection.kind == .unknownKey {
-                        runtime.jwks.unknownKeyID()
+                    switch consume result {
+                    case .success(let verified):
+                        verdict = .success(verified.token)
+                        verification = consume verified
+                    case .failure(let rejection):
+                        if rejection.kind == .unknownKey { runtime.jwks.unknownKeyID() }
+                        verdict = .failure(rejection)
                     }
                 } else {
                     verdict = .failure(TokenRejection(.noKeys, "no JWKS loaded"))
@@ -104,11 +116,19 @@ final class PolicyHandler: RequestHandler {
                 outcome = policy.authorize(
                     head, body: exchange.body, route: route, token: verdict, notes: notes, nowNanoseconds: now,
                     random: &random, checkedClaims: nil)
-                if case .success(let verified) = verdict, let keys = runtime.jwks.keys {
+                // A fresh token is stored once: with its checked claims here when they passed, else (refused by the
+                // claims check, or by a domain it was not issued for) in the verified-token cache, so that repeating
+                // it costs no RSA operation either way.
+                if let verification, let keys {
                     if let claims = outcome.checkedClaims {
                         checked.insert(
-                            token, CheckedTokens.Entry(verified: verified, checked: claims, keys: keys),
+                            token,
+                            CheckedTokens.Entry(
+                                verified: verification.token, checked: claims, keys: keys, key: verification.key,
+                                kid: verification.kid),
                             nowSeconds: now / 1_000_000_000)
+                    } else {
+                        cache.store(verification, nowNanoseconds: context.clock.nowNanoseconds())
                     }
                 }
             }
@@ -211,18 +231,35 @@ final class CheckedTokens: KnownTokenTexts {
         let verified: VerifiedToken
         /// Never nil: kept as the optional `authorize` takes, so a hit lends it instead of wrapping a copy.
         let claims: CheckedClaims?
-        /// Held, not just identified: a freed set's address could be reused by its successor.
-        let keys: JWKSKeySet
+        /// The key set the entry was last confirmed under: held, not just identified, since a freed set's address
+        /// could be reused by its successor. A hit under this very set needs no key lookup.
+        var keys: JWKSKeySet
+        /// The key that verified the signature and the `kid` the token named: under another set (a JWKS refetch)
+        /// the entry stays served only while that set maps `kid` to the same key material.
+        let key: RSAPublicKey
+        let kid: String
         let expiresAt: Int64
 
-        init(verified: VerifiedToken, checked: CheckedClaims, keys: JWKSKeySet) {
+        init(verified: VerifiedToken, checked: CheckedClaims, keys: JWKSKeySet, key: RSAPublicKey, kid: String) {
             self.verified = verified
             self.claims = checked
             self.keys = keys
+            self.key = key
+            self.kid = kid
             self.expiresAt = checked.context.expiresAt
         }
 
         var checked: CheckedClaims { claims! }
+
+        /// Whether `keys` still maps the token's `kid` to the key that verified it; remembers the set when it does.
+        @inline(__always)
+        func isCurrent(under keys: JWKSKeySet) -> Bool { self.keys === keys || isCurrent(underNew: keys) }
+
+        private func isCurrent(underNew keys: JWKSKeySet) -> Bool {
+            guard let current = keys[kid], current.hasSameMaterial(as: key) else { return false }
+            self.keys = keys
+            return true
+        }
     }
 
     private struct Key: Hashable {
@@ -307,7 +344,7 @@ final class CheckedTokens: KnownTokenTexts {
             }
             // `Int.max`: the table no longer holds the text; the front still answers for it by its own rules.
             let inTable = candidate.slot != Int.max && table.value(at: candidate.slot) === entry
-            guard entry.keys === keys, nowSeconds < entry.expiresAt else {
+            guard nowSeconds < entry.expiresAt, entry.isCurrent(under: keys) else {
                 recent[front] = nil
                 if inTable { table.remove(at: candidate.slot) }
                 return nil
@@ -316,8 +353,9 @@ final class CheckedTokens: KnownTokenTexts {
             return entry
         }
         guard let slot = table.slot(of: Key(text: token)), let entry = table.value(at: slot) else { return nil }
-        guard entry.keys === keys, nowSeconds < entry.expiresAt else {
-            // Dead for good: time only moves forward, and a replaced key set never comes back as the same object.
+        guard nowSeconds < entry.expiresAt, entry.isCurrent(under: keys) else {
+            // Dead for good: time only moves forward, and a set that no longer maps the key ends the entry (a
+            // later set that maps it again costs one verification).
             table.remove(at: slot)
             return nil
         }

@@ -53,6 +53,12 @@ public final class RSAPublicKey: @unchecked Sendable {
 
     deinit { EVP_PKEY_free(pkey) }
 
+    /// The same key: this very object, or one with the same RFC 7638 thumbprint (a JWKS refetch imports its keys
+    /// anew).
+    public func hasSameMaterial(as other: RSAPublicKey) -> Bool {
+        self === other || thumbprintDigest == other.thumbprintDigest
+    }
+
     /// The public JWK: `kty`, `kid`, `use: sig`, `alg: RS256`, `n`, `e`.
     public var jwk: JSONValue {
         [

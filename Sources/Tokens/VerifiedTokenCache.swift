@@ -76,9 +76,9 @@ public final class VerifiedTokenCache {
         case .success(let split): parts = split
         }
         let digest = hasher.digest(parts.signingInput)
-        if let token = lookup(digest, signature: parts.signature, keys: keys, nowNanoseconds: nowNanoseconds) {
+        if let entry = lookup(digest, signature: parts.signature, keys: keys, nowNanoseconds: nowNanoseconds) {
             hits += 1
-            return .success(token)
+            return .success(entry.token)
         }
         misses += 1
         let result = verifier.verify(
@@ -93,18 +93,92 @@ public final class VerifiedTokenCache {
         return .success(verified.token)
     }
 
+    /// A token `verifyWithoutStoring` verified or found, with what `store` needs to keep it later.
+    public struct Verification {
+        public let token: VerifiedToken
+        /// The key that verified the token and the `kid` it named: a caller keeping the token elsewhere ties it to
+        /// them, as this cache does.
+        public let key: RSAPublicKey
+        public let kid: String
+        /// The answer came from this cache: it is stored already.
+        public let fromCache: Bool
+        /// The very text that was verified (its storage, not a copy): `store` keeps exactly these bytes, so an entry
+        /// cannot pair the digest with a signature that was not checked.
+        let compact: String
+        /// Where the signature part starts in `compact`'s UTF-8.
+        let signatureStart: Int
+        let digest: SHA256Digest
+    }
+
+    /// As `verify`, but a token it had to verify is not stored: the caller decides with `store` (a caller that
+    /// keeps accepted tokens in a table of its own would otherwise pay for two entries per fresh token).
+    public func verifyWithoutStoring(
+        _ compact: String, keys: JWKSKeySet, verifier: TokenVerifier, nowNanoseconds: Int64
+    ) -> Result<Verification, TokenRejection> {
+        var text = compact
+        return text.withUTF8 { buffer in
+            switch verifier.split(buffer) {
+            case .failure(let rejection):
+                misses += 1
+                return .failure(rejection)
+            case .success(let parts):
+                let digest = hasher.digest(parts.signingInput)
+                let signatureStart = buffer.count - parts.signature.count
+                if let entry = lookup(digest, signature: parts.signature, keys: keys, nowNanoseconds: nowNanoseconds) {
+                    hits += 1
+                    return .success(
+                        Verification(
+                            token: entry.token, key: entry.key, kid: entry.kid, fromCache: true, compact: compact,
+                            signatureStart: signatureStart, digest: digest))
+                }
+                misses += 1
+                return verifier.verify(
+                    parts: parts, keys: keys, signingInputDigest: digest, contexts: contexts, headers: headers
+                ).map {
+                    Verification(
+                        token: $0.token, key: $0.key, kid: $0.kid, fromCache: false, compact: compact,
+                        signatureStart: signatureStart, digest: digest)
+                }
+            }
+        }
+    }
+
+    /// Stores what `verifyWithoutStoring` verified, under `verify`'s rules (a numeric `exp` ahead of
+    /// `nowNanoseconds`); nothing for an answer that came from the cache.
+    public func store(_ verification: Verification, nowNanoseconds: Int64) {
+        guard !verification.fromCache else { return }
+        var compact = verification.compact
+        compact.withUTF8 { buffer in
+            store(
+                verification, signature: UnsafeBufferPointer(rebasing: buffer[verification.signatureStart...]),
+                nowNanoseconds: nowNanoseconds)
+        }
+    }
+
+    private func store(
+        _ verification: Verification, signature: UnsafeBufferPointer<UInt8>, nowNanoseconds: Int64
+    ) {
+        guard let expiry = Self.expiry(of: verification.token), nowNanoseconds < expiry else { return }
+        table.insert(
+            verification.digest,
+            Entry(
+                signature: Array(signature), token: verification.token, key: verification.key,
+                kid: verification.kid),
+            expiresAt: expiry, now: nowNanoseconds)
+    }
+
     private func lookup(
         _ digest: SHA256Digest, signature: UnsafeBufferPointer<UInt8>, keys: JWKSKeySet, nowNanoseconds: Int64
-    ) -> VerifiedToken? {
-        guard let slot = table.slot(of: digest), let entry = table.value(at: slot),
+    ) -> Entry? {
+        // Empty whenever every verified token went to a caller's own table (`verifyWithoutStoring`): no hashing.
+        guard table.count > 0, let slot = table.slot(of: digest), let entry = table.value(at: slot),
             let expiresAt = table.expiry(at: slot)
         else { return nil }
         // Same signing input; the token is the same only if the signature is too (another signature over the same
         // input is a different token, verified on its own).
         let sameSignature = entry.signature.withUnsafeBytes { memcmpEqual($0, UnsafeRawBufferPointer(signature)) }
         guard sameSignature else { return nil }
-        let current = keys[entry.kid]
-        let sameKey = current.map { $0 === entry.key || $0.thumbprintDigest == entry.key.thumbprintDigest } ?? false
+        let sameKey = keys[entry.kid].map { $0.hasSameMaterial(as: entry.key) } ?? false
         guard nowNanoseconds < expiresAt, sameKey else {
             // Dead for good: time only moves forward, and a key set without this key will not bring it back
             // as the same object (a new import is matched by thumbprint on the next verification).
@@ -112,7 +186,7 @@ public final class VerifiedTokenCache {
             return nil
         }
         table.markRead(slot)
-        return entry.token
+        return entry
     }
 
     /// `exp` as nanoseconds since the epoch, when it is a number (RFC 7519 NumericDate may have a fraction).

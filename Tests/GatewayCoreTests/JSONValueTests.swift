@@ -1,5 +1,6 @@
-import GatewayCore
 import Testing
+
+@testable import GatewayCore
 
 @Suite("Strict JSON parser")
 struct JSONValueTests {
@@ -76,5 +77,68 @@ struct JSONValueTests {
         members.append("\"k7\":0")
         let text = "{" + members.joined(separator: ",") + "}"
         #expect(throws: JSONParseError.self) { try JSONValue.parse(text) }
+    }
+
+    /// The word-at-a-time string scan must find a quote, a backslash, a control character or a non-ASCII byte at any
+    /// offset exactly as a byte loop would: each is placed at every offset of a 0- to 24-byte ASCII run.
+    @Test("strings with a special byte at every offset parse as the byte-by-byte rules say")
+    func specialByteAtEveryOffset() throws {
+        for length in 0...24 {
+            for offset in 0..<max(length, 1) {
+                var plain = Array(repeating: UInt8(ascii: "a"), count: length)
+                let doc = { (body: [UInt8]) in [UInt8(ascii: "[")] + [0x22] + body + [0x22] + [UInt8(ascii: "]")] }
+                #expect(try JSONValue.parse(doc(plain)) == .array([.string(String(repeating: "a", count: length))]))
+                guard length > 0 else { continue }
+                // An escaped quote decodes to one quote.
+                var escaped = plain
+                escaped.replaceSubrange(offset..<(offset + 1), with: [0x5C, 0x22])
+                var expected = String(repeating: "a", count: length - 1)
+                expected.insert("\"", at: expected.index(expected.startIndex, offsetBy: offset))
+                #expect(try JSONValue.parse(doc(escaped)) == .array([.string(expected)]))
+                // A raw control character anywhere is refused.
+                for control: UInt8 in [0x00, 0x01, 0x0A, 0x1F] {
+                    plain[offset] = control
+                    #expect(throws: JSONParseError.self) { try JSONValue.parse(doc(plain)) }
+                }
+                // Valid two-byte UTF-8 is kept; a lone continuation byte is refused, not repaired.
+                plain[offset] = 0xC3
+                var twoByte = plain
+                twoByte.insert(0xA9, at: offset + 1)
+                let decoded = try #require(try JSONValue.parse(doc(twoByte)).arrayValue?.first?.stringValue)
+                #expect(Array(decoded.utf8) == twoByte)
+                plain[offset] = 0x80
+                #expect(throws: JSONParseError.self) { try JSONValue.parse(doc(plain)) }
+                // A byte at 0x7F or 0x20 is ordinary string content.
+                plain[offset] = 0x7F
+                #expect(try JSONValue.parse(doc(plain)).arrayValue?.first?.stringValue.map { Array($0.utf8) } == plain)
+            }
+        }
+    }
+
+    /// Known member names come back as literals: equal to what the bytes say, and names that differ from a known
+    /// one in any byte or in length are their own text.
+    @Test("member names, known or one byte away from known ones, parse to exactly their bytes")
+    func knownMemberNames() throws {
+        var names = KnownNames.names
+        for name in KnownNames.names {
+            let bytes = Array(name.utf8)
+            for k in bytes.indices {
+                var changed = bytes
+                changed[k] ^= 0x01
+                names.append(String(decoding: changed, as: UTF8.self))
+            }
+            names.append(name + "x")
+            names.append(String(name.dropLast()))
+            names.append("x" + name)
+        }
+        for name in names {
+            let parsed = try JSONValue.parse("{\"\(name)\":1,\"z\":\"\(name)\"}")
+            #expect(parsed.objectValue?.map(\.0) == [name, "z"])
+            #expect(parsed[name] == .number(1))
+            #expect(parsed["z"] == .string(name))
+        }
+        // A known name twice is still a duplicate.
+        #expect(throws: JSONParseError.self) { try JSONValue.parse(#"{"iss":"a","iss":"b"}"#) }
+        #expect(throws: JSONParseError.self) { try JSONValue.parse(#"{"iss":"a","i\u0073s":"b"}"#) }
     }
 }

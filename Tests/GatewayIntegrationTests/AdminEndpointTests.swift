@@ -152,6 +152,41 @@ extension GatewayIntegration {
             #expect((accepted?.value ?? 0) >= 5, "one event per logged request: \(String(describing: accepted))")
         }
 
+        /// A token whose signature verifies but whose claims are refused here (issued for the custom domain, sent to
+        /// the canonical one) is kept by the handler's verified-token cache: repeating it costs no second RSA check.
+        /// Each handler (one per listener per loop: two loops here) verifies it at most once, however often it is
+        /// sent.
+        @Test("a token refused by the claims check is not verified again by the same handler")
+        func refusedTokenNotReverified() throws {
+            guard let binary = gatewayBinaryOrSkip("refused-token-cache") else { return }
+            let f = try Fixture(binary: binary, name: "refused-token-cache")
+            defer { f.stop() }
+            let token = try f.ws.token(
+                key: "key", domain: "login.acme.test", client: "web-app", scope: "read:my_org:details")
+            func counts() throws -> (hits: Int, misses: Int) {
+                let scrape = try f.gateway.admin("/metrics")
+                func value(_ name: String) -> Int? {
+                    for line in scrape.body.split(separator: "\n") where line.hasPrefix(name + " ") {
+                        return Int(line.dropFirst(name.count + 1))
+                    }
+                    return nil
+                }
+                return (
+                    try #require(value("myorg_gateway_token_cache_hits_total")),
+                    try #require(value("myorg_gateway_token_cache_misses_total"))
+                )
+            }
+            for _ in 0..<6 { #expect(try f.get("/my-org/details", token: token) == 401) }
+            let refused = try counts()
+            #expect(refused.misses >= 1 && refused.misses <= 2, "verified \(refused.misses) times")
+            #expect(refused.hits + refused.misses == 6)
+            // On its own domain the same token is accepted, and then kept with its checked claims.
+            for _ in 0..<4 { #expect(try f.get("/my-org/details", token: token, port: f.customPort) == 200) }
+            let accepted = try counts()
+            #expect(accepted.misses <= refused.misses + 2, "verified \(accepted.misses) times")
+            #expect(accepted.hits + accepted.misses == 10)
+        }
+
         @Test("a reload reads the JWKS file again: a key taken out is refused at once, a key put in is accepted")
         func reloadRereadsKeys() throws {
             guard let binary = gatewayBinaryOrSkip("reload re-reads the JWKS") else { return }

@@ -1,5 +1,6 @@
 import GatewayCore
 import Policy
+import TestSupport
 import Testing
 import Tokens
 
@@ -9,13 +10,16 @@ import Tokens
 /// `exp`; and the front's `knownToken` answers only for byte-equal input.
 @Suite("Checked tokens")
 struct CheckedTokensTests {
-    private static func entry(keys: JWKSKeySet, expiresAt: Int64 = 2_000) -> CheckedTokens.Entry {
+    private static func entry(
+        keys: JWKSKeySet, key: RSAPublicKey = TestKeys.primary.publicKey, expiresAt: Int64 = 2_000
+    ) -> CheckedTokens.Entry {
         let context = TokenContext(
             subject: "auth0|u", clientID: "client", orgID: "org_1", scopes: ["read:my_org:details"],
             expiresAt: expiresAt, issuedAt: 1_000, domain: "acme.example")
         return CheckedTokens.Entry(
             verified: VerifiedToken(header: .object([]), claims: .object([])),
-            checked: CheckedClaims(context: context, audience: "aud", scope: "read:my_org:details"), keys: keys)
+            checked: CheckedClaims(context: context, audience: "aud", scope: "read:my_org:details"), keys: keys,
+            key: key, kid: key.kid)
     }
 
     /// Tokens that differ from `base` in one byte: at the start, the middle, inside the last eight bytes (the
@@ -65,6 +69,44 @@ struct CheckedTokensTests {
         // Dropped for good: not even the earlier instant or the old key set brings it back.
         #expect(table.lookup(Self.base, keys: keys, nowSeconds: 1_500) == nil)
         #expect(table.count == 0)
+    }
+
+    /// A refetched set (new objects) that maps the `kid` to the same key material keeps the entry; one that maps it
+    /// to other material, or not at all, ends it for good.
+    @Test("a new key set keeps an entry only while it maps the kid to the same key", arguments: [0, 1, 2])
+    func refetchedKeySet(variant: Int) throws {
+        let original = TestKeys.primary.publicKey
+        let keys = JWKSKeySet(keys: [original])
+        let other = TestKeys.secondary.publicKey
+        let refetched: JWKSKeySet
+        switch variant {
+        case 0:
+            refetched = JWKSKeySet(keys: [
+                try RSAPublicKey(kid: original.kid, modulus: original.modulus, exponent: original.exponent)
+            ])
+        case 1:
+            refetched = JWKSKeySet(keys: [
+                try RSAPublicKey(kid: original.kid, modulus: other.modulus, exponent: other.exponent)
+            ])
+        default:
+            refetched = JWKSKeySet(keys: [other])
+        }
+        let table = CheckedTokens(capacity: 8)
+        let stored = Self.entry(keys: keys)
+        table.insert(Self.base, stored, nowSeconds: 1_000)
+        // Twice: the second lookup meets the set the first one confirmed.
+        for _ in 0..<2 {
+            let found = table.lookup(Self.base, keys: refetched, nowSeconds: 1_500)
+            if variant == 0 {
+                #expect(found === stored)
+                #expect(stored.keys === refetched)
+            } else {
+                #expect(found == nil)
+            }
+        }
+        #expect(table.count == (variant == 0 ? 1 : 0))
+        // An entry that a set refused is gone, even for the set it was stored under.
+        #expect((table.lookup(Self.base, keys: keys, nowSeconds: 1_500) != nil) == (variant == 0))
     }
 
     @Test("tokens that share a front slot each keep their own entry")

@@ -207,6 +207,64 @@ struct VerifiedTokenCacheTests {
         #expect(cache.count == 0)
     }
 
+    @Test("verifyWithoutStoring stores nothing; store keeps it, and a later hit is the same token and key")
+    func deferredStore() throws {
+        let cache = VerifiedTokenCache()
+        let token = Self.token()
+        let keys = TestKeys.keySet
+        let first = try cache.verifyWithoutStoring(
+            token, keys: keys, verifier: Self.verifier, nowNanoseconds: Self.at(1)
+        ).get()
+        #expect(!first.fromCache)
+        #expect(first.key === keys[TestKeys.primary.kid])
+        #expect(first.kid == TestKeys.primary.kid)
+        #expect(cache.count == 0)
+        // Not stored: verified again.
+        _ = try cache.verifyWithoutStoring(token, keys: keys, verifier: Self.verifier, nowNanoseconds: Self.at(1))
+            .get()
+        #expect(cache.hits == 0)
+        #expect(cache.misses == 2)
+        cache.store(first, nowNanoseconds: Self.at(1))
+        #expect(cache.count == 1)
+        let second = try cache.verifyWithoutStoring(
+            token, keys: keys, verifier: Self.verifier, nowNanoseconds: Self.at(2)
+        ).get()
+        #expect(second.fromCache)
+        #expect(second.token == first.token)
+        #expect(second.key === first.key)
+        #expect(cache.hits == 1)
+        // Storing a hit again changes nothing.
+        cache.store(second, nowNanoseconds: Self.at(2))
+        #expect(cache.count == 1)
+    }
+
+    @Test("store keeps exactly the verified text: the same signing input under another signature is no hit")
+    func storeOnlyTheVerifiedBytes() throws {
+        let cache = VerifiedTokenCache()
+        let token = Self.token()
+        let keys = TestKeys.keySet
+        let verified = try cache.verifyWithoutStoring(
+            token, keys: keys, verifier: Self.verifier, nowNanoseconds: Self.at(1)
+        ).get()
+        // Already expired at `exp`: not stored.
+        cache.store(verified, nowNanoseconds: Self.at(600))
+        #expect(cache.count == 0)
+        cache.store(verified, nowNanoseconds: Self.at(1))
+        #expect(cache.count == 1)
+        let dot = try #require(token.lastIndex(of: "."))
+        let otherSignature = try #require(Self.token(subject: "auth0|someone-else").split(separator: ".").last)
+        let lastSwapped = String(token.dropLast()) + (token.last == "A" ? "B" : "A")
+        for forged in [String(token[..<dot]) + "." + otherSignature, lastSwapped] {
+            let result = cache.verifyWithoutStoring(
+                forged, keys: keys, verifier: Self.verifier, nowNanoseconds: Self.at(2))
+            #expect((try? result.get()) == nil)
+        }
+        #expect(cache.hits == 0)
+        #expect(
+            try cache.verifyWithoutStoring(token, keys: keys, verifier: Self.verifier, nowNanoseconds: Self.at(2)).get()
+                .fromCache)
+    }
+
     @Test("removeAll empties the cache")
     func removeAll() {
         let cache = VerifiedTokenCache()
