@@ -43,8 +43,6 @@ enum ForwardRewrite {
         var out = try HTTP1HeadBuilder(method: head.method, target: head.target, capacity: capacity)
         try out.add(constant: "Host", origin.hostHeader)
         var hasRequestID = false
-        // Read before the loop: a closure that reads `head` itself made the caller copy the whole head for it.
-        let isOPTIONS = head.method == "OPTIONS"
         try head.headers.fields.withUnsafeBufferPointer { fields throws(HTTP1SerializationError) in
             for i in fields.indices {
                 let name = fields[i].name
@@ -55,7 +53,7 @@ enum ForwardRewrite {
                 }
                 // RFC 9110 §7.6.2: an intermediary decrements Max-Forwards on the OPTIONS it forwards (0 is answered
                 // by the policy and never gets here).
-                if name.utf8.count == 12 && isOPTIONS && name.asciiCaseInsensitiveEquals("Max-Forwards"),
+                if name.utf8.count == 12 && head.method == "OPTIONS" && name.asciiCaseInsensitiveEquals("Max-Forwards"),
                     let hops = Int(fields[i].value), hops > 0
                 {
                     try out.add(name, String(hops - 1))
