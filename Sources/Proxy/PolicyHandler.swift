@@ -72,10 +72,10 @@ final class PolicyHandler: RequestHandler {
         let head = exchange.head
         switch policy.begin(head, listenerDomain: exchange.listenerDomain, knownTokens: checked) {
         case .respond(let response, let notes):
-            record(notes, on: exchange)
+            record(consume notes, on: exchange)
             exchange.writer?.send(response, isHEAD: head.method == "HEAD")
         case .forwardUnchecked(let domain, let notes):
-            record(notes, on: exchange)
+            record(consume notes, on: exchange)
             forward(exchange, domain: domain, headers: HTTPFields(), delayMs: 0)
         case .needsToken(let token, let route, let notes):
             let now = context.clock.nowNanoseconds()
@@ -86,7 +86,7 @@ final class PolicyHandler: RequestHandler {
                 context.requestMetrics.tokenCache(hit: true)
                 // The entry's claims are lent to `authorize`, not copied into a local first.
                 outcome = policy.authorize(
-                    head, body: exchange.body, route: route, token: .success(hit.verified), notes: notes,
+                    head, body: exchange.body, route: route, token: .success(hit.verified), notes: consume notes,
                     nowNanoseconds: now, random: &random, checkedClaims: hit.claims)
             } else {
                 let verdict: Result<VerifiedToken, TokenRejection>
@@ -102,7 +102,7 @@ final class PolicyHandler: RequestHandler {
                     verdict = .failure(TokenRejection(.noKeys, "no JWKS loaded"))
                 }
                 outcome = policy.authorize(
-                    head, body: exchange.body, route: route, token: verdict, notes: notes, nowNanoseconds: now,
+                    head, body: exchange.body, route: route, token: verdict, notes: consume notes, nowNanoseconds: now,
                     random: &random, checkedClaims: nil)
                 if case .success(let verified) = verdict, let keys = runtime.jwks.keys {
                     if let claims = outcome.checkedClaims {
@@ -116,7 +116,7 @@ final class PolicyHandler: RequestHandler {
             switch consume outcome {
             case .respond(let response, let notes):
                 let delay = notes.delayMilliseconds
-                record(notes, on: exchange)
+                record(consume notes, on: exchange)
                 if delay > 0 {
                     let isHEAD = head.method == "HEAD"
                     context.loop.schedule(afterMilliseconds: delay) { [weak exchange] in
@@ -127,7 +127,7 @@ final class PolicyHandler: RequestHandler {
                 }
                 exchange.writer?.send(response, isHEAD: head.method == "HEAD")
             case .forward(let headers, let delayMs, let notes):
-                record(notes, on: exchange)
+                record(consume notes, on: exchange)
                 forward(exchange, domain: route.domain, headers: headers, delayMs: delayMs)
             }
         }
