@@ -1,44 +1,112 @@
 import GatewayCore
 
 /// What a token that passed every claims rule says about the caller.
+///
+/// A value, stored behind one immutable reference: a context travels with every request of a token (the checked
+/// token cache hands it out, the notes keep it), and a copy is then one retain instead of one per field (eight
+/// strings, a set and an array). Setting a field (rare: tests) replaces the storage.
 public struct TokenContext: Sendable, Equatable {
-    public var subject: String
+    private struct Fields: Sendable, Equatable {
+        var subject: String
+        var clientID: String
+        var orgID: String
+        var orgName: String?
+        var scopes: Set<String>
+        var isClientCredentials: Bool
+        var amr: [String]
+        var acr: String?
+        var expiresAt: Int64
+        var issuedAt: Int64
+        var tokenID: String?
+        var domain: String
+        var dpopThumbprint: String?
+    }
+
+    private final class Storage: Sendable {
+        let fields: Fields
+        init(_ fields: Fields) { self.fields = fields }
+    }
+
+    private var storage: Storage
+
+    private mutating func update(_ change: (inout Fields) -> Void) {
+        var fields = storage.fields
+        change(&fields)
+        storage = Storage(fields)
+    }
+
+    public var subject: String {
+        get { storage.fields.subject }
+        set { update { $0.subject = newValue } }
+    }
     /// From `azp` (Auth0 dialect) or `client_id` (RFC 9068 dialect).
-    public var clientID: String
-    public var orgID: String
-    public var orgName: String?
-    public var scopes: Set<String>
+    public var clientID: String {
+        get { storage.fields.clientID }
+        set { update { $0.clientID = newValue } }
+    }
+    public var orgID: String {
+        get { storage.fields.orgID }
+        set { update { $0.orgID = newValue } }
+    }
+    public var orgName: String? {
+        get { storage.fields.orgName }
+        set { update { $0.orgName = newValue } }
+    }
+    public var scopes: Set<String> {
+        get { storage.fields.scopes }
+        set { update { $0.scopes = newValue } }
+    }
     /// `gty` is `client-credentials`, or `sub` ends with `@clients`.
-    public var isClientCredentials: Bool
-    public var amr: [String]
-    public var acr: String?
+    public var isClientCredentials: Bool {
+        get { storage.fields.isClientCredentials }
+        set { update { $0.isClientCredentials = newValue } }
+    }
+    public var amr: [String] {
+        get { storage.fields.amr }
+        set { update { $0.amr = newValue } }
+    }
+    public var acr: String? {
+        get { storage.fields.acr }
+        set { update { $0.acr = newValue } }
+    }
     /// `exp`, in whole seconds since the epoch (rounded down).
-    public var expiresAt: Int64
-    public var issuedAt: Int64
-    public var tokenID: String?
+    public var expiresAt: Int64 {
+        get { storage.fields.expiresAt }
+        set { update { $0.expiresAt = newValue } }
+    }
+    public var issuedAt: Int64 {
+        get { storage.fields.issuedAt }
+        set { update { $0.issuedAt = newValue } }
+    }
+    public var tokenID: String? {
+        get { storage.fields.tokenID }
+        set { update { $0.tokenID = newValue } }
+    }
     /// The tenant domain the token was checked against (the one the request arrived on).
-    public var domain: String
+    public var domain: String {
+        get { storage.fields.domain }
+        set { update { $0.domain = newValue } }
+    }
     /// `cnf.jkt` (RFC 9449 §6.1): the token is DPoP-bound to the key with this JWK SHA-256 thumbprint.
-    public var dpopThumbprint: String?
+    public var dpopThumbprint: String? {
+        get { storage.fields.dpopThumbprint }
+        set { update { $0.dpopThumbprint = newValue } }
+    }
 
     public init(
         subject: String, clientID: String, orgID: String, orgName: String? = nil, scopes: Set<String>,
         isClientCredentials: Bool = false, amr: [String] = [], acr: String? = nil, expiresAt: Int64,
         issuedAt: Int64, tokenID: String? = nil, domain: String, dpopThumbprint: String? = nil
     ) {
-        self.subject = subject
-        self.clientID = clientID
-        self.orgID = orgID
-        self.orgName = orgName
-        self.scopes = scopes
-        self.isClientCredentials = isClientCredentials
-        self.amr = amr
-        self.acr = acr
-        self.expiresAt = expiresAt
-        self.issuedAt = issuedAt
-        self.tokenID = tokenID
-        self.domain = domain
-        self.dpopThumbprint = dpopThumbprint
+        storage = Storage(
+            Fields(
+                subject: subject, clientID: clientID, orgID: orgID, orgName: orgName, scopes: scopes,
+                isClientCredentials: isClientCredentials, amr: amr, acr: acr, expiresAt: expiresAt,
+                issuedAt: issuedAt, tokenID: tokenID, domain: domain, dpopThumbprint: dpopThumbprint))
+    }
+
+    public static func == (lhs: TokenContext, rhs: TokenContext) -> Bool {
+        lhs.storage === rhs.storage || lhs.storage.fields == rhs.storage.fields
     }
 }
 

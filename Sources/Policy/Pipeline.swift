@@ -174,7 +174,15 @@ public final class RequestPolicy: Sendable {
     public func begin(
         _ request: RequestHead, listenerDomain: String?, knownTokens: (any KnownTokenTexts)? = nil
     ) -> Begin {
-        var notes = PipelineNotes()
+        begin(request, listenerDomain: listenerDomain, knownTokens: knownTokens, notes: PipelineNotes())
+    }
+
+    /// `begin` on notes held as a parameter: the notes move into the answer (`consume`), where a copy and two
+    /// destructions of every field were paid before (the compiler refuses `consume` on this local `var`).
+    private func begin(
+        _ request: RequestHead, listenerDomain: String?, knownTokens: (any KnownTokenTexts)?,
+        notes: consuming PipelineNotes
+    ) -> Begin {
         let origin = request.headers["Origin"]
         guard let domain = arrivalDomain(listenerDomain: listenerDomain, authority: request.authority) else {
             // Still an API request for the logs: its operation decides whether an event is written.
@@ -186,7 +194,7 @@ public final class RequestPolicy: Sendable {
                     "This gateway serves \(config.tenant.domains.joined(separator: ", ")); the request's host is not one of them."
             )
             notes.error = error
-            return .respond(error.response, notes)
+            return .respond(error.response, consume notes)
         }
         notes.domain = domain
         // TRACE echoes the request as received, and on the custom domain's edge path that request carries the
@@ -194,7 +202,7 @@ public final class RequestPolicy: Sendable {
         if request.method == "TRACE" {
             return refuse(
                 .methodNotAllowed("TRACE is not supported.", allow: RequestPolicy.serverMethodList),
-                decision: "refused_route", notes: &notes, origin: nil, clientID: nil)
+                decision: "refused_route", notes: consume notes, origin: nil, clientID: nil)
         }
         // RFC 9112 §3.2.4: `OPTIONS *` asks about the server, not a resource. It names no endpoint and carries no
         // token, so the gateway answers it (RFC 9110 §9.3.7: Content-Length 0 when there is no content). So does an
@@ -207,7 +215,7 @@ public final class RequestPolicy: Sendable {
             var headers = HTTPFields()
             headers.add("Allow", RequestPolicy.serverMethods)
             headers.add("Content-Length", "0")
-            return .respond(Response(status: 200, headers: headers), notes)
+            return .respond(Response(status: 200, headers: headers), consume notes)
         }
         // `request.path` and `request.query`, from one search for the `?`.
         let target = request.target
@@ -227,7 +235,7 @@ public final class RequestPolicy: Sendable {
                 } else {
                     notes.decision = "preflight"
                 }
-                return .respond(response, notes)
+                return .respond(response, consume notes)
             }
         }
         switch route {
@@ -244,26 +252,28 @@ public final class RequestPolicy: Sendable {
                     token: presented.value,
                     route: RouteMatch(
                         endpoint: endpoint, domain: domain, origin: origin),
-                    notes: notes)
+                    notes: consume notes)
             } catch {
-                return refuse(error, decision: "refused_token", notes: &notes, origin: origin, clientID: nil)
+                return refuse(error, decision: "refused_token", notes: consume notes, origin: origin, clientID: nil)
             }
         case .notMyOrg:
             if config.tenant.customDomains.contains(domain) {
                 notes.decision = "forwarded_edge"
-                return .forwardUnchecked(domain: domain, notes: notes)
+                return .forwardUnchecked(domain: domain, notes: consume notes)
             }
             return refuse(
                 .notFound("This gateway serves only the My Organization API (/my-org/) on \(domain)."),
-                decision: "refused_route", notes: &notes, origin: origin, clientID: nil)
+                decision: "refused_route", notes: consume notes, origin: origin, clientID: nil)
         case .notFound, .methodNotAllowed:
             if config.forwardUnknownEndpoints {
                 notes.decision = "forwarded_unknown"
-                return .forwardUnchecked(domain: domain, notes: notes)
+                return .forwardUnchecked(domain: domain, notes: consume notes)
             }
-            return refuse(route.refusal!, decision: "refused_route", notes: &notes, origin: origin, clientID: nil)
+            return refuse(
+                route.refusal!, decision: "refused_route", notes: consume notes, origin: origin, clientID: nil)
         case .badRequest:
-            return refuse(route.refusal!, decision: "refused_route", notes: &notes, origin: origin, clientID: nil)
+            return refuse(
+                route.refusal!, decision: "refused_route", notes: consume notes, origin: origin, clientID: nil)
         }
     }
 
@@ -375,7 +385,7 @@ public final class RequestPolicy: Sendable {
             // No keys yet is the gateway's state, not the token's fault: tell the client when to try again.
             if rejection.kind == .noKeys { error.headers.set("Retry-After", "1") }
             return outcome(
-                refuse(error, decision: "refused_token", notes: &notes, origin: origin, clientID: nil))
+                refuse(error, decision: "refused_token", notes: consume notes, origin: origin, clientID: nil))
         }
         let context: TokenContext
         if let checkedClaims, checkedClaims.context.domain == route.domain,
@@ -394,7 +404,8 @@ public final class RequestPolicy: Sendable {
             } catch {
                 notes.userID = verified.claims["sub"]?.stringValue
                 notes.organizationID = verified.claims["org_id"]?.stringValue
-                return outcome(refuse(error, decision: "refused_token", notes: &notes, origin: origin, clientID: nil))
+                return outcome(
+                    refuse(error, decision: "refused_token", notes: consume notes, origin: origin, clientID: nil))
             }
             // A single scope (the usual case) is its own sorted, joined text: no array, no join.
             notes.scope =
@@ -405,7 +416,8 @@ public final class RequestPolicy: Sendable {
         notes.clientID = context.clientID
         notes.userID = context.subject
         if let refusal = RequestPolicy.bindingRefusal(scheme: notes.tokenScheme, context: context) {
-            return outcome(refuse(refusal, decision: "refused_token", notes: &notes, origin: origin, clientID: nil))
+            return outcome(
+                refuse(refusal, decision: "refused_token", notes: consume notes, origin: origin, clientID: nil))
         }
         guard let endpoint = route.endpoint else {
             return .forward(responseHeaders: HTTPFields(), delayMilliseconds: 0, notes: consume notes)
@@ -415,7 +427,7 @@ public final class RequestPolicy: Sendable {
             return outcome(
                 refuse(
                     .forbidden("The origin \(origin) is not an allowed origin of client \(context.clientID)."),
-                    decision: "refused_cors", notes: &notes, origin: nil, clientID: nil))
+                    decision: "refused_cors", notes: consume notes, origin: nil, clientID: nil))
         }
         // Past the check above, a request with an origin has an allowed one.
         let originAllowed = origin != nil
@@ -429,7 +441,7 @@ public final class RequestPolicy: Sendable {
             } catch {
                 let decision = error.status == 403 && error.code == "A0E-403-0002" ? "refused_scope" : "refused_access"
                 return outcome(
-                    refuse(error, decision: decision, notes: &notes, origin: origin, clientID: context.clientID))
+                    refuse(error, decision: decision, notes: consume notes, origin: origin, clientID: context.clientID))
             }
         }
         if readsBody, let grant {
@@ -449,7 +461,7 @@ public final class RequestPolicy: Sendable {
             if let refusal {
                 return outcome(
                     refuse(
-                        refusal, decision: "refused_validation", notes: &notes, origin: origin,
+                        refusal, decision: "refused_validation", notes: consume notes, origin: origin,
                         clientID: context.clientID))
             }
         }
@@ -469,7 +481,7 @@ public final class RequestPolicy: Sendable {
             notes.error = error
             notes.decision =
                 decision.limitedBy == RateLimitScope.tenant ? "refused_rate_limit_tenant" : "refused_rate_limit_org"
-            return .respond(error.response, notes)
+            return .respond(error.response, consume notes)
         }
         if faults.isEnabled,
             let fault = faults.decide(
@@ -490,7 +502,7 @@ public final class RequestPolicy: Sendable {
                 notes.decision = "fault_injected"
                 notes.error = error
                 notes.delayMilliseconds = delay
-                return .respond(error.response, notes)
+                return .respond(error.response, consume notes)
             case .delay(let delay):
                 notes.decision = "forwarded"
                 return .forward(responseHeaders: headers, delayMilliseconds: delay, notes: consume notes)
@@ -501,14 +513,14 @@ public final class RequestPolicy: Sendable {
         return .forward(responseHeaders: headers, delayMilliseconds: 0, notes: consume notes)
     }
 
-    private func outcome(_ begin: Begin) -> Outcome {
-        if case .respond(let response, let notes) = begin { return .respond(response, notes) }
+    private func outcome(_ begin: consuming Begin) -> Outcome {
+        if case .respond(let response, let notes) = consume begin { return .respond(response, notes) }
         preconditionFailure("refuse always responds")
     }
 
     /// A refusal in the tenant's shape, with CORS headers when the origin may read it (so browser code sees why).
     private func refuse(
-        _ error: TenantError, decision: String, notes: inout PipelineNotes, origin: String?, clientID: String?
+        _ error: TenantError, decision: String, notes: consuming PipelineNotes, origin: String?, clientID: String?
     ) -> Begin {
         var error = error
         if notes.tokenScheme == .dpop, let challenge = error.headers["WWW-Authenticate"], challenge.hasPrefix("Bearer ")
@@ -519,7 +531,7 @@ public final class RequestPolicy: Sendable {
         notes.error = error
         var response = error.response
         if origin != nil { cors.apply(to: &response.head.headers, origin: origin, clientID: clientID) }
-        return .respond(response, notes)
+        return .respond(response, consume notes)
     }
 
     /// What the logs need of a request refused before the policy judged it (a body over the limit): its domain,

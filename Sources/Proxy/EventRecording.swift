@@ -206,7 +206,8 @@ final class ExchangeLogEntry: Sendable {
         peerAddress = exchange.peerAddress
         startNanos = exchange.startNanos
         self.endNanos = endNanos
-        facts = exchange.facts
+        // Recorded once, at the exchange's end: nothing reads its facts after this.
+        facts = exchange.takeFacts()
         hostname = facts.hostname ?? exchange.serverName ?? exchange.head.authority
         self.tenantName = tenantName
     }

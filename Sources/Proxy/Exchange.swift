@@ -1,4 +1,5 @@
 import GatewayCore
+import Policy
 import EventLoop
 import Recording
 import Synchronization
@@ -60,6 +61,14 @@ final class Exchange {
     var upstreamEndNanos: Int64 = 0
     /// What the policy pipeline learned (organization, client, endpoint), for the events and the access log.
     var facts = ExchangeFacts()
+
+    /// Moves the facts out (the exchange keeps none): for the log entry of a finished exchange, which would
+    /// otherwise retain every string of them and release them again with the exchange.
+    func takeFacts() -> ExchangeFacts {
+        var taken = ExchangeFacts()
+        swap(&taken, &facts)
+        return taken
+    }
     /// Set when traffic recording keeps this exchange: the response as the client got it, body capped.
     var capture: ResponseCapture?
     /// Set when the body streams: it is still arriving when the handler runs, and `body` holds only its first
@@ -258,19 +267,39 @@ final class RequestBodyStream {
 }
 
 /// What the policy pipeline learned about a request, kept for its log event.
+///
+/// The policy's notes are kept whole, moved in by `PolicyHandler.record`: copying their strings one by one into
+/// fields of their own retained each string, and then released every (by then empty) optional of the notes and
+/// of the facts they replaced. Until then (and for handlers without a policy) there are no notes, and an absent
+/// value is destroyed with one test where a struct of a dozen empty optionals released each of them.
 struct ExchangeFacts: Sendable {
-    var operation: String?
-    var logResource: String?
-    var organizationID: String?
-    var clientID: String?
-    var userID: String?
-    var scope: String?
-    var audience: String?
-    var hostname: String?
-    var error: TenantError?
-    var routeName: String?
-    var rateLimitedBy: String?
-    var tier: String?
+    private var notes: PipelineNotes?
+
+    init() {}
+
+    /// `notes.domain` is the log's `hostname` (see `hostname`).
+    init(notes: consuming PipelineNotes) { self.notes = notes }
+
+    var operation: String? { notes?.operation }
+    var logResource: String? { notes?.logResource }
+    var organizationID: String? { notes?.organizationID }
+    var clientID: String? { notes?.clientID }
+    var userID: String? { notes?.userID }
+    var scope: String? { notes?.scope }
+    var audience: String? { notes?.audience }
+    var routeName: String? { notes?.routeName }
+    /// The tenant domain the request was for, as the policy recorded it in the notes' `domain`.
+    var hostname: String? { notes?.domain }
+    var rateLimitedBy: String? { notes?.rateDecision?.limitedBy?.rawValue }
+    var tier: String? { notes?.rateDecision?.tierName }
+    /// The refusal the gateway wrote itself: the policy's, or one set later (an upstream failure, a stalled body).
+    var error: TenantError? {
+        get { notes?.error }
+        set {
+            if notes == nil { notes = PipelineNotes() }
+            notes!.error = newValue
+        }
+    }
 }
 
 /// The response of a recorded exchange, captured as it is written to the client.

@@ -21,6 +21,19 @@ enum ForwardRewrite {
             "X-Forwarded-Host", "cname-api-key",
         ] + HopByHop.names
 
+    /// `upstreamRequest` for an exchange, reading its head in place: the relay that passed `exchange.head` and
+    /// its strings as arguments copied the whole head (every string retained, then released) to do so.
+    static func upstreamRequest(
+        for exchange: Exchange, bodyLength: Int, origin: UpstreamOrigin
+    ) throws(HTTP1SerializationError) -> [UInt8] {
+        let clientIP = exchange.peerAddress
+        let isTLS = exchange.isTLS
+        let requestID = exchange.requestID
+        return try upstreamRequest(
+            exchange.head, bodyLength: bodyLength, origin: origin, clientIP: clientIP, isTLS: isTLS,
+            requestID: requestID)
+    }
+
     /// The upstream request head, serialized: hop-by-hop fields removed, Host set to the origin, exactly one
     /// client IP (never appended to a client-supplied value), X-Forwarded-Proto, a request id, the origin's secret
     /// headers, and a Content-Length that matches the (complete) body. Throws for a field HTTP/1.1 cannot carry.
@@ -244,8 +257,7 @@ final class UpstreamRelay: UpstreamResponseHandler {
         let bytes: [UInt8]
         do {
             bytes = try ForwardRewrite.upstreamRequest(
-                exchange.head, bodyLength: exchange.bodyLength, origin: origin, clientIP: exchange.peerAddress,
-                isTLS: exchange.isTLS, requestID: exchange.requestID)
+                for: exchange, bodyLength: exchange.bodyLength, origin: origin)
         } catch {
             // Nothing was written: the connection goes back as it came. Keeping it unreleased would leave its
             // socket armed with no owner, and its next event would touch freed memory.
