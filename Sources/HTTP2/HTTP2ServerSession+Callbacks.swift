@@ -320,17 +320,13 @@ extension HTTP2ServerSession {
         }
         stream.announced = true
         stream.isHead = method == "HEAD"
-        // Built in place in the event, so the head is not copied on its way into the queue.
-        emit(
-            .request(
-                streamID: stream.id,
-                head: RequestHead(
-                    method: method, target: stream.path ?? authority ?? "", version: .http2,
-                    headers: HTTPFields(stream.fields), authority: authority, scheme: stream.scheme),
-                endStream: endStream))
-        stream.fields = []
+        // The stream's strings are taken, not copied (a copy retains each, and clearing them releases each again),
+        // and the head is moved into the event.
+        let head = RequestHead(
+            method: method, target: stream.path.take() ?? authority ?? "", version: .http2,
+            headers: HTTPFields(take(&stream.fields)), authority: authority, scheme: stream.scheme)
+        emit(.request(streamID: stream.id, head: consume head, endStream: endStream))
         stream.method = nil
-        stream.path = nil
         stream.authority = nil
         stream.host = nil
         if let length = stream.contentLength, length > limits.maxRequestBodyBytes, !endStream {
@@ -482,4 +478,12 @@ extension HTTP2ServerSession {
                 nghttp2Session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id, HTTP2ErrorCode.noError.rawValue)
         }
     }
+}
+
+/// The array `storage` held, leaving it empty, without retaining and releasing its buffer.
+@inline(__always)
+private func take<Element>(_ storage: inout [Element]) -> [Element] {
+    var taken: [Element] = []
+    swap(&taken, &storage)
+    return taken
 }

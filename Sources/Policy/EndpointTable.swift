@@ -2,7 +2,10 @@
 ///
 /// `template` is the path under `/my-org/` with `{name}` segments for parameters (`""` for the root,
 /// which `DELETE /my-org` uses). All `scopes` are required.
-public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
+///
+/// A class with value equality: every request's route match and notes hold the endpoint, and handing a class on is
+/// one retain where copying the struct retained each of its strings and its scope array.
+public final class Endpoint: Sendable, Hashable, CustomStringConvertible {
     /// The rate-limit class the tier table counts the call against.
     public enum RateClass: String, Sendable, Hashable, CaseIterable {
         case read, write
@@ -54,6 +57,25 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
     public let routeName: String
 
     public var description: String { "\(operation) (\(method) /my-org/\(template))" }
+
+    public static func == (lhs: Endpoint, rhs: Endpoint) -> Bool {
+        lhs === rhs
+            || (lhs.index == rhs.index && lhs.operation == rhs.operation && lhs.method == rhs.method
+                && lhs.template == rhs.template && lhs.scopes == rhs.scopes && lhs.rateClass == rhs.rateClass
+                && lhs.logResource == rhs.logResource && lhs.okStatus == rhs.okStatus && lhs.stage == rhs.stage)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(index)
+        hasher.combine(operation)
+        hasher.combine(method)
+        hasher.combine(template)
+        hasher.combine(scopes)
+        hasher.combine(rateClass)
+        hasher.combine(logResource)
+        hasher.combine(okStatus)
+        hasher.combine(stage)
+    }
 
     /// Whether the policy reads this call's body before deciding: the identity-provider strategy check of
     /// `POST identity-providers`. Every other body is left to the tenant (and may stream).
