@@ -1,4 +1,5 @@
 import GatewayCore
+import Synchronization
 
 /// What the pipeline learned about a request, for its log event, the access log and metrics.
 public struct PipelineNotes: Sendable, Equatable {
@@ -42,11 +43,42 @@ public struct CheckedClaims: Sendable, Equatable {
     public var audience: String?
     /// The token's scopes sorted and space-separated, as `PipelineNotes.scope` gives them.
     public var scope: String
+    /// The endpoints whose access check these claims passed, filled in by `authorize` as requests arrive.
+    ///
+    /// Shared by the copies of these claims (a caller's cache hands them to every request of the token); valid
+    /// for the policy that filled it, which is the one its caller keeps the claims for.
+    public let admittedEndpoints = AdmittedEndpoints()
 
     public init(context: TokenContext, audience: String?, scope: String) {
         self.context = context
         self.audience = audience
         self.scope = scope
+    }
+
+    /// Equal claims; what the memo has learnt so far does not take part.
+    public static func == (lhs: CheckedClaims, rhs: CheckedClaims) -> Bool {
+        lhs.context == rhs.context && lhs.audience == rhs.audience && lhs.scope == rhs.scope
+    }
+}
+
+/// Endpoints, by table index, that a token's claims passed the access check for.
+///
+/// The access check (grant, scopes, step-up) depends only on the claims, the endpoint and the configuration, so a
+/// token repeated for the same endpoint gets the same answer: remembering the passes saves a client lookup and a
+/// set probe per scope on every request of a known token. Only passes are kept; a refusal is judged again, so its
+/// error is always the one `AccessPolicy.authorize` gives. Indices from 64 on are not remembered.
+public final class AdmittedEndpoints: Sendable {
+    private let bits = Atomic<UInt64>(0)
+
+    public init() {}
+
+    public func contains(_ index: Int) -> Bool {
+        index >= 0 && index < 64 && bits.load(ordering: .relaxed) & (1 << UInt64(index)) != 0
+    }
+
+    public func insert(_ index: Int) {
+        guard index >= 0, index < 64 else { return }
+        bits.bitwiseOr(1 << UInt64(index), ordering: .relaxed)
     }
 }
 
@@ -367,6 +399,13 @@ public final class RequestPolicy: Sendable {
         }
     }
 
+    /// `access.admits`, remembered in `admitted` when it passes.
+    private func passesAccess(_ context: TokenContext, _ endpoint: Endpoint, _ admitted: AdmittedEndpoints?) -> Bool {
+        guard access.admits(context, endpoint: endpoint) else { return false }
+        admitted?.insert(endpoint.index)
+        return true
+    }
+
     /// Judges a request whose token signature was checked (or refused) by the caller.
     ///
     /// `checkedClaims`: what `notes.checkedClaims` gave for this very token earlier; used (skipping the
@@ -388,11 +427,13 @@ public final class RequestPolicy: Sendable {
                 refuse(error, decision: "refused_token", notes: consume notes, origin: origin, clientID: nil))
         }
         let context: TokenContext
+        var admitted: AdmittedEndpoints? = nil
         if let checkedClaims, checkedClaims.context.domain == route.domain,
             nowNanoseconds / 1_000_000_000 < checkedClaims.context.expiresAt
         {
             // Claims that passed once stay valid until `exp` (nbf and iat only move further into the past).
             context = checkedClaims.context
+            admitted = checkedClaims.admittedEndpoints
             notes.audience = checkedClaims.audience
             notes.scope = checkedClaims.scope
         } else {
@@ -435,7 +476,7 @@ public final class RequestPolicy: Sendable {
         var grant: AccessGrant? = nil
         // `admits` answers `authorize`'s pass or fail without building the grant; the grant (for the body
         // check) and every refusal's exact error still come from `authorize`.
-        if readsBody || !access.admits(context, endpoint: endpoint) {
+        if readsBody || !(admitted?.contains(endpoint.index) ?? false || passesAccess(context, endpoint, admitted)) {
             do {
                 grant = try access.authorize(context, endpoint: endpoint)
             } catch {

@@ -122,6 +122,46 @@ struct PipelineFastPathTests {
         }
     }
 
+    @Test("checked claims remember the endpoints they passed; a refusal is judged afresh every time")
+    func admittedEndpointsMemo() throws {
+        let token = F.token(scopes: ["read:my_org:details"])
+        let read = F.request("GET", "/my-org/details")
+        let update = F.request("PATCH", "/my-org/details")
+        let first = run(try F.policy(), read, token, checked: nil)
+        let checked = try #require(first.notes.checkedClaims)
+        let readIndex = try #require(EndpointTable.embedded.endpoint(method: "GET", template: "details")).index
+        let updateIndex = try #require(EndpointTable.embedded.endpoint(method: "PATCH", template: "details")).index
+        #expect(!checked.admittedEndpoints.contains(readIndex), "nothing is remembered before a known-token request")
+
+        let policy = try F.policy()
+        let again = run(policy, read, token, checked: checked)
+        #expect(again.summary == first.summary)
+        #expect(checked.admittedEndpoints.contains(readIndex), "the pass is remembered")
+        // Answered from the memo: the same outcome, headers and notes as the full check.
+        let memoized = run(try F.policy(), read, token, checked: checked)
+        #expect(memoized.summary == first.summary)
+        #expect(memoized.headers == first.headers)
+        #expect(memoized.notes == first.notes)
+
+        // The same claims on an endpoint whose scope they lack: refused with the precise error, every time, and
+        // never remembered.
+        let plainRefusal = run(try F.policy(), update, token, checked: nil)
+        for _ in 0..<2 {
+            let refused = run(try F.policy(), update, token, checked: checked)
+            #expect(refused.summary == plainRefusal.summary)
+            #expect(refused.notes == plainRefusal.notes)
+            #expect(refused.notes.decision == "refused_scope")
+        }
+        #expect(!checked.admittedEndpoints.contains(updateIndex))
+
+        // Claims checked for another domain are not used, and neither is their memo.
+        var elsewhere = checked
+        elsewhere.context.domain = F.custom
+        #expect(run(try F.policy(), read, token, checked: elsewhere).notes == first.notes)
+        let unlearnt = CheckedClaims(context: checked.context, audience: checked.audience, scope: checked.scope)
+        #expect(unlearnt == checked, "equality ignores what the memo has learnt")
+    }
+
     @Test("the forwarded response fields are the decision's fields with CORS applied")
     func forwardFields() throws {
         for origin in [nil, F.appOrigin, "https://beta.acme.com"] as [String?] {
