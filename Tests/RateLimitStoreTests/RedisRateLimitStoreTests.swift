@@ -253,7 +253,8 @@ import Testing
         var connected: RedisRateLimitStore?
         for _ in 0..<5 where connected == nil {
             let candidate = RedisRateLimitStore(
-                configuration: Self.configuration(tenant: 100, organization: 100), options: server.options(),
+                configuration: Self.configuration(tenant: 100, organization: 100),
+                options: server.options(commandTimeout: .milliseconds(10)),
                 logger: CapturingLogHandler.logger().0, monotonicNanoseconds: clock.reader)
             if candidate.connect() { connected = candidate } else { usleep(50_000) }
         }

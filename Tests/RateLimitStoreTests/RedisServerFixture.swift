@@ -93,12 +93,18 @@ final class RedisServerFixture: @unchecked Sendable {
         return connection
     }
 
-    func options(namespace: String = "test", probeInterval: Duration = .milliseconds(300))
-        -> RedisRateLimitStore.Options
-    {
-        RedisRateLimitStore.Options(
+    /// Options for this server. The command timeout is generous (500 ms, against the store's 10 ms default): a
+    /// debug build sharing two busy cores with the parallel suites can miss 10 ms on a healthy command, which
+    /// trips the breaker and fails tests that are not about timing. Tests about timeouts pass their own.
+    func options(
+        namespace: String = "test", probeInterval: Duration = .milliseconds(300),
+        commandTimeout: Duration = .milliseconds(500)
+    ) -> RedisRateLimitStore.Options {
+        var options = RedisRateLimitStore.Options(
             host: "127.0.0.1", port: Int(port), password: password.map(RedisPassword.init), namespace: namespace,
             probeInterval: probeInterval)
+        options.commandTimeout = commandTimeout
+        return options
     }
 
     deinit {
