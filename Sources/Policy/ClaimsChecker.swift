@@ -4,7 +4,8 @@ import GatewayCore
 ///
 /// A value, stored behind one immutable reference: a context travels with every request of a token (the checked
 /// token cache hands it out, the notes keep it), and a copy is then one retain instead of one per field (eight
-/// strings, a set and an array). Setting a field (rare: tests) replaces the storage.
+/// strings, a set and an array). The fields are read-only but `domain`, which a caller may move the context to
+/// (setting it replaces the storage).
 public struct TokenContext: Sendable, Equatable {
     private struct Fields: Sendable, Equatable {
         var subject: String
@@ -29,69 +30,31 @@ public struct TokenContext: Sendable, Equatable {
 
     private var storage: Storage
 
-    private mutating func update(_ change: (inout Fields) -> Void) {
-        var fields = storage.fields
-        change(&fields)
-        storage = Storage(fields)
-    }
-
-    public var subject: String {
-        get { storage.fields.subject }
-        set { update { $0.subject = newValue } }
-    }
+    public var subject: String { storage.fields.subject }
     /// From `azp` (Auth0 dialect) or `client_id` (RFC 9068 dialect).
-    public var clientID: String {
-        get { storage.fields.clientID }
-        set { update { $0.clientID = newValue } }
-    }
-    public var orgID: String {
-        get { storage.fields.orgID }
-        set { update { $0.orgID = newValue } }
-    }
-    public var orgName: String? {
-        get { storage.fields.orgName }
-        set { update { $0.orgName = newValue } }
-    }
-    public var scopes: Set<String> {
-        get { storage.fields.scopes }
-        set { update { $0.scopes = newValue } }
-    }
+    public var clientID: String { storage.fields.clientID }
+    public var orgID: String { storage.fields.orgID }
+    public var orgName: String? { storage.fields.orgName }
+    public var scopes: Set<String> { storage.fields.scopes }
     /// `gty` is `client-credentials`, or `sub` ends with `@clients`.
-    public var isClientCredentials: Bool {
-        get { storage.fields.isClientCredentials }
-        set { update { $0.isClientCredentials = newValue } }
-    }
-    public var amr: [String] {
-        get { storage.fields.amr }
-        set { update { $0.amr = newValue } }
-    }
-    public var acr: String? {
-        get { storage.fields.acr }
-        set { update { $0.acr = newValue } }
-    }
+    public var isClientCredentials: Bool { storage.fields.isClientCredentials }
+    public var amr: [String] { storage.fields.amr }
+    public var acr: String? { storage.fields.acr }
     /// `exp`, in whole seconds since the epoch (rounded down).
-    public var expiresAt: Int64 {
-        get { storage.fields.expiresAt }
-        set { update { $0.expiresAt = newValue } }
-    }
-    public var issuedAt: Int64 {
-        get { storage.fields.issuedAt }
-        set { update { $0.issuedAt = newValue } }
-    }
-    public var tokenID: String? {
-        get { storage.fields.tokenID }
-        set { update { $0.tokenID = newValue } }
-    }
+    public var expiresAt: Int64 { storage.fields.expiresAt }
+    public var issuedAt: Int64 { storage.fields.issuedAt }
+    public var tokenID: String? { storage.fields.tokenID }
     /// The tenant domain the token was checked against (the one the request arrived on).
     public var domain: String {
         get { storage.fields.domain }
-        set { update { $0.domain = newValue } }
+        set {
+            var fields = storage.fields
+            fields.domain = newValue
+            storage = Storage(fields)
+        }
     }
     /// `cnf.jkt` (RFC 9449 §6.1): the token is DPoP-bound to the key with this JWK SHA-256 thumbprint.
-    public var dpopThumbprint: String? {
-        get { storage.fields.dpopThumbprint }
-        set { update { $0.dpopThumbprint = newValue } }
-    }
+    public var dpopThumbprint: String? { storage.fields.dpopThumbprint }
 
     public init(
         subject: String, clientID: String, orgID: String, orgName: String? = nil, scopes: Set<String>,

@@ -53,44 +53,16 @@ public final class VerifiedTokenCache {
     public func verify(
         _ compact: Substring, keys: JWKSKeySet, verifier: TokenVerifier, nowNanoseconds: Int64
     ) -> Result<VerifiedToken, TokenRejection> {
-        var compact = compact
-        return compact.withUTF8 { verify(buffer: $0, keys: keys, verifier: verifier, nowNanoseconds: nowNanoseconds) }
+        verify(String(compact), keys: keys, verifier: verifier, nowNanoseconds: nowNanoseconds)
     }
 
     public func verify(
         _ compact: String, keys: JWKSKeySet, verifier: TokenVerifier, nowNanoseconds: Int64
     ) -> Result<VerifiedToken, TokenRejection> {
-        var compact = compact
-        return compact.withUTF8 { verify(buffer: $0, keys: keys, verifier: verifier, nowNanoseconds: nowNanoseconds) }
-    }
-
-    func verify(
-        buffer: UnsafeBufferPointer<UInt8>, keys: JWKSKeySet, verifier: TokenVerifier, nowNanoseconds: Int64
-    ) -> Result<VerifiedToken, TokenRejection> {
-        // Oversized or misshapen input is refused before it is hashed: only well-formed tokens are ever stored.
-        let parts: TokenVerifier.CompactParts
-        switch verifier.split(buffer) {
-        case .failure(let rejection):
-            misses += 1
-            return .failure(rejection)
-        case .success(let split): parts = split
+        verifyWithoutStoring(compact, keys: keys, verifier: verifier, nowNanoseconds: nowNanoseconds).map {
+            store($0, nowNanoseconds: nowNanoseconds)
+            return $0.token
         }
-        let digest = hasher.digest(parts.signingInput)
-        if let entry = lookup(digest, signature: parts.signature, keys: keys, nowNanoseconds: nowNanoseconds) {
-            hits += 1
-            return .success(entry.token)
-        }
-        misses += 1
-        let result = verifier.verify(
-            parts: parts, keys: keys, signingInputDigest: digest, contexts: contexts, headers: headers)
-        guard case .success(let verified) = result else { return result.map(\.token) }
-        if let expiry = Self.expiry(of: verified.token), nowNanoseconds < expiry {
-            table.insert(
-                digest,
-                Entry(signature: Array(parts.signature), token: verified.token, key: verified.key, kid: verified.kid),
-                expiresAt: expiry, now: nowNanoseconds)
-        }
-        return .success(verified.token)
     }
 
     /// A token `verifyWithoutStoring` verified or found, with what `store` needs to keep it later.
@@ -117,6 +89,7 @@ public final class VerifiedTokenCache {
     ) -> Result<Verification, TokenRejection> {
         var text = compact
         return text.withUTF8 { buffer in
+            // Oversized or misshapen input is refused before it is hashed: only well-formed tokens are ever stored.
             switch verifier.split(buffer) {
             case .failure(let rejection):
                 misses += 1

@@ -164,16 +164,9 @@ extension GatewayIntegration {
             let token = try f.ws.token(
                 key: "key", domain: "login.acme.test", client: "web-app", scope: "read:my_org:details")
             func counts() throws -> (hits: Int, misses: Int) {
-                let scrape = try f.gateway.admin("/metrics")
-                func value(_ name: String) -> Int? {
-                    for line in scrape.body.split(separator: "\n") where line.hasPrefix(name + " ") {
-                        return Int(line.dropFirst(name.count + 1))
-                    }
-                    return nil
-                }
-                return (
-                    try #require(value("myorg_gateway_token_cache_hits_total")),
-                    try #require(value("myorg_gateway_token_cache_misses_total"))
+                (
+                    Int(try #require(try metricValue(f.gateway, "myorg_gateway_token_cache_hits_total"))),
+                    Int(try #require(try metricValue(f.gateway, "myorg_gateway_token_cache_misses_total")))
                 )
             }
             for _ in 0..<6 { #expect(try f.get("/my-org/details", token: token) == 401) }

@@ -40,33 +40,28 @@ struct LoopMetricsTests {
         loop.tokenCache(hit: false)
         loop.tokenCache(hit: true)
         let labels = #"route="GET details""#
+        let bounds = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5", "5.0", "10.0"]
+        /// One histogram in the registry's text: its TYPE line, a bucket per bound, +Inf, sum and count.
+        func histogram(_ name: String, buckets: [Int], count: Int, sum: String) -> String {
+            var text = "# TYPE \(name) histogram\n"
+            for (bound, n) in zip(bounds, buckets) { text += "\(name)_bucket{\(labels),le=\"\(bound)\"} \(n)\n" }
+            text += "\(name)_bucket{\(labels),le=\"+Inf\"} \(count)\n"
+            text += "\(name)_sum{\(labels)} \(sum)\n"
+            return text + "\(name)_count{\(labels)} \(count)\n"
+        }
         var expected = """
             # TYPE myorg_gateway_requests_total counter
             myorg_gateway_requests_total{route="GET details",status="200",decision="forwarded"} 2
             myorg_gateway_requests_total{route="GET details",status="401",decision="refused_token"} 1
-            # TYPE myorg_gateway_request_duration_seconds histogram
 
             """
-        let durationCounts = [2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3]
-        let upstreamCounts = [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]
-        let bounds = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5", "5.0", "10.0"]
-        for (bound, count) in zip(bounds, durationCounts) {
-            expected += "myorg_gateway_request_duration_seconds_bucket{\(labels),le=\"\(bound)\"} \(count)\n"
-        }
+        expected += histogram(
+            "myorg_gateway_request_duration_seconds", buckets: [2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3], count: 3,
+            sum: "0.0365")
+        expected += histogram(
+            "myorg_gateway_upstream_duration_seconds", buckets: Array(repeating: 1, count: 11), count: 2,
+            sum: "12.346678901")
         expected += """
-            myorg_gateway_request_duration_seconds_bucket{\(labels),le="+Inf"} 3
-            myorg_gateway_request_duration_seconds_sum{\(labels)} 0.0365
-            myorg_gateway_request_duration_seconds_count{\(labels)} 3
-            # TYPE myorg_gateway_upstream_duration_seconds histogram
-
-            """
-        for (bound, count) in zip(bounds, upstreamCounts) {
-            expected += "myorg_gateway_upstream_duration_seconds_bucket{\(labels),le=\"\(bound)\"} \(count)\n"
-        }
-        expected += """
-            myorg_gateway_upstream_duration_seconds_bucket{\(labels),le="+Inf"} 2
-            myorg_gateway_upstream_duration_seconds_sum{\(labels)} 12.346678901
-            myorg_gateway_upstream_duration_seconds_count{\(labels)} 2
             # TYPE myorg_gateway_token_cache_hits_total counter
             myorg_gateway_token_cache_hits_total 2
             # TYPE myorg_gateway_token_cache_misses_total counter

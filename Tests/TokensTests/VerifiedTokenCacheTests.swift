@@ -207,28 +207,32 @@ struct VerifiedTokenCacheTests {
         #expect(cache.count == 0)
     }
 
+    /// `verifyWithoutStoring` of `token` against the test key set at second `second`, which must succeed.
+    private static func verifyUnstored(_ cache: VerifiedTokenCache, _ token: String, at second: Int64) throws
+        -> VerifiedTokenCache.Verification
+    {
+        try cache.verifyWithoutStoring(
+            token, keys: TestKeys.keySet, verifier: verifier, nowNanoseconds: at(second)
+        ).get()
+    }
+
     @Test("verifyWithoutStoring stores nothing; store keeps it, and a later hit is the same token and key")
     func deferredStore() throws {
         let cache = VerifiedTokenCache()
         let token = Self.token()
         let keys = TestKeys.keySet
-        let first = try cache.verifyWithoutStoring(
-            token, keys: keys, verifier: Self.verifier, nowNanoseconds: Self.at(1)
-        ).get()
+        let first = try Self.verifyUnstored(cache, token, at: 1)
         #expect(!first.fromCache)
         #expect(first.key === keys[TestKeys.primary.kid])
         #expect(first.kid == TestKeys.primary.kid)
         #expect(cache.count == 0)
         // Not stored: verified again.
-        _ = try cache.verifyWithoutStoring(token, keys: keys, verifier: Self.verifier, nowNanoseconds: Self.at(1))
-            .get()
+        _ = try Self.verifyUnstored(cache, token, at: 1)
         #expect(cache.hits == 0)
         #expect(cache.misses == 2)
         cache.store(first, nowNanoseconds: Self.at(1))
         #expect(cache.count == 1)
-        let second = try cache.verifyWithoutStoring(
-            token, keys: keys, verifier: Self.verifier, nowNanoseconds: Self.at(2)
-        ).get()
+        let second = try Self.verifyUnstored(cache, token, at: 2)
         #expect(second.fromCache)
         #expect(second.token == first.token)
         #expect(second.key === first.key)
@@ -243,9 +247,7 @@ struct VerifiedTokenCacheTests {
         let cache = VerifiedTokenCache()
         let token = Self.token()
         let keys = TestKeys.keySet
-        let verified = try cache.verifyWithoutStoring(
-            token, keys: keys, verifier: Self.verifier, nowNanoseconds: Self.at(1)
-        ).get()
+        let verified = try Self.verifyUnstored(cache, token, at: 1)
         // Already expired at `exp`: not stored.
         cache.store(verified, nowNanoseconds: Self.at(600))
         #expect(cache.count == 0)
@@ -261,7 +263,7 @@ struct VerifiedTokenCacheTests {
         }
         #expect(cache.hits == 0)
         #expect(
-            try cache.verifyWithoutStoring(token, keys: keys, verifier: Self.verifier, nowNanoseconds: Self.at(2)).get()
+            try Self.verifyUnstored(cache, token, at: 2)
                 .fromCache)
     }
 
