@@ -10,10 +10,12 @@ public final class EventLoop: Sendable {
     public let queue: DispatchQueue
     let poller: Poller
 
-    public init(index: Int, label: String = "myorg-gateway.loop") {
+    /// `linger`: how long a turn that ran out of events waits for the next one before it returns the thread to
+    /// Dispatch (see `Poller.turn`); zero returns at once.
+    public init(index: Int, label: String = "myorg-gateway.loop", linger: Duration = Poller.defaultLinger) {
         self.index = index
         self.queue = DispatchQueue(label: "\(label).\(index)", qos: .userInitiated)
-        self.poller = Poller(queue: queue)
+        self.poller = Poller(queue: queue, linger: linger)
     }
 
     deinit { poller.shutdown() }
