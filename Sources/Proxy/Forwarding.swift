@@ -102,9 +102,13 @@ enum ForwardRewrite {
     }
 
     /// Response headers from the upstream: hop-by-hop removed, upstream CORS headers replaced by ours.
-    static func downstreamHead(_ head: ResponseHead, adding extra: HTTPFields) -> ResponseHead {
-        let nominated = HopByHop.nominatedFields(in: head.headers)
-        // Both field lists are read through their buffers: in place, not copied (retained) field by field.
+    ///
+    /// The head is taken and its field list filtered in place: the fields that stay are moved, not copied (a copy
+    /// retains both strings of each field, and the original list is freed after).
+    static func downstreamHead(_ head: consuming ResponseHead, adding extra: HTTPFields) -> ResponseHead {
+        var out = head
+        let nominated = HopByHop.nominatedFields(in: out.headers)
+        // The extra fields are read through their buffer: in place, not copied (retained) field by field.
         return extra.fields.withUnsafeBufferPointer { extraFields in
             var replacesCORS = false
             // Bit n: some extra name is n bytes long (63: 63 or more), so most names skip the scan below.
@@ -129,15 +133,9 @@ enum ForwardRewrite {
                 }
                 return false
             }
-            var out = ResponseHead(status: head.status, reason: head.reason)
-            out.headers.reserveCapacity(head.headers.count + extraFields.count)
-            head.headers.fields.withUnsafeBufferPointer { fields in
-                for i in fields.indices {
-                    let name = fields[i].name
-                    if HopByHop.isHopByHop(name, nominated: nominated) || replaced(name) { continue }
-                    if replacesCORS && isAccessControlField(name) { continue }
-                    out.headers.add(name, fields[i].value)
-                }
+            out.headers.removeAll { field in
+                HopByHop.isHopByHop(field.name, nominated: nominated) || replaced(field.name)
+                    || (replacesCORS && isAccessControlField(field.name))
             }
             for i in extraFields.indices { out.headers.add(extraFields[i].name, extraFields[i].value) }
             return out
@@ -294,22 +292,23 @@ final class UpstreamRelay: UpstreamResponseHandler {
         writer.writeInformational(ForwardRewrite.downstreamHead(head, adding: HTTPFields()))
     }
 
-    func upstreamHead(_ head: ResponseHead, info: HTTP1ResponseInfo) {
+    func upstreamHead(_ head: consuming ResponseHead, info: HTTP1ResponseInfo) {
         guard exchange.writer != nil else { return }
         headSent = true
         exchange.upstreamStatus = head.status
-        let out = ForwardRewrite.downstreamHead(head, adding: extraHeaders)
         let length: Int?
-        switch info.framing {
-        case .none: length = 0
-        case .contentLength(let n): length = n
-        case .chunked, .untilClose: length = nil
+        if exchange.head.method == "HEAD" {
+            // A HEAD answer keeps the framing the GET would have had (RFC 9110 §9.3.2): the upstream's length, or
+            // none (chunked) when it gave none, never an invented 0.
+            length = head.headers["Content-Length"].flatMap { Int($0) }
+        } else {
+            switch info.framing {
+            case .none: length = 0
+            case .contentLength(let n): length = n
+            case .chunked, .untilClose: length = nil
+            }
         }
-        // A HEAD answer keeps the framing the GET would have had (RFC 9110 §9.3.2): the upstream's length, or
-        // none (chunked) when it gave none, never an invented 0.
-        heldHead = (
-            out, exchange.head.method == "HEAD" ? head.headers["Content-Length"].flatMap { Int($0) } : length
-        )
+        heldHead = (ForwardRewrite.downstreamHead(head, adding: extraHeaders), length)
         resumesOnClientWritable = true
     }
 

@@ -246,7 +246,8 @@ protocol UpstreamResponseHandler: AnyObject {
     func upstreamInformational(_ head: ResponseHead)
     /// The bytes read so far are consumed and the response is not complete: more must come from the network.
     func upstreamPaused()
-    func upstreamHead(_ head: ResponseHead, info: HTTP1ResponseInfo)
+    /// Takes the head: the relay rewrites its fields in place instead of copying them.
+    func upstreamHead(_ head: consuming ResponseHead, info: HTTP1ResponseInfo)
     func upstreamBody(_ bytes: ArraySlice<UInt8>)
     func upstreamEnd()
     func upstreamFailed(_ failure: UpstreamFailure, retryable: Bool)
@@ -385,7 +386,8 @@ final class UpstreamConnection: TransportDelegate {
     private func pump() {
         defer { if !responseDone { handler?.upstreamPaused() } }
         while !responseDone, let event = parser.next() {
-            switch event {
+            // Consumed, so that a head's fields move on to the handler rather than being retained and later freed.
+            switch consume event {
             case .informational(let head):
                 interimResponses += 1
                 guard interimResponses <= Self.maxInterimResponses else {
