@@ -311,7 +311,10 @@ public final class RequestPolicy: Sendable {
 
     /// The one way a request is routed: the exact-path table first, then the general router behind its checks.
     private func route(method: String, path: Substring) -> RouteResult {
-        literalRoutes.route(method: method, path: path)
+        // Edge-mode traffic is mostly plain non-API paths, which no literal route (all under `/my-org/`) can match
+        // and which hide no disguise (`routeGeneral` would answer the same): one scan settles them.
+        if RequestPolicy.plainlyNotMyOrg(path) { return .notMyOrg }
+        return literalRoutes.route(method: method, path: path)
             ?? RequestPolicy.routeGeneral(router: router, method: method, path: path)
     }
 
@@ -338,6 +341,12 @@ public final class RequestPolicy: Sendable {
     /// `plainlyNotMyOrg` over the path's bytes: on every edge-mode request, so no copies and no string indices.
     static func plainlyNotMyOrg(bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         guard bytes.first == UInt8(ascii: "/") else { return false }
+        // The first segment first: an API path (every request of the full policy) is settled by it, before the
+        // scan below reads all of its bytes.
+        var end = 1
+        while end < bytes.count && bytes[end] != UInt8(ascii: "/") { end += 1 }
+        guard end > 1 else { return false }
+        if asciiCaseInsensitiveBytesEqual(UnsafeBufferPointer(rebasing: bytes[1..<end]), myOrgSegment) { return false }
         // Anything the router would refuse or decode (percent-escapes, backslashes, control bytes, dot
         // segments anywhere) takes the slow path.
         var previous: UInt8 = 0
@@ -346,18 +355,19 @@ public final class RequestPolicy: Sendable {
             if previous == UInt8(ascii: "/") && byte == UInt8(ascii: ".") { return false }
             previous = byte
         }
-        var end = 1
-        while end < bytes.count && bytes[end] != UInt8(ascii: "/") { end += 1 }
-        guard end > 1 else { return false }
-        return !asciiCaseInsensitiveBytesEqual(UnsafeBufferPointer(rebasing: bytes[1..<end]), myOrgSegment)
+        return true
     }
 
     /// A path whose percent-decoded form says something its raw form hides: an encoded `/` that makes a
     /// `/my-org` prefix (so the request would pass as a non-API path) or that carries a `.`/`..` segment (so a
     /// parser that decodes before it splits sees another endpoint). Two parsers must never disagree.
     static func disguisedPathProblem(_ path: Substring) -> RouteProblem? {
-        // Byte scans: with Foundation in the module, `contains("%")` would resolve to NSString's search.
-        guard path.utf8.contains(UInt8(ascii: "%")) else { return nil }
+        // Byte scans: with Foundation in the module, `contains("%")` would resolve to NSString's search; and
+        // through the contiguous bytes, not the substring's view, which steps index by index.
+        let hasEscape =
+            path.utf8.withContiguousStorageIfAvailable { $0.contains(UInt8(ascii: "%")) }
+            ?? path.utf8.contains(UInt8(ascii: "%"))
+        guard hasEscape else { return nil }
         guard case .success(let decoded) = RoutePath.decode(path) else { return nil }
         let lowered = decoded.asciiLowercased
         var trimmed = lowered[...]

@@ -55,9 +55,21 @@ final class PolicyHandler: RequestHandler {
         preconditionFailure("the policy handler forwards with an explicit judgement")
     }
 
+    /// The domain this handler last forwarded to, with its origin: a loop's requests mostly go to one domain, whose
+    /// string is the same storage each time (the listener's or the configuration's), so comparing it is usually
+    /// one word where the dictionary would hash it.
+    private var lastOrigin: (domain: String, origin: UpstreamOrigin)?
+
     init(runtime: PolicyRuntime, context: LoopContext) {
         self.runtime = runtime
         self.context = context
+    }
+
+    private func origin(for domain: String) -> UpstreamOrigin? {
+        if let last = lastOrigin, last.domain == domain { return last.origin }
+        guard let origin = runtime.origins[domain] else { return nil }
+        lastOrigin = (domain, origin)
+        return origin
     }
 
     func needsWholeBody(_ head: RequestHead) -> Bool { runtime.policy.needsWholeBody(head) }
@@ -154,7 +166,7 @@ final class PolicyHandler: RequestHandler {
     }
 
     private func forward(_ exchange: Exchange, domain: String, headers: HTTPFields, delayMs: Int) {
-        guard let origin = runtime.origins[domain] else {
+        guard let origin = origin(for: domain) else {
             exchange.decision = "no_upstream"
             let error = TenantError.gateway(status: 502, detail: "No upstream is configured for \(domain).")
             exchange.facts.error = error
