@@ -59,6 +59,13 @@ extension String {
         guard self.utf8.count == other.utf8.count else { return false }
         return _asciiCaseInsensitiveEqualsSameLength(self, other)
     }
+    /// `asciiCaseInsensitiveEquals` against a name written in the source: the literal's bytes are at hand, so only
+    /// this string's are borrowed (one closure, where two strings take two and a small one is copied out first).
+    @inlinable
+    public func asciiCaseInsensitiveEquals(literal: StaticString) -> Bool {
+        guard self.utf8.count == literal.utf8CodeUnitCount else { return false }
+        return _asciiCaseInsensitiveEqualsLiteral(self, literal)
+    }
     /// ASCII-only lowercase: cheaper than `lowercased()` and never changes non-ASCII bytes.
     public var asciiLowercased: String {
         var bytes = Array(self.utf8)
@@ -83,6 +90,18 @@ func _asciiCaseInsensitiveEqualsSameLength(_ a: String, _ b: String) -> Bool {
         return result
     }
     return asciiCaseInsensitiveBytesEqual(Array(a.utf8), Array(b.utf8))
+}
+
+/// The bytes of `asciiCaseInsensitiveEquals(literal:)` for a string of the literal's UTF-8 length.
+@usableFromInline
+func _asciiCaseInsensitiveEqualsLiteral(_ a: String, _ literal: StaticString) -> Bool {
+    let b = UnsafeRawPointer(literal.utf8Start)
+    if let result = a.utf8.withContiguousStorageIfAvailable({ x in
+        asciiCaseInsensitiveRawEqual(UnsafeRawPointer(x.baseAddress), b, x.count)
+    }) {
+        return result
+    }
+    return Array(a.utf8).withUnsafeBytes { asciiCaseInsensitiveRawEqual($0.baseAddress, b, $0.count) }
 }
 
 /// Whether `count` bytes at `a` and `b` are equal but for the case of ASCII letters; eight bytes at a time.

@@ -39,7 +39,8 @@ extension VerifiedToken {
     /// `application/` prefix RFC 7515 §4.1.9 lets a sender drop, in any letter case. Both the signature check and
     /// the claims check apply this one rule.
     public static func isAccessTokenType(_ typ: String) -> Bool {
-        typ.asciiCaseInsensitiveEquals("jwt") || typ.asciiCaseInsensitiveEquals("at+jwt")
-            || typ.asciiCaseInsensitiveEquals("application/jwt") || typ.asciiCaseInsensitiveEquals("application/at+jwt")
+        typ.asciiCaseInsensitiveEquals(literal: "jwt") || typ.asciiCaseInsensitiveEquals(literal: "at+jwt")
+            || typ.asciiCaseInsensitiveEquals(literal: "application/jwt")
+            || typ.asciiCaseInsensitiveEquals(literal: "application/at+jwt")
     }
 }

@@ -314,7 +314,7 @@ public final class HTTP2ServerSession {
                 let field = fields.baseAddress! + i
                 let nameCount = field.pointee.name.utf8.count
                 needed += nameCount + field.pointee.value.utf8.count
-                if nameCount == 10 && field.pointee.name.asciiCaseInsensitiveEquals("connection") {
+                if nameCount == 10 && field.pointee.name.asciiCaseInsensitiveEquals(literal: "connection") {
                     nominatesFields = true
                 }
             }
@@ -416,7 +416,7 @@ public final class HTTP2ServerSession {
     /// Lowercased field names listed in Connection header values; usually none.
     private func connectionNominated(_ headers: HTTPFields) -> [[UInt8]] {
         var names: [[UInt8]] = []
-        for field in headers where field.name.asciiCaseInsensitiveEquals("connection") {
+        for field in headers where field.name.asciiCaseInsensitiveEquals(literal: "connection") {
             for token in field.value.utf8.split(separator: UInt8(ascii: ",")) {
                 let trimmed = token.drop(while: { $0 == 32 || $0 == 9 }).reversed().drop(while: { $0 == 32 || $0 == 9 })
                 let name = trimmed.reversed().map { $0 >= 65 && $0 <= 90 ? $0 | 0x20 : $0 }

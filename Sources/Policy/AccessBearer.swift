@@ -46,7 +46,7 @@ public enum BearerToken {
         }
         // One pass for the first value and whether a second exists (no array of values on every request).
         var first: String? = nil
-        for field in headers where field.name.asciiCaseInsensitiveEquals("Authorization") {
+        for field in headers where field.name.asciiCaseInsensitiveEquals(literal: "Authorization") {
             guard first == nil else { throw invalidRequest("Send exactly one Authorization header.") }
             first = field.value
         }
@@ -58,7 +58,7 @@ public enum BearerToken {
         let (token, scheme) = try parsed.get()
         if scheme == .dpop {
             var proofs = 0
-            for field in headers where field.name.asciiCaseInsensitiveEquals("DPoP") { proofs += 1 }
+            for field in headers where field.name.asciiCaseInsensitiveEquals(literal: "DPoP") { proofs += 1 }
             guard proofs == 1 else {
                 throw invalidProof(
                     proofs == 0

@@ -278,7 +278,7 @@ public struct CORSPolicy: Sendable {
         }
         var tokens: [String] = []
         for value in existing { tokens.append(contentsOf: commaList(value)) }
-        if tokens.contains("*") || tokens.contains(where: { $0.asciiCaseInsensitiveEquals("Origin") }) {
+        if tokens.contains("*") || tokens.contains(where: { $0.asciiCaseInsensitiveEquals(literal: "Origin") }) {
             return
         }
         tokens.append("Origin")

@@ -109,13 +109,15 @@ public struct LogEvent: Sendable, Equatable {
             let name = field.name
             switch name.utf8.count {
             case 10:
-                if agent == nil, name.asciiCaseInsensitiveEquals("User-Agent") { agent = field.value }
+                if agent == nil, name.asciiCaseInsensitiveEquals(literal: "User-Agent") { agent = field.value }
             case 11:
-                if traceparent == nil, name.asciiCaseInsensitiveEquals("traceparent") { traceparent = field.value }
+                if traceparent == nil, name.asciiCaseInsensitiveEquals(literal: "traceparent") {
+                    traceparent = field.value
+                }
             case 12:
-                if client == nil, name.asciiCaseInsensitiveEquals("Auth0-Client") {
+                if client == nil, name.asciiCaseInsensitiveEquals(literal: "Auth0-Client") {
                     client = field.value
-                } else if requestID == nil, name.asciiCaseInsensitiveEquals("X-Request-Id") {
+                } else if requestID == nil, name.asciiCaseInsensitiveEquals(literal: "X-Request-Id") {
                     requestID = field.value
                 }
             default: break

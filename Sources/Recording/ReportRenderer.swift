@@ -120,7 +120,7 @@ public enum ReportRenderer {
 
     static func sample(_ r: ExchangeRecord) -> ReportSample {
         let status = r.status ?? 0
-        let header = r.responseHeaders.first { $0.0.asciiCaseInsensitiveEquals("X-Auth0-Error-Kind") }?.1
+        let header = r.responseHeaders.first { $0.0.asciiCaseInsensitiveEquals(literal: "X-Auth0-Error-Kind") }?.1
         return ReportSample(
             timeMillis: r.startedMillis, status: status, durationMs: r.timeMs, organizationID: r.organizationID,
             clientID: r.clientID, decidedBy: r.decidedBy, outcome: r.outcome,

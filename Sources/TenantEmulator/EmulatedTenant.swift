@@ -129,8 +129,8 @@ public final class EmulatedTenant: Sendable {
         guard let header = request.head.headers["Authorization"] else { return .failure(.missingToken()) }
         let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
         guard parts.count == 2,
-            String(parts[0]).asciiCaseInsensitiveEquals("Bearer")
-                || String(parts[0]).asciiCaseInsensitiveEquals("DPoP")
+            String(parts[0]).asciiCaseInsensitiveEquals(literal: "Bearer")
+                || String(parts[0]).asciiCaseInsensitiveEquals(literal: "DPoP")
         else { return .failure(.missingToken()) }
         // RFC 6750 §2.1: `1*SP` between the scheme and the token.
         let credential = parts[1].drop(while: { $0 == " " })

@@ -83,6 +83,36 @@ import Testing
         #expect(Self.referenceEquals(a, b) == expected)
     }
 
+    /// The literal form against the byte rule, for literals of every length the hot paths use (1 to 27 bytes: the
+    /// tail packing differs under 4, under 8 and past each word), with each byte changed in turn.
+    @Test func literalForm() {
+        let literals: [StaticString] = [
+            "a", "TE", "Via", "Date", "close", "Origin", "Upgrade", "Max-Forwards", "Connection", "keep-alive",
+            "X-Request-Id", "Content-Length", "X-RateLimit-Limit", "Access-Control-Request-Method",
+            "Access-Control-Allow-Origin",
+        ]
+        var mismatches: [String] = []
+        for literal in literals {
+            let text = literal.description
+            let original = Array(text.utf8)
+            var candidates = [text, text.uppercased(), text.lowercased(), "", text + "x", String(text.dropLast())]
+            for position in original.indices {
+                for b: UInt8 in [original[position] ^ 0x20, original[position] ^ 0x01, 0x00, 0x7F, 0x40, 0x60] {
+                    var changed = original
+                    changed[position] = b
+                    candidates.append(Self.string(changed))
+                }
+            }
+            // Heap strings as well as small ones: the same bytes behind a long prefix, then cut off again.
+            candidates += candidates.map { String(("#" + String(repeating: "x", count: 20) + $0).dropFirst(21)) }
+            for candidate in candidates
+            where candidate.asciiCaseInsensitiveEquals(literal: literal) != Self.referenceEquals(candidate, text) {
+                mismatches.append("\(candidate) ~ \(text)")
+            }
+        }
+        #expect(mismatches.isEmpty, "\(mismatches)")
+    }
+
     static let setNames = [
         "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade", "TE", "Trailer",
         "Proxy-Authenticate", "Proxy-Authorization", "x-forwarded-for", "A", "abcdefgh", "ABCDEFGHI",
