@@ -29,6 +29,13 @@ public struct HTTPFields: Sendable, Equatable, Sequence {
         return nil
     }
 
+    /// The first value of a field whose name is written in the source: as `self[name]`, comparing each field's
+    /// name against the literal's bytes (see `asciiCaseInsensitiveEquals(literal:)`).
+    public subscript(literal name: StaticString) -> String? {
+        for field in fields where field.name.asciiCaseInsensitiveEquals(literal: name) { return field.value }
+        return nil
+    }
+
     /// Every value of `name`, in order.
     public func values(_ name: String) -> [String] {
         fields.filter { $0.name.asciiCaseInsensitiveEquals(name) }.map(\.value)

@@ -180,8 +180,8 @@ public struct CORSPolicy: Sendable {
 
     /// Answers a preflight. `allowedMethods`: the methods the route allows (from the endpoint table).
     public func preflight(_ request: RequestHead, allowedMethods: [String]) -> CORSPreflightDecision {
-        guard request.method == "OPTIONS", let origin = request.headers["Origin"],
-            let method = request.headers["Access-Control-Request-Method"]
+        guard request.method == "OPTIONS", let origin = request.headers[literal: "Origin"],
+            let method = request.headers[literal: "Access-Control-Request-Method"]
         else { return .notPreflight }
         var vary = HTTPFields()
         vary.add("Vary", CORSPolicy.preflightVary)

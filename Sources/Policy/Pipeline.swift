@@ -215,7 +215,7 @@ public final class RequestPolicy: Sendable {
         _ request: RequestHead, listenerDomain: String?, knownTokens: (any KnownTokenTexts)?,
         notes: consuming PipelineNotes
     ) -> Begin {
-        let origin = request.headers["Origin"]
+        let origin = request.headers[literal: "Origin"]
         guard let domain = arrivalDomain(listenerDomain: listenerDomain, authority: request.authority) else {
             // Still an API request for the logs: its operation decides whether an event is written.
             noteEndpoint(of: request, in: &notes)
@@ -240,8 +240,8 @@ public final class RequestPolicy: Sendable {
         // token, so the gateway answers it (RFC 9110 §9.3.7: Content-Length 0 when there is no content). So does an
         // OPTIONS that may not be forwarded further (RFC 9110 §7.6.2: Max-Forwards 0 makes this the recipient).
         let maxForwardsZero =
-            request.method == "OPTIONS" && request.headers["Access-Control-Request-Method"] == nil
-            && request.headers["Max-Forwards"] == "0"
+            request.method == "OPTIONS" && request.headers[literal: "Access-Control-Request-Method"] == nil
+            && request.headers[literal: "Max-Forwards"] == "0"
         if request.method == "OPTIONS" && (request.target == "*" || maxForwardsZero) {
             notes.decision = "options_server"
             var headers = HTTPFields()
@@ -255,7 +255,7 @@ public final class RequestPolicy: Sendable {
         let path = question.map { target[..<$0] } ?? target[...]
         let route = self.route(method: request.method, path: path)
         // Preflights carry no token: judged against every client's origins, answered here, never forwarded.
-        if request.method == "OPTIONS", request.headers["Access-Control-Request-Method"] != nil,
+        if request.method == "OPTIONS", request.headers[literal: "Access-Control-Request-Method"] != nil,
             case .methodNotAllowed(let allowed) = route
         {
             // HEAD is a CORS-safelisted method that never needs a preflight: offer the table's own methods.
@@ -574,7 +574,8 @@ public final class RequestPolicy: Sendable {
         _ error: TenantError, decision: String, notes: consuming PipelineNotes, origin: String?, clientID: String?
     ) -> Begin {
         var error = error
-        if notes.tokenScheme == .dpop, let challenge = error.headers["WWW-Authenticate"], challenge.hasPrefix("Bearer ")
+        if notes.tokenScheme == .dpop, let challenge = error.headers[literal: "WWW-Authenticate"],
+            challenge.hasPrefix("Bearer ")
         {
             error.headers.set("WWW-Authenticate", "DPoP " + challenge.dropFirst("Bearer ".count))
         }

@@ -301,7 +301,7 @@ final class UpstreamRelay: UpstreamResponseHandler {
         if exchange.head.method == "HEAD" {
             // A HEAD answer keeps the framing the GET would have had (RFC 9110 §9.3.2): the upstream's length, or
             // none (chunked) when it gave none, never an invented 0.
-            length = head.headers["Content-Length"].flatMap { Int($0) }
+            length = head.headers[literal: "Content-Length"].flatMap { Int($0) }
         } else {
             switch info.framing {
             case .none: length = 0

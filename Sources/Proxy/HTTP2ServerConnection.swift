@@ -57,7 +57,7 @@ final class HTTP2ServerConnection {
             case .request(let streamID, let head, let endStream):
                 owner.context.requestMetrics.h2StreamOpened()
                 let streamed: Int? =
-                    if !endStream, let length = head.headers["content-length"].flatMap({ Int($0) }),
+                    if !endStream, let length = head.headers[literal: "content-length"].flatMap({ Int($0) }),
                         length > RequestBodyStream.threshold, length <= session.limits.maxRequestBodyBytes,
                         !owner.handler.needsWholeBody(head)
                     { length } else { nil }

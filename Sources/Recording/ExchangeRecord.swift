@@ -143,28 +143,29 @@ public struct ExchangeRecord: Sendable, Equatable {
         clientID = c.clientID
         decidedBy = c.decidedBy
         outcome = c.decision
-        if keepTokenClaims, let authorization = c.request.headers["Authorization"],
+        if keepTokenClaims, let authorization = c.request.headers[literal: "Authorization"],
             let claims = Redactor.bearerClaims(authorization)
         {
             tokenClaims = redactor.redact(json: claims)
         }
         method = RequestFacts.clean(c.request.method, max: 32)
         scheme = c.request.scheme ?? "https"
-        host = (c.request.authority ?? c.request.headers["Host"]).map { RequestFacts.clean($0, max: 255) }
+        host = (c.request.authority ?? c.request.headers[literal: "Host"]).map { RequestFacts.clean($0, max: 255) }
         var target = RequestFacts.clean(String(c.request.path), max: 4096)
         if let query = c.request.query { target += "?" + redactor.redact(query: query) }
         self.target = target
         httpVersion = AccessLogLine.protocolName(c.request.version)
         requestHeaders = redactor.redact(headers: c.request.headers).fields.map { ($0.name, $0.value) }
         requestBody = Self.body(
-            c.requestBody, size: c.requestBodySize, contentType: c.request.headers["Content-Type"], redactor: redactor,
+            c.requestBody, size: c.requestBodySize, contentType: c.request.headers[literal: "Content-Type"],
+            redactor: redactor,
             cap: bodyCap)
         if let response = c.response {
             status = response.status
             reason = response.reason
             responseHeaders = redactor.redact(headers: response.headers).fields.map { ($0.name, $0.value) }
             responseBody = Self.body(
-                c.responseBody, size: c.responseBodySize, contentType: response.headers["Content-Type"],
+                c.responseBody, size: c.responseBodySize, contentType: response.headers[literal: "Content-Type"],
                 redactor: redactor, cap: bodyCap)
         } else {
             responseHeaders = []

@@ -281,7 +281,7 @@ extension LogEvent {
 public enum RequestFacts {
     /// The host the client used: authority (or Host), port removed, lowercased; nil when absent.
     public static func hostname(_ request: RequestHead) -> String? {
-        guard let raw = request.authority ?? request.headers["Host"], !raw.isEmpty else { return nil }
+        guard let raw = request.authority ?? request.headers[literal: "Host"], !raw.isEmpty else { return nil }
         if let plain = plainHostname(raw) { return plain }
         var host = Substring(raw)
         if host.hasPrefix("[") {
@@ -312,7 +312,7 @@ public enum RequestFacts {
 
     /// `X-Request-Id`, if it is a sane identifier (printable ASCII, at most 128 characters).
     public static func correlationID(_ headers: HTTPFields) -> String? {
-        correlationID(requestID: headers["X-Request-Id"])
+        correlationID(requestID: headers[literal: "X-Request-Id"])
     }
 
     /// The same check of an `X-Request-Id` value already looked up.
