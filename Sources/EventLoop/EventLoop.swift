@@ -10,9 +10,12 @@ public final class EventLoop: Sendable {
     public let queue: DispatchQueue
     let poller: Poller
 
-    /// `linger`: how long a turn that ran out of events waits for the next one before it returns the thread to
-    /// Dispatch (see `Poller.turn`); zero returns at once.
-    public init(index: Int, label: String = "myorg-gateway.loop", linger: Duration = Poller.defaultLinger) {
+    /// How long a turn that ran out of events waits on the loop's epoll set for the next one before it returns the
+    /// thread to Dispatch (see `Poller.turn`).
+    public static let defaultLinger: Duration = .microseconds(50)
+
+    /// `linger`: see `defaultLinger`; zero returns at once.
+    public init(index: Int, label: String = "myorg-gateway.loop", linger: Duration = EventLoop.defaultLinger) {
         self.index = index
         self.queue = DispatchQueue(label: "\(label).\(index)", qos: .userInitiated)
         self.poller = Poller(queue: queue, linger: linger)

@@ -314,7 +314,7 @@ public final class HTTP2ServerSession {
                 let field = fields.baseAddress! + i
                 let nameCount = field.pointee.name.utf8.count
                 needed += nameCount + field.pointee.value.utf8.count
-                if nameCount == 10 && field.pointee.name.asciiCaseInsensitiveEquals(literal: "connection") {
+                if field.pointee.name.asciiCaseInsensitiveEquals(literal: "connection") {
                     nominatesFields = true
                 }
             }

@@ -409,8 +409,10 @@ public final class RequestPolicy: Sendable {
         }
     }
 
-    /// `access.admits`, remembered in `admitted` when it passes.
+    /// `access.admits`, answered from `admitted` when it remembers a pass for this endpoint, remembered there when
+    /// it passes.
     private func passesAccess(_ context: TokenContext, _ endpoint: Endpoint, _ admitted: AdmittedEndpoints?) -> Bool {
+        if admitted?.contains(endpoint.index) == true { return true }
         guard access.admits(context, endpoint: endpoint) else { return false }
         admitted?.insert(endpoint.index)
         return true
@@ -486,7 +488,7 @@ public final class RequestPolicy: Sendable {
         var grant: AccessGrant? = nil
         // `admits` answers `authorize`'s pass or fail without building the grant; the grant (for the body
         // check) and every refusal's exact error still come from `authorize`.
-        if readsBody || !(admitted?.contains(endpoint.index) ?? false || passesAccess(context, endpoint, admitted)) {
+        if readsBody || !passesAccess(context, endpoint, admitted) {
             do {
                 grant = try access.authorize(context, endpoint: endpoint)
             } catch {

@@ -61,13 +61,12 @@ enum ForwardRewrite {
                 let name = fields[i].name
                 // `removed` holds the fixed hop-by-hop names too (`replacedOnTheWayUp`).
                 if removed.contains(name) || HopByHop.isNominated(name, nominated) { continue }
-                if !hasRequestID && name.utf8.count == 12 && name.asciiCaseInsensitiveEquals(literal: "X-Request-Id") {
+                if !hasRequestID && name.asciiCaseInsensitiveEquals(literal: "X-Request-Id") {
                     hasRequestID = true
                 }
                 // RFC 9110 §7.6.2: an intermediary decrements Max-Forwards on the OPTIONS it forwards (0 is answered
                 // by the policy and never gets here).
-                if name.utf8.count == 12 && head.method == "OPTIONS"
-                    && name.asciiCaseInsensitiveEquals(literal: "Max-Forwards"),
+                if head.method == "OPTIONS" && name.asciiCaseInsensitiveEquals(literal: "Max-Forwards"),
                     let hops = Int(fields[i].value), hops > 0
                 {
                     try out.add(name, String(hops - 1))
@@ -117,8 +116,8 @@ enum ForwardRewrite {
             for i in extraFields.indices {
                 let n = extraFields[i].name.utf8.count
                 extraLengths |= 1 << UInt64(min(n, 63))
-                if (n == 27 && extraFields[i].name.asciiCaseInsensitiveEquals(literal: "Access-Control-Allow-Origin"))
-                    || (n == 17 && extraFields[i].name.asciiCaseInsensitiveEquals(literal: "X-RateLimit-Limit"))
+                if extraFields[i].name.asciiCaseInsensitiveEquals(literal: "Access-Control-Allow-Origin")
+                    || extraFields[i].name.asciiCaseInsensitiveEquals(literal: "X-RateLimit-Limit")
                 {
                     replacesCORS = true
                 }
@@ -126,7 +125,7 @@ enum ForwardRewrite {
             // A handful of names at most: a length test first, then the bytes.
             func replaced(_ name: String) -> Bool {
                 let n = name.utf8.count
-                if n == 14 && name.asciiCaseInsensitiveEquals(literal: "Content-Length") { return true }
+                if name.asciiCaseInsensitiveEquals(literal: "Content-Length") { return true }
                 guard extraLengths & (1 << UInt64(min(n, 63))) != 0 else { return false }
                 for i in extraFields.indices
                 where extraFields[i].name.utf8.count == n && extraFields[i].name.asciiCaseInsensitiveEquals(name) {

@@ -194,8 +194,7 @@ final class HTTP1ServerConnection: ResponseWriter {
         let replacesLength = framing != nil
         func passes(_ name: String) -> Bool {
             !HopByHop.set.contains(name)
-                && !(replacesLength && name.utf8.count == 14
-                    && name.asciiCaseInsensitiveEquals(literal: "Content-Length"))
+                && !(replacesLength && name.asciiCaseInsensitiveEquals(literal: "Content-Length"))
         }
         do {
             // A guess, not a pass over the fields to add up their sizes: most heads fit, a larger one grows once.
@@ -209,7 +208,7 @@ final class HTTP1ServerConnection: ResponseWriter {
                 // Only a name of a length some dropped or watched name has needs a closer look.
                 let n = fields[i].name.utf8.count
                 if n >= 64 || Self.watchedNameLengths & (1 << UInt64(n)) != 0 {
-                    if n == 4 && fields[i].name.asciiCaseInsensitiveEquals(literal: "Date") {
+                    if fields[i].name.asciiCaseInsensitiveEquals(literal: "Date") {
                         hasDate = true
                     } else if !passes(fields[i].name) {
                         continue
@@ -355,11 +354,11 @@ enum HopByHop {
         // Through the array's buffer: the loop reads each field in place instead of copying (retaining) it.
         headers.fields.withUnsafeBufferPointer { fields in
             for i in fields.indices
-            where fields[i].name.utf8.count == 10 && fields[i].name.asciiCaseInsensitiveEquals(literal: "Connection") {
+            where fields[i].name.asciiCaseInsensitiveEquals(literal: "Connection") {
                 // The usual value is one option alone, which names no field: no need to walk the list.
                 let value = fields[i].value
-                if value.utf8.count == 10 && value.asciiCaseInsensitiveEquals(literal: "keep-alive")
-                    || value.utf8.count == 5 && value.asciiCaseInsensitiveEquals(literal: "close")
+                if value.asciiCaseInsensitiveEquals(literal: "keep-alive")
+                    || value.asciiCaseInsensitiveEquals(literal: "close")
                 {
                     continue
                 }

@@ -151,24 +151,17 @@ struct RequestIDSequence {
     }
 
     mutating func next() -> String {
+        // Trailing z digits roll over to 0; the digit before them counts up (9 to a), or, when every digit was z,
+        // a new leading 1 appears (35 + 1 = "10").
         var i = text.count - 1
-        while true {
-            if i < prefixCount {
-                // Every digit was z and is now 0: one more digit in front, as 35 + 1 = "10".
-                text.insert(UInt8(ascii: "1"), at: prefixCount)
-                break
-            }
-            switch text[i] {
-            case UInt8(ascii: "z"):
-                text[i] = UInt8(ascii: "0")
-                i -= 1
-                continue
-            case UInt8(ascii: "9"):
-                text[i] = UInt8(ascii: "a")
-            default:
-                text[i] &+= 1
-            }
-            break
+        while i >= prefixCount && text[i] == UInt8(ascii: "z") {
+            text[i] = UInt8(ascii: "0")
+            i -= 1
+        }
+        if i < prefixCount {
+            text.insert(UInt8(ascii: "1"), at: prefixCount)
+        } else {
+            text[i] = text[i] == UInt8(ascii: "9") ? UInt8(ascii: "a") : text[i] &+ 1
         }
         return String(decoding: text, as: UTF8.self)
     }

@@ -252,7 +252,7 @@ final class CheckedTokens: KnownTokenTexts {
         func isCurrent(under keys: JWKSKeySet) -> Bool { self.keys === keys || isCurrent(underNew: keys) }
 
         private func isCurrent(underNew keys: JWKSKeySet) -> Bool {
-            guard let current = keys[kid], current.hasSameMaterial(as: key) else { return false }
+            guard keys.maps(kid, to: key) else { return false }
             self.keys = keys
             return true
         }

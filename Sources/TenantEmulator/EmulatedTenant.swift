@@ -126,7 +126,7 @@ public final class EmulatedTenant: Sendable {
 
     private func authenticate(_ request: EmulatorRequest) -> Result<TokenInfo, TenantError> {
         if let token = request.token { return .success(token) }
-        guard let header = request.head.headers["Authorization"] else { return .failure(.missingToken()) }
+        guard let header = request.head.headers[literal: "Authorization"] else { return .failure(.missingToken()) }
         let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
         guard parts.count == 2,
             String(parts[0]).asciiCaseInsensitiveEquals(literal: "Bearer")

@@ -60,6 +60,10 @@ public final class JWKSKeySet: Sendable {
     /// The key tokens with header `kid` are verified with, if the set has one.
     public subscript(kid: String) -> RSAPublicKey? { keys[kid] }
 
+    /// Whether this set maps `kid` to `key`'s material (the very key, or a re-import of it after a refetch): what
+    /// keeps a token verified under an earlier set valid under this one.
+    public func maps(_ kid: String, to key: RSAPublicKey) -> Bool { keys[kid]?.hasSameMaterial(as: key) ?? false }
+
     public var isEmpty: Bool { keys.isEmpty }
 
     /// The key ids, sorted.

@@ -151,8 +151,7 @@ public final class VerifiedTokenCache {
         // input is a different token, verified on its own).
         let sameSignature = entry.signature.withUnsafeBytes { memcmpEqual($0, UnsafeRawBufferPointer(signature)) }
         guard sameSignature else { return nil }
-        let sameKey = keys[entry.kid].map { $0.hasSameMaterial(as: entry.key) } ?? false
-        guard nowNanoseconds < expiresAt, sameKey else {
+        guard nowNanoseconds < expiresAt, keys.maps(entry.kid, to: entry.key) else {
             // Dead for good: time only moves forward, and a key set without this key will not bring it back
             // as the same object (a new import is matched by thumbprint on the next verification).
             table.remove(at: slot)
