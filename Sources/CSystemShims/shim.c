@@ -33,25 +33,13 @@ int cshim_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t token) {
     return epoll_ctl(epfd, op, fd, &event);
 }
 
-int cshim_epoll_poll(int epfd, uint64_t *tokens, uint32_t *events, int capacity, long timeout_ns) {
+int cshim_epoll_poll(int epfd, uint64_t *tokens, uint32_t *events, int capacity) {
     struct epoll_event ready[64];
     if (capacity > 64) capacity = 64;
     int n;
-    if (timeout_ns <= 0) {
-        do {
-            n = epoll_wait(epfd, ready, capacity, 0);
-        } while (n < 0 && errno == EINTR);
-    } else {
-        // epoll_wait's timeout is in milliseconds; a wait of tens of microseconds needs epoll_pwait2 (Linux 5.11).
-        // A kernel (or valgrind) without epoll_pwait2 says so once; the process then stops asking.
-        static _Atomic int unsupported = 0;
-        if (unsupported) return 0;
-        struct timespec timeout = {.tv_sec = timeout_ns / 1000000000L, .tv_nsec = timeout_ns % 1000000000L};
-        n = epoll_pwait2(epfd, ready, capacity, &timeout, NULL);
-        if (n < 0 && errno == ENOSYS) unsupported = 1;
-        // An interrupted or unsupported wait is an empty one: the caller ends its turn and Dispatch wakes it again.
-        if (n < 0 && (errno == EINTR || errno == ENOSYS)) n = 0;
-    }
+    do {
+        n = epoll_wait(epfd, ready, capacity, 0);
+    } while (n < 0 && errno == EINTR);
     for (int i = 0; i < n; i++) {
         tokens[i] = ready[i].data.u64;
         events[i] = ready[i].events;

@@ -10,15 +10,10 @@ public final class EventLoop: Sendable {
     public let queue: DispatchQueue
     let poller: Poller
 
-    /// How long a turn that ran out of events waits on the loop's epoll set for the next one before it returns the
-    /// thread to Dispatch (see `Poller.turn`).
-    public static let defaultLinger: Duration = .microseconds(50)
-
-    /// `linger`: see `defaultLinger`; zero returns at once.
-    public init(index: Int, label: String = "myorg-gateway.loop", linger: Duration = EventLoop.defaultLinger) {
+    public init(index: Int, label: String = "myorg-gateway.loop") {
         self.index = index
         self.queue = DispatchQueue(label: "\(label).\(index)", qos: .userInitiated)
-        self.poller = Poller(queue: queue, linger: linger)
+        self.poller = Poller(queue: queue)
     }
 
     deinit { poller.shutdown() }

@@ -28,13 +28,8 @@ final class Poller: @unchecked Sendable {
     private static let batch = 64
     /// Batches taken in one turn before the queue gets a chance to run timers and other queued work.
     private static let batchesPerTurn = 16
-    private let lingerNanoseconds: Int
-    /// Turns taken so far; tests read it to tell whether two events were served by one turn.
-    private(set) var turns = 0
 
-    init(queue: DispatchQueue, linger: Duration) {
-        let (seconds, attoseconds) = linger.components
-        self.lingerNanoseconds = max(0, Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000))
+    init(queue: DispatchQueue) {
         let epfd = cshim_epoll_create()
         precondition(epfd >= 0, "epoll_create1 failed (errno \(errno))")
         self.epfd = epfd
@@ -93,22 +88,15 @@ final class Poller: @unchecked Sendable {
 
     /// One wake-up of the loop: events in batches until none are left (or the batch budget is spent).
     ///
-    /// When the set runs dry the turn first waits up to the linger on the epoll fd itself. Handing the loop back to
-    /// Dispatch costs two thread wake-ups before the next event is served (Dispatch's manager thread sees the epoll
-    /// fd readable, then wakes a worker for the queue), and under load the next event usually comes within tens of
-    /// microseconds: an RSA check or an upstream answer in flight. Waiting here serves it with one wake-up, as a
-    /// thread that owns its epoll set would (HAProxy, nghttpx). The wait blocks, it does not spin, and it is bounded
-    /// by the batch budget, so timers and queued work on the loop wait at most `batchesPerTurn` lingers longer.
-    /// Measured (fresh tokens, `wrk -t2 -c16`, 2 loops, interleaved pairs): about a quarter fewer voluntary context
-    /// switches per request; CPU per request unchanged within this machine's noise.
+    /// The turn returns as soon as the set runs dry. Waiting on the epoll fd for the next event first (up to 50 µs
+    /// with `epoll_pwait2`, so the loop's own thread would take it instead of Dispatch's manager thread and then a
+    /// worker) was tried: it cut voluntary context switches a little, but the machine sat idle 17–20% of a loaded
+    /// HTTP/1.1 run instead of 2–7%, and pass-through and rotated-token throughput fell by 15–18% (`wrk -t1 -c16`,
+    /// 2 loops, four interleaved rounds). Dispatch's parked worker takes the next event sooner than a blocked wait.
     private func turn() {
         inTurn = true
-        turns &+= 1
         for _ in 0..<Poller.batchesPerTurn {
-            var count = Int(cshim_epoll_poll(epfd, tokens, events, Int32(Poller.batch), 0))
-            if count == 0, lingerNanoseconds > 0 {
-                count = Int(cshim_epoll_poll(epfd, tokens, events, Int32(Poller.batch), lingerNanoseconds))
-            }
+            let count = Int(cshim_epoll_poll(epfd, tokens, events, Int32(Poller.batch)))
             if count <= 0 { break }
             for i in 0..<count { deliver(token: tokens[i], events: events[i]) }
             runAfterTurnWork()

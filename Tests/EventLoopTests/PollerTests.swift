@@ -206,46 +206,4 @@ struct PollerTests {
             tally.sockets.forEach { $0.close() }
         }
     }
-
-    @Test(
-        "an event that arrives while a turn lingers is served by that same turn; without a linger it needs a turn of its own",
-        arguments: [(Duration.zero, false), (Duration.seconds(1), true)])
-    func lingerServesTheNextEvent(linger: Duration, sameTurn: Bool) {
-        let loop = EventLoop(index: 0, label: "poller-test", linger: linger)
-        let (first, firstPeer) = socketPair()
-        let (second, secondPeer) = socketPair()
-        defer {
-            Glibc.close(firstPeer)
-            Glibc.close(secondPeer)
-        }
-        let tally = Tally()
-        let turns = Mutex<[Int]>([])
-        onLoop(loop) {
-            for fd in [first, second] {
-                let socket = Socket(fd: fd, loop: loop)
-                socket.onReadable = {
-                    var buffer = [UInt8](repeating: 0, count: 8)
-                    _ = buffer.withUnsafeMutableBytes { socket.read(into: $0) }
-                    let turn = loop.poller.turns
-                    turns.withLock { $0.append(turn) }
-                    // The second event comes well after the first turn has run dry, as the next request would.
-                    if fd == first {
-                        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(50)) {
-                            send("b", to: secondPeer)
-                        }
-                    }
-                }
-                socket.start()
-                tally.sockets.append(socket)
-            }
-        }
-        send("a", to: firstPeer)
-        for _ in 0..<500 where turns.withLock({ $0.count }) < 2 { usleep(10_000) }
-        onLoop(loop) {
-            let seen = turns.withLock { $0 }
-            #expect(seen.count == 2)
-            if seen.count == 2 { #expect((seen[0] == seen[1]) == sameTurn) }
-            tally.sockets.forEach { $0.close() }
-        }
-    }
 }

@@ -21,10 +21,9 @@ int cshim_epoll_create(void);
 /// epoll_ctl with a 64-bit token as the event's data. `op` is EPOLL_CTL_ADD (1), DEL (2) or MOD (3).
 int cshim_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t token);
 
-/// epoll_wait unpacked into parallel arrays: struct epoll_event is packed on x86-64, a layout Swift should not
-/// have to mirror. Waits up to `timeout_ns` nanoseconds (0: not at all). Returns the number of events (0 when the
-/// wait was interrupted or the kernel lacks epoll_pwait2), or -1.
-int cshim_epoll_poll(int epfd, uint64_t *tokens, uint32_t *events, int capacity, long timeout_ns);
+/// epoll_wait without blocking, unpacked into parallel arrays: struct epoll_event is packed on x86-64, a layout
+/// Swift should not have to mirror. Returns the number of events, or -1.
+int cshim_epoll_poll(int epfd, uint64_t *tokens, uint32_t *events, int capacity);
 
 #define CSHIM_EPOLLIN 0x001u
 #define CSHIM_EPOLLOUT 0x004u
