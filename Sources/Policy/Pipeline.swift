@@ -195,11 +195,11 @@ public final class RequestPolicy: Sendable {
         return authority
     }
 
-    /// Routes a request the general way: the router, behind the checks for paths that plainly name no API
-    /// endpoint and for percent-encoded disguises.
+    /// Routes a request the general way: the router, behind the check for percent-encoded disguises. (`route`
+    /// settles plainly non-API paths before it gets here; the router gives them the same `.notMyOrg`.)
     static func routeGeneral(router: Router, method: String, path: Substring) -> RouteResult {
         if let problem = RequestPolicy.disguisedPathProblem(path) { return .badRequest(problem) }
-        return RequestPolicy.plainlyNotMyOrg(path) ? .notMyOrg : router.route(method: method, path: path)
+        return router.route(method: method, path: path)
     }
 
     /// `knownTokens`: the caller's tokens that passed the syntax check before (see `KnownTokenTexts`).

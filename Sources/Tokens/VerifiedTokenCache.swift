@@ -51,12 +51,6 @@ public final class VerifiedTokenCache {
     /// The cached result for `compact` if there is a live one, else `verifier`'s answer (stored when verified and
     /// it has a numeric `exp` still ahead of `nowNanoseconds`, nanoseconds since the Unix epoch).
     public func verify(
-        _ compact: Substring, keys: JWKSKeySet, verifier: TokenVerifier, nowNanoseconds: Int64
-    ) -> Result<VerifiedToken, TokenRejection> {
-        verify(String(compact), keys: keys, verifier: verifier, nowNanoseconds: nowNanoseconds)
-    }
-
-    public func verify(
         _ compact: String, keys: JWKSKeySet, verifier: TokenVerifier, nowNanoseconds: Int64
     ) -> Result<VerifiedToken, TokenRejection> {
         verifyWithoutStoring(compact, keys: keys, verifier: verifier, nowNanoseconds: nowNanoseconds).map {

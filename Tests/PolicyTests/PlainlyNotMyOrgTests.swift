@@ -31,4 +31,17 @@ struct PlainlyNotMyOrgTests {
         let slice = embedded.dropFirst(2).dropLast(2)
         #expect(RequestPolicy.plainlyNotMyOrg(slice) == Self.reference(path), "substring of \(path)")
     }
+
+    @Test(
+        "the router gives every plainly non-API path the .notMyOrg the shortcut gives it",
+        arguments: [
+            "/bench", "/my-orgs", "/my-or", "/my-org2/x", "/x/my-org", "/caf\u{e9}", "/x.y/z",
+        ])
+    func routerAgrees(path: String) throws {
+        #expect(RequestPolicy.plainlyNotMyOrg(path[...]))
+        let policy = try PipelineFixture.policy()
+        for method in ["GET", "POST", "OPTIONS"] {
+            #expect(RequestPolicy.routeGeneral(router: policy.router, method: method, path: path[...]) == .notMyOrg)
+        }
+    }
 }

@@ -99,7 +99,7 @@ struct VerifiedTokenCacheTests {
         let otherKey = try #require(resigned.split(separator: ".").last)
         let otherToken = try #require(Self.token(subject: "auth0|someone-else").split(separator: ".").last)
         for signature in [otherKey, otherToken] {
-            let forged = input + "." + signature
+            let forged = String(input + "." + signature)
             #expect(
                 cache.verify(forged, keys: TestKeys.keySet, verifier: Self.verifier, nowNanoseconds: Self.at(2))
                     == .failure(TokenRejection(.signature, "bad signature")))
