@@ -79,9 +79,12 @@ public struct TenantError: Error, Sendable, Equatable {
     }
 
     /// The complete response: JSON body, `Content-Type`, `Cache-Control: no-store` and the extra headers.
+    ///
+    /// The type is `application/json` exactly, as the reference declares it: JSON is UTF-8 by definition and the
+    /// media type defines no `charset` parameter (RFC 8259 §11).
     public var response: Response {
         var headers = self.headers
-        headers.set("Content-Type", "application/json; charset=utf-8")
+        headers.set("Content-Type", "application/json")
         headers.set("Cache-Control", "no-store")
         return Response(status: status, headers: headers, body: json.serializedBytes())
     }

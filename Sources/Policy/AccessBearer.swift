@@ -20,8 +20,8 @@ public struct PresentedToken: Sendable, Equatable {
 /// Takes the access token out of a request, by RFC 6750 §2.1 (and RFC 9449 §7.1 for DPoP) and nothing else.
 ///
 /// Rules: exactly one `Authorization` field (two → 400); scheme `Bearer` or `DPoP` in any case, one or more
-/// spaces (`1*SP`), then a token68 (RFC 9110 §11.2); none → 401 Missing Token (A0E-401-0002); another scheme →
-/// 401; a malformed value → 400 `invalid_request`; longer than `maxTokenBytes` → 401 `invalid_token`. The DPoP
+/// spaces (`1*SP`), then a token68 (RFC 9110 §11.2); no header, or a scheme with no token → 401 Missing Token
+/// (A0E-401-0002); another scheme → 401; a malformed value → 400 `invalid_request`; longer than `maxTokenBytes` → 401 `invalid_token`. The DPoP
 /// scheme needs exactly one `DPoP` field beside it (RFC 9449 §4.3), else 401 `invalid_dpop_proof`; the proof
 /// itself is forwarded for the tenant to verify. A token in the query (`access_token=`) is never used: its
 /// presence refuses the request (400), because query strings end up in logs and browser history.
@@ -88,7 +88,10 @@ public enum BearerToken {
         var tokenStart = space
         while tokenStart != bytes.endIndex && bytes[tokenStart] == 0x20 { tokenStart += 1 }
         guard tokenStart != bytes.endIndex else {
-            throw invalidRequest("The Authorization header has no token.")
+            // The scheme alone carries no credential: the request lacks the token, as one without the header does
+            // (RFC 6750 §3.1: no error code then), and the tenant answers both with 401 Missing Token.
+            throw .missingToken(
+                "The Authorization header names the scheme but carries no token: send 'Authorization: Bearer <token>'.")
         }
         let token = UnsafeBufferPointer(rebasing: bytes[tokenStart...])
         // Bytes equal to a token that passed the syntax check pass it again (see `KnownTokenTexts`).

@@ -78,8 +78,8 @@ public struct TokenContext: Sendable, Equatable {
 ///
 /// Rules: `iss` is exactly `https://{domain}/`; `aud` (string or array) contains `https://{domain}/my-org/`;
 /// a token naming the tenant's *other* domain is refused with a detail naming both; `exp` and `iat` are
-/// required NumericDates (numbers, not strings); `exp` in the future and `nbf` (if any) not in the future,
-/// both with `leewayS`; `iat` not in the future beyond the leeway; `exp - iat` at most `maxLifetimeS`;
+/// required NumericDates (numbers, not strings); `exp` in the future (with `expLeewayS`, none by default); `nbf`
+/// (if any) and `iat` not in the future beyond `leewayS`; `exp - iat` at most `maxLifetimeS`;
 /// `sub` and `org_id` non-empty strings; a client id from `azp` or `client_id` (equal when both are present);
 /// `scope` a space-separated string matched token by token. Both dialects are accepted: Auth0's
 /// (`azp`, `gty`, header `typ: JWT`) and RFC 9068's (`client_id`, `jti`, header `typ: at+jwt`).
@@ -261,7 +261,7 @@ public struct ClaimsChecker: Sendable {
         let leeway = Double(settings.leewayS)
         let exp = try numericDate(claims.exp, "exp", required: true)!
         let iat = try numericDate(claims.iat, "iat", required: true)!
-        if now >= exp + leeway { throw Self.invalid("The access token has expired.") }
+        if now >= exp + Double(settings.expLeewayS) { throw Self.invalid("The access token has expired.") }
         if let nbf = try numericDate(claims.nbf, "nbf", required: false), nbf > now + leeway {
             throw Self.invalid("The access token is not valid yet (nbf is in the future).")
         }

@@ -172,15 +172,22 @@ extension GatewayConfig {
     /// Token rules; also what `ClaimsChecker` needs.
     public struct Tokens: Sendable, Equatable {
         public let algorithms: [String]
+        /// Clock skew allowed for `nbf` and `iat`: a token that seems issued a little in the future (the sidecar's
+        /// clock behind the tenant's) is still accepted.
         public let leewayS: Int
+        /// Grace after `exp`: none by default, since RFC 7519 §4.1.4 says the token MUST NOT be accepted on or after
+        /// that time, and the tenant behind the gateway would refuse it anyway.
+        public let expLeewayS: Int
         public let maxLifetimeS: Int
         public let maxTokenBytes: Int
 
         public init(
-            algorithms: [String] = ["RS256"], leewayS: Int = 30, maxLifetimeS: Int = 600, maxTokenBytes: Int = 8192
+            algorithms: [String] = ["RS256"], leewayS: Int = 30, expLeewayS: Int = 0, maxLifetimeS: Int = 600,
+            maxTokenBytes: Int = 8192
         ) {
             self.algorithms = algorithms
             self.leewayS = leewayS
+            self.expLeewayS = expLeewayS
             self.maxLifetimeS = maxLifetimeS
             self.maxTokenBytes = maxTokenBytes
         }

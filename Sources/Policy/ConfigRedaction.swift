@@ -41,6 +41,7 @@ extension GatewayConfig {
                 .object([
                     ("algorithms", .array(tokens.algorithms.map { .string($0) })),
                     ("leeway_s", number(tokens.leewayS)),
+                    ("exp_leeway_s", number(tokens.expLeewayS)),
                     ("max_lifetime_s", number(tokens.maxLifetimeS)),
                     ("max_token_bytes", number(tokens.maxTokenBytes)),
                 ])

@@ -10,6 +10,8 @@ final class ExchangeRecorder: Sendable {
     let events: LogPipeline?
     let accessLog: LogPipeline?
     let tenantName: String
+    /// `clients[].name` by client id, for the events' `client_name`.
+    let clientNames: [String: String]
     let metrics: GatewayMetrics
     let ids: LogIDGenerator
     /// Opt-in traffic recording and its own pipeline (a separate file from the events).
@@ -17,9 +19,11 @@ final class ExchangeRecorder: Sendable {
     let trafficPipeline: LogPipeline?
 
     init(
-        events: LogPipeline?, accessLog: LogPipeline?, tenantName: String, metrics: GatewayMetrics,
-        clock: any WallClock, traffic: TrafficRecorder? = nil, trafficPipeline: LogPipeline? = nil
+        events: LogPipeline?, accessLog: LogPipeline?, tenantName: String, clientNames: [String: String] = [:],
+        metrics: GatewayMetrics, clock: any WallClock, traffic: TrafficRecorder? = nil,
+        trafficPipeline: LogPipeline? = nil
     ) {
+        self.clientNames = clientNames
         self.traffic = traffic
         self.trafficPipeline = trafficPipeline
         self.events = events
@@ -54,7 +58,8 @@ final class ExchangeRecorder: Sendable {
                 outcome: EventOutcome(status: status, decidedBy: exchange.decidedBy == .tenant ? .tenant : .gateway))
         }
         guard accessLog != nil || eventType != nil else { return }
-        let entry = ExchangeLogEntry(exchange, endNanos: endNanos, tenantName: tenantName)
+        let entry = ExchangeLogEntry(
+            exchange, endNanos: endNanos, tenantName: tenantName, clientNames: clientNames)
         accessLog?.record(AccessRecord(entry: entry))
         if let eventType { events?.record(EventRecord(entry: entry, type: eventType, ids: ids)) }
     }
@@ -173,8 +178,11 @@ final class ExchangeRecorder: Sendable {
                 recorder: pipeline, ids: LogIDGenerator(clock: clock))
         }
         return ExchangeRecorder(
-            events: events, accessLog: access, tenantName: config.tenant.name, metrics: metrics, clock: clock,
-            traffic: traffic, trafficPipeline: trafficPipeline)
+            events: events, accessLog: access, tenantName: config.tenant.name,
+            clientNames: Dictionary(
+                config.clients.compactMap { client in client.name.map { (client.clientID, $0) } },
+                uniquingKeysWith: { first, _ in first }),
+            metrics: metrics, clock: clock, traffic: traffic, trafficPipeline: trafficPipeline)
     }
 }
 
@@ -195,8 +203,9 @@ final class ExchangeLogEntry: Sendable {
     /// The policy's hostname, else the SNI name, else the authority (nil: taken from the request head).
     let hostname: String?
     let tenantName: String
+    let clientName: String?
 
-    init(_ exchange: Exchange, endNanos: Int64, tenantName: String) {
+    init(_ exchange: Exchange, endNanos: Int64, tenantName: String, clientNames: [String: String] = [:]) {
         head = exchange.head
         status = exchange.status
         decision = exchange.decision
@@ -210,6 +219,7 @@ final class ExchangeLogEntry: Sendable {
         facts = exchange.takeFacts()
         hostname = facts.hostname ?? exchange.serverName ?? exchange.head.authority
         self.tenantName = tenantName
+        clientName = facts.clientID.flatMap { clientNames[$0] }
     }
 
     var durationMs: Double { Double(endNanos - startNanos) / 1e6 }
@@ -223,8 +233,10 @@ final class ExchangeLogEntry: Sendable {
         event.tenantName = tenantName
         event.ip = peerAddress
         event.clientID = facts.clientID
+        event.clientName = clientName
         event.userID = facts.userID
         event.organizationID = facts.organizationID
+        event.organizationName = facts.organizationName
         event.audience = facts.audience
         event.scope = facts.scope
         event.operation = facts.operation

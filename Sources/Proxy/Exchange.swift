@@ -284,6 +284,8 @@ struct ExchangeFacts: Sendable {
     var logResource: String? { notes?.logResource }
     var organizationID: String? { notes?.organizationID }
     var clientID: String? { notes?.clientID }
+    /// The token's `org_name`, when the tenant includes it and the token's claims passed.
+    var organizationName: String? { notes?.tokenContext?.orgName }
     var userID: String? { notes?.userID }
     var scope: String? { notes?.scope }
     var audience: String? { notes?.audience }

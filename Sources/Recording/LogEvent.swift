@@ -53,6 +53,8 @@ public struct LogEvent: Sendable, Equatable {
     public var ip: String?
     public var userAgent: String?
     public var clientID: String?
+    /// The client's name, when the gateway's configuration gives one (`clients[].name`).
+    public var clientName: String?
     public var userID: String?
     public var organizationID: String?
     /// The token's `org_name`, when the tenant includes it.
@@ -164,6 +166,7 @@ public struct LogEvent: Sendable, Equatable {
         add("ip", ip)
         add("user_agent", userAgent)
         add("client_id", clientID)
+        add("client_name", clientName)
         add("user_id", userID)
         add("organization_id", organizationID)
         add("organization_name", organizationName)
@@ -223,6 +226,7 @@ extension LogEvent {
         out.member("ip", ip)
         out.member("user_agent", userAgent)
         out.member("client_id", clientID)
+        out.member("client_name", clientName)
         out.member("user_id", userID)
         out.member("organization_id", organizationID)
         out.member("organization_name", organizationName)

@@ -217,7 +217,7 @@ enum Reply {
     static func raw(_ status: Int, _ body: [UInt8]) -> Response {
         Response(
             status: status,
-            headers: HTTPFields([("Content-Type", "application/json; charset=utf-8"), ("Cache-Control", "no-store")]),
+            headers: HTTPFields([("Content-Type", "application/json"), ("Cache-Control", "no-store")]),
             body: body)
     }
 

@@ -280,6 +280,8 @@ extension GatewayIntegration {
             #expect(!f.gateway.process.log.contains(signature))
             let events = (try? String(contentsOfFile: f.ws.path("events.jsonl"), encoding: .utf8)) ?? ""
             #expect(events.contains("my_organization_api_org_details_succeeded"), "the event log was written")
+            // The configured client name rides along (endpoints.md: logs carry `client_name`).
+            #expect(events.contains("\"client_id\":\"web-app\",\"client_name\":\"Client web-app\""), "\(events)")
             #expect(!events.contains(f.secret))
             #expect(!events.contains(signature))
         }

@@ -251,6 +251,7 @@ struct GatewayConfigText {
         for client in clients {
             text += """
                   - client_id: \(client.id)
+                    name: Client \(client.id)
                     allowed_origins: [https://app.acme.test]
                     grant_scopes: [\(client.scopes.joined(separator: ", "))]
                     my_organization_configuration: { allowed_strategies: [okta, samlp] }

@@ -28,7 +28,7 @@ struct AccessBearerTests {
     @Test(
         "refused forms",
         arguments: [
-            ("Bearer  ", 400), ("Bearer abc def", 400), ("Bearer ", 400), ("Bearer", 400), ("Bearer a=b", 400),
+            ("Bearer  ", 401), ("Bearer abc def", 400), ("Bearer ", 401), ("Bearer", 401), ("Bearer a=b", 400),
             ("Bearer =abc", 400), ("Bearer abc\"", 400), ("Basic YWxhZGRpbjpvcGVu", 401), ("DPoP abc", 401),
             ("BearerX abc", 401), ("", 401),
         ])
@@ -51,13 +51,16 @@ struct AccessBearerTests {
         #expect(!BearerToken.isToken68([UInt8]()))
     }
 
-    @Test("no Authorization header is a Missing Token")
-    func missing() {
+    @Test(
+        "no Authorization header, or a scheme with no token after it, is a Missing Token",
+        arguments: [[], ["Bearer"], ["Bearer   "], ["bearer"], ["DPoP"]])
+    func missing(values: [String]) {
         #expect {
-            try extract([])
+            try extract(values)
         } throws: { error in
             let e = error as? TenantError
             return e?.status == 401 && e?.code == "A0E-401-0002" && e?.title == "Missing Token"
+                && e?.headers["WWW-Authenticate"]?.contains("error=") == false
         }
     }
 

@@ -68,11 +68,15 @@ let claimsCases: [ClaimsCase] = [
     ClaimsCase(name: "valid", edits: { _, _ in [] }, detail: nil),
     ClaimsCase(
         name: "expired", edits: { _, _ in [("iat", t(now - 700)), ("exp", t(now - 100))] }, detail: "has expired"),
+    // `exp` gets no leeway by default (RFC 7519 §4.1.4): expired one second ago, or this very second, is expired.
     ClaimsCase(
-        name: "expired beyond leeway", edits: { _, _ in [("iat", t(now - 631)), ("exp", t(now - 31))] },
+        name: "expired a second ago", edits: { _, _ in [("iat", t(now - 601)), ("exp", t(now - 1))] },
         detail: "has expired"),
     ClaimsCase(
-        name: "expired within leeway", edits: { _, _ in [("iat", t(now - 629)), ("exp", t(now - 29))] }, detail: nil),
+        name: "expires this very second", edits: { _, _ in [("iat", t(now - 600)), ("exp", t(now))] },
+        detail: "has expired"),
+    ClaimsCase(
+        name: "expires in a second", edits: { _, _ in [("iat", t(now - 599)), ("exp", t(now + 1))] }, detail: nil),
     ClaimsCase(name: "nbf in the future", edits: { _, _ in [("nbf", t(now + 31))] }, detail: "not valid yet"),
     ClaimsCase(name: "nbf within leeway", edits: { _, _ in [("nbf", t(now + 29))] }, detail: nil),
     ClaimsCase(
@@ -83,7 +87,7 @@ let claimsCases: [ClaimsCase] = [
         detail: "exceeds 600 seconds"),
     ClaimsCase(name: "lifetime 600 s", edits: { _, _ in [("iat", t(now)), ("exp", t(now + 600))] }, detail: nil),
     ClaimsCase(
-        name: "exp before iat", edits: { _, _ in [("iat", t(now)), ("exp", t(now))] }, detail: "expires before"),
+        name: "exp before iat", edits: { _, _ in [("iat", t(now + 5)), ("exp", t(now + 5))] }, detail: "expires before"),
     ClaimsCase(name: "missing exp", edits: { _, _ in [("exp", nil)] }, detail: "no exp claim"),
     ClaimsCase(name: "missing iat", edits: { _, _ in [("iat", nil)] }, detail: "no iat claim"),
     ClaimsCase(name: "exp as a string", edits: { _, _ in [("exp", .string("\(now + 500)"))] }, detail: "NumericDate"),
@@ -302,6 +306,17 @@ struct ClaimsCheckerTests {
             try checker.check(
                 token("evil.example.com", .auth0), domain: "evil.example.com", clock: ManualClock(seconds: now))
         } throws: { ($0 as? TenantError)?.status == 421 }
+    }
+
+    @Test("a configured exp leeway accepts a token that expired within it, and no longer")
+    func expLeeway() {
+        let lenient = ClaimsChecker(
+            canonicalDomain: canonical, customDomains: [], settings: GatewayConfig.Tokens(expLeewayS: 30))
+        let clock = ManualClock(seconds: now)
+        let within = token(canonical, .auth0, [("iat", t(now - 629)), ("exp", t(now - 29))])
+        #expect(throws: Never.self) { try lenient.check(within, domain: canonical, clock: clock) }
+        let beyond = token(canonical, .auth0, [("iat", t(now - 631)), ("exp", t(now - 31))])
+        #expect(throws: TenantError.self) { try lenient.check(beyond, domain: canonical, clock: clock) }
     }
 
     @Test("leeway and lifetime come from the settings")

@@ -144,6 +144,19 @@ let badConfigs: [BadConfig] = [
 
 @Suite("Config loader")
 struct ConfigLoaderTests {
+    @Test("the access flows take the reference's hyphenated spelling too; exp_leeway_s is read")
+    func hyphenatedAccessAndExpLeeway() throws {
+        let config = try ConfigFixtures.load(
+            m(
+                append: "access: { user_flows: require-client-grant, client_credentials: deny-all }\n"
+                    + "tokens: { leeway_s: 10, exp_leeway_s: 5 }\n"))
+        #expect(config.access == GatewayConfig.Access(userFlows: .requireClientGrant, clientCredentials: .denyAll))
+        #expect(config.tokens.leewayS == 10)
+        #expect(config.tokens.expLeewayS == 5)
+        let allowAll = try ConfigFixtures.load(m(append: "access: { user_flows: allow-all }\n"))
+        #expect(allowAll.access.userFlows == .allowAll)
+    }
+
     @Test("the minimal fixture loads with the schema's defaults")
     func minimalLoads() throws {
         let config = try ConfigFixtures.load(m())
@@ -153,7 +166,8 @@ struct ConfigLoaderTests {
         #expect(config.upstream(for: "login.acme.com")?.url.host == "acme-cd.edge.tenants.us.auth0.com")
         #expect(
             config.tokens
-                == GatewayConfig.Tokens(algorithms: ["RS256"], leewayS: 30, maxLifetimeS: 600, maxTokenBytes: 8192))
+                == GatewayConfig.Tokens(
+                    algorithms: ["RS256"], leewayS: 30, expLeewayS: 0, maxLifetimeS: 600, maxTokenBytes: 8192))
         #expect(config.access == GatewayConfig.Access(userFlows: .requireClientGrant, clientCredentials: .denyAll))
         #expect(config.limits.maxBodyBytes == 1_048_576)
         #expect(config.logging.sinks == [.stdout])

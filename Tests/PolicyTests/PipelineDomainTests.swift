@@ -196,7 +196,7 @@ struct PipelineTokenTests {
             code: "A0E-401-0002"),
         HeaderCase(
             name: "only spaces after Bearer", target: "/my-org/details", authorization: ["Bearer   "],
-            status: 400, code: "A0E-400-0001"),
+            status: 401, code: "A0E-401-0002"),
         HeaderCase(
             name: "a DPoP scheme without a DPoP proof", target: "/my-org/details",
             authorization: ["DPoP \(F.rawToken)"], status: 401, code: "A0E-401-0001"),

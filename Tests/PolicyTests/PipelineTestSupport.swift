@@ -218,7 +218,7 @@ enum PipelineRun {
         #expect(json?["title"]?.stringValue?.isEmpty == false, sourceLocation: sourceLocation)
         #expect(json?["detail"]?.stringValue?.isEmpty == false, sourceLocation: sourceLocation)
         #expect(
-            response.head.headers["Content-Type"] == "application/json; charset=utf-8", sourceLocation: sourceLocation)
+            response.head.headers["Content-Type"] == "application/json", sourceLocation: sourceLocation)
         #expect(notes.error?.status == status, sourceLocation: sourceLocation)
         #expect(
             notes.error?.code == code, "notes.error: \(String(describing: notes.error))", sourceLocation: sourceLocation

@@ -24,8 +24,9 @@ import Testing
         event.apply(claims: [
             "sub": "auth0|42", "azp": "client-abc", "org_id": "org_1234567890abcdef",
             "aud": ["https://login.acme.com/my-org/", "https://login.acme.com/userinfo"],
-            "scope": "create:my_org:identity_providers",
+            "scope": "create:my_org:identity_providers", "org_name": "acme-inc",
         ])
+        event.clientName = "Acme Admin"
         event.operation = "create"
         event.status = 201
         event.decidedBy = .tenant
@@ -42,6 +43,9 @@ import Testing
         #expect(json["client_id"] == "client-abc")
         #expect(json["user_id"] == "auth0|42")
         #expect(json["organization_id"] == "org_1234567890abcdef")
+        // endpoints.md: "logs elsewhere also carry organization_name ... client_name".
+        #expect(json["organization_name"] == "acme-inc")
+        #expect(json["client_name"] == "Acme Admin")
         #expect(json["audience"] == "https://login.acme.com/my-org/")
         #expect(json["scope"] == "create:my_org:identity_providers")
         #expect(json["auth0_client"] == ["name": "auth0-spa-js", "version": "2.1.0"])
@@ -57,6 +61,10 @@ import Testing
         #expect(details["error"] == nil)
         #expect(!json.serialized().contains("eyJ"))
         #expect(!json.serialized().contains("Bearer"))
+        // The writer the pipelines use writes the same text, new fields included.
+        var out = JSONByteWriter()
+        event.write(to: &out)
+        #expect(out.text == json.serialized())
     }
 
     @Test func errorDetailsComeFromTenantError() {

@@ -102,7 +102,7 @@ extension Answer {
         #expect(json["title"]?.stringValue?.isEmpty == false, sourceLocation: sourceLocation)
         #expect(json["status"]?.int64Value == Int64(status), sourceLocation: sourceLocation)
         #expect(json["detail"]?.stringValue?.isEmpty == false, sourceLocation: sourceLocation)
-        #expect(headers["Content-Type"] == "application/json; charset=utf-8", sourceLocation: sourceLocation)
+        #expect(headers["Content-Type"] == "application/json", sourceLocation: sourceLocation)
     }
 
     /// The `pointer`s of a 400 validation error.

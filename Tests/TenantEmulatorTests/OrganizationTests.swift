@@ -9,7 +9,7 @@ struct OrganizationTests {
     func getDetails() {
         let answer = Harness().call("GET", "/my-org/details")
         #expect(answer.status == 200)
-        #expect(answer.headers["Content-Type"] == "application/json; charset=utf-8")
+        #expect(answer.headers["Content-Type"] == "application/json")
         #expect(answer.json["id"]?.stringValue == Harness.seed)
         #expect(answer.json["name"]?.stringValue == "acme")
         #expect(answer.json["display_name"]?.stringValue == "Acme Corporation")
@@ -131,7 +131,7 @@ struct OrganizationTests {
         let jwks = h.call("GET", "/.well-known/jwks.json", authorization: .some(nil))
         #expect(jwks.status == 200)
         #expect(jwks.text == Harness.jwks)
-        #expect(jwks.headers["Content-Type"] == "application/json; charset=utf-8")
+        #expect(jwks.headers["Content-Type"] == "application/json")
         h.call("POST", "/.well-known/jwks.json", authorization: .some(nil)).expectError(405, "A0E-405-0001")
     }
 

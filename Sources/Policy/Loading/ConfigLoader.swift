@@ -453,7 +453,9 @@ final class ConfigLoader {
     }
 
     func tokens(_ node: YAMLNode?) -> GatewayConfig.Tokens? {
-        guard let m = section(node, "tokens", keys: ["algorithms", "leeway_s", "max_lifetime_s", "max_token_bytes"])
+        guard
+            let m = section(
+                node, "tokens", keys: ["algorithms", "leeway_s", "exp_leeway_s", "max_lifetime_s", "max_token_bytes"])
         else {
             return nil
         }
@@ -473,6 +475,7 @@ final class ConfigLoader {
         }
         return GatewayConfig.Tokens(
             algorithms: algorithms, leewayS: reader.int(m, "leeway_s", in: 0...300, default: 30),
+            expLeewayS: reader.int(m, "exp_leeway_s", in: 0...300, default: 0),
             maxLifetimeS: reader.int(m, "max_lifetime_s", in: 1...86400, default: 600),
             maxTokenBytes: reader.int(m, "max_token_bytes", in: 512...65536, default: 8192))
     }

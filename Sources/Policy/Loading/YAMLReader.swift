@@ -177,6 +177,9 @@ final class YAMLReader {
     where E.RawValue == String {
         guard let text = string(node, path) else { return nil }
         if let value = E(rawValue: text) { return value }
+        // Auth0's documents write some of these names with hyphens (`deny-all` for machine-to-machine flows) where
+        // the Management API and this file use underscores: both spellings name the same value.
+        if let value = E(rawValue: String(text.map { $0 == "-" ? "_" : $0 })) { return value }
         let names = E.allCases.map(\.rawValue)
         var message = "'\(YAMLReader.printable(text))' is not one of \(names.joined(separator: " | "))"
         if let near = YAMLReader.nearest(text, in: names) { message += " (did you mean '\(near)'?)" }
