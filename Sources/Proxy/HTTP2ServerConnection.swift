@@ -104,7 +104,11 @@ final class HTTP2ServerConnection {
             case .goaway:
                 continue
             case .connectionError:
+                // RFC 9113 §5.4.1: after the GOAWAY of a connection error the connection is closed, so no answer
+                // can reach the client: the requests in flight are given up now, not when the socket finally
+                // closes (their upstream answers would otherwise still arrive and be written nowhere).
                 closing = true
+                abandonStreams()
             }
         }
     }
@@ -246,14 +250,17 @@ final class HTTP2ServerConnection {
         if streams.isEmpty { transport.closeGracefully() }
     }
 
-    func connectionClosed() {
-        for writer in streams.values {
+    func connectionClosed() { abandonStreams() }
+
+    private func abandonStreams() {
+        let abandoned = streams.values
+        streams.removeAll()
+        for writer in abandoned {
             if let exchange = writer.exchange {
                 owner.handler.cancel(exchange)
                 owner.finished(exchange)
             }
         }
-        streams.removeAll()
     }
 }
 

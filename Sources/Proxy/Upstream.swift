@@ -415,6 +415,10 @@ final class UpstreamConnection: TransportDelegate {
                 // next client as its response.
                 let reusable = keepAlive && !bodyPending && parser.unconsumedByteCount == 0
                 bodyPending = false
+                // The client side may have paused reading for backpressure (or for good: a client that is gone
+                // accepts no more body). The response is complete, so the next exchange must find it reading, or
+                // its answer would sit unread until the response timeout.
+                if reusable { transport.setReading(true) }
                 pool.release(self, reusable: reusable)
                 handler?.upstreamEnd()
             case .error(let error):

@@ -21,7 +21,8 @@ final class PassThroughFixture: @unchecked Sendable {
     let caFile: URL
 
     init(
-        maxBodyBytes: Int = HTTP1Limits().maxBodyBytes, idleTimeoutMs: Int = 5000, responseTimeoutMs: Int = 2000
+        maxBodyBytes: Int = HTTP1Limits().maxBodyBytes, idleTimeoutMs: Int = 5000, responseTimeoutMs: Int = 2000,
+        loops: Int = 2, maxUpstreamConnections: Int = 16
     ) throws {
         let dir = TestProcess.temporaryDirectory("passthrough")
         recordFile = dir.appendingPathComponent("upstream.bin")
@@ -40,7 +41,8 @@ final class PassThroughFixture: @unchecked Sendable {
         let tls = try TLSServerContext(certificates: [bundle.certificateEntry()])
 
         let origin = UpstreamOrigin(
-            host: "127.0.0.1", port: upstreamPort, useTLS: false, tlsContext: nil, maxConnections: 16,
+            host: "127.0.0.1", port: upstreamPort, useTLS: false, tlsContext: nil,
+            maxConnections: maxUpstreamConnections,
             connectTimeoutMs: 2000, responseTimeoutMs: responseTimeoutMs, idleTimeoutMs: 30000,
             secretHeaders: [("cname-api-key", "secret-edge-key")], clientIPHeader: "X-Forwarded-For")
         let limits = HTTP1Limits(maxBodyBytes: maxBodyBytes)
@@ -54,7 +56,7 @@ final class PassThroughFixture: @unchecked Sendable {
         ]
         let snapshot = GatewaySnapshot(
             listeners: listeners, handlers: ForwardAllFactory(origin: origin), generation: 1)
-        gateway = Gateway(snapshot: snapshot, loops: 2, maxConnections: 1000, clock: SystemClock())
+        gateway = Gateway(snapshot: snapshot, loops: loops, maxConnections: 1000, clock: SystemClock())
         let bound = try gateway.start()
         tlsPort = bound[0].port
         plainPort = bound[1].port
@@ -397,6 +399,45 @@ struct PassThroughTests {
         }
         clients.removeAll()
         #expect(settled(0) == [0, 0], "a closed connection still counts against its loop")
+    }
+
+    @Test(
+        "an HTTP/2 connection error while the upstream is answering leaves the pooled upstream connection usable for the next request"
+    )
+    func connectionErrorDoesNotPoisonThePool() throws {
+        // One loop and one upstream connection: the next request must reuse the connection the broken one used.
+        let f = try PassThroughFixture(responseTimeoutMs: 4000, loops: 1, maxUpstreamConnections: 1)
+        defer { f.stop() }
+        let broken = try RawConnection(port: f.plainPort, timeout: 3)
+        defer { broken.close() }
+        func frame(_ type: UInt8, flags: UInt8, stream: UInt32, _ payload: [UInt8]) -> [UInt8] {
+            let n = payload.count
+            return [UInt8(n >> 16 & 0xff), UInt8(n >> 8 & 0xff), UInt8(n & 0xff), type, flags]
+                + [UInt8(stream >> 24), UInt8(stream >> 16 & 0xff), UInt8(stream >> 8 & 0xff), UInt8(stream & 0xff)]
+                + payload
+        }
+        func literal(_ index: UInt8, _ value: String) -> [UInt8] {
+            [index, UInt8(value.utf8.count)] + Array(value.utf8)
+        }
+        // GET (static 2), http (6); :path and :authority as literals with indexed names (RFC 7541 §6.2.2).
+        let block: [UInt8] = [0x82, 0x86] + literal(0x04, "/stall-answer") + literal(0x01, "gateway.test")
+        let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8) + frame(4, flags: 0, stream: 0, [])
+        // HEADERS with END_STREAM|END_HEADERS, then a PING on a stream: a connection error (RFC 9113 §6.7).
+        try broken.send(
+            preface + frame(1, flags: 0x5, stream: 1, block)
+                + frame(6, flags: 0, stream: 1, [UInt8](repeating: 0, count: 8)))
+        // The client keeps its socket open: the gateway must not wait for it to close before giving the request up.
+        // The upstream answers /stall... a second after its head; wait for that, then ask again.
+        usleep(1_500_000)
+        let started = Date()
+        let next = try TestProcess.run(
+            "/usr/bin/curl",
+            [
+                "-sS", "--max-time", "3", "-o", "/dev/null", "-w", "%{http_code}",
+                "http://127.0.0.1:\(f.plainPort)/my-org/details",
+            ])
+        #expect(next.stdout == "200", "the next request got \(next.stdout) \(next.stderr)")
+        #expect(Date().timeIntervalSince(started) < 2, "the next request waited on a wedged upstream connection")
     }
 
     @Test("every exchange and relay is freed: answered, failed upstream, and abandoned by the client on both protocols")
