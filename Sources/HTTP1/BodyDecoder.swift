@@ -2,9 +2,11 @@ import GatewayCore
 
 /// Reads one message body from an `InputBuffer`: Content-Length, chunked (RFC 9112 §7.1) or until close.
 ///
-/// Shared by both parsers. Chunk lines are strict: `1*HEXDIG` (at most `maxChunkSizeDigits`), then extensions
-/// `;name` or `;name=token` or `;name="quoted"`, then CRLF. The BWS that RFC 9112 §7.1.1 tolerates around `;` and
-/// `=` is refused: no client needs it, and parsers that disagree on it are a known smuggling vector.
+/// Shared by both parsers. Chunk lines follow RFC 9112 §7.1: `1*HEXDIG` (leading zeros allowed; at most
+/// `maxChunkSizeDigits` significant digits), then extensions `;name`, `;name=token` or `;name="quoted"`, with the
+/// BWS §7.1.1 allows around `;` and `=` (RFC 9110 §5.6.3: a recipient MUST parse it), then CRLF. Accepting BWS is
+/// safe here although parsers disagreeing on it are a known smuggling vector: the gateway decodes every chunk and
+/// re-frames the body, so no chunk line it read ever reaches the upstream (or the client) as sent.
 struct BodyDecoder: Sendable {
     enum State: Sendable {
         case contentLength(remaining: Int)
@@ -157,22 +159,35 @@ struct BodyDecoder: Sendable {
     static func parseChunkLine(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int, maxDigits: Int) -> Int {
         var i = start
         var size = 0
+        var significant = 0
         while i < end {
             let v = hexValue(buf[i])
             if v < 0 { break }
-            size = size << 4 | v
+            if significant > 0 || v != 0 { significant &+= 1 }
+            // At most `maxDigits` (≤ 15) significant digits are ever shifted in: no overflow.
+            if significant <= maxDigits { size = size << 4 | v }
             i &+= 1
         }
-        let digits = i - start
-        guard digits >= 1 && digits <= maxDigits else { return -1 }
+        guard i > start && significant <= maxDigits else { return -1 }
+        @inline(__always) func skipBWS() { while i < end && isOWS(buf[i]) { i &+= 1 } }
         while i < end {
-            guard buf[i] == Byte.semicolon else { return -1 }
+            skipBWS()
+            // Whitespace must lead to an extension: the grammar has none at the end of the line.
+            guard i < end, buf[i] == Byte.semicolon else { return -1 }
             i &+= 1
+            skipBWS()
             let nameStart = i
             while i < end && isTokenByte(buf[i]) { i &+= 1 }
             guard i > nameStart else { return -1 }
-            guard i < end, buf[i] == Byte.equals else { continue }
+            let afterName = i
+            skipBWS()
+            guard i < end, buf[i] == Byte.equals else {
+                // No value: what follows the name's whitespace is checked as the next extension's BWS.
+                i = afterName
+                continue
+            }
             i &+= 1
+            skipBWS()
             guard i < end else { return -1 }
             if buf[i] == Byte.quote {
                 i &+= 1

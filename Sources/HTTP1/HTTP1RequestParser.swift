@@ -12,8 +12,9 @@ import GatewayCore
 /// Decisions the RFCs leave open, taken strictly (each has a test vector):
 /// - Line endings must be CRLF; a bare LF or a bare CR anywhere in the head or chunk framing is 400.
 /// - Empty lines before a request line are skipped (RFC 9112 §2.2) but count against `maxRequestLineBytes`.
-/// - The request line is `method SP target SP version` with single spaces. A well-formed `HTTP/x.y` other than
-///   1.0 and 1.1 is 505; anything else malformed is 400.
+/// - The request line is `method SP target SP version` with single spaces. `HTTP/1.y` with y above 1 is read as
+///   HTTP/1.1 (RFC 9110 §2.5: the highest minor version the recipient conforms to); another major version is 505;
+///   anything else malformed is 400.
 /// - Targets: origin-form; `*` for OPTIONS only; absolute-form `http(s)://authority/path` (RFC 9112 §3.2.2) is
 ///   mapped to origin-form with `authority` and `scheme` taken from it; a Host field (still required and
 ///   checked) is then ignored, as the RFC says.
@@ -416,7 +417,8 @@ public struct HTTP1RequestParser: Sendable {
     }
 }
 
-/// `HTTP/1.1` or `HTTP/1.0`: `.some(version)`; another well-formed `HTTP/d.d`: `.some(nil)`; malformed: nil.
+/// `HTTP/1.0`: `.some(.http1_0)`; `HTTP/1.1` and later minor versions: `.some(.http1_1)` (RFC 9110 §2.5); another
+/// well-formed `HTTP/d.d`: `.some(nil)`; malformed: nil.
 func parseVersion(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> HTTPVersion?? {
     guard end - start == 8,
         buf[start] == 0x48, buf[start + 1] == 0x54, buf[start + 2] == 0x54, buf[start + 3] == 0x50,
@@ -424,8 +426,7 @@ func parseVersion(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -
     else { return nil }
     guard buf[start + 5] == 0x31 else { return .some(nil) }
     switch buf[start + 7] {
-    case 0x31: return .some(.http1_1)
     case 0x30: return .some(.http1_0)
-    default: return .some(nil)
+    default: return .some(.http1_1)
     }
 }

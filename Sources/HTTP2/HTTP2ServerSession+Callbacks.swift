@@ -368,6 +368,13 @@ extension HTTP2ServerSession {
         if stream.hasNonUTF8Value {
             return .gateway(status: 400, detail: "The request is malformed: a header value is not UTF-8.")
         }
+        // RFC 9113 §8.3.1 lets :scheme name any scheme; the gateway serves only http and https resources, as its
+        // HTTP/1.1 side does with absolute-form targets.
+        if let scheme = stream.scheme,
+            !scheme.asciiCaseInsensitiveEquals(literal: "https") && !scheme.asciiCaseInsensitiveEquals(literal: "http")
+        {
+            return .gateway(status: 400, detail: "The request is malformed: :scheme is neither http nor https.")
+        }
         return nil
     }
 

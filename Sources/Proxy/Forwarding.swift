@@ -1,6 +1,7 @@
 import EventLoop
 import GatewayCore
 import HTTP1
+import Policy
 
 /// What the policy pipeline decided for one request.
 enum Judgement {
@@ -31,14 +32,27 @@ enum ForwardRewrite {
         let requestID = exchange.requestID
         return try upstreamRequest(
             exchange.head, bodyLength: bodyLength, origin: origin, clientIP: clientIP, isTLS: isTLS,
-            requestID: requestID)
+            requestID: requestID,
+            forwardedHost: forwardedHost(authority: exchange.head.authority, listenerDomain: exchange.listenerDomain))
+    }
+
+    /// The `X-Forwarded-Host` value: the client's Host, unless the listener serves one domain and the Host names
+    /// another. Such a listener serves its domain whatever the Host says (a sidecar's application may well send
+    /// `localhost:8081`), so the upstream is told that domain, never a name the client made up.
+    static func forwardedHost(authority: String?, listenerDomain: String?) -> String? {
+        guard let listenerDomain else { return authority }
+        guard let authority,
+            RequestPolicy.hostWithoutPort(authority).asciiCaseInsensitiveEquals(listenerDomain)
+        else { return listenerDomain }
+        return authority
     }
 
     /// The upstream request head, serialized: hop-by-hop fields removed, Host set to the origin, exactly one
     /// client IP (never appended to a client-supplied value), X-Forwarded-Proto, a request id, the origin's secret
     /// headers, and a Content-Length that matches the (complete) body. Throws for a field HTTP/1.1 cannot carry.
     static func upstreamRequest(
-        _ head: RequestHead, bodyLength: Int, origin: UpstreamOrigin, clientIP: String, isTLS: Bool, requestID: String
+        _ head: RequestHead, bodyLength: Int, origin: UpstreamOrigin, clientIP: String, isTLS: Bool, requestID: String,
+        forwardedHost: String?
     ) throws(HTTP1SerializationError) -> [UInt8] {
         let removed = origin.removedOnTheWayUp
         var capacity = head.target.utf8.count + 256
@@ -80,7 +94,7 @@ enum ForwardRewrite {
         try out.add(constant: "Via", viaEntry(head.version))
         try out.add(origin.clientIPHeader, clientIP)
         try out.add(constant: "X-Forwarded-Proto", isTLS ? "https" : "http")
-        if let host = head.authority { try out.add(constant: "X-Forwarded-Host", host) }
+        if let forwardedHost { try out.add(constant: "X-Forwarded-Host", forwardedHost) }
         if !hasRequestID { try out.add(constant: "X-Request-Id", requestID) }
         for (name, value) in origin.secretHeaders { try out.add(name, value) }
         if bodyLength > 0 || methodAlwaysHasContent(head.method) {

@@ -128,9 +128,10 @@ public final class TLSServerContext: @unchecked Sendable {
 
         let state = ServerCallbackState(exact: exact, wildcard: wildcard, alpnWire: alpnWire)
         for (index, context) in contexts.enumerated() {
-            // One session ID context per certificate: OpenSSL resumes a session (ID or ticket) only within the
-            // context that made it, so a session set up under one name is not resumed under another (RFC 6066
-            // §3 MUST NOT); such a client gets a full handshake and the certificate for the name it asked for.
+            // One session ID context per certificate, for connections without SNI; a connection that names a
+            // server gets one per name in `selectCertificateEarly`. OpenSSL resumes a session (ID or ticket) only
+            // within the context that made it, so a session set up under one name is not resumed under another
+            // (RFC 6066 §3 MUST NOT); such a client gets a full handshake and the certificate it asked for.
             let sessionContext = Array("myorg-gateway/\(index)".utf8)
             _ = SSL_CTX_set_session_id_context(context, sessionContext, UInt32(sessionContext.count))
             _ = cshim_SSL_CTX_set_session_cache_mode(context, Int(SSL_SESS_CACHE_SERVER))
@@ -244,8 +245,26 @@ private let selectCertificateEarly:
         if let context = state.context(forServerName: name), context != SSL_get_SSL_CTX(ssl) {
             _ = SSL_set_SSL_CTX(ssl, context)
         }
+        // A session is resumed only under the name it was made for (RFC 6066 §3 MUST NOT; RFC 8446 §4.6.1):
+        // OpenSSL resumes a session (ID or ticket, TLS 1.2 and 1.3) only in the session ID context it was made in,
+        // and the certificate's own context would let every name the certificate covers share it. Set after the
+        // certificate switch, which resets the context to the certificate's.
+        setSessionContext(ssl, serverName: normalizedHostName(name))
         return 1  // SSL_CLIENT_HELLO_SUCCESS
     }
+
+/// Sets the connection's session ID context to a digest of `serverName` (the context holds at most 32 bytes, a
+/// name up to 253).
+private func setSessionContext(_ ssl: OpaquePointer, serverName: String) {
+    var input = Array("myorg-gateway/sni/\(serverName)".utf8)
+    var digest = [UInt8](repeating: 0, count: 32)
+    var length: UInt32 = 0
+    guard EVP_Digest(&input, input.count, &digest, &length, EVP_sha256(), nil) == 1, length == 32 else {
+        ERR_clear_error()
+        return
+    }
+    _ = SSL_set_session_id_context(ssl, digest, length)
+}
 
 /// The ALPN callback: the server's first preference the client also offers. The chosen bytes point into the
 /// client's list (`input`), which OpenSSL keeps alive for the handshake. No overlap is a fatal

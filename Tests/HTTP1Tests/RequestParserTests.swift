@@ -126,6 +126,20 @@ struct RequestParserTests {
         #expect(events[3] == .event(.end))
     }
 
+    @Test("chunk lines take the BWS of RFC 9112 §7.1.1 around ';' and '=', and leading zeros in the size")
+    func chunkLineWhitespaceAndLeadingZeros() {
+        let text =
+            "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + "5 ;a=b\r\nhello\r\n"
+            + "1\t; a = \"q\" ;flag ; c\t=\td\r\n!\r\n"
+            + "0000000003\r\nabc\r\n"
+            + "0 ; last\r\n\r\n"
+        let events = parseRequests(text)
+        #expect(events.count == 3)
+        #expect(events[1] == .body(Array("hello!abc".utf8)))
+        #expect(events[2] == .event(.end))
+    }
+
     @Test("a chunked body without trailers ends right after the last chunk")
     func chunkedWithoutTrailers() {
         let events = parseRequests(
@@ -262,6 +276,13 @@ struct RequestParserTests {
         #expect(parser.next() == .end)
         #expect(!parser.hasPartialRequest)
         #expect(parser.next() == nil)
+    }
+
+    @Test("a later HTTP/1 minor version is read as HTTP/1.1 (RFC 9110 §2.5)", arguments: ["HTTP/1.2", "HTTP/1.9"])
+    func laterMinorVersion(_ version: String) throws {
+        let (head, _) = try #require(headAt(parseRequests("GET /x \(version)\r\nHost: a\r\n\r\n")))
+        #expect(head.version == .http1_1)
+        #expect(head.target == "/x")
     }
 
     @Test("after an error the parser yields nothing more and buffers nothing")

@@ -235,6 +235,7 @@ struct HTTP2RequestValidationTests {
             (":authority", "[zz::1]", "400"), ("x-latin1", "caf\u{FFFD}", "ok"),
             (":path", "/my-org/members/auth0|123/roles", "ok"), (":path", "/a?b=[1]&c=%7C", "ok"),
             ("host", "u@acme.us.auth0.com", "400"),
+            (":scheme", "ftp", "400"), (":scheme", "http", "ok"), (":scheme", "HTTPS", "ok"),
         ])
     func refusedLikeHTTP1(name: String, value: String, expected: String) {
         let peer = RawPeer()
