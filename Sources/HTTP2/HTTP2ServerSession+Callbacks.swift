@@ -16,6 +16,8 @@ final class StreamState {
     @exclusivity(unchecked) var host: String?
     @exclusivity(unchecked) var cookie: String?
     @exclusivity(unchecked) var contentLength: Int?
+    /// The request carries `expect: 100-continue`.
+    @exclusivity(unchecked) var expectsContinue = false
     @exclusivity(unchecked) var fields: [HTTPFields.Field] = []
     @exclusivity(unchecked) var headerListBytes = 0
     @exclusivity(unchecked) var headerCount = 0
@@ -224,6 +226,8 @@ extension HTTP2ServerSession {
         }
         if bytesEqual(name, nameCount, "host") {
             stream.host = field.value
+        } else if bytesEqual(name, nameCount, "expect") {
+            stream.expectsContinue = field.value.asciiCaseInsensitiveEquals(literal: "100-continue")
         } else if bytesEqual(name, nameCount, "content-length") {
             // nghttp2 has validated the digits; an overflow only means "too large".
             var length = 0
@@ -326,6 +330,13 @@ extension HTTP2ServerSession {
             method: method, target: stream.path.take() ?? authority ?? "", version: .http2,
             headers: HTTPFields(take(&stream.fields)), authority: authority, scheme: stream.scheme)
         emit(.request(streamID: stream.id, head: consume head, endStream: endStream))
+        if stream.expectsContinue && !endStream && !stream.responseStarted {
+            // RFC 9110 §10.1.1, as the HTTP/1.1 side does: the gateway reads every request body, so it asks for
+            // it at once instead of leaving the client to wait out its own timeout before sending DATA.
+            _ = submitResponseHeaders(
+                streamID: stream.id, head: ResponseHead(status: 100), contentLength: nil, provider: nil,
+                informational: true)
+        }
         stream.method = nil
         stream.authority = nil
         stream.host = nil

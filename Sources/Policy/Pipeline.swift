@@ -233,7 +233,7 @@ public final class RequestPolicy: Sendable {
         // `cname-api-key` the gateway adds: it is never forwarded (no endpoint takes it either).
         if request.method == "TRACE" {
             return refuse(
-                .methodNotAllowed("TRACE is not supported.", allow: RequestPolicy.serverMethodList),
+                .methodNotAllowed("TRACE is not supported.", allow: resourceMethods(request, withOptions: false)),
                 decision: "refused_route", notes: consume notes, origin: nil, clientID: nil)
         }
         // RFC 9112 §3.2.4: `OPTIONS *` asks about the server, not a resource. It names no endpoint and carries no
@@ -245,7 +245,11 @@ public final class RequestPolicy: Sendable {
         if request.method == "OPTIONS" && (request.target == "*" || maxForwardsZero) {
             notes.decision = "options_server"
             var headers = HTTPFields()
-            headers.add("Allow", RequestPolicy.serverMethods)
+            headers.add(
+                "Allow",
+                request.target == "*"
+                    ? RequestPolicy.serverMethods
+                    : resourceMethods(request, withOptions: true).joined(separator: ", "))
             headers.add("Content-Length", "0")
             return .respond(Response(status: 200, headers: headers), consume notes)
         }
@@ -310,6 +314,16 @@ public final class RequestPolicy: Sendable {
     }
 
     /// The one way a request is routed: the exact-path table first, then the general router behind its checks.
+    /// The methods the target resource supports, for `Allow` (RFC 9110 §10.2.1): an endpoint's, with OPTIONS when
+    /// the gateway answers it there; every method for a path outside the API (edge traffic, forwarded as it is).
+    private func resourceMethods(_ request: RequestHead, withOptions: Bool) -> [String] {
+        let path = request.queryMark.map { request.target[..<$0] } ?? request.target[...]
+        guard case .methodNotAllowed(let allowed) = route(method: request.method, path: path) else {
+            return RequestPolicy.serverMethodList
+        }
+        return withOptions && !allowed.contains("OPTIONS") ? allowed + ["OPTIONS"] : allowed
+    }
+
     private func route(method: String, path: Substring) -> RouteResult {
         // Edge-mode traffic is mostly plain non-API paths, which no literal route (all under `/my-org/`) can match
         // and which hide no disguise (`routeGeneral` would answer the same): one scan settles them.

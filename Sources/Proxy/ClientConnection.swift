@@ -1,6 +1,7 @@
 import EventLoop
 import GatewayCore
 import HTTP1
+import Policy
 import TLS
 
 /// The listener-level settings a client connection needs; immutable, shared by all loops.
@@ -142,6 +143,21 @@ final class ClientConnection: TransportDelegate {
             exchange.liveToken = LiveObjectCount.Token(context.gateway.liveExchanges)
         #endif
         return exchange
+    }
+
+    /// The 421 for a request on a TLS listener that serves whichever tenant domain the Host names, when the Host
+    /// names one the connection's certificate does not cover (RFC 9110 §7.4: a request for an https resource MUST
+    /// be refused unless the connection is secured by a certificate valid for it; §15.5.20). HTTP/2 clients may
+    /// send several hosts over one connection (RFC 9113 §9.1.1), so the check is the certificate's names, not the
+    /// SNI name. A listener bound to one domain serves it whatever the Host says, and is not checked.
+    func misdirectedRefusal(_ head: RequestHead) -> TenantError? {
+        guard profile.domain == nil, profile.tls != nil, let authority = head.authority else { return nil }
+        let host = RequestPolicy.hostWithoutPort(authority).asciiLowercased
+        guard transport.certificateCovers(host: host) == false else { return nil }
+        return TenantError(
+            status: 421, code: "A0E-421-0001", title: "Misdirected Request",
+            detail:
+                "The connection's certificate does not cover \(host): open a connection to \(host) for its requests.")
     }
 
     /// A streamed request body stopped arriving (on either protocol): the upstream exchange is abandoned and the

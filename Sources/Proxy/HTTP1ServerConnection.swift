@@ -113,6 +113,13 @@ final class HTTP1ServerConnection: ResponseWriter {
         body = []
         if let stream { exchange.attach(stream) }
         current = exchange
+        if let misdirected = owner.misdirectedRefusal(exchange.head) {
+            exchange.decision = "refused_domain"
+            exchange.bodyStream?.discard()
+            owner.handler.describeRefusal(exchange, error: misdirected)
+            send(misdirected.response, isHEAD: isHEAD)
+            return
+        }
         owner.handler.handle(exchange)
     }
 

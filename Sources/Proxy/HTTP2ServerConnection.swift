@@ -160,6 +160,13 @@ final class HTTP2ServerConnection {
             writer.send(error.response)
             return
         }
+        if let misdirected = owner.misdirectedRefusal(exchange.head) {
+            exchange.decision = "refused_domain"
+            exchange.bodyStream?.discard()
+            owner.handler.describeRefusal(exchange, error: misdirected)
+            writer.send(misdirected.response, isHEAD: exchange.head.method == "HEAD")
+            return
+        }
         owner.handler.handle(exchange)
     }
 

@@ -54,6 +54,9 @@ final class Transport {
     var negotiatedALPN: String? { tls?.negotiatedALPN }
     var serverName: String? { tls?.serverName }
 
+    /// Whether this connection's certificate covers `host`; nil on a connection without TLS.
+    func certificateCovers(host: String) -> Bool? { tls?.certificateCovers(host: host) }
+
     /// Starts a server-side transport on an accepted socket.
     func start() {
         socket.start()

@@ -460,6 +460,19 @@ public final class TLSEngine {
         return CertificateNames(certificate: certificate).dnsNames
     }
 
+    /// The names of the certificate this side presents, read once it is needed (the handshake chose it).
+    private var localNames: CertificateNames?
+
+    /// Whether the certificate this side presents covers `host` (lower-case, without a port): a DNS name, one
+    /// wildcard label, or an IP address SAN, as a client verifying it would match.
+    public func certificateCovers(host: String) -> Bool {
+        if localNames == nil {
+            guard let certificate = SSL_get_certificate(ssl) else { return false }
+            localNames = CertificateNames(certificate: certificate)
+        }
+        return localNames!.covers(host: host)
+    }
+
     /// The DNS names of the certificate this side presents, lower-cased: on a server, the one SNI selected.
     public var localCertificateDNSNames: [String] {
         guard let certificate = SSL_get_certificate(ssl) else { return [] }

@@ -261,6 +261,18 @@ struct HTTP2RequestValidationTests {
         #expect(peer.frames(.headers, stream: 1).first?.field("date")?.hasSuffix(" GMT") == true)
     }
 
+    @Test(
+        "expect: 100-continue on a request with a body gets a 100 at once (RFC 9110 §10.1.1); without a body none",
+        arguments: [("100-continue", false, true), ("100-Continue", false, true), ("100-continue", true, false)])
+    func expectContinue(value: String, endStream: Bool, interim: Bool) {
+        let peer = RawPeer()
+        let fields = FrameBuilder.request(method: "POST", path: "/ok", [("expect", value)])
+        peer.send(peer.build.start() + peer.build.headers(stream: 1, fields, endStream: endStream))
+        #expect(peer.requests.count == 1)
+        let statuses = peer.frames(.headers, stream: 1).compactMap { $0.field(":status") }
+        #expect(statuses == (interim ? ["100"] : []))
+    }
+
     @Test("a header value that is not UTF-8 (obs-text) is refused, not rewritten, and CONNECT gets 501")
     func obsTextAndConnect() {
         let peer = RawPeer()

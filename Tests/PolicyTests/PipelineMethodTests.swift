@@ -19,6 +19,18 @@ struct PipelineMethodTests {
         run.expectError(status: 405, code: "A0E-405-0001", decision: "refused_route")
         #expect(run.headers["Allow"]?.contains("TRACE") == false)
         #expect(run.headers["Allow"]?.contains("GET") == true)
+        // RFC 9110 §15.5.6: Allow lists the target resource's methods, not the server's.
+        #expect(run.headers["Allow"] == (path == "/my-org/details" ? "GET, HEAD, PATCH" : RequestPolicy.serverMethods))
+    }
+
+    @Test("OPTIONS with Max-Forwards: 0 on an API resource lists that resource's methods, and OPTIONS")
+    func maxForwardsOnAResource() throws {
+        let run = PipelineRun.run(
+            try F.policy(),
+            F.request("OPTIONS", "/my-org/details", authorization: nil, extra: [("Max-Forwards", "0")]),
+            listenerDomain: F.canonical, token: .success(F.token(scopes: [])))
+        #expect(run.status == 200, "\(run.summary)")
+        #expect(run.headers["Allow"] == "GET, HEAD, PATCH, OPTIONS")
     }
 
     @Test("OPTIONS with Max-Forwards: 0 is answered by the gateway; with more hops left it is forwarded")

@@ -402,6 +402,46 @@ struct PassThroughTests {
     }
 
     @Test(
+        "on a listener the Host routes, a host the connection's certificate does not cover gets 421 (RFC 9110 §7.4)",
+        arguments: ["--http1.1", "--http2"])
+    func hostOutsideTheCertificateIsMisdirected(version: String) throws {
+        let f = try PassThroughFixture()
+        defer { f.stop() }
+        let ca = try DevelopmentCertificateAuthority()
+        let first = try ca.issue(dnsNames: ["a.gateway.test"])
+        let second = try ca.issue(dnsNames: ["b.gateway.test"])
+        let caFile = TestProcess.temporaryDirectory("misdirected").appendingPathComponent("ca.pem")
+        try ca.certificatePEM.write(to: caFile, atomically: true, encoding: .utf8)
+        let origin = UpstreamOrigin(
+            host: "127.0.0.1", port: f.upstreamPort, useTLS: false, tlsContext: nil, maxConnections: 4,
+            connectTimeoutMs: 2000, responseTimeoutMs: 2000, idleTimeoutMs: 30000, secretHeaders: [],
+            clientIPHeader: "X-Forwarded-For")
+        let listener = ListenerProfile(
+            address: NetAddress("127.0.0.1:0")!, domain: nil,
+            tls: try TLSServerContext(certificates: [first.certificateEntry(), second.certificateEntry()]),
+            http1Limits: HTTP1Limits(), headerReadTimeoutMs: 1000, idleTimeoutMs: 5000, allowH2: true)
+        let gateway = Gateway(
+            snapshot: GatewaySnapshot(
+                listeners: [listener], handlers: ForwardAllFactory(origin: origin), generation: 1),
+            loops: 1, maxConnections: 100, clock: SystemClock())
+        let port = try gateway.start()[0].port
+        defer { gateway.shutdown(graceMilliseconds: 500) }
+        func status(sni: String, host: String) throws -> String {
+            try TestProcess.run(
+                "/usr/bin/curl",
+                [
+                    "-sS", version, "--cacert", caFile.path, "--resolve", "\(sni):\(port):127.0.0.1", "--max-time", "5",
+                    "-H", "Host: \(host)", "-o", "/dev/null", "-w", "%{http_code}", "https://\(sni):\(port)/x",
+                ]
+            ).stdout
+        }
+        #expect(try status(sni: "a.gateway.test", host: "a.gateway.test") == "200")
+        #expect(try status(sni: "b.gateway.test", host: "b.gateway.test:\(port)") == "200")
+        #expect(try status(sni: "a.gateway.test", host: "b.gateway.test") == "421")
+        #expect(try status(sni: "b.gateway.test", host: "a.gateway.test:\(port)") == "421")
+    }
+
+    @Test(
         "an HTTP/2 connection error while the upstream is answering leaves the pooled upstream connection usable for the next request"
     )
     func connectionErrorDoesNotPoisonThePool() throws {
