@@ -381,10 +381,14 @@ extension HTTP2ServerSession {
         }
         // RFC 9113 §8.3.1 lets :scheme name any scheme; the gateway serves only http and https resources, as its
         // HTTP/1.1 side does with absolute-form targets.
-        if let scheme = stream.scheme,
-            !scheme.asciiCaseInsensitiveEquals(literal: "https") && !scheme.asciiCaseInsensitiveEquals(literal: "http")
-        {
-            return .gateway(status: 400, detail: "The request is malformed: :scheme is neither http nor https.")
+        if let scheme = stream.scheme, scheme != validatedScheme {
+            guard
+                scheme.asciiCaseInsensitiveEquals(literal: "https")
+                    || scheme.asciiCaseInsensitiveEquals(literal: "http")
+            else {
+                return .gateway(status: 400, detail: "The request is malformed: :scheme is neither http nor https.")
+            }
+            validatedScheme = scheme
         }
         return nil
     }

@@ -34,6 +34,7 @@ public final class HTTP2ServerSession {
     /// The last `:path` and authority that passed the request checks (see `refusal(of:method:)`).
     @exclusivity(unchecked) var validatedPath: String?
     @exclusivity(unchecked) var validatedAuthority: String?
+    @exclusivity(unchecked) var validatedScheme: String?
     @exclusivity(unchecked) private var events: [HTTP2Event] = []
     @exclusivity(unchecked) private var eventIndex = 0
 

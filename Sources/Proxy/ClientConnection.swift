@@ -150,8 +150,8 @@ final class ClientConnection: TransportDelegate {
     /// be refused unless the connection is secured by a certificate valid for it; §15.5.20). HTTP/2 clients may
     /// send several hosts over one connection (RFC 9113 §9.1.1), so the check is the certificate's names, not the
     /// SNI name. A listener bound to one domain serves it whatever the Host says, and is not checked.
-    func misdirectedRefusal(_ head: RequestHead) -> TenantError? {
-        guard profile.domain == nil, profile.tls != nil, let authority = head.authority else { return nil }
+    func misdirectedRefusal(authority: String?) -> TenantError? {
+        guard profile.domain == nil, profile.tls != nil, let authority else { return nil }
         let host = RequestPolicy.hostWithoutPort(authority).asciiLowercased
         guard transport.certificateCovers(host: host) == false else { return nil }
         return TenantError(

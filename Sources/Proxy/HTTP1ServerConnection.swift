@@ -113,7 +113,7 @@ final class HTTP1ServerConnection: ResponseWriter {
         body = []
         if let stream { exchange.attach(stream) }
         current = exchange
-        if let misdirected = owner.misdirectedRefusal(exchange.head) {
+        if let misdirected = owner.misdirectedRefusal(authority: exchange.head.authority) {
             exchange.decision = "refused_domain"
             exchange.bodyStream?.discard()
             owner.handler.describeRefusal(exchange, error: misdirected)

@@ -160,7 +160,7 @@ final class HTTP2ServerConnection {
             writer.send(error.response)
             return
         }
-        if let misdirected = owner.misdirectedRefusal(exchange.head) {
+        if let misdirected = owner.misdirectedRefusal(authority: exchange.head.authority) {
             exchange.decision = "refused_domain"
             exchange.bodyStream?.discard()
             owner.handler.describeRefusal(exchange, error: misdirected)
