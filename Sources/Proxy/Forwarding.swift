@@ -2,6 +2,7 @@ import EventLoop
 import GatewayCore
 import HTTP1
 import Policy
+import Recording
 
 /// What the policy pipeline decided for one request.
 enum Judgement {
@@ -83,7 +84,12 @@ enum ForwardRewrite {
                 let name = fields[i].name
                 // `removed` holds the fixed hop-by-hop names too (`replacedOnTheWayUp`).
                 if removed.contains(name) || HopByHop.isNominated(name, nominated) { continue }
-                if !hasRequestID && name.asciiCaseInsensitiveEquals(literal: "X-Request-Id") {
+                if name.utf8.count == 12 && name.asciiCaseInsensitiveEquals(literal: "X-Request-Id") {
+                    // The upstream gets the id the events record: the client's first value when the log takes it
+                    // (`RequestFacts.correlationID`), else the gateway's own; never a second or a discarded one.
+                    guard !hasRequestID, RequestFacts.correlationID(requestID: fields[i].value) != nil else {
+                        continue
+                    }
                     hasRequestID = true
                 }
                 // RFC 9110 §7.6.2: an intermediary decrements Max-Forwards on the OPTIONS it forwards (0 is answered
