@@ -149,9 +149,11 @@ final class ClientConnection: TransportDelegate {
     /// names one the connection's certificate does not cover (RFC 9110 §7.4: a request for an https resource MUST
     /// be refused unless the connection is secured by a certificate valid for it; §15.5.20). HTTP/2 clients may
     /// send several hosts over one connection (RFC 9113 §9.1.1), so the check is the certificate's names, not the
-    /// SNI name. A listener bound to one domain serves it whatever the Host says, and is not checked.
+    /// SNI name. A listener bound to one domain serves it whatever the Host says, and is not checked; nor is a
+    /// connection without SNI (a client that dialled an address got the default certificate without asking for a
+    /// name, and can only have accepted it unverified).
     func misdirectedRefusal(authority: String?) -> TenantError? {
-        guard profile.domain == nil, profile.tls != nil, let authority else { return nil }
+        guard profile.domain == nil, profile.tls != nil, let authority, transport.serverName != nil else { return nil }
         let host = RequestPolicy.hostWithoutPort(authority).asciiLowercased
         guard transport.certificateCovers(host: host) == false else { return nil }
         return TenantError(

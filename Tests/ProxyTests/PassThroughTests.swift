@@ -439,6 +439,15 @@ struct PassThroughTests {
         #expect(try status(sni: "b.gateway.test", host: "b.gateway.test:\(port)") == "200")
         #expect(try status(sni: "a.gateway.test", host: "b.gateway.test") == "421")
         #expect(try status(sni: "b.gateway.test", host: "a.gateway.test:\(port)") == "421")
+        // No SNI (an address dialled, the default certificate taken unverified): not checked.
+        let noSNI = try TestProcess.run(
+            "/usr/bin/curl",
+            [
+                "-sS", version, "-k", "--max-time", "5", "-H", "Host: b.gateway.test", "-o", "/dev/null", "-w",
+                "%{http_code}", "https://127.0.0.1:\(port)/x",
+            ]
+        ).stdout
+        #expect(noSNI == "200")
     }
 
     @Test(
