@@ -418,7 +418,7 @@ final class UpstreamConnection: TransportDelegate {
                 // The client side may have paused reading for backpressure (or for good: a client that is gone
                 // accepts no more body). The response is complete, so the next exchange must find it reading, or
                 // its answer would sit unread until the response timeout.
-                if reusable { transport.setReading(true) }
+                if reusable && !closed { transport.setReading(true) }
                 pool.release(self, reusable: reusable)
                 handler?.upstreamEnd()
             case .error(let error):
