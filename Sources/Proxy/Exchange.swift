@@ -141,10 +141,14 @@ protocol RequestHandler: AnyObject {
     /// The connection refused this request itself (a body over the limit) after its head was read: fill in what
     /// the logs need to know about it (its operation and log resource), without judging it.
     func describeRefusal(_ exchange: Exchange, error: TenantError)
+    /// Whether the head alone already decides a refusal (no route, no token, another domain…): a request that
+    /// expects `100 Continue` then gets the refusal at once instead (RFC 9110 §10.1.1).
+    func refusesOnHead(_ head: RequestHead, listenerDomain: String?) -> Bool
 }
 
 extension RequestHandler {
     func needsWholeBody(_ head: RequestHead) -> Bool { true }
+    func refusesOnHead(_ head: RequestHead, listenerDomain: String?) -> Bool { false }
     func describeRefusal(_ exchange: Exchange, error: TenantError) { exchange.facts.error = error }
 }
 

@@ -65,6 +65,16 @@ final class HTTP1ServerConnection: ResponseWriter {
                 currentInfo = info
                 body.removeAll(keepingCapacity: true)
                 if info.expectContinue {
+                    // RFC 9110 §10.1.1: a refusal the head already decides is sent at once, without asking for a
+                    // body it would only discard; the connection then closes, as the client may send the body
+                    // anyway.
+                    if let wanted = currentHead,
+                        owner.handler.refusesOnHead(wanted, listenerDomain: owner.profile.domain)
+                    {
+                        currentInfo = nil
+                        dispatch(currentHead.take() ?? wanted, info, closeAfter: true)
+                        return
+                    }
                     transport.write(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
                 }
                 if case .contentLength(let length) = info.framing, length > RequestBodyStream.threshold,
@@ -105,8 +115,10 @@ final class HTTP1ServerConnection: ResponseWriter {
         }
     }
 
-    private func dispatch(_ head: RequestHead, _ info: HTTP1RequestInfo, stream: RequestBodyStream? = nil) {
-        keepAlive = info.keepAlive && !owner.isDraining
+    private func dispatch(
+        _ head: RequestHead, _ info: HTTP1RequestInfo, stream: RequestBodyStream? = nil, closeAfter: Bool = false
+    ) {
+        keepAlive = info.keepAlive && !owner.isDraining && !closeAfter
         isHEAD = head.method == "HEAD"
         responseHeadWritten = false
         let exchange = owner.makeExchange(head: head, body: body, writer: self)

@@ -74,6 +74,12 @@ final class PolicyHandler: RequestHandler {
 
     func needsWholeBody(_ head: RequestHead) -> Bool { runtime.policy.needsWholeBody(head) }
 
+    func refusesOnHead(_ head: RequestHead, listenerDomain: String?) -> Bool {
+        // `begin` is pure: run again by `handle`, it answers the same.
+        if case .respond = runtime.policy.begin(head, listenerDomain: listenerDomain) { return true }
+        return false
+    }
+
     func describeRefusal(_ exchange: Exchange, error: TenantError) {
         var notes = runtime.policy.describe(exchange.head, listenerDomain: exchange.listenerDomain)
         notes.decision = exchange.decision

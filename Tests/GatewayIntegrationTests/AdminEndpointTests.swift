@@ -197,6 +197,31 @@ extension GatewayIntegration {
             #expect(try f.get("/my-org/details", token: new) == 200, "the added key is not used")
         }
 
+        @Test(
+            "Expect: 100-continue: a refusal the head decides comes at once, without a 100, and the connection closes; otherwise the 100 comes first"
+        )
+        func expectContinueAndEarlyRefusal() throws {
+            guard let binary = gatewayBinaryOrSkip("expect 100-continue") else { return }
+            let f = try Fixture(binary: binary, name: "expect")
+            defer { f.stop() }
+            let head =
+                "PATCH /my-org/details HTTP/1.1\r\nHost: acme.test\r\nContent-Type: application/json\r\n"
+                + "Content-Length: 2\r\nExpect: 100-continue\r\n"
+            // No token: RFC 9110 §10.1.1, the final status is sent at once when the head decides it.
+            let refused = try RawConnection(port: f.canonicalPort)
+            try refused.send(head + "\r\n")
+            let answer = refused.readToEnd()
+            #expect(answer.text.hasPrefix("HTTP/1.1 401 "), "\(answer.text)")
+            #expect(!answer.text.contains("100 Continue"), "\(answer.text)")
+            #expect(answer.closed)
+            // A token: the body is asked for.
+            let token = try f.ws.token(key: "key", domain: "acme.test", client: "web-app", scope: "read:my_org:details")
+            let asked = try RawConnection(port: f.canonicalPort)
+            try asked.send(head + "Authorization: Bearer \(token)\r\n\r\n")
+            let interim = asked.readResponse()
+            #expect(interim?.hasPrefix("HTTP/1.1 100 Continue\r\n") == true, "\(interim ?? "nothing")")
+        }
+
         @Test("a body over the limit is refused with 413 and still logged: one failed event per protocol, with its id")
         func oversizedBodyIsLogged() throws {
             guard let binary = gatewayBinaryOrSkip("413 event") else { return }
