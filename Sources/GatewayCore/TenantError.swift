@@ -110,6 +110,11 @@ extension TenantError {
             headers: HTTPFields([("WWW-Authenticate", wwwAuthenticate)]))
     }
 
+    /// 421: the request reached a connection or listener that does not serve its host (RFC 9110 §15.5.20).
+    public static func misdirected(_ detail: String) -> TenantError {
+        TenantError(status: 421, code: "A0E-421-0001", title: "Misdirected Request", detail: detail)
+    }
+
     public static func missingToken(
         _ detail: String = "An access token is required: send it as 'Authorization: Bearer <token>'."
     )

@@ -17,14 +17,6 @@ public struct PresentedToken: Sendable, Equatable {
     }
 }
 
-/// Takes the access token out of a request, by RFC 6750 §2.1 (and RFC 9449 §7.1 for DPoP) and nothing else.
-///
-/// Rules: exactly one `Authorization` field (two → 400); scheme `Bearer` or `DPoP` in any case, one or more
-/// spaces (`1*SP`), then a token68 (RFC 9110 §11.2); no header, or a scheme with no token → 401 Missing Token
-/// (A0E-401-0002); another scheme → 401; a malformed value → 400 `invalid_request`; longer than `maxTokenBytes` → 401 `invalid_token`. The DPoP
-/// scheme needs exactly one `DPoP` field beside it (RFC 9449 §4.3), else 401 `invalid_dpop_proof`; the proof
-/// itself is forwarded for the tenant to verify. A token in the query (`access_token=`) is never used: its
-/// presence refuses the request (400), because query strings end up in logs and browser history.
 /// Token texts a caller has seen `BearerToken.extract` accept before, found by their exact bytes.
 ///
 /// A repeated token (a client sends the same one for minutes) then costs a byte comparison instead of the token68
@@ -35,6 +27,15 @@ public protocol KnownTokenTexts {
     func knownToken(_ bytes: UnsafeBufferPointer<UInt8>) -> String?
 }
 
+/// Takes the access token out of a request, by RFC 6750 §2.1 (and RFC 9449 §7.1 for DPoP) and nothing else.
+///
+/// Rules: exactly one `Authorization` field (two → 400); scheme `Bearer` or `DPoP` in any case, one or more
+/// spaces (`1*SP`), then a token68 (RFC 9110 §11.2); no header, or a scheme with no token → 401 Missing Token
+/// (A0E-401-0002); another scheme → 401; a malformed value → 400 `invalid_request`; longer than `maxTokenBytes`
+/// → 401 `invalid_token`. The DPoP scheme needs exactly one `DPoP` field beside it (RFC 9449 §4.3), else 401
+/// `invalid_dpop_proof`; the proof itself is forwarded for the tenant to verify. A token in the query
+/// (`access_token=`) is never used: its presence refuses the request (400), because query strings end up in logs
+/// and browser history.
 public enum BearerToken {
     public static func extract(
         headers: HTTPFields, query: Substring?, maxTokenBytes: Int, known: (any KnownTokenTexts)? = nil

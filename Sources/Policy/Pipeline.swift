@@ -220,10 +220,8 @@ public final class RequestPolicy: Sendable {
             // Still an API request for the logs: its operation decides whether an event is written.
             noteEndpoint(of: request, in: &notes)
             notes.decision = "refused_domain"
-            let error = TenantError(
-                status: 421, code: "A0E-421-0001", title: "Misdirected Request",
-                detail:
-                    "This gateway serves \(config.tenant.domains.joined(separator: ", ")); the request's host is not one of them."
+            let error = TenantError.misdirected(
+                "This gateway serves \(config.tenant.domains.joined(separator: ", ")); the request's host is not one of them."
             )
             notes.error = error
             return .respond(error.response, consume notes)
@@ -313,17 +311,16 @@ public final class RequestPolicy: Sendable {
         }
     }
 
-    /// The one way a request is routed: the exact-path table first, then the general router behind its checks.
     /// The methods the target resource supports, for `Allow` (RFC 9110 §10.2.1): an endpoint's, with OPTIONS when
     /// the gateway answers it there; every method for a path outside the API (edge traffic, forwarded as it is).
     private func resourceMethods(_ request: RequestHead, withOptions: Bool) -> [String] {
-        let path = request.queryMark.map { request.target[..<$0] } ?? request.target[...]
-        guard case .methodNotAllowed(let allowed) = route(method: request.method, path: path) else {
+        guard case .methodNotAllowed(let allowed) = route(method: request.method, path: request.path) else {
             return RequestPolicy.serverMethodList
         }
         return withOptions && !allowed.contains("OPTIONS") ? allowed + ["OPTIONS"] : allowed
     }
 
+    /// The one way a request is routed: the exact-path table first, then the general router behind its checks.
     private func route(method: String, path: Substring) -> RouteResult {
         // Edge-mode traffic is mostly plain non-API paths, which no literal route (all under `/my-org/`) can match
         // and which hide no disguise (`routeGeneral` would answer the same): one scan settles them.

@@ -145,21 +145,31 @@ final class ClientConnection: TransportDelegate {
         return exchange
     }
 
-    /// The 421 for a request on a TLS listener that serves whichever tenant domain the Host names, when the Host
-    /// names one the connection's certificate does not cover (RFC 9110 §7.4: a request for an https resource MUST
-    /// be refused unless the connection is secured by a certificate valid for it; §15.5.20). HTTP/2 clients may
-    /// send several hosts over one connection (RFC 9113 §9.1.1), so the check is the certificate's names, not the
-    /// SNI name. A listener bound to one domain serves it whatever the Host says, and is not checked; nor is a
-    /// connection without SNI (a client that dialled an address got the default certificate without asking for a
-    /// name, and can only have accepted it unverified).
-    func misdirectedRefusal(authority: String?) -> TenantError? {
-        guard profile.domain == nil, profile.tls != nil, let authority, transport.serverName != nil else { return nil }
-        let host = RequestPolicy.hostWithoutPort(authority).asciiLowercased
-        guard transport.certificateCovers(host: host) == false else { return nil }
-        return TenantError(
-            status: 421, code: "A0E-421-0001", title: "Misdirected Request",
-            detail:
-                "The connection's certificate does not cover \(host): open a connection to \(host) for its requests.")
+    /// Hands a complete request to the handler, both protocols' one way in, unless its Host is one the connection's
+    /// certificate does not cover: on a TLS listener that serves whichever tenant domain the Host names, that is a
+    /// 421 (RFC 9110 §7.4: a request for an https resource MUST be refused unless the connection is secured by a
+    /// certificate valid for it). A rule of the connection, not of the policy: it holds for every handler, and only
+    /// the connection knows its certificate. HTTP/2 clients may send several hosts over one connection (RFC 9113
+    /// §9.1.1), so the check is the certificate's names, not the SNI name. A listener bound to one domain serves it
+    /// whatever the Host says, and is not checked; nor is a connection without SNI (a client that dialled an
+    /// address got the default certificate without asking for a name, and can only have accepted it unverified).
+    func dispatch(_ exchange: Exchange) {
+        if profile.domain == nil, profile.tls != nil, transport.serverName != nil,
+            let authority = exchange.head.authority
+        {
+            let host = RequestPolicy.hostWithoutPort(authority).asciiLowercased
+            if transport.certificateCovers(host: host) == false {
+                let error = TenantError.misdirected(
+                    "The connection's certificate does not cover \(host): open a connection to \(host) for its requests."
+                )
+                exchange.decision = "refused_domain"
+                exchange.bodyStream?.discard()
+                handler.describeRefusal(exchange, error: error)
+                exchange.writer?.send(error.response, isHEAD: exchange.head.method == "HEAD")
+                return
+            }
+        }
+        handler.handle(exchange)
     }
 
     /// A streamed request body stopped arriving (on either protocol): the upstream exchange is abandoned and the

@@ -10,8 +10,8 @@ final class ExchangeRecorder: Sendable {
     let events: LogPipeline?
     let accessLog: LogPipeline?
     let tenantName: String
-    /// `clients[].name` by client id, for the events' `client_name`.
-    let clientNames: [String: String]
+    /// A client id's `clients[].name`, for the events' `client_name`: the configuration's own client index.
+    let clientName: @Sendable (String) -> String?
     let metrics: GatewayMetrics
     let ids: LogIDGenerator
     /// Opt-in traffic recording and its own pipeline (a separate file from the events).
@@ -19,11 +19,12 @@ final class ExchangeRecorder: Sendable {
     let trafficPipeline: LogPipeline?
 
     init(
-        events: LogPipeline?, accessLog: LogPipeline?, tenantName: String, clientNames: [String: String] = [:],
+        events: LogPipeline?, accessLog: LogPipeline?, tenantName: String,
+        clientName: @escaping @Sendable (String) -> String? = { _ in nil },
         metrics: GatewayMetrics, clock: any WallClock, traffic: TrafficRecorder? = nil,
         trafficPipeline: LogPipeline? = nil
     ) {
-        self.clientNames = clientNames
+        self.clientName = clientName
         self.traffic = traffic
         self.trafficPipeline = trafficPipeline
         self.events = events
@@ -58,8 +59,7 @@ final class ExchangeRecorder: Sendable {
                 outcome: EventOutcome(status: status, decidedBy: exchange.decidedBy == .tenant ? .tenant : .gateway))
         }
         guard accessLog != nil || eventType != nil else { return }
-        let entry = ExchangeLogEntry(
-            exchange, endNanos: endNanos, tenantName: tenantName, clientNames: clientNames)
+        let entry = ExchangeLogEntry(exchange, endNanos: endNanos, tenantName: tenantName, clientName: clientName)
         accessLog?.record(AccessRecord(entry: entry))
         if let eventType { events?.record(EventRecord(entry: entry, type: eventType, ids: ids)) }
     }
@@ -179,9 +179,7 @@ final class ExchangeRecorder: Sendable {
         }
         return ExchangeRecorder(
             events: events, accessLog: access, tenantName: config.tenant.name,
-            clientNames: Dictionary(
-                config.clients.compactMap { client in client.name.map { (client.clientID, $0) } },
-                uniquingKeysWith: { first, _ in first }),
+            clientName: { config.client(id: $0)?.name },
             metrics: metrics, clock: clock, traffic: traffic, trafficPipeline: trafficPipeline)
     }
 }
@@ -205,7 +203,10 @@ final class ExchangeLogEntry: Sendable {
     let tenantName: String
     let clientName: String?
 
-    init(_ exchange: Exchange, endNanos: Int64, tenantName: String, clientNames: [String: String] = [:]) {
+    init(
+        _ exchange: Exchange, endNanos: Int64, tenantName: String,
+        clientName: (String) -> String? = { _ in nil }
+    ) {
         head = exchange.head
         status = exchange.status
         decision = exchange.decision
@@ -219,7 +220,7 @@ final class ExchangeLogEntry: Sendable {
         facts = exchange.takeFacts()
         hostname = facts.hostname ?? exchange.serverName ?? exchange.head.authority
         self.tenantName = tenantName
-        clientName = facts.clientID.flatMap { clientNames[$0] }
+        self.clientName = facts.clientID.flatMap(clientName)
     }
 
     var durationMs: Double { Double(endNanos - startNanos) / 1e6 }

@@ -125,14 +125,7 @@ final class HTTP1ServerConnection: ResponseWriter {
         body = []
         if let stream { exchange.attach(stream) }
         current = exchange
-        if let misdirected = owner.misdirectedRefusal(authority: exchange.head.authority) {
-            exchange.decision = "refused_domain"
-            exchange.bodyStream?.discard()
-            owner.handler.describeRefusal(exchange, error: misdirected)
-            send(misdirected.response, isHEAD: isHEAD)
-            return
-        }
-        owner.handler.handle(exchange)
+        owner.dispatch(exchange)
     }
 
     /// The client stopped sending a streamed body: the request can never complete. A 408 (RFC 9110 §15.5.9) when

@@ -160,14 +160,7 @@ final class HTTP2ServerConnection {
             writer.send(error.response)
             return
         }
-        if let misdirected = owner.misdirectedRefusal(authority: exchange.head.authority) {
-            exchange.decision = "refused_domain"
-            exchange.bodyStream?.discard()
-            owner.handler.describeRefusal(exchange, error: misdirected)
-            writer.send(misdirected.response, isHEAD: exchange.head.method == "HEAD")
-            return
-        }
-        owner.handler.handle(exchange)
+        owner.dispatch(exchange)
     }
 
     /// Pulls frames out of the session while the transport is under its high-water mark. Re-entrant calls (a

@@ -460,17 +460,12 @@ public final class TLSEngine {
         return CertificateNames(certificate: certificate).dnsNames
     }
 
-    /// The names of the certificate this side presents, read once it is needed (the handshake chose it).
-    private var localNames: CertificateNames?
-
-    /// Whether the certificate this side presents covers `host` (lower-case, without a port): a DNS name, one
-    /// wildcard label, or an IP address SAN, as a client verifying it would match.
+    /// Whether the certificate this server side presents (the one SNI chose) covers `host` (lower-case, without a
+    /// port): a DNS name, one wildcard label, or an IP address SAN, as a client verifying it would match. Answered
+    /// from the names the listener's context read at load; a client side covers nothing.
     public func certificateCovers(host: String) -> Bool {
-        if localNames == nil {
-            guard let certificate = SSL_get_certificate(ssl) else { return false }
-            localNames = CertificateNames(certificate: certificate)
-        }
-        return localNames!.covers(host: host)
+        guard let server = context as? TLSServerContext else { return false }
+        return server.covers(host: host, on: SSL_get_SSL_CTX(ssl))
     }
 
     /// The DNS names of the certificate this side presents, lower-cased: on a server, the one SNI selected.

@@ -71,6 +71,8 @@ public final class TLSServerContext: @unchecked Sendable {
     /// keys even when SNI moves it to another certificate).
     let defaultContext: OpaquePointer
     private let contexts: [OpaquePointer]
+    /// Each context's certificate names, read once at load: `covers(host:on:)` answers from them.
+    private let certificateNames: [CertificateNames]
     private let callbackState: ServerCallbackState
 
     /// The ALPN protocols offered, in preference order.
@@ -90,6 +92,7 @@ public final class TLSServerContext: @unchecked Sendable {
         let alpnWire = try encodeALPN(configuration.alpnProtocols)
 
         var contexts: [OpaquePointer] = []
+        var certificateNames: [CertificateNames] = []
         var exact: [String: OpaquePointer] = [:]
         var wildcard: [String: OpaquePointer] = [:]
         var names: [String] = []
@@ -100,6 +103,7 @@ public final class TLSServerContext: @unchecked Sendable {
                     maximum: configuration.maximumVersion)
                 contexts.append(context)
                 let covered = try Self.loadCertificate(entry, into: context)
+                certificateNames.append(covered)
                 let domains = entry.domains.isEmpty ? covered.dnsNames : entry.domains.map(normalizedHostName)
                 for domain in domains {
                     let isCovered =
@@ -152,6 +156,7 @@ public final class TLSServerContext: @unchecked Sendable {
 
         self.defaultContext = contexts[0]
         self.contexts = contexts
+        self.certificateNames = certificateNames
         self.callbackState = state
         self.alpnProtocols = configuration.alpnProtocols
         self.serverNames = names
@@ -167,6 +172,12 @@ public final class TLSServerContext: @unchecked Sendable {
 
     deinit {
         contexts.forEach { SSL_CTX_free($0) }
+    }
+
+    /// Whether the certificate of `context` (one of this listener's) covers `host`, as a client would match it.
+    func covers(host: String, on context: OpaquePointer?) -> Bool {
+        guard let index = contexts.firstIndex(where: { $0 == context }) else { return false }
+        return certificateNames[index].covers(host: host)
     }
 
     /// Loads the chain and key of `entry` into `context` and returns the leaf's names.
