@@ -16,7 +16,7 @@ final class StreamState {
     @exclusivity(unchecked) var host: String?
     @exclusivity(unchecked) var cookie: String?
     @exclusivity(unchecked) var contentLength: Int?
-    /// The request carries `expect: 100-continue`.
+    /// The request carries `expect: 100-continue` and a body, and no 100 has been sent yet.
     @exclusivity(unchecked) var expectsContinue = false
     @exclusivity(unchecked) var fields: [HTTPFields.Field] = []
     @exclusivity(unchecked) var headerListBytes = 0
@@ -329,14 +329,9 @@ extension HTTP2ServerSession {
         let head = RequestHead(
             method: method, target: stream.path.take() ?? authority ?? "", version: .http2,
             headers: HTTPFields(take(&stream.fields)), authority: authority, scheme: stream.scheme)
+        // Without a body to come there is nothing to ask for; with one, the owner decides (`sendContinue`).
+        if endStream { stream.expectsContinue = false }
         emit(.request(streamID: stream.id, head: consume head, endStream: endStream))
-        if stream.expectsContinue && !endStream && !stream.responseStarted {
-            // RFC 9110 §10.1.1, as the HTTP/1.1 side does: the gateway reads every request body, so it asks for
-            // it at once instead of leaving the client to wait out its own timeout before sending DATA.
-            _ = submitResponseHeaders(
-                streamID: stream.id, head: ResponseHead(status: 100), contentLength: nil, provider: nil,
-                informational: true)
-        }
         stream.method = nil
         stream.authority = nil
         stream.host = nil

@@ -62,6 +62,21 @@ extension HTTP2ServerSession {
             streamID: streamID, head: head, contentLength: nil, provider: nil, informational: true)
     }
 
+    /// Whether the client of `streamID` sent `expect: 100-continue` with a body to come and has had no 100 yet.
+    public func expectsContinue(streamID: Int32) -> Bool { streams[streamID]?.expectsContinue ?? false }
+
+    /// Sends the 100 a client that expects one waits for (RFC 9110 §10.1.1), once, unless its final response has
+    /// started. The owner calls it for a request whose body it will read; a request it refuses on the head alone
+    /// gets that final answer instead.
+    public func sendContinue(streamID: Int32) {
+        guard !terminated, let stream = streams[streamID], stream.expectsContinue else { return }
+        stream.expectsContinue = false
+        guard !stream.responseStarted, !stream.remoteClosed else { return }
+        _ = submitResponseHeaders(
+            streamID: streamID, head: ResponseHead(status: 100), contentLength: nil, provider: nil,
+            informational: true)
+    }
+
     /// Queues response-body bytes (copied) for a stream started with `submitResponseHead(hasBody: true)`.
     ///
     /// Returns false when the stream takes no more body (gone, reset, ended, or the response has no body); the

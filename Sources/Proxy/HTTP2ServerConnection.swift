@@ -61,12 +61,18 @@ final class HTTP2ServerConnection {
                         length > RequestBodyStream.threshold, length <= session.limits.maxRequestBodyBytes,
                         !owner.handler.needsWholeBody(head)
                     { length } else { nil }
+                // RFC 9110 §10.1.1, as over HTTP/1.1: a refusal the head already decides is sent at once instead
+                // of a 100 asking for a body it would only discard; the body that still comes is drained.
+                let refusedOnHead =
+                    !endStream && session.expectsContinue(streamID: streamID)
+                    && owner.handler.refusesOnHead(head, listenerDomain: owner.profile.domain)
                 let writer = HTTP2StreamWriter(streamID: streamID, connection: self, head: head)
                 streams[streamID] = writer
-                if endStream {
+                if endStream || refusedOnHead {
                     dispatch(writer)
-                } else if let streamed {
-                    startStreaming(writer, length: streamed)
+                } else {
+                    session.sendContinue(streamID: streamID)
+                    if let streamed { startStreaming(writer, length: streamed) }
                 }
             case .data(let streamID, let bytes):
                 guard let writer = streams[streamID] else {
@@ -80,9 +86,9 @@ final class HTTP2ServerConnection {
                         writer.unconsumed += bytes.count
                         continue
                     }
-                } else {
+                } else if writer.exchange == nil {
                     writer.body.append(contentsOf: bytes)
-                }
+                }  // else answered before its body (a refusal on the head): the rest is not kept
                 session.consume(streamID: streamID, count: bytes.count)
             case .endStream(let streamID):
                 if let writer = streams[streamID] {

@@ -220,6 +220,21 @@ extension GatewayIntegration {
             try asked.send(head + "Authorization: Bearer \(token)\r\n\r\n")
             let interim = asked.readResponse()
             #expect(interim?.hasPrefix("HTTP/1.1 100 Continue\r\n") == true, "\(interim ?? "nothing")")
+            // HTTP/2 the same, the stream staying open for the body (curl -v prints each response's status line).
+            // The fixture's client is not granted the write scope: that refusal needs the token, so it follows the 100.
+            let writer = try f.ws.token(
+                key: "key", domain: "acme.test", client: "web-app", scope: "update:my_org:details")
+            for (authorization, interim, final) in [(nil, false, "401"), (writer, true, "403")] {
+                let out = try TestProcess.run(
+                    "/usr/bin/curl",
+                    [
+                        "-sS", "-v", "--max-time", "10", "--http2-prior-knowledge", "-X", "PATCH", "-o", "/dev/null",
+                        "-H", "Expect: 100-continue", "-H", "Content-Type: application/json", "--data-binary", "{}",
+                    ] + (authorization.map { ["-H", "Authorization: Bearer \($0)"] } ?? [])
+                        + ["http://127.0.0.1:\(f.canonicalPort)/my-org/details"], timeout: 15)
+                #expect(out.stderr.contains("< HTTP/2 100") == interim, "\(out.stderr)")
+                #expect(out.stderr.contains("< HTTP/2 \(final)"), "\(out.stderr)")
+            }
         }
 
         @Test("a body over the limit is refused with 413 and still logged: one failed event per protocol, with its id")

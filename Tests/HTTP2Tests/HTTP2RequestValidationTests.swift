@@ -262,15 +262,34 @@ struct HTTP2RequestValidationTests {
     }
 
     @Test(
-        "expect: 100-continue on a request with a body gets a 100 at once (RFC 9110 §10.1.1); without a body none",
+        "expect: 100-continue with a body is reported; its 100 goes out once, when the owner asks (RFC 9110 §10.1.1)",
         arguments: [("100-continue", false, true), ("100-Continue", false, true), ("100-continue", true, false)])
     func expectContinue(value: String, endStream: Bool, interim: Bool) {
         let peer = RawPeer()
         let fields = FrameBuilder.request(method: "POST", path: "/ok", [("expect", value)])
         peer.send(peer.build.start() + peer.build.headers(stream: 1, fields, endStream: endStream))
         #expect(peer.requests.count == 1)
+        // The session never answers for the owner: a refusal decided on the head goes out instead of a 100.
+        #expect(peer.frames(.headers, stream: 1).isEmpty)
+        #expect(peer.server.expectsContinue(streamID: 1) == interim)
+        peer.server.sendContinue(streamID: 1)
+        peer.server.sendContinue(streamID: 1)
+        peer.flush()
         let statuses = peer.frames(.headers, stream: 1).compactMap { $0.field(":status") }
         #expect(statuses == (interim ? ["100"] : []))
+        #expect(!peer.server.expectsContinue(streamID: 1))
+    }
+
+    @Test("no 100 once a final response has started: the client is already answered")
+    func noContinueAfterAnswer() {
+        let peer = RawPeer()
+        let fields = FrameBuilder.request(method: "POST", path: "/ok", [("expect", "100-continue")])
+        peer.send(peer.build.start() + peer.build.headers(stream: 1, fields, endStream: false))
+        _ = peer.server.submitResponse(streamID: 1, head: ResponseHead(status: 401), body: Array("{}".utf8))
+        peer.server.sendContinue(streamID: 1)
+        peer.flush()
+        let statuses = peer.frames(.headers, stream: 1).compactMap { $0.field(":status") }
+        #expect(statuses == ["401"])
     }
 
     @Test("a header value that is not UTF-8 (obs-text) is refused, not rewritten, and CONNECT gets 501")
