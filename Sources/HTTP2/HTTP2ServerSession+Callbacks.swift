@@ -95,10 +95,18 @@ extension HTTP2ServerSession {
     /// Registers capture-free callbacks; each finds its session through user_data.
     static func installCallbacks(_ callbacks: OpaquePointer?) {
         nghttp2_session_callbacks_set_on_begin_frame_callback(callbacks) { _, hd, userData in
-            guard let hd, hd.pointee.type == frameContinuation else { return 0 }
-            return withOwner(userData) { session in
-                if session.terminated { return 0 }
-                return session.allow(.continuation) ? 0 : callbackFailure
+            guard let hd else { return 0 }
+            switch hd.pointee.type {
+            case frameContinuation:
+                return withOwner(userData) { session in
+                    if session.terminated { return 0 }
+                    return session.allow(.continuation) ? 0 : callbackFailure
+                }
+            case frameHeaders:
+                return withOwner(userData) { $0.clientHeadersBegin(streamID: hd.pointee.stream_id) }
+                    ? 0 : callbackFailure
+            default:
+                return 0
             }
         }
         nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, frame, userData in

@@ -41,6 +41,13 @@ public final class HTTP2ServerSession {
     /// True once the session decided to end the connection (the terminal event has been queued).
     @exclusivity(unchecked) private(set) var terminated = false
 
+    /// The highest stream id a client HEADERS frame has used, and the ids it skipped to get there: those streams
+    /// are closed without ever having opened (RFC 9113 §5.1.1), which nghttp2 cannot tell once it keeps no closed
+    /// streams. Clients count up by two, so this stays empty; a few ranges are kept, the oldest dropped first.
+    @exclusivity(unchecked) private var highestClientStreamID: Int32 = 0
+    @exclusivity(unchecked) private var skippedStreamIDs: [ClosedRange<Int32>] = []
+    private static let skippedRangeLimit = 8
+
     @exclusivity(unchecked) private var pingBucket: TokenBucket
     @exclusivity(unchecked) private var settingsBucket: TokenBucket
     @exclusivity(unchecked) private var resetBucket: TokenBucket
@@ -241,6 +248,27 @@ public final class HTTP2ServerSession {
         terminated = true
         _ = nghttp2_session_terminate_session(session, HTTP2ErrorCode.enhanceYourCalm.rawValue)
         emit(.connectionError(.flood(flood)))
+    }
+
+    /// A client HEADERS frame begins on `streamID`; false when it reuses an id the client skipped, a connection
+    /// error of type PROTOCOL_ERROR (RFC 9113 §5.1.1: a new stream's id must exceed every id used before), which
+    /// this ends the connection with. A lower id the client did use is left to nghttp2 (trailers, or a stream
+    /// the gateway reset while the client was still sending: RFC 9113 §5.1 asks to ignore those).
+    func clientHeadersBegin(streamID: Int32) -> Bool {
+        guard !terminated, streamID & 1 == 1 else { return true }  // an even id is nghttp2's own connection error
+        if streamID > highestClientStreamID {
+            if streamID > highestClientStreamID &+ 2 {
+                if skippedStreamIDs.count == Self.skippedRangeLimit { skippedStreamIDs.removeFirst() }
+                skippedStreamIDs.append((highestClientStreamID &+ 1)...(streamID &- 2))
+            }
+            highestClientStreamID = streamID
+            return true
+        }
+        guard skippedStreamIDs.contains(where: { $0.contains(streamID) }) else { return true }
+        terminated = true
+        _ = nghttp2_session_terminate_session(session, HTTP2ErrorCode.protocolError.rawValue)
+        emit(.connectionError(.protocolError(.protocolError)))
+        return false
     }
 
     /// Takes a token for `flood`; on an empty bucket ends the connection and returns false.

@@ -96,6 +96,33 @@ struct HTTP2RequestValidationTests {
         #expect(!peer.requests[0].1.headers.contains("x-checksum"))
     }
 
+    @Test(
+        "a HEADERS frame on a stream id the client skipped is a connection error (RFC 9113 §5.1.1)",
+        arguments: [[5, 3], [3, 1], [1, 7, 5], [1, 7, 3]])
+    func skippedStreamID(ids: [Int32]) {
+        let peer = RawPeer()
+        var bytes = peer.build.start()
+        for id in ids { bytes += peer.build.headers(stream: id, FrameBuilder.request(path: "/ok")) }
+        peer.send(bytes)
+        #expect(peer.requests.map(\.0) == Array(ids.dropLast()))
+        #expect(peer.connectionErrors == [.protocolError(.protocolError)])
+        #expect(peer.frames(.goaway).first?.errorCode == HTTP2ErrorCode.protocolError.rawValue)
+        #expect(!peer.server.wantsRead)
+    }
+
+    @Test("ids counting up by two and trailers on an open lower stream are no error")
+    func usedStreamIDs() {
+        let peer = RawPeer()
+        peer.send(
+            peer.build.start()
+                + peer.build.headers(stream: 1, FrameBuilder.request(method: "POST"), endStream: false)
+                + peer.build.headers(stream: 3, FrameBuilder.request(path: "/ok"))
+                + peer.build.headers(stream: 1, [("x-checksum", "1")], endStream: true)
+                + peer.build.headers(stream: 5, FrameBuilder.request(path: "/ok")))
+        #expect(peer.requests.map(\.0) == [1, 3, 5])
+        #expect(peer.connectionErrors.isEmpty)
+    }
+
     @Test("oversized trailers reset the stream")
     func oversizedTrailers() {
         var limits = HTTP2Limits()
