@@ -14,7 +14,10 @@ final class HTTP2ServerConnection {
     private let session: HTTP2ServerSession
     private var streams = StreamMap<HTTP2StreamWriter>()
     private var output: [UInt8] = []
+    /// A connection error: close once the GOAWAY is written.
     private var closing = false
+    /// A graceful GOAWAY went out (shutdown, idle): close once the streams in flight have finished.
+    private var draining = false
     private var processing = false
     private var flushing = false
     private var flushAgain = false
@@ -191,9 +194,9 @@ final class HTTP2ServerConnection {
             }
         } while flushAgain && !transport.closed
         flushing = false
-        if closing && !session.wantsWrite {
+        if (closing || (draining && streams.isEmpty)) && !session.wantsWrite {
             transport.closeGracefully()
-        } else if streams.isEmpty && !closing {
+        } else if streams.isEmpty && !closing && !draining {
             owner.streamsIdle()
         }
     }
@@ -249,11 +252,11 @@ final class HTTP2ServerConnection {
 
     var outputOverHighWater: Bool { transport.isOverHighWater }
 
+    /// Graceful: no new streams (RFC 9113 §6.8); those already accepted are answered, then the connection closes.
     func goAwayAndClose() {
-        closing = true
+        draining = true
         session.goAway()
         flushSession()
-        if streams.isEmpty { transport.closeGracefully() }
     }
 
     func connectionClosed() { abandonStreams() }

@@ -92,7 +92,7 @@ def serve(conn):
             method, path, _ = line.split(" ", 2)
             if path == "/big":
                 respond(conn, 200, b"x" * (1 << 20))
-            elif path == "/slow":
+            elif path.split("?")[0] == "/slow":
                 time.sleep(3)
                 respond(conn, 200, b"{}")
             elif path == "/close":
