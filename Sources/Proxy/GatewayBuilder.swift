@@ -45,11 +45,11 @@ enum GatewayBuilder {
         } catch {
             problems.append("\(config.file): \(error)")
         }
-        for (index, listener) in config.listeners.enumerated() {
+        for listener in config.listeners {
             do {
                 _ = try serverContext(listener)
             } catch {
-                problems.append("\(config.file): listeners[\(index)].tls: \(error)")
+                problems.append("\(error)")
             }
         }
         do {
@@ -57,15 +57,21 @@ enum GatewayBuilder {
         } catch {
             problems.append("\(config.file): upstream: \(error)")
         }
-        if case .file(let path) = config.tenant.jwks.source {
-            do {
-                let set = try JWKSKeySet.parse(Array(try Data(contentsOf: URL(fileURLWithPath: path.path))))
-                if set.isEmpty { problems.append("\(config.file): tenant.jwks.file: \(path): no usable RSA key") }
-            } catch {
-                problems.append("\(config.file): tenant.jwks.file: \(path): \(error)")
-            }
-        }
+        if let problem = jwksFileProblem(config) { problems.append(problem) }
         return problems
+    }
+
+    /// A JWKS file read as the gateway will read it, at the line that names it: a file that does not parse, or
+    /// holds no RSA key the gateway can use, would leave every request refused.
+    static func jwksFileProblem(_ config: GatewayConfig) -> String? {
+        guard case .file(let file) = config.tenant.jwks.source else { return nil }
+        do {
+            let set = try JWKSKeySet.parse(Array(try Data(contentsOf: URL(fileURLWithPath: file.path))))
+            guard set.isEmpty else { return nil }
+            return file.location.error("JWKS file '\(file.path)' holds no usable RSA key").description
+        } catch {
+            return file.location.error("JWKS file '\(file.path)': \(error)").description
+        }
     }
 
     /// Files and environment variables the configuration names but that are missing, each at its line.
@@ -88,6 +94,7 @@ enum GatewayBuilder {
     static func build(_ config: GatewayConfig, previous: RequestPolicy?) throws -> Built {
         let problems = fileProblems(config)
         guard problems.isEmpty else { throw BuildError(problems.joined(separator: "\n")) }
+        if let problem = jwksFileProblem(config) { throw BuildError(problem) }
         return Built(
             policy: try buildPolicy(config, previous: previous, connectShared: true),
             listeners: try listenerProfiles(config), origins: try origins(config))
@@ -141,17 +148,24 @@ enum GatewayBuilder {
         }
     }
 
+    /// The listener's TLS context; an error names the certificate entry that does not load, at its line.
     static func serverContext(_ listener: GatewayConfig.Listener) throws -> TLSServerContext? {
         guard let tls = listener.tls else { return nil }
-        do {
-            return try TLSServerContext(
+        func context(_ certificates: [GatewayConfig.TLS.Certificate]) throws(TLSConfigurationError) -> TLSServerContext
+        {
+            try TLSServerContext(
                 configuration: TLSServerConfiguration(
-                    certificates: tls.certificates.map {
+                    certificates: certificates.map {
                         TLSCertificateEntry(certificate: .file($0.cert.path), privateKey: .file($0.key.path))
                     },
                     alpnProtocols: tls.alpn))
+        }
+        do {
+            return try context(tls.certificates)
         } catch {
-            throw BuildError(error.message)
+            // Only on failure: each entry alone, to say which one it is (the first when only the set fails).
+            let culprit = tls.certificates.first { (try? context([$0])) == nil } ?? tls.certificates[0]
+            throw BuildError(culprit.cert.location.error(error.message).description)
         }
     }
 

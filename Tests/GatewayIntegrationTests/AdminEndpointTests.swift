@@ -180,6 +180,30 @@ extension GatewayIntegration {
             #expect(accepted.hits + accepted.misses == 10)
         }
 
+        @Test("a reload naming a JWKS file that does not parse or holds no key is refused; the old keys keep serving")
+        func reloadRefusesBrokenJWKS() throws {
+            guard let binary = gatewayBinaryOrSkip("reload with a broken JWKS") else { return }
+            let f = try Fixture(binary: binary, name: "reloadbadkeys")
+            defer { f.stop() }
+            let token = try f.ws.token(key: "key", domain: "acme.test", client: "web-app", scope: "read:my_org:details")
+            #expect(try f.get("/my-org/details", token: token) == 200)
+            let original = try String(contentsOfFile: f.ws.path("gateway.yaml"), encoding: .utf8)
+            try f.ws.write("broken-jwks.json", "{\"keys\": [")
+            try f.ws.write("empty-jwks.json", "{\"keys\": []}")
+            for name in ["broken-jwks.json", "empty-jwks.json"] {
+                let changed = original.replacingOccurrences(of: "{ file: jwks.json }", with: "{ file: \(name) }")
+                try #require(changed != original)
+                try f.ws.write("gateway.yaml", changed)
+                let line = try #require(lineNumber(of: "{ file: \(name) }", in: changed))
+                let reload = try f.gateway.admin("/reload", method: "POST")
+                #expect(reload.status == 422, "\(name): \(reload.body)")
+                #expect(reload.body.contains("gateway.yaml:\(line):"), "\(reload.body)")
+                #expect(reload.body.contains("tenant.jwks.file"), "\(reload.body)")
+                #expect(try f.get("/my-org/details", token: token) == 200, "\(name): the old keys must keep serving")
+                #expect(try f.gateway.admin("/readyz").status == 200)
+            }
+        }
+
         @Test("a reload reads the JWKS file again: a key taken out is refused at once, a key put in is accepted")
         func reloadRereadsKeys() throws {
             guard let binary = gatewayBinaryOrSkip("reload re-reads the JWKS") else { return }

@@ -94,6 +94,52 @@ extension GatewayIntegration {
             #expect(!out.stdout.contains(inlineSecret))
         }
 
+        @Test("unusable JWKS file or certificate key: exit 2 from check and serve, each error with file:line and key")
+        func unusableFileContents() throws {
+            guard let binary = gatewayBinaryOrSkip("check file contents") else { return }
+            let copy = try ExampleCopy(binary: binary)
+            defer { copy.workspace.remove() }
+            try copy.workspace.certificate("certs/other", dnsNames: ["other.acme.com"])
+            try copy.workspace.write("broken-jwks.json", "{\"keys\": [")
+            try copy.workspace.write("empty-jwks.json", "{\"keys\": []}")
+            let jwksLine = try #require(copy.text.split(separator: "\n").first { $0.contains("jwks: { url:") })
+            let mismatch = copy.text.replacingOccurrences(of: "key: certs/login.key", with: "key: certs/other.key")
+            let cases: [(file: String, text: String, needle: String, key: String, message: String)] = [
+                (
+                    "broken.yaml",
+                    copy.text.replacingOccurrences(of: jwksLine, with: "  jwks: { file: broken-jwks.json }"),
+                    "broken-jwks.json", "tenant.jwks.file", "not valid JSON"
+                ),
+                (
+                    "empty.yaml",
+                    copy.text.replacingOccurrences(of: jwksLine, with: "  jwks: { file: empty-jwks.json }"),
+                    "empty-jwks.json", "tenant.jwks.file", "no usable RSA key"
+                ),
+                ("mismatch.yaml", mismatch, "certs/other.key", "listeners[0].tls.certificates[0].cert", "do not match"),
+            ]
+            for item in cases {
+                try #require(item.text != copy.text, "\(item.file)")
+                try copy.workspace.write(item.file, item.text)
+                let line = try #require(lineNumber(of: item.needle, in: item.text), "\(item.file)")
+                let checked = try copy.check(item.file)
+                let served = try TestProcess.run(
+                    "/usr/bin/env",
+                    [
+                        "CNAME_API_KEY=integration-edge-key", binary, "serve", "--config",
+                        copy.workspace.path(item.file),
+                    ],
+                    timeout: 20)
+                for (command, out) in [("check", checked), ("serve", served)] {
+                    #expect(out.status == 2, "\(command) \(item.file): \(out.stderr)")
+                    let located = out.stderr.split(separator: "\n").first {
+                        $0.hasPrefix(copy.workspace.path(item.file) + ":\(line):")
+                    }
+                    #expect(located?.contains("\(item.key):") == true, "\(command) \(item.file): \(out.stderr)")
+                    #expect(located?.contains(item.message) == true, "\(command) \(item.file): \(out.stderr)")
+                }
+            }
+        }
+
         @Test("serve refuses an invalid configuration: exit 2, the error with file:line and key, nothing bound")
         func serveRefusesInvalidConfig() throws {
             guard let binary = gatewayBinaryOrSkip("serve invalid config") else { return }
