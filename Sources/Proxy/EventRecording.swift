@@ -202,6 +202,8 @@ final class ExchangeLogEntry: Sendable {
     let hostname: String?
     let tenantName: String
     let clientName: String?
+    /// The tenant's error answer, read into the event's `error` when the event is written (off the loop).
+    let tenantErrorBody: [UInt8]?
 
     init(
         _ exchange: Exchange, endNanos: Int64, tenantName: String,
@@ -221,6 +223,7 @@ final class ExchangeLogEntry: Sendable {
         hostname = facts.hostname ?? exchange.serverName ?? exchange.head.authority
         self.tenantName = tenantName
         self.clientName = facts.clientID.flatMap(clientName)
+        tenantErrorBody = exchange.upstreamStatus != nil ? exchange.tenantErrorBody : nil
     }
 
     var durationMs: Double { Double(endNanos - startNanos) / 1e6 }
@@ -243,7 +246,11 @@ final class ExchangeLogEntry: Sendable {
         event.operation = facts.operation
         event.status = status
         event.correlationID = event.correlationID ?? requestID
-        if let error = facts.error { event.error = LogEvent.ErrorInfo(error) }
+        if let error = facts.error {
+            event.error = LogEvent.ErrorInfo(error)
+        } else if let body = tenantErrorBody {
+            event.error = LogEvent.ErrorInfo(problemBody: body, status: status)
+        }
         event.decidedBy = decidedBy
         event.durationMs = durationMs
         event.reason = decision

@@ -71,6 +71,10 @@ final class Exchange {
     }
     /// Set when traffic recording keeps this exchange: the response as the client got it, body capped.
     var capture: ResponseCapture?
+    /// The first bytes of an error the tenant answered with (status 400 or more), for the event's `error`.
+    var tenantErrorBody: [UInt8]?
+    /// The most of `tenantErrorBody` kept: the tenant's problem bodies are a few hundred bytes.
+    static let tenantErrorBodyCap = 4096
     /// Set when the body streams: it is still arriving when the handler runs, and `body` holds only its first
     /// bytes (for the recording).
     var bodyStream: RequestBodyStream?

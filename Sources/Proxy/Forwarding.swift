@@ -324,6 +324,7 @@ final class UpstreamRelay: UpstreamResponseHandler {
         guard exchange.writer != nil else { return }
         headSent = true
         exchange.upstreamStatus = head.status
+        if head.status >= 400 { exchange.tenantErrorBody = [] }
         let length: Int?
         if exchange.head.method == "HEAD" {
             // A HEAD answer keeps the framing the GET would have had (RFC 9110 §9.3.2): the upstream's length, or
@@ -356,6 +357,9 @@ final class UpstreamRelay: UpstreamResponseHandler {
     func upstreamBody(_ bytes: ArraySlice<UInt8>) {
         writeHeldHead()
         guard let writer = exchange.writer else { return }
+        if let kept = exchange.tenantErrorBody?.count, kept < Exchange.tenantErrorBodyCap {
+            exchange.tenantErrorBody!.append(contentsOf: bytes.prefix(Exchange.tenantErrorBodyCap - kept))
+        }
         bytes.withUnsafeBytes { writer.writeBody($0) }
         if !writer.canAcceptBody { connection?.setReading(false) }
     }
@@ -393,6 +397,7 @@ final class UpstreamRelay: UpstreamResponseHandler {
         heldHead = nil
         resumesOnClientWritable = false
         exchange.upstreamStatus = nil
+        exchange.tenantErrorBody = nil
         exchange.decision = "upstream_error"
         exchange.facts.error = TenantError.gateway(status: failure.status, detail: failure.detail)
         var response = TenantError.gateway(status: failure.status, detail: failure.detail).response

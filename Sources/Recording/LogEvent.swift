@@ -39,6 +39,19 @@ public struct LogEvent: Sendable, Equatable {
         public init(_ error: TenantError) {
             self.init(type: error.type, title: error.title, status: error.status, detail: error.detail)
         }
+
+        /// The error an upstream answered with, read from its problem body (RFC 9457, as the tenant writes them);
+        /// nil when the body is not a JSON object naming at least a type, title or detail. `status` stands in
+        /// for a missing or malformed `status` member.
+        public init?(problemBody bytes: [UInt8], status: Int) {
+            guard let body = try? JSONValue.parse(bytes), body.objectValue != nil else { return nil }
+            let type = body["type"]?.stringValue
+            let title = body["title"]?.stringValue
+            let detail = body["detail"]?.stringValue
+            guard type != nil || title != nil || detail != nil else { return nil }
+            let stated = body["status"]?.int64Value.flatMap { (100...599).contains($0) ? Int($0) : nil }
+            self.init(type: type ?? "", title: title ?? "", status: stated ?? status, detail: detail ?? "")
+        }
     }
 
     public var logID: String

@@ -290,6 +290,37 @@ extension GatewayIntegration {
             }
         }
 
+        @Test("a failed event the tenant decided carries the tenant's error (type, title, status, detail)")
+        func tenantErrorInEvent() throws {
+            guard let binary = gatewayBinaryOrSkip("tenant error in event") else { return }
+            let f = try Fixture(binary: binary, name: "tenanterror")
+            defer { f.stop() }
+            let token = try f.ws.token(key: "key", domain: "acme.test", client: "web-app", scope: "read:my_org:domains")
+            for (flag, id) in [("--http1.1", "missing-h1"), ("--http2-prior-knowledge", "missing-h2")] {
+                let answer = try curlStatus([
+                    flag, "-H", "Authorization: Bearer \(token)", "-H", "X-Request-Id: \(id)",
+                    "http://127.0.0.1:\(f.canonicalPort)/my-org/domains/dom_missing",
+                ])
+                #expect(answer.status == 404, "\(answer.body)")
+            }
+            #expect(f.gateway.stop() == 0)
+            let events = ((try? String(contentsOfFile: f.ws.path("events.jsonl"), encoding: .utf8)) ?? "")
+                .split(separator: "\n")
+            for id in ["missing-h1", "missing-h2"] {
+                let event = try #require(events.first { $0.contains("\"correlation_id\":\"\(id)\"") }, "\(events)")
+                let json = try #require(
+                    try JSONSerialization.jsonObject(with: Data(event.utf8)) as? [String: Any])
+                let details = try #require(json["details"] as? [String: Any], "\(event)")
+                #expect(json["type"] as? String == "my_organization_api_domain_failed", "\(event)")
+                #expect(details["decided_by"] as? String == "tenant", "\(event)")
+                let error = try #require(details["error"] as? [String: Any], "\(event)")
+                #expect(error["type"] as? String == "https://auth0.com/api-errors#A0E-404-0002")
+                #expect(error["title"] as? String == "Resource Not Found")
+                #expect(error["status"] as? Int == 404)
+                #expect(error["detail"] as? String == "No domain with id dom_missing.")
+            }
+        }
+
         @Test("recording.routes records only the named operation, with the scheme the client used")
         func recordingByRoute() throws {
             guard let binary = gatewayBinaryOrSkip("recording by route") else { return }

@@ -215,4 +215,21 @@ import Testing
         #expect(!text.contains("zzz"))
         #expect(!text.contains("secret-thing"))
     }
+
+    @Test(
+        "an upstream's problem body becomes the event's error; a body that is not one gives none",
+        arguments: [
+            (#"{"type":"t","title":"Conflict","status":409,"detail":"d"}"#, 409, "t|Conflict|409|d"),
+            (#"{"title":"Not Found"}"#, 404, "|Not Found|404|"),
+            (#"{"detail":"x","status":"bad"}"#, 500, "||500|x"),
+            (#"{"detail":"x","status":7}"#, 502, "||502|x"),
+            (#"{"message":"no problem members"}"#, 400, nil),
+            (#"["title"]"#, 400, nil),
+            ("<html>Bad Gateway</html>", 502, nil),
+            ("", 500, nil),
+        ])
+    func errorFromProblemBody(body: String, status: Int, expected: String?) {
+        let info = LogEvent.ErrorInfo(problemBody: Array(body.utf8), status: status)
+        #expect(info.map { "\($0.type)|\($0.title)|\($0.status)|\($0.detail)" } == expected)
+    }
 }

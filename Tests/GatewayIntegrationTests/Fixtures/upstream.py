@@ -119,6 +119,14 @@ def serve(conn):
                     b"HTTP/1.1 200 OK\r\nContent-Length: 59\r\n\r\n"
                     b"HTTP/1.1 200 OK\r\nX-Poison: 1\r\nContent-Length: 8\r\n\r\npoisoned"
                 )
+            elif path == "/my-org/domains/dom_missing":
+                # The tenant's problem body for an id it does not know (endpoints.md, A0E-404-0002).
+                respond(
+                    conn,
+                    404,
+                    b'{"type":"https://auth0.com/api-errors#A0E-404-0002","status":404,'
+                    b'"title":"Resource Not Found","detail":"No domain with id dom_missing."}',
+                )
             elif path.startswith("/status/"):
                 respond(conn, int(path.split("/")[2]), b'{"status":"set"}')
             elif path == "/.well-known/jwks.json" and jwks_path:
