@@ -270,19 +270,26 @@ public struct CORSPolicy: Sendable {
         return String(decoding: slice, as: UTF8.self)
     }
 
-    static func mergeVaryOrigin(_ fields: inout HTTPFields) {
+    static func mergeVaryOrigin(_ fields: inout HTTPFields) { mergeVary(&fields, adding: "Origin") }
+
+    /// Adds the field names of `list` (a `Vary` value) to the `Vary` of `fields`, keeping the names already
+    /// there: a response that varies on the upstream's fields and on the gateway's varies on both (RFC 9110
+    /// §12.5.5). Nothing is added to `*`, which already covers every field.
+    public static func mergeVary(_ fields: inout HTTPFields, adding list: String) {
         let existing = fields.values("Vary")
         if existing.isEmpty {
-            fields.add("Vary", "Origin")
+            fields.add("Vary", list)
             return
         }
         var tokens: [String] = []
         for value in existing { tokens.append(contentsOf: commaList(value)) }
-        if tokens.contains("*") || tokens.contains(where: { $0.asciiCaseInsensitiveEquals(literal: "Origin") }) {
-            return
+        guard !tokens.contains("*") else { return }
+        var changed = false
+        for token in commaList(list) where !tokens.contains(where: { $0.asciiCaseInsensitiveEquals(token) }) {
+            tokens.append(token)
+            changed = true
         }
-        tokens.append("Origin")
-        fields.set("Vary", tokens.joined(separator: ", "))
+        if changed { fields.set("Vary", tokens.joined(separator: ", ")) }
     }
 }
 

@@ -155,6 +155,8 @@ enum ForwardRewrite {
                 let n = name.utf8.count
                 if name.asciiCaseInsensitiveEquals(literal: "Content-Length") { return true }
                 guard extraLengths & (1 << UInt64(min(n, 63))) != 0 else { return false }
+                // The upstream's Vary stays: the gateway's is merged into it below.
+                if n == 4 && name.asciiCaseInsensitiveEquals(literal: "Vary") { return false }
                 for i in extraFields.indices
                 where extraFields[i].name.utf8.count == n && extraFields[i].name.asciiCaseInsensitiveEquals(name) {
                     return true
@@ -165,7 +167,13 @@ enum ForwardRewrite {
                 HopByHop.isHopByHop(field.name, nominated: nominated) || replaced(field.name)
                     || (replacesCORS && isAccessControlField(field.name))
             }
-            for i in extraFields.indices { out.headers.add(extraFields[i].name, extraFields[i].value) }
+            for i in extraFields.indices {
+                if extraLengths & (1 << 4) != 0 && extraFields[i].name.asciiCaseInsensitiveEquals(literal: "Vary") {
+                    CORSPolicy.mergeVary(&out.headers, adding: extraFields[i].value)
+                } else {
+                    out.headers.add(extraFields[i].name, extraFields[i].value)
+                }
+            }
             return out
         }
     }
@@ -401,9 +409,9 @@ final class UpstreamRelay: UpstreamResponseHandler {
         exchange.decision = "upstream_error"
         exchange.facts.error = TenantError.gateway(status: failure.status, detail: failure.detail)
         var response = TenantError.gateway(status: failure.status, detail: failure.detail).response
-        for field in extraHeaders where field.name.asciiLowercased.hasPrefix("access-control-") {
-            response.head.headers.set(field.name, field.value)
-        }
+        // The gateway's own fields still apply: CORS (with its Vary) so a browser can read the failure, and the
+        // rate-limit fields, since the request was admitted and spent its quota unit.
+        for field in extraHeaders { response.head.headers.set(field.name, field.value) }
         writer.send(response, isHEAD: exchange.head.method == "HEAD")
     }
 

@@ -321,6 +321,37 @@ extension GatewayIntegration {
             }
         }
 
+        @Test("the upstream's Vary is merged with the gateway's; a 502 keeps the CORS, Vary and rate-limit fields")
+        func varyAndFailureFields() throws {
+            guard let binary = gatewayBinaryOrSkip("vary and failure fields") else { return }
+            let f = try Fixture(binary: binary, name: "varyfail")
+            defer { f.stop() }
+            let token = try f.ws.token(key: "key", domain: "acme.test", client: "web-app", scope: "read:my_org:details")
+            func head(_ port: UInt16, _ path: String) throws -> (status: Int, fields: [String]) {
+                let out = try TestProcess.run(
+                    "/usr/bin/curl",
+                    [
+                        "-sS", "--max-time", "10", "-o", "/dev/null", "-D", "-", "-H", "Authorization: Bearer \(token)",
+                        "-H", "Origin: https://app.acme.test", "http://127.0.0.1:\(port)\(path)",
+                    ], timeout: 15)
+                let lines = out.stdout.split(separator: "\r\n").map { $0.lowercased() }
+                let status = lines.first.flatMap { Int($0.split(separator: " ").dropFirst().first ?? "") } ?? 0
+                return (status, lines)
+            }
+            let merged = try head(f.canonicalPort, "/my-org/details?vary")
+            #expect(merged.status == 200)
+            let vary = merged.fields.filter { $0.hasPrefix("vary:") }
+            #expect(vary == ["vary: accept-encoding, origin"], "\(merged.fields)")
+            #expect(merged.fields.contains("access-control-allow-origin: https://app.acme.test"))
+            f.upstream.stop()
+            let failed = try head(f.canonicalPort, "/my-org/details")
+            #expect(failed.status == 502, "\(failed.fields)")
+            #expect(failed.fields.contains("access-control-allow-origin: https://app.acme.test"), "\(failed.fields)")
+            #expect(failed.fields.contains("vary: origin"), "\(failed.fields)")
+            #expect(failed.fields.contains { $0.hasPrefix("x-ratelimit-remaining: ") }, "\(failed.fields)")
+            #expect(failed.fields.contains { $0.hasPrefix("ratelimit-policy: ") }, "\(failed.fields)")
+        }
+
         @Test("recording.routes records only the named operation, with the scheme the client used")
         func recordingByRoute() throws {
             guard let binary = gatewayBinaryOrSkip("recording by route") else { return }

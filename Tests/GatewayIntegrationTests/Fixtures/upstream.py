@@ -119,6 +119,8 @@ def serve(conn):
                     b"HTTP/1.1 200 OK\r\nContent-Length: 59\r\n\r\n"
                     b"HTTP/1.1 200 OK\r\nX-Poison: 1\r\nContent-Length: 8\r\n\r\npoisoned"
                 )
+            elif path == "/my-org/details?vary":
+                respond(conn, 200, b"{}", b"Vary: Accept-Encoding\r\n")
             elif path == "/my-org/domains/dom_missing":
                 # The tenant's problem body for an id it does not know (endpoints.md, A0E-404-0002).
                 respond(
