@@ -87,7 +87,8 @@ final class ExchangeRecorder: Sendable {
         traffic.record(
             CapturedExchange(
                 request: request,
-                requestBody: exchange.body, response: response, responseBody: capture.body,
+                requestBody: exchange.body, requestBodySize: exchange.bodyLength, response: response,
+                responseBody: capture.body,
                 responseBodySize: capture.size, startedMillis: exchange.startNanos / 1_000_000,
                 timings: .init(sendMs: 0, waitMs: waitMs, receiveMs: max(0, totalMs - waitMs), totalMs: totalMs),
                 clientIP: exchange.peerAddress, decidedBy: exchange.decidedBy,

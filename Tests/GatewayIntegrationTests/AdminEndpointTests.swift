@@ -352,6 +352,35 @@ extension GatewayIntegration {
             #expect(failed.fields.contains { $0.hasPrefix("ratelimit-policy: ") }, "\(failed.fields)")
         }
 
+        @Test("a streamed request body is recorded with its whole size and marked truncated, as a chunked one is")
+        func streamedBodyRecordedSize() throws {
+            guard let binary = gatewayBinaryOrSkip("streamed body recording") else { return }
+            let f = try Fixture(
+                binary: binary, name: "recstream", extra: "recording: { enabled: true, path: rec.jsonl }\n")
+            defer { f.stop() }
+            let size = 100_000
+            try f.ws.write("big.json", "{\"a\":\"" + String(repeating: "x", count: size - 8) + "\"}")
+            for (framing, id) in [([String](), "declared"), (["-H", "Transfer-Encoding: chunked"], "chunked")] {
+                let answer = try curlStatus(
+                    framing + [
+                        "-X", "POST", "-H", "Content-Type: application/json", "-H", "X-Request-Id: \(id)",
+                        "--data-binary", "@\(f.ws.path("big.json"))", "http://127.0.0.1:\(f.customPort)/upload",
+                    ])
+                #expect(answer.status == 200, "\(id): \(answer.body)")
+            }
+            #expect(f.gateway.stop() == 0)
+            let lines = ((try? String(contentsOfFile: f.ws.path("rec.jsonl"), encoding: .utf8)) ?? "")
+                .split(separator: "\n")
+            for id in ["declared", "chunked"] {
+                let line = try #require(lines.first { $0.contains(id) }, "\(id): \(lines.count) lines")
+                let json = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+                let request = try #require(json["request"] as? [String: Any], "\(line.prefix(300))")
+                let body = try #require(request["body"] as? [String: Any], "\(id)")
+                #expect(body["size"] as? Int == size, "\(id): \(body["size"] ?? "none")")
+                #expect(body["truncated"] as? Bool == true, "\(id)")
+            }
+        }
+
         @Test("recording.routes records only the named operation, with the scheme the client used")
         func recordingByRoute() throws {
             guard let binary = gatewayBinaryOrSkip("recording by route") else { return }
