@@ -57,6 +57,8 @@ final class Exchange {
     var decision = "pending"
     var finished = false
     var upstreamStatus: Int?
+    /// The token named a key the set lacked and the exchange waited for a refetch once (it never waits twice).
+    var awaitedKeyRefetch = false
     var upstreamStartNanos: Int64 = 0
     var upstreamEndNanos: Int64 = 0
     /// What the policy pipeline learned (organization, client, endpoint), for the events and the access log.

@@ -21,6 +21,8 @@ final class JWKSProvider: Sendable {
         var lastAttempt: Int64 = .min / 2
         var lastSuccess: Int64 = .min / 2
         var inFlight = false
+        /// Requests whose token named a key the set lacked, waiting for the fetch under way to end.
+        var waiters: [@Sendable (Bool) -> Void] = []
         var refreshes = 0
         var failures = 0
         var lastError: String?
@@ -61,11 +63,28 @@ final class JWKSProvider: Sendable {
         if due { refetch(reason: "refresh") }
     }
 
-    /// A token named a key id the set does not have: refetch, but at most once per minimum interval.
-    func unknownKeyID() {
+    /// Requests that may wait on one fetch at once; more are refused at once, as when no fetch may start.
+    static let waiterLimit = 4096
+
+    /// A token named a key id the set does not have: refetch (at most once per minimum interval) and call
+    /// `waiter` when the fetch under way ends, true when it replaced the set, so the request is judged again
+    /// against the keys the tenant publishes now: a key rotated in is served from its first token on. False
+    /// when no fetch runs and none may start yet (the waiter is not kept): the request is refused at once.
+    func refetchForUnknownKey(_ waiter: @escaping @Sendable (Bool) -> Void) -> Bool {
         let now = clock.nowNanoseconds()
-        let allowed = state.withLock { !$0.inFlight && now - $0.lastAttempt >= minRefetchNanos }
-        if allowed { refetch(reason: "unknown kid") }
+        let (waits, starts) = state.withLock { s -> (Bool, Bool) in
+            guard s.waiters.count < Self.waiterLimit else { return (false, false) }
+            if s.inFlight {
+                s.waiters.append(waiter)
+                return (true, false)
+            }
+            guard now - s.lastAttempt >= minRefetchNanos else { return (false, false) }
+            s.waiters.append(waiter)
+            return (true, true)
+        }
+        // Should another fetch start in between, this one does not, and the waiter is called when that one ends.
+        if starts { refetch(reason: "unknown kid") }
+        return waits
     }
 
     /// Starts a fetch unless one is running; `completion` (optional) runs after the set was replaced or kept.
@@ -96,8 +115,9 @@ final class JWKSProvider: Sendable {
                 outcome = .failure(message)
             }
             let finished = clock.nowNanoseconds()
-            state.withLock { s in
+            let waiters = state.withLock { s -> [@Sendable (Bool) -> Void] in
                 s.inFlight = false
+                defer { s.waiters.removeAll() }
                 switch outcome {
                 case .success(let set):
                     s.keys = set
@@ -108,17 +128,20 @@ final class JWKSProvider: Sendable {
                     s.failures += 1
                     s.lastError = message.description
                 }
+                return s.waiters
             }
             switch outcome {
             case .success(let set):
                 logger.info(
                     "JWKS loaded", metadata: ["reason": "\(reason)", "kids": "\(set.kids.joined(separator: ","))"])
                 completion?(true)
+                for waiter in waiters { waiter(true) }
             case .failure(let message):
                 logger.error(
                     "JWKS fetch failed; keeping the last good set",
                     metadata: ["reason": "\(reason)", "error": "\(message)"])
                 completion?(false)
+                for waiter in waiters { waiter(false) }
             }
         }
     }

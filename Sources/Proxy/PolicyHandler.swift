@@ -125,7 +125,19 @@ final class PolicyHandler: RequestHandler {
                         verdict = .success(verified.token)
                         verification = consume verified
                     case .failure(let rejection):
-                        if rejection.kind == .unknownKey { runtime.jwks.unknownKeyID() }
+                        if rejection.kind == .unknownKey && !exchange.awaitedKeyRefetch {
+                            // Judged again once the tenant's keys were fetched anew (the decision so far is pure).
+                            exchange.awaitedKeyRefetch = true
+                            let loop = context.loop
+                            let pending = LoopBound((handler: self, exchange: exchange), loop: loop)
+                            let waits = runtime.jwks.refetchForUnknownKey { _ in
+                                loop.execute {
+                                    let (handler, exchange) = pending.value
+                                    if !exchange.finished && exchange.writer != nil { handler.handle(exchange) }
+                                }
+                            }
+                            if waits { return }
+                        }
                         verdict = .failure(rejection)
                     }
                 } else {
