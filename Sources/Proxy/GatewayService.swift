@@ -265,17 +265,21 @@ public final class GatewayService: Sendable {
                 }
             }
         case .url(let url):
-            let origin = try? GatewayBuilder.origins(config)
-            let upstream = config.upstreams.first { $0.url.host == url.host && $0.url.port == url.port }
-            let tlsOrigin =
-                upstream.flatMap { origin?[$0.domain] }
-                ?? UpstreamOrigin(
-                    host: url.host, port: UInt16(url.port), useTLS: url.scheme == "https",
-                    tlsContext: try? TLSClientContextCache.system(), maxConnections: 1, connectTimeoutMs: 3000,
-                    responseTimeoutMs: 5000, idleTimeoutMs: 1000, secretHeaders: [], clientIPHeader: "X-Forwarded-For")
-            let jwksOrigin = tlsOrigin.retargeted(host: url.host, port: UInt16(url.port))
+            let origins = try? GatewayBuilder.origins(config)
+            // A URL on a tenant domain (the default: the canonical domain's) is fetched through that domain's
+            // upstream, as its requests are: a sidecar's upstream is often not where DNS points the domain.
+            let throughDomain = config.upstreams.first { $0.domain == url.host && url.port == 443 }
+                .flatMap { origins?[$0.domain] }
+            // Else an upstream at the URL's own address lends its TLS settings (CA file).
+            let sameAddress = config.upstreams.first { $0.url.host == url.host && $0.url.port == url.port }
+                .flatMap { origins?[$0.domain] }
+            let fallback = UpstreamOrigin(
+                host: url.host, port: UInt16(url.port), useTLS: url.scheme == "https",
+                tlsContext: try? TLSClientContextCache.system(), maxConnections: 1, connectTimeoutMs: 3000,
+                responseTimeoutMs: 5000, idleTimeoutMs: 1000, secretHeaders: [], clientIPHeader: "X-Forwarded-For")
             let path = url.path.isEmpty ? "/.well-known/jwks.json" : url.path + (url.query.map { "?\($0)" } ?? "")
-            let finalOrigin = jwksOrigin
+            let finalOrigin =
+                throughDomain ?? (sameAddress ?? fallback).retargeted(host: url.host, port: UInt16(url.port))
             fetch = { completion in
                 guard let gateway = gateway.withLock({ $0 }) else {
                     completion(.failure(.init("the gateway is not running")))

@@ -233,9 +233,10 @@ struct GatewayConfigText {
               canonical_domain: \(canonical)
               custom_domains: [\(custom)]
               tier: private_performance
-              jwks: \(jwks)
 
             """
+        // Empty: no jwks key, so the gateway takes the canonical domain's default URL.
+        if !jwks.isEmpty { text += "  jwks: \(jwks)\n" }
         if let tiersFile { text += "  tiers_file: \(tiersFile)\n" }
         text += "listeners:\n"
         for listener in listeners {

@@ -161,5 +161,36 @@ extension GatewayIntegration {
                 !upstream.requests().contains { $0.hasPrefix("GET /my-org/details ") },
                 "\(name): a request reached an upstream whose certificate should have been refused")
         }
+
+        @Test("without tenant.jwks the keys come from the canonical domain's upstream, not from its DNS name")
+        func defaultJWKSThroughTheCanonicalUpstream() throws {
+            guard let binary = gatewayBinaryOrSkip("default JWKS URL") else { return }
+            let ws = Workspace(binary: binary, name: "default-jwks")
+            defer { ws.remove() }
+            try ws.write("jwks.json", try ws.signingKey("key"))
+            let upstream = try UpstreamServer(workspace: ws, jwksFile: ws.path("jwks.json"))
+            defer { upstream.stop() }
+            let (listenerPort, adminPort) = (TestProcess.freePort(), TestProcess.freePort())
+            // acme.invalid resolves nowhere (RFC 2606): only the configured upstream can serve its keys.
+            var config = GatewayConfigText(
+                jwks: "", listeners: [.init(port: listenerPort, domain: "acme.invalid")],
+                upstreams: [("acme.invalid", "{ url: \"http://127.0.0.1:\(upstream.port)\" }")],
+                clients: [.init(id: "web-app", scopes: ["read:my_org:details"])], adminPort: adminPort)
+            config.canonical = "acme.invalid"
+            config.custom = "login.acme.invalid"
+            try ws.write("gateway.yaml", config.yaml)
+            let gateway = try GatewayServer(
+                binary: binary, config: ws.path("gateway.yaml"), adminPort: adminPort, ports: [listenerPort])
+            defer { _ = gateway.stop() }
+            let ready = try gateway.waitReady(timeout: 8)
+            #expect(ready, "not ready: \((try? gateway.admin("/readyz").body) ?? "")")
+            #expect(upstream.requests().contains { $0.hasPrefix("GET /.well-known/jwks.json HTTP/1.1\r\n") })
+            let token = try ws.token(
+                key: "key", domain: "acme.invalid", client: "web-app", scope: "read:my_org:details")
+            let answer = try curlStatus([
+                "-H", "Authorization: Bearer \(token)", "http://127.0.0.1:\(listenerPort)/my-org/details",
+            ])
+            #expect(answer.status == 200, "\(answer.body)")
+        }
     }
 }
