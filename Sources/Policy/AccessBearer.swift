@@ -31,8 +31,8 @@ public protocol KnownTokenTexts {
 ///
 /// Rules: exactly one `Authorization` field (two → 400); scheme `Bearer` or `DPoP` in any case, one or more
 /// spaces (`1*SP`), then a token68 (RFC 9110 §11.2); no header, or a scheme with no token → 401 Missing Token
-/// (A0E-401-0002); another scheme → 401; a malformed value → 400 `invalid_request`; longer than `maxTokenBytes`
-/// → 401 `invalid_token`. The DPoP scheme needs exactly one `DPoP` field beside it (RFC 9449 §4.3), else 401
+/// (A0E-401-0002); another scheme → 401; a value that is not a token68, or longer than `maxTokenBytes` → 401
+/// `invalid_token`. The DPoP scheme needs exactly one `DPoP` field beside it (RFC 9449 §4.3), else 401
 /// `invalid_dpop_proof`; the proof itself is forwarded for the tenant to verify. A token in the query
 /// (`access_token=`) is never used: its presence refuses the request (400), because query strings end up in logs
 /// and browser history.
@@ -97,8 +97,11 @@ public enum BearerToken {
         let token = UnsafeBufferPointer(rebasing: bytes[tokenStart...])
         // Bytes equal to a token that passed the syntax check pass it again (see `KnownTokenTexts`).
         let text = known?.knownToken(token)
+        // RFC 6750 §3.1 names a malformed token among `invalid_token`'s cases: 401, as for a token that does not
+        // decode, so every bad token text is answered alike whichever of its bytes is wrong.
         guard text != nil || isToken68Bytes(token) else {
-            throw invalidRequest("The bearer token is malformed (RFC 6750 token syntax after the scheme).")
+            throw ClaimsChecker.invalid(
+                "The access token is malformed: a token is base64url text in three parts separated by dots.")
         }
         guard token.count <= maxTokenBytes else {
             throw ClaimsChecker.invalid("The access token is larger than \(maxTokenBytes) bytes.")

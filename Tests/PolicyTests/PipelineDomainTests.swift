@@ -202,7 +202,7 @@ struct PipelineTokenTests {
             authorization: ["DPoP \(F.rawToken)"], status: 401, code: "A0E-401-0001"),
         HeaderCase(
             name: "a token with a space inside", target: "/my-org/details",
-            authorization: ["Bearer \(F.rawToken) \(F.rawToken)"], status: 400, code: "A0E-400-0001"),
+            authorization: ["Bearer \(F.rawToken) \(F.rawToken)"], status: 401, code: "A0E-401-0001"),
         HeaderCase(
             name: "a token over max_token_bytes", target: "/my-org/details",
             authorization: ["Bearer " + String(repeating: F.rawToken + ".", count: 120)], status: 401,
