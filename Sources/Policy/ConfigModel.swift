@@ -303,7 +303,10 @@ extension GatewayConfig {
         public let organization: String?
         /// Share of matching requests affected, 0...1.
         public let share: Double
-        public let status: Int
+        /// The status answered instead of forwarding (one of `FaultRule.allowedStatuses`); nil: the request is
+        /// only delayed by `delayMs`, then forwarded.
+        public let status: Int?
+        /// Wait this long before answering `status`, or before forwarding when there is no status.
         public let delayMs: Int
     }
 

@@ -83,7 +83,8 @@ extension GatewayConfig {
                         .object([
                             ("route", f.operation.map { .string($0) } ?? .null),
                             ("org", f.organization.map { .string($0) } ?? .null),
-                            ("share", .number(f.share)), ("status", number(f.status)), ("delay_ms", number(f.delayMs)),
+                            ("share", .number(f.share)), ("status", f.status.map(number) ?? .null),
+                            ("delay_ms", number(f.delayMs)),
                         ])
                     })
             ))

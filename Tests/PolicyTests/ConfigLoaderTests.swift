@@ -117,7 +117,7 @@ let badConfigs: [BadConfig] = [
         line: 12, path: "faults[0].route", message: "names no endpoint"),
     BadConfig(
         name: "fault status", yaml: m(append: "faults: [{ route: GET details, share: 0.5, status: 404 }]\n"), line: 12,
-        path: "faults[0].status", message: "must be 429, 500 or 503"),
+        path: "faults[0].status", message: "must be one of 429, 500, 502, 503, 504"),
     BadConfig(
         name: "unsupported algorithm", yaml: m(append: "tokens: { algorithms: [HS256] }\n"), line: 12,
         path: "tokens.algorithms[0]", message: "only RS256"),

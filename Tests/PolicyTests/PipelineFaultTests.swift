@@ -42,6 +42,26 @@ struct PipelineFaultTests {
         #expect(other.notes.decision == "forwarded")
     }
 
+    @Test("a delay-only rule from the configuration forwards the request after its delay, with the usual headers")
+    func delayOnly() throws {
+        let policy = try F.policy(faults: "[{ route: GET details, share: 1.0, delay_ms: 400 }]")
+        let run = get(policy, "/my-org/details")
+        guard case .forward(let headers, let delay, let notes) = run else {
+            Issue.record("expected a delayed forward, got \(run.summary)")
+            return
+        }
+        #expect(delay == 400)
+        #expect(notes.decision == "forwarded")
+        #expect(notes.error == nil)
+        #expect(headers["X-RateLimit-Limit"] != nil)
+        let other = get(policy, "/my-org/config")
+        guard case .forward(_, let otherDelay, _) = other else {
+            Issue.record("expected forward, got \(other.summary)")
+            return
+        }
+        #expect(otherDelay == 0)
+    }
+
     @Test("a rule with share 0 never fires", arguments: [0 as UInt64, 1, 7, 42, 1_000_003])
     func shareZero(seed: UInt64) throws {
         let policy = try F.policy(faults: "[{ route: GET details, share: 0, status: 503 }]")

@@ -640,16 +640,36 @@ final class ConfigLoader {
             let operation = m["route"].flatMap { route($0, m.path("route"), endpoints: endpoints) }
             let org = reader.string(m, "org")
             let share = reader.required(m, "share").flatMap { reader.double($0, m.path("share"), in: 0...1) }
+            // `status` is optional: a rule without one only delays (FaultAction.delay), then forwards. Every status
+            // and delay the injector can produce is accepted, and nothing more.
             var status: Int?
-            if let n = reader.required(m, "status"), let s = reader.int(n, m.path("status"), in: 100...599) {
-                if [429, 500, 503].contains(s) {
+            if let n = m["status"], let s = reader.int(n, m.path("status"), in: 100...599) {
+                if FaultRule.allowedStatuses.contains(s) {
                     status = s
                 } else {
-                    reader.fail(n, m.path("status"), "must be 429, 500 or 503")
+                    let allowed = FaultRule.allowedStatuses.sorted().map(String.init).joined(separator: ", ")
+                    reader.fail(n, m.path("status"), "must be one of \(allowed), or left out for a delay-only rule")
                 }
             }
-            let delay = reader.int(m, "delay_ms", in: 0...60000, default: 0)
-            if let share, let status {
+            var delay = 0
+            var delayValid = true
+            if let n = m["delay_ms"] {
+                if let d = reader.int(n, m.path("delay_ms"), in: 0...FaultRule.maxDelayMilliseconds) {
+                    delay = d
+                } else {
+                    delayValid = false
+                }
+            }
+            if m["status"] == nil, delayValid, delay == 0 {
+                // A rule that would do nothing (FaultRuleError.noEffect), said where it is written.
+                if let n = m["delay_ms"] {
+                    reader.fail(
+                        n, m.path("delay_ms"), "must be positive in a rule without `status` (a delay-only rule)")
+                } else {
+                    reader.fail(item.node, item.path, "a fault rule needs a `status`, a positive `delay_ms`, or both")
+                }
+            }
+            if let share, m["status"] == nil || status != nil, delayValid, status != nil || delay > 0 {
                 out.append(
                     GatewayConfig.Fault(
                         operation: operation, organization: org, share: share, status: status, delayMs: delay))
