@@ -103,16 +103,18 @@ public enum FaultAction: Sendable, Hashable {
     /// Wait, then handle the request normally.
     case delay(milliseconds: Int)
 
-    /// The response to write for `.respond` (the tenant's error shape; a 429 carries `Retry-After: 1`); nil
-    /// for `.delay`.
-    public var response: Response? {
+    /// The error to answer for `.respond`, in the shape the tenant gives that status: a 429 is the tenant's (and
+    /// the rate limiter's) `A0E-429-0003` with `Retry-After: 1`, so a client's retry logic meets what a real
+    /// limit sends; a 5xx has the shape of the gateway's own 5xx answers. Nil for `.delay`.
+    public var error: TenantError? {
         guard case .respond(let status, _) = self else { return nil }
         let detail = "Injected fault (gateway testing mode): this \(status) did not come from the tenant."
-        if status == 429 {
-            return TenantError.rateLimited(detail, headers: HTTPFields([("Retry-After", "1")])).response
-        }
-        return TenantError.gateway(status: status, detail: detail).response
+        if status == 429 { return TenantError.rateLimited(detail, headers: HTTPFields([("Retry-After", "1")])) }
+        return TenantError.gateway(status: status, detail: detail)
     }
+
+    /// `error`'s response; nil for `.delay`.
+    public var response: Response? { error?.response }
 
     public var delayMilliseconds: Int {
         switch self {

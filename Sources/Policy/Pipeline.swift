@@ -551,26 +551,21 @@ public final class RequestPolicy: Sendable {
             let fault = faults.decide(
                 route: endpoint.routeName, operation: endpoint.operation, org: context.orgID, random: &random)
         {
-            switch fault {
-            case .respond(let status, let delay):
-                var error = TenantError.gateway(
-                    status: status,
-                    detail:
-                        "Injected fault (gateway testing mode): this answer was produced on purpose by a `faults` rule."
-                )
-                for field in headers where !error.headers.contains(field.name) {
-                    error.headers.add(field.name, field.value)
-                }
-                // An injected 429 behaves like a real one for the client's retry logic.
-                if status == 429 { error.headers.set("Retry-After", "1") }
-                notes.decision = "fault_injected"
-                notes.error = error
-                notes.delayMilliseconds = delay
-                return .respond(error.response, consume notes)
-            case .delay(let delay):
+            // `.delay`: wait, then forward as usual.
+            guard var error = fault.error else {
                 notes.decision = "forwarded"
-                return .forward(responseHeaders: headers, delayMilliseconds: delay, notes: consume notes)
+                return .forward(
+                    responseHeaders: headers, delayMilliseconds: fault.delayMilliseconds, notes: consume notes)
             }
+            // `.respond`: the tenant's shape for the status (a 429 is A0E-429-0003 with `Retry-After: 1`, as the
+            // limiter's own 429), with the rate-limit and CORS fields of this admitted request.
+            for field in headers where !error.headers.contains(field.name) {
+                error.headers.add(field.name, field.value)
+            }
+            notes.decision = "fault_injected"
+            notes.error = error
+            notes.delayMilliseconds = fault.delayMilliseconds
+            return .respond(error.response, consume notes)
         }
         notes.decision = "forwarded"
         // `consume`: the notes move into the outcome instead of being copied and then destroyed here.

@@ -62,6 +62,47 @@ struct PipelineFaultTests {
         #expect(otherDelay == 0)
     }
 
+    @Test("an injected 429 carries the tenant's 429 body (A0E-429-0003), as the rate limiter's own 429 does")
+    func injected429IsTheTenants() throws {
+        let policy = try F.policy(faults: "[{ route: GET details, share: 1.0, status: 429 }]")
+        let run = get(policy, "/my-org/details")
+        #expect(run.status == 429, "\(run.summary)")
+        let json = try #require(run.bodyJSON)
+        let limited = TenantError.rateLimited("", headers: HTTPFields())
+        #expect(json["type"]?.stringValue == "https://auth0.com/api-errors#A0E-429-0003")
+        #expect(json["type"]?.stringValue == limited.type)
+        #expect(json["title"]?.stringValue == "Endpoint Rate Limit Exceeded")
+        #expect(json["status"]?.int64Value == 429)
+        #expect(json["detail"]?.stringValue?.contains("Injected fault") == true)
+        #expect(run.notes.error?.code == "A0E-429-0003")
+        #expect(run.headers["Retry-After"] == "1")
+        #expect(run.headers.values("Retry-After").count == 1)
+        #expect(run.headers["Content-Type"] == "application/json")
+        // The same body shape as a 429 the limiter writes itself.
+        let real = try F.policy(tier: "free")
+        var last = get(real, "/my-org/details")
+        for _ in 0..<20 where last.status != 429 { last = get(real, "/my-org/details") }
+        #expect(last.status == 429)
+        #expect(last.bodyJSON?["type"] == json["type"])
+        #expect(last.bodyJSON?["title"] == json["title"])
+    }
+
+    @Test(
+        "an injected 5xx carries the tenant's error shape for its status, like the gateway's own 5xx",
+        arguments: [500, 502, 503, 504])
+    func injected5xxShape(status: Int) throws {
+        let policy = try F.policy(faults: "[{ route: GET details, share: 1.0, status: \(status) }]")
+        let run = get(policy, "/my-org/details")
+        #expect(run.status == status, "\(run.summary)")
+        let json = try #require(run.bodyJSON)
+        #expect(json["type"]?.stringValue == "https://auth0.com/api-errors#A0E-\(status)-0001")
+        #expect(json["title"]?.stringValue == HTTPStatus.reason(status))
+        #expect(json["status"]?.int64Value == Int64(status))
+        #expect(json["detail"]?.stringValue?.contains("Injected fault") == true)
+        #expect(run.headers["Retry-After"] == nil)
+        #expect(run.notes.error?.status == status)
+    }
+
     @Test("a rule with share 0 never fires", arguments: [0 as UInt64, 1, 7, 42, 1_000_003])
     func shareZero(seed: UInt64) throws {
         let policy = try F.policy(faults: "[{ route: GET details, share: 0, status: 503 }]")
