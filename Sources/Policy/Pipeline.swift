@@ -260,8 +260,11 @@ public final class RequestPolicy: Sendable {
         if request.method == "OPTIONS", request.headers[literal: "Access-Control-Request-Method"] != nil,
             case .methodNotAllowed(let allowed) = route
         {
-            // HEAD is a CORS-safelisted method that never needs a preflight: offer the table's own methods.
-            let decision = cors.preflight(request, allowedMethods: allowed.filter { $0 != "HEAD" })
+            // `allowed` is the route's `Allow` list, with HEAD wherever GET is (the router serves HEAD as the GET
+            // operation). HEAD is CORS-safelisted, but a HEAD carrying `Authorization` is still preflighted with
+            // `Access-Control-Request-Method: HEAD` (Fetch, CORS-preflight fetch): refusing that preflight fails
+            // the browser's request, so HEAD is allowed and listed here as it is in `Allow`.
+            let decision = cors.preflight(request, allowedMethods: allowed)
             if let response = decision.response {
                 if case .refused(_, let why) = decision {
                     notes.decision = "refused_cors"

@@ -56,6 +56,25 @@ struct BrowserCORSTests {
         #expect(protocols == [http1 ? "HTTP/1.1" : "HTTP/2"])
     }
 
+    @Test("A HEAD with a token from an allowed origin is preflighted for HEAD, allowed, and its headers are readable")
+    func headRequest() throws {
+        if BrowserTools.skipNote("headRequest") { return }
+        let env = try Env()
+        defer {
+            env.stop()
+            env.removeFiles()
+        }
+        try env.preparePage(scenario: "head", token: try env.token(client: "demo-admin-app"))
+        let result = try env.runPage(host: "app.acme.test")
+        let step = try #require(result.steps.first, "\(result)")
+        // A refused HEAD preflight surfaces as a TypeError and no HEAD is sent.
+        #expect(step.ok, "\(result)")
+        #expect(step.status == 200, "\(result)")
+        #expect(step.limit.flatMap { Int($0) }.map { $0 > 0 } == true, "\(result)")
+        let seen = Self.render(Self.requests(env, atLeast: 2))
+        #expect(seen == ["OPTIONS 204 preflight", "HEAD 200 forwarded"])
+    }
+
     @Test("Refusals stay readable from an allowed origin: bad token, missing token, missing scope")
     func refusalsAreReadable() throws {
         if BrowserTools.skipNote("refusalsAreReadable") { return }

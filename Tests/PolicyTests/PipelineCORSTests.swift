@@ -20,9 +20,11 @@ struct PipelineCORSTests {
     @Test(
         "a preflight from an allowed origin is answered 204 with the route's methods, without a token",
         arguments: [
-            ("/my-org/details", F.appOrigin, "PATCH", "GET, PATCH"),
-            ("/my-org/v1/details", "https://admin.acme.com", "GET", "GET, PATCH"),
-            ("/my-org/identity-providers/con_1", F.partnerOrigin, "DELETE", "GET, PATCH, DELETE"),
+            ("/my-org/details", F.appOrigin, "PATCH", "GET, HEAD, PATCH"),
+            ("/my-org/v1/details", "https://admin.acme.com", "GET", "GET, HEAD, PATCH"),
+            ("/my-org/details", F.appOrigin, "HEAD", "GET, HEAD, PATCH"),
+            ("/my-org/identity-providers/con_1", F.partnerOrigin, "DELETE", "GET, HEAD, PATCH, DELETE"),
+            ("/my-org/identity-providers/con_1", F.partnerOrigin, "HEAD", "GET, HEAD, PATCH, DELETE"),
             ("/my-org", F.appOrigin, "DELETE", "DELETE"),
         ])
     func allowed(path: String, origin: String, method: String, methods: String) throws {
@@ -66,6 +68,32 @@ struct PipelineCORSTests {
         run.expectError(status: 403, code: "A0E-403-0001", decision: "refused_cors")
         #expect(!hasAllowField(run.headers), "\(run.headers)")
         #expect(run.headers["Vary"]?.contains("Origin") == true)
+    }
+
+    /// A HEAD with `Authorization` is preflighted with `Access-Control-Request-Method: HEAD` (Fetch), and HEAD is
+    /// served wherever GET is: the preflight must pass there, and only there.
+    @Test("a HEAD preflight passes on a route that serves GET, with HEAD listed as in Allow; elsewhere it is 403")
+    func headPreflight() throws {
+        let policy = try F.policy()
+        let run = PipelineRun.run(
+            policy, preflight("/my-org/details", origin: F.appOrigin, method: "HEAD", headers: "authorization"),
+            listenerDomain: F.canonical, token: .failure(TokenRejection(.malformed, "must not be consulted")))
+        #expect(run.status == 204, "\(run.summary)")
+        #expect(run.notes.decision == "preflight")
+        #expect(run.headers["Access-Control-Allow-Origin"] == F.appOrigin)
+        #expect(run.headers["Access-Control-Allow-Methods"] == "GET, HEAD, PATCH")
+        #expect(run.headers["Access-Control-Allow-Headers"] == "authorization")
+        // The same list as the route's own `Allow` (without OPTIONS, which the gateway answers itself).
+        let wrongMethod = PipelineRun.run(
+            policy, F.request("PUT", "/my-org/details"), listenerDomain: F.canonical,
+            token: .success(F.token(scopes: ["read:my_org:details"])))
+        #expect(wrongMethod.headers["Allow"] == run.headers["Access-Control-Allow-Methods"])
+        // `DELETE /my-org` has no GET, so no HEAD either.
+        let noGet = PipelineRun.run(
+            policy, preflight("/my-org", origin: F.appOrigin, method: "HEAD"), listenerDomain: F.canonical,
+            token: .failure(TokenRejection(.malformed, "must not be consulted")))
+        noGet.expectError(status: 403, code: "A0E-403-0001", decision: "refused_cors")
+        #expect(!hasAllowField(noGet.headers), "\(noGet.headers)")
     }
 
     @Test("preflight request header names are matched in any case and answered lowercase")

@@ -41,6 +41,9 @@ async function run() {
   const result = { origin: location.origin, scenario: scenario, steps: [] };
   if (scenario === "read") {
     result.steps.push(await attempt("GET", "/my-org/details"));
+  } else if (scenario === "head") {
+    // A HEAD with Authorization is preflighted with Access-Control-Request-Method: HEAD.
+    result.steps.push(await attempt("HEAD", "/my-org/details"));
   } else if (scenario === "patch") {
     result.steps.push(await attempt("PATCH", "/my-org/details", { display_name: "Renamed by the browser" }));
     result.steps.push(await attempt("GET", "/my-org/details"));
