@@ -13,6 +13,7 @@ public struct TokenContext: Sendable, Equatable {
         var orgID: String
         var orgName: String?
         var scopes: Set<String>
+        var scopeClaim: String
         var isClientCredentials: Bool
         var amr: [String]
         var acr: String?
@@ -36,6 +37,9 @@ public struct TokenContext: Sendable, Equatable {
     public var orgID: String { storage.fields.orgID }
     public var orgName: String? { storage.fields.orgName }
     public var scopes: Set<String> { storage.fields.scopes }
+    /// The token's `scope` claim exactly as the token gives it (its order, its spacing); empty when the token has
+    /// none. What a log event reports as `scope`: the set above is for matching, this is for telling.
+    public var scopeClaim: String { storage.fields.scopeClaim }
     /// `gty` is `client-credentials`, or `sub` ends with `@clients`.
     public var isClientCredentials: Bool { storage.fields.isClientCredentials }
     public var amr: [String] { storage.fields.amr }
@@ -58,12 +62,14 @@ public struct TokenContext: Sendable, Equatable {
 
     public init(
         subject: String, clientID: String, orgID: String, orgName: String? = nil, scopes: Set<String>,
-        isClientCredentials: Bool = false, amr: [String] = [], acr: String? = nil, expiresAt: Int64,
-        issuedAt: Int64, tokenID: String? = nil, domain: String, dpopThumbprint: String? = nil
+        scopeClaim: String? = nil, isClientCredentials: Bool = false, amr: [String] = [], acr: String? = nil,
+        expiresAt: Int64, issuedAt: Int64, tokenID: String? = nil, domain: String, dpopThumbprint: String? = nil
     ) {
         storage = Storage(
             Fields(
                 subject: subject, clientID: clientID, orgID: orgID, orgName: orgName, scopes: scopes,
+                // A context made by hand (no claim text) tells its scopes in a stable order.
+                scopeClaim: scopeClaim ?? scopes.sorted().joined(separator: " "),
                 isClientCredentials: isClientCredentials, amr: amr, acr: acr, expiresAt: expiresAt,
                 issuedAt: issuedAt, tokenID: tokenID, domain: domain, dpopThumbprint: dpopThumbprint))
     }
@@ -284,11 +290,13 @@ public struct ClaimsChecker: Sendable {
             throw Self.invalid("The access token names no client (azp or client_id).")
         }
         var scopes = Set<String>()
+        var scopeClaim = ""
         if let scope = claims.scope {
             guard let text = scope.stringValue else {
                 throw Self.invalid("The access token's scope claim must be a space-separated string.")
             }
             Self.insertScopes(of: text, into: &scopes)
+            scopeClaim = text
         }
         let gty = try optionalString(claims.gty, "gty")
         var amr: [String] = []
@@ -313,7 +321,7 @@ public struct ClaimsChecker: Sendable {
         }
         return TokenContext(
             subject: subject, clientID: clientID, orgID: orgID, orgName: try optionalString(claims.orgName, "org_name"),
-            scopes: scopes, isClientCredentials: isClientCredentials,
+            scopes: scopes, scopeClaim: scopeClaim, isClientCredentials: isClientCredentials,
             amr: amr, acr: try optionalString(claims.acr, "acr"), expiresAt: Int64(exp.rounded(.down)),
             issuedAt: Int64(iat.rounded(.down)), tokenID: try optionalString(claims.jti, "jti"), domain: domain,
             dpopThumbprint: dpopThumbprint)

@@ -10,6 +10,7 @@ public struct PipelineNotes: Sendable, Equatable {
     public var organizationID: String?
     public var clientID: String?
     public var userID: String?
+    /// The token's `scope` claim as given (the token's order; `TokenContext.scopeClaim`), for the log event.
     public var scope: String?
     public var audience: String?
     /// The refusal the gateway wrote itself, if any (for `details.error` of the event).
@@ -41,7 +42,7 @@ public struct CheckedClaims: Sendable, Equatable {
     public var context: TokenContext
     /// The token's `aud`, as `PipelineNotes.audience` gives it.
     public var audience: String?
-    /// The token's scopes sorted and space-separated, as `PipelineNotes.scope` gives them.
+    /// The token's `scope` claim as given, as `PipelineNotes.scope` gives it.
     public var scope: String
     /// The endpoints whose access check these claims passed, filled in by `authorize` as requests arrive.
     ///
@@ -474,9 +475,9 @@ public final class RequestPolicy: Sendable {
                 return outcome(
                     refuse(error, decision: "refused_token", notes: consume notes, origin: origin, clientID: nil))
             }
-            // A single scope (the usual case) is its own sorted, joined text: no array, no join.
-            notes.scope =
-                context.scopes.count == 1 ? context.scopes.first! : context.scopes.sorted().joined(separator: " ")
+            // The claim's own text, in the token's order (the event reports the token's scope as given): the
+            // string the claims check kept, shared, never rebuilt.
+            notes.scope = context.scopeClaim
         }
         notes.tokenContext = context
         notes.organizationID = context.orgID

@@ -283,6 +283,7 @@ struct ClaimsCheckerTests {
         let ctx = try checker.check(
             token(canonical, .auth0, [("scope", .string(scope))]), domain: canonical, clock: ManualClock(seconds: now))
         #expect(ctx.scopes == Set(scope.split(separator: " ").map(String.init)))
+        #expect(ctx.scopeClaim == scope, "the claim's text is kept as the token gives it")
     }
 
     @Test("the header type must be an access token's")

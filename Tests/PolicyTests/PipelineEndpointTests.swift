@@ -44,7 +44,7 @@ struct PipelineEndpointTests {
         #expect(notes.organizationID == F.orgID)
         #expect(notes.clientID == "web")
         #expect(notes.userID == "auth0|user1")
-        #expect(notes.scope == c.endpoint.scopes.sorted().joined(separator: " "))
+        #expect(notes.scope == c.endpoint.scopes.joined(separator: " "), "the token's scope claim, as given")
         #expect(notes.error == nil)
         #expect(notes.rateDecision?.admitted == true)
         #expect(notes.rateDecision?.rateClass.rawValue == c.endpoint.rateClass.rawValue)

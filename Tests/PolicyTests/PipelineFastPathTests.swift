@@ -162,6 +162,31 @@ struct PipelineFastPathTests {
         #expect(unlearnt == checked, "equality ignores what the memo has learnt")
     }
 
+    /// Issue 5: the event's `scope` is the token's scope; a consumer comparing it with the token's own string must
+    /// find the same text, so it is neither sorted nor rebuilt, on the full check or from checked claims.
+    @Test(
+        "the noted scope is the token's scope claim as given, in its order, also from checked claims",
+        arguments: [
+            ["read:my_org:details"], ["read:my_org:details", "read:my_org:configuration"],
+            ["update:my_org:details", "read:my_org:details", "read:my_org:configuration"],
+        ])
+    func scopeAsGiven(scopes: [String]) throws {
+        let token = F.token(scopes: scopes)
+        let claim = try #require(token.claims["scope"]?.stringValue)
+        let request = F.request("GET", "/my-org/details")
+        let first = run(try F.policy(), request, token, checked: nil)
+        #expect(first.isForward, "\(first.summary)")
+        #expect(first.notes.scope == claim)
+        #expect(first.notes.scope == scopes.joined(separator: " "))
+        let checked = try #require(first.notes.checkedClaims)
+        #expect(checked.scope == claim)
+        #expect(run(try F.policy(), request, token, checked: checked).notes.scope == claim)
+        // A refusal after the claims check notes the same text.
+        let refused = run(try F.policy(), F.request("DELETE", "/my-org/identity-providers/con_1"), token, checked: nil)
+        #expect(refused.notes.decision == "refused_scope")
+        #expect(refused.notes.scope == claim)
+    }
+
     @Test("the forwarded response fields are the decision's fields with CORS applied")
     func forwardFields() throws {
         for origin in [nil, F.appOrigin, "https://beta.acme.com"] as [String?] {
