@@ -60,10 +60,12 @@ enum ReplayCommand {
             }
             // -v only so that a refused connection can be told from an unreachable one (curl's own message
             // says "Couldn't connect" for both); its output is parsed for that and dropped, never printed, as it
-            // holds the request's headers.
+            // holds the request's headers. --globoff: the URL is the recorded target, sent as it is; curl would
+            // otherwise read `[…]` and `{…}` as a glob pattern and refuse `?code=[REDACTED]` (the recorder's own
+            // redaction) or `fields=a[0]` as a malformed URL.
             var args = [
-                "-sS", "-v", "-o", "/dev/null", "-w", "%{http_code}", "-X", request.method, "--connect-timeout", "10",
-                "--max-time", "30",
+                "-sS", "-v", "--globoff", "-o", "/dev/null", "-w", "%{http_code}", "-X", request.method,
+                "--connect-timeout", "10", "--max-time", "30",
             ]
             if insecure { args.append("-k") }
             for field in request.headers { args += ["-H", "\(field.name): \(field.value)"] }

@@ -109,6 +109,32 @@ extension GatewayIntegration {
             #expect(upstream.requests().count == 3)
         }
 
+        @Test("replay sends targets with [ ] { } as recorded, including the recorder's own [REDACTED] values")
+        func bracketsAndBraces() throws {
+            guard let binary = gatewayBinaryOrSkip("replay brackets") else { return }
+            let ws = Workspace(binary: binary, name: "replay-brackets")
+            defer { ws.remove() }
+            let targets = [
+                "/authorize?client_id=x&code=[REDACTED]&state=abc",
+                "/my-org/members/auth0|123?take=5&fields=a[0]",
+                "/echo?filter={a}&q=[1,2]",
+            ]
+            let lines = targets.enumerated().map { Self.exchange("b\($0)", $1, status: 200, second: $0) }
+            try ws.write("rec.jsonl", lines.joined(separator: "\n") + "\n")
+            let upstream = try UpstreamServer(workspace: ws)
+            defer { upstream.stop() }
+            let out = try replay(ws, ["--target", "http://127.0.0.1:\(upstream.port)"])
+            #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
+            #expect(!out.stdout.contains("malformed URL"), "\(out.stdout)")
+            for (index, target) in targets.enumerated() {
+                let line = "[\(index + 1)/3] GET \(target) → 200"
+                #expect(out.stdout.contains(line), "\(line) missing:\n\(out.stdout)")
+            }
+            // The upstream received each target byte for byte.
+            let received = upstream.requests().compactMap { $0.split(separator: "\r\n").first.map(String.init) }
+            #expect(received == targets.map { "GET \($0) HTTP/1.1" }, "\(received)")
+        }
+
         @Test("replay to a TLS target with an untrusted certificate names the TLS failure; --insecure gets answers")
         func untrustedCertificate() throws {
             guard let binary = gatewayBinaryOrSkip("replay TLS") else { return }
