@@ -140,6 +140,40 @@ extension GatewayIntegration {
             }
         }
 
+        @Test("rate-limiter refusals (simulate_tier above the tier, burst_s out of range) carry file:line:col: key")
+        func rateLimiterRefusals() throws {
+            guard let binary = gatewayBinaryOrSkip("check") else { return }
+            let copy = try ExampleCopy(binary: binary)
+            defer { copy.workspace.remove() }
+            let original = "rate_limits: { store: local, burst_s: 1.0 }"
+            try #require(copy.text.contains(original))
+            let broken = copy.text.replacingOccurrences(
+                of: original, with: "rate_limits:\n  simulate_tier: private_performance\n  burst_s: 0\n")
+            try copy.workspace.write("broken.yaml", broken)
+            let out = try copy.check("broken.yaml")
+            #expect(out.status == 2, "\(out.stdout)\(out.stderr)")
+            let file = copy.workspace.path("broken.yaml")
+            let errors = out.stderr.split(separator: "\n").map(String.init)
+            for (needle, key, message) in [
+                (
+                    "simulate_tier: private_performance", "rate_limits.simulate_tier",
+                    "allows more than the tenant's tier"
+                ),
+                ("burst_s: 0", "rate_limits.burst_s", "out of range"),
+            ] {
+                let line = try #require(lineNumber(of: needle, in: broken), "\(needle)")
+                let match = errors.first { $0.contains(message) }
+                #expect(match != nil, "no '\(message)' in:\n\(out.stderr)")
+                guard let match else { continue }
+                // `file:line:col: key.path: message`, the column a number.
+                let prefix = "\(file):\(line):"
+                #expect(match.hasPrefix(prefix), "\(match)")
+                let rest = match.dropFirst(prefix.count)
+                let column = rest.prefix { $0.isNumber }
+                #expect(!column.isEmpty && rest.dropFirst(column.count).hasPrefix(": \(key): "), "\(match)")
+            }
+        }
+
         @Test("serve refuses an invalid configuration: exit 2, the error with file:line and key, nothing bound")
         func serveRefusesInvalidConfig() throws {
             guard let binary = gatewayBinaryOrSkip("serve invalid config") else { return }

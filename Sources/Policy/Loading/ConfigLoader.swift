@@ -7,8 +7,9 @@ extension GatewayConfig {
     ///   - yaml: the file's text.
     ///   - file: the name used in error messages (usually the path as the user gave it).
     ///   - baseDirectory: the file's directory; relative paths in the file resolve against it.
-    ///   - readFile: reads a file the configuration names whose contents the load needs (today only
-    ///     `tenant.endpoints_file`); nil keeps the load free of I/O, and naming such a file is then an error.
+    ///   - readFile: reads a file the configuration names whose contents the load needs: `tenant.endpoints_file`,
+    ///     and `tenant.tiers_file` to judge `rate_limits` against it; nil keeps the load free of I/O, and naming an
+    ///     endpoints file is then an error (a tier file the load cannot read is left to `check`).
     /// - Throws: every problem found, each with file, line, column and key path.
     ///
     /// Pure: no file is touched except through `readFile`. Whether certificates, keys and other named files
@@ -38,6 +39,8 @@ final class ConfigLoader {
     let readFile: ((String) -> String?)?
     /// Errors from files other than the config file (the endpoint table).
     private var foreignErrors: [ConfigError] = []
+    /// `tenant.tier`'s node, where a rate-limiter refusal about the tenant's own tier is reported.
+    private var tierNode: YAMLNode?
 
     init(file: String, baseDirectory: String, readFile: ((String) -> String?)?) {
         self.reader = YAMLReader(file: file)
@@ -70,7 +73,7 @@ final class ConfigLoader {
         let clients = top["clients"].map { self.clients($0, scopes: scopes) } ?? []
         let stepUp = top["step_up"].flatMap { self.stepUp($0, scopes: scopes) }
         let cors = self.cors(top["cors"])
-        let rateLimits = self.rateLimits(top["rate_limits"])
+        let rateLimits = self.rateLimits(top["rate_limits"], tenant: tenant)
         let faults = top["faults"].map { self.faults($0, endpoints: endpoints) } ?? []
         let logging = self.logging(top["logging"])
         let recording = self.recording(top["recording"], endpoints: endpoints)
@@ -238,6 +241,7 @@ final class ConfigLoader {
                 }
             }
         }
+        tierNode = map["tier"]
         let tier = reader.required(map, "tier").flatMap {
             reader.enumeration($0, map.path("tier"), GatewayConfig.TierName.self)
         }
@@ -590,7 +594,7 @@ final class ConfigLoader {
 
     enum StoreKind: String, CaseIterable { case local, redis }
 
-    func rateLimits(_ node: YAMLNode?) -> GatewayConfig.RateLimits? {
+    func rateLimits(_ node: YAMLNode?, tenant: GatewayConfig.Tenant?) -> GatewayConfig.RateLimits? {
         guard let m = section(node, "rate_limits", keys: ["store", "url", "password", "burst_s", "simulate_tier"])
         else {
             return nil
@@ -614,8 +618,42 @@ final class ConfigLoader {
         let simulate = m["simulate_tier"].flatMap {
             reader.enumeration($0, m.path("simulate_tier"), GatewayConfig.TierName.self)
         }
-        return GatewayConfig.RateLimits(
-            store: store, burstS: reader.double(m, "burst_s", in: 0...60, default: 1.0), simulateTier: simulate)
+        // At least a millisecond's worth: RateLimiterConfiguration.resolve refuses less.
+        let limits = GatewayConfig.RateLimits(
+            store: store, burstS: reader.double(m, "burst_s", in: 0.001...60, default: 1.0), simulateTier: simulate)
+        if let tenant { checkLimiter(limits, tenant: tenant, in: m) }
+        return limits
+    }
+
+    /// The rate limiter's own rules, through the call `serve` builds the limiter with
+    /// (`RateLimiterConfiguration.resolve`): `simulate_tier` no higher than the tenant's tier, `burst_s` in range,
+    /// both tiers in the tier table. Judged here so that a refusal names its file, line, column and key like every
+    /// other error, instead of surfacing later without them; skipped when `tiers_file` cannot be read or parsed
+    /// here (`check` reports that file itself).
+    func checkLimiter(_ limits: GatewayConfig.RateLimits, tenant: GatewayConfig.Tenant, in m: YAMLMap) {
+        guard let tiers = loadTiers(tenant.tiersFile) else { return }
+        do {
+            _ = try RateLimiterConfiguration.resolve(
+                tiers: tiers, tenantTier: tenant.tier.rawValue, simulateTier: limits.simulateTier?.rawValue,
+                burstSeconds: limits.burstS)
+        } catch {
+            let at: (node: YAMLNode?, path: String)
+            switch error {
+            case .unknownTier(let name, _) where name == tenant.tier.rawValue: at = (tierNode, "tenant.tier")
+            case .unknownTier, .simulatedTierHigher: at = (m["simulate_tier"], m.path("simulate_tier"))
+            case .invalidBurst: at = (m["burst_s"], m.path("burst_s"))
+            case .invalidStripes, .invalidCap: at = (nil, m.path)
+            }
+            reader.fail(at.node ?? m.node, at.path, error.description)
+        }
+    }
+
+    /// The tier table `serve` will use: the embedded one, or `tenant.tiers_file` when this load can read and parse
+    /// it; nil otherwise.
+    func loadTiers(_ file: GatewayConfig.FilePath?) -> TierTable? {
+        guard let file else { return TierTable.embedded }
+        guard let text = readFile?(file.path) else { return nil }
+        return try? TierTable.parse(yaml: text, fileName: file.written)
     }
 
     func route(_ node: YAMLNode, _ path: String, endpoints: EndpointTable?) -> String? {
