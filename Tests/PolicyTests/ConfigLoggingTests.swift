@@ -1,3 +1,4 @@
+import Foundation
 import GatewayCore
 import Testing
 
@@ -91,6 +92,69 @@ struct ConfigLoggingTests {
         let errors = ConfigFixtures.errors(Self.webhook("        headers: { X-Tenant: a, x-tenant: b }\n"))
         #expect(
             errors.contains { $0.path == "logging.sinks[0].webhook.headers.x-tenant" && $0.message.contains("twice") })
+    }
+
+    // MARK: webhook.format and webhook.authorization
+
+    /// README's description of the webhook sink, from its `webhook` entry to the `spool` key after it.
+    static func readmeWebhookText() throws -> String {
+        let root = URL(fileURLWithPath: ConfigFixtures.policiesDirectory).deletingLastPathComponent()
+        let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+        let start = try #require(readme.range(of: "`webhook` compatible with Auth0 Log"))
+        let end = try #require(readme.range(of: "`spool:", range: start.upperBound..<readme.endIndex))
+        return String(readme[start.lowerBound..<end.lowerBound])
+    }
+
+    @Test(
+        "every webhook format loads as written in README; other spellings are refused with the list",
+        arguments: GatewayConfig.Logging.WebhookFormat.allCases)
+    func webhookFormats(_ format: GatewayConfig.Logging.WebhookFormat) throws {
+        let config = try ConfigFixtures.load(Self.webhook("        format: \(format.rawValue)\n"))
+        guard case .webhook(let hook) = config.logging.sinks.first else {
+            Issue.record("expected a webhook sink")
+            return
+        }
+        #expect(hook.format == format)
+        let readme = try Self.readmeWebhookText()
+        #expect(readme.contains("`\(format.rawValue)`"), "README does not name format \(format.rawValue):\n\(readme)")
+        for other in ["JSONLINES", "array", "object"] {
+            let errors = ConfigFixtures.errors(Self.webhook("        format: \(other)\n"))
+            #expect(
+                errors.contains {
+                    $0.path == "logging.sinks[0].webhook.format" && $0.message.contains(format.rawValue)
+                }, "\(errors.map(\.description))")
+        }
+    }
+
+    @Test("authorization comes from { env } or { file }, as README says; a literal is refused and not echoed")
+    func webhookAuthorization() throws {
+        let env = try ConfigFixtures.load(Self.webhook("        authorization: { env: HOOK_AUTH }\n"))
+        let file = try ConfigFixtures.load(Self.webhook("        authorization: { file: hook-auth.txt }\n"))
+        guard case .webhook(let fromEnv) = env.logging.sinks.first,
+            case .webhook(let fromFile) = file.logging.sinks.first
+        else {
+            Issue.record("expected webhook sinks")
+            return
+        }
+        guard case .environment("HOOK_AUTH", _) = fromEnv.authorization, case .file(let path) = fromFile.authorization
+        else {
+            Issue.record("expected env and file sources: \(String(describing: fromEnv.authorization))")
+            return
+        }
+        #expect(path.path == "/etc/gw/hook-auth.txt")
+        let errors = ConfigFixtures.errors(Self.webhook("        authorization: \"Bearer inline-hook-secret-9\"\n"))
+        let refusal = errors.first { $0.path == "logging.sinks[0].webhook.authorization" }
+        #expect(refusal?.message.contains("must not be written inline") == true, "\(errors.map(\.description))")
+        #expect(refusal?.line == 16)
+        #expect(!errors.map(\.description).joined().contains("inline-hook-secret-9"))
+        let readme = try Self.readmeWebhookText()
+        // What README says of `authorization` itself: up to the next key it describes (`format`).
+        let authorization = try #require(readme.range(of: "`authorization`"), "README: \(readme)")
+        let next = readme.range(of: "`format`", range: authorization.upperBound..<readme.endIndex)
+        let said = readme[authorization.lowerBound..<(next?.lowerBound ?? readme.endIndex)]
+        for words in ["{ env: NAME }", "{ file: path }", "literal", "refused"] {
+            #expect(said.contains(words), "README's `authorization` text lacks '\(words)': \(said)")
+        }
     }
 
     // MARK: spool
