@@ -61,6 +61,17 @@ extension GatewayService {
         let runtime = self.runtime
         let jwks = runtime.jwks.counters
         metrics.gauge("myorg_gateway_connections_active", Double(max(0, metrics.activeConnections)))
+        metrics.gauge("myorg_gateway_h2_streams_active", Double(max(0, metrics.requests.activeH2Streams)))
+        // Summed over the loops' pools; every configured origin is a series from the start, and one a reload
+        // removed stays, at 0 once its connections have closed.
+        for pool in metrics.upstreamPools.sizes(including: runtime.origins.values.map(\.key)) {
+            metrics.gauge(
+                "myorg_gateway_upstream_pool_connections_open", Double(pool.open), dimensions: [("origin", pool.origin)]
+            )
+            metrics.gauge(
+                "myorg_gateway_upstream_pool_connections_idle", Double(pool.idle), dimensions: [("origin", pool.origin)]
+            )
+        }
         metrics.counter("myorg_gateway_jwks_refreshes_total", total: jwks.refreshes)
         metrics.counter("myorg_gateway_jwks_failures_total", total: jwks.failures)
         metrics.gauge("myorg_gateway_jwks_loaded", runtime.jwks.keys == nil ? 0 : 1)

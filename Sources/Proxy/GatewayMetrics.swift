@@ -11,10 +11,16 @@ final class GatewayMetrics: Sendable {
     private let connectionsActive = Atomic<Int>(0)
     /// Where the loops' request tallies are summed: by default the process's, like the registry.
     let requests: RequestTallies
+    /// The loops' upstream pools, read at scrape time (``UpstreamPoolGauges``).
+    let upstreamPools = UpstreamPoolGauges()
 
     private let tlsHandshakeFailures: CoreMetrics.Counter
     private let poolWaits: CoreMetrics.Counter
     private let tlsHandshakes: CoreMetrics.Counter
+
+    /// The kinds of `myorg_gateway_upstream_errors_total`, each a series from the start (at 0), so that dashboards
+    /// and alerts see the family before the first error.
+    static let upstreamErrorKinds = ["connect", "connect_timeout", "pool_full", "resolve", "tls"]
 
     init(requests: RequestTallies = MetricsExposition.requests) {
         // A handle made before the bootstrap comes from swift-metrics' no-op factory and counts nothing; the
@@ -24,6 +30,7 @@ final class GatewayMetrics: Sendable {
         tlsHandshakeFailures = Counter(label: "myorg_gateway_tls_handshake_failures_total")
         poolWaits = Counter(label: "myorg_gateway_upstream_pool_waits_total")
         tlsHandshakes = Counter(label: "myorg_gateway_tls_handshakes_total")
+        for kind in Self.upstreamErrorKinds { _ = upstreamErrorCounter(kind) }
     }
 
     /// The request tally of a new loop context, counted in ``requests`` for as long as the process runs.
@@ -60,9 +67,13 @@ final class GatewayMetrics: Sendable {
     func tlsHandshakeCompleted() { tlsHandshakes.increment() }
 
     func upstreamError(kind: String) {
+        upstreamErrorCounter(kind).increment()
+    }
+
+    private func upstreamErrorCounter(_ kind: String) -> CoreMetrics.Counter {
         upstreamErrorsByKind.handle(kind) {
             Counter(label: "myorg_gateway_upstream_errors_total", dimensions: [("kind", kind)])
-        }.increment()
+        }
     }
 
     // Handles by label values. Every label comes from a bounded set (protocols, statuses, error kinds, tiers),

@@ -105,7 +105,9 @@ final class HTTP2ServerConnection {
                 streams[streamID]?.bufferFull = false
                 streams[streamID]?.exchange?.upstreamRelay?.clientWritable()
             case .reset(let streamID, _):
-                if let writer = streams.removeValue(forKey: streamID), let exchange = writer.exchange {
+                guard let writer = streams.removeValue(forKey: streamID) else { continue }
+                owner.context.requestMetrics.h2StreamsClosed()
+                if let exchange = writer.exchange {
                     writer.bodyStream?.discard()
                     owner.handler.cancel(exchange)
                     owner.finished(exchange)
@@ -207,7 +209,7 @@ final class HTTP2ServerConnection {
     }
 
     func streamFinished(_ writer: HTTP2StreamWriter) {
-        streams.removeValue(forKey: writer.streamID)
+        if streams.removeValue(forKey: writer.streamID) != nil { owner.context.requestMetrics.h2StreamsClosed() }
         // Answered before the body ended: the rest is consumed and dropped as it arrives.
         if let stream = writer.bodyStream, stream.isOpen { stream.discard() }
         if let exchange = writer.exchange { owner.finished(exchange) }
@@ -263,6 +265,7 @@ final class HTTP2ServerConnection {
 
     private func abandonStreams() {
         let abandoned = streams.values
+        if !streams.isEmpty { owner.context.requestMetrics.h2StreamsClosed(streams.count) }
         streams.removeAll()
         for writer in abandoned {
             if let exchange = writer.exchange {

@@ -93,6 +93,8 @@ final class RequestCells: Sendable {
 /// bounded sets); the counts are atomics readable at any time.
 final class TallyCells: Sendable {
     let h2Streams = Atomic<Int>(0)
+    /// HTTP/2 streams open now (a gauge: read from live cells only, never folded into a retired total).
+    let h2StreamsActive = Atomic<Int>(0)
     let tokenCacheHits = Atomic<Int>(0)
     let tokenCacheMisses = Atomic<Int>(0)
     private let published = Mutex<(requests: [RequestCells], routes: [RouteCells])>(([], []))
@@ -185,7 +187,7 @@ struct TallyWriter {
 }
 
 /// One event loop's request metrics: finished requests by route, status and decision, their durations, HTTP/2
-/// streams and token-cache lookups.
+/// streams (opened in all and open now) and token-cache lookups.
 ///
 /// Loop-confined: created for a ``LoopContext`` and called only on its loop (the single writer of its cells). When
 /// it goes away its counts are folded into its ``RequestTallies``' retired total, so nothing counted is lost.
@@ -223,7 +225,16 @@ final class LoopMetrics {
         }
     }
 
-    func h2StreamOpened() { Self.bump(cells.h2Streams) }
+    /// A stream was accepted: counted in the total and in the streams open now.
+    func h2StreamOpened() {
+        Self.bump(cells.h2Streams)
+        Self.bump(cells.h2StreamsActive)
+    }
+
+    /// `count` streams that `h2StreamOpened` counted are over (answered, reset or abandoned with their connection).
+    func h2StreamsClosed(_ count: Int = 1) {
+        cells.h2StreamsActive.store(cells.h2StreamsActive.load(ordering: .relaxed) &- count, ordering: .relaxed)
+    }
 
     func tokenCache(hit: Bool) {
         if hit { Self.bump(cells.tokenCacheHits) } else { Self.bump(cells.tokenCacheMisses) }
@@ -290,6 +301,11 @@ final class RequestTallies: Sendable {
 
     /// Appends the request metrics in the Prometheus text format (version 0.0.4).
     func render(into buffer: inout [UInt8]) { snapshot().render(into: &buffer) }
+
+    /// HTTP/2 streams open now on the live loops (a retired loop's streams were closed with it).
+    var activeH2Streams: Int {
+        state.withLock { s in s.live.values.reduce(0) { $0 + $1.h2StreamsActive.load(ordering: .relaxed) } }
+    }
 }
 
 /// Request metrics summed over loops: what a scrape renders. A plain value, so merging and rendering are tested

@@ -75,7 +75,11 @@ struct UpstreamFailure: Error {
 final class UpstreamPool {
     let origin: UpstreamOrigin
     let context: LoopContext
-    private var idle: [UpstreamConnection] = []
+    /// Where `open` and `idle.count` are published for `/metrics` (this loop is their only writer).
+    private let gauge: UpstreamPoolCells
+    private var idle: [UpstreamConnection] = [] {
+        didSet { gauge.idle.store(idle.count, ordering: .relaxed) }
+    }
     /// Connections with a request in flight, for the response deadline. Each knows its own index here, so
     /// joining and leaving cost no hashing (a dictionary insert and remove per request did).
     private(set) var busy: [UpstreamConnection] = []
@@ -96,7 +100,9 @@ final class UpstreamPool {
             last.busyIndex = index
         }
     }
-    private var open = 0
+    private var open = 0 {
+        didSet { gauge.open.store(open, ordering: .relaxed) }
+    }
     private var waiters: [(deadline: Int64, callback: (Result<UpstreamConnection, UpstreamFailure>) -> Void)] = []
     private var resolved: [NetAddress] = []
     private var resolvedAt: Int64 = 0
@@ -105,7 +111,10 @@ final class UpstreamPool {
     init(origin: UpstreamOrigin, context: LoopContext) {
         self.origin = origin
         self.context = context
+        self.gauge = context.metrics.upstreamPools.add(origin: origin.key)
     }
+
+    deinit { context.metrics.upstreamPools.remove(gauge) }
 
     /// An idle connection that can take a request now, if there is one.
     func takeIdle() -> UpstreamConnection? {

@@ -152,6 +152,66 @@ extension GatewayIntegration {
             #expect((accepted?.value ?? 0) >= 5, "one event per logged request: \(String(describing: accepted))")
         }
 
+        /// The value of the sample `name{labels}` (or `name` without labels) in exposition text.
+        static func sample(_ text: String, _ name: String, _ labels: String = "") -> Double? {
+            let prefix = labels.isEmpty ? name + " " : "\(name){\(labels)} "
+            for line in text.split(separator: "\n") where line.hasPrefix(prefix) {
+                return Double(line.dropFirst(prefix.count))
+            }
+            return nil
+        }
+
+        @Test(
+            "/metrics: the upstream pool per origin, HTTP/2 streams open now, and upstream errors by kind from the start"
+        )
+        func poolStreamsAndErrors() throws {
+            guard let binary = gatewayBinaryOrSkip("pool and stream gauges") else { return }
+            let f = try Fixture(binary: binary, name: "poolgauges")
+            defer { f.stop() }
+            let origin = "origin=\"http://127.0.0.1:\(f.upstream.port)\""
+            let open = "myorg_gateway_upstream_pool_connections_open"
+            let idle = "myorg_gateway_upstream_pool_connections_idle"
+            // Before any request: every series is there, at 0.
+            let first = try f.gateway.admin("/metrics").body
+            for kind in ["connect", "connect_timeout", "pool_full", "resolve", "tls"] {
+                #expect(
+                    Self.sample(first, "myorg_gateway_upstream_errors_total", "kind=\"\(kind)\"") == 0,
+                    "\(kind): \(first)")
+            }
+            #expect(Self.sample(first, open, origin) == 0, "\(first)")
+            #expect(Self.sample(first, idle, origin) == 0)
+            #expect(Self.sample(first, "myorg_gateway_h2_streams_active") == 0)
+
+            // One HTTP/2 request held by the upstream (/slow answers after 3 s; the custom domain forwards it).
+            let slow = try BackgroundProcess(
+                "/usr/bin/curl",
+                [
+                    "-sS", "-o", "/dev/null", "--max-time", "10", "--http2-prior-knowledge",
+                    "http://127.0.0.1:\(f.customPort)/slow",
+                ], logName: "slow-curl")
+            defer { slow.stop(signal: SIGKILL) }
+            var during = ""
+            let inFlight = try eventually(timeout: 2.5) {
+                during = try f.gateway.admin("/metrics").body
+                return Self.sample(during, "myorg_gateway_h2_streams_active") == 1
+            }
+            #expect(inFlight, "\(during)")
+            #expect(Self.sample(during, open, origin) == 1, "\(during)")
+            #expect(Self.sample(during, idle, origin) == 0, "\(during)")
+
+            // Answered: the stream is over, and the upstream connection waits in the pool for the next request.
+            #expect(eventually(timeout: 8) { !slow.process.isRunning })
+            var after = ""
+            let settled = try eventually(timeout: 2) {
+                after = try f.gateway.admin("/metrics").body
+                return Self.sample(after, "myorg_gateway_h2_streams_active") == 0
+            }
+            #expect(settled, "\(after)")
+            #expect(Self.sample(after, open, origin) == 1, "\(after)")
+            #expect(Self.sample(after, idle, origin) == 1, "\(after)")
+            #expect(Self.sample(after, "myorg_gateway_h2_streams_total") == 1)
+        }
+
         /// A token whose signature verifies but whose claims are refused here (issued for the custom domain, sent to
         /// the canonical one) is kept by the handler's verified-token cache: repeating it costs no second RSA check.
         /// Each handler (one per listener per loop: two loops here) verifies it at most once, however often it is

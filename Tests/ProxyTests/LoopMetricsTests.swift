@@ -222,6 +222,60 @@ struct LoopMetricsTests {
         withExtendedLifetime((first, third)) {}
     }
 
+    @Test("active HTTP/2 streams: opened minus closed over the live loops; a loop that goes away takes its own along")
+    func activeStreams() {
+        let tallies = RequestTallies()
+        let first = LoopMetrics(tallies: tallies)
+        var second: LoopMetrics? = LoopMetrics(tallies: tallies)
+        #expect(tallies.activeH2Streams == 0)
+        for _ in 0..<3 { first.h2StreamOpened() }
+        for _ in 0..<4 { second?.h2StreamOpened() }
+        #expect(tallies.activeH2Streams == 7)
+        first.h2StreamsClosed()
+        second?.h2StreamsClosed(3)
+        #expect(tallies.activeH2Streams == 3)
+        second = nil
+        #expect(tallies.activeH2Streams == 2, "a retired loop's streams closed with it")
+        first.h2StreamsClosed(2)
+        #expect(tallies.activeH2Streams == 0)
+        #expect(tallies.snapshot().h2Streams == 7, "the counter of streams opened is unchanged")
+        withExtendedLifetime(first) {}
+    }
+
+    @Test("upstream pool sizes: summed per origin over the loops' pools, configured origins at 0, sorted")
+    func upstreamPoolSizes() {
+        let gauges = UpstreamPoolGauges()
+        #expect(gauges.sizes().isEmpty)
+        let loop0 = gauges.add(origin: "https://acme.example:443")
+        let loop1 = gauges.add(origin: "https://acme.example:443")
+        let edge = gauges.add(origin: "https://edge.example:443")
+        loop0.open.store(3, ordering: .relaxed)
+        loop0.idle.store(1, ordering: .relaxed)
+        loop1.open.store(2, ordering: .relaxed)
+        loop1.idle.store(2, ordering: .relaxed)
+        edge.open.store(1, ordering: .relaxed)
+        #expect(
+            gauges.sizes(including: ["http://127.0.0.1:8080", "https://acme.example:443"])
+                == [
+                    .init(origin: "http://127.0.0.1:8080", open: 0, idle: 0),
+                    .init(origin: "https://acme.example:443", open: 5, idle: 3),
+                    .init(origin: "https://edge.example:443", open: 1, idle: 0),
+                ])
+        gauges.remove(loop1)
+        gauges.remove(edge)
+        #expect(gauges.sizes() == [.init(origin: "https://acme.example:443", open: 3, idle: 1)])
+    }
+
+    @Test("myorg_gateway_upstream_errors_total has a series per kind from the start, before any error")
+    func upstreamErrorsFromTheStart() {
+        let metrics = GatewayMetrics(requests: RequestTallies())
+        let text = String(decoding: metrics.exposition(), as: UTF8.self)
+        #expect(text.contains("# TYPE myorg_gateway_upstream_errors_total counter\n"))
+        for kind in ["connect", "connect_timeout", "pool_full", "resolve", "tls"] {
+            #expect(text.contains("myorg_gateway_upstream_errors_total{kind=\"\(kind)\"} "), "\(kind) is missing")
+        }
+    }
+
     @Test("two gateways' loops with the same index are separate writers, both counted")
     func twoGateways() {
         let tallies = RequestTallies()
