@@ -62,7 +62,9 @@ final class EmulatorServer: Sendable {
                 handlers: LocalHandlerFactory(respond: { head, body, _ in
                     tenant.handle(EmulatorRequest(head: head, body: body))
                 }), generation: 1),
-            loops: 1, maxConnections: 1024, clock: clock)
+            loops: 1, maxConnections: 1024, clock: clock,
+            // Its clients are the gateway's upstream connections and probes, not the gateway's own clients.
+            metrics: .unexposed())
         let bound = try gateway.start()
         return EmulatorServer(gateway: gateway, address: bound[0], tenant: tenant)
     }

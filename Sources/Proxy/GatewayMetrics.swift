@@ -7,12 +7,18 @@ import Synchronization
 /// port), except the per-request ones, which each loop tallies in its ``LoopMetrics`` (made by
 /// ``makeLoopMetrics()``) and ``exposition()`` renders next to the registry's. Sendable: swift-metrics handlers are
 /// thread-safe; labels with unbounded values are never used.
+///
+/// A server the process runs for itself (the admin listener, the emulated tenant) has ``unexposed()`` metrics:
+/// its connections, handshakes, streams and requests are not the gateway's clients', so they stay out of
+/// `/metrics`.
 final class GatewayMetrics: Sendable {
     private let connectionsActive = Atomic<Int>(0)
     /// Where the loops' request tallies are summed: by default the process's, like the registry.
     let requests: RequestTallies
     /// The loops' upstream pools, read at scrape time (``UpstreamPoolGauges``).
     let upstreamPools = UpstreamPoolGauges()
+    /// False for ``unexposed()`` metrics: nothing they count reaches the process's registry or tallies.
+    let isExposed: Bool
 
     private let tlsHandshakeFailures: CoreMetrics.Counter
     private let poolWaits: CoreMetrics.Counter
@@ -22,16 +28,29 @@ final class GatewayMetrics: Sendable {
     /// and alerts see the family before the first error.
     static let upstreamErrorKinds = ["connect", "connect_timeout", "pool_full", "resolve", "tls"]
 
-    init(requests: RequestTallies = MetricsExposition.requests) {
+    convenience init(requests: RequestTallies = MetricsExposition.requests) {
+        self.init(requests: requests, exposed: true)
+    }
+
+    private init(requests: RequestTallies, exposed: Bool) {
         // A handle made before the bootstrap comes from swift-metrics' no-op factory and counts nothing; the
         // service makes its metrics before it starts, so bootstrap here (it happens once per process).
         MetricsExposition.bootstrap()
         self.requests = requests
+        self.isExposed = exposed
         tlsHandshakeFailures = Counter(label: "myorg_gateway_tls_handshake_failures_total")
         poolWaits = Counter(label: "myorg_gateway_upstream_pool_waits_total")
         tlsHandshakes = Counter(label: "myorg_gateway_tls_handshakes_total")
-        for kind in Self.upstreamErrorKinds { _ = upstreamErrorCounter(kind) }
+        if exposed {
+            for kind in Self.upstreamErrorKinds { _ = upstreamErrorCounter(kind) }
+        }
     }
+
+    /// The metrics of a server the process runs for itself (the admin listener, the emulated tenant): its
+    /// connections, TLS handshakes, refused requests, HTTP/2 streams and request tallies are kept apart (its
+    /// loops tally into a private ``RequestTallies``) and never reach `/metrics`, which describes the gateway's
+    /// own clients. Only ``activeConnections`` still counts, for the server itself.
+    static func unexposed() -> GatewayMetrics { GatewayMetrics(requests: RequestTallies(), exposed: false) }
 
     /// The request tally of a new loop context, counted in ``requests`` for as long as the process runs.
     func makeLoopMetrics() -> LoopMetrics { LoopMetrics(tallies: requests) }
@@ -45,6 +64,7 @@ final class GatewayMetrics: Sendable {
 
     func connectionOpened(protocol name: String) {
         connectionsActive.add(1, ordering: .relaxed)
+        guard isExposed else { return }
         connectionsByProtocol.handle(name) {
             Counter(label: "myorg_gateway_connections_total", dimensions: [("protocol", name)])
         }.increment()
@@ -53,20 +73,29 @@ final class GatewayMetrics: Sendable {
     func connectionClosed() { connectionsActive.subtract(1, ordering: .relaxed) }
 
     func tlsHandshakeFailed() {
+        guard isExposed else { return }
         tlsHandshakeFailures.increment()
     }
 
     func parserRefusal(status: Int) {
+        guard isExposed else { return }
         malformedByStatus.handle("", number: status) {
             Counter(label: "myorg_gateway_malformed_requests_total", dimensions: [("status", String(status))])
         }.increment()
     }
 
-    func upstreamPoolWait() { poolWaits.increment() }
+    func upstreamPoolWait() {
+        guard isExposed else { return }
+        poolWaits.increment()
+    }
 
-    func tlsHandshakeCompleted() { tlsHandshakes.increment() }
+    func tlsHandshakeCompleted() {
+        guard isExposed else { return }
+        tlsHandshakes.increment()
+    }
 
     func upstreamError(kind: String) {
+        guard isExposed else { return }
         upstreamErrorCounter(kind).increment()
     }
 
@@ -85,6 +114,7 @@ final class GatewayMetrics: Sendable {
 
     /// A 429 the gateway wrote itself: by which limit (tenant or organization) and tier.
     func rateLimitRefusal(kind: String, tier: String) {
+        guard isExposed else { return }
         rateLimitRefusals.handle(kind, tier) {
             Counter(label: "myorg_gateway_rate_limit_refusals_total", dimensions: [("kind", kind), ("tier", tier)])
         }.increment()

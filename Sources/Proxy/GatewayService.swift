@@ -124,7 +124,9 @@ public final class GatewayService: Sendable {
             snapshot: GatewaySnapshot(
                 listeners: [profile], handlers: LocalHandlerFactory(respond: { admin.respond($0, $1, $2) }),
                 generation: 1),
-            loops: 1, maxConnections: 64, clock: clock)
+            loops: 1, maxConnections: 64, clock: clock,
+            // Scrapes and probes are not client connections: they stay out of the metrics they read.
+            metrics: .unexposed())
         let bound = try gateway.start()
         adminBox.withLock { $0 = gateway }
         logger.info("admin listening", metadata: ["address": "\(bound[0])"])
