@@ -20,12 +20,14 @@ struct AdminEndpoints: Sendable {
         case ("GET", "/metrics"):
             service.refreshGauges()
             return Response(
-                status: 200, headers: HTTPFields([("Content-Type", "text/plain; version=0.0.4; charset=utf-8")]),
+                status: 200,
+                headers: HTTPFields([
+                    ("Content-Type", "text/plain; version=0.0.4; charset=utf-8"), ("Cache-Control", "no-store"),
+                ]),
                 body: service.metrics.exposition())
         case ("GET", "/config"):
-            return Response(
-                status: 200, headers: HTTPFields([("Content-Type", "application/json")]),
-                body: service.config.redactedJSON().serializedBytes())
+            // The effective configuration changes with every reload: no cache may answer with an old one.
+            return json(200, service.config.redactedJSON())
         case ("POST", "/reload"):
             switch service.reload() {
             case .success(let generation):

@@ -461,6 +461,25 @@ extension GatewayIntegration {
             #expect(lines.first?.contains("\"scheme\":\"http\"") == true, "\(lines)")
         }
 
+        @Test("every admin answer, /config and /metrics included, carries Cache-Control: no-store")
+        func adminAnswersAreNotCached() throws {
+            guard let binary = gatewayBinaryOrSkip("admin no-store") else { return }
+            let f = try Fixture(binary: binary, name: "nostore")
+            defer { f.stop() }
+            for path in ["/healthz", "/readyz", "/metrics", "/config"] {
+                let out = try TestProcess.run(
+                    "/usr/bin/curl",
+                    [
+                        "-sS", "--max-time", "10", "-o", "/dev/null", "-D", "-",
+                        "http://127.0.0.1:\(f.gateway.adminPort)\(path)",
+                    ],
+                    timeout: 15)
+                let headers = out.stdout.lowercased()
+                #expect(headers.hasPrefix("http/1.1 200 "), "\(path): \(out.stdout)")
+                #expect(headers.contains("\r\ncache-control: no-store\r\n"), "\(path): \(out.stdout)")
+            }
+        }
+
         @Test("/config holds no secret: not the cname key from the environment, not a token")
         func configIsRedacted() throws {
             guard let binary = gatewayBinaryOrSkip("config redaction") else { return }
