@@ -258,9 +258,13 @@ public final class RequestPolicy: Sendable {
         let path = question.map { target[..<$0] } ?? target[...]
         let route = self.route(method: request.method, path: path)
         // Preflights carry no token: judged against every client's origins, answered here, never forwarded.
-        if request.method == "OPTIONS", request.headers[literal: "Access-Control-Request-Method"] != nil,
+        if request.method == "OPTIONS", let requested = request.headers[literal: "Access-Control-Request-Method"],
             case .methodNotAllowed(let allowed) = route
         {
+            // Counted under the route it asks about (the request that follows is), not as an unknown one.
+            if case .endpoint(let endpoint, _, _) = self.route(method: requested, path: path) {
+                notes.routeName = endpoint.routeName
+            }
             // `allowed` is the route's `Allow` list, with HEAD wherever GET is (the router serves HEAD as the GET
             // operation). HEAD is CORS-safelisted, but a HEAD carrying `Authorization` is still preflighted with
             // `Access-Control-Request-Method: HEAD` (Fetch, CORS-preflight fetch): refusing that preflight fails

@@ -96,6 +96,28 @@ struct PipelineCORSTests {
         #expect(!hasAllowField(noGet.headers), "\(noGet.headers)")
     }
 
+    @Test(
+        "a preflight is labelled with the route it asks about (path and requested method), answered or refused",
+        arguments: [
+            ("/my-org/details", F.appOrigin, "PATCH", "PATCH details"),
+            ("/my-org/v1/details", F.appOrigin, "GET", "GET details"),
+            ("/my-org/identity-providers/con_1", F.partnerOrigin, "DELETE", "DELETE identity-providers/{idp_id}"),
+            ("/my-org/details", F.strangerOrigin, "GET", "GET details"),
+            ("/my-org/details", F.appOrigin, "PUT", nil),
+        ] as [(String, String, String, String?)])
+    func routeLabel(path: String, origin: String, method: String, route: String?) throws {
+        let policy = try F.policy()
+        let run = PipelineRun.run(
+            policy, preflight(path, origin: origin, method: method), listenerDomain: F.canonical,
+            token: .failure(TokenRejection(.malformed, "must not be consulted")))
+        guard case .respond(_, let notes) = run else {
+            Issue.record("expected a preflight answer, got \(run.summary)")
+            return
+        }
+        #expect(["preflight", "refused_cors"].contains(notes.decision), "\(run.summary)")
+        #expect(notes.routeName == route, "\(run.summary)")
+    }
+
     @Test("preflight request header names are matched in any case and answered lowercase")
     func headerCase() throws {
         let policy = try F.policy()
