@@ -134,9 +134,7 @@ public struct AccessPolicy: Sendable {
     public func grant(for token: TokenContext) throws(TenantError) -> AccessGrant {
         switch gate(token) {
         case .clientCredentialsDenied:
-            throw Self.tokenForbidden(
-                "Client-credentials (machine-to-machine) tokens are refused: the My Organization API's access "
-                    + "policy for client credentials is deny_all. Call it with a user-bound token.")
+            throw Self.clientCredentialsRefusal
         case .noGrant:
             throw Self.tokenForbidden("The client has no grant for the My Organization API.")
         case .noConfiguration:
@@ -146,6 +144,14 @@ public struct AccessPolicy: Sendable {
             let usable = requireGrant ? token.scopes.intersection(client?.grantScopes ?? []) : token.scopes
             return AccessGrant(usableScopes: usable, client: client?.config)
         }
+    }
+
+    /// The answer to a client-credentials (machine-to-machine) token under `deny_all`, the API's default: it can
+    /// only be called with a user-bound token. The emulated tenant answers such a token with the same refusal.
+    public static var clientCredentialsRefusal: TenantError {
+        tokenForbidden(
+            "Client-credentials (machine-to-machine) tokens are refused: the My Organization API's access "
+                + "policy for client credentials is deny_all. Call it with a user-bound token.")
     }
 
     /// A 403 about what the token may do: RFC 6750 §3 requires a challenge on every refusal of a token, and

@@ -40,7 +40,8 @@ public struct TokenContext: Sendable, Equatable {
     /// The token's `scope` claim exactly as the token gives it (its order, its spacing); empty when the token has
     /// none. What a log event reports as `scope`: the set above is for matching, this is for telling.
     public var scopeClaim: String { storage.fields.scopeClaim }
-    /// `gty` is `client-credentials`, or `sub` ends with `@clients`.
+    /// `gty` is `client-credentials`, `sub` ends with `@clients`, or `sub` is the client id
+    /// (``ClaimsChecker/isClientCredentials(subject:clientID:gty:)``).
     public var isClientCredentials: Bool { storage.fields.isClientCredentials }
     public var amr: [String] { storage.fields.amr }
     public var acr: String? { storage.fields.acr }
@@ -306,9 +307,7 @@ public struct ClaimsChecker: Sendable {
             else { throw Self.invalid("The access token's amr claim must be an array of strings.") }
             amr = strings
         }
-        // Auth0's dialect marks a client-credentials token with `gty` or a `{client_id}@clients` subject; RFC 9068
-        // §2.2 has no `gty` and says such a token's `sub` identifies the client itself.
-        let isClientCredentials = gty == "client-credentials" || subject.hasSuffix("@clients") || subject == clientID
+        let isClientCredentials = Self.isClientCredentials(subject: subject, clientID: clientID, gty: gty)
         var dpopThumbprint: String? = nil
         if let cnf = claims.cnf {
             guard case .object = cnf else { throw Self.invalid("The access token's cnf claim must be an object.") }
@@ -325,6 +324,15 @@ public struct ClaimsChecker: Sendable {
             amr: amr, acr: try optionalString(claims.acr, "acr"), expiresAt: Int64(exp.rounded(.down)),
             issuedAt: Int64(iat.rounded(.down)), tokenID: try optionalString(claims.jti, "jti"), domain: domain,
             dpopThumbprint: dpopThumbprint)
+    }
+
+    /// Whether a token is a client-credentials (machine-to-machine) one: Auth0's dialect marks it with `gty` or a
+    /// `{client_id}@clients` subject; RFC 9068 §2.2 has no `gty` and says such a token's `sub` identifies the client
+    /// itself. The emulated tenant tells tokens apart by the same rule.
+    public static func isClientCredentials(subject: String?, clientID: String?, gty: String?) -> Bool {
+        if gty == "client-credentials" { return true }
+        guard let subject else { return false }
+        return subject.hasSuffix("@clients") || (clientID != nil && subject == clientID)
     }
 
     /// The space-separated scope tokens of `text`, empty pieces dropped.

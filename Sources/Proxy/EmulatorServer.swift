@@ -6,7 +6,8 @@ import TenantEmulator
 import Tokens
 
 /// The emulated tenant served on the project's own event loop and HTTP code, checking tokens as the tenant
-/// would: signature by its own key, issuer and audience of one of its domains, lifetime, org_id.
+/// would: signature by its own key, issuer and audience of one of its domains, lifetime, org_id, and a user behind
+/// the token (a client-credentials one is refused, by the gateway's own rule and answer).
 final class EmulatorServer: Sendable {
     let gateway: Gateway
     let address: NetAddress
@@ -45,7 +46,7 @@ final class EmulatorServer: Sendable {
                         return .success(
                             TokenInfo(
                                 orgID: context.orgID, scopes: context.scopes, clientID: context.clientID,
-                                subject: context.subject))
+                                subject: context.subject, isClientCredentials: context.isClientCredentials))
                     } catch let error as TenantError {
                         return .failure(error)
                     } catch {

@@ -1,12 +1,15 @@
 import GatewayCore
+import Policy
 import Synchronization
 
 /// An emulated My Organization API tenant: a pure request handler with its state in memory.
 ///
 /// `handle` routes `/my-org/<path>` and `/my-org/v1/<path>` (and `DELETE /my-org`) to the 41 operations of
 /// shared/reference/endpoints.md, authenticates the bearer token through the injected `verifyToken` closure,
-/// checks the endpoint's scopes itself (401 Missing Token, 403 Insufficient Scope naming the scope), validates
-/// bodies and query parameters (400 with `validation_errors`), and answers in the tenant's shapes. It also serves
+/// refuses client-credentials (machine-to-machine) tokens as the API does (it takes user-bound tokens only; 403 with
+/// the gateway's own refusal, `AccessPolicy.clientCredentialsRefusal`), checks the endpoint's scopes itself (401
+/// Missing Token, 403 Insufficient Scope naming the scope), validates bodies and query parameters (400 with
+/// `validation_errors`), and answers in the tenant's shapes. It also serves
 /// `GET /.well-known/openid-configuration` and `GET /.well-known/jwks.json`.
 ///
 /// State is kept per Organization, keyed by the token's `org_id`. An Organization the emulator has not seen is
@@ -109,6 +112,7 @@ public final class EmulatedTenant: Sendable {
             case .success(let info): token = info
             case .failure(let error): return error.response
             }
+            if token.isClientCredentials { return AccessPolicy.clientCredentialsRefusal.response }
             let missing = endpoint.scopes.filter { !token.scopes.contains($0) }
             if !missing.isEmpty { return TenantError.insufficientScope(missing: missing).response }
             let query: QueryParameters

@@ -1,4 +1,5 @@
 import GatewayCore
+import Policy
 
 /// What the emulated tenant needs from an access token whose signature and claims were already checked.
 ///
@@ -11,12 +12,18 @@ public struct TokenInfo: Sendable, Equatable {
     public var clientID: String?
     /// `sub`: a user id, or `{client_id}@clients` for client credentials.
     public var subject: String?
+    /// A client-credentials (machine-to-machine) token: the API refuses it, as it takes user-bound tokens only.
+    public var isClientCredentials: Bool
 
-    public init(orgID: String, scopes: Set<String>, clientID: String? = nil, subject: String? = nil) {
+    public init(
+        orgID: String, scopes: Set<String>, clientID: String? = nil, subject: String? = nil,
+        isClientCredentials: Bool = false
+    ) {
         self.orgID = orgID
         self.scopes = scopes
         self.clientID = clientID
         self.subject = subject
+        self.isClientCredentials = isClientCredentials
     }
 }
 
@@ -90,7 +97,11 @@ public enum EmulatorTokenInfo {
             break
         }
         let clientID = claims["azp"]?.stringValue ?? claims["client_id"]?.stringValue
+        let subject = claims["sub"]?.stringValue
         return .success(
-            TokenInfo(orgID: orgID, scopes: scopes, clientID: clientID, subject: claims["sub"]?.stringValue))
+            TokenInfo(
+                orgID: orgID, scopes: scopes, clientID: clientID, subject: subject,
+                isClientCredentials: ClaimsChecker.isClientCredentials(
+                    subject: subject, clientID: clientID, gty: claims["gty"]?.stringValue)))
     }
 }

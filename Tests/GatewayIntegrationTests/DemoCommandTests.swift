@@ -33,29 +33,11 @@ extension GatewayIntegration {
         )
         func connectionsCountClientsOnly() throws {
             guard let binary = gatewayBinaryOrSkip("demo connection counts") else { return }
-            let workdir = TestProcess.temporaryDirectory("demo-connections")
-            defer { try? FileManager.default.removeItem(at: workdir) }
-            let demo = try BackgroundProcess(
-                binary, ["demo", "--workdir", workdir.path, "--port", "0"], logName: "demo-connections")
-            defer { demo.stop(signal: SIGINT) }
-            guard eventually(timeout: 30, { demo.log.contains("Press Ctrl-C to stop.") }) else {
-                Issue.record("the demo did not come up: \(demo.log)")
-                return
-            }
-            // The ports are in the configuration the demo wrote: the canonical listener first, then the admin's.
-            let yaml = try String(contentsOfFile: workdir.appendingPathComponent("gateway.yaml").path, encoding: .utf8)
-            func port(after marker: String) -> String? {
-                guard let range = yaml.range(of: marker) else { return nil }
-                return String(yaml[range.upperBound...].prefix { $0.isNumber })
-            }
-            let canonical = try #require(port(after: "- address: 127.0.0.1:"))
-            let admin = try #require(port(after: "admin: { address: 127.0.0.1:"))
-            let token = try #require(
-                demo.log.split(separator: "\n").first { $0.hasPrefix("export READ_TOKEN=") }?
-                    .dropFirst("export READ_TOKEN=".count))
+            let demo = try RunningDemo(binary: binary, name: "demo-connections")
+            defer { demo.stop() }
             /// Every protocol's `myorg_gateway_connections_total`, summed (0 before the first series exists).
             func connections() throws -> Double {
-                let scrape = try curlStatus(["http://127.0.0.1:\(admin)/metrics"])
+                let scrape = try curlStatus(["http://127.0.0.1:\(demo.adminPort)/metrics"])
                 #expect(scrape.status == 200)
                 return scrape.body.split(separator: "\n")
                     .filter { $0.hasPrefix("myorg_gateway_connections_total{") }
@@ -64,16 +46,108 @@ extension GatewayIntegration {
             }
             let before = try connections()
             for _ in 0..<3 { _ = try connections() }
-            #expect(try curlStatus(["http://127.0.0.1:\(admin)/healthz"]).status == 200)
+            #expect(try curlStatus(["http://127.0.0.1:\(demo.adminPort)/healthz"]).status == 200)
             #expect(try connections() == before, "admin scrapes and probes were counted as client connections")
             // One client connection; behind it the gateway opens one to the emulated tenant, which is no client.
-            let answer = try curlStatus([
-                "--cacert", workdir.appendingPathComponent("ca.pem").path, "--resolve",
-                "acme.emulated.local:\(canonical):127.0.0.1", "https://acme.emulated.local:\(canonical)/my-org/details",
-                "-H", "Authorization: Bearer \(token)",
-            ])
+            let answer = try demo.viaGateway("/my-org/details", token: demo.readToken)
             #expect(answer.status == 200, "\(answer.body)")
             #expect(try connections() == before + 1, "only the client's connection is counted")
         }
+
+        @Test("a client-credentials token: the emulated tenant refuses it as the gateway does, same status and body")
+        func clientCredentialsRefusedAlike() throws {
+            guard let binary = gatewayBinaryOrSkip("demo client credentials") else { return }
+            let demo = try RunningDemo(binary: binary, name: "demo-m2m")
+            defer { demo.stop() }
+            let m2m = try demo.token(["--sub", "demo-admin-app@clients", "--client", "demo-admin-app"])
+            let direct = try curlStatus([
+                "http://\(demo.emulator)/my-org/details", "-H", "Authorization: Bearer \(m2m)",
+            ])
+            let proxied = try demo.viaGateway("/my-org/details", token: m2m)
+            #expect(direct.status == 403, "\(direct.body)")
+            #expect(direct.body.contains("A0E-403-0001"), "\(direct.body)")
+            #expect(proxied.status == direct.status)
+            #expect(proxied.body == direct.body)
+            // A user's token with the same scope passes both.
+            #expect(
+                try curlStatus([
+                    "http://\(demo.emulator)/my-org/details", "-H", "Authorization: Bearer \(demo.readToken)",
+                ]).status == 200)
+        }
+    }
+}
+
+/// `myorg-gateway demo` running in the background (not `--self-check`), with what its banner and configuration say.
+final class RunningDemo: @unchecked Sendable {
+    // Safety: set in init, read afterwards by the one test that owns it.
+    let binary: String
+    let workdir: URL
+    let process: BackgroundProcess
+    let canonicalPort: String
+    let customPort: String
+    let adminPort: String
+    /// The emulated tenant's `host:port`.
+    let emulator: String
+    let readToken: String
+
+    init(binary: String, name: String) throws {
+        self.binary = binary
+        workdir = TestProcess.temporaryDirectory(name)
+        let process = try BackgroundProcess(
+            binary, ["demo", "--workdir", workdir.path, "--port", "0"], logName: name)
+        self.process = process
+        guard eventually(timeout: 30, { process.log.contains("Press Ctrl-C to stop.") }) else {
+            let log = process.log
+            process.stop(signal: SIGKILL)
+            throw HarnessError("the demo did not come up: \(log)")
+        }
+        let log = process.log
+        // The ports are in the configuration the demo wrote: the canonical listener, the custom one, the admin's.
+        let yaml = try String(contentsOfFile: workdir.appendingPathComponent("gateway.yaml").path, encoding: .utf8)
+        func value(after marker: String, in text: String, from: String.Index? = nil) -> (String, String.Index)? {
+            guard let range = text.range(of: marker, range: (from ?? text.startIndex)..<text.endIndex) else {
+                return nil
+            }
+            let rest = text[range.upperBound...]
+            let value = rest.prefix { !$0.isWhitespace && $0 != "/" }
+            return (String(value.prefix { $0 != "}" }), range.upperBound)
+        }
+        guard let canonical = value(after: "- address: 127.0.0.1:", in: yaml),
+            let custom = value(after: "- address: 127.0.0.1:", in: yaml, from: canonical.1),
+            let admin = value(after: "admin: { address: 127.0.0.1:", in: yaml),
+            let emulator = value(after: "emulated tenant            http://", in: log),
+            let token = value(after: "export READ_TOKEN=", in: log)
+        else { throw HarnessError("unexpected demo output: \(log)\n\(yaml)") }
+        (canonicalPort, customPort, adminPort) = (canonical.0, custom.0, admin.0)
+        self.emulator = emulator.0
+        readToken = token.0
+    }
+
+    /// A request through the gateway's TLS listener of `domain` (the canonical one by default).
+    func viaGateway(
+        _ path: String, token: String?, domain: String = "acme.emulated.local", extra: [String] = []
+    ) throws -> (status: Int, body: String) {
+        let port = domain == "acme.emulated.local" ? canonicalPort : customPort
+        return try curlStatus(
+            [
+                "--cacert", workdir.appendingPathComponent("ca.pem").path, "--resolve", "\(domain):\(port):127.0.0.1",
+                "https://\(domain):\(port)\(path)",
+            ] + (token.map { ["-H", "Authorization: Bearer \($0)"] } ?? []) + extra)
+    }
+
+    /// `myorg-gateway token` with the demo's signing key and `arguments`.
+    func token(_ arguments: [String]) throws -> String {
+        let out = try TestProcess.run(
+            binary, ["token", "--key", workdir.appendingPathComponent("signing-key.pem").path] + arguments)
+        let token = out.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard out.status == 0, token.split(separator: ".").count == 3 else {
+            throw HarnessError("token failed (\(out.status)): \(out.stderr)")
+        }
+        return token
+    }
+
+    func stop() {
+        process.stop(signal: SIGINT)
+        try? FileManager.default.removeItem(at: workdir)
     }
 }

@@ -1,4 +1,5 @@
 import GatewayCore
+import Policy
 import Testing
 
 @testable import TenantEmulator
@@ -56,6 +57,27 @@ struct EmulatorAuthTests {
         #expect(denied.head.status == 403)
     }
 
+    @Test(
+        "a client-credentials token is refused on every endpoint with the gateway's own 403, whatever its scopes",
+        arguments: EmulatorEndpoint.all)
+    func clientCredentialsRefused(endpoint: EmulatorEndpoint) {
+        let h = Harness()
+        let refusal = AccessPolicy.clientCredentialsRefusal.response
+        for scopes in [Harness.allScopes, []] {
+            let info = TokenInfo(
+                orgID: Harness.seed, scopes: scopes, clientID: "m2m-app", subject: "m2m-app@clients",
+                isClientCredentials: true)
+            let response = h.tenant.handle(
+                EmulatorRequest(
+                    head: RequestHead(method: endpoint.method, target: concretePath(endpoint.pathTemplate)),
+                    body: Array("{}".utf8), token: info))
+            let answer = Answer(status: response.head.status, headers: response.head.headers, body: response.body)
+            answer.expectError(403, "A0E-403-0001")
+            #expect(answer.body == refusal.body, "\(answer.text)")
+            #expect(answer.headers["WWW-Authenticate"] == refusal.head.headers["WWW-Authenticate"])
+        }
+    }
+
     @Test("token info from claims: scope split, org_id, azp or client_id, sub")
     func tokenInfoFromClaims() throws {
         let auth0: JSONValue = [
@@ -72,6 +94,14 @@ struct EmulatorAuthTests {
         let other = try EmulatorTokenInfo.make(claims: rfc9068).get()
         #expect(other.clientID == "client-2")
         #expect(other.scopes.isEmpty)
+        #expect(!info.isClientCredentials)
+        #expect(other.isClientCredentials, "a {client_id}@clients subject")
+        for claims: JSONValue in [
+            ["org_id": "org_abc", "azp": "client-3", "sub": "auth0|1", "gty": "client-credentials"],
+            ["org_id": "org_abc", "client_id": "client-3", "sub": "client-3"],
+        ] {
+            #expect(try EmulatorTokenInfo.make(claims: claims).get().isClientCredentials, "\(claims)")
+        }
         guard case .failure(let error) = EmulatorTokenInfo.make(claims: ["scope": "read:my_org:details"]) else {
             Issue.record("a token without org_id was accepted")
             return
