@@ -29,7 +29,8 @@ final class EmulatorServer: Sendable {
             canonicalDomain: canonicalDomain, customDomains: customDomains, settings: GatewayConfig.Tokens())
         let domains = [canonicalDomain] + customDomains
         let tenant = EmulatedTenant(
-            domain: canonicalDomain, canonicalDomain: canonicalDomain, seed: true, clock: clock,
+            domain: canonicalDomain, canonicalDomain: canonicalDomain, customDomains: customDomains, seed: true,
+            clock: clock,
             jwksJSON: key.jwksJSON(),
             verifyToken: { token in
                 switch verifier.verify(token, keys: keys) {

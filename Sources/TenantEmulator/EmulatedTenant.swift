@@ -49,6 +49,8 @@ public final class EmulatedTenant: Sendable {
 
     public let domain: String
     public let canonicalDomain: String
+    /// The tenant's custom domains: a request that arrives on one of them is answered as that domain's.
+    public let customDomains: [String]
     private let jwksJSON: String
     private let clock: any WallClock
     private let verifyToken: @Sendable (String) -> Result<TokenInfo, TenantError>
@@ -57,6 +59,8 @@ public final class EmulatedTenant: Sendable {
     /// - Parameters:
     ///   - domain: the domain the tenant is served on (custom or canonical); the default issuer host.
     ///   - canonicalDomain: the tenant's canonical domain; discovery answers with it when the request's host is it.
+    ///   - customDomains: the tenant's custom domains; discovery (and every URL the tenant builds, such as an
+    ///     invitation's) names the one the request arrived on.
     ///   - seed: create the seeded Organization `seedOrganizationID`.
     ///   - clock: the time of `created_at` fields, invitation expiry and domain verification.
     ///   - jwksJSON: served verbatim at `/.well-known/jwks.json`.
@@ -68,6 +72,7 @@ public final class EmulatedTenant: Sendable {
     public init(
         domain: String,
         canonicalDomain: String,
+        customDomains: [String] = [],
         seed: Bool = true,
         clock: any WallClock,
         jwksJSON: String,
@@ -79,6 +84,7 @@ public final class EmulatedTenant: Sendable {
     ) {
         self.domain = domain
         self.canonicalDomain = canonicalDomain
+        self.customDomains = customDomains
         self.jwksJSON = jwksJSON
         self.clock = clock
         self.verifyToken = verifyToken
@@ -142,13 +148,26 @@ public final class EmulatedTenant: Sendable {
         return verifyToken(String(credential))
     }
 
-    /// The host the request arrived on when it is one of the tenant's domains, else `domain`: issuer and
-    /// `jwks_uri` follow the domain the client used, as Auth0 does for custom domains.
+    /// The tenant domain the request arrived on, else `domain`: issuer, `jwks_uri` and the URLs the tenant builds
+    /// follow the domain the client used, as Auth0 does for custom domains. That is the request's host when it
+    /// names one of the tenant's domains, else the first `X-Forwarded-Host` when that does: a proxy in front (the
+    /// gateway, whose upstream is this emulator's loopback address) says so there.
     private func issuerHost(_ head: RequestHead) -> String {
-        guard var host = head.authority ?? head.headers["Host"] else { return domain }
-        if let colon = host.lastIndex(of: ":"), !host.hasSuffix("]") { host = String(host[..<colon]) }
-        if host.asciiCaseInsensitiveEquals(canonicalDomain) { return canonicalDomain }
+        let forwarded = head.headers["X-Forwarded-Host"].map { String($0.prefix { $0 != "," }) }
+        for candidate in [head.authority ?? head.headers["Host"], forwarded] {
+            if let candidate, let known = tenantDomain(named: candidate) { return known }
+        }
         return domain
+    }
+
+    /// The tenant's own spelling of `authority` (a host with an optional port) when it is one of its domains.
+    private func tenantDomain(named authority: String) -> String? {
+        var host = Substring(authority).drop { $0 == " " || $0 == "\t" }
+        while let last = host.last, last == " " || last == "\t" { host = host.dropLast() }
+        if let colon = host.lastIndex(of: ":"), !host.hasSuffix("]") { host = host[..<colon] }
+        let name = String(host)
+        if name.asciiCaseInsensitiveEquals(canonicalDomain) { return canonicalDomain }
+        return customDomains.first { name.asciiCaseInsensitiveEquals($0) }
     }
 
     private func openIDConfiguration(host: String) -> JSONValue {

@@ -54,6 +54,27 @@ extension GatewayIntegration {
             #expect(try connections() == before + 1, "only the client's connection is counted")
         }
 
+        @Test("the emulated tenant's discovery names the custom domain asked on, directly and through the gateway")
+        func customDomainDiscovery() throws {
+            guard let binary = gatewayBinaryOrSkip("demo custom-domain discovery") else { return }
+            let demo = try RunningDemo(binary: binary, name: "demo-discovery")
+            defer { demo.stop() }
+            let path = "/.well-known/openid-configuration"
+            func issuer(_ answer: (status: Int, body: String)) throws -> String? {
+                #expect(answer.status == 200, "\(answer.body)")
+                let json = try JSONSerialization.jsonObject(with: Data(answer.body.utf8)) as? [String: Any]
+                #expect(
+                    json?["jwks_uri"] as? String == (json?["issuer"] as? String).map { $0 + ".well-known/jwks.json" })
+                return json?["issuer"] as? String
+            }
+            let direct = try curlStatus(["-H", "Host: login.acme.test", "http://\(demo.emulator)\(path)"])
+            #expect(try issuer(direct) == "https://login.acme.test/")
+            let proxied = try demo.viaGateway(path, token: nil, domain: "login.acme.test")
+            #expect(try issuer(proxied) == "https://login.acme.test/")
+            let canonical = try curlStatus(["-H", "Host: acme.emulated.local", "http://\(demo.emulator)\(path)"])
+            #expect(try issuer(canonical) == "https://acme.emulated.local/")
+        }
+
         @Test("a client-credentials token: the emulated tenant refuses it as the gateway does, same status and body")
         func clientCredentialsRefusedAlike() throws {
             guard let binary = gatewayBinaryOrSkip("demo client credentials") else { return }

@@ -135,6 +135,51 @@ struct OrganizationTests {
         h.call("POST", "/.well-known/jwks.json", authorization: .some(nil)).expectError(405, "A0E-405-0001")
     }
 
+    @Test(
+        "served for its canonical domain with custom domains (as emulate and demo serve it), discovery and invitation URLs name the custom domain the request arrived on, by Host or X-Forwarded-Host"
+    )
+    func customDomainIssuer() {
+        let canonical = "acme.emulated.local"
+        let tenant = EmulatedTenant(
+            domain: canonical, canonicalDomain: canonical, customDomains: ["login.acme.test", "id.acme.test"],
+            clock: ManualClock(seconds: 1_800_000_000), jwksJSON: Harness.jwks, verifyToken: Harness.verify)
+        func issuer(host: String?, forwardedHost: String? = nil) -> String? {
+            var headers = HTTPFields()
+            if let forwardedHost { headers.add("X-Forwarded-Host", forwardedHost) }
+            let response = tenant.handle(
+                EmulatorRequest(
+                    head: RequestHead(
+                        method: "GET", target: "/.well-known/openid-configuration", headers: headers,
+                        authority: host)))
+            let json = (try? JSONValue.parse(response.body)) ?? .null
+            let issuer = json["issuer"]?.stringValue
+            #expect(json["jwks_uri"]?.stringValue == issuer.map { $0 + ".well-known/jwks.json" })
+            return issuer
+        }
+        #expect(issuer(host: "login.acme.test:8444") == "https://login.acme.test/")
+        #expect(issuer(host: "ID.Acme.Test") == "https://id.acme.test/", "the tenant's own spelling")
+        #expect(issuer(host: "acme.emulated.local") == "https://acme.emulated.local/")
+        #expect(issuer(host: "127.0.0.1:5000") == "https://acme.emulated.local/")
+        #expect(issuer(host: nil) == "https://acme.emulated.local/")
+        // Behind the gateway the Host is the emulator's address; the gateway names the client's in X-Forwarded-Host.
+        #expect(issuer(host: "127.0.0.1:5000", forwardedHost: "login.acme.test:8444") == "https://login.acme.test/")
+        #expect(issuer(host: "127.0.0.1:5000", forwardedHost: "evil.example") == "https://acme.emulated.local/")
+        #expect(issuer(host: "evil.example", forwardedHost: "evil.example") == "https://acme.emulated.local/")
+        // An invitation made through the custom domain links there.
+        var headers = HTTPFields()
+        headers.add("Authorization", "Bearer " + Harness.token())
+        headers.add("Content-Type", "application/json")
+        let created = tenant.handle(
+            EmulatorRequest(
+                head: RequestHead(
+                    method: "POST", target: "/my-org/member-invitations", headers: headers,
+                    authority: "login.acme.test"),
+                body: Array(#"{"invitees":[{"email":"new@example.com"}]}"#.utf8)))
+        #expect(created.head.status == 201)
+        let url = ((try? JSONValue.parse(created.body)) ?? .null).arrayValue?.first?["invitation_url"]?.stringValue
+        #expect(url?.hasPrefix("https://login.acme.test/login?") == true, "\(url ?? "none")")
+    }
+
     @Test("concurrent requests are serialized: every create lands exactly once")
     func concurrentCreates() async {
         let h = Harness()
