@@ -450,12 +450,17 @@ public final class RequestPolicy: Sendable {
         let verified: VerifiedToken
         switch token {
         case .success(let t): verified = t
+        case .failure(let rejection) where rejection.kind == .noKeys:
+            // No keys yet is the gateway's state, not the token's fault: 503 with when to try again, never
+            // `invalid_token`, which would tell the client to drop a token that may be good (RFC 6750 §3.1).
+            var error = TenantError.gateway(status: 503, detail: RequestPolicy.describe(rejection))
+            error.headers.set("Retry-After", "1")
+            return outcome(refuse(error, decision: "not_ready", notes: consume notes, origin: origin, clientID: nil))
         case .failure(let rejection):
-            var error = ClaimsChecker.invalid(RequestPolicy.describe(rejection))
-            // No keys yet is the gateway's state, not the token's fault: tell the client when to try again.
-            if rejection.kind == .noKeys { error.headers.set("Retry-After", "1") }
             return outcome(
-                refuse(error, decision: "refused_token", notes: consume notes, origin: origin, clientID: nil))
+                refuse(
+                    ClaimsChecker.invalid(RequestPolicy.describe(rejection)), decision: "refused_token",
+                    notes: consume notes, origin: origin, clientID: nil))
         }
         let context: TokenContext
         var admitted: AdmittedEndpoints? = nil
@@ -644,7 +649,7 @@ public final class RequestPolicy: Sendable {
         switch rejection.kind {
         case .unknownKey: return "The token is signed with an unknown key (\(rejection.detail))."
         case .signature: return "The token's signature is invalid."
-        case .noKeys: return "The gateway has no signing keys of the tenant yet; retry shortly."
+        case .noKeys: return "The gateway has not loaded the tenant's signing keys yet; retry shortly."
         default: return "The token is invalid: \(rejection.detail)."
         }
     }

@@ -45,7 +45,7 @@ extension GatewayIntegration {
             let oldToken = try ws.token(
                 key: "old-key", domain: canonical, client: "web-app", scope: "read:my_org:details")
             let early = try curlStatus(["-i", "-H", "Authorization: Bearer \(oldToken)"] + curlBase)
-            #expect(early.status == 401, "\(early.body)")
+            #expect(early.status == 503, "\(early.body)")
             #expect(early.body.lowercased().contains("retry-after: 1"), "\(early.body)")
 
             // Now the upstream: the gateway's retry loads the keys over TLS and it becomes ready.

@@ -226,7 +226,6 @@ struct PipelineTokenTests {
         arguments: [
             (TokenRejection(.unknownKey, "kid k9 is not in the tenant's JWKS"), "unknown key (kid k9"),
             (TokenRejection(.signature, "RS256 verification failed"), "signature is invalid"),
-            (TokenRejection(.noKeys, "JWKS not fetched yet"), "no signing keys"),
             (TokenRejection(.algorithm, "alg HS256 is not allowed"), "alg HS256 is not allowed"),
             (TokenRejection(.malformed, "not three base64url parts"), "not three base64url parts"),
         ])
@@ -241,6 +240,19 @@ struct PipelineTokenTests {
         #expect(run.headers["WWW-Authenticate"]?.hasPrefix("Bearer error=\"invalid_token\"") == true)
         #expect(run.detail.contains(expected), "\(run.detail)")
         #expect(!run.bodyText.contains(F.rawToken))
+        #expect(run.notes.rateDecision == nil)
+    }
+
+    @Test("before the first key set the answer is 503 with Retry-After, not invalid_token: the token may be good")
+    func noKeysYet() throws {
+        let policy = try F.policy()
+        let run = PipelineRun.run(
+            policy, F.request("GET", "/my-org/details"), listenerDomain: F.custom,
+            token: .failure(TokenRejection(.noKeys, "JWKS not fetched yet")))
+        run.expectError(status: 503, code: "A0E-503-0001", decision: "not_ready")
+        #expect(run.headers["Retry-After"] == "1")
+        #expect(run.headers["WWW-Authenticate"] == nil)
+        #expect(run.detail.contains("signing keys"), "\(run.detail)")
         #expect(run.notes.rateDecision == nil)
     }
 
