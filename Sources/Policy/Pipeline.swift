@@ -504,7 +504,9 @@ public final class RequestPolicy: Sendable {
             return outcome(
                 refuse(
                     .forbidden("The origin \(origin) is not an allowed origin of client \(context.clientID)."),
-                    decision: "refused_cors", notes: consume notes, origin: nil, clientID: nil))
+                    // The origin is named so the answer says `Vary: Origin` (another origin gets another answer);
+                    // judged not allowed, it gets no Access-Control-Allow-Origin.
+                    decision: "refused_cors", notes: consume notes, origin: origin, clientID: context.clientID))
         }
         // Past the check above, a request with an origin has an allowed one.
         let originAllowed = origin != nil

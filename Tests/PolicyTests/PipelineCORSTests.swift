@@ -148,6 +148,8 @@ struct PipelineCORSTests {
             token: .success(F.token(scopes: ["read:my_org:details"])))
         run.expectError(status: 403, code: "A0E-403-0001", decision: "refused_cors")
         #expect(run.headers["Access-Control-Allow-Origin"] == nil)
+        // The answer depends on the origin: caches must key it by Origin as they do the allowed one's.
+        #expect(run.headers["Vary"] == "Origin", "\(run.headers)")
         #expect(run.notes.rateDecision == nil, "a refused request spends no rate limit")
         // The same origin with the partner's own token passes.
         let partner = PipelineRun.run(
@@ -165,6 +167,7 @@ struct PipelineCORSTests {
             token: .success(F.token(scopes: ["read:my_org:details"])))
         run.expectError(status: 403, code: "A0E-403-0001", decision: "refused_cors")
         #expect(!hasAllowField(run.headers))
+        #expect(run.headers["Vary"] == "Origin", "\(run.headers)")
     }
 
     struct RefusalCase: Sendable, CustomTestStringConvertible {
