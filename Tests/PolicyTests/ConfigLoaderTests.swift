@@ -277,9 +277,14 @@ struct ConfigLoaderTests {
         }
     }
 
-    @Test("policies/tenant.example.yaml loads clean")
+    @Test("policies/tenant.example.yaml loads clean, as shipped and with its TLS and edge-mode lines uncommented")
     func exampleLoads() throws {
-        let text = try ConfigFixtures.policyFile("tenant.example.yaml")
+        let shipped = try GatewayConfig.load(
+            yaml: ConfigFixtures.policyFile("tenant.example.yaml"), file: "tenant.example.yaml",
+            baseDirectory: "/srv/gw")
+        #expect(shipped.listeners[0].tls == nil)
+        #expect(shipped.upstream(for: "login.acme.com")?.cnameAPIKey == nil)
+        let text = try ConfigFixtures.exampleWithTLSAndEdge()
         let config: GatewayConfig
         do {
             config = try GatewayConfig.load(yaml: text, file: "tenant.example.yaml", baseDirectory: "/srv/gw")

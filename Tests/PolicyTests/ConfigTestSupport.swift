@@ -1,5 +1,6 @@
 import Foundation
 import GatewayCore
+import TestSupport
 import Testing
 
 @testable import Policy
@@ -15,6 +16,18 @@ enum ConfigFixtures {
 
     static func policyFile(_ name: String) throws -> String {
         try String(contentsOfFile: policiesDirectory + "/" + name, encoding: .utf8)
+    }
+
+    struct ExampleError: Error, CustomStringConvertible {
+        var description: String { "policies/tenant.example.yaml lost its commented TLS or edge-mode lines" }
+    }
+
+    /// The example tenant file with its TLS listener and edge-mode custom domain uncommented.
+    static func exampleWithTLSAndEdge() throws -> String {
+        guard let text = ExampleConfig.withTLSAndEdge(try policyFile("tenant.example.yaml")) else {
+            throw ExampleError()
+        }
+        return text
     }
 
     /// Eleven lines; cases below rely on these line numbers.
