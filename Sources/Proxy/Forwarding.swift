@@ -150,13 +150,18 @@ enum ForwardRewrite {
                     replacesCORS = true
                 }
             }
+            // The upstream sent a Vary while the gateway adds one: only then are the two lists merged.
+            var mergesVary = false
             // A handful of names at most: a length test first, then the bytes.
             func replaced(_ name: String) -> Bool {
                 let n = name.utf8.count
                 if name.asciiCaseInsensitiveEquals(literal: "Content-Length") { return true }
                 guard extraLengths & (1 << UInt64(min(n, 63))) != 0 else { return false }
                 // The upstream's Vary stays: the gateway's is merged into it below.
-                if n == 4 && name.asciiCaseInsensitiveEquals(literal: "Vary") { return false }
+                if n == 4 && name.asciiCaseInsensitiveEquals(literal: "Vary") {
+                    mergesVary = true
+                    return false
+                }
                 for i in extraFields.indices
                 where extraFields[i].name.utf8.count == n && extraFields[i].name.asciiCaseInsensitiveEquals(name) {
                     return true
@@ -168,7 +173,7 @@ enum ForwardRewrite {
                     || (replacesCORS && isAccessControlField(field.name))
             }
             for i in extraFields.indices {
-                if extraLengths & (1 << 4) != 0 && extraFields[i].name.asciiCaseInsensitiveEquals(literal: "Vary") {
+                if mergesVary && extraFields[i].name.asciiCaseInsensitiveEquals(literal: "Vary") {
                     CORSPolicy.mergeVary(&out.headers, adding: extraFields[i].value)
                 } else {
                     out.headers.add(extraFields[i].name, extraFields[i].value)
