@@ -53,7 +53,15 @@ final class HTTP1ServerConnection: ResponseWriter {
         drainParser()
     }
 
+    /// `drainParser` is running: a response that ends inside it (one the gateway answers at once) leaves the next
+    /// pipelined request to its loop instead of starting it from a nested call, so a long pipeline of such
+    /// requests cannot grow the stack by a dispatch per request.
+    private var drainingParser = false
+
     private func drainParser() {
+        guard !drainingParser else { return }
+        drainingParser = true
+        defer { drainingParser = false }
         // While a body streams, its events keep coming for the request in flight; the next request waits.
         while !dead, current == nil || streaming != nil, let event = parser.next() {
             // Consumed, so the head and body move out of the event instead of being copied (retained) and the

@@ -441,6 +441,31 @@ extension GatewayIntegration {
             }
         }
 
+        @Test("a long pipeline of requests the gateway answers itself is served in order, without deep recursion")
+        func longPipeline() throws {
+            guard let binary = gatewayBinaryOrSkip("long pipeline") else { return }
+            let f = try Fixture(binary: binary, name: "pipeline")
+            defer { f.stop() }
+            // Each is refused on its head (no token), so each answer ends inside the call that read it; 1,500 of
+            // them crashed the process when every one started the next from a nested call.
+            let count = 4000
+            let request = "GET /my-org/details HTTP/1.1\r\nHost: acme.test\r\n\r\n"
+            let last = "GET /my-org/details HTTP/1.1\r\nHost: acme.test\r\nConnection: close\r\n\r\n"
+            let connection = try RawConnection(port: f.canonicalPort, timeout: 15)
+            nonisolated(unsafe) let sender = connection
+            let sent = DispatchSemaphore(value: 0)
+            // Sent from another thread while this one reads: the answers must not back up behind the requests.
+            DispatchQueue.global().async {
+                try? sender.send(String(repeating: request, count: count) + last)
+                sent.signal()
+            }
+            let (text, closed) = connection.readToEnd()
+            _ = sent.wait(timeout: .now() + 15)
+            #expect(closed, "the connection should close after the last request")
+            #expect(text.components(separatedBy: "HTTP/1.1 401 ").count - 1 == count + 1)
+            #expect(f.gateway.process.process.isRunning, "the gateway died: \(f.gateway.process.log.suffix(500))")
+        }
+
         @Test("recording.routes records only the named operation, with the scheme the client used")
         func recordingByRoute() throws {
             guard let binary = gatewayBinaryOrSkip("recording by route") else { return }
