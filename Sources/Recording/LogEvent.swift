@@ -43,15 +43,25 @@ public struct LogEvent: Sendable, Equatable {
         /// The error an upstream answered with, read from its problem body (RFC 9457, as the tenant writes them);
         /// nil when the body is not a JSON object naming at least a type, title or detail. `status` stands in
         /// for a missing or malformed `status` member.
+        ///
+        /// The texts come from outside the gateway and may echo what the request carried (a header, a token): each
+        /// goes through the recorder's free-text redaction and is cut at `maxTextBytes`, like any logged text.
         public init?(problemBody bytes: [UInt8], status: Int) {
             guard let body = try? JSONValue.parse(bytes), body.objectValue != nil else { return nil }
-            let type = body["type"]?.stringValue
-            let title = body["title"]?.stringValue
-            let detail = body["detail"]?.stringValue
+            let redactor = Redactor()
+            func text(_ name: String) -> String? {
+                body[name]?.stringValue.map { redactor.redact(text: String($0.utf8.prefix(Self.maxTextBytes))!) }
+            }
+            let type = text("type")
+            let title = text("title")
+            let detail = text("detail")
             guard type != nil || title != nil || detail != nil else { return nil }
             let stated = body["status"]?.int64Value.flatMap { (100...599).contains($0) ? Int($0) : nil }
             self.init(type: type ?? "", title: title ?? "", status: stated ?? status, detail: detail ?? "")
         }
+
+        /// The most of an upstream's problem text an event keeps.
+        static let maxTextBytes = 1024
     }
 
     public var logID: String

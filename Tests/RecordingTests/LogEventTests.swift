@@ -1,4 +1,5 @@
 import GatewayCore
+import TestSupport
 import Testing
 
 @testable import Recording
@@ -231,5 +232,20 @@ import Testing
     func errorFromProblemBody(body: String, status: Int, expected: String?) {
         let info = LogEvent.ErrorInfo(problemBody: Array(body.utf8), status: status)
         #expect(info.map { "\($0.type)|\($0.title)|\($0.status)|\($0.detail)" } == expected)
+    }
+
+    @Test("an upstream's problem text that echoes credentials is redacted and cut before it reaches an event")
+    func problemBodyRedacted() throws {
+        let token = TestKeys.token(claims: TestKeys.claims())
+        let detail =
+            "Rejected Authorization: Bearer \(token) with cname-api-key: edge-secret-123 "
+            + String(repeating: "x", count: 5000)
+        let body = JSONValue.object([("title", .string("Unauthorized")), ("detail", .string(detail))]).serialized()
+        let info = try #require(LogEvent.ErrorInfo(problemBody: Array(body.utf8), status: 401))
+        #expect(!info.detail.contains(token))
+        #expect(!info.detail.contains(String(token.split(separator: ".")[2])), "no part of the signature")
+        #expect(!info.detail.contains("edge-secret-123"), "\(info.detail.prefix(200))")
+        #expect(info.detail.contains(Redactor.marker))
+        #expect(info.detail.utf8.count <= 1100)
     }
 }
