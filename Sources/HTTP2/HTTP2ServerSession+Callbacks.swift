@@ -66,6 +66,7 @@ final class StreamState {
 
 private let frameData = UInt8(NGHTTP2_DATA.rawValue)
 private let frameHeaders = UInt8(NGHTTP2_HEADERS.rawValue)
+private let framePriority = UInt8(NGHTTP2_PRIORITY.rawValue)
 private let frameRstStream = UInt8(NGHTTP2_RST_STREAM.rawValue)
 private let frameSettings = UInt8(NGHTTP2_SETTINGS.rawValue)
 private let framePing = UInt8(NGHTTP2_PING.rawValue)
@@ -105,6 +106,10 @@ extension HTTP2ServerSession {
             case frameHeaders:
                 return withOwner(userData) { $0.clientHeadersBegin(streamID: hd.pointee.stream_id) }
                     ? 0 : callbackFailure
+            case framePriority where hd.pointee.stream_id == 0:
+                // RFC 9113 §6.3: a connection error. nghttp2 skips PRIORITY frames unread once
+                // SETTINGS_NO_RFC7540_PRIORITIES is sent, this check with them.
+                return withOwner(userData) { $0.protocolViolation() } ? 0 : callbackFailure
             default:
                 return 0
             }

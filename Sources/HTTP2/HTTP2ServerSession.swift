@@ -265,6 +265,13 @@ public final class HTTP2ServerSession {
             return true
         }
         guard skippedStreamIDs.contains(where: { $0.contains(streamID) }) else { return true }
+        return protocolViolation()
+    }
+
+    /// Ends the connection with GOAWAY(PROTOCOL_ERROR) for a violation nghttp2 lets through; always false (for
+    /// the callback's answer). Nothing happens once the session has ended.
+    func protocolViolation() -> Bool {
+        guard !terminated else { return false }
         terminated = true
         _ = nghttp2_session_terminate_session(session, HTTP2ErrorCode.protocolError.rawValue)
         emit(.connectionError(.protocolError(.protocolError)))

@@ -196,7 +196,11 @@ final class HTTP2ServerConnection {
             }
         } while flushAgain && !transport.closed
         flushing = false
-        if (closing || (draining && streams.isEmpty)) && !session.wantsWrite {
+        // Also closed when the session is done by the client's doing: after its GOAWAY, once no stream is open,
+        // nghttp2 reads nothing more, so the connection would only sit there until the idle timeout.
+        if (closing || (draining && streams.isEmpty) || (streams.isEmpty && !session.wantsRead))
+            && !session.wantsWrite
+        {
             transport.closeGracefully()
         } else if streams.isEmpty && !closing && !draining {
             owner.streamsIdle()

@@ -110,6 +110,26 @@ struct HTTP2RequestValidationTests {
         #expect(!peer.server.wantsRead)
     }
 
+    @Test("PRIORITY on stream 0 is a connection error (RFC 9113 §6.3); on a stream it is ignored")
+    func priorityOnStreamZero() {
+        let ok = RawPeer()
+        ok.send(ok.build.start() + ok.build.frame(.priority, stream: 3, payload: [0, 0, 0, 1, 15]))
+        #expect(ok.connectionErrors.isEmpty)
+        let peer = RawPeer()
+        peer.send(peer.build.start() + peer.build.frame(.priority, stream: 0, payload: [0, 0, 0, 1, 15]))
+        #expect(peer.connectionErrors == [.protocolError(.protocolError)])
+        #expect(peer.frames(.goaway).first?.errorCode == HTTP2ErrorCode.protocolError.rawValue)
+    }
+
+    @Test("after the client's GOAWAY with no stream open the session wants neither to read nor to write")
+    func clientGoAwayEndsTheSession() {
+        let peer = RawPeer()
+        peer.send(peer.build.start() + peer.build.goaway(lastStream: 0))
+        peer.send(peer.build.ping(7))
+        #expect(!peer.server.wantsRead)
+        #expect(!peer.server.wantsWrite)
+    }
+
     @Test("ids counting up by two and trailers on an open lower stream are no error")
     func usedStreamIDs() {
         let peer = RawPeer()
