@@ -238,12 +238,15 @@ final class HTTP2ServerConnection {
         if session.submitInformational(streamID: writer.streamID, head: head) { transport.requestFlush() }
     }
 
+    /// Queues body bytes; false when the stream wants no more for now: gone, or its buffer past the high-water
+    /// mark, where the producer waits for `.readyForBody` (a slow reader must throttle the upstream, not fill
+    /// memory with the whole response).
     func submitBody(_ writer: HTTP2StreamWriter, _ bytes: UnsafeRawBufferPointer) -> Bool {
         writer.exchange?.bytesOut += bytes.count
         writer.exchange?.capture?.body(bytes)
         let accepted = session.appendBody(streamID: writer.streamID, bytes: bytes)
         transport.requestFlush()
-        return accepted
+        return accepted && session.wantsMoreBody(streamID: writer.streamID)
     }
 
     func submitEnd(_ writer: HTTP2StreamWriter) {

@@ -466,6 +466,30 @@ extension GatewayIntegration {
             #expect(f.gateway.process.process.isRunning, "the gateway died: \(f.gateway.process.log.suffix(500))")
         }
 
+        @Test("an HTTP/2 reader that opens no window throttles the upstream instead of filling the gateway's memory")
+        func h2Backpressure() throws {
+            guard let binary = gatewayBinaryOrSkip("h2 backpressure") else { return }
+            let f = try Fixture(binary: binary, name: "h2slow")
+            defer { f.stop() }
+            func residentKiB() -> Int {
+                let status = (try? String(contentsOfFile: "/proc/\(f.gateway.pid)/status", encoding: .utf8)) ?? ""
+                let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+                return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+            }
+            _ = try curlStatus(["--http2-prior-knowledge", "http://127.0.0.1:\(f.customPort)/big"])
+            let before = residentKiB()
+            let client = TestProcess.repositoryRoot.appendingPathComponent(
+                "Tests/GatewayIntegrationTests/Fixtures/zero_window_client.py"
+            ).path
+            let slow = try BackgroundProcess(
+                "/usr/bin/env", ["python3", client, "\(f.customPort)", "/huge", "6"], logName: "zero-window-reader")
+            defer { slow.stop(signal: SIGKILL, timeout: 2) }
+            // Without backpressure the 48 MiB arrive from the loopback upstream within a second and sit in memory.
+            Thread.sleep(forTimeInterval: 2.5)
+            let grown = residentKiB() - before
+            #expect(grown < 16 * 1024, "the gateway's resident size grew by \(grown) KiB for one slow reader")
+        }
+
         @Test("recording.routes records only the named operation, with the scheme the client used")
         func recordingByRoute() throws {
             guard let binary = gatewayBinaryOrSkip("recording by route") else { return }

@@ -92,6 +92,14 @@ def serve(conn):
             method, path, _ = line.split(" ", 2)
             if path == "/big":
                 respond(conn, 200, b"x" * (1 << 20))
+            elif path == "/huge":
+                # 48 MiB, written as fast as the socket takes it: only backpressure keeps it out of memory.
+                size = 48 << 20
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                             b"Content-Length: %d\r\n\r\n" % size)
+                chunk = b"x" * (1 << 20)
+                for _ in range(48):
+                    conn.sendall(chunk)
             elif path.split("?")[0] == "/slow":
                 time.sleep(3)
                 respond(conn, 200, b"{}")

@@ -1,0 +1,25 @@
+#!/usr/bin/env python3
+"""An HTTP/2 client (h2c, prior knowledge) that asks for one path with a stream window of 0 and never opens it:
+the server can send no DATA, so whatever it reads from its upstream must wait there, not in its memory.
+
+Usage: zero_window_client.py PORT PATH SECONDS
+"""
+import socket, struct, sys, time
+port, path, hold = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+def frame(t, flags, sid, payload):
+    return struct.pack(">I", len(payload))[1:] + bytes([t, flags]) + struct.pack(">I", sid) + payload
+def lit(name, value):  # literal header field without indexing, new name (RFC 7541 §6.2.2)
+    return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
+s = socket.create_connection(("127.0.0.1", port))
+# SETTINGS_INITIAL_WINDOW_SIZE = 0: the server may send no DATA until the client opens the window (it never does).
+s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, struct.pack(">HI", 4, 0)))
+block = lit(b":method", b"GET") + lit(b":scheme", b"http") + lit(b":path", path.encode()) + lit(b":authority", b"login.acme.test")
+s.sendall(frame(1, 0x5, 1, block))
+end = time.time() + hold
+s.settimeout(0.2)
+while time.time() < end:
+    try:
+        data = s.recv(65536)
+        if not data: break
+    except socket.timeout:
+        pass
