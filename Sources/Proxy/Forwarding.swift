@@ -403,6 +403,14 @@ final class UpstreamRelay: UpstreamResponseHandler {
         exchange.bodyStream?.discard()
         guard let writer = exchange.writer else { return }
         if headSent && heldHead == nil {
+            // The client sees the answer cut off (a reset, or a close before its end); the logs must not call it
+            // a success: it counts as the gateway's 502, with what failed.
+            exchange.upstreamStatus = nil
+            exchange.tenantErrorBody = nil
+            exchange.decision = "upstream_aborted"
+            exchange.facts.error = TenantError.gateway(
+                status: 502, detail: "The upstream's answer broke off before its end: \(failure.detail)")
+            exchange.status = 502
             writer.abort()
             return
         }

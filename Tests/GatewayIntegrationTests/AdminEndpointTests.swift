@@ -490,6 +490,33 @@ extension GatewayIntegration {
             #expect(grown < 16 * 1024, "the gateway's resident size grew by \(grown) KiB for one slow reader")
         }
 
+        @Test(
+            "an upstream answer that breaks off mid-body is logged as a failure (502, upstream_aborted), not a success")
+        func cutOffAnswerIsAFailure() throws {
+            guard let binary = gatewayBinaryOrSkip("cut-off answer") else { return }
+            let f = try Fixture(binary: binary, name: "cutoff")
+            defer { f.stop() }
+            let token = try f.ws.token(key: "key", domain: "acme.test", client: "web-app", scope: "read:my_org:details")
+            for (flag, id) in [("--http1.1", "cut-h1"), ("--http2-prior-knowledge", "cut-h2")] {
+                let out = try TestProcess.run(
+                    "/usr/bin/curl",
+                    [
+                        "-sS", "--max-time", "10", flag, "-o", "/dev/null", "-H", "Authorization: Bearer \(token)",
+                        "-H", "X-Request-Id: \(id)", "http://127.0.0.1:\(f.canonicalPort)/my-org/details?cutoff",
+                    ], timeout: 15)
+                #expect(out.status != 0, "\(flag): the client must see the answer cut off")
+            }
+            #expect(f.gateway.stop() == 0)
+            let events = ((try? String(contentsOfFile: f.ws.path("events.jsonl"), encoding: .utf8)) ?? "")
+                .split(separator: "\n")
+            for id in ["cut-h1", "cut-h2"] {
+                let event = try #require(events.first { $0.contains("\"correlation_id\":\"\(id)\"") }, "\(id)")
+                #expect(event.contains("\"type\":\"my_organization_api_org_details_failed\""), "\(event)")
+                #expect(event.contains("\"status\":502"), "\(event)")
+                #expect(event.contains("upstream_aborted"), "\(event)")
+            }
+        }
+
         @Test("recording.routes records only the named operation, with the scheme the client used")
         func recordingByRoute() throws {
             guard let binary = gatewayBinaryOrSkip("recording by route") else { return }

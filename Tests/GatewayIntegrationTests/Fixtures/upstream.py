@@ -103,6 +103,11 @@ def serve(conn):
             elif path.split("?")[0] == "/slow":
                 time.sleep(3)
                 respond(conn, 200, b"{}")
+            elif path == "/my-org/details?cutoff":
+                # Promises 1000 bytes, sends 10, then closes: an answer that breaks off before its end.
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+                             b'{"a":"xxx')
+                return
             elif path == "/close":
                 return
             elif path.startswith("/early"):
