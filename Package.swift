@@ -66,7 +66,7 @@ let package = Package(
             name: "Proxy",
             dependencies: [
                 "GatewayCore", "HTTP1", "HTTP2", "TLS", "Tokens", "Policy", "EventLoop", "Recording", "RateLimitStore",
-                "TenantEmulator",
+                "TenantEmulator", "CSystemShims",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

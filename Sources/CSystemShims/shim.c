@@ -23,6 +23,18 @@ int cshim_open_fd_count(void) {
 
 int cshim_malloc_trim(void) { return malloc_trim(0); }
 
+#include <sys/resource.h>
+
+long cshim_raise_open_files_limit(void) {
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return -1;
+    if (limit.rlim_cur < limit.rlim_max) {
+        struct rlimit raised = {.rlim_cur = limit.rlim_max, .rlim_max = limit.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+    }
+    return limit.rlim_cur == RLIM_INFINITY ? -2 : (long)limit.rlim_cur;
+}
+
 #include <sys/epoll.h>
 #include <errno.h>
 

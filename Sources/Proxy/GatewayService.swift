@@ -1,3 +1,4 @@
+import CSystemShims
 import Dispatch
 import EventLoop
 import Foundation
@@ -72,8 +73,9 @@ public final class GatewayService: Sendable {
         let snapshot = GatewaySnapshot(
             listeners: listeners, handlers: PolicyHandlerFactory(runtime: runtime), generation: generation)
         let count = loops ?? max(1, ProcessInfo.processInfo.activeProcessorCount)
+        let maxConnections = GatewayService.connectionLimit(config: config, loops: count, logger: logger)
         let gateway = Gateway(
-            snapshot: snapshot, loops: count, maxConnections: config.limits.maxConnections, clock: clock,
+            snapshot: snapshot, loops: count, maxConnections: maxConnections, clock: clock,
             metrics: metrics,
             finishedRequest: { [liveRecorder] loopMetrics in
                 // Each loop keeps the recorder it last saw and looks again only when a reload replaced it: one
@@ -249,6 +251,30 @@ public final class GatewayService: Sendable {
     }
 
     // MARK: - JWKS
+
+    /// Descriptors kept aside from client connections: listeners, epoll sets, files and sinks, and what
+    /// Dispatch opens itself (it traps when it cannot).
+    static let reservedDescriptors = 256
+
+    /// `limits.max_connections`, lowered when the process may not open that many descriptors beside the upstream
+    /// pools' (each loop has its own pool per origin) and a reserve: running out of descriptors would refuse
+    /// accepts silently and crash Dispatch, where the connection limit refuses clearly. The soft limit is raised
+    /// to the hard one first; a lowered limit is logged.
+    static func connectionLimit(config: GatewayConfig, loops: Int, logger: Logger) -> Int {
+        let configured = config.limits.maxConnections
+        let available = cshim_raise_open_files_limit()
+        guard available > 0 else { return configured }
+        let upstream = config.upstreams.reduce(0) { $0 + $1.maxConnections } * loops
+        let room = max(16, available - upstream - reservedDescriptors)
+        guard room < configured else { return configured }
+        logger.warning(
+            "limits.max_connections lowered to fit the open-files limit",
+            metadata: [
+                "configured": "\(configured)", "effective": "\(room)", "open_files_limit": "\(available)",
+                "upstream_connections": "\(upstream)",
+            ])
+        return room
+    }
 
     static func makeJWKS(config: GatewayConfig, clock: any WallClock, logger: Logger, gateway: GatewayRef)
         -> JWKSProvider

@@ -517,6 +517,39 @@ extension GatewayIntegration {
             }
         }
 
+        @Test("under a low open-files limit the connection limit is lowered to fit, and the rest are refused clearly")
+        func openFilesLimit() throws {
+            guard let binary = gatewayBinaryOrSkip("open-files limit") else { return }
+            guard FileManager.default.isExecutableFile(atPath: "/usr/bin/prlimit") else { return }
+            let f = try Fixture(binary: binary, name: "nofile")
+            defer { f.stop() }
+            #expect(f.gateway.stop() == 0)
+            // 400 descriptors: less than the upstream pools and the reserve need beside 10,000 clients.
+            let gateway = try BackgroundProcess(
+                "/usr/bin/prlimit",
+                ["--nofile=400:400", binary, "serve", "--config", f.ws.path("gateway.yaml")],
+                environment: ["INTEG_CNAME_KEY": f.secret], logName: "nofile-gateway")
+            defer { _ = gateway.stop() }
+            let lowered = eventually(timeout: 10) { gateway.log.contains("limits.max_connections lowered") }
+            #expect(lowered, "\(gateway.log)")
+            #expect(eventually(timeout: 10) { !RawConnection.isRefused(port: f.canonicalPort) })
+            var held: [RawConnection] = []
+            var refusals = 0
+            for _ in 0..<600 {
+                guard let connection = try? RawConnection(port: f.canonicalPort, timeout: 2) else { break }
+                held.append(connection)
+            }
+            // Past the lowered limit each new connection gets the clear 503 and is closed.
+            for connection in held.suffix(20) where connection.readToEnd().text.hasPrefix("HTTP/1.1 503 ") {
+                refusals += 1
+            }
+            #expect(refusals == 20, "\(refusals) of the last 20 connections were refused with 503")
+            held.removeAll()
+            #expect(gateway.process.isRunning, "the gateway died: \(gateway.log.suffix(400))")
+            let status = try curlStatus(["http://127.0.0.1:\(f.canonicalPort)/my-org/details"])
+            #expect(status.status == 401, "it serves again once the connections are gone: \(status)")
+        }
+
         @Test("recording.routes records only the named operation, with the scheme the client used")
         func recordingByRoute() throws {
             guard let binary = gatewayBinaryOrSkip("recording by route") else { return }

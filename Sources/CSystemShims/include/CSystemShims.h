@@ -13,6 +13,10 @@ int cshim_open_fd_count(void);
 /// malloc_trim(0): hands the free memory at the top of glibc's heaps and arenas back to the system.
 int cshim_malloc_trim(void);
 
+/// Raises the soft RLIMIT_NOFILE to the hard limit where it is lower; returns the soft limit now in force, -2 when
+/// unlimited, -1 when it cannot be read.
+long cshim_raise_open_files_limit(void);
+
 #include <stdint.h>
 
 /// epoll_create1(EPOLL_CLOEXEC).
