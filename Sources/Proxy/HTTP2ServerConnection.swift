@@ -18,6 +18,8 @@ final class HTTP2ServerConnection {
     private var closing = false
     /// A graceful GOAWAY went out (shutdown, idle): close once the streams in flight have finished.
     private var draining = false
+    /// The owner was told the connection has no stream open, and no stream opened since.
+    private var idleReported = false
     private var processing = false
     private var flushing = false
     private var flushAgain = false
@@ -71,6 +73,7 @@ final class HTTP2ServerConnection {
                     && owner.handler.refusesOnHead(head, listenerDomain: owner.profile.domain)
                 let writer = HTTP2StreamWriter(streamID: streamID, connection: self, head: head)
                 streams[streamID] = writer
+                idleReported = false
                 if endStream || refusedOnHead {
                     dispatch(writer)
                 } else {
@@ -202,7 +205,10 @@ final class HTTP2ServerConnection {
             && !session.wantsWrite
         {
             transport.closeGracefully()
-        } else if streams.isEmpty && !closing && !draining {
+        } else if streams.isEmpty && !closing && !draining && !idleReported {
+            // Once per quiet spell, from its start: frames that open no stream (PINGs, SETTINGS, a header block
+            // trickled a byte at a time) do not push the idle deadline back, or they would hold the connection.
+            idleReported = true
             owner.streamsIdle()
         }
     }

@@ -550,6 +550,22 @@ extension GatewayIntegration {
             #expect(status.status == 401, "it serves again once the connections are gone: \(status)")
         }
 
+        @Test("an HTTP/2 connection that opens no stream is closed at the idle timeout, PINGs or not")
+        func h2IdleWithPings() throws {
+            guard let binary = gatewayBinaryOrSkip("h2 idle with pings") else { return }
+            let f = try Fixture(binary: binary, name: "h2idle", extra: "limits: { idle_timeout_ms: 1000 }\n")
+            defer { f.stop() }
+            let client = TestProcess.repositoryRoot.appendingPathComponent(
+                "Tests/GatewayIntegrationTests/Fixtures/ping_keeper.py"
+            ).path
+            let out = try TestProcess.run("/usr/bin/env", ["python3", client, "\(f.canonicalPort)", "6"], timeout: 15)
+            let said = out.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            let closedAfter = said.hasPrefix("closed after ") ? Double(said.dropFirst("closed after ".count)) : nil
+            #expect(closedAfter != nil, "\(out.stdout)\(out.stderr)")
+            // The sweeper looks about once a second; a PING every half second must not have pushed it back.
+            #expect((closedAfter ?? 99) < 3.5, "\(out.stdout)")
+        }
+
         @Test("recording.routes records only the named operation, with the scheme the client used")
         func recordingByRoute() throws {
             guard let binary = gatewayBinaryOrSkip("recording by route") else { return }
