@@ -283,6 +283,11 @@ final class UpstreamConnection: TransportDelegate {
     /// A streamed request body is still being written.
     private var bodyPending = false
     private var responseTimeoutMs = 0
+    /// The response head has come: from then on the deadline is the longest the upstream may go without sending
+    /// body bytes, so a large answer that keeps flowing is not cut at `response_timeout_ms` from its start.
+    private var headReceived = false
+    /// Reading is paused because the client reads slowly: the upstream is not late then, the deadline waits.
+    private var pausedByClient = false
     private(set) var exchangesServed = 0
     var idleSince: Int64 = 0
     /// This connection's index in its pool's `busy` list, or -1.
@@ -332,6 +337,8 @@ final class UpstreamConnection: TransportDelegate {
         self.handler = handler
         receivedAny = false
         interimResponses = 0
+        headReceived = false
+        pausedByClient = false
         responseDone = false
         exchangesServed += 1
         parser.requestSent(method: method)
@@ -365,7 +372,18 @@ final class UpstreamConnection: TransportDelegate {
     var onDrained: (() -> Void)?
 
     /// Backpressure from the client side.
-    func setReading(_ on: Bool) { transport.setReading(on) }
+    func setReading(_ on: Bool) {
+        transport.setReading(on)
+        guard headReceived, !responseDone else { return }
+        pausedByClient = !on
+        if on { extendResponseDeadline() } else { responseDeadline = .max }
+    }
+
+    /// After the head: `response_timeout_ms` more from now, unless the client holds reading paused.
+    private func extendResponseDeadline() {
+        guard headReceived, !pausedByClient, !bodyPending else { return }
+        responseDeadline = pool.context.clock.nowNanoseconds() + Int64(responseTimeoutMs) * 1_000_000
+    }
 
     func close() {
         guard !closed else { return }
@@ -408,8 +426,11 @@ final class UpstreamConnection: TransportDelegate {
                 handler?.upstreamInformational(head)
             case .head(let head, let info):
                 keepAlive = info.keepAlive
+                headReceived = true
+                extendResponseDeadline()
                 handler?.upstreamHead(head, info: info)
             case .body(let bytes):
+                extendResponseDeadline()
                 handler?.upstreamBody(bytes)
             case .trailers:
                 continue

@@ -16,14 +16,15 @@ extension GatewayIntegration {
             let customPort: UInt16
             let secret: String
 
-            init(binary: String, name: String, extra: String = "") throws {
+            /// `upstreamOptions`: more keys of both upstream entries (`, response_timeout_ms: 500`).
+            init(binary: String, name: String, extra: String = "", upstreamOptions: String = "") throws {
                 ws = Workspace(binary: binary, name: name)
                 try ws.write("jwks.json", try ws.signingKey("key"))
                 upstream = try UpstreamServer(workspace: ws)
                 let adminPort = TestProcess.freePort()
                 (canonicalPort, customPort) = (TestProcess.freePort(), TestProcess.freePort())
                 secret = "cname-secret-\(UUID().uuidString)"
-                let origin = "url: \"http://127.0.0.1:\(upstream.port)\""
+                let origin = "url: \"http://127.0.0.1:\(upstream.port)\"\(upstreamOptions)"
                 let config = GatewayConfigText(
                     jwks: "{ file: jwks.json }",
                     listeners: [
@@ -564,6 +565,29 @@ extension GatewayIntegration {
             #expect(closedAfter != nil, "\(out.stdout)\(out.stderr)")
             // The sweeper looks about once a second; a PING every half second must not have pushed it back.
             #expect((closedAfter ?? 99) < 3.5, "\(out.stdout)")
+        }
+
+        @Test("response_timeout_ms bounds the wait for the answer and each pause in it, not a body that keeps coming")
+        func responseTimeoutIsNotATransferCap() throws {
+            guard let binary = gatewayBinaryOrSkip("response timeout") else { return }
+            let f = try Fixture(binary: binary, name: "trickle", upstreamOptions: ", response_timeout_ms: 1000")
+            defer { f.stop() }
+            // 12 pieces 250 ms apart: 3 s in all, never 1 s without bytes.
+            for flag in ["--http1.1", "--http2-prior-knowledge"] {
+                let out = try TestProcess.run(
+                    "/usr/bin/curl",
+                    [
+                        "-sS", "--max-time", "10", flag, "-w", "%{http_code} %{size_download}", "-o", "/dev/null",
+                        "http://127.0.0.1:\(f.customPort)/trickle",
+                    ], timeout: 15)
+                #expect(out.status == 0 && out.stdout == "200 12", "\(flag): \(out.stdout) \(out.stderr)")
+            }
+            // An upstream that stops sending mid-answer is still cut after the timeout.
+            let stalled = try TestProcess.run(
+                "/usr/bin/curl",
+                ["-sS", "--max-time", "10", "-o", "/dev/null", "http://127.0.0.1:\(f.customPort)/stall-mid"],
+                timeout: 15)
+            #expect(stalled.status != 0, "the cut-off answer must not look complete")
         }
 
         @Test("recording.routes records only the named operation, with the scheme the client used")

@@ -108,6 +108,15 @@ def serve(conn):
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
                              b'{"a":"xxx')
                 return
+            elif path == "/trickle":
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 12\r\n\r\n")
+                for _ in range(12):
+                    time.sleep(0.25)
+                    conn.sendall(b"x")
+            elif path == "/stall-mid":
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\nabc")
+                time.sleep(4)
+                return
             elif path == "/close":
                 return
             elif path.startswith("/early"):
