@@ -117,12 +117,17 @@ final class ClientConnection: TransportDelegate {
         context.unregister(self)
     }
 
+    /// Counted in the active-connections gauge (from the moment its protocol is known), so its close is too.
+    private(set) var countedOpen = false
+
     private func becomeHTTP1() {
+        countedOpen = true
         metrics.connectionOpened(protocol: "http/1.1")
         protocolHandler = .http1(HTTP1ServerConnection(transport: transport, owner: self, limits: profile.http1Limits))
     }
 
     private func becomeHTTP2() {
+        countedOpen = true
         metrics.connectionOpened(protocol: "h2")
         let h2 = HTTP2ServerConnection(transport: transport, owner: self)
         protocolHandler = .http2(h2)

@@ -85,7 +85,8 @@ final class LoopContext {
         if let gone = connections.removeValue(forKey: connection.id) {
             gateway.budget.release()
             loopLoad.remove()
-            metrics.connectionClosed()
+            // A connection that closed before its protocol was known (a failed TLS handshake) was never counted.
+            if gone.countedOpen { metrics.connectionClosed() }
             retire(gone)
         }
     }

@@ -590,6 +590,27 @@ extension GatewayIntegration {
             #expect(stalled.status != 0, "the cut-off answer must not look complete")
         }
 
+        @Test("connections_active counts the connections open now, whatever became of the ones that closed early")
+        func activeConnectionsGauge() throws {
+            guard let binary = gatewayBinaryOrSkip("connections gauge") else { return }
+            let f = try Fixture(binary: binary, name: "gauge")
+            defer { f.stop() }
+            func active() throws -> Int? {
+                let text = try f.gateway.admin("/metrics").body
+                let line = text.split(separator: "\n").first { $0.hasPrefix("myorg_gateway_connections_active ") }
+                return line.flatMap { Double($0.split(separator: " ").last ?? "") }.map { Int($0) }
+            }
+            // Closed before a byte: never counted as open, so their closing must not count either.
+            for _ in 0..<5 { try RawConnection(port: f.canonicalPort).close() }
+            let held = try (0..<2).map { _ in try RawConnection(port: f.canonicalPort, timeout: 5) }
+            for connection in held {
+                try connection.send("GET /my-org/details HTTP/1.1\r\nHost: acme.test\r\n\r\n")
+                #expect(connection.readResponse()?.hasPrefix("HTTP/1.1 401") == true)
+            }
+            let settled = eventually(timeout: 5) { (try? active()) == 2 }
+            #expect(settled, "connections_active: \(String(describing: try? active())) with 2 open")
+        }
+
         @Test("recording.routes records only the named operation, with the scheme the client used")
         func recordingByRoute() throws {
             guard let binary = gatewayBinaryOrSkip("recording by route") else { return }
