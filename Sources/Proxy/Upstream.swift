@@ -356,7 +356,13 @@ final class UpstreamConnection: TransportDelegate {
     func writeBody(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard bodyPending, !closed else { return false }
         transport.write(bytes)
-        return transport.isOverHighWater
+        guard transport.isOverHighWater else { return false }
+        // The upstream is not taking the body: it gets `response_timeout_ms` to drain it before the exchange
+        // fails with 504, or a stalled upstream would hold this connection (and the client) for good.
+        if !responseDone {
+            responseDeadline = pool.context.clock.nowNanoseconds() + Int64(responseTimeoutMs) * 1_000_000
+        }
+        return true
     }
 
     /// The streamed request body is complete: the wait for the response starts.
@@ -459,7 +465,11 @@ final class UpstreamConnection: TransportDelegate {
         }
     }
 
-    func transportDrained() { onDrained?() }
+    func transportDrained() {
+        // The upstream took the body so far: its clock runs again only when the next piece backs up.
+        if bodyPending && !responseDone { responseDeadline = .max }
+        onDrained?()
+    }
 
     func transportClosed(error: String?) {
         closed = true

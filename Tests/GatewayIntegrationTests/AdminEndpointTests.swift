@@ -611,6 +611,28 @@ extension GatewayIntegration {
             #expect(settled, "connections_active: \(String(describing: try? active())) with 2 open")
         }
 
+        @Test("an upstream that stops taking a streamed upload fails the exchange after response_timeout_ms")
+        func stalledUploadTimesOut() throws {
+            guard let binary = gatewayBinaryOrSkip("stalled upload") else { return }
+            let f = try Fixture(
+                binary: binary, name: "stallup", extra: "limits: { max_body_bytes: 104857600 }\n",
+                upstreamOptions: ", response_timeout_ms: 1000")
+            defer { f.stop() }
+            // More than the loopback socket buffers hold, so the gateway's own buffer backs up.
+            try f.ws.write("upload.bin", String(repeating: "u", count: 48 << 20))
+            let started = Date()
+            let out = try TestProcess.run(
+                "/usr/bin/curl",
+                [
+                    "-sS", "--max-time", "14", "-o", "/dev/null", "-w", "%{http_code}", "--data-binary",
+                    "@\(f.ws.path("upload.bin"))", "http://127.0.0.1:\(f.customPort)/never-reads",
+                ], timeout: 20)
+            let seconds = Date().timeIntervalSince(started)
+            print("stalled upload: \(out.stdout) after \(seconds) s; \(out.stderr)")
+            #expect(seconds < 9, "the upload was held \(seconds) s: \(out.stdout) \(out.stderr)")
+            #expect(out.stdout != "200", "\(out.stdout) \(out.stderr)")
+        }
+
         @Test("recording.routes records only the named operation, with the scheme the client used")
         func recordingByRoute() throws {
             guard let binary = gatewayBinaryOrSkip("recording by route") else { return }

@@ -55,6 +55,15 @@ def read_request(conn, buf: bytes):
     lines = head.split(b"\r\n")
     if lines[0].split(b" ")[1].startswith(b"/early"):
         return (head + b"\r\n\r\n", lines[0].decode(), b""), b""
+    if lines[0].split(b" ")[1].startswith(b"/never-reads"):
+        # Takes the head, then neither reads the body nor answers, until the client gives up.
+        conn.settimeout(15)
+        try:
+            conn.recv(1, socket.MSG_PEEK)
+            time.sleep(12)
+        except OSError:
+            pass
+        return None, b""
     if lines[0].split(b" ")[1].startswith(b"/stall"):
         time.sleep(1)
     length = 0
