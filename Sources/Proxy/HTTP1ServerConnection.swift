@@ -49,6 +49,9 @@ final class HTTP1ServerConnection: ResponseWriter {
             if pendingInput.count > 64 * 1024 { transport.setReading(false) }
             return
         }
+        // The first bytes of a request on an idle keep-alive connection: from here its head has the header read
+        // timeout, as the connection's first request had, not what is left of the idle timeout.
+        if current == nil && !hasPartialRequest { owner.requestStarted() }
         parser.feed(bytes)
         drainParser()
     }

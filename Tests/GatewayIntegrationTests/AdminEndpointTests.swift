@@ -633,6 +633,25 @@ extension GatewayIntegration {
             #expect(out.stdout != "200", "\(out.stdout) \(out.stderr)")
         }
 
+        @Test("on a kept-alive connection the next request's head has the header timeout, not the idle timeout")
+        func headerTimeoutOnKeptAliveConnection() throws {
+            guard let binary = gatewayBinaryOrSkip("header timeout keep-alive") else { return }
+            let f = try Fixture(
+                binary: binary, name: "hdrka",
+                extra: "limits: { header_read_timeout_ms: 1000, idle_timeout_ms: 20000 }\n")
+            defer { f.stop() }
+            let connection = try RawConnection(port: f.canonicalPort, timeout: 8)
+            try connection.send("GET /my-org/details HTTP/1.1\r\nHost: acme.test\r\n\r\n")
+            #expect(connection.readResponse()?.hasPrefix("HTTP/1.1 401") == true)
+            let started = Date()
+            try connection.send("GET /my-org/details HTTP/1.1\r\nHost: acme.test\r\n")
+            let (text, closed) = connection.readToEnd()
+            let seconds = Date().timeIntervalSince(started)
+            #expect(text.hasPrefix("HTTP/1.1 408 "), "\(text)")
+            #expect(closed)
+            #expect(seconds < 4, "the unfinished head was given \(seconds) s")
+        }
+
         @Test("recording.routes records only the named operation, with the scheme the client used")
         func recordingByRoute() throws {
             guard let binary = gatewayBinaryOrSkip("recording by route") else { return }
