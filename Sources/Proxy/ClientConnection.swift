@@ -210,8 +210,7 @@ final class ClientConnection: TransportDelegate {
     /// An HTTP/1.1 request began arriving on an idle connection: its head must come within the header timeout.
     func requestStarted() {
         guard inFlight == 0 else { return }
-        deadlineNanos = min(
-            deadlineNanos, context.clock.nowNanoseconds() + Int64(profile.headerReadTimeoutMs) * 1_000_000)
+        deadlineNanos = min(deadlineNanos, context.coarseDeadline(afterMilliseconds: profile.headerReadTimeoutMs))
     }
 
     /// The loop's sweeper found the deadline passed.

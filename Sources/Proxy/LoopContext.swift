@@ -53,7 +53,7 @@ final class LoopContext {
         // it (three per request) takes the slow path. The cycle ends when `forceCloseAll` (the end of every
         // shutdown) cancels the timer, which drops this closure; unowned would trap if the gateway were released
         // from another thread while the timer fired.
-        self.sweeper = loop.scheduleRepeating(everyMilliseconds: 250) { self.sweep() }
+        self.sweeper = loop.scheduleRepeating(everyMilliseconds: Self.sweepIntervalMs) { self.sweep() }
     }
 
     var connectionCount: Int { connections.count }
@@ -118,8 +118,20 @@ final class LoopContext {
         onRequestFinished?(exchange)
     }
 
+    /// The sweeper's period, and when it last ran: `now` to within a period without reading the clock.
+    static let sweepIntervalMs = 250
+    private(set) var lastSweepNanos: Int64 = 0
+
+    /// A deadline `ms` from now, read off the last sweep instead of the clock (per-request deadlines that the
+    /// sweeper alone checks need no finer time): never earlier than `ms` from now while the sweeper keeps time.
+    func coarseDeadline(afterMilliseconds ms: Int) -> Int64 {
+        if lastSweepNanos == 0 { lastSweepNanos = clock.nowNanoseconds() }
+        return lastSweepNanos + Int64(ms + Self.sweepIntervalMs) * 1_000_000
+    }
+
     private func sweep() {
         let now = clock.nowNanoseconds()
+        lastSweepNanos = now
         for connection in connections.values where connection.deadlineNanos < now { connection.timedOut() }
         for pool in pools.values { pool.sweep(now: now) }
     }

@@ -176,7 +176,10 @@ final class UpstreamPool {
         for connection in idle where now - connection.idleSince > limit { connection.close() }
         // A snapshot: a timed-out connection leaves `busy` while this loop runs.
         let inFlight = busy
-        for connection in inFlight where connection.responseDeadline < now { connection.responseTimedOut() }
+        for connection in inFlight {
+            connection.noteProgress(now: now)
+            if connection.responseDeadline < now { connection.responseTimedOut() }
+        }
         while let first = waiters.first, first.deadline < now {
             waiters.removeFirst()
             first.callback(
@@ -288,6 +291,8 @@ final class UpstreamConnection: TransportDelegate {
     private var headReceived = false
     /// Reading is paused because the client reads slowly: the upstream is not late then, the deadline waits.
     private var pausedByClient = false
+    /// The response moved (head or body bytes) since the sweeper last looked: a store per event, no clock read.
+    private var progressed = false
     private(set) var exchangesServed = 0
     var idleSince: Int64 = 0
     /// This connection's index in its pool's `busy` list, or -1.
@@ -339,6 +344,7 @@ final class UpstreamConnection: TransportDelegate {
         interimResponses = 0
         headReceived = false
         pausedByClient = false
+        progressed = false
         responseDone = false
         exchangesServed += 1
         parser.requestSent(method: method)
@@ -382,13 +388,20 @@ final class UpstreamConnection: TransportDelegate {
         transport.setReading(on)
         guard headReceived, !responseDone else { return }
         pausedByClient = !on
-        if on { extendResponseDeadline() } else { responseDeadline = .max }
+        if on { extendResponseDeadline(now: pool.context.clock.nowNanoseconds()) } else { responseDeadline = .max }
     }
 
     /// After the head: `response_timeout_ms` more from now, unless the client holds reading paused.
-    private func extendResponseDeadline() {
+    private func extendResponseDeadline(now: Int64) {
         guard headReceived, !pausedByClient, !bodyPending else { return }
-        responseDeadline = pool.context.clock.nowNanoseconds() + Int64(responseTimeoutMs) * 1_000_000
+        responseDeadline = now + Int64(responseTimeoutMs) * 1_000_000
+    }
+
+    /// The sweeper's look: bytes that came since its last one restart the clock (see `progressed`).
+    fileprivate func noteProgress(now: Int64) {
+        guard progressed else { return }
+        progressed = false
+        extendResponseDeadline(now: now)
     }
 
     func close() {
@@ -433,10 +446,10 @@ final class UpstreamConnection: TransportDelegate {
             case .head(let head, let info):
                 keepAlive = info.keepAlive
                 headReceived = true
-                extendResponseDeadline()
+                progressed = true
                 handler?.upstreamHead(head, info: info)
             case .body(let bytes):
-                extendResponseDeadline()
+                progressed = true
                 handler?.upstreamBody(bytes)
             case .trailers:
                 continue
