@@ -420,8 +420,9 @@ final class UpstreamRelay: UpstreamResponseHandler {
         exchange.upstreamStatus = nil
         exchange.tenantErrorBody = nil
         exchange.decision = "upstream_error"
-        exchange.facts.error = TenantError.gateway(status: failure.status, detail: failure.detail)
-        var response = TenantError.gateway(status: failure.status, detail: failure.detail).response
+        let error = TenantError.gateway(status: failure.status, detail: failure.detail)
+        exchange.facts.error = error
+        var response = error.response
         // The gateway's own fields still apply: CORS (with its Vary) so a browser can read the failure, and the
         // rate-limit fields, since the request was admitted and spent its quota unit.
         for field in extraHeaders { response.head.headers.set(field.name, field.value) }

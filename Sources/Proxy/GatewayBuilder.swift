@@ -57,21 +57,29 @@ enum GatewayBuilder {
         } catch {
             problems.append("\(config.file): upstream: \(error)")
         }
-        if let problem = jwksFileProblem(config) { problems.append(problem) }
+        do {
+            _ = try jwksFileKeys(config)
+        } catch {
+            problems.append(error.description)
+        }
         return problems
     }
 
-    /// A JWKS file read as the gateway will read it, at the line that names it: a file that does not parse, or
-    /// holds no RSA key the gateway can use, would leave every request refused.
-    static func jwksFileProblem(_ config: GatewayConfig) -> String? {
+    /// The keys of the configured JWKS file, read once as the gateway will serve them (nil for a URL): a file that
+    /// does not parse, or holds no RSA key the gateway can use, would leave every request refused, so it is an
+    /// error at the line that names it.
+    static func jwksFileKeys(_ config: GatewayConfig) throws(BuildError) -> JWKSKeySet? {
         guard case .file(let file) = config.tenant.jwks.source else { return nil }
+        let set: JWKSKeySet
         do {
-            let set = try JWKSKeySet.parse(Array(try Data(contentsOf: URL(fileURLWithPath: file.path))))
-            guard set.isEmpty else { return nil }
-            return file.location.error("JWKS file '\(file.path)' holds no usable RSA key").description
+            set = try JWKSKeySet.parse(Array(try Data(contentsOf: URL(fileURLWithPath: file.path))))
         } catch {
-            return file.location.error("JWKS file '\(file.path)': \(error)").description
+            throw BuildError(file.location.error("JWKS file '\(file.path)': \(error)").description)
         }
+        guard !set.isEmpty else {
+            throw BuildError(file.location.error("JWKS file '\(file.path)' holds no usable RSA key").description)
+        }
+        return set
     }
 
     /// Files and environment variables the configuration names but that are missing, each at its line.
@@ -87,6 +95,8 @@ enum GatewayBuilder {
         var policy: RequestPolicy
         var listeners: [ListenerProfile]
         var origins: [String: UpstreamOrigin]
+        /// The keys of a `jwks.file`, read and checked here: the service installs them as they are (nil: a URL).
+        var jwksFileKeys: JWKSKeySet?
     }
 
     /// Builds a snapshot's pieces for `serve` and reload: missing files are reported with their lines first,
@@ -94,10 +104,10 @@ enum GatewayBuilder {
     static func build(_ config: GatewayConfig, previous: RequestPolicy?) throws -> Built {
         let problems = fileProblems(config)
         guard problems.isEmpty else { throw BuildError(problems.joined(separator: "\n")) }
-        if let problem = jwksFileProblem(config) { throw BuildError(problem) }
+        let keys = try jwksFileKeys(config)
         return Built(
             policy: try buildPolicy(config, previous: previous, connectShared: true),
-            listeners: try listenerProfiles(config), origins: try origins(config))
+            listeners: try listenerProfiles(config), origins: try origins(config), jwksFileKeys: keys)
     }
 
     static func tiers(_ config: GatewayConfig) throws -> TierTable {

@@ -52,7 +52,9 @@ public final class GatewayService: Sendable {
         let built = try GatewayBuilder.build(config, previous: nil)
         let recorder = try ExchangeRecorder.make(
             config: config, metrics: metrics, clock: clock, logger: logger, secret: GatewayBuilder.secret)
-        let jwks = GatewayService.makeJWKS(config: config, clock: clock, logger: logger, gateway: gatewayBox)
+        let jwks = GatewayService.makeJWKS(
+            config: config, origins: built.origins, clock: clock, logger: logger, gateway: gatewayBox)
+        if let keys = built.jwksFileKeys { jwks.install(keys, reason: "startup") }
         let runtime = PolicyRuntime(
             policy: built.policy, jwks: jwks, origins: built.origins, traffic: recorder.traffic)
         state = Mutex(
@@ -88,7 +90,8 @@ public final class GatewayService: Sendable {
             })
         let bound = try gateway.start()
         gatewayBox.withLock { $0 = gateway }
-        runtime.jwks.refetch(reason: "startup")
+        // A JWKS file was installed as the build read it; a URL is fetched now.
+        if runtime.jwks.keys == nil { runtime.jwks.refetch(reason: "startup") }
         probe.probe(runtime.origins)
         let probeTimer = DispatchSourceTimerBox(everyMilliseconds: 10_000) { [weak self] in
             guard let self else { return }
@@ -145,7 +148,9 @@ public final class GatewayService: Sendable {
             let sameKeys = config.tenant.jwks == self.config.tenant.jwks
             let jwks =
                 sameKeys
-                ? old.jwks : GatewayService.makeJWKS(config: config, clock: clock, logger: logger, gateway: gatewayBox)
+                ? old.jwks
+                : GatewayService.makeJWKS(
+                    config: config, origins: built.origins, clock: clock, logger: logger, gateway: gatewayBox)
             // Logging and recording changes take effect too: new pipelines for new requests; the old ones get
             // the stragglers, then flush and close.
             let (previousConfig, previousRecorder) = state.withLock { ($0.config, $0.recorder) }
@@ -165,13 +170,12 @@ public final class GatewayService: Sendable {
                 throw BuildError("listener addresses changed: a restart is needed to bind new addresses")
             }
             // The keys are read again on every reload, not only when their source changed: an operator who took a
-            // key out of the file (or the tenant's set) expects it refused from now on. A file is read before the
-            // new snapshot starts; a URL is fetched in the background (the admin loop that serves POST /reload also
-            // answers health probes and must not wait on the network). A failed read keeps the last good set.
-            if case .file = config.tenant.jwks.source {
-                let refreshed = DispatchSemaphore(value: 0)
-                jwks.refetch(reason: "reload") { _ in refreshed.signal() }
-                _ = refreshed.wait(timeout: .now() + .seconds(5))
+            // key out of the file (or the tenant's set) expects it refused from now on. A file's keys, as the build
+            // just read and checked them, serve before the new snapshot starts; a URL is fetched in the background
+            // (the admin loop that serves POST /reload also answers health probes and must not wait on the
+            // network), and a failed fetch keeps the last good set.
+            if let keys = built.jwksFileKeys {
+                jwks.install(keys, reason: "reload")
             } else {
                 jwks.refetch(reason: "reload")
             }
@@ -276,9 +280,12 @@ public final class GatewayService: Sendable {
         return room
     }
 
-    static func makeJWKS(config: GatewayConfig, clock: any WallClock, logger: Logger, gateway: GatewayRef)
-        -> JWKSProvider
-    {
+    /// The key provider of `config`'s JWKS source; `origins` are the snapshot's upstream origins (a URL on a tenant
+    /// domain is fetched through that domain's).
+    static func makeJWKS(
+        config: GatewayConfig, origins: [String: UpstreamOrigin], clock: any WallClock, logger: Logger,
+        gateway: GatewayRef
+    ) -> JWKSProvider {
         let fetch: JWKSProvider.Fetch
         switch config.tenant.jwks.source {
         case .file(let path):
@@ -293,14 +300,13 @@ public final class GatewayService: Sendable {
                 }
             }
         case .url(let url):
-            let origins = try? GatewayBuilder.origins(config)
             // A URL on a tenant domain (the default: the canonical domain's) is fetched through that domain's
             // upstream, as its requests are: a sidecar's upstream is often not where DNS points the domain.
             let throughDomain = config.upstreams.first { $0.domain == url.host && url.port == 443 }
-                .flatMap { origins?[$0.domain] }
+                .flatMap { origins[$0.domain] }
             // Else an upstream at the URL's own address lends its TLS settings (CA file).
             let sameAddress = config.upstreams.first { $0.url.host == url.host && $0.url.port == url.port }
-                .flatMap { origins?[$0.domain] }
+                .flatMap { origins[$0.domain] }
             let fallback = UpstreamOrigin(
                 host: url.host, port: UInt16(url.port), useTLS: url.scheme == "https",
                 tlsContext: try? TLSClientContextCache.system(), maxConnections: 1, connectTimeoutMs: 3000,

@@ -201,9 +201,7 @@ final class HTTP2ServerConnection {
         flushing = false
         // Also closed when the session is done by the client's doing: after its GOAWAY, once no stream is open,
         // nghttp2 reads nothing more, so the connection would only sit there until the idle timeout.
-        if (closing || (draining && streams.isEmpty) || (streams.isEmpty && !session.wantsRead))
-            && !session.wantsWrite
-        {
+        if (closing || (streams.isEmpty && (draining || !session.wantsRead))) && !session.wantsWrite {
             transport.closeGracefully()
         } else if streams.isEmpty && !closing && !draining && !idleReported {
             // Once per quiet spell, from its start: frames that open no stream (PINGs, SETTINGS, a header block

@@ -26,6 +26,14 @@ final class JWKSProvider: Sendable {
         var refreshes = 0
         var failures = 0
         var lastError: String?
+
+        /// A set that loaded: it serves from now on.
+        mutating func store(_ set: JWKSKeySet, at nanos: Int64) {
+            keys = set
+            lastSuccess = nanos
+            refreshes += 1
+            lastError = nil
+        }
     }
 
     private let state = Mutex(State())
@@ -61,6 +69,21 @@ final class JWKSProvider: Sendable {
             return !s.inFlight && now - s.lastAttempt >= interval
         }
         if due { refetch(reason: "refresh") }
+    }
+
+    /// Serves `set` from now on, as a fetch that loaded it would: the keys of a JWKS file the builder has read
+    /// and checked already, so the file is not read again.
+    func install(_ set: JWKSKeySet, reason: String) {
+        let now = clock.nowNanoseconds()
+        state.withLock { s in
+            s.lastAttempt = now
+            s.store(set, at: now)
+        }
+        logLoaded(set, reason: reason)
+    }
+
+    private func logLoaded(_ set: JWKSKeySet, reason: String) {
+        logger.info("JWKS loaded", metadata: ["reason": "\(reason)", "kids": "\(set.kids.joined(separator: ","))"])
     }
 
     /// Requests that may wait on one fetch at once; more are refused at once, as when no fetch may start.
@@ -120,10 +143,7 @@ final class JWKSProvider: Sendable {
                 defer { s.waiters.removeAll() }
                 switch outcome {
                 case .success(let set):
-                    s.keys = set
-                    s.lastSuccess = finished
-                    s.refreshes += 1
-                    s.lastError = nil
+                    s.store(set, at: finished)
                 case .failure(let message):
                     s.failures += 1
                     s.lastError = message.description
@@ -132,8 +152,7 @@ final class JWKSProvider: Sendable {
             }
             switch outcome {
             case .success(let set):
-                logger.info(
-                    "JWKS loaded", metadata: ["reason": "\(reason)", "kids": "\(set.kids.joined(separator: ","))"])
+                logLoaded(set, reason: reason)
                 completion?(true)
                 for waiter in waiters { waiter(true) }
             case .failure(let message):

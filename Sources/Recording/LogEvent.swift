@@ -50,7 +50,10 @@ public struct LogEvent: Sendable, Equatable {
             guard let body = try? JSONValue.parse(bytes), body.objectValue != nil else { return nil }
             let redactor = Redactor()
             func text(_ name: String) -> String? {
-                body[name]?.stringValue.map { redactor.redact(text: String($0.utf8.prefix(Self.maxTextBytes))!) }
+                // Decoded, not `String(_:)` of the cut bytes: a cut inside a multi-byte character makes that nil.
+                body[name]?.stringValue.map {
+                    redactor.redact(text: String(decoding: $0.utf8.prefix(Self.maxTextBytes), as: UTF8.self))
+                }
             }
             let type = text("type")
             let title = text("title")

@@ -162,10 +162,8 @@ public final class EmulatedTenant: Sendable {
 
     /// The tenant's own spelling of `authority` (a host with an optional port) when it is one of its domains.
     private func tenantDomain(named authority: String) -> String? {
-        var host = Substring(authority).drop { $0 == " " || $0 == "\t" }
-        while let last = host.last, last == " " || last == "\t" { host = host.dropLast() }
-        if let colon = host.lastIndex(of: ":"), !host.hasSuffix("]") { host = host[..<colon] }
-        let name = String(host)
+        // A host holds no whitespace: what a list element carries around it goes.
+        let name = RequestPolicy.hostWithoutPort(authority.filter { $0 != " " && $0 != "\t" })
         if name.asciiCaseInsensitiveEquals(canonicalDomain) { return canonicalDomain }
         return customDomains.first { name.asciiCaseInsensitiveEquals($0) }
     }

@@ -656,6 +656,17 @@ final class ConfigLoader {
         return try? TierTable.parse(yaml: text, fileName: file.written)
     }
 
+    /// A fault rule's `status`: one `FaultRule` can inject, else nil (reported).
+    func injectableStatus(_ node: YAMLNode, _ path: String) -> Int? {
+        guard let status = reader.int(node, path, in: 100...599) else { return nil }
+        guard FaultRule.allowedStatuses.contains(status) else {
+            let allowed = FaultRule.allowedStatuses.sorted().map(String.init).joined(separator: ", ")
+            reader.fail(node, path, "must be one of \(allowed), or left out for a delay-only rule")
+            return nil
+        }
+        return status
+    }
+
     func route(_ node: YAMLNode, _ path: String, endpoints: EndpointTable?) -> String? {
         guard let text = reader.nonEmptyString(node, path) else { return nil }
         guard let endpoints else { return nil }
@@ -678,39 +689,27 @@ final class ConfigLoader {
             let operation = m["route"].flatMap { route($0, m.path("route"), endpoints: endpoints) }
             let org = reader.string(m, "org")
             let share = reader.required(m, "share").flatMap { reader.double($0, m.path("share"), in: 0...1) }
-            // `status` is optional: a rule without one only delays (FaultAction.delay), then forwards. Every status
-            // and delay the injector can produce is accepted, and nothing more.
-            var status: Int?
-            if let n = m["status"], let s = reader.int(n, m.path("status"), in: 100...599) {
-                if FaultRule.allowedStatuses.contains(s) {
-                    status = s
-                } else {
-                    let allowed = FaultRule.allowedStatuses.sorted().map(String.init).joined(separator: ", ")
-                    reader.fail(n, m.path("status"), "must be one of \(allowed), or left out for a delay-only rule")
-                }
-            }
-            var delay = 0
-            var delayValid = true
-            if let n = m["delay_ms"] {
-                if let d = reader.int(n, m.path("delay_ms"), in: 0...FaultRule.maxDelayMilliseconds) {
-                    delay = d
-                } else {
-                    delayValid = false
-                }
-            }
-            if m["status"] == nil, delayValid, delay == 0 {
-                // A rule that would do nothing (FaultRuleError.noEffect), said where it is written.
+            // `status` and `delay_ms` are each optional (a rule without a status only delays, then forwards); each
+            // is nil here when left out, `.some(nil)` when refused (already reported at its line).
+            let status = m["status"].map { injectableStatus($0, m.path("status")) }
+            let delay = m["delay_ms"].map { reader.int($0, m.path("delay_ms"), in: 0...FaultRule.maxDelayMilliseconds) }
+            guard status != .some(nil), delay != .some(nil) else { continue }
+            let rule = (status: status ?? nil, delay: (delay ?? nil) ?? 0)
+            guard rule.status != nil || rule.delay > 0 else {
+                // FaultRuleError.noEffect, said at the key that would give the rule an effect.
                 if let n = m["delay_ms"] {
                     reader.fail(
                         n, m.path("delay_ms"), "must be positive in a rule without `status` (a delay-only rule)")
                 } else {
-                    reader.fail(item.node, item.path, "a fault rule needs a `status`, a positive `delay_ms`, or both")
+                    reader.fail(item.node, item.path, FaultRuleError.noEffect.description)
                 }
+                continue
             }
-            if let share, m["status"] == nil || status != nil, delayValid, status != nil || delay > 0 {
+            if let share {
                 out.append(
                     GatewayConfig.Fault(
-                        operation: operation, organization: org, share: share, status: status, delayMs: delay))
+                        operation: operation, organization: org, share: share, status: rule.status,
+                        delayMs: rule.delay))
             }
         }
         return out
