@@ -248,4 +248,13 @@ import Testing
         #expect(info.detail.contains(Redactor.marker))
         #expect(info.detail.utf8.count <= 1100)
     }
+
+    @Test("a problem text cut at 1 KiB inside a multi-byte character is still an error, not a trap")
+    func problemBodyCutInsideACharacter() throws {
+        let detail = String(repeating: "a", count: 1023) + "é and more"
+        let body = JSONValue.object([("detail", .string(detail))]).serialized()
+        let info = try #require(LogEvent.ErrorInfo(problemBody: Array(body.utf8), status: 400))
+        #expect(info.detail.hasPrefix(String(repeating: "a", count: 1023)))
+        #expect(info.detail.utf8.count <= 1026)
+    }
 }
