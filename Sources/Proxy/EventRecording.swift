@@ -102,11 +102,81 @@ final class ExchangeRecorder: Sendable {
         _ = trafficPipeline?.shutdown(timeout: .milliseconds(timeoutMs))
     }
 
-    /// Builds the pipelines from the configuration's `logging` section.
+    /// Builds the pipelines from the configuration's `logging` and `recording` sections.
     static func make(
         config: GatewayConfig, metrics: GatewayMetrics, clock: any WallClock, logger: Logger,
         secret: (GatewayConfig.SecretSource) -> String?
     ) throws -> ExchangeRecorder {
+        try remake(config: config, metrics: metrics, clock: clock, logger: logger, secret: secret, previous: nil)
+            .recorder
+    }
+
+    /// What a reload does to the pipelines: the new recorder, and the old pipelines it no longer uses.
+    struct Change {
+        let recorder: ExchangeRecorder
+        /// A pipeline whose settings changed, and its successor (made deferred): the old one must hand over (see
+        /// ``LogPipeline/handOver(to:deadline:)``) before the new one opens the same files and spools.
+        let handovers: [(old: LogPipeline, new: LogPipeline)]
+        /// Pipelines switched off: they keep taking the events of exchanges begun before the reload for a while,
+        /// then stop.
+        let retired: [LogPipeline]
+    }
+
+    /// Builds the pipelines for `config`, keeping each of `previous`'s whose settings did not change (a reload
+    /// that changes only the level or the recording's filters leaves every file and spool as it is).
+    static func remake(
+        config: GatewayConfig, metrics: GatewayMetrics, clock: any WallClock, logger: Logger,
+        secret: (GatewayConfig.SecretSource) -> String?, previous: ExchangeRecorder?
+    ) throws -> Change {
+        let wanted = try pipelineSettings(config: config, secret: secret)
+        var handovers: [(old: LogPipeline, new: LogPipeline)] = []
+        var retired: [LogPipeline] = []
+        var opened: [LogPipeline] = []
+        func pipeline(_ settings: LogPipelineSettings?, previous: LogPipeline?) throws -> LogPipeline? {
+            guard let settings else {
+                if let previous { retired.append(previous) }
+                return nil
+            }
+            guard let previous else {
+                let fresh = try LogPipeline(settings: settings, logger: logger)
+                opened.append(fresh)
+                return fresh
+            }
+            if previous.settings == settings { return previous }
+            try LogPipeline.validate(settings)
+            let successor = LogPipeline(deferred: settings, logger: logger)
+            handovers.append((previous, successor))
+            return successor
+        }
+        do {
+            let events = try pipeline(wanted.events, previous: previous?.events)
+            let access = try pipeline(wanted.accessLog, previous: previous?.accessLog)
+            let trafficPipeline = try pipeline(wanted.traffic, previous: previous?.trafficPipeline)
+            let recording = config.recording
+            let traffic = trafficPipeline.map { pipeline in
+                TrafficRecorder(
+                    settings: TrafficRecordingSettings(
+                        enabled: true, routes: recording.operations, organizations: recording.organizations,
+                        sampleRate: recording.sampleRate, bodyCap: recording.maxBodyBytes,
+                        redactHeaders: recording.redactHeaders, redactJSONPointers: recording.redactJSONPointers),
+                    recorder: pipeline, ids: LogIDGenerator(clock: clock))
+            }
+            let recorder = ExchangeRecorder(
+                events: events, accessLog: access, tenantName: config.tenant.name,
+                clientName: { config.client(id: $0)?.name },
+                metrics: metrics, clock: clock, traffic: traffic, trafficPipeline: trafficPipeline)
+            return Change(recorder: recorder, handovers: handovers, retired: retired)
+        } catch {
+            // A refused reload leaves nothing running: the previous pipelines keep serving as they were.
+            for pipeline in opened { _ = pipeline.shutdown(timeout: .seconds(1)) }
+            throw error
+        }
+    }
+
+    /// The settings of the event, access-log and recording pipelines (nil: that pipeline is off).
+    private static func pipelineSettings(
+        config: GatewayConfig, secret: (GatewayConfig.SecretSource) -> String?
+    ) throws -> (events: LogPipelineSettings?, accessLog: LogPipelineSettings?, traffic: LogPipelineSettings?) {
         var sinks: [SinkSettings] = []
         for sink in config.logging.sinks {
             switch sink {
@@ -153,35 +223,15 @@ final class ExchangeRecorder: Sendable {
         }
         let spool = SpoolSettings(
             directory: config.logging.spool.directory.path, maxBytes: config.logging.spool.maxBytes)
-        let events =
-            sinks.isEmpty
-            ? nil
-            : try LogPipeline(settings: LogPipelineSettings(sinks: sinks, spool: spool), logger: logger)
+        let events = sinks.isEmpty ? nil : LogPipelineSettings(sinks: sinks, spool: spool)
         let access =
             config.logging.accessLog
-            ? try LogPipeline(
-                settings: LogPipelineSettings(sinks: [.stdout(StdoutSinkSettings(name: "access-log"))]), logger: logger)
-            : nil
-        var traffic: TrafficRecorder? = nil
-        var trafficPipeline: LogPipeline? = nil
+            ? LogPipelineSettings(sinks: [.stdout(StdoutSinkSettings(name: "access-log"))]) : nil
         let recording = config.recording
-        if recording.enabled {
-            let pipeline = try LogPipeline(
-                settings: LogPipelineSettings(
-                    sinks: [.file(FileSinkSettings(path: recording.path.path, name: "recording"))]),
-                logger: logger)
-            trafficPipeline = pipeline
-            traffic = TrafficRecorder(
-                settings: TrafficRecordingSettings(
-                    enabled: true, routes: recording.operations, organizations: recording.organizations,
-                    sampleRate: recording.sampleRate, bodyCap: recording.maxBodyBytes,
-                    redactHeaders: recording.redactHeaders, redactJSONPointers: recording.redactJSONPointers),
-                recorder: pipeline, ids: LogIDGenerator(clock: clock))
-        }
-        return ExchangeRecorder(
-            events: events, accessLog: access, tenantName: config.tenant.name,
-            clientName: { config.client(id: $0)?.name },
-            metrics: metrics, clock: clock, traffic: traffic, trafficPipeline: trafficPipeline)
+        let traffic =
+            recording.enabled
+            ? LogPipelineSettings(sinks: [.file(FileSinkSettings(path: recording.path.path, name: "recording"))]) : nil
+        return (events, access, traffic)
     }
 }
 

@@ -30,6 +30,12 @@ public final class GatewayService: Sendable {
     private let liveRecorder: RecorderRef
     let probe = UpstreamProbe()
     private let trimmer = FreedMemoryTrimmer()
+    /// Log pipelines a reload replaced hand over here, one after the other (a pipeline replaced again by a quick
+    /// second reload hands over only once it has opened); shutdown waits for them.
+    private let pipelineHandovers = DispatchQueue(label: "myorg-gateway.log-handover")
+    private let pendingHandovers = DispatchGroup()
+    /// Pipelines switched off by a reload and not yet stopped: shutdown stops them too.
+    private let retiredPipelines = Mutex<[ObjectIdentifier: LogPipeline]>([:])
 
     struct State: @unchecked Sendable {
         // Safety: every member is Sendable; the annotation only covers the config's existential members.
@@ -155,11 +161,13 @@ public final class GatewayService: Sendable {
             // the stragglers, then flush and close.
             let (previousConfig, previousRecorder) = state.withLock { ($0.config, $0.recorder) }
             var recorder = previousRecorder
-            var retired: ExchangeRecorder? = nil
+            var change: ExchangeRecorder.Change? = nil
             if previousConfig.logging != config.logging || previousConfig.recording != config.recording {
-                recorder = try ExchangeRecorder.make(
-                    config: config, metrics: metrics, clock: clock, logger: logger, secret: GatewayBuilder.secret)
-                retired = previousRecorder
+                let made = try ExchangeRecorder.remake(
+                    config: config, metrics: metrics, clock: clock, logger: logger, secret: GatewayBuilder.secret,
+                    previous: previousRecorder)
+                recorder = made.recorder
+                change = made
             }
             let runtime = PolicyRuntime(
                 policy: built.policy, jwks: jwks, origins: built.origins, traffic: recorder.traffic)
@@ -194,11 +202,7 @@ public final class GatewayService: Sendable {
             current.reload(
                 GatewaySnapshot(
                     listeners: listeners, handlers: PolicyHandlerFactory(runtime: runtime), generation: generation))
-            if let retired {
-                DispatchQueue.global(qos: .utility).asyncAfter(deadline: .now() + .seconds(10)) {
-                    retired.shutdown(timeoutMs: 5000)
-                }
-            }
+            if let change { retire(change) }
             logger.info("configuration reloaded", metadata: ["generation": "\(generation)"])
             GatewayService.warnAboutTestingModes(config, logger: logger)
             return .success(generation)
@@ -242,6 +246,23 @@ public final class GatewayService: Sendable {
         }
     }
 
+    /// Stops the pipelines a reload replaced: each hands over to its successor at once (records of exchanges
+    /// begun before the reload follow it there); one switched off takes such records for 10 s, then stops.
+    private func retire(_ change: ExchangeRecorder.Change) {
+        for (old, new) in change.handovers {
+            pipelineHandovers.async(group: pendingHandovers) {
+                old.handOver(to: new, deadline: .now + .seconds(5))
+            }
+        }
+        for pipeline in change.retired {
+            retiredPipelines.withLock { $0[ObjectIdentifier(pipeline)] = pipeline }
+            DispatchQueue.global(qos: .utility).asyncAfter(deadline: .now() + .seconds(10)) { [weak self] in
+                _ = pipeline.shutdown(timeout: .seconds(5))
+                self?.retiredPipelines.withLock { $0[ObjectIdentifier(pipeline)] = nil }
+            }
+        }
+    }
+
     func recorderStats() -> LogPipelineStats? { state.withLock { $0.recorder }.events?.stats }
 
     /// Stops accepting, finishes in-flight requests within the grace period, flushes the event logs.
@@ -250,6 +271,11 @@ public final class GatewayService: Sendable {
         timers.withLock { $0.forEach { $0.cancel() } }
         adminBox.withLock { $0 }?.shutdown(graceMilliseconds: 200)
         gatewayBox.withLock { $0 }?.shutdown(graceMilliseconds: grace)
+        // Hand-overs under way finish first, so that the current pipelines are open before they drain.
+        if pendingHandovers.wait(timeout: .now() + .seconds(20)) == .timedOut {
+            logger.warning("a log pipeline hand-over did not finish within 20 s")
+        }
+        for pipeline in retiredPipelines.withLock({ Array($0.values) }) { _ = pipeline.shutdown(timeout: .seconds(5)) }
         state.withLock { $0.recorder }.shutdown(timeoutMs: 5000)
         logger.info("stopped")
     }

@@ -65,8 +65,8 @@ public struct ShutdownSummary: Sendable, Equatable {
 /// Lifecycle: create once at start-up (threads start at once), `record` from anywhere, `shutdown` once on SIGTERM.
 /// Nothing accepted is dropped silently: every drop is counted in ``stats`` and logged at `error` level.
 public final class LogPipeline: EventRecorder, @unchecked Sendable {
-    // Safety: `items`, `spare`, `closed`, `stopping` and `busy` are guarded by `front`; `workers`, `sinkNames`
-    // and the rest are set in init and never change; counters are atomics.
+    // Safety: `items`, `spare`, `closed`, `stopping`, `busy`, `workers`, `started` and `successor` are guarded by
+    // `front` (`workers` is set once, by `start`); the rest is set in init and never changes; counters are atomics.
     private enum Item {
         case value(JSONValue)
         case deferred(@Sendable () -> JSONValue?)
@@ -86,7 +86,6 @@ public final class LogPipeline: EventRecorder, @unchecked Sendable {
     /// Queued items that wake a lingering writer early.
     private let highWater: Int
     private let lingerSeconds: Double
-    private let workers: [SinkWorker]
     private let reporter: DropReporter
     private let logger: Logger
     private let accepted = AtomicCounter()
@@ -98,6 +97,14 @@ public final class LogPipeline: EventRecorder, @unchecked Sendable {
 
     /// The sinks' stable names, in configuration order.
     public let sinkNames: [String]
+    /// What the pipeline was built from: a reload that leaves it unchanged keeps this pipeline.
+    public let settings: LogPipelineSettings
+    /// Set once by `start` (under `front`); read by the writer, `flush`, `shutdown` and `stats`.
+    private var workers: [SinkWorker] = []
+    private var started = false
+    /// Once set, records go there: see ``handOver(to:deadline:)``. Guarded by `front`.
+    private var successor: LogPipeline?
+    private let startOnce = SimpleLock()
 
     public struct ConfigurationError: Error, CustomStringConvertible {
         public var description: String
@@ -105,12 +112,71 @@ public final class LogPipeline: EventRecorder, @unchecked Sendable {
 
     /// Opens every sink and spool and starts the threads. Throws when a file or spool directory cannot be opened
     /// or a webhook URL is invalid (the message names the path, never a credential).
-    public init(settings: LogPipelineSettings, logger: Logger = Logger(label: "myorg-gateway.recording")) throws {
+    public convenience init(settings: LogPipelineSettings, logger: Logger = Logger(label: "myorg-gateway.recording"))
+        throws
+    {
+        self.init(deferred: settings, logger: logger)
+        try start()
+    }
+
+    /// A pipeline that takes records at once (up to its queue capacity) but opens its sinks and spools, and starts
+    /// delivering, only at ``start()``: the successor of a pipeline that still writes the same files and spools.
+    public init(deferred settings: LogPipelineSettings, logger: Logger = Logger(label: "myorg-gateway.recording")) {
+        self.settings = settings
         self.capacity = settings.queueCapacity
         self.highWater = max(1, settings.queueCapacity / 4)
         self.lingerSeconds = settings.writerLinger
         self.logger = logger
         self.reporter = DropReporter(logger: logger)
+        self.sinkNames = settings.sinks.map(\.name)
+    }
+
+    /// Checks what ``start()`` will open without keeping anything open or writing a line: sink names, webhook
+    /// URLs and headers, that each file can be opened for appending and each spool directory made.
+    public static func validate(_ settings: LogPipelineSettings) throws {
+        var names = Set<String>()
+        for sinkSettings in settings.sinks {
+            let name = sinkSettings.name
+            guard names.insert(name).inserted else {
+                throw ConfigurationError(description: "two sinks share the name \(name); give one a name")
+            }
+            do {
+                switch sinkSettings {
+                case .stdout: break
+                case .file(let s): FileIO.close(try FileIO.openAppend(s.path))
+                case .webhook(let s): _ = try WebhookSink(s, name: name)
+                }
+            } catch {
+                throw ConfigurationError(description: "sink \(name): \(error)")
+            }
+            if let spool = settings.spool {
+                do {
+                    try FileIO.makeDirectories(spool.directory + "/" + name)
+                } catch {
+                    throw ConfigurationError(description: "spool of sink \(name): \(error)")
+                }
+            }
+        }
+    }
+
+    /// Opens the sinks and spools and starts the writer threads; records taken before are delivered first.
+    /// Idempotent. Throws as the throwing initializer does; the pipeline then stays unstarted.
+    public func start() throws {
+        try startOnce.withLock {
+            if front.withLock({ started }) { return }
+            let workers = try openWorkers()
+            front.withLock {
+                self.workers = workers
+                started = true
+            }
+            for worker in workers { worker.start() }
+            let thread = Thread { [self] in self.dispatch(workers) }
+            thread.name = "log-pipeline"
+            thread.start()
+        }
+    }
+
+    private func openWorkers() throws -> [SinkWorker] {
         var workers: [SinkWorker] = []
         var names = Set<String>()
         for sinkSettings in settings.sinks {
@@ -145,12 +211,27 @@ public final class LogPipeline: EventRecorder, @unchecked Sendable {
             let queue = SinkQueue(memoryCapacity: settings.sinkMemoryCapacity, disk: disk, counters: counters)
             workers.append(SinkWorker(sink: sink, queue: queue, reporter: reporter, logger: logger))
         }
-        self.workers = workers
-        self.sinkNames = workers.map(\.name)
-        for worker in workers { worker.start() }
-        let thread = Thread { [self] in self.dispatch() }
-        thread.name = "log-pipeline"
-        thread.start()
+        return workers
+    }
+
+    /// Retires this pipeline in favour of `successor`, made with ``init(deferred:logger:)`` for the same or other
+    /// sinks: records that arrive from now on (from exchanges that began before a reload) go to the successor;
+    /// what this pipeline holds is delivered or spooled until `deadline`, and its files and spools are closed;
+    /// only then does the successor open them, so that one spool never has two writers (which duplicated and
+    /// tore events) and a file is never rotated under another writer. Lines left in a spool are sent by the
+    /// successor before its own.
+    @discardableResult
+    public func handOver(to successor: LogPipeline, deadline: ContinuousClock.Instant) -> ShutdownSummary {
+        front.withLock { self.successor = successor }
+        let summary = shutdown(deadline: deadline)
+        do {
+            try successor.start()
+        } catch {
+            logger.error(
+                "log pipeline could not open after a reload; its events are dropped and counted",
+                metadata: ["error": "\(error)"])
+        }
+        return summary
     }
 
     // MARK: Recording
@@ -164,6 +245,11 @@ public final class LogPipeline: EventRecorder, @unchecked Sendable {
 
     private func enqueue(_ item: Item) {
         front.lock()
+        if let successor {
+            front.unlock()
+            successor.enqueue(item)
+            return
+        }
         if closed {
             front.unlock()
             droppedClosed.add()
@@ -187,7 +273,7 @@ public final class LogPipeline: EventRecorder, @unchecked Sendable {
 
     // MARK: The writer thread
 
-    private func dispatch() {
+    private func dispatch(_ workers: [SinkWorker]) {
         var reportedQueueFull = 0
         var reportedClosed = 0
         var writer = JSONByteWriter(capacity: 4096)
@@ -261,6 +347,7 @@ public final class LogPipeline: EventRecorder, @unchecked Sendable {
     /// Waits until everything recorded so far reached every sink (partial batches are sent at once), or until
     /// `deadline`. Returns whether all was delivered. Safe to call from any thread but an event loop.
     public func flush(deadline: ContinuousClock.Instant) -> Bool {
+        let workers = front.withLock { self.workers }
         for worker in workers { worker.queue.setFlushing(true) }
         defer { for worker in workers { worker.queue.setFlushing(false) } }
         while true {
@@ -289,10 +376,26 @@ public final class LogPipeline: EventRecorder, @unchecked Sendable {
     public func shutdown(timeout: Duration) -> ShutdownSummary { shutdown(deadline: .now + timeout) }
 
     private func performShutdown(deadline: ContinuousClock.Instant) -> ShutdownSummary {
-        front.withLock {
+        // A successor whose predecessor never handed over (the process stops first) opens now, to deliver or
+        // spool what it took; if it cannot open, what it took is lost and said so.
+        do {
+            try start()
+        } catch {
+            let parked = front.withLock {
+                closed = true
+                defer { items.removeAll() }
+                return items.count
+            }
+            droppedClosed.add(parked)
+            reporter.dropped(parked, reason: "the pipeline could not open (\(error))", sink: nil)
+            reporter.flushPending(force: true)
+            return ShutdownSummary(complete: parked == 0, leftInSpool: [:], lost: parked, stuckSinks: [])
+        }
+        let workers = front.withLock {
             closed = true
             stopping = true
             front.broadcast()
+            return self.workers
         }
         _ = dispatcherDone.wait(timeout: dispatchTime(deadline))
         for worker in workers { worker.queue.beginStopping() }
@@ -338,7 +441,7 @@ public final class LogPipeline: EventRecorder, @unchecked Sendable {
     public var stats: LogPipelineStats {
         LogPipelineStats(
             accepted: accepted.load, droppedQueueFull: droppedQueueFull.load, droppedAfterShutdown: droppedClosed.load,
-            sinks: workers.map { w in
+            sinks: front.withLock { workers }.map { w in
                 let c = w.queue.counters
                 return LogPipelineStats.Sink(
                     name: w.name, delivered: c.delivered.load, deliveryFailures: c.failures.load,

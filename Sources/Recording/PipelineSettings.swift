@@ -13,7 +13,7 @@ public enum FsyncPolicy: Sendable, Equatable {
 /// How the log pipeline is built: which sinks, how large its queues are, and where it spools.
 ///
 /// The lead maps the `logging:` and `recording:` sections of the policy file onto this.
-public struct LogPipelineSettings: Sendable {
+public struct LogPipelineSettings: Sendable, Equatable {
     public var sinks: [SinkSettings]
     /// Events waiting between `record` and the writer thread. Full: the event is dropped and counted.
     public var queueCapacity: Int
@@ -58,7 +58,7 @@ public struct SpoolSettings: Sendable, Equatable {
     }
 }
 
-public enum SinkSettings: Sendable {
+public enum SinkSettings: Sendable, Equatable {
     case stdout(StdoutSinkSettings)
     case file(FileSinkSettings)
     case webhook(WebhookSinkSettings)
@@ -83,7 +83,7 @@ public enum SinkSettings: Sendable {
     }
 }
 
-public struct StdoutSinkSettings: Sendable {
+public struct StdoutSinkSettings: Sendable, Equatable {
     public var name: String?
     /// The file descriptor written to; 1 unless a test or a supervisor wants another.
     public var fd: Int32
@@ -99,7 +99,7 @@ public struct StdoutSinkSettings: Sendable {
 /// A JSON-lines file with size-based rotation: when the next batch would take `path` past `maxBytes`, the file is
 /// renamed `path.1` (older ones shift to `path.2` … `path.<keep>`; the oldest is deleted, logged at `warning`
 /// and counted in ``LogPipelineStats/Sink/rotatedFilesRemoved``).
-public struct FileSinkSettings: Sendable {
+public struct FileSinkSettings: Sendable, Equatable {
     public var name: String?
     public var path: String
     public var maxBytes: Int
@@ -133,7 +133,7 @@ public enum WebhookFormat: String, Sendable, Equatable {
 }
 
 /// An HTTP(S) POST sink compatible with Auth0 Log Streams' custom webhook.
-public struct WebhookSinkSettings: Sendable {
+public struct WebhookSinkSettings: Sendable, Equatable {
     public var name: String?
     public var url: String
     /// Sent verbatim as the `Authorization` header (never logged).

@@ -17,7 +17,10 @@ extension GatewayIntegration {
             let secret: String
 
             /// `upstreamOptions`: more keys of both upstream entries (`, response_timeout_ms: 500`).
-            init(binary: String, name: String, extra: String = "", upstreamOptions: String = "") throws {
+            /// `logging`: the `logging` section's lines (see ``GatewayConfigText/logging``), nil for the default.
+            init(
+                binary: String, name: String, extra: String = "", upstreamOptions: String = "", logging: String? = nil
+            ) throws {
                 ws = Workspace(binary: binary, name: name)
                 try ws.write("jwks.json", try ws.signingKey("key"))
                 upstream = try UpstreamServer(workspace: ws)
@@ -25,7 +28,7 @@ extension GatewayIntegration {
                 (canonicalPort, customPort) = (TestProcess.freePort(), TestProcess.freePort())
                 secret = "cname-secret-\(UUID().uuidString)"
                 let origin = "url: \"http://127.0.0.1:\(upstream.port)\"\(upstreamOptions)"
-                let config = GatewayConfigText(
+                var config = GatewayConfigText(
                     jwks: "{ file: jwks.json }",
                     listeners: [
                         .init(port: canonicalPort, domain: "acme.test"),
@@ -37,6 +40,7 @@ extension GatewayIntegration {
                     ],
                     clients: [.init(id: "web-app", scopes: ["read:my_org:details", "read:my_org:domains"])],
                     adminPort: adminPort, extra: extra)
+                if let logging { config.logging = logging }
                 try ws.write("gateway.yaml", config.yaml)
                 gateway = try GatewayServer(
                     binary: binary, config: ws.path("gateway.yaml"), adminPort: adminPort,

@@ -223,6 +223,8 @@ struct GatewayConfigText {
     var adminPort: UInt16
     var tiersFile: String? = nil
     var limits: [String] = []
+    /// The `logging` section's lines below `logging:`, indented by two spaces.
+    var logging = "  sinks: [ { file: { path: events.jsonl, fsync: never } } ]\n  access_log: false\n  level: warning\n"
     /// More top-level YAML sections, appended as written.
     var extra = ""
 
@@ -259,14 +261,7 @@ struct GatewayConfigText {
 
                 """
         }
-        text += """
-            logging:
-              sinks: [ { file: { path: events.jsonl, fsync: never } } ]
-              access_log: false
-              level: warning
-            admin: { address: 127.0.0.1:\(adminPort) }
-
-            """
+        text += "logging:\n" + logging + "admin: { address: 127.0.0.1:\(adminPort) }\n"
         text += extra
         return text
     }

@@ -167,13 +167,18 @@ import Testing
         #expect(capture.contains(level: .error, "log events dropped"))
     }
 
+    /// A JSON-array webhook on `port` that retries within 0.1 s, so that tests can turn its receiver on and off.
+    func quickWebhook(port: UInt16) -> WebhookSinkSettings {
+        WebhookSinkSettings(
+            url: "http://127.0.0.1:\(port)/", format: .jsonArray, batchSize: 7, batchInterval: 0, timeout: 1,
+            initialRetryDelay: 0.05, maxRetryDelay: 0.1)
+    }
+
     @Test func spoolSurvivesARestartAndIsSentFirst() throws {
         let dir = TempDir()
         defer { dir.remove() }
         let port = LoopbackReceiver.reservePort()
-        let webhook = WebhookSinkSettings(
-            url: "http://127.0.0.1:\(port)/", format: .jsonArray, batchSize: 7, batchInterval: 0, timeout: 1,
-            initialRetryDelay: 0.05, maxRetryDelay: 0.1)
+        let webhook = quickWebhook(port: port)
         let spool = SpoolSettings(directory: dir.path + "/spool", segmentBytes: 300)
         let first = try LogPipeline(settings: LogPipelineSettings(sinks: [.webhook(webhook)], spool: spool))
         for i in 0..<30 { first.record(event(i)) }
@@ -190,6 +195,60 @@ import Testing
         #expect(received == Array(0..<40))
         // Delivered segments are gone.
         #expect(dir.allFiles().filter { $0.hasSuffix(".jsonl") }.isEmpty)
+    }
+
+    @Test func aHandOverLeavesOneWriterPerSpoolAndEveryEventArrivesOnce() throws {
+        let dir = TempDir()
+        defer { dir.remove() }
+        let port = LoopbackReceiver.reservePort()
+        let webhook = quickWebhook(port: port)
+        var changed = webhook
+        changed.batchSize = 5
+        let spool = SpoolSettings(directory: dir.path + "/spool", segmentBytes: 300)
+        let first = try LogPipeline(settings: LogPipelineSettings(sinks: [.webhook(webhook)], spool: spool))
+        for i in 0..<30 { first.record(event(i)) }
+        // A reload: the successor (same sink name, so the same spool) takes new records but opens nothing yet,
+        // while exchanges begun before the reload still record into the first.
+        let second = LogPipeline(deferred: LogPipelineSettings(sinks: [.webhook(changed)], spool: spool))
+        for i in 30..<40 { second.record(event(i)) }
+        for i in 40..<45 { first.record(event(i)) }
+        let summary = first.handOver(to: second, deadline: .now + .milliseconds(300))
+        #expect(summary.lost == 0)
+        #expect(summary.leftInSpool.values.reduce(0, +) == 35)
+        for i in 45..<50 { first.record(event(i)) }
+
+        let receiver = LoopbackReceiver(port: port)
+        defer { receiver.stop() }
+        #expect(second.flush(timeout: .seconds(10)))
+        _ = second.shutdown(timeout: .seconds(5))
+        let received = receiver.requests.flatMap { numbers(arrayItems($0.body)) }
+        // Once each, the first pipeline's (from the spool) before the successor's own.
+        #expect(received == Array(0..<30) + Array(40..<45) + Array(30..<40) + Array(45..<50))
+        #expect(first.stats.droppedEvents == 0)
+        #expect(second.stats.droppedEvents == 0)
+        #expect(second.stats.accepted == 15)
+    }
+
+    @Test func aDeferredPipelineOpensNothingUntilStarted() throws {
+        let dir = TempDir()
+        defer { dir.remove() }
+        let path = dir.path + "/events.jsonl"
+        let pipeline = LogPipeline(deferred: LogPipelineSettings(sinks: [.file(FileSinkSettings(path: path))]))
+        for i in 0..<5 { pipeline.record(event(i)) }
+        #expect(!FileManager.default.fileExists(atPath: path))
+        try pipeline.start()
+        #expect(pipeline.flush(timeout: .seconds(10)))
+        #expect(numbers(dir.lines(path)) == Array(0..<5))
+        #expect(pipeline.shutdown(timeout: .seconds(5)).complete)
+    }
+
+    @Test func settingsThatCannotOpenAreRefusedByValidation() {
+        #expect(throws: LogPipeline.ConfigurationError.self) {
+            try LogPipeline.validate(LogPipelineSettings(sinks: [.file(FileSinkSettings(path: "/proc/nope/x.jsonl"))]))
+        }
+        #expect(throws: LogPipeline.ConfigurationError.self) {
+            try LogPipeline.validate(LogPipelineSettings(sinks: [.webhook(WebhookSinkSettings(url: "ftp://x/"))]))
+        }
     }
 
     func arrayItems(_ body: String) -> [String] {
