@@ -31,6 +31,8 @@ final class StreamState {
     @exclusivity(unchecked) var isHead = false
     /// END_STREAM arrived from the client.
     @exclusivity(unchecked) var remoteClosed = false
+    /// The server sent RST_STREAM on it: frames the client had in flight are ignored, not an error.
+    @exclusivity(unchecked) var resetByServer = false
     @exclusivity(unchecked) var bodyBytes = 0
     /// Request-body bytes handed to the owner and not yet consumed; released on close.
     @exclusivity(unchecked) var unconsumed = 0
@@ -441,6 +443,7 @@ extension HTTP2ServerSession {
     fileprivate func streamClosed(streamID: Int32, errorCode: UInt32) {
         if headerStream?.id == streamID { headerStream = nil }
         guard let stream = streams.removeValue(forKey: streamID) else { return }
+        if !stream.resetByServer { recentlyClosed.insert(streamID) }
         if stream.unconsumed > 0 {
             _ = nghttp2_session_consume_connection(nghttp2Session, stream.unconsumed)
         }
@@ -456,6 +459,7 @@ extension HTTP2ServerSession {
         case frameGoAway:
             goAwaySent(errorCode: frame.pointee.goaway.error_code)
         case frameRstStream:
+            streams[hd.stream_id]?.resetByServer = true
             // Every error reset the server writes, except the owner's own, is a glitch (MadeYouReset): refused
             // and malformed streams, content-length mismatches, flow-control errors on a stream. Counting what
             // is written catches the resets nghttp2 issues without calling on_invalid_frame_recv.

@@ -45,6 +45,8 @@ public final class HTTP2ServerSession {
     /// are closed without ever having opened (RFC 9113 §5.1.1), which nghttp2 cannot tell once it keeps no closed
     /// streams. Clients count up by two, so this stays empty; a few ranges are kept, the oldest dropped first.
     @exclusivity(unchecked) private var highestClientStreamID: Int32 = 0
+    @exclusivity(unchecked) private var scanner = InboundFrameScanner()
+    @exclusivity(unchecked) var recentlyClosed = RecentlyClosedStreams()
     @exclusivity(unchecked) private var skippedStreamIDs: [ClosedRange<Int32>] = []
     private static let skippedRangeLimit = 8
 
@@ -86,7 +88,6 @@ public final class HTTP2ServerSession {
         precondition(nghttp2_option_new(&option) == 0, "nghttp2: out of memory")
         defer { nghttp2_option_del(option) }
         nghttp2_option_set_no_auto_window_update(option, 1)
-        nghttp2_option_set_no_closed_streams(option, 1)
         nghttp2_option_set_max_send_header_block_length(option, limits.maxSendHeaderBlockLength)
         nghttp2_option_set_max_outbound_ack(option, limits.maxOutboundAck)
         nghttp2_option_set_max_settings(option, limits.maxSettingsEntries)
@@ -139,8 +140,32 @@ public final class HTTP2ServerSession {
     /// Input after the terminal `.connectionError` is ignored.
     public func feed(_ bytes: UnsafeRawBufferPointer) {
         guard !terminated, let base = bytes.baseAddress, bytes.count > 0 else { return }
-        let rv = nghttp2_session_mem_recv(session, base.assumingMemoryBound(to: UInt8.self), bytes.count)
+        // nghttp2 takes the bytes up to each DATA or HEADERS frame on a stream that may have closed; the stream
+        // is then looked at with everything before the frame processed (see InboundFrameScanner).
+        var fed = 0
+        var from = 0
+        while let (stop, resume) = scanner.next(in: bytes, from: from) {
+            let upTo = max(stop.headerStart, fed)
+            if upTo > fed {
+                guard receive(base + fed, upTo - fed) else { return }
+                fed = upTo
+            }
+            if streams[stop.streamID] == nil && recentlyClosed.contains(stop.streamID) {
+                // RFC 9113 §5.1: a frame after the client's RST_STREAM is a stream error, after its END_STREAM a
+                // connection error, both of type STREAM_CLOSED; §5.4 lets either end the connection.
+                _ = connectionError(.streamClosed)
+                return
+            }
+            from = resume
+        }
+        if bytes.count > fed { _ = receive(base + fed, bytes.count - fed) }
+    }
+
+    /// Hands `count` bytes to nghttp2; false once the session has ended.
+    private func receive(_ start: UnsafeRawPointer, _ count: Int) -> Bool {
+        let rv = nghttp2_session_mem_recv(session, start.assumingMemoryBound(to: UInt8.self), count)
         if rv < 0 { libraryFailed(Int32(truncatingIfNeeded: rv)) }
+        return !terminated
     }
 
     /// Convenience for `feed(_:)` with an array.
@@ -270,11 +295,14 @@ public final class HTTP2ServerSession {
 
     /// Ends the connection with GOAWAY(PROTOCOL_ERROR) for a violation nghttp2 lets through; always false (for
     /// the callback's answer). Nothing happens once the session has ended.
-    func protocolViolation() -> Bool {
+    func protocolViolation() -> Bool { connectionError(.protocolError) }
+
+    /// Ends the connection with GOAWAY(`code`) for a violation nghttp2 lets through; always false.
+    func connectionError(_ code: HTTP2ErrorCode) -> Bool {
         guard !terminated else { return false }
         terminated = true
-        _ = nghttp2_session_terminate_session(session, HTTP2ErrorCode.protocolError.rawValue)
-        emit(.connectionError(.protocolError(.protocolError)))
+        _ = nghttp2_session_terminate_session(session, code.rawValue)
+        emit(.connectionError(.protocolError(code)))
         return false
     }
 

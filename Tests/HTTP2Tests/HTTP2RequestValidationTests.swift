@@ -360,3 +360,94 @@ func containsSetting(_ payload: [UInt8], id: UInt16, value: UInt32) -> Bool {
     }
 
 }
+
+/// RFC 9113 §5.1: frames on streams in the "half-closed (remote)" and "closed" states (h2spec http2/5.1).
+@Suite("HTTP2ServerSession closed stream states")
+struct HTTP2ClosedStreamTests {
+    /// A stream error or a connection error, both of type STREAM_CLOSED (RFC 9113 §5.4: an endpoint may treat a
+    /// stream error as a connection error).
+    func streamClosedError(_ peer: RawPeer, stream: Int32) -> Bool {
+        let code = HTTP2ErrorCode.streamClosed.rawValue
+        return peer.frames(.rstStream, stream: stream).contains { $0.errorCode == code }
+            || peer.frames(.goaway).contains { $0.errorCode == code }
+    }
+
+    @Test("DATA on a half-closed (remote) stream is a STREAM_CLOSED error")
+    func dataOnHalfClosedRemote() {
+        let peer = RawPeer()
+        peer.send(peer.build.start() + peer.build.headers(stream: 1, FrameBuilder.request(path: "/ok")))
+        peer.send(peer.build.data(stream: 1, [1, 2, 3]))
+        #expect(streamClosedError(peer, stream: 1), "\(peer.reader.frames)")
+    }
+
+    @Test("DATA or HEADERS after the client reset the stream is a STREAM_CLOSED error", arguments: ["data", "headers"])
+    func framesAfterClientReset(frame: String) {
+        let peer = RawPeer()
+        peer.send(
+            peer.build.start() + peer.build.headers(stream: 1, FrameBuilder.request(path: "/ok"), endStream: false))
+        peer.send(peer.build.rstStream(stream: 1))
+        peer.send(
+            frame == "data"
+                ? peer.build.data(stream: 1, [1, 2, 3])
+                : peer.build.headers(stream: 1, FrameBuilder.request(path: "/ok")))
+        #expect(streamClosedError(peer, stream: 1), "\(frame): \(peer.reader.frames)")
+    }
+
+    @Test("DATA or HEADERS after the stream closed normally (END_STREAM both ways) is a STREAM_CLOSED error")
+    func framesAfterNormalClose() {
+        for frame in ["data", "headers"] {
+            let peer = RawPeer()
+            peer.send(peer.build.start() + peer.build.headers(stream: 1, FrameBuilder.request(path: "/ok")))
+            #expect(peer.server.submitResponse(streamID: 1, head: ResponseHead(status: 200), body: Array("{}".utf8)))
+            peer.flush()
+            #expect(peer.server.openStreamCount == 0)
+            let late =
+                frame == "data"
+                ? peer.build.data(stream: 1, [1]) : peer.build.headers(stream: 1, FrameBuilder.request(path: "/ok"))
+            peer.send(late)
+            #expect(streamClosedError(peer, stream: 1), "\(frame): \(peer.reader.frames)")
+            #expect(peer.connectionErrors == [.protocolError(.streamClosed)])
+        }
+    }
+
+    @Test("frames the client had in flight on a stream the server reset are ignored, not an error")
+    func framesAfterServerReset() {
+        let peer = RawPeer()
+        peer.send(
+            peer.build.start() + peer.build.headers(stream: 1, FrameBuilder.request(path: "/ok"), endStream: false))
+        #expect(peer.server.resetStream(streamID: 1, errorCode: .cancel))
+        peer.flush()
+        peer.send(peer.build.data(stream: 1, [1, 2, 3]) + peer.build.data(stream: 1, [4], endStream: true))
+        peer.send(peer.build.windowUpdate(stream: 1, increment: 10) + peer.build.rstStream(stream: 1))
+        peer.send(peer.build.headers(stream: 3, FrameBuilder.request(path: "/next")))
+        #expect(peer.connectionErrors.isEmpty)
+        #expect(peer.frames(.goaway).isEmpty)
+        #expect(peer.requests.map(\.0) == [1, 3])
+    }
+
+    @Test("WINDOW_UPDATE and RST_STREAM after a normal close are allowed (RFC 9113 §5.1)")
+    func windowUpdateAfterNormalClose() {
+        let peer = RawPeer()
+        peer.send(peer.build.start() + peer.build.headers(stream: 1, FrameBuilder.request(path: "/ok")))
+        #expect(peer.server.submitResponse(streamID: 1, head: ResponseHead(status: 200), body: Array("{}".utf8)))
+        peer.flush()
+        peer.send(peer.build.windowUpdate(stream: 1, increment: 10) + peer.build.rstStream(stream: 1))
+        #expect(peer.connectionErrors.isEmpty)
+    }
+
+    @Test("the check follows frames split anywhere across reads", arguments: [1, 2, 5, 9, 13])
+    func splitAcrossReads(chunk: Int) {
+        let peer = RawPeer()
+        let bytes =
+            peer.build.start() + peer.build.headers(stream: 1, FrameBuilder.request(path: "/ok"), endStream: false)
+            + peer.build.data(stream: 1, Array(repeating: 7, count: 20)) + peer.build.rstStream(stream: 1)
+            + peer.build.headers(stream: 3, FrameBuilder.request(path: "/b")) + peer.build.data(stream: 1, [1])
+        var i = 0
+        while i < bytes.count {
+            peer.send(Array(bytes[i..<min(bytes.count, i + chunk)]))
+            i += chunk
+        }
+        #expect(peer.requests.map(\.0) == [1, 3])
+        #expect(peer.connectionErrors == [.protocolError(.streamClosed)])
+    }
+}
