@@ -151,15 +151,16 @@ final class ClientConnection: TransportDelegate {
     }
 
     /// Hands a complete request to the handler, both protocols' one way in, unless its Host is one the connection's
-    /// certificate does not cover: on a TLS listener that serves whichever tenant domain the Host names, that is a
-    /// 421 (RFC 9110 §7.4: a request for an https resource MUST be refused unless the connection is secured by a
-    /// certificate valid for it). A rule of the connection, not of the policy: it holds for every handler, and only
-    /// the connection knows its certificate. HTTP/2 clients may send several hosts over one connection (RFC 9113
-    /// §9.1.1), so the check is the certificate's names, not the SNI name. A listener bound to one domain serves it
-    /// whatever the Host says, and is not checked; nor is a connection without SNI (a client that dialled an
-    /// address got the default certificate without asking for a name, and can only have accepted it unverified).
+    /// certificate does not cover: that is a 421 (RFC 9110 §7.4: a request for an https resource MUST be refused
+    /// unless the connection is secured by a certificate valid for its origin), on a listener bound to one domain
+    /// too (it judges tokens by its own domain whatever the Host says, but must not answer for an origin its
+    /// certificate does not name). A rule of the connection, not of the policy: it holds for every handler, and
+    /// only the connection knows its certificate. HTTP/2 clients may send several hosts over one connection
+    /// (RFC 9113 §9.1.1), so the check is the certificate's names, not the SNI name. A connection without SNI is
+    /// not checked (a client that dialled an address got the default certificate without asking for a name, and
+    /// can only have accepted it unverified).
     func dispatch(_ exchange: Exchange) {
-        if profile.domain == nil, profile.tls != nil, transport.serverName != nil,
+        if profile.tls != nil, transport.serverName != nil,
             let authority = exchange.head.authority
         {
             let host = RequestPolicy.hostWithoutPort(authority).asciiLowercased

@@ -402,9 +402,9 @@ struct PassThroughTests {
     }
 
     @Test(
-        "on a listener the Host routes, a host the connection's certificate does not cover gets 421 (RFC 9110 §7.4)",
-        arguments: ["--http1.1", "--http2"])
-    func hostOutsideTheCertificateIsMisdirected(version: String) throws {
+        "a host the connection's certificate does not cover gets 421 (RFC 9110 §7.4), on a listener the Host routes and on one bound to a domain",
+        arguments: ["--http1.1", "--http2"], [nil, "a.gateway.test"] as [String?])
+    func hostOutsideTheCertificateIsMisdirected(version: String, domain: String?) throws {
         let f = try PassThroughFixture()
         defer { f.stop() }
         let ca = try DevelopmentCertificateAuthority()
@@ -417,7 +417,7 @@ struct PassThroughTests {
             connectTimeoutMs: 2000, responseTimeoutMs: 2000, idleTimeoutMs: 30000, secretHeaders: [],
             clientIPHeader: "X-Forwarded-For")
         let listener = ListenerProfile(
-            address: NetAddress("127.0.0.1:0")!, domain: nil,
+            address: NetAddress("127.0.0.1:0")!, domain: domain,
             tls: try TLSServerContext(certificates: [first.certificateEntry(), second.certificateEntry()]),
             http1Limits: HTTP1Limits(), headerReadTimeoutMs: 1000, idleTimeoutMs: 5000, allowH2: true)
         let gateway = Gateway(
