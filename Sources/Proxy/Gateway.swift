@@ -187,6 +187,7 @@ public final class Gateway: Sendable {
             let profile = snapshot.listeners[listenerIndex]
             guard !context.isDraining, state.budget.acquire() else {
                 load.remove()
+                state.metrics.connectionRefused(draining: context.isDraining)
                 Gateway.refuse(fd: fd, plain: profile.tls == nil)
                 return
             }

@@ -43,6 +43,7 @@ final class GatewayMetrics: Sendable {
         tlsHandshakes = Counter(label: "myorg_gateway_tls_handshakes_total")
         if exposed {
             for kind in Self.upstreamErrorKinds { _ = upstreamErrorCounter(kind) }
+            for reason in ["limit", "draining"] { _ = connectionsRefusedCounter(reason) }
         }
     }
 
@@ -84,6 +85,19 @@ final class GatewayMetrics: Sendable {
         }.increment()
     }
 
+    /// A connection closed at accept: the process is at `limits.max_connections` (`limit`), or stopping
+    /// (`draining`).
+    func connectionRefused(draining: Bool) {
+        guard isExposed else { return }
+        connectionsRefusedCounter(draining ? "draining" : "limit").increment()
+    }
+
+    private func connectionsRefusedCounter(_ reason: String) -> CoreMetrics.Counter {
+        connectionsRefusedByReason.handle(reason) {
+            Counter(label: "myorg_gateway_connections_refused_total", dimensions: [("reason", reason)])
+        }
+    }
+
     func upstreamPoolWait() {
         guard isExposed else { return }
         poolWaits.increment()
@@ -111,6 +125,7 @@ final class GatewayMetrics: Sendable {
     private let connectionsByProtocol = HandleCache<CoreMetrics.Counter>()
     private let malformedByStatus = HandleCache<CoreMetrics.Counter>()
     private let upstreamErrorsByKind = HandleCache<CoreMetrics.Counter>()
+    private let connectionsRefusedByReason = HandleCache<CoreMetrics.Counter>()
 
     /// A 429 the gateway wrote itself: by which limit (tenant or organization) and tier.
     func rateLimitRefusal(kind: String, tier: String) {

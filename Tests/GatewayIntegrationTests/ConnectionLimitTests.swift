@@ -71,6 +71,7 @@ extension GatewayIntegration {
             #expect(text.lowercased().contains("content-type: application/json"), "\(text)")
             #expect(text.contains("\"status\":503"), "\(text)")
             #expect(closed, "the connection over the limit must be closed")
+            #expect(try metricValue(f.gateway, "myorg_gateway_connections_refused_total{reason=\"limit\"}") == 1)
 
             // The two within the limit still work.
             try first.send(Self.request)
