@@ -67,6 +67,7 @@ final class ClientConnection: TransportDelegate {
 
     func transportReady(alpn: String?) {
         if profile.tls != nil {
+            handshakeCompleted = true
             metrics.tlsHandshakeCompleted()
             if alpn == "h2" && profile.allowH2 { becomeHTTP2() } else { becomeHTTP1() }
         }
@@ -113,9 +114,12 @@ final class ClientConnection: TransportDelegate {
         case .undecided: break
         }
         protocolHandler = .undecided
-        if let error, error.hasPrefix("TLS handshake") { metrics.tlsHandshakeFailed() }
+        // Failed, timed out (the header deadline covers the handshake) or abandoned by the client: all counted.
+        if profile.tls != nil && !handshakeCompleted { metrics.tlsHandshakeFailed() }
         context.unregister(self)
     }
+
+    private var handshakeCompleted = false
 
     /// Counted in the active-connections gauge (from the moment its protocol is known), so its close is too.
     private(set) var countedOpen = false

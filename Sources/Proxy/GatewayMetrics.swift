@@ -26,7 +26,7 @@ final class GatewayMetrics: Sendable {
 
     /// The kinds of `myorg_gateway_upstream_errors_total`, each a series from the start (at 0), so that dashboards
     /// and alerts see the family before the first error.
-    static let upstreamErrorKinds = ["connect", "connect_timeout", "pool_full", "resolve", "tls"]
+    static let upstreamErrorKinds = ["connect", "connect_timeout", "pool_full", "pool_timeout", "resolve", "tls"]
 
     convenience init(requests: RequestTallies = MetricsExposition.requests) {
         self.init(requests: requests, exposed: true)

@@ -182,6 +182,7 @@ final class UpstreamPool {
         }
         while let first = waiters.first, first.deadline < now {
             waiters.removeFirst()
+            context.metrics.upstreamError(kind: "pool_timeout")
             first.callback(
                 .failure(UpstreamFailure(status: 503, detail: "No upstream connection became free in time.")))
         }

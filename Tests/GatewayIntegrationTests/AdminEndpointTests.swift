@@ -178,7 +178,7 @@ extension GatewayIntegration {
             let idle = "myorg_gateway_upstream_pool_connections_idle"
             // Before any request: every series is there, at 0.
             let first = try f.gateway.admin("/metrics").body
-            for kind in ["connect", "connect_timeout", "pool_full", "resolve", "tls"] {
+            for kind in ["connect", "connect_timeout", "pool_full", "pool_timeout", "resolve", "tls"] {
                 #expect(
                     Self.sample(first, "myorg_gateway_upstream_errors_total", "kind=\"\(kind)\"") == 0,
                     "\(kind): \(first)")
@@ -243,6 +243,35 @@ extension GatewayIntegration {
             let accepted = try counts()
             #expect(accepted.misses <= refused.misses + 2, "verified \(accepted.misses) times")
             #expect(accepted.hits + accepted.misses == 10)
+        }
+
+        @Test("a request that waits connect_timeout_ms for a busy upstream pool gets 503, counted as pool_timeout")
+        func poolWaitTimesOut() throws {
+            guard let binary = gatewayBinaryOrSkip("upstream pool wait") else { return }
+            let f = try Fixture(
+                binary: binary, name: "poolwait", upstreamOptions: ", max_connections: 1, connect_timeout_ms: 300")
+            defer { f.stop() }
+            guard let nghttp = TestProcess.which("nghttp") else {
+                print("note: pool wait skipped: nghttp is not installed (apt-get install nghttp2-client)")
+                return
+            }
+            // Two streams on one HTTP/2 connection share one loop, so one pool of one connection: the slow answer
+            // holds it, and the second request waits for it until the deadline. (nghttp, not curl: curl 7.88's
+            // --parallel fails its second transfer on an h2c connection before sending it.)
+            let out = try TestProcess.run(
+                nghttp,
+                ["-ns", "http://127.0.0.1:\(f.customPort)/slow", "http://127.0.0.1:\(f.customPort)/after-slow"])
+            // nghttp -s prints one line per stream: id, times, status code, size, path.
+            let codes = Dictionary(
+                out.stdout.split(separator: "\n").compactMap { line -> (String, String)? in
+                    let words = line.split(separator: " ")
+                    guard words.count >= 7, let path = words.last, path.hasPrefix("/") else { return nil }
+                    return (String(path), String(words[words.count - 3]))
+                }, uniquingKeysWith: { first, _ in first })
+            #expect(codes["/slow"] == "200", "\(out.stdout)")
+            #expect(codes["/after-slow"] == "503", "\(out.stdout)")
+            #expect(try metricValue(f.gateway, "myorg_gateway_upstream_errors_total{kind=\"pool_timeout\"}") == 1)
+            #expect(try metricValue(f.gateway, "myorg_gateway_upstream_pool_waits_total") == 1)
         }
 
         @Test("a reload naming a JWKS file that does not parse or holds no key is refused; the old keys keep serving")

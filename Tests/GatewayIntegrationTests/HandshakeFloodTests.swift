@@ -8,7 +8,9 @@ extension GatewayIntegration {
     /// audit measured +11 MB per 1,000). The gateway now hands such memory back after connections fall away.
     @Suite("half-finished TLS handshakes")
     struct HandshakeFloodTests {
-        @Test("repeated floods of half-sent ClientHellos leave the resident size where it was")
+        @Test(
+            "repeated floods of half-sent ClientHellos leave the resident size where it was, each counted as a failed handshake"
+        )
         func residentSizeStaysBounded() throws {
             guard let binary = gatewayBinaryOrSkip("handshake flood") else { return }
             let ws = Workspace(binary: binary, name: "hsflood")
@@ -57,6 +59,10 @@ extension GatewayIntegration {
             print("handshake flood: resident \(baseline) KiB before 3 x 600 half-handshakes, \(after) KiB after")
             #expect(baseline > 0)
             #expect(settled, "resident size grew from \(baseline) to \(after) KiB")
+            // Every handshake the deadline cut off is a failed one in the metrics (the harness's own port probe,
+            // a connection that sent nothing, may add one).
+            let failures = try metricValue(gateway, "myorg_gateway_tls_handshake_failures_total") ?? 0
+            #expect((2100...2102).contains(failures), "\(failures) failed handshakes counted")
         }
     }
 }

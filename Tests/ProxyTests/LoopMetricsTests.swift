@@ -271,7 +271,7 @@ struct LoopMetricsTests {
         let metrics = GatewayMetrics(requests: RequestTallies())
         let text = String(decoding: metrics.exposition(), as: UTF8.self)
         #expect(text.contains("# TYPE myorg_gateway_upstream_errors_total counter\n"))
-        for kind in ["connect", "connect_timeout", "pool_full", "resolve", "tls"] {
+        for kind in ["connect", "connect_timeout", "pool_full", "pool_timeout", "resolve", "tls"] {
             #expect(text.contains("myorg_gateway_upstream_errors_total{kind=\"\(kind)\"} "), "\(kind) is missing")
         }
     }
