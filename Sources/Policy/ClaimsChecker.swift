@@ -369,7 +369,7 @@ public struct ClaimsChecker: Sendable {
         }
         if iss != expected.issuer {
             if let other = expectations.first(where: { $0.domain != domain && iss == $0.issuer }) {
-                throw Self.domainMismatch(tokenDomain: other.domain, requestDomain: domain)
+                throw Self.domainMismatch(tokenDomain: other.domain, requestDomain: domain, claim: "issuer (iss)")
             }
             throw Self.invalid("The access token's issuer is not https://\(domain)/, the domain this request used.")
         }
@@ -393,7 +393,7 @@ public struct ClaimsChecker: Sendable {
         }
         if names(expected.audience) { return }
         if let other = expectations.first(where: { $0.domain != domain && names($0.audience) }) {
-            throw Self.domainMismatch(tokenDomain: other.domain, requestDomain: domain)
+            throw Self.domainMismatch(tokenDomain: other.domain, requestDomain: domain, claim: "audience (aud)")
         }
         throw Self.invalid("The access token's audience does not include https://\(domain)/my-org/.")
     }
@@ -442,9 +442,12 @@ public struct ClaimsChecker: Sendable {
         "\(scheme) error=\"\(error)\", error_description=\"\(errorDescription(detail))\""
     }
 
-    static func domainMismatch(tokenDomain: String, requestDomain: String) -> TenantError {
+    /// `claim`: the claim that names the other domain (the issuer is checked first, so a token whose issuer is
+    /// right but whose audience is the other domain's is named by its audience).
+    static func domainMismatch(tokenDomain: String, requestDomain: String, claim: String) -> TenantError {
         invalid(
-            "The access token was issued for \(tokenDomain), but this request was sent to \(requestDomain). "
+            "The access token was issued for \(tokenDomain) (its \(claim) names it), but this request was sent to "
+                + "\(requestDomain). "
                 + "Use one domain throughout: request the token, set the audience and call the API on the same "
                 + "domain (canonical or custom).")
     }

@@ -132,10 +132,10 @@ let claimsCases: [ClaimsCase] = [
     ClaimsCase(
         name: "issuer of the other tenant domain",
         edits: { _, o in [("iss", .string("https://\(o)/")), ("aud", .string("https://\(o)/my-org/"))] },
-        detail: "Use one domain throughout"),
+        detail: "(its issuer (iss) names it), but this request was sent to"),
     ClaimsCase(
         name: "audience of the other tenant domain", edits: { _, o in [("aud", .string("https://\(o)/my-org/"))] },
-        detail: "Use one domain throughout"),
+        detail: "(its audience (aud) names it), but this request was sent to"),
     ClaimsCase(
         name: "audience array with both domains",
         edits: { d, o in [("aud", .array([.string("https://\(o)/my-org/"), .string("https://\(d)/my-org/")]))] },
