@@ -164,6 +164,13 @@ public final class RateLimiter: Sendable {
             /// The decision on one Organization's cells; `room` is asked only when the Organization conforms.
             func decide(_ cells: inout RateLimitOrgCells, room: () -> Bool) -> RateLimitOutcome {
                 let orgTAT = rateClass == .read ? cells.read : cells.write
+                // The tenant's limit first, then the Organization's (DESIGN.md's order): when both are spent,
+                // the tenant-wide limit is the one hit, and the 429 says `global-rate-limit`. Neither test
+                // writes; only an admission spends one unit of each.
+                let tenantSeen = tenantCell.peek()
+                guard tenantParameters.evaluate(tat: tenantSeen, now: now).conforms else {
+                    return RateLimitOutcome(result: .refusedByTenant, orgTAT: orgTAT, tenantTAT: tenantSeen)
+                }
                 let (orgConforms, orgNext) = orgParameters.evaluate(tat: orgTAT, now: now)
                 guard orgConforms else {
                     return RateLimitOutcome(

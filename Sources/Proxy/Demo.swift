@@ -166,7 +166,7 @@ enum Demo {
                     "\(curl) -X OPTIONS \(base)/my-org/details -H 'Origin: https://app.acme.test' -H 'Access-Control-Request-Method: GET' -H 'Access-Control-Request-Headers: authorization'",
                 expect: ["HTTP/2 204", "access-control-allow-origin: https://app.acme.test"]),
             Example(
-                title: "A 429: the free tier allows 4 reads per second per organization",
+                title: "A 429: the free tier allows 4 reads per second, tenant-wide and per organization",
                 command:
                     "for i in $(seq 1 12); do curl -sS -o /dev/null -w '%{http_code} ' --cacert \(dir)/ca.pem --resolve \(canonical):\(canonicalPort):127.0.0.1 \(base)/my-org/details -H \"Authorization: Bearer $ADMIN_TOKEN\"; done; echo",
                 expect: ["429"]),

@@ -12,8 +12,8 @@ import Policy
 /// epoch microseconds (~2^51) are. The interval is rounded UP to a whole microsecond, so the shared limiter
 /// never admits more than the local one (at 1,000 requests per second it admits at most 0.1% fewer).
 ///
-/// Same order and guarantee as `RateLimiter`: the Organization cell is tested first, then the tenant's, and a
-/// refusal by either writes nothing, so it never spends the other's quota. Redis runs a script alone, so no
+/// Same order and guarantee as `RateLimiter`: the tenant cell is tested first, then the Organization's (so when
+/// both are spent the tenant-wide limit is the one reported), and a refusal by either writes nothing, so it never spends the other's quota. Redis runs a script alone, so no
 /// other replica can interleave between the tests and the writes. Each written cell expires (`PX`) when its
 /// TAT passes, the moment it becomes a full bucket again and so carries no information: memory holds only
 /// non-idle cells. A script that writes after reading `TIME` needs effects replication: the default since
@@ -29,10 +29,10 @@ enum RedisGCRAScript {
         local ot = tonumber(ARGV[4])
         local ttat = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
         local otat = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
-        local obase = math.max(otat, now)
-        if obase - now > ot then return {2, now, ttat, otat} end
         local tbase = math.max(ttat, now)
         if tbase - now > tt then return {1, now, ttat, otat} end
+        local obase = math.max(otat, now)
+        if obase - now > ot then return {2, now, ttat, otat} end
         local tnext = tbase + ti
         local onext = obase + oi
         redis.call('SET', KEYS[1], string.format('%d', tnext), 'PX', math.floor((tnext - now) / 1000) + 1)

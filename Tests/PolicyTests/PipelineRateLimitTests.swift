@@ -17,9 +17,12 @@ private func read(
 
 @Suite("Pipeline: rate limits")
 struct PipelineRateLimitTests {
-    @Test("free tier: four immediate reads pass, the fifth is a 429 with every rate-limit header")
+    @Test(
+        "public self-service: four immediate reads of one Organization pass, the fifth is the Organization's 429 with every rate-limit header"
+    )
     func perOrganization() throws {
-        let policy = try F.policy(tier: "free")
+        // Tenant 8, Organization 4 reads per second: the Organization's limit is the one hit.
+        let policy = try F.policy(tier: "public_self_service")
         for expectedRemaining in [3, 2, 1, 0] {
             let run = read(policy, org: "org_a", at: F.now)
             #expect(run.isForward, "\(run.summary)")
@@ -45,11 +48,24 @@ struct PipelineRateLimitTests {
         #expect(refused.notes.organizationID == "org_a")
         #expect(refused.detail.contains("4 requests per second"))
 
-        // A quarter second refills one read; a whole second refills the bucket.
+        // A quarter second refills one read; a whole second refills the bucket (the tenant's 8 never run out).
         #expect(read(policy, org: "org_a", at: F.now + F.second / 4).isForward)
         #expect(read(policy, org: "org_a", at: F.now + F.second / 4).status == 429)
         for _ in 0..<4 { #expect(read(policy, org: "org_a", at: F.now + F.second + F.second / 4).isForward) }
         #expect(read(policy, org: "org_a", at: F.now + F.second + F.second / 4).status == 429)
+    }
+
+    @Test(
+        "free tier (tenant and Organization both 4 reads): the fifth read of one Organization spends both, and the tenant's limit, tested first, is the one reported"
+    )
+    func bothSpentReportsTheTenant() throws {
+        let policy = try F.policy(tier: "free")
+        for _ in 0..<4 { #expect(read(policy, org: "org_a", at: F.now).isForward) }
+        let refused = read(policy, org: "org_a", at: F.now)
+        refused.expectError(status: 429, code: "A0E-429-0003", decision: "refused_rate_limit_tenant")
+        #expect(refused.headers["X-Auth0-Error-Kind"] == "global-rate-limit")
+        #expect(refused.notes.rateDecision?.limitedBy == .tenant)
+        #expect(refused.headers["Retry-After"] == "1")
     }
 
     @Test("free tier: writes have their own limit (2 per second), reads do not spend it")
