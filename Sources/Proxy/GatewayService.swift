@@ -157,8 +157,8 @@ public final class GatewayService: Sendable {
                 ? old.jwks
                 : GatewayService.makeJWKS(
                     config: config, origins: built.origins, clock: clock, logger: logger, gateway: gatewayBox)
-            // Logging and recording changes take effect too: new pipelines for new requests; the old ones get
-            // the stragglers, then flush and close.
+            // Logging and recording changes take effect too: a pipeline whose settings changed gets a successor
+            // that the old one hands over to once the new snapshot serves (see `retire`); the others are kept.
             let (previousConfig, previousRecorder) = state.withLock { ($0.config, $0.recorder) }
             var recorder = previousRecorder
             var change: ExchangeRecorder.Change? = nil
