@@ -265,6 +265,24 @@ public enum ConfigSyntax {
         }
     }
 
+    /// Why `name` cannot carry the client's IP on the way up, or nil. The gateway writes that header itself after
+    /// removing the client's copies, so a name that frames or routes the message (a second Content-Length or
+    /// Host is a request-smuggling shape, RFC 9112 §6.3), carries credentials, or that the gateway writes
+    /// anyway would reach the tenant twice or wrong.
+    public static func clientIPHeaderNameProblem(_ name: String) -> Problem? {
+        guard isHeaderName(name) else { return "'\(name.prefix(80))' is not a header name (an RFC 9110 token)" }
+        switch name.asciiLowercased {
+        case "host", "content-length", "transfer-encoding", "connection", "keep-alive", "proxy-connection", "te",
+            "trailer", "upgrade", "expect", "content-type", "content-encoding":
+            return "'\(name)' frames or routes the request; it cannot carry the client's IP"
+        case "authorization", "proxy-authorization", "cookie", "cname-api-key", "dpop":
+            return "'\(name)' carries credentials; it cannot carry the client's IP"
+        case "via", "x-forwarded-proto", "x-forwarded-host", "x-request-id":
+            return "the gateway writes '\(name)' itself; it cannot carry the client's IP"
+        default: return nil
+        }
+    }
+
     /// An RFC 9110 §5.5 field value: no control character but horizontal tab (so no CR, LF or NUL that could end
     /// the field early or split the request).
     public static func isFieldValue(_ text: String) -> Bool {

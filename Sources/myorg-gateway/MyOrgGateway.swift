@@ -25,6 +25,14 @@ struct Serve: ParsableCommand {
     @Option(name: .long, help: "Event loops (default: one per core).")
     var loops: Int?
 
+    // A ValidationError is a usage error (exit 64, with the usage text): a loop count the event loops cannot take
+    // is the command line's mistake, not a trap inside them.
+    func validate() throws {
+        if let loops, !(1...1024).contains(loops) {
+            throw ValidationError("--loops: expected 1 to 1024, not \(loops)")
+        }
+    }
+
     func run() throws {
         let status = CommandLineRunner.serve(configPath: config, loops: loops)
         if status != 0 { throw ExitCode(status) }

@@ -40,6 +40,16 @@ extension GatewayIntegration {
             }
         }
 
+        @Test(
+            "serve refuses a --loops the event loops cannot take: a usage error, exit 64",
+            arguments: ["0", "-1", "5000"])
+        func invalidLoops(loops: String) throws {
+            guard let binary = gatewayBinaryOrSkip("serve --loops") else { return }
+            let out = try TestProcess.run(binary, ["serve", "--config", "unused.yaml", "--loops=\(loops)"])
+            #expect(out.status == 64, "\(out.stdout)\(out.stderr)")
+            #expect(out.stderr.contains("--loops: expected 1 to 1024"), "\(out.stderr)")
+        }
+
         @Test("the example as shipped passes check where it is, with no certificate and no variable set")
         func shippedExamplePasses() throws {
             guard let binary = gatewayBinaryOrSkip("check") else { return }

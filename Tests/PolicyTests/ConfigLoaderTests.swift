@@ -42,6 +42,28 @@ let badConfigs: [BadConfig] = [
         yaml: m([("cname_api_key: { env: CNAME_API_KEY }", "cname_api_key: s3cr3t-value")]), line: 11,
         path: "upstream[\"login.acme.com\"].cname_api_key", message: "must not be written inline"),
     BadConfig(
+        name: "client_ip_header naming a framing header",
+        yaml: m([
+            (
+                "{ url: https://acme.us.auth0.com }",
+                "{ url: https://acme.us.auth0.com, client_ip_header: Content-Length }"
+            )
+        ]),
+        line: 10, path: "upstream[\"acme.us.auth0.com\"].client_ip_header", message: "frames or routes the request"),
+    BadConfig(
+        name: "client_ip_header naming a credential",
+        yaml: m([
+            (
+                "{ url: https://acme.us.auth0.com }",
+                "{ url: https://acme.us.auth0.com, client_ip_header: cname-api-key }"
+            )
+        ]),
+        line: 10, path: "upstream[\"acme.us.auth0.com\"].client_ip_header", message: "carries credentials"),
+    BadConfig(
+        name: "client_ip_header the gateway writes",
+        yaml: m([("{ url: https://acme.us.auth0.com }", "{ url: https://acme.us.auth0.com, client_ip_header: Via }")]),
+        line: 10, path: "upstream[\"acme.us.auth0.com\"].client_ip_header", message: "writes 'Via' itself"),
+    BadConfig(
         name: "http upstream on a public host",
         yaml: m([("{ url: https://acme.us.auth0.com }", "{ url: http://acme.us.auth0.com }")]), line: 10,
         path: "upstream[\"acme.us.auth0.com\"].url", message: "http is allowed only for loopback hosts"),
@@ -193,6 +215,20 @@ struct ConfigLoaderTests {
             let prefix = "tenant.yaml:\(bad.line):\(match.column): " + (bad.path.isEmpty ? "" : bad.path + ": ")
             #expect(match.description.hasPrefix(prefix))
         }
+    }
+
+    @Test("aliases of aliases (billion laughs) are refused at once, not expanded")
+    func aliasBomb() {
+        var bomb = "x:\n  a0: &a0 [" + Array(repeating: "lol", count: 10).joined(separator: ",") + "]\n"
+        for level in 1..<10 {
+            bomb +=
+                "  a\(level): &a\(level) ["
+                + Array(repeating: "*a\(level - 1)", count: 10).joined(separator: ",") + "]\n"
+        }
+        let start = ContinuousClock.now
+        let errors = ConfigFixtures.errors(m(append: bomb))
+        #expect(errors.contains { $0.message.contains("expands to more than") }, "\(errors)")
+        #expect(ContinuousClock.now - start < .seconds(5))
     }
 
     @Test("an inline secret is never echoed")

@@ -411,10 +411,10 @@ final class ConfigLoader {
             }
             var header: String?
             if let n = m["client_ip_header"], let text = reader.nonEmptyString(n, m.path("client_ip_header")) {
-                if ConfigSyntax.isHeaderName(text) {
-                    header = text.asciiLowercased
+                if let problem = ConfigSyntax.clientIPHeaderNameProblem(text) {
+                    reader.fail(n, m.path("client_ip_header"), problem.message)
                 } else {
-                    reader.fail(n, m.path("client_ip_header"), "'\(YAMLReader.printable(text))' is not a header name")
+                    header = text.asciiLowercased
                 }
             }
             let upstream = url.map {

@@ -54,6 +54,10 @@ enum YAMLDocument {
     /// Nodes deeper than this are refused: the policy files are shallow, and a bound keeps a hostile file
     /// from exhausting the stack during conversion.
     static let maxDepth = 64
+    /// Nodes a file may expand to. Aliases are resolved into copies, so a few hundred bytes of aliases of aliases
+    /// ("billion laughs") would otherwise expand to billions of nodes and take the process's memory, on a reload
+    /// too; a policy file has a few thousand.
+    static let maxNodes = 500_000
 
     static func parse(_ text: String, file: String) -> Result<YAMLNode, ConfigErrors> {
         let root: Node?
@@ -85,15 +89,23 @@ enum YAMLDocument {
             return .failure(
                 ConfigErrors([ConfigError(file: file, line: 1, column: 1, path: "", message: "the file is empty")]))
         }
-        return convert(root, depth: 0).mapError { ConfigErrors([$0.with(file: file)]) }
+        var budget = maxNodes
+        return convert(root, depth: 0, budget: &budget).mapError { ConfigErrors([$0.with(file: file)]) }
     }
 
-    private static func convert(_ node: Node, depth: Int) -> Result<YAMLNode, ConfigError> {
+    private static func convert(_ node: Node, depth: Int, budget: inout Int) -> Result<YAMLNode, ConfigError> {
         let mark = node.mark
         let line = mark?.line ?? 1
         let column = mark?.column ?? 1
         guard depth < maxDepth else {
             return .failure(ConfigError(file: "", line: line, column: column, path: "", message: "nesting too deep"))
+        }
+        budget -= 1
+        guard budget >= 0 else {
+            return .failure(
+                ConfigError(
+                    file: "", line: line, column: column, path: "",
+                    message: "the file expands to more than \(maxNodes) YAML nodes (aliases of aliases?)"))
         }
         switch node {
         case .scalar(let scalar):
@@ -103,7 +115,9 @@ enum YAMLDocument {
             var pairs: [(key: YAMLNode, value: YAMLNode)] = []
             pairs.reserveCapacity(mapping.count)
             for (key, value) in mapping {
-                switch (convert(key, depth: depth + 1), convert(value, depth: depth + 1)) {
+                switch (
+                    convert(key, depth: depth + 1, budget: &budget), convert(value, depth: depth + 1, budget: &budget)
+                ) {
                 case (.success(let k), .success(let v)): pairs.append((k, v))
                 case (.failure(let e), _), (_, .failure(let e)): return .failure(e)
                 }
@@ -113,7 +127,7 @@ enum YAMLDocument {
             var items: [YAMLNode] = []
             items.reserveCapacity(sequence.count)
             for item in sequence {
-                switch convert(item, depth: depth + 1) {
+                switch convert(item, depth: depth + 1, budget: &budget) {
                 case .success(let n): items.append(n)
                 case .failure(let e): return .failure(e)
                 }
