@@ -255,15 +255,22 @@ public enum ConfigSyntax {
     /// `Authorization` has its own key, so each has one source.
     public static func webhookHeaderNameProblem(_ name: String) -> Problem? {
         guard isHeaderName(name) else { return "'\(name.prefix(80))' is not a header name (an RFC 9110 token)" }
-        switch name.asciiLowercased {
-        case "host", "content-length", "transfer-encoding", "connection", "keep-alive", "proxy-connection", "te",
-            "trailer", "upgrade", "expect", "content-encoding", "proxy-authorization":
+        let lowered = name.asciiLowercased
+        if framingHeaderNames.contains(lowered) || lowered == "proxy-authorization" {
             return "'\(name)' is set by the HTTP client for each connection or message; it cannot be configured"
+        }
+        switch lowered {
         case "content-type": return "Content-Type follows the sink's format; it cannot be configured"
         case "authorization": return "write the Authorization value under the sink's authorization key"
         default: return nil
         }
     }
+
+    /// Fields that frame a message or route it on its connection (RFC 9110 §7.6.1, RFC 9112 §6-7).
+    static let framingHeaderNames: Set<String> = [
+        "host", "content-length", "transfer-encoding", "connection", "keep-alive", "proxy-connection", "te",
+        "trailer", "upgrade", "expect", "content-encoding",
+    ]
 
     /// Why `name` cannot carry the client's IP on the way up, or nil. The gateway writes that header itself after
     /// removing the client's copies, so a name that frames or routes the message (a second Content-Length or
@@ -271,10 +278,11 @@ public enum ConfigSyntax {
     /// anyway would reach the tenant twice or wrong.
     public static func clientIPHeaderNameProblem(_ name: String) -> Problem? {
         guard isHeaderName(name) else { return "'\(name.prefix(80))' is not a header name (an RFC 9110 token)" }
-        switch name.asciiLowercased {
-        case "host", "content-length", "transfer-encoding", "connection", "keep-alive", "proxy-connection", "te",
-            "trailer", "upgrade", "expect", "content-type", "content-encoding":
+        let lowered = name.asciiLowercased
+        if framingHeaderNames.contains(lowered) || lowered == "content-type" {
             return "'\(name)' frames or routes the request; it cannot carry the client's IP"
+        }
+        switch lowered {
         case "authorization", "proxy-authorization", "cookie", "cname-api-key", "dpop":
             return "'\(name)' carries credentials; it cannot carry the client's IP"
         case "via", "x-forwarded-proto", "x-forwarded-host", "x-request-id":
