@@ -21,6 +21,22 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
 
     public var isLoopback: Bool { ConfigSyntax.isLoopbackHost(host) }
 
+    /// Whether binding both would share connections: the same port (not 0, which the kernel picks) on the same
+    /// address, or with either side a wildcard (`0.0.0.0`, or `::`, which takes IPv4 too on a dual-stack host).
+    /// Listeners set SO_REUSEPORT, so the kernel would not refuse the second bind: it would split one port's
+    /// connections between two listeners (a TLS and a plain one, say).
+    public func overlaps(_ other: SocketAddress) -> Bool {
+        guard port == other.port, port != 0 else { return false }
+        if host == other.host { return true }
+        if isWildcardIPv6 || other.isWildcardIPv6 { return true }
+        return family == other.family && (host == "0.0.0.0" || other.host == "0.0.0.0")
+    }
+
+    private var isWildcardIPv6: Bool {
+        family == .ipv6
+            && host.split(separator: ":", omittingEmptySubsequences: true).allSatisfy { $0.allSatisfy { $0 == "0" } }
+    }
+
     /// Parses `host:port` or `[v6]:port`; the error is a sentence for a `ConfigError`.
     public static func parse(_ text: String) -> Result<SocketAddress, ConfigSyntax.Problem> {
         let host: Substring

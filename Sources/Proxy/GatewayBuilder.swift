@@ -38,7 +38,7 @@ enum GatewayBuilder {
     /// Every problem `check` reports beyond the file's own grammar: missing files and env vars, certificates
     /// that do not load, tables that do not parse, origins that are invalid.
     static func check(_ config: GatewayConfig) -> [String] {
-        var problems = fileProblems(config)
+        var problems = fileProblems(config) + destinationProblems(config)
         guard problems.isEmpty else { return problems }
         do {
             _ = try buildPolicy(config, previous: nil)
@@ -82,6 +82,31 @@ enum GatewayBuilder {
         return set
     }
 
+    /// Where `serve` would write but could not, found without creating anything: a file sink or recording path
+    /// that is a directory, a spool directory that is a file. (`serve` refused these with no line; `check`
+    /// passed them.)
+    static func destinationProblems(_ config: GatewayConfig) -> [String] {
+        func isDirectory(_ path: String) -> Bool? {
+            var directory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &directory) else { return nil }
+            return directory.boolValue
+        }
+        var problems: [String] = []
+        var files: [GatewayConfig.FilePath] = config.logging.sinks.compactMap {
+            if case .file(let sink) = $0 { return sink.path }
+            return nil
+        }
+        if config.recording.enabled { files.append(config.recording.path) }
+        for file in files where isDirectory(file.path) == true {
+            problems.append(file.location.error("'\(file.path)' is a directory; a file is written there").description)
+        }
+        let spool = config.logging.spool.directory
+        if !config.logging.sinks.isEmpty, isDirectory(spool.path) == false {
+            problems.append(spool.location.error("'\(spool.path)' is a file; the spool needs a directory").description)
+        }
+        return problems
+    }
+
     /// Files and environment variables the configuration names but that are missing, each at its line.
     static func fileProblems(_ config: GatewayConfig) -> [String] {
         config.check(
@@ -102,7 +127,7 @@ enum GatewayBuilder {
     /// Builds a snapshot's pieces for `serve` and reload: missing files are reported with their lines first,
     /// then the first piece that does not load (the `check` command reports every problem instead).
     static func build(_ config: GatewayConfig, previous: RequestPolicy?) throws -> Built {
-        let problems = fileProblems(config)
+        let problems = fileProblems(config) + destinationProblems(config)
         guard problems.isEmpty else { throw BuildError(problems.joined(separator: "\n")) }
         let keys = try jwksFileKeys(config)
         return Built(
@@ -170,13 +195,24 @@ enum GatewayBuilder {
                     },
                     alpnProtocols: tls.alpn))
         }
+        let built: TLSServerContext
         do {
-            return try context(tls.certificates)
+            built = try context(tls.certificates)
         } catch {
             // Only on failure: each entry alone, to say which one it is (the first when only the set fails).
             let culprit = tls.certificates.first { (try? context([$0])) == nil } ?? tls.certificates[0]
             throw BuildError(culprit.cert.location.error(error.message).description)
         }
+        // A listener bound to a domain answers 421 to a Host its certificate does not cover (RFC 9110 §7.4): with
+        // no certificate for the domain itself, it could answer nothing.
+        if let domain = listener.domain, !built.someCertificateCovers(host: domain.asciiLowercased) {
+            throw BuildError(
+                tls.certificates[0].cert.location.error(
+                    "no certificate of this listener covers its domain \(domain): clients could not verify it, and "
+                        + "every request would be refused with 421"
+                ).description)
+        }
+        return built
     }
 
     static func listenerProfiles(_ config: GatewayConfig) throws -> [ListenerProfile] {

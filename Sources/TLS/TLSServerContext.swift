@@ -174,6 +174,11 @@ public final class TLSServerContext: @unchecked Sendable {
         contexts.forEach { SSL_CTX_free($0) }
     }
 
+    /// Whether any of this listener's certificates covers `host` (lower-case), as a client would match it.
+    public func someCertificateCovers(host: String) -> Bool {
+        certificateNames.contains { $0.covers(host: host) }
+    }
+
     /// Whether the certificate of `context` (one of this listener's) covers `host`, as a client would match it.
     func covers(host: String, on context: OpaquePointer?) -> Bool {
         guard let index = contexts.firstIndex(where: { $0 == context }) else { return false }

@@ -220,6 +220,40 @@ extension GatewayIntegration {
             #expect(RawConnection.isRefused(port: port), "nothing may listen after a refused start")
         }
 
+        @Test("a file sink path that is a directory and a spool directory that is a file: exit 2, each at its line")
+        func unwritableDestinations() throws {
+            guard let binary = gatewayBinaryOrSkip("check") else { return }
+            let copy = try ExampleCopy(binary: binary)
+            defer { copy.workspace.remove() }
+            try FileManager.default.createDirectory(
+                atPath: copy.workspace.path("events.jsonl"), withIntermediateDirectories: true)
+            try copy.workspace.write(".myorg-gateway-spool", "not a directory")
+            let out = try copy.check()
+            #expect(out.status == 2, "\(out.stdout)\(out.stderr)")
+            let sinkLine = try #require(lineNumber(of: "file: { path: events.jsonl", in: copy.text))
+            let spoolLine = try #require(lineNumber(of: "spool: {", in: copy.text))
+            #expect(out.stderr.contains("tenant.yaml:\(sinkLine):"), "\(out.stderr)")
+            #expect(out.stderr.contains("logging.sinks[1].file.path"), "\(out.stderr)")
+            #expect(out.stderr.contains("is a directory"), "\(out.stderr)")
+            #expect(out.stderr.contains("tenant.yaml:\(spoolLine):"), "\(out.stderr)")
+            #expect(out.stderr.contains("logging.spool.directory"), "\(out.stderr)")
+        }
+
+        @Test("a certificate that does not cover its listener's domain: exit 2 at the certificate's line")
+        func certificateNotCoveringTheDomain() throws {
+            guard let binary = gatewayBinaryOrSkip("check") else { return }
+            let copy = try ExampleCopy(binary: binary)
+            defer { copy.workspace.remove() }
+            try copy.workspace.certificate("certs/login", dnsNames: ["other.example"])
+            let out = try copy.check()
+            #expect(out.status == 2, "\(out.stdout)\(out.stderr)")
+            let line = try #require(lineNumber(of: "certificates: [{ cert: certs/login.pem", in: copy.text))
+            #expect(out.stderr.contains("tenant.yaml:\(line):"), "\(out.stderr)")
+            #expect(
+                out.stderr.contains("no certificate of this listener covers its domain login.acme.com"), "\(out.stderr)"
+            )
+        }
+
         @Test("a missing certificate file: exit 2 naming the file and the key")
         func missingCertificate() throws {
             guard let binary = gatewayBinaryOrSkip("check") else { return }

@@ -42,6 +42,18 @@ let badConfigs: [BadConfig] = [
         yaml: m([("cname_api_key: { env: CNAME_API_KEY }", "cname_api_key: s3cr3t-value")]), line: 11,
         path: "upstream[\"login.acme.com\"].cname_api_key", message: "must not be written inline"),
     BadConfig(
+        name: "a second listener on the same port behind the IPv4 wildcard",
+        yaml: m([("    domain: acme.us.auth0.com\n", "    domain: acme.us.auth0.com\n  - address: 0.0.0.0:8080\n")]),
+        line: 9, path: "listeners[1].address", message: "shares its port with listeners[0] (127.0.0.1:8080)"),
+    BadConfig(
+        name: "a second listener on the same port behind the IPv6 wildcard",
+        yaml: m([("    domain: acme.us.auth0.com\n", "    domain: acme.us.auth0.com\n  - address: \"[::]:8080\"\n")]),
+        line: 9, path: "listeners[1].address", message: "shares its port with listeners[0]"),
+    BadConfig(
+        name: "the admin endpoint on a listener's port behind a wildcard",
+        yaml: m([("127.0.0.1:8080", "0.0.0.0:8080")], append: "admin: { address: 127.0.0.1:8080 }\n"), line: 12,
+        path: "admin.address", message: "shares its port with the listener 0.0.0.0:8080"),
+    BadConfig(
         name: "client_ip_header naming a framing header",
         yaml: m([
             (

@@ -78,9 +78,10 @@ final class ConfigLoader {
         let logging = self.logging(top["logging"])
         let recording = self.recording(top["recording"], endpoints: endpoints)
         let admin = top["admin"].flatMap { self.admin($0) }
-        if let admin, let listeners, listeners.contains(where: { $0.address == admin.address }), let node = top["admin"]
+        if let admin, let listeners, let listener = listeners.first(where: { $0.address.overlaps(admin.address) }),
+            let node = top["admin"]
         {
-            reader.fail(node, "admin.address", "\(admin.address) is also a listener's address")
+            reader.fail(node, "admin.address", "\(admin.address) shares its port with the listener \(listener.address)")
         }
         guard let tenant, let listeners, let upstreams, let endpoints, let limits, let tokens, let access, let cors,
             let rateLimits, let logging, let recording
@@ -310,7 +311,7 @@ final class ConfigLoader {
         guard let items = reader.list(node, "listeners") else { return nil }
         if items.isEmpty { reader.fail(node, "listeners", "at least one listener is required") }
         var out: [GatewayConfig.Listener] = []
-        var addresses: [SocketAddress: String] = [:]
+        var addresses: [(address: SocketAddress, path: String)] = []
         var ok = true
         for item in items {
             guard let map = reader.mapping(item.node, item.path, keys: ["address", "domain", "tls"]) else {
@@ -319,10 +320,11 @@ final class ConfigLoader {
             }
             let address = reader.required(map, "address").flatMap { socketAddress($0, map.path("address")) }
             if let address, let n = map["address"] {
-                if let previous = addresses[address] {
-                    reader.fail(n, map.path("address"), "\(address) is already used by \(previous)")
+                if let previous = addresses.first(where: { $0.address.overlaps(address) }) {
+                    let how = previous.address == address ? "is already used by" : "shares its port with"
+                    reader.fail(n, map.path("address"), "\(address) \(how) \(previous.path) (\(previous.address))")
                 } else {
-                    addresses[address] = item.path
+                    addresses.append((address, item.path))
                 }
             }
             var domain: String?
