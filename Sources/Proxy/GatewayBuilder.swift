@@ -55,7 +55,9 @@ enum GatewayBuilder {
         do {
             _ = try origins(config)
         } catch {
-            problems.append("\(config.file): upstream: \(error)")
+            // Most upstream errors name their own line; the rest get the file.
+            let text = "\(error)"
+            problems.append(text.hasPrefix(config.file) ? text : "\(config.file): upstream: \(text)")
         }
         do {
             _ = try jwksFileKeys(config)
@@ -237,10 +239,11 @@ enum GatewayBuilder {
         case .environment(let name, _):
             return ProcessInfo.processInfo.environment[name]
         case .file(let path):
-            guard let data = FileManager.default.contents(atPath: path.path) else { return nil }
-            var text = String(decoding: data, as: UTF8.self)
-            while text.hasSuffix("\n") || text.hasSuffix("\r") { text.removeLast() }
-            return text
+            guard var data = FileManager.default.contents(atPath: path.path) else { return nil }
+            // Bytes, not Characters: "\r\n" is one Character, so a file saved with CRLF kept both and every
+            // request carrying the secret was malformed.
+            while let last = data.last, last == 0x0A || last == 0x0D { data.removeLast() }
+            return String(decoding: data, as: UTF8.self)
         }
     }
 
@@ -262,14 +265,28 @@ enum GatewayBuilder {
                         contexts[key] = context
                         tlsContext = context
                     } catch {
-                        throw BuildError("\(upstream.domain): \(error.message)")
+                        let message = "\(upstream.domain): \(error.message)"
+                        throw BuildError(upstream.caFile.map { $0.location.error(message).description } ?? message)
                     }
                 }
             }
             var secrets: [(String, String)] = []
             if let source = upstream.cnameAPIKey {
+                let location: ConfigLocation
+                switch source {
+                case .environment(_, let at): location = at
+                case .file(let file): location = file.location
+                }
                 guard let value = secret(source), !value.isEmpty else {
-                    throw BuildError("\(upstream.domain): the cname_api_key source is empty or missing")
+                    throw BuildError(location.error("the cname_api_key source is empty or missing").description)
+                }
+                // Sent as a header on every request of the domain: a control character would make each one
+                // malformed (the value itself is never shown).
+                guard ConfigSyntax.isFieldValue(value) else {
+                    throw BuildError(
+                        location.error(
+                            "the cname_api_key holds a control character (CR, LF, NUL …); a header value cannot"
+                        ).description)
                 }
                 secrets.append(("cname-api-key", value))
             }

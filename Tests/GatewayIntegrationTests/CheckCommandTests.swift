@@ -254,6 +254,19 @@ extension GatewayIntegration {
             )
         }
 
+        @Test("a cname_api_key holding a control character: exit 2 at its line, the value never shown")
+        func cnameKeyWithControlCharacter() throws {
+            guard let binary = gatewayBinaryOrSkip("check") else { return }
+            let copy = try ExampleCopy(binary: binary)
+            defer { copy.workspace.remove() }
+            let out = try copy.check(cnameKey: "edge-SECRET\r\nX-Injected: 1")
+            #expect(out.status == 2, "\(out.stdout)\(out.stderr)")
+            let line = try #require(lineNumber(of: "cname_api_key: { env: CNAME_API_KEY }", in: copy.text))
+            #expect(out.stderr.contains("tenant.yaml:\(line):"), "\(out.stderr)")
+            #expect(out.stderr.contains("control character"), "\(out.stderr)")
+            #expect(!out.stderr.contains("SECRET") && !out.stdout.contains("SECRET"))
+        }
+
         @Test("a missing certificate file: exit 2 naming the file and the key")
         func missingCertificate() throws {
             guard let binary = gatewayBinaryOrSkip("check") else { return }
