@@ -123,11 +123,23 @@ public struct CORSPolicy: Sendable {
         where seen.insert(origin).inserted {
             texts.append(origin)
         }
-        let clientIDs = perClient.keys.sorted()
+        // Each origin is asked only of the clients that could allow it: those listing it, and those with a
+        // wildcard under its parent (asking every client for every origin made a thousand clients with an origin
+        // each take 11 s to load, on every reload too). The question asked is the same.
+        var exactClients: [String: [String]] = [:]
+        var wildcardClients: [String: [String]] = [:]
+        for (client, set) in perClient {
+            for key in set.exact { exactClients[key, default: []].append(client) }
+            for parentKey in set.wildcards.keys { wildcardClients[parentKey, default: []].append(client) }
+        }
         self.knownOrigins = texts.map { origin in
-            CORSKnownOrigin(
+            let request = CORSRequestOrigin(origin)
+            let exact = request.flatMap { exactClients[$0.key] } ?? []
+            let wild = request?.wildcardSplit.flatMap { wildcardClients[$0.parentKey] } ?? []
+            let candidates = Set(exact + wild)
+            return CORSKnownOrigin(
                 union: Self.isAllowed(origin: origin, clientID: nil, union: union, perClient: perClient),
-                clients: clientIDs.filter {
+                clients: candidates.sorted().filter {
                     Self.isAllowed(origin: origin, clientID: $0, union: union, perClient: perClient)
                 })
         }

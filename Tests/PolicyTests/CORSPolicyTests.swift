@@ -78,6 +78,33 @@ import Testing
         #expect(body["detail"]?.stringValue == refusal.description)
     }
 
+    @Test func theKnownOriginsTableAnswersAsTheParsingPathForManyClients() throws {
+        // Exact origins shared by several clients, wildcards under shared and separate parents, default ports.
+        var clients: [String: [String]] = [:]
+        for i in 0..<60 {
+            var origins = ["https://app\(i % 13).acme.com", "https://shared.acme.com:443"]
+            if i % 4 == 0 { origins.append("https://*.w\(i % 3).acme.com") }
+            if i % 9 == 0 { origins.append("http://localhost:\(3000 + i % 2)") }
+            clients["c\(i)"] = origins
+        }
+        let policy = try CORSPolicy.compile(clientOrigins: clients)
+        let origins =
+            (0..<13).map { "https://app\($0).acme.com" } + (0..<3).map { "https://x.w\($0).acme.com" }
+            + ["https://shared.acme.com", "http://localhost:3000", "http://localhost:3001", "https://none.acme.com"]
+        for origin in origins {
+            #expect(
+                policy.isAllowed(origin: origin, clientID: nil)
+                    == policy.isAllowedParsing(origin: origin, clientID: nil))
+            for client in clients.keys {
+                #expect(
+                    policy.isAllowed(origin: origin, clientID: client)
+                        == policy.isAllowedParsing(origin: origin, clientID: client), "\(origin) for \(client)")
+            }
+        }
+        #expect(policy.isAllowed(origin: "https://x.w0.acme.com", clientID: "c0"))
+        #expect(!policy.isAllowed(origin: "https://x.w0.acme.com", clientID: "c1"))
+    }
+
     @Test func requestsThatAreNotPreflightsPassThrough() {
         #expect(
             Self.policy.preflight(Self.preflight(origin: "https://app.acme.com", method: nil), allowedMethods: ["GET"])
