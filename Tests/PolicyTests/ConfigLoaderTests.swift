@@ -54,6 +54,26 @@ let badConfigs: [BadConfig] = [
         yaml: m([("127.0.0.1:8080", "0.0.0.0:8080")], append: "admin: { address: 127.0.0.1:8080 }\n"), line: 12,
         path: "admin.address", message: "shares its port with the listener 0.0.0.0:8080"),
     BadConfig(
+        name: "two file sinks on one file",
+        yaml: m(
+            append: "logging:\n  sinks:\n    - file: { path: events.jsonl }\n    - file: { path: ./events.jsonl }\n"),
+        line: 15, path: "logging.sinks[1].file.path", message: "is also the file of logging.sinks[0].file.path"),
+    BadConfig(
+        name: "the recording on an event sink's file",
+        yaml: m(
+            append: "logging:\n  sinks: [ { file: { path: events.jsonl } } ]\n"
+                + "recording: { enabled: true, path: events.jsonl }\n"), line: 14, path: "recording.path",
+        message: "is also the file of logging.sinks[0].file.path"),
+    BadConfig(
+        name: "a tenant domain without an upstream behind a listener without a domain",
+        yaml: m([
+            ("    domain: acme.us.auth0.com\n", ""),
+            (
+                "  login.acme.com: { url: https://acme-cd.edge.tenants.us.auth0.com, cname_api_key: { env: CNAME_API_KEY } }\n",
+                ""
+            ),
+        ]), line: 9, path: "upstream", message: "no upstream for 'login.acme.com'"),
+    BadConfig(
         name: "client_ip_header naming a framing header",
         yaml: m([
             (

@@ -83,6 +83,27 @@ final class ConfigLoader {
         {
             reader.fail(node, "admin.address", "\(admin.address) shares its port with the listener \(listener.address)")
         }
+        if let logging, let recording, recording.enabled {
+            let recordingFile = Self.lexicallyNormalized(recording.path.path)
+            for case .file(let sink) in logging.sinks where Self.lexicallyNormalized(sink.path.path) == recordingFile {
+                reader.append(
+                    recording.path.location.error(
+                        "'\(recording.path.written)' is also the file of \(sink.path.location.path); one file, one writer"
+                    ))
+            }
+        }
+        // A listener without a domain serves whichever tenant domain the Host names: each needs an upstream, or
+        // its requests could only get 502.
+        if let tenant, let listeners, let upstreams, listeners.contains(where: { $0.domain == nil }),
+            let node = top["upstream"]
+        {
+            for domain in tenant.domains where !upstreams.contains(where: { $0.domain == domain }) {
+                reader.fail(
+                    node, "upstream",
+                    "no upstream for '\(domain)', which a listener without a domain serves (its requests would get 502)"
+                )
+            }
+        }
         guard let tenant, let listeners, let upstreams, let endpoints, let limits, let tokens, let access, let cors,
             let rateLimits, let logging, let recording
         else { return nil }
@@ -94,6 +115,21 @@ final class ConfigLoader {
     }
 
     // MARK: Shared value kinds
+
+    /// `path` without `.` segments, repeated slashes or `dir/..` pairs, for telling whether two paths name one
+    /// file as written (symbolic links are not followed: this layer touches no file system).
+    static func lexicallyNormalized(_ path: String) -> String {
+        var parts: [Substring] = []
+        for part in path.split(separator: "/", omittingEmptySubsequences: true) {
+            if part == "." { continue }
+            if part == "..", let last = parts.last, last != ".." {
+                parts.removeLast()
+                continue
+            }
+            parts.append(part)
+        }
+        return (path.hasPrefix("/") ? "/" : "") + parts.joined(separator: "/")
+    }
 
     func resolve(_ written: String) -> String {
         if written.hasPrefix("/") || baseDirectory.isEmpty { return written }
@@ -724,6 +760,18 @@ final class ConfigLoader {
         var sinks: [GatewayConfig.Logging.Sink] = [.stdout]
         if let n = m["sinks"], let items = reader.list(n, m.path("sinks")) {
             sinks = items.compactMap { sink($0.node, $0.path) }
+        }
+        // Two sinks on one file would interleave their batches and each rotate it under the other.
+        var filePaths: [String: GatewayConfig.FilePath] = [:]
+        for case .file(let sink) in sinks {
+            let key = Self.lexicallyNormalized(sink.path.path)
+            if let first = filePaths[key] {
+                reader.append(
+                    sink.path.location.error(
+                        "'\(sink.path.written)' is also the file of \(first.location.path); one file, one sink"))
+            } else {
+                filePaths[key] = sink.path
+            }
         }
         guard let spool = spool(m["spool"]) else { return nil }
         return GatewayConfig.Logging(
