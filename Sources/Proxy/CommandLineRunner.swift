@@ -72,6 +72,7 @@ public enum CommandLineRunner {
         }
         let problems = GatewayBuilder.check(config)
         if problems.isEmpty {
+            for warning in GatewayBuilder.certificateWarnings(config) { printError("warning: \(warning)\n") }
             printOut("\(configPath): OK\n")
             return 0
         }

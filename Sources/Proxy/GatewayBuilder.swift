@@ -185,6 +185,31 @@ enum GatewayBuilder {
         }
     }
 
+    /// Certificates outside their validity period, each at its line. They are loaded all the same (a renewal may
+    /// be on its way) but clients will refuse them, so `check`, `serve` and a reload say so.
+    /// `contexts`: the listeners' TLS contexts, in the configuration's order.
+    static func certificateWarnings(_ config: GatewayConfig, contexts: [TLSServerContext?]) -> [String] {
+        var warnings: [String] = []
+        for (listener, context) in zip(config.listeners, contexts) {
+            guard let tls = listener.tls, let context else { continue }
+            for (certificate, validity) in zip(tls.certificates, context.certificateValidity) {
+                let problem: String
+                switch validity {
+                case .current: continue
+                case .expired: problem = "the certificate has expired: clients will refuse it"
+                case .notYetValid: problem = "the certificate is not valid yet: clients will refuse it"
+                }
+                warnings.append(certificate.cert.location.error(problem).description)
+            }
+        }
+        return warnings
+    }
+
+    /// The certificate warnings of a configuration `check` found valid (its contexts are built once more).
+    static func certificateWarnings(_ config: GatewayConfig) -> [String] {
+        certificateWarnings(config, contexts: config.listeners.map { try? serverContext($0) })
+    }
+
     /// The listener's TLS context; an error names the certificate entry that does not load, at its line.
     static func serverContext(_ listener: GatewayConfig.Listener) throws -> TLSServerContext? {
         guard let tls = listener.tls else { return nil }

@@ -56,6 +56,7 @@ public final class GatewayService: Sendable {
         self.logger = logger
         let config = try GatewayBuilder.loadConfig(path: configPath)
         let built = try GatewayBuilder.build(config, previous: nil)
+        GatewayService.warnAboutCertificates(config, built.listeners, logger: logger)
         let recorder = try ExchangeRecorder.make(
             config: config, metrics: metrics, clock: clock, logger: logger, secret: GatewayBuilder.secret)
         let jwks = GatewayService.makeJWKS(
@@ -151,6 +152,7 @@ public final class GatewayService: Sendable {
             let old = runtime
             let built = try GatewayBuilder.build(config, previous: old.policy)
             let listeners = built.listeners
+            GatewayService.warnAboutCertificates(config, listeners, logger: logger)
             let sameKeys = config.tenant.jwks == self.config.tenant.jwks
             let jwks =
                 sameKeys
@@ -260,6 +262,12 @@ public final class GatewayService: Sendable {
                 _ = pipeline.shutdown(timeout: .seconds(5))
                 self?.retiredPipelines.withLock { $0[ObjectIdentifier(pipeline)] = nil }
             }
+        }
+    }
+
+    static func warnAboutCertificates(_ config: GatewayConfig, _ listeners: [ListenerProfile], logger: Logger) {
+        for warning in GatewayBuilder.certificateWarnings(config, contexts: listeners.map(\.tls)) {
+            logger.warning("certificate outside its validity period", metadata: ["where": "\(warning)"])
         }
     }
 

@@ -57,6 +57,13 @@ public struct TLSServerConfiguration: Sendable, Equatable {
     }
 }
 
+/// Where the moment a certificate was loaded falls in its validity period. Clients refuse a certificate outside
+/// it, so a listener serving one is as good as down; the gateway still loads it (a renewal may be on its way)
+/// but says so.
+public enum TLSCertificateValidity: Sendable, Equatable {
+    case current, expired, notYetValid
+}
+
 /// The server side's OpenSSL configuration for one listener: one `SSL_CTX` per certificate, chosen per
 /// connection by SNI, plus ALPN selection.
 ///
@@ -73,6 +80,8 @@ public final class TLSServerContext: @unchecked Sendable {
     private let contexts: [OpaquePointer]
     /// Each context's certificate names, read once at load: `covers(host:on:)` answers from them.
     private let certificateNames: [CertificateNames]
+    /// Per configured certificate, in order: whether it was within its validity period when loaded.
+    public let certificateValidity: [TLSCertificateValidity]
     private let callbackState: ServerCallbackState
 
     /// The ALPN protocols offered, in preference order.
@@ -93,6 +102,7 @@ public final class TLSServerContext: @unchecked Sendable {
 
         var contexts: [OpaquePointer] = []
         var certificateNames: [CertificateNames] = []
+        var certificateValidity: [TLSCertificateValidity] = []
         var exact: [String: OpaquePointer] = [:]
         var wildcard: [String: OpaquePointer] = [:]
         var names: [String] = []
@@ -102,8 +112,9 @@ public final class TLSServerContext: @unchecked Sendable {
                     method: TLS_server_method(), minimum: configuration.minimumVersion,
                     maximum: configuration.maximumVersion)
                 contexts.append(context)
-                let covered = try Self.loadCertificate(entry, into: context)
+                let (covered, validity) = try Self.loadCertificate(entry, into: context)
                 certificateNames.append(covered)
+                certificateValidity.append(validity)
                 let domains = entry.domains.isEmpty ? covered.dnsNames : entry.domains.map(normalizedHostName)
                 for domain in domains {
                     let isCovered =
@@ -157,6 +168,7 @@ public final class TLSServerContext: @unchecked Sendable {
         self.defaultContext = contexts[0]
         self.contexts = contexts
         self.certificateNames = certificateNames
+        self.certificateValidity = certificateValidity
         self.callbackState = state
         self.alpnProtocols = configuration.alpnProtocols
         self.serverNames = names
@@ -187,11 +199,19 @@ public final class TLSServerContext: @unchecked Sendable {
 
     /// Loads the chain and key of `entry` into `context` and returns the leaf's names.
     private static func loadCertificate(_ entry: TLSCertificateEntry, into context: OpaquePointer)
-        throws(TLSConfigurationError) -> CertificateNames
+        throws(TLSConfigurationError) -> (CertificateNames, TLSCertificateValidity)
     {
         let chain = try PEMLoader.certificates(from: entry.certificate)
         defer { chain.forEach { X509_free($0) } }
         let names = CertificateNames(certificate: chain[0])
+        let validity: TLSCertificateValidity =
+            if X509_cmp_current_time(X509_get0_notAfter(chain[0])) < 0 {
+                .expired
+            } else if X509_cmp_current_time(X509_get0_notBefore(chain[0])) > 0 {
+                .notYetValid
+            } else {
+                .current
+            }
         guard SSL_CTX_use_certificate(context, chain[0]) == 1 else {
             let reason = OpenSSLErrorQueue.drainReasons() ?? "rejected"
             throw TLSConfigurationError("cannot use certificate \(entry.certificate.displayName): \(reason)")
@@ -214,7 +234,7 @@ public final class TLSServerContext: @unchecked Sendable {
                 "certificate \(entry.certificate.displayName) and private key \(entry.privateKey.displayName) "
                     + "do not match: \(reason)")
         }
-        return names
+        return (names, validity)
     }
 }
 

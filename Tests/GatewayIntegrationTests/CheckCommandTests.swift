@@ -267,6 +267,25 @@ extension GatewayIntegration {
             #expect(!out.stderr.contains("SECRET") && !out.stdout.contains("SECRET"))
         }
 
+        @Test("an expired certificate: check passes with a warning at the certificate's line")
+        func expiredCertificateWarns() throws {
+            guard let binary = gatewayBinaryOrSkip("check") else { return }
+            let copy = try ExampleCopy(binary: binary)
+            defer { copy.workspace.remove() }
+            let expired = try DevelopmentCertificateAuthority(commonName: "expired CA")
+                .issue(dnsNames: ["login.acme.com"], validityDays: -1)
+            try expired.write(
+                certificatePath: copy.workspace.path("certs/login.pem"),
+                privateKeyPath: copy.workspace.path("certs/login.key"),
+                caCertificatePath: copy.workspace.path("certs/login-ca.pem"))
+            let out = try copy.check()
+            #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
+            let line = try #require(lineNumber(of: "certificates: [{ cert: certs/login.pem", in: copy.text))
+            #expect(out.stderr.contains("warning: "), "\(out.stderr)")
+            #expect(out.stderr.contains("tenant.yaml:\(line):"), "\(out.stderr)")
+            #expect(out.stderr.contains("the certificate has expired"), "\(out.stderr)")
+        }
+
         @Test("a missing certificate file: exit 2 naming the file and the key")
         func missingCertificate() throws {
             guard let binary = gatewayBinaryOrSkip("check") else { return }

@@ -14,6 +14,13 @@ struct TLSServerContextTests {
         try TLSServerContext(certificates: [exact.certificateEntry(), wildcard.certificateEntry()])
     }
 
+    @Test("each certificate's validity period is read when it loads: current, expired")
+    func certificateValidity() throws {
+        let expired = try TLSTestFixtures.authority.issue(dnsNames: ["old.example.test"], validityDays: -1)
+        let context = try TLSServerContext(certificates: [Self.exact.certificateEntry(), expired.certificateEntry()])
+        #expect(context.certificateValidity == [TLSCertificateValidity.current, .expired])
+    }
+
     struct SNICase: CustomTestStringConvertible, Sendable {
         let serverName: String
         let expectedNames: [String]
