@@ -96,6 +96,14 @@ extension GatewayConfig {
         /// An environment variable's name, and where the configuration named it.
         case environment(String, ConfigLocation)
         case file(FilePath)
+
+        /// Where the configuration names the secret, for errors about it (never about its value).
+        public var location: ConfigLocation {
+            switch self {
+            case .environment(_, let at): return at
+            case .file(let file): return file.location
+            }
+        }
     }
 
     public struct Tenant: Sendable, Equatable {

@@ -70,13 +70,13 @@ public enum CommandLineRunner {
         } catch {
             return fail("check: \(configPath): invalid", errors: ["\(error)"], status: 2)
         }
-        let problems = GatewayBuilder.check(config)
-        if problems.isEmpty {
-            for warning in GatewayBuilder.certificateWarnings(config) { printError("warning: \(warning)\n") }
+        let result = GatewayBuilder.check(config)
+        if result.problems.isEmpty {
+            for warning in result.warnings { printError("warning: \(warning)\n") }
             printOut("\(configPath): OK\n")
             return 0
         }
-        return fail("check: \(configPath): invalid", errors: problems, status: 2)
+        return fail("check: \(configPath): invalid", errors: result.problems, status: 2)
     }
 
     // MARK: - token

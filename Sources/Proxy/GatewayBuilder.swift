@@ -35,21 +35,29 @@ enum GatewayBuilder {
         }
     }
 
-    /// Every problem `check` reports beyond the file's own grammar: missing files and env vars, certificates
-    /// that do not load, tables that do not parse, origins that are invalid.
-    static func check(_ config: GatewayConfig) -> [String] {
+    /// What `check` says beyond the file's own grammar: the problems (missing files and env vars, certificates
+    /// that do not load, tables that do not parse, origins that are invalid), and warnings that do not fail it.
+    struct CheckResult {
+        var problems: [String]
+        /// Certificates outside their validity period (see `certificateWarnings`).
+        var warnings: [String] = []
+    }
+
+    static func check(_ config: GatewayConfig) -> CheckResult {
         var problems = fileProblems(config) + destinationProblems(config)
-        guard problems.isEmpty else { return problems }
+        guard problems.isEmpty else { return CheckResult(problems: problems) }
         do {
             _ = try buildPolicy(config, previous: nil)
         } catch {
             problems.append("\(config.file): \(error)")
         }
-        for listener in config.listeners {
+        // The contexts built to check the certificates also say which are out of date.
+        let contexts = config.listeners.map { listener -> TLSServerContext? in
             do {
-                _ = try serverContext(listener)
+                return try serverContext(listener)
             } catch {
                 problems.append("\(error)")
+                return nil
             }
         }
         do {
@@ -64,7 +72,7 @@ enum GatewayBuilder {
         } catch {
             problems.append(error.description)
         }
-        return problems
+        return CheckResult(problems: problems, warnings: certificateWarnings(config, contexts: contexts))
     }
 
     /// The keys of the configured JWKS file, read once as the gateway will serve them (nil for a URL): a file that
@@ -205,11 +213,6 @@ enum GatewayBuilder {
         return warnings
     }
 
-    /// The certificate warnings of a configuration `check` found valid (its contexts are built once more).
-    static func certificateWarnings(_ config: GatewayConfig) -> [String] {
-        certificateWarnings(config, contexts: config.listeners.map { try? serverContext($0) })
-    }
-
     /// The listener's TLS context; an error names the certificate entry that does not load, at its line.
     static func serverContext(_ listener: GatewayConfig.Listener) throws -> TLSServerContext? {
         guard let tls = listener.tls else { return nil }
@@ -297,11 +300,7 @@ enum GatewayBuilder {
             }
             var secrets: [(String, String)] = []
             if let source = upstream.cnameAPIKey {
-                let location: ConfigLocation
-                switch source {
-                case .environment(_, let at): location = at
-                case .file(let file): location = file.location
-                }
+                let location = source.location
                 guard let value = secret(source), !value.isEmpty else {
                     throw BuildError(location.error("the cname_api_key source is empty or missing").description)
                 }

@@ -152,6 +152,13 @@ public final class GatewayService: Sendable {
             let old = runtime
             let built = try GatewayBuilder.build(config, previous: old.policy)
             let listeners = built.listeners
+            // Refused before anything is made for it: no key provider, no log pipeline opened for nothing.
+            let current = gatewayBox.withLock { $0 }
+            guard let current else { throw BuildError("the gateway is not running") }
+            let oldListeners = current.state.snapshot.listeners
+            guard listeners.map(\.address) == oldListeners.map(\.address) else {
+                throw BuildError("listener addresses changed: a restart is needed to bind new addresses")
+            }
             GatewayService.warnAboutCertificates(config, listeners, logger: logger)
             let sameKeys = config.tenant.jwks == self.config.tenant.jwks
             let jwks =
@@ -173,12 +180,6 @@ public final class GatewayService: Sendable {
             }
             let runtime = PolicyRuntime(
                 policy: built.policy, jwks: jwks, origins: built.origins, traffic: recorder.traffic)
-            let current = gatewayBox.withLock { $0 }
-            guard let current else { throw BuildError("the gateway is not running") }
-            let oldListeners = current.state.snapshot.listeners
-            guard listeners.map(\.address) == oldListeners.map(\.address) else {
-                throw BuildError("listener addresses changed: a restart is needed to bind new addresses")
-            }
             // The keys are read again on every reload, not only when their source changed: an operator who took a
             // key out of the file (or the tenant's set) expects it refused from now on. A file's keys, as the build
             // just read and checked them, serve before the new snapshot starts; a URL is fetched in the background

@@ -134,12 +134,9 @@ public final class LogPipeline: EventRecorder, @unchecked Sendable {
     /// Checks what ``start()`` will open without keeping anything open or writing a line: sink names, webhook
     /// URLs and headers, that each file can be opened for appending and each spool directory made.
     public static func validate(_ settings: LogPipelineSettings) throws {
-        var names = Set<String>()
+        try checkNames(settings)
         for sinkSettings in settings.sinks {
             let name = sinkSettings.name
-            guard names.insert(name).inserted else {
-                throw ConfigurationError(description: "two sinks share the name \(name); give one a name")
-            }
             do {
                 switch sinkSettings {
                 case .stdout: break
@@ -156,6 +153,14 @@ public final class LogPipeline: EventRecorder, @unchecked Sendable {
                     throw ConfigurationError(description: "spool of sink \(name): \(error)")
                 }
             }
+        }
+    }
+
+    /// A sink's name names its spool directory: two sinks may not share one.
+    private static func checkNames(_ settings: LogPipelineSettings) throws {
+        var names = Set<String>()
+        for name in settings.sinks.map(\.name) where !names.insert(name).inserted {
+            throw ConfigurationError(description: "two sinks share the name \(name); give one a name")
         }
     }
 
@@ -177,13 +182,10 @@ public final class LogPipeline: EventRecorder, @unchecked Sendable {
     }
 
     private func openWorkers() throws -> [SinkWorker] {
+        try Self.checkNames(settings)
         var workers: [SinkWorker] = []
-        var names = Set<String>()
         for sinkSettings in settings.sinks {
             let name = sinkSettings.name
-            guard names.insert(name).inserted else {
-                throw ConfigurationError(description: "two sinks share the name \(name); give one a name")
-            }
             let counters = SinkCounters()
             let sink: any EventSink
             do {
