@@ -206,4 +206,38 @@ struct PollerTests {
             tally.sockets.forEach { $0.close() }
         }
     }
+
+    @Test("turns whose yields catch nothing halve the yield budget, down to one; a busy turn's yields stay bounded")
+    func yieldBudgetShrinksWhenIdle() {
+        let loop = EventLoop(index: 0, label: "poller-test")
+        let (mine, peer) = socketPair()
+        defer { Glibc.close(peer) }
+        let tally = Tally()
+        onLoop(loop) {
+            let socket = Socket(fd: mine, loop: loop)
+            socket.onReadable = {
+                var byte: [UInt8] = [0]
+                if case .bytes = byte.withUnsafeMutableBytes({ socket.read(into: $0) }) { tally.readable += 1 }
+            }
+            socket.start()
+            tally.sockets.append(socket)
+        }
+        var budgets: [Int] = []
+        for sent in 1...7 {
+            // One byte, then quiet: the turn serves it and every yield after it comes back empty.
+            send("x", to: peer)
+            var served = 0
+            for _ in 0..<400 where served < sent {
+                settle(loop, milliseconds: 5)
+                onLoop(loop) { served = tally.readable }
+            }
+            onLoop(loop) { budgets.append(loop.poller.yieldBudget) }
+        }
+        onLoop(loop) {
+            #expect(tally.readable == 7)
+            tally.sockets.forEach { $0.close() }
+        }
+        #expect(Poller.maxYields == 32)
+        #expect(budgets == [16, 8, 4, 2, 1, 1, 1])
+    }
 }
