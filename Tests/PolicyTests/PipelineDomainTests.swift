@@ -279,4 +279,15 @@ struct PipelineTokenTests {
         #expect(run.headers["WWW-Authenticate"]?.hasPrefix("Bearer error=\"invalid_token\"") == true)
         #expect(run.notes.rateDecision == nil)
     }
+
+    @Test(
+        "the host of an authority: the port goes, an IP literal keeps its brackets",
+        arguments: [
+            ("acme.example.com", "acme.example.com"), ("acme.example.com:443", "acme.example.com"),
+            ("acme.example.com:", "acme.example.com"), ("[::1]:8443", "[::1]"), ("[::1]", "[::1]"),
+            ("[2001:db8::1", "[2001:db8::1]"), ("a:b:8443", "a:b"), ("", ""), ("bücher.example:80", "bücher.example"),
+        ] as [(String, String)])
+    func hostWithoutPort(authority: String, host: String) {
+        #expect(RequestPolicy.hostWithoutPort(authority) == host)
+    }
 }
