@@ -191,6 +191,14 @@ let badConfigs: [BadConfig] = [
         yaml: m(append: "rate_limits: { store: redis, url: \"redis://:pw@127.0.0.1:6379\" }\n"),
         line: 12, path: "rate_limits.url", message: "credentials in a URL are refused"),
     BadConfig(
+        name: "a query in the Redis URL",
+        yaml: m(append: "rate_limits: { store: redis, url: \"redis://127.0.0.1:6379?db=2\" }\n"),
+        line: 12, path: "rate_limits.url", message: "a query is not read here"),
+    BadConfig(
+        name: "a Redis URL path that is not a database number",
+        yaml: m(append: "rate_limits: { store: redis, url: \"redis://127.0.0.1:6379/cache\" }\n"),
+        line: 12, path: "rate_limits.url", message: "must be empty or a database number"),
+    BadConfig(
         name: "endpoints_file without a reader",
         yaml: m([("  tier: free\n", "  tier: free\n  endpoints_file: e.yaml\n")]),
         line: 6, path: "tenant.endpoints_file", message: "given no file reader"),
