@@ -237,7 +237,64 @@ struct PollerTests {
             #expect(tally.readable == 7)
             tally.sockets.forEach { $0.close() }
         }
-        #expect(Poller.maxYields == 32)
+        #expect(TurnYields.most == 32)
         #expect(budgets == [16, 8, 4, 2, 1, 1, 1])
+    }
+}
+
+@Suite("turn yields: the budget adapts to what yielding brought")
+struct TurnYieldsTests {
+    @Test("caught events double the budget up to the most; yields that catch nothing halve it down to one")
+    func adapts() {
+        var yields = TurnYields()
+        #expect(yields.budget == TurnYields.most)
+        var seen: [Int] = []
+        for _ in 0..<6 {
+            yields.afterTurn(caught: false, exhausted: true)
+            seen.append(yields.budget)
+        }
+        #expect(seen == [16, 8, 4, 2, 1, 1])
+        // A turn that ended on events (its budget not spent) and caught none after yielding changes nothing.
+        yields.afterTurn(caught: false, exhausted: false)
+        #expect(yields.budget == 1)
+        seen = []
+        for _ in 0..<7 {
+            yields.afterTurn(caught: true, exhausted: true)
+            seen.append(yields.budget)
+        }
+        #expect(seen == [2, 4, 8, 16, 32, 32, 32])
+    }
+
+    @Test("longYieldsToRest long yields within a window start a rest of restTurns turns, then one yield is tried")
+    func longYieldsRest() {
+        var yields = TurnYields()
+        let long = TurnYields.longYieldNanoseconds
+        for _ in 0..<(TurnYields.longYieldsToRest - 1) {
+            let started = yields.yielded(nanoseconds: long)
+            #expect(!started)
+        }
+        let started = yields.yielded(nanoseconds: long)
+        #expect(started)
+        #expect(yields.budget == 0)
+        for _ in 0..<(TurnYields.restTurns - 1) {
+            yields.afterTurn(caught: false, exhausted: true)
+            #expect(yields.budget == 0)
+        }
+        yields.afterTurn(caught: false, exhausted: true)
+        #expect(yields.budget == 1)
+        yields.afterTurn(caught: true, exhausted: true)
+        #expect(yields.budget == 2)
+    }
+
+    @Test("short yields, and long ones too rare to fill a window, never start a rest")
+    func rareLongYieldsDoNotRest() {
+        var yields = TurnYields()
+        for i in 0..<(TurnYields.window * 20) {
+            // One long yield in every window-sized stretch, the rest short.
+            let started = yields.yielded(
+                nanoseconds: i % TurnYields.window == 7 ? TurnYields.longYieldNanoseconds : 5_000)
+            #expect(!started)
+        }
+        #expect(yields.budget == TurnYields.most)
     }
 }
