@@ -270,10 +270,10 @@ struct TurnYieldsTests {
         var yields = TurnYields()
         let long = TurnYields.longYieldNanoseconds
         for _ in 0..<(TurnYields.longYieldsToRest - 1) {
-            let started = yields.yielded(nanoseconds: long)
+            let started = yields.yielded(nanoseconds: long, caught: false)
             #expect(!started)
         }
-        let started = yields.yielded(nanoseconds: long)
+        let started = yields.yielded(nanoseconds: long, caught: false)
         #expect(started)
         #expect(yields.budget == 0)
         for _ in 0..<(TurnYields.restTurns - 1) {
@@ -292,7 +292,17 @@ struct TurnYieldsTests {
         for i in 0..<(TurnYields.window * 20) {
             // One long yield in every window-sized stretch, the rest short.
             let started = yields.yielded(
-                nanoseconds: i % TurnYields.window == 7 ? TurnYields.longYieldNanoseconds : 5_000)
+                nanoseconds: i % TurnYields.window == 7 ? TurnYields.longYieldNanoseconds : 5_000, caught: false)
+            #expect(!started)
+        }
+        #expect(yields.budget == TurnYields.most)
+    }
+
+    @Test("long yields that brought events (a client's or upstream's long burst) never start a rest")
+    func longYieldsThatCatchDoNotRest() {
+        var yields = TurnYields()
+        for _ in 0..<(TurnYields.window * 4) {
+            let started = yields.yielded(nanoseconds: TurnYields.longYieldNanoseconds * 3, caught: true)
             #expect(!started)
         }
         #expect(yields.budget == TurnYields.most)
