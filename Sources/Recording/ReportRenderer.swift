@@ -63,7 +63,7 @@ public enum ReportRenderer {
         samples: [ReportSample], tally: LineTally
     )
     where Lines.Element: StringProtocol {
-        let (parsed, tally) = LineTally.read(lines, parse)
+        let (parsed, tally) = LineTally.read(lines) { parse($0) }
         var exchanges: [ReportSample] = []
         var access: [ReportSample] = []
         var events: [ReportSample] = []

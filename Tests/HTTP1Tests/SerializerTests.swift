@@ -246,14 +246,18 @@ struct HeadBuilderTests {
 
     @Test("a bad method, target, status or reason is refused before anything is built")
     func refusedStart() {
-        #expect(throws: HTTP1SerializationError.self) { try HTTP1HeadBuilder(method: "G ET", target: "/", capacity: 8) }
         #expect(throws: HTTP1SerializationError.self) {
-            try HTTP1HeadBuilder(method: "GET", target: "/a b", capacity: 8)
+            _ = try HTTP1HeadBuilder(method: "G ET", target: "/", capacity: 8)
         }
-        #expect(throws: HTTP1SerializationError.self) { try HTTP1HeadBuilder(method: "GET", target: "", capacity: 8) }
-        #expect(throws: HTTP1SerializationError.self) { try HTTP1HeadBuilder(status: 99, reason: "x", capacity: 8) }
         #expect(throws: HTTP1SerializationError.self) {
-            try HTTP1HeadBuilder(status: 200, reason: "O\r\nK", capacity: 8)
+            _ = try HTTP1HeadBuilder(method: "GET", target: "/a b", capacity: 8)
+        }
+        #expect(throws: HTTP1SerializationError.self) {
+            _ = try HTTP1HeadBuilder(method: "GET", target: "", capacity: 8)
+        }
+        #expect(throws: HTTP1SerializationError.self) { _ = try HTTP1HeadBuilder(status: 99, reason: "x", capacity: 8) }
+        #expect(throws: HTTP1SerializationError.self) {
+            _ = try HTTP1HeadBuilder(status: 200, reason: "O\r\nK", capacity: 8)
         }
     }
 }

@@ -26,7 +26,7 @@ final class PassThroughFixture: @unchecked Sendable {
     ) throws {
         let dir = TestProcess.temporaryDirectory("passthrough")
         recordFile = dir.appendingPathComponent("upstream.bin")
-        FileManager.default.createFile(atPath: recordFile.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: recordFile.path, contents: nil)
         upstreamPort = TestProcess.freePort()
         let script = TestProcess.repositoryRoot.appendingPathComponent(
             "Tests/GatewayIntegrationTests/Fixtures/upstream.py")
