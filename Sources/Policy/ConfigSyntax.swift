@@ -89,6 +89,16 @@ public struct ConfigURL: Sendable, Hashable, CustomStringConvertible {
 
     public var isLoopback: Bool { ConfigSyntax.isLoopbackHost(host) }
 
+    /// The database a `redis://host:port[/N]` URL names: nil for none (no path, or `/`), else N in 0...1,000,000;
+    /// failure for any other path. The loader refuses such a URL at its line; the Redis store reads the number.
+    public func redisDatabase() -> Result<Int?, ConfigSyntax.Problem> {
+        if path.isEmpty || path == "/" { return .success(nil) }
+        guard let n = Int(path.dropFirst()), n >= 0, n <= 1_000_000 else {
+            return .failure("the path must be empty or a database number (0 to 1000000), e.g. redis://host:6379/2")
+        }
+        return .success(n)
+    }
+
     /// `host[:port]` as sent in `Host` / `:authority`.
     public var authority: String {
         let h = host.contains(":") ? "[\(host)]" : host

@@ -64,13 +64,7 @@ extension RedisRateLimitStore.Options {
         environment: (String) -> String? = RateLimitBackends.processEnvironment
     ) throws(RedisStoreSetupError) {
         guard url.scheme == "redis" else { throw .tlsUnsupported(url: url.redacted) }
-        var database: Int?
-        if !url.path.isEmpty, url.path != "/" {
-            guard let n = Int(url.path.dropFirst()), n >= 0, n <= 1_000_000 else {
-                throw .invalidDatabase(url: url.redacted)
-            }
-            database = n
-        }
+        guard case .success(let database) = url.redisDatabase() else { throw .invalidDatabase(url: url.redacted) }
         var secret: RedisPassword?
         switch password {
         case nil: break

@@ -653,12 +653,12 @@ final class ConfigLoader {
                     reader.fail(
                         n, m.path("url"),
                         "a query is not read here; give the database as the path, e.g. redis://host:6379/2")
-                case .success(let url) where !Self.isRedisDatabasePath(url.path):
-                    reader.fail(
-                        n, m.path("url"),
-                        "the path must be empty or a database number (0 to 1000000), e.g. redis://host:6379/2")
                 case .success(let url):
-                    store = .redis(url: url, password: m["password"].flatMap { secret($0, m.path("password")) })
+                    switch url.redisDatabase() {
+                    case .failure(let problem): reader.fail(n, m.path("url"), problem.message)
+                    case .success:
+                        store = .redis(url: url, password: m["password"].flatMap { secret($0, m.path("password")) })
+                    }
                 case .failure(let problem): reader.fail(n, m.path("url"), problem.message)
                 }
             }
@@ -671,13 +671,6 @@ final class ConfigLoader {
             store: store, burstS: reader.double(m, "burst_s", in: 0.001...60, default: 1.0), simulateTier: simulate)
         if let tenant { checkLimiter(limits, tenant: tenant, in: m) }
         return limits
-    }
-
-    /// `""`, `"/"` or `"/N"` with N a database number, as `RedisRateLimitStore.Options` reads it.
-    static func isRedisDatabasePath(_ path: String) -> Bool {
-        guard path.count > 1 else { return path.isEmpty || path == "/" }
-        guard let n = Int(path.dropFirst()), n >= 0, n <= 1_000_000 else { return false }
-        return true
     }
 
     /// The rate limiter's own rules, through the call `serve` builds the limiter with
