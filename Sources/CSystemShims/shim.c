@@ -36,6 +36,7 @@ long cshim_raise_open_files_limit(void) {
 }
 
 #include <sys/epoll.h>
+#include <time.h>
 #include <errno.h>
 
 int cshim_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
@@ -45,6 +46,14 @@ int cshim_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t token) {
     return epoll_ctl(epfd, op, fd, &event);
 }
 
+static int unpack(const struct epoll_event *ready, int n, uint64_t *tokens, uint32_t *events) {
+    for (int i = 0; i < n; i++) {
+        tokens[i] = ready[i].data.u64;
+        events[i] = ready[i].events;
+    }
+    return n;
+}
+
 int cshim_epoll_poll(int epfd, uint64_t *tokens, uint32_t *events, int capacity) {
     struct epoll_event ready[64];
     if (capacity > 64) capacity = 64;
@@ -52,9 +61,21 @@ int cshim_epoll_poll(int epfd, uint64_t *tokens, uint32_t *events, int capacity)
     do {
         n = epoll_wait(epfd, ready, capacity, 0);
     } while (n < 0 && errno == EINTR);
-    for (int i = 0; i < n; i++) {
-        tokens[i] = ready[i].data.u64;
-        events[i] = ready[i].events;
+    return unpack(ready, n, tokens, events);
+}
+
+// Set once a kernel older than 5.11 has answered ENOSYS: every later wait returns 0 at once.
+static _Atomic int epoll_pwait2_missing;
+
+int cshim_epoll_wait_nanoseconds(int epfd, uint64_t *tokens, uint32_t *events, int capacity, long nanoseconds) {
+    if (epoll_pwait2_missing) return 0;
+    struct epoll_event ready[64];
+    if (capacity > 64) capacity = 64;
+    struct timespec timeout = {.tv_sec = nanoseconds / 1000000000L, .tv_nsec = nanoseconds % 1000000000L};
+    int n = epoll_pwait2(epfd, ready, capacity, &timeout, NULL);
+    if (n < 0) {
+        if (errno == ENOSYS) epoll_pwait2_missing = 1;
+        return errno == EINTR || errno == ENOSYS ? 0 : -1;
     }
-    return n;
+    return unpack(ready, n, tokens, events);
 }

@@ -17,6 +17,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -63,6 +64,45 @@ def _stat(pid):
     # The command name may hold spaces and parentheses: the fields start after the last ')'.
     rest = data[data.rindex(")") + 2 :].split()
     return int(rest[1]), int(rest[11]) + int(rest[12])
+
+
+class IdleSampler:
+    """The whole machine's idle share over part of a run, from /proc/stat sampled every 50 ms.
+
+    The load generator, the origin and the proxy share the cores, so a proxy can lose throughput with a lower CPU
+    cost per request when the machine sits idle between hand-offs: this figure shows that directly. A fresh-token
+    run is busy only until its tokens run out, so the share is taken over a window the caller names afterwards."""
+
+    def __init__(self):
+        self.samples = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def _read():
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        return fields[3] + fields[4], sum(fields)  # idle + iowait, all
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.samples.append((time.monotonic(), *self._read()))
+            self._stop.wait(0.05)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def idle_pct(self, start, end):
+        """Idle percent between two monotonic times, or None when fewer than two samples fall inside."""
+        inside = [s for s in self.samples if start <= s[0] <= end]
+        if len(inside) < 2 or inside[-1][2] == inside[0][2]:
+            return None
+        return (inside[-1][1] - inside[0][1]) * 100.0 / (inside[-1][2] - inside[0][2])
 
 
 def tree_ticks(roots):
@@ -409,7 +449,8 @@ def cmd_measure(a):
         cmds = [_wrk_cmd(a, a.duration)]
     t0 = time.monotonic()
     cpu0, org0 = tree_ticks(proxy_pids), tree_ticks(origin_pids)
-    outs = _run_parallel(cmds, limit)
+    with IdleSampler() as idle:
+        outs = _run_parallel(cmds, limit)
     cpu1, org1 = tree_ticks(proxy_pids), tree_ticks(origin_pids)
     wall = time.monotonic() - t0
 
@@ -431,6 +472,9 @@ def cmd_measure(a):
             # The thread stopped when the tokens ran out: the rate is over the time it was busy.
             r["rps"] = sum(r["statuses"].values()) / r["active_s"]
             r["duration_s"] = r["active_s"]
+    # The first and last tenth of a second hold the tools' start and stop, not the load.
+    busy = r["active_s"] if a.mode == "fresh" and r.get("active_s") else wall
+    r["machine_idle_pct"] = idle.idle_pct(t0 + 0.1, t0 + busy - 0.1)
     if not alive():
         r["note"] = "the proxy exited during the run"
         print(f"  {a.scenario:<22} {a.tool:<6} {a.mode:<6} the proxy (PID {proxy_pids[0]}) exited during the run")
@@ -450,6 +494,7 @@ def cmd_measure(a):
     print(
         f"  {a.scenario:<22} {a.tool:<6} {a.mode:<6} {r.get('rps', 0):>10.0f} req/s  "
         f"p99 {r.get('p99_ms', float('nan')):7.2f} ms  cpu {r.get('proxy_cpu_us_per_req', float('nan')):7.1f} us/req"
+        f"  idle {_fmt(r.get('machine_idle_pct'), '4.1f')}%"
         + (f"  [{status}]" if status and set(r["statuses"]) != {"200"} else "")
     )
 
@@ -484,7 +529,8 @@ def _ratio(a, b):
 
 # With several rounds, the figures a row reports are the medians across its usable rounds: one slow or fast
 # round (another process, the CPU clock) moves a median much less than a mean.
-MEDIAN_KEYS = ("rps", "p99_ms", "proxy_cpu_us_per_req", "origin_cpu_us_per_req", "requests", "duration_s")
+MEDIAN_KEYS = ("rps", "p99_ms", "proxy_cpu_us_per_req", "origin_cpu_us_per_req", "machine_idle_pct", "requests",
+               "duration_s")
 # Problem counts are the largest of any round instead, so that one bad round is not hidden by the median.
 WORST_KEYS = ("non2xx", "socket_errors")
 
@@ -555,9 +601,9 @@ def cmd_table(args):
     else:
         spread_head = spread_sub = ""
     head = (f"{'scenario':<32} {'tool':<6} {'tokens':<6} {'req/s':>9}{spread_head} {'p99 ms':>8} {'proxy CPU':>10} "
-            f"{'origin CPU':>10} {'non-2xx':>8}")
-    lines += [head, f"{'':<32} {'':<6} {'':<6} {'':>9}{spread_sub} {'':>8} {'µs/req':>10} {'µs/req':>10} {'':>8}",
-              "-" * len(head)]
+            f"{'origin CPU':>10} {'idle':>6} {'non-2xx':>8}")
+    lines += [head, f"{'':<32} {'':<6} {'':<6} {'':>9}{spread_sub} {'':>8} {'µs/req':>10} {'µs/req':>10} "
+              f"{'%':>6} {'':>8}", "-" * len(head)]
     for r in rows:
         mode = "-" if r["mode"] == "plain" else r["mode"]
         extra = ""
@@ -579,7 +625,8 @@ def cmd_table(args):
         lines.append(
             f"{LABELS.get(r['scenario'], r['scenario']):<32} {r['tool']:<6} {mode:<6} {_fmt(r.get('rps'), '9.0f')}{spread} "
             f"{_fmt(r.get('p99_ms'), '8.2f')} {_fmt(r.get('proxy_cpu_us_per_req'), '10.1f')} "
-            f"{_fmt(r.get('origin_cpu_us_per_req'), '10.1f')} {_fmt(r.get('non2xx'), '8.0f')}{extra}"
+            f"{_fmt(r.get('origin_cpu_us_per_req'), '10.1f')} {_fmt(r.get('machine_idle_pct'), '6.1f')} "
+            f"{_fmt(r.get('non2xx'), '8.0f')}{extra}"
         )
 
     def get(s, t, m, k):

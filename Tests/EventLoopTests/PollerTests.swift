@@ -207,6 +207,56 @@ struct PollerTests {
         }
     }
 
+    /// Sends one byte, and a second 100 ms after the loop read the first (on a loaded test machine the yields alone
+    /// can keep a turn going for tens of milliseconds); returns how many bytes were read and the loop's turn count
+    /// at each read.
+    private func turnsAtTwoReads(lingerNanoseconds: Int) -> (reads: Int, turns: [Int]) {
+        let loop = EventLoop(index: 0, label: "poller-test")
+        let (mine, peer) = socketPair()
+        defer { Glibc.close(peer) }
+        let tally = Tally()
+        let turnsAtReads = Mutex<[Int]>([])
+        onLoop(loop) {
+            loop.poller.lingerNanoseconds = lingerNanoseconds
+            let socket = Socket(fd: mine, loop: loop)
+            socket.onReadable = {
+                var byte: [UInt8] = [0]
+                guard case .bytes = byte.withUnsafeMutableBytes({ socket.read(into: $0) }) else { return }
+                tally.readable += 1
+                turnsAtReads.withLock { $0.append(loop.poller.turnCount) }
+                if tally.readable == 1 {
+                    DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(100)) { send("2", to: peer) }
+                }
+            }
+            socket.start()
+            tally.sockets.append(socket)
+        }
+        send("1", to: peer)
+        // While a turn lingers its queue is busy: this also waits for the turn to end.
+        settle(loop, milliseconds: 300)
+        var reads = 0
+        onLoop(loop) {
+            reads = tally.readable
+            tally.sockets.forEach { $0.close() }
+        }
+        return (reads, turnsAtReads.withLock { $0 })
+    }
+
+    @Test("an event that arrives while a turn lingers on the set is served in that turn, without a Dispatch wake-up")
+    func lingerCatchesTheNextEvent() {
+        // Long enough that the second byte surely falls inside it.
+        let (reads, turns) = turnsAtTwoReads(lingerNanoseconds: 1_000_000_000)
+        #expect(reads == 2)
+        #expect(turns.count == 2 && turns[0] == turns[1], "turn counts at the two reads: \(turns)")
+    }
+
+    @Test("without a linger the same second byte needs a turn of its own (the check above can fail)")
+    func noLingerNeedsASecondTurn() {
+        let (reads, turns) = turnsAtTwoReads(lingerNanoseconds: 0)
+        #expect(reads == 2)
+        #expect(turns.count == 2 && turns[0] < turns[1], "turn counts at the two reads: \(turns)")
+    }
+
     @Test("turns whose yields catch nothing halve the yield budget, down to one; a busy turn's yields stay bounded")
     func yieldBudgetShrinksWhenIdle() {
         let loop = EventLoop(index: 0, label: "poller-test")

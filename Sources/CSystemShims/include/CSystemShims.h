@@ -29,6 +29,10 @@ int cshim_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t token);
 /// Swift should not have to mirror. Returns the number of events, or -1.
 int cshim_epoll_poll(int epfd, uint64_t *tokens, uint32_t *events, int capacity);
 
+/// Like cshim_epoll_poll, but waits up to `nanoseconds` for a first event (epoll_pwait2: epoll_wait counts in
+/// milliseconds). Returns 0 on timeout or interruption, and at once on kernels without epoll_pwait2 (before 5.11).
+int cshim_epoll_wait_nanoseconds(int epfd, uint64_t *tokens, uint32_t *events, int capacity, long nanoseconds);
+
 #define CSHIM_EPOLLIN 0x001u
 #define CSHIM_EPOLLOUT 0x004u
 #define CSHIM_EPOLLERR 0x008u
