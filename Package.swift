@@ -53,13 +53,15 @@ let package = Package(
         .target(
             name: "Recording",
             dependencies: [
-                "GatewayCore", "Policy",
+                "CSystemShims", "GatewayCore", "Policy",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(
             name: "RateLimitStore",
-            dependencies: ["CHiredis", "GatewayCore", "Policy", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "CHiredis", "CSystemShims", "GatewayCore", "Policy", .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .target(name: "TenantEmulator", dependencies: ["GatewayCore", "HTTP1", "Tokens", "Policy"]),
         .target(

@@ -135,9 +135,9 @@ final class Poller: @unchecked Sendable {
             var count = poll()
             while count <= 0, yieldsLeft > 0 {
                 yieldsLeft -= 1
-                let before = monotonicNanoseconds()
+                let before = cshim_monotonic_nanoseconds()
                 sched_yield()
-                let took = monotonicNanoseconds() &- before
+                let took = Int(cshim_monotonic_nanoseconds() &- before)
                 count = poll()
                 if count > 0 { caught = true }
                 if yields.yielded(nanoseconds: took, caught: count > 0) { yieldsLeft = 0 }
@@ -158,13 +158,6 @@ final class Poller: @unchecked Sendable {
     @inline(__always)
     private func poll() -> Int {
         Int(cshim_epoll_poll(epfd, tokens, events, Int32(Poller.batch)))
-    }
-
-    @inline(__always)
-    private func monotonicNanoseconds() -> Int {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Int(ts.tv_sec) &* 1_000_000_000 &+ Int(ts.tv_nsec)
     }
 
     private func deliver(token: UInt64, events: UInt32) {

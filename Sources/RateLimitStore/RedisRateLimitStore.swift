@@ -1,3 +1,4 @@
+import CSystemShims
 import CHiredis
 import Glibc
 import Logging
@@ -173,11 +174,7 @@ public final class RedisRateLimitStore: RateLimitBackend, Sendable {
     }
 
     /// `CLOCK_MONOTONIC` in nanoseconds.
-    public static func monotonicNow() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
-    }
+    public static func monotonicNow() -> Int64 { cshim_monotonic_nanoseconds() }
 
     /// True while the breaker is open and decisions come from `fallback`.
     public var isUsingFallback: Bool { openUntil.load(ordering: .relaxed) != 0 }

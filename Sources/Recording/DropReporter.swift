@@ -1,3 +1,4 @@
+import CSystemShims
 import Logging
 import Synchronization
 
@@ -20,7 +21,7 @@ final class DropReporter: Sendable {
         guard count > 0 else { return }
         total.add(count)
         let key = (sink ?? "-") + "\u{0}" + reason
-        let now = Monotonic.nanos()
+        let now = cshim_monotonic_nanoseconds()
         let toLog: Int? = state.withLock { map in
             var p = map[key, default: Pending()]
             p.count += count
@@ -38,7 +39,7 @@ final class DropReporter: Sendable {
     }
 
     func flushPending(force: Bool = false) {
-        let now = Monotonic.nanos()
+        let now = cshim_monotonic_nanoseconds()
         let due: [(String, Int)] = state.withLock { map in
             var out: [(String, Int)] = []
             for (key, p) in map where p.count > 0 && (force || p.lastLogged.map({ now - $0 >= 1_000_000_000 }) ?? true)

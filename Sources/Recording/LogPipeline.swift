@@ -1,3 +1,4 @@
+import CSystemShims
 import Foundation
 import GatewayCore
 import Logging
@@ -509,14 +510,14 @@ final class SinkWorker: @unchecked Sendable {
         var failures = 0
         var rejections = 0
         var retryAt: Int64?
-        var tickAt = Monotonic.nanos() + 250_000_000
+        var tickAt = cshim_monotonic_nanoseconds() + 250_000_000
         loop: while true {
             switch queue.next(batchSize: sink.batchSize, interval: sink.batchInterval, retryAt: retryAt, tickAt: tickAt)
             {
             case .exit:
                 break loop
             case .tick:
-                let now = Monotonic.nanos()
+                let now = cshim_monotonic_nanoseconds()
                 sink.tick(nowNanos: now)
                 queue.tickDisk(nowNanos: now)
                 tickAt = now + 250_000_000
@@ -540,7 +541,7 @@ final class SinkWorker: @unchecked Sendable {
                             "log sink delivery failed; retrying",
                             metadata: ["sink": "\(name)", "reason": "\(reason)", "attempt": "\(failures)"])
                     }
-                    retryAt = Monotonic.nanos() + backoff(failures)
+                    retryAt = cshim_monotonic_nanoseconds() + backoff(failures)
                 case .rejected(let reason):
                     queue.counters.failures.add()
                     rejections += 1
@@ -552,7 +553,7 @@ final class SinkWorker: @unchecked Sendable {
                         retryAt = nil
                     } else {
                         queue.fail()
-                        retryAt = Monotonic.nanos() + backoff(failures)
+                        retryAt = cshim_monotonic_nanoseconds() + backoff(failures)
                     }
                 }
             }

@@ -1,3 +1,4 @@
+import CSystemShims
 import Foundation
 
 /// Per-sink counters, readable from any thread.
@@ -214,7 +215,7 @@ final class SinkQueue: @unchecked Sendable {
         cond.withLock {
             while true {
                 if stopNow { return .exit }
-                let now = Monotonic.nanos()
+                let now = cshim_monotonic_nanoseconds()
                 let pending = pendingLocked
                 if pending == 0 && stopping { return .exit }
                 var wakeAt = tickAt

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
     import Glibc
 #endif
+import CSystemShims
 import Foundation
 import Logging
 import Policy
@@ -54,14 +55,6 @@ extension EventSink {
             bytes.append(0x0A)
         }
         return bytes
-    }
-}
-
-enum Monotonic {
-    static func nanos() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
     }
 }
 
@@ -143,8 +136,8 @@ final class FileSink: EventSink {
             size += bytes.count
             dirty = true
             switch settings.fsync {
-            case .always: syncNow(Monotonic.nanos())
-            case .interval: tick(nowNanos: Monotonic.nanos())
+            case .always: syncNow(cshim_monotonic_nanoseconds())
+            case .interval: tick(nowNanos: cshim_monotonic_nanoseconds())
             case .never: break
             }
             return .delivered

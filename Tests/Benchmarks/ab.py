@@ -42,12 +42,6 @@ CANONICAL, CUSTOM, CLIENT, ORIGIN = "acme.bench.test", "login.bench.test", "benc
 MODES = ("fresh", "rotate", "pass", "h2pass", "hog")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def parse_variant(text):
     name, _, rest = text.partition("=")
     binary, _, settings = rest.partition(":")
@@ -71,9 +65,9 @@ class Bench:
         subprocess.run([sys.executable, f"{HERE}/bench.py", "render", f"{HERE}/templates/{template}", out] + pairs,
                        check=True, cwd=self.dir)
 
-    def start(self, argv, env=None, log=os.devnull):
+    def start(self, argv, env=None, log=None):
         full = dict(os.environ, **(env or {}))
-        with open(os.path.join(self.dir, log) if log != os.devnull else log, "w") as out:
+        with open(os.path.join(self.dir, log) if log else os.devnull, "w") as out:
             p = subprocess.Popen(argv, env=full, stdout=out, stderr=subprocess.STDOUT, cwd=self.dir)
         self.procs.append(p)
         return p
@@ -101,12 +95,13 @@ class Bench:
         self.sh("for i in $(seq 0 63); do printf 'org_bench%07d\\n' $i; done > orgs.txt")
         self.sh(f"{sys.executable} {HERE}/bench.py mint --key sign.pem --template template.txt --orgs orgs.txt "
                 "--count 64 --procs 1 --out tokens.txt")
-        self.origin = free_port()
+        # All at once (see bench.free_ports): origin over TLS and plain, two HAProxies, two listeners per variant.
+        ports = bench.free_ports(4 + 2 * len(variants))
+        origin_tls, self.origin, jwt_port, plain_port = ports[:4]
         os.makedirs(os.path.join(self.dir, "nginx-tmp"), exist_ok=True)
-        self.render("nginx.conf", "nginx.conf", DIR=self.dir, WORKERS=a.loops, TLS_PORT=free_port(),
+        self.render("nginx.conf", "nginx.conf", DIR=self.dir, WORKERS=a.loops, TLS_PORT=origin_tls,
                     HTTP_PORT=self.origin, BODY='{"id":"org_bench"}')
         self.start(["nginx", "-e", f"{self.dir}/nginx-error.log", "-p", self.dir, "-c", f"{self.dir}/nginx.conf"])
-        jwt_port, plain_port = free_port(), free_port()
         self.render("haproxy-jwt.cfg", "haproxy-jwt.cfg", DIR=self.dir, THREADS=a.loops, PORT=jwt_port,
                     ORIGIN_PORT=self.origin, BACKEND_CONNS=256, ISS=f"https://{CANONICAL}/",
                     AUD=f"https://{CANONICAL}/my-org/", CLIENT=CLIENT, CORS_ORIGIN=ORIGIN, TENANT_RPS=1000000,
@@ -118,8 +113,8 @@ class Bench:
         plain = self.start(["haproxy", "-db", "-f", f"{self.dir}/haproxy.cfg"])
         # (name, PID serving the policy rows, its port, PID serving pass-through, its port)
         self.targets = [("haproxy", jwt.pid, jwt_port, plain.pid, plain_port)]
-        for name, binary, env in variants:
-            canonical, custom = free_port(), free_port()
+        for index, (name, binary, env) in enumerate(variants):
+            canonical, custom = ports[4 + 2 * index : 6 + 2 * index]
             self.render("gateway.yaml", f"{name}.yaml", CANONICAL=CANONICAL, CUSTOM=CUSTOM,
                         TIERS_LINE="tiers_file: tiers-bench.yaml", PORT_CUSTOM=custom, PORT_CANONICAL=canonical,
                         ORIGIN_PORT=self.origin, BACKEND_CONNS=256, CLIENT=CLIENT, CORS_ORIGIN=ORIGIN, SINKS="[]")
@@ -187,27 +182,18 @@ class Bench:
                 busy = r["active_s"]
                 figure = n / busy
         else:
-            m = re.search(r"(\d+) succeeded", out)
-            n = int(m.group(1)) if m else 0
-            if mode == "h2pass":
-                m = re.search(r"finished in [\d.]+s, ([\d.]+) req/s", out)
-                figure = float(m.group(1)) if m else 0.0
-            else:
-                m = re.search(r"time for request:\s+\S+\s+\S+\s+(\S+)", out)
-                figure = self.microseconds(m.group(1)) if m else float("nan")
+            r = bench.parse_h2load([out], [])
+            n = r["requests"] - r["failed"] - r["errored"]
+            figure = r["rps"]
+            if mode == "hog":
+                m = re.search(r"time for request:\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)", out)
+                figure = bench._to_ms(*m.groups()) * 1000.0 if m else float("nan")
         if n == 0:
             print(f"  {name}: no requests completed; output:\n{out[-2000:]}", file=sys.stderr)
             return None
         client = (client1.ru_utime + client1.ru_stime - client0.ru_utime - client0.ru_stime) * 1e6 / n
         return dict(figure=figure, cpu=(cpu1 - cpu0) / bench.CLK_TCK * 1e6 / n, client=client,
                     idle=idle.idle_pct(t0 + 0.1, t0 + busy - 0.1))
-
-    @staticmethod
-    def microseconds(text):
-        for unit, scale in (("us", 1.0), ("ms", 1e3), ("s", 1e6)):
-            if text.endswith(unit):
-                return float(text[: -len(unit)]) * scale
-        return float("nan")
 
 
 def main():

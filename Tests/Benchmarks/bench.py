@@ -26,16 +26,22 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # ---------------------------------------------------------------- ports and templates
 
 
-def cmd_ports(args):
+def free_ports(count):
+    """`count` distinct free ports on 127.0.0.1."""
     # Bind them all before closing any, so the kernel cannot hand out the same port twice.
     socks = []
-    for _ in range(args.count):
+    for _ in range(count):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.bind(("127.0.0.1", 0))
         socks.append(s)
-    print(" ".join(str(s.getsockname()[1]) for s in socks))
+    ports = [s.getsockname()[1] for s in socks]
     for s in socks:
         s.close()
+    return ports
+
+
+def cmd_ports(args):
+    print(" ".join(str(p) for p in free_ports(args.count)))
 
 
 def cmd_render(args):

@@ -39,6 +39,20 @@ private func settle(_ loop: EventLoop, milliseconds: Int = 50) {
     loop.queue.sync {}
 }
 
+/// Starts a socket on `fd` that reads one byte per readable event, counts it in `tally.readable`, then calls
+/// `afterByte`. Call on the loop.
+private func startByteReader(fd: Int32, loop: EventLoop, tally: Tally, afterByte: @escaping () -> Void = {}) {
+    let socket = Socket(fd: fd, loop: loop)
+    socket.onReadable = {
+        var byte: [UInt8] = [0]
+        guard case .bytes = byte.withUnsafeMutableBytes({ socket.read(into: $0) }) else { return }
+        tally.readable += 1
+        afterByte()
+    }
+    socket.start()
+    tally.sockets.append(socket)
+}
+
 @Suite("poller: one epoll set per loop under one Dispatch source")
 struct PollerTests {
     @Test("readable bytes reach onReadable; a handler that leaves bytes unread is called again (level-triggered)")
@@ -218,18 +232,12 @@ struct PollerTests {
         let turnsAtReads = Mutex<[Int]>([])
         onLoop(loop) {
             loop.poller.lingerNanoseconds = lingerNanoseconds
-            let socket = Socket(fd: mine, loop: loop)
-            socket.onReadable = {
-                var byte: [UInt8] = [0]
-                guard case .bytes = byte.withUnsafeMutableBytes({ socket.read(into: $0) }) else { return }
-                tally.readable += 1
+            startByteReader(fd: mine, loop: loop, tally: tally) {
                 turnsAtReads.withLock { $0.append(loop.poller.turnCount) }
                 if tally.readable == 1 {
                     DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(100)) { send("2", to: peer) }
                 }
             }
-            socket.start()
-            tally.sockets.append(socket)
         }
         send("1", to: peer)
         // While a turn lingers its queue is busy: this also waits for the turn to end.
@@ -264,13 +272,7 @@ struct PollerTests {
         defer { Glibc.close(peer) }
         let tally = Tally()
         onLoop(loop) {
-            let socket = Socket(fd: mine, loop: loop)
-            socket.onReadable = {
-                var byte: [UInt8] = [0]
-                if case .bytes = byte.withUnsafeMutableBytes({ socket.read(into: $0) }) { tally.readable += 1 }
-            }
-            socket.start()
-            tally.sockets.append(socket)
+            startByteReader(fd: mine, loop: loop, tally: tally)
             // The halving is under test here, not the rest a loaded machine's long yields can start.
             loop.poller.neverRestYields()
         }

@@ -18,6 +18,15 @@ int cshim_malloc_trim(void);
 long cshim_raise_open_files_limit(void);
 
 #include <stdint.h>
+#include <time.h>
+
+/// CLOCK_MONOTONIC in nanoseconds: the one reader every module's deadlines and timings share. Inline, so a hot
+/// path (the poller's yields) pays the vDSO call and nothing more.
+static inline int64_t cshim_monotonic_nanoseconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 /// epoll_create1(EPOLL_CLOEXEC).
 int cshim_epoll_create(void);
