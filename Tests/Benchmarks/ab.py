@@ -18,6 +18,7 @@ Modes (the loads run.sh uses, on one wrk or h2load thread):
   hog     mean latency at 2,000 req/s over HTTP/2 (h2load --rps) beside two threads spinning on the cores:
           what a CPU-bound neighbour in the same pod does to the proxy ("req/s" then reads "mean latency µs")
 The environment after a variant's binary is set for that gateway only, for settings a temporary build reads.
+--counts adds each proxy's system calls, context switches and CPU migrations per request (perf stat, as root).
 
 Everything listens on 127.0.0.1 on free ports; every process started here is stopped by its PID at the end;
 every load is bounded in time. Not run by CI.
@@ -163,12 +164,14 @@ class Bench:
         try:
             if hogs:
                 time.sleep(0.3)
+            counter = ThreadCounter() if self.args.counts else None
             client0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             cpu0, t0 = bench.tree_ticks([pid]), time.monotonic()
             with bench.IdleSampler() as idle:
                 out = subprocess.run(run, capture_output=True, text=True, timeout=self.args.duration + 60).stdout
             cpu1, wall = bench.tree_ticks([pid]), time.monotonic() - t0
             client1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            counts = counter.stop(pid) if counter else {}
         finally:
             for h in hogs:
                 h.kill()
@@ -193,7 +196,57 @@ class Bench:
             return None
         client = (client1.ru_utime + client1.ru_stime - client0.ru_utime - client0.ru_stime) * 1e6 / n
         return dict(figure=figure, cpu=(cpu1 - cpu0) / bench.CLK_TCK * 1e6 / n, client=client,
-                    idle=idle.idle_pct(t0 + 0.1, t0 + busy - 0.1))
+                    idle=idle.idle_pct(t0 + 0.1, t0 + busy - 0.1),
+                    counts={event: value / n for event, value in counts.items()})
+
+
+def format_counts(counts):
+    return "".join(f"  {event} {value:4.2f}/req" for event, value in counts.items())
+
+
+class ThreadCounter:
+    """`perf stat` over the whole machine, per thread, while one run lasts; `stop` sums the proxy's threads.
+
+    Per thread rather than `-p PID`: `-p` counts only the threads that exist when it attaches, and Dispatch
+    starts workers as it needs them. System calls and context switches per request show how a proxy talks to
+    the kernel (how many reads and writes, how often it sleeps) independently of the machine's speed.
+    """
+
+    EVENTS = {"raw_syscalls:sys_enter": "syscalls", "context-switches": "switches", "cpu-migrations": "migrations"}
+
+    def __init__(self):
+        self.out = tempfile.NamedTemporaryFile(prefix="myorg-ab-perf.", suffix=".csv", delete=False).name
+        # perf prints its counts when its workload exits: the workload is a sleep that stop() ends.
+        self.perf = subprocess.Popen(["perf", "stat", "-a", "--per-thread", "-x,", "-e", ",".join(self.EVENTS),
+                                      "-o", self.out, "--", "sleep", "3600"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.2)
+
+    def stop(self, pid):
+        tids = set(os.listdir(f"/proc/{pid}/task")) if os.path.isdir(f"/proc/{pid}/task") else set()
+        try:
+            with open(f"/proc/{self.perf.pid}/task/{self.perf.pid}/children") as f:
+                children = [int(c) for c in f.read().split()]
+        except OSError:
+            children = []
+        for child in children:
+            os.kill(child, signal.SIGTERM)
+        try:
+            self.perf.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.perf.kill()
+            self.perf.wait()
+        sums = {}
+        with open(self.out) as f:
+            for line in f:
+                fields = line.strip().split(",")
+                if len(fields) < 4 or not fields[1].isdigit():
+                    continue
+                thread, event = fields[0], fields[3]
+                if thread.rpartition("-")[2] in tids and event in self.EVENTS:
+                    sums[self.EVENTS[event]] = sums.get(self.EVENTS[event], 0) + int(fields[1])
+        os.unlink(self.out)
+        return sums
 
 
 def main():
@@ -205,6 +258,9 @@ def main():
     p.add_argument("--conns", type=int, default=16)
     p.add_argument("--loops", type=int, default=2, help="gateway loops, HAProxy threads, nginx workers")
     p.add_argument("--fresh-tokens", type=int, default=20000)
+    p.add_argument("--counts", action="store_true",
+                   help="also count the proxy's system calls, context switches and CPU migrations per request "
+                        "(perf stat; needs perf and root)")
     a = p.parse_args()
     modes = a.modes.split(",")
     unknown = [m for m in modes if m not in MODES]
@@ -230,7 +286,7 @@ def main():
                     unit = "µs mean" if mode == "hog" else "req/s"
                     print(f"round {round_index + 1} {mode:<6} {target[0]:<12} {r['figure']:9.0f} {unit:<7}  "
                           f"proxy CPU {r['cpu']:6.1f} µs/req  idle {bench._fmt(r['idle'], '4.1f')}%  "
-                          f"client CPU {r['client']:5.1f} µs/req", flush=True)
+                          f"client CPU {r['client']:5.1f} µs/req{format_counts(r['counts'])}", flush=True)
     finally:
         b.stop()
     print("\nmedians; ratio: the median over rounds of variant ÷ HAProxy in the same round "
@@ -244,10 +300,12 @@ def main():
             figures = [r["figure"] for _, r in runs]
             ratios = [r["figure"] / anchor[i]["figure"] for i, r in runs if i in anchor and anchor[i]["figure"]]
             idles = [r["idle"] for _, r in runs if r["idle"] is not None]
+            counts = {event: statistics.median(r["counts"][event] for _, r in runs if event in r["counts"])
+                      for event in ThreadCounter.EVENTS.values() if any(event in r["counts"] for _, r in runs)}
             print(f"{mode:<6} {target[0]:<12} {statistics.median(figures):9.0f}  "
                   f"ratio {statistics.median(ratios) if ratios else float('nan'):5.2f}  "
                   f"proxy CPU {statistics.median(r['cpu'] for _, r in runs):6.1f}  "
-                  f"idle {statistics.median(idles) if idles else float('nan'):4.1f}%")
+                  f"idle {statistics.median(idles) if idles else float('nan'):4.1f}%{format_counts(counts)}")
     print(f"logs: {b.dir}")
 
 
