@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 import EventLoop
 import GatewayCore
 import HTTP1
@@ -75,7 +76,9 @@ public final class Gateway: Sendable {
         metrics: GatewayMetrics = GatewayMetrics(),
         finishedRequest: (@Sendable (LoopMetrics) -> (Exchange, Int64) -> Void)? = nil
     ) {
-        self.group = EventLoopGroup(count: loops)
+        // One thread per CPU serves the loops best while they are no more than the CPUs (see `LoopThreads`).
+        let cpus = ProcessInfo.processInfo.activeProcessorCount
+        self.group = EventLoopGroup(count: loops, threads: loops <= cpus ? .perCPU : .overcommit)
         self.clock = clock
         let startNanos = clock.nowNanoseconds()
         self.state = GatewayState(
