@@ -73,12 +73,10 @@ public final class Gateway: Sendable {
 
     init(
         snapshot: GatewaySnapshot, loops: Int, maxConnections: Int, clock: any WallClock,
-        metrics: GatewayMetrics = GatewayMetrics(),
+        loopPool: LoopPool = .auto, metrics: GatewayMetrics = GatewayMetrics(),
         finishedRequest: (@Sendable (LoopMetrics) -> (Exchange, Int64) -> Void)? = nil
     ) {
-        // One thread per CPU serves the loops best while they are no more than the CPUs (see `LoopThreads`).
-        let cpus = ProcessInfo.processInfo.activeProcessorCount
-        self.group = EventLoopGroup(count: loops, threads: loops <= cpus ? .perCPU : .overcommit)
+        self.group = EventLoopGroup(count: loops, threads: loopPool.threads(loops: loops))
         self.clock = clock
         let startNanos = clock.nowNanoseconds()
         self.state = GatewayState(
@@ -262,6 +260,24 @@ extension Gateway {
         loop.execute { [self] in
             guard let context = self.contexts.withLock({ $0[loop.index] })?.value else { return }
             box.value(context)
+        }
+    }
+}
+
+/// Which of Dispatch's thread pools runs the event loops (`serve --loop-threads`; see `LoopThreads`).
+public enum LoopPool: String, Sendable, CaseIterable {
+    /// The per-CPU pool while the loops are no more than the CPUs, the overcommitting pool beyond.
+    case auto
+    /// Dispatch's per-CPU pool: the most throughput when the gateway has the cores to itself.
+    case perCPU = "per-cpu"
+    /// The overcommitting pool: lower latency beside CPU-bound neighbours (a busy application in the same pod).
+    case overcommit
+
+    func threads(loops: Int) -> LoopThreads {
+        switch self {
+        case .auto: loops <= ProcessInfo.processInfo.activeProcessorCount ? .perCPU : .overcommit
+        case .perCPU: .perCPU
+        case .overcommit: .overcommit
         }
     }
 }

@@ -25,6 +25,15 @@ struct Serve: ParsableCommand {
     @Option(name: .long, help: "Event loops (default: one per core).")
     var loops: Int?
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Dispatch's thread pool for the loops.",
+            discussion:
+                "per-cpu gives the most throughput when the gateway has the cores to itself; overcommit gives "
+                + "lower latency beside CPU-bound neighbours; auto is per-cpu with no more loops than cores."))
+    var loopThreads: LoopPool = .auto
+
     // A ValidationError is a usage error (exit 64, with the usage text): a loop count the event loops cannot take
     // is the command line's mistake, not a trap inside them.
     func validate() throws {
@@ -34,7 +43,7 @@ struct Serve: ParsableCommand {
     }
 
     func run() throws {
-        let status = CommandLineRunner.serve(configPath: config, loops: loops)
+        let status = CommandLineRunner.serve(configPath: config, loops: loops, loopPool: loopThreads)
         if status != 0 { throw ExitCode(status) }
     }
 }
@@ -199,3 +208,5 @@ struct Report: ParsableCommand {
         if status != 0 { throw ExitCode(status) }
     }
 }
+
+extension LoopPool: ExpressibleByArgument {}

@@ -50,6 +50,15 @@ extension GatewayIntegration {
             #expect(out.stderr.contains("--loops: expected 1 to 1024"), "\(out.stderr)")
         }
 
+        @Test("serve refuses a --loop-threads other than auto, per-cpu or overcommit: a usage error, exit 64")
+        func invalidLoopThreads() throws {
+            guard let binary = gatewayBinaryOrSkip("serve --loop-threads") else { return }
+            let out = try TestProcess.run(
+                binary, ["serve", "--config", "unused.yaml", "--loop-threads", "perCPU"])
+            #expect(out.status == 64, "\(out.stdout)\(out.stderr)")
+            #expect(out.stderr.contains("'auto', 'per-cpu' or 'overcommit'"), "\(out.stderr)")
+        }
+
         @Test("the example as shipped passes check where it is, with no certificate and no variable set")
         func shippedExamplePasses() throws {
             guard let binary = gatewayBinaryOrSkip("check") else { return }
