@@ -77,7 +77,7 @@ let package = Package(
         .executableTarget(
             name: "myorg-gateway",
             dependencies: [
-                "Proxy", "Policy", "Tokens", "TLS", "Recording", "TenantEmulator", "GatewayCore",
+                "Proxy", "EventLoop", "Policy", "Tokens", "TLS", "Recording", "TenantEmulator", "GatewayCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

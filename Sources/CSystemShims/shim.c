@@ -36,7 +36,6 @@ long cshim_raise_open_files_limit(void) {
 }
 
 #include <sys/epoll.h>
-#include <time.h>
 #include <errno.h>
 
 int cshim_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }

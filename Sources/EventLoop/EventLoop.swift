@@ -1,4 +1,5 @@
 import Dispatch
+import Glibc
 import Synchronization
 
 /// One event loop: a serial dispatch queue that owns every connection, pool and cache created on it.
@@ -13,10 +14,11 @@ public final class EventLoop: Sendable {
     public init(index: Int, label: String = "myorg-gateway.loop", threads: LoopThreads = .overcommit) {
         self.index = index
         self.queue =
-            switch threads {
-            case .overcommit: DispatchQueue(label: "\(label).\(index)", qos: .userInitiated)
+            switch threads.resolved(loops: 1) {
             case .perCPU:
                 DispatchQueue(label: "\(label).\(index)", qos: .userInitiated, target: .global(qos: .userInitiated))
+            case .overcommit, .auto:  // `resolved` never answers .auto
+                DispatchQueue(label: "\(label).\(index)", qos: .userInitiated)
             }
         self.poller = Poller(queue: queue)
     }
@@ -92,11 +94,10 @@ public final class LoopTimer: Sendable {
     // A one-shot timer keeps itself alive until it fired or was cancelled (see `EventLoop.schedule`).
 }
 
-/// Which of Dispatch's thread pools runs a loop's queue.
-public enum LoopThreads: Sendable {
-    /// The overcommitting pool, Dispatch's default for a serial queue: it starts another thread whenever a queue
-    /// has work and no thread is free, so loops never wait for each other, however many there are.
-    case overcommit
+/// Which of Dispatch's thread pools runs a loop's queue (`serve --loop-threads`).
+public enum LoopThreads: String, Sendable, CaseIterable {
+    /// `.perCPU` while the loops are no more than the per-CPU pool's threads, `.overcommit` beyond.
+    case auto
     /// The pool of the loops' QoS, one thread per CPU. With no more loops than CPUs, each loop mostly keeps a
     /// thread of its own: interleaved A/B (`ab.py`, two loops on two cores, four and three rounds) against
     /// `.overcommit`, the machine's idle share fell by half (HTTP/1.1 pass-through 12.4 → 4.8%, fresh tokens 14.7 →
@@ -106,7 +107,19 @@ public enum LoopThreads: Sendable {
     /// req/s rose from 340 to 420 µs and from 333 to 539 µs (HAProxy: 304 and 377). A loop that blocks holds one
     /// of the pool's threads, so with more loops than CPUs the others would wait out its lingers: use
     /// `.overcommit` then.
-    case perCPU
+    case perCPU = "per-cpu"
+    /// The overcommitting pool, Dispatch's default for a serial queue: it starts another thread whenever a queue
+    /// has work and no thread is free, so loops never wait for each other, however many there are.
+    case overcommit
+
+    /// The pool for `loops` loops; only `.auto` depends on the count. `cpus`: the per-CPU pool's width, which
+    /// Dispatch sets to the online CPUs.
+    public func resolved(loops: Int, cpus: Int = LoopThreads.onlineCPUs) -> LoopThreads {
+        guard self == .auto else { return self }
+        return loops <= cpus ? .perCPU : .overcommit
+    }
+
+    public static var onlineCPUs: Int { max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
 }
 
 /// A fixed set of loops, one per core by default.
@@ -116,7 +129,8 @@ public final class EventLoopGroup: Sendable {
 
     public init(count: Int, label: String = "myorg-gateway.loop", threads: LoopThreads = .overcommit) {
         precondition(count > 0)
-        self.loops = (0..<count).map { EventLoop(index: $0, label: label, threads: threads) }
+        let pool = threads.resolved(loops: count)
+        self.loops = (0..<count).map { EventLoop(index: $0, label: label, threads: pool) }
     }
 
     /// Round-robin choice, for work that is not tied to an accepting listener.

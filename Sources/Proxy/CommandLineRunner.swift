@@ -34,7 +34,7 @@ public enum CommandLineRunner {
 
     // MARK: - serve
 
-    public nonisolated static func serve(configPath: String, loops: Int?, loopPool: LoopPool = .auto) -> Int32 {
+    public nonisolated static func serve(configPath: String, loops: Int?, loopThreads: LoopThreads = .auto) -> Int32 {
         let signals = SignalWaiter([SIGTERM, SIGINT, SIGHUP])
         let level =
             (try? GatewayBuilder.loadConfig(path: configPath)).map {
@@ -45,7 +45,7 @@ public enum CommandLineRunner {
         let service: GatewayService
         do {
             service = try GatewayService(configPath: configPath, logger: logger)
-            try service.start(loops: loops, loopPool: loopPool)
+            try service.start(loops: loops, loopThreads: loopThreads)
         } catch {
             return fail("serve: \(configPath): not started", errors: ["\(error)"], status: 2)
         }

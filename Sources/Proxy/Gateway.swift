@@ -1,5 +1,4 @@
 import Dispatch
-import Foundation
 import EventLoop
 import GatewayCore
 import HTTP1
@@ -73,10 +72,10 @@ public final class Gateway: Sendable {
 
     init(
         snapshot: GatewaySnapshot, loops: Int, maxConnections: Int, clock: any WallClock,
-        loopPool: LoopPool = .auto, metrics: GatewayMetrics = GatewayMetrics(),
+        loopThreads: LoopThreads = .auto, metrics: GatewayMetrics = GatewayMetrics(),
         finishedRequest: (@Sendable (LoopMetrics) -> (Exchange, Int64) -> Void)? = nil
     ) {
-        self.group = EventLoopGroup(count: loops, threads: loopPool.threads(loops: loops))
+        self.group = EventLoopGroup(count: loops, threads: loopThreads)
         self.clock = clock
         let startNanos = clock.nowNanoseconds()
         self.state = GatewayState(
@@ -260,24 +259,6 @@ extension Gateway {
         loop.execute { [self] in
             guard let context = self.contexts.withLock({ $0[loop.index] })?.value else { return }
             box.value(context)
-        }
-    }
-}
-
-/// Which of Dispatch's thread pools runs the event loops (`serve --loop-threads`; see `LoopThreads`).
-public enum LoopPool: String, Sendable, CaseIterable {
-    /// The per-CPU pool while the loops are no more than the CPUs, the overcommitting pool beyond.
-    case auto
-    /// Dispatch's per-CPU pool: the most throughput when the gateway has the cores to itself.
-    case perCPU = "per-cpu"
-    /// The overcommitting pool: lower latency beside CPU-bound neighbours (a busy application in the same pod).
-    case overcommit
-
-    func threads(loops: Int) -> LoopThreads {
-        switch self {
-        case .auto: loops <= ProcessInfo.processInfo.activeProcessorCount ? .perCPU : .overcommit
-        case .perCPU: .perCPU
-        case .overcommit: .overcommit
         }
     }
 }

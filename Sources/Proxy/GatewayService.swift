@@ -74,7 +74,7 @@ public final class GatewayService: Sendable {
 
     /// Starts listeners (and the admin listener); returns the bound addresses of the configured listeners.
     @discardableResult
-    public func start(loops: Int? = nil, loopPool: LoopPool = .auto) throws -> [NetAddress] {
+    public func start(loops: Int? = nil, loopThreads: LoopThreads = .auto) throws -> [NetAddress] {
         MetricsExposition.bootstrap()
         let (config, runtime, listeners, generation) = state.withLock {
             ($0.config, $0.runtime, $0.listeners, $0.generation)
@@ -84,7 +84,7 @@ public final class GatewayService: Sendable {
         let count = loops ?? max(1, ProcessInfo.processInfo.activeProcessorCount)
         let maxConnections = GatewayService.connectionLimit(config: config, loops: count, logger: logger)
         let gateway = Gateway(
-            snapshot: snapshot, loops: count, maxConnections: maxConnections, clock: clock, loopPool: loopPool,
+            snapshot: snapshot, loops: count, maxConnections: maxConnections, clock: clock, loopThreads: loopThreads,
             metrics: metrics,
             finishedRequest: { [liveRecorder] loopMetrics in
                 // Each loop keeps the recorder it last saw and looks again only when a reload replaced it: one

@@ -1,4 +1,5 @@
 import ArgumentParser
+import EventLoop
 import Proxy
 import Recording
 
@@ -32,7 +33,7 @@ struct Serve: ParsableCommand {
             discussion:
                 "per-cpu gives the most throughput when the gateway has the cores to itself; overcommit gives "
                 + "lower latency beside CPU-bound neighbours; auto is per-cpu with no more loops than cores."))
-    var loopThreads: LoopPool = .auto
+    var loopThreads: LoopThreads = .auto
 
     // A ValidationError is a usage error (exit 64, with the usage text): a loop count the event loops cannot take
     // is the command line's mistake, not a trap inside them.
@@ -43,7 +44,7 @@ struct Serve: ParsableCommand {
     }
 
     func run() throws {
-        let status = CommandLineRunner.serve(configPath: config, loops: loops, loopPool: loopThreads)
+        let status = CommandLineRunner.serve(configPath: config, loops: loops, loopThreads: loopThreads)
         if status != 0 { throw ExitCode(status) }
     }
 }
@@ -209,4 +210,4 @@ struct Report: ParsableCommand {
     }
 }
 
-extension LoopPool: ExpressibleByArgument {}
+extension LoopThreads: ExpressibleByArgument {}

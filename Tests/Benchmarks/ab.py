@@ -161,6 +161,7 @@ class Bench:
         warm, run = self.commands(mode, policy_port, pass_port)
         subprocess.run(warm, capture_output=True, timeout=60)
         hogs = [subprocess.Popen(["sh", "-c", "while :; do :; done"]) for _ in range(2)] if mode == "hog" else []
+        counter = None
         try:
             if hogs:
                 time.sleep(0.3)
@@ -176,6 +177,8 @@ class Bench:
             for h in hogs:
                 h.kill()
                 h.wait()
+            if counter:
+                counter.close()
         busy = wall
         if mode in ("fresh", "rotate", "pass"):
             r = bench.parse_wrk(out)
@@ -222,8 +225,9 @@ class ThreadCounter:
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.2)
 
-    def stop(self, pid):
-        tids = set(os.listdir(f"/proc/{pid}/task")) if os.path.isdir(f"/proc/{pid}/task") else set()
+    def _end_perf(self):
+        if self.perf.poll() is not None:
+            return
         try:
             with open(f"/proc/{self.perf.pid}/task/{self.perf.pid}/children") as f:
                 children = [int(c) for c in f.read().split()]
@@ -236,6 +240,16 @@ class ThreadCounter:
         except subprocess.TimeoutExpired:
             self.perf.kill()
             self.perf.wait()
+
+    def close(self):
+        """Ends perf (also when the run failed before `stop`) and removes its output."""
+        self._end_perf()
+        if os.path.exists(self.out):
+            os.unlink(self.out)
+
+    def stop(self, pid):
+        tids = set(os.listdir(f"/proc/{pid}/task")) if os.path.isdir(f"/proc/{pid}/task") else set()
+        self._end_perf()
         sums = {}
         with open(self.out) as f:
             for line in f:
@@ -245,7 +259,6 @@ class ThreadCounter:
                 thread, event = fields[0], fields[3]
                 if thread.rpartition("-")[2] in tids and event in self.EVENTS:
                     sums[self.EVENTS[event]] = sums.get(self.EVENTS[event], 0) + int(fields[1])
-        os.unlink(self.out)
         return sums
 
 

@@ -48,3 +48,29 @@ struct LoopThreadsTests {
         for loop in group.loops { #expect(!threadName(running: loop).contains("overcommit")) }
     }
 }
+
+@Suite("serve --loop-threads")
+struct LoopThreadsChoiceTests {
+    @Test("auto: the per-CPU pool with no more loops than CPUs, the overcommitting pool beyond")
+    func autoFollowsTheCPUCount() {
+        let cpus = LoopThreads.onlineCPUs
+        #expect(LoopThreads.auto.resolved(loops: 1) == .perCPU)
+        #expect(LoopThreads.auto.resolved(loops: cpus) == .perCPU)
+        #expect(LoopThreads.auto.resolved(loops: cpus + 1) == .overcommit)
+    }
+
+    @Test("an explicit choice holds whatever the loop count")
+    func explicitChoicesHold() {
+        let cpus = LoopThreads.onlineCPUs
+        for loops in [1, cpus, cpus + 1, 1024] {
+            #expect(LoopThreads.perCPU.resolved(loops: loops) == .perCPU)
+            #expect(LoopThreads.overcommit.resolved(loops: loops) == .overcommit)
+        }
+    }
+
+    @Test("the command line spells them auto, per-cpu and overcommit")
+    func spellings() {
+        #expect(LoopThreads.allCases.map(\.rawValue) == ["auto", "per-cpu", "overcommit"])
+        #expect(LoopThreads(rawValue: "perCPU") == nil)
+    }
+}
