@@ -223,26 +223,33 @@ struct PollerTests {
 
     /// Sends one byte, and a second 100 ms after the loop read the first (on a loaded test machine the yields alone
     /// can keep a turn going for tens of milliseconds); returns how many bytes were read and the loop's turn count
-    /// at each read.
+    /// at each read. The test's own thread sends both bytes: a timer on Dispatch's shared pool can be held back
+    /// past any fixed wait when parallel tests keep that pool busy, and it could then write to a closed socket.
     private func turnsAtTwoReads(lingerNanoseconds: Int) -> (reads: Int, turns: [Int]) {
         let loop = EventLoop(index: 0, label: "poller-test")
         let (mine, peer) = socketPair()
         defer { Glibc.close(peer) }
         let tally = Tally()
         let turnsAtReads = Mutex<[Int]>([])
+        let firstRead = DispatchSemaphore(value: 0)
         onLoop(loop) {
             loop.poller.lingerNanoseconds = lingerNanoseconds
             startByteReader(fd: mine, loop: loop, tally: tally) {
                 turnsAtReads.withLock { $0.append(loop.poller.turnCount) }
-                if tally.readable == 1 {
-                    DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(100)) { send("2", to: peer) }
-                }
+                if tally.readable == 1 { firstRead.signal() }
             }
         }
         send("1", to: peer)
-        // While a turn lingers its queue is busy: this also waits for the turn to end.
-        settle(loop, milliseconds: 300)
         var reads = 0
+        if firstRead.wait(timeout: .now() + .seconds(10)) == .success {
+            usleep(100_000)
+            send("2", to: peer)
+            // While a turn lingers its queue is busy: each look also waits for the turn to end.
+            for _ in 0..<1000 where reads < 2 {
+                settle(loop, milliseconds: 10)
+                onLoop(loop) { reads = tally.readable }
+            }
+        }
         onLoop(loop) {
             reads = tally.readable
             tally.sockets.forEach { $0.close() }
