@@ -101,7 +101,7 @@ let package = Package(
             path: "Tests/TokensBenchmark"
         ),
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "GatewayCore", "TestSupport"]),
-        .testTarget(name: "EventLoopTests", dependencies: ["EventLoop", "CSystemShims"]),
+        .testTarget(name: "EventLoopTests", dependencies: ["EventLoop", "CSystemShims", "GatewayCore"]),
         .testTarget(
             name: "RecordingTests",
             dependencies: [

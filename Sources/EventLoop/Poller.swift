@@ -41,6 +41,10 @@ final class Poller: @unchecked Sendable {
     static let defaultLingerNanoseconds = 250_000
     /// Turns run so far: Dispatch wake-ups of the loop. For tests.
     private(set) var turnCount = 0
+    /// The batch of events being delivered, counted from 1, with the work run after it; 0 between batches.
+    /// `LoopClock` reads the time once per batch.
+    private(set) var batchNumber: UInt64 = 0
+    private var batchesDelivered: UInt64 = 0
 
     init(queue: DispatchQueue) {
         let epfd = cshim_epoll_create()
@@ -147,8 +151,11 @@ final class Poller: @unchecked Sendable {
                     cshim_epoll_wait_nanoseconds(epfd, tokens, events, Int32(Poller.batch), lingerNanoseconds))
             }
             if count <= 0 { break }
+            batchesDelivered &+= 1
+            batchNumber = batchesDelivered
             for i in 0..<count { deliver(token: tokens[i], events: events[i]) }
             runAfterTurnWork()
+            batchNumber = 0
         }
         runAfterTurnWork()
         yields.afterTurn(caught: caught, exhausted: yieldsLeft == 0)

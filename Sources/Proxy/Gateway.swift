@@ -95,7 +95,7 @@ public final class Gateway: Sendable {
                 let context = LoopContext(
                     loop: loop, clock: clock, metrics: state.metrics, gateway: state, loopLoad: loopLoads[loop.index])
                 if let finishedRequest {
-                    let clock = self.clock
+                    let clock = context.clock
                     let finish = finishedRequest(context.requestMetrics)
                     context.onRequestFinished = { exchange in finish(exchange, clock.nowNanoseconds()) }
                 }

@@ -19,7 +19,8 @@ final class LoopLoad: Sendable {
 final class LoopContext {
     let loop: EventLoop
     let scratch: LoopScratch
-    let clock: any WallClock
+    /// The injected clock as the loop sees it: read once per batch of events (`LoopClock`).
+    let clock: LoopClock
     let metrics: GatewayMetrics
     /// This loop's request counters and histograms (it is their only writer).
     let requestMetrics: LoopMetrics
@@ -44,7 +45,7 @@ final class LoopContext {
         self.loop = loop
         self.loopLoad = loopLoad
         self.scratch = LoopScratch(loop: loop)
-        self.clock = clock
+        self.clock = LoopClock(source: clock, loop: loop)
         self.metrics = metrics
         self.requestMetrics = metrics.makeLoopMetrics()
         self.gateway = gateway

@@ -18,7 +18,8 @@ Modes (the loads run.sh uses, on one wrk or h2load thread):
   hog     mean latency at 2,000 req/s over HTTP/2 (h2load --rps) beside two threads spinning on the cores:
           what a CPU-bound neighbour in the same pod does to the proxy ("req/s" then reads "mean latency µs")
 The environment after a variant's binary is set for that gateway only, for settings a temporary build reads.
---counts adds each proxy's system calls, context switches and CPU migrations per request (perf stat, as root).
+--counts adds each proxy's system calls, context switches and CPU migrations per request (perf stat, as root);
+--profile DIR samples every measured run with perf record, for perf report (as root).
 
 Everything listens on 127.0.0.1 on free ports; every process started here is stopped by its PID at the end;
 every load is bounded in time. Not run by CI.
@@ -155,17 +156,21 @@ class Bench:
         h2 = ["h2load", "-t1", "-c4", "-m1"]
         return h2 + ["-D", "1", passthrough], h2 + ["--rps", "500", "-D", str(a.duration), passthrough]
 
-    def measure(self, mode, target):
+    def measure(self, mode, target, round_index=0):
         name, policy_pid, policy_port, pass_pid, pass_port = target
         pid = policy_pid if mode in ("fresh", "rotate") else pass_pid
         warm, run = self.commands(mode, policy_port, pass_port)
         subprocess.run(warm, capture_output=True, timeout=60)
         hogs = [subprocess.Popen(["sh", "-c", "while :; do :; done"]) for _ in range(2)] if mode == "hog" else []
-        counter = None
+        counter = profiler = None
         try:
             if hogs:
                 time.sleep(0.3)
             counter = ThreadCounter() if self.args.counts else None
+            if self.args.profile:
+                os.makedirs(self.args.profile, exist_ok=True)
+                data = os.path.join(self.args.profile, f"{round_index + 1}-{mode}-{name}-{pid}.data")
+                profiler = PerfSession(["perf", "record", "-a", "-F", "4999", "-g", "-q", "-o", data])
             client0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             cpu0, t0 = bench.tree_ticks([pid]), time.monotonic()
             with bench.IdleSampler() as idle:
@@ -174,6 +179,8 @@ class Bench:
             client1 = resource.getrusage(resource.RUSAGE_CHILDREN)
             counts = counter.stop(pid) if counter else {}
         finally:
+            if profiler:
+                profiler.end()
             for h in hogs:
                 h.kill()
                 h.wait()
@@ -207,25 +214,16 @@ def format_counts(counts):
     return "".join(f"  {event} {value:4.2f}/req" for event, value in counts.items())
 
 
-class ThreadCounter:
-    """`perf stat` over the whole machine, per thread, while one run lasts; `stop` sums the proxy's threads.
+class PerfSession:
+    """A `perf` command over the whole machine for as long as one run lasts: its workload is a sleep that
+    `end` stops, so that perf writes its output then."""
 
-    Per thread rather than `-p PID`: `-p` counts only the threads that exist when it attaches, and Dispatch
-    starts workers as it needs them. System calls and context switches per request show how a proxy talks to
-    the kernel (how many reads and writes, how often it sleeps) independently of the machine's speed.
-    """
-
-    EVENTS = {"raw_syscalls:sys_enter": "syscalls", "context-switches": "switches", "cpu-migrations": "migrations"}
-
-    def __init__(self):
-        self.out = tempfile.NamedTemporaryFile(prefix="myorg-ab-perf.", suffix=".csv", delete=False).name
-        # perf prints its counts when its workload exits: the workload is a sleep that stop() ends.
-        self.perf = subprocess.Popen(["perf", "stat", "-a", "--per-thread", "-x,", "-e", ",".join(self.EVENTS),
-                                      "-o", self.out, "--", "sleep", "3600"],
+    def __init__(self, argv):
+        self.perf = subprocess.Popen(argv + ["--", "sleep", "3600"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.2)
 
-    def _end_perf(self):
+    def end(self):
         if self.perf.poll() is not None:
             return
         try:
@@ -236,20 +234,36 @@ class ThreadCounter:
         for child in children:
             os.kill(child, signal.SIGTERM)
         try:
-            self.perf.wait(timeout=10)
+            self.perf.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.perf.kill()
             self.perf.wait()
 
+
+class ThreadCounter(PerfSession):
+    """`perf stat` over the whole machine, per thread, while one run lasts; `stop` sums the proxy's threads.
+
+    Per thread rather than `-p PID`: `-p` counts only the threads that exist when it attaches, and Dispatch
+    starts workers as it needs them. System calls and context switches per request show how a proxy talks to
+    the kernel (how many reads and writes, how often it sleeps) independently of the machine's speed.
+    """
+
+    EVENTS = {"raw_syscalls:sys_enter": "syscalls", "context-switches": "switches", "cpu-migrations": "migrations",
+              "sched:sched_waking": "wakes", "ipi:ipi_send_cpu": "IPIs"}
+
+    def __init__(self):
+        self.out = tempfile.NamedTemporaryFile(prefix="myorg-ab-perf.", suffix=".csv", delete=False).name
+        super().__init__(["perf", "stat", "-a", "--per-thread", "-x,", "-e", ",".join(self.EVENTS), "-o", self.out])
+
     def close(self):
         """Ends perf (also when the run failed before `stop`) and removes its output."""
-        self._end_perf()
+        self.end()
         if os.path.exists(self.out):
             os.unlink(self.out)
 
     def stop(self, pid):
         tids = set(os.listdir(f"/proc/{pid}/task")) if os.path.isdir(f"/proc/{pid}/task") else set()
-        self._end_perf()
+        self.end()
         sums = {}
         with open(self.out) as f:
             for line in f:
@@ -274,6 +288,10 @@ def main():
     p.add_argument("--counts", action="store_true",
                    help="also count the proxy's system calls, context switches and CPU migrations per request "
                         "(perf stat; needs perf and root)")
+    p.add_argument("--profile", metavar="DIR",
+                   help="also sample the whole machine during every measured run (perf record -a) into "
+                        "DIR/ROUND-MODE-NAME.data, the proxy's PID in the file's name; read one proxy with "
+                        "perf report -i FILE --pid PID")
     a = p.parse_args()
     modes = a.modes.split(",")
     unknown = [m for m in modes if m not in MODES]
@@ -292,7 +310,7 @@ def main():
                      f"--count {a.fresh_tokens} --out fresh.txt")
             for mode in modes:
                 for target in b.targets:
-                    r = b.measure(mode, target)
+                    r = b.measure(mode, target, round_index)
                     if r is None:
                         continue
                     results.setdefault((mode, target[0]), []).append((round_index, r))

@@ -1,4 +1,5 @@
 import Dispatch
+import GatewayCore
 import Glibc
 import Synchronization
 import Testing
@@ -367,5 +368,49 @@ struct TurnYieldsTests {
             #expect(!started)
         }
         #expect(yields.budget == TurnYields.most)
+    }
+}
+
+@Suite("loop clock: the wall clock read once per batch of events")
+struct LoopClockTests {
+    @Test(
+        "every read within one batch gives the batch's first reading; the next batch, and work outside batches, read anew"
+    )
+    func oneReadingPerBatch() {
+        let loop = EventLoop(index: 0, label: "clock-test")
+        let source = ManualClock(nanoseconds: 1_000)
+        let clock = LoopClock(source: source, loop: loop)
+        let (mine, peer) = socketPair()
+        defer { Glibc.close(peer) }
+        let tally = Tally()
+        let readings = Mutex<[[Int64]]>([])
+        onLoop(loop) {
+            // One byte per event, so each byte is a batch of its own.
+            startByteReader(fd: mine, loop: loop, tally: tally) {
+                let first = clock.nowNanoseconds()
+                source.advance(nanoseconds: 5)
+                readings.withLock { $0.append([first, clock.nowNanoseconds()]) }
+            }
+        }
+        func waitForReads(_ count: Int) {
+            var reads = 0
+            for _ in 0..<1000 where reads < count {
+                settle(loop, milliseconds: 5)
+                onLoop(loop) { reads = tally.readable }
+            }
+        }
+        send("1", to: peer)
+        waitForReads(1)
+        var outside: [Int64] = []
+        onLoop(loop) {
+            outside.append(clock.nowNanoseconds())
+            source.advance(nanoseconds: 7)
+            outside.append(clock.nowNanoseconds())
+        }
+        send("2", to: peer)
+        waitForReads(2)
+        onLoop(loop) { tally.sockets.forEach { $0.close() } }
+        #expect(readings.withLock { $0 } == [[1_000, 1_000], [1_012, 1_012]])
+        #expect(outside == [1_005, 1_012])
     }
 }

@@ -98,7 +98,9 @@ import Testing
         let dir = TempDir()
         defer { dir.remove() }
         let capture = LogCapture()
-        let port = LoopbackReceiver.reservePort()
+        let reserved = ReservedPort()
+        defer { reserved.release() }
+        let port = reserved.port
         // The webhook is down for the whole test: everything goes to a tiny spool that fills up.
         let webhook = WebhookSinkSettings(
             url: "http://127.0.0.1:\(port)/logs", batchSize: 10, batchInterval: 0, timeout: 1,
@@ -127,7 +129,9 @@ import Testing
 
     @Test func withoutSpoolAFullMemoryQueueDropsAndCounts() throws {
         let capture = LogCapture()
-        let port = LoopbackReceiver.reservePort()
+        let reserved = ReservedPort()
+        defer { reserved.release() }
+        let port = reserved.port
         let webhook = WebhookSinkSettings(
             url: "http://127.0.0.1:\(port)/", batchSize: 5, batchInterval: 0, timeout: 1, initialRetryDelay: 0.05,
             maxRetryDelay: 0.1)
@@ -177,7 +181,8 @@ import Testing
     @Test func spoolSurvivesARestartAndIsSentFirst() throws {
         let dir = TempDir()
         defer { dir.remove() }
-        let port = LoopbackReceiver.reservePort()
+        let reserved = ReservedPort()
+        let port = reserved.port
         let webhook = quickWebhook(port: port)
         let spool = SpoolSettings(directory: dir.path + "/spool", segmentBytes: 300)
         let first = try LogPipeline(settings: LogPipelineSettings(sinks: [.webhook(webhook)], spool: spool))
@@ -185,7 +190,7 @@ import Testing
         let summary = first.shutdown(timeout: .milliseconds(300))
         #expect(summary.leftInSpool.values.reduce(0, +) == 30)
 
-        let receiver = LoopbackReceiver(port: port)
+        let receiver = LoopbackReceiver(reserved: reserved)
         defer { receiver.stop() }
         let second = try LogPipeline(settings: LogPipelineSettings(sinks: [.webhook(webhook)], spool: spool))
         for i in 30..<40 { second.record(event(i)) }
@@ -200,7 +205,8 @@ import Testing
     @Test func aHandOverLeavesOneWriterPerSpoolAndEveryEventArrivesOnce() throws {
         let dir = TempDir()
         defer { dir.remove() }
-        let port = LoopbackReceiver.reservePort()
+        let reserved = ReservedPort()
+        let port = reserved.port
         let webhook = quickWebhook(port: port)
         var changed = webhook
         changed.batchSize = 5
@@ -217,7 +223,7 @@ import Testing
         #expect(summary.leftInSpool.values.reduce(0, +) == 35)
         for i in 45..<50 { first.record(event(i)) }
 
-        let receiver = LoopbackReceiver(port: port)
+        let receiver = LoopbackReceiver(reserved: reserved)
         defer { receiver.stop() }
         #expect(second.flush(timeout: .seconds(10)))
         _ = second.shutdown(timeout: .seconds(5))

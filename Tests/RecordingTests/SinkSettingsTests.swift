@@ -174,7 +174,8 @@ import Testing
     @Test func aLargeSpoolOpensAtOnceAndIsDeliveredInOrder() throws {
         let dir = TempDir()
         defer { dir.remove() }
-        let receiverPort = LoopbackReceiver.reservePort()
+        let reserved = ReservedPort()
+        let receiverPort = reserved.port
         let webhook = WebhookSinkSettings(
             url: "http://127.0.0.1:\(receiverPort)/", format: .jsonArray, batchSize: 1000, batchInterval: 0,
             timeout: 5, initialRetryDelay: 0.01, maxRetryDelay: 0.05, name: "hook")
@@ -189,7 +190,7 @@ import Testing
         #expect(pipeline.stats.sinks[0].pendingOnDisk >= 1)
         #expect(eventually(20) { pipeline.stats.sinks[0].pendingOnDisk == total })
 
-        let receiver = LoopbackReceiver(port: receiverPort)
+        let receiver = LoopbackReceiver(reserved: reserved)
         defer { receiver.stop() }
         pipeline.record(event(total))
         #expect(pipeline.flush(timeout: .seconds(60)))

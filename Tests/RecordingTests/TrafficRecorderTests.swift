@@ -92,7 +92,9 @@ import Testing
     @Test func noSecretReachesAnyOutputFile() throws {
         let dir = TempDir()
         defer { dir.remove() }
-        let port = LoopbackReceiver.reservePort()
+        let reserved = ReservedPort()
+        defer { reserved.release() }
+        let port = reserved.port
         let pipeline = try LogPipeline(
             settings: LogPipelineSettings(
                 sinks: [

@@ -19,7 +19,8 @@ import Testing
     func receiverDownThenUpGetsEveryEventInOrder(_ format: WebhookFormat) throws {
         let dir = TempDir()
         defer { dir.remove() }
-        let port = LoopbackReceiver.reservePort()
+        let reserved = ReservedPort()
+        let port = reserved.port
         let authorization = "Bearer webhook-shared-secret-\(format.rawValue)"
         let webhook = WebhookSinkSettings(
             url: "http://127.0.0.1:\(port)/ingest", authorization: authorization,
@@ -35,7 +36,7 @@ import Testing
         #expect(eventually { pipeline.stats.sinks[0].deliveryFailures >= 2 })
         #expect(pipeline.stats.sinks[0].pendingOnDisk > 0)
         // Phase 2: the receiver is up but answers 503 to its first three requests, then 200.
-        let receiver = LoopbackReceiver(port: port) { $0 < 3 ? 503 : 200 }
+        let receiver = LoopbackReceiver(reserved: reserved) { $0 < 3 ? 503 : 200 }
         defer { receiver.stop() }
         for i in (total / 2)..<total { pipeline.record(["n": .number(Double(i))]) }
         #expect(pipeline.flush(timeout: .seconds(20)))
