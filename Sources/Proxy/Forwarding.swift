@@ -131,11 +131,19 @@ enum ForwardRewrite {
 
     /// Response headers from the upstream: hop-by-hop removed, upstream CORS headers replaced by ours.
     ///
+    /// The gateway's rate-limit fields replace the upstream's, since they describe the limiter that admitted the
+    /// request, except on the tenant's own 429: that refusal is the tenant's, and its `Retry-After` and
+    /// `X-RateLimit-*` are what a client must wait on (an admitted request's figures would invite an early retry).
+    ///
     /// The head is taken and its field list filtered in place: the fields that stay are moved, not copied (a copy
     /// retains both strings of each field, and the original list is freed after).
     static func downstreamHead(_ head: consuming ResponseHead, adding extra: HTTPFields) -> ResponseHead {
         var out = head
         let nominated = HopByHop.nominatedFields(in: out.headers)
+        let tenantLimited = out.status == 429
+        func skipped(_ name: String) -> Bool {
+            tenantLimited && RateLimitHeaders.allNames.contains { name.asciiCaseInsensitiveEquals($0) }
+        }
         // The extra fields are read through their buffer: in place, not copied (retained) field by field.
         return extra.fields.withUnsafeBufferPointer { extraFields in
             var replacesCORS = false
@@ -143,7 +151,8 @@ enum ForwardRewrite {
             var extraLengths: UInt64 = 0
             for i in extraFields.indices {
                 let n = extraFields[i].name.utf8.count
-                extraLengths |= 1 << UInt64(min(n, 63))
+                if !skipped(extraFields[i].name) { extraLengths |= 1 << UInt64(min(n, 63)) }
+                // A policy-judged answer (it carries rate-limit fields, kept or not) gets the gateway's CORS alone.
                 if extraFields[i].name.asciiCaseInsensitiveEquals(literal: "Access-Control-Allow-Origin")
                     || extraFields[i].name.asciiCaseInsensitiveEquals(literal: "X-RateLimit-Limit")
                 {
@@ -163,7 +172,9 @@ enum ForwardRewrite {
                     return false
                 }
                 for i in extraFields.indices
-                where extraFields[i].name.utf8.count == n && extraFields[i].name.asciiCaseInsensitiveEquals(name) {
+                where extraFields[i].name.utf8.count == n && extraFields[i].name.asciiCaseInsensitiveEquals(name)
+                    && !skipped(extraFields[i].name)
+                {
                     return true
                 }
                 return false
@@ -172,7 +183,7 @@ enum ForwardRewrite {
                 HopByHop.isHopByHop(field.name, nominated: nominated) || replaced(field.name)
                     || (replacesCORS && isAccessControlField(field.name))
             }
-            for i in extraFields.indices {
+            for i in extraFields.indices where !skipped(extraFields[i].name) {
                 if mergesVary && extraFields[i].name.asciiCaseInsensitiveEquals(literal: "Vary") {
                     CORSPolicy.mergeVary(&out.headers, adding: extraFields[i].value)
                 } else {

@@ -182,7 +182,10 @@ extension TenantState {
         }
         let body = try SchemaValidator.parse(call.body, Self.updateSchema(strategy: idp.strategy))
         if idp.accessLevel == .limited {
-            let refused = ["display_name", "options", "domains"].filter { body[$0] != nil }
+            // The reference: limited modifications, "specifically the `show_as_button` and `is_enabled` attributes".
+            let refused = ["display_name", "options", "domains", "assign_membership_on_login"].filter {
+                body[$0] != nil
+            }
             if !refused.isEmpty {
                 throw TenantError.forbidden(
                     "The identity provider '\(idp.name)' has access_level 'limited': "

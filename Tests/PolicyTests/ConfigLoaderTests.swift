@@ -126,6 +126,9 @@ let badConfigs: [BadConfig] = [
         name: "number out of range", yaml: m(append: "tokens: { leeway_s: 1000 }\n"), line: 12, path: "tokens.leeway_s",
         message: "1000 is out of range 0...300"),
     BadConfig(
+        name: "token lifetime over the tenant's 600 s", yaml: m(append: "tokens: { max_lifetime_s: 601 }\n"),
+        line: 12, path: "tokens.max_lifetime_s", message: "601 is out of range 1...600"),
+    BadConfig(
         name: "quoted number", yaml: m(append: "limits: { max_connections: \"10\" }\n"), line: 12,
         path: "limits.max_connections", message: "expected an integer"),
     BadConfig(

@@ -159,18 +159,16 @@ struct IdentityProviderTests {
         #expect(h.call("GET", "/my-org/identity-providers/\(id)").json["is_enabled"] == true)
     }
 
-    @Test("limited providers change show_as_button, is_enabled and assign_membership_on_login only")
+    @Test("limited providers change show_as_button and is_enabled only")
     func limited() {
         let h = Harness()
         let path = "/my-org/identity-providers/\(h.idp("acme-saml"))"
-        let ok = h.call(
-            "PATCH", path, #"{"show_as_button":false,"is_enabled":false,"assign_membership_on_login":true}"#)
+        let ok = h.call("PATCH", path, #"{"show_as_button":false,"is_enabled":false}"#)
         #expect(ok.status == 200)
         #expect(ok.json["show_as_button"] == false)
         #expect(ok.json["is_enabled"] == false)
-        #expect(ok.json["assign_membership_on_login"] == true)
         for body in [
-            #"{"display_name":"New"}"#, #"{"domains":["acme.com"]}"#,
+            #"{"display_name":"New"}"#, #"{"domains":["acme.com"]}"#, #"{"assign_membership_on_login":true}"#,
             #"{"options":{"signInEndpoint":"https://x.com"},"is_enabled":true}"#,
         ] {
             let refused = h.call("PATCH", path, body)

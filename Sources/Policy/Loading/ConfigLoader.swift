@@ -518,7 +518,8 @@ final class ConfigLoader {
         return GatewayConfig.Tokens(
             algorithms: algorithms, leewayS: reader.int(m, "leeway_s", in: 0...300, default: 30),
             expLeewayS: reader.int(m, "exp_leeway_s", in: 0...300, default: 0),
-            maxLifetimeS: reader.int(m, "max_lifetime_s", in: 1...86400, default: 600),
+            // The tenant issues these tokens for exactly 600 s: a longer allowance would pass tokens it never mints.
+            maxLifetimeS: reader.int(m, "max_lifetime_s", in: 1...600, default: 600),
             maxTokenBytes: reader.int(m, "max_token_bytes", in: 512...65536, default: 8192))
     }
 
