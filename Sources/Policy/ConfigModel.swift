@@ -108,6 +108,8 @@ extension GatewayConfig {
 
     public struct Tenant: Sendable, Equatable {
         public let name: String
+        /// The tenant's environment tag, written into log events as `environment_name`; nil: not written.
+        public let environmentName: String?
         public let canonicalDomain: String
         public let customDomains: [String]
         public let tier: TierName

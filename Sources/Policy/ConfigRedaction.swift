@@ -12,6 +12,7 @@ extension GatewayConfig {
                 "tenant",
                 .object([
                     ("name", .string(tenant.name)),
+                    ("environment_name", tenant.environmentName.map { .string($0) } ?? .null),
                     ("canonical_domain", .string(tenant.canonicalDomain)),
                     ("custom_domains", .array(tenant.customDomains.map { .string($0) })),
                     ("tier", .string(tenant.tier.rawValue)),

@@ -10,6 +10,7 @@ final class ExchangeRecorder: Sendable {
     let events: LogPipeline?
     let accessLog: LogPipeline?
     let tenantName: String
+    let environmentName: String?
     /// A client id's `clients[].name`, for the events' `client_name`: the configuration's own client index.
     let clientName: @Sendable (String) -> String?
     let metrics: GatewayMetrics
@@ -19,7 +20,7 @@ final class ExchangeRecorder: Sendable {
     let trafficPipeline: LogPipeline?
 
     init(
-        events: LogPipeline?, accessLog: LogPipeline?, tenantName: String,
+        events: LogPipeline?, accessLog: LogPipeline?, tenantName: String, environmentName: String? = nil,
         clientName: @escaping @Sendable (String) -> String? = { _ in nil },
         metrics: GatewayMetrics, clock: any WallClock, traffic: TrafficRecorder? = nil,
         trafficPipeline: LogPipeline? = nil
@@ -30,6 +31,7 @@ final class ExchangeRecorder: Sendable {
         self.events = events
         self.accessLog = accessLog
         self.tenantName = tenantName
+        self.environmentName = environmentName
         self.metrics = metrics
         self.ids = LogIDGenerator(clock: clock)
     }
@@ -59,7 +61,9 @@ final class ExchangeRecorder: Sendable {
                 outcome: EventOutcome(status: status, decidedBy: exchange.decidedBy == .tenant ? .tenant : .gateway))
         }
         guard accessLog != nil || eventType != nil else { return }
-        let entry = ExchangeLogEntry(exchange, endNanos: endNanos, tenantName: tenantName, clientName: clientName)
+        let entry = ExchangeLogEntry(
+            exchange, endNanos: endNanos, tenantName: tenantName, environmentName: environmentName,
+            clientName: clientName)
         accessLog?.record(AccessRecord(entry: entry))
         if let eventType { events?.record(EventRecord(entry: entry, type: eventType, ids: ids)) }
     }
@@ -163,6 +167,7 @@ final class ExchangeRecorder: Sendable {
             }
             let recorder = ExchangeRecorder(
                 events: events, accessLog: access, tenantName: config.tenant.name,
+                environmentName: config.tenant.environmentName,
                 clientName: { config.client(id: $0)?.name },
                 metrics: metrics, clock: clock, traffic: traffic, trafficPipeline: trafficPipeline)
             return Change(recorder: recorder, handovers: handovers, retired: retired)
@@ -252,12 +257,13 @@ final class ExchangeLogEntry: Sendable {
     /// The policy's hostname, else the SNI name, else the authority (nil: taken from the request head).
     let hostname: String?
     let tenantName: String
+    let environmentName: String?
     let clientName: String?
     /// The tenant's error answer, read into the event's `error` when the event is written (off the loop).
     let tenantErrorBody: [UInt8]?
 
     init(
-        _ exchange: Exchange, endNanos: Int64, tenantName: String,
+        _ exchange: Exchange, endNanos: Int64, tenantName: String, environmentName: String? = nil,
         clientName: (String) -> String? = { _ in nil }
     ) {
         head = exchange.head
@@ -273,6 +279,7 @@ final class ExchangeLogEntry: Sendable {
         facts = exchange.takeFacts()
         hostname = facts.hostname ?? exchange.serverName ?? exchange.head.authority
         self.tenantName = tenantName
+        self.environmentName = environmentName
         self.clientName = facts.clientID.flatMap(clientName)
         tenantErrorBody = exchange.upstreamStatus != nil ? exchange.tenantErrorBody : nil
     }
@@ -286,6 +293,7 @@ final class ExchangeLogEntry: Sendable {
             logID: "", dateMillis: startNanos / 1_000_000, type: type.code, description: type.description)
         event.apply(request: head, hostname: hostname)
         event.tenantName = tenantName
+        event.environmentName = environmentName
         event.ip = peerAddress
         event.clientID = facts.clientID
         event.clientName = clientName

@@ -11,7 +11,8 @@ public enum DecidedBy: String, Sendable, Equatable {
 ///
 /// The JSON it builds (``json``):
 /// ```
-/// { "log_id", "date", "type", "description", "tenant_name", "hostname", "ip", "user_agent", "client_id",
+/// { "log_id", "date", "type", "description", "tenant_name", "environment_name", "hostname", "ip", "user_agent",
+///   "is_mobile", "client_id",
 ///   "user_id", "organization_id", "organization_name", "audience", "scope", "auth0_client": {…},
 ///   "references": { "correlation_id", "trace_id" },
 ///   "details": { "operation", "request": { "method", "path" }, "response": { "status" },
@@ -74,10 +75,14 @@ public struct LogEvent: Sendable, Equatable {
     public var type: String
     public var description: String
     public var tenantName: String?
+    /// The tenant's environment tag (`development`, `staging`, `production`), when the configuration names it.
+    public var environmentName: String?
     /// The host the client used (Host or :authority, port removed, lowercased).
     public var hostname: String?
     public var ip: String?
     public var userAgent: String?
+    /// Whether the User-Agent names a phone or tablet (``RequestFacts/isMobile(userAgent:)``); false without one.
+    public var isMobile: Bool?
     public var clientID: String?
     /// The client's name, when the gateway's configuration gives one (`clients[].name`).
     public var clientName: String?
@@ -152,6 +157,7 @@ public struct LogEvent: Sendable, Equatable {
             }
         }
         userAgent = agent.map { RequestFacts.clean($0, max: 512) }
+        isMobile = agent.map(RequestFacts.isMobile(userAgent:)) ?? false
         auth0Client = client.flatMap(RequestFacts.decodeAuth0Client).map { redactor().redact(json: $0) }
         correlationID = RequestFacts.correlationID(requestID: requestID)
         traceID = traceparent.flatMap(RequestFacts.traceID)
@@ -188,9 +194,11 @@ public struct LogEvent: Sendable, Equatable {
         ]
         func add(_ name: String, _ value: String?) { if let value { m.append((name, .string(value))) } }
         add("tenant_name", tenantName)
+        add("environment_name", environmentName)
         add("hostname", hostname)
         add("ip", ip)
         add("user_agent", userAgent)
+        if let isMobile { m.append(("is_mobile", .bool(isMobile))) }
         add("client_id", clientID)
         add("client_name", clientName)
         add("user_id", userID)
@@ -248,9 +256,14 @@ extension LogEvent {
         out.member("type", type)
         out.member("description", description)
         out.member("tenant_name", tenantName)
+        out.member("environment_name", environmentName)
         out.member("hostname", hostname)
         out.member("ip", ip)
         out.member("user_agent", userAgent)
+        if let isMobile {
+            out.key("is_mobile")
+            out.bool(isMobile)
+        }
         out.member("client_id", clientID)
         out.member("client_name", clientName)
         out.member("user_id", userID)
@@ -309,6 +322,23 @@ extension LogEvent {
 
 /// Small, pure extractions from a request head shared by log events, access lines and exchange records.
 public enum RequestFacts {
+    /// Whether a User-Agent names a phone or tablet: the tokens browsers put there for one (`Mobi`, which Mozilla
+    /// recommends for detecting mobile browsers, and the platforms that omit it: `Android`, `iPhone`, `iPad`,
+    /// `iPod`), matched without regard to case. Auth0's events derive `is_mobile` from the User-Agent the same way;
+    /// its exact rules are not published.
+    public static func isMobile(userAgent: String) -> Bool {
+        let lowered = userAgent.utf8.prefix(512).map { $0 | ($0 >= 0x41 && $0 <= 0x5A ? 0x20 : 0) }
+        for token in ["mobi", "android", "iphone", "ipad", "ipod"] {
+            let needle = Array(token.utf8)
+            guard lowered.count >= needle.count else { continue }
+            for start in 0...(lowered.count - needle.count)
+            where lowered[start] == needle[0] && lowered[start..<(start + needle.count)].elementsEqual(needle) {
+                return true
+            }
+        }
+        return false
+    }
+
     /// The host the client used: authority (or Host), port removed, lowercased; nil when absent.
     public static func hostname(_ request: RequestHead) -> String? {
         guard let raw = request.authority ?? request.headers[literal: "Host"], !raw.isEmpty else { return nil }

@@ -26,7 +26,7 @@ struct ConfigCheckTests {
         #expect(errors.count == 1)
         let error = errors.first
         #expect(error?.path == "listeners[0].tls.certificates[0].key")
-        #expect(error?.line == 20)
+        #expect(error?.line == 21)
         #expect(error?.message == "private key '/srv/gw/certs/login.key' does not exist or cannot be read")
         #expect(example.check(fileExists: { _ in true }).isEmpty)
     }
@@ -36,7 +36,7 @@ struct ConfigCheckTests {
         let unset = example.check(fileExists: { _ in true }, environment: { _ in nil })
         #expect(
             unset.map(\.description) == [
-                "tenant.example.yaml:35:27: upstream[\"login.acme.com\"].cname_api_key.env: environment variable CNAME_API_KEY is not set (or empty)"
+                "tenant.example.yaml:36:27: upstream[\"login.acme.com\"].cname_api_key.env: environment variable CNAME_API_KEY is not set (or empty)"
             ])
         #expect(example.check(fileExists: { _ in true }, environment: { $0 == "CNAME_API_KEY" ? "x" : nil }).isEmpty)
     }

@@ -205,10 +205,21 @@ let badConfigs: [BadConfig] = [
         name: "endpoints_file without a reader",
         yaml: m([("  tier: free\n", "  tier: free\n  endpoints_file: e.yaml\n")]),
         line: 6, path: "tenant.endpoints_file", message: "given no file reader"),
+    BadConfig(
+        name: "environment name with a space",
+        yaml: m([("  tier: free\n", "  tier: free\n  environment_name: \"prod 2\"\n")]),
+        line: 6, path: "tenant.environment_name", message: "printable ASCII without spaces"),
 ]
 
 @Suite("Config loader")
 struct ConfigLoaderTests {
+    @Test("tenant.environment_name is optional and read verbatim")
+    func environmentName() throws {
+        #expect(try ConfigFixtures.load(m()).tenant.environmentName == nil)
+        let tagged = try ConfigFixtures.load(m([("  tier: free\n", "  tier: free\n  environment_name: staging\n")]))
+        #expect(tagged.tenant.environmentName == "staging")
+    }
+
     @Test("the access flows take the reference's hyphenated spelling too; exp_leeway_s is read")
     func hyphenatedAccessAndExpLeeway() throws {
         let config = try ConfigFixtures.load(

@@ -5,6 +5,25 @@ import Testing
 @testable import Recording
 
 @Suite struct LogEventTests {
+    @Test(
+        "is_mobile: the tokens of phone and tablet browsers, in any case; desktop browsers and tools are not mobile",
+        arguments: [
+            ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148", true),
+            ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Chrome/124.0 Mobile Safari/537.36", true),
+            ("Mozilla/5.0 (iPad; CPU OS 17_4 like Mac OS X) AppleWebKit/605.1.15", true),
+            ("Mozilla/5.0 (Android 14; Tablet; rv:125.0) Gecko/125.0 Firefox/125.0", true),
+            ("Opera/9.80 (J2ME/MIDP; Opera Mini/9.80) Presto/2.5.25 Version/10.54 MOBI", true),
+            ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/124.0 Safari/537.36", false),
+            ("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 Version/17.4 Safari/605.1.15", false),
+            ("curl/8.5", false), ("", false),
+        ] as [(String, Bool)])
+    func isMobile(userAgent: String, expected: Bool) {
+        #expect(RequestFacts.isMobile(userAgent: userAgent) == expected)
+        var event = LogEvent(logID: "x", dateMillis: 0, type: "t", description: "d")
+        event.apply(request: RequestHead(method: "GET", target: "/", headers: HTTPFields([("User-Agent", userAgent)])))
+        #expect(event.json["is_mobile"] == .bool(expected))
+    }
+
     @Test func eventCarriesEveryAuth0Field() throws {
         let clientInfo = #"{"name":"auth0-spa-js","version":"2.1.0"}"#
         let request = RequestHead(
@@ -20,6 +39,7 @@ import Testing
             logID: "0190a1b2c3d4e5f60718293a4b5c6d7e", dateMillis: 1_767_323_045_678,
             type: "my_organization_api_idp_succeeded", description: "Create identity provider")
         event.tenantName = "acme"
+        event.environmentName = "production"
         event.ip = "203.0.113.9"
         event.apply(request: request)
         event.apply(claims: [
@@ -38,6 +58,9 @@ import Testing
         #expect(json["type"] == "my_organization_api_idp_succeeded")
         #expect(json["description"] == "Create identity provider")
         #expect(json["tenant_name"] == "acme")
+        #expect(json["environment_name"] == "production")
+        // A curl User-Agent names no phone or tablet; the field is there all the same, as in Auth0's events.
+        #expect(json["is_mobile"] == false)
         #expect(json["hostname"] == "login.acme.com")
         #expect(json["ip"] == "203.0.113.9")
         #expect(json["user_agent"] == "curl/8.5")

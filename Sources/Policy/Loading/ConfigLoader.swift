@@ -253,7 +253,10 @@ final class ConfigLoader {
     // MARK: tenant
 
     func tenant(_ node: YAMLNode) -> GatewayConfig.Tenant? {
-        let keys = ["name", "canonical_domain", "custom_domains", "tier", "jwks", "tiers_file", "endpoints_file"]
+        let keys = [
+            "name", "environment_name", "canonical_domain", "custom_domains", "tier", "jwks", "tiers_file",
+            "endpoints_file",
+        ]
         guard let map = reader.mapping(node, "tenant", keys: keys) else { return nil }
         var name: String?
         if let n = reader.required(map, "name"), let text = reader.nonEmptyString(n, map.path("name")) {
@@ -264,6 +267,17 @@ final class ConfigLoader {
                 name = text
             } else {
                 reader.fail(n, map.path("name"), "a tenant name uses a-z, 0-9 and '-' (at most 64)")
+            }
+        }
+        var environmentName: String?
+        if let n = map["environment_name"], let text = reader.nonEmptyString(n, map.path("environment_name")) {
+            // Auth0's environment tags are words such as `production`; the value goes verbatim into every event.
+            if text.utf8.count <= 64 && text.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != 0x22 && $0 != 0x5C }) {
+                environmentName = text
+            } else {
+                reader.fail(
+                    n, map.path("environment_name"),
+                    "an environment name is printable ASCII without spaces, quotes or backslashes (at most 64)")
             }
         }
         let canonical = reader.required(map, "canonical_domain").flatMap { domain($0, map.path("canonical_domain")) }
@@ -287,7 +301,8 @@ final class ConfigLoader {
         let endpointsFile = filePath(map, "endpoints_file")
         guard let name, let canonical, let tier, let jwks else { return nil }
         return GatewayConfig.Tenant(
-            name: name, canonicalDomain: canonical, customDomains: custom, tier: tier, jwks: jwks, tiersFile: tiersFile,
+            name: name, environmentName: environmentName, canonicalDomain: canonical, customDomains: custom, tier: tier,
+            jwks: jwks, tiersFile: tiersFile,
             endpointsFile: endpointsFile)
     }
 
