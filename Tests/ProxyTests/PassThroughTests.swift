@@ -22,7 +22,7 @@ final class PassThroughFixture: @unchecked Sendable {
 
     init(
         maxBodyBytes: Int = HTTP1Limits().maxBodyBytes, idleTimeoutMs: Int = 5000, responseTimeoutMs: Int = 2000,
-        loops: Int = 2, maxUpstreamConnections: Int = 16
+        loops: Int = 2, maxUpstreamConnections: Int = 16, clientIPHeader: String = "X-Forwarded-For"
     ) throws {
         let dir = TestProcess.temporaryDirectory("passthrough")
         recordFile = dir.appendingPathComponent("upstream.bin")
@@ -44,7 +44,7 @@ final class PassThroughFixture: @unchecked Sendable {
             host: "127.0.0.1", port: upstreamPort, useTLS: false, tlsContext: nil,
             maxConnections: maxUpstreamConnections,
             connectTimeoutMs: 2000, responseTimeoutMs: responseTimeoutMs, idleTimeoutMs: 30000,
-            secretHeaders: [("cname-api-key", "secret-edge-key")], clientIPHeader: "X-Forwarded-For")
+            secretHeaders: [("cname-api-key", "secret-edge-key")], clientIPHeader: clientIPHeader)
         let limits = HTTP1Limits(maxBodyBytes: maxBodyBytes)
         let listeners = [
             ListenerProfile(
@@ -133,6 +133,44 @@ struct PassThroughTests {
         #expect(via == ["Via: 1.1 client-proxy", "Via: 1.1 myorg-gateway"], "\(via)")
         #expect(raw.contains("\r\ncname-api-key: secret-edge-key\r\n"))
         #expect(raw.contains("\r\nX-Request-Id: "))
+    }
+
+    /// Edge mode: the client IP goes in the header the tenant names, once; the client's copies and its
+    /// cname-api-key are replaced; cookies, User-Agent, Origin, Referer, Accept and Accept-Language pass as sent.
+    @Test("edge mode: the client IP in the tenant's header only, the gateway's cname-api-key, the rest as sent")
+    func edgeHeaders() throws {
+        let f = try PassThroughFixture(clientIPHeader: "true-client-ip")
+        defer { f.stop() }
+        let out = try f.curl([
+            "--http1.1", "-H", "true-client-ip: 6.6.6.6", "-H", "X-Forwarded-For: 7.7.7.7",
+            "-H", "cname-api-key: forged", "-H", "Cookie: a=1; b=2", "-H", "User-Agent: edge-test/1",
+            "-H", "Origin: https://app.example", "-H", "Referer: https://app.example/settings",
+            "-H", "Accept: application/json", "-H", "Accept-Language: de-CH, en;q=0.8",
+            "-o", "/dev/null", "-w", "%{http_code}", "https://gateway.test:\(f.tlsPort)/my-org/details",
+        ])
+        #expect(out.status == 0, "\(out.stderr)")
+        #expect(out.stdout == "200")
+        let requests = f.upstreamRequests()
+        try #require(requests.count == 1)
+        let lines = requests[0].split(separator: "\r\n").map(String.init)
+        func values(_ name: String) -> [String] {
+            lines.compactMap { line in
+                guard let colon = line.firstIndex(of: ":"), line[..<colon].lowercased() == name.lowercased() else {
+                    return nil
+                }
+                return line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            }
+        }
+        #expect(values("true-client-ip") == ["127.0.0.1"])
+        #expect(values("X-Forwarded-For").isEmpty, "the client IP travels in the tenant's header alone")
+        #expect(values("cname-api-key") == ["secret-edge-key"])
+        #expect(!requests[0].contains("6.6.6.6") && !requests[0].contains("7.7.7.7") && !requests[0].contains("forged"))
+        #expect(values("Cookie") == ["a=1; b=2"])
+        #expect(values("User-Agent") == ["edge-test/1"])
+        #expect(values("Origin") == ["https://app.example"])
+        #expect(values("Referer") == ["https://app.example/settings"])
+        #expect(values("Accept") == ["application/json"])
+        #expect(values("Accept-Language") == ["de-CH, en;q=0.8"])
     }
 
     @Test("curl over HTTP/2 (ALPN) and h2c prior knowledge; a DELETE body is forwarded")
