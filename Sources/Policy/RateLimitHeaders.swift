@@ -25,6 +25,11 @@ public enum RateLimitHeaders {
 
     /// Every name this type may write, for stripping an upstream's copies and for CORS exposure.
     public static let allNames = [limit, remaining, reset, policy, rateLimit, retryAfter, errorKind]
+
+    /// Whether `name` is one of `allNames`, in any case.
+    public static func isRateLimitField(_ name: String) -> Bool {
+        allNames.contains { name.asciiCaseInsensitiveEquals($0) }
+    }
 }
 
 extension RateDecision {
@@ -39,9 +44,7 @@ extension RateDecision {
     /// `X-RateLimit-*` describe the tenant's limiter, not the one that admitted this request). Removes a stale
     /// `Retry-After` or `X-Auth0-Error-Kind` when the request was admitted.
     public func apply(to fields: inout HTTPFields) {
-        fields.removeAll { field in
-            RateLimitHeaders.allNames.contains { field.name.asciiCaseInsensitiveEquals($0) }
-        }
+        fields.removeAll { RateLimitHeaders.isRateLimitField($0.name) }
         appendFields(to: &fields)
     }
 

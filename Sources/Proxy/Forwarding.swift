@@ -140,19 +140,19 @@ enum ForwardRewrite {
     static func downstreamHead(_ head: consuming ResponseHead, adding extra: HTTPFields) -> ResponseHead {
         var out = head
         let nominated = HopByHop.nominatedFields(in: out.headers)
+        // On the tenant's own 429 its rate-limit fields stay and the gateway's are not added; a policy-judged answer
+        // (one that came with the gateway's rate-limit fields) still gets the gateway's CORS alone.
         let tenantLimited = out.status == 429
-        func skipped(_ name: String) -> Bool {
-            tenantLimited && RateLimitHeaders.allNames.contains { name.asciiCaseInsensitiveEquals($0) }
-        }
-        // The extra fields are read through their buffer: in place, not copied (retained) field by field.
-        return extra.fields.withUnsafeBufferPointer { extraFields in
-            var replacesCORS = false
+        let added =
+            tenantLimited ? HTTPFields(extra.fields.filter { !RateLimitHeaders.isRateLimitField($0.name) }) : extra
+        // The added fields are read through their buffer: in place, not copied (retained) field by field.
+        return added.fields.withUnsafeBufferPointer { extraFields in
+            var replacesCORS = tenantLimited && extra.contains(RateLimitHeaders.limit)
             // Bit n: some extra name is n bytes long (63: 63 or more), so most names skip the scan below.
             var extraLengths: UInt64 = 0
             for i in extraFields.indices {
                 let n = extraFields[i].name.utf8.count
-                if !skipped(extraFields[i].name) { extraLengths |= 1 << UInt64(min(n, 63)) }
-                // A policy-judged answer (it carries rate-limit fields, kept or not) gets the gateway's CORS alone.
+                extraLengths |= 1 << UInt64(min(n, 63))
                 if extraFields[i].name.asciiCaseInsensitiveEquals(literal: "Access-Control-Allow-Origin")
                     || extraFields[i].name.asciiCaseInsensitiveEquals(literal: "X-RateLimit-Limit")
                 {
@@ -172,9 +172,7 @@ enum ForwardRewrite {
                     return false
                 }
                 for i in extraFields.indices
-                where extraFields[i].name.utf8.count == n && extraFields[i].name.asciiCaseInsensitiveEquals(name)
-                    && !skipped(extraFields[i].name)
-                {
+                where extraFields[i].name.utf8.count == n && extraFields[i].name.asciiCaseInsensitiveEquals(name) {
                     return true
                 }
                 return false
@@ -183,7 +181,7 @@ enum ForwardRewrite {
                 HopByHop.isHopByHop(field.name, nominated: nominated) || replaced(field.name)
                     || (replacesCORS && isAccessControlField(field.name))
             }
-            for i in extraFields.indices where !skipped(extraFields[i].name) {
+            for i in extraFields.indices {
                 if mergesVary && extraFields[i].name.asciiCaseInsensitiveEquals(literal: "Vary") {
                     CORSPolicy.mergeVary(&out.headers, adding: extraFields[i].value)
                 } else {

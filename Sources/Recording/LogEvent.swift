@@ -157,7 +157,7 @@ public struct LogEvent: Sendable, Equatable {
             }
         }
         userAgent = agent.map { RequestFacts.clean($0, max: 512) }
-        isMobile = agent.map(RequestFacts.isMobile(userAgent:)) ?? false
+        isMobile = userAgent.map(RequestFacts.isMobile(userAgent:)) ?? false
         auth0Client = client.flatMap(RequestFacts.decodeAuth0Client).map { redactor().redact(json: $0) }
         correlationID = RequestFacts.correlationID(requestID: requestID)
         traceID = traceparent.flatMap(RequestFacts.traceID)
@@ -327,16 +327,8 @@ public enum RequestFacts {
     /// `iPod`), matched without regard to case. Auth0's events derive `is_mobile` from the User-Agent the same way;
     /// its exact rules are not published.
     public static func isMobile(userAgent: String) -> Bool {
-        let lowered = userAgent.utf8.prefix(512).map { $0 | ($0 >= 0x41 && $0 <= 0x5A ? 0x20 : 0) }
-        for token in ["mobi", "android", "iphone", "ipad", "ipod"] {
-            let needle = Array(token.utf8)
-            guard lowered.count >= needle.count else { continue }
-            for start in 0...(lowered.count - needle.count)
-            where lowered[start] == needle[0] && lowered[start..<(start + needle.count)].elementsEqual(needle) {
-                return true
-            }
-        }
-        return false
+        let lowered = userAgent.asciiLowercased
+        return ["mobi", "android", "iphone", "ipad", "ipod"].contains { lowered.contains($0) }
     }
 
     /// The host the client used: authority (or Host), port removed, lowercased; nil when absent.

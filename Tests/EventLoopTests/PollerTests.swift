@@ -42,6 +42,17 @@ private func settle(_ loop: EventLoop, milliseconds: Int = 50) {
 
 /// Starts a socket on `fd` that reads one byte per readable event, counts it in `tally.readable`, then calls
 /// `afterByte`. Call on the loop.
+/// Waits until the loop has read `count` bytes into `tally`: a look every 5 ms, for at most 10 s. While a turn
+/// lingers its queue is busy, so each look also waits for the turn to end.
+private func waitForReads(_ count: Int, loop: EventLoop, tally: Tally) {
+    var reads = 0
+    for _ in 0..<2000 {
+        settle(loop, milliseconds: 5)
+        onLoop(loop) { reads = tally.readable }
+        if reads >= count { return }
+    }
+}
+
 private func startByteReader(fd: Int32, loop: EventLoop, tally: Tally, afterByte: @escaping () -> Void = {}) {
     let socket = Socket(fd: fd, loop: loop)
     socket.onReadable = {
@@ -241,16 +252,12 @@ struct PollerTests {
             }
         }
         send("1", to: peer)
-        var reads = 0
         if firstRead.wait(timeout: .now() + .seconds(10)) == .success {
             usleep(100_000)
             send("2", to: peer)
-            // While a turn lingers its queue is busy: each look also waits for the turn to end.
-            for _ in 0..<1000 where reads < 2 {
-                settle(loop, milliseconds: 10)
-                onLoop(loop) { reads = tally.readable }
-            }
+            waitForReads(2, loop: loop, tally: tally)
         }
+        var reads = 0
         onLoop(loop) {
             reads = tally.readable
             tally.sockets.forEach { $0.close() }
@@ -288,11 +295,7 @@ struct PollerTests {
         for sent in 1...7 {
             // One byte, then quiet: the turn serves it and every yield after it comes back empty.
             send("x", to: peer)
-            var served = 0
-            for _ in 0..<400 where served < sent {
-                settle(loop, milliseconds: 5)
-                onLoop(loop) { served = tally.readable }
-            }
+            waitForReads(sent, loop: loop, tally: tally)
             onLoop(loop) { budgets.append(loop.poller.yieldBudget) }
         }
         onLoop(loop) {
@@ -392,15 +395,8 @@ struct LoopClockTests {
                 readings.withLock { $0.append([first, clock.nowNanoseconds()]) }
             }
         }
-        func waitForReads(_ count: Int) {
-            var reads = 0
-            for _ in 0..<1000 where reads < count {
-                settle(loop, milliseconds: 5)
-                onLoop(loop) { reads = tally.readable }
-            }
-        }
         send("1", to: peer)
-        waitForReads(1)
+        waitForReads(1, loop: loop, tally: tally)
         var outside: [Int64] = []
         onLoop(loop) {
             outside.append(clock.nowNanoseconds())
@@ -408,7 +404,7 @@ struct LoopClockTests {
             outside.append(clock.nowNanoseconds())
         }
         send("2", to: peer)
-        waitForReads(2)
+        waitForReads(2, loop: loop, tally: tally)
         onLoop(loop) { tally.sockets.forEach { $0.close() } }
         #expect(readings.withLock { $0 } == [[1_000, 1_000], [1_012, 1_012]])
         #expect(outside == [1_005, 1_012])

@@ -1,6 +1,7 @@
 import Foundation
 import GatewayCore
 import Logging
+import TestSupport
 import Testing
 
 @testable import Recording

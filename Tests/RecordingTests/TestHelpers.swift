@@ -100,18 +100,15 @@ final class LoopbackReceiver: @unchecked Sendable {
 
     /// Starts listening on a port of its own. `respond` maps the 0-based request number to a status code.
     convenience init(respond: @escaping @Sendable (Int) -> Int = { _ in 200 }) {
-        self.init(bound: ReservedPort().take(), respond: respond)
+        self.init(reserved: ReservedPort(), respond: respond)
     }
 
     /// Starts listening on a port the test held until now (a receiver that was "down" at first).
-    convenience init(reserved: ReservedPort, respond: @escaping @Sendable (Int) -> Int = { _ in 200 }) {
-        self.init(bound: reserved.take(), respond: respond)
-    }
-
-    private init(bound s: Int32, respond: @escaping @Sendable (Int) -> Int) {
+    init(reserved: ReservedPort, respond: @escaping @Sendable (Int) -> Int = { _ in 200 }) {
         self.respond = respond
+        let s = reserved.take()
         listen(s, 16)
-        self.port = ReservedPort.port(of: s)
+        self.port = reserved.port
         self.fd = s
         let thread = Thread { [self] in self.serve() }
         thread.start()
@@ -174,57 +171,6 @@ final class LoopbackReceiver: @unchecked Sendable {
         guard d.count >= 4 else { return nil }
         for i in 0...(d.count - 4) where d[i] == 13 && d[i + 1] == 10 && d[i + 2] == 13 && d[i + 3] == 10 { return i }
         return nil
-    }
-}
-
-/// A loopback port held for a receiver that is "down" at first: bound but not listening, so a connection to it is
-/// refused, and no other socket can bind it (it has no SO_REUSEADDR) until a `LoopbackReceiver` takes it over or
-/// `release` closes it. A port that was merely free a moment ago can be taken by a parallel test's server, which
-/// then answers the requests this test expects to fail.
-final class ReservedPort: @unchecked Sendable {
-    // Safety (@unchecked): `fd` changes once, in `take` or `release`, on the test's own thread.
-    let port: UInt16
-    private var fd: Int32
-
-    init() {
-        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        precondition(rc == 0, "bind failed")
-        self.fd = s
-        self.port = Self.port(of: s)
-    }
-
-    deinit { release() }
-
-    /// Closes the socket (a test whose receiver never comes up calls this at its end, which also keeps the port
-    /// held until then).
-    func release() {
-        if fd >= 0 { close(fd) }
-        fd = -1
-    }
-
-    /// The bound socket, now the caller's.
-    fileprivate func take() -> Int32 {
-        precondition(fd >= 0, "the port was taken or released already")
-        defer { fd = -1 }
-        return fd
-    }
-
-    fileprivate static func port(of s: Int32) -> UInt16 {
-        var addr = sockaddr_in()
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(s, $0, &len) }
-        }
-        return UInt16(bigEndian: addr.sin_port)
     }
 }
 

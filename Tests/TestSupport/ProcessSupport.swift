@@ -88,24 +88,7 @@ public enum TestProcess {
     }
 
     /// A free TCP port on 127.0.0.1 (bound and released; good enough for tests on one machine).
-    public static func freePort() -> UInt16 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = 0
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        _ = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
-        }
-        return UInt16(bigEndian: addr.sin_port)
-    }
+    public static func freePort() -> UInt16 { ReservedPort().port }
 
     /// Waits until something accepts TCP connections on 127.0.0.1:`port`.
     public static func waitForPort(_ port: UInt16, timeout: Double = 20) -> Bool {
@@ -242,5 +225,51 @@ extension TestProcess {
         return entries.filter {
             ((try? FileManager.default.destinationOfSymbolicLink(atPath: "\(dir)/\($0)")) ?? "").hasPrefix("socket:")
         }.count
+    }
+}
+
+/// A loopback port held for a receiver that is "down" at first: bound but not listening, so a connection to it is
+/// refused, and no other socket can bind it (it has no SO_REUSEADDR) until its holder takes the socket over or
+/// `release` closes it. A port that was merely free a moment ago can be taken by a parallel test's server, which
+/// then answers the requests a test expects to fail.
+public final class ReservedPort: @unchecked Sendable {
+    // Safety (@unchecked): `fd` changes once, in `take` or `release`, on the test's own thread.
+    public let port: UInt16
+    private var fd: Int32
+
+    public init() {
+        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        precondition(rc == 0, "bind failed")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(s, $0, &len) }
+        }
+        self.fd = s
+        self.port = UInt16(bigEndian: addr.sin_port)
+    }
+
+    deinit { release() }
+
+    /// Closes the socket (a test whose receiver never comes up calls this at its end, which also keeps the port
+    /// held until then).
+    public func release() {
+        if fd >= 0 { close(fd) }
+        fd = -1
+    }
+
+    /// The bound socket, now the caller's (to listen on).
+    public func take() -> Int32 {
+        precondition(fd >= 0, "the port was taken or released already")
+        defer { fd = -1 }
+        return fd
     }
 }
