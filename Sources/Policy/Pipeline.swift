@@ -317,6 +317,16 @@ public final class RequestPolicy: Sendable {
                 notes.decision = "forwarded_unknown"
                 return .forwardUnchecked(domain: domain, notes: consume notes)
             }
+            // RFC 9110 §9.1: a method the server does not implement anywhere is 501; 405 (with `Allow`) is for a
+            // method it implements but not on this resource.
+            if !RequestPolicy.serverMethodList.contains(request.method) {
+                return refuse(
+                    .gateway(
+                        status: 501,
+                        detail: "The My Organization API does not implement this method; it serves "
+                            + "\(RequestPolicy.serverMethods)."),
+                    decision: "refused_route", notes: consume notes, origin: origin, clientID: nil)
+            }
             return refuse(
                 route.refusal!, decision: "refused_route", notes: consume notes, origin: origin, clientID: nil)
         case .badRequest:
@@ -611,7 +621,9 @@ public final class RequestPolicy: Sendable {
         notes.decision = decision
         notes.error = error
         var response = error.response
-        if origin != nil { cors.apply(to: &response.head.headers, origin: origin, clientID: clientID) }
+        // `Vary: Origin` on every refusal, with or without an `Origin`: the same request with an allowed origin
+        // gets `Access-Control-Allow-Origin` (Fetch, "CORS protocol and HTTP caches").
+        cors.apply(to: &response.head.headers, origin: origin, clientID: clientID)
         return .respond(response, consume notes)
     }
 

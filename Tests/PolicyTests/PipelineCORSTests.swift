@@ -178,7 +178,7 @@ struct PipelineCORSTests {
         var testDescription: String { name }
     }
 
-    static func refusalCases(origin: String) -> [RefusalCase] {
+    static func refusalCases(origin: String?) -> [RefusalCase] {
         let details = ["read:my_org:details"]
         return [
             RefusalCase(
@@ -215,6 +215,17 @@ struct PipelineCORSTests {
         #expect(run.headers["Access-Control-Allow-Origin"] == F.appOrigin)
         #expect(run.headers["Access-Control-Expose-Headers"] != nil)
         #expect(run.headers["Vary"]?.contains("Origin") == true)
+    }
+
+    @Test(
+        "refusals without an Origin still say Vary: Origin, as the same refusal to an allowed origin differs",
+        arguments: refusalCases(origin: nil))
+    func refusalWithoutOrigin(_ c: RefusalCase) throws {
+        let policy = try F.policy()
+        let run = PipelineRun.run(policy, c.request, listenerDomain: F.canonical, token: c.token)
+        #expect(run.status == c.status, "\(run.summary)")
+        #expect(!hasAllowField(run.headers), "\(run.headers)")
+        #expect(run.headers["Vary"] == "Origin", "\(run.headers)")
     }
 
     @Test("refusals to a foreign origin carry no ACAO", arguments: refusalCases(origin: F.strangerOrigin))

@@ -74,7 +74,7 @@ struct PipelineRouteTests {
         "a known path with a method it lacks is a 405 with Allow",
         arguments: [
             ("PUT", "/my-org/details", "GET, HEAD, PATCH"), ("POST", "/my-org/v1/details", "GET, HEAD, PATCH"),
-            ("get", "/my-org/details", "GET, HEAD, PATCH"), ("GET", "/my-org", "DELETE"),
+            ("GET", "/my-org", "DELETE"),
             ("HEAD", "/my-org/v1/", "DELETE"), ("PUT", "/my-org/domains", "GET, HEAD, POST"),
             ("POST", "/my-org/identity-providers/con_1", "GET, HEAD, PATCH, DELETE"),
         ])
@@ -89,6 +89,29 @@ struct PipelineRouteTests {
                     $0.trimmingCharacters(in: " ")
                 })
             #expect(allowed == Set(allow.split(separator: ",").map { $0.trimmingCharacters(in: " ") }))
+        }
+    }
+
+    @Test(
+        "a method the gateway implements nowhere is 501 under /my-org/ (RFC 9110 §9.1), not 405",
+        arguments: [
+            ("get", "/my-org/details"), ("FOO", "/my-org/details"), ("PROPFIND", "/my-org/v1/domains"),
+            ("QUERY", "/my-org/nowhere"), ("Delete", "/my-org"),
+        ])
+    func unimplementedMethod(method: String, path: String) throws {
+        let policy = try F.policy()
+        for domain in F.domains {
+            let run = PipelineRun.run(
+                policy, F.request(method, path), listenerDomain: domain, token: .success(F.token(scopes: [])))
+            run.expectError(status: 501, code: "A0E-501-0001", decision: "refused_route")
+            #expect(run.headers["Allow"] == nil)
+        }
+        // Outside the API, the custom domain's edge traffic is the tenant's to judge, whatever the method.
+        let edge = PipelineRun.run(
+            policy, F.request(method, "/authorize"), listenerDomain: F.custom, token: .success(F.token(scopes: [])))
+        guard case .forwardUnchecked = edge else {
+            Issue.record("an edge request was not forwarded: \(edge.summary)")
+            return
         }
     }
 
