@@ -108,6 +108,9 @@ extension HTTP2ServerSession {
             case frameHeaders:
                 return withOwner(userData) { $0.clientHeadersBegin(streamID: hd.pointee.stream_id) }
                     ? 0 : callbackFailure
+            case frameSettings where hd.pointee.flags & flagAck == 0:
+                withOwner(userData) { $0.settingsBegin() }
+                return 0
             case framePriority where hd.pointee.stream_id == 0:
                 // RFC 9113 §6.3: a connection error. nghttp2 skips PRIORITY frames unread once
                 // SETTINGS_NO_RFC7540_PRIORITIES is sent, this check with them.
@@ -284,6 +287,7 @@ extension HTTP2ServerSession {
         case frameSettings:
             if hd.flags & flagAck == 0 {
                 guard allow(.settings) else { return callbackFailure }
+                if settingsOverflowWindow(frame.pointee.settings) { return callbackFailure }
             }
         case framePing:
             if hd.flags & flagAck == 0 {

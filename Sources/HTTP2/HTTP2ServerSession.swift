@@ -49,6 +49,8 @@ public final class HTTP2ServerSession {
     @exclusivity(unchecked) var recentlyClosed = RecentlyClosedStreams()
     @exclusivity(unchecked) private var skippedStreamIDs: [ClosedRange<Int32>] = []
     private static let skippedRangeLimit = 8
+    /// What `settingsBegin` saw: the largest open stream's send window and the initial window size it came from.
+    @exclusivity(unchecked) private var windowsBeforeSettings: (largest: Int32, initial: Int64)?
 
     @exclusivity(unchecked) private var pingBucket: TokenBucket
     @exclusivity(unchecked) private var settingsBucket: TokenBucket
@@ -150,9 +152,13 @@ public final class HTTP2ServerSession {
                 guard receive(base + fed, upTo - fed) else { return }
                 fed = upTo
             }
-            if streams[stop.streamID] == nil && recentlyClosed.contains(stop.streamID) {
+            if streams[stop.streamID] == nil
+                && (recentlyClosed.contains(stop.streamID)
+                    || (stop.type == InboundFrameScanner.frameData && wasSkipped(stop.streamID)))
+            {
                 // RFC 9113 §5.1: a frame after the client's RST_STREAM is a stream error, after its END_STREAM a
-                // connection error, both of type STREAM_CLOSED; §5.4 lets either end the connection.
+                // connection error, both of type STREAM_CLOSED; so is DATA on a stream the client skipped, closed
+                // without ever opening (§5.1.1, §6.1); §5.4 lets any of them end the connection.
                 _ = connectionError(.streamClosed)
                 return
             }
@@ -289,8 +295,44 @@ public final class HTTP2ServerSession {
             highestClientStreamID = streamID
             return true
         }
-        guard skippedStreamIDs.contains(where: { $0.contains(streamID) }) else { return true }
+        guard wasSkipped(streamID) else { return true }
         return protocolViolation()
+    }
+
+    /// Whether the client skipped `streamID` (one of the last `skippedRangeLimit` ranges it skipped).
+    private func wasSkipped(_ streamID: Int32) -> Bool {
+        skippedStreamIDs.contains { $0.contains(streamID) }
+    }
+
+    /// Before a client SETTINGS frame is processed: the largest send window among the open streams and the
+    /// initial window size it was opened with, for `settingsOverflowWindow`.
+    func settingsBegin() {
+        guard !terminated else { return }
+        var largest: Int32 = -1
+        for stream in streams.values {
+            // Negative for a stream nghttp2 has already closed.
+            largest = max(largest, nghttp2_session_get_stream_remote_window_size(session, stream.id))
+        }
+        windowsBeforeSettings =
+            largest < 0
+            ? nil
+            : (largest, Int64(nghttp2_session_get_remote_settings(session, NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE)))
+    }
+
+    /// RFC 9113 §6.9.2: a SETTINGS_INITIAL_WINDOW_SIZE that lifts a stream's window past 2^31-1 is a connection
+    /// error of type FLOW_CONTROL_ERROR. nghttp2 resets only the streams concerned, so the session checks the
+    /// frame against the windows `settingsBegin` saw, and ends the connection; true when it did.
+    func settingsOverflowWindow(_ settings: nghttp2_settings) -> Bool {
+        guard let (largest, initial) = windowsBeforeSettings else { return false }
+        windowsBeforeSettings = nil
+        guard let entries = settings.iv else { return false }
+        // nghttp2 keeps the last of repeated parameters (the frame's net change) and so is this check.
+        for i in 0..<settings.niv where entries[i].settings_id == NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue {
+            if Int64(largest) + Int64(entries[i].value) - initial > Int64(Int32.max) {
+                return !connectionError(.flowControlError)
+            }
+        }
+        return false
     }
 
     /// Ends the connection with GOAWAY(PROTOCOL_ERROR) for a violation nghttp2 lets through; always false (for

@@ -435,6 +435,16 @@ struct HTTP2ClosedStreamTests {
         #expect(peer.connectionErrors.isEmpty)
     }
 
+    @Test("DATA on a stream id the client skipped (closed without opening, RFC 9113 §5.1.1) is STREAM_CLOSED")
+    func dataOnSkippedStream() {
+        let peer = RawPeer()
+        peer.send(peer.build.start() + peer.build.headers(stream: 5, FrameBuilder.request(path: "/ok")))
+        #expect(peer.requests.map(\.0) == [5])
+        peer.send(peer.build.data(stream: 3, [1, 2, 3]))
+        #expect(streamClosedError(peer, stream: 3), "\(peer.reader.frames)")
+        #expect(peer.connectionErrors == [.protocolError(.streamClosed)])
+    }
+
     @Test("the check follows frames split anywhere across reads", arguments: [1, 2, 5, 9, 13])
     func splitAcrossReads(chunk: Int) {
         let peer = RawPeer()
@@ -449,5 +459,41 @@ struct HTTP2ClosedStreamTests {
         }
         #expect(peer.requests.map(\.0) == [1, 3])
         #expect(peer.connectionErrors == [.protocolError(.streamClosed)])
+    }
+}
+
+/// RFC 9113 §6.9.2: SETTINGS_INITIAL_WINDOW_SIZE changes every open stream's send window by the difference.
+@Suite("HTTP2ServerSession initial window size changes")
+struct HTTP2InitialWindowTests {
+    /// Stream 1 open (its body still to come), its send window lifted to exactly 2^31-1 by a legal WINDOW_UPDATE.
+    func peerAtTheLargestWindow() -> RawPeer {
+        let peer = RawPeer()
+        peer.send(
+            peer.build.start()
+                + peer.build.headers(
+                    stream: 1, FrameBuilder.request(method: "POST", path: "/ok", [("content-length", "2")]),
+                    endStream: false))
+        peer.send(peer.build.windowUpdate(stream: 1, increment: UInt32(Int32.max) - 65_535))
+        #expect(peer.connectionErrors.isEmpty)
+        return peer
+    }
+
+    @Test("a change that lifts a stream's window past 2^31-1 is a connection error of type FLOW_CONTROL_ERROR")
+    func overflowEndsTheConnection() {
+        let peer = peerAtTheLargestWindow()
+        peer.send(peer.build.settings([(0x4, 65_536)]))
+        #expect(peer.connectionErrors == [.protocolError(.flowControlError)])
+        #expect(peer.frames(.goaway).last?.errorCode == HTTP2ErrorCode.flowControlError.rawValue)
+    }
+
+    @Test("changes that keep every window within 2^31-1 leave the connection alone")
+    func changesThatFit() {
+        let peer = peerAtTheLargestWindow()
+        peer.send(peer.build.settings([(0x4, 1_000), (0x4, 65_535)]))
+        peer.send(peer.build.settings([(0x4, 1_000)]))
+        #expect(peer.connectionErrors.isEmpty)
+        #expect(peer.frames(.goaway).isEmpty)
+        peer.send(peer.build.headers(stream: 3, FrameBuilder.request(path: "/next")))
+        #expect(peer.requests.map(\.0) == [1, 3])
     }
 }
