@@ -199,6 +199,8 @@ struct FieldAccumulator: Sendable {
             hasTransferEncoding = true
             let valid = field.value.withUTF8Bytes { v in
                 forEachListElement(v) { element in
+                    // RFC 9110 §5.6.1.2: empty list elements are accepted and do not count (`chunked,`).
+                    if element.isEmpty { return true }
                     guard isToken(element) else { return false }
                     codings.append(equalsIgnoringCase(element, 0, element.count, "chunked"))
                     return true
@@ -223,11 +225,18 @@ struct FieldAccumulator: Sendable {
                 }
             }
         case .expect:
+            var continues = false
             let supported = field.value.withUTF8Bytes { v in
-                forEachListElement(v) { equalsIgnoringCase($0, 0, $0.count, "100-continue") }
+                forEachListElement(v) { element in
+                    // Empty elements do not count (RFC 9110 §5.6.1.2): an empty `Expect` expects nothing.
+                    if element.isEmpty { return true }
+                    guard equalsIgnoringCase(element, 0, element.count, "100-continue") else { return false }
+                    continues = true
+                    return true
+                }
             }
             guard supported else { return HTTP1Error(status: 417, reason: "unsupported expectation") }
-            expectContinue = true
+            if continues { expectContinue = true }
         }
         if fields.capacity == 0 { fields.reserveCapacity(16) }
         fields.append(field)

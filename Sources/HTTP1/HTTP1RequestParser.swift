@@ -24,10 +24,11 @@ import GatewayCore
 /// - Content-Length must be one field with `1*DIGIT`; lists and repeats, even of equal values (`5, 5`), are 400.
 ///   Surrounding OWS is not part of a field value (RFC 9110 §5.5), so `Content-Length: 5 ` is 5. Above
 ///   `maxBodyBytes` it is 413 at the head.
-/// - Transfer-Encoding: only a single final `chunked` is accepted. Together with Content-Length: 400. In HTTP/1.0:
-///   400. `chunked` repeated or not last: 400. No `chunked` at all (`identity`, `gzip`): 501. Other codings before
-///   a final `chunked` (`gzip, chunked`): 501, since the gateway does not decode transfer codings.
-/// - `Expect` other than `100-continue` is 417.
+/// - Transfer-Encoding: only a single final `chunked` is accepted (empty list elements do not count, RFC 9110
+///   §5.6.1.2). Together with Content-Length: 400. In HTTP/1.0: 400. `chunked` repeated or not last: 400. No
+///   `chunked` at all (`identity`, `gzip`, an empty value): 400 (RFC 9112 §6.3). Other codings before a final
+///   `chunked` (`gzip, chunked`): 501, since the gateway does not decode transfer codings.
+/// - `Expect` other than `100-continue` (empty elements aside) is 417.
 public struct HTTP1RequestParser: Sendable {
     public let limits: HTTP1Limits
 
@@ -45,6 +46,9 @@ public struct HTTP1RequestParser: Sendable {
     /// The head of a request refused only for its declared body size (413): complete and well-formed, so a caller
     /// can log which request it was. Nil for every other refusal.
     public private(set) var refusedHead: RequestHead?
+    /// The method of a request refused after its request line was read, so that the refusal to a HEAD carries
+    /// no content (RFC 9110 §9.3.2). Nil when the request line itself was refused.
+    public private(set) var refusedMethod: String?
     private var eof = false
     private var leadingEmptyLineBytes = 0
 
@@ -251,6 +255,7 @@ public struct HTTP1RequestParser: Sendable {
     }
 
     private mutating func fail(_ error: HTTP1Error) -> HTTP1RequestEvent {
+        refusedMethod = state == .headers ? method : nil
         state = .failed
         input.discardAll()
         return .error(error)
@@ -290,7 +295,10 @@ public struct HTTP1RequestParser: Sendable {
             if fields.contentLength != nil { return fail(.badRequest("both Content-Length and Transfer-Encoding")) }
             switch fields.transferCoding {
             case .malformed: return fail(.badRequest("chunked repeated or not the final transfer coding"))
-            case .withoutChunked: return fail(HTTP1Error(status: 501, reason: "unsupported transfer coding"))
+            case .withoutChunked:
+                // RFC 9112 §6.3: without a final `chunked` the body's length cannot be known: 400 and close (a MUST,
+                // over §6.1's SHOULD of 501 for a coding the server does not understand).
+                return fail(.badRequest("no final chunked transfer coding"))
             case .unsupportedBeforeChunked:
                 return fail(HTTP1Error(status: 501, reason: "unsupported transfer coding"))
             default: framing = .chunked

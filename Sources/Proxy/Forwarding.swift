@@ -20,7 +20,9 @@ enum ForwardRewrite {
     static let replacedOnTheWayUp =
         [
             "Host", "Content-Length", "X-Forwarded-For", "Forwarded", "X-Real-IP", "X-Forwarded-Proto",
-            "X-Forwarded-Host", "cname-api-key",
+            // The gateway answers `Expect: 100-continue` itself (at once, RFC 9110 §10.1.1), and ignores it from
+            // an HTTP/1.0 client as that section requires: the expectation never goes further.
+            "X-Forwarded-Host", "cname-api-key", "Expect",
         ] + HopByHop.names
 
     /// `upstreamRequest` for an exchange, reading its head in place: the relay that passed `exchange.head` and
@@ -335,10 +337,12 @@ final class UpstreamRelay: UpstreamResponseHandler {
     }
 
     /// RFC 9110 §15.2: a proxy MUST forward 1xx responses unless it asked for them itself. The gateway asks for
-    /// none: it answers `Expect: 100-continue` on its own and never sends Expect upstream, so a 100 from the upstream
-    /// would be a duplicate and is dropped; 101 never comes (no upgrade is forwarded).
+    /// none (it never sends Expect upstream), so even a 100 is passed on, but not to a client that expected one:
+    /// the gateway answered that expectation itself, and a second 100 would tell it nothing. 101 never comes (no
+    /// upgrade is forwarded).
     func upstreamInformational(_ head: ResponseHead) {
-        guard head.status != 100, head.status != 101, !headSent, let writer = exchange.writer else { return }
+        guard head.status != 101, !headSent, let writer = exchange.writer else { return }
+        if head.status == 100 && exchange.head.headers.contains("Expect") { return }
         writer.writeInformational(ForwardRewrite.downstreamHead(head, adding: HTTPFields()))
     }
 

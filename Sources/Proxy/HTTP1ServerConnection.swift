@@ -162,10 +162,12 @@ final class HTTP1ServerConnection: ResponseWriter {
         var response = tenantError.response
         response.head.headers.set("Connection", "close")
         keepAlive = false
-        isHEAD = false
         responseHeadWritten = false
         // The access log still gets a line for a request refused before its head was complete.
         let head = currentHead ?? parser.refusedHead ?? RequestHead(method: "-", target: "-", version: .http1_1)
+        // RFC 9110 §9.3.2: no content in any answer to HEAD, the gateway's refusals included, once the request
+        // line said HEAD.
+        isHEAD = (currentHead?.method ?? parser.refusedMethod) == "HEAD"
         let exchange = owner.makeExchange(head: head, body: [], writer: self)
         exchange.decision = "refused_malformed"
         if head.method != "-" { owner.handler.describeRefusal(exchange, error: tenantError) }

@@ -105,10 +105,24 @@ struct RequestParserTests {
             ("GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n", false),
             ("POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n", false),
             ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n", false),
+            // RFC 9110 §5.6.1.2: empty list elements are accepted and do not count.
+            ("POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue,\r\nContent-Length: 3\r\n\r\n", true),
+            ("POST / HTTP/1.1\r\nHost: a\r\nExpect: , 100-continue\r\nContent-Length: 3\r\n\r\n", true),
+            ("POST / HTTP/1.1\r\nHost: a\r\nExpect:\r\nContent-Length: 3\r\n\r\n", false),
+            ("POST / HTTP/1.1\r\nHost: a\r\nExpect: ,\r\nContent-Length: 3\r\n\r\n", false),
         ])
     func expectContinue(_ text: String, _ expected: Bool) throws {
         let (_, info) = try #require(headAt(parseRequests(text)))
         #expect(info.expectContinue == expected)
+    }
+
+    @Test(
+        "empty elements of a Transfer-Encoding list do not count (RFC 9110 §5.6.1.2)",
+        arguments: ["chunked,", ", chunked", " ,chunked, ,"])
+    func transferEncodingEmptyElements(_ value: String) throws {
+        let text = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \(value)\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+        let (_, info) = try #require(headAt(parseRequests(text)))
+        #expect(info.framing == .chunked)
     }
 
     @Test("a chunked body is de-chunked, with extensions skipped and trailers yielded")

@@ -292,6 +292,29 @@ struct PassThroughTests {
         }
     }
 
+    /// Expect never goes upstream, and a client that expected a 100 gets the gateway's alone.
+    @Test("an unsolicited 100 from the upstream is passed on (RFC 9110 §15.2)")
+    func unsolicitedContinue() throws {
+        let f = try PassThroughFixture()
+        defer { f.stop() }
+        let plain = try RawConnection.exchange(
+            port: f.plainPort, "GET /continue HTTP/1.1\r\nHost: gateway.test\r\nConnection: close\r\n\r\n")
+        #expect(plain.hasPrefix("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200"), "\(plain)")
+        let expecting = try RawConnection.exchange(
+            port: f.plainPort,
+            "POST /continue HTTP/1.1\r\nHost: gateway.test\r\nExpect: 100-continue\r\nContent-Length: 2\r\n"
+                + "Connection: close\r\n\r\n{}")
+        #expect(expecting.components(separatedBy: "100 Continue").count == 2, "\(expecting)")
+        #expect(expecting.contains("{\"continued\":true}"), "\(expecting)")
+        let oldClient = try RawConnection.exchange(
+            port: f.plainPort,
+            "POST /continue HTTP/1.0\r\nHost: gateway.test\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n{}")
+        #expect(!oldClient.contains("100 Continue"), "never a 1xx to an HTTP/1.0 client: \(oldClient)")
+        let requests = f.upstreamRequests()
+        #expect(requests.count == 3)
+        #expect(!requests.contains { $0.lowercased().contains("\r\nexpect:") }, "\(requests)")
+    }
+
     @Test("an upstream answer whose framing breaks before any of its body was passed on becomes a 502")
     func brokenFramingIs502() throws {
         let f = try PassThroughFixture()
@@ -371,6 +394,30 @@ struct PassThroughTests {
         #expect(reply.hasPrefix("HTTP/1.1 400"))
         #expect(reply.contains("Connection: close"))
         #expect(reply.contains("\"detail\""))
+        #expect(f.upstreamRequests().isEmpty)
+    }
+
+    @Test(
+        "the gateway's refusal of a HEAD request has no content (RFC 9110 §9.3.2)",
+        arguments: [
+            ("HEAD / HTTP/1.1\r\n\r\n", "400"),
+            ("HEAD / HTTP/1.1\r\nHost: gateway.test\r\nBad : x\r\n\r\n", "400"),
+            ("HEAD / HTTP/1.1\r\nHost: gateway.test\r\nExpect: foo\r\n\r\n", "417"),
+            ("HEAD / HTTP/1.1\r\nHost: gateway.test\r\nContent-Length: 999999999\r\n\r\n", "413"),
+            // The same refusal to GET does carry the JSON body: the check above is not vacuous.
+            ("GET / HTTP/1.1\r\nHost: gateway.test\r\nExpect: foo\r\n\r\n", "417"),
+        ])
+    func headRefusalsHaveNoContent(request: String, status: String) throws {
+        let f = try PassThroughFixture()
+        defer { f.stop() }
+        let reply = try RawConnection.exchange(port: f.plainPort, request)
+        #expect(reply.hasPrefix("HTTP/1.1 \(status)"), "\(reply)")
+        let content = reply.components(separatedBy: "\r\n\r\n").dropFirst().joined(separator: "\r\n\r\n")
+        if request.hasPrefix("HEAD") {
+            #expect(content.isEmpty, "\(reply)")
+        } else {
+            #expect(content.contains("\"detail\""), "\(reply)")
+        }
         #expect(f.upstreamRequests().isEmpty)
     }
 

@@ -144,6 +144,10 @@ def serve(conn):
             elif path == "/hints":
                 conn.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
                 respond(conn, 200, b'{"hinted":true}')
+            elif path == "/continue":
+                # A 100 nobody asked for (RFC 9110 §15.2: a proxy passes it on), then the answer.
+                conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+                respond(conn, 200, b'{"continued":true}')
             elif path == "/headbody":
                 # A broken upstream: a body after a HEAD answer, shaped like a response of its own.
                 conn.sendall(
