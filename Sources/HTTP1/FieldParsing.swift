@@ -19,8 +19,8 @@ enum FieldLine {
 ///
 /// Refuses obs-fold and whitespace before the first field (a line starting with SP/HTAB), whitespace between the
 /// name and the colon, non-token names, and CTLs (NUL, bare CR, DEL…) in values. Non-ASCII value bytes (obs-text)
-/// are accepted only when they form valid UTF-8, so the `String` holds exactly the bytes received and forwards them
-/// unchanged.
+/// are accepted; those that do not form UTF-8 are carried escaped (`ObsText`), so the value is forwarded with
+/// exactly the bytes received.
 func parseFieldLine(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> FieldLine {
     let first = buf[start]
     if isOWS(first) { return .failure(.badRequest("obs-fold or whitespace before a field line")) }
@@ -61,9 +61,6 @@ func parseFieldLine(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int)
         }
         i &+= 1
     }
-    if nonASCII && String(validating: UnsafeBufferPointer(rebasing: buf[valueStart..<valueEnd]), as: UTF8.self) == nil {
-        return .failure(.badRequest("field value is not valid UTF-8"))
-    }
 
     let kind: FieldKind
     switch colon - start {
@@ -75,7 +72,12 @@ func parseFieldLine(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int)
     case 17: kind = tokenEqualsLower(buf, start, colon, "transfer-encoding") ? .transferEncoding : .other
     default: kind = .other
     }
-    let field = HTTPFields.Field(makeFieldName(buf, start, colon), makeFieldValue(buf, valueStart, valueEnd))
+    // obs-text that is not UTF-8 is carried escaped (see `ObsText`), so the value is passed on byte for byte.
+    let value =
+        nonASCII
+        ? ObsText.string(UnsafeBufferPointer(rebasing: buf[valueStart..<valueEnd]))
+        : makeFieldValue(buf, valueStart, valueEnd)
+    let field = HTTPFields.Field(makeFieldName(buf, start, colon), value)
     return .field(field, kind)
 }
 

@@ -272,9 +272,11 @@ public struct HTTP1ResponseParser: Sendable {
                 return nil
             }
         }
-        if nonASCII && String(validating: UnsafeBufferPointer(rebasing: buf[reasonStart..<end]), as: UTF8.self) == nil {
-            return nil
-        }
-        return StatusLine(version: version, status: status, reason: makeFieldValue(buf, reasonStart, end))
+        // A reason phrase may hold obs-text (RFC 9112 §4), carried like a field value's (`ObsText`).
+        let reason =
+            nonASCII
+            ? ObsText.string(UnsafeBufferPointer(rebasing: buf[reasonStart..<end]))
+            : makeFieldValue(buf, reasonStart, end)
+        return StatusLine(version: version, status: status, reason: reason)
     }
 }

@@ -125,7 +125,8 @@ public enum HTTP1Serializer {
         _ string: String, checking isValid: (UnsafeBufferPointer<UInt8>) -> Bool, _ reason: String,
         to out: inout [UInt8]
     ) throws(HTTP1SerializationError) {
-        let ok = string.withUTF8Bytes { bytes in
+        // The bytes a value came with, obs-text included (see `ObsText`).
+        let ok = ObsText.withWireBytes(of: string) { bytes in
             guard isValid(bytes) else { return false }
             out.append(contentsOf: bytes)
             return true
@@ -216,16 +217,16 @@ public struct HTTP1HeadBuilder: ~Copyable {
         status: Int, reason: String, version: HTTPVersion = .http1_1, capacity: Int
     ) throws(HTTP1SerializationError) {
         guard (100...599).contains(status) else { throw HTTP1SerializationError(reason: "invalid status") }
-        let r = reason.utf8.count
-        let size = max(capacity, r &+ 15, 64)
+        // The wire bytes are never more than the string's (an escaped obs-text byte is three bytes of UTF-8).
+        let size = max(capacity, reason.utf8.count &+ 15, 64)
         let base = UnsafeMutablePointer<UInt8>.allocate(capacity: size)
         // Checked, then copied in place; a refusal frees the memory before it throws.
-        let valid = reason.withUTF8Bytes { rb in
-            guard HTTP1Serializer.isValidFieldValue(rb) else { return false }
-            if let source = rb.baseAddress { (base + 13).update(from: source, count: r) }
-            return true
+        let r = ObsText.withWireBytes(of: reason) { rb -> Int in
+            guard HTTP1Serializer.isValidFieldValue(rb) else { return -1 }
+            if let source = rb.baseAddress { (base + 13).update(from: source, count: rb.count) }
+            return rb.count
         }
-        guard valid else {
+        guard r >= 0 else {
             base.deallocate()
             throw HTTP1SerializationError(reason: "invalid reason phrase")
         }
@@ -300,12 +301,30 @@ public struct HTTP1HeadBuilder: ~Copyable {
         p[0] = Byte.colon
         p[1] = Byte.space
         p += 2
-        guard Self.copyFieldValue(v, to: p) else { return "invalid field value" }
-        p += v.count
+        var valueCount = v.count
+        if !Self.copyFieldValue(v, to: p) {
+            // `copyFieldValue` stops at the lead byte of an escape (`ObsText`): the value is written byte for
+            // byte as it came, or it is plainly invalid.
+            guard let written = Self.copyWireValue(v, to: p) else { return "invalid field value" }
+            valueCount = written
+        }
+        p += valueCount
         p[0] = Byte.cr
         p[1] = Byte.lf
-        count &+= n.count &+ v.count &+ 4
+        count &+= n.count &+ valueCount &+ 4
         return nil
+    }
+
+    /// The copy of a value `copyFieldValue` refused: its wire bytes (escaped obs-text written back), if they are a
+    /// valid field value, and their count; nil when they are not.
+    private static func copyWireValue(_ v: UnsafeBufferPointer<UInt8>, to dst: UnsafeMutablePointer<UInt8>) -> Int? {
+        func copy(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+            guard HTTP1Serializer.isValidFieldValue(bytes) else { return nil }
+            if let source = bytes.baseAddress { dst.update(from: source, count: bytes.count) }
+            return bytes.count
+        }
+        guard ObsText.containsEscape(v) else { return copy(v) }
+        return ObsText.unescaped(v).withUnsafeBufferPointer(copy)
     }
 
     /// Copies `src` to `dst` if every byte is a `tchar`, and says whether it was; `dst` may be partly written when
@@ -319,7 +338,8 @@ public struct HTTP1HeadBuilder: ~Copyable {
     /// it was; `dst` may be partly written when not. Words of visible ASCII and spaces settle eight bytes at once.
     @inline(__always)
     private static func copyFieldValue(_ src: UnsafeBufferPointer<UInt8>, to dst: UnsafeMutablePointer<UInt8>) -> Bool {
-        copyChecked(src, to: dst, isVisibleOrSpaceWord) { b in b < 0x20 ? b == Byte.tab : b != 0x7F }
+        // 0xEF (the lead byte of an `ObsText` escape, and of U+F000...U+FFFF) goes to `copyWireValue`.
+        copyChecked(src, to: dst, isVisibleOrSpaceWord) { b in b < 0x20 ? b == Byte.tab : b != 0x7F && b != 0xEF }
     }
 
     /// The copy of `copyToken` and `copyFieldValue`: `wordPasses` may say false of a word whose bytes all pass

@@ -22,8 +22,6 @@ final class StreamState {
     @exclusivity(unchecked) var headerListBytes = 0
     @exclusivity(unchecked) var headerCount = 0
     @exclusivity(unchecked) var headersTooLarge = false
-    /// A header value that is not UTF-8: refused with 400 like HTTP/1.1 obs-text.
-    @exclusivity(unchecked) var hasNonUTF8Value = false
     @exclusivity(unchecked) var inTrailers = false
 
     /// The owner has seen `.request` for this stream.
@@ -222,14 +220,14 @@ extension HTTP2ServerSession {
         }
         let field: HTTPFields.Field
         if hit {
-            // Only values that passed the UTF-8 check below are remembered, and these bytes equal one of them.
+            // These bytes equal a remembered field's, and the bytes decide the field.
             field = recentFields.field(at: slot)
         } else {
-            if !HTTP2RequestChecks.isUTF8(value, count: valueCount) {
-                stream.hasNonUTF8Value = true
-                return 0
-            }
-            field = HTTPFields.Field(string(name, nameCount), string(value, valueCount))
+            // obs-text (RFC 9110 §5.5; nghttp2 has refused NUL, CR and LF) is carried byte for byte (`ObsText`).
+            let text =
+                HTTP2RequestChecks.isASCII(value, count: valueCount)
+                ? string(value, valueCount) : ObsText.string(UnsafeBufferPointer(start: value, count: valueCount))
+            field = HTTPFields.Field(string(name, nameCount), text)
             recentFields.remember(
                 field, at: slot, name: name, nameCount: nameCount, value: value, valueCount: valueCount)
         }
@@ -389,9 +387,6 @@ extension HTTP2ServerSession {
             if !HTTP2RequestChecks.isAuthority(host) {
                 return .gateway(status: 400, detail: "The request is malformed: invalid Host.")
             }
-        }
-        if stream.hasNonUTF8Value {
-            return .gateway(status: 400, detail: "The request is malformed: a header value is not UTF-8.")
         }
         // RFC 9113 §8.3.1 lets :scheme name any scheme; the gateway serves only http and https resources, as its
         // HTTP/1.1 side does with absolute-form targets.

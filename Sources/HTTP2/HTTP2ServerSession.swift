@@ -466,9 +466,16 @@ public final class HTTP2ServerSession {
                 if contentLength != nil && lowered.equals("content-length") { continue }
                 if lowered.equals("date") { hasDate = true }
                 let valueStart = nameStart + nameCount
-                let valueCount = copyUTF8(field.pointee.value, to: buffer + valueStart, lowercasing: false)
+                var valueCount = copyUTF8(field.pointee.value, to: buffer + valueStart, lowercasing: false)
+                let scan = scanFieldValue(UnsafeBufferPointer(start: buffer + valueStart, count: valueCount))
                 // RFC 9113 §8.2.1: never generate a value with NUL, CR or LF; the client would reset the stream.
-                if containsNulCROrLF(UnsafeBufferPointer(start: buffer + valueStart, count: valueCount)) { continue }
+                if scan == .forbidden { continue }
+                if scan == .mayHoldEscape,
+                    ObsText.containsEscape(UnsafeBufferPointer(start: buffer + valueStart, count: valueCount))
+                {
+                    // obs-text the upstream sent goes on as the bytes it was (`ObsText`).
+                    valueCount = ObsText.unescapeInPlace(buffer + valueStart, count: valueCount)
+                }
                 nvs[count] = nghttp2_nv(
                     name: buffer + nameStart, value: buffer + valueStart, namelen: nameCount, valuelen: valueCount,
                     flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
@@ -594,9 +601,19 @@ func copyUTF8(_ string: String, to destination: UnsafeMutablePointer<UInt8>, low
     return string.withUTF8(copy)
 }
 
-/// Whether `bytes` holds a NUL, CR or LF: eight bytes at a time (values such as CORS and rate-limit lists are long).
+/// What `scanFieldValue` found in a value.
+enum FieldValueScan {
+    case plain
+    /// NUL, CR or LF: a value no HTTP/2 field may carry.
+    case forbidden
+    /// A byte 0xEF: perhaps an `ObsText` escape, to be written back as the byte it stands for.
+    case mayHoldEscape
+}
+
+/// Looks for NUL, CR and LF (and 0xEF): eight bytes at a time through ASCII (values such as CORS and rate-limit
+/// lists are long).
 @inline(__always)
-func containsNulCROrLF(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+func scanFieldValue(_ bytes: UnsafeBufferPointer<UInt8>) -> FieldValueScan {
     @inline(__always) func zeroByte(_ w: UInt64) -> Bool {
         (w &- 0x0101_0101_0101_0101) & ~w & 0x8080_8080_8080_8080 != 0
     }
@@ -604,14 +621,23 @@ func containsNulCROrLF(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
     if let base = bytes.baseAddress {
         while i &+ 8 <= bytes.count {
             let w = UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)
-            if zeroByte(w) || zeroByte(w ^ 0x0A0A_0A0A_0A0A_0A0A) || zeroByte(w ^ 0x0D0D_0D0D_0D0D_0D0D) { break }
+            if w & 0x8080_8080_8080_8080 != 0 || zeroByte(w) || zeroByte(w ^ 0x0A0A_0A0A_0A0A_0A0A)
+                || zeroByte(w ^ 0x0D0D_0D0D_0D0D_0D0D)
+            {
+                break
+            }
             i &+= 8
         }
     }
+    var found = FieldValueScan.plain
     while i < bytes.count {
         let b = bytes[i]
-        if b == 0 || b == 10 || b == 13 { return true }
+        if b == 0 || b == 10 || b == 13 { return .forbidden }
+        if b == 0xEF { found = .mayHoldEscape }
         i &+= 1
     }
-    return false
+    return found
 }
+
+/// Whether `bytes` hold NUL, CR or LF.
+func containsNulCROrLF(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool { scanFieldValue(bytes) == .forbidden }

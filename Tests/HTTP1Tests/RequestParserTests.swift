@@ -125,6 +125,15 @@ struct RequestParserTests {
         #expect(info.framing == .chunked)
     }
 
+    @Test("obs-text in a field value is accepted and kept byte for byte (RFC 9110 §5.5)")
+    func obsTextValue() throws {
+        let raw: [UInt8] = [0x63, 0x61, 0x66, 0xE9, 0x20, 0xFF]
+        let bytes = Array("GET / HTTP/1.1\r\nHost: a\r\nX-Name: ".utf8) + raw + Array("\r\n\r\n".utf8)
+        let (head, _) = try #require(headAt(parseRequests(bytes)))
+        let value = try #require(head.headers["X-Name"])
+        #expect(ObsText.withWireBytes(of: value) { Array($0) } == raw)
+    }
+
     @Test("a chunked body is de-chunked, with extensions skipped and trailers yielded")
     func chunkedWithExtensionsAndTrailers() {
         let text =

@@ -146,6 +146,26 @@ struct HeadBuilderTests {
                 + "X-Obs: caf\u{e9}\tx\r\n\r\n")
     }
 
+    @Test(
+        "obs-text that is not UTF-8 is written back byte for byte, in field values and the reason phrase",
+        arguments: [[0xE9], [0x41, 0xFF, 0x80, 0x42, 0x43, 0x44, 0x45, 0x46, 0x47, 0x48], [0xEF, 0xBB, 0xBF]]
+            as [[UInt8]])
+    func obsText(_ raw: [UInt8]) throws {
+        let value = raw.withUnsafeBufferPointer(ObsText.string)
+        var request = try HTTP1HeadBuilder(method: "GET", target: "/", capacity: 8)
+        try request.add("X-Obs", value)
+        try request.add(constant: "X-Obs", value)
+        #expect(
+            request.finish() == Array("GET / HTTP/1.1\r\nX-Obs: ".utf8) + raw + Array("\r\nX-Obs: ".utf8) + raw
+                + Array("\r\n\r\n".utf8))
+        let response = try HTTP1HeadBuilder(status: 200, reason: value, capacity: 8)
+        #expect(response.finish() == Array("HTTP/1.1 200 ".utf8) + raw + Array("\r\n\r\n".utf8))
+        // A U+FFxx character (lead byte 0xEF, no escape) is written as the UTF-8 it is.
+        var plain = try HTTP1HeadBuilder(method: "GET", target: "/", capacity: 8)
+        try plain.add("X-A", "a\u{FF01}b")
+        #expect(plain.finish() == Array("GET / HTTP/1.1\r\nX-A: a\u{FF01}b\r\n\r\n".utf8))
+    }
+
     @Test("names and values of every length from 0 to 40 bytes are copied whole; a constant name writes the same")
     func everyLength() throws {
         let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789-ABCDEFGHIJKLMNOPQRSTUVWXYZ".utf8)

@@ -1,3 +1,4 @@
+import GatewayCore
 import CNghttp2
 
 /// HTTP/2 frame types and flags used by the hand-built frames (RFC 9113 §6).
@@ -210,7 +211,8 @@ final class FrameReader {
                     fields.append(
                         (
                             String(decoding: UnsafeBufferPointer(start: nv.name, count: nv.namelen), as: UTF8.self),
-                            String(decoding: UnsafeBufferPointer(start: nv.value, count: nv.valuelen), as: UTF8.self)
+                            // Lossless for obs-text, so a test can compare the bytes sent.
+                            ObsText.string(UnsafeBufferPointer(start: nv.value, count: nv.valuelen))
                         ))
                 }
                 if flags & Int32(NGHTTP2_HD_INFLATE_FINAL.rawValue) != 0 {

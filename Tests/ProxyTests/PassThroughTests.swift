@@ -67,15 +67,20 @@ final class PassThroughFixture: @unchecked Sendable {
         upstream.stop()
     }
 
-    /// The requests the upstream received, as raw bytes each.
+    /// The requests the upstream received, as text each.
     func upstreamRequests() -> [String] {
+        upstreamRequestBytes().map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// The requests the upstream received, as raw bytes each.
+    func upstreamRequestBytes() -> [[UInt8]] {
         guard let data = try? Data(contentsOf: recordFile) else { return [] }
-        var out: [String] = []
+        var out: [[UInt8]] = []
         var i = 0
         let bytes = [UInt8](data)
         while i + 4 <= bytes.count {
             let n = Int(bytes[i]) << 24 | Int(bytes[i + 1]) << 16 | Int(bytes[i + 2]) << 8 | Int(bytes[i + 3])
-            out.append(String(decoding: bytes[(i + 4)..<min(bytes.count, i + 4 + n)], as: UTF8.self))
+            out.append(Array(bytes[(i + 4)..<min(bytes.count, i + 4 + n)]))
             i += 4 + n
         }
         return out
@@ -290,6 +295,31 @@ struct PassThroughTests {
             #expect(lines.contains("link: </style.css>; rel=preload"), "\(version): \(out.stdout)")
             #expect(out.stdout.contains("{\"hinted\":true}"))
         }
+    }
+
+    @Test("obs-text (Latin-1) in field values goes up and comes down byte for byte, on both protocols")
+    func obsTextBothWays() throws {
+        let f = try PassThroughFixture()
+        defer { f.stop() }
+        let latin1: [UInt8] = Array("attachment; filename=\"caf".utf8) + [0xE9] + Array(".txt\"".utf8)
+        let connection = try RawConnection(port: f.plainPort, timeout: 5)
+        try connection.send(
+            Array("GET /latin1 HTTP/1.1\r\nHost: gateway.test\r\nX-Name: Jos".utf8) + [0xE9]
+                + Array("\r\nConnection: close\r\n\r\n".utf8))
+        let reply = connection.readBytesToEnd().bytes
+        #expect(reply.starts(with: Array("HTTP/1.1 200".utf8)), "\(String(decoding: reply, as: UTF8.self))")
+        let disposition = Array("\r\nContent-Disposition: ".utf8) + latin1 + [0x0D, 0x0A]
+        #expect(reply.firstRange(of: disposition) != nil, "\(reply)")
+        let up = try #require(f.upstreamRequestBytes().first)
+        #expect(up.firstRange(of: Array("\r\nX-Name: Jos".utf8) + [0xE9, 0x0D, 0x0A]) != nil, "\(up)")
+        // HTTP/2: curl writes the header section to a file as it came, byte for byte.
+        let headFile = TestProcess.temporaryDirectory("obstext").appendingPathComponent("head.bin")
+        let out = try f.curl(
+            ["--http2", "-D", headFile.path, "-o", "/dev/null", "https://gateway.test:\(f.tlsPort)/latin1"])
+        #expect(out.status == 0, "\(out.stderr)")
+        let h2Head = [UInt8](try Data(contentsOf: headFile))
+        #expect(h2Head.starts(with: Array("HTTP/2 200".utf8)), "\(h2Head)")
+        #expect(h2Head.firstRange(of: Array("content-disposition: ".utf8) + latin1 + [0x0D, 0x0A]) != nil, "\(h2Head)")
     }
 
     /// Expect never goes upstream, and a client that expected a 100 gets the gateway's alone.

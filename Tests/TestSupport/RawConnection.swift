@@ -78,6 +78,12 @@ public final class RawConnection {
 
     /// Reads until the peer closes (true) or the receive timeout passes (false), returning what arrived.
     public func readToEnd() -> (text: String, closed: Bool) {
+        let (bytes, closed) = readBytesToEnd()
+        return (String(decoding: bytes, as: UTF8.self), closed)
+    }
+
+    /// `readToEnd`, as the bytes that arrived.
+    public func readBytesToEnd() -> (bytes: [UInt8], closed: Bool) {
         var data: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -87,7 +93,7 @@ public final class RawConnection {
             } else {
                 // 0: orderly close; ECONNRESET also means the gateway closed it.
                 let closed = n == 0 || errno == ECONNRESET
-                return (String(decoding: data, as: UTF8.self), closed)
+                return (data, closed)
             }
         }
     }

@@ -144,6 +144,9 @@ def serve(conn):
             elif path == "/hints":
                 conn.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
                 respond(conn, 200, b'{"hinted":true}')
+            elif path == "/latin1":
+                # obs-text in a field value (RFC 9110 §5.5): a Latin-1 filename, as old servers send it.
+                respond(conn, 200, b"{}", b'Content-Disposition: attachment; filename="caf\xe9.txt"\r\n')
             elif path == "/continue":
                 # A 100 nobody asked for (RFC 9110 §15.2: a proxy passes it on), then the answer.
                 conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")

@@ -1,0 +1,85 @@
+/// Field values (and reason phrases) whose bytes are not UTF-8, carried in a `String` without loss.
+///
+/// RFC 9110 §5.5 allows any byte from 0x80 to 0xFF in a field value (obs-text), and a proxy passes such a value on
+/// as opaque data; a Latin-1 `Content-Disposition` filename is the usual case. A `String` holds only valid UTF-8,
+/// and a lossy conversion would put U+FFFD where the bytes were. So each byte of 0x80 and above of such a value is
+/// kept as one scalar of a private-use block, U+F780 to U+F7FF (U+F700 + the byte), and the serializers write the
+/// byte back. A value that is valid UTF-8 stays as it is, unless it already holds scalars of that block: those are
+/// escaped byte by byte as well, so that writing it back always gives exactly the bytes received.
+///
+/// In UTF-8 an escape is `EF 9E 80`...`EF 9E BF` (bytes 0x80-0xBF) or `EF 9F 80`...`EF 9F BF` (0xC0-0xFF).
+public enum ObsText {
+    static let lead: UInt8 = 0xEF
+
+    /// The `String` for a value's bytes: the bytes themselves when they are UTF-8 without escape-block scalars,
+    /// else with every byte of 0x80 and above escaped.
+    public static func string(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
+        if !containsEscape(bytes), let text = String(validating: bytes, as: UTF8.self) { return text }
+        var escaped: [UInt8] = []
+        escaped.reserveCapacity(bytes.count * 3)
+        for byte in bytes {
+            if byte < 0x80 {
+                escaped.append(byte)
+            } else {
+                escaped.append(lead)
+                escaped.append(byte < 0xC0 ? 0x9E : 0x9F)
+                escaped.append(byte < 0xC0 ? byte : byte &- 0x40)
+            }
+        }
+        return String(decoding: escaped, as: UTF8.self)
+    }
+
+    /// Whether `bytes` (UTF-8) hold an escape: the only case in which the wire bytes differ from the string's.
+    @inline(__always)
+    public static func containsEscape(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard bytes.count >= 3, let base = bytes.baseAddress else { return false }
+        var i = 0
+        let last = bytes.count &- 3
+        while i <= last {
+            if base[i] == lead && (base[i &+ 1] == 0x9E || base[i &+ 1] == 0x9F) && base[i &+ 2] & 0xC0 == 0x80 {
+                return true
+            }
+            i &+= 1
+        }
+        return false
+    }
+
+    /// The wire bytes of a string's UTF-8 `bytes` that hold escapes (`containsEscape`): each escape becomes its
+    /// byte again, everything else is copied.
+    public static func unescaped(_ bytes: UnsafeBufferPointer<UInt8>) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var i = 0
+        while i < bytes.count {
+            let byte = bytes[i]
+            if byte == lead, i &+ 2 < bytes.count, bytes[i &+ 1] == 0x9E || bytes[i &+ 1] == 0x9F,
+                bytes[i &+ 2] & 0xC0 == 0x80
+            {
+                out.append(bytes[i &+ 1] == 0x9E ? bytes[i &+ 2] : bytes[i &+ 2] &+ 0x40)
+                i &+= 3
+            } else {
+                out.append(byte)
+                i &+= 1
+            }
+        }
+        return out
+    }
+
+    /// `unescaped`, in place: the bytes at `start` become the wire bytes, and their new count is returned.
+    public static func unescapeInPlace(_ start: UnsafeMutablePointer<UInt8>, count: Int) -> Int {
+        let wire = unescaped(UnsafeBufferPointer(start: start, count: count))
+        wire.withUnsafeBufferPointer { if let base = $0.baseAddress { start.update(from: base, count: $0.count) } }
+        return wire.count
+    }
+
+    /// Runs `body` with the wire bytes of `value`.
+    @inline(__always)
+    public static func withWireBytes<R>(of value: String, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        func wire(_ utf8: UnsafeBufferPointer<UInt8>) -> R {
+            containsEscape(utf8) ? unescaped(utf8).withUnsafeBufferPointer(body) : body(utf8)
+        }
+        // In place (every native string on Linux has contiguous UTF-8; a small one is copied to the stack), not
+        // through `withUTF8` on a mutable copy.
+        return value.utf8.withContiguousStorageIfAvailable(wire) ?? Array(value.utf8).withUnsafeBufferPointer(wire)
+    }
+}
