@@ -43,7 +43,7 @@ public final class HTTP2ServerSession {
 
     /// The highest stream id a client HEADERS frame has used, and the ids it skipped to get there: those streams
     /// are closed without ever having opened (RFC 9113 §5.1.1), which nghttp2 cannot tell once it keeps no closed
-    /// streams. Clients count up by two, so this stays empty; a few ranges are kept, the oldest dropped first.
+    /// streams. Clients count up by two, so this stays empty; a few ranges are kept, the oldest merged first.
     @exclusivity(unchecked) private var highestClientStreamID: Int32 = 0
     @exclusivity(unchecked) private var scanner = InboundFrameScanner()
     @exclusivity(unchecked) var recentlyClosed = RecentlyClosedStreams()
@@ -289,7 +289,14 @@ public final class HTTP2ServerSession {
         guard !terminated, streamID & 1 == 1 else { return true }  // an even id is nghttp2's own connection error
         if streamID > highestClientStreamID {
             if streamID > highestClientStreamID &+ 2 {
-                if skippedStreamIDs.count == Self.skippedRangeLimit { skippedStreamIDs.removeFirst() }
+                if skippedStreamIDs.count == Self.skippedRangeLimit {
+                    // The two oldest ranges become one, with the ids used between them: a skipped id is never
+                    // forgotten (a request on it would wait for ever), and one of those used ones, long closed, is
+                    // refused as if skipped, which only a client that skips ids can meet.
+                    let merged = skippedStreamIDs[0].lowerBound...skippedStreamIDs[1].upperBound
+                    skippedStreamIDs.removeFirst()
+                    skippedStreamIDs[0] = merged
+                }
                 skippedStreamIDs.append((highestClientStreamID &+ 1)...(streamID &- 2))
             }
             highestClientStreamID = streamID

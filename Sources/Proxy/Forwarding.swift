@@ -284,12 +284,13 @@ final class UpstreamRelay: UpstreamResponseHandler {
     func start() {
         attempts += 1
         let pool = self.pool
+        let retry = attempts > 1
         // Usually a kept-alive connection is idle: take it without a callback.
-        if let idle = pool.takeIdle() {
+        if !retry, let idle = pool.takeIdle() {
             send(on: idle)
             return
         }
-        pool.acquire { [weak self] result in
+        pool.acquire(fresh: retry) { [weak self] result in
             guard let self, !self.cancelled else {
                 if case .success(let c) = result { pool.release(c, reusable: true) }
                 return

@@ -125,8 +125,10 @@ final class UpstreamPool {
         return nil
     }
 
-    func acquire(_ callback: @escaping (Result<UpstreamConnection, UpstreamFailure>) -> Void) {
-        if let connection = takeIdle() {
+    /// A connection for one exchange: an idle one, a new one, or the next one released. `fresh` prefers a new one
+    /// (a retry after an idle connection failed: its siblings may be as stale).
+    func acquire(fresh: Bool = false, _ callback: @escaping (Result<UpstreamConnection, UpstreamFailure>) -> Void) {
+        if !(fresh && open < origin.maxConnections), let connection = takeIdle() {
             callback(.success(connection))
             return
         }
@@ -278,6 +280,8 @@ final class UpstreamConnection: TransportDelegate {
     /// `fail`), which ends the cycle with the relay that holds this connection.
     private var handler: (any UpstreamResponseHandler)?
     private var receivedAny = false
+    /// The request in flight may be sent again (RFC 9110 §9.2.2: a proxy never retries any other on its own).
+    private var idempotent = false
     /// Interim (1xx) responses to the current request: a few are normal (103 Early Hints), a stream of them is an
     /// upstream that never answers while keeping the connection busy.
     private var interimResponses = 0
@@ -342,6 +346,7 @@ final class UpstreamConnection: TransportDelegate {
     ) {
         self.handler = handler
         receivedAny = false
+        idempotent = Self.isIdempotent(method)
         interimResponses = 0
         headReceived = false
         pausedByClient = false
@@ -497,21 +502,31 @@ final class UpstreamConnection: TransportDelegate {
                         ?? "The upstream closed the connection during the TLS handshake."))
         }
         if !responseDone {
-            // Read-until-close bodies end here.
-            parser.feedEOF()
-            pump()
-            if !responseDone {
-                // A reused connection the upstream closed before answering is safe to retry once.
-                let retryable = !receivedAny && exchangesServed > 1
-                fail(
-                    UpstreamFailure(
-                        status: 502,
-                        detail: error.map { "The upstream connection failed: \($0)." }
-                            ?? "The upstream closed the connection before the response was complete."),
-                    retryable: retryable)
+            let failure = UpstreamFailure(
+                status: 502,
+                detail: error.map { "The upstream connection failed: \($0)." }
+                    ?? "The upstream closed the connection before the response was complete.")
+            if receivedAny {
+                // Read-until-close bodies end here.
+                parser.feedEOF()
+                pump()
+                if !responseDone { fail(failure, retryable: false) }
+            } else {
+                // No byte of an answer: on a reused connection, an idle close by the upstream that crossed the
+                // request. Sent again once on a new connection if it is idempotent (RFC 9110 §9.2.2), as nginx
+                // and HAProxy do; the relay also checks that no body was streamed.
+                fail(failure, retryable: idempotent && exchangesServed > 1)
             }
         }
         pool.connectionClosed(self)
+    }
+
+    /// RFC 9110 §9.2.2: the methods whose repetition the server takes as one request.
+    static func isIdempotent(_ method: String) -> Bool {
+        switch method {
+        case "GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE": return true
+        default: return false
+        }
     }
 
     /// The sweeper found the response deadline passed.

@@ -322,6 +322,29 @@ struct PassThroughTests {
         #expect(h2Head.firstRange(of: Array("content-disposition: ".utf8) + latin1 + [0x0D, 0x0A]) != nil, "\(h2Head)")
     }
 
+    /// A reused upstream connection that closes without answering (an idle close crossing the request).
+    @Test(
+        "an idempotent request is sent again on a new connection, a POST or PATCH never (RFC 9110 §9.2.2)",
+        arguments: ["GET", "PUT", "DELETE", "POST", "PATCH"])
+    func retryOnlyIdempotent(method: String) throws {
+        let f = try PassThroughFixture()
+        defer { f.stop() }
+        let connection = try RawConnection(port: f.plainPort, timeout: 5)
+        try connection.send("GET /arm-drop HTTP/1.1\r\nHost: gateway.test\r\n\r\n")
+        #expect(connection.readResponse()?.hasPrefix("HTTP/1.1 200") == true)
+        try connection.send(
+            "\(method) /after HTTP/1.1\r\nHost: gateway.test\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+        let reply = connection.readToEnd().text
+        let sent = f.upstreamRequests().filter { $0.hasPrefix("\(method) /after ") }.count
+        if ["GET", "PUT", "DELETE"].contains(method) {
+            #expect(reply.hasPrefix("HTTP/1.1 200"), "\(reply)")
+            #expect(sent == 2)
+        } else {
+            #expect(reply.hasPrefix("HTTP/1.1 502"), "\(reply)")
+            #expect(sent == 1)
+        }
+    }
+
     /// Expect never goes upstream, and a client that expected a 100 gets the gateway's alone.
     @Test("an unsolicited 100 from the upstream is passed on (RFC 9110 §15.2)")
     func unsolicitedContinue() throws {

@@ -91,6 +91,7 @@ def respond(conn, status: int, body: bytes, extra=b"", head_only=False):
 
 def serve(conn):
     buf = b""
+    armed = False
     try:
         while True:
             req, buf = read_request(conn, buf)
@@ -98,8 +99,15 @@ def serve(conn):
                 return
             raw, line, body = req
             record(raw)
+            if armed:
+                # After /arm-drop: the next request on this connection is read, then the connection is closed
+                # without an answer, as an upstream's idle close that crosses a request.
+                return
             method, path, _ = line.split(" ", 2)
-            if path == "/big":
+            if path == "/arm-drop":
+                armed = True
+                respond(conn, 200, b"{}")
+            elif path == "/big":
                 respond(conn, 200, b"x" * (1 << 20))
             elif path == "/huge":
                 # 48 MiB, written as fast as the socket takes it: only backpressure keeps it out of memory.
