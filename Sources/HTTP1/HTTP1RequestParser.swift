@@ -31,6 +31,8 @@ import GatewayCore
 /// - `Expect` other than `100-continue` (empty elements aside) is 417.
 public struct HTTP1RequestParser: Sendable {
     public let limits: HTTP1Limits
+    /// Longer than any method the gateway implements, or that is registered (`UPDATEREDIRECTREF`, 17).
+    static let longestMethod = 32
 
     private enum State: Sendable {
         case requestLine
@@ -132,6 +134,11 @@ public struct HTTP1RequestParser: Sendable {
                     }
                     return nil
                 case .tooLong:
+                    // RFC 9112 §3: a method longer than any implemented is 501; only a long target is 414.
+                    let methodWindow = min(input.readableCount, Self.longestMethod + 1)
+                    if !(0..<methodWindow).contains(where: { input.byte(at: $0) == Byte.space }) {
+                        return fail(HTTP1Error(status: 501, reason: "method too long"))
+                    }
                     return fail(HTTP1Error(status: 414, reason: "request line too long"))
                 case .found(let lf):
                     guard input.hasCRBefore(lf) else { return fail(.badRequest("bare LF")) }

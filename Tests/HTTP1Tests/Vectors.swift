@@ -105,6 +105,10 @@ let rejectionVectors: [RejectionVector] = [
     .init("asterisk-form outside OPTIONS", "GET * HTTP/1.1\r\n\(h)\r\n", 400),
     .init("absolute-form with userinfo", "GET http://u@example.com/ HTTP/1.1\r\n\(h)\r\n", 400),
     .init("absolute-form with another scheme", "GET ftp://example.com/ HTTP/1.1\r\n\(h)\r\n", 400),
+    .init(
+        "a method longer than any implemented (RFC 9112 §3)",
+        "\(String(repeating: "M", count: 9000)) / HTTP/1.1\r\n\(h)\r\n", 501),
+    .init("a long target", "GET /\(String(repeating: "a", count: 9000)) HTTP/1.1\r\n\(h)\r\n", 414),
     .init("CONNECT authority-form", "CONNECT example.com:443 HTTP/1.1\r\n\(h)\r\n", 501),
 
     // Version (RFC 9112 §2.3).
