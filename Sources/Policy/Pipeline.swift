@@ -291,19 +291,10 @@ public final class RequestPolicy: Sendable {
             notes.operation = endpoint.operation
             notes.logResource = endpoint.logResource == .none ? nil : endpoint.logResource.rawValue
             notes.routeName = endpoint.routeName
-            do {
-                let presented = try BearerToken.extract(
-                    headers: request.headers, query: question.map { target[target.utf8.index(after: $0)...] },
-                    maxTokenBytes: config.tokens.maxTokenBytes, known: knownTokens)
-                notes.tokenScheme = presented.scheme
-                return .needsToken(
-                    token: presented.value,
-                    route: RouteMatch(
-                        endpoint: endpoint, domain: domain, origin: origin),
-                    notes: consume notes)
-            } catch {
-                return refuse(error, decision: "refused_token", notes: consume notes, origin: origin, clientID: nil)
-            }
+            return needingToken(
+                request, query: question.map { target[target.utf8.index(after: $0)...] },
+                route: RouteMatch(endpoint: endpoint, domain: domain, origin: origin), knownTokens: knownTokens,
+                notes: consume notes)
         case .notMyOrg:
             if config.tenant.customDomains.contains(domain) {
                 notes.decision = "forwarded_edge"
@@ -314,8 +305,17 @@ public final class RequestPolicy: Sendable {
                 decision: "refused_route", notes: consume notes, origin: origin, clientID: nil)
         case .notFound, .methodNotAllowed:
             if config.forwardUnknownEndpoints {
-                notes.decision = "forwarded_unknown"
-                return .forwardUnchecked(domain: domain, notes: consume notes)
+                // A preflight carries no token: the tenant answers it for an endpoint the table does not know.
+                if request.method == "OPTIONS" && request.headers[literal: "Access-Control-Request-Method"] != nil {
+                    notes.decision = "forwarded_unknown"
+                    return .forwardUnchecked(domain: domain, notes: consume notes)
+                }
+                // Anything else is an API call all the same: its token, client and origin are checked and its
+                // organization's limits spent as for a known endpoint, only no scope can be asked for.
+                return needingToken(
+                    request, query: question.map { target[target.utf8.index(after: $0)...] },
+                    route: RouteMatch(endpoint: nil, domain: domain, origin: origin), knownTokens: knownTokens,
+                    notes: consume notes)
             }
             // RFC 9110 §9.1: a method the server does not implement anywhere is 501; 405 (with `Allow`) is for a
             // method it implements but not on this resource.
@@ -332,6 +332,23 @@ public final class RequestPolicy: Sendable {
         case .badRequest:
             return refuse(
                 route.refusal!, decision: "refused_route", notes: consume notes, origin: origin, clientID: nil)
+        }
+    }
+
+    /// The token the request presents (header, or a refused query parameter), for `authorize` to judge on `route`.
+    /// Inlined: on every API request, and the notes would be copied into a call and back.
+    @inline(__always)
+    private func needingToken(
+        _ request: RequestHead, query: Substring?, route: RouteMatch, knownTokens: (any KnownTokenTexts)?,
+        notes: consuming PipelineNotes
+    ) -> Begin {
+        do {
+            let presented = try BearerToken.extract(
+                headers: request.headers, query: query, maxTokenBytes: config.tokens.maxTokenBytes, known: knownTokens)
+            notes.tokenScheme = presented.scheme
+            return .needsToken(token: presented.value, route: route, notes: consume notes)
+        } catch {
+            return refuse(error, decision: "refused_token", notes: consume notes, origin: route.origin, clientID: nil)
         }
     }
 
@@ -512,9 +529,8 @@ public final class RequestPolicy: Sendable {
             return outcome(
                 refuse(refusal, decision: "refused_token", notes: consume notes, origin: origin, clientID: nil))
         }
-        guard let endpoint = route.endpoint else {
-            return .forward(responseHeaders: HTTPFields(), delayMilliseconds: 0, notes: consume notes)
-        }
+        // Nil for an endpoint the table does not know, forwarded because the configuration says so.
+        let endpoint = route.endpoint
         // A real request is judged against the origins of the token's client.
         if let origin, !cors.isAllowed(origin: origin, clientID: context.clientID) {
             return outcome(
@@ -526,18 +542,23 @@ public final class RequestPolicy: Sendable {
         }
         // Past the check above, a request with an origin has an allowed one.
         let originAllowed = origin != nil
-        let readsBody = endpoint.bodyIsChecked
+        let readsBody = endpoint?.bodyIsChecked ?? false
         var grant: AccessGrant? = nil
         // `admits` answers `authorize`'s pass or fail without building the grant; the grant (for the body
         // check) and every refusal's exact error still come from `authorize`.
-        if readsBody || !passesAccess(context, endpoint, admitted) {
-            do {
-                grant = try access.authorize(context, endpoint: endpoint)
-            } catch {
-                let decision = error.status == 403 && error.code == "A0E-403-0002" ? "refused_scope" : "refused_access"
-                return outcome(
-                    refuse(error, decision: decision, notes: consume notes, origin: origin, clientID: context.clientID))
+        do {
+            if let endpoint {
+                if readsBody || !passesAccess(context, endpoint, admitted) {
+                    grant = try access.authorize(context, endpoint: endpoint)
+                }
+            } else {
+                // No scopes to ask for: the flow's policy and the client's grant and configuration still hold.
+                _ = try access.grant(for: context)
             }
+        } catch {
+            let decision = error.status == 403 && error.code == "A0E-403-0002" ? "refused_scope" : "refused_access"
+            return outcome(
+                refuse(error, decision: decision, notes: consume notes, origin: origin, clientID: context.clientID))
         }
         if readsBody, let grant {
             // The strategy check must read the body as the tenant would: a body it cannot read (not JSON, or
@@ -560,7 +581,9 @@ public final class RequestPolicy: Sendable {
                         clientID: context.clientID))
             }
         }
-        let rateClass: RateLimitClass = endpoint.rateClass == .read ? .read : .write
+        // An unknown endpoint counts by its method: reads are what is safe (RFC 9110 §9.2.1), the rest writes.
+        let reads = endpoint.map { $0.rateClass == .read } ?? (request.method == "GET" || request.method == "HEAD")
+        let rateClass: RateLimitClass = reads ? .read : .write
         let decision =
             sharedAdmission?.admit(org: context.orgID, rateClass: rateClass, nowNanoseconds: nowNanoseconds)
             ?? limiter.admit(org: context.orgID, class: rateClass, now: nowNanoseconds)
@@ -578,7 +601,7 @@ public final class RequestPolicy: Sendable {
                 decision.limitedBy == RateLimitScope.tenant ? "refused_rate_limit_tenant" : "refused_rate_limit_org"
             return .respond(error.response, consume notes)
         }
-        if faults.isEnabled,
+        if faults.isEnabled, let endpoint,
             let fault = faults.decide(
                 route: endpoint.routeName, operation: endpoint.operation, org: context.orgID, random: &random)
         {
@@ -598,7 +621,7 @@ public final class RequestPolicy: Sendable {
             notes.delayMilliseconds = fault.delayMilliseconds
             return .respond(error.response, consume notes)
         }
-        notes.decision = "forwarded"
+        notes.decision = endpoint == nil ? "forwarded_unknown" : "forwarded"
         // `consume`: the notes move into the outcome instead of being copied and then destroyed here.
         return .forward(responseHeaders: headers, delayMilliseconds: 0, notes: consume notes)
     }

@@ -250,4 +250,29 @@ final class ClientConnection: TransportDelegate {
     }
 
     func forceClose() { transport.close() }
+
+    /// When the output last backed up past the high-water mark with no byte taken since (0: it has not), and how
+    /// much the socket had taken then.
+    private var stallStartNanos: Int64 = 0
+    private var stallWrittenMark = 0
+
+    /// Called by the sweeper. A client that takes no byte of what it is owed for `idle_timeout_ms` is closed, as
+    /// nginx's `send_timeout` and HAProxy's `timeout client` do: every answer it leaves unread holds an upstream
+    /// connection (the relay waits for it rather than buffering without bound), so a few such clients would
+    /// otherwise take every upstream connection there is. A slow reader that keeps taking bytes is not stalled.
+    func checkWriteStall(now: Int64) {
+        guard transport.isOverHighWater else {
+            stallStartNanos = 0
+            return
+        }
+        let written = transport.bytesWritten
+        if stallStartNanos == 0 || written != stallWrittenMark {
+            stallStartNanos = now
+            stallWrittenMark = written
+            return
+        }
+        guard now - stallStartNanos >= Int64(profile.idleTimeoutMs) * 1_000_000 else { return }
+        metrics.clientStalled()
+        transport.close()
+    }
 }

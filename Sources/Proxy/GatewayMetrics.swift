@@ -23,6 +23,7 @@ final class GatewayMetrics: Sendable {
     private let tlsHandshakeFailures: CoreMetrics.Counter
     private let poolWaits: CoreMetrics.Counter
     private let tlsHandshakes: CoreMetrics.Counter
+    private let clientsStalled: CoreMetrics.Counter
 
     /// The kinds of `myorg_gateway_upstream_errors_total`, each a series from the start (at 0), so that dashboards
     /// and alerts see the family before the first error.
@@ -41,6 +42,7 @@ final class GatewayMetrics: Sendable {
         tlsHandshakeFailures = Counter(label: "myorg_gateway_tls_handshake_failures_total")
         poolWaits = Counter(label: "myorg_gateway_upstream_pool_waits_total")
         tlsHandshakes = Counter(label: "myorg_gateway_tls_handshakes_total")
+        clientsStalled = Counter(label: "myorg_gateway_client_write_stalls_total")
         if exposed {
             for kind in Self.upstreamErrorKinds { _ = upstreamErrorCounter(kind) }
             for reason in ["limit", "draining"] { _ = connectionsRefusedCounter(reason) }
@@ -72,6 +74,12 @@ final class GatewayMetrics: Sendable {
     }
 
     func connectionClosed() { connectionsActive.subtract(1, ordering: .relaxed) }
+
+    /// A client connection closed because it took none of its answers for the idle timeout.
+    func clientStalled() {
+        guard isExposed else { return }
+        clientsStalled.increment()
+    }
 
     func tlsHandshakeFailed() {
         guard isExposed else { return }

@@ -28,8 +28,13 @@ final class HTTP2ServerConnection {
         self.transport = transport
         self.owner = owner
         var limits = HTTP2Limits()
-        // The listener's body limit holds on both protocols.
-        limits.maxRequestBodyBytes = owner.profile.http1Limits.maxBodyBytes
+        // The listener's body and header limits hold on both protocols: the header bytes as HTTP/2 counts them
+        // (RFC 9113 §6.5.2, 32 more per field than the HTTP/1.1 section's ": " and CRLF), the fields with room for
+        // the pseudo-headers HTTP/1.1 carries in its request line and Host.
+        let http1 = owner.profile.http1Limits
+        limits.maxRequestBodyBytes = http1.maxBodyBytes
+        limits.maxHeaderListSize = http1.maxHeaderBytes
+        limits.maxHeaderCount = http1.maxHeaderCount + 5
         self.session = HTTP2ServerSession(limits: limits, clock: owner.context.clock)
     }
 

@@ -133,7 +133,13 @@ final class LoopContext {
     private func sweep() {
         let now = clock.nowNanoseconds()
         lastSweepNanos = now
-        for connection in connections.values where connection.deadlineNanos < now { connection.timedOut() }
+        for connection in connections.values {
+            if connection.deadlineNanos < now {
+                connection.timedOut()
+            } else {
+                connection.checkWriteStall(now: now)
+            }
+        }
         for pool in pools.values { pool.sweep(now: now) }
     }
 

@@ -49,6 +49,8 @@ final class Transport {
         socket.onWritable = { [unowned self] in self.flush() }
     }
 
+    /// Bytes the socket took, in all: the sweeper's measure of whether a peer reads at all.
+    private(set) var bytesWritten = 0
     var outboundBytes: Int { outbound.count + plainOut.count }
     var isOverHighWater: Bool { outboundBytes >= Transport.highWater }
     var negotiatedALPN: String? { tls?.negotiatedALPN }
@@ -278,12 +280,15 @@ final class Transport {
             while sent < raw.count {
                 switch socket.write(UnsafeRawBufferPointer(rebasing: raw[sent...])) {
                 case .wrote(let n): sent += n
-                case .wouldBlock: return sent
+                case .wouldBlock:
+                    bytesWritten &+= sent
+                    return sent
                 case .error(let code):
                     failed = code
                     return sent
                 }
             }
+            bytesWritten &+= sent
             return sent
         }
         if let failed {

@@ -38,7 +38,7 @@ struct PipelineRouteTests {
     }
 
     @Test(
-        "an unknown /my-org path is a 404, or forwarded unchecked with forward_unknown_endpoints",
+        "an unknown /my-org path is a 404, or with forward_unknown_endpoints forwarded once its token passes",
         arguments: [
             "/my-org/nowhere", "/my-org/v2/details", "/my-org/details/extra", "/my-org/v1/v1/details",
             "/my-org//details", "/my-org/Details",
@@ -50,14 +50,53 @@ struct PipelineRouteTests {
             let refused = PipelineRun.run(
                 strict, F.request("GET", path), listenerDomain: domain, token: .success(F.token(scopes: [])))
             refused.expectError(status: 404, code: "A0E-404-0002", decision: "refused_route")
+            // No scope is asked for, but the token must be one for this domain, and limits are spent.
             let forwarded = PipelineRun.run(
-                open, F.request("GET", path), listenerDomain: domain, token: .success(F.token(scopes: [])))
-            guard case .forwardUnchecked(let d, let notes) = forwarded else {
-                Issue.record("expected forwardUnchecked, got \(forwarded.summary)")
-                continue
-            }
-            #expect(d == domain)
-            #expect(notes.decision == "forwarded_unknown")
+                open, F.request("GET", path, origin: F.appOrigin), listenerDomain: domain,
+                token: .success(F.token(domain: domain, scopes: [])))
+            #expect(forwarded.isForward, "\(forwarded.summary)")
+            #expect(forwarded.notes.decision == "forwarded_unknown")
+            #expect(forwarded.notes.rateDecision?.rateClass == .read)
+            #expect(forwarded.headers["X-RateLimit-Limit"] != nil)
+            #expect(forwarded.headers["Access-Control-Allow-Origin"] == F.appOrigin)
+            #expect(forwarded.notes.operation == nil)
+        }
+    }
+
+    @Test("forward_unknown_endpoints still checks the token, the client and the origin of an unknown endpoint")
+    func forwardUnknownChecksTheToken() throws {
+        let policy = try F.policy(forwardUnknown: true)
+        let path = "/my-org/new-family/thing_1"
+        let missing = PipelineRun.run(
+            policy, F.request("POST", path, authorization: nil), listenerDomain: F.canonical,
+            token: .success(F.token(scopes: [])))
+        missing.expectError(status: 401, code: "A0E-401-0002")
+        let otherDomain = PipelineRun.run(
+            policy, F.request("POST", path), listenerDomain: F.canonical,
+            token: .success(F.token(domain: F.custom, scopes: [])))
+        #expect(otherDomain.status == 401, "\(otherDomain.summary)")
+        let machine = PipelineRun.run(
+            policy, F.request("POST", path), listenerDomain: F.canonical,
+            token: .success(F.token(scopes: [], clientCredentials: true)))
+        #expect(machine.status == 403, "\(machine.summary)")
+        let stranger = PipelineRun.run(
+            policy, F.request("POST", path, origin: F.strangerOrigin), listenerDomain: F.canonical,
+            token: .success(F.token(scopes: [])))
+        stranger.expectError(status: 403, code: "A0E-403-0001", decision: "refused_cors")
+        let write = PipelineRun.run(
+            policy, F.request("POST", path), listenerDomain: F.canonical, token: .success(F.token(scopes: [])))
+        #expect(write.isForward, "\(write.summary)")
+        #expect(write.notes.rateDecision?.rateClass == .write)
+        // A preflight carries no token: the tenant answers it.
+        let preflight = PipelineRun.run(
+            policy,
+            F.request(
+                "OPTIONS", path, origin: F.appOrigin, authorization: nil,
+                extra: [("Access-Control-Request-Method", "POST")]),
+            listenerDomain: F.canonical, token: .success(F.token(scopes: [])))
+        guard case .forwardUnchecked = preflight else {
+            Issue.record("a preflight to an unknown endpoint was not forwarded: \(preflight.summary)")
+            return
         }
     }
 
