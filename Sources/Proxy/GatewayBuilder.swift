@@ -114,7 +114,34 @@ enum GatewayBuilder {
         if !config.logging.sinks.isEmpty, isDirectory(spool.path) == false {
             problems.append(spool.location.error("'\(spool.path)' is a file; the spool needs a directory").description)
         }
+        // A read-only place (a configuration directory mounted read-only, a service sandbox) fails `serve` at
+        // start: said here, at the line that names it (or that would: the spool's default is beside the file).
+        var writable: [(GatewayConfig.FilePath, String)] = files.map {
+            ($0, URL(fileURLWithPath: $0.path).deletingLastPathComponent().path)
+        }
+        if !config.logging.sinks.isEmpty { writable.append((spool, spool.path)) }
+        for (file, directory) in writable {
+            guard let blocked = unwritableAncestor(of: directory) else { continue }
+            let hint =
+                file.path == spool.path
+                ? " (the spool of the log sinks: set logging.spool.directory to a writable place)" : ""
+            problems.append(
+                file.location.error("'\(file.path)' cannot be written: '\(blocked)' is not writable\(hint)")
+                    .description)
+        }
         return problems
+    }
+
+    /// The nearest existing directory at or above `directory` when the process cannot write there (so neither
+    /// `directory` nor what is missing of it can be made); nil when it can.
+    static func unwritableAncestor(of directory: String) -> String? {
+        var path = directory.isEmpty ? "." : directory
+        while !FileManager.default.fileExists(atPath: path) {
+            let parent = URL(fileURLWithPath: path).deletingLastPathComponent().path
+            if parent == path { return nil }
+            path = parent
+        }
+        return access(path, W_OK) == 0 ? nil : path
     }
 
     /// Files and environment variables the configuration names but that are missing, each at its line.

@@ -248,6 +248,27 @@ extension GatewayIntegration {
             #expect(out.stderr.contains("logging.spool.directory"), "\(out.stderr)")
         }
 
+        @Test("a configuration directory mounted read-only: the default spool beside it cannot be made, exit 2")
+        func readOnlyConfigurationDirectory() throws {
+            guard let binary = gatewayBinaryOrSkip("check") else { return }
+            let copy = try ExampleCopy(binary: binary)
+            defer { copy.workspace.remove() }
+            // The example's sinks and recording write beside the file; a deploy recipe's do not.
+            let text = copy.text.replacingOccurrences(of: "path: events.jsonl", with: "path: /tmp/events-ro-test.jsonl")
+            try copy.workspace.write("tenant.yaml", text)
+            let dir = copy.workspace.path("")
+            // A read-only bind mount in a mount namespace of its own, as Kubernetes and systemd mount the file.
+            let script =
+                "mount --bind \(dir) \(dir) && mount -o remount,bind,ro \(dir) && "
+                + "CNAME_API_KEY=k \(binary) check \(copy.file)"
+            let out = try TestProcess.run("/usr/bin/unshare", ["-m", "/bin/sh", "-c", script], timeout: 20)
+            #expect(out.status == 2, "\(out.stdout)\(out.stderr)")
+            #expect(out.stderr.contains("logging.spool.directory"), "\(out.stderr)")
+            #expect(out.stderr.contains("is not writable"), "\(out.stderr)")
+            // Writable, the same file passes.
+            #expect(try copy.check().status == 0)
+        }
+
         @Test("a certificate that does not cover its listener's domain: exit 2 at the certificate's line")
         func certificateNotCoveringTheDomain() throws {
             guard let binary = gatewayBinaryOrSkip("check") else { return }

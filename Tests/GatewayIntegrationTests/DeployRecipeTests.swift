@@ -356,16 +356,22 @@ struct DeployRecipeTests {
                 }
             }
         }
-        // The build stage sees only the package, the sources and the policies.
+        // The build stage sees only the package, the sources and the policies, and Tests/: the manifest names the
+        // test targets' directories, and without them `swift package resolve` fails on the manifest.
         let buildSources = build.instructions("COPY").flatMap { $0.split(separator: " ").dropLast().map(String.init) }
-        #expect(Set(buildSources) == ["Package.swift", "Sources", "policies"])
+        #expect(Set(buildSources) == ["Package.swift", "Sources", "policies", "Tests"])
+        let manifest = try String(contentsOf: Self.root.appendingPathComponent("Package.swift"), encoding: .utf8)
+        #expect(manifest.contains("path: \"Tests/"), "Tests/ is copied for the manifest's sake only")
 
         // The runtime: non-root numeric user, only the libraries the binary links, the CLI contract.
         let user = try #require(runtime.instructions("USER").last)
         let uid = Int(user.split(separator: ":").first ?? "")
         #expect(uid == 65532, "USER \(user)")
         let installed = Set(Dockerfile.aptPackages(in: runtime.instructions("RUN")))
-        #expect(installed == ["libssl3", "libnghttp2-14", "libcurl4", "ca-certificates", "libstdc++6", "libgcc-s1"])
+        #expect(
+            installed == [
+                "libssl3", "libnghttp2-14", "libhiredis0.14", "libcurl4", "ca-certificates", "libstdc++6", "libgcc-s1",
+            ])
         #expect(runtime.instructions("ENTRYPOINT") == [#"["/usr/local/bin/myorg-gateway"]"#])
         #expect(runtime.instructions("CMD") == [#"["serve", "--config", "/etc/myorg-gateway/gateway.yaml"]"#])
         let healthcheck = try #require(runtime.instructions("HEALTHCHECK").last)
@@ -375,9 +381,12 @@ struct DeployRecipeTests {
         #expect(exposed == ["8443", "8080"], "the admin port is loopback-only and must not be exposed")
 
         // The dockerignore keeps the rest of the repository out of the context.
-        for path in [".build/release/myorg-gateway", ".git/config", "Tests/TestSupport/TLSPair.swift", "README.md"] {
+        for path in [
+            ".build/release/myorg-gateway", ".git/config", "Tests/Benchmarks/results/x/table.txt", "README.md",
+        ] {
             #expect(ignore.excludes(path), "\(path) reaches the build context")
         }
+        #expect(!ignore.excludes("Tests/TestSupport/TLSPair.swift"))
         #expect(ignore.excludes("Sources/Proxy/.build/x"))
         #expect(!ignore.excludes("Sources/Proxy/Gateway.swift"))
     }
@@ -402,6 +411,7 @@ struct DeployRecipeTests {
         let packages: [String: String] = [
             "libssl.so.3": "libssl3", "libcrypto.so.3": "libssl3", "libnghttp2.so.14": "libnghttp2-14",
             "libcurl.so.4": "libcurl4", "libstdc++.so.6": "libstdc++6", "libgcc_s.so.1": "libgcc-s1",
+            "libhiredis.so.0.14": "libhiredis0.14",
         ]
         let glibc: Set = ["libc.so.6", "libm.so.6", "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1", "libpthread.so.0"]
         let file = Dockerfile(try String(contentsOf: Self.dockerfile, encoding: .utf8))
