@@ -44,15 +44,24 @@ enum GatewayBuilder {
     }
 
     static func check(_ config: GatewayConfig) -> CheckResult {
-        var problems = fileProblems(config) + destinationProblems(config)
-        guard problems.isEmpty else { return CheckResult(problems: problems) }
-        do {
-            _ = try buildPolicy(config, previous: nil)
-        } catch {
-            problems.append("\(config.file): \(error)")
+        var problems = fileProblems(config) + destinationProblems(config) + webhookSecretProblems(config)
+        // Every piece whose inputs are all there is still checked, so one run lists every problem; a piece that
+        // needs a missing file or variable is skipped (its absence is already said, at its line).
+        let missing = Set(
+            config.referencedFiles.map(\.file.path).filter { !FileManager.default.fileExists(atPath: $0) })
+        func present(_ file: GatewayConfig.FilePath?) -> Bool { file.map { !missing.contains($0.path) } ?? true }
+        if present(config.tenant.tiersFile) && present(config.tenant.endpointsFile) {
+            do {
+                _ = try buildPolicy(config, previous: nil)
+            } catch {
+                problems.append("\(config.file): \(error)")
+            }
         }
         // The contexts built to check the certificates also say which are out of date.
         let contexts = config.listeners.map { listener -> TLSServerContext? in
+            guard (listener.tls?.certificates ?? []).allSatisfy({ present($0.cert) && present($0.key) }) else {
+                return nil
+            }
             do {
                 return try serverContext(listener)
             } catch {
@@ -60,19 +69,52 @@ enum GatewayBuilder {
                 return nil
             }
         }
-        do {
-            _ = try origins(config)
-        } catch {
-            // Most upstream errors name their own line; the rest get the file.
-            let text = "\(error)"
-            problems.append(text.hasPrefix(config.file) ? text : "\(config.file): upstream: \(text)")
+        let secretsPresent = config.upstreams.allSatisfy { upstream in
+            guard present(upstream.caFile) else { return false }
+            guard let source = upstream.cnameAPIKey else { return true }
+            return !(secret(source) ?? "").isEmpty
         }
-        do {
-            _ = try jwksFileKeys(config)
-        } catch {
-            problems.append(error.description)
+        if secretsPresent {
+            do {
+                _ = try origins(config)
+            } catch {
+                // Most upstream errors name their own line; the rest get the file.
+                let text = "\(error)"
+                problems.append(text.hasPrefix(config.file) ? text : "\(config.file): upstream: \(text)")
+            }
+        }
+        var jwksFilePresent = true
+        if case .file(let file) = config.tenant.jwks.source { jwksFilePresent = present(file) }
+        if jwksFilePresent {
+            do {
+                _ = try jwksFileKeys(config)
+            } catch {
+                problems.append(error.description)
+            }
         }
         return CheckResult(problems: problems, warnings: certificateWarnings(config, contexts: contexts))
+    }
+
+    /// Webhook secrets read from the environment or a file hold what the YAML could not show: a control
+    /// character would make every POST malformed, and `serve` refuses the sink. Said here at the line that names
+    /// the source (never the value).
+    static func webhookSecretProblems(_ config: GatewayConfig) -> [String] {
+        var problems: [String] = []
+        for case .webhook(let sink) in config.logging.sinks {
+            var sources: [(String, GatewayConfig.SecretSource)] =
+                sink.authorization.map { [("authorization", $0)] } ?? []
+            for case (let name, .secret(let source)) in sink.headers.map({ ($0.name, $0.value) }) {
+                sources.append(("header \(name)", source))
+            }
+            for (what, source) in sources {
+                guard let value = secret(source), !ConfigSyntax.isFieldValue(value) else { continue }
+                problems.append(
+                    source.location.error(
+                        "the webhook \(what) holds a control character (CR, LF, NUL …); a header value cannot"
+                    ).description)
+            }
+        }
+        return problems
     }
 
     /// The keys of the configured JWKS file, read once as the gateway will serve them (nil for a URL): a file that
@@ -164,7 +206,7 @@ enum GatewayBuilder {
     /// Builds a snapshot's pieces for `serve` and reload: missing files are reported with their lines first,
     /// then the first piece that does not load (the `check` command reports every problem instead).
     static func build(_ config: GatewayConfig, previous: RequestPolicy?) throws -> Built {
-        let problems = fileProblems(config) + destinationProblems(config)
+        let problems = fileProblems(config) + destinationProblems(config) + webhookSecretProblems(config)
         guard problems.isEmpty else { throw BuildError(problems.joined(separator: "\n")) }
         let keys = try jwksFileKeys(config)
         return Built(

@@ -269,6 +269,50 @@ extension GatewayIntegration {
             #expect(try copy.check().status == 0)
         }
 
+        @Test("a webhook secret from the environment or a file with CR or LF: exit 2 at its line, the value unshown")
+        func webhookSecretWithControlCharacter() throws {
+            guard let binary = gatewayBinaryOrSkip("check") else { return }
+            let copy = try ExampleCopy(binary: binary)
+            defer { copy.workspace.remove() }
+            try copy.workspace.write("hook-key", "key-line-one\nX-Injected: yes\n")
+            let text = copy.text.replacingOccurrences(
+                of: "    - stdout: {}\n",
+                with:
+                    "    - stdout: {}\n    - webhook: { url: https://logs.example.com/in, authorization: { env: HOOK_AUTH },"
+                    + " headers: { X-Api-Key: { file: hook-key } } }\n")
+            try #require(text != copy.text)
+            try copy.workspace.write("hook.yaml", text)
+            let out = try TestProcess.run(
+                "/usr/bin/env",
+                [
+                    "CNAME_API_KEY=k", "HOOK_AUTH=Bearer SECRETVALUE1\r\nX-Evil: 1", binary, "check",
+                    copy.workspace.path("hook.yaml"),
+                ], timeout: 20)
+            #expect(out.status == 2, "\(out.stdout)\(out.stderr)")
+            let line = try #require(lineNumber(of: "- webhook:", in: text))
+            let errors = out.stderr.split(separator: "\n").filter {
+                $0.hasPrefix(copy.workspace.path("hook.yaml") + ":\(line):")
+            }
+            #expect(errors.contains { $0.contains("webhook authorization holds a control character") }, "\(out.stderr)")
+            #expect(
+                errors.contains { $0.contains("webhook header X-Api-Key holds a control character") }, "\(out.stderr)")
+            #expect(!out.stderr.contains("SECRETVALUE1") && !out.stderr.contains("key-line-one"))
+        }
+
+        @Test("check lists every problem: a missing variable does not hide a certificate whose key does not match")
+        func everyProblemListed() throws {
+            guard let binary = gatewayBinaryOrSkip("check") else { return }
+            let copy = try ExampleCopy(binary: binary)
+            defer { copy.workspace.remove() }
+            try copy.workspace.certificate("certs/other", dnsNames: ["other.acme.com"])
+            let mismatch = copy.text.replacingOccurrences(of: "key: certs/login.key", with: "key: certs/other.key")
+            try copy.workspace.write("both.yaml", mismatch)
+            let out = try copy.check("both.yaml", cnameKey: nil)
+            #expect(out.status == 2, "\(out.stdout)\(out.stderr)")
+            #expect(out.stderr.contains("CNAME_API_KEY"), "\(out.stderr)")
+            #expect(out.stderr.contains("do not match"), "\(out.stderr)")
+        }
+
         @Test("a certificate that does not cover its listener's domain: exit 2 at the certificate's line")
         func certificateNotCoveringTheDomain() throws {
             guard let binary = gatewayBinaryOrSkip("check") else { return }
