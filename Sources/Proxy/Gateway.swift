@@ -210,9 +210,12 @@ public final class Gateway: Sendable {
             let body = TenantError.gateway(
                 status: 503, detail: "The gateway is at its connection limit or shutting down; retry later."
             ).json.serialized()
+            // Date: RFC 9110 §6.6.1 (a server with a clock sends it), as on every other answer of the gateway.
+            let date = HTTPDate.imfFixdate(epochSeconds: SystemClock().nowNanoseconds() / 1_000_000_000)
             let text =
-                "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
-                + "Connection: close\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+                "HTTP/1.1 503 Service Unavailable\r\nDate: \(date)\r\nContent-Type: application/json\r\n"
+                + "Cache-Control: no-store\r\nRetry-After: 1\r\nConnection: close\r\n"
+                + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
             _ = Array(text.utf8).withUnsafeBytes { raw in GatewaySyscalls.send(fd, raw) }
         }
         GatewaySyscalls.close(fd)

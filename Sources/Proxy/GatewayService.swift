@@ -171,7 +171,13 @@ public final class GatewayService: Sendable {
             let (previousConfig, previousRecorder) = state.withLock { ($0.config, $0.recorder) }
             var recorder = previousRecorder
             var change: ExchangeRecorder.Change? = nil
-            if previousConfig.logging != config.logging || previousConfig.recording != config.recording {
+            // The recorder also carries what events say of the tenant and of each client (remaking it keeps every
+            // pipeline whose settings did not change).
+            if previousConfig.logging != config.logging || previousConfig.recording != config.recording
+                || previousConfig.tenant.name != config.tenant.name
+                || previousConfig.tenant.environmentName != config.tenant.environmentName
+                || previousConfig.clients != config.clients
+            {
                 let made = try ExchangeRecorder.remake(
                     config: config, metrics: metrics, clock: clock, logger: logger, secret: GatewayBuilder.secret,
                     previous: previousRecorder)

@@ -38,8 +38,14 @@ enum ReplayCommand {
         var signingKey: RSASigningKey? = nil
         var recordedClaims: [String: JSONValue] = [:]
         if token == nil, let keyPath {
+            // Replay signs with the key the target trusts: a new key (a mistyped path) would only earn 401s.
+            guard FileManager.default.fileExists(atPath: keyPath) else {
+                return CommandLineRunner.fail(
+                    "replay: no signing key at \(keyPath) (--key names the key whose JWKS the target trusts)", status: 2
+                )
+            }
             do {
-                signingKey = try DevelopmentKeys.loadOrCreate(path: keyPath)
+                signingKey = try RSASigningKey.load(path: keyPath)
             } catch {
                 return CommandLineRunner.fail("replay: \(error)", status: 2)
             }

@@ -70,6 +70,7 @@ extension GatewayIntegration {
             #expect(text.hasPrefix("HTTP/1.1 503"), "\(text)")
             #expect(text.lowercased().contains("content-type: application/json"), "\(text)")
             #expect(text.contains("\"status\":503"), "\(text)")
+            #expect(text.contains("\r\nDate: ") && text.contains(" GMT\r\n"), "RFC 9110 §6.6.1: \(text)")
             #expect(closed, "the connection over the limit must be closed")
             #expect(try metricValue(f.gateway, "myorg_gateway_connections_refused_total{reason=\"limit\"}") == 1)
 

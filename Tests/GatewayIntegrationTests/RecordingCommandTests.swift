@@ -72,6 +72,19 @@ extension GatewayIntegration {
             #expect(!out.stdout.contains("[1/"), "nothing may be sent:\n\(out.stdout)")
         }
 
+        @Test("replay --key naming no file fails before sending anything, and makes no key there")
+        func missingKey() throws {
+            guard let binary = gatewayBinaryOrSkip("replay --key") else { return }
+            let ws = Workspace(binary: binary, name: "replay-key")
+            defer { ws.remove() }
+            try ws.write("rec.jsonl", Self.recording)
+            let out = try replay(ws, ["--target", "http://127.0.0.1:9", "--key", ws.path("mistyped.pem")])
+            #expect(out.status == 2, "\(out.stdout)\(out.stderr)")
+            #expect(out.stderr.contains("no signing key at"), "\(out.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: ws.path("mistyped.pem")))
+            #expect(!out.stdout.contains("[1/"), "nothing may be sent:\n\(out.stdout)")
+        }
+
         @Test("replay to a port where nothing listens says connection refused and exits 1")
         func refused() throws {
             guard let binary = gatewayBinaryOrSkip("replay refused") else { return }

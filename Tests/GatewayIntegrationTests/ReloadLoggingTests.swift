@@ -42,6 +42,38 @@ extension GatewayIntegration {
 
         static let requests = 4000
 
+        @Test("a reload that changes only tenant.name and environment_name: the next events carry the new ones")
+        func reloadTenantNames() throws {
+            guard let binary = gatewayBinaryOrSkip("reload of the tenant's names") else { return }
+            let f = try Fixture(binary: binary, name: "reloadnames")
+            defer { f.stop() }
+            // No token: a 401 from the gateway, and an event (org details failed).
+            _ = try f.get("/my-org/details")
+            let config = try String(contentsOfFile: f.ws.path("gateway.yaml"), encoding: .utf8)
+            let renamed = config.replacingOccurrences(
+                of: "  name: acme\n", with: "  name: acme-renamed\n  environment_name: staging\n")
+            try #require(renamed != config)
+            try f.ws.write("gateway.yaml", renamed)
+            let reload = try f.gateway.admin("/reload", method: "POST")
+            #expect(reload.status == 200, "\(reload.body)")
+            _ = try f.get("/my-org/details")
+            // Events are written off the request path: wait for the second.
+            var lines: [[String: Any]] = []
+            let deadline = Date().addingTimeInterval(10)
+            repeat {
+                Thread.sleep(forTimeInterval: 0.1)
+                let text = (try? String(contentsOfFile: f.ws.path("events.jsonl"), encoding: .utf8)) ?? ""
+                lines = text.split(separator: "\n").compactMap {
+                    try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+                }
+            } while lines.count < 2 && Date() < deadline
+            try #require(lines.count == 2, "\(lines)")
+            #expect(lines[0]["tenant_name"] as? String == "acme")
+            #expect(lines[0]["environment_name"] == nil)
+            #expect(lines[1]["tenant_name"] as? String == "acme-renamed", "\(lines[1])")
+            #expect(lines[1]["environment_name"] as? String == "staging", "\(lines[1])")
+        }
+
         @Test("a reload under load changes a spooled webhook sink while it is down: every event arrives once, whole")
         func reloadWhileSpooling() throws {
             guard let binary = gatewayBinaryOrSkip("reload while a sink spools") else { return }
