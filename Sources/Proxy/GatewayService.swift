@@ -374,9 +374,15 @@ public final class GatewayService: Sendable {
                 }
             }
         }
+        let source: String
+        switch config.tenant.jwks.source {
+        case .file(let path): source = path.path
+        // Without the query: the only part of a URL that might carry something not meant for a log.
+        case .url(let url): source = "\(url.scheme)://\(url.host):\(url.port)\(url.path)"
+        }
         return JWKSProvider(
             fetch: fetch, clock: clock, refreshIntervalS: config.tenant.jwks.refreshIntervalS,
-            minRefetchIntervalS: config.tenant.jwks.minRefetchIntervalS, logger: logger)
+            minRefetchIntervalS: config.tenant.jwks.minRefetchIntervalS, logger: logger, source: source)
     }
 }
 

@@ -43,9 +43,14 @@ final class JWKSProvider: Sendable {
     private let minRefetchNanos: Int64
     private let logger: Logger
 
+    /// Where the keys come from, for the log lines (a URL without its query, or a file's path).
+    let source: String
+
     init(
-        fetch: @escaping Fetch, clock: any WallClock, refreshIntervalS: Int, minRefetchIntervalS: Int, logger: Logger
+        fetch: @escaping Fetch, clock: any WallClock, refreshIntervalS: Int, minRefetchIntervalS: Int, logger: Logger,
+        source: String = "the configured source"
     ) {
+        self.source = source
         self.fetch = fetch
         self.clock = clock
         self.refreshNanos = Int64(refreshIntervalS) * 1_000_000_000
@@ -138,7 +143,8 @@ final class JWKSProvider: Sendable {
                 outcome = .failure(message)
             }
             let finished = clock.nowNanoseconds()
-            let waiters = state.withLock { s -> [@Sendable (Bool) -> Void] in
+            let (waiters, hadKeys) = state.withLock { s -> ([@Sendable (Bool) -> Void], Bool) in
+                let hadKeys = s.keys != nil
                 s.inFlight = false
                 defer { s.waiters.removeAll() }
                 switch outcome {
@@ -148,7 +154,7 @@ final class JWKSProvider: Sendable {
                     s.failures += 1
                     s.lastError = message.description
                 }
-                return s.waiters
+                return (s.waiters, hadKeys)
             }
             switch outcome {
             case .success(let set):
@@ -157,8 +163,10 @@ final class JWKSProvider: Sendable {
                 for waiter in waiters { waiter(true) }
             case .failure(let message):
                 logger.error(
-                    "JWKS fetch failed; keeping the last good set",
-                    metadata: ["reason": "\(reason)", "error": "\(message)"])
+                    hadKeys
+                        ? "JWKS fetch failed; keeping the last good set"
+                        : "JWKS fetch failed; no key set yet, so API requests get 503 until one is fetched",
+                    metadata: ["reason": "\(reason)", "source": "\(source)", "error": "\(message)"])
                 completion?(false)
                 for waiter in waiters { waiter(false) }
             }

@@ -54,4 +54,43 @@ struct JWKSProviderTests {
         #expect(answers.withLock { $0 } == [true, true, false])
         #expect(jwks.keys?.kids == [TestKeys.secondary.publicKey.kid], "a failed fetch keeps the last good set")
     }
+
+    /// Log lines, kept for the test to read.
+    final class LineCapture: LogHandler, @unchecked Sendable {
+        let lines = Mutex<[String]>([])
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(
+            level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String,
+            function: String, line: UInt
+        ) {
+            let fields = (metadata ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+            lines.withLock { $0.append("\(message) \(fields.joined(separator: " "))") }
+        }
+    }
+
+    @Test("a failed fetch names its source, and says whether a last good set is kept or there is none yet")
+    func failureLogNamesTheSource() {
+        let capture = LineCapture()
+        let fetch = ManualFetch()
+        let jwks = JWKSProvider(
+            fetch: { completion in fetch.pending.withLock { $0.append(completion) } }, clock: ManualClock(),
+            refreshIntervalS: 600, minRefetchIntervalS: 0, logger: Logger(label: "test") { _ in capture },
+            source: "https://acme.test:443/.well-known/jwks.json")
+        jwks.refetch(reason: "start")
+        fetch.complete(.failure(JWKSProvider.FetchError("connection refused")))
+        jwks.refetch(reason: "refresh")
+        fetch.complete(.success(Array(TestKeys.secondary.jwksJSON().utf8)))
+        jwks.refetch(reason: "refresh")
+        fetch.complete(.failure(JWKSProvider.FetchError("connection refused")))
+        let failures = capture.lines.withLock { $0 }.filter { $0.contains("JWKS fetch failed") }
+        #expect(failures.count == 2, "\(capture.lines.withLock { $0 })")
+        #expect(failures.first?.contains("no key set yet") == true)
+        #expect(failures.last?.contains("keeping the last good set") == true)
+        #expect(failures.allSatisfy { $0.contains("source=https://acme.test:443/.well-known/jwks.json") })
+    }
 }
