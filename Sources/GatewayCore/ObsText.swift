@@ -72,6 +72,18 @@ public enum ObsText {
         return wire.count
     }
 
+    /// `value` for people and tools that read text (a HAR file): each escaped byte as the Latin-1 character of
+    /// that byte, as browsers show obs-text.
+    public static func latin1Text(_ value: String) -> String {
+        let block: ClosedRange<UInt32> = 0xF780...0xF7FF
+        guard value.unicodeScalars.contains(where: { block.contains($0.value) }) else { return value }
+        var out = String.UnicodeScalarView()
+        for scalar in value.unicodeScalars {
+            out.append(block.contains(scalar.value) ? Unicode.Scalar(UInt8(scalar.value - 0xF700)) : scalar)
+        }
+        return String(out)
+    }
+
     /// Runs `body` with the wire bytes of `value`.
     @inline(__always)
     public static func withWireBytes<R>(of value: String, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {

@@ -52,9 +52,8 @@ public enum HARExporter {
             request.append(
                 (
                     "postData",
-                    .object([
-                        ("mimeType", .string(body.mimeType ?? "")), ("params", []), ("text", .string(body.text ?? "")),
-                    ])
+                    // HAR 1.2: `text` and `params` are mutually exclusive; the API takes JSON, kept as text.
+                    .object([("mimeType", .string(body.mimeType ?? "")), ("text", .string(body.text ?? ""))])
                 ))
         }
         var content: [(String, JSONValue)] = [
@@ -99,7 +98,7 @@ public enum HARExporter {
     private static func harVersion(_ v: String) -> String { v == "HTTP/2" ? "HTTP/2.0" : v }
 
     private static func headers(_ pairs: [(String, String)]) -> JSONValue {
-        .array(pairs.map { .object([("name", .string($0.0)), ("value", .string($0.1))]) })
+        .array(pairs.map { .object([("name", .string($0.0)), ("value", .string(ObsText.latin1Text($0.1)))]) })
     }
 
     private static func header(_ name: String, in pairs: [(String, String)]) -> String? {

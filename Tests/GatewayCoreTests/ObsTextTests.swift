@@ -42,4 +42,10 @@ struct ObsTextTests {
         let count = bytes.withUnsafeMutableBufferPointer { ObsText.unescapeInPlace($0.baseAddress!, count: $0.count) }
         #expect(Array(bytes[..<count]) == [0x41, 0xE9, 0xFF, 0x42])
     }
+
+    @Test("for a reader, escaped bytes read as their Latin-1 characters; other text is left alone")
+    func latin1Text() {
+        #expect(ObsText.latin1Text(Self.string([0x63, 0x61, 0x66, 0xE9])) == "caf\u{E9}")
+        #expect(ObsText.latin1Text("caf\u{E9} \u{1F600}") == "caf\u{E9} \u{1F600}")
+    }
 }

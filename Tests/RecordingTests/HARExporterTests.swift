@@ -54,6 +54,8 @@ import Testing
             first["request"]?["url"]
                 == "https://login.acme.com/my-org/identity-providers/con_1/provisioning/scim-tokens")
         #expect(first["request"]?["postData"]?["mimeType"] == "application/json")
+        #expect(first["request"]?["postData"]?["params"] == nil, "HAR 1.2: params and text are mutually exclusive")
+        #expect(first["request"]?["postData"]?["text"] != nil)
         #expect(first["response"]?["status"] == 201)
         #expect(first["response"]?["statusText"] == "Created")
         #expect(first["response"]?["content"]?["text"]?.stringValue?.contains("[REDACTED]") == true)
