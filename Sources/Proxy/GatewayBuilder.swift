@@ -54,7 +54,10 @@ enum GatewayBuilder {
             do {
                 _ = try buildPolicy(config, previous: nil)
             } catch {
-                problems.append("\(config.file): \(error)")
+                // An error inside the tier or endpoint table already names its file, line and key.
+                let text = "\(error)"
+                let tables = [config.tenant.tiersFile, config.tenant.endpointsFile].compactMap { $0?.path }
+                problems.append(tables.contains { text.hasPrefix($0 + ":") } ? text : "\(config.file): \(text)")
             }
         }
         // The contexts built to check the certificates also say which are out of date.

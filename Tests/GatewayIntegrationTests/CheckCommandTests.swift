@@ -299,6 +299,29 @@ extension GatewayIntegration {
             #expect(!out.stderr.contains("SECRETVALUE1") && !out.stderr.contains("key-line-one"))
         }
 
+        @Test("an error inside tiers_file is given as that file's file:line:col: key, like the main file's")
+        func tierTableErrorLocated() throws {
+            guard let binary = gatewayBinaryOrSkip("check") else { return }
+            let copy = try ExampleCopy(binary: binary)
+            defer { copy.workspace.remove() }
+            let shipped = TestProcess.repositoryRoot.appendingPathComponent("policies/tiers.yaml")
+            let tiers = try String(contentsOf: shipped, encoding: .utf8)
+            let broken = tiers.replacingOccurrences(of: "tenant: { read: 4,", with: "tenant: { read: -5,")
+            try #require(broken != tiers, "policies/tiers.yaml lost its free tier's line")
+            try copy.workspace.write("tiers.yaml", broken)
+            let text = copy.text.replacingOccurrences(of: "  tier: ", with: "  tiers_file: tiers.yaml\n  tier: ")
+            try #require(text != copy.text)
+            try copy.workspace.write("with-tiers.yaml", text)
+            let out = try copy.check("with-tiers.yaml")
+            #expect(out.status == 2, "\(out.stdout)\(out.stderr)")
+            let line = try #require(lineNumber(of: "read: -5", in: broken))
+            #expect(
+                out.stderr.split(separator: "\n").contains {
+                    $0.hasPrefix(copy.workspace.path("tiers.yaml") + ":\(line):")
+                },
+                "\(out.stderr)")
+        }
+
         @Test("check lists every problem: a missing variable does not hide a certificate whose key does not match")
         func everyProblemListed() throws {
             guard let binary = gatewayBinaryOrSkip("check") else { return }
