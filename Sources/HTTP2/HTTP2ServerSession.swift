@@ -202,6 +202,11 @@ public final class HTTP2ServerSession {
     /// Streams the session tracks (opened by the client and not yet closed).
     public var openStreamCount: Int { streams.count }
 
+    /// Whether a stream's response waits, paused, for the client to open its flow-control window: a client that
+    /// reads its bytes but never grants window holds the answer (and its upstream) as surely as one that reads
+    /// nothing.
+    public var hasOutputWaitingForWindow: Bool { streams.values.contains { $0.producerPaused } }
+
     // MARK: - Bytes out
 
     /// Appends frames ready to send to `buffer`, but only while `buffer.count` is under `maxBytes`.

@@ -261,7 +261,9 @@ final class ClientConnection: TransportDelegate {
     /// connection (the relay waits for it rather than buffering without bound), so a few such clients would
     /// otherwise take every upstream connection there is. A slow reader that keeps taking bytes is not stalled.
     func checkWriteStall(now: Int64) {
-        guard transport.isOverHighWater else {
+        var owed = transport.isOverHighWater
+        if !owed, case .http2(let h2) = protocolHandler { owed = h2.outputWaitingForWindow }
+        guard owed else {
             stallStartNanos = 0
             return
         }
@@ -273,6 +275,11 @@ final class ClientConnection: TransportDelegate {
         }
         guard now - stallStartNanos >= Int64(profile.idleTimeoutMs) * 1_000_000 else { return }
         metrics.clientStalled()
-        transport.close()
+        if case .http2(let h2) = protocolHandler, !transport.isOverHighWater {
+            // It still reads: it is told why (GOAWAY) before the close.
+            h2.closeStalled()
+        } else {
+            transport.close()
+        }
     }
 }

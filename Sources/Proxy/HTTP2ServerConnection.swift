@@ -270,7 +270,19 @@ final class HTTP2ServerConnection {
 
     var outputOverHighWater: Bool { transport.isOverHighWater }
 
+    /// See `HTTP2ServerSession.hasOutputWaitingForWindow`.
+    var outputWaitingForWindow: Bool { session.hasOutputWaitingForWindow }
+
     /// Graceful: no new streams (RFC 9113 §6.8); those already accepted are answered, then the connection closes.
+    /// Ends a connection whose client took nothing of what it is owed for the idle timeout: GOAWAY
+    /// (ENHANCE_YOUR_CALM: it holds the gateway's resources) and close, whatever streams are open.
+    func closeStalled() {
+        session.goAway(errorCode: .enhanceYourCalm)
+        closing = true
+        flushSession()
+        if !transport.closed { transport.closeGracefully() }
+    }
+
     func goAwayAndClose() {
         draining = true
         session.goAway()

@@ -524,6 +524,22 @@ extension GatewayIntegration {
             #expect(grown < 16 * 1024, "the gateway's resident size grew by \(grown) KiB for one slow reader")
         }
 
+        @Test("an HTTP/2 client that never opens its window is closed after the idle timeout: GOAWAY, upstream freed")
+        func h2WindowStallCloses() throws {
+            guard let binary = gatewayBinaryOrSkip("h2 window stall") else { return }
+            let f = try Fixture(binary: binary, name: "h2stall", extra: "limits: { idle_timeout_ms: 1000 }\n")
+            defer { f.stop() }
+            let client = TestProcess.repositoryRoot.appendingPathComponent(
+                "Tests/GatewayIntegrationTests/Fixtures/zero_window_client.py"
+            ).path
+            let out = try TestProcess.run(
+                "/usr/bin/env", ["python3", client, "\(f.customPort)", "/big", "8"], timeout: 20)
+            // The stall is judged by the sweeper (every 250 ms) once the answer has waited a whole idle timeout.
+            #expect(out.stdout.hasPrefix("closed after "), "\(out.stdout)\(out.stderr)")
+            #expect(out.stdout.contains("goaway 11"), "ENHANCE_YOUR_CALM: \(out.stdout)")
+            #expect(try metricValue(f.gateway, "myorg_gateway_client_write_stalls_total") == 1)
+        }
+
         @Test(
             "an upstream answer that breaks off mid-body is logged as a failure (502, upstream_aborted), not a success")
         func cutOffAnswerIsAFailure() throws {

@@ -15,11 +15,29 @@ s = socket.create_connection(("127.0.0.1", port))
 s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, struct.pack(">HI", 4, 0)))
 block = lit(b":method", b"GET") + lit(b":scheme", b"http") + lit(b":path", path.encode()) + lit(b":authority", b"login.acme.test")
 s.sendall(frame(1, 0x5, 1, block))
-end = time.time() + hold
+start = time.time()
+end = start + hold
 s.settimeout(0.2)
+received = b""
+closed = False
 while time.time() < end:
     try:
         data = s.recv(65536)
-        if not data: break
+        if not data:
+            closed = True
+            break
+        received += data
     except socket.timeout:
         pass
+    except ConnectionResetError:
+        closed = True
+        break
+# What happened, for a test to read: whether the server closed the connection, when, and its GOAWAY's code.
+goaway = None
+i = 0
+while i + 9 <= len(received):
+    length = int.from_bytes(received[i:i + 3], "big")
+    if received[i + 3] == 7 and i + 9 + 8 <= len(received):
+        goaway = int.from_bytes(received[i + 13:i + 17], "big")
+    i += 9 + length
+print("closed" if closed else "open", "after %.1f s" % (time.time() - start), "goaway", goaway, flush=True)
