@@ -32,16 +32,19 @@ public enum ObsText {
     /// Whether `bytes` (UTF-8) hold an escape: the only case in which the wire bytes differ from the string's.
     @inline(__always)
     public static func containsEscape(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard bytes.count >= 3, let base = bytes.baseAddress else { return false }
         var i = 0
-        let last = bytes.count &- 3
-        while i <= last {
-            if base[i] == lead && (base[i &+ 1] == 0x9E || base[i &+ 1] == 0x9F) && base[i &+ 2] & 0xC0 == 0x80 {
-                return true
-            }
+        while i &+ 2 < bytes.count {
+            if isEscape(bytes, at: i) { return true }
             i &+= 1
         }
         return false
+    }
+
+    /// Whether an escape starts at `i` (its three bytes are there).
+    @inline(__always)
+    static func isEscape(_ bytes: UnsafeBufferPointer<UInt8>, at i: Int) -> Bool {
+        i &+ 2 < bytes.count && bytes[i] == lead && (bytes[i &+ 1] == 0x9E || bytes[i &+ 1] == 0x9F)
+            && bytes[i &+ 2] & 0xC0 == 0x80
     }
 
     /// The wire bytes of a string's UTF-8 `bytes` that hold escapes (`containsEscape`): each escape becomes its
@@ -51,14 +54,11 @@ public enum ObsText {
         out.reserveCapacity(bytes.count)
         var i = 0
         while i < bytes.count {
-            let byte = bytes[i]
-            if byte == lead, i &+ 2 < bytes.count, bytes[i &+ 1] == 0x9E || bytes[i &+ 1] == 0x9F,
-                bytes[i &+ 2] & 0xC0 == 0x80
-            {
+            if isEscape(bytes, at: i) {
                 out.append(bytes[i &+ 1] == 0x9E ? bytes[i &+ 2] : bytes[i &+ 2] &+ 0x40)
                 i &+= 3
             } else {
-                out.append(byte)
+                out.append(bytes[i])
                 i &+= 1
             }
         }

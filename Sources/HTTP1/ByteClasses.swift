@@ -61,8 +61,11 @@ func makeFieldName(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) 
 
 /// As `makeString`, but a common field value or reason phrase (`CommonStrings.value`) costs no new string.
 @inline(__always)
-func makeFieldValue(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> String {
-    CommonStrings.value(UnsafeRawPointer(buf.baseAddress! + start), end - start) ?? makeString(buf, start, end)
+/// `nonASCII`: the scan that validated the value saw a byte of 0x80 or above; such obs-text is carried so that it
+/// is passed on byte for byte (`ObsText`).
+func makeFieldValue(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int, nonASCII: Bool = false) -> String {
+    if nonASCII { return ObsText.string(UnsafeBufferPointer(rebasing: buf[start..<end])) }
+    return CommonStrings.value(UnsafeRawPointer(buf.baseAddress! + start), end - start) ?? makeString(buf, start, end)
 }
 
 // Word-at-a-time scans. The classic "has a zero byte" test flags the lowest matching byte exactly (a borrow can

@@ -72,12 +72,8 @@ func parseFieldLine(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int)
     case 17: kind = tokenEqualsLower(buf, start, colon, "transfer-encoding") ? .transferEncoding : .other
     default: kind = .other
     }
-    // obs-text that is not UTF-8 is carried escaped (see `ObsText`), so the value is passed on byte for byte.
-    let value =
-        nonASCII
-        ? ObsText.string(UnsafeBufferPointer(rebasing: buf[valueStart..<valueEnd]))
-        : makeFieldValue(buf, valueStart, valueEnd)
-    let field = HTTPFields.Field(makeFieldName(buf, start, colon), value)
+    let field = HTTPFields.Field(
+        makeFieldName(buf, start, colon), makeFieldValue(buf, valueStart, valueEnd, nonASCII: nonASCII))
     return .field(field, kind)
 }
 

@@ -272,11 +272,8 @@ public struct HTTP1ResponseParser: Sendable {
                 return nil
             }
         }
-        // A reason phrase may hold obs-text (RFC 9112 §4), carried like a field value's (`ObsText`).
-        let reason =
-            nonASCII
-            ? ObsText.string(UnsafeBufferPointer(rebasing: buf[reasonStart..<end]))
-            : makeFieldValue(buf, reasonStart, end)
-        return StatusLine(version: version, status: status, reason: reason)
+        // A reason phrase may hold obs-text (RFC 9112 §4), carried like a field value's.
+        return StatusLine(
+            version: version, status: status, reason: makeFieldValue(buf, reasonStart, end, nonASCII: nonASCII))
     }
 }

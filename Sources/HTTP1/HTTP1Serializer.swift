@@ -221,12 +221,7 @@ public struct HTTP1HeadBuilder: ~Copyable {
         let size = max(capacity, reason.utf8.count &+ 15, 64)
         let base = UnsafeMutablePointer<UInt8>.allocate(capacity: size)
         // Checked, then copied in place; a refusal frees the memory before it throws.
-        let r = ObsText.withWireBytes(of: reason) { rb -> Int in
-            guard HTTP1Serializer.isValidFieldValue(rb) else { return -1 }
-            if let source = rb.baseAddress { (base + 13).update(from: source, count: rb.count) }
-            return rb.count
-        }
-        guard r >= 0 else {
+        guard let r = reason.withUTF8Bytes({ Self.copyWireValue($0, to: base + 13) }) else {
             base.deallocate()
             throw HTTP1SerializationError(reason: "invalid reason phrase")
         }
@@ -315,8 +310,8 @@ public struct HTTP1HeadBuilder: ~Copyable {
         return nil
     }
 
-    /// The copy of a value `copyFieldValue` refused: its wire bytes (escaped obs-text written back), if they are a
-    /// valid field value, and their count; nil when they are not.
+    /// The copy of a value `copyFieldValue` refused (and of a reason phrase): its wire bytes (escaped obs-text
+    /// written back), if they are a valid field value, and their count; nil when they are not.
     private static func copyWireValue(_ v: UnsafeBufferPointer<UInt8>, to dst: UnsafeMutablePointer<UInt8>) -> Int? {
         func copy(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
             guard HTTP1Serializer.isValidFieldValue(bytes) else { return nil }

@@ -650,6 +650,3 @@ func scanFieldValue(_ bytes: UnsafeBufferPointer<UInt8>) -> FieldValueScan {
     }
     return found
 }
-
-/// Whether `bytes` hold NUL, CR or LF.
-func containsNulCROrLF(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool { scanFieldValue(bytes) == .forbidden }

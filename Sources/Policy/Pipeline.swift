@@ -262,6 +262,7 @@ public final class RequestPolicy: Sendable {
         let target = request.target
         let question = request.queryMark
         let path = question.map { target[..<$0] } ?? target[...]
+        let query = question.map { target[target.utf8.index(after: $0)...] }
         let route = self.route(method: request.method, path: path)
         // Preflights carry no token: judged against every client's origins, answered here, never forwarded.
         if request.method == "OPTIONS", let requested = request.headers[literal: "Access-Control-Request-Method"],
@@ -292,7 +293,7 @@ public final class RequestPolicy: Sendable {
             notes.logResource = endpoint.logResource == .none ? nil : endpoint.logResource.rawValue
             notes.routeName = endpoint.routeName
             return needingToken(
-                request, query: question.map { target[target.utf8.index(after: $0)...] },
+                request, query: query,
                 route: RouteMatch(endpoint: endpoint, domain: domain, origin: origin), knownTokens: knownTokens,
                 notes: consume notes)
         case .notMyOrg:
@@ -313,7 +314,7 @@ public final class RequestPolicy: Sendable {
                 // Anything else is an API call all the same: its token, client and origin are checked and its
                 // organization's limits spent as for a known endpoint, only no scope can be asked for.
                 return needingToken(
-                    request, query: question.map { target[target.utf8.index(after: $0)...] },
+                    request, query: query,
                     route: RouteMatch(endpoint: nil, domain: domain, origin: origin), knownTokens: knownTokens,
                     notes: consume notes)
             }

@@ -402,12 +402,23 @@ final class UpstreamRelay: UpstreamResponseHandler {
     func upstreamFailed(_ failure: UpstreamFailure, retryable: Bool) {
         connection = nil
         guard !cancelled else { return }
-        // A streamed body cannot be sent twice: part of it may already be gone.
-        if retryable && !headSent && attempts < 2 && exchange.bodyStream == nil {
+        // A streamed body cannot be sent twice: part of it may already be gone. And a proxy never repeats a
+        // request on its own unless it is idempotent (RFC 9110 §9.2.2), as nginx and HAProxy do.
+        if retryable && !headSent && attempts < 2 && exchange.bodyStream == nil
+            && Self.isIdempotent(exchange.head.method)
+        {
             start()
             return
         }
         fail(failure)
+    }
+
+    /// RFC 9110 §9.2.2: the methods whose repetition the server takes as one request.
+    static func isIdempotent(_ method: String) -> Bool {
+        switch method {
+        case "GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE": return true
+        default: return false
+        }
     }
 
     private func fail(_ failure: UpstreamFailure) {

@@ -44,11 +44,11 @@ enum GatewayBuilder {
     }
 
     static func check(_ config: GatewayConfig) -> CheckResult {
-        var problems = fileProblems(config) + destinationProblems(config) + webhookSecretProblems(config)
         // Every piece whose inputs are all there is still checked, so one run lists every problem; a piece that
-        // needs a missing file or variable is skipped (its absence is already said, at its line).
-        let missing = Set(
-            config.referencedFiles.map(\.file.path).filter { !FileManager.default.fileExists(atPath: $0) })
+        // needs a missing file or variable is skipped (its absence is said once, at its line).
+        let missing = missingFiles(config)
+        var problems =
+            fileProblems(config, missing: missing) + destinationProblems(config) + webhookSecretProblems(config)
         func present(_ file: GatewayConfig.FilePath?) -> Bool { file.map { !missing.contains($0.path) } ?? true }
         if present(config.tenant.tiersFile) && present(config.tenant.endpointsFile) {
             do {
@@ -189,10 +189,15 @@ enum GatewayBuilder {
         return access(path, W_OK) == 0 ? nil : path
     }
 
+    /// The paths of the files the configuration names that do not exist.
+    static func missingFiles(_ config: GatewayConfig) -> Set<String> {
+        Set(config.referencedFiles.map(\.file.path).filter { !FileManager.default.fileExists(atPath: $0) })
+    }
+
     /// Files and environment variables the configuration names but that are missing, each at its line.
-    static func fileProblems(_ config: GatewayConfig) -> [String] {
+    static func fileProblems(_ config: GatewayConfig, missing: Set<String>) -> [String] {
         config.check(
-            fileExists: { FileManager.default.fileExists(atPath: $0) },
+            fileExists: { !missing.contains($0) },
             environment: { ProcessInfo.processInfo.environment[$0] }
         ).map(\.description)
     }
@@ -209,7 +214,9 @@ enum GatewayBuilder {
     /// Builds a snapshot's pieces for `serve` and reload: missing files are reported with their lines first,
     /// then the first piece that does not load (the `check` command reports every problem instead).
     static func build(_ config: GatewayConfig, previous: RequestPolicy?) throws -> Built {
-        let problems = fileProblems(config) + destinationProblems(config) + webhookSecretProblems(config)
+        let problems =
+            fileProblems(config, missing: missingFiles(config)) + destinationProblems(config)
+            + webhookSecretProblems(config)
         guard problems.isEmpty else { throw BuildError(problems.joined(separator: "\n")) }
         let keys = try jwksFileKeys(config)
         return Built(

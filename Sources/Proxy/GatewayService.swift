@@ -168,22 +168,13 @@ public final class GatewayService: Sendable {
                     config: config, origins: built.origins, clock: clock, logger: logger, gateway: gatewayBox)
             // Logging and recording changes take effect too: a pipeline whose settings changed gets a successor
             // that the old one hands over to once the new snapshot serves (see `retire`); the others are kept.
-            let (previousConfig, previousRecorder) = state.withLock { ($0.config, $0.recorder) }
-            var recorder = previousRecorder
-            var change: ExchangeRecorder.Change? = nil
-            // The recorder also carries what events say of the tenant and of each client (remaking it keeps every
-            // pipeline whose settings did not change).
-            if previousConfig.logging != config.logging || previousConfig.recording != config.recording
-                || previousConfig.tenant.name != config.tenant.name
-                || previousConfig.tenant.environmentName != config.tenant.environmentName
-                || previousConfig.clients != config.clients
-            {
-                let made = try ExchangeRecorder.remake(
-                    config: config, metrics: metrics, clock: clock, logger: logger, secret: GatewayBuilder.secret,
-                    previous: previousRecorder)
-                recorder = made.recorder
-                change = made
-            }
+            let previousRecorder = state.withLock { $0.recorder }
+            // Remade on every reload: it also carries what events say of the tenant and of each client, and remaking
+            // keeps every pipeline whose settings did not change.
+            let change = try ExchangeRecorder.remake(
+                config: config, metrics: metrics, clock: clock, logger: logger, secret: GatewayBuilder.secret,
+                previous: previousRecorder)
+            let recorder = change.recorder
             let runtime = PolicyRuntime(
                 policy: built.policy, jwks: jwks, origins: built.origins, traffic: recorder.traffic)
             // The keys are read again on every reload, not only when their source changed: an operator who took a
@@ -211,7 +202,7 @@ public final class GatewayService: Sendable {
             current.reload(
                 GatewaySnapshot(
                     listeners: listeners, handlers: PolicyHandlerFactory(runtime: runtime), generation: generation))
-            if let change { retire(change) }
+            retire(change)
             logger.info("configuration reloaded", metadata: ["generation": "\(generation)"])
             GatewayService.warnAboutTestingModes(config, logger: logger)
             return .success(generation)

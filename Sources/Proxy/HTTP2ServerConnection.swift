@@ -273,7 +273,6 @@ final class HTTP2ServerConnection {
     /// See `HTTP2ServerSession.hasOutputWaitingForWindow`.
     var outputWaitingForWindow: Bool { session.hasOutputWaitingForWindow }
 
-    /// Graceful: no new streams (RFC 9113 §6.8); those already accepted are answered, then the connection closes.
     /// Ends a connection whose client took nothing of what it is owed for the idle timeout: GOAWAY
     /// (ENHANCE_YOUR_CALM: it holds the gateway's resources) and close, whatever streams are open.
     func closeStalled() {
@@ -283,6 +282,7 @@ final class HTTP2ServerConnection {
         if !transport.closed { transport.closeGracefully() }
     }
 
+    /// Graceful: no new streams (RFC 9113 §6.8); those already accepted are answered, then the connection closes.
     func goAwayAndClose() {
         draining = true
         session.goAway()

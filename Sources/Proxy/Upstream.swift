@@ -280,8 +280,6 @@ final class UpstreamConnection: TransportDelegate {
     /// `fail`), which ends the cycle with the relay that holds this connection.
     private var handler: (any UpstreamResponseHandler)?
     private var receivedAny = false
-    /// The request in flight may be sent again (RFC 9110 §9.2.2: a proxy never retries any other on its own).
-    private var idempotent = false
     /// Interim (1xx) responses to the current request: a few are normal (103 Early Hints), a stream of them is an
     /// upstream that never answers while keeping the connection busy.
     private var interimResponses = 0
@@ -346,7 +344,6 @@ final class UpstreamConnection: TransportDelegate {
     ) {
         self.handler = handler
         receivedAny = false
-        idempotent = Self.isIdempotent(method)
         interimResponses = 0
         headReceived = false
         pausedByClient = false
@@ -513,20 +510,11 @@ final class UpstreamConnection: TransportDelegate {
                 if !responseDone { fail(failure, retryable: false) }
             } else {
                 // No byte of an answer: on a reused connection, an idle close by the upstream that crossed the
-                // request. Sent again once on a new connection if it is idempotent (RFC 9110 §9.2.2), as nginx
-                // and HAProxy do; the relay also checks that no body was streamed.
-                fail(failure, retryable: idempotent && exchangesServed > 1)
+                // request, which a new connection may not meet (the relay decides whether the request may go again).
+                fail(failure, retryable: exchangesServed > 1)
             }
         }
         pool.connectionClosed(self)
-    }
-
-    /// RFC 9110 §9.2.2: the methods whose repetition the server takes as one request.
-    static func isIdempotent(_ method: String) -> Bool {
-        switch method {
-        case "GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE": return true
-        default: return false
-        }
     }
 
     /// The sweeper found the response deadline passed.
