@@ -204,6 +204,8 @@ final class ClientConnection: TransportDelegate {
     /// A keep-alive connection waits for its next request.
     func requestIdle() {
         if isDraining {
+            // HTTP/2 between the shutdown notice and the final GOAWAY still takes streams: the GOAWAY closes it.
+            if finalGoAwayNanos != .max { return }
             transport.closeGracefully()
             return
         }
@@ -219,7 +221,7 @@ final class ClientConnection: TransportDelegate {
     }
 
     /// The loop's sweeper found the deadline passed.
-    func timedOut() {
+    private func timedOut() {
         switch protocolHandler {
         case .http2(let h2): h2.goAwayAndClose()
         default:
@@ -240,16 +242,39 @@ final class ClientConnection: TransportDelegate {
         }
     }
 
-    /// Graceful shutdown: idle connections close now, busy ones after their responses.
+    /// When the final GOAWAY of a graceful HTTP/2 shutdown is due (`.max`: none is).
+    private var finalGoAwayNanos: Int64 = .max
+
+    /// Graceful shutdown: idle connections close now, busy ones after their responses. HTTP/2 in two steps
+    /// (RFC 9113 §6.8, as nghttpx and h2o do): a GOAWAY announcing it, and a second naming the last stream served
+    /// one second later, so a request the client sent before it read the first is served, not refused.
     func drain() {
         switch protocolHandler {
-        case .http2(let h2): h2.goAwayAndClose()
+        case .http2(let h2):
+            h2.announceShutdown()
+            finalGoAwayNanos = context.clock.nowNanoseconds() + Self.shutdownNoticeLeadNanos
         case .http1(let h1): if h1.isIdle { transport.closeGracefully() }
         case .undecided: transport.close()
         }
     }
 
     func forceClose() { transport.close() }
+
+    static let shutdownNoticeLeadNanos: Int64 = 1_000_000_000
+
+    /// Called by the loop's sweeper.
+    func swept(now: Int64) {
+        if deadlineNanos < now {
+            timedOut()
+            return
+        }
+        if finalGoAwayNanos < now, case .http2(let h2) = protocolHandler {
+            finalGoAwayNanos = .max
+            h2.goAwayAndClose()
+            if transport.closed { return }
+        }
+        checkWriteStall(now: now)
+    }
 
     /// When the output last backed up past the high-water mark with no byte taken since (0: it has not), and how
     /// much the socket had taken then.
@@ -260,7 +285,7 @@ final class ClientConnection: TransportDelegate {
     /// nginx's `send_timeout` and HAProxy's `timeout client` do: every answer it leaves unread holds an upstream
     /// connection (the relay waits for it rather than buffering without bound), so a few such clients would
     /// otherwise take every upstream connection there is. A slow reader that keeps taking bytes is not stalled.
-    func checkWriteStall(now: Int64) {
+    private func checkWriteStall(now: Int64) {
         var owed = transport.isOverHighWater
         if !owed, case .http2(let h2) = protocolHandler { owed = h2.outputWaitingForWindow }
         guard owed else {

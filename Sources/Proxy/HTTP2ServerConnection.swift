@@ -282,6 +282,13 @@ final class HTTP2ServerConnection {
         if !transport.closed { transport.closeGracefully() }
     }
 
+    /// The first GOAWAY of a graceful shutdown (last stream 2^31-1): the client opens no new stream, those it
+    /// already sent are still taken until `goAwayAndClose`.
+    func announceShutdown() {
+        session.shutdownNotice()
+        flushSession()
+    }
+
     /// Graceful: no new streams (RFC 9113 §6.8); those already accepted are answered, then the connection closes.
     func goAwayAndClose() {
         draining = true

@@ -133,13 +133,7 @@ final class LoopContext {
     private func sweep() {
         let now = clock.nowNanoseconds()
         lastSweepNanos = now
-        for connection in connections.values {
-            if connection.deadlineNanos < now {
-                connection.timedOut()
-            } else {
-                connection.checkWriteStall(now: now)
-            }
-        }
+        for connection in connections.values { connection.swept(now: now) }
         for pool in pools.values { pool.sweep(now: now) }
     }
 

@@ -126,6 +126,40 @@ extension GatewayIntegration {
         }
 
         @Test(
+            "HTTP/2 shuts down in two steps: GOAWAY(2^31-1), a request sent across it is served, GOAWAY(last), close")
+        func http2TwoStepGoAway() throws {
+            guard let binary = gatewayBinaryOrSkip("HTTP/2 two-step GOAWAY") else { return }
+            let f = try Fixture(binary: binary)
+            defer { f.stop() }
+            let script = TestProcess.repositoryRoot.appendingPathComponent(
+                "Tests/GatewayIntegrationTests/Fixtures/h2_shutdown_client.py"
+            ).path
+            let client = try BackgroundProcess(
+                "/usr/bin/env", ["python3", script, "\(f.customPort)", "/slow?two-step", "12"], logName: "h2-shutdown")
+            defer { client.stop(signal: SIGKILL, timeout: 2) }
+            let arrived = eventually(timeout: 5) {
+                f.upstream.requests().contains { $0.hasPrefix("GET /slow?two-step HTTP/1.1\r\n") }
+            }
+            try #require(arrived, "the slow request never reached the upstream: \(client.log)")
+            let termAt = Date()
+            kill(f.gateway.pid, SIGTERM)
+            #expect(client.waitForExit(timeout: 12), "the client did not see the connection close: \(client.log)")
+            let lines = client.log.split(separator: "\n").map(String.init)
+            let goaways = lines.filter { $0.hasPrefix("goaway ") }
+            // RFC 9113 §6.8: first the notice (no stream refused), then the last stream really taken: the one
+            // the client sent after reading the notice.
+            #expect(goaways == ["goaway 2147483647 0", "goaway 3 0"], "\(client.log)")
+            #expect(lines.contains("headers 3 0x88") && lines.contains("end 3"), "stream 3 answered: \(client.log)")
+            #expect(lines.contains("headers 1 0x88") && lines.contains("end 1"), "stream 1 answered: \(client.log)")
+            #expect(lines.last == "closed", "\(client.log)")
+            #expect(f.upstream.requests().contains { $0.hasPrefix("GET /after-notice HTTP/1.1\r\n") })
+            let order = lines.firstIndex(of: "goaway 3 0").map { lines[..<$0].contains("end 3") }
+            #expect(order == true, "the request that crossed the notice is answered before the final GOAWAY")
+            let (code, _) = f.waitExit(since: termAt)
+            #expect(code == 0, "exit status \(code): \(f.gateway.process.log)")
+        }
+
+        @Test(
             "an idle client that never closes its end does not hold the drain until shutdown_grace_ms")
         func idleClientDoesNotHoldDrain() throws {
             guard let binary = gatewayBinaryOrSkip("drain with an idle client") else { return }

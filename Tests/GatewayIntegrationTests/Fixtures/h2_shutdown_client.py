@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""An HTTP/2 client (h2c, prior knowledge) that watches a graceful shutdown: it asks for PATH (slow) on stream 1,
+prints "ready", and waits. When the first GOAWAY comes it sends a second request (/after-notice) on stream 3, as a
+client whose request crossed the notice would, then reads until the server closes.
+
+Prints one line per event, for a test to read: "goaway LAST CODE", "headers SID STATUS-BYTE", "end SID", "closed".
+
+Usage: h2_shutdown_client.py PORT PATH SECONDS
+"""
+import socket, struct, sys, time
+port, path, hold = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+def frame(t, flags, sid, payload):
+    return struct.pack(">I", len(payload))[1:] + bytes([t, flags]) + struct.pack(">I", sid) + payload
+def lit(name, value):  # literal header field without indexing, new name (RFC 7541 §6.2.2)
+    return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
+def request(sid, p):
+    block = lit(b":method", b"GET") + lit(b":scheme", b"http") + lit(b":path", p) + lit(b":authority", b"login.acme.test")
+    return frame(1, 0x5, sid, block)
+s = socket.create_connection(("127.0.0.1", port))
+s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b"") + request(1, path.encode()))
+print("ready", flush=True)
+end = time.time() + hold
+s.settimeout(0.2)
+buffer = b""
+sent_second = False
+while time.time() < end:
+    try:
+        data = s.recv(65536)
+    except socket.timeout:
+        continue
+    except ConnectionResetError:
+        data = b""
+    if not data:
+        print("closed", flush=True)
+        break
+    buffer += data
+    while len(buffer) >= 9 and len(buffer) >= 9 + int.from_bytes(buffer[:3], "big"):
+        length = int.from_bytes(buffer[:3], "big")
+        kind, flags, sid = buffer[3], buffer[4], int.from_bytes(buffer[5:9], "big") & 0x7FFFFFFF
+        payload = buffer[9:9 + length]
+        buffer = buffer[9 + length:]
+        if kind == 4 and not flags & 1:
+            s.sendall(frame(4, 1, 0, b""))
+        elif kind == 7:
+            last = int.from_bytes(payload[:4], "big") & 0x7FFFFFFF
+            print("goaway", last, int.from_bytes(payload[4:8], "big"), flush=True)
+            if not sent_second:
+                sent_second = True
+                s.sendall(request(3, b"/after-notice"))
+        elif kind == 1:
+            # nghttp2 sends a status of the static table as one indexed byte (0x88 is 200).
+            print("headers", sid, hex(payload[0]) if payload else None, flush=True)
+            if flags & 1:
+                print("end", sid, flush=True)
+        elif kind == 0:
+            if length:
+                s.sendall(frame(8, 0, 0, struct.pack(">I", length)) + frame(8, 0, sid, struct.pack(">I", length)))
+            if flags & 1:
+                print("end", sid, flush=True)
+        elif kind == 3:
+            print("reset", sid, int.from_bytes(payload[:4], "big"), flush=True)
