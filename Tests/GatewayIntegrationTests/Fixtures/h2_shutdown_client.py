@@ -8,16 +8,10 @@ Prints one line per event, for a test to read: "goaway LAST CODE", "headers SID 
 Usage: h2_shutdown_client.py PORT PATH SECONDS
 """
 import socket, struct, sys, time
+from h2raw import PREFACE, frame, get
 port, path, hold = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
-def frame(t, flags, sid, payload):
-    return struct.pack(">I", len(payload))[1:] + bytes([t, flags]) + struct.pack(">I", sid) + payload
-def lit(name, value):  # literal header field without indexing, new name (RFC 7541 §6.2.2)
-    return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
-def request(sid, p):
-    block = lit(b":method", b"GET") + lit(b":scheme", b"http") + lit(b":path", p) + lit(b":authority", b"login.acme.test")
-    return frame(1, 0x5, sid, block)
 s = socket.create_connection(("127.0.0.1", port))
-s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b"") + request(1, path.encode()))
+s.sendall(PREFACE + frame(4, 0, 0, b"") + get(1, path.encode()))
 print("ready", flush=True)
 end = time.time() + hold
 s.settimeout(0.2)
@@ -46,7 +40,7 @@ while time.time() < end:
             print("goaway", last, int.from_bytes(payload[4:8], "big"), flush=True)
             if not sent_second:
                 sent_second = True
-                s.sendall(request(3, b"/after-notice"))
+                s.sendall(get(3, b"/after-notice"))
         elif kind == 1:
             # nghttp2 sends a status of the static table as one indexed byte (0x88 is 200).
             print("headers", sid, hex(payload[0]) if payload else None, flush=True)

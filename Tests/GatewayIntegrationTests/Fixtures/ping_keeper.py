@@ -4,17 +4,13 @@ connection that tries to stay open. Prints "closed after S" when the server clos
 
 Usage: ping_keeper.py PORT SECONDS
 """
-import socket, struct, sys, time
+import socket, sys, time
+from h2raw import PREFACE, frame
 
 port, seconds = int(sys.argv[1]), float(sys.argv[2])
 
-
-def frame(kind, flags, stream, payload):
-    return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + struct.pack(">I", stream) + payload
-
-
 s = socket.create_connection(("127.0.0.1", port))
-s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b""))
+s.sendall(PREFACE + frame(4, 0, 0, b""))
 start = time.time()
 next_ping = start
 s.settimeout(0.1)

@@ -5,16 +5,12 @@ the server can send no DATA, so whatever it reads from its upstream must wait th
 Usage: zero_window_client.py PORT PATH SECONDS
 """
 import socket, struct, sys, time
+from h2raw import PREFACE, frame, get
 port, path, hold = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
-def frame(t, flags, sid, payload):
-    return struct.pack(">I", len(payload))[1:] + bytes([t, flags]) + struct.pack(">I", sid) + payload
-def lit(name, value):  # literal header field without indexing, new name (RFC 7541 §6.2.2)
-    return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
 s = socket.create_connection(("127.0.0.1", port))
 # SETTINGS_INITIAL_WINDOW_SIZE = 0: the server may send no DATA until the client opens the window (it never does).
-s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, struct.pack(">HI", 4, 0)))
-block = lit(b":method", b"GET") + lit(b":scheme", b"http") + lit(b":path", path.encode()) + lit(b":authority", b"login.acme.test")
-s.sendall(frame(1, 0x5, 1, block))
+s.sendall(PREFACE + frame(4, 0, 0, struct.pack(">HI", 4, 0)))
+s.sendall(get(1, path.encode()))
 start = time.time()
 end = start + hold
 s.settimeout(0.2)
