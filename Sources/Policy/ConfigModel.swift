@@ -174,6 +174,9 @@ extension GatewayConfig {
         public let maxConnections: Int
         public let headerReadTimeoutMs: Int
         public let idleTimeoutMs: Int
+        /// A request body streamed to the upstream (over 64 KiB) must arrive at least this fast on average after
+        /// a 5 s grace; 0 turns the minimum off.
+        public let minBodyBytesPerSecond: Int
         public let maxBodyBytes: Int
         public let maxHeaderBytes: Int
         public let shutdownGraceMs: Int

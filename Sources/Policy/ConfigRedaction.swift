@@ -31,6 +31,7 @@ extension GatewayConfig {
                     ("max_connections", number(limits.maxConnections)),
                     ("header_read_timeout_ms", number(limits.headerReadTimeoutMs)),
                     ("idle_timeout_ms", number(limits.idleTimeoutMs)),
+                    ("min_body_bytes_per_s", number(limits.minBodyBytesPerSecond)),
                     ("max_body_bytes", number(limits.maxBodyBytes)),
                     ("max_header_bytes", number(limits.maxHeaderBytes)),
                     ("shutdown_grace_ms", number(limits.shutdownGraceMs)),

@@ -12,6 +12,8 @@ struct ListenerProfile: Sendable {
     var http1Limits: HTTP1Limits
     var headerReadTimeoutMs: Int
     var idleTimeoutMs: Int
+    /// A streamed request body must arrive at least this fast on average (0: no minimum).
+    var minBodyBytesPerSecond = 0
     var allowH2: Bool
 }
 
@@ -184,11 +186,14 @@ final class ClientConnection: TransportDelegate {
 
     /// A streamed request body stopped arriving (on either protocol): the upstream exchange is abandoned and the
     /// exchange records why. Returns the 408 to send when no answer has started.
-    func abandonStalledBody(_ exchange: Exchange) -> TenantError {
+    func abandonStalledBody(_ exchange: Exchange, _ verdict: BodyArrivalJudge.Verdict) -> TenantError {
         handler.cancel(exchange)
         exchange.decision = "refused_timeout"
-        let error = TenantError.gateway(
-            status: 408, detail: "The request body stopped arriving before it was complete.")
+        let detail =
+            verdict == .tooSlow
+            ? "The request body arrived slower than \(profile.minBodyBytesPerSecond) bytes per second."
+            : "The request body stopped arriving before it was complete."
+        let error = TenantError.gateway(status: 408, detail: detail)
         exchange.facts.error = error
         return error
     }
@@ -223,7 +228,10 @@ final class ClientConnection: TransportDelegate {
     /// The loop's sweeper found the deadline passed.
     private func timedOut() {
         switch protocolHandler {
-        case .http2(let h2): h2.goAwayAndClose()
+        case .http2(let h2):
+            // One GOAWAY: the connection then closes when its last stream ends, which the sweeper need not ask again.
+            deadlineNanos = .max
+            h2.goAwayAndClose()
         default:
             // RFC 9110 §15.5.9: a 408 tells an HTTP/1.1 client why; idle keep-alive connections just close.
             if case .http1(let h1) = protocolHandler, h1.hasPartialRequest {
@@ -268,12 +276,14 @@ final class ClientConnection: TransportDelegate {
             timedOut()
             return
         }
-        if finalGoAwayNanos < now, case .http2(let h2) = protocolHandler {
-            finalGoAwayNanos = .max
-            h2.goAwayAndClose()
-            if transport.closed { return }
+        if case .http2(let h2) = protocolHandler {
+            if finalGoAwayNanos < now {
+                finalGoAwayNanos = .max
+                h2.goAwayAndClose()
+            }
+            if !transport.closed { h2.sweep(now: now) }
         }
-        checkWriteStall(now: now)
+        if !transport.closed { checkWriteStall(now: now) }
     }
 
     /// When the output last backed up past the high-water mark with no byte taken since (0: it has not), and how

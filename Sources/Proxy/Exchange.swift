@@ -189,27 +189,36 @@ final class RequestBodyStream {
 
     deinit { watchdog?.cancel() }
 
-    /// Calls `stalled` once when a whole `intervalMs` passes without a byte from the client while the gateway is
-    /// still reading (not while it holds the client back itself): a streamed body otherwise has no deadline, and a
-    /// client that stops mid-body would hold its connection and an upstream connection for good.
-    func watch(on loop: EventLoop, intervalMs: Int, stalled: @escaping () -> Void) {
-        var seen = received
-        watchdog = loop.scheduleRepeating(everyMilliseconds: max(100, intervalMs)) { [weak self] in
+    /// Calls `stalled` once when the client stops sending (no byte for `idleMs` while the gateway was reading) or
+    /// sends slower than `minBytesPerSecond` on average after a grace period: a streamed body otherwise has no
+    /// deadline, and a client that stops or trickles would hold its connection and an upstream connection for good.
+    func watch(
+        on loop: EventLoop, idleMs: Int, minBytesPerSecond: Int,
+        stalled: @escaping (BodyArrivalJudge.Verdict) -> Void
+    ) {
+        let tickMs = max(100, min(1000, idleMs))
+        var judge = BodyArrivalJudge(
+            idleLimitMs: idleMs, minBytesPerSecond: minBytesPerSecond, graceMs: min(Self.rateGraceMs, idleMs))
+        watchdog = loop.scheduleRepeating(everyMilliseconds: tickMs) { [weak self] in
             guard let self else { return }
             if self.ended {
                 self.watchdog?.cancel()
                 self.watchdog = nil
                 return
             }
-            if self.received == seen && !self.sourcePaused {
-                self.watchdog?.cancel()
-                self.watchdog = nil
-                stalled()
-                return
-            }
-            seen = self.received
+            let heldBack = self.sourcePaused || self.pausedSinceTick
+            self.pausedSinceTick = false
+            let verdict = judge.tick(elapsedMs: tickMs, received: self.received, heldBack: heldBack)
+            guard verdict != .fine else { return }
+            self.watchdog?.cancel()
+            self.watchdog = nil
+            stalled(verdict)
         }
     }
+
+    /// How long a streamed body may start slowly before its average rate is judged (Kestrel's default).
+    static let rateGraceMs = 5000
+    private var pausedSinceTick = false
 
     /// Whether bytes are still to come from the client.
     var isOpen: Bool { !ended }
@@ -266,6 +275,7 @@ final class RequestBodyStream {
     func pauseSource() {
         guard !sourcePaused, !ended else { return }
         sourcePaused = true
+        pausedSinceTick = true
         setSourcePaused?(true)
     }
 

@@ -336,6 +336,7 @@ enum GatewayBuilder {
             return ListenerProfile(
                 address: address, domain: listener.domain, tls: tls, http1Limits: limits,
                 headerReadTimeoutMs: config.limits.headerReadTimeoutMs, idleTimeoutMs: config.limits.idleTimeoutMs,
+                minBodyBytesPerSecond: config.limits.minBodyBytesPerSecond,
                 allowH2: tls.map { $0.alpnProtocols.contains("h2") } ?? true)
         }
     }

@@ -95,9 +95,10 @@ final class HTTP1ServerConnection: ResponseWriter {
                     currentInfo = nil
                     let stream = RequestBodyStream(length: length)
                     stream.setSourcePaused = { [weak self] paused in self?.transport.setReading(!paused) }
-                    stream.watch(on: owner.context.loop, intervalMs: owner.profile.idleTimeoutMs) { [weak self] in
-                        self?.bodyStalled()
-                    }
+                    stream.watch(
+                        on: owner.context.loop, idleMs: owner.profile.idleTimeoutMs,
+                        minBytesPerSecond: owner.profile.minBodyBytesPerSecond
+                    ) { [weak self] verdict in self?.bodyStalled(verdict) }
                     streaming = stream
                     dispatch(head, info, stream: stream)
                 }
@@ -139,13 +140,13 @@ final class HTTP1ServerConnection: ResponseWriter {
         owner.dispatch(exchange)
     }
 
-    /// The client stopped sending a streamed body: the request can never complete. A 408 (RFC 9110 §15.5.9) when
+    /// The client stopped sending a streamed body, or trickles it: the upstream connection cannot wait. A 408 (RFC 9110 §15.5.9) when
     /// nothing of an answer was sent yet, else just the close; either way the upstream exchange is abandoned.
-    private func bodyStalled() {
+    private func bodyStalled(_ verdict: BodyArrivalJudge.Verdict) {
         guard let exchange = current, !dead else { return }
         streaming?.discard()
         streaming = nil
-        let error = owner.abandonStalledBody(exchange)
+        let error = owner.abandonStalledBody(exchange, verdict)
         keepAlive = false
         if responseHeadWritten {
             transport.close()

@@ -83,7 +83,13 @@ final class HTTP2ServerConnection {
                     dispatch(writer)
                 } else {
                     session.sendContinue(streamID: streamID)
-                    if let streamed { startStreaming(writer, length: streamed) }
+                    if let streamed {
+                        startStreaming(writer, length: streamed)
+                    } else {
+                        // As over HTTP/1.1, the head and a body read whole share the header timeout.
+                        writer.bodyDeadline = owner.context.coarseDeadline(
+                            afterMilliseconds: owner.profile.headerReadTimeoutMs)
+                    }
                 }
             case .data(let streamID, let bytes):
                 guard let writer = streams[streamID] else {
@@ -132,12 +138,12 @@ final class HTTP2ServerConnection {
         }
     }
 
-    /// A stream's client stopped sending its body: 408 when no answer started (the rest of the upload is then
+    /// A stream's client stopped sending its body, or sends it too slowly: 408 when no answer started (the rest of the upload is then
     /// drained and the stream reset, as for any early answer), else a reset; the upstream exchange is abandoned.
-    private func bodyStalled(_ writer: HTTP2StreamWriter) {
+    private func bodyStalled(_ writer: HTTP2StreamWriter, _ verdict: BodyArrivalJudge.Verdict) {
         guard let exchange = writer.exchange, !exchange.finished else { return }
         writer.bodyStream?.discard()
-        let error = owner.abandonStalledBody(exchange)
+        let error = owner.abandonStalledBody(exchange, verdict)
         if writer.headWritten {
             writer.abort()
         } else {
@@ -149,9 +155,12 @@ final class HTTP2ServerConnection {
     private func startStreaming(_ writer: HTTP2StreamWriter, length: Int) {
         let stream = RequestBodyStream(length: length)
         writer.bodyStream = stream
-        stream.watch(on: owner.context.loop, intervalMs: owner.profile.idleTimeoutMs) { [weak self, weak writer] in
+        stream.watch(
+            on: owner.context.loop, idleMs: owner.profile.idleTimeoutMs,
+            minBytesPerSecond: owner.profile.minBodyBytesPerSecond
+        ) { [weak self, weak writer] verdict in
             guard let self, let writer else { return }
-            self.bodyStalled(writer)
+            self.bodyStalled(writer, verdict)
         }
         stream.setSourcePaused = { [weak self, weak writer] paused in
             guard let self, let writer else { return }
@@ -172,14 +181,31 @@ final class HTTP2ServerConnection {
         let exchange = owner.makeExchange(head: head, body: body, writer: writer)
         if let stream = writer.bodyStream { exchange.attach(stream) }
         writer.exchange = exchange
-        if writer.tooLarge {
-            let error = TenantError.gateway(status: 413, detail: "The request body is larger than allowed.")
-            exchange.decision = "refused_malformed"
+        if writer.tooLarge || writer.bodyLate {
+            let error =
+                writer.tooLarge
+                ? TenantError.gateway(status: 413, detail: "The request body is larger than allowed.")
+                : TenantError.gateway(status: 408, detail: "The request body did not arrive in time.")
+            exchange.decision = writer.tooLarge ? "refused_malformed" : "refused_timeout"
             owner.handler.describeRefusal(exchange, error: error)
             writer.send(error.response)
             return
         }
         owner.dispatch(exchange)
+    }
+
+    /// Called by the sweeper: a request whose body is read whole and has not all come by its deadline gets 408
+    /// (RFC 9110 §15.5.9); the rest of its upload is drained as for any early answer.
+    func sweep(now: Int64) {
+        guard !streams.isEmpty else { return }
+        var late: [HTTP2StreamWriter] = []
+        for writer in streams.values where writer.exchange == nil && writer.bodyDeadline < now { late.append(writer) }
+        guard !late.isEmpty else { return }
+        for writer in late {
+            writer.bodyLate = true
+            dispatch(writer)
+        }
+        flushSession()
     }
 
     /// Pulls frames out of the session while the transport is under its high-water mark. Re-entrant calls (a
@@ -321,6 +347,9 @@ final class HTTP2StreamWriter: ResponseWriter {
     var body: [UInt8] = []
     var exchange: Exchange?
     var tooLarge = false
+    /// When a body read whole must have arrived (`.max`: none is awaited); `bodyLate` once it has not.
+    var bodyDeadline: Int64 = .max
+    var bodyLate = false
     /// Set when the request body streams to the handler instead of being collected in `body`.
     var bodyStream: RequestBodyStream?
     var sourcePaused = false

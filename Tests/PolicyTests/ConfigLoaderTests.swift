@@ -126,6 +126,9 @@ let badConfigs: [BadConfig] = [
         name: "number out of range", yaml: m(append: "tokens: { leeway_s: 1000 }\n"), line: 12, path: "tokens.leeway_s",
         message: "1000 is out of range 0...300"),
     BadConfig(
+        name: "negative body rate", yaml: m(append: "limits: { min_body_bytes_per_s: -1 }\n"), line: 12,
+        path: "limits.min_body_bytes_per_s", message: "-1 is out of range 0...1073741824"),
+    BadConfig(
         name: "token lifetime over the tenant's 600 s", yaml: m(append: "tokens: { max_lifetime_s: 601 }\n"),
         line: 12, path: "tokens.max_lifetime_s", message: "601 is out of range 1...600"),
     BadConfig(
@@ -246,6 +249,10 @@ struct ConfigLoaderTests {
                     algorithms: ["RS256"], leewayS: 30, expLeewayS: 0, maxLifetimeS: 600, maxTokenBytes: 8192))
         #expect(config.access == GatewayConfig.Access(userFlows: .requireClientGrant, clientCredentials: .denyAll))
         #expect(config.limits.maxBodyBytes == 1_048_576)
+        #expect(config.limits.minBodyBytesPerSecond == 1024)
+        #expect(
+            try ConfigFixtures.load(m(append: "limits: { min_body_bytes_per_s: 0 }\n")).limits.minBodyBytesPerSecond
+                == 0)
         #expect(config.logging.sinks == [.stdout])
         #expect(config.admin == nil)
         #expect(config.endpoints == EndpointTable.embedded)

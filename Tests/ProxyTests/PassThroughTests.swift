@@ -22,7 +22,8 @@ final class PassThroughFixture: @unchecked Sendable {
 
     init(
         maxBodyBytes: Int = HTTP1Limits().maxBodyBytes, idleTimeoutMs: Int = 5000, responseTimeoutMs: Int = 2000,
-        loops: Int = 2, maxUpstreamConnections: Int = 16, clientIPHeader: String = "X-Forwarded-For"
+        loops: Int = 2, maxUpstreamConnections: Int = 16, clientIPHeader: String = "X-Forwarded-For",
+        minBodyBytesPerSecond: Int = 0
     ) throws {
         let dir = TestProcess.temporaryDirectory("passthrough")
         recordFile = dir.appendingPathComponent("upstream.bin")
@@ -49,10 +50,12 @@ final class PassThroughFixture: @unchecked Sendable {
         let listeners = [
             ListenerProfile(
                 address: NetAddress("127.0.0.1:0")!, domain: "gateway.test", tls: tls, http1Limits: limits,
-                headerReadTimeoutMs: 1000, idleTimeoutMs: idleTimeoutMs, allowH2: true),
+                headerReadTimeoutMs: 1000, idleTimeoutMs: idleTimeoutMs, minBodyBytesPerSecond: minBodyBytesPerSecond,
+                allowH2: true),
             ListenerProfile(
                 address: NetAddress("127.0.0.1:0")!, domain: "gateway.test", tls: nil, http1Limits: limits,
-                headerReadTimeoutMs: 1000, idleTimeoutMs: idleTimeoutMs, allowH2: true),
+                headerReadTimeoutMs: 1000, idleTimeoutMs: idleTimeoutMs, minBodyBytesPerSecond: minBodyBytesPerSecond,
+                allowH2: true),
         ]
         let snapshot = GatewaySnapshot(
             listeners: listeners, handlers: ForwardAllFactory(origin: origin), generation: 1)
@@ -441,6 +444,37 @@ struct PassThroughTests {
         #expect(next.stdout == "200")
     }
 
+    /// A byte every 200 ms never leaves the connection quiet for the idle timeout (3 s): what ends the upload is
+    /// the minimum rate for a streamed body (over 64 KiB: judged once 3 s, the grace capped by the idle timeout,
+    /// of reading have passed, on a 1 s tick), or the header timeout (1 s) a body read whole shares with its head.
+    @Test(
+        "a trickled upload gets 408: a streamed one under min_body_bytes_per_s, a buffered one past the header timeout",
+        arguments: [("h1", 100_000), ("h2", 100_000), ("h1", 1000), ("h2", 1000)])
+    func trickledUploadIsCut(mode: String, length: Int) throws {
+        let f = try PassThroughFixture(idleTimeoutMs: 3000, minBodyBytesPerSecond: 1000)
+        defer { f.stop() }
+        let out = try runFixtureScript("trickle_upload.py", [String(f.plainPort), mode, String(length), "0.2", "12"])
+        let lines = out.split(separator: "\n").map(String.init)
+        print("trickled upload (\(mode), \(length) bytes): \(lines)")
+        let status = try #require(lines.first { $0.hasPrefix("status ") }, "\(out)")
+        #expect(status.hasPrefix("status 408 "), "\(out)")
+        let seconds = Double(status.split(separator: " ")[3]) ?? 99
+        let streamed = length > 65536
+        #expect(streamed ? seconds >= 2.5 && seconds < 6 : seconds < 2.5, "\(out)")
+        #expect(lines.last?.hasPrefix("open") == false, "the upload must end: \(out)")
+        let requests = f.upstreamRequests()
+        if streamed {
+            #expect(requests.allSatisfy { $0.hasPrefix("POST /upload ") }, "\(requests.map { $0.prefix(40) })")
+        } else {
+            #expect(requests.isEmpty, "nothing of an incomplete buffered request reaches the upstream")
+        }
+        // The upstream connection was let go: the next request is served at once.
+        let next = try f.curl([
+            "--http1.1", "-o", "/dev/null", "-w", "%{http_code}", "https://gateway.test:\(f.tlsPort)/x",
+        ])
+        #expect(next.stdout == "200")
+    }
+
     @Test("an OPTIONS is forwarded with Max-Forwards one lower (RFC 9110 §7.6.2)")
     func maxForwardsDecremented() throws {
         let f = try PassThroughFixture()
@@ -680,4 +714,11 @@ struct PassThroughTests {
             #expect(live.relays == 0, "upstream relays still alive after their requests ended")
         #endif
     }
+}
+
+/// Runs one of the integration tests' Python fixture clients and returns what it printed.
+func runFixtureScript(_ name: String, _ arguments: [String], timeout: Double = 30) throws -> String {
+    let script = TestProcess.repositoryRoot.appendingPathComponent("Tests/GatewayIntegrationTests/Fixtures/\(name)")
+    let out = try TestProcess.run("/usr/bin/env", ["python3", script.path] + arguments, timeout: timeout)
+    return out.stdout + out.stderr
 }

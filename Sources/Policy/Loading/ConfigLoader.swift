@@ -496,14 +496,15 @@ final class ConfigLoader {
 
     func limits(_ node: YAMLNode?) -> GatewayConfig.Limits? {
         let keys = [
-            "max_connections", "header_read_timeout_ms", "idle_timeout_ms", "max_body_bytes", "max_header_bytes",
-            "shutdown_grace_ms",
+            "max_connections", "header_read_timeout_ms", "idle_timeout_ms", "min_body_bytes_per_s", "max_body_bytes",
+            "max_header_bytes", "shutdown_grace_ms",
         ]
         guard let m = section(node, "limits", keys: keys) else { return nil }
         return GatewayConfig.Limits(
             maxConnections: reader.int(m, "max_connections", in: 1...1_000_000, default: 10000),
             headerReadTimeoutMs: reader.int(m, "header_read_timeout_ms", in: 100...600_000, default: 10000),
             idleTimeoutMs: reader.int(m, "idle_timeout_ms", in: 100...3_600_000, default: 60000),
+            minBodyBytesPerSecond: reader.int(m, "min_body_bytes_per_s", in: 0...(1 << 30), default: 1024),
             maxBodyBytes: reader.int(m, "max_body_bytes", in: 0...(1 << 30), default: 1_048_576),
             maxHeaderBytes: reader.int(m, "max_header_bytes", in: 1024...(1 << 20), default: 32768),
             shutdownGraceMs: reader.int(m, "shutdown_grace_ms", in: 0...600_000, default: 10000))
