@@ -204,9 +204,20 @@ public final class Gateway: Sendable {
         }
     }
 
-    /// Over the connection limit: a plain-text client gets a clear 503; a TLS client can only be closed.
+    /// Over the connection limit: a plain-text client gets a clear 503, a TLS client a fatal `internal_error` alert
+    /// (a record in the clear, as alerts before the handshake are, RFC 8446 §6): a handshake and an encrypted 503
+    /// would spend the CPU an overloaded gateway is short of, and a bare close reads as a network fault.
     static func refuse(fd: Int32, plain: Bool) {
-        if plain {
+        // What the client already sent is read first: closing a socket with unread bytes resets the connection
+        // (RFC 1122 §4.2.2.13), and the client would lose the answer.
+        withUnsafeTemporaryAllocation(byteCount: 16 * 1024, alignment: 1) { scratch in
+            var rounds = 0
+            while rounds < 4, GatewaySyscalls.receive(fd, scratch) == scratch.count { rounds += 1 }
+        }
+        if !plain {
+            let alert: [UInt8] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x50]
+            _ = alert.withUnsafeBytes { GatewaySyscalls.send(fd, $0) }
+        } else {
             let body = TenantError.gateway(
                 status: 503, detail: "The gateway is at its connection limit or shutting down; retry later."
             ).json.serialized()

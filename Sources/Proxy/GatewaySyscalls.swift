@@ -7,6 +7,10 @@ enum GatewaySyscalls {
         Glibc.send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
     }
 
+    static func receive(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer) -> Int {
+        Glibc.recv(fd, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT))
+    }
+
     static func close(_ fd: Int32) { _ = Glibc.close(fd) }
 }
 

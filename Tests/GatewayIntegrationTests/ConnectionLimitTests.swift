@@ -15,21 +15,29 @@ extension GatewayIntegration {
             let upstream: UpstreamServer
             let gateway: GatewayServer
             let port: UInt16
+            let tlsPort: UInt16
+            let caFile: String
 
             init(binary: String) throws {
                 ws = Workspace(binary: binary, name: "connlimit")
                 try ws.write("jwks.json", try ws.signingKey("key"))
                 upstream = try UpstreamServer(workspace: ws)
                 let adminPort = TestProcess.freePort()
-                port = TestProcess.freePort()
+                (port, tlsPort) = (TestProcess.freePort(), TestProcess.freePort())
+                let cert = try ws.certificate("gateway", dnsNames: ["acme.test"])
+                caFile = cert.ca
                 let config = GatewayConfigText(
-                    jwks: "{ file: jwks.json }", listeners: [.init(port: port, domain: "acme.test")],
+                    jwks: "{ file: jwks.json }",
+                    listeners: [
+                        .init(port: port, domain: "acme.test"),
+                        .init(port: tlsPort, domain: "acme.test", tls: (cert.cert, cert.key)),
+                    ],
                     upstreams: [("acme.test", "{ url: \"http://127.0.0.1:\(upstream.port)\" }")],
                     clients: [.init(id: "web-app", scopes: ["read:my_org:details"])], adminPort: adminPort,
                     limits: ["max_connections: 2"])
                 try ws.write("gateway.yaml", config.yaml)
                 gateway = try GatewayServer(
-                    binary: binary, config: ws.path("gateway.yaml"), adminPort: adminPort, ports: [port])
+                    binary: binary, config: ws.path("gateway.yaml"), adminPort: adminPort, ports: [port, tlsPort])
                 guard try gateway.waitReady() else { throw HarnessError("not ready: \(gateway.process.log)") }
             }
 
@@ -73,6 +81,17 @@ extension GatewayIntegration {
             #expect(text.contains("\r\nDate: ") && text.contains(" GMT\r\n"), "RFC 9110 §6.6.1: \(text)")
             #expect(closed, "the connection over the limit must be closed")
             #expect(try metricValue(f.gateway, "myorg_gateway_connections_refused_total{reason=\"limit\"}") == 1)
+
+            // Over TLS the refusal is a fatal alert in the clear (internal_error), not a bare close.
+            let tls = try TestProcess.run(
+                "/usr/bin/curl",
+                [
+                    "-sS", "--max-time", "5", "--cacert", f.caFile, "--resolve", "acme.test:\(f.tlsPort):127.0.0.1",
+                    "https://acme.test:\(f.tlsPort)/my-org/details",
+                ], timeout: 10)
+            #expect(tls.status == 35, "curl: \(tls.status) \(tls.stderr)")
+            #expect(tls.stderr.contains("alert internal error"), "\(tls.stderr)")
+            #expect(try metricValue(f.gateway, "myorg_gateway_connections_refused_total{reason=\"limit\"}") == 2)
 
             // The two within the limit still work.
             try first.send(Self.request)
