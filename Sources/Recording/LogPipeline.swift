@@ -176,9 +176,28 @@ public final class LogPipeline: EventRecorder, @unchecked Sendable {
                 started = true
             }
             for worker in workers { worker.start() }
+            reportSpoolsWithoutSink()
             let thread = Thread { [self] in self.dispatch(workers) }
             thread.name = "log-pipeline"
             thread.start()
+        }
+    }
+
+    /// A sink's spool is found by its name, so events spooled for a sink that is gone or was renamed (a webhook's
+    /// default name follows its URL) are never sent: said once at start, with the way to send them.
+    private func reportSpoolsWithoutSink() {
+        guard let spool = settings.spool else { return }
+        for entry in FileIO.list(spool.directory).sorted() where !sinkNames.contains(entry) {
+            let directory = spool.directory + "/" + entry
+            let bytes = FileIO.list(directory).filter { $0.hasSuffix(".jsonl") }
+                .reduce(0) { $0 + (FileIO.fileSize(directory + "/" + $1) ?? 0) }
+            guard bytes > 0 else { continue }
+            logger.warning(
+                "a spool holds undelivered events of a sink that is no longer configured; they are not sent",
+                metadata: [
+                    "spool": "\(directory)", "bytes": "\(bytes)",
+                    "fix": "give the sink that should send them `name: \(entry)`, or remove the directory",
+                ])
         }
     }
 

@@ -203,6 +203,32 @@ import Testing
         #expect(dir.allFiles().filter { $0.hasSuffix(".jsonl") }.isEmpty)
     }
 
+    @Test func eventsSpooledForASinkNoLongerConfiguredAreReportedAtStart() throws {
+        let dir = TempDir()
+        defer { dir.remove() }
+        let reserved = ReservedPort()
+        let spool = SpoolSettings(directory: dir.path + "/spool", segmentBytes: 300)
+        let old = quickWebhook(port: reserved.port)
+        let first = try LogPipeline(settings: LogPipelineSettings(sinks: [.webhook(old)], spool: spool))
+        for i in 0..<5 { first.record(event(i)) }
+        #expect(first.shutdown(timeout: .milliseconds(300)).leftInSpool.values.reduce(0, +) == 5)
+
+        // The webhook's URL changes, and with it the default name that finds its spool.
+        var moved = old
+        moved.url = "http://127.0.0.1:\(reserved.port)/elsewhere"
+        let capture = LogCapture()
+        let second = try LogPipeline(
+            settings: LogPipelineSettings(sinks: [.webhook(moved)], spool: spool), logger: capture.logger)
+        _ = second.shutdown(timeout: .milliseconds(300))
+        let oldName = SinkSettings.webhook(old).name
+        #expect(oldName != SinkSettings.webhook(moved).name)
+        let line = capture.all.first { $0.contains("no longer configured") } ?? ""
+        #expect(line.hasPrefix("warning "), "\(capture.all)")
+        #expect(line.contains("spool=\(dir.path)/spool/\(oldName)"), "\(line)")
+        #expect(line.contains("name: \(oldName)"), "\(line)")
+        #expect(!capture.all.contains { $0.contains("spool=\(dir.path)/spool/\(SinkSettings.webhook(moved).name)") })
+    }
+
     @Test func aHandOverLeavesOneWriterPerSpoolAndEveryEventArrivesOnce() throws {
         let dir = TempDir()
         defer { dir.remove() }
