@@ -317,6 +317,8 @@ final class HTTP2ServerConnection {
 
     /// Graceful: no new streams (RFC 9113 §6.8); those already accepted are answered, then the connection closes.
     func goAwayAndClose() {
+        // Once: the idle timeout and the shutdown's final step may both ask.
+        guard !draining else { return }
         draining = true
         session.goAway()
         flushSession()
