@@ -140,8 +140,9 @@ final class HTTP1ServerConnection: ResponseWriter {
         owner.dispatch(exchange)
     }
 
-    /// The client stopped sending a streamed body, or trickles it: the upstream connection cannot wait. A 408 (RFC 9110 §15.5.9) when
-    /// nothing of an answer was sent yet, else just the close; either way the upstream exchange is abandoned.
+    /// The client stopped sending a streamed body, or trickles it, while an upstream connection waits for it: a 408
+    /// (RFC 9110 §15.5.9) when nothing of an answer was sent yet, else just the close; either way the upstream
+    /// exchange is abandoned.
     private func bodyStalled(_ verdict: BodyArrivalJudge.Verdict) {
         guard let exchange = current, !dead else { return }
         streaming?.discard()

@@ -138,8 +138,9 @@ final class HTTP2ServerConnection {
         }
     }
 
-    /// A stream's client stopped sending its body, or sends it too slowly: 408 when no answer started (the rest of the upload is then
-    /// drained and the stream reset, as for any early answer), else a reset; the upstream exchange is abandoned.
+    /// A stream's client stopped sending its body, or sends it too slowly: 408 when no answer started (the rest of
+    /// the upload is then drained and the stream reset, as for any early answer), else a reset; the upstream
+    /// exchange is abandoned.
     private func bodyStalled(_ writer: HTTP2StreamWriter, _ verdict: BodyArrivalJudge.Verdict) {
         guard let exchange = writer.exchange, !exchange.finished else { return }
         writer.bodyStream?.discard()

@@ -8,7 +8,8 @@ Usage: trickle_upload.py PORT h1|h2 LENGTH INTERVAL SECONDS
 import socket, struct, sys, time
 from h2raw import PREFACE, frame, lit
 
-port, mode, length, interval, hold = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
+port, mode, length = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+interval, hold = float(sys.argv[4]), float(sys.argv[5])
 s = socket.create_connection(("127.0.0.1", port))
 if mode == "h1":
     s.sendall(b"POST /upload HTTP/1.1\r\nHost: gateway.test\r\nContent-Length: %d\r\n\r\n" % length)
