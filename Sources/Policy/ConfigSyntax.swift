@@ -364,6 +364,9 @@ public enum ConfigSyntax {
     public static func originProblem(_ text: String) -> Problem? {
         guard let sep = text.firstRange(of: "://") else { return "an origin is scheme://host[:port]" }
         let scheme = text[..<sep.lowerBound]
+        if scheme != scheme.lowercased(), ["http", "https"].contains(scheme.lowercased()) {
+            return "write the scheme in lowercase, as browsers send it"
+        }
         guard scheme == "http" || scheme == "https" else { return "the scheme of an origin must be http or https" }
         let rest = text[sep.upperBound...]
         if rest.contains("/") || rest.contains("?") || rest.contains("#") {

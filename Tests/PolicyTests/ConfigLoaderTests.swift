@@ -151,6 +151,10 @@ let badConfigs: [BadConfig] = [
         name: "origin with a path", yaml: m(append: client("allowed_origins: [https://app.acme.com/]")), line: 14,
         path: "clients[0].allowed_origins[0]", message: "no path"),
     BadConfig(
+        name: "origin with an upper-case scheme",
+        yaml: m(append: client("allowed_origins: [\"HTTPS://app.acme.com\"]")),
+        line: 14, path: "clients[0].allowed_origins[0]", message: "write the scheme in lowercase"),
+    BadConfig(
         name: "step-up with amr and acr",
         yaml: m(append: "step_up: { scopes: [read:my_org:details], amr: mfa, acr: x }\n"),
         line: 12, path: "step_up", message: "exactly one of amr or acr"),
