@@ -58,6 +58,8 @@ final class StreamState {
     @exclusivity(unchecked) var deferred = false
     /// `appendBody` crossed the high-water mark; `.readyForBody` is owed once the buffer drains.
     @exclusivity(unchecked) var producerPaused = false
+    /// Response body bytes nghttp2 has taken into DATA frames so far.
+    @exclusivity(unchecked) var sentBytes = 0
 
     init(id: Int32) { self.id = id }
 

@@ -159,6 +159,7 @@ extension HTTP2ServerSession {
                 buffer.update(from: source.baseAddress! + stream.outHead, count: n)
             }
             stream.outHead += n
+            stream.sentBytes &+= n
             if stream.outHead == stream.out.count {
                 stream.out.removeAll(keepingCapacity: true)
                 stream.outHead = 0

@@ -207,6 +207,14 @@ public final class HTTP2ServerSession {
     /// nothing.
     public var hasOutputWaitingForWindow: Bool { streams.values.contains { $0.producerPaused } }
 
+    /// For one stream: the response body bytes sent so far, and whether more wait, paused, for the client's
+    /// window. A stream that waits with no byte sent for long is stalled even while the connection is not (its
+    /// client PINGs, or keeps other streams moving); nil for a stream the session no longer has.
+    public func responseProgress(streamID: Int32) -> (sent: Int, waiting: Bool)? {
+        guard let stream = streams[streamID] else { return nil }
+        return (stream.sentBytes, stream.producerPaused)
+    }
+
     // MARK: - Bytes out
 
     /// Appends frames ready to send to `buffer`, but only while `buffer.count` is under `maxBytes`.

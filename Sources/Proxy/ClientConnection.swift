@@ -276,14 +276,16 @@ final class ClientConnection: TransportDelegate {
             timedOut()
             return
         }
-        if case .http2(let h2) = protocolHandler {
+        // The connection-wide stall first: a client that takes nothing at all is told with GOAWAY, not stream by
+        // stream.
+        if checkWriteStall(now: now) { return }
+        if case .http2(let h2) = protocolHandler, !transport.closed {
             if finalGoAwayNanos < now {
                 finalGoAwayNanos = .max
                 h2.goAwayAndClose()
             }
             if !transport.closed { h2.sweep(now: now) }
         }
-        if !transport.closed { checkWriteStall(now: now) }
     }
 
     /// When the output last backed up past the high-water mark with no byte taken since (0: it has not), and how
@@ -295,20 +297,21 @@ final class ClientConnection: TransportDelegate {
     /// nginx's `send_timeout` and HAProxy's `timeout client` do: every answer it leaves unread holds an upstream
     /// connection (the relay waits for it rather than buffering without bound), so a few such clients would
     /// otherwise take every upstream connection there is. A slow reader that keeps taking bytes is not stalled.
-    private func checkWriteStall(now: Int64) {
+    /// Returns whether it ended the connection.
+    private func checkWriteStall(now: Int64) -> Bool {
         var owed = transport.isOverHighWater
         if !owed, case .http2(let h2) = protocolHandler { owed = h2.outputWaitingForWindow }
         guard owed else {
             stallStartNanos = 0
-            return
+            return false
         }
         let written = transport.bytesWritten
         if stallStartNanos == 0 || written != stallWrittenMark {
             stallStartNanos = now
             stallWrittenMark = written
-            return
+            return false
         }
-        guard now - stallStartNanos >= Int64(profile.idleTimeoutMs) * 1_000_000 else { return }
+        guard now - stallStartNanos >= Int64(profile.idleTimeoutMs) * 1_000_000 else { return false }
         metrics.clientStalled()
         if case .http2(let h2) = protocolHandler, !transport.isOverHighWater {
             // It still reads: it is told why (GOAWAY) before the close.
@@ -316,5 +319,6 @@ final class ClientConnection: TransportDelegate {
         } else {
             transport.close()
         }
+        return true
     }
 }

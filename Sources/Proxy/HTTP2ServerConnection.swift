@@ -195,18 +195,49 @@ final class HTTP2ServerConnection {
         owner.dispatch(exchange)
     }
 
-    /// Called by the sweeper: a request whose body is read whole and has not all come by its deadline gets 408
-    /// (RFC 9110 §15.5.9); the rest of its upload is drained as for any early answer.
+    /// Called by the sweeper:
+    /// - a request whose body is read whole and has not all come by its deadline gets 408 (RFC 9110 §15.5.9); the
+    ///   rest of its upload is drained as for any early answer;
+    /// - a response that has waited `idle_timeout_ms` for a window its client does not open, with no byte taken,
+    ///   is reset (CANCEL) and its upstream exchange let go, as nghttpx's stream write timeout does: the
+    ///   connection-wide check (`ClientConnection`) misses a client that PINGs or keeps its other streams moving,
+    ///   and each such stream would hold an upstream connection for as long as the client likes.
     func sweep(now: Int64) {
         guard !streams.isEmpty else { return }
         var late: [HTTP2StreamWriter] = []
-        for writer in streams.values where writer.exchange == nil && writer.bodyDeadline < now { late.append(writer) }
-        guard !late.isEmpty else { return }
+        var stalled: [HTTP2StreamWriter] = []
+        let stallLimit = Int64(owner.profile.idleTimeoutMs) * 1_000_000
+        for writer in streams.values {
+            guard writer.exchange != nil else {
+                if writer.bodyDeadline < now { late.append(writer) }
+                continue
+            }
+            guard let progress = session.responseProgress(streamID: writer.streamID), progress.waiting else {
+                writer.stallSince = 0
+                continue
+            }
+            if writer.stallSince == 0 || progress.sent != writer.stallMark {
+                writer.stallSince = now
+                writer.stallMark = progress.sent
+            } else if now - writer.stallSince >= stallLimit {
+                stalled.append(writer)
+            }
+        }
+        guard !late.isEmpty || !stalled.isEmpty else { return }
         for writer in late {
             writer.bodyLate = true
             dispatch(writer)
         }
+        for writer in stalled { resetStalled(writer) }
         flushSession()
+    }
+
+    private func resetStalled(_ writer: HTTP2StreamWriter) {
+        guard let exchange = writer.exchange, !exchange.finished else { return }
+        owner.metrics.clientStalled()
+        writer.bodyStream?.discard()
+        owner.handler.cancel(exchange)
+        writer.abort(errorCode: .cancel)
     }
 
     /// Pulls frames out of the session while the transport is under its high-water mark. Re-entrant calls (a
@@ -290,8 +321,8 @@ final class HTTP2ServerConnection {
         streamFinished(writer)
     }
 
-    func submitReset(_ writer: HTTP2StreamWriter) {
-        session.resetStream(streamID: writer.streamID, errorCode: .internalError)
+    func submitReset(_ writer: HTTP2StreamWriter, errorCode: HTTP2ErrorCode) {
+        session.resetStream(streamID: writer.streamID, errorCode: errorCode)
         streamFinished(writer)
     }
 
@@ -353,6 +384,9 @@ final class HTTP2StreamWriter: ResponseWriter {
     /// When a body read whole must have arrived (`.max`: none is awaited); `bodyLate` once it has not.
     var bodyDeadline: Int64 = .max
     var bodyLate = false
+    /// Since when (0: not) the response has waited for the client's window with `stallMark` bytes sent.
+    var stallSince: Int64 = 0
+    var stallMark = 0
     /// Set when the request body streams to the handler instead of being collected in `body`.
     var bodyStream: RequestBodyStream?
     var sourcePaused = false
@@ -401,9 +435,11 @@ final class HTTP2StreamWriter: ResponseWriter {
         connection.submitEnd(self)
     }
 
-    func abort() {
+    func abort() { abort(errorCode: .internalError) }
+
+    func abort(errorCode: HTTP2ErrorCode) {
         guard !done else { return }
         done = true
-        connection.submitReset(self)
+        connection.submitReset(self, errorCode: errorCode)
     }
 }

@@ -540,6 +540,28 @@ extension GatewayIntegration {
             #expect(try metricValue(f.gateway, "myorg_gateway_client_write_stalls_total") == 1)
         }
 
+        @Test("an HTTP/2 stream stalled behind a window its client never opens is reset, though the client PINGs")
+        func h2StalledStreamIsReset() throws {
+            guard let binary = gatewayBinaryOrSkip("h2 stalled stream") else { return }
+            let f = try Fixture(binary: binary, name: "h2stream", extra: "limits: { idle_timeout_ms: 1000 }\n")
+            defer { f.stop() }
+            let client = TestProcess.repositoryRoot.appendingPathComponent(
+                "Tests/GatewayIntegrationTests/Fixtures/h2_stalled_stream.py"
+            ).path
+            let out = try TestProcess.run(
+                "/usr/bin/env", ["python3", client, "\(f.customPort)", "/big", "6"], timeout: 20)
+            let lines = out.stdout.split(separator: "\n").map(String.init)
+            // The PINGs keep the connection busy, so only the stream's own stall can end it: RST_STREAM(CANCEL)
+            // after about the idle timeout (judged by the 250 ms sweeper), the connection left open.
+            let reset = try #require(lines.first { $0.hasPrefix("reset 1 8 after ") }, "\(out.stdout)\(out.stderr)")
+            let seconds = Double(reset.split(separator: " ")[4]) ?? 99
+            #expect(seconds >= 0.9 && seconds < 3, "\(reset)")
+            #expect(!lines.contains { $0.hasPrefix("goaway 11") }, "\(out.stdout)")
+            #expect(try metricValue(f.gateway, "myorg_gateway_client_write_stalls_total") == 1)
+            // The stream is gone, and with it its exchange and the upstream connection it held.
+            #expect(try metricValue(f.gateway, "myorg_gateway_h2_streams_active") == 0)
+        }
+
         @Test(
             "an upstream answer that breaks off mid-body is logged as a failure (502, upstream_aborted), not a success")
         func cutOffAnswerIsAFailure() throws {

@@ -8,7 +8,7 @@ Prints one line per event, for a test to read: "goaway LAST CODE", "headers SID 
 Usage: h2_shutdown_client.py PORT PATH SECONDS
 """
 import socket, struct, sys, time
-from h2raw import PREFACE, frame, get
+from h2raw import PREFACE, frame, get, receive, split_frames
 port, path, hold = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
 s = socket.create_connection(("127.0.0.1", port))
 s.sendall(PREFACE + frame(4, 0, 0, b"") + get(1, path.encode()))
@@ -18,21 +18,15 @@ s.settimeout(0.2)
 buffer = b""
 sent_second = False
 while time.time() < end:
-    try:
-        data = s.recv(65536)
-    except socket.timeout:
+    data = receive(s)
+    if data is None:
         continue
-    except ConnectionResetError:
-        data = b""
     if not data:
         print("closed", flush=True)
         break
-    buffer += data
-    while len(buffer) >= 9 and len(buffer) >= 9 + int.from_bytes(buffer[:3], "big"):
-        length = int.from_bytes(buffer[:3], "big")
-        kind, flags, sid = buffer[3], buffer[4], int.from_bytes(buffer[5:9], "big") & 0x7FFFFFFF
-        payload = buffer[9:9 + length]
-        buffer = buffer[9 + length:]
+    frames, buffer = split_frames(buffer + data)
+    for kind, flags, sid, payload in frames:
+        length = len(payload)
         if kind == 4 and not flags & 1:
             s.sendall(frame(4, 1, 0, b""))
         elif kind == 7:

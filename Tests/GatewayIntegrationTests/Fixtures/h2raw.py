@@ -1,4 +1,5 @@
 """Raw HTTP/2 frames for the small fixture clients (h2conformance.py has the full set)."""
+import socket
 import struct
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -17,3 +18,23 @@ def get(stream, path, authority=b"login.acme.test"):
     """A HEADERS frame (END_STREAM, END_HEADERS) asking for `path` over h2c."""
     block = lit(b":method", b"GET") + lit(b":scheme", b"http") + lit(b":path", path) + lit(b":authority", authority)
     return frame(1, 0x5, stream, block)
+
+
+def split_frames(buffer):
+    """The complete frames at the start of `buffer` as (type, flags, stream id, payload), and the bytes left."""
+    frames = []
+    while len(buffer) >= 9 and len(buffer) >= 9 + int.from_bytes(buffer[:3], "big"):
+        n = int.from_bytes(buffer[:3], "big")
+        frames.append((buffer[3], buffer[4], int.from_bytes(buffer[5:9], "big") & 0x7FFFFFFF, buffer[9:9 + n]))
+        buffer = buffer[9 + n:]
+    return frames, buffer
+
+
+def receive(sock):
+    """Bytes from `sock`: None when its timeout passed first, b"" once the peer closed or reset the connection."""
+    try:
+        return sock.recv(65536)
+    except socket.timeout:
+        return None
+    except ConnectionResetError:
+        return b""

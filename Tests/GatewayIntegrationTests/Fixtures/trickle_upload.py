@@ -6,7 +6,7 @@ knowledge), for at most SECONDS, and prints what the server did: "status CODE af
 Usage: trickle_upload.py PORT h1|h2 LENGTH INTERVAL SECONDS
 """
 import socket, struct, sys, time
-from h2raw import PREFACE, frame, lit
+from h2raw import PREFACE, frame, lit, split_frames
 
 port, mode, length = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 interval, hold = float(sys.argv[4]), float(sys.argv[5])
@@ -54,10 +54,8 @@ while time.time() - start < hold and done is None:
             sys.reported = True
             print("status", buffer[9:12].decode(), elapsed, flush=True)
         continue
-    while len(buffer) >= 9 and len(buffer) >= 9 + int.from_bytes(buffer[:3], "big"):
-        n = int.from_bytes(buffer[:3], "big")
-        kind, sid, payload = buffer[3], int.from_bytes(buffer[5:9], "big") & 0x7FFFFFFF, buffer[9:9 + n]
-        buffer = buffer[9 + n:]
+    frames, buffer = split_frames(buffer)
+    for kind, _, sid, payload in frames:
         if kind == 1 and sid == 1:
             status = dict(decoder.decode(payload)).get(":status")
             print("status", status, elapsed, flush=True)
