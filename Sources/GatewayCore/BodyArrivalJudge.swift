@@ -14,6 +14,14 @@ public struct BodyArrivalJudge: Sendable {
         case tooSlow
     }
 
+    /// The deadline of a body read whole before its request goes on (a small or chunked one, or one of HTTP/2
+    /// without a length): its head's deadline plus the time `received` bytes earn at `minBytesPerSecond` (> 0). A
+    /// body that keeps that average is never cut, however long; a trickle earns next to nothing, so it is bounded
+    /// by the header timeout as a slow head is.
+    public static func wholeBodyDeadline(headDeadline: Int64, received: Int, minBytesPerSecond: Int) -> Int64 {
+        headDeadline &+ Int64(received) * 1_000_000_000 / Int64(minBytesPerSecond)
+    }
+
     public let idleLimitMs: Int
     /// 0: no rate is required (only `idleLimitMs` holds).
     public let minBytesPerSecond: Int

@@ -56,6 +56,7 @@ final class ClientConnection: TransportDelegate {
         self.id = context.nextConnectionID()
         transport.delegate = self
         deadlineNanos = context.clock.nowNanoseconds() + Int64(profile.headerReadTimeoutMs) * 1_000_000
+        headDeadlineNanos = deadlineNanos
     }
 
     deinit { transport.delegate = nil }
@@ -219,10 +220,29 @@ final class ClientConnection: TransportDelegate {
 
     func streamsIdle() { requestIdle() }
 
+    /// An HTTP/2 connection opened a stream after a quiet spell: no idle deadline while streams are open.
+    func streamsBusy() { deadlineNanos = .max }
+
     /// An HTTP/1.1 request began arriving on an idle connection: its head must come within the header timeout.
     func requestStarted() {
         guard inFlight == 0 else { return }
         deadlineNanos = min(deadlineNanos, context.coarseDeadline(afterMilliseconds: profile.headerReadTimeoutMs))
+        headDeadlineNanos = deadlineNanos
+    }
+
+    /// The header timeout of the request being read (the connection's first one's covers its handshake too).
+    private var headDeadlineNanos: Int64 = .max
+
+    /// The body of an HTTP/1.1 request read whole grew to `received` bytes: its deadline moves on by what they earn
+    /// (`BodyArrivalJudge.wholeBodyDeadline`), or, with no minimum rate, to an idle timeout from now.
+    func wholeBodyGrew(to received: Int) {
+        guard inFlight == 0, headDeadlineNanos != .max else { return }
+        let earned =
+            profile.minBodyBytesPerSecond > 0
+            ? BodyArrivalJudge.wholeBodyDeadline(
+                headDeadline: headDeadlineNanos, received: received, minBytesPerSecond: profile.minBodyBytesPerSecond)
+            : context.coarseDeadline(afterMilliseconds: profile.idleTimeoutMs)
+        deadlineNanos = max(deadlineNanos, earned)
     }
 
     /// The loop's sweeper found the deadline passed.

@@ -107,6 +107,7 @@ final class HTTP1ServerConnection: ResponseWriter {
                     bytes.withUnsafeBytes { streaming.deliver($0) }
                 } else {
                     body.append(contentsOf: bytes)
+                    owner.wholeBodyGrew(to: body.count)
                 }
             case .trailers:
                 break  // trailers are not forwarded: the upstream request is re-framed with Content-Length

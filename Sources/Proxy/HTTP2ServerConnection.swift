@@ -78,7 +78,11 @@ final class HTTP2ServerConnection {
                     && owner.handler.refusesOnHead(head, listenerDomain: owner.profile.domain)
                 let writer = HTTP2StreamWriter(streamID: streamID, connection: self, head: head)
                 streams[streamID] = writer
-                idleReported = false
+                if idleReported {
+                    // Busy again: an open stream has deadlines of its own (its body's, its exchange's).
+                    idleReported = false
+                    owner.streamsBusy()
+                }
                 if endStream || refusedOnHead {
                     dispatch(writer)
                 } else {
@@ -86,9 +90,10 @@ final class HTTP2ServerConnection {
                     if let streamed {
                         startStreaming(writer, length: streamed)
                     } else {
-                        // As over HTTP/1.1, the head and a body read whole share the header timeout.
-                        writer.bodyDeadline = owner.context.coarseDeadline(
+                        // As over HTTP/1.1, a body read whole has the header timeout, and more as it arrives.
+                        writer.headDeadline = owner.context.coarseDeadline(
                             afterMilliseconds: owner.profile.headerReadTimeoutMs)
+                        writer.bodyDeadline = writer.headDeadline
                     }
                 }
             case .data(let streamID, let bytes):
@@ -105,6 +110,7 @@ final class HTTP2ServerConnection {
                     }
                 } else if writer.exchange == nil {
                     writer.body.append(contentsOf: bytes)
+                    if writer.bodyDeadline != .max { extendBodyDeadline(writer) }
                 }  // else answered before its body (a refusal on the head): the rest is not kept
                 session.consume(streamID: streamID, count: bytes.count)
             case .endStream(let streamID):
@@ -230,6 +236,17 @@ final class HTTP2ServerConnection {
         }
         for writer in stalled { resetStalled(writer) }
         flushSession()
+    }
+
+    /// See `ClientConnection.wholeBodyGrew(to:)`.
+    private func extendBodyDeadline(_ writer: HTTP2StreamWriter) {
+        let rate = owner.profile.minBodyBytesPerSecond
+        let earned =
+            rate > 0
+            ? BodyArrivalJudge.wholeBodyDeadline(
+                headDeadline: writer.headDeadline, received: writer.body.count, minBytesPerSecond: rate)
+            : owner.context.coarseDeadline(afterMilliseconds: owner.profile.idleTimeoutMs)
+        writer.bodyDeadline = max(writer.bodyDeadline, earned)
     }
 
     private func resetStalled(_ writer: HTTP2StreamWriter) {
@@ -383,6 +400,7 @@ final class HTTP2StreamWriter: ResponseWriter {
     var tooLarge = false
     /// When a body read whole must have arrived (`.max`: none is awaited); `bodyLate` once it has not.
     var bodyDeadline: Int64 = .max
+    var headDeadline: Int64 = .max
     var bodyLate = false
     /// Since when (0: not) the response has waited for the client's window with `stallMark` bytes sent.
     var stallSince: Int64 = 0
