@@ -34,7 +34,9 @@ final class HTTP1ServerConnection: ResponseWriter {
         assert(HopByHop.names.allSatisfy { Self.watchedNameLengths & (1 << UInt64($0.utf8.count)) != 0 })
     }
 
-    var isIdle: Bool { current == nil && currentHead == nil }
+    /// No request in flight and none partly read: a drain may close it at once (one being read is finished, and
+    /// answered with `Connection: close`, within the header timeout, as nginx does).
+    var isIdle: Bool { current == nil && !hasPartialRequest && pendingInput.isEmpty }
     var hasPartialRequest: Bool { currentHead != nil || parser.hasPartialRequest }
     /// The head arrived and its body is still being read.
     var isReadingBody: Bool { currentHead != nil }
@@ -200,6 +202,9 @@ final class HTTP1ServerConnection: ResponseWriter {
     func writeHead(_ head: ResponseHead, bodyLength: Int?) {
         guard !responseHeadWritten, !transport.closed else { return }
         responseHeadWritten = true
+        // A drain that began after the request came in: the client learns from this answer that the connection
+        // ends with it (RFC 9112 §9.6), rather than sending its next request into the close.
+        if owner.isDraining { keepAlive = false }
         current?.status = head.status
         let bodyAllowed = !HTTPStatus.forbidsBody(head.status)
         responseChunked = false

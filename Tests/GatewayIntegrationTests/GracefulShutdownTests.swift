@@ -126,6 +126,37 @@ extension GatewayIntegration {
         }
 
         @Test(
+            "draining HTTP/1.1: an answer in flight says Connection: close; a request half read at SIGTERM is answered")
+        func http1DrainFinishesRequestsInProgress() throws {
+            guard let binary = gatewayBinaryOrSkip("HTTP/1.1 drain") else { return }
+            let f = try Fixture(binary: binary)
+            defer { f.stop() }
+            let inFlight = try RawConnection(port: f.customPort, timeout: 10)
+            try inFlight.send("GET /slow?drain HTTP/1.1\r\nHost: login.acme.test\r\n\r\n")
+            let half = try RawConnection(port: f.canonicalPort, timeout: 10)
+            try half.send("GET /my-org/details HTTP/1.1\r\nHost: acme.te")
+            let arrived = eventually(timeout: 5) {
+                f.upstream.requests().contains { $0.hasPrefix("GET /slow?drain HTTP/1.1\r\n") }
+            }
+            try #require(arrived, "the slow request never reached the upstream")
+            let termAt = Date()
+            kill(f.gateway.pid, SIGTERM)
+            Thread.sleep(forTimeInterval: 0.5)
+            try half.send("st\r\n\r\n")
+            let (halfAnswer, halfClosed) = half.readToEnd()
+            #expect(halfAnswer.hasPrefix("HTTP/1.1 401 "), "the request being read when the drain began: \(halfAnswer)")
+            #expect(halfAnswer.contains("\r\nConnection: close\r\n"), "\(halfAnswer)")
+            #expect(halfClosed)
+            let (answer, closed) = inFlight.readToEnd()
+            #expect(answer.hasPrefix("HTTP/1.1 200 "), "\(answer)")
+            // RFC 9112 §9.6: the last answer on a connection that closes says so.
+            #expect(answer.contains("\r\nConnection: close\r\n"), "\(answer)")
+            #expect(closed)
+            let (code, _) = f.waitExit(since: termAt)
+            #expect(code == 0, "exit status \(code): \(f.gateway.process.log)")
+        }
+
+        @Test(
             "HTTP/2 shuts down in two steps: GOAWAY(2^31-1), a request sent across it is served, GOAWAY(last), close")
         func http2TwoStepGoAway() throws {
             guard let binary = gatewayBinaryOrSkip("HTTP/2 two-step GOAWAY") else { return }
