@@ -78,3 +78,11 @@ int cshim_epoll_wait_nanoseconds(int epfd, uint64_t *tokens, uint32_t *events, i
     }
     return unpack(ready, n, tokens, events);
 }
+
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
+
+int cshim_unacknowledged_bytes(int fd) {
+    int n = 0;
+    return ioctl(fd, SIOCOUTQ, &n) == 0 ? n : -1;
+}

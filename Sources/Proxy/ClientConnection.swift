@@ -325,7 +325,7 @@ final class ClientConnection: TransportDelegate {
             stallStartNanos = 0
             return false
         }
-        let written = transport.bytesWritten
+        let written = transport.bytesAcknowledged
         if stallStartNanos == 0 || written != stallWrittenMark {
             stallStartNanos = now
             stallWrittenMark = written

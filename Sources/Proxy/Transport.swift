@@ -1,3 +1,4 @@
+import CSystemShims
 import EventLoop
 import TLS
 
@@ -51,6 +52,14 @@ final class Transport {
 
     /// Bytes the socket took, in all: the sweeper's measure of whether a peer reads at all.
     private(set) var bytesWritten = 0
+
+    /// Bytes the peer has acknowledged: those written less what still sits in the kernel's send queue. Unlike
+    /// `bytesWritten` it moves while a slow reader drains a large send buffer (the socket is reported writable
+    /// again only once about a third of it has gone). A system call: for the sweeper, not the request path.
+    var bytesAcknowledged: Int {
+        let queued = Int(cshim_unacknowledged_bytes(socket.fd))
+        return bytesWritten &- max(0, queued)
+    }
     var outboundBytes: Int { outbound.count + plainOut.count }
     var isOverHighWater: Bool { outboundBytes >= Transport.highWater }
     var negotiatedALPN: String? { tls?.negotiatedALPN }

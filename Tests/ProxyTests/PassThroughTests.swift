@@ -379,6 +379,19 @@ struct PassThroughTests {
         #expect(next.hasPrefix("HTTP/1.1 200"), "\(next)")
     }
 
+    @Test("a client that reads slowly but steadily is not taken for a stalled one")
+    func slowSteadyReaderIsKept() throws {
+        let f = try PassThroughFixture(idleTimeoutMs: 1000)
+        defer { f.stop() }
+        // 64 KiB every 250 ms: steady, far under what the gateway sends, so its socket stays backed up. Progress is
+        // judged by what the client acknowledged (SIOCOUTQ), not by the gateway's own writes: the kernel reports a
+        // backed-up socket writable only after a share of its (autotuned, MiB-sized) buffer has gone, which at a
+        // slow read rate can take longer than the idle timeout (seen by a black-box audit at 32 kB/s; this
+        // loopback run does not reproduce that, so it guards the behaviour rather than the cause).
+        let out = try runFixtureScript("slow_reader.py", [String(f.plainPort), "/huge", "5", "65536", "0.25"])
+        #expect(out.hasPrefix("open read "), "the gateway closed a client that kept reading: \(out)")
+    }
+
     /// Expect never goes upstream, and a client that expected a 100 gets the gateway's alone.
     @Test("an unsolicited 100 from the upstream is passed on (RFC 9110 §15.2)")
     func unsolicitedContinue() throws {

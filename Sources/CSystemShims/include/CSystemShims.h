@@ -10,6 +10,9 @@ int cshim_accept_nonblocking(int fd, struct sockaddr *addr, socklen_t *len);
 /// Number of open file descriptors of this process (counts /proc/self/fd), or -1.
 int cshim_open_fd_count(void);
 
+/// Bytes of a TCP socket's send queue its peer has not acknowledged yet (SIOCOUTQ), or -1.
+int cshim_unacknowledged_bytes(int fd);
+
 /// malloc_trim(0): hands the free memory at the top of glibc's heaps and arenas back to the system.
 int cshim_malloc_trim(void);
 
