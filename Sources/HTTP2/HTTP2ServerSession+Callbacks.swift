@@ -76,6 +76,7 @@ private let frameGoAway = UInt8(NGHTTP2_GOAWAY.rawValue)
 private let frameContinuation = UInt8(NGHTTP2_CONTINUATION.rawValue)
 private let flagEndStream = UInt8(NGHTTP2_FLAG_END_STREAM.rawValue)
 private let flagAck = UInt8(NGHTTP2_FLAG_ACK.rawValue)
+private let flagEndHeaders = UInt8(NGHTTP2_FLAG_END_HEADERS.rawValue)
 private let callbackFailure = NGHTTP2_ERR_CALLBACK_FAILURE.rawValue
 private let temporalFailure = NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue
 
@@ -103,10 +104,14 @@ extension HTTP2ServerSession {
             case frameContinuation:
                 return withOwner(userData) { session in
                     if session.terminated { return 0 }
+                    if hd.pointee.flags & flagEndHeaders != 0 { session.headerBlockOpen = false }
                     return session.allow(.continuation) ? 0 : callbackFailure
                 }
             case frameHeaders:
-                return withOwner(userData) { $0.clientHeadersBegin(streamID: hd.pointee.stream_id) }
+                return withOwner(userData) { session in
+                    session.headerBlockOpen = hd.pointee.flags & flagEndHeaders == 0
+                    return session.clientHeadersBegin(streamID: hd.pointee.stream_id)
+                }
                     ? 0 : callbackFailure
             case frameSettings where hd.pointee.flags & flagAck == 0:
                 withOwner(userData) { $0.settingsBegin() }

@@ -207,6 +207,9 @@ public final class HTTP2ServerSession {
     /// nothing.
     public var hasOutputWaitingForWindow: Bool { streams.values.contains { $0.producerPaused } }
 
+    /// A HEADERS frame came without END_HEADERS and its last CONTINUATION has not: a header block is half read.
+    public internal(set) var headerBlockOpen = false
+
     /// For one stream: the response body bytes sent so far, and whether more wait, paused, for the client's
     /// window. A stream that waits with no byte sent for long is stalled even while the connection is not (its
     /// client PINGs, or keeps other streams moving); nil for a stream the session no longer has.

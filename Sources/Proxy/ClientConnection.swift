@@ -220,6 +220,11 @@ final class ClientConnection: TransportDelegate {
 
     func streamsIdle() { requestIdle() }
 
+    /// An HTTP/2 client began a header block on a connection with no stream open.
+    func headerBlockStarted() {
+        deadlineNanos = min(deadlineNanos, context.coarseDeadline(afterMilliseconds: profile.headerReadTimeoutMs))
+    }
+
     /// An HTTP/2 connection opened a stream after a quiet spell: no idle deadline while streams are open.
     func streamsBusy() { deadlineNanos = .max }
 

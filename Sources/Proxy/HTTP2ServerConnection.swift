@@ -50,6 +50,9 @@ final class HTTP2ServerConnection {
     func received(_ bytes: UnsafeRawBufferPointer) {
         session.feed(bytes)
         processEvents()
+        // A request head left half sent on a quiet connection has the header timeout, as over HTTP/1.1 (its
+        // stream, and the stream's own deadlines, only begin once the block is whole).
+        if session.headerBlockOpen && streams.isEmpty { owner.headerBlockStarted() }
         transport.requestFlush()
     }
 

@@ -392,6 +392,18 @@ struct PassThroughTests {
         #expect(out.hasPrefix("open read "), "the gateway closed a client that kept reading: \(out)")
     }
 
+    @Test("an HTTP/2 header block left unfinished on a quiet connection is cut at the header timeout")
+    func h2HalfHeaderBlockTimesOut() throws {
+        let f = try PassThroughFixture(idleTimeoutMs: 10_000)
+        defer { f.stop() }
+        let out = try runFixtureScript("h2_half_headers.py", [String(f.plainPort), "6"])
+        let closed = try #require(out.split(separator: "\n").first { $0.hasPrefix("closed after ") }, "\(out)")
+        let seconds = Double(closed.split(separator: " ")[2]) ?? 99
+        // The header timeout (1 s) on the sweeper's 250 ms tick, not the idle timeout (10 s).
+        #expect(seconds >= 0.9 && seconds < 3, "\(out)")
+        #expect(f.upstreamRequests().isEmpty)
+    }
+
     /// Expect never goes upstream, and a client that expected a 100 gets the gateway's alone.
     @Test("an unsolicited 100 from the upstream is passed on (RFC 9110 §15.2)")
     func unsolicitedContinue() throws {
