@@ -5,26 +5,19 @@ S" as the server ends the connection, or "open" after SECONDS.
 
 Usage: h2_half_headers.py PORT SECONDS
 """
-import socket, sys, time
-from h2raw import PREFACE, frame, get, receive, split_frames
+import socket, sys
+from h2raw import PREFACE, frame, get, watch
 
 port, hold = int(sys.argv[1]), float(sys.argv[2])
 s = socket.create_connection(("127.0.0.1", port))
 request = get(1, b"/never")
 # The same HEADERS frame with END_STREAM alone: the header block stays open.
 s.sendall(PREFACE + frame(4, 0, 0, b"") + request[:4] + bytes([0x1]) + request[5:])
-start = time.time()
-s.settimeout(0.1)
-buffer = b""
-while time.time() - start < hold:
-    data = receive(s)
-    if data is None:
-        continue
-    if not data:
-        print("closed after %.1f s" % (time.time() - start), flush=True)
-        sys.exit(0)
-    frames, buffer = split_frames(buffer + data)
-    for kind, _, _, payload in frames:
-        if kind == 7:
-            print("goaway %d after %.1f s" % (int.from_bytes(payload[4:8], "big"), time.time() - start), flush=True)
-print("open", flush=True)
+
+
+def on_frame(kind, _, __, payload, elapsed):
+    if kind == 7:
+        print("goaway %d after %.1f s" % (int.from_bytes(payload[4:8], "big"), elapsed), flush=True)
+
+
+watch(s, hold, on_frame)

@@ -5,31 +5,26 @@ resets the stream, "goaway CODE after S" if it ends the connection, "closed afte
 
 Usage: h2_stalled_stream.py PORT PATH SECONDS
 """
-import socket, struct, sys, time
-from h2raw import PREFACE, frame, get, receive, split_frames
+import socket, struct, sys
+from h2raw import PREFACE, frame, get, watch
 
 port, path, hold = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
 s = socket.create_connection(("127.0.0.1", port))
 s.sendall(PREFACE + frame(4, 0, 0, struct.pack(">HI", 4, 0)) + get(1, path.encode()))
-start = time.time()
-next_ping = start
-s.settimeout(0.05)
-buffer = b""
-while time.time() - start < hold:
-    if time.time() >= next_ping:
+pings = [0.0]
+
+
+def ping(elapsed):
+    if elapsed >= pings[0]:
         s.sendall(frame(6, 0, 0, b"12345678"))
-        next_ping += 0.2
-    data = receive(s)
-    if data is None:
-        continue
-    if not data:
-        print("closed after %.1f s" % (time.time() - start), flush=True)
-        sys.exit(0)
-    frames, buffer = split_frames(buffer + data)
-    for kind, _, sid, payload in frames:
-        elapsed = time.time() - start
-        if kind == 3:
-            print("reset %d %d after %.1f s" % (sid, int.from_bytes(payload[:4], "big"), elapsed), flush=True)
-        elif kind == 7:
-            print("goaway %d after %.1f s" % (int.from_bytes(payload[4:8], "big"), elapsed), flush=True)
-print("open", flush=True)
+        pings[0] += 0.2
+
+
+def on_frame(kind, _, sid, payload, elapsed):
+    if kind == 3:
+        print("reset %d %d after %.1f s" % (sid, int.from_bytes(payload[:4], "big"), elapsed), flush=True)
+    elif kind == 7:
+        print("goaway %d after %.1f s" % (int.from_bytes(payload[4:8], "big"), elapsed), flush=True)
+
+
+watch(s, hold, on_frame, ping)

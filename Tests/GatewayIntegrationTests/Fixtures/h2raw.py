@@ -1,6 +1,7 @@
 """Raw HTTP/2 frames for the small fixture clients (h2conformance.py has the full set)."""
 import socket
 import struct
+import time
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
@@ -38,3 +39,24 @@ def receive(sock):
         return None
     except ConnectionResetError:
         return b""
+
+
+def watch(sock, seconds, on_frame, before_read=None):
+    """Reads frames from `sock` for up to `seconds`, calling on_frame(type, flags, stream id, payload, elapsed) for
+    each and before_read(elapsed) before each read; prints "closed after S" if the peer closes, else "open"."""
+    start = time.time()
+    sock.settimeout(0.05)
+    buffer = b""
+    while time.time() - start < seconds:
+        if before_read:
+            before_read(time.time() - start)
+        data = receive(sock)
+        if data is None:
+            continue
+        if not data:
+            print("closed after %.1f s" % (time.time() - start), flush=True)
+            return
+        frames, buffer = split_frames(buffer + data)
+        for kind, flags, sid, payload in frames:
+            on_frame(kind, flags, sid, payload, time.time() - start)
+    print("open", flush=True)
