@@ -63,6 +63,7 @@ extension GatewayService {
         let runtime = self.runtime
         let jwks = runtime.jwks.counters
         metrics.gauge("myorg_gateway_connections_active", Double(max(0, metrics.activeConnections)))
+        metrics.gauge("myorg_gateway_connections_handshaking", Double(max(0, metrics.handshakingConnections)))
         metrics.gauge("myorg_gateway_h2_streams_active", Double(max(0, metrics.requests.activeH2Streams)))
         // Summed over the loops' pools; every configured origin is a series from the start, and one a reload
         // removed stays, at 0 once its connections have closed.

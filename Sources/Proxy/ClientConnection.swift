@@ -57,6 +57,7 @@ final class ClientConnection: TransportDelegate {
         transport.delegate = self
         deadlineNanos = context.clock.nowNanoseconds() + Int64(profile.headerReadTimeoutMs) * 1_000_000
         headDeadlineNanos = deadlineNanos
+        if profile.tls != nil { context.metrics.handshakeStarted() }
     }
 
     deinit { transport.delegate = nil }
@@ -70,6 +71,7 @@ final class ClientConnection: TransportDelegate {
 
     func transportReady(alpn: String?) {
         if profile.tls != nil {
+            if !handshakeCompleted { metrics.handshakeEnded() }
             handshakeCompleted = true
             metrics.tlsHandshakeCompleted()
             if alpn == "h2" && profile.allowH2 { becomeHTTP2() } else { becomeHTTP1() }
@@ -118,7 +120,10 @@ final class ClientConnection: TransportDelegate {
         }
         protocolHandler = .undecided
         // Failed, timed out (the header deadline covers the handshake) or abandoned by the client: all counted.
-        if profile.tls != nil && !handshakeCompleted { metrics.tlsHandshakeFailed() }
+        if profile.tls != nil && !handshakeCompleted {
+            metrics.handshakeEnded()
+            metrics.tlsHandshakeFailed()
+        }
         context.unregister(self)
     }
 

@@ -13,6 +13,9 @@ import Synchronization
 /// `/metrics`.
 final class GatewayMetrics: Sendable {
     private let connectionsActive = Atomic<Int>(0)
+    /// Admitted TLS connections whose handshake has not ended: they hold a `max_connections` slot before they
+    /// count as active.
+    private let connectionsHandshaking = Atomic<Int>(0)
     /// Where the loops' request tallies are summed: by default the process's, like the registry.
     let requests: RequestTallies
     /// The loops' upstream pools, read at scrape time (``UpstreamPoolGauges``).
@@ -74,6 +77,10 @@ final class GatewayMetrics: Sendable {
     }
 
     func connectionClosed() { connectionsActive.subtract(1, ordering: .relaxed) }
+
+    func handshakeStarted() { connectionsHandshaking.add(1, ordering: .relaxed) }
+    func handshakeEnded() { connectionsHandshaking.subtract(1, ordering: .relaxed) }
+    var handshakingConnections: Int { connectionsHandshaking.load(ordering: .relaxed) }
 
     /// A client connection closed because it took none of its answers for the idle timeout.
     func clientStalled() {

@@ -82,6 +82,14 @@ extension GatewayIntegration {
             #expect(closed, "the connection over the limit must be closed")
             #expect(try metricValue(f.gateway, "myorg_gateway_connections_refused_total{reason=\"limit\"}") == 1)
 
+            // A TLS client still in its handshake holds a slot too: counted apart from the active connections.
+            #expect(try metricValue(f.gateway, "myorg_gateway_connections_handshaking") == 0)
+            second.close()
+            #expect(eventually(timeout: 3) { (try? metricValue(f.gateway, "myorg_gateway_connections_active")) == 1 })
+            let handshaking = try RawConnection(port: f.tlsPort)
+            #expect(
+                eventually(timeout: 3) { (try? metricValue(f.gateway, "myorg_gateway_connections_handshaking")) == 1 })
+            #expect(try metricValue(f.gateway, "myorg_gateway_connections_active") == 1)
             // Over TLS the refusal is a fatal alert in the clear (internal_error), not a bare close.
             let tls = try TestProcess.run(
                 "/usr/bin/curl",
@@ -93,13 +101,15 @@ extension GatewayIntegration {
             #expect(tls.stderr.contains("alert internal error"), "\(tls.stderr)")
             #expect(try metricValue(f.gateway, "myorg_gateway_connections_refused_total{reason=\"limit\"}") == 2)
 
-            // The two within the limit still work.
+            // The one served within the limit still works.
             try first.send(Self.request)
             #expect(first.readResponse()?.hasPrefix("HTTP/1.1 401") == true)
 
-            // The client closes one: its slot serves a new connection.
-            second.close()
+            // The client gives up its handshake: its slot serves a new connection.
+            handshaking.close()
             #expect(f.newConnectionServed(timeout: 3), "after a client closed, new connections are still refused")
+            #expect(
+                eventually(timeout: 3) { (try? metricValue(f.gateway, "myorg_gateway_connections_handshaking")) == 0 })
             first.close()
         }
 
