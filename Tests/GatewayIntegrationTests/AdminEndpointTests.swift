@@ -196,9 +196,12 @@ extension GatewayIntegration {
                 ], logName: "slow-curl")
             defer { slow.stop(signal: SIGKILL) }
             var during = ""
+            // The stream is counted as it opens, its upstream connection a moment later (once dialled): one sample
+            // may see the first alone.
             let inFlight = try eventually(timeout: 2.5) {
                 during = try f.gateway.admin("/metrics").body
                 return Self.sample(during, "myorg_gateway_h2_streams_active") == 1
+                    && Self.sample(during, open, origin) == 1
             }
             #expect(inFlight, "\(during)")
             #expect(Self.sample(during, open, origin) == 1, "\(during)")
