@@ -15,11 +15,14 @@ public struct BodyArrivalJudge: Sendable {
     }
 
     /// The deadline of a body read whole before its request goes on (a small or chunked one, or one of HTTP/2
-    /// without a length): its head's deadline plus the time `received` bytes earn at `minBytesPerSecond` (> 0). A
-    /// body that keeps that average is never cut, however long; a trickle earns next to nothing, so it is bounded
-    /// by the header timeout as a slow head is.
-    public static func wholeBodyDeadline(headDeadline: Int64, received: Int, minBytesPerSecond: Int) -> Int64 {
-        headDeadline &+ Int64(received) * 1_000_000_000 / Int64(minBytesPerSecond)
+    /// without a length): its head's deadline plus the time `received` bytes earn at `minBytesPerSecond`. A body
+    /// that keeps that average is never cut, however long; a trickle earns next to nothing, so it is bounded by the
+    /// header timeout as a slow head is. With no minimum rate (0), `idleDeadline`: only silence ends it.
+    public static func wholeBodyDeadline(
+        headDeadline: Int64, received: Int, minBytesPerSecond: Int, idleDeadline: Int64
+    ) -> Int64 {
+        guard minBytesPerSecond > 0 else { return idleDeadline }
+        return headDeadline &+ Int64(received) * 1_000_000_000 / Int64(minBytesPerSecond)
     }
 
     public let idleLimitMs: Int

@@ -65,11 +65,23 @@ public enum ObsText {
         return out
     }
 
-    /// `unescaped`, in place: the bytes at `start` become the wire bytes, and their new count is returned.
+    /// `unescaped`, in place (an escape's byte is never longer than the escape, so writing never overtakes
+    /// reading): the bytes at `start` become the wire bytes, and their new count is returned.
     public static func unescapeInPlace(_ start: UnsafeMutablePointer<UInt8>, count: Int) -> Int {
-        let wire = unescaped(UnsafeBufferPointer(start: start, count: count))
-        wire.withUnsafeBufferPointer { if let base = $0.baseAddress { start.update(from: base, count: $0.count) } }
-        return wire.count
+        let bytes = UnsafeBufferPointer(start: start, count: count)
+        var read = 0
+        var written = 0
+        while read < count {
+            if isEscape(bytes, at: read) {
+                start[written] = bytes[read &+ 1] == 0x9E ? bytes[read &+ 2] : bytes[read &+ 2] &+ 0x40
+                read &+= 3
+            } else {
+                start[written] = bytes[read]
+                read &+= 1
+            }
+            written &+= 1
+        }
+        return written
     }
 
     /// `value` for people and tools that read text (a HAR file): each escaped byte as the Latin-1 character of
@@ -87,11 +99,19 @@ public enum ObsText {
     /// Runs `body` with the wire bytes of `value`.
     @inline(__always)
     public static func withWireBytes<R>(of value: String, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
-        func wire(_ utf8: UnsafeBufferPointer<UInt8>) -> R {
-            containsEscape(utf8) ? unescaped(utf8).withUnsafeBufferPointer(body) : body(utf8)
-        }
+        func wire(_ utf8: UnsafeBufferPointer<UInt8>) -> R { withWireBytes(ofUTF8: utf8, body) }
         // In place (every native string on Linux has contiguous UTF-8; a small one is copied to the stack), not
         // through `withUTF8` on a mutable copy.
         return value.utf8.withContiguousStorageIfAvailable(wire) ?? Array(value.utf8).withUnsafeBufferPointer(wire)
+    }
+
+    /// Runs `body` with the wire bytes of a string's UTF-8 `utf8`: themselves unless they hold an escape.
+    @inline(__always)
+    public static func withWireBytes<R>(
+        ofUTF8 utf8: UnsafeBufferPointer<UInt8>, _ body: (UnsafeBufferPointer<UInt8>) -> R
+    )
+        -> R
+    {
+        containsEscape(utf8) ? unescaped(utf8).withUnsafeBufferPointer(body) : body(utf8)
     }
 }

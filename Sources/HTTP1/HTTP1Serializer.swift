@@ -313,13 +313,11 @@ public struct HTTP1HeadBuilder: ~Copyable {
     /// The copy of a value `copyFieldValue` refused (and of a reason phrase): its wire bytes (escaped obs-text
     /// written back), if they are a valid field value, and their count; nil when they are not.
     private static func copyWireValue(_ v: UnsafeBufferPointer<UInt8>, to dst: UnsafeMutablePointer<UInt8>) -> Int? {
-        func copy(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+        ObsText.withWireBytes(ofUTF8: v) { bytes in
             guard HTTP1Serializer.isValidFieldValue(bytes) else { return nil }
             if let source = bytes.baseAddress { dst.update(from: source, count: bytes.count) }
             return bytes.count
         }
-        guard ObsText.containsEscape(v) else { return copy(v) }
-        return ObsText.unescaped(v).withUnsafeBufferPointer(copy)
     }
 
     /// Copies `src` to `dst` if every byte is a `tchar`, and says whether it was; `dst` may be partly written when

@@ -262,7 +262,6 @@ public final class RequestPolicy: Sendable {
         let target = request.target
         let question = request.queryMark
         let path = question.map { target[..<$0] } ?? target[...]
-        let query = question.map { target[target.utf8.index(after: $0)...] }
         let route = self.route(method: request.method, path: path)
         // Preflights carry no token: judged against every client's origins, answered here, never forwarded.
         if request.method == "OPTIONS", let requested = request.headers[literal: "Access-Control-Request-Method"],
@@ -293,8 +292,8 @@ public final class RequestPolicy: Sendable {
             notes.logResource = endpoint.logResource == .none ? nil : endpoint.logResource.rawValue
             notes.routeName = endpoint.routeName
             return needingToken(
-                request, query: query,
-                route: RouteMatch(endpoint: endpoint, domain: domain, origin: origin), knownTokens: knownTokens,
+                request, queryMark: question, route: RouteMatch(endpoint: endpoint, domain: domain, origin: origin),
+                knownTokens: knownTokens,
                 notes: consume notes)
         case .notMyOrg:
             if config.tenant.customDomains.contains(domain) {
@@ -314,8 +313,8 @@ public final class RequestPolicy: Sendable {
                 // Anything else is an API call all the same: its token, client and origin are checked and its
                 // organization's limits spent as for a known endpoint, only no scope can be asked for.
                 return needingToken(
-                    request, query: query,
-                    route: RouteMatch(endpoint: nil, domain: domain, origin: origin), knownTokens: knownTokens,
+                    request, queryMark: question, route: RouteMatch(endpoint: nil, domain: domain, origin: origin),
+                    knownTokens: knownTokens,
                     notes: consume notes)
             }
             // RFC 9110 §9.1: a method the server does not implement anywhere is 501; 405 (with `Allow`) is for a
@@ -340,9 +339,11 @@ public final class RequestPolicy: Sendable {
     /// Inlined: on every API request, and the notes would be copied into a call and back.
     @inline(__always)
     private func needingToken(
-        _ request: RequestHead, query: Substring?, route: RouteMatch, knownTokens: (any KnownTokenTexts)?,
+        _ request: RequestHead, queryMark: String.Index?, route: RouteMatch, knownTokens: (any KnownTokenTexts)?,
         notes: consuming PipelineNotes
     ) -> Begin {
+        // `queryMark`: the caller's search for the `?`, not a second one.
+        let query = queryMark.map { request.target[request.target.utf8.index(after: $0)...] }
         do {
             let presented = try BearerToken.extract(
                 headers: request.headers, query: query, maxTokenBytes: config.tokens.maxTokenBytes, known: knownTokens)

@@ -243,16 +243,17 @@ final class ClientConnection: TransportDelegate {
     /// The header timeout of the request being read (the connection's first one's covers its handshake too).
     private var headDeadlineNanos: Int64 = .max
 
-    /// The body of an HTTP/1.1 request read whole grew to `received` bytes: its deadline moves on by what they earn
-    /// (`BodyArrivalJudge.wholeBodyDeadline`), or, with no minimum rate, to an idle timeout from now.
+    /// The body of an HTTP/1.1 request read whole grew to `received` bytes: its deadline moves on.
     func wholeBodyGrew(to received: Int) {
         guard inFlight == 0, headDeadlineNanos != .max else { return }
-        let earned =
-            profile.minBodyBytesPerSecond > 0
-            ? BodyArrivalJudge.wholeBodyDeadline(
-                headDeadline: headDeadlineNanos, received: received, minBytesPerSecond: profile.minBodyBytesPerSecond)
-            : context.coarseDeadline(afterMilliseconds: profile.idleTimeoutMs)
-        deadlineNanos = max(deadlineNanos, earned)
+        deadlineNanos = max(deadlineNanos, wholeBodyDeadline(headDeadline: headDeadlineNanos, received: received))
+    }
+
+    /// `BodyArrivalJudge.wholeBodyDeadline` with this listener's limits (both protocols).
+    func wholeBodyDeadline(headDeadline: Int64, received: Int) -> Int64 {
+        BodyArrivalJudge.wholeBodyDeadline(
+            headDeadline: headDeadline, received: received, minBytesPerSecond: profile.minBodyBytesPerSecond,
+            idleDeadline: context.coarseDeadline(afterMilliseconds: profile.idleTimeoutMs))
     }
 
     /// The loop's sweeper found the deadline passed.
@@ -318,10 +319,8 @@ final class ClientConnection: TransportDelegate {
         }
     }
 
-    /// When the output last backed up past the high-water mark with no byte taken since (0: it has not), and how
-    /// much the socket had taken then.
-    private var stallStartNanos: Int64 = 0
-    private var stallWrittenMark = 0
+    /// Bytes the client acknowledged while its output is backed up.
+    private var writeProgress = ProgressWatch()
 
     /// Called by the sweeper. A client that takes no byte of what it is owed for `idle_timeout_ms` is closed, as
     /// nginx's `send_timeout` and HAProxy's `timeout client` do: every answer it leaves unread holds an upstream
@@ -332,16 +331,13 @@ final class ClientConnection: TransportDelegate {
         var owed = transport.isOverHighWater
         if !owed, case .http2(let h2) = protocolHandler { owed = h2.outputWaitingForWindow }
         guard owed else {
-            stallStartNanos = 0
+            writeProgress.reset()
             return false
         }
-        let written = transport.bytesAcknowledged
-        if stallStartNanos == 0 || written != stallWrittenMark {
-            stallStartNanos = now
-            stallWrittenMark = written
-            return false
-        }
-        guard now - stallStartNanos >= Int64(profile.idleTimeoutMs) * 1_000_000 else { return false }
+        guard
+            writeProgress.stalled(
+                count: transport.bytesAcknowledged, now: now, limit: Int64(profile.idleTimeoutMs) * 1_000_000)
+        else { return false }
         metrics.clientStalled()
         if case .http2(let h2) = protocolHandler, !transport.isOverHighWater {
             // It still reads: it is told why (GOAWAY) before the close.

@@ -113,7 +113,11 @@ final class HTTP2ServerConnection {
                     }
                 } else if writer.exchange == nil {
                     writer.body.append(contentsOf: bytes)
-                    if writer.bodyDeadline != .max { extendBodyDeadline(writer) }
+                    if writer.bodyDeadline != .max {
+                        let earned = owner.wholeBodyDeadline(
+                            headDeadline: writer.headDeadline, received: writer.body.count)
+                        writer.bodyDeadline = max(writer.bodyDeadline, earned)
+                    }
                 }  // else answered before its body (a refusal on the head): the rest is not kept
                 session.consume(streamID: streamID, count: bytes.count)
             case .endStream(let streamID):
@@ -122,8 +126,7 @@ final class HTTP2ServerConnection {
                 }
             case .requestBodyTooLarge(let streamID):
                 guard let writer = streams[streamID], writer.exchange == nil else { continue }
-                writer.tooLarge = true
-                dispatch(writer)
+                dispatch(writer, refusing: .tooLarge)
             case .readyForBody(let streamID):
                 streams[streamID]?.bufferFull = false
                 streams[streamID]?.exchange?.upstreamRelay?.clientWritable()
@@ -184,19 +187,25 @@ final class HTTP2ServerConnection {
         dispatch(writer)
     }
 
-    private func dispatch(_ writer: HTTP2StreamWriter) {
+    /// Why a request is answered by the connection itself instead of its handler.
+    private enum BodyRefusal {
+        case tooLarge
+        case late
+    }
+
+    private func dispatch(_ writer: HTTP2StreamWriter, refusing refusal: BodyRefusal? = nil) {
         guard writer.exchange == nil, let head = writer.requestHead.take() else { return }
         let body = writer.body
         writer.body = []
         let exchange = owner.makeExchange(head: head, body: body, writer: writer)
         if let stream = writer.bodyStream { exchange.attach(stream) }
         writer.exchange = exchange
-        if writer.tooLarge || writer.bodyLate {
+        if let refusal {
             let error =
-                writer.tooLarge
+                refusal == .tooLarge
                 ? TenantError.gateway(status: 413, detail: "The request body is larger than allowed.")
                 : TenantError.gateway(status: 408, detail: "The request body did not arrive in time.")
-            exchange.decision = writer.tooLarge ? "refused_malformed" : "refused_timeout"
+            exchange.decision = refusal == .tooLarge ? "refused_malformed" : "refused_timeout"
             owner.handler.describeRefusal(exchange, error: error)
             writer.send(error.response)
             return
@@ -222,34 +231,15 @@ final class HTTP2ServerConnection {
                 continue
             }
             guard let progress = session.responseProgress(streamID: writer.streamID), progress.waiting else {
-                writer.stallSince = 0
+                writer.sendProgress.reset()
                 continue
             }
-            if writer.stallSince == 0 || progress.sent != writer.stallMark {
-                writer.stallSince = now
-                writer.stallMark = progress.sent
-            } else if now - writer.stallSince >= stallLimit {
-                stalled.append(writer)
-            }
+            if writer.sendProgress.stalled(count: progress.sent, now: now, limit: stallLimit) { stalled.append(writer) }
         }
         guard !late.isEmpty || !stalled.isEmpty else { return }
-        for writer in late {
-            writer.bodyLate = true
-            dispatch(writer)
-        }
+        for writer in late { dispatch(writer, refusing: .late) }
         for writer in stalled { resetStalled(writer) }
         flushSession()
-    }
-
-    /// See `ClientConnection.wholeBodyGrew(to:)`.
-    private func extendBodyDeadline(_ writer: HTTP2StreamWriter) {
-        let rate = owner.profile.minBodyBytesPerSecond
-        let earned =
-            rate > 0
-            ? BodyArrivalJudge.wholeBodyDeadline(
-                headDeadline: writer.headDeadline, received: writer.body.count, minBytesPerSecond: rate)
-            : owner.context.coarseDeadline(afterMilliseconds: owner.profile.idleTimeoutMs)
-        writer.bodyDeadline = max(writer.bodyDeadline, earned)
     }
 
     private func resetStalled(_ writer: HTTP2StreamWriter) {
@@ -400,14 +390,12 @@ final class HTTP2StreamWriter: ResponseWriter {
     let isHEADRequest: Bool
     var body: [UInt8] = []
     var exchange: Exchange?
-    var tooLarge = false
-    /// When a body read whole must have arrived (`.max`: none is awaited); `bodyLate` once it has not.
+    /// When a body read whole must have arrived (`.max`: none is awaited), and its head's deadline, from which the
+    /// bytes received earn more time.
     var bodyDeadline: Int64 = .max
     var headDeadline: Int64 = .max
-    var bodyLate = false
-    /// Since when (0: not) the response has waited for the client's window with `stallMark` bytes sent.
-    var stallSince: Int64 = 0
-    var stallMark = 0
+    /// Response bytes sent while more wait for the client's window.
+    var sendProgress = ProgressWatch()
     /// Set when the request body streams to the handler instead of being collected in `body`.
     var bodyStream: RequestBodyStream?
     var sourcePaused = false

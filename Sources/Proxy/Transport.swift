@@ -50,7 +50,7 @@ final class Transport {
         socket.onWritable = { [unowned self] in self.flush() }
     }
 
-    /// Bytes the socket took, in all: the sweeper's measure of whether a peer reads at all.
+    /// Bytes the socket took, in all.
     private(set) var bytesWritten = 0
 
     /// Bytes the peer has acknowledged: those written less what still sits in the kernel's send queue. Unlike

@@ -53,4 +53,20 @@ struct BodyArrivalJudgeTests {
         var judge = BodyArrivalJudge(idleLimitMs: 5000, minBytesPerSecond: 0, graceMs: 0)
         for second in 1...100 { #expect(judge.tick(elapsedMs: 1000, received: second, heldBack: false) == .fine) }
     }
+
+    @Test("a body read whole earns a second past its head's deadline per minimum-rate's worth of bytes; rate 0: idle")
+    func wholeBodyDeadline() {
+        let head: Int64 = 10_000_000_000
+        #expect(
+            BodyArrivalJudge.wholeBodyDeadline(
+                headDeadline: head, received: 0, minBytesPerSecond: 1000, idleDeadline: 1)
+                == head)
+        #expect(
+            BodyArrivalJudge.wholeBodyDeadline(
+                headDeadline: head, received: 2500, minBytesPerSecond: 1000, idleDeadline: 1) == head + 2_500_000_000)
+        #expect(
+            BodyArrivalJudge.wholeBodyDeadline(
+                headDeadline: head, received: 2500, minBytesPerSecond: 0, idleDeadline: 7)
+                == 7)
+    }
 }

@@ -515,9 +515,7 @@ extension GatewayIntegration {
             }
             _ = try curlStatus(["--http2-prior-knowledge", "http://127.0.0.1:\(f.customPort)/big"])
             let before = residentKiB()
-            let client = TestProcess.repositoryRoot.appendingPathComponent(
-                "Tests/GatewayIntegrationTests/Fixtures/zero_window_client.py"
-            ).path
+            let client = TestProcess.fixture("zero_window_client.py")
             let slow = try BackgroundProcess(
                 "/usr/bin/env", ["python3", client, "\(f.customPort)", "/huge", "6"], logName: "zero-window-reader")
             defer { slow.stop(signal: SIGKILL, timeout: 2) }
@@ -532,9 +530,7 @@ extension GatewayIntegration {
             guard let binary = gatewayBinaryOrSkip("h2 window stall") else { return }
             let f = try Fixture(binary: binary, name: "h2stall", extra: "limits: { idle_timeout_ms: 1000 }\n")
             defer { f.stop() }
-            let client = TestProcess.repositoryRoot.appendingPathComponent(
-                "Tests/GatewayIntegrationTests/Fixtures/zero_window_client.py"
-            ).path
+            let client = TestProcess.fixture("zero_window_client.py")
             let out = try TestProcess.run(
                 "/usr/bin/env", ["python3", client, "\(f.customPort)", "/big", "8"], timeout: 20)
             // The stall is judged by the sweeper (every 250 ms) once the answer has waited a whole idle timeout.
@@ -548,9 +544,7 @@ extension GatewayIntegration {
             guard let binary = gatewayBinaryOrSkip("h2 stalled stream") else { return }
             let f = try Fixture(binary: binary, name: "h2stream", extra: "limits: { idle_timeout_ms: 1000 }\n")
             defer { f.stop() }
-            let client = TestProcess.repositoryRoot.appendingPathComponent(
-                "Tests/GatewayIntegrationTests/Fixtures/h2_stalled_stream.py"
-            ).path
+            let client = TestProcess.fixture("h2_stalled_stream.py")
             let out = try TestProcess.run(
                 "/usr/bin/env", ["python3", client, "\(f.customPort)", "/big", "6"], timeout: 20)
             let lines = out.stdout.split(separator: "\n").map(String.init)
@@ -630,9 +624,7 @@ extension GatewayIntegration {
             guard let binary = gatewayBinaryOrSkip("h2 idle with pings") else { return }
             let f = try Fixture(binary: binary, name: "h2idle", extra: "limits: { idle_timeout_ms: 1000 }\n")
             defer { f.stop() }
-            let client = TestProcess.repositoryRoot.appendingPathComponent(
-                "Tests/GatewayIntegrationTests/Fixtures/ping_keeper.py"
-            ).path
+            let client = TestProcess.fixture("ping_keeper.py")
             let out = try TestProcess.run("/usr/bin/env", ["python3", client, "\(f.canonicalPort)", "6"], timeout: 15)
             let said = out.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
             let closedAfter = said.hasPrefix("closed after ") ? Double(said.dropFirst("closed after ".count)) : nil

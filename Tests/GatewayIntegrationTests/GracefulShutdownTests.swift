@@ -162,9 +162,7 @@ extension GatewayIntegration {
             guard let binary = gatewayBinaryOrSkip("HTTP/2 two-step GOAWAY") else { return }
             let f = try Fixture(binary: binary)
             defer { f.stop() }
-            let script = TestProcess.repositoryRoot.appendingPathComponent(
-                "Tests/GatewayIntegrationTests/Fixtures/h2_shutdown_client.py"
-            ).path
+            let script = TestProcess.fixture("h2_shutdown_client.py")
             let client = try BackgroundProcess(
                 "/usr/bin/env", ["python3", script, "\(f.customPort)", "/slow?two-step", "12"], logName: "h2-shutdown")
             defer { client.stop(signal: SIGKILL, timeout: 2) }

@@ -769,7 +769,6 @@ struct PassThroughTests {
 
 /// Runs one of the integration tests' Python fixture clients and returns what it printed.
 func runFixtureScript(_ name: String, _ arguments: [String], timeout: Double = 30) throws -> String {
-    let script = TestProcess.repositoryRoot.appendingPathComponent("Tests/GatewayIntegrationTests/Fixtures/\(name)")
-    let out = try TestProcess.run("/usr/bin/env", ["python3", script.path] + arguments, timeout: timeout)
+    let out = try TestProcess.run("/usr/bin/env", ["python3", TestProcess.fixture(name)] + arguments, timeout: timeout)
     return out.stdout + out.stderr
 }

@@ -9,6 +9,11 @@ public enum TestProcess {
         return url
     }()
 
+    /// The path of one of the integration tests' fixture files (the Python clients, the upstream).
+    public static func fixture(_ name: String) -> String {
+        repositoryRoot.appendingPathComponent("Tests/GatewayIntegrationTests/Fixtures/\(name)").path
+    }
+
     /// The built gateway binary (`swift build` puts it under .build/debug or .build/release).
     public static func gatewayBinary() -> String? {
         if let path = ProcessInfo.processInfo.environment["MYORG_GATEWAY_BINARY"] { return path }
