@@ -228,10 +228,10 @@ final class PolicyHandler: RequestHandler {
 ///
 /// Not Sendable: owned by one `PolicyHandler` and used on its loop only.
 ///
-/// - Key: the token text. It hashes only its last 8 bytes, which lie inside the RS256 signature, and compares in
-///   full: hashing the whole ~1 KB token was a visible share of every request. The shortcut cannot be abused to
-///   fill one bucket: only tokens whose signature verified are stored, and an attacker cannot choose the
-///   signature bytes of a token the tenant signed; a forged lookup costs one full comparison.
+/// - Key: the token text. It hashes only its last 8 bytes, which lie inside the RS256 signature, and compares them
+///   before the full text: hashing the whole ~1 KB token was a visible share of every request. The shortcut cannot
+///   be abused to fill one bucket: only tokens whose signature verified are stored, and an attacker cannot choose
+///   the signature bytes of a token the tenant signed; a forged lookup costs one full comparison.
 /// - Recent: a small direct-mapped front of the table, indexed by the token's last eight bytes, answers a repeated
 ///   token with one full comparison (a pointer comparison when `begin` handed back the stored text) and no
 ///   hashing. It holds only entries of the table (or ones the table has just replaced: still verified and
@@ -276,31 +276,30 @@ final class CheckedTokens: KnownTokenTexts {
         }
     }
 
+    /// The token text with its tail (`Self.tail`) beside it. The tail is the hash and the first thing compared:
+    /// every token of a tenant has the same length and shares its first few hundred bytes (header, issuer,
+    /// audience), so comparing texts first would read that shared prefix, long out of cache, for each bucket a
+    /// probe passes (a fresh token's miss, insert and eviction each pass some).
     private struct Key: Hashable {
         let text: String
+        let tail: UInt64
 
-        static func == (lhs: Key, rhs: Key) -> Bool { lhs.text == rhs.text }
-
-        func hash(into hasher: inout Hasher) {
-            let utf8 = text.utf8
-            if let word = utf8.withContiguousStorageIfAvailable({ bytes -> UInt64? in
-                guard bytes.count >= 8 else { return nil }
-                return UnsafeRawPointer(bytes.baseAddress! + (bytes.count - 8)).loadUnaligned(as: UInt64.self)
-            }), let word {
-                // One word is one SipHash block instead of four: eight base64url characters of the signature
-                // carry 48 bits the signer, not the client, chose.
-                hasher.combine(word)
-                return
-            }
-            for byte in utf8.suffix(8) { hasher.combine(byte) }
+        init(_ text: String) {
+            self.text = text
+            var text = text
+            tail = text.withUTF8 { CheckedTokens.tail(of: $0) }
         }
+
+        static func == (lhs: Key, rhs: Key) -> Bool { lhs.tail == rhs.tail && lhs.text == rhs.text }
+
+        func hash(into hasher: inout Hasher) { hasher.combine(tail) }
     }
 
     /// One slot of the front: the stored text (the very string `knownToken` hands out), its entry, and the table
     /// slot it was stored in (to mark reads there), or -1 until a hit needs it: most fresh tokens are never
     /// seen again, so `insert` does not pay a second table lookup for it.
     private struct Recent {
-        let text: String
+        let key: Key
         let entry: Entry
         var slot: Int
     }
@@ -318,42 +317,44 @@ final class CheckedTokens: KnownTokenTexts {
     var capacity: Int { table.capacity }
     var count: Int { table.count }
 
-    /// The front slot of a token: its last eight bytes (signature bytes for a JWS) mixed, so tokens of one
-    /// client that differ only in their signatures spread over the slots.
-    private static func recentIndex(_ bytes: UnsafeBufferPointer<UInt8>) -> Int {
+    /// The last eight bytes of a token (inside the RS256 signature, so chosen by the signer, not the client) with
+    /// its length mixed in; a shorter token's bytes whole.
+    private static func tail(of bytes: UnsafeBufferPointer<UInt8>) -> UInt64 {
         var tail: UInt64 = UInt64(truncatingIfNeeded: bytes.count)
         if bytes.count >= 8 {
             tail ^= UnsafeRawPointer(bytes.baseAddress! + (bytes.count - 8)).loadUnaligned(as: UInt64.self)
         } else {
             for byte in bytes { tail = tail << 8 | UInt64(byte) }
         }
-        let mixed = (tail &* 0x9E37_79B9_7F4A_7C15) >> 58
-        return Int(truncatingIfNeeded: mixed) & (recentSlots - 1)
+        return tail
     }
 
-    private static func recentIndex(_ text: String) -> Int {
-        var text = text
-        return text.withUTF8 { recentIndex($0) }
+    /// The front slot of a token's tail, mixed, so tokens of one client that differ only in their signatures
+    /// spread over the slots.
+    private static func recentIndex(_ tail: UInt64) -> Int {
+        Int(truncatingIfNeeded: (tail &* 0x9E37_79B9_7F4A_7C15) >> 58) & (recentSlots - 1)
     }
 
     /// The stored text whose bytes are exactly `bytes`, if the front holds one (`KnownTokenTexts`).
     func knownToken(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
-        guard let candidate = recent[Self.recentIndex(bytes)] else { return nil }
-        var text = candidate.text
+        let tail = Self.tail(of: bytes)
+        guard let candidate = recent[Self.recentIndex(tail)], candidate.key.tail == tail else { return nil }
+        var text = candidate.key.text
         let same = text.withUTF8 { stored in
             stored.count == bytes.count
                 && (bytes.isEmpty || bytesEqual(stored.baseAddress!, bytes.baseAddress!, bytes.count))
         }
-        return same ? candidate.text : nil
+        return same ? candidate.key.text : nil
     }
 
     /// The entry for `token` if it was checked under this very key set and has not expired.
     func lookup(_ token: String, keys: JWKSKeySet, nowSeconds: Int64) -> Entry? {
-        let front = Self.recentIndex(token)
-        if var candidate = recent[front], candidate.text == token {
+        let key = Key(token)
+        let front = Self.recentIndex(key.tail)
+        if var candidate = recent[front], candidate.key == key {
             let entry = candidate.entry
             if candidate.slot < 0 {
-                candidate.slot = table.slot(of: Key(text: token)) ?? Int.max
+                candidate.slot = table.slot(of: key) ?? Int.max
                 recent[front] = candidate
             }
             // `Int.max`: the table no longer holds the text; the front still answers for it by its own rules.
@@ -366,7 +367,7 @@ final class CheckedTokens: KnownTokenTexts {
             if inTable { table.markRead(candidate.slot) }
             return entry
         }
-        guard let slot = table.slot(of: Key(text: token)), let entry = table.value(at: slot) else { return nil }
+        guard let slot = table.slot(of: key), let entry = table.value(at: slot) else { return nil }
         guard nowSeconds < entry.expiresAt, entry.isCurrent(under: keys) else {
             // Dead for good: time only moves forward, and a set that no longer maps the key ends the entry (a
             // later set that maps it again costs one verification).
@@ -374,12 +375,13 @@ final class CheckedTokens: KnownTokenTexts {
             return nil
         }
         table.markRead(slot)
-        recent[front] = Recent(text: token, entry: entry, slot: slot)
+        recent[front] = Recent(key: key, entry: entry, slot: slot)
         return entry
     }
 
     func insert(_ token: String, _ entry: Entry, nowSeconds: Int64) {
-        table.insert(Key(text: token), entry, expiresAt: entry.expiresAt, now: nowSeconds)
-        recent[Self.recentIndex(token)] = Recent(text: token, entry: entry, slot: -1)
+        let key = Key(token)
+        table.insert(key, entry, expiresAt: entry.expiresAt, now: nowSeconds)
+        recent[Self.recentIndex(key.tail)] = Recent(key: key, entry: entry, slot: -1)
     }
 }
