@@ -181,14 +181,14 @@ public final class Gateway: Sendable {
             let snapshot = state.snapshot
             guard listenerIndex < snapshot.listeners.count else {
                 load.remove()
-                Gateway.refuse(fd: fd, plain: true)
+                Gateway.refuse(fd: fd, plain: true, linger: context.refusalLinger)
                 return
             }
             let profile = snapshot.listeners[listenerIndex]
             guard !context.isDraining, state.budget.acquire() else {
                 load.remove()
                 state.metrics.connectionRefused(draining: context.isDraining)
-                Gateway.refuse(fd: fd, plain: profile.tls == nil)
+                Gateway.refuse(fd: fd, plain: profile.tls == nil, linger: context.refusalLinger)
                 return
             }
             let handler: any RequestHandler
@@ -207,9 +207,9 @@ public final class Gateway: Sendable {
     /// Over the connection limit: a plain-text client gets a clear 503, a TLS client a fatal `internal_error` alert
     /// (a record in the clear, as alerts before the handshake are, RFC 8446 §6): a handshake and an encrypted 503
     /// would spend the CPU an overloaded gateway is short of, and a bare close reads as a network fault.
-    static func refuse(fd: Int32, plain: Bool) {
-        // What the client already sent is read first: closing a socket with unread bytes resets the connection
-        // (RFC 1122 §4.2.2.13), and the client would lose the answer.
+    static func refuse(fd: Int32, plain: Bool, linger: RefusalLinger) {
+        // What the client already sent is read first, and the close lingers (`RefusalLinger`): closing a socket with
+        // unread bytes resets the connection (RFC 1122 §4.2.2.13), and the client would lose the answer.
         withUnsafeTemporaryAllocation(byteCount: 16 * 1024, alignment: 1) { scratch in
             var rounds = 0
             while rounds < 4, GatewaySyscalls.receive(fd, scratch) == scratch.count { rounds += 1 }
@@ -229,7 +229,7 @@ public final class Gateway: Sendable {
                 + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
             _ = Array(text.utf8).withUnsafeBytes { raw in GatewaySyscalls.send(fd, raw) }
         }
-        GatewaySyscalls.close(fd)
+        linger.close(fd)
     }
 
     func reload(_ snapshot: GatewaySnapshot) { state.swap(snapshot) }

@@ -27,6 +27,8 @@ final class LoopContext {
     unowned let gateway: GatewayState
     /// Client connections this loop serves or is about to (read by the other loops' listeners).
     let loopLoad: LoopLoad
+    /// Refused connections closing gracefully.
+    let refusalLinger: RefusalLinger
     private var connections: [Int: ClientConnection] = [:]
     private var pools: [String: UpstreamPool] = [:]
     private var lastPool: UpstreamPool?
@@ -45,6 +47,7 @@ final class LoopContext {
         self.loop = loop
         self.loopLoad = loopLoad
         self.scratch = LoopScratch(loop: loop)
+        self.refusalLinger = RefusalLinger(loop: loop)
         self.clock = LoopClock(source: clock, loop: loop)
         self.metrics = metrics
         self.requestMetrics = metrics.makeLoopMetrics()

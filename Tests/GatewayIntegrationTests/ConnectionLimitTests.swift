@@ -113,6 +113,51 @@ extension GatewayIntegration {
             first.close()
         }
 
+        @Test("a refused client still sending a large body reads the 503, not a reset")
+        func refusalLingers() throws {
+            guard let binary = gatewayBinaryOrSkip("refusal linger") else { return }
+            let f = try Fixture(binary: binary)
+            defer { f.stop() }
+            let first = try f.served()
+            let second = try f.served()
+            // The client writes its request well after the refusal, with a 2 MB body, far more than the socket
+            // buffers hold. Closed at once, the gateway would reset the connection under the client's writes, and a
+            // client that stops at a failed write (as most do) never reads the 503 waiting for it.
+            let script = """
+                import socket, sys, time
+                s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+                time.sleep(0.3)
+                n = 2 << 20
+                head = b"POST /my-org/details HTTP/1.1\\r\\nHost: acme.test\\r\\nContent-Length: %d\\r\\n\\r\\n" % n
+                try:
+                    s.sendall(head + b"a" * n)
+                    print("sent")
+                except OSError as e:
+                    print("send failed:", e)
+                answer = b""
+                s.settimeout(5)
+                try:
+                    while True:
+                        data = s.recv(65536)
+                        if not data:
+                            break
+                        answer += data
+                except OSError as e:
+                    print("receive failed:", e)
+                print(answer.split(b"\\r\\n")[0].decode())
+                """
+            let client = try TestProcess.run("/usr/bin/python3", ["-c", script, String(f.port)], timeout: 15)
+            #expect(client.stdout == "sent\nHTTP/1.1 503 Service Unavailable\n", "\(client.stdout) \(client.stderr)")
+            #expect(try metricValue(f.gateway, "myorg_gateway_connections_refused_total{reason=\"limit\"}") == 1)
+            // The lingering refusal holds no slot: the two served connections still work.
+            for connection in [first, second] {
+                try connection.send(Self.request)
+                #expect(connection.readResponse()?.hasPrefix("HTTP/1.1 401") == true)
+            }
+            first.close()
+            second.close()
+        }
+
         @Test(
             "a connection the gateway closed is released within the linger bound even when the client keeps its socket")
         func lingerIsBounded() throws {

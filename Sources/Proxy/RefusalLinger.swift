@@ -1,0 +1,72 @@
+import Dispatch
+import EventLoop
+import Glibc
+
+/// Closes refused connections the way served ones close: half-close after the answer, then read and discard what
+/// the client still sends until it closes, for a bounded time and amount.
+///
+/// A refusal happens at accept, usually before the client has written its request. Closed at once, the socket
+/// answers that request (or the body behind it) with a reset (RFC 1122 §4.2.2.13), and a client that is still
+/// sending sees "connection reset" instead of the 503 or TLS alert that explains it (RFC 9112 §9.6 asks for the
+/// staged close). Lingering holds a file descriptor but no `max_connections` slot, so its own count is bounded:
+/// past it, a refusal closes at once as before.
+///
+/// Loop-confined: `close` and every handler run on the loop's queue.
+final class RefusalLinger {
+    private let loop: EventLoop
+    private var lingering = 0
+    let limit: Int
+    let milliseconds: Int
+    let maxBytes: Int
+
+    init(loop: EventLoop, limit: Int = 64, milliseconds: Int = 2_000, maxBytes: Int = 4 << 20) {
+        self.loop = loop
+        self.limit = limit
+        self.milliseconds = milliseconds
+        self.maxBytes = maxBytes
+    }
+
+    /// Connections lingering now.
+    var count: Int { lingering }
+
+    /// Half-closes `fd` (its answer already written) and closes it once the client has closed, `milliseconds` have
+    /// passed, or `maxBytes` more arrived; at once when `limit` refusals linger already.
+    func close(_ fd: Int32) {
+        loop.assertInLoop()
+        guard lingering < limit else {
+            GatewaySyscalls.close(fd)
+            return
+        }
+        lingering += 1
+        _ = Glibc.shutdown(fd, Int32(SHUT_WR))
+        let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: loop.queue)
+        var drained = 0
+        var done = false
+        let finish = {
+            guard !done else { return }
+            done = true
+            source.cancel()
+        }
+        source.setEventHandler { [maxBytes] in
+            withUnsafeTemporaryAllocation(byteCount: 16 * 1024, alignment: 1) { scratch in
+                while true {
+                    let n = GatewaySyscalls.receive(fd, scratch)
+                    if n > 0 {
+                        drained += n
+                        if drained > maxBytes { return finish() }
+                        continue
+                    }
+                    // 0: the client closed; an error other than "nothing yet": nothing more will come.
+                    if n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) { finish() }
+                    return
+                }
+            }
+        }
+        source.setCancelHandler { [weak self] in
+            GatewaySyscalls.close(fd)
+            self?.lingering -= 1
+        }
+        source.activate()
+        _ = loop.schedule(afterMilliseconds: milliseconds) { finish() }
+    }
+}
