@@ -49,7 +49,8 @@ public struct HTTP1RequestParser: Sendable {
     /// can log which request it was. Nil for every other refusal.
     public private(set) var refusedHead: RequestHead?
     /// The method of a request refused after its request line was read, so that the refusal to a HEAD carries
-    /// no content (RFC 9110 §9.3.2). Nil when the request line itself was refused.
+    /// no content (RFC 9110 §9.3.2). When the request line itself was refused: `HEAD` if it began with that
+    /// method (a target too long, a bad version...), else nil.
     public private(set) var refusedMethod: String?
     private var eof = false
     private var leadingEmptyLineBytes = 0
@@ -139,7 +140,7 @@ public struct HTTP1RequestParser: Sendable {
                     if !(0..<methodWindow).contains(where: { input.byte(at: $0) == Byte.space }) {
                         return fail(HTTP1Error(status: 501, reason: "method too long"))
                     }
-                    return fail(HTTP1Error(status: 414, reason: "request line too long"))
+                    return fail(HTTP1Error(status: 414, reason: "request line too long"), lineSaysHEAD: lineSaysHEAD())
                 case .found(let lf):
                     guard input.hasCRBefore(lf) else { return fail(.badRequest("bare LF")) }
                     let start = input.readIndex
@@ -149,10 +150,11 @@ public struct HTTP1RequestParser: Sendable {
                         continue
                     }
                     let parsed = input.withBytes { Self.parseRequestLine($0, start, lf - 1) }
+                    let saysHEAD = lineSaysHEAD()
                     input.consumeLine(through: lf)
                     switch parsed {
                     case .failure(let error):
-                        return fail(error)
+                        return fail(error, lineSaysHEAD: saysHEAD)
                     case .line(let line):
                         if line.authority == nil {
                             let version: UInt8 = line.version == .http1_0 ? 0 : 1
@@ -261,11 +263,18 @@ public struct HTTP1RequestParser: Sendable {
         return true
     }
 
-    private mutating func fail(_ error: HTTP1Error) -> HTTP1RequestEvent {
-        refusedMethod = state == .headers ? method : nil
+    /// `lineSaysHEAD`: the refused request line starts with the method `HEAD` (a refusal of the line itself).
+    private mutating func fail(_ error: HTTP1Error, lineSaysHEAD: Bool = false) -> HTTP1RequestEvent {
+        refusedMethod = state == .headers ? method : (lineSaysHEAD ? "HEAD" : nil)
         state = .failed
         input.discardAll()
         return .error(error)
+    }
+
+    /// The unread request line starts with `HEAD ` (methods are case-sensitive, RFC 9110 §9.1).
+    private func lineSaysHEAD() -> Bool {
+        input.readableCount > 5 && input.byte(at: 0) == 0x48 && input.byte(at: 1) == 0x45 && input.byte(at: 2) == 0x41
+            && input.byte(at: 3) == 0x44 && input.byte(at: 4) == Byte.space
     }
 
     private mutating func finishHead() -> HTTP1RequestEvent {

@@ -311,6 +311,8 @@ extension HTTP2ServerSession {
 
     private func requestHeadersComplete(_ stream: StreamState, endStream: Bool) -> Int32 {
         if endStream { stream.remoteClosed = true }
+        // Before any refusal: RFC 9110 §9.3.2, no content in an answer to HEAD, the gateway's own included.
+        stream.isHead = stream.method == "HEAD"
         if stream.headersTooLarge {
             // RFC 9113 §10.5.1: a 431 tells the client why; the owner never sees the request. No error reset
             // is sent, so the glitch is counted here.
@@ -347,7 +349,6 @@ extension HTTP2ServerSession {
             stream.cookie = nil
         }
         stream.announced = true
-        stream.isHead = method == "HEAD"
         // The stream's strings are taken, not copied (a copy retains each, and clearing them releases each again),
         // and the head is moved into the event.
         let head = RequestHead(
@@ -369,14 +370,14 @@ extension HTTP2ServerSession {
     /// What HTTP/1.1 would answer for this request, when it is one the gateway refuses at the protocol level.
     private func refusal(of stream: StreamState, method: String) -> TenantError? {
         if method == "CONNECT" {
-            return .gateway(status: 501, detail: "The request is malformed: CONNECT is not supported.")
+            return .gateway(status: 501, detail: "The request was refused: CONNECT is not supported.")
         }
         // The checks are pure functions of the strings, and a client usually repeats its authority and often its
         // path (then the very same String, from `recentFields`, compares equal at once): the last good ones are
         // remembered.
         if let path = stream.path, path != validatedPath {
             if path.utf8.count > HTTP2RequestChecks.maxPathBytes {
-                return .gateway(status: 414, detail: "The request is malformed: the request target is too long.")
+                return .gateway(status: 414, detail: "The request was refused: the request target is too long.")
             }
             if !HTTP2RequestChecks.isOriginForm(path, method: method) {
                 return .gateway(status: 400, detail: "The request is malformed: invalid :path.")

@@ -163,7 +163,10 @@ final class HTTP1ServerConnection: ResponseWriter {
         dead = true
         owner.metrics.parserRefusal(status: error.status)
         let tenantError = TenantError.gateway(
-            status: error.status, detail: "The request is malformed: \(error.reason).")
+            status: error.status,
+            // Only a 400 is a malformed request; a 413, 414, 417, 431, 501 or 505 is a well-formed one refused.
+            detail: error.status == 400
+                ? "The request is malformed: \(error.reason)." : "The request was refused: \(error.reason).")
         var response = tenantError.response
         response.head.headers.set("Connection", "close")
         keepAlive = false
@@ -259,7 +262,13 @@ final class HTTP1ServerConnection: ResponseWriter {
                     try out.add(constant: "Transfer-Encoding", "chunked")
                 }
             }
-            if !keepAlive { try out.add(constant: "Connection", "close") }
+            // An HTTP/1.0 client keeps the connection only when the answer says so (RFC 9112 Appendix C.2.2).
+            let acknowledgesKeepAlive = keepAlive && current?.head.version == .http1_0
+            if !keepAlive {
+                try out.add(constant: "Connection", "close")
+            } else if acknowledgesKeepAlive {
+                try out.add(constant: "Connection", "keep-alive")
+            }
             if let capture = current?.capture {
                 var written = ResponseHead(status: head.status, reason: head.reason)
                 for field in head.headers where passes(field.name) { written.headers.add(field.name, field.value) }
@@ -272,6 +281,7 @@ final class HTTP1ServerConnection: ResponseWriter {
                     }
                 }
                 if !keepAlive { written.headers.add("Connection", "close") }
+                if acknowledgesKeepAlive { written.headers.add("Connection", "keep-alive") }
                 capture.head(written, nanos: owner.context.clock.nowNanoseconds())
             }
             out.finish { transport.write($0) }

@@ -269,6 +269,28 @@ struct RequestParserTests {
         #expect(errorStatus(parseRequests("GET /abcde HTTP/1.1\r\nHost: a\r\n\r\n", limits: limits)) == 414)
     }
 
+    @Test(
+        "a refused request line keeps its method when it is HEAD, so the refusal has no content (RFC 9110 §9.3.2)",
+        arguments: [
+            ("HEAD /" + String(repeating: "a", count: 9000) + " HTTP/1.1\r\n", 414, "HEAD"),
+            ("HEAD /x HTTP/2.0\r\n", 505, "HEAD"), ("HEAD /x http/1.1\r\n", 400, "HEAD"),
+            ("HEAD * HTTP/1.1\r\n", 400, "HEAD"), ("HEAD a.test:443 HTTP/1.1\r\n", 400, "HEAD"),
+            ("GET /x HTTP/2.0\r\n", 505, nil), ("head /x HTTP/2.0\r\n", 505, nil),
+            ("HEADX /x HTTP/2.0\r\n", 505, nil),
+        ])
+    func refusedLineKeepsHEAD(line: String, status: Int, method: String?) {
+        var parser = HTTP1RequestParser(limits: HTTP1Limits())
+        Array((line + "Host: a\r\n\r\n").utf8).withUnsafeBytes { parser.feed($0) }
+        var last: HTTP1RequestEvent?
+        while let event = parser.next() { last = event }
+        guard case .error(let error) = last else {
+            Issue.record("\(line): not refused")
+            return
+        }
+        #expect(error.status == status, "\(line)")
+        #expect(parser.refusedMethod == method, "\(line)")
+    }
+
     @Test("a connection closed inside a request is an error; between requests it is not")
     func endOfInput() {
         let complete = parseRequests("GET / HTTP/1.1\r\nHost: a\r\n\r\n", eof: true)

@@ -313,6 +313,40 @@ struct HTTP2RequestValidationTests {
     }
 
     @Test(
+        "a refusal of a HEAD request carries its headers and no content (RFC 9110 §9.3.2)",
+        arguments: [
+            (":path", "/" + String(repeating: "p", count: 9000), "414"), (":scheme", "foo", "400"),
+            ("x-big", String(repeating: "a", count: 1100), "431"), (":method", "CONNECT", "501"),
+        ])
+    func headRefusalHasNoContent(name: String, value: String, expected: String) {
+        var limits = HTTP2Limits()
+        if expected == "431" { limits.maxHeaderListSize = 1024 }
+        let peer = RawPeer(limits: limits)
+        var fields = FrameBuilder.request(method: "HEAD", path: "/ok")
+        if name == ":method" {
+            // CONNECT names no path; it is refused the same, and the fields of a HEAD do not apply.
+            fields = [(":method", value), (":authority", "login.acme.test:443")]
+        } else {
+            fields.removeAll { $0.0 == name }
+            fields.append((name, value))
+            fields.sort { ($0.0.hasPrefix(":") ? 0 : 1) < ($1.0.hasPrefix(":") ? 0 : 1) }
+        }
+        peer.send(peer.build.start() + peer.build.headers(stream: 1, fields))
+        #expect(peer.requests.isEmpty)
+        let response = peer.frames(.headers, stream: 1).first
+        #expect(response?.field(":status") == expected, "\(name)")
+        if name == ":method" {
+            // Not a HEAD: the refusal has its body.
+            #expect(!peer.frames(.data, stream: 1).isEmpty)
+            return
+        }
+        #expect(response.map { $0.flags & FrameFlag.endStream != 0 } == true, "the HEADERS frame ends the stream")
+        #expect(peer.frames(.data, stream: 1).isEmpty, "no DATA in an answer to HEAD")
+        #expect(Int(response?.field("content-length") ?? "") ?? 0 > 0, "the length a GET would have got")
+        #expect(peer.frames(.rstStream, stream: 1).isEmpty)
+    }
+
+    @Test(
         "expect: 100-continue with a body is reported; its 100 goes out once, when the owner asks (RFC 9110 §10.1.1)",
         arguments: [("100-continue", false, true), ("100-Continue", false, true), ("100-continue", true, false)])
     func expectContinue(value: String, endStream: Bool, interim: Bool) {

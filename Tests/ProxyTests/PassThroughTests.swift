@@ -427,6 +427,22 @@ struct PassThroughTests {
         #expect(!requests.contains { $0.lowercased().contains("\r\nexpect:") }, "\(requests)")
     }
 
+    @Test("an HTTP/1.0 client's keep-alive is acknowledged, or the answer says close (RFC 9112 Appendix C.2.2)")
+    func http10KeepAlive() throws {
+        let f = try PassThroughFixture()
+        defer { f.stop() }
+        let connection = try RawConnection(port: f.plainPort)
+        for path in ["/a", "/b"] {
+            try connection.send("GET \(path) HTTP/1.0\r\nHost: gateway.test\r\nConnection: keep-alive\r\n\r\n")
+            let answer = connection.readResponse() ?? ""
+            #expect(answer.hasPrefix("HTTP/1.1 200"), "\(answer)")
+            #expect(answer.contains("\r\nConnection: keep-alive\r\n"), "\(answer)")
+        }
+        connection.close()
+        let plain = try RawConnection.exchange(port: f.plainPort, "GET /c HTTP/1.0\r\nHost: gateway.test\r\n\r\n")
+        #expect(plain.contains("\r\nConnection: close\r\n") && !plain.contains("keep-alive"), "\(plain)")
+    }
+
     @Test("an upstream answer whose framing breaks before any of its body was passed on becomes a 502")
     func brokenFramingIs502() throws {
         let f = try PassThroughFixture()
