@@ -275,8 +275,13 @@ final class ClientConnection: TransportDelegate {
                 bytes += response.body
                 transport.write(bytes)
                 transport.closeGracefully()
-            } else {
+            } else if transport.isHandshaking {
+                // Nothing to say to a client that never finished its handshake, nor a reason to linger for it.
                 transport.close()
+            } else {
+                // An idle keep-alive connection: with close_notify (RFC 8446 §6.1), so the client can tell a close
+                // from a truncation, and lingering like every other close.
+                transport.closeGracefully()
             }
         }
     }

@@ -325,6 +325,9 @@ final class Transport {
         if !pending && closeAfterFlush && !lingering { startLingering() }
     }
 
+    /// Whether a TLS handshake is still under way (never for plain text).
+    var isHandshaking: Bool { handshaking }
+
     /// Sends what is queued (and a TLS close_notify), then closes.
     func closeGracefully() {
         guard !closed, !closing else { return }

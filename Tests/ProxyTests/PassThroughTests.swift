@@ -427,6 +427,40 @@ struct PassThroughTests {
         #expect(!requests.contains { $0.lowercased().contains("\r\nexpect:") }, "\(requests)")
     }
 
+    @Test("an idle keep-alive TLS connection is closed with close_notify, not a bare TCP close (RFC 8446 §6.1)")
+    func idleCloseSendsCloseNotify() throws {
+        let f = try PassThroughFixture(idleTimeoutMs: 1000)
+        defer { f.stop() }
+        // `suppress_ragged_eofs=False` and no OP_IGNORE_UNEXPECTED_EOF: a close without close_notify raises instead of
+        // reading as an end.
+        let script = """
+            import socket, ssl, sys
+            ctx = ssl.create_default_context(cafile=sys.argv[2])
+            ctx.set_alpn_protocols(["http/1.1"])
+            ctx.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
+            raw = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+            s = ctx.wrap_socket(raw, server_hostname="gateway.test", suppress_ragged_eofs=False)
+            s.settimeout(10)
+            s.sendall(b"GET /idle HTTP/1.1\\r\\nHost: gateway.test\\r\\n\\r\\n")
+            answer = b""
+            try:
+                while True:
+                    data = s.recv(65536)
+                    if not data:
+                        print("close_notify")
+                        break
+                    answer += data
+            except ssl.SSLEOFError:
+                print("eof without close_notify")
+            except OSError as e:
+                print("error", e)
+            print(answer.split(b"\\r\\n")[0].decode())
+            """
+        let out = try TestProcess.run(
+            "/usr/bin/python3", ["-c", script, String(f.tlsPort), f.caFile.path], timeout: 20)
+        #expect(out.stdout.hasPrefix("close_notify\nHTTP/1.1 200 "), "\(out.stdout) \(out.stderr)")
+    }
+
     @Test("an HTTP/1.0 client's keep-alive is acknowledged, or the answer says close (RFC 9112 Appendix C.2.2)")
     func http10KeepAlive() throws {
         let f = try PassThroughFixture()
