@@ -106,20 +106,41 @@ public final class TLSServerContext: @unchecked Sendable {
         var exact: [String: OpaquePointer] = [:]
         var wildcard: [String: OpaquePointer] = [:]
         var names: [String] = []
+        // The key types (EVP_PKEY_RSA, EVP_PKEY_EC...) each context serves, aligned with `contexts`.
+        var keyTypes: [[Int32]] = []
         do throws(TLSConfigurationError) {
             for entry in configuration.certificates {
+                // A certificate with another key type for names an earlier one already serves joins that one's
+                // context: OpenSSL keeps a certificate per key type and picks by what the client can verify, so
+                // an ECDSA and an RSA certificate for one name serve ECDSA clients and RSA-only ones (TLS 1.2
+                // clients offering only TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, which RFC 9113 §9.2.2 makes the
+                // suite every HTTP/2 deployment supports). Alone, the second would never be chosen.
+                let leaf = try Self.leaf(of: entry)
+                let wanted = entry.domains.isEmpty ? leaf.names.dnsNames : entry.domains.map(normalizedHostName)
+                if let joined = Self.contextServingAll(wanted, exact: exact, wildcard: wildcard, contexts: contexts),
+                    !keyTypes[joined].contains(leaf.keyType)
+                {
+                    // Every name is served already, by `joined`, which this certificate covers as well (checked).
+                    for domain in wanted where !Self.isCovered(domain, by: leaf.names) {
+                        throw TLSConfigurationError(
+                            "certificate \(entry.certificate.displayName) does not cover domain '\(domain)'")
+                    }
+                    let (_, validity) = try Self.loadCertificate(entry, into: contexts[joined])
+                    keyTypes[joined].append(leaf.keyType)
+                    certificateValidity.append(validity)
+                    continue
+                }
                 let context = try makeBaseContext(
                     method: TLS_server_method(), minimum: configuration.minimumVersion,
                     maximum: configuration.maximumVersion)
                 contexts.append(context)
+                keyTypes.append([leaf.keyType])
                 let (covered, validity) = try Self.loadCertificate(entry, into: context)
                 certificateNames.append(covered)
                 certificateValidity.append(validity)
                 let domains = entry.domains.isEmpty ? covered.dnsNames : entry.domains.map(normalizedHostName)
                 for domain in domains {
-                    let isCovered =
-                        domain.hasPrefix("*.") ? covered.dnsNames.contains(domain) : covered.covers(host: domain)
-                    guard isCovered else {
+                    guard Self.isCovered(domain, by: covered) else {
                         throw TLSConfigurationError(
                             "certificate \(entry.certificate.displayName) does not cover domain '\(domain)'")
                     }
@@ -195,6 +216,36 @@ public final class TLSServerContext: @unchecked Sendable {
     func covers(host: String, on context: OpaquePointer?) -> Bool {
         guard let index = contexts.firstIndex(where: { $0 == context }) else { return false }
         return certificateNames[index].covers(host: host)
+    }
+
+    /// The key type of `entry`'s leaf certificate (`EVP_PKEY_RSA`, `EVP_PKEY_EC`, ...) and its names.
+    private static func leaf(of entry: TLSCertificateEntry) throws(TLSConfigurationError) -> (
+        keyType: Int32, names: CertificateNames
+    ) {
+        let chain = try PEMLoader.certificates(from: entry.certificate)
+        defer { chain.forEach { X509_free($0) } }
+        return (
+            X509_get0_pubkey(chain[0]).map { EVP_PKEY_get_base_id($0) } ?? 0, CertificateNames(certificate: chain[0])
+        )
+    }
+
+    /// Whether a certificate with `names` serves `domain`: a wildcard domain only by the same wildcard name.
+    private static func isCovered(_ domain: String, by names: CertificateNames) -> Bool {
+        domain.hasPrefix("*.") ? names.dnsNames.contains(domain) : names.covers(host: domain)
+    }
+
+    /// The index of the one context that already serves every name of `domains`, if there is one.
+    private static func contextServingAll(
+        _ domains: [String], exact: [String: OpaquePointer], wildcard: [String: OpaquePointer],
+        contexts: [OpaquePointer]
+    ) -> Int? {
+        var serving: OpaquePointer?
+        for domain in domains {
+            let context = domain.hasPrefix("*.") ? wildcard[String(domain.dropFirst(2))] : exact[domain]
+            guard let context, serving == nil || serving == context else { return nil }
+            serving = context
+        }
+        return serving.flatMap { contexts.firstIndex(of: $0) }
     }
 
     /// Loads the chain and key of `entry` into `context` and returns the leaf's names.

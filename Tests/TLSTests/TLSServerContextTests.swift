@@ -155,6 +155,37 @@ struct TLSServerContextTests {
     }
 
     @Test(
+        "an RSA certificate beside an ECDSA one for the same name serves the clients that can verify only RSA",
+        arguments: [
+            ("ECDHE-RSA-AES128-GCM-SHA256", Int32(TLS1_2_VERSION), EVP_PKEY_RSA),
+            ("ECDHE-ECDSA-AES128-GCM-SHA256", Int32(TLS1_2_VERSION), EVP_PKEY_EC),
+            ("DEFAULT", Int32(TLS1_3_VERSION), EVP_PKEY_EC),
+        ])
+    func rsaBesideECDSA(suite: String, version: Int32, keyType: Int32) throws {
+        let dir = TestProcess.temporaryDirectory("dual-cert").path
+        let made = try TestProcess.run(
+            "/usr/bin/openssl",
+            [
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=a.example.test",
+                "-addext", "subjectAltName=DNS:a.example.test", "-keyout", dir + "/rsa-key.pem", "-out",
+                dir + "/rsa.pem",
+            ], timeout: 30)
+        try #require(made.status == 0, "\(made.stderr)")
+        let rsa = TLSCertificateEntry(certificate: .file(dir + "/rsa.pem"), privateKey: .file(dir + "/rsa-key.pem"))
+        let server = try TLSServerContext(certificates: [Self.exact.certificateEntry(), rsa])
+        #expect(server.certificateValidity.count == 2)
+        let context = try #require(SSL_CTX_new(TLS_client_method()))
+        defer { SSL_CTX_free(context) }
+        #expect(cshim_SSL_CTX_set_max_proto_version(context, version) == 1)
+        if suite != "DEFAULT" { #expect(SSL_CTX_set_cipher_list(context, suite) == 1) }
+        let (_, session) = try Self.rawHandshake(context, serverName: "a.example.test", server: server, offering: nil)
+        defer { SSL_SESSION_free(session) }
+        // The certificate the client got, as its session keeps it.
+        let presented = try #require(session.flatMap { SSL_SESSION_get0_peer($0) })
+        #expect(X509_get0_pubkey(presented).map { EVP_PKEY_get_base_id($0) } == keyType, "\(suite)")
+    }
+
+    @Test(
         "TLS 1.2 suites without ECDHE or without AEAD are refused",
         arguments: ["ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA384", "AES128-GCM-SHA256"])
     func weakSuitesRefused(suite: String) throws {
