@@ -271,6 +271,8 @@ final class ClientConnection: TransportDelegate {
                     .response
                 response.head.headers.set("Connection", "close")
                 response.head.headers.set("Date", context.httpDate)
+                // Framed by its length like every other answer of the gateway, not by the close alone.
+                response.head.headers.set("Content-Length", String(response.body.count))
                 var bytes = (try? HTTP1Serializer.responseHead(response.head)) ?? []
                 bytes += response.body
                 transport.write(bytes)

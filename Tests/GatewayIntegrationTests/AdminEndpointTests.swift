@@ -714,6 +714,9 @@ extension GatewayIntegration {
             let (text, closed) = connection.readToEnd()
             let seconds = Date().timeIntervalSince(started)
             #expect(text.hasPrefix("HTTP/1.1 408 "), "\(text)")
+            // Framed by its length, like every other answer of the gateway.
+            let body = text.components(separatedBy: "\r\n\r\n").dropFirst().joined(separator: "\r\n\r\n")
+            #expect(text.contains("\r\nContent-Length: \(body.utf8.count)\r\n"), "\(text)")
             #expect(closed)
             #expect(seconds < 4, "the unfinished head was given \(seconds) s")
         }
