@@ -1,5 +1,6 @@
 import CSystemShims
 import EventLoop
+import GatewayCore
 import TLS
 
 /// What a transport tells its owner. All calls arrive on the transport's loop.
@@ -27,6 +28,8 @@ final class Transport {
     private var flushPending = false
     private var handshaking: Bool
     private var closing = false
+    /// A plain-text HTTP request arrived instead of a handshake and was answered: what follows is discarded.
+    private var failedPlain = false
     private var closeAfterFlush = false
     private(set) var closed = false
     private var overHighWater = false
@@ -124,7 +127,7 @@ final class Transport {
         for _ in 0..<16 {
             switch socket.read(into: scratch.buffer) {
             case .bytes(let n):
-                if lingering {
+                if lingering || failedPlain {
                     if n < scratch.buffer.count { return }
                     continue
                 }
@@ -171,6 +174,18 @@ final class Transport {
             delegate?.transportReady(alpn: tls.negotiatedALPN)
             if !closed { encrypt() }
             if !closed { pumpPlaintext() }
+        case .failed(let error) where error.kind == .plaintextHTTP:
+            // An `http://` URL for this HTTPS port: a client that cannot read TLS can read a 400 that says so (as
+            // nginx answers), where a bare close reads as a network fault. OpenSSL sent nothing.
+            let answer = Gateway.plainAnswer(
+                status: "400 Bad Request",
+                TenantError.gateway(
+                    status: 400, detail: "This port speaks HTTPS: the request was sent as plain-text HTTP."))
+            failedPlain = true
+            answer.withUnsafeBytes { outbound.append($0) }
+            closing = true
+            closeAfterFlush = true
+            flush()
         case .failed(let error):
             moveCiphertext()
             finish(error: "TLS handshake failed: \(error)")

@@ -479,9 +479,12 @@ public final class TLSEngine {
     private func fail(kind: TLSError.Kind, code: Int32) -> TLSError {
         let verifyResult = SSL_get_verify_result(ssl)
         let error: TLSError
+        let first = ERR_peek_error()
         if !isServer, verifyResult != X509_V_OK {
             let reason = String(cString: X509_verify_cert_error_string(verifyResult))
             error = TLSError(kind: .certificateVerificationFailed, reason: "certificate verify failed: \(reason)")
+        } else if isServer, ERR_GET_LIB(first) == ERR_LIB_SSL, ERR_GET_REASON(first) == SSL_R_HTTP_REQUEST {
+            error = TLSError(kind: .plaintextHTTP, reason: "a plain-text HTTP request instead of a TLS handshake")
         } else if let reason = OpenSSLErrorQueue.drainReasons() {
             error = TLSError(kind: kind, reason: reason)
         } else if code == SSL_ERROR_SYSCALL || code == SSL_ERROR_ZERO_RETURN {

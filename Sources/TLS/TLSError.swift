@@ -16,6 +16,9 @@ public struct TLSError: Error, Sendable, Equatable, CustomStringConvertible {
         case protocolError
         /// The caller broke the engine's call order, or gave a value OpenSSL refuses (such as an invalid host name).
         case misuse
+        /// A server's peer sent a plain-text HTTP request where the ClientHello belongs (an `http://` URL for an
+        /// HTTPS port). OpenSSL recognises it and sends no alert: the caller may answer in plain text.
+        case plaintextHTTP
     }
 
     public let kind: Kind

@@ -427,6 +427,33 @@ struct PassThroughTests {
         #expect(!requests.contains { $0.lowercased().contains("\r\nexpect:") }, "\(requests)")
     }
 
+    @Test("plain-text HTTP sent to the TLS port gets a plain-text 400 that says so, then the close")
+    func plaintextOnTLSPort() throws {
+        let f = try PassThroughFixture()
+        defer { f.stop() }
+        for request in [
+            "GET /x HTTP/1.1\r\nHost: gateway.test\r\n\r\n", "POST /x HTTP/1.1\r\nHost: gateway.test\r\n",
+        ] {
+            let connection = try RawConnection(port: f.tlsPort, timeout: 5)
+            try connection.send(request)
+            let (text, closed) = connection.readToEnd()
+            #expect(text.hasPrefix("HTTP/1.1 400 Bad Request\r\n"), "\(text)")
+            #expect(text.contains("\"status\":400") && text.contains("speaks HTTPS"), "\(text)")
+            #expect(text.contains("\r\nConnection: close\r\n"), "\(text)")
+            #expect(closed)
+        }
+        #expect(f.upstreamRequests().isEmpty)
+        // Other bytes that are not TLS still get no answer in plain text.
+        let garbage = try RawConnection(port: f.tlsPort, timeout: 5)
+        try garbage.send("\u{1}\u{2}\u{3}\u{4}\u{5}\u{6}\u{7}\r\n\r\n")
+        #expect(!garbage.readToEnd().0.contains("HTTP/1.1"))
+        // The TLS port still serves TLS.
+        let served = try f.curl([
+            "--http1.1", "-o", "/dev/null", "-w", "%{http_code}", "https://gateway.test:\(f.tlsPort)/x",
+        ])
+        #expect(served.stdout == "200")
+    }
+
     @Test("an idle keep-alive TLS connection is closed with close_notify, not a bare TCP close (RFC 8446 §6.1)")
     func idleCloseSendsCloseNotify() throws {
         let f = try PassThroughFixture(idleTimeoutMs: 1000)
