@@ -272,17 +272,22 @@ enum GatewayBuilder {
         }
     }
 
-    /// Certificates outside their validity period, each at its line. They are loaded all the same (a renewal may
-    /// be on its way) but clients will refuse them, so `check`, `serve` and a reload say so.
+    /// Certificates outside their validity period, or that no client can be given, each at its line. They are loaded
+    /// all the same (a renewal may be on its way) but clients will refuse or never see them, so `check`, `serve`
+    /// and a reload say so.
     /// `contexts`: the listeners' TLS contexts, in the configuration's order.
     static func certificateWarnings(_ config: GatewayConfig, contexts: [TLSServerContext?]) -> [String] {
         var warnings: [String] = []
         for (listener, context) in zip(config.listeners, contexts) {
             guard let tls = listener.tls, let context else { continue }
-            for (certificate, validity) in zip(tls.certificates, context.certificateValidity) {
+            for (index, certificate) in tls.certificates.enumerated() {
                 let problem: String
-                switch validity {
-                case .current: continue
+                switch context.certificateValidity[index] {
+                case .current:
+                    guard context.certificateNeverChosen[index] else { continue }
+                    problem =
+                        "no client will be given this certificate: every name it covers is served by an earlier one "
+                        + "of the same key type (list it first, or remove it)"
                 case .expired: problem = "the certificate has expired: clients will refuse it"
                 case .notYetValid: problem = "the certificate is not valid yet: clients will refuse it"
                 }

@@ -82,6 +82,10 @@ public final class TLSServerContext: @unchecked Sendable {
     private let certificateNames: [CertificateNames]
     /// Per configured certificate, in order: whether it was within its validity period when loaded.
     public let certificateValidity: [TLSCertificateValidity]
+    /// Per certificate entry, in order: whether no client can ever be given it. It names no domain an earlier
+    /// certificate of its key type does not serve already, and it is not the first (the one a client without SNI
+    /// gets). Loaded all the same; `check` says so.
+    public let certificateNeverChosen: [Bool]
     private let callbackState: ServerCallbackState
 
     /// The ALPN protocols offered, in preference order.
@@ -103,6 +107,7 @@ public final class TLSServerContext: @unchecked Sendable {
         var contexts: [OpaquePointer] = []
         var certificateNames: [CertificateNames] = []
         var certificateValidity: [TLSCertificateValidity] = []
+        var neverChosen: [Bool] = []
         var exact: [String: OpaquePointer] = [:]
         var wildcard: [String: OpaquePointer] = [:]
         var names: [String] = []
@@ -128,6 +133,7 @@ public final class TLSServerContext: @unchecked Sendable {
                     let (_, validity) = try Self.loadCertificate(entry, into: contexts[joined])
                     keyTypes[joined].append(leaf.keyType)
                     certificateValidity.append(validity)
+                    neverChosen.append(false)
                     continue
                 }
                 let context = try makeBaseContext(
@@ -139,6 +145,8 @@ public final class TLSServerContext: @unchecked Sendable {
                 certificateNames.append(covered)
                 certificateValidity.append(validity)
                 let domains = entry.domains.isEmpty ? covered.dnsNames : entry.domains.map(normalizedHostName)
+                let namesBefore = names.count
+                defer { neverChosen.append(contexts.count > 1 && names.count == namesBefore) }
                 for domain in domains {
                     guard Self.isCovered(domain, by: covered) else {
                         throw TLSConfigurationError(
@@ -190,6 +198,7 @@ public final class TLSServerContext: @unchecked Sendable {
         self.contexts = contexts
         self.certificateNames = certificateNames
         self.certificateValidity = certificateValidity
+        self.certificateNeverChosen = neverChosen
         self.callbackState = state
         self.alpnProtocols = configuration.alpnProtocols
         self.serverNames = names

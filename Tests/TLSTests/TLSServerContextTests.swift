@@ -174,6 +174,7 @@ struct TLSServerContextTests {
         let rsa = TLSCertificateEntry(certificate: .file(dir + "/rsa.pem"), privateKey: .file(dir + "/rsa-key.pem"))
         let server = try TLSServerContext(certificates: [Self.exact.certificateEntry(), rsa])
         #expect(server.certificateValidity.count == 2)
+        #expect(server.certificateNeverChosen == [false, false], "the RSA certificate is chosen by RSA-only clients")
         let context = try #require(SSL_CTX_new(TLS_client_method()))
         defer { SSL_CTX_free(context) }
         #expect(cshim_SSL_CTX_set_max_proto_version(context, version) == 1)
@@ -183,6 +184,23 @@ struct TLSServerContextTests {
         // The certificate the client got, as its session keeps it.
         let presented = try #require(session.flatMap { SSL_SESSION_get0_peer($0) })
         #expect(X509_get0_pubkey(presented).map { EVP_PKEY_get_base_id($0) } == keyType, "\(suite)")
+    }
+
+    @Test("a certificate whose every name an earlier one of its key type serves is reported as never chosen")
+    func neverChosen() throws {
+        let again = try TLSTestFixtures.authority.issue(dnsNames: ["a.example.test"])
+        let more = try TLSTestFixtures.authority.issue(dnsNames: ["a.example.test", "c.example.test"])
+        let cases: [([TLSCertificateEntry], [Bool])] = [
+            ([Self.exact.certificateEntry(), Self.wildcard.certificateEntry()], [false, false]),
+            ([Self.exact.certificateEntry(), again.certificateEntry()], [false, true]),
+            // One new name is enough for SNI to choose it.
+            ([Self.exact.certificateEntry(), more.certificateEntry()], [false, false]),
+            // The first is the one a client without SNI gets, whatever it names.
+            ([again.certificateEntry(), Self.exact.certificateEntry()], [false, true]),
+        ]
+        for (entries, expected) in cases {
+            #expect(try TLSServerContext(certificates: entries).certificateNeverChosen == expected)
+        }
     }
 
     @Test(
