@@ -339,11 +339,12 @@ public struct HTTP1RequestParser: Sendable {
         state = .body
         // Made in the event itself: a head made first and then put in the event was copied (every string
         // retained) and the local destroyed.
-        return .head(
-            RequestHead(
-                method: method, target: target, version: version, headers: HTTPFields(fields.takeFields()),
-                authority: authority, scheme: targetScheme),
-            info)
+        // The strings move out of the parser (the next request line sets them again): read in place they were
+        // retained here and released when overwritten.
+        let head = RequestHead(
+            method: take(&method), target: take(&target), version: version, headers: HTTPFields(fields.takeFields()),
+            authority: authority, scheme: targetScheme)
+        return .head(consume head, info)
     }
 
     struct RequestLine {
@@ -453,4 +454,13 @@ func parseVersion(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -
     case 0x30: return .some(.http1_0)
     default: return .some(.http1_1)
     }
+}
+
+/// The string in `value`, leaving an empty one: moved out, not copied (no retain now, no release when `value` is
+/// next overwritten).
+@inline(__always)
+private func take(_ value: inout String) -> String {
+    var out = ""
+    swap(&out, &value)
+    return out
 }
