@@ -26,9 +26,6 @@ final class RefusalLinger {
         self.maxBytes = maxBytes
     }
 
-    /// Connections lingering now.
-    var count: Int { lingering }
-
     /// Half-closes `fd` (its answer already written) and closes it once the client has closed, `milliseconds` have
     /// passed, or `maxBytes` more arrived; at once when `limit` refusals linger already.
     func close(_ fd: Int32) {
