@@ -202,6 +202,10 @@ public final class HTTP2ServerSession {
     /// Streams the session tracks (opened by the client and not yet closed).
     public var openStreamCount: Int { streams.count }
 
+    /// Whether a stream whose response has begun is still open: the session holds the rest of an answer its
+    /// client has not taken yet (a window it opens slowly), or the client has not ended its side.
+    public var hasResponsesInFlight: Bool { streams.values.contains { $0.responseStarted } }
+
     /// Whether a stream's response waits, paused, for the client to open its flow-control window: a client that
     /// reads its bytes but never grants window holds the answer (and its upstream) as surely as one that reads
     /// nothing.

@@ -258,12 +258,16 @@ final class HTTP2ServerConnection {
             return
         }
         flushing = true
+        var wrote = false
         repeat {
             flushAgain = false
             while !transport.closed && !transport.isOverHighWater {
                 output.removeAll(keepingCapacity: true)
                 session.pendingOutput(into: &output, maxBytes: 64 * 1024)
-                if !output.isEmpty { transport.write(output) }
+                if !output.isEmpty {
+                    transport.write(output)
+                    wrote = true
+                }
                 // Writing can surface events too (a connection error nghttp2 found is reported with its GOAWAY).
                 processEvents()
                 // A re-entrant call (from a handler, or from the transport flushing at its high-water mark) is
@@ -272,13 +276,23 @@ final class HTTP2ServerConnection {
             }
         } while flushAgain && !transport.closed
         flushing = false
+        // An exchange ends when its answer is handed to the session, which may still hold the last of it for a
+        // client that opens its window slowly: the connection is quiet only once the session's streams are closed
+        // too (closing it earlier cut those answers short, with a GOAWAY that said NO_ERROR).
+        let answersLeaving = streams.isEmpty && session.hasResponsesInFlight
         // Also closed when the session is done by the client's doing: after its GOAWAY, once no stream is open,
         // nghttp2 reads nothing more, so the connection would only sit there until the idle timeout.
-        if (closing || (streams.isEmpty && (draining || !session.wantsRead))) && !session.wantsWrite {
+        if (closing || (streams.isEmpty && !answersLeaving && (draining || !session.wantsRead)))
+            && !session.wantsWrite
+        {
             transport.closeGracefully()
-        } else if streams.isEmpty && !closing && !draining && !idleReported {
+        } else if streams.isEmpty && !closing && !draining
+            && (!idleReported || (answersLeaving && wrote && !session.headerBlockOpen))
+        {
             // Once per quiet spell, from its start: frames that open no stream (PINGs, SETTINGS, a header block
             // trickled a byte at a time) do not push the idle deadline back, or they would hold the connection.
+            // Answers still leaving do, each time some of them leaves (but never past a header block's shorter
+            // deadline): a client taking nothing for the idle timeout is stalled, and is cut like one.
             idleReported = true
             owner.streamsIdle()
         }
