@@ -65,6 +65,8 @@ public final class Socket {
 
     /// One `read(2)` into `buffer` (a loop's scratch memory); the caller copies or consumes the bytes at once.
     public func read(into buffer: UnsafeMutableRawBufferPointer) -> ReadResult {
+        // Once closed, the fd number may already belong to another connection (another loop's accept).
+        guard !isClosed else { return .eof }
         let result = Glibc.read(fd, buffer.baseAddress, buffer.count)
         if result > 0 { return .bytes(result) }
         if result == 0 { return .eof }
@@ -82,6 +84,7 @@ public final class Socket {
     /// One `send(2)` without SIGPIPE.
     public func write(_ bytes: UnsafeRawBufferPointer) -> WriteResult {
         guard bytes.count > 0 else { return .wrote(0) }
+        guard !isClosed else { return .error(EBADF) }
         let n = send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
         if n >= 0 { return .wrote(n) }
         let err = errno

@@ -136,7 +136,10 @@ final class Transport {
                     tls.feedNetwork(bytes)
                     if handshaking {
                         advanceHandshake()
-                        if handshaking || closed { continue }
+                        // Closed (a failed handshake): not another read, whose fd number another loop may already
+                        // have given to a new connection, whose first bytes it would take.
+                        if closed { return }
+                        if handshaking { continue }
                     }
                     pumpPlaintext()
                 } else {
