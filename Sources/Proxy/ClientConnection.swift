@@ -267,15 +267,9 @@ final class ClientConnection: TransportDelegate {
             // RFC 9110 §15.5.9: a 408 tells an HTTP/1.1 client why; idle keep-alive connections just close.
             if case .http1(let h1) = protocolHandler, h1.hasPartialRequest {
                 let what = h1.isReadingBody ? "body" : "head"
-                var response = TenantError.gateway(status: 408, detail: "The request \(what) did not arrive in time.")
-                    .response
-                response.head.headers.set("Connection", "close")
-                response.head.headers.set("Date", context.httpDate)
-                // Framed by its length like every other answer of the gateway, not by the close alone.
-                response.head.headers.set("Content-Length", String(response.body.count))
-                var bytes = (try? HTTP1Serializer.responseHead(response.head)) ?? []
-                bytes += response.body
-                transport.write(bytes)
+                transport.write(
+                    TenantError.gateway(status: 408, detail: "The request \(what) did not arrive in time.")
+                        .closingHTTP1Answer(date: context.httpDate))
                 transport.closeGracefully()
             } else if transport.isHandshaking {
                 // Nothing to say to a client that never finished its handshake, nor a reason to linger for it.
@@ -353,5 +347,19 @@ final class ClientConnection: TransportDelegate {
             transport.close()
         }
         return true
+    }
+}
+
+extension TenantError {
+    /// This error as a whole HTTP/1.1 answer after which the connection closes (`Connection: close`), framed by its
+    /// length like every other answer of the gateway: for the answers written outside a protocol layer (a refusal
+    /// at accept, plain HTTP on a TLS port, a request head that did not arrive in time).
+    func closingHTTP1Answer(date: String) -> [UInt8] {
+        var response = self.response
+        response.head.headers.set("Date", date)
+        response.head.headers.set("Connection", "close")
+        response.head.headers.set("Content-Length", String(response.body.count))
+        // The gateway's own fields and JSON: always serializable.
+        return ((try? HTTP1Serializer.responseHead(response.head)) ?? []) + response.body
     }
 }

@@ -218,27 +218,15 @@ public final class Gateway: Sendable {
             let alert: [UInt8] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x50]
             _ = alert.withUnsafeBytes { GatewaySyscalls.send(fd, $0) }
         } else {
-            let answer = plainAnswer(
-                status: "503 Service Unavailable",
-                TenantError.gateway(
-                    status: 503, detail: "The gateway is at its connection limit or shutting down; retry later."),
-                extraFields: "Retry-After: 1\r\n")
+            var error = TenantError.gateway(
+                status: 503, detail: "The gateway is at its connection limit or shutting down; retry later.")
+            error.headers.set("Retry-After", "1")
+            // Date: RFC 9110 §6.6.1 (a server with a clock sends it), as on every other answer of the gateway.
+            let answer = error.closingHTTP1Answer(
+                date: HTTPDate.imfFixdate(epochSeconds: SystemClock().nowNanoseconds() / 1_000_000_000))
             _ = answer.withUnsafeBytes { raw in GatewaySyscalls.send(fd, raw) }
         }
         linger.close(fd)
-    }
-
-    /// An HTTP/1.1 answer written before any protocol layer exists (a refusal at accept, plain HTTP on a TLS port):
-    /// the tenant's error shape, and the connection closes after it.
-    static func plainAnswer(status: String, _ error: TenantError, extraFields: String = "") -> [UInt8] {
-        let body = error.json.serialized()
-        // Date: RFC 9110 §6.6.1 (a server with a clock sends it), as on every other answer of the gateway.
-        let date = HTTPDate.imfFixdate(epochSeconds: SystemClock().nowNanoseconds() / 1_000_000_000)
-        let text =
-            "HTTP/1.1 \(status)\r\nDate: \(date)\r\nContent-Type: application/json\r\n"
-            + "Cache-Control: no-store\r\n\(extraFields)Connection: close\r\n"
-            + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
-        return Array(text.utf8)
     }
 
     func reload(_ snapshot: GatewaySnapshot) { state.swap(snapshot) }

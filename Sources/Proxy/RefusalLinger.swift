@@ -1,6 +1,4 @@
-import Dispatch
 import EventLoop
-import Glibc
 
 /// Closes refused connections the way served ones close: half-close after the answer, then read and discard what
 /// the client still sends until it closes, for a bounded time and amount.
@@ -35,35 +33,30 @@ final class RefusalLinger {
             return
         }
         lingering += 1
-        _ = Glibc.shutdown(fd, Int32(SHUT_WR))
-        let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: loop.queue)
+        // A socket of the loop's own poller, as a served connection's: the same reads and the same close.
+        let socket = Socket(fd: fd, loop: loop)
+        socket.shutdownWrite()
         var drained = 0
-        var done = false
-        let finish = {
-            guard !done else { return }
-            done = true
-            source.cancel()
+        let finish = { [weak self] in
+            guard !socket.isClosed else { return }
+            socket.close()
+            self?.lingering -= 1
         }
-        source.setEventHandler { [maxBytes] in
+        socket.onReadable = { [maxBytes] in
             withUnsafeTemporaryAllocation(byteCount: 16 * 1024, alignment: 1) { scratch in
                 while true {
-                    let n = GatewaySyscalls.receive(fd, scratch)
-                    if n > 0 {
+                    switch socket.read(into: scratch) {
+                    case .bytes(let n):
                         drained += n
                         if drained > maxBytes { return finish() }
-                        continue
+                    case .wouldBlock: return
+                    // The client closed, or nothing more will come.
+                    case .eof, .error: return finish()
                     }
-                    // 0: the client closed; an error other than "nothing yet": nothing more will come.
-                    if n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) { finish() }
-                    return
                 }
             }
         }
-        source.setCancelHandler { [weak self] in
-            GatewaySyscalls.close(fd)
-            self?.lingering -= 1
-        }
-        source.activate()
+        socket.start()
         _ = loop.schedule(afterMilliseconds: milliseconds) { finish() }
     }
 }

@@ -180,10 +180,10 @@ final class Transport {
         case .failed(let error) where error.kind == .plaintextHTTP:
             // An `http://` URL for this HTTPS port: a client that cannot read TLS can read a 400 that says so (as
             // nginx answers), where a bare close reads as a network fault. OpenSSL sent nothing.
-            let answer = Gateway.plainAnswer(
-                status: "400 Bad Request",
-                TenantError.gateway(
-                    status: 400, detail: "This port speaks HTTPS: the request was sent as plain-text HTTP."))
+            let answer = TenantError.gateway(
+                status: 400, detail: "This port speaks HTTPS: the request was sent as plain-text HTTP."
+            ).closingHTTP1Answer(
+                date: HTTPDate.imfFixdate(epochSeconds: SystemClock().nowNanoseconds() / 1_000_000_000))
             failedPlain = true
             answer.withUnsafeBytes { outbound.append($0) }
             closing = true

@@ -120,7 +120,13 @@ public final class TLSServerContext: @unchecked Sendable {
                 // an ECDSA and an RSA certificate for one name serve ECDSA clients and RSA-only ones (TLS 1.2
                 // clients offering only TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, which RFC 9113 §9.2.2 makes the
                 // suite every HTTP/2 deployment supports). Alone, the second would never be chosen.
-                let leaf = try Self.leaf(of: entry)
+                // Read once: the joining decision and the load both use it.
+                let chain = try PEMLoader.certificates(from: entry.certificate)
+                defer { chain.forEach { X509_free($0) } }
+                let leaf = (
+                    keyType: X509_get0_pubkey(chain[0]).map { EVP_PKEY_get_base_id($0) } ?? 0,
+                    names: CertificateNames(certificate: chain[0])
+                )
                 let wanted = entry.domains.isEmpty ? leaf.names.dnsNames : entry.domains.map(normalizedHostName)
                 if let joined = Self.contextServingAll(wanted, exact: exact, wildcard: wildcard, contexts: contexts),
                     !keyTypes[joined].contains(leaf.keyType)
@@ -130,7 +136,7 @@ public final class TLSServerContext: @unchecked Sendable {
                         throw TLSConfigurationError(
                             "certificate \(entry.certificate.displayName) does not cover domain '\(domain)'")
                     }
-                    let (_, validity) = try Self.loadCertificate(entry, into: contexts[joined])
+                    let validity = try Self.loadCertificate(entry, chain: chain, into: contexts[joined])
                     keyTypes[joined].append(leaf.keyType)
                     certificateValidity.append(validity)
                     neverChosen.append(false)
@@ -141,7 +147,8 @@ public final class TLSServerContext: @unchecked Sendable {
                     maximum: configuration.maximumVersion)
                 contexts.append(context)
                 keyTypes.append([leaf.keyType])
-                let (covered, validity) = try Self.loadCertificate(entry, into: context)
+                let covered = leaf.names
+                let validity = try Self.loadCertificate(entry, chain: chain, into: context)
                 certificateNames.append(covered)
                 certificateValidity.append(validity)
                 let domains = entry.domains.isEmpty ? covered.dnsNames : entry.domains.map(normalizedHostName)
@@ -227,17 +234,6 @@ public final class TLSServerContext: @unchecked Sendable {
         return certificateNames[index].covers(host: host)
     }
 
-    /// The key type of `entry`'s leaf certificate (`EVP_PKEY_RSA`, `EVP_PKEY_EC`, ...) and its names.
-    private static func leaf(of entry: TLSCertificateEntry) throws(TLSConfigurationError) -> (
-        keyType: Int32, names: CertificateNames
-    ) {
-        let chain = try PEMLoader.certificates(from: entry.certificate)
-        defer { chain.forEach { X509_free($0) } }
-        return (
-            X509_get0_pubkey(chain[0]).map { EVP_PKEY_get_base_id($0) } ?? 0, CertificateNames(certificate: chain[0])
-        )
-    }
-
     /// Whether a certificate with `names` serves `domain`: a wildcard domain only by the same wildcard name.
     private static func isCovered(_ domain: String, by names: CertificateNames) -> Bool {
         domain.hasPrefix("*.") ? names.dnsNames.contains(domain) : names.covers(host: domain)
@@ -257,13 +253,11 @@ public final class TLSServerContext: @unchecked Sendable {
         return serving.flatMap { contexts.firstIndex(of: $0) }
     }
 
-    /// Loads the chain and key of `entry` into `context` and returns the leaf's names.
-    private static func loadCertificate(_ entry: TLSCertificateEntry, into context: OpaquePointer)
-        throws(TLSConfigurationError) -> (CertificateNames, TLSCertificateValidity)
-    {
-        let chain = try PEMLoader.certificates(from: entry.certificate)
-        defer { chain.forEach { X509_free($0) } }
-        let names = CertificateNames(certificate: chain[0])
+    /// Loads `chain` (read from `entry`, leaf first; the caller frees it) and `entry`'s key into `context`, and
+    /// returns whether the leaf is within its validity period.
+    private static func loadCertificate(
+        _ entry: TLSCertificateEntry, chain: [OpaquePointer], into context: OpaquePointer
+    ) throws(TLSConfigurationError) -> TLSCertificateValidity {
         let validity: TLSCertificateValidity =
             if X509_cmp_current_time(X509_get0_notAfter(chain[0])) < 0 {
                 .expired
@@ -294,7 +288,7 @@ public final class TLSServerContext: @unchecked Sendable {
                 "certificate \(entry.certificate.displayName) and private key \(entry.privateKey.displayName) "
                     + "do not match: \(reason)")
         }
-        return (names, validity)
+        return validity
     }
 }
 
