@@ -327,8 +327,11 @@ public enum RequestFacts {
     /// `iPod`), matched without regard to case. Auth0's events derive `is_mobile` from the User-Agent the same way;
     /// its exact rules are not published.
     public static func isMobile(userAgent: String) -> Bool {
-        let lowered = userAgent.asciiLowercased
-        return ["mobi", "android", "iphone", "ipad", "ipod"].contains { lowered.contains($0) }
+        userAgent.asciiCaseInsensitiveContains(lowercase: "mobi")
+            || userAgent.asciiCaseInsensitiveContains(lowercase: "android")
+            || userAgent.asciiCaseInsensitiveContains(lowercase: "iphone")
+            || userAgent.asciiCaseInsensitiveContains(lowercase: "ipad")
+            || userAgent.asciiCaseInsensitiveContains(lowercase: "ipod")
     }
 
     /// The host the client used: authority (or Host), port removed, lowercased; nil when absent.

@@ -175,7 +175,7 @@ public struct Redactor: Sendable {
         guard let text = String(validating: body, as: UTF8.self) else { return nil }
         let first = body.first { $0 != 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D }
         let looksJSON =
-            (contentType?.asciiLowercased.contains("json") ?? false) || first == UInt8(ascii: "{")
+            (contentType?.asciiCaseInsensitiveContains(lowercase: "json") ?? false) || first == UInt8(ascii: "{")
             || first == UInt8(ascii: "[")
         if looksJSON, let value = try? JSONValue.parse(body, maxDepth: 64) {
             return redact(json: value).serialized()

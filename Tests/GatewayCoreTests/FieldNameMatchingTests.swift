@@ -147,4 +147,26 @@ import Testing
         #expect(!FieldNameSet([]).contains(""))
         #expect(FieldNameSet([""]).contains(""))
     }
+
+    /// `asciiCaseInsensitiveContains` against the rule it stands for: the lowercased haystack has the needle as a
+    /// substring, lowercasing ASCII letters only.
+    @Test(
+        "case-insensitive substring search: at the start, the end, overlapping a false start, beside non-ASCII",
+        arguments: [
+            ("Mobile Safari", true), ("xx MOBI", true), ("mob", false), ("mobmobi", true), ("MoBi", true),
+            ("", false), ("mobı", false), ("été mobi été", true), ("m\u{0}obi", false), ("Mobj", false),
+        ] as [(String, Bool)])
+    func containsIgnoringCase(haystack: String, expected: Bool) {
+        #expect(haystack.asciiCaseInsensitiveContains(lowercase: "mobi") == expected)
+        let reference = String(decoding: haystack.utf8.map { $0 &- 0x41 < 26 ? $0 | 0x20 : $0 }, as: UTF8.self)
+        #expect(Self.hasSubstring(reference, "mobi") == expected)
+        #expect(haystack.asciiCaseInsensitiveContains(lowercase: ""))
+    }
+
+    static func hasSubstring(_ text: String, _ needle: String) -> Bool {
+        let t = Array(text.utf8)
+        let n = Array(needle.utf8)
+        guard t.count >= n.count else { return false }
+        return (0...(t.count - n.count)).contains { Array(t[$0..<($0 + n.count)]) == n }
+    }
 }
