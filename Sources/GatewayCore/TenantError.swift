@@ -86,7 +86,40 @@ public struct TenantError: Error, Sendable, Equatable {
         var headers = self.headers
         headers.set("Content-Type", "application/json")
         headers.set("Cache-Control", "no-store")
-        return Response(status: status, headers: headers, body: json.serializedBytes())
+        return Response(status: status, headers: headers, body: body)
+    }
+
+    /// The bytes of `json`, written straight from the fields rather than through a tree of values.
+    public var body: [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(96 + code.utf8.count + title.utf8.count + detail.utf8.count)
+        out.append(contentsOf: #"{"type":"#.utf8)
+        JSONValue.writeString(type, to: &out)
+        out.append(contentsOf: #","status":"#.utf8)
+        JSONValue.writeInteger(Int64(status), to: &out)
+        out.append(contentsOf: #","title":"#.utf8)
+        JSONValue.writeString(title, to: &out)
+        out.append(contentsOf: #","detail":"#.utf8)
+        JSONValue.writeString(detail, to: &out)
+        if !validationErrors.isEmpty {
+            out.append(contentsOf: #","validation_errors":["#.utf8)
+            for (i, v) in validationErrors.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                out.append(contentsOf: #"{"detail":"#.utf8)
+                JSONValue.writeString(v.detail, to: &out)
+                for (name, value) in [("field", v.field), ("pointer", v.pointer), ("source", v.source)] {
+                    guard let value else { continue }
+                    out.append(contentsOf: #",""#.utf8)
+                    out.append(contentsOf: name.utf8)
+                    out.append(contentsOf: #"":"#.utf8)
+                    JSONValue.writeString(value, to: &out)
+                }
+                out.append(UInt8(ascii: "}"))
+            }
+            out.append(UInt8(ascii: "]"))
+        }
+        out.append(UInt8(ascii: "}"))
+        return out
     }
 }
 

@@ -141,4 +141,64 @@ struct JSONValueTests {
         #expect(throws: JSONParseError.self) { try JSONValue.parse(#"{"iss":"a","iss":"b"}"#) }
         #expect(throws: JSONParseError.self) { try JSONValue.parse(#"{"iss":"a","i\u0073s":"b"}"#) }
     }
+
+    /// The escaping rules written scalar by scalar, as the serializer once was: the byte writer must agree.
+    static func referenceString(_ s: String) -> String {
+        var out = "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case "<": out += "\\u003c"
+            case "\u{2028}": out += "\\u2028"
+            case "\u{2029}": out += "\\u2029"
+            default:
+                if scalar.value < 0x20 {
+                    let hex = String(scalar.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out + "\""
+    }
+
+    @Test(
+        "strings serialize exactly as the scalar-by-scalar rules say: every ASCII byte, at the start, middle and end",
+        arguments: 0..<128)
+    func everyASCIIByte(byte: Int) throws {
+        let c = String(UnicodeScalar(UInt8(byte)))
+        for text in [c, "ab" + c, c + "cd", "x" + c + "y" + c, String(repeating: c, count: 3)] {
+            let value = JSONValue.string(text)
+            #expect(value.serialized() == Self.referenceString(text))
+            #expect(try JSONValue.parse(value.serializedBytes()) == value)
+        }
+    }
+
+    @Test(
+        "non-ASCII: copied as UTF-8 but for U+2028 and U+2029, also beside bytes that look like their start",
+        arguments: [
+            "\u{2028}", "a\u{2029}b", "\u{2027}\u{202A}", "é\u{2028}é", "😀<\u{2029}", "\u{2028}\u{2029}\u{2028}",
+            "€", "\u{E2}\u{80}", "ünïcödé \u{7F}",
+        ])
+    func nonASCII(text: String) throws {
+        #expect(JSONValue.string(text).serialized() == Self.referenceString(text))
+        #expect(try JSONValue.parse(JSONValue.string(text).serializedBytes()) == .string(text))
+    }
+
+    @Test(
+        "numbers: integers as digits with their sign, others as Swift prints them, non-finite as null",
+        arguments: [
+            (0, "0"), (-1, "-1"), (42, "42"), (999_999_999_999_999, "999999999999999"),
+            (-999_999_999_999_999, "-999999999999999"), (1.5, "1.5"), (-0.25, "-0.25"), (1e15, "1000000000000000.0"),
+            (.infinity, "null"), (.nan, "null"),
+        ] as [(Double, String)])
+    func numbers(value: Double, text: String) {
+        #expect(JSONValue.number(value).serialized() == text)
+        #expect(JSONValue.array([.number(value), .string("x")]).serialized() == "[\(text),\"x\"]")
+    }
 }
