@@ -18,6 +18,7 @@ Modes (the loads run.sh uses, on one wrk or h2load thread):
   hog     mean latency at 2,000 req/s over HTTP/2 (h2load --rps) beside two threads spinning on the cores:
           what a CPU-bound neighbour in the same pod does to the proxy ("req/s" then reads "mean latency µs")
 The environment after a variant's binary is set for that gateway only, for settings a temporary build reads.
+--gateway-log has every variant write its log events to a file (the full-policy rows then log every request).
 --counts adds each proxy's system calls, context switches and CPU migrations per request (perf stat, as root);
 --profile DIR samples every measured run with perf record, for perf report (as root).
 
@@ -119,7 +120,9 @@ class Bench:
             canonical, custom = ports[4 + 2 * index : 6 + 2 * index]
             self.render("gateway.yaml", f"{name}.yaml", CANONICAL=CANONICAL, CUSTOM=CUSTOM,
                         TIERS_LINE="tiers_file: tiers-bench.yaml", PORT_CUSTOM=custom, PORT_CANONICAL=canonical,
-                        ORIGIN_PORT=self.origin, BACKEND_CONNS=256, CLIENT=CLIENT, CORS_ORIGIN=ORIGIN, SINKS="[]")
+                        ORIGIN_PORT=self.origin, BACKEND_CONNS=256, CLIENT=CLIENT, CORS_ORIGIN=ORIGIN,
+                        SINKS=f"[{{ file: {{ path: {self.dir}/{name}-events.jsonl, max_bytes: 4294967296 }} }}]"
+                        if a.gateway_log else "[]")
             gw = self.start([binary, "serve", "--config", f"{self.dir}/{name}.yaml", "--loops", str(a.loops)],
                             env=dict(env, BENCH_CNAME_API_KEY="ab-not-a-secret"), log=f"{name}.log")
             self.targets.append((name, gw.pid, canonical, gw.pid, custom))
@@ -285,6 +288,8 @@ def main():
     p.add_argument("--conns", type=int, default=16)
     p.add_argument("--loops", type=int, default=2, help="gateway loops, HAProxy threads, nginx workers")
     p.add_argument("--fresh-tokens", type=int, default=20000)
+    p.add_argument("--gateway-log", action="store_true",
+                   help="every gateway variant writes its log events to a file, as a production gateway would")
     p.add_argument("--counts", action="store_true",
                    help="also count the proxy's system calls, context switches and CPU migrations per request "
                         "(perf stat; needs perf and root)")
