@@ -97,7 +97,7 @@ extension String {
 }
 
 /// Whether `needle` occurs in `haystack`, an uppercase ASCII letter of `haystack` matching its lowercase form.
-func asciiCaseInsensitiveFind(_ needle: StaticString, in haystack: UnsafeBufferPointer<UInt8>) -> Bool {
+public func asciiCaseInsensitiveFind(_ needle: StaticString, in haystack: UnsafeBufferPointer<UInt8>) -> Bool {
     let n = needle.utf8CodeUnitCount
     guard n > 0 else { return true }
     guard haystack.count >= n else { return false }

@@ -50,8 +50,10 @@ struct SecretScanner {
         isB64URL(c) || c == 0x2E || c == 0x7E || c == 0x2B || c == 0x2F || c == 0x3D
     }
 
-    func matches(_ word: String, at j: Int, caseInsensitive: Bool = false) -> Bool {
-        let w = Array(word.utf8)
+    /// Whether `word` (lowercase when `caseInsensitive`) is at `j`. A literal: an array of its bytes per call was
+    /// an allocation at every position the scanner tried.
+    func matches(_ word: StaticString, at j: Int, caseInsensitive: Bool = false) -> Bool {
+        let w = UnsafeBufferPointer(start: word.utf8Start, count: word.utf8CodeUnitCount)
         guard j + w.count <= b.count else { return false }
         for k in 0..<w.count {
             var c = b[j + k]
@@ -61,8 +63,8 @@ struct SecretScanner {
         return true
     }
 
-    func find(_ word: String, from j: Int) -> Int? {
-        let w = Array(word.utf8)
+    func find(_ word: StaticString, from j: Int) -> Int? {
+        let w = UnsafeBufferPointer(start: word.utf8Start, count: word.utf8CodeUnitCount)
         guard !w.isEmpty, b.count >= w.count else { return nil }
         var k = j
         while k + w.count <= b.count {
@@ -108,8 +110,8 @@ struct SecretScanner {
     /// scheme reads as a credential (``looksLikeCredential(_:_:)``) rather than prose or a challenge's auth-param.
     mutating func tryScheme() -> Bool {
         guard i == 0 || !Self.isNameChar(b[i - 1]) else { return false }
-        for scheme in ["bearer", "basic", "dpop"] where matches(scheme, at: i, caseInsensitive: true) {
-            var j = i + scheme.utf8.count
+        for scheme: StaticString in ["bearer", "basic", "dpop"] where matches(scheme, at: i, caseInsensitive: true) {
+            var j = i + scheme.utf8CodeUnitCount
             guard j < b.count, b[j] == 0x20 else { continue }
             while j < b.count && b[j] == 0x20 { j += 1 }
             var k = j

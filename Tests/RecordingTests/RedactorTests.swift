@@ -106,6 +106,9 @@ import Testing
         ("access_token", true), ("client_assertion", true), ("token_id", false), ("keyId", false), ("client_id", false),
         ("name", false), ("keys", false), ("token_type", false), ("token_lifetime", false), ("domain", false),
         ("scope", false), ("code", true), ("CODE", true), ("state", false), ("code_challenge_method", false),
+        ("pass", true), ("pwd", true), ("db_pwd", true), ("passenger", false), ("Authorization", true),
+        ("Cookie", true), ("sessionid", true), ("session_id", false), ("Content-Type", false),
+        ("tokenEndpointAuthMethod", false), ("api_key_id", false), ("", false),
     ])
     func secretNames(_ name: String, _ secret: Bool) {
         #expect(Redactor.isSecretName(name) == secret)
@@ -121,6 +124,9 @@ import Testing
         #expect(Redactor.bearerClaims("Basic dXNlcjpwYXNz") == nil)
         #expect(Redactor.bearerClaims("Bearer opaque") == nil)
         #expect(Redactor.bearerClaims("Bearer a.!!!.c") == nil)
+        #expect(Redactor.bearerClaims("Bearer \(header).\(payload)") == nil)
+        #expect(Redactor.bearerClaims("Bearer \(header).\(payload).U0lH.extra") == nil)
+        #expect(Redactor.bearerClaims("bearer   \(header).\(payload).") == claims)
     }
 
     @Test func queryValuesWithSecretNames() {
