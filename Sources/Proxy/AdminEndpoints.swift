@@ -1,3 +1,4 @@
+import Recording
 import GatewayCore
 import Policy
 import RateLimitStore

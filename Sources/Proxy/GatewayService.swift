@@ -1,3 +1,4 @@
+import HTTP1
 import CSystemShims
 import Dispatch
 import EventLoop

@@ -1,3 +1,5 @@
+import HTTP1
+import EventLoop
 import GatewayCore
 import HTTP2
 

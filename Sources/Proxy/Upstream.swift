@@ -1,3 +1,4 @@
+import Synchronization
 import EventLoop
 import GatewayCore
 import HTTP1

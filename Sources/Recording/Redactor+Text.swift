@@ -1,3 +1,5 @@
+import GatewayCore
+
 extension Redactor {
     /// Replaces secrets found in free text (see the type's documentation for the patterns).
     public func redact(text: String) -> String {

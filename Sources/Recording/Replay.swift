@@ -1,3 +1,4 @@
+import Foundation
 import GatewayCore
 
 /// A request rebuilt from a recorded exchange, ready for the `replay` command to send to a target.

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
     import Glibc
 #endif
+import GatewayCore
 import CSystemShims
 import Foundation
 import Logging

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
     import Glibc
 #endif
+import CSystemShims
 import GatewayCore
 
 /// ISO 8601 timestamps in UTC with milliseconds (`2026-01-02T03:04:05.678Z`), the form of `date` in Auth0 logs.
