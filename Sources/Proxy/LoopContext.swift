@@ -138,6 +138,7 @@ final class LoopContext {
         lastSweepNanos = now
         for connection in connections.values { connection.swept(now: now) }
         for pool in pools.values { pool.sweep(now: now) }
+        scratch.sweepLingering()
     }
 
     /// Stops taking new requests: idle connections close now, busy ones after their current response.
@@ -149,6 +150,7 @@ final class LoopContext {
 
     func forceCloseAll() {
         for connection in Array(connections.values) { connection.forceClose() }
+        scratch.closeLingering()
         sweeper?.cancel()
     }
 }
