@@ -15,6 +15,8 @@ Modes (the loads run.sh uses, on one wrk or h2load thread):
   rotate  full policy, 64 tokens over 64 organizations, reused (wrk, 16 connections)
   pass    HTTP/1.1 pass-through on the custom domain (wrk, 16 connections)
   h2pass  HTTP/2 pass-through (h2load, 16 connections, 10 streams each)
+  big     HTTP/1.1 pass-through of a 1 MiB answer (wrk, 16 connections): the cost of streaming a body
+  h2big   the same over HTTP/2 (h2load, 16 connections, 4 streams each)
   hog     mean latency at 2,000 req/s over HTTP/2 (h2load --rps) beside two threads spinning on the cores:
           what a CPU-bound neighbour in the same pod does to the proxy ("req/s" then reads "mean latency µs")
 The environment after a variant's binary is set for that gateway only, for settings a temporary build reads.
@@ -42,7 +44,7 @@ sys.path.insert(0, HERE)
 import bench  # noqa: E402  (the helpers run.sh uses: idle sampling, wrk parsing)
 
 CANONICAL, CUSTOM, CLIENT, ORIGIN = "acme.bench.test", "login.bench.test", "bench-client", "https://app.bench.test"
-MODES = ("fresh", "rotate", "pass", "h2pass", "hog")
+MODES = ("fresh", "rotate", "pass", "h2pass", "big", "h2big", "hog")
 
 
 def parse_variant(text):
@@ -102,6 +104,11 @@ class Bench:
         ports = bench.free_ports(4 + 2 * len(variants))
         origin_tls, self.origin, jwt_port, plain_port = ports[:4]
         os.makedirs(os.path.join(self.dir, "nginx-tmp"), exist_ok=True)
+        # The big modes' answer; nginx's workers (nobody) must be able to read it.
+        with open(os.path.join(self.dir, "big.bin"), "wb") as f:
+            f.write(os.urandom(1 << 20))
+        os.chmod(self.dir, 0o755)
+        os.chmod(os.path.join(self.dir, "big.bin"), 0o644)
         self.render("nginx.conf", "nginx.conf", DIR=self.dir, WORKERS=a.loops, TLS_PORT=origin_tls,
                     HTTP_PORT=self.origin, BODY='{"id":"org_bench"}')
         self.start(["nginx", "-e", f"{self.dir}/nginx-error.log", "-p", self.dir, "-c", f"{self.dir}/nginx.conf"])
@@ -156,6 +163,13 @@ class Bench:
         if mode == "h2pass":
             h2 = ["h2load", "-t1", f"-c{a.conns}", "-m10"]
             return h2 + ["-D", "1", passthrough], h2 + ["-D", str(a.duration), passthrough]
+        big = f"https://127.0.0.1:{pass_port}/big"
+        if mode == "big":
+            return (wrk + ["-d1s", "-H", f"Host: {CUSTOM}", big],
+                    wrk + [f"-d{a.duration}s", "-H", f"Host: {CUSTOM}", big])
+        if mode == "h2big":
+            h2 = ["h2load", "-t1", f"-c{a.conns}", "-m4"]
+            return h2 + ["-D", "1", big], h2 + ["-D", str(a.duration), big]
         h2 = ["h2load", "-t1", "-c4", "-m1"]
         return h2 + ["-D", "1", passthrough], h2 + ["--rps", "500", "-D", str(a.duration), passthrough]
 
@@ -190,7 +204,7 @@ class Bench:
             if counter:
                 counter.close()
         busy = wall
-        if mode in ("fresh", "rotate", "pass"):
+        if mode in ("fresh", "rotate", "pass", "big"):
             r = bench.parse_wrk(out)
             n = sum((r.get("statuses") or {}).values()) or r.get("requests", 0)
             figure = r.get("rps", 0.0)
