@@ -17,6 +17,7 @@ Modes (the loads run.sh uses, on one wrk or h2load thread):
   h2pass  HTTP/2 pass-through (h2load, 16 connections, 10 streams each)
   big     HTTP/1.1 pass-through of a 1 MiB answer (wrk, 16 connections): the cost of streaming a body
   h2big   the same over HTTP/2 (h2load, 16 connections, 4 streams each)
+  close   HTTP/1.1 pass-through with `Connection: close`: a full TLS handshake and a close per request (wrk)
   hog     mean latency at 2,000 req/s over HTTP/2 (h2load --rps) beside two threads spinning on the cores:
           what a CPU-bound neighbour in the same pod does to the proxy ("req/s" then reads "mean latency µs")
 The environment after a variant's binary is set for that gateway only, for settings a temporary build reads.
@@ -44,7 +45,7 @@ sys.path.insert(0, HERE)
 import bench  # noqa: E402  (the helpers run.sh uses: idle sampling, wrk parsing)
 
 CANONICAL, CUSTOM, CLIENT, ORIGIN = "acme.bench.test", "login.bench.test", "bench-client", "https://app.bench.test"
-MODES = ("fresh", "rotate", "pass", "h2pass", "big", "h2big", "hog")
+MODES = ("fresh", "rotate", "pass", "h2pass", "big", "h2big", "close", "hog")
 
 
 def parse_variant(text):
@@ -163,6 +164,9 @@ class Bench:
         if mode == "h2pass":
             h2 = ["h2load", "-t1", f"-c{a.conns}", "-m10"]
             return h2 + ["-D", "1", passthrough], h2 + ["-D", str(a.duration), passthrough]
+        if mode == "close":
+            closing = ["-H", "Connection: close", "-H", f"Host: {CUSTOM}", passthrough]
+            return wrk + ["-d1s"] + closing, wrk + [f"-d{a.duration}s"] + closing
         big = f"https://127.0.0.1:{pass_port}/big"
         if mode == "big":
             return (wrk + ["-d1s", "-H", f"Host: {CUSTOM}", big],
@@ -204,7 +208,7 @@ class Bench:
             if counter:
                 counter.close()
         busy = wall
-        if mode in ("fresh", "rotate", "pass", "big"):
+        if mode in ("fresh", "rotate", "pass", "big", "close"):
             r = bench.parse_wrk(out)
             n = sum((r.get("statuses") or {}).values()) or r.get("requests", 0)
             figure = r.get("rps", 0.0)
