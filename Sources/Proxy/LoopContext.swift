@@ -139,6 +139,7 @@ final class LoopContext {
         for connection in connections.values { connection.swept(now: now) }
         for pool in pools.values { pool.sweep(now: now) }
         scratch.sweepLingering()
+        refusalLinger.sweep()
     }
 
     /// Stops taking new requests: idle connections close now, busy ones after their current response.
@@ -151,6 +152,7 @@ final class LoopContext {
     func forceCloseAll() {
         for connection in Array(connections.values) { connection.forceClose() }
         scratch.closeLingering()
+        refusalLinger.closeAll()
         sweeper?.cancel()
     }
 }

@@ -12,7 +12,11 @@ import EventLoop
 /// Loop-confined: `close` and every handler run on the loop's queue.
 final class RefusalLinger {
     private let loop: EventLoop
-    private var lingering = 0
+    /// The lingering sockets, each with the sweep after which it is closed anyway: counted in the loop's sweeps
+    /// (`sweep`, every `LoopContext.sweepIntervalMs`) rather than a Dispatch timer each, which woke Dispatch's
+    /// manager thread to arm it and again to cancel it, for every refusal of a flood.
+    private var lingering: [ObjectIdentifier: (socket: Socket, closeAfterSweep: Int)] = [:]
+    private var sweeps = 0
     let limit: Int
     let milliseconds: Int
     let maxBytes: Int
@@ -28,19 +32,20 @@ final class RefusalLinger {
     /// passed, or `maxBytes` more arrived; at once when `limit` refusals linger already.
     func close(_ fd: Int32) {
         loop.assertInLoop()
-        guard lingering < limit else {
+        guard lingering.count < limit else {
             GatewaySyscalls.close(fd)
             return
         }
-        lingering += 1
         // A socket of the loop's own poller, as a served connection's: the same reads and the same close.
         let socket = Socket(fd: fd, loop: loop)
         socket.shutdownWrite()
+        let wait = (milliseconds + LoopContext.sweepIntervalMs - 1) / LoopContext.sweepIntervalMs
+        lingering[ObjectIdentifier(socket)] = (socket, sweeps + wait + 1)
         var drained = 0
-        let finish = { [weak self] in
+        let finish = { [weak self, unowned socket] in
             guard !socket.isClosed else { return }
             socket.close()
-            self?.lingering -= 1
+            self?.lingering.removeValue(forKey: ObjectIdentifier(socket))
         }
         socket.onReadable = { [maxBytes] in
             withUnsafeTemporaryAllocation(byteCount: 16 * 1024, alignment: 1) { scratch in
@@ -57,6 +62,24 @@ final class RefusalLinger {
             }
         }
         socket.start()
-        _ = loop.schedule(afterMilliseconds: milliseconds) { finish() }
+    }
+
+    /// How many refused connections linger now.
+    var count: Int { lingering.count }
+
+    /// One sweep of the loop: closes the sockets whose linger is over.
+    func sweep() {
+        sweeps += 1
+        guard !lingering.isEmpty else { return }
+        for (key, entry) in lingering where entry.closeAfterSweep <= sweeps {
+            entry.socket.close()
+            lingering.removeValue(forKey: key)
+        }
+    }
+
+    /// Closes every lingering socket now (the end of a shutdown).
+    func closeAll() {
+        for entry in lingering.values { entry.socket.close() }
+        lingering.removeAll()
     }
 }

@@ -113,6 +113,48 @@ extension GatewayIntegration {
             first.close()
         }
 
+        @Test("a refused client that keeps its socket is let go within the linger bound, not before")
+        func refusalLingerIsBounded() throws {
+            guard let binary = gatewayBinaryOrSkip("refusal linger bound") else { return }
+            let f = try Fixture(binary: binary)
+            defer { f.stop() }
+            let first = try f.served()
+            let second = try f.served()
+            // Bytes sent while the refusal lingers are read and dropped (no reset); once the linger is over (2 s,
+            // counted in 250 ms sweeps) the socket is closed, and the next bytes draw a reset.
+            let script = """
+                import socket, sys, time
+                s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+                s.settimeout(5)
+                answer = b""
+                while True:
+                    data = s.recv(65536)
+                    if not data:
+                        break
+                    answer += data
+                print(answer.split(b"\\r\\n")[0].decode())
+                time.sleep(0.5)
+                s.sendall(b"x" * 100)
+                time.sleep(0.3)
+                print("early:", "open" if s.recv(10) == b"" else "data")
+                time.sleep(2.2)
+                try:
+                    for _ in range(5):
+                        s.sendall(b"y" * 100)
+                        time.sleep(0.1)
+                    s.recv(10)
+                    print("late: open")
+                except OSError as e:
+                    print("late: reset")
+                """
+            let client = try TestProcess.run("/usr/bin/python3", ["-c", script, String(f.port)], timeout: 15)
+            #expect(
+                client.stdout == "HTTP/1.1 503 Service Unavailable\nearly: open\nlate: reset\n",
+                "\(client.stdout) \(client.stderr)")
+            first.close()
+            second.close()
+        }
+
         @Test("a refused client still sending a large body reads the 503, not a reset")
         func refusalLingers() throws {
             guard let binary = gatewayBinaryOrSkip("refusal linger") else { return }
