@@ -69,6 +69,13 @@ final class ClientConnection: TransportDelegate {
 
     // MARK: - TransportDelegate
 
+    /// An `http://` URL for this HTTPS port: a client that cannot read TLS can read a 400 that says so (as nginx
+    /// answers), where a bare close reads as a network fault.
+    func transportPlaintextHTTPAnswer() -> [UInt8]? {
+        TenantError.gateway(status: 400, detail: "This port speaks HTTPS: the request was sent as plain-text HTTP.")
+            .closingHTTP1Answer(date: context.httpDate)
+    }
+
     func transportReady(alpn: String?) {
         if profile.tls != nil {
             if !handshakeCompleted { metrics.handshakeEnded() }

@@ -181,14 +181,14 @@ public final class Gateway: Sendable {
             let snapshot = state.snapshot
             guard listenerIndex < snapshot.listeners.count else {
                 load.remove()
-                Gateway.refuse(fd: fd, plain: true, linger: context.refusalLinger)
+                Gateway.refuse(fd: fd, plain: true, context: context)
                 return
             }
             let profile = snapshot.listeners[listenerIndex]
             guard !context.isDraining, state.budget.acquire() else {
                 load.remove()
                 state.metrics.connectionRefused(draining: context.isDraining)
-                Gateway.refuse(fd: fd, plain: profile.tls == nil, linger: context.refusalLinger)
+                Gateway.refuse(fd: fd, plain: profile.tls == nil, context: context)
                 return
             }
             let handler: any RequestHandler
@@ -207,7 +207,7 @@ public final class Gateway: Sendable {
     /// Over the connection limit: a plain-text client gets a clear 503, a TLS client a fatal `internal_error` alert
     /// (a record in the clear, as alerts before the handshake are, RFC 8446 §6): a handshake and an encrypted 503
     /// would spend the CPU an overloaded gateway is short of, and a bare close reads as a network fault.
-    static func refuse(fd: Int32, plain: Bool, linger: RefusalLinger) {
+    static func refuse(fd: Int32, plain: Bool, context: LoopContext) {
         // What the client already sent is read first, and the close lingers (`RefusalLinger`): closing a socket with
         // unread bytes resets the connection (RFC 1122 §4.2.2.13), and the client would lose the answer.
         withUnsafeTemporaryAllocation(byteCount: 16 * 1024, alignment: 1) { scratch in
@@ -222,11 +222,10 @@ public final class Gateway: Sendable {
                 status: 503, detail: "The gateway is at its connection limit or shutting down; retry later.")
             error.headers.set("Retry-After", "1")
             // Date: RFC 9110 §6.6.1 (a server with a clock sends it), as on every other answer of the gateway.
-            let answer = error.closingHTTP1Answer(
-                date: HTTPDate.imfFixdate(epochSeconds: SystemClock().nowNanoseconds() / 1_000_000_000))
+            let answer = error.closingHTTP1Answer(date: context.httpDate)
             _ = answer.withUnsafeBytes { raw in GatewaySyscalls.send(fd, raw) }
         }
-        linger.close(fd)
+        context.refusalLinger.close(fd)
     }
 
     func reload(_ snapshot: GatewaySnapshot) { state.swap(snapshot) }

@@ -12,11 +12,8 @@ import EventLoop
 /// Loop-confined: `close` and every handler run on the loop's queue.
 final class RefusalLinger {
     private let loop: EventLoop
-    /// The lingering sockets, each with the sweep after which it is closed anyway: counted in the loop's sweeps
-    /// (`sweep`, every `LoopContext.sweepIntervalMs`) rather than a Dispatch timer each, which woke Dispatch's
-    /// manager thread to arm it and again to cancel it, for every refusal of a flood.
-    private var lingering: [ObjectIdentifier: (socket: Socket, closeAfterSweep: Int)] = [:]
-    private var sweeps = 0
+    /// The lingering sockets, closed anyway when their linger is over.
+    private var lingering = SweepDeadlines<Socket>()
     let limit: Int
     let milliseconds: Int
     let maxBytes: Int
@@ -39,13 +36,12 @@ final class RefusalLinger {
         // A socket of the loop's own poller, as a served connection's: the same reads and the same close.
         let socket = Socket(fd: fd, loop: loop)
         socket.shutdownWrite()
-        let wait = (milliseconds + LoopContext.sweepIntervalMs - 1) / LoopContext.sweepIntervalMs
-        lingering[ObjectIdentifier(socket)] = (socket, sweeps + wait + 1)
+        lingering.insert(socket, for: ObjectIdentifier(socket), milliseconds: milliseconds)
         var drained = 0
         let finish = { [weak self, unowned socket] in
             guard !socket.isClosed else { return }
             socket.close()
-            self?.lingering.removeValue(forKey: ObjectIdentifier(socket))
+            self?.lingering.remove(ObjectIdentifier(socket))
         }
         socket.onReadable = { [maxBytes] in
             withUnsafeTemporaryAllocation(byteCount: 16 * 1024, alignment: 1) { scratch in
@@ -69,17 +65,11 @@ final class RefusalLinger {
 
     /// One sweep of the loop: closes the sockets whose linger is over.
     func sweep() {
-        sweeps += 1
-        guard !lingering.isEmpty else { return }
-        for (key, entry) in lingering where entry.closeAfterSweep <= sweeps {
-            entry.socket.close()
-            lingering.removeValue(forKey: key)
-        }
+        for socket in lingering.sweep() { socket.close() }
     }
 
     /// Closes every lingering socket now (the end of a shutdown).
     func closeAll() {
-        for entry in lingering.values { entry.socket.close() }
-        lingering.removeAll()
+        for socket in lingering.removeAll() { socket.close() }
     }
 }

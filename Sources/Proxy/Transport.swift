@@ -1,6 +1,5 @@
 import CSystemShims
 import EventLoop
-import GatewayCore
 import TLS
 
 /// What a transport tells its owner. All calls arrive on the transport's loop.
@@ -13,6 +12,14 @@ protocol TransportDelegate: AnyObject {
     func transportDrained()
     /// The connection is gone (peer closed, error or our own close). Called exactly once.
     func transportClosed(error: String?)
+    /// What to answer, in plain text, to a plain-text HTTP request that arrived where a TLS handshake was expected;
+    /// nil to just close.
+    func transportPlaintextHTTPAnswer() -> [UInt8]?
+}
+
+extension TransportDelegate {
+    /// Only a server's client connections have anything to say to a plain-text request.
+    func transportPlaintextHTTPAnswer() -> [UInt8]? { nil }
 }
 
 /// A socket with optional TLS over memory BIOs and an outbound queue: the byte pipe under HTTP/1.1 and HTTP/2.
@@ -177,12 +184,12 @@ final class Transport {
             if !closed { encrypt() }
             if !closed { pumpPlaintext() }
         case .failed(let error) where error.kind == .plaintextHTTP:
-            // An `http://` URL for this HTTPS port: a client that cannot read TLS can read a 400 that says so (as
-            // nginx answers), where a bare close reads as a network fault. OpenSSL sent nothing.
-            let answer = TenantError.gateway(
-                status: 400, detail: "This port speaks HTTPS: the request was sent as plain-text HTTP."
-            ).closingHTTP1Answer(
-                date: HTTPDate.imfFixdate(epochSeconds: SystemClock().nowNanoseconds() / 1_000_000_000))
+            // OpenSSL sent nothing: what the client reads is the owner's plain-text answer, or a bare close.
+            guard let answer = delegate?.transportPlaintextHTTPAnswer() else {
+                moveCiphertext()
+                finish(error: "TLS handshake failed: \(error)")
+                return
+            }
             failedPlain = true
             answer.withUnsafeBytes { outbound.append($0) }
             closing = true
@@ -429,32 +436,23 @@ final class LoopScratch {
         loop.runAfterTurn { [self] in drain() }
     }
 
-    /// Transports that closed their side and wait for the peer's close, each with the sweep after which it is
-    /// closed anyway. Counted in the loop's sweeps (`LoopContext.sweepIntervalMs`) rather than a timer each: a
-    /// Dispatch timer source per connection woke Dispatch's manager thread twice per connection (to arm it and to
-    /// cancel it), 17% of the gateway's CPU under a new TLS connection per request (`wrk -H 'Connection: close'`).
-    private var lingering: [ObjectIdentifier: (transport: Transport, closeAfterSweep: Int)] = [:]
-    private var sweeps = 0
+    /// Transports that closed their side and wait for the peer's close, closed anyway when their linger is over.
+    private var lingering = SweepDeadlines<Transport>()
 
-    /// Closes `transport` at the first sweep at least `milliseconds` from now, unless it closes before.
     func linger(_ transport: Transport, milliseconds: Int) {
-        let wait = (milliseconds + LoopContext.sweepIntervalMs - 1) / LoopContext.sweepIntervalMs
-        lingering[ObjectIdentifier(transport)] = (transport, sweeps + wait + 1)
+        lingering.insert(transport, for: ObjectIdentifier(transport), milliseconds: milliseconds)
     }
 
-    func stopLingering(_ transport: Transport) { lingering.removeValue(forKey: ObjectIdentifier(transport)) }
+    func stopLingering(_ transport: Transport) { lingering.remove(ObjectIdentifier(transport)) }
 
     /// One sweep of the loop: closes the transports whose linger is over.
     func sweepLingering() {
-        sweeps += 1
-        guard !lingering.isEmpty else { return }
-        let due = lingering.values.filter { $0.closeAfterSweep <= sweeps }
-        for entry in due { entry.transport.close() }
+        for transport in lingering.sweep() { transport.close() }
     }
 
     /// Closes every lingering transport now (the end of a shutdown).
     func closeLingering() {
-        for entry in Array(lingering.values) { entry.transport.close() }
+        for transport in lingering.removeAll() { transport.close() }
     }
 
     /// Socket reads land here.

@@ -47,6 +47,11 @@ extension GatewayIntegration {
                 ws.remove()
             }
 
+            /// Runs the Python `script` (given the port) as a client the gateway will refuse, and its outcome.
+            func refusedClient(_ script: String) throws -> TestProcess.Output {
+                try TestProcess.run("/usr/bin/python3", ["-c", script, String(port)], timeout: 15)
+            }
+
             /// A connection proven accepted by an answer (401: the request carries no token), kept open.
             func served() throws -> RawConnection {
                 let connection = try RawConnection(port: port)
@@ -113,91 +118,93 @@ extension GatewayIntegration {
             first.close()
         }
 
-        @Test("a refused client that keeps its socket is let go within the linger bound, not before")
-        func refusalLingerIsBounded() throws {
-            guard let binary = gatewayBinaryOrSkip("refusal linger bound") else { return }
+        /// The gateway at its limit (`max_connections: 2`, both taken by served connections kept open), and `body`
+        /// run against it.
+        private func atLimit(_ what: String, _ body: (Fixture, [RawConnection]) throws -> Void) throws {
+            guard let binary = gatewayBinaryOrSkip(what) else { return }
             let f = try Fixture(binary: binary)
             defer { f.stop() }
-            let first = try f.served()
-            let second = try f.served()
-            // Bytes sent while the refusal lingers are read and dropped (no reset); once the linger is over (2 s,
-            // counted in 250 ms sweeps) the socket is closed, and the next bytes draw a reset.
-            let script = """
-                import socket, sys, time
-                s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-                s.settimeout(5)
-                answer = b""
-                while True:
-                    data = s.recv(65536)
-                    if not data:
-                        break
-                    answer += data
-                print(answer.split(b"\\r\\n")[0].decode())
-                time.sleep(0.5)
-                s.sendall(b"x" * 100)
-                time.sleep(0.3)
-                print("early:", "open" if s.recv(10) == b"" else "data")
-                time.sleep(2.2)
-                try:
-                    for _ in range(5):
-                        s.sendall(b"y" * 100)
-                        time.sleep(0.1)
-                    s.recv(10)
-                    print("late: open")
-                except OSError as e:
-                    print("late: reset")
-                """
-            let client = try TestProcess.run("/usr/bin/python3", ["-c", script, String(f.port)], timeout: 15)
-            #expect(
-                client.stdout == "HTTP/1.1 503 Service Unavailable\nearly: open\nlate: reset\n",
-                "\(client.stdout) \(client.stderr)")
-            first.close()
-            second.close()
+            let served = [try f.served(), try f.served()]
+            defer { for connection in served { connection.close() } }
+            try body(f, served)
         }
 
-        @Test("a refused client still sending a large body reads the 503, not a reset")
-        func refusalLingers() throws {
-            guard let binary = gatewayBinaryOrSkip("refusal linger") else { return }
-            let f = try Fixture(binary: binary)
-            defer { f.stop() }
-            let first = try f.served()
-            let second = try f.served()
-            // The client writes its request well after the refusal, with a 2 MB body, far more than the socket
-            // buffers hold. Closed at once, the gateway would reset the connection under the client's writes, and a
-            // client that stops at a failed write (as most do) never reads the 503 waiting for it.
-            let script = """
-                import socket, sys, time
-                s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-                time.sleep(0.3)
-                n = 2 << 20
-                head = b"POST /my-org/details HTTP/1.1\\r\\nHost: acme.test\\r\\nContent-Length: %d\\r\\n\\r\\n" % n
-                try:
-                    s.sendall(head + b"a" * n)
-                    print("sent")
-                except OSError as e:
-                    print("send failed:", e)
-                answer = b""
-                s.settimeout(5)
-                try:
+        @Test("a refused client that keeps its socket is let go within the linger bound, not before")
+        func refusalLingerIsBounded() throws {
+            try atLimit("refusal linger bound") { f, _ in
+                // Bytes sent while the refusal lingers are read and dropped (no reset); once the linger is over (2 s,
+                // counted in 250 ms sweeps) the socket is closed, and the next bytes draw a reset.
+                let script = """
+                    import socket, sys, time
+                    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+                    s.settimeout(5)
+                    answer = b""
                     while True:
                         data = s.recv(65536)
                         if not data:
                             break
                         answer += data
-                except OSError as e:
-                    print("receive failed:", e)
-                print(answer.split(b"\\r\\n")[0].decode())
-                """
-            let client = try TestProcess.run("/usr/bin/python3", ["-c", script, String(f.port)], timeout: 15)
-            #expect(client.stdout == "sent\nHTTP/1.1 503 Service Unavailable\n", "\(client.stdout) \(client.stderr)")
-            #expect(try metricValue(f.gateway, "myorg_gateway_connections_refused_total{reason=\"limit\"}") == 1)
-            // The lingering refusal holds no slot: the two served connections still work.
-            for connection in [first, second] {
-                try connection.send(Self.request)
-                #expect(connection.readResponse()?.hasPrefix("HTTP/1.1 401") == true)
+                    print(answer.split(b"\\r\\n")[0].decode())
+                    time.sleep(0.5)
+                    s.sendall(b"x" * 100)
+                    time.sleep(0.3)
+                    print("early:", "open" if s.recv(10) == b"" else "data")
+                    time.sleep(2.2)
+                    try:
+                        for _ in range(5):
+                            s.sendall(b"y" * 100)
+                            time.sleep(0.1)
+                        s.recv(10)
+                        print("late: open")
+                    except OSError as e:
+                        print("late: reset")
+                    """
+                let client = try f.refusedClient(script)
+                #expect(
+                    client.stdout == "HTTP/1.1 503 Service Unavailable\nearly: open\nlate: reset\n",
+                    "\(client.stdout) \(client.stderr)")
             }
-            first.close()
-            second.close()
+        }
+
+        @Test("a refused client still sending a large body reads the 503, not a reset")
+        func refusalLingers() throws {
+            try atLimit("refusal linger") { f, served in
+                // The client writes its request well after the refusal, with a 2 MB body, far more than the socket
+                // buffers hold. Closed at once, the gateway would reset the connection under the client's writes, and a
+                // client that stops at a failed write (as most do) never reads the 503 waiting for it.
+                let script = """
+                    import socket, sys, time
+                    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+                    time.sleep(0.3)
+                    n = 2 << 20
+                    head = b"POST /my-org/details HTTP/1.1\\r\\nHost: acme.test\\r\\nContent-Length: %d\\r\\n\\r\\n" % n
+                    try:
+                        s.sendall(head + b"a" * n)
+                        print("sent")
+                    except OSError as e:
+                        print("send failed:", e)
+                    answer = b""
+                    s.settimeout(5)
+                    try:
+                        while True:
+                            data = s.recv(65536)
+                            if not data:
+                                break
+                            answer += data
+                    except OSError as e:
+                        print("receive failed:", e)
+                    print(answer.split(b"\\r\\n")[0].decode())
+                    """
+                let client = try f.refusedClient(script)
+                #expect(
+                    client.stdout == "sent\nHTTP/1.1 503 Service Unavailable\n", "\(client.stdout) \(client.stderr)")
+                #expect(try metricValue(f.gateway, "myorg_gateway_connections_refused_total{reason=\"limit\"}") == 1)
+                // The lingering refusal holds no slot: the two served connections still work.
+                for connection in served {
+                    try connection.send(Self.request)
+                    #expect(connection.readResponse()?.hasPrefix("HTTP/1.1 401") == true)
+                }
+            }
         }
 
         @Test(
