@@ -47,6 +47,26 @@ struct BodyDecoder: Sendable {
         }
     }
 
+    /// Counts up to `count` bytes as body data without their passing through the input buffer, where the framing
+    /// says the next bytes are data: the rest of a known length, a chunk's rest, or a body read until close.
+    /// Returns how many it counted (0 in any other state).
+    mutating func countUnbuffered(_ count: Int) -> Int {
+        switch state {
+        case .contentLength(let remaining):
+            let n = min(count, remaining)
+            state = n == remaining ? .endPending : .contentLength(remaining: remaining - n)
+            return n
+        case .chunkData(let remaining):
+            let n = min(count, remaining)
+            state = n == remaining ? .chunkDataCR : .chunkData(remaining: remaining - n)
+            return n
+        case .untilClose:
+            return count
+        default:
+            return 0
+        }
+    }
+
     var isInProgress: Bool {
         switch state {
         case .done, .endPending: return false

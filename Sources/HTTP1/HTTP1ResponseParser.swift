@@ -75,6 +75,15 @@ public struct HTTP1ResponseParser: Sendable {
         input.append(contentsOf: bytes)
     }
 
+    /// How many leading bytes of `count` just received are body data the caller may pass on itself, as the
+    /// `.body` event they would have become, instead of feeding them: the parser is inside a body, has nothing
+    /// buffered before them, and the body's framing says they are data. The parser counts them as consumed; feed
+    /// the bytes after them. Saves a large body two copies (into the parser's buffer and out of it).
+    public mutating func takeBodyUnbuffered(_ count: Int) -> Int {
+        guard case .body = state, input.readableCount == 0, acceptsInput else { return 0 }
+        return body.countUnbuffered(count)
+    }
+
     /// Records that the upstream closed. Ends a read-until-close body; anything else unfinished becomes `.error`.
     public mutating func feedEOF() {
         eof = true

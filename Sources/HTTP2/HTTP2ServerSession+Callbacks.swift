@@ -157,6 +157,14 @@ extension HTTP2ServerSession {
             withOwner(userData) { $0.streamClosed(streamID: streamID, errorCode: errorCode) }
             return 0
         }
+        nghttp2_session_callbacks_set_send_data_callback(callbacks) { _, frame, header, length, _, userData in
+            guard let frame, let header else { return callbackFailure }
+            return withOwner(userData) {
+                $0.writeData(
+                    streamID: frame.pointee.hd.stream_id, header: header, length: length,
+                    padding: frame.pointee.data.padlen)
+            }
+        }
         nghttp2_session_callbacks_set_on_frame_send_callback(callbacks) { _, frame, userData in
             guard let frame else { return 0 }
             withOwner(userData) { $0.frameSent(frame) }

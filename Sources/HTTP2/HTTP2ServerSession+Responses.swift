@@ -147,51 +147,59 @@ extension HTTP2ServerSession {
         _ = nghttp2_session_resume_data(nghttp2Session, stream.id)
     }
 
-    /// Copies up to `length` buffered body bytes into nghttp2's frame buffer.
-    fileprivate func readBody(
-        streamID: Int32, into buffer: UnsafeMutablePointer<UInt8>, length: Int, flags: UnsafeMutablePointer<UInt32>
-    ) -> Int {
+    /// Sizes the next DATA frame: up to `length` buffered body bytes. They are not copied into nghttp2's frame
+    /// buffer (NO_COPY): `writeData` appends them to the output with the frame's header.
+    fileprivate func readBody(streamID: Int32, length: Int, flags: UnsafeMutablePointer<UInt32>) -> Int {
         guard let stream = streams[streamID] else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
         let available = stream.buffered
         let n = min(available, length)
-        if n > 0 {
-            stream.out.withUnsafeBufferPointer { source in
-                buffer.update(from: source.baseAddress! + stream.outHead, count: n)
-            }
-            stream.outHead += n
-            stream.sentBytes &+= n
-            if stream.outHead == stream.out.count {
-                stream.out.removeAll(keepingCapacity: true)
-                stream.outHead = 0
-            } else if stream.outHead >= 64 * 1024 && stream.outHead * 2 >= stream.out.count {
-                stream.out.removeSubrange(0..<stream.outHead)
-                stream.outHead = 0
-            }
-        }
-        if stream.buffered == 0 && stream.outEnded {
+        if n > 0 { flags.pointee |= NGHTTP2_DATA_FLAG_NO_COPY.rawValue }
+        if n == available && stream.outEnded {
             flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
         } else if n == 0 {
             stream.deferred = true
             return Int(NGHTTP2_ERR_DEFERRED.rawValue)
         }
+        return n
+    }
+
+    /// Appends one DATA frame that `readBody` sized: the 9-byte header nghttp2 serialized, then the body bytes
+    /// straight from the stream's buffer. Only during `pendingOutput`, which provides the output.
+    func writeData(streamID: Int32, header: UnsafePointer<UInt8>, length: Int, padding: Int) -> Int32 {
+        guard let output = outputSink, padding == 0, let stream = streams[streamID], stream.buffered >= length else {
+            return NGHTTP2_ERR_CALLBACK_FAILURE.rawValue
+        }
+        output.pointee.append(contentsOf: UnsafeBufferPointer(start: header, count: 9))
+        stream.out.withUnsafeBufferPointer { source in
+            output.pointee.append(
+                contentsOf: UnsafeBufferPointer(rebasing: source[stream.outHead..<stream.outHead + length]))
+        }
+        stream.outHead += length
+        stream.sentBytes &+= length
+        if stream.outHead == stream.out.count {
+            stream.out.removeAll(keepingCapacity: true)
+            stream.outHead = 0
+        } else if stream.outHead >= 64 * 1024 && stream.outHead * 2 >= stream.out.count {
+            stream.out.removeSubrange(0..<stream.outHead)
+            stream.outHead = 0
+        }
         if stream.producerPaused && !stream.outEnded && stream.buffered < limits.responseBodyHighWaterMark / 2 {
             stream.producerPaused = false
             emit(.readyForBody(streamID: streamID))
         }
-        return n
+        // Past the output's mark nghttp2 stops here (mem_send returns), as it does between frames it copies.
+        return output.pointee.count >= outputSinkLimit ? NGHTTP2_ERR_PAUSE.rawValue : 0
     }
 
     /// The data provider for every streamed or buffered body: the stream's buffer is found by stream id.
     fileprivate static var bodyProvider: nghttp2_data_provider {
         nghttp2_data_provider(
             source: nghttp2_data_source(ptr: nil),
-            read_callback: { _, streamID, buffer, length, flags, _, userData in
-                guard let buffer, let flags, let userData else {
+            read_callback: { _, streamID, _, length, flags, _, userData in
+                guard let flags, let userData else {
                     return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
                 }
-                return withOwner(userData) {
-                    $0.readBody(streamID: streamID, into: buffer, length: length, flags: flags)
-                }
+                return withOwner(userData) { $0.readBody(streamID: streamID, length: length, flags: flags) }
             })
     }
 }

@@ -30,6 +30,9 @@ public final class HTTP2ServerSession {
     /// A response-body buffer a closed stream left behind, empty, for the next `appendBody` (see
     /// `recycleBodyBuffer(of:)`).
     @exclusivity(unchecked) var spareBodyBuffer: [UInt8] = []
+    /// The buffer `pendingOutput` fills, while it runs, and its soft limit.
+    @exclusivity(unchecked) var outputSink: UnsafeMutablePointer<[UInt8]>?
+    @exclusivity(unchecked) var outputSinkLimit = 0
     static let spareBodyBufferCapacity = 4096
     /// The last `:path` and authority that passed the request checks (see `refusal(of:method:)`).
     @exclusivity(unchecked) var validatedPath: String?
@@ -232,15 +235,21 @@ public final class HTTP2ServerSession {
     @discardableResult
     public func pendingOutput(into buffer: inout [UInt8], maxBytes: Int) -> Int {
         let start = buffer.count
-        while buffer.count < maxBytes {
-            var data: UnsafePointer<UInt8>?
-            let n = nghttp2_session_mem_send(session, &data)
-            if n < 0 {
-                libraryFailed(Int32(truncatingIfNeeded: n))
-                break
+        withUnsafeMutablePointer(to: &buffer) { output in
+            // DATA frames are appended by `writeData`, from inside mem_send.
+            outputSink = output
+            outputSinkLimit = maxBytes
+            defer { outputSink = nil }
+            while output.pointee.count < maxBytes {
+                var data: UnsafePointer<UInt8>?
+                let n = nghttp2_session_mem_send(session, &data)
+                if n < 0 {
+                    libraryFailed(Int32(truncatingIfNeeded: n))
+                    break
+                }
+                guard n > 0, let data else { break }
+                output.pointee.append(contentsOf: UnsafeBufferPointer(start: data, count: n))
             }
-            guard n > 0, let data else { break }
-            buffer.append(contentsOf: UnsafeBufferPointer(start: data, count: n))
         }
         return buffer.count - start
     }

@@ -10,6 +10,18 @@ struct ByteQueue {
 
     mutating func append(_ buffer: UnsafeRawBufferPointer) { storage.append(contentsOf: buffer) }
 
+    /// Appends and empties `bytes`. An empty queue takes the array's storage instead of copying it, and hands its
+    /// own (empty) storage back in `bytes` for the caller to fill next time.
+    mutating func append(taking bytes: inout [UInt8]) {
+        if isEmpty {
+            swap(&storage, &bytes)
+            head = 0
+        } else {
+            storage.append(contentsOf: bytes)
+        }
+        bytes.removeAll(keepingCapacity: true)
+    }
+
     /// Calls `body` with the unconsumed bytes; `body` returns how many it consumed.
     mutating func consume(_ body: (UnsafeRawBufferPointer) -> Int) {
         guard !isEmpty else { return }

@@ -47,7 +47,7 @@ final class ClientConnection: TransportDelegate {
         fd: Int32, peerAddress: String, profile: ListenerProfile, handler: any RequestHandler, context: LoopContext
     ) {
         let socket = Socket(fd: fd, loop: context.loop)
-        let tls = profile.tls.map { TLSEngine(server: $0) }
+        let tls = profile.tls.map { TLSEngine(server: $0, outboundHighWaterMark: Transport.engineHighWater) }
         self.transport = Transport(socket: socket, tls: tls, scratch: context.scratch)
         self.context = context
         self.profile = profile

@@ -381,13 +381,13 @@ final class UpstreamRelay: UpstreamResponseHandler {
 
     func upstreamPaused() { writeHeldHead() }
 
-    func upstreamBody(_ bytes: ArraySlice<UInt8>) {
+    func upstreamBody(_ bytes: UnsafeRawBufferPointer) {
         writeHeldHead()
         guard let writer = exchange.writer else { return }
         if let kept = exchange.tenantErrorBody?.count, kept < Exchange.tenantErrorBodyCap {
             exchange.tenantErrorBody!.append(contentsOf: bytes.prefix(Exchange.tenantErrorBodyCap - kept))
         }
-        bytes.withUnsafeBytes { writer.writeBody($0) }
+        writer.writeBody(bytes)
         if !writer.canAcceptBody { connection?.setReading(false) }
     }
 

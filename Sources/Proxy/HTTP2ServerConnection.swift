@@ -266,15 +266,16 @@ final class HTTP2ServerConnection {
             while !transport.closed && !transport.isOverHighWater {
                 output.removeAll(keepingCapacity: true)
                 session.pendingOutput(into: &output, maxBytes: 64 * 1024)
-                if !output.isEmpty {
-                    transport.write(output)
+                let produced = !output.isEmpty
+                if produced {
+                    transport.write(taking: &output)
                     wrote = true
                 }
                 // Writing can surface events too (a connection error nghttp2 found is reported with its GOAWAY).
                 processEvents()
                 // A re-entrant call (from a handler, or from the transport flushing at its high-water mark) is
                 // served by the outer loop; spinning here on an empty session would never end.
-                if output.isEmpty { break }
+                if !produced { break }
             }
         } while flushAgain && !transport.closed
         flushing = false

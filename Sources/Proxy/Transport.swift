@@ -25,7 +25,8 @@ extension TransportDelegate {
 /// A socket with optional TLS over memory BIOs and an outbound queue: the byte pipe under HTTP/1.1 and HTTP/2.
 ///
 /// Loop-confined. Reads use the loop's scratch buffer, so a read costs no allocation. Writes go into `outbound`
-/// (ciphertext when TLS is on) and are flushed until the kernel says EAGAIN, then write interest waits for room.
+/// (with TLS: into `plainOut`, then as ciphertext into the engine's network buffer, which the socket writes from) and
+/// are flushed until the kernel says EAGAIN, then write interest waits for room.
 final class Transport {
     let socket: Socket
     private let tls: TLSEngine?
@@ -48,6 +49,9 @@ final class Transport {
     unowned var delegate: (any TransportDelegate)?
 
     static let highWater = 256 * 1024
+    /// The TLS engine takes all queued plaintext at once: the transport's own marks bound what is queued, and the
+    /// close_notify that `closeGracefully` queues must come after every byte written before it.
+    static let engineHighWater = Int.max
     static let lowWater = 64 * 1024
 
     init(socket: Socket, tls: TLSEngine?, scratch: LoopScratch) {
@@ -69,7 +73,9 @@ final class Transport {
         let queued = Int(cshim_unacknowledged_bytes(socket.fd))
         return bytesWritten &- max(0, queued)
     }
-    var outboundBytes: Int { outbound.count + plainOut.count }
+    var outboundBytes: Int { queuedBytes + plainOut.count }
+    /// Bytes ready for the socket: ciphertext, or plain text without TLS (or a plain-text answer on a TLS port).
+    private var queuedBytes: Int { outbound.count + (tls?.pendingNetworkBytes ?? 0) }
     var isOverHighWater: Bool { outboundBytes >= Transport.highWater }
     var negotiatedALPN: String? { tls?.negotiatedALPN }
     var serverName: String? { tls?.serverName }
@@ -90,7 +96,8 @@ final class Transport {
         var tls: TLSEngine?
         if origin.useTLS, let tlsContext = origin.tlsContext {
             do {
-                tls = try TLSEngine(client: tlsContext, serverName: origin.host)
+                tls = try TLSEngine(
+                    client: tlsContext, serverName: origin.host, outboundHighWaterMark: engineHighWater)
             } catch {
                 socket.close()
                 throw error
@@ -234,6 +241,22 @@ final class Transport {
         } else {
             outbound.append(bytes)
         }
+        wrote()
+    }
+
+    /// `write(_:)` for a buffer the caller fills again and again (HTTP/2 frames): it leaves empty, and when nothing
+    /// else is queued its storage is queued as it is, without a copy.
+    func write(taking bytes: inout [UInt8]) {
+        guard !closed, !closing else { return }
+        if tls != nil {
+            plainOut.append(taking: &bytes)
+        } else {
+            outbound.append(taking: &bytes)
+        }
+        wrote()
+    }
+
+    private func wrote() {
         if outboundBytes >= Transport.highWater {
             flush()
         } else if !flushPending {
@@ -260,17 +283,7 @@ final class Transport {
                 finish(error: "TLS write failed: \(failure)")
                 return
             }
-            drainCiphertext()
             if accepted == 0 { return }
-        }
-    }
-
-    private func drainCiphertext() {
-        guard let tls else { return }
-        while tls.pendingNetworkBytes > 0 {
-            let n = tls.readNetwork(into: scratch.output)
-            if n == 0 { break }
-            outbound.append(UnsafeRawBufferPointer(rebasing: scratch.output[0..<n]))
         }
     }
 
@@ -280,8 +293,7 @@ final class Transport {
 
     private func moveCiphertext() {
         guard tls != nil else { return }
-        drainCiphertext()
-        if !outbound.isEmpty { flush() }
+        if queuedBytes > 0 { flush() }
     }
 
     /// Called at the start of every flush, so a protocol layer that keeps its own output (HTTP/2 frames in the
@@ -308,45 +320,50 @@ final class Transport {
             if closed { return }
         }
         var failed: Int32? = nil
-        outbound.consume { raw in
-            var sent = 0
-            while sent < raw.count {
-                switch socket.write(UnsafeRawBufferPointer(rebasing: raw[sent...])) {
-                case .wrote(let n): sent += n
-                case .wouldBlock:
-                    bytesWritten &+= sent
-                    return sent
-                case .error(let code):
-                    failed = code
-                    return sent
-                }
-            }
-            bytesWritten &+= sent
-            return sent
-        }
+        outbound.consume { send($0, failed: &failed) }
+        if failed == nil && outbound.isEmpty, let tls { tls.sendNetwork { send($0, failed: &failed) } }
         if let failed {
             finish(error: "write failed (errno \(failed))")
             return
         }
-        if outbound.isEmpty && !plainOut.isEmpty && !encrypting {
+        if queuedBytes == 0 && !plainOut.isEmpty && !encrypting {
             encrypting = true
             encrypt()
             encrypting = false
             if closed { return }
-            if !outbound.isEmpty {
+            if queuedBytes > 0 {
                 flush()
                 return
             }
         }
-        let pending = !outbound.isEmpty
+        let queued = queuedBytes
+        let pending = queued > 0
         socket.setWriteInterest(pending)
-        if outbound.count >= Transport.highWater {
+        if queued >= Transport.highWater {
             overHighWater = true
-        } else if overHighWater && outbound.count <= Transport.lowWater {
+        } else if overHighWater && queued <= Transport.lowWater {
             overHighWater = false
             delegate?.transportDrained()
         }
         if !pending && closeAfterFlush && !lingering { startLingering() }
+    }
+
+    /// Writes `bytes` until the socket would block or fails; returns how many it took.
+    private func send(_ bytes: UnsafeRawBufferPointer, failed: inout Int32?) -> Int {
+        var sent = 0
+        while sent < bytes.count {
+            switch socket.write(UnsafeRawBufferPointer(rebasing: bytes[sent...])) {
+            case .wrote(let n): sent += n
+            case .wouldBlock:
+                bytesWritten &+= sent
+                return sent
+            case .error(let code):
+                failed = code
+                return sent
+            }
+        }
+        bytesWritten &+= sent
+        return sent
     }
 
     /// Whether a TLS handshake is still under way (never for plain text).
@@ -360,7 +377,6 @@ final class Transport {
         if let tls {
             encrypt()
             _ = tls.shutdown()
-            drainCiphertext()
         }
         flush()
     }
@@ -459,19 +475,15 @@ final class LoopScratch {
     let buffer: UnsafeMutableRawBufferPointer
     /// Decrypted plaintext lands here before it is handed to the protocol handler.
     let plaintext: UnsafeMutableRawBufferPointer
-    /// Ciphertext leaving TLS passes through here on its way to the outbound queue.
-    let output: UnsafeMutableRawBufferPointer
 
     init(loop: EventLoop, size: Int = 64 * 1024) {
         self.loop = loop
         buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
         plaintext = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
-        output = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
     }
 
     deinit {
         buffer.deallocate()
         plaintext.deallocate()
-        output.deallocate()
     }
 }

@@ -264,7 +264,8 @@ protocol UpstreamResponseHandler: AnyObject {
     func upstreamPaused()
     /// Takes the head: the relay rewrites its fields in place instead of copying them.
     func upstreamHead(_ head: consuming ResponseHead, info: HTTP1ResponseInfo)
-    func upstreamBody(_ bytes: ArraySlice<UInt8>)
+    /// Bytes of the body, valid only during the call.
+    func upstreamBody(_ bytes: UnsafeRawBufferPointer)
     func upstreamEnd()
     func upstreamFailed(_ failure: UpstreamFailure, retryable: Bool)
 }
@@ -429,7 +430,12 @@ final class UpstreamConnection: TransportDelegate {
             return
         }
         receivedAny = true
-        parser.feed(bytes)
+        let unbuffered = parser.takeBodyUnbuffered(bytes.count)
+        if unbuffered > 0 {
+            progressed = true
+            handler?.upstreamBody(UnsafeRawBufferPointer(rebasing: bytes[..<unbuffered]))
+        }
+        parser.feed(UnsafeRawBufferPointer(rebasing: bytes[unbuffered...]))
         pump()
     }
 
@@ -454,7 +460,7 @@ final class UpstreamConnection: TransportDelegate {
                 handler?.upstreamHead(head, info: info)
             case .body(let bytes):
                 progressed = true
-                handler?.upstreamBody(bytes)
+                bytes.withUnsafeBytes { handler?.upstreamBody($0) }
             case .trailers:
                 continue
             case .end:

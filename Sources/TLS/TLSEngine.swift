@@ -62,11 +62,10 @@ public final class TLSEngine {
     static let scratchSize = 64 * 1024
 
     private let ssl: OpaquePointer
-    /// Ciphertext from the peer; SSL reads it. Owned by the SSL; replaced by `releaseIdleBuffers`.
-    private var networkInput: OpaquePointer
-    /// Ciphertext for the peer; SSL writes it. Owned by the SSL; replaced by `releaseIdleBuffers`.
-    private var networkOutput: OpaquePointer
-    private var sawNetworkEOF = false
+    /// Ciphertext from the peer; SSL reads it through its read BIO.
+    private let networkInput: NetworkBuffer
+    /// Ciphertext for the peer; SSL writes it through its write BIO.
+    private let networkOutput: NetworkBuffer
     /// Keeps the SSL_CTXs and the callback state alive for as long as the SSL may call back.
     private let context: AnyObject
     let clientSessions: TLSClientSessionCache?
@@ -82,8 +81,9 @@ public final class TLSEngine {
 
     /// A server-side connection, starting on the context's default certificate (SNI may switch it).
     public init(server: TLSServerContext, outboundHighWaterMark: Int = TLSEngine.defaultOutboundHighWaterMark) {
-        let ssl = Self.makeSSL(server.defaultContext)
-        (self.ssl, networkInput, networkOutput) = ssl
+        let (input, output) = (NetworkBuffer(), NetworkBuffer())
+        (networkInput, networkOutput) = (input, output)
+        ssl = Self.makeSSL(server.defaultContext, input: input, output: output)
         context = server
         clientSessions = nil
         sessionKey = nil
@@ -101,8 +101,9 @@ public final class TLSEngine {
         outboundHighWaterMark: Int = TLSEngine.defaultOutboundHighWaterMark
     ) throws(TLSError) {
         let host = normalizedHostName(serverName)
-        let ssl = Self.makeSSL(client.context)
-        (self.ssl, networkInput, networkOutput) = ssl
+        let (input, output) = (NetworkBuffer(), NetworkBuffer())
+        (networkInput, networkOutput) = (input, output)
+        ssl = Self.makeSSL(client.context, input: input, output: output)
         context = client
         clientSessions = client.sessions
         sessionKey = host
@@ -137,22 +138,15 @@ public final class TLSEngine {
         SSL_free(ssl)
     }
 
-    private static func makeSSL(_ context: OpaquePointer) -> (OpaquePointer, OpaquePointer, OpaquePointer) {
+    private static func makeSSL(_ context: OpaquePointer, input: NetworkBuffer, output: NetworkBuffer)
+        -> OpaquePointer
+    {
         guard let ssl = SSL_new(context) else {
             // Only allocation failure gets here; there is no connection to report it on.
             fatalError("OpenSSL could not allocate a connection")
         }
-        let input = makeMemoryBIO(eof: false)
-        let output = makeMemoryBIO(eof: false)
-        SSL_set_bio(ssl, input, output)
-        return (ssl, input, output)
-    }
-
-    private static func makeMemoryBIO(eof: Bool) -> OpaquePointer {
-        guard let bio = BIO_new(BIO_s_mem()) else { fatalError("OpenSSL could not allocate a memory BIO") }
-        // An empty BIO means "retry later" (WANT_READ), not EOF, until `noteNetworkEOF`.
-        _ = cshim_BIO_set_mem_eof_return(bio, eof ? 0 : -1)
-        return bio
+        SSL_set_bio(ssl, input.makeBIO(), output.makeBIO())
+        return ssl
     }
 
     /// The engine an SSL belongs to, for OpenSSL callbacks (set only on clients that cache sessions).
@@ -164,18 +158,9 @@ public final class TLSEngine {
 
     // MARK: Network side
 
-    /// Hands ciphertext received from the socket to the engine (copied into the input BIO).
+    /// Hands ciphertext received from the socket to the engine (copied into its input buffer).
     public func feedNetwork(_ bytes: UnsafeRawBufferPointer) {
-        guard var base = bytes.baseAddress else { return }
-        var remaining = bytes.count
-        while remaining > 0 {
-            let chunk = Int32(min(remaining, Int(Int32.max)))
-            let written = BIO_write(networkInput, base, chunk)
-            // A memory BIO only fails to grow when memory is exhausted.
-            precondition(written == chunk, "memory BIO write failed")
-            base += Int(chunk)
-            remaining -= Int(chunk)
-        }
+        networkInput.append(bytes)
     }
 
     /// Convenience for `feedNetwork(_: UnsafeRawBufferPointer)`.
@@ -185,65 +170,46 @@ public final class TLSEngine {
 
     /// Records that the socket reached EOF. Reads then report a missing close_notify as a truncation.
     public func noteNetworkEOF() {
-        sawNetworkEOF = true
-        _ = cshim_BIO_set_mem_eof_return(networkInput, 0)
+        networkInput.atEOF = true
     }
 
-    /// Returns the memory the two network buffers grew to, when both are empty.
+    /// Frees the memory of the two network buffers, when both are empty.
     ///
-    /// Memory BIOs keep their peak size (up to the outbound high-water mark plus a record, and the largest
-    /// `feedNetwork` chunk). `SSL_MODE_RELEASE_BUFFERS` already frees OpenSSL's record buffers; call this too when
-    /// the connection goes idle (everything sent, `readPlaintext` returned `.needsNetworkBytes`), so an idle
-    /// keep-alive connection holds no buffers. Not worth calling between bursts of a busy connection.
+    /// The buffers keep their peak size (up to the largest burst of ciphertext written or fed between drains).
+    /// `SSL_MODE_RELEASE_BUFFERS` already frees OpenSSL's record buffers; call this too when the connection goes idle
+    /// (everything sent, `readPlaintext` returned `.needsNetworkBytes`), so an idle keep-alive connection holds no
+    /// buffers. Not worth calling between bursts of a busy connection.
     public func releaseIdleBuffers() {
-        if cshim_BIO_pending(networkInput) == 0, Self.capacity(of: networkInput) > 0 {
-            networkInput = Self.makeMemoryBIO(eof: sawNetworkEOF)
-            // set0 hands the new BIO to the SSL and frees the old one.
-            SSL_set0_rbio(ssl, networkInput)
-        }
-        if cshim_BIO_pending(networkOutput) == 0, Self.capacity(of: networkOutput) > 0 {
-            networkOutput = Self.makeMemoryBIO(eof: false)
-            SSL_set0_wbio(ssl, networkOutput)
-        }
+        networkInput.releaseIfEmpty()
+        networkOutput.releaseIfEmpty()
     }
 
     /// Bytes allocated by the input and output buffers (for tests of `releaseIdleBuffers`).
     var networkBufferCapacity: (input: Int, output: Int) {
-        (Self.capacity(of: networkInput), Self.capacity(of: networkOutput))
-    }
-
-    private static func capacity(of bio: OpaquePointer) -> Int {
-        guard let memory = cshim_BIO_get_mem_ptr(bio) else { return 0 }
-        return memory.pointee.max
+        (networkInput.capacity, networkOutput.capacity)
     }
 
     /// Ciphertext waiting to be sent to the peer.
-    public var pendingNetworkBytes: Int {
-        Int(cshim_BIO_pending(networkOutput))
-    }
+    public var pendingNetworkBytes: Int { networkOutput.count }
 
     /// Moves up to `buffer.count` bytes of pending ciphertext into `buffer` and returns how many.
     public func readNetwork(into buffer: UnsafeMutableRawBufferPointer) -> Int {
         guard let base = buffer.baseAddress, !buffer.isEmpty else { return 0 }
-        let read = BIO_read(networkOutput, base, Int32(min(buffer.count, Int(Int32.max))))
-        return max(Int(read), 0)
+        return networkOutput.read(into: base, limit: buffer.count)
     }
 
     /// Appends all pending ciphertext to `buffer`.
     public func drainNetwork(into buffer: inout [UInt8]) {
-        var pending = pendingNetworkBytes
-        guard pending > 0 else { return }
-        buffer.reserveCapacity(buffer.count + pending)
-        // Through a stack buffer: appending from it is a plain copy, where growing the array first would also
-        // zero-fill it.
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: min(pending, Self.scratchSize)) { scratch in
-            while pending > 0 {
-                let read = readNetwork(into: UnsafeMutableRawBufferPointer(scratch))
-                guard read > 0 else { return }
-                buffer.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[..<read]))
-                pending -= read
-            }
+        sendNetwork { bytes in
+            buffer.append(contentsOf: bytes)
+            return bytes.count
         }
+    }
+
+    /// Offers the pending ciphertext to `send` without copying it; `send` returns how many leading bytes it took
+    /// (a socket write that took part of them, or none).
+    public func sendNetwork(_ send: (UnsafeRawBufferPointer) -> Int) {
+        networkOutput.consume(send)
     }
 
     // MARK: Handshake
@@ -296,7 +262,7 @@ public final class TLSEngine {
         while total < buffer.count {
             // Nothing left to decrypt, in the input BIO or inside SSL: the call would only say WANT_READ (and
             // costs as much as a small record), so say it here.
-            if total > 0 && cshim_BIO_pending(networkInput) == 0 && SSL_has_pending(ssl) == 0 {
+            if total > 0 && networkInput.count == 0 && SSL_has_pending(ssl) == 0 {
                 return (total, .needsNetworkBytes)
             }
             var read = 0

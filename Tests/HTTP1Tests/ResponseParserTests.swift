@@ -174,4 +174,82 @@ struct ResponseParserTests {
             #expect(parseResponses(bytes, methods: methods, cuts: cuts, eof: true) == whole, "cuts \(cuts)")
         }
     }
+
+    @Test("body bytes passed on unbuffered give the events feeding them gives, however the bytes are split")
+    func unbufferedBodyMatchesFeeding() {
+        let text =
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+            + "HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n"
+            + "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\n\r\n"
+            + "HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\nlength-known"
+            + "HTTP/1.1 404 Not Found\r\n\r\nuntil close"
+        let bytes = Array(text.utf8)
+        let methods = ["GET", "HEAD", "GET", "GET", "GET"]
+        let fed = parseResponses(bytes, methods: methods, eof: true)
+        #expect(responseHeads(fed).count == 5)
+        #expect(parseResponsesUnbuffered(bytes, methods: methods, cuts: [], eof: true).events == fed)
+        var rng = SplitMix64(seed: 11)
+        var direct = 0
+        for _ in 0..<300 {
+            let cuts = randomCuts(count: bytes.count, pieces: Int.random(in: 1...12, using: &rng), using: &rng)
+            let run = parseResponsesUnbuffered(bytes, methods: methods, cuts: cuts, eof: true)
+            #expect(run.events == fed, "cuts \(cuts)")
+            direct += run.unbuffered
+        }
+        // The runs did take the unbuffered path: a body byte or more per run on average (a piece starting inside
+        // a body, after the bytes before it were consumed).
+        #expect(direct > 300)
+    }
+
+    @Test("nothing is passed on unbuffered outside a body, with bytes buffered, or after the body's end")
+    func unbufferedOnlyInsideABody() {
+        var parser = HTTP1ResponseParser(limits: HTTP1Limits())
+        parser.requestSent(method: "GET")
+        #expect(parser.takeBodyUnbuffered(10) == 0)
+        parser.feed(Array("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab".utf8))
+        #expect(parser.takeBodyUnbuffered(10) == 0)
+        guard case .head = parser.next() else {
+            Issue.record("no head")
+            return
+        }
+        // "ab" is still buffered: the next bytes come after it.
+        #expect(parser.takeBodyUnbuffered(10) == 0)
+        guard case .body(let first) = parser.next() else {
+            Issue.record("no body")
+            return
+        }
+        #expect(Array(first) == Array("ab".utf8))
+        // Two bytes remain of the length, however many arrived.
+        #expect(parser.takeBodyUnbuffered(10) == 2)
+        #expect(parser.takeBodyUnbuffered(10) == 0)
+        parser.feed(Array("junk".utf8))
+        #expect(parser.next() == .end)
+        // Bytes after the last answer stay unconsumed, so the connection is not reused.
+        #expect(parser.unconsumedByteCount == 4)
+    }
+}
+
+/// Parses as the upstream connection does: each piece's leading body bytes are taken unbuffered when the parser
+/// allows it, and only the rest is fed. Returns the merged events and how many bytes skipped the buffer.
+private func parseResponsesUnbuffered(_ bytes: [UInt8], methods: [String], cuts: [Int], eof: Bool)
+    -> (events: [Collected<HTTP1ResponseEvent>], unbuffered: Int)
+{
+    var parser = HTTP1ResponseParser(limits: HTTP1Limits())
+    for method in methods { parser.requestSent(method: method) }
+    var events: [HTTP1ResponseEvent] = []
+    var unbuffered = 0
+    var start = 0
+    for cut in cuts + [bytes.count] where cut >= start {
+        let taken = parser.takeBodyUnbuffered(cut - start)
+        if taken > 0 { events.append(.body(bytes[start..<start + taken])) }
+        unbuffered += taken
+        parser.feed(bytes[(start + taken)..<cut])
+        start = cut
+        while let event = parser.next() { events.append(event) }
+    }
+    if eof {
+        parser.feedEOF()
+        while let event = parser.next() { events.append(event) }
+    }
+    return (merge(events) { if case .body(let b) = $0 { return b } else { return nil } }, unbuffered)
 }

@@ -130,6 +130,41 @@ struct TLSEngineTests {
         #expect(intact, "the received payload differs from the one sent")
     }
 
+    @Test("ciphertext taken a few bytes at a time from the network buffer, as a blocked socket takes it, arrives whole")
+    func sendNetworkInPieces() throws {
+        // Without a high-water mark, as the gateway's transports run the engine: it takes every byte offered.
+        let pair = try TLSPair(
+            client: TLSTestFixtures.client(), serverName: "localhost", server: TLSTestFixtures.server(),
+            outboundHighWaterMark: .max)
+        #expect(pair.handshake() == (.complete, .complete))
+        let payload = (0..<300_000).map { UInt8(truncatingIfNeeded: ($0 &* 2_654_435_761) >> 11) }
+        #expect(pair.server.writePlaintext(payload) == .accepted(payload.count))
+        let pending = pair.server.pendingNetworkBytes
+        #expect(pending > payload.count)
+
+        // A socket that takes nothing leaves every byte in place.
+        pair.server.sendNetwork { _ in 0 }
+        #expect(pair.server.pendingNetworkBytes == pending)
+
+        var received: [UInt8] = []
+        var sizes = [1, 7, 1000, 4096, 16_389, 65_536]
+        while pair.server.pendingNetworkBytes > 0 {
+            let size = sizes.removeFirst()
+            sizes.append(size)
+            pair.server.sendNetwork { bytes in
+                let n = min(size, bytes.count)
+                pair.client.feedNetwork(UnsafeRawBufferPointer(rebasing: bytes[..<n]))
+                return n
+            }
+            var plaintext: [UInt8] = []
+            #expect(pair.client.readPlaintext(into: &plaintext) == .needsNetworkBytes)
+            received += plaintext
+        }
+        #expect(received.count == payload.count)
+        let intact = received == payload
+        #expect(intact, "the received payload differs from the one sent")
+    }
+
     @Test("releaseIdleBuffers returns the network buffers' memory and the connection keeps working")
     func releaseIdleBuffers() throws {
         let pair = try TLSPair(

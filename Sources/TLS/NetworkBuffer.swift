@@ -1,0 +1,140 @@
+import COpenSSL
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Ciphertext between the socket and an SSL: what the peer sent and the SSL has not read yet, or what the SSL wrote
+/// and the socket has not taken yet. The SSL reaches it through a BIO of our own (`makeBIO`).
+///
+/// A memory BIO (`BIO_s_mem`) zero-fills each region it grows into before it copies bytes in, and gives ciphertext
+/// out only by copying it into the caller's buffer. Here bytes come in with one copy and the socket writes straight
+/// out of the buffer: for a 1 MiB answer, three passes over the megabyte fewer.
+final class NetworkBuffer {
+    private var storage: UnsafeMutableRawPointer?
+    private(set) var capacity = 0
+    private var head = 0
+    private var tail = 0
+    /// Once set, a read of the empty buffer says end of input instead of "retry later".
+    var atEOF = false
+
+    var count: Int { tail - head }
+
+    deinit { free(storage) }
+
+    func append(_ bytes: UnsafeRawBufferPointer) {
+        guard let source = bytes.baseAddress, !bytes.isEmpty else { return }
+        reserve(bytes.count).copyMemory(from: source, byteCount: bytes.count)
+        tail += bytes.count
+    }
+
+    /// Room for `extra` more bytes after the last one, moving or growing the storage when needed.
+    private func reserve(_ extra: Int) -> UnsafeMutableRawPointer {
+        if let storage, tail + extra <= capacity { return storage + tail }
+        let live = count
+        if let storage, live + extra <= capacity {
+            // Enough room once the consumed front is reclaimed.
+            (storage).copyMemory(from: storage + head, byteCount: live)
+        } else {
+            let grown = max(capacity * 2, live + extra, 16 * 1024)
+            guard let bigger = malloc(grown) else { fatalError("out of memory for a network buffer") }
+            if let storage {
+                bigger.copyMemory(from: storage + head, byteCount: live)
+                free(storage)
+            }
+            storage = bigger
+            capacity = grown
+        }
+        head = 0
+        tail = live
+        return storage! + tail
+    }
+
+    /// Moves up to `limit` bytes to `destination`; returns how many.
+    func read(into destination: UnsafeMutableRawPointer, limit: Int) -> Int {
+        let n = min(limit, count)
+        guard n > 0, let storage else { return 0 }
+        destination.copyMemory(from: storage + head, byteCount: n)
+        drop(n)
+        return n
+    }
+
+    /// Calls `body` with the buffered bytes; `body` returns how many it took from the front.
+    func consume(_ body: (UnsafeRawBufferPointer) -> Int) {
+        guard let storage, count > 0 else { return }
+        drop(body(UnsafeRawBufferPointer(start: storage + head, count: count)))
+    }
+
+    private func drop(_ n: Int) {
+        head += n
+        if head == tail {
+            head = 0
+            tail = 0
+        }
+    }
+
+    /// Frees the storage when nothing is buffered (an idle connection holds none).
+    func releaseIfEmpty() {
+        guard count == 0, storage != nil else { return }
+        free(storage)
+        storage = nil
+        capacity = 0
+    }
+
+    /// A BIO over this buffer, to hand to the SSL (which frees it, and with it the BIO's reference to the buffer).
+    func makeBIO() -> OpaquePointer {
+        guard let bio = BIO_new(networkBufferBIOMethod) else { fatalError("OpenSSL could not allocate a BIO") }
+        BIO_set_data(bio, Unmanaged.passRetained(self).toOpaque())
+        BIO_set_init(bio, 1)
+        return bio
+    }
+
+    fileprivate static func of(_ bio: OpaquePointer?) -> NetworkBuffer? {
+        guard let bio, let data = BIO_get_data(bio) else { return nil }
+        // Safety: set in makeBIO to a retained NetworkBuffer, released only by the BIO's destroy callback.
+        return Unmanaged<NetworkBuffer>.fromOpaque(data).takeUnretainedValue()
+    }
+}
+
+private let retryFlags = Int32(BIO_FLAGS_READ | BIO_FLAGS_WRITE | BIO_FLAGS_IO_SPECIAL | BIO_FLAGS_SHOULD_RETRY)
+
+/// One method table for every connection's BIOs; the buffer is each BIO's data.
+nonisolated(unsafe) private let networkBufferBIOMethod: OpaquePointer = {
+    let type = BIO_get_new_index() | Int32(BIO_TYPE_SOURCE_SINK)
+    guard let method = BIO_meth_new(type, "network buffer") else {
+        fatalError("OpenSSL could not allocate a BIO method")
+    }
+    _ = BIO_meth_set_write_ex(method) { bio, data, length, written in
+        guard let buffer = NetworkBuffer.of(bio), let data else { return 0 }
+        BIO_clear_flags(bio, retryFlags)
+        buffer.append(UnsafeRawBufferPointer(start: data, count: length))
+        written?.pointee = length
+        return 1
+    }
+    _ = BIO_meth_set_read_ex(method) { bio, data, length, read in
+        guard let buffer = NetworkBuffer.of(bio), let data else { return 0 }
+        BIO_clear_flags(bio, retryFlags)
+        let n = buffer.read(into: data, limit: length)
+        read?.pointee = n
+        if n > 0 { return 1 }
+        // Empty: "retry later" until the socket has reached its end, then a plain failure, which SSL reads as EOF.
+        if !buffer.atEOF { BIO_set_flags(bio, Int32(BIO_FLAGS_READ | BIO_FLAGS_SHOULD_RETRY)) }
+        return 0
+    }
+    _ = BIO_meth_set_ctrl(method) { bio, command, _, _ in
+        guard let buffer = NetworkBuffer.of(bio) else { return 0 }
+        switch command {
+        case BIO_CTRL_PENDING, BIO_CTRL_WPENDING: return buffer.count
+        case BIO_CTRL_EOF: return buffer.atEOF && buffer.count == 0 ? 1 : 0
+        case BIO_CTRL_FLUSH, BIO_CTRL_DUP: return 1
+        default: return 0
+        }
+    }
+    _ = BIO_meth_set_destroy(method) { bio in
+        guard let bio, let data = BIO_get_data(bio) else { return 1 }
+        Unmanaged<NetworkBuffer>.fromOpaque(data).release()
+        BIO_set_data(bio, nil)
+        return 1
+    }
+    return method
+}()
