@@ -22,7 +22,7 @@ extension TransportDelegate {
     func transportPlaintextHTTPAnswer() -> [UInt8]? { nil }
 }
 
-/// A socket with optional TLS over memory BIOs and an outbound queue: the byte pipe under HTTP/1.1 and HTTP/2.
+/// A socket with optional TLS over in-memory BIOs and an outbound queue: the byte pipe under HTTP/1.1 and HTTP/2.
 ///
 /// Loop-confined. Reads use the loop's scratch buffer, so a read costs no allocation. Writes go into `outbound`
 /// (with TLS: into `plainOut`, then as ciphertext into the engine's network buffer, which the socket writes from) and

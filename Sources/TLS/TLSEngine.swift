@@ -28,7 +28,7 @@ public enum TLSWriteResult: Sendable, Equatable {
     case failed(TLSError)
 }
 
-/// One TLS connection as a sans-I/O state machine: one `SSL*` between two memory BIOs. The caller owns the socket
+/// One TLS connection as a sans-I/O state machine: one `SSL*` between two in-memory BIOs. The caller owns the socket
 /// and moves ciphertext in and out; the engine never blocks and never touches a file descriptor.
 ///
 /// Confinement: not Sendable. Create, use and release it on one event-loop queue; OpenSSL's per-thread error
