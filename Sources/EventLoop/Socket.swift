@@ -100,6 +100,9 @@ public final class Socket {
     }
 
     /// Pauses or resumes read events: backpressure when the other side of a proxy cannot keep up.
+    /// Whether the socket is watched for input (`setReadInterest`).
+    public var isReading: Bool { wantsRead }
+
     public func setReadInterest(_ on: Bool) {
         guard wantsRead != on else { return }
         wantsRead = on

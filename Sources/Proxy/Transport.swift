@@ -159,6 +159,9 @@ final class Transport {
                     delegate?.transportReceived(bytes)
                 }
                 if closed { return }
+                // The delegate paused reading (the other side of the proxy is behind): what is still in the socket
+                // waits there, instead of in a buffer that would grow by a read's worth each time round.
+                if !socket.isReading { return }
                 // A short read drained the socket: the read source fires again when more arrives, so the usual
                 // extra read that would only say EAGAIN is skipped (one syscall per event saved).
                 if n < scratch.buffer.count { return }
