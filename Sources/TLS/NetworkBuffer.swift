@@ -36,7 +36,8 @@ final class NetworkBuffer {
             // Enough room once the consumed front is reclaimed.
             (storage).copyMemory(from: storage + head, byteCount: live)
         } else {
-            let grown = max(capacity * 2, live + extra, 16 * 1024)
+            // Small to start with: an idle keep-alive connection keeps what its buffers grew to.
+            let grown = max(capacity * 2, live + extra, 2048)
             guard let bigger = malloc(grown) else { fatalError("out of memory for a network buffer") }
             if let storage {
                 bigger.copyMemory(from: storage + head, byteCount: live)
@@ -70,6 +71,9 @@ final class NetworkBuffer {
         if head == tail {
             head = 0
             tail = 0
+            // Not the memory of one huge burst for the rest of the connection's life; below this, reusing the
+            // storage beats allocating it again (above 128 KiB malloc maps fresh pages each time).
+            if capacity > 1 << 20 { releaseIfEmpty() }
         }
     }
 

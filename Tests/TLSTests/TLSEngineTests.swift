@@ -165,6 +165,29 @@ struct TLSEngineTests {
         #expect(intact, "the received payload differs from the one sent")
     }
 
+    @Test("a network buffer that grew past 1 MiB is freed once drained; a smaller one is kept for the next burst")
+    func hugeBurstIsNotKept() throws {
+        let pair = try TLSPair(
+            client: TLSTestFixtures.client(), serverName: "localhost", server: TLSTestFixtures.server(),
+            outboundHighWaterMark: .max)
+        #expect(pair.handshake() == (.complete, .complete))
+        #expect(pair.server.writePlaintext([UInt8](repeating: 1, count: 100_000)) == .accepted(100_000))
+        var sink: [UInt8] = []
+        pair.server.drainNetwork(into: &sink)
+        #expect(pair.server.pendingNetworkBytes == 0)
+        #expect(pair.server.networkBufferCapacity.output > 100_000)
+
+        #expect(pair.server.writePlaintext([UInt8](repeating: 2, count: 1_500_000)) == .accepted(1_500_000))
+        #expect(pair.server.networkBufferCapacity.output > 1 << 20)
+        pair.server.drainNetwork(into: &sink)
+        #expect(pair.server.networkBufferCapacity.output == 0)
+        // And the connection goes on.
+        pair.client.feedNetwork(sink)
+        var received: [UInt8] = []
+        #expect(pair.client.readPlaintext(into: &received) == .needsNetworkBytes)
+        #expect(received.count == 1_600_000)
+    }
+
     @Test("releaseIdleBuffers returns the network buffers' memory and the connection keeps working")
     func releaseIdleBuffers() throws {
         let pair = try TLSPair(
