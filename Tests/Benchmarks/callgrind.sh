@@ -10,7 +10,9 @@
 # fresh1 (policy1, but every request carries a token the gateway has never seen: full RS256 verification and
 # claims check each time; wrk with lua/tokens.lua sends them, as h2load cannot vary a header per request).
 # fresh1 mints its tokens (cycling over 64 organizations) right before the run, 300 for the warm-up plus N
-# (default 6,000 there: each costs an RSA verify under valgrind), and divides by N.
+# (default 6,000 there: each costs an RSA verify under valgrind), and divides by N. rotate1 is policy1 with 64
+# tokens over 64 organizations, each reused in turn (wrk, lua/tokens.lua "rotate", as run.sh's rotated rows): a
+# 5 s warm-up, then 30 s counted, divided by the requests wrk saw answered (--requests does not apply).
 # --log writes every event to a file, as a production gateway would. Prints one line per mode and leaves each
 # callgrind file in the work directory for `callgrind_annotate --inclusive=yes FILE`.
 #
@@ -29,17 +31,17 @@ while [ $# -gt 0 ]; do
         --gateway) GATEWAY=$2; shift ;;
         --requests) REQUESTS=$2; shift ;;
         --log) LOG=1 ;;
-        pass | policy | pass1 | policy1 | fresh1) MODES+=("$1") ;;
+        pass | policy | pass1 | policy1 | fresh1 | rotate1) MODES+=("$1") ;;
         -h | --help) sed -n 2,17p "$0"; exit 0 ;;
-        *) echo "callgrind.sh: unknown argument $1 (modes: pass policy pass1 policy1 fresh1)" >&2; exit 2 ;;
+        *) echo "callgrind.sh: unknown argument $1 (modes: pass policy pass1 policy1 fresh1 rotate1)" >&2; exit 2 ;;
     esac
     shift
 done
-[ ${#MODES[@]} -gt 0 ] || { echo "callgrind.sh: name at least one mode: pass policy pass1 policy1 fresh1" >&2; exit 2; }
+[ ${#MODES[@]} -gt 0 ] || { echo "callgrind.sh: name at least one mode: pass policy pass1 policy1 fresh1 rotate1" >&2; exit 2; }
 [ -z "$REQUESTS" ] || [[ "$REQUESTS" =~ ^[1-9][0-9]*$ ]] || { echo "callgrind.sh: --requests needs a positive number" >&2; exit 2; }
 [ -x "$GATEWAY" ] || { echo "callgrind.sh: no gateway binary at $GATEWAY (swift build -c release)" >&2; exit 2; }
 TOOLS=(valgrind callgrind_annotate callgrind_control h2load nginx openssl python3 curl strip)
-case " ${MODES[*]} " in *" fresh1 "*) TOOLS+=(wrk) ;; esac
+case " ${MODES[*]} " in *" fresh1 "* | *" rotate1 "*) TOOLS+=(wrk) ;; esac
 for tool in "${TOOLS[@]}"; do
     command -v "$tool" >/dev/null || { echo "callgrind.sh: needs $tool" >&2; exit 2; }
 done
@@ -130,6 +132,30 @@ for mode in "${MODES[@]}"; do
         curl -sk -o /dev/null "https://127.0.0.1:$P_CANON/x" && break
         sleep 0.5
     done
+    if [ "$mode" = rotate1 ]; then
+        python3 "$HERE/bench.py" mint --key sign.pem --template template-token.txt --orgs orgs.txt \
+            --count 64 --out rotate-tokens.txt
+        url="https://127.0.0.1:$P_CANON/my-org/details"
+        rotate() {
+            wrk -t 1 -c 4 -d "$1" --timeout 60s -s "$HERE/lua/tokens.lua" "$url" -- rotate-tokens.txt rotate \
+                https://app.example acme.prof.test 1 >"$2"
+        }
+        rotate 5s wrk-warm.txt
+        callgrind_control -z "$VG" >/dev/null 2>&1
+        rotate 30s wrk-rotate.txt
+        callgrind_control -d "$VG" >/dev/null 2>&1
+        sleep 1
+        kill "$VG"
+        wait "$VG" 2>/dev/null || true
+        out=$(cat wrk-rotate.txt)
+        answered=$(sed -nE 's/^ *([0-9]+) requests in .*/\1/p' <<<"$out")
+        statuses=$(grep -E "^statuses" <<<"$out" || true)
+        total=$(callgrind_annotate "$WORK/cg-$mode.out.1" 2>/dev/null | grep "PROGRAM TOTALS" | tr -d , | awk '{print $1}')
+        # Requests still in flight when wrk stopped add their partial cost: at most 4 in thousands.
+        printf '%-8s %s requests, %s instructions per request (%s; %s)\n' "$mode" "$answered" \
+            "$((total / answered))" "$statuses" "$WORK/cg-$mode.out.1"
+        continue
+    fi
     if [ "$mode" = fresh1 ]; then
         n=${REQUESTS:-6000}
         # Minted now: tokens live 600 s. Each is sent once, so the verified-token caches never hit.
