@@ -146,15 +146,20 @@ final class Transport {
                 }
                 let bytes = UnsafeRawBufferPointer(rebasing: scratch.buffer[0..<n])
                 if let tls {
-                    tls.feedNetwork(bytes)
-                    if handshaking {
-                        advanceHandshake()
-                        // Closed (a failed handshake): not another read, whose fd number another loop may already
-                        // have given to a new connection, whose first bytes it would take.
-                        if closed { return }
-                        if handshaking { continue }
+                    // Lent, not copied: the engine reads the records where they were read, and keeps only a
+                    // partial one (the scratch is the loop's, reused by the next read).
+                    let stillHandshaking = tls.withNetworkInput(bytes) { () -> Bool in
+                        if handshaking {
+                            advanceHandshake()
+                            if closed || handshaking { return true }
+                        }
+                        pumpPlaintext()
+                        return false
                     }
-                    pumpPlaintext()
+                    // Closed (a failed handshake): not another read, whose fd number another loop may already have
+                    // given to a new connection, whose first bytes it would take.
+                    if closed { return }
+                    if stillHandshaking { continue }
                 } else {
                     delegate?.transportReceived(bytes)
                 }

@@ -17,21 +17,46 @@ final class NetworkBuffer {
     private var tail = 0
     /// Once set, a read of the empty buffer says end of input instead of "retry later".
     var atEOF = false
+    /// The caller's bytes not read yet, while it lends them (`lend`); they come after the stored ones.
+    private var lent: UnsafeRawPointer?
+    private var lentCount = 0
 
-    var count: Int { tail - head }
+    /// Bytes buffered: stored, and lent but not read yet.
+    var count: Int { tail - head + lentCount }
+    private var storedCount: Int { tail - head }
 
     deinit { free(storage) }
 
     func append(_ bytes: UnsafeRawBufferPointer) {
         guard let source = bytes.baseAddress, !bytes.isEmpty else { return }
+        // Lent bytes came first: they are stored before these.
+        if lent != nil { endLending() }
         reserve(bytes.count).copyMemory(from: source, byteCount: bytes.count)
         tail += bytes.count
+    }
+
+    /// Lets reads take `bytes` where they are, after what is stored, until `endLending`. Input read straight from
+    /// the socket's buffer then costs no copy, except for what is left unread (a record's first part).
+    func lend(_ bytes: UnsafeRawBufferPointer) {
+        if lent != nil { endLending() }
+        guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
+        lent = UnsafeRawPointer(base)
+        lentCount = bytes.count
+    }
+
+    /// Stores what is left of the lent bytes: the caller may reuse its buffer after this.
+    func endLending() {
+        guard let base = lent else { return }
+        let rest = lentCount
+        lent = nil
+        lentCount = 0
+        append(UnsafeRawBufferPointer(start: base, count: rest))
     }
 
     /// Room for `extra` more bytes after the last one, moving or growing the storage when needed.
     private func reserve(_ extra: Int) -> UnsafeMutableRawPointer {
         if let storage, tail + extra <= capacity { return storage + tail }
-        let live = count
+        let live = storedCount
         if let storage, live + extra <= capacity {
             // Enough room once the consumed front is reclaimed.
             (storage).copyMemory(from: storage + head, byteCount: live)
@@ -53,17 +78,26 @@ final class NetworkBuffer {
 
     /// Moves up to `limit` bytes to `destination`; returns how many.
     func read(into destination: UnsafeMutableRawPointer, limit: Int) -> Int {
-        let n = min(limit, count)
-        guard n > 0, let storage else { return 0 }
-        destination.copyMemory(from: storage + head, byteCount: n)
-        drop(n)
+        var n = 0
+        if let storage, storedCount > 0 {
+            n = min(limit, storedCount)
+            destination.copyMemory(from: storage + head, byteCount: n)
+            drop(n)
+        }
+        if n < limit, let base = lent, lentCount > 0 {
+            let m = min(limit - n, lentCount)
+            (destination + n).copyMemory(from: base, byteCount: m)
+            lent = base + m
+            lentCount -= m
+            n += m
+        }
         return n
     }
 
     /// Calls `body` with the buffered bytes; `body` returns how many it took from the front.
     func consume(_ body: (UnsafeRawBufferPointer) -> Int) {
-        guard let storage, count > 0 else { return }
-        drop(body(UnsafeRawBufferPointer(start: storage + head, count: count)))
+        guard let storage, storedCount > 0 else { return }
+        drop(body(UnsafeRawBufferPointer(start: storage + head, count: storedCount)))
     }
 
     private func drop(_ n: Int) {
@@ -79,7 +113,7 @@ final class NetworkBuffer {
 
     /// Frees the storage when nothing is buffered (an idle connection holds none).
     func releaseIfEmpty() {
-        guard count == 0, storage != nil else { return }
+        guard storedCount == 0, storage != nil else { return }
         free(storage)
         storage = nil
         capacity = 0

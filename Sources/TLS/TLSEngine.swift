@@ -163,6 +163,15 @@ public final class TLSEngine {
         networkInput.append(bytes)
     }
 
+    /// `feedNetwork` without the copy: during `body` the engine reads `bytes` where they are (after any ciphertext
+    /// fed before), and when `body` returns it keeps a copy of only what it has not read (a record's first part).
+    /// The handshake and reads made in `body` see the bytes as fed.
+    public func withNetworkInput<Result>(_ bytes: UnsafeRawBufferPointer, _ body: () -> Result) -> Result {
+        networkInput.lend(bytes)
+        defer { networkInput.endLending() }
+        return body()
+    }
+
     /// Convenience for `feedNetwork(_: UnsafeRawBufferPointer)`.
     public func feedNetwork(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { feedNetwork($0) }

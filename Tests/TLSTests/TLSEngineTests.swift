@@ -165,6 +165,63 @@ struct TLSEngineTests {
         #expect(intact, "the received payload differs from the one sent")
     }
 
+    @Test("ciphertext lent in pieces of any size reads as fed; the unread part of a record is kept after the loan")
+    func lentInput() throws {
+        let pair = try TLSPair(
+            client: TLSTestFixtures.client(), serverName: "localhost", server: TLSTestFixtures.server(),
+            outboundHighWaterMark: .max)
+        #expect(pair.handshake() == (.complete, .complete))
+        let payload = (0..<200_000).map { UInt8(truncatingIfNeeded: ($0 &* 2_654_435_761) >> 9) }
+        #expect(pair.server.writePlaintext(payload) == .accepted(payload.count))
+        var ciphertext: [UInt8] = []
+        pair.server.drainNetwork(into: &ciphertext)
+        var received: [UInt8] = []
+        var offset = 0
+        let sizes = [1, 5, 4_000, 17_000, 9, 65_536, 333]
+        var round = 0
+        while offset < ciphertext.count {
+            let size = min(sizes[round % sizes.count], ciphertext.count - offset)
+            round += 1
+            let piece = Array(ciphertext[offset..<offset + size])
+            offset += size
+            let result = piece.withUnsafeBytes { bytes in
+                pair.client.withNetworkInput(bytes) { pair.client.readPlaintext(into: &received) }
+            }
+            #expect(result == .needsNetworkBytes)
+            // Bytes fed during a loan come after the lent ones.
+            if round == 3 && offset < ciphertext.count {
+                let next = Array(ciphertext[offset..<min(offset + 100, ciphertext.count)])
+                offset += next.count
+                let extra = next.withUnsafeBytes { nextBytes in
+                    Array(ciphertext[offset..<min(offset + 50, ciphertext.count)]).withUnsafeBytes { later in
+                        pair.client.withNetworkInput(nextBytes) {
+                            pair.client.feedNetwork(later)
+                            return later.count
+                        }
+                    }
+                }
+                offset += extra
+            }
+        }
+        #expect(pair.client.readPlaintext(into: &received) == .needsNetworkBytes)
+        #expect(received.count == payload.count)
+        let intact = received == payload
+        #expect(intact, "the received payload differs from the one sent")
+
+        // Whole records lent are read in place: nothing is stored.
+        pair.client.releaseIdleBuffers()
+        #expect(pair.client.networkBufferCapacity.input == 0)
+        #expect(pair.server.writePlaintext([UInt8](repeating: 9, count: 3_000)) == .accepted(3_000))
+        var records: [UInt8] = []
+        pair.server.drainNetwork(into: &records)
+        var last: [UInt8] = []
+        _ = records.withUnsafeBytes { bytes in
+            pair.client.withNetworkInput(bytes) { pair.client.readPlaintext(into: &last) }
+        }
+        #expect(last.count == 3_000)
+        #expect(pair.client.networkBufferCapacity.input == 0)
+    }
+
     @Test("a network buffer that grew past 1 MiB is freed once drained; a smaller one is kept for the next burst")
     func hugeBurstIsNotKept() throws {
         let pair = try TLSPair(
