@@ -130,14 +130,25 @@ struct TLSEngineTests {
         #expect(intact, "the received payload differs from the one sent")
     }
 
-    @Test("ciphertext taken a few bytes at a time from the network buffer, as a blocked socket takes it, arrives whole")
-    func sendNetworkInPieces() throws {
-        // Without a high-water mark, as the gateway's transports run the engine: it takes every byte offered.
+    /// A handshaken pair without a high-water mark, as the gateway's transports run the engine: it takes every
+    /// byte offered.
+    private static func establishedUnboundedPair() throws -> TLSPair {
         let pair = try TLSPair(
             client: TLSTestFixtures.client(), serverName: "localhost", server: TLSTestFixtures.server(),
             outboundHighWaterMark: .max)
         #expect(pair.handshake() == (.complete, .complete))
-        let payload = (0..<300_000).map { UInt8(truncatingIfNeeded: ($0 &* 2_654_435_761) >> 11) }
+        return pair
+    }
+
+    /// Bytes that repeat only every 2^32, so a dropped, duplicated or reordered piece cannot go unnoticed.
+    private static func pattern(count: Int) -> [UInt8] {
+        (0..<count).map { UInt8(truncatingIfNeeded: ($0 &* 2_654_435_761) >> 11) }
+    }
+
+    @Test("ciphertext taken a few bytes at a time from the network buffer, as a blocked socket takes it, arrives whole")
+    func sendNetworkInPieces() throws {
+        let pair = try Self.establishedUnboundedPair()
+        let payload = Self.pattern(count: 300_000)
         #expect(pair.server.writePlaintext(payload) == .accepted(payload.count))
         let pending = pair.server.pendingNetworkBytes
         #expect(pending > payload.count)
@@ -167,11 +178,8 @@ struct TLSEngineTests {
 
     @Test("ciphertext lent in pieces of any size reads as fed; the unread part of a record is kept after the loan")
     func lentInput() throws {
-        let pair = try TLSPair(
-            client: TLSTestFixtures.client(), serverName: "localhost", server: TLSTestFixtures.server(),
-            outboundHighWaterMark: .max)
-        #expect(pair.handshake() == (.complete, .complete))
-        let payload = (0..<200_000).map { UInt8(truncatingIfNeeded: ($0 &* 2_654_435_761) >> 9) }
+        let pair = try Self.establishedUnboundedPair()
+        let payload = Self.pattern(count: 200_000)
         #expect(pair.server.writePlaintext(payload) == .accepted(payload.count))
         var ciphertext: [UInt8] = []
         pair.server.drainNetwork(into: &ciphertext)
@@ -224,10 +232,7 @@ struct TLSEngineTests {
 
     @Test("a network buffer that grew past 1 MiB is freed once drained; a smaller one is kept for the next burst")
     func hugeBurstIsNotKept() throws {
-        let pair = try TLSPair(
-            client: TLSTestFixtures.client(), serverName: "localhost", server: TLSTestFixtures.server(),
-            outboundHighWaterMark: .max)
-        #expect(pair.handshake() == (.complete, .complete))
+        let pair = try Self.establishedUnboundedPair()
         #expect(pair.server.writePlaintext([UInt8](repeating: 1, count: 100_000)) == .accepted(100_000))
         var sink: [UInt8] = []
         pair.server.drainNetwork(into: &sink)
