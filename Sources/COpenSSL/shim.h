@@ -36,7 +36,6 @@ static inline long cshim_SSL_CTX_set_session_cache_mode(SSL_CTX *ctx, long mode)
     return SSL_CTX_set_session_cache_mode(ctx, mode);
 }
 static inline size_t cshim_BIO_pending(BIO *bio) { return BIO_pending(bio); }
-static inline long cshim_BIO_set_mem_eof_return(BIO *bio, int v) { return BIO_set_mem_eof_return(bio, v); }
 static inline void cshim_OPENSSL_free(void *p) { OPENSSL_free(p); }
 static inline uint64_t cshim_SSL_OP_NO_COMPRESSION(void) { return SSL_OP_NO_COMPRESSION; }
 static inline uint64_t cshim_SSL_OP_NO_RENEGOTIATION(void) { return SSL_OP_NO_RENEGOTIATION; }
@@ -51,11 +50,6 @@ static inline long cshim_SSL_CTX_add0_chain_cert(SSL_CTX *ctx, X509 *x509) {
 }
 static inline long cshim_SSL_CTX_sess_set_cache_size(SSL_CTX *ctx, long size) {
     return SSL_CTX_sess_set_cache_size(ctx, size);
-}
-static inline BUF_MEM *cshim_BIO_get_mem_ptr(BIO *bio) {
-    BUF_MEM *memory = NULL;
-    BIO_get_mem_ptr(bio, &memory);
-    return memory;
 }
 
 #endif

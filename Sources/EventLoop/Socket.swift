@@ -99,10 +99,10 @@ public final class Socket {
         updateInterest()
     }
 
-    /// Pauses or resumes read events: backpressure when the other side of a proxy cannot keep up.
     /// Whether the socket is watched for input (`setReadInterest`).
     public var isReading: Bool { wantsRead }
 
+    /// Pauses or resumes read events: backpressure when the other side of a proxy cannot keep up.
     public func setReadInterest(_ on: Bool) {
         guard wantsRead != on else { return }
         wantsRead = on

@@ -166,7 +166,8 @@ extension HTTP2ServerSession {
     /// Appends one DATA frame that `readBody` sized: the 9-byte header nghttp2 serialized, then the body bytes
     /// straight from the stream's buffer. Only during `pendingOutput`, which provides the output.
     func writeData(streamID: Int32, header: UnsafePointer<UInt8>, length: Int, padding: Int) -> Int32 {
-        guard let output = outputSink, padding == 0, let stream = streams[streamID], stream.buffered >= length else {
+        guard let (output, limit) = outputSink, padding == 0, let stream = streams[streamID], stream.buffered >= length
+        else {
             return NGHTTP2_ERR_CALLBACK_FAILURE.rawValue
         }
         output.pointee.append(contentsOf: UnsafeBufferPointer(start: header, count: 9))
@@ -188,7 +189,7 @@ extension HTTP2ServerSession {
             emit(.readyForBody(streamID: streamID))
         }
         // Past the output's mark nghttp2 stops here (mem_send returns), as it does between frames it copies.
-        return output.pointee.count >= outputSinkLimit ? NGHTTP2_ERR_PAUSE.rawValue : 0
+        return output.pointee.count >= limit ? NGHTTP2_ERR_PAUSE.rawValue : 0
     }
 
     /// The data provider for every streamed or buffered body: the stream's buffer is found by stream id.

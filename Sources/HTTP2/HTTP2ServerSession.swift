@@ -30,9 +30,8 @@ public final class HTTP2ServerSession {
     /// A response-body buffer a closed stream left behind, empty, for the next `appendBody` (see
     /// `recycleBodyBuffer(of:)`).
     @exclusivity(unchecked) var spareBodyBuffer: [UInt8] = []
-    /// The buffer `pendingOutput` fills, while it runs, and its soft limit.
-    @exclusivity(unchecked) var outputSink: UnsafeMutablePointer<[UInt8]>?
-    @exclusivity(unchecked) var outputSinkLimit = 0
+    /// The buffer `pendingOutput` fills and its soft limit, while it runs.
+    @exclusivity(unchecked) var outputSink: (buffer: UnsafeMutablePointer<[UInt8]>, limit: Int)?
     static let spareBodyBufferCapacity = 4096
     /// The last `:path` and authority that passed the request checks (see `refusal(of:method:)`).
     @exclusivity(unchecked) var validatedPath: String?
@@ -237,8 +236,7 @@ public final class HTTP2ServerSession {
         let start = buffer.count
         withUnsafeMutablePointer(to: &buffer) { output in
             // DATA frames are appended by `writeData`, from inside mem_send.
-            outputSink = output
-            outputSinkLimit = maxBytes
+            outputSink = (output, maxBytes)
             defer { outputSink = nil }
             while output.pointee.count < maxBytes {
                 var data: UnsafePointer<UInt8>?

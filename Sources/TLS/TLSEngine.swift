@@ -37,9 +37,9 @@ public enum TLSWriteResult: Sendable, Equatable {
 /// Call order:
 /// 1. `init(server:)` or `init(client:serverName:)`.
 /// 2. Handshake: a client calls `handshake()` first (it produces the ClientHello). Then, whenever ciphertext
-///    arrives, `feedNetwork(_:)` and `handshake()`; after every call, send what `drainNetwork(into:)` (or
-///    `readNetwork(into:)`) yields. Repeat until `.complete` or `.failed`. On `.failed`, still send the pending
-///    bytes (they hold the alert), then close.
+///    arrives, `feedNetwork(_:)` and `handshake()`; after every call, send what `sendNetwork(_:)` (or
+///    `drainNetwork(into:)`) offers. Repeat until `.complete` or `.failed`. On `.failed`, still send the pending
+///    bytes (they hold the alert), then close. `withNetworkInput(_:_:)` is `feedNetwork` without the copy.
 /// 3. Data: `feedNetwork(_:)` then `readPlaintext(into:)` until `.needsNetworkBytes` (also right after the
 ///    handshake completes: the peer's first data may have arrived with its last handshake message);
 ///    `writePlaintext(_:)` for outbound data, keeping what was not accepted at the front of the outbound queue.
@@ -200,12 +200,6 @@ public final class TLSEngine {
 
     /// Ciphertext waiting to be sent to the peer.
     public var pendingNetworkBytes: Int { networkOutput.count }
-
-    /// Moves up to `buffer.count` bytes of pending ciphertext into `buffer` and returns how many.
-    public func readNetwork(into buffer: UnsafeMutableRawBufferPointer) -> Int {
-        guard let base = buffer.baseAddress, !buffer.isEmpty else { return 0 }
-        return networkOutput.read(into: base, limit: buffer.count)
-    }
 
     /// Appends all pending ciphertext to `buffer`.
     public func drainNetwork(into buffer: inout [UInt8]) {

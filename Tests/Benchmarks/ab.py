@@ -156,21 +156,22 @@ class Bench:
             return (wrk + ["-d1s", "-s", lua] + tokens,
                     wrk + [f"-d{a.duration + 30}s", "-s", lua, policy, "--", f"{self.dir}/fresh.txt", "fresh", ORIGIN,
                            CANONICAL, "1"])
+        def warmed(args):
+            """A 1 s warm-up of wrk with `args`, then the measured run."""
+            return wrk + ["-d1s"] + args, wrk + [f"-d{a.duration}s"] + args
+
         if mode == "rotate":
-            return wrk + ["-d1s", "-s", lua] + tokens, wrk + [f"-d{a.duration}s", "-s", lua] + tokens
+            return warmed(["-s", lua] + tokens)
         if mode == "pass":
-            return (wrk + ["-d1s", "-H", f"Host: {CUSTOM}", passthrough],
-                    wrk + [f"-d{a.duration}s", "-H", f"Host: {CUSTOM}", passthrough])
+            return warmed(["-H", f"Host: {CUSTOM}", passthrough])
         if mode == "h2pass":
             h2 = ["h2load", "-t1", f"-c{a.conns}", "-m10"]
             return h2 + ["-D", "1", passthrough], h2 + ["-D", str(a.duration), passthrough]
         if mode == "close":
-            closing = ["-H", "Connection: close", "-H", f"Host: {CUSTOM}", passthrough]
-            return wrk + ["-d1s"] + closing, wrk + [f"-d{a.duration}s"] + closing
+            return warmed(["-H", "Connection: close", "-H", f"Host: {CUSTOM}", passthrough])
         big = f"https://127.0.0.1:{pass_port}/big"
         if mode == "big":
-            return (wrk + ["-d1s", "-H", f"Host: {CUSTOM}", big],
-                    wrk + [f"-d{a.duration}s", "-H", f"Host: {CUSTOM}", big])
+            return warmed(["-H", f"Host: {CUSTOM}", big])
         if mode == "h2big":
             h2 = ["h2load", "-t1", f"-c{a.conns}", "-m4"]
             return h2 + ["-D", "1", big], h2 + ["-D", str(a.duration), big]

@@ -123,6 +123,23 @@ EOF
 export BENCH_CNAME_API_KEY=callgrind-edge-key
 "$GATEWAY" check gateway.yaml >/dev/null
 
+# Dumps the counts, stops the gateway under valgrind and sets `total`, the instructions counted since the reset.
+stop_and_count() {
+    callgrind_control -d "$VG" >/dev/null 2>&1
+    sleep 1
+    kill "$VG"
+    wait "$VG" 2>/dev/null || true
+    total=$(callgrind_annotate "$WORK/cg-$mode.out.1" 2>/dev/null | grep "PROGRAM TOTALS" | tr -d , | awk '{print $1}')
+}
+
+# Sets `answered` and `statuses` from the wrk summary in FILE.
+wrk_summary() {
+    local out
+    out=$(cat "$1")
+    answered=$(sed -nE 's/^ *([0-9]+) requests in .*/\1/p' <<<"$out")
+    statuses=$(grep -E "^statuses" <<<"$out" || true)
+}
+
 for mode in "${MODES[@]}"; do
     valgrind --tool=callgrind --callgrind-out-file="$WORK/cg-$mode.out" --dump-instr=no --compress-strings=no \
         "$GATEWAY" serve --config gateway.yaml --loops 1 >"$WORK/gateway-$mode.log" 2>&1 &
@@ -143,14 +160,8 @@ for mode in "${MODES[@]}"; do
         rotate 5s wrk-warm.txt
         callgrind_control -z "$VG" >/dev/null 2>&1
         rotate 30s wrk-rotate.txt
-        callgrind_control -d "$VG" >/dev/null 2>&1
-        sleep 1
-        kill "$VG"
-        wait "$VG" 2>/dev/null || true
-        out=$(cat wrk-rotate.txt)
-        answered=$(sed -nE 's/^ *([0-9]+) requests in .*/\1/p' <<<"$out")
-        statuses=$(grep -E "^statuses" <<<"$out" || true)
-        total=$(callgrind_annotate "$WORK/cg-$mode.out.1" 2>/dev/null | grep "PROGRAM TOTALS" | tr -d , | awk '{print $1}')
+        stop_and_count
+        wrk_summary wrk-rotate.txt
         # Requests still in flight when wrk stopped add their partial cost: at most 4 in thousands.
         printf '%-8s %s requests, %s instructions per request (%s; %s)\n' "$mode" "$answered" \
             "$((total / answered))" "$statuses" "$WORK/cg-$mode.out.1"
@@ -185,16 +196,10 @@ for mode in "${MODES[@]}"; do
         fresh fresh-warm.txt wrk-warm.txt
         callgrind_control -z "$VG" >/dev/null 2>&1
         fresh fresh-tokens.txt wrk-fresh.txt
-        out=$(cat wrk-fresh.txt)
-        callgrind_control -d "$VG" >/dev/null 2>&1
-        sleep 1
-        kill "$VG"
-        wait "$VG" 2>/dev/null || true
+        stop_and_count
         # Every token reaches the gateway (wrk writes a request as soon as the script returns it), so the count
         # is the number of tokens; wrk's own count misses the answers still in flight when its thread stopped.
-        answered=$(sed -nE 's/^ *([0-9]+) requests in .*/\1/p' <<<"$out")
-        statuses=$(grep -E "^statuses" <<<"$out" || true)
-        total=$(callgrind_annotate "$WORK/cg-$mode.out.1" 2>/dev/null | grep "PROGRAM TOTALS" | tr -d , | awk '{print $1}')
+        wrk_summary wrk-fresh.txt
         printf '%-8s %s requests, %s instructions per request (%s answered, %s; %s)\n' "$mode" "$n" \
             "$((total / n))" "$answered" "$statuses" "$WORK/cg-$mode.out.1"
         continue
@@ -209,11 +214,7 @@ for mode in "${MODES[@]}"; do
     h2load -n 2000 "${common[@]}" >/dev/null
     callgrind_control -z "$VG" >/dev/null 2>&1
     statuses=$(h2load -n "${REQUESTS:-20000}" "${common[@]}" | grep -E "^status codes")
-    callgrind_control -d "$VG" >/dev/null 2>&1
-    sleep 1
-    kill "$VG"
-    wait "$VG" 2>/dev/null || true
-    total=$(callgrind_annotate "$WORK/cg-$mode.out.1" 2>/dev/null | grep "PROGRAM TOTALS" | tr -d , | awk '{print $1}')
+    stop_and_count
     printf '%-8s %s requests, %s instructions per request (%s; %s)\n' "$mode" "${REQUESTS:-20000}" \
         "$((total / ${REQUESTS:-20000}))" "$statuses" "$WORK/cg-$mode.out.1"
 done

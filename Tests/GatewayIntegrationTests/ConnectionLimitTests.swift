@@ -48,8 +48,15 @@ extension GatewayIntegration {
             }
 
             /// Runs the Python `script` (given the port) as a client the gateway will refuse, and its outcome.
+            /// Runs `script` in Python after connecting `s`, a socket, to the gateway (`socket`, `sys` and `time` are
+            /// imported).
             func refusedClient(_ script: String) throws -> TestProcess.Output {
-                try TestProcess.run("/usr/bin/python3", ["-c", script, String(port)], timeout: 15)
+                let connected = """
+                    import socket, sys, time
+                    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+
+                    """
+                return try TestProcess.run("/usr/bin/python3", ["-c", connected + script, String(port)], timeout: 15)
             }
 
             /// A connection proven accepted by an answer (401: the request carries no token), kept open.
@@ -135,8 +142,6 @@ extension GatewayIntegration {
                 // Bytes sent while the refusal lingers are read and dropped (no reset); once the linger is over (2 s,
                 // counted in 250 ms sweeps) the socket is closed, and the next bytes draw a reset.
                 let script = """
-                    import socket, sys, time
-                    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
                     s.settimeout(5)
                     answer = b""
                     while True:
@@ -173,8 +178,6 @@ extension GatewayIntegration {
                 // buffers hold. Closed at once, the gateway would reset the connection under the client's writes, and a
                 // client that stops at a failed write (as most do) never reads the 503 waiting for it.
                 let script = """
-                    import socket, sys, time
-                    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
                     time.sleep(0.3)
                     n = 2 << 20
                     head = b"POST /my-org/details HTTP/1.1\\r\\nHost: acme.test\\r\\nContent-Length: %d\\r\\n\\r\\n" % n
