@@ -3,7 +3,7 @@
 # machine's noise, and it shows where the instructions go. One gateway loop runs under valgrind in front of a
 # one-worker nginx; h2load sends N requests (default 20,000) after a warm-up, and the count covers exactly those N.
 #
-#   Tests/Benchmarks/callgrind.sh [--gateway PATH] [--requests N] [--log] MODE...
+#   Tests/Benchmarks/callgrind.sh [--gateway PATH] [--proxy gateway|haproxy|nghttpx] [--requests N] [--log] MODE...
 #
 # MODE: pass (HTTP/2 pass-through on the custom domain), policy (HTTP/2, full policy on /my-org/details with one
 # reused token), pass1 / policy1 (the same over HTTP/1.1 keep-alive, one request at a time per connection),
@@ -15,6 +15,10 @@
 # 5 s warm-up, then 30 s counted, divided by the requests wrk saw answered (--requests does not apply).
 # --log writes every event to a file, as a production gateway would. Prints one line per mode and leaves each
 # callgrind file in the work directory for `callgrind_annotate --inclusive=yes FILE`.
+# --proxy counts an anchor instead, on the same loads, with one thread or worker as the gateway's one loop:
+# haproxy (run.sh's plain TLS proxy for pass and pass1; its jwt_verify configuration for the policy modes) or
+# nghttpx (pass and pass1; its worker process is counted). Instructions are not time (no system calls, no cache
+# misses in them), but unlike req/s they are the same in every run, so a gap between proxies in user space shows.
 #
 # Everything listens on 127.0.0.1 on ports found free at start; the processes it starts are stopped by PID on
 # exit; the load is bounded by request count. Not run by CI (minutes per mode).
@@ -24,15 +28,17 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 GATEWAY="$ROOT/.build/release/myorg-gateway"
 REQUESTS=""
+PROXY=gateway
 LOG=0
 MODES=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --gateway) GATEWAY=$2; shift ;;
+        --proxy) PROXY=$2; shift ;;
         --requests) REQUESTS=$2; shift ;;
         --log) LOG=1 ;;
         pass | policy | pass1 | policy1 | fresh1 | rotate1) MODES+=("$1") ;;
-        -h | --help) sed -n 2,17p "$0"; exit 0 ;;
+        -h | --help) sed -n 2,21p "$0"; exit 0 ;;
         *) echo "callgrind.sh: unknown argument $1 (modes: pass policy pass1 policy1 fresh1 rotate1)" >&2; exit 2 ;;
     esac
     shift
@@ -41,6 +47,17 @@ done
 [ -z "$REQUESTS" ] || [[ "$REQUESTS" =~ ^[1-9][0-9]*$ ]] || { echo "callgrind.sh: --requests needs a positive number" >&2; exit 2; }
 [ -x "$GATEWAY" ] || { echo "callgrind.sh: no gateway binary at $GATEWAY (swift build -c release)" >&2; exit 2; }
 TOOLS=(valgrind callgrind_annotate callgrind_control h2load nginx openssl python3 curl strip)
+case "$PROXY" in
+    gateway) ;;
+    haproxy) TOOLS+=(haproxy) ;;
+    nghttpx)
+        TOOLS+=(nghttpx)
+        for mode in "${MODES[@]}"; do
+            case "$mode" in pass | pass1) ;; *) echo "callgrind.sh: nghttpx runs pass and pass1 only" >&2; exit 2 ;; esac
+        done
+        ;;
+    *) echo "callgrind.sh: --proxy is gateway, haproxy or nghttpx, not $PROXY" >&2; exit 2 ;;
+esac
 case " ${MODES[*]} " in *" fresh1 "* | *" rotate1 "*) TOOLS+=(wrk) ;; esac
 for tool in "${TOOLS[@]}"; do
     command -v "$tool" >/dev/null || { echo "callgrind.sh: needs $tool" >&2; exit 2; }
@@ -63,6 +80,9 @@ GATEWAY="$WORK/gateway-under-test"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=login.prof.test" \
     -addext "subjectAltName=DNS:login.prof.test,DNS:acme.prof.test" -keyout key.pem -out cert.pem 2>/dev/null
 "$GATEWAY" token --print-jwks --key sign.pem >jwks.json
+# The anchors' forms of the same keys: HAProxy reads certificate and key from one file, and jwt_verify a PEM key.
+cat cert.pem key.pem >haproxy.pem
+openssl pkey -in sign.pem -pubout -out jwt-public.pem 2>/dev/null
 TOKEN=$("$GATEWAY" token --key sign.pem --org org_bench0000000 --client bench-client --domain acme.prof.test)
 # fresh1's template (the tokens copy its header and claims) and organizations, as run.sh's fresh rows.
 (umask 077 && printf '%s\n' "$TOKEN" >template-token.txt)
@@ -125,11 +145,74 @@ export BENCH_CNAME_API_KEY=callgrind-edge-key
 
 # Dumps the counts, stops the gateway under valgrind and sets `total`, the instructions counted since the reset.
 stop_and_count() {
-    callgrind_control -d "$VG" >/dev/null 2>&1
+    local pid
+    for pid in "$VG" $(pgrep -P "$VG" || true); do callgrind_control -d "$pid" >/dev/null 2>&1 || true; done
     sleep 1
     kill "$VG"
     wait "$VG" 2>/dev/null || true
-    total=$(callgrind_annotate "$WORK/cg-$mode.out.1" 2>/dev/null | grep "PROGRAM TOTALS" | tr -d , | awk '{print $1}')
+    total=0
+    local file count
+    # One file per process: nghttpx's master and its worker (the master's share is a few hundred instructions).
+    for file in "$WORK/cg-$mode".*out.1; do
+        count=$(callgrind_annotate "$file" 2>/dev/null | grep "PROGRAM TOTALS" | tr -d , | awk '{print $1}')
+        total=$((total + ${count:-0}))
+        cgfile=$file
+    done
+    # Swift's reference counting: each call is an atomic read-modify-write (a locked instruction), which costs
+    # far more time than its instruction count says. Counted from the calls callgrind recorded.
+    refcounts=$(awk '/^cfn=/ { hit = $0 ~ /^cfn=(\([0-9]+\) )?swift_(retain|release|retain_n|release_n|unownedRetainStrong)(.[0-9]+)?$/ }
+        /^calls=/ && hit { split($0, a, /[= ]/); n += a[2]; hit = 0 } END { print n + 0 }' "$WORK/cg-$mode".*out.1)
+}
+
+# ", N reference-count operations per request" for the gateway (the anchors are C), divided by $1.
+refcount_note() {
+    [ "$PROXY" = gateway ] && printf ', %s reference-count operations per request' "$((refcounts / $1))"
+    return 0
+}
+
+# Starts the proxy under test for MODE under callgrind, sets VG (the PID callgrind_control addresses) and waits
+# until it answers on the port MODE's load goes to.
+start_proxy() {
+    local mode=$1 port
+    case "$mode" in pass*) port=$P_CUSTOM ;; *) port=$P_CANON ;; esac
+    local vg=(valgrind --tool=callgrind --dump-instr=no --compress-strings=no)
+    case "$PROXY" in
+        gateway)
+            "${vg[@]}" --callgrind-out-file="$WORK/cg-$mode.out" \
+                "$GATEWAY" serve --config gateway.yaml --loops 1 >"$WORK/gateway-$mode.log" 2>&1 &
+            ;;
+        haproxy)
+            case "$mode" in
+                pass*) python3 "$HERE/bench.py" render "$HERE/templates/haproxy.cfg" haproxy.cfg DIR="$WORK" \
+                    THREADS=1 PORT="$port" ORIGIN_PORT="$P_ORIGIN" BACKEND_CONNS=64 ;;
+                *) python3 "$HERE/bench.py" render "$HERE/templates/haproxy-jwt.cfg" haproxy.cfg DIR="$WORK" \
+                    THREADS=1 PORT="$port" ORIGIN_PORT="$P_ORIGIN" BACKEND_CONNS=64 \
+                    ISS="https://acme.prof.test/" AUD="https://acme.prof.test/my-org/" CLIENT=bench-client \
+                    CORS_ORIGIN=https://app.example TENANT_RPS=100000000 ORG_RPS=100000000 ;;
+            esac
+            "${vg[@]}" --callgrind-out-file="$WORK/cg-$mode.out" haproxy -db -f haproxy.cfg \
+                >"$WORK/haproxy-$mode.log" 2>&1 &
+            ;;
+        nghttpx)
+            # The master forks the worker that does the work: callgrind follows it into a file of its own.
+            "${vg[@]}" --trace-children=yes --callgrind-out-file="$WORK/cg-$mode.%p.out" \
+                nghttpx --conf=/dev/null -f"127.0.0.1,$port" -b"127.0.0.1,$P_ORIGIN;;proto=http/1.1" -n 1 \
+                --backend-connections-per-host=64 --backend-keep-alive-timeout=60s --no-ocsp --no-via \
+                --errorlog-file="$WORK/nghttpx-$mode.log" key.pem cert.pem >/dev/null 2>&1 &
+            ;;
+    esac
+    VG=$!
+    PIDS+=("$VG")
+    for _ in $(seq 120); do
+        curl -sk -o /dev/null "https://127.0.0.1:$port/x" && break
+        sleep 0.5
+    done
+}
+
+# Zeroes the counts of the proxy under test (every process of it).
+zero_counts() {
+    local pid
+    for pid in "$VG" $(pgrep -P "$VG" || true); do callgrind_control -z "$pid" >/dev/null 2>&1 || true; done
 }
 
 # Sets `answered` and `statuses` from the wrk summary in FILE.
@@ -141,14 +224,9 @@ wrk_summary() {
 }
 
 for mode in "${MODES[@]}"; do
-    valgrind --tool=callgrind --callgrind-out-file="$WORK/cg-$mode.out" --dump-instr=no --compress-strings=no \
-        "$GATEWAY" serve --config gateway.yaml --loops 1 >"$WORK/gateway-$mode.log" 2>&1 &
-    VG=$!
-    PIDS+=("$VG")
-    for _ in $(seq 120); do
-        curl -sk -o /dev/null "https://127.0.0.1:$P_CANON/x" && break
-        sleep 0.5
-    done
+    start_proxy "$mode"
+    label=$mode
+    [ "$PROXY" = gateway ] || label="$PROXY $mode"
     if [ "$mode" = rotate1 ]; then
         python3 "$HERE/bench.py" mint --key sign.pem --template template-token.txt --orgs orgs.txt \
             --count 64 --out rotate-tokens.txt
@@ -158,13 +236,13 @@ for mode in "${MODES[@]}"; do
                 https://app.example acme.prof.test 1 >"$2"
         }
         rotate 5s wrk-warm.txt
-        callgrind_control -z "$VG" >/dev/null 2>&1
+        zero_counts
         rotate 30s wrk-rotate.txt
         stop_and_count
         wrk_summary wrk-rotate.txt
         # Requests still in flight when wrk stopped add their partial cost: at most 4 in thousands.
-        printf '%-8s %s requests, %s instructions per request (%s; %s)\n' "$mode" "$answered" \
-            "$((total / answered))" "$statuses" "$WORK/cg-$mode.out.1"
+        printf '%-8s %s requests, %s instructions per request%s (%s; %s)\n' "$label" "$answered" \
+            "$((total / answered))" "$(refcount_note "$answered")" "$statuses" "$cgfile"
         continue
     fi
     if [ "$mode" = fresh1 ]; then
@@ -194,14 +272,14 @@ for mode in "${MODES[@]}"; do
             wait "$wrk_pid" || true
         }
         fresh fresh-warm.txt wrk-warm.txt
-        callgrind_control -z "$VG" >/dev/null 2>&1
+        zero_counts
         fresh fresh-tokens.txt wrk-fresh.txt
         stop_and_count
         # Every token reaches the gateway (wrk writes a request as soon as the script returns it), so the count
         # is the number of tokens; wrk's own count misses the answers still in flight when its thread stopped.
         wrk_summary wrk-fresh.txt
-        printf '%-8s %s requests, %s instructions per request (%s answered, %s; %s)\n' "$mode" "$n" \
-            "$((total / n))" "$answered" "$statuses" "$WORK/cg-$mode.out.1"
+        printf '%-8s %s requests, %s instructions per request%s (%s answered, %s; %s)\n' "$label" "$n" \
+            "$((total / n))" "$(refcount_note "$n")" "$answered" "$statuses" "$cgfile"
         continue
     fi
     case "$mode" in
@@ -212,9 +290,9 @@ for mode in "${MODES[@]}"; do
     case "$mode" in *1) h1=(--h1 -m 1) ;; esac
     common=(-c 4 "${h1[@]}" -H "$auth" -H "origin: https://app.example" "$url")
     h2load -n 2000 "${common[@]}" >/dev/null
-    callgrind_control -z "$VG" >/dev/null 2>&1
+    zero_counts
     statuses=$(h2load -n "${REQUESTS:-20000}" "${common[@]}" | grep -E "^status codes")
     stop_and_count
-    printf '%-8s %s requests, %s instructions per request (%s; %s)\n' "$mode" "${REQUESTS:-20000}" \
-        "$((total / ${REQUESTS:-20000}))" "$statuses" "$WORK/cg-$mode.out.1"
+    printf '%-8s %s requests, %s instructions per request%s (%s; %s)\n' "$label" "${REQUESTS:-20000}" \
+        "$((total / ${REQUESTS:-20000}))" "$(refcount_note "${REQUESTS:-20000}")" "$statuses" "$cgfile"
 done
