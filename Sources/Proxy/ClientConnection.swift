@@ -311,6 +311,7 @@ final class ClientConnection: TransportDelegate {
 
     /// Called by the loop's sweeper.
     func swept(now: Int64) {
+        transport.releaseBuffersIfQuiet()
         if deadlineNanos < now {
             timedOut()
             return

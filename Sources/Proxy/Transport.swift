@@ -43,6 +43,8 @@ final class Transport {
     private var overHighWater = false
     private var lingering = false
     private var encrypting = false
+    /// Whether bytes came in or were written since the sweeper last looked (`releaseBuffersIfQuiet`).
+    private var movedSinceSweep = false
     /// Unowned, not weak: a weakly referenced object gets a side table, and then every retain and release of it
     /// (the connection objects are handed around on every request) takes the runtime's slow path. Each delegate
     /// clears this in its deinit, so the transport never reaches a freed delegate.
@@ -140,6 +142,7 @@ final class Transport {
         for _ in 0..<16 {
             switch socket.read(into: scratch.buffer) {
             case .bytes(let n):
+                movedSinceSweep = true
                 if lingering || failedPlain {
                     if n < scratch.buffer.count { return }
                     continue
@@ -316,6 +319,15 @@ final class Transport {
         scratch.flushSoon(self)
     }
 
+    /// Called by the loop's sweeper (every `LoopContext.sweepIntervalMs`): a TLS connection that has moved no byte
+    /// since the previous sweep gives back its record and network buffers (`TLSEngine.releaseIdleBuffers`), so
+    /// only connections in use hold them.
+    func releaseBuffersIfQuiet() {
+        defer { movedSinceSweep = false }
+        guard !movedSinceSweep, !closed, !handshaking, let tls else { return }
+        tls.releaseIdleBuffers()
+    }
+
     func flush() {
         // While flushPending is still set, bytes the hook writes do not schedule another flush.
         if !closed, let willFlush { willFlush() }
@@ -327,6 +339,7 @@ final class Transport {
             encrypting = false
             if closed { return }
         }
+        movedSinceSweep = true
         var failed: Int32? = nil
         outbound.consume { send($0, failed: &failed) }
         if failed == nil && outbound.isEmpty, let tls { tls.sendNetwork { send($0, failed: &failed) } }

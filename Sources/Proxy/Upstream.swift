@@ -176,7 +176,9 @@ final class UpstreamPool {
     /// Called by the loop's sweeper: closes expired idle connections and fails waiters past their deadline.
     func sweep(now: Int64) {
         let limit = Int64(origin.idleTimeoutMs) * 1_000_000
-        for connection in idle where now - connection.idleSince > limit { connection.close() }
+        for connection in idle {
+            if now - connection.idleSince > limit { connection.close() } else { connection.releaseBuffersIfQuiet() }
+        }
         // A snapshot: a timed-out connection leaves `busy` while this loop runs.
         let inFlight = busy
         for connection in inFlight {
@@ -413,6 +415,9 @@ final class UpstreamConnection: TransportDelegate {
         guard !closed else { return }
         transport.close()
     }
+
+    /// See `Transport.releaseBuffersIfQuiet`: for the pool's sweep of its idle connections.
+    fileprivate func releaseBuffersIfQuiet() { transport.releaseBuffersIfQuiet() }
 
     // MARK: - TransportDelegate
 

@@ -127,10 +127,13 @@ final class NetworkBuffer {
         return bio
     }
 
-    fileprivate static func of(_ bio: OpaquePointer?) -> NetworkBuffer? {
+    /// `body` on the BIO's buffer, or nil for a BIO without one. Borrowed, not retained: OpenSSL calls the BIO
+    /// methods a dozen times per request, and a retain and release each were two atomic operations.
+    fileprivate static func with<Result>(_ bio: OpaquePointer?, _ body: (NetworkBuffer) -> Result) -> Result? {
         guard let bio, let data = BIO_get_data(bio) else { return nil }
-        // Safety: set in makeBIO to a retained NetworkBuffer, released only by the BIO's destroy callback.
-        return Unmanaged<NetworkBuffer>.fromOpaque(data).takeUnretainedValue()
+        // Safety: set in makeBIO to a retained NetworkBuffer, released only by the BIO's destroy callback, which
+        // cannot run during a call of another method of the same BIO.
+        return Unmanaged<NetworkBuffer>.fromOpaque(data)._withUnsafeGuaranteedRef(body)
     }
 }
 
@@ -143,27 +146,28 @@ nonisolated(unsafe) private let networkBufferBIOMethod: OpaquePointer = {
         fatalError("OpenSSL could not allocate a BIO method")
     }
     _ = BIO_meth_set_write_ex(method) { bio, data, length, written in
-        guard let buffer = NetworkBuffer.of(bio), let data else { return 0 }
+        guard let data else { return 0 }
+        let appended = NetworkBuffer.with(bio) { $0.append(UnsafeRawBufferPointer(start: data, count: length)) }
+        guard appended != nil else { return 0 }
         BIO_clear_flags(bio, retryFlags)
-        buffer.append(UnsafeRawBufferPointer(start: data, count: length))
         written?.pointee = length
         return 1
     }
     _ = BIO_meth_set_read_ex(method) { bio, data, length, read in
-        guard let buffer = NetworkBuffer.of(bio), let data else { return 0 }
+        guard let data, let (n, atEOF) = NetworkBuffer.with(bio, { ($0.read(into: data, limit: length), $0.atEOF) })
+        else { return 0 }
         BIO_clear_flags(bio, retryFlags)
-        let n = buffer.read(into: data, limit: length)
         read?.pointee = n
         if n > 0 { return 1 }
         // Empty: "retry later" until the socket has reached its end, then a plain failure, which SSL reads as EOF.
-        if !buffer.atEOF { BIO_set_flags(bio, Int32(BIO_FLAGS_READ | BIO_FLAGS_SHOULD_RETRY)) }
+        if !atEOF { BIO_set_flags(bio, Int32(BIO_FLAGS_READ | BIO_FLAGS_SHOULD_RETRY)) }
         return 0
     }
     _ = BIO_meth_set_ctrl(method) { bio, command, _, _ in
-        guard let buffer = NetworkBuffer.of(bio) else { return 0 }
+        // Most commands OpenSSL sends (flush, kTLS and other queries) need no look at the buffer.
         switch command {
-        case BIO_CTRL_PENDING, BIO_CTRL_WPENDING: return buffer.count
-        case BIO_CTRL_EOF: return buffer.atEOF && buffer.count == 0 ? 1 : 0
+        case BIO_CTRL_PENDING, BIO_CTRL_WPENDING: return NetworkBuffer.with(bio) { $0.count } ?? 0
+        case BIO_CTRL_EOF: return NetworkBuffer.with(bio) { $0.atEOF && $0.count == 0 ? 1 : 0 } ?? 0
         case BIO_CTRL_FLUSH, BIO_CTRL_DUP: return 1
         default: return 0
         }

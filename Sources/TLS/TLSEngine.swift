@@ -182,15 +182,20 @@ public final class TLSEngine {
         networkInput.atEOF = true
     }
 
-    /// Frees the memory of the two network buffers, when both are empty.
+    /// Frees OpenSSL's record buffers (about 34 KB) unless a record is half read or half written, and the memory
+    /// of each network buffer that is empty.
     ///
-    /// The buffers keep their peak size (up to the largest burst of ciphertext written or fed between drains).
-    /// `SSL_MODE_RELEASE_BUFFERS` already frees OpenSSL's record buffers; call this too when the connection goes idle
-    /// (everything sent, `readPlaintext` returned `.needsNetworkBytes`), so an idle keep-alive connection holds no
-    /// buffers. Not worth calling between bursts of a busy connection.
-    public func releaseIdleBuffers() {
+    /// The buffers keep their peak size (up to the largest burst of ciphertext written or fed between drains), and
+    /// OpenSSL keeps its record buffers while the connection lives: call this when the connection has gone quiet,
+    /// so an idle keep-alive connection holds no buffers. Both come back on the next byte, at the cost of an
+    /// allocation each, so not between the requests of a busy connection. Returns whether OpenSSL let its buffers
+    /// go (it keeps them while they hold part of a record).
+    @discardableResult
+    public func releaseIdleBuffers() -> Bool {
+        let released = SSL_free_buffers(ssl) == 1
         networkInput.releaseIfEmpty()
         networkOutput.releaseIfEmpty()
+        return released
     }
 
     /// Bytes allocated by the input and output buffers (for tests of `releaseIdleBuffers`).

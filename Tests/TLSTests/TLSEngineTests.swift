@@ -273,6 +273,35 @@ struct TLSEngineTests {
         #expect(pair.send([6], from: pair.server).received == [6])
     }
 
+    @Test("OpenSSL's record buffers go when released between records, and stay while they hold half a record")
+    func releaseRecordBuffers() throws {
+        let pair = try Self.establishedUnboundedPair()
+        #expect(pair.send([1, 2, 3], from: pair.client).received == [1, 2, 3])
+        #expect(pair.client.releaseIdleBuffers())
+        #expect(pair.server.releaseIdleBuffers())
+
+        // Half of one record reaches the client: OpenSSL has read it into its record buffer and must keep it.
+        let payload = Self.pattern(count: 10_000)
+        #expect(pair.server.writePlaintext(payload) == .accepted(payload.count))
+        var ciphertext: [UInt8] = []
+        pair.server.drainNetwork(into: &ciphertext)
+        let half = ciphertext.count / 2
+        pair.client.feedNetwork(Array(ciphertext[..<half]))
+        var received: [UInt8] = []
+        #expect(pair.client.readPlaintext(into: &received) == .needsNetworkBytes)
+        #expect(received.isEmpty)
+        #expect(!pair.client.releaseIdleBuffers())
+
+        pair.client.feedNetwork(Array(ciphertext[half...]))
+        #expect(pair.client.readPlaintext(into: &received) == .needsNetworkBytes)
+        let intact = received == payload
+        #expect(intact, "the record read across the release differs from the one sent")
+        // Buffers released on both sides come back for the next exchange, both ways.
+        #expect(pair.client.releaseIdleBuffers())
+        #expect(pair.send([9], from: pair.server).received == [9])
+        #expect(pair.send([8, 7], from: pair.client).received == [8, 7])
+    }
+
     @Test("readPlaintext stops at maxBytes and resumes without new network bytes")
     func readLimit() throws {
         let pair = try TLSPair(

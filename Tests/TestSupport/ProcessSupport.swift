@@ -247,13 +247,23 @@ public final class ReservedPort: @unchecked Sendable {
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
+        func bindPort(_ port: UInt16) -> Bool {
+            addr.sin_port = port.bigEndian
+            return withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            } == 0
         }
-        precondition(rc == 0, "bind failed")
+        // Below the kernel's ephemeral range (32768 and up here): a port it hands out (a server bound to port 0, as
+        // the in-process gateways are, or a connection's source port) is then never one a test named. A test
+        // gateway's listener joins any SO_REUSEPORT socket on its port, so a parallel test's server that was given
+        // the same port by the kernel would silently take half of its connections.
+        var bound = false
+        for _ in 0..<Self.testPorts.count where !bound {
+            bound = bindPort(Self.nextTestPort())
+        }
+        precondition(bound || bindPort(0), "bind failed")
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafeMutablePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(s, $0, &len) }
@@ -263,6 +273,18 @@ public final class ReservedPort: @unchecked Sendable {
     }
 
     deinit { release() }
+
+    private static let testPorts: Range<UInt16> = 20_000..<32_000
+    private static let cursorLock = NSLock()
+    /// Starts at a random place, so that test processes running side by side mostly try different ports.
+    nonisolated(unsafe) private static var cursor = Int.random(in: 0..<testPorts.count)
+
+    private static func nextTestPort() -> UInt16 {
+        cursorLock.lock()
+        defer { cursorLock.unlock() }
+        cursor = (cursor + 1) % testPorts.count
+        return testPorts.lowerBound + UInt16(cursor)
+    }
 
     /// Closes the socket (a test whose receiver never comes up calls this at its end, which also keeps the port
     /// held until then).
