@@ -188,11 +188,14 @@ public final class TLSEngine {
     /// The buffers keep their peak size (up to the largest burst of ciphertext written or fed between drains), and
     /// OpenSSL keeps its record buffers while the connection lives: call this when the connection has gone quiet,
     /// so an idle keep-alive connection holds no buffers. Both come back on the next byte, at the cost of an
-    /// allocation each, so not between the requests of a busy connection. Returns whether OpenSSL let its buffers
-    /// go (it keeps them while they hold part of a record).
+    /// allocation each, so not between the requests of a busy connection. Returns whether OpenSSL's buffers went
+    /// (they stay while they hold any part of a record).
     @discardableResult
     public func releaseIdleBuffers() -> Bool {
-        let released = SSL_free_buffers(ssl) == 1
+        // SSL_free_buffers refuses while a record is half read or half written, and since OpenSSL 3.0.14 while
+        // decrypted bytes wait in it (CVE-2024-4741: older versions freed them); asked first, so a build against
+        // an older library is as safe.
+        let released = SSL_has_pending(ssl) == 0 && SSL_free_buffers(ssl) == 1
         networkInput.releaseIfEmpty()
         networkOutput.releaseIfEmpty()
         return released
