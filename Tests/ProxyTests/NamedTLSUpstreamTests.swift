@@ -19,6 +19,16 @@ private struct EchoArrivalFactory: HandlerFactory {
     }
 }
 
+/// Answers every request with an identity of the connection it came on: the same text twice means one connection.
+private struct EchoConnectionFactory: HandlerFactory {
+    func makeHandler(for listener: ListenerProfile, context: LoopContext) -> any RequestHandler {
+        ForwardingHandler(context: context) { exchange in
+            let connection = exchange.writer.map { "\(ObjectIdentifier($0 as AnyObject).hashValue)" } ?? "-"
+            return .respond(Response(status: 200, body: Array("connection=\(connection)".utf8)), decision: "echo")
+        }
+    }
+}
+
 /// A one-loop gateway with one HTTP/1.1 listener on a free loopback port.
 private func oneListenerGateway(tls: TLSServerContext?, handlers: any HandlerFactory) -> Gateway {
     let listener = ListenerProfile(
@@ -67,5 +77,47 @@ struct NamedTLSUpstreamTests {
         // The same upstream dialled by address: its certificate names no IP, so the chain check refuses it.
         let byAddress = try status(dialling: "127.0.0.1")
         #expect(byAddress.code == "502", "\(byAddress.body)")
+    }
+
+    /// An upstream connection idle in the pool for a sweep period gives its TLS buffers back
+    /// (`Transport.releaseBuffersIfQuiet`); the next request must go out on that same connection, not on a new one
+    /// after a failed attempt.
+    @Test("a pooled TLS upstream connection carries the next request after its buffers were released")
+    func pooledConnectionAfterRelease() throws {
+        let dir = TestProcess.temporaryDirectory("quiet-upstream")
+        let ca = try DevelopmentCertificateAuthority()
+        let caFile = dir.appendingPathComponent("ca.pem")
+        try ca.certificatePEM.write(to: caFile, atomically: true, encoding: .utf8)
+        let leaf = try ca.issue(dnsNames: ["localhost"], ipAddresses: [])
+        let upstream = oneListenerGateway(
+            tls: try TLSServerContext(certificates: [leaf.certificateEntry()]), handlers: EchoConnectionFactory())
+        let upstreamPort = try upstream.start()[0].port
+        defer { upstream.shutdown(graceMilliseconds: 500) }
+        let origin = UpstreamOrigin(
+            host: "localhost", port: upstreamPort, useTLS: true,
+            tlsContext: try TLSClientContext(configuration: TLSClientConfiguration(trustRoots: .caFile(caFile.path))),
+            maxConnections: 4, connectTimeoutMs: 2000, responseTimeoutMs: 2000, idleTimeoutMs: 30000,
+            secretHeaders: [], clientIPHeader: "X-Forwarded-For")
+        let gateway = oneListenerGateway(tls: nil, handlers: ForwardAllFactory(origin: origin))
+        let port = try gateway.start()[0].port
+        defer { gateway.shutdown(graceMilliseconds: 500) }
+
+        let script = """
+            import http.client, sys, time
+            conn = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]))
+            out = []
+            for i in range(3):
+                if i: time.sleep(0.8)
+                conn.request("GET", f"/my-org/details?i={i}")
+                r = conn.getresponse()
+                out.append(f"{r.status} {r.read().decode()}")
+            print(";".join(out))
+            """
+        let out = try TestProcess.run("/usr/bin/env", ["python3", "-c", script, String(port)], timeout: 30)
+        #expect(out.status == 0, "\(out.stderr)")
+        let answers = out.stdout.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ";")
+        #expect(answers.count == 3, "\(out.stdout)")
+        #expect(answers.allSatisfy { $0.hasPrefix("200 connection=") }, "\(out.stdout)")
+        #expect(Set(answers).count == 1, "the upstream saw more than one connection: \(out.stdout)")
     }
 }
