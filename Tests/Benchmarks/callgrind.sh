@@ -143,10 +143,16 @@ EOF
 export BENCH_CNAME_API_KEY=callgrind-edge-key
 "$GATEWAY" check gateway.yaml >/dev/null
 
+# Sends callgrind_control OPTION (-z: zero, -d: dump) to every process of the proxy under test: nghttpx's worker
+# is a child of the process started.
+control_counts() {
+    local pid
+    for pid in "$VG" $(pgrep -P "$VG" || true); do callgrind_control "$1" "$pid" >/dev/null 2>&1 || true; done
+}
+
 # Dumps the counts, stops the gateway under valgrind and sets `total`, the instructions counted since the reset.
 stop_and_count() {
-    local pid
-    for pid in "$VG" $(pgrep -P "$VG" || true); do callgrind_control -d "$pid" >/dev/null 2>&1 || true; done
+    control_counts -d
     sleep 1
     kill "$VG"
     wait "$VG" 2>/dev/null || true
@@ -209,12 +215,6 @@ start_proxy() {
     done
 }
 
-# Zeroes the counts of the proxy under test (every process of it).
-zero_counts() {
-    local pid
-    for pid in "$VG" $(pgrep -P "$VG" || true); do callgrind_control -z "$pid" >/dev/null 2>&1 || true; done
-}
-
 # Sets `answered` and `statuses` from the wrk summary in FILE.
 wrk_summary() {
     local out
@@ -236,7 +236,7 @@ for mode in "${MODES[@]}"; do
                 https://app.example acme.prof.test 1 >"$2"
         }
         rotate 5s wrk-warm.txt
-        zero_counts
+        control_counts -z
         rotate 30s wrk-rotate.txt
         stop_and_count
         wrk_summary wrk-rotate.txt
@@ -272,7 +272,7 @@ for mode in "${MODES[@]}"; do
             wait "$wrk_pid" || true
         }
         fresh fresh-warm.txt wrk-warm.txt
-        zero_counts
+        control_counts -z
         fresh fresh-tokens.txt wrk-fresh.txt
         stop_and_count
         # Every token reaches the gateway (wrk writes a request as soon as the script returns it), so the count
@@ -290,7 +290,7 @@ for mode in "${MODES[@]}"; do
     case "$mode" in *1) h1=(--h1 -m 1) ;; esac
     common=(-c 4 "${h1[@]}" -H "$auth" -H "origin: https://app.example" "$url")
     h2load -n 2000 "${common[@]}" >/dev/null
-    zero_counts
+    control_counts -z
     statuses=$(h2load -n "${REQUESTS:-20000}" "${common[@]}" | grep -E "^status codes")
     stop_and_count
     printf '%-8s %s requests, %s instructions per request%s (%s; %s)\n' "$label" "${REQUESTS:-20000}" \

@@ -39,41 +39,58 @@ private func oneListenerGateway(tls: TLSServerContext?, handlers: any HandlerFac
         maxConnections: 100, clock: SystemClock())
 }
 
+/// An upstream gateway on loopback serving HTTPS for `localhost` with a development CA's certificate, and the client
+/// context that trusts that CA.
+private struct TLSUpstreamFixture {
+    let gateway: Gateway
+    let port: UInt16
+    let client: TLSClientContext
+
+    init(handlers: any HandlerFactory) throws {
+        let dir = TestProcess.temporaryDirectory("named-upstream")
+        let ca = try DevelopmentCertificateAuthority()
+        let caFile = dir.appendingPathComponent("ca.pem")
+        try ca.certificatePEM.write(to: caFile, atomically: true, encoding: .utf8)
+        let leaf = try ca.issue(dnsNames: ["localhost"], ipAddresses: [])
+        gateway = oneListenerGateway(
+            tls: try TLSServerContext(certificates: [leaf.certificateEntry()]), handlers: handlers)
+        port = try gateway.start()[0].port
+        client = try TLSClientContext(configuration: TLSClientConfiguration(trustRoots: .caFile(caFile.path)))
+    }
+
+    /// A plain-text gateway forwarding everything to this upstream, dialled as `host`; stop it with `shutdown`.
+    func frontGateway(dialling host: String) throws -> (gateway: Gateway, port: UInt16) {
+        let origin = UpstreamOrigin(
+            host: host, port: port, useTLS: true, tlsContext: client, maxConnections: 4, connectTimeoutMs: 2000,
+            responseTimeoutMs: 2000, idleTimeoutMs: 30000, secretHeaders: [], clientIPHeader: "X-Forwarded-For")
+        let front = oneListenerGateway(tls: nil, handlers: ForwardAllFactory(origin: origin))
+        return (front, try front.start()[0].port)
+    }
+
+    func stop() { gateway.shutdown(graceMilliseconds: 500) }
+}
+
 @Suite("a named upstream over TLS", .serialized)
 struct NamedTLSUpstreamTests {
     /// The reference's custom-domain proxy sends the origin's host "as Host and as SNI"; the fixtures elsewhere dial
     /// 127.0.0.1, where no SNI is sent at all.
     @Test("the origin's name goes out as SNI and Host, and its certificate is verified for that name")
     func sniAndHostNameTheOrigin() throws {
-        let dir = TestProcess.temporaryDirectory("named-upstream")
-        let ca = try DevelopmentCertificateAuthority()
-        let caFile = dir.appendingPathComponent("ca.pem")
-        try ca.certificatePEM.write(to: caFile, atomically: true, encoding: .utf8)
-        let leaf = try ca.issue(dnsNames: ["localhost"], ipAddresses: [])
-        let upstreamTLS = try TLSServerContext(certificates: [leaf.certificateEntry()])
-        let upstream = oneListenerGateway(tls: upstreamTLS, handlers: EchoArrivalFactory())
-        let upstreamPort = try upstream.start()[0].port
-        defer { upstream.shutdown(graceMilliseconds: 500) }
-
-        let client = try TLSClientContext(configuration: TLSClientConfiguration(trustRoots: .caFile(caFile.path)))
+        let upstream = try TLSUpstreamFixture(handlers: EchoArrivalFactory())
+        defer { upstream.stop() }
         func status(dialling host: String) throws -> (code: String, body: String) {
-            let origin = UpstreamOrigin(
-                host: host, port: upstreamPort, useTLS: true, tlsContext: client, maxConnections: 4,
-                connectTimeoutMs: 2000, responseTimeoutMs: 2000, idleTimeoutMs: 30000, secretHeaders: [],
-                clientIPHeader: "X-Forwarded-For")
-            let gateway = oneListenerGateway(tls: nil, handlers: ForwardAllFactory(origin: origin))
-            let port = try gateway.start()[0].port
-            defer { gateway.shutdown(graceMilliseconds: 500) }
+            let front = try upstream.frontGateway(dialling: host)
+            defer { front.gateway.shutdown(graceMilliseconds: 500) }
             let out = try TestProcess.run(
                 "/usr/bin/curl",
-                ["-sS", "--max-time", "10", "-w", "\n%{http_code}", "http://127.0.0.1:\(port)/my-org/details"])
+                ["-sS", "--max-time", "10", "-w", "\n%{http_code}", "http://127.0.0.1:\(front.port)/my-org/details"])
             let lines = out.stdout.split(separator: "\n", omittingEmptySubsequences: false)
             return (String(lines.last ?? ""), lines.dropLast().joined(separator: "\n"))
         }
 
         let named = try status(dialling: "localhost")
         #expect(named.code == "200")
-        #expect(named.body == "sni=localhost host=localhost:\(upstreamPort)")
+        #expect(named.body == "sni=localhost host=localhost:\(upstream.port)")
         // The same upstream dialled by address: its certificate names no IP, so the chain check refuses it.
         let byAddress = try status(dialling: "127.0.0.1")
         #expect(byAddress.code == "502", "\(byAddress.body)")
@@ -84,40 +101,15 @@ struct NamedTLSUpstreamTests {
     /// after a failed attempt.
     @Test("a pooled TLS upstream connection carries the next request after its buffers were released")
     func pooledConnectionAfterRelease() throws {
-        let dir = TestProcess.temporaryDirectory("quiet-upstream")
-        let ca = try DevelopmentCertificateAuthority()
-        let caFile = dir.appendingPathComponent("ca.pem")
-        try ca.certificatePEM.write(to: caFile, atomically: true, encoding: .utf8)
-        let leaf = try ca.issue(dnsNames: ["localhost"], ipAddresses: [])
-        let upstream = oneListenerGateway(
-            tls: try TLSServerContext(certificates: [leaf.certificateEntry()]), handlers: EchoConnectionFactory())
-        let upstreamPort = try upstream.start()[0].port
-        defer { upstream.shutdown(graceMilliseconds: 500) }
-        let origin = UpstreamOrigin(
-            host: "localhost", port: upstreamPort, useTLS: true,
-            tlsContext: try TLSClientContext(configuration: TLSClientConfiguration(trustRoots: .caFile(caFile.path))),
-            maxConnections: 4, connectTimeoutMs: 2000, responseTimeoutMs: 2000, idleTimeoutMs: 30000,
-            secretHeaders: [], clientIPHeader: "X-Forwarded-For")
-        let gateway = oneListenerGateway(tls: nil, handlers: ForwardAllFactory(origin: origin))
-        let port = try gateway.start()[0].port
-        defer { gateway.shutdown(graceMilliseconds: 500) }
+        let upstream = try TLSUpstreamFixture(handlers: EchoConnectionFactory())
+        defer { upstream.stop() }
+        let front = try upstream.frontGateway(dialling: "localhost")
+        defer { front.gateway.shutdown(graceMilliseconds: 500) }
 
-        let script = """
-            import http.client, sys, time
-            conn = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]))
-            out = []
-            for i in range(3):
-                if i: time.sleep(0.8)
-                conn.request("GET", f"/my-org/details?i={i}")
-                r = conn.getresponse()
-                out.append(f"{r.status} {r.read().decode()}")
-            print(";".join(out))
-            """
-        let out = try TestProcess.run("/usr/bin/env", ["python3", "-c", script, String(port)], timeout: 30)
-        #expect(out.status == 0, "\(out.stderr)")
-        let answers = out.stdout.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ";")
-        #expect(answers.count == 3, "\(out.stdout)")
-        #expect(answers.allSatisfy { $0.hasPrefix("200 connection=") }, "\(out.stdout)")
-        #expect(Set(answers).count == 1, "the upstream saw more than one connection: \(out.stdout)")
+        let answers = try PausedKeepAliveClient.run(
+            port: front.port, requests: (0..<3).map { ("GET", "/my-org/details?i=\($0)", 0) })
+        #expect(answers.count == 3)
+        #expect(answers.allSatisfy { $0.status == 200 && $0.body.hasPrefix("connection=") }, "\(answers)")
+        #expect(Set(answers.map(\.body)).count == 1, "the upstream saw more than one connection: \(answers)")
     }
 }

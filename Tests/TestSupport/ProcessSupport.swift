@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Helpers for tests that run real programs: the built gateway, curl, h2load, a loopback upstream.
 public enum TestProcess {
@@ -275,15 +276,12 @@ public final class ReservedPort: @unchecked Sendable {
     deinit { release() }
 
     private static let testPorts: Range<UInt16> = 20_000..<32_000
-    private static let cursorLock = NSLock()
     /// Starts at a random place, so that test processes running side by side mostly try different ports.
-    nonisolated(unsafe) private static var cursor = Int.random(in: 0..<testPorts.count)
+    private static let cursor = Atomic<Int>(Int.random(in: 0..<testPorts.count))
 
     private static func nextTestPort() -> UInt16 {
-        cursorLock.lock()
-        defer { cursorLock.unlock() }
-        cursor = (cursor + 1) % testPorts.count
-        return testPorts.lowerBound + UInt16(cursor)
+        let step = cursor.add(1, ordering: .relaxed).newValue
+        return testPorts.lowerBound + UInt16(step % testPorts.count)
     }
 
     /// Closes the socket (a test whose receiver never comes up calls this at its end, which also keeps the port
