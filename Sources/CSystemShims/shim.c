@@ -86,3 +86,19 @@ int cshim_unacknowledged_bytes(int fd) {
     int n = 0;
     return ioctl(fd, SIOCOUTQ, &n) == 0 ? n : -1;
 }
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+int cshim_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
+
+int cshim_eventfd_signal(int fd) {
+    uint64_t one = 1;
+    /* EAGAIN only when the counter would pass 2^64 - 2: the loop is woken already. */
+    return write(fd, &one, sizeof one) == sizeof one || errno == EAGAIN ? 0 : -1;
+}
+
+void cshim_eventfd_drain(int fd) {
+    uint64_t value;
+    (void)!read(fd, &value, sizeof value);
+}

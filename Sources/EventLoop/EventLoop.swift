@@ -33,7 +33,13 @@ public final class EventLoop: Sendable {
     }
 
     public func execute(_ work: @escaping @Sendable () -> Void) {
-        queue.async(execute: work)
+        poller.post(work)
+    }
+
+    /// Runs `work` on this loop soon, from any thread, through the loop's own readiness set (`Poller.post`): a loop
+    /// that is busy or lingering takes it in its current turn, without the wake-ups of a Dispatch hop.
+    public func handOff(_ work: @escaping @Sendable () -> Void) {
+        poller.post(work)
     }
 
     /// A one-shot timer on this loop. The returned handle cancels it; dropping the handle does not.

@@ -1,6 +1,7 @@
 import CSystemShims
 import Dispatch
 import Glibc
+import Synchronization
 
 /// The readiness set of one loop: every socket of the loop sits in one epoll set, and one Dispatch read source on
 /// that set's fd wakes the loop's queue when any of them is ready.
@@ -21,9 +22,15 @@ final class Poller: @unchecked Sendable {
     private var generations: [UInt32] = []
     private var freeSlots: [Int] = []
     private var afterTurn: [() -> Void] = []
-    private var inTurn = false
+    /// Whether a turn is under way (tests ask it from work the loop runs).
+    private(set) var inTurn = false
     private let tokens = UnsafeMutablePointer<UInt64>.allocate(capacity: Poller.batch)
     private let events = UnsafeMutablePointer<UInt32>.allocate(capacity: Poller.batch)
+
+    /// Work other threads hand this loop (`post`), and the eventfd in the set that tells the loop it is there.
+    private let inbox = Mutex<[@Sendable () -> Void]>([])
+    private let inboxFD: Int32
+    private static let inboxToken = UInt64.max
 
     private static let batch = 64
     /// Batches taken in one turn before the queue gets a chance to run timers and other queued work.
@@ -50,9 +57,14 @@ final class Poller: @unchecked Sendable {
         let epfd = cshim_epoll_create()
         precondition(epfd >= 0, "epoll_create1 failed (errno \(errno))")
         self.epfd = epfd
+        let inboxFD = cshim_eventfd()
+        precondition(inboxFD >= 0, "eventfd failed (errno \(errno))")
+        precondition(cshim_epoll_ctl(epfd, 1, inboxFD, CSHIM_EPOLLIN, Poller.inboxToken) == 0)
+        self.inboxFD = inboxFD
         self.source = DispatchSource.makeReadSource(fileDescriptor: epfd, queue: queue)
         source.setEventHandler { [unowned self] in self.turn() }
         source.setCancelHandler { [tokens, events] in
+            Glibc.close(inboxFD)
             Glibc.close(epfd)
             tokens.deallocate()
             events.deallocate()
@@ -94,6 +106,32 @@ final class Poller: @unchecked Sendable {
             // Only a programming error gets here (a closed fd, or a mask change for an fd not in the set).
             assertionFailure("epoll_ctl(\(op)) on fd \(fd) failed (errno \(errno))")
         }
+    }
+
+    /// Hands `work` to this loop from any thread. It runs in the loop's next batch of events: at once when the loop
+    /// is lingering on its set or yielding (its own thread wakes, where `queue.async` waits for the turn to end),
+    /// and through the set's Dispatch source when the loop is parked. Only the first of a run of posts signals.
+    func post(_ work: @escaping @Sendable () -> Void) {
+        let first = inbox.withLock { queued in
+            queued.append(work)
+            return queued.count == 1
+        }
+        if first, cshim_eventfd_signal(inboxFD) != 0 {
+            // Cannot happen with a valid eventfd; the work must not be lost either way.
+            assertionFailure("eventfd write failed (errno \(errno))")
+        }
+    }
+
+    private func runPosted() {
+        // The counter is reset before the list is taken: a post after the reset finds the list empty or not yet
+        // taken, and either signals again or is taken now, so no work waits without a signal.
+        cshim_eventfd_drain(inboxFD)
+        let posted = inbox.withLock { queued in
+            let taken = queued
+            queued.removeAll(keepingCapacity: true)
+            return taken
+        }
+        for work in posted { work() }
     }
 
     /// Queues `work` to run when the current turn has delivered all of its events; false when no turn is under way.
@@ -168,6 +206,7 @@ final class Poller: @unchecked Sendable {
     }
 
     private func deliver(token: UInt64, events: UInt32) {
+        if token == Poller.inboxToken { return runPosted() }
         let index = Int(token & 0xffff_ffff)
         guard index < sockets.count, generations[index] == UInt32(token >> 32), let socket = sockets[index] else {
             return

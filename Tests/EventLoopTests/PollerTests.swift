@@ -280,6 +280,67 @@ struct PollerTests {
         #expect(turns.count == 2 && turns[0] < turns[1], "turn counts at the two reads: \(turns)")
     }
 
+    @Test("work handed to a lingering loop from another thread runs in that turn, without a Dispatch wake-up")
+    func handOffReachesALingeringTurn() {
+        let loop = EventLoop(index: 0, label: "poller-test")
+        let (mine, peer) = socketPair()
+        defer { Glibc.close(peer) }
+        let tally = Tally()
+        let turns = Mutex<[Int]>([])
+        let firstRead = DispatchSemaphore(value: 0)
+        let handedOffRan = DispatchSemaphore(value: 0)
+        onLoop(loop) {
+            loop.poller.lingerNanoseconds = 1_000_000_000
+            startByteReader(fd: mine, loop: loop, tally: tally) {
+                turns.withLock { $0.append(loop.poller.turnCount) }
+                firstRead.signal()
+            }
+        }
+        send("1", to: peer)
+        #expect(firstRead.wait(timeout: .now() + .seconds(10)) == .success)
+        usleep(100_000)
+        let ranInTurn = Mutex(false)
+        loop.handOff {
+            turns.withLock { $0.append(loop.poller.turnCount) }
+            ranInTurn.withLock { $0 = loop.poller.inTurn }
+            handedOffRan.signal()
+        }
+        #expect(handedOffRan.wait(timeout: .now() + .seconds(10)) == .success)
+        onLoop(loop) { tally.sockets.forEach { $0.close() } }
+        let seen = turns.withLock { $0 }
+        #expect(seen.count == 2 && seen[0] == seen[1], "turn counts at the read and at the handed-off work: \(seen)")
+        // Work queued with `queue.async` would have waited for the turn to end, and run outside it.
+        #expect(ranInTurn.withLock { $0 }, "the handed-off work ran after the turn, not in it")
+    }
+
+    @Test("work handed off from several threads at once runs on the loop, each piece once, in each thread's order")
+    func handOffFromManyThreads() {
+        let loop = EventLoop(index: 0, label: "poller-test")
+        let threads = 4
+        let perThread = 500
+        let ran = Mutex<[[Int]]>(Array(repeating: [], count: threads))
+        let done = DispatchSemaphore(value: 0)
+        DispatchQueue.concurrentPerform(iterations: threads) { thread in
+            for n in 0..<perThread {
+                loop.handOff {
+                    loop.assertInLoop()
+                    let total = ran.withLock { lists in
+                        lists[thread].append(n)
+                        return lists.reduce(0) { $0 + $1.count }
+                    }
+                    if total == threads * perThread { done.signal() }
+                }
+                if n % 50 == 0 { usleep(200) }  // now and then the loop drains the inbox and parks between posts
+            }
+        }
+        #expect(done.wait(timeout: .now() + .seconds(10)) == .success)
+        loop.queue.sync {}
+        let lists = ran.withLock { $0 }
+        for thread in 0..<threads {
+            #expect(lists[thread] == Array(0..<perThread), "thread \(thread) ran \(lists[thread].count) pieces")
+        }
+    }
+
     @Test("turns whose yields catch nothing halve the yield budget, down to one; a busy turn's yields stay bounded")
     func yieldBudgetShrinksWhenIdle() {
         let loop = EventLoop(index: 0, label: "poller-test")

@@ -45,6 +45,15 @@ int cshim_epoll_poll(int epfd, uint64_t *tokens, uint32_t *events, int capacity)
 /// milliseconds). Returns 0 on timeout or interruption, and at once on kernels without epoll_pwait2 (before 5.11).
 int cshim_epoll_wait_nanoseconds(int epfd, uint64_t *tokens, uint32_t *events, int capacity, long nanoseconds);
 
+/// A non-blocking, close-on-exec eventfd (counter 0): another thread's wake-up of a loop through its epoll set.
+int cshim_eventfd(void);
+
+/// Adds 1 to an eventfd's counter. Returns 0, or -1 with errno set.
+int cshim_eventfd_signal(int fd);
+
+/// Reads and so resets an eventfd's counter (nothing when it is 0).
+void cshim_eventfd_drain(int fd);
+
 #define CSHIM_EPOLLIN 0x001u
 #define CSHIM_EPOLLOUT 0x004u
 #define CSHIM_EPOLLERR 0x008u
