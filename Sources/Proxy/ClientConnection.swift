@@ -114,6 +114,11 @@ final class ClientConnection: TransportDelegate {
         }
     }
 
+    func transportPeerFinishedSending() -> Bool {
+        if case .http1(let h1) = protocolHandler { return h1.peerFinishedSending() }
+        return false
+    }
+
     func transportClosed(error: String?) {
         // The handlers may be deep in their own call stack (a write that failed): keep them alive until it unwinds.
         switch protocolHandler {

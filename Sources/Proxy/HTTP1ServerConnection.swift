@@ -26,6 +26,8 @@ final class HTTP1ServerConnection: ResponseWriter {
     private var closeAfterResponse = false
     private var isHEAD = false
     private var dead = false
+    /// The client half-closed after its requests: each complete one is answered, then the connection closes.
+    private var peerDone = false
 
     init(transport: Transport, owner: ClientConnection, limits: HTTP1Limits) {
         self.transport = transport
@@ -338,10 +340,21 @@ final class HTTP1ServerConnection: ResponseWriter {
         if !pendingInput.isEmpty {
             let input = pendingInput
             pendingInput = []
-            transport.setReading(true)
+            if !peerDone { transport.setReading(true) }
             input.withUnsafeBytes { parser.feed($0) }
         }
         drainParser()
+        // Nothing more will arrive: once no request is left to answer (a partial one can never complete), done.
+        if peerDone && current == nil { transport.closeGracefully() }
+    }
+
+    /// The client finished sending. A request read whole and in flight (and any pipelined after it) is still
+    /// answered: a FIN closes one direction only (RFC 9293 §3.6), and RFC 9112 §9.6 has a client close in stages.
+    /// With no request in flight, or one whose body was still arriving (cut short), the connection just ends.
+    func peerFinishedSending() -> Bool {
+        guard !dead, current != nil, streaming == nil, currentHead == nil else { return false }
+        peerDone = true
+        return true
     }
 
     func abort() {

@@ -12,6 +12,9 @@ protocol TransportDelegate: AnyObject {
     func transportDrained()
     /// The connection is gone (peer closed, error or our own close). Called exactly once.
     func transportClosed(error: String?)
+    /// The peer finished sending (a TCP FIN, or TLS close_notify) while the connection is open. True keeps it open
+    /// for what is still to be written (the owner closes it when done; nothing more is read); false closes it.
+    func transportPeerFinishedSending() -> Bool
     /// What to answer, in plain text, to a plain-text HTTP request that arrived where a TLS handshake was expected;
     /// nil to just close.
     func transportPlaintextHTTPAnswer() -> [UInt8]?
@@ -20,6 +23,7 @@ protocol TransportDelegate: AnyObject {
 extension TransportDelegate {
     /// Only a server's client connections have anything to say to a plain-text request.
     func transportPlaintextHTTPAnswer() -> [UInt8]? { nil }
+    func transportPeerFinishedSending() -> Bool { false }
 }
 
 /// A socket with optional TLS over in-memory BIOs and an outbound queue: the byte pipe under HTTP/1.1 and HTTP/2.
@@ -176,18 +180,24 @@ final class Transport {
             case .wouldBlock:
                 return
             case .eof:
-                if lingering {
-                    finish(error: nil)
-                    return
-                }
-                // A peer may half-close after its request; answers still in flight deserve a chance to leave.
-                finish(error: nil)
+                if !lingering { peerFinishedSending() } else { finish(error: nil) }
                 return
             case .error(let code):
                 finish(error: "read failed (errno \(code))")
                 return
             }
         }
+    }
+
+    /// A peer may half-close after its request (RFC 9112 §9.6 closes a connection in stages; `printf … | nc` and
+    /// simple HTTP/1.0 clients send their FIN with the request): the owner decides whether answers still to come
+    /// keep the connection open. Reading stops either way: the end of input would be reported on every turn.
+    private func peerFinishedSending() {
+        guard !closing, delegate?.transportPeerFinishedSending() == true else {
+            finish(error: nil)
+            return
+        }
+        socket.setReadInterest(false)
     }
 
     private func advanceHandshake() {
@@ -234,7 +244,7 @@ final class Transport {
                 continue
             case .closed:
                 moveCiphertext()
-                finish(error: nil)
+                if !lingering { peerFinishedSending() } else { finish(error: nil) }
                 return
             case .failed(let error):
                 finish(error: "TLS read failed: \(error)")
@@ -407,6 +417,8 @@ final class Transport {
     private func startLingering() {
         lingering = true
         socket.shutdownWrite()
+        // A peer that finished sending was no longer read: its end of input now ends the linger at once.
+        socket.setReadInterest(true)
         scratch.linger(self, milliseconds: Transport.lingerMilliseconds)
     }
 

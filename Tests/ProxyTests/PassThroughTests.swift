@@ -739,6 +739,32 @@ struct PassThroughTests {
         f.upstream.stop()
     }
 
+    @Test(
+        "a client that finishes sending after its requests (TCP FIN, or TLS close_notify) still gets every answer",
+        arguments: ["plain", "tls-fin", "tls-notify"])
+    func halfClosedClientIsAnswered(mode: String) throws {
+        let f = try PassThroughFixture(responseTimeoutMs: 6000)
+        defer { f.stop() }
+        let port = mode == "plain" ? f.plainPort : f.tlsPort
+        // /slow answers after 3 s: the FIN arrives long before it; the pipelined request after it waits its turn.
+        let out = try runFixtureScript("half_close_client.py", [String(port), mode, "gateway.test", "/slow", "/after"])
+        let lines = out.split(separator: "\n").map(String.init)
+        #expect(lines.last == "closed", "the gateway closes once both are answered: \(out)")
+        #expect(out.components(separatedBy: "HTTP/1.1 200 ").count == 3, "two answers: \(out)")
+        #expect(out.contains("\"path\": \"/after\""), "\(out)")
+        #expect(f.upstreamRequests().map { $0.prefix(12) } == ["GET /slow HT", "GET /after H"])
+    }
+
+    @Test("a client that finishes sending in the middle of a body is not answered and nothing reaches the upstream")
+    func halfClosedMidBody() throws {
+        let f = try PassThroughFixture()
+        defer { f.stop() }
+        let out = try runFixtureScript(
+            "half_close_client.py", [String(f.plainPort), "plain", "gateway.test", "POST:/upload:1000:10"])
+        #expect(out.trimmingCharacters(in: .whitespacesAndNewlines) == "closed", "\(out)")
+        #expect(f.upstreamRequests().isEmpty)
+    }
+
     @Test("connections spread evenly over the loops, whichever loop's listener the kernel hands them to")
     func connectionsSpreadOverLoops() throws {
         let f = try PassThroughFixture()
