@@ -242,21 +242,19 @@ public final class RequestPolicy: Sendable {
                 decision: "refused_route", notes: consume notes, origin: nil, clientID: nil)
         }
         // RFC 9112 §3.2.4: `OPTIONS *` asks about the server, not a resource. It names no endpoint and carries no
-        // token, so the gateway answers it (RFC 9110 §9.3.7: Content-Length 0 when there is no content). So does an
-        // OPTIONS that may not be forwarded further (RFC 9110 §7.6.2: Max-Forwards 0 makes this the recipient).
-        let maxForwardsZero =
-            request.method == "OPTIONS" && request.headers[literal: "Access-Control-Request-Method"] == nil
-            && request.headers[literal: "Max-Forwards"] == "0"
-        if request.method == "OPTIONS" && (request.target == "*" || maxForwardsZero) {
-            notes.decision = "options_server"
-            var headers = HTTPFields()
-            headers.add(
-                "Allow",
-                request.target == "*"
-                    ? RequestPolicy.serverMethods
-                    : resourceMethods(request, withOptions: true).joined(separator: ", "))
-            headers.add("Content-Length", "0")
-            return .respond(Response(status: 200, headers: headers), consume notes)
+        // token, so the gateway answers it (RFC 9110 §9.3.7: Content-Length 0 when there is no content).
+        if request.method == "OPTIONS" && request.target == "*" {
+            return answerOptions(request, allow: RequestPolicy.serverMethods, notes: consume notes)
+        }
+        // RFC 9110 §7.6.2: an intermediary MUST check and update Max-Forwards on an OPTIONS before forwarding it,
+        // and a value it cannot read is no count to check (a list, two field lines, not digits).
+        let maxForwards = request.method == "OPTIONS" ? MaxForwards(request.headers) : .absent
+        if maxForwards == .invalid {
+            notes.decision = "refused_request"
+            let error = TenantError.badRequest(
+                "The Max-Forwards field must be a single decimal number (RFC 9110 §7.6.2).")
+            notes.error = error
+            return .respond(error.response, consume notes)
         }
         // `request.path` and `request.query`, from one search for the `?`.
         let target = request.target
@@ -285,6 +283,13 @@ public final class RequestPolicy: Sendable {
                 }
                 return .respond(response, consume notes)
             }
+        }
+        // Max-Forwards 0 makes the gateway the final recipient (RFC 9110 §7.6.2): it answers, whether or not the
+        // OPTIONS is a CORS preflight (one the gateway judges itself was answered above).
+        if maxForwards == .hops(0) {
+            return answerOptions(
+                request, allow: resourceMethods(request, withOptions: true).joined(separator: ", "),
+                notes: consume notes)
         }
         switch route {
         case .endpoint(let endpoint, _, _):
@@ -338,6 +343,15 @@ public final class RequestPolicy: Sendable {
     /// The token the request presents (header, or a refused query parameter), for `authorize` to judge on `route`.
     /// Inlined: on every API request, and the notes would be copied into a call and back.
     @inline(__always)
+    /// The gateway's own answer to an OPTIONS it is the final recipient of.
+    private func answerOptions(_ request: RequestHead, allow: String, notes: consuming PipelineNotes) -> Begin {
+        notes.decision = "options_server"
+        var headers = HTTPFields()
+        headers.add("Allow", allow)
+        headers.add("Content-Length", "0")
+        return .respond(Response(status: 200, headers: headers), consume notes)
+    }
+
     private func needingToken(
         _ request: RequestHead, queryMark: String.Index?, route: RouteMatch, knownTokens: (any KnownTokenTexts)?,
         notes: consuming PipelineNotes

@@ -94,12 +94,12 @@ enum ForwardRewrite {
                     }
                     hasRequestID = true
                 }
-                // RFC 9110 §7.6.2: an intermediary decrements Max-Forwards on the OPTIONS it forwards (0 is answered
-                // by the policy and never gets here).
+                // RFC 9110 §7.6.2: an intermediary decrements Max-Forwards on the OPTIONS it forwards (the policy
+                // answers a 0 and refuses what is not a single count, so those never get here).
                 if head.method == "OPTIONS" && name.asciiCaseInsensitiveEquals(literal: "Max-Forwards"),
-                    let hops = Int(fields[i].value), hops > 0
+                    let forwarded = MaxForwards(head.headers).forwardedValue
                 {
-                    try out.add(name, String(hops - 1))
+                    try out.add(name, forwarded)
                     continue
                 }
                 try out.add(name, fields[i].value)
