@@ -114,13 +114,19 @@ struct BodyDecoder: Sendable {
                 switch input.searchLine(limit: limits.maxChunkLineBytes) {
                 case .incomplete: return eof ? .failure(.badRequest("body truncated")) : .needMore
                 case .tooLong: return .failure(.badRequest("chunk-size line too long"))
+                case .bareCR: return .failure(.badRequest("bare CR in chunked body"))
                 case .found(let lf):
-                    guard input.hasCRBefore(lf) else { return .failure(.badRequest("bare LF in chunked body")) }
+                    guard input.hasCRBefore(lf) else {
+                        return .failure(.badRequest(input.bareEnding(lf) + " in chunked body"))
+                    }
                     let start = input.readIndex
                     let parsed = input.withBytes {
                         Self.parseChunkLine($0, start, lf - 1, maxDigits: limits.chunkDigits)
                     }
-                    guard parsed >= 0 else { return .failure(.badRequest("invalid chunk-size line")) }
+                    guard parsed >= 0 else {
+                        let bareCR = input.lineHasCR(at: start, count: lf - 1 - start)
+                        return .failure(.badRequest(bareCR ? "bare CR in chunked body" : "invalid chunk-size line"))
+                    }
                     input.consumeLine(through: lf)
                     if parsed == 0 {
                         trailerFields = FieldAccumulator()
@@ -137,8 +143,11 @@ struct BodyDecoder: Sendable {
                 switch input.searchLine(limit: limits.maxHeaderBytes - trailerFields.bytes) {
                 case .incomplete: return eof ? .failure(.badRequest("body truncated")) : .needMore
                 case .tooLong: return .failure(HTTP1Error(status: 431, reason: "trailer section too large"))
+                case .bareCR: return .failure(.badRequest("bare CR in trailer section"))
                 case .found(let lf):
-                    guard input.hasCRBefore(lf) else { return .failure(.badRequest("bare LF in trailer section")) }
+                    guard input.hasCRBefore(lf) else {
+                        return .failure(.badRequest(input.bareEnding(lf) + " in trailer section"))
+                    }
                     let start = input.readIndex
                     trailerFields.bytes += lf + 1 - start
                     if lf - 1 == start {
@@ -156,6 +165,9 @@ struct BodyDecoder: Sendable {
                     input.consumeLine(through: lf)
                     switch line {
                     case .failure(let error):
+                        if input.lineHasCR(at: start, count: lf - 1 - start) {
+                            return .failure(.badRequest("bare CR in trailer section"))
+                        }
                         return .failure(error)
                     case .field(let field, let kind):
                         // RFC 9110 §6.5.1: framing and routing fields never belong in trailers.

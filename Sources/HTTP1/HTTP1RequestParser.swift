@@ -141,8 +141,10 @@ public struct HTTP1RequestParser: Sendable {
                         return fail(HTTP1Error(status: 501, reason: "method too long"))
                     }
                     return fail(HTTP1Error(status: 414, reason: "request line too long"), lineSaysHEAD: lineSaysHEAD())
+                case .bareCR:
+                    return fail(.badRequest("bare CR"))
                 case .found(let lf):
-                    guard input.hasCRBefore(lf) else { return fail(.badRequest("bare LF")) }
+                    guard input.hasCRBefore(lf) else { return fail(.badRequest(input.bareEnding(lf))) }
                     let start = input.readIndex
                     if lf - 1 == start {
                         leadingEmptyLineBytes += 2
@@ -154,6 +156,7 @@ public struct HTTP1RequestParser: Sendable {
                     input.consumeLine(through: lf)
                     switch parsed {
                     case .failure(let error):
+                        if input.lineHasCR(at: start, count: lf - 1 - start) { return fail(.badRequest("bare CR")) }
                         return fail(error, lineSaysHEAD: saysHEAD)
                     case .line(let line):
                         if line.authority == nil {
@@ -186,8 +189,10 @@ public struct HTTP1RequestParser: Sendable {
                     return eof ? fail(.badRequest("connection closed inside a request")) : nil
                 case .tooLong:
                     return fail(HTTP1Error(status: 431, reason: "header section too large"))
+                case .bareCR:
+                    return fail(.badRequest("bare CR"))
                 case .found(let lf):
-                    guard input.hasCRBefore(lf) else { return fail(.badRequest("bare LF")) }
+                    guard input.hasCRBefore(lf) else { return fail(.badRequest(input.bareEnding(lf))) }
                     let start = input.readIndex
                     fields.bytes += lf + 1 - start
                     if lf - 1 == start {
@@ -199,6 +204,7 @@ public struct HTTP1RequestParser: Sendable {
                     // Consumed, so the field moves into the accumulator instead of being copied and destroyed.
                     switch consume line {
                     case .failure(let error):
+                        if input.lineHasCR(at: start, count: lf - 1 - start) { return fail(.badRequest("bare CR")) }
                         return fail(error)
                     case .field(let field, let kind):
                         let slot = fields.fields.count

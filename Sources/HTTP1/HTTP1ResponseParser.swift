@@ -114,12 +114,17 @@ public struct HTTP1ResponseParser: Sendable {
                     return eof ? fail("upstream closed inside a response") : nil
                 case .tooLong:
                     return fail("status line too long")
+                case .bareCR:
+                    return fail("bare CR")
                 case .found(let lf):
-                    guard input.hasCRBefore(lf) else { return fail("bare LF") }
+                    guard input.hasCRBefore(lf) else { return fail(input.bareEnding(lf)) }
                     let start = input.readIndex
                     let parsed = input.withBytes { Self.parseStatusLine($0, start, lf - 1) }
                     input.consumeLine(through: lf)
-                    guard let parsed else { return fail("invalid status line") }
+                    guard let parsed else {
+                        return fail(
+                            input.lineHasCR(at: start, count: lf - 1 - start) ? "bare CR" : "invalid status line")
+                    }
                     version = parsed.version
                     status = parsed.status
                     reason = parsed.reason
@@ -139,8 +144,10 @@ public struct HTTP1ResponseParser: Sendable {
                     return eof ? fail("upstream closed inside a response") : nil
                 case .tooLong:
                     return fail("header section too large")
+                case .bareCR:
+                    return fail("bare CR")
                 case .found(let lf):
-                    guard input.hasCRBefore(lf) else { return fail("bare LF") }
+                    guard input.hasCRBefore(lf) else { return fail(input.bareEnding(lf)) }
                     let start = input.readIndex
                     fields.bytes += lf + 1 - start
                     if lf - 1 == start {
@@ -153,7 +160,7 @@ public struct HTTP1ResponseParser: Sendable {
                     // Consumed, so the field moves into the accumulator instead of being copied and destroyed.
                     switch consume line {
                     case .failure(let error):
-                        return fail(error.reason)
+                        return fail(input.lineHasCR(at: start, count: lf - 1 - start) ? "bare CR" : error.reason)
                     case .field(let field, let kind):
                         let slot = fields.fields.count
                         guard slot < limits.maxHeaderCount else { return fail("too many header fields") }

@@ -78,6 +78,9 @@ struct InputBuffer: Sendable {
         case incomplete
         /// No LF within `limit` bytes: the line (terminator included) would be longer than `limit`.
         case tooLong
+        /// No LF yet, but a CR followed by another byte: the line can only end invalid (RFC 9112 §2.2), so it is
+        /// refused now instead of when its LF comes, or at a timeout when none ever does.
+        case bareCR
     }
 
     /// Looks for the LF that ends the line at `readIndex`, within `limit` bytes counted from `readIndex`.
@@ -91,8 +94,26 @@ struct InputBuffer: Sendable {
             let found = storage.withUnsafeBufferPointer { firstLF($0, from, to) }
             if found >= 0 { return .found(found) }
             scannedUpTo = to
+            // No LF in [readIndex, to): a CR before `to - 1` is followed by a byte that is not LF, and so is one at
+            // `from - 1`, scanned before, now that `from` holds a byte. Each byte is looked at once per scan.
+            let crFrom = max(from - 1, readIndex)
+            if crFrom < to - 1 && storage[crFrom..<(to - 1)].contains(Byte.cr) { return .bareCR }
         }
         return readableCount >= limit ? .tooLong : .incomplete
+    }
+
+    /// Whether the line of `count` bytes at absolute index `start` (its CRLF excluded) holds a CR. For a line that
+    /// failed to parse: its refusal then names the bare CR, as `searchLine` does when the byte after a CR comes
+    /// before any LF, so the outcome does not depend on how the bytes arrived. The bytes stay in place after the
+    /// line is consumed, until the next `append`.
+    func lineHasCR(at start: Int, count: Int) -> Bool {
+        storage[start..<(start + count)].contains(Byte.cr)
+    }
+
+    /// Why a line ending at `lf` without CR is refused: "bare CR" when a CR comes earlier in it (`searchLine` would
+    /// have said so had the line arrived in pieces), else "bare LF".
+    func bareEnding(_ lf: Int) -> String {
+        lineHasCR(at: readIndex, count: lf - readIndex) ? "bare CR" : "bare LF"
     }
 
     /// Whether the line ending at `lf` ends in CRLF (not a bare LF).

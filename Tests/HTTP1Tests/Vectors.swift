@@ -67,6 +67,19 @@ let rejectionVectors: [RejectionVector] = [
     .init("bare CR in a field value", "GET / HTTP/1.1\r\n\(h)X-A: a\rb\r\n\r\n", 400),
     .init("bare CR ending a field line", "GET / HTTP/1.1\r\n\(h)X-A: a\r\r\n\r\n", 400),
     .init("bare CR in the request line", "GET /\r HTTP/1.1\r\n\(h)\r\n", 400),
+    // Lines that end in a bare CR and never in LF: refused when the byte after the CR arrives, not at a timeout.
+    .init("lines ending in bare CRs, no LF ever", "GET / HTTP/1.1\rHost: example.com\r\r", 400),
+    .init("a field line ending in a bare CR, no LF yet", "GET / HTTP/1.1\r\nHost: example.com\rX-A: b", 400),
+    .init(
+        "a chunk-size line ending in a bare CR, no LF yet",
+        "POST / HTTP/1.1\r\n\(h)Transfer-Encoding: chunked\r\n\r\n5\rhello", 400),
+    // Found by the fuzzer: the whole line said "bare LF", the line in pieces "bare CR"; both say "bare CR" now.
+    .init(
+        "a chunk-size line with a bare CR before a bare LF",
+        "PUT /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0T\r-\nX: 1\r\n\r\n", 400),
+    .init(
+        "a trailer line ending in a bare CR, no LF yet",
+        "POST / HTTP/1.1\r\n\(h)Transfer-Encoding: chunked\r\n\r\n0\r\nX-T: 1\rX", 400),
     .init("bare LF line endings", "GET / HTTP/1.1\nHost: example.com\n\n", 400),
     .init("bare LF ending the header section", "GET / HTTP/1.1\r\n\(h)\n", 400),
     .init("NUL in a field value", "GET / HTTP/1.1\r\n\(h)X-A: a\u{0}b\r\n\r\n", 400),
@@ -224,6 +237,8 @@ let responseRejectionVectors: [ResponseVector] = [
     .init(name: "TE in HTTP/1.0", text: "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
     .init(name: "101 never requested", text: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n"),
     .init(name: "HTTP/2.0 status line", text: "HTTP/2.0 200 OK\r\n\r\n"),
+    .init(name: "a status line ending in a bare CR, no LF yet", text: "HTTP/1.1 200 OK\rServer: x"),
+    .init(name: "a field line ending in a bare CR, no LF yet", text: "HTTP/1.1 200 OK\r\nServer: x\rDate: y"),
     .init(name: "two-digit status", text: "HTTP/1.1 20 OK\r\n\r\n"),
     .init(name: "status 600", text: "HTTP/1.1 600 Odd\r\n\r\n"),
     .init(name: "no space after version", text: "HTTP/1.1200 OK\r\n\r\n"),
