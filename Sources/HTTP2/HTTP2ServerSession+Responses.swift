@@ -52,12 +52,16 @@ extension HTTP2ServerSession {
             streamID: streamID, head: head, contentLength: contentLength, provider: &provider, date: date)
     }
 
-    /// An interim 1xx response (e.g. 103 Early Hints) before the final one; false when the stream is gone or its
-    /// final response has started.
+    /// An interim 1xx response (e.g. 103 Early Hints, or an upstream's own 100) before the final one; false when
+    /// the stream is gone or its final response has started. A proxy forwards 1xx answers (RFC 9110 §15.2), all
+    /// but 101, which HTTP/2 has no use for (RFC 9113 §8.6).
     @discardableResult
     public func submitInformational(streamID: Int32, head: ResponseHead) -> Bool {
-        guard !terminated, (102..<200).contains(head.status), let stream = streams[streamID], !stream.responseStarted
+        guard !terminated, (100..<200).contains(head.status), head.status != 101, let stream = streams[streamID],
+            !stream.responseStarted
         else { return false }
+        // A 100 answers the client's `expect: 100-continue` whoever sent it; the gateway sends no second one.
+        if head.status == 100 { stream.expectsContinue = false }
         return submitResponseHeaders(
             streamID: streamID, head: head, contentLength: nil, provider: nil, informational: true)
     }
