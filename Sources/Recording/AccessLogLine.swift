@@ -38,7 +38,7 @@ public struct AccessLogLine: Sendable, Equatable {
     ) {
         self.timeMillis = timeMillis
         self.method = RequestFacts.clean(request.method, max: 32)
-        self.path = RequestFacts.clean(String(request.path), max: 2048)
+        self.path = Redactor.redact(path: RequestFacts.clean(String(request.path), max: 2048))
         self.query = request.query.map { AccessLogLine.sanitizeQuery($0) }
         self.status = status
         self.bytes = bytes

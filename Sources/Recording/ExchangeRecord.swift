@@ -151,7 +151,7 @@ public struct ExchangeRecord: Sendable, Equatable {
         method = RequestFacts.clean(c.request.method, max: 32)
         scheme = c.request.scheme ?? "https"
         host = (c.request.authority ?? c.request.headers[literal: "Host"]).map { RequestFacts.clean($0, max: 255) }
-        var target = RequestFacts.clean(String(c.request.path), max: 4096)
+        var target = Redactor.redact(path: RequestFacts.clean(String(c.request.path), max: 4096))
         if let query = c.request.query { target += "?" + redactor.redact(query: query) }
         self.target = target
         httpVersion = AccessLogLine.protocolName(c.request.version)

@@ -131,7 +131,7 @@ public struct LogEvent: Sendable, Equatable {
 
     private mutating func apply(request: RequestHead, hostname known: String?, redactor: () -> Redactor) {
         method = request.method
-        path = String(request.path)
+        path = Redactor.redact(path: String(request.path))
         hostname = known ?? RequestFacts.hostname(request)
         // One pass over the fields for the four this reads; each takes its name's first value, as the subscript does.
         var agent: String?

@@ -1,6 +1,19 @@
 import GatewayCore
 
 extension Redactor {
+    /// A request path as logs and recordings keep it: a JWT pasted into it (a client that put its token in the URL,
+    /// a probe) is replaced like one anywhere else. Paths are on every log line, so only one holding `eyJ` (how
+    /// every JWS and JWE begins) is scanned.
+    public static func redact(path: String) -> String {
+        var utf8 = path.utf8.makeIterator()
+        var lastThree: UInt32 = 0
+        while let byte = utf8.next() {
+            lastThree = (lastThree << 8 | UInt32(byte)) & 0xFF_FFFF
+            if lastThree == 0x65_794A { return Redactor().redact(text: path) }
+        }
+        return path
+    }
+
     /// Replaces secrets found in free text (see the type's documentation for the patterns).
     public func redact(text: String) -> String {
         var scanner = SecretScanner(bytes: Array(text.utf8))

@@ -240,6 +240,25 @@ import Testing
         #expect(!text.contains("secret-thing"))
     }
 
+    @Test("a JWT in the request path is replaced in the access log line and in the event; other paths stay as sent")
+    func tokenInPath() {
+        let token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.PATH-SIGNATURE-x"
+        let request = RequestHead(
+            method: "GET", target: "/my-org/members/\(token)/roles?take=5", headers: HTTPFields([("Host", "a.example")])
+        )
+        let line = AccessLogLine(
+            timeMillis: 0, request: request, status: 404, bytes: 0, durationMs: 1, decision: "refused_route")
+        #expect(line.json["path"] == "/my-org/members/[REDACTED]/roles")
+        var event = LogEvent(
+            logID: "l1", dateMillis: 0, type: "my_organization_api_member_roles_failed", description: "")
+        event.apply(request: request, hostname: "a.example")
+        #expect(event.path == "/my-org/members/[REDACTED]/roles")
+        #expect(!event.json.serialized().contains("PATH-SIGNATURE"))
+        for path in ["/my-org/members/auth0|abc.def-1/roles", "/my-org/domains/dom_eyJ", "/my-org/keys.json"] {
+            #expect(Redactor.redact(path: path) == path)
+        }
+    }
+
     @Test(
         "an upstream's problem body becomes the event's error; a body that is not one gives none",
         arguments: [

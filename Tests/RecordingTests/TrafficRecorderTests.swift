@@ -11,7 +11,7 @@ import Testing
         "AUTHZ-SIG-PART", "DPOP-PROOF-SECRET", "COOKIE-SESSION-SECRET", "SETCOOKIE-SECRET", "CNAME-API-KEY-SECRET",
         "PROXY-AUTH-SECRET", "SCIM-TOKEN-SECRET", "CLIENT-SECRET-OIDC", "SIGNING-CERT-CAMEL", "SIGNING-CERT-SNAKE",
         "PRIVATE-KEY-PEM", "FORM-CLIENT-SECRET", "FORM-PASSWORD", "QUERY-ACCESS-TOKEN", "CUSTOM-HEADER-SECRET",
-        "POINTER-SECRET", "NESTED-PASSWORD", "XAPIKEY-SECRET", "TRUNCATED-SECRET-TAIL",
+        "POINTER-SECRET", "NESTED-PASSWORD", "XAPIKEY-SECRET", "TRUNCATED-SECRET-TAIL", "PATH-TOKEN-SIG",
     ]
 
     static func jwt(payload: String, signature: String) -> String {
@@ -58,9 +58,11 @@ import Testing
             responseBody: Array(#"{"id":"con_2","strategy":"oidc","options":{"client_id":"cid"}}"#.utf8),
             startedMillis: 1_767_323_046_000, timings: .init(totalMs: 31), decidedBy: .tenant, decision: "forwarded",
             organizationID: "org_A")
+        // A client that put its token in the path.
+        let pathToken = jwt(payload: #"{"sub":"auth0|2"}"#, signature: "PATH-TOKEN-SIG")
         let form = CapturedExchange(
             request: RequestHead(
-                method: "POST", target: "/oauth/token",
+                method: "POST", target: "/oauth/token/\(pathToken)",
                 headers: HTTPFields(common + [("Content-Type", "application/x-www-form-urlencoded")])),
             requestBody: Array(
                 "grant_type=password&client_id=c&client_secret=FORM-CLIENT-SECRET&password=FORM-PASSWORD".utf8),
@@ -131,6 +133,7 @@ import Testing
         #expect(records[0].tokenClaims?["org_id"] == "org_A")
         #expect(records[0].responseBody?.text?.contains("tok_0123456789abcdef") == true)
         #expect(records[1].target == "/my-org/identity-providers/con_2?access_token=[REDACTED]")
+        #expect(records[2].target == "/oauth/token/[REDACTED]")
         #expect(records[3].status == nil)
         #expect(records[3].requestBody?.truncated == true)
         #expect(records[3].requestBody?.size == 4000)
