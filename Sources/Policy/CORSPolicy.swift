@@ -6,10 +6,11 @@ public struct CORSConfiguration: Sendable, Hashable {
     public static let maxAgeLimit = 86_400
 
     /// Request headers a preflight may ask for; anything else is refused. Bearer tokens travel in
-    /// `Authorization`, so credentials mode is never needed.
+    /// `Authorization`, so credentials mode is never needed. The embeddable components name the scopes they want
+    /// in `auth0-scope`, or `scope` with nextjs-auth0 4.12+ (endpoints.md, "Embeddable UI components").
     public static let defaultAllowedRequestHeaders = [
         "authorization", "content-type", "accept", "accept-language", "content-language", "auth0-client",
-        "auth0-scope", "dpop", "x-request-id", "traceparent", "tracestate",
+        "auth0-scope", "scope", "dpop", "x-request-id", "traceparent", "tracestate",
     ]
 
     /// Response headers a page's script may read besides the safelisted ones.

@@ -52,6 +52,18 @@ import Testing
         #expect(wildcard.response?.head.headers["Access-Control-Allow-Headers"] == nil)
     }
 
+    @Test("the embeddable components' scope headers pass a preflight: auth0-scope, and scope (nextjs-auth0 4.12+)")
+    func componentScopeHeaders() {
+        for header in ["auth0-scope", "scope"] {
+            let decision = Self.policy.preflight(
+                Self.preflight(origin: "https://admin.acme.io", method: "GET", headers: "authorization, \(header)"),
+                allowedMethods: ["GET"])
+            #expect(
+                decision.response?.head.headers["Access-Control-Allow-Headers"] == "authorization, \(header)",
+                "\(header): \(decision)")
+        }
+    }
+
     @Test(arguments: [
         ("https://evil.example", "GET", nil as String?, CORSRefusal.originNotAllowed),
         ("null", "GET", nil, .originNotAllowed),
