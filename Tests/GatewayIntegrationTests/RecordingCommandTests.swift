@@ -59,6 +59,19 @@ extension GatewayIntegration {
             #expect(!out.stdout.contains("[1/"), "nothing may be sent:\n\(out.stdout)")
         }
 
+        @Test("token warns that a lifetime over 600 s will be refused, and still mints it; 600 s mints quietly")
+        func tokenLifetimeWarning() throws {
+            guard let binary = gatewayBinaryOrSkip("token --ttl") else { return }
+            let ws = Workspace(binary: binary, name: "token-ttl")
+            defer { ws.remove() }
+            for (ttl, warns) in [("3600", true), ("600", false)] {
+                let out = try TestProcess.run(binary, ["token", "--key", ws.path("k.pem"), "--ttl", ttl])
+                #expect(out.status == 0, "\(out.stderr)")
+                #expect(out.stdout.split(separator: ".").count == 3, "\(out.stdout)")
+                #expect(out.stderr.contains("warning: --ttl \(ttl)") == warns, "\(out.stderr)")
+            }
+        }
+
         @Test("replay refuses a negative or non-numeric --speed as a usage error", arguments: ["-1", "nan", "fast"])
         func invalidSpeed(speed: String) throws {
             guard let binary = gatewayBinaryOrSkip("replay --speed") else { return }
