@@ -72,10 +72,16 @@ enum GatewayBuilder {
                 return nil
             }
         }
-        let secretsPresent = config.upstreams.allSatisfy { upstream in
-            guard present(upstream.caFile) else { return false }
-            guard let source = upstream.cnameAPIKey else { return true }
-            return !(secret(source) ?? "").isEmpty
+        var secretsPresent = true
+        for upstream in config.upstreams {
+            if !present(upstream.caFile) { secretsPresent = false }
+            guard let source = upstream.cnameAPIKey, (secret(source) ?? "").isEmpty else { continue }
+            secretsPresent = false
+            // A missing file or an unset variable was said at its line already; a file that holds nothing (or
+            // only line ends) was not, and `serve` refuses it.
+            if case .file(let file) = source, present(file) {
+                problems.append(source.location.error("the cname_api_key file '\(file.path)' is empty").description)
+            }
         }
         if secretsPresent {
             do {
@@ -309,9 +315,19 @@ enum GatewayBuilder {
                     },
                     alpnProtocols: tls.alpn))
         }
+        // The first certificate is the one a client that sends no SNI gets (one that dials an IP address): on a
+        // listener bound to a domain, the first that covers the domain, else such a client could never verify it.
+        var certificates = tls.certificates
+        if let domain = listener.domain?.asciiLowercased, certificates.count > 1,
+            let covering = certificates.firstIndex(where: {
+                (try? context([$0]))?.someCertificateCovers(host: domain) == true
+            }), covering > 0
+        {
+            certificates.insert(certificates.remove(at: covering), at: 0)
+        }
         let built: TLSServerContext
         do {
-            built = try context(tls.certificates)
+            built = try context(certificates)
         } catch {
             // Only on failure: each entry alone, to say which one it is (the first when only the set fails).
             let culprit = tls.certificates.first { (try? context([$0])) == nil } ?? tls.certificates[0]

@@ -364,6 +364,28 @@ extension GatewayIntegration {
             #expect(!out.stderr.contains("SECRET") && !out.stdout.contains("SECRET"))
         }
 
+        @Test(
+            "a cname_api_key file that holds nothing (or only line ends): exit 2 from check at its line, as from serve",
+            arguments: ["", "\n", "\r\n"])
+        func emptyCnameKeyFile(content: String) throws {
+            guard let binary = gatewayBinaryOrSkip("check") else { return }
+            let copy = try ExampleCopy(binary: binary)
+            defer { copy.workspace.remove() }
+            try copy.workspace.write("edge.key", content)
+            let text = copy.text.replacingOccurrences(
+                of: "cname_api_key: { env: CNAME_API_KEY }", with: "cname_api_key: { file: edge.key }")
+            try copy.workspace.write("file-key.yaml", text)
+            let out = try copy.check("file-key.yaml")
+            #expect(out.status == 2, "\(out.stdout)\(out.stderr)")
+            let line = try #require(lineNumber(of: "cname_api_key: { file: edge.key }", in: text))
+            #expect(out.stderr.contains("file-key.yaml:\(line):"), "\(out.stderr)")
+            #expect(out.stderr.contains("is empty"), "\(out.stderr)")
+            // And with a key in it, the same file passes.
+            try copy.workspace.write("edge.key", "integration-edge-key\n")
+            let good = try copy.check("file-key.yaml")
+            #expect(good.status == 0, "\(good.stdout)\(good.stderr)")
+        }
+
         @Test("an expired certificate: check passes with a warning at the certificate's line")
         func expiredCertificateWarns() throws {
             guard let binary = gatewayBinaryOrSkip("check") else { return }
