@@ -8,6 +8,7 @@ import RateLimitStore
 struct AdminEndpoints: Sendable {
     let service: GatewayService
 
+    /// Every read-only endpoint answers HEAD as it answers GET (RFC 9110 §9.1), its body left out by the writer.
     func respond(_ head: RequestHead, _ body: [UInt8], _ peer: String) -> Response {
         let path = String(head.path)
         switch (head.method, path) {
@@ -18,7 +19,7 @@ struct AdminEndpoints: Sendable {
             return json(
                 ready ? 200 : 503,
                 ["ready": .bool(ready), "reasons": .array(reasons.map { .string($0) })])
-        case ("GET", "/metrics"):
+        case ("GET", "/metrics"), ("HEAD", "/metrics"):
             service.refreshGauges()
             return Response(
                 status: 200,
@@ -26,7 +27,7 @@ struct AdminEndpoints: Sendable {
                     ("Content-Type", "text/plain; version=0.0.4; charset=utf-8"), ("Cache-Control", "no-store"),
                 ]),
                 body: service.metrics.exposition())
-        case ("GET", "/config"):
+        case ("GET", "/config"), ("HEAD", "/config"):
             // The effective configuration changes with every reload: no cache may answer with an old one.
             return json(200, service.config.redactedJSON())
         case ("POST", "/reload"):
@@ -43,7 +44,7 @@ struct AdminEndpoints: Sendable {
             }
         case (_, "/healthz"), (_, "/readyz"), (_, "/metrics"), (_, "/config"), (_, "/reload"):
             return TenantError.methodNotAllowed(
-                "Method not allowed on \(path).", allow: path == "/reload" ? ["POST"] : ["GET"]
+                "Method not allowed on \(path).", allow: path == "/reload" ? ["POST"] : ["GET", "HEAD"]
             )
             .response
         default:

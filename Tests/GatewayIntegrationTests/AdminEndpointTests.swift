@@ -757,7 +757,15 @@ extension GatewayIntegration {
                 let headers = out.stdout.lowercased()
                 #expect(headers.hasPrefix("http/1.1 200 "), "\(path): \(out.stdout)")
                 #expect(headers.contains("\r\ncache-control: no-store\r\n"), "\(path): \(out.stdout)")
+                // RFC 9110 §9.1: HEAD wherever GET is, with the same head and no body.
+                let head = try TestProcess.run(
+                    "/usr/bin/curl",
+                    ["-sS", "--max-time", "10", "-I", "http://127.0.0.1:\(f.gateway.adminPort)\(path)"],
+                    timeout: 15)
+                #expect(head.stdout.lowercased().hasPrefix("http/1.1 200 "), "HEAD \(path): \(head.stdout)")
             }
+            let put = try f.gateway.admin("/metrics", method: "PUT")
+            #expect(put.status == 405, "\(put)")
         }
 
         @Test("/config holds no secret: not the cname key from the environment, not a token")
