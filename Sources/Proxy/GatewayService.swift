@@ -25,6 +25,8 @@ public final class GatewayService: Sendable {
     private let state: Mutex<State>
     private let gatewayBox = GatewayRef()
     private let adminBox = Mutex<Gateway?>(nil)
+    /// Set when `shutdown` starts: `/readyz` then says so while the drain runs.
+    private let stopping = Atomic<Bool>(false)
     private let timers = Mutex<[DispatchSourceTimerBox]>([])
     /// The recorder new requests use, apart from `state` so that the request path takes only this lock (and holds
     /// no reference to the service).
@@ -224,6 +226,7 @@ public final class GatewayService: Sendable {
         if runtime.jwks.keys == nil {
             reasons.append("no JWKS loaded yet" + (runtime.jwks.counters.lastError.map { ": \($0)" } ?? ""))
         }
+        if stopping.load(ordering: .relaxed) { reasons.append("shutting down") }
         if gatewayBox.withLock({ $0 }) == nil { reasons.append("not listening") }
         for domain in probe.unreachable { reasons.append("the upstream of \(domain) does not accept connections") }
         return (reasons.isEmpty, reasons)
@@ -275,9 +278,13 @@ public final class GatewayService: Sendable {
     /// Stops accepting, finishes in-flight requests within the grace period, flushes the event logs.
     public func shutdown() {
         let grace = config.limits.shutdownGraceMs
+        stopping.store(true, ordering: .relaxed)
         timers.withLock { $0.forEach { $0.cancel() } }
-        adminBox.withLock { $0 }?.shutdown(graceMilliseconds: 200)
+        // The admin listener stays up while the requests in flight finish: a probe during the drain reads 503
+        // from /readyz ("shutting down") and 200 from /healthz, not a refused connection (which a liveness probe
+        // would count as a failure, and an orchestrator could answer by killing the drain).
         gatewayBox.withLock { $0 }?.shutdown(graceMilliseconds: grace)
+        adminBox.withLock { $0 }?.shutdown(graceMilliseconds: 200)
         // Hand-overs under way finish first, so that the current pipelines are open before they drain.
         if pendingHandovers.wait(timeout: .now() + .seconds(20)) == .timedOut {
             logger.warning("a log pipeline hand-over did not finish within 20 s")

@@ -106,6 +106,10 @@ extension GatewayIntegration {
             }
             #expect(refused, "new connections were still accepted after SIGTERM")
             #expect(f.gateway.process.process.isRunning, "the gateway must still be draining the slow requests")
+            // The admin listener answers through the drain: not ready, still alive.
+            let ready = try f.gateway.admin("/readyz")
+            #expect(ready.status == 503 && ready.body.contains("shutting down"), "/readyz while draining: \(ready)")
+            #expect(try f.gateway.admin("/healthz").status == 200, "/healthz while draining")
             print("graceful shutdown: listeners closed \(elapsedMs(since: termAt)) ms after SIGTERM")
             let (_, idleClosed) = idle.readToEnd()
             #expect(idleClosed, "an idle keep-alive connection must be closed when draining starts")
