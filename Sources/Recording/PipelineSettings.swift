@@ -150,9 +150,10 @@ public struct WebhookSinkSettings: Sendable, Equatable {
     /// First retry delay, in seconds; doubled after each failure up to `maxRetryDelay`, with jitter.
     public var initialRetryDelay: Double
     public var maxRetryDelay: Double
-    /// A batch the receiver refuses with a 4xx other than 408 and 429 is tried this often, then dropped
-    /// (counted, logged) so that one poisoned batch cannot stop the stream forever. Network errors, 408, 429 and
-    /// 5xx are retried without limit (the spool holds what arrives meanwhile).
+    /// A batch the receiver refuses as a payload it can never take (400, 413, 415, 422) is tried this often, then
+    /// dropped (counted, logged) so that one poisoned batch cannot stop the stream forever. Every other failure
+    /// (no answer, 401, 403, 404, 408, 429, 5xx, a redirect) is retried without limit, the spool holding what
+    /// arrives meanwhile.
     public var maxAttemptsWhenRejected: Int
 
     public init(

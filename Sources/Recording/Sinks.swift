@@ -330,8 +330,13 @@ final class WebhookSink: EventSink {
         guard let status = outcome.status else { return .retry(outcome.error.map(describe) ?? "no response") }
         switch status {
         case 200..<300: return .delivered
-        case 408, 429, 500...599: return .retry("HTTP \(status)")
-        default: return .rejected("HTTP \(status)")
+        // The receiver says this very payload can never be taken: after a few tries the batch is dropped and
+        // counted, or it would hold back every event behind it for good.
+        case 400, 413, 415, 422: return .rejected("HTTP \(status)")
+        // Everything else may pass later and is retried with backoff while the events wait in the spool: a
+        // refused credential (401, 403: rotated on one side first), a receiver not deployed yet (404), 408, 429,
+        // 5xx, a redirect (not followed). A record accepted is a record kept, short of a full spool.
+        default: return .retry("HTTP \(status)")
         }
     }
 

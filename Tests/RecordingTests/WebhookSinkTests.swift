@@ -71,6 +71,25 @@ import Testing
         #expect(WebhookSinkSettings(url: "http://x/", format: .jsonObject, batchSize: 50).batchSize == 1)
     }
 
+    @Test(
+        "a refused credential, a missing receiver or a redirect is retried until it passes: nothing dropped",
+        arguments: [401, 403, 404, 302])
+    func authorizationAndAvailabilityRefusalsAreRetried(status: Int) throws {
+        let receiver = LoopbackReceiver { $0 < 5 ? status : 200 }
+        defer { receiver.stop() }
+        let webhook = WebhookSinkSettings(
+            url: "http://127.0.0.1:\(receiver.port)/", format: .jsonArray, batchSize: 5, batchInterval: 30,
+            timeout: 2, initialRetryDelay: 0.01, maxRetryDelay: 0.02, maxAttemptsWhenRejected: 3)
+        let pipeline = try LogPipeline(settings: LogPipelineSettings(sinks: [.webhook(webhook)]))
+        for i in 0..<5 { pipeline.record(["n": .number(Double(i))]) }
+        #expect(eventually { pipeline.stats.sinks[0].delivered == 5 })
+        _ = pipeline.shutdown(timeout: .seconds(5))
+        #expect(receiver.requests.count == 6, "five refusals, then the delivery")
+        #expect(numbers(receiver.requests[5].body, format: .jsonArray) == Array(0..<5))
+        #expect(pipeline.stats.sinks[0].droppedRejected == 0)
+        #expect(pipeline.stats.droppedEvents == 0)
+    }
+
     @Test func aBatchTheReceiverKeepsRefusingIsDroppedAndCounted() throws {
         let capture = LogCapture()
         let receiver = LoopbackReceiver { $0 < 3 ? 400 : 200 }
