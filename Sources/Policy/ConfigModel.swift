@@ -341,12 +341,15 @@ extension GatewayConfig {
             public let fsync: Fsync
             /// Rotated files kept besides the live one (`path.1` … `path.<maxFiles>`); the oldest beyond is deleted.
             public let maxFiles: Int
+            /// Names the sink's spool subdirectory; nil: derived from the path.
+            public let name: String?
 
-            public init(path: FilePath, maxBytes: Int, fsync: Fsync, maxFiles: Int = 5) {
+            public init(path: FilePath, maxBytes: Int, fsync: Fsync, maxFiles: Int = 5, name: String? = nil) {
                 self.path = path
                 self.maxBytes = maxBytes
                 self.fsync = fsync
                 self.maxFiles = maxFiles
+                self.name = name
             }
         }
         /// A header value: written in the file, or read like a secret (and then never shown).
@@ -368,11 +371,14 @@ extension GatewayConfig {
             public let intervalMs: Int
             /// Sent with every POST, in this order.
             public let headers: [WebhookHeader]
+            /// Names the sink's spool subdirectory, so it survives a change of URL; nil: derived from the URL.
+            public let name: String?
 
             public init(
                 url: ConfigURL, authorization: SecretSource?, format: WebhookFormat, batchSize: Int, intervalMs: Int,
-                headers: [WebhookHeader] = []
+                headers: [WebhookHeader] = [], name: String? = nil
             ) {
+                self.name = name
                 self.url = url
                 self.authorization = authorization
                 self.format = format

@@ -197,7 +197,8 @@ final class ExchangeRecorder: Sendable {
                 sinks.append(
                     .file(
                         FileSinkSettings(
-                            path: file.path.path, maxBytes: file.maxBytes, keep: file.maxFiles, fsync: fsync)))
+                            path: file.path.path, maxBytes: file.maxBytes, keep: file.maxFiles, fsync: fsync,
+                            name: file.name)))
             case .webhook(let hook):
                 let format: WebhookFormat
                 switch hook.format {
@@ -223,7 +224,7 @@ final class ExchangeRecorder: Sendable {
                             url: hook.url.text, authorization: hook.authorization.flatMap(secret),
                             headers: headers,
                             format: format, batchSize: hook.batchSize,
-                            batchInterval: Double(hook.intervalMs) / 1000)))
+                            batchInterval: Double(hook.intervalMs) / 1000, name: hook.name)))
             }
         }
         let spool = SpoolSettings(

@@ -35,6 +35,37 @@ struct ConfigLoggingTests {
         #expect(errors.contains { $0.path == "logging.sinks[0].file.max_files" && $0.line == 14 })
     }
 
+    // MARK: name
+
+    @Test("a sink's name is read for file and webhook sinks, and names its spool; none is a default")
+    func sinkNames() throws {
+        let config = try ConfigFixtures.load(
+            Self.logging(
+                "  sinks:\n    - file: { path: ev.jsonl, name: events-file }\n"
+                    + "    - webhook: { url: https://logs.example.com/in, name: siem_1.eu }\n"
+                    + "    - webhook: { url: https://logs.example.com/other }\n"))
+        guard case .file(let file) = config.logging.sinks[0], case .webhook(let named) = config.logging.sinks[1],
+            case .webhook(let unnamed) = config.logging.sinks[2]
+        else {
+            Issue.record("expected a file and two webhook sinks: \(config.logging.sinks)")
+            return
+        }
+        #expect(file.name == "events-file")
+        #expect(named.name == "siem_1.eu")
+        #expect(unnamed.name == nil)
+    }
+
+    @Test(
+        "a sink name that could not name a directory, or that another sink has, is refused at its line",
+        arguments: ["\"../up\"", "\".hidden\"", "\"a/b\"", "\"\"", String(repeating: "n", count: 65), "dup"])
+    func sinkNameRefused(_ written: String) {
+        let second = written == "dup" ? "\n    - file: { path: other.jsonl, name: dup }" : ""
+        let errors = ConfigFixtures.errors(
+            Self.logging("  sinks:\n    - file: { path: ev.jsonl, name: \(written) }\(second)\n"))
+        let refused = written == "dup" ? "logging.sinks[1].file.name" : "logging.sinks[0].file.name"
+        #expect(errors.contains { $0.path == refused }, "\(errors)")
+    }
+
     // MARK: webhook.headers
 
     @Test("headers: literals and secret sources, in order")

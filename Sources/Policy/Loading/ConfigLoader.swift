@@ -34,6 +34,8 @@ extension GatewayConfig {
 
 /// The decoding pass behind `GatewayConfig.load`: one instance per load, never shared.
 final class ConfigLoader {
+    /// Sink names met so far, with where (`logging.sinks[].…name`).
+    private var sinkNamesSeen: [String: String] = [:]
     let reader: YAMLReader
     let baseDirectory: String
     let readFile: ((String) -> String?)?
@@ -868,16 +870,16 @@ final class ConfigLoader {
             if !value.isNull { _ = reader.mapping(value, sub, keys: []) }
             return .stdout
         case "file":
-            guard let f = reader.mapping(value, sub, keys: ["path", "max_bytes", "fsync", "max_files"]),
+            guard let f = reader.mapping(value, sub, keys: ["path", "max_bytes", "fsync", "max_files", "name"]),
                 let p = filePath(f, "path", required: true)
             else { return nil }
             return .file(
                 .init(
                     path: p, maxBytes: reader.int(f, "max_bytes", in: 1024...(1 << 40), default: 104_857_600),
                     fsync: reader.enumeration(f, "fsync", default: GatewayConfig.Logging.Fsync.interval),
-                    maxFiles: reader.int(f, "max_files", in: 1...10_000, default: 5)))
+                    maxFiles: reader.int(f, "max_files", in: 1...10_000, default: 5), name: sinkName(f)))
         default:
-            let keys = ["url", "authorization", "format", "batch_size", "interval_ms", "headers"]
+            let keys = ["url", "authorization", "format", "batch_size", "interval_ms", "headers", "name"]
             guard let w = reader.mapping(value, sub, keys: keys) else { return nil }
             let url = reader.required(w, "url").flatMap { httpsURL($0, w.path("url")) }
             let authorization = w["authorization"].flatMap { secret($0, w.path("authorization")) }
@@ -889,8 +891,33 @@ final class ConfigLoader {
             return .webhook(
                 .init(
                     url: url, authorization: authorization, format: format, batchSize: batch, intervalMs: interval,
-                    headers: headers))
+                    headers: headers, name: sinkName(w)))
         }
+    }
+
+    /// A sink's `name`: it names a directory of the spool, so 1–64 letters, digits, `.`, `_` or `-`, not starting
+    /// with a dot.
+    private func sinkName(_ map: YAMLMap) -> String? {
+        guard let name = reader.string(map, "name") else { return nil }
+        // Two sinks of one name would share a spool directory, each taking the other's events as its own.
+        if let first = sinkNamesSeen[name] {
+            reader.fail(
+                map["name"]!, map.path("name"), "the sink name '\(name)' is also \(first)'s; one name, one sink")
+            return nil
+        }
+        sinkNamesSeen[name] = map.path("name")
+        let allowed = name.utf8.allSatisfy {
+            (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) || $0 == 0x2E
+                || $0 == 0x5F || $0 == 0x2D
+        }
+        guard allowed, name.utf8.count <= 64, name.utf8.first != UInt8(ascii: ".") else {
+            reader.fail(
+                map["name"]!, map.path("name"),
+                "a sink name is 1 to 64 letters, digits, '.', '_' or '-', not starting with '.' (it names a spool directory)"
+            )
+            return nil
+        }
+        return name
     }
 
     func recording(_ node: YAMLNode?, endpoints: EndpointTable?) -> GatewayConfig.Recording? {
