@@ -33,7 +33,7 @@ public final class EventLoop: Sendable {
     }
 
     public func execute(_ work: @escaping @Sendable () -> Void) {
-        poller.post(work)
+        queue.async(execute: work)
     }
 
     /// Runs `work` on this loop soon, from any thread, through the loop's own readiness set (`Poller.post`): a loop

@@ -124,7 +124,7 @@ struct BodyDecoder: Sendable {
                         Self.parseChunkLine($0, start, lf - 1, maxDigits: limits.chunkDigits)
                     }
                     guard parsed >= 0 else {
-                        let bareCR = input.lineHasCR(at: start, count: lf - 1 - start)
+                        let bareCR = input.lineHasCR(from: start, endingAt: lf)
                         return .failure(.badRequest(bareCR ? "bare CR in chunked body" : "invalid chunk-size line"))
                     }
                     input.consumeLine(through: lf)
@@ -165,7 +165,7 @@ struct BodyDecoder: Sendable {
                     input.consumeLine(through: lf)
                     switch line {
                     case .failure(let error):
-                        if input.lineHasCR(at: start, count: lf - 1 - start) {
+                        if input.lineHasCR(from: start, endingAt: lf) {
                             return .failure(.badRequest("bare CR in trailer section"))
                         }
                         return .failure(error)

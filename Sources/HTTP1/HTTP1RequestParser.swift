@@ -156,7 +156,7 @@ public struct HTTP1RequestParser: Sendable {
                     input.consumeLine(through: lf)
                     switch parsed {
                     case .failure(let error):
-                        if input.lineHasCR(at: start, count: lf - 1 - start) { return fail(.badRequest("bare CR")) }
+                        if input.lineHasCR(from: start, endingAt: lf) { return fail(.badRequest("bare CR")) }
                         return fail(error, lineSaysHEAD: saysHEAD)
                     case .line(let line):
                         if line.authority == nil {
@@ -204,7 +204,7 @@ public struct HTTP1RequestParser: Sendable {
                     // Consumed, so the field moves into the accumulator instead of being copied and destroyed.
                     switch consume line {
                     case .failure(let error):
-                        if input.lineHasCR(at: start, count: lf - 1 - start) { return fail(.badRequest("bare CR")) }
+                        if input.lineHasCR(from: start, endingAt: lf) { return fail(.badRequest("bare CR")) }
                         return fail(error)
                     case .field(let field, let kind):
                         let slot = fields.fields.count

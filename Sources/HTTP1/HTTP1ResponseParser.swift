@@ -123,7 +123,7 @@ public struct HTTP1ResponseParser: Sendable {
                     input.consumeLine(through: lf)
                     guard let parsed else {
                         return fail(
-                            input.lineHasCR(at: start, count: lf - 1 - start) ? "bare CR" : "invalid status line")
+                            input.lineHasCR(from: start, endingAt: lf) ? "bare CR" : "invalid status line")
                     }
                     version = parsed.version
                     status = parsed.status
@@ -160,7 +160,7 @@ public struct HTTP1ResponseParser: Sendable {
                     // Consumed, so the field moves into the accumulator instead of being copied and destroyed.
                     switch consume line {
                     case .failure(let error):
-                        return fail(input.lineHasCR(at: start, count: lf - 1 - start) ? "bare CR" : error.reason)
+                        return fail(input.lineHasCR(from: start, endingAt: lf) ? "bare CR" : error.reason)
                     case .field(let field, let kind):
                         let slot = fields.fields.count
                         guard slot < limits.maxHeaderCount else { return fail("too many header fields") }

@@ -102,18 +102,18 @@ struct InputBuffer: Sendable {
         return readableCount >= limit ? .tooLong : .incomplete
     }
 
-    /// Whether the line of `count` bytes at absolute index `start` (its CRLF excluded) holds a CR. For a line that
-    /// failed to parse: its refusal then names the bare CR, as `searchLine` does when the byte after a CR comes
-    /// before any LF, so the outcome does not depend on how the bytes arrived. The bytes stay in place after the
-    /// line is consumed, until the next `append`.
-    func lineHasCR(at start: Int, count: Int) -> Bool {
-        storage[start..<(start + count)].contains(Byte.cr)
+    /// Whether the line from absolute index `start` to the LF at `lf` holds a CR before the one its CRLF ends with.
+    /// For a line that failed to parse: its refusal then names the bare CR, as `searchLine` does when the byte
+    /// after a CR comes before any LF, so the outcome does not depend on how the bytes arrived. The bytes stay in
+    /// place after the line is consumed, until the next `append`.
+    func lineHasCR(from start: Int, endingAt lf: Int) -> Bool {
+        start < lf - 1 && storage[start..<(lf - 1)].contains(Byte.cr)
     }
 
-    /// Why a line ending at `lf` without CR is refused: "bare CR" when a CR comes earlier in it (`searchLine` would
-    /// have said so had the line arrived in pieces), else "bare LF".
+    /// Why the line at `readIndex` ending at `lf` without CR is refused: "bare CR" when a CR comes earlier in it
+    /// (`searchLine` would have said so had the line arrived in pieces), else "bare LF".
     func bareEnding(_ lf: Int) -> String {
-        lineHasCR(at: readIndex, count: lf - readIndex) ? "bare CR" : "bare LF"
+        lineHasCR(from: readIndex, endingAt: lf) ? "bare CR" : "bare LF"
     }
 
     /// Whether the line ending at `lf` ends in CRLF (not a bare LF).

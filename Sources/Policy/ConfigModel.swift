@@ -378,13 +378,13 @@ extension GatewayConfig {
                 url: ConfigURL, authorization: SecretSource?, format: WebhookFormat, batchSize: Int, intervalMs: Int,
                 headers: [WebhookHeader] = [], name: String? = nil
             ) {
-                self.name = name
                 self.url = url
                 self.authorization = authorization
                 self.format = format
                 self.batchSize = batchSize
                 self.intervalMs = intervalMs
                 self.headers = headers
+                self.name = name
             }
         }
         /// The disk spool that holds events while a sink is down or slow.

@@ -244,7 +244,7 @@ public final class RequestPolicy: Sendable {
         // RFC 9112 §3.2.4: `OPTIONS *` asks about the server, not a resource. It names no endpoint and carries no
         // token, so the gateway answers it (RFC 9110 §9.3.7: Content-Length 0 when there is no content).
         if request.method == "OPTIONS" && request.target == "*" {
-            return answerOptions(request, allow: RequestPolicy.serverMethods, notes: consume notes)
+            return answerOptions(allow: RequestPolicy.serverMethods, notes: consume notes)
         }
         // RFC 9110 §7.6.2: an intermediary MUST check and update Max-Forwards on an OPTIONS before forwarding it,
         // and a value it cannot read is no count to check (a list, two field lines, not digits).
@@ -288,8 +288,7 @@ public final class RequestPolicy: Sendable {
         // OPTIONS is a CORS preflight (one the gateway judges itself was answered above).
         if maxForwards == .hops(0) {
             return answerOptions(
-                request, allow: resourceMethods(request, withOptions: true).joined(separator: ", "),
-                notes: consume notes)
+                allow: resourceMethods(request, withOptions: true).joined(separator: ", "), notes: consume notes)
         }
         switch route {
         case .endpoint(let endpoint, _, _):
@@ -340,11 +339,8 @@ public final class RequestPolicy: Sendable {
         }
     }
 
-    /// The token the request presents (header, or a refused query parameter), for `authorize` to judge on `route`.
-    /// Inlined: on every API request, and the notes would be copied into a call and back.
-    @inline(__always)
     /// The gateway's own answer to an OPTIONS it is the final recipient of.
-    private func answerOptions(_ request: RequestHead, allow: String, notes: consuming PipelineNotes) -> Begin {
+    private func answerOptions(allow: String, notes: consuming PipelineNotes) -> Begin {
         notes.decision = "options_server"
         var headers = HTTPFields()
         headers.add("Allow", allow)
@@ -352,6 +348,9 @@ public final class RequestPolicy: Sendable {
         return .respond(Response(status: 200, headers: headers), consume notes)
     }
 
+    /// The token the request presents (header, or a refused query parameter), for `authorize` to judge on `route`.
+    /// Inlined: on every API request, and the notes would be copied into a call and back.
+    @inline(__always)
     private func needingToken(
         _ request: RequestHead, queryMark: String.Index?, route: RouteMatch, knownTokens: (any KnownTokenTexts)?,
         notes: consuming PipelineNotes

@@ -315,34 +315,38 @@ enum GatewayBuilder {
                     },
                     alpnProtocols: tls.alpn))
         }
-        // The first certificate is the one a client that sends no SNI gets (one that dials an IP address): on a
-        // listener bound to a domain, the first that covers the domain, else such a client could never verify it.
-        var certificates = tls.certificates
-        if let domain = listener.domain?.asciiLowercased, certificates.count > 1,
-            let covering = certificates.firstIndex(where: {
-                (try? context([$0]))?.someCertificateCovers(host: domain) == true
-            }), covering > 0
-        {
-            certificates.insert(certificates.remove(at: covering), at: 0)
+        func build(_ certificates: [GatewayConfig.TLS.Certificate]) throws -> TLSServerContext {
+            do {
+                return try context(certificates)
+            } catch {
+                // Only on failure: each entry alone, to say which one it is (the first when only the set fails).
+                let culprit = certificates.first { (try? context([$0])) == nil } ?? certificates[0]
+                throw BuildError(culprit.cert.location.error(error.message).description)
+            }
         }
-        let built: TLSServerContext
-        do {
-            built = try context(certificates)
-        } catch {
-            // Only on failure: each entry alone, to say which one it is (the first when only the set fails).
-            let culprit = tls.certificates.first { (try? context([$0])) == nil } ?? tls.certificates[0]
-            throw BuildError(culprit.cert.location.error(error.message).description)
-        }
+        let built = try build(tls.certificates)
+        guard let written = listener.domain else { return built }
+        let domain = written.asciiLowercased
         // A listener bound to a domain answers 421 to a Host its certificate does not cover (RFC 9110 §7.4): with
         // no certificate for the domain itself, it could answer nothing.
-        if let domain = listener.domain, !built.someCertificateCovers(host: domain.asciiLowercased) {
+        if !built.someCertificateCovers(host: domain) {
             throw BuildError(
                 tls.certificates[0].cert.location.error(
-                    "no certificate of this listener covers its domain \(domain): clients could not verify it, and "
+                    "no certificate of this listener covers its domain \(written): clients could not verify it, and "
                         + "every request would be refused with 421"
                 ).description)
         }
-        return built
+        // The first certificate is the one a client that sends no SNI gets (one that dials an IP address): on a
+        // listener bound to a domain it must cover the domain, or such a client could never verify it. Only when
+        // the list does not start with one are the entries built alone to find it, and the set built again.
+        guard !built.defaultCertificateCovers(host: domain),
+            let covering = tls.certificates.firstIndex(where: {
+                (try? context([$0]))?.defaultCertificateCovers(host: domain) == true
+            })
+        else { return built }
+        var certificates = tls.certificates
+        certificates.insert(certificates.remove(at: covering), at: 0)
+        return try build(certificates)
     }
 
     static func listenerProfiles(_ config: GatewayConfig) throws -> [ListenerProfile] {

@@ -180,7 +180,7 @@ final class Transport {
             case .wouldBlock:
                 return
             case .eof:
-                if !lingering { peerFinishedSending() } else { finish(error: nil) }
+                peerFinishedSending()
                 return
             case .error(let code):
                 finish(error: "read failed (errno \(code))")
@@ -191,7 +191,8 @@ final class Transport {
 
     /// A peer may half-close after its request (RFC 9112 §9.6 closes a connection in stages; `printf … | nc` and
     /// simple HTTP/1.0 clients send their FIN with the request): the owner decides whether answers still to come
-    /// keep the connection open. Reading stops either way: the end of input would be reported on every turn.
+    /// keep the connection open. Reading stops either way: the end of input would be reported on every turn. A
+    /// closing connection (its last answer queued, or lingering after it) ends.
     private func peerFinishedSending() {
         guard !closing, delegate?.transportPeerFinishedSending() == true else {
             finish(error: nil)
@@ -244,7 +245,7 @@ final class Transport {
                 continue
             case .closed:
                 moveCiphertext()
-                if !lingering { peerFinishedSending() } else { finish(error: nil) }
+                peerFinishedSending()
                 return
             case .failed(let error):
                 finish(error: "TLS read failed: \(error)")

@@ -147,8 +147,9 @@ nonisolated(unsafe) private let networkBufferBIOMethod: OpaquePointer = {
     }
     _ = BIO_meth_set_write_ex(method) { bio, data, length, written in
         guard let data else { return 0 }
-        let appended = NetworkBuffer.with(bio) { $0.append(UnsafeRawBufferPointer(start: data, count: length)) }
-        guard appended != nil else { return 0 }
+        // nil: a BIO without a buffer, which takes nothing.
+        guard NetworkBuffer.with(bio, { $0.append(UnsafeRawBufferPointer(start: data, count: length)) }) != nil
+        else { return 0 }
         BIO_clear_flags(bio, retryFlags)
         written?.pointee = length
         return 1

@@ -223,6 +223,9 @@ public final class TLSServerContext: @unchecked Sendable {
         contexts.forEach { SSL_CTX_free($0) }
     }
 
+    /// Whether the certificate a client without SNI gets (the first) covers `host` (lower-case).
+    public func defaultCertificateCovers(host: String) -> Bool { certificateNames[0].covers(host: host) }
+
     /// Whether any of this listener's certificates covers `host` (lower-case), as a client would match it.
     public func someCertificateCovers(host: String) -> Bool {
         certificateNames.contains { $0.covers(host: host) }

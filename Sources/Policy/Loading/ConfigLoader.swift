@@ -898,25 +898,24 @@ final class ConfigLoader {
     /// A sink's `name`: it names a directory of the spool, so 1–64 letters, digits, `.`, `_` or `-`, not starting
     /// with a dot.
     private func sinkName(_ map: YAMLMap) -> String? {
-        guard let name = reader.string(map, "name") else { return nil }
-        // Two sinks of one name would share a spool directory, each taking the other's events as its own.
-        if let first = sinkNamesSeen[name] {
-            reader.fail(
-                map["name"]!, map.path("name"), "the sink name '\(name)' is also \(first)'s; one name, one sink")
-            return nil
-        }
-        sinkNamesSeen[name] = map.path("name")
+        guard let name = reader.string(map, "name"), let node = map["name"] else { return nil }
         let allowed = name.utf8.allSatisfy {
             (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) || $0 == 0x2E
                 || $0 == 0x5F || $0 == 0x2D
         }
         guard allowed, name.utf8.count <= 64, name.utf8.first != UInt8(ascii: ".") else {
             reader.fail(
-                map["name"]!, map.path("name"),
+                node, map.path("name"),
                 "a sink name is 1 to 64 letters, digits, '.', '_' or '-', not starting with '.' (it names a spool directory)"
             )
             return nil
         }
+        // Two sinks of one name would share a spool directory, each taking the other's events as its own.
+        if let first = sinkNamesSeen[name] {
+            reader.fail(node, map.path("name"), "the sink name '\(name)' is also \(first)'s; one name, one sink")
+            return nil
+        }
+        sinkNamesSeen[name] = map.path("name")
         return name
     }
 
