@@ -248,6 +248,58 @@ extension GatewayIntegration {
             #expect(accepted.hits + accepted.misses == 10)
         }
 
+        /// On a listener that takes the tenant domain from the Host, one handler sees a token on both domains. An
+        /// accepted token is kept with the claims it passed for its own domain: sent with the other domain's Host it
+        /// costs no second RSA operation, but its claims are judged again there and refused with the detail that
+        /// names both domains (never served as accepted from the entry); on its own domain it is still accepted.
+        @Test("a cached token sent on the other domain of a Host-routed listener is refused naming both domains")
+        func cachedTokenOnOtherDomain() throws {
+            guard let binary = gatewayBinaryOrSkip("cached token, other domain") else { return }
+            let ws = Workspace(binary: binary, name: "cached-other-domain")
+            defer { ws.remove() }
+            try ws.write("jwks.json", try ws.signingKey("key"))
+            let upstream = try UpstreamServer(workspace: ws)
+            defer { upstream.stop() }
+            let (adminPort, port) = (TestProcess.freePort(), TestProcess.freePort())
+            let origin = "{ url: \"http://127.0.0.1:\(upstream.port)\" }"
+            let config = GatewayConfigText(
+                jwks: "{ file: jwks.json }", listeners: [.init(port: port, domain: "")],
+                upstreams: [("acme.test", origin), ("login.acme.test", origin)],
+                clients: [.init(id: "web-app", scopes: ["read:my_org:details"])], adminPort: adminPort)
+            try ws.write("gateway.yaml", config.yaml)
+            // One loop: one handler sees every request, so the counts below are exact.
+            let gateway = try GatewayServer(
+                binary: binary, config: ws.path("gateway.yaml"), adminPort: adminPort, ports: [port], loops: 1)
+            defer { _ = gateway.stop() }
+            guard try gateway.waitReady() else { throw HarnessError("not ready: \(gateway.process.log)") }
+            let token = try ws.token(key: "key", domain: "acme.test", client: "web-app", scope: "read:my_org:details")
+            func send(_ host: String) throws -> (status: Int, body: String) {
+                try curlStatus([
+                    "-H", "Host: \(host)", "-H", "Authorization: Bearer \(token)",
+                    "http://127.0.0.1:\(port)/my-org/details",
+                ])
+            }
+            func counts() throws -> (hits: Int, misses: Int) {
+                (
+                    Int(try #require(try metricValue(gateway, "myorg_gateway_token_cache_hits_total"))),
+                    Int(try #require(try metricValue(gateway, "myorg_gateway_token_cache_misses_total")))
+                )
+            }
+            #expect(try send("acme.test").status == 200)
+            #expect(try send("acme.test").status == 200)
+            for _ in 0..<3 {
+                let other = try send("login.acme.test")
+                #expect(other.status == 401, "\(other.body)")
+                #expect(other.body.contains("issued for acme.test"), "\(other.body)")
+                #expect(other.body.contains("sent to login.acme.test"), "\(other.body)")
+            }
+            #expect(try send("acme.test").status == 200)
+            let seen = try counts()
+            // Verified once, on the first request; every later one, on either domain, found the entry.
+            #expect(seen.misses == 1, "\(seen)")
+            #expect(seen.hits == 5, "\(seen)")
+        }
+
         @Test("a request that waits connect_timeout_ms for a busy upstream pool gets 503, counted as pool_timeout")
         func poolWaitTimesOut() throws {
             guard let binary = gatewayBinaryOrSkip("upstream pool wait") else { return }

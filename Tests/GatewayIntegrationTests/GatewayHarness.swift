@@ -146,12 +146,13 @@ final class GatewayServer: @unchecked Sendable {
     let process: BackgroundProcess
     let adminPort: UInt16
 
-    init(binary: String, config: String, adminPort: UInt16, ports: [UInt16], environment: [String: String] = [:])
-        throws
-    {
+    init(
+        binary: String, config: String, adminPort: UInt16, ports: [UInt16], environment: [String: String] = [:],
+        loops: Int = 2
+    ) throws {
         self.adminPort = adminPort
         process = try BackgroundProcess(
-            binary, ["serve", "--config", config, "--loops", "2"], environment: environment, logName: "gateway")
+            binary, ["serve", "--config", config, "--loops", "\(loops)"], environment: environment, logName: "gateway")
         for port in [adminPort] + ports where !TestProcess.waitForPort(port, timeout: 15) {
             let log = process.log
             process.stop(signal: SIGKILL)
@@ -204,6 +205,7 @@ func curlStatus(_ arguments: [String], timeout: Double = 15) throws -> (status: 
 struct GatewayConfigText {
     struct Listener {
         var port: UInt16
+        /// Empty: no `domain` key, so the request's Host names the tenant domain.
         var domain: String
         /// Certificate and key paths; nil: plain HTTP/1.1 and h2c.
         var tls: (cert: String, key: String)? = nil
@@ -242,7 +244,8 @@ struct GatewayConfigText {
         if let tiersFile { text += "  tiers_file: \(tiersFile)\n" }
         text += "listeners:\n"
         for listener in listeners {
-            text += "  - address: 127.0.0.1:\(listener.port)\n    domain: \(listener.domain)\n"
+            text += "  - address: 127.0.0.1:\(listener.port)\n"
+            if !listener.domain.isEmpty { text += "    domain: \(listener.domain)\n" }
             if let tls = listener.tls {
                 text += "    tls: { certificates: [{ cert: \(tls.cert), key: \(tls.key) }], alpn: [h2, http/1.1] }\n"
             }
