@@ -127,9 +127,9 @@ final class Poller: @unchecked Sendable {
         // taken, and either signals again or is taken now, so no work waits without a signal.
         cshim_eventfd_drain(inboxFD)
         let posted = inbox.withLock { queued in
-            let taken = queued
-            queued.removeAll(keepingCapacity: true)
-            return taken
+            // Taken whole: the array keeps no capacity to reuse once its buffer is shared with `posted`.
+            defer { queued = [] }
+            return queued
         }
         for work in posted { work() }
     }

@@ -97,7 +97,7 @@ enum ForwardRewrite {
                 // RFC 9110 §7.6.2: an intermediary decrements Max-Forwards on the OPTIONS it forwards (the policy
                 // answers a 0 and refuses what is not a single count, so those never get here).
                 if head.method == "OPTIONS" && name.asciiCaseInsensitiveEquals(literal: "Max-Forwards"),
-                    let forwarded = MaxForwards(head.headers).forwardedValue
+                    let forwarded = MaxForwards.forwardedValue(of: fields[i].value)
                 {
                     try out.add(name, forwarded)
                     continue

@@ -306,6 +306,9 @@ enum GatewayBuilder {
     /// The listener's TLS context; an error names the certificate entry that does not load, at its line.
     static func serverContext(_ listener: GatewayConfig.Listener) throws -> TLSServerContext? {
         guard let tls = listener.tls else { return nil }
+        // A client that sends no SNI (one that dials an IP address) gets a certificate covering the listener's domain
+        // when it has one, wherever the list puts it: otherwise it could never verify what it gets.
+        let domain = listener.domain?.asciiLowercased
         func context(_ certificates: [GatewayConfig.TLS.Certificate]) throws(TLSConfigurationError) -> TLSServerContext
         {
             try TLSServerContext(
@@ -313,40 +316,26 @@ enum GatewayBuilder {
                     certificates: certificates.map {
                         TLSCertificateEntry(certificate: .file($0.cert.path), privateKey: .file($0.key.path))
                     },
-                    alpnProtocols: tls.alpn))
+                    alpnProtocols: tls.alpn, defaultServerName: domain))
         }
-        func build(_ certificates: [GatewayConfig.TLS.Certificate]) throws -> TLSServerContext {
-            do {
-                return try context(certificates)
-            } catch {
-                // Only on failure: each entry alone, to say which one it is (the first when only the set fails).
-                let culprit = certificates.first { (try? context([$0])) == nil } ?? certificates[0]
-                throw BuildError(culprit.cert.location.error(error.message).description)
-            }
+        let built: TLSServerContext
+        do {
+            built = try context(tls.certificates)
+        } catch {
+            // Only on failure: each entry alone, to say which one it is (the first when only the set fails).
+            let culprit = tls.certificates.first { (try? context([$0])) == nil } ?? tls.certificates[0]
+            throw BuildError(culprit.cert.location.error(error.message).description)
         }
-        let built = try build(tls.certificates)
-        guard let written = listener.domain else { return built }
-        let domain = written.asciiLowercased
         // A listener bound to a domain answers 421 to a Host its certificate does not cover (RFC 9110 §7.4): with
         // no certificate for the domain itself, it could answer nothing.
-        if !built.someCertificateCovers(host: domain) {
+        if let written = listener.domain, let domain, !built.someCertificateCovers(host: domain) {
             throw BuildError(
                 tls.certificates[0].cert.location.error(
                     "no certificate of this listener covers its domain \(written): clients could not verify it, and "
                         + "every request would be refused with 421"
                 ).description)
         }
-        // The first certificate is the one a client that sends no SNI gets (one that dials an IP address): on a
-        // listener bound to a domain it must cover the domain, or such a client could never verify it. Only when
-        // the list does not start with one are the entries built alone to find it, and the set built again.
-        guard !built.defaultCertificateCovers(host: domain),
-            let covering = tls.certificates.firstIndex(where: {
-                (try? context([$0]))?.defaultCertificateCovers(host: domain) == true
-            })
-        else { return built }
-        var certificates = tls.certificates
-        certificates.insert(certificates.remove(at: covering), at: 0)
-        return try build(certificates)
+        return built
     }
 
     static func listenerProfiles(_ config: GatewayConfig) throws -> [ListenerProfile] {

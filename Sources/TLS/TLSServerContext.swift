@@ -32,8 +32,13 @@ public struct TLSCertificateEntry: Sendable, Equatable {
 
 /// How a listener terminates TLS.
 public struct TLSServerConfiguration: Sendable, Equatable {
-    /// At least one. The first is the default, served when the client sends no SNI or an unknown name.
+    /// At least one. The default, served when the client sends no SNI or an unknown name, is the first that covers
+    /// `defaultServerName`, else the first.
     public var certificates: [TLSCertificateEntry]
+    /// The name a client without SNI is taken to ask for (one that dials an IP address: an IP literal is never sent
+    /// as SNI): a listener bound to one domain passes it, so that such a client can verify what it gets. Nil: the
+    /// first certificate. Which certificate serves a name a client does send stays the order of `certificates`.
+    public var defaultServerName: String?
     /// ALPN protocols in the server's order of preference; the first one the client also offers wins.
     /// Empty: no ALPN (HTTP/1.1 implied). A listener that must not speak HTTP/2 passes `["http/1.1"]`.
     public var alpnProtocols: [String]
@@ -47,9 +52,11 @@ public struct TLSServerConfiguration: Sendable, Equatable {
         alpnProtocols: [String] = ["h2", "http/1.1"],
         minimumVersion: TLSProtocolVersion = .tls12,
         maximumVersion: TLSProtocolVersion = .tls13,
-        sessionCacheSize: Int = 20_480
+        sessionCacheSize: Int = 20_480,
+        defaultServerName: String? = nil
     ) {
         self.certificates = certificates
+        self.defaultServerName = defaultServerName
         self.alpnProtocols = alpnProtocols
         self.minimumVersion = minimumVersion
         self.maximumVersion = maximumVersion
@@ -195,13 +202,18 @@ public final class TLSServerContext: @unchecked Sendable {
                 SSL_CTX_set_alpn_select_cb(context, selectALPN, arg)
             }
         }
+        let defaultIndex =
+            configuration.defaultServerName.flatMap { host in
+                certificateNames.firstIndex { $0.covers(host: normalizedHostName(host)) }
+            } ?? 0
         // The certificate is chosen from the ClientHello, before OpenSSL looks for a session to resume, so the
         // session ID context above is the chosen certificate's when it does. (OpenSSL runs the callback of the
         // context the SSL was created from: the default one.)
         // Safety: as for the ALPN argument above.
-        SSL_CTX_set_client_hello_cb(contexts[0], selectCertificateEarly, Unmanaged.passUnretained(state).toOpaque())
+        SSL_CTX_set_client_hello_cb(
+            contexts[defaultIndex], selectCertificateEarly, Unmanaged.passUnretained(state).toOpaque())
 
-        self.defaultContext = contexts[0]
+        self.defaultContext = contexts[defaultIndex]
         self.contexts = contexts
         self.certificateNames = certificateNames
         self.certificateValidity = certificateValidity
@@ -222,9 +234,6 @@ public final class TLSServerContext: @unchecked Sendable {
     deinit {
         contexts.forEach { SSL_CTX_free($0) }
     }
-
-    /// Whether the certificate a client without SNI gets (the first) covers `host` (lower-case).
-    public func defaultCertificateCovers(host: String) -> Bool { certificateNames[0].covers(host: host) }
 
     /// Whether any of this listener's certificates covers `host` (lower-case), as a client would match it.
     public func someCertificateCovers(host: String) -> Bool {

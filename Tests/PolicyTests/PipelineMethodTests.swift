@@ -119,5 +119,9 @@ struct MaxForwardsTests {
         #expect(MaxForwards(fields(["1", "1"])) == .invalid)
         #expect(MaxForwards(fields(["1 2"])) == .invalid)
         #expect(MaxForwards(fields(["٣"])) == .invalid)
+        // A forwarder at the field line itself: the same answers from the one value.
+        for value in ["7", "0", "000", "99999999999999999999", "1 2", "", "x"] {
+            #expect(MaxForwards.forwardedValue(of: value) == MaxForwards(fields([value])).forwardedValue, "\(value)")
+        }
     }
 }
