@@ -37,8 +37,9 @@ enum Demo {
                 caCertificatePath: "\(dir)/ca.pem")
             let emulator = try EmulatorServer.start(
                 address: NetAddress("127.0.0.1:0")!, canonicalDomain: canonical, customDomains: [custom], key: key)
-            let ports = port == 0 ? (freePort(), freePort()) : (port, port + 1)
-            let adminPort = port == 0 ? freePort() : port + 2
+            let free = port == 0 ? freePorts(3) : []
+            let ports = port == 0 ? (free[0], free[1]) : (port, port + 1)
+            let adminPort = port == 0 ? free[2] : port + 2
             let configPath = "\(dir)/gateway.yaml"
             try Data(configYAML(emulatorPort: emulator.address.port, ports: ports, adminPort: adminPort).utf8)
                 .write(to: URL(fileURLWithPath: configPath))
@@ -78,11 +79,17 @@ enum Demo {
         }
     }
 
-    /// A port the kernel reports free right now (bound to 0 and released).
-    static func freePort() -> Int {
-        guard let fd = try? TCP.listen(on: NetAddress("127.0.0.1:0")!) else { return 0 }
-        defer { close(fd) }
-        return Int(TCP.localPort(of: fd))
+    /// `count` distinct ports the kernel reports free right now (bound to 0 and released). The probes stay open
+    /// until all are taken: one released before the next bind could be handed out again, and two listeners of
+    /// the demo would then ask for the same port.
+    static func freePorts(_ count: Int) -> [Int] {
+        var probes: [Int32] = []
+        defer { probes.forEach { close($0) } }
+        return (0..<count).map { _ in
+            guard let fd = try? TCP.listen(on: NetAddress("127.0.0.1:0")!) else { return 0 }
+            probes.append(fd)
+            return Int(TCP.localPort(of: fd))
+        }
     }
 
     static func waitUntilReady(_ service: GatewayService) -> Bool {
