@@ -12,6 +12,7 @@ CPU µs per request; the summary gives medians and each variant's median ratio t
 
 Modes (the loads run.sh uses, on one wrk or h2load thread):
   fresh   full policy on /my-org/details, a token never seen before on every request (wrk, 16 connections)
+  h2fresh the same over HTTP/2 (h2fresh.c, built here: 16 connections, 10 streams each)
   rotate  full policy, 64 tokens over 64 organizations, reused (wrk, 16 connections)
   pass    HTTP/1.1 pass-through on the custom domain (wrk, 16 connections)
   h2pass  HTTP/2 pass-through (h2load, 16 connections, 10 streams each)
@@ -45,7 +46,7 @@ sys.path.insert(0, HERE)
 import bench  # noqa: E402  (the helpers run.sh uses: idle sampling, wrk parsing)
 
 CANONICAL, CUSTOM, CLIENT, ORIGIN = "acme.bench.test", "login.bench.test", "bench-client", "https://app.bench.test"
-MODES = ("fresh", "rotate", "pass", "h2pass", "big", "h2big", "close", "hog")
+MODES = ("fresh", "h2fresh", "rotate", "pass", "h2pass", "big", "h2big", "close", "hog")
 
 
 def parse_variant(text):
@@ -95,6 +96,8 @@ class Bench:
                 f'-addext "subjectAltName=DNS:{CANONICAL},DNS:{CUSTOM}" -keyout key.pem -out cert.pem 2>/dev/null; '
                 "cat cert.pem key.pem > haproxy.pem")
         first = variants[0][1]
+        if "h2fresh" in a.modes.split(","):
+            self.sh(f"cc -O2 -o h2fresh {HERE}/h2fresh.c -lnghttp2 -lssl -lcrypto")
         self.sh(f"{first} token --org org_bench0000000 --scope read:my_org:details --client {CLIENT} "
                 f"--domain {CANONICAL} --key sign.pem > template.txt")
         self.sh(f"{first} token --print-jwks --key sign.pem > jwks.json; openssl pkey -in sign.pem -pubout -out jwt-public.pem")
@@ -156,6 +159,16 @@ class Bench:
             return (wrk + ["-d1s", "-s", lua] + tokens,
                     wrk + [f"-d{a.duration + 30}s", "-s", lua, policy, "--", f"{self.dir}/fresh.txt", "fresh", ORIGIN,
                            CANONICAL, "1"])
+        if mode == "h2fresh":
+            # Warmed with the first reused token (h2load sends one set of headers), measured with new ones.
+            with open(f"{self.dir}/tokens.txt") as f:
+                first = f.readline().strip()
+            h2 = ["h2load", "-t1", f"-c{a.conns}", "-m10", "-H", f":authority: {CANONICAL}", "-H",
+                  f"origin: {ORIGIN}", "-H", f"authorization: Bearer {first}"]
+            return (h2 + ["-D", "1", policy],
+                    [f"{self.dir}/h2fresh", "127.0.0.1", str(policy_port), CANONICAL, "/my-org/details",
+                     f"{self.dir}/h2fresh.txt", str(a.conns), "10", str(a.duration + 30), ORIGIN])
+
         def warmed(args):
             """A 1 s warm-up of wrk with `args`, then the measured run."""
             return wrk + ["-d1s"] + args, wrk + [f"-d{a.duration}s"] + args
@@ -180,7 +193,7 @@ class Bench:
 
     def measure(self, mode, target, round_index=0):
         name, policy_pid, policy_port, pass_pid, pass_port = target
-        pid = policy_pid if mode in ("fresh", "rotate") else pass_pid
+        pid = policy_pid if mode in ("fresh", "h2fresh", "rotate") else pass_pid
         warm, run = self.commands(mode, policy_port, pass_port)
         subprocess.run(warm, capture_output=True, timeout=60)
         hogs = [subprocess.Popen(["sh", "-c", "while :; do :; done"]) for _ in range(2)] if mode == "hog" else []
@@ -209,11 +222,11 @@ class Bench:
             if counter:
                 counter.close()
         busy = wall
-        if mode in ("fresh", "rotate", "pass", "big", "close"):
+        if mode in ("fresh", "h2fresh", "rotate", "pass", "big", "close"):
             r = bench.parse_wrk(out)
             n = sum((r.get("statuses") or {}).values()) or r.get("requests", 0)
             figure = r.get("rps", 0.0)
-            if mode == "fresh" and r.get("active_s"):
+            if mode in ("fresh", "h2fresh") and r.get("active_s"):
                 busy = r["active_s"]
                 figure = n / busy
         else:
@@ -328,10 +341,11 @@ def main():
     try:
         b.setup(variants)
         for round_index in range(a.rounds):
-            if "fresh" in modes:
-                # New every round: each proxy sees each token once per round, and tokens live 600 s.
-                b.sh(f"{sys.executable} {HERE}/bench.py mint --key sign.pem --template tokens.txt --orgs orgs.txt "
-                     f"--count {a.fresh_tokens} --out fresh.txt")
+            # New every round: each proxy sees each token once per round, and tokens live 600 s.
+            for mode in ("fresh", "h2fresh"):
+                if mode in modes:
+                    b.sh(f"{sys.executable} {HERE}/bench.py mint --key sign.pem --template tokens.txt "
+                         f"--orgs orgs.txt --count {a.fresh_tokens} --out {mode}.txt")
             for mode in modes:
                 for target in b.targets:
                     r = b.measure(mode, target, round_index)

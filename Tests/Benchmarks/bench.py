@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -379,6 +380,14 @@ def _wrk_cmd(a, duration):
     ]
 
 
+def _h2fresh_cmd(a, duration):
+    # h2fresh.c: every request over HTTP/2 with the next fresh token; it stops when they run out, and the
+    # duration given here only bounds the wait, as for wrk's fresh runs.
+    url = urllib.parse.urlsplit(a.url)
+    return [a.h2fresh, url.hostname, str(url.port), a.host or url.hostname, url.path or "/", a.fresh_tokens,
+            str(a.conns), str(a.streams), str(duration + 30), a.origin_header or "-"]
+
+
 def _redact(cmd):
     # Tokens travel on h2load's command line (no other way); the saved command shows none of them.
     return " ".join("authorization: Bearer <token>" if c.startswith("authorization: Bearer ") else c for c in cmd)
@@ -443,7 +452,12 @@ def cmd_measure(a):
         if a.mode == "fresh":
             # Warm with the reused tokens: the fresh ones must reach the proxy for the first time when measured.
             a.mode = "rotate"
-        if a.tool == "h2load":
+        if a.tool == "h2fresh":
+            # h2load sends one set of headers: the warm-up reuses one token over HTTP/2.
+            a.tool, a.mode = "h2load", "reused"
+            _run_parallel(_h2load_cmds(a, a.warmup, None), a.warmup + 30)
+            a.tool = "h2fresh"
+        elif a.tool == "h2load":
             _run_parallel(_h2load_cmds(a, a.warmup, None), a.warmup + 30)
         else:
             _run_parallel([_wrk_cmd(a, a.warmup)], a.warmup + 30)
@@ -451,6 +465,8 @@ def cmd_measure(a):
 
     if a.tool == "h2load":
         cmds = _h2load_cmds(a, a.duration, raw)
+    elif a.tool == "h2fresh":
+        cmds = [_h2fresh_cmd(a, a.duration)]
     else:
         cmds = [_wrk_cmd(a, a.duration)]
     t0 = time.monotonic()
@@ -606,9 +622,9 @@ def cmd_table(args):
         spread_head, spread_sub = f" {'±%':>5} {'req/s min..max':>15}", f" {'':>5} {'':>15}"
     else:
         spread_head = spread_sub = ""
-    head = (f"{'scenario':<32} {'tool':<6} {'tokens':<6} {'req/s':>9}{spread_head} {'p99 ms':>8} {'proxy CPU':>10} "
+    head = (f"{'scenario':<32} {'tool':<7} {'tokens':<6} {'req/s':>9}{spread_head} {'p99 ms':>8} {'proxy CPU':>10} "
             f"{'origin CPU':>10} {'idle':>6} {'non-2xx':>8}")
-    lines += [head, f"{'':<32} {'':<6} {'':<6} {'':>9}{spread_sub} {'':>8} {'µs/req':>10} {'µs/req':>10} "
+    lines += [head, f"{'':<32} {'':<7} {'':<6} {'':>9}{spread_sub} {'':>8} {'µs/req':>10} {'µs/req':>10} "
               f"{'%':>6} {'':>8}", "-" * len(head)]
     for r in rows:
         mode = "-" if r["mode"] == "plain" else r["mode"]
@@ -629,7 +645,7 @@ def cmd_table(args):
             else:
                 spread = f" {'-':>5} {'-':>15}"
         lines.append(
-            f"{LABELS.get(r['scenario'], r['scenario']):<32} {r['tool']:<6} {mode:<6} {_fmt(r.get('rps'), '9.0f')}{spread} "
+            f"{LABELS.get(r['scenario'], r['scenario']):<32} {r['tool']:<7} {mode:<6} {_fmt(r.get('rps'), '9.0f')}{spread} "
             f"{_fmt(r.get('p99_ms'), '8.2f')} {_fmt(r.get('proxy_cpu_us_per_req'), '10.1f')} "
             f"{_fmt(r.get('origin_cpu_us_per_req'), '10.1f')} {_fmt(r.get('machine_idle_pct'), '6.1f')} "
             f"{_fmt(r.get('non2xx'), '8.0f')}{extra}"
@@ -661,7 +677,9 @@ def cmd_table(args):
             (f"policy ({mode}): gateway ÷ HAProxy-jwt req/s", "gateway-policy", "haproxy-jwt", "rps"),
             (f"policy ({mode}): HAProxy-jwt CPU ÷ gateway CPU", "haproxy-jwt", "gateway-policy", "proxy_cpu_us_per_req"),
         ):
-            h, w = _ratio(get(a, "h2load", mode, key), get(b, "h2load", mode, key)), _ratio(
+            # Fresh tokens over HTTP/2 come from h2fresh (h2load cannot vary a header): its column is h2load's.
+            h2 = "h2fresh" if mode == "fresh" else "h2load"
+            h, w = _ratio(get(a, h2, mode, key), get(b, h2, mode, key)), _ratio(
                 get(a, "wrk", mode, key), get(b, "wrk", mode, key)
             )
             if h != "-" or w != "-":
@@ -732,7 +750,7 @@ def main():
     s.add_argument("--dir", required=True)
     s.add_argument("--id", required=True)
     s.add_argument("--scenario", required=True)
-    s.add_argument("--tool", choices=["h2load", "wrk"], required=True)
+    s.add_argument("--tool", choices=["h2load", "wrk", "h2fresh"], required=True)
     s.add_argument("--mode", choices=["plain", "reused", "rotate", "fresh"], default="plain")
     s.add_argument("--url", required=True)
     s.add_argument("--pids", required=True, help="comma-separated PIDs of the proxy (descendants are included)")
@@ -748,6 +766,7 @@ def main():
     s.add_argument("--fresh-tokens", help="fresh tokens, one a line, each sent once")
     s.add_argument("--h2load-procs", type=int, default=4)
     s.add_argument("--lua")
+    s.add_argument("--h2fresh", help="the h2fresh binary (built from h2fresh.c), for --tool h2fresh")
     s.add_argument("--note")
     s.add_argument("--keep-logs", action="store_true")
     s.add_argument("--round", type=int, help="the round this run belongs to (run.sh --rounds N with N > 1)")

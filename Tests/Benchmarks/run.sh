@@ -45,7 +45,7 @@ usage: Tests/Benchmarks/run.sh [options]
   --gateway-log        also run the gateway scenarios with event logging to a file (the "log events" check)
   --real-tier          use the tier table's real private_performance figures (160/16 rps: most requests get 429)
                        instead of the same tier raised to 1,000,000 rps so the limiter admits everything
-  --fresh-tokens N     tokens minted for the fresh-token runs (default $FRESH_TOKENS; each is sent once)
+  --fresh-tokens N     tokens minted for each fresh-token run, HTTP/1.1 and HTTP/2 (default $FRESH_TOKENS; each sent once)
   --gateway PATH       the myorg-gateway binary (default: .build/release/myorg-gateway)
   --build              run 'swift build -c release --product myorg-gateway' first
   --keep-logs          keep h2load's per-request logs in the results directory
@@ -242,6 +242,14 @@ if { want gateway || want gateway-policy; } && [ "$HAVE_GATEWAY" = 0 ]; then
 fi
 NEED_TOKENS=0
 if want haproxy-jwt || want gateway-policy; then NEED_TOKENS=1; fi
+# The fresh-token rows over HTTP/2 need their own client (h2load cannot vary a header per request).
+if [ "$NEED_TOKENS" = 1 ]; then
+    if ! cc -O2 -o "$TMP/h2fresh" "$HERE/h2fresh.c" -lnghttp2 -lssl -lcrypto 2>"$TMP/h2fresh-build.log"; then
+        echo "run.sh: cannot build h2fresh.c (needs cc, libnghttp2-dev, libssl-dev):" >&2
+        cat "$TMP/h2fresh-build.log" >&2
+        exit 1
+    fi
+fi
 # The gateway's configuration always names a JWKS file, so its pass-through rows need the key too.
 NEED_KEY=$NEED_TOKENS
 if want gateway && [ "$HAVE_GATEWAY" = 1 ]; then NEED_KEY=1; fi
@@ -263,7 +271,7 @@ if [ "$NEED_KEY" = 1 ]; then
     if [ "$NEED_TOKENS" = 1 ]; then
         again=""
         [ "$ROUNDS" -gt 1 ] && again=", minted again every round"
-        echo "== tokens: $ORGS reused tokens over $ORGS organizations, $FRESH_TOKENS fresh ones (RS256, 2048-bit key)$again"
+        echo "== tokens: $ORGS reused tokens over $ORGS organizations, $FRESH_TOKENS fresh ones for each protocol (RS256, 2048-bit key)$again"
     else
         echo "== signing key and JWKS (RS256, 2048-bit key; no token rows)"
     fi
@@ -331,6 +339,9 @@ mint_tokens() {
     # The fresh ones copy the first reused token's header and claims, with their own org_id, iat, exp and jti.
     $BENCH mint --key "$KEY" --template "$TMP/tokens.txt" --orgs "$TMP/orgs.txt" \
         --count "$FRESH_TOKENS" --out "$TMP/fresh-tokens.txt"
+    # A second set for the HTTP/2 rows: a token the HTTP/1.1 row sent is in the gateway's cache.
+    $BENCH mint --key "$KEY" --template "$TMP/tokens.txt" --orgs "$TMP/orgs.txt" \
+        --count "$FRESH_TOKENS" --out "$TMP/h2-fresh-tokens.txt"
     {
         echo "authorization: Bearer $(head -1 "$TMP/tokens.txt")"
         echo "origin: $CORS_ORIGIN"
@@ -419,6 +430,8 @@ rows_haproxy_jwt() {
     measure haproxy-jwt-wrk-rotate haproxy-jwt wrk rotate "$url" "$HAPROXY_JWT_PID" "${common[@]}"
     measure haproxy-jwt-wrk-fresh haproxy-jwt wrk fresh "$url" "$HAPROXY_JWT_PID" "${common[@]}" \
         --fresh-tokens "$TMP/fresh-tokens.txt"
+    measure haproxy-jwt-h2fresh-fresh haproxy-jwt h2fresh fresh "$url" "$HAPROXY_JWT_PID" "${common[@]}" \
+        --fresh-tokens "$TMP/h2-fresh-tokens.txt" --h2fresh "$TMP/h2fresh"
     stop_pid "$HAPROXY_JWT_PID"
 }
 
@@ -481,6 +494,8 @@ run_gateway() { # run_gateway SUFFIX SINKS_YAML
         gw_measure "gateway-policy$suffix-wrk-rotate" "gateway-policy$suffix" wrk rotate "$url" "${common[@]}"
         gw_measure "gateway-policy$suffix-wrk-fresh" "gateway-policy$suffix" wrk fresh "$url" "${common[@]}" \
             --fresh-tokens "$TMP/fresh-tokens.txt"
+        gw_measure "gateway-policy$suffix-h2fresh-fresh" "gateway-policy$suffix" h2fresh fresh "$url" \
+            "${common[@]}" --fresh-tokens "$TMP/h2-fresh-tokens.txt" --h2fresh "$TMP/h2fresh"
     fi
     stop_pid "$GW_PID"
     cp "$TMP/$name.$GW_STARTS.log" "$RAW/$name.$GW_STARTS.log" 2>/dev/null || true
