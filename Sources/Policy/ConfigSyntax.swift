@@ -356,6 +356,16 @@ public enum ConfigSyntax {
         return true
     }
 
+    /// An Allowed Origins entry without its path, query and fragment, which the tenant's rules say are not part
+    /// of an origin: `https://app.example.com/` (as copied from an address bar) stands for
+    /// `https://app.example.com`. Anything without `://` is returned as it is, for `originProblem` to name.
+    public static func originIgnoringPath(_ text: String) -> String {
+        guard let sep = text.firstRange(of: "://") else { return text }
+        let rest = text[sep.upperBound...]
+        guard let cut = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) else { return text }
+        return String(text[..<cut])
+    }
+
     /// Why `text` is not an Allowed Origins entry, or nil when it is one.
     ///
     /// The tenant's rules: scheme http or https, a host and optional port, no path, query or fragment;

@@ -183,11 +183,38 @@ public final class RequestPolicy: Sendable {
     }
 
     /// The domain the request arrived on: the listener's, or the request's Host when it names a tenant domain.
+    ///
+    /// On a listener bound to a domain, a Host naming the tenant's other domain is misdirected: an HTTP/2 client
+    /// reuses one connection for both names when one certificate covers them and they resolve alike (RFC 9113
+    /// §9.1.1), and judging such a request as one to this listener's domain would refuse a client that used one
+    /// domain throughout, with a detail saying it did not. It gets nil (a 421, RFC 9110 §15.5.20, after which the
+    /// client retries on a connection of its own). Any other Host (`localhost`, an address) leaves the listener's
+    /// domain in force.
     public func arrivalDomain(listenerDomain: String?, authority: String?) -> String? {
-        if let listenerDomain { return listenerDomain }
+        if let listenerDomain {
+            guard let authority, !RequestPolicy.authority(authority, names: listenerDomain) else {
+                return listenerDomain
+            }
+            let host = RequestPolicy.hostWithoutPort(authority).asciiLowercased
+            return config.tenant.isTenantDomain(host) && host != listenerDomain ? nil : listenerDomain
+        }
         guard let authority else { return nil }
         let host = RequestPolicy.hostWithoutPort(authority).asciiLowercased
         return config.tenant.isTenantDomain(host) ? host : nil
+    }
+
+    /// Whether `authority` is `domain` (ASCII case aside), with or without a port: the usual request on a
+    /// domain's listener, settled in place (cutting the port off into a new String costs ~2k instructions).
+    public static func authority(_ authority: String, names domain: String) -> Bool {
+        let inPlace =
+            authority.utf8.withContiguousStorageIfAvailable { host in
+                domain.utf8.withContiguousStorageIfAvailable { domain in
+                    host.count >= domain.count
+                        && (host.count == domain.count || host[domain.count] == UInt8(ascii: ":"))
+                        && asciiCaseInsensitiveBytesEqual(UnsafeBufferPointer(rebasing: host[..<domain.count]), domain)
+                }
+            } ?? nil
+        return inPlace ?? hostWithoutPort(authority).asciiCaseInsensitiveEquals(domain)
     }
 
     public static func hostWithoutPort(_ authority: String) -> String {
@@ -227,9 +254,16 @@ public final class RequestPolicy: Sendable {
             // Still an API request for the logs: its operation decides whether an event is written.
             noteEndpoint(of: request, in: &notes)
             notes.decision = "refused_domain"
-            let error = TenantError.misdirected(
-                "This gateway serves \(config.tenant.domains.joined(separator: ", ")); the request's host is not one of them."
-            )
+            let error: TenantError
+            if let listenerDomain {
+                error = .misdirected(
+                    "This listener serves \(listenerDomain) only; the request's host names the tenant's other domain. "
+                        + "Send it to the listener of that domain, or serve both from one listener without a domain.")
+            } else {
+                error = .misdirected(
+                    "This gateway serves \(config.tenant.domains.joined(separator: ", ")); the request's host is not one of them."
+                )
+            }
             notes.error = error
             return .respond(error.response, consume notes)
         }

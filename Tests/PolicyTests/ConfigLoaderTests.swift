@@ -148,8 +148,9 @@ let badConfigs: [BadConfig] = [
         name: "wildcard over a top-level domain", yaml: m(append: client("allowed_origins: [\"https://*.com\"]")),
         line: 14, path: "clients[0].allowed_origins[0]", message: "at least two labels"),
     BadConfig(
-        name: "origin with a path", yaml: m(append: client("allowed_origins: [https://app.acme.com/]")), line: 14,
-        path: "clients[0].allowed_origins[0]", message: "no path"),
+        name: "origin with user information",
+        yaml: m(append: client("allowed_origins: [\"https://u@app.acme.com/x\"]")),
+        line: 14, path: "clients[0].allowed_origins[0]", message: "no user information"),
     BadConfig(
         name: "origin with an upper-case scheme",
         yaml: m(append: client("allowed_origins: [\"HTTPS://app.acme.com\"]")),
@@ -238,6 +239,31 @@ struct ConfigLoaderTests {
         #expect(config.tokens.expLeewayS == 5)
         let allowAll = try ConfigFixtures.load(m(append: "access: { user_flows: allow-all }\n"))
         #expect(allowAll.access.userFlows == .allowAll)
+    }
+
+    @Test("an allowed origin written with a path, query or fragment stands for its origin, once")
+    func originPathIsNotPartOfTheOrigin() throws {
+        let config = try ConfigFixtures.load(
+            m(
+                append: client(
+                    "allowed_origins: [\"https://app.acme.com/\", \"https://app.acme.com\", \"https://b.acme.com:8443/p?q=1#f\", "
+                        + "\"https://*.apps.acme.com/callback\", \"http://c.acme.com?x\", \"http://d.acme.com#top\"]")))
+        #expect(
+            config.clients.first?.allowedOrigins == [
+                "https://app.acme.com", "https://b.acme.com:8443", "https://*.apps.acme.com", "http://c.acme.com",
+                "http://d.acme.com",
+            ])
+        let policy = try CORSPolicy.compile(clientOrigins: ["abc": config.clients[0].allowedOrigins])
+        #expect(policy.isAllowed(origin: "https://app.acme.com", clientID: "abc"))
+        #expect(policy.isAllowed(origin: "https://x.apps.acme.com", clientID: "abc"))
+        #expect(policy.isAllowed(origin: "https://b.acme.com:8443", clientID: "abc"))
+        #expect(!policy.isAllowed(origin: "https://b.acme.com", clientID: "abc"))
+        // What is left after the path must still be an origin.
+        for bad in ["https:///x", "https://a.*.acme.com/", "ftp://a.acme.com/"] {
+            #expect(throws: (any Error).self, "\(bad)") {
+                try ConfigFixtures.load(m(append: client("allowed_origins: [\"\(bad)\"]")))
+            }
+        }
     }
 
     @Test("the minimal fixture loads with the schema's defaults")

@@ -8,10 +8,11 @@ private typealias F = PipelineFixture
 @Suite("Pipeline: the arrival domain and domain consistency")
 struct PipelineDomainTests {
     @Test(
-        "the listener's domain wins over any Host",
+        "the listener's domain wins over any Host that is not the tenant's other domain",
         arguments: [
-            (F.canonical, nil), (F.canonical, F.custom), (F.canonical, "evil.example.com"), (F.custom, nil),
-            (F.custom, F.canonical), (F.custom, "evil.example.com:443"),
+            (F.canonical, nil), (F.canonical, "evil.example.com"), (F.canonical, "localhost:8081"),
+            (F.canonical, "ACME.US.AUTH0.COM:443"), (F.custom, nil), (F.custom, "evil.example.com:443"),
+            (F.custom, "127.0.0.1:8443"), (F.custom, "Login.Acme.Com"),
         ] as [(String, String?)])
     func listenerWins(listener: String, host: String?) throws {
         let policy = try F.policy()
@@ -20,6 +21,40 @@ struct PipelineDomainTests {
             token: .success(F.token(domain: listener, scopes: ["read:my_org:details"])))
         #expect(run.isForward, "\(run.summary)")
         #expect(run.notes.domain == listener)
+    }
+
+    @Test(
+        "on a domain-bound listener, a Host naming the tenant's other domain is misdirected: 421, nothing judged",
+        arguments: [
+            (F.canonical, F.custom), (F.canonical, "LOGIN.ACME.COM:443"), (F.custom, F.canonical),
+            (F.custom, "acme.us.auth0.com:8443"),
+        ])
+    func otherTenantDomainOnBoundListener(listener: String, host: String) throws {
+        let policy = try F.policy()
+        // A token of the Host's domain: the client used one domain throughout, and still nothing is forwarded.
+        let hostDomain = listener == F.canonical ? F.custom : F.canonical
+        for path in ["/my-org/details", "/authorize"] {
+            let run = PipelineRun.run(
+                policy, F.request("GET", path, host: host), listenerDomain: listener,
+                token: .success(F.token(domain: hostDomain, scopes: ["read:my_org:details"])))
+            run.expectError(status: 421, code: "A0E-421-0001", decision: "refused_domain")
+            #expect(run.detail.contains("This listener serves \(listener) only"), "\(run.detail)")
+            #expect(run.detail.contains("other domain"))
+            #expect(run.notes.domain == nil)
+        }
+    }
+
+    @Test("the authority test behind the listener's fast path: the domain, any case, with or without a port")
+    func authorityNamesDomain() {
+        let domain = "acme.us.auth0.com"
+        for yes in ["acme.us.auth0.com", "ACME.us.Auth0.com", "acme.us.auth0.com:443", "acme.us.auth0.com:"] {
+            #expect(RequestPolicy.authority(yes, names: domain), "\(yes)")
+        }
+        for no in [
+            "acme.us.auth0.co", "acme.us.auth0.com.", "acme.us.auth0.comx", "xacme.us.auth0.com", "", "[::1]:443",
+        ] {
+            #expect(!RequestPolicy.authority(no, names: domain), "\(no)")
+        }
     }
 
     @Test(

@@ -572,10 +572,12 @@ final class ConfigLoader {
             let name = m["name"].flatMap { reader.nonEmptyString($0, m.path("name")) }
             var origins: [String] = []
             for origin in unique(strings(m, "allowed_origins"), what: "origin") {
-                if let problem = ConfigSyntax.originProblem(origin.value) {
+                let value = ConfigSyntax.originIgnoringPath(origin.value)
+                if let problem = ConfigSyntax.originProblem(value) {
                     reader.fail(origin.node, origin.path, problem.message)
-                } else {
-                    origins.append(origin.value)
+                } else if !origins.contains(value) {
+                    // `https://a.example` and `https://a.example/` are one origin.
+                    origins.append(value)
                 }
             }
             let grants = knownScopes(m, "grant_scopes", scopes: scopes)
