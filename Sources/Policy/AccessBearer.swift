@@ -113,7 +113,7 @@ public enum BearerToken {
     private static let dpopName = Array("dpop".utf8)
 
     /// RFC 9449 §7.1's refusal of a missing or unusable proof.
-    static func invalidProof(_ detail: String) -> TenantError {
+    public static func invalidProof(_ detail: String) -> TenantError {
         .unauthorized(detail, wwwAuthenticate: ClaimsChecker.challenge("invalid_dpop_proof", detail, scheme: "DPoP"))
     }
 

@@ -48,7 +48,8 @@ final class EmulatorServer: Sendable {
                         return .success(
                             TokenInfo(
                                 orgID: context.orgID, scopes: context.scopes, clientID: context.clientID,
-                                subject: context.subject, isClientCredentials: context.isClientCredentials))
+                                subject: context.subject, isClientCredentials: context.isClientCredentials,
+                                dpopThumbprint: context.dpopThumbprint))
                     } catch let error as TenantError {
                         return .failure(error)
                     } catch {

@@ -1,6 +1,7 @@
 import GatewayCore
 import Policy
 import Synchronization
+import Tokens
 
 /// An emulated My Organization API tenant: a pure request handler with its state in memory.
 ///
@@ -138,14 +139,41 @@ public final class EmulatedTenant: Sendable {
         if let token = request.token { return .success(token) }
         guard let header = request.head.headers[literal: "Authorization"] else { return .failure(.missingToken()) }
         let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
-        guard parts.count == 2,
-            String(parts[0]).asciiCaseInsensitiveEquals(literal: "Bearer")
-                || String(parts[0]).asciiCaseInsensitiveEquals(literal: "DPoP")
-        else { return .failure(.missingToken()) }
+        let isDPoP = parts.count == 2 && String(parts[0]).asciiCaseInsensitiveEquals(literal: "DPoP")
+        guard parts.count == 2, isDPoP || String(parts[0]).asciiCaseInsensitiveEquals(literal: "Bearer") else {
+            return .failure(.missingToken())
+        }
         // RFC 6750 §2.1: `1*SP` between the scheme and the token.
-        let credential = parts[1].drop(while: { $0 == " " })
+        let credential = String(parts[1].drop(while: { $0 == " " }))
         guard !credential.isEmpty, !credential.contains(" ") else { return .failure(.missingToken()) }
-        return verifyToken(String(credential))
+        return verifyToken(credential).flatMap { info in
+            checkBinding(info, isDPoP: isDPoP, token: credential, head: request.head).map { .failure($0) }
+                ?? .success(info)
+        }
+    }
+
+    /// RFC 9449 §7.1: a DPoP-bound token (`cnf.jkt`) is used only with the DPoP scheme and one valid proof of the
+    /// key it is bound to, made for this method and URL and for this token; the DPoP scheme needs a bound token.
+    /// The URL is the one the client addressed: the tenant domain it used (as `issuerHost` finds it behind a
+    /// proxy) and the path, so a proof signed for another URL fails here, as it does at the tenant.
+    private func checkBinding(_ info: TokenInfo, isDPoP: Bool, token: String, head: RequestHead) -> TenantError? {
+        switch (isDPoP, info.dpopThumbprint) {
+        case (false, nil):
+            return nil
+        case (false, .some):
+            return ClaimsChecker.invalid("The access token is DPoP-bound (cnf.jkt): send it with the DPoP scheme.")
+        case (true, nil):
+            return ClaimsChecker.invalid("The DPoP scheme was used with an access token that is not DPoP-bound.")
+        case (true, .some(let thumbprint)):
+            let proofs = head.headers.values("DPoP")
+            guard proofs.count == 1 else { return BearerToken.invalidProof("Exactly one DPoP proof is required.") }
+            let expected = DPoPProof.Expectation(
+                method: head.method, url: "https://\(addressedAuthority(head))\(head.path)", accessToken: token,
+                thumbprint: thumbprint, nowSeconds: clock.nowSeconds())
+            return DPoPProof.problem(proofs[0], expected).map {
+                BearerToken.invalidProof("\($0.prefix(1).uppercased())\($0.dropFirst()).")
+            }
+        }
     }
 
     /// The tenant domain the request arrived on, else `domain`: issuer, `jwks_uri` and the URLs the tenant builds
@@ -160,11 +188,24 @@ public final class EmulatedTenant: Sendable {
         return domain
     }
 
+    /// The authority the client addressed, port included (a proof's `htu` names it): the request's own when it
+    /// names a tenant domain, else the first `X-Forwarded-Host` when that does, else the issuer host.
+    private func addressedAuthority(_ head: RequestHead) -> String {
+        let forwarded = head.headers["X-Forwarded-Host"].map { String($0.prefix { $0 != "," }) }
+        for candidate in [head.authority ?? head.headers["Host"], forwarded] {
+            if let candidate = candidate?.filter({ $0 != " " && $0 != "\t" }), tenantDomain(named: candidate) != nil {
+                return candidate
+            }
+        }
+        return issuerHost(head)
+    }
+
     /// The tenant's own spelling of `authority` (a host with an optional port) when it is one of its domains.
     private func tenantDomain(named authority: String) -> String? {
         // A host holds no whitespace: what a list element carries around it goes.
         let name = RequestPolicy.hostWithoutPort(authority.filter { $0 != " " && $0 != "\t" })
         if name.asciiCaseInsensitiveEquals(canonicalDomain) { return canonicalDomain }
+        if name.asciiCaseInsensitiveEquals(domain) { return domain }
         return customDomains.first { name.asciiCaseInsensitiveEquals($0) }
     }
 

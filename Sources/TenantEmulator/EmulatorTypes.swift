@@ -14,16 +14,19 @@ public struct TokenInfo: Sendable, Equatable {
     public var subject: String?
     /// A client-credentials (machine-to-machine) token: the API refuses it, as it takes user-bound tokens only.
     public var isClientCredentials: Bool
+    /// `cnf.jkt`: the token is DPoP-bound to the key with this RFC 7638 thumbprint (RFC 9449 §6.1).
+    public var dpopThumbprint: String?
 
     public init(
         orgID: String, scopes: Set<String>, clientID: String? = nil, subject: String? = nil,
-        isClientCredentials: Bool = false
+        isClientCredentials: Bool = false, dpopThumbprint: String? = nil
     ) {
         self.orgID = orgID
         self.scopes = scopes
         self.clientID = clientID
         self.subject = subject
         self.isClientCredentials = isClientCredentials
+        self.dpopThumbprint = dpopThumbprint
     }
 }
 
@@ -102,6 +105,7 @@ public enum EmulatorTokenInfo {
             TokenInfo(
                 orgID: orgID, scopes: scopes, clientID: clientID, subject: subject,
                 isClientCredentials: ClaimsChecker.isClientCredentials(
-                    subject: subject, clientID: clientID, gty: claims["gty"]?.stringValue)))
+                    subject: subject, clientID: clientID, gty: claims["gty"]?.stringValue),
+                dpopThumbprint: claims["cnf"]?["jkt"]?.stringValue))
     }
 }

@@ -1,5 +1,6 @@
 import GatewayCore
 import Policy
+import TestSupport
 import Testing
 
 @testable import TenantEmulator
@@ -37,12 +38,59 @@ struct EmulatorAuthTests {
         #expect(answer.headers["WWW-Authenticate"] == "Bearer error=\"invalid_token\"")
     }
 
-    @Test("the scheme is case-insensitive and DPoP-bound tokens are accepted")
+    @Test("the scheme is case-insensitive")
     func schemes() {
         let h = Harness()
-        for scheme in ["bearer", "BEARER", "DPoP"] {
+        for scheme in ["bearer", "BEARER", "Bearer"] {
             #expect(h.call("GET", "/my-org/details", authorization: "\(scheme) \(Harness.token())").status == 200)
         }
+    }
+
+    @Test("a DPoP-bound token needs the DPoP scheme and one valid proof for this method, URL and token (RFC 9449)")
+    func dpopBinding() {
+        let h = Harness()
+        let key = DPoPKey()
+        let token = Harness.token() + ";" + key.thumbprint
+        let now = h.clock.nowSeconds()
+        func call(_ proofs: [String], scheme: String = "DPoP", token: String = token, method: String = "GET") -> Answer
+        {
+            var extra = HTTPFields()
+            for proof in proofs { extra.add("DPoP", proof) }
+            return h.call(
+                method, "/my-org/details", method == "GET" ? nil : "{}", authorization: "\(scheme) \(token)",
+                host: "login.acme.test:8444", extra: extra)
+        }
+        let url = "https://login.acme.test:8444/my-org/details"
+        let good = key.proof(method: "GET", url: url, accessToken: token, iat: now)
+        #expect(call([good]).status == 200)
+        // Behind the gateway: the request's host is the upstream's, X-Forwarded-Host the one the client used.
+        var forwarded = HTTPFields()
+        forwarded.add("X-Forwarded-Host", "login.acme.test:8444")
+        forwarded.add("DPoP", good)
+        #expect(
+            h.call(
+                "GET", "/my-org/details", authorization: "DPoP \(token)", host: "127.0.0.1:9000", extra: forwarded
+            ).status == 200)
+
+        let invalidProof: [(String, [String])] = [
+            ("another URL", [key.proof(method: "GET", url: url + "x", accessToken: token, iat: now)]),
+            ("another method", [key.proof(method: "POST", url: url, accessToken: token, iat: now)]),
+            ("ath", [key.proof(method: "GET", url: url, accessToken: Harness.token(), iat: now)]),
+            ("cnf.jkt", [DPoPKey().proof(method: "GET", url: url, accessToken: token, iat: now)]),
+            ("Exactly one", []),
+            ("Exactly one", [good, good]),
+        ]
+        for (reason, proofs) in invalidProof {
+            let answer = call(proofs)
+            answer.expectError(401, "A0E-401-0001")
+            #expect(answer.detail.contains(reason), "\(reason): \(answer.detail)")
+            #expect(answer.headers["WWW-Authenticate"]?.hasPrefix("DPoP error=\"invalid_dpop_proof\"") == true)
+        }
+        // A bound token as a bearer token, and the DPoP scheme with an unbound one.
+        call([good], scheme: "Bearer").expectError(401, "A0E-401-0001")
+        let unbound = call([good], token: Harness.token())
+        unbound.expectError(401, "A0E-401-0001")
+        #expect(unbound.detail.contains("not DPoP-bound"))
     }
 
     @Test("a token verified by the caller is used without an Authorization header")

@@ -43,15 +43,17 @@ struct Harness {
     }
 
     @Sendable static func verify(_ token: String) -> Result<TokenInfo, TenantError> {
+        // An optional fourth part is the token's `cnf.jkt` (a DPoP-bound token).
         let parts = token.split(separator: ";", omittingEmptySubsequences: false).map(String.init)
-        guard parts.count == 3, !parts[0].isEmpty else {
+        guard parts.count == 3 || parts.count == 4, !parts[0].isEmpty else {
             return .failure(
                 .unauthorized("The access token is invalid.", wwwAuthenticate: "Bearer error=\"invalid_token\""))
         }
         let scopes = Set(parts[2].split(separator: ",").map(String.init))
         return .success(
-            TokenInfo(orgID: parts[0], scopes: scopes, clientID: parts[1].isEmpty ? nil : parts[1], subject: "auth0|me")
-        )
+            TokenInfo(
+                orgID: parts[0], scopes: scopes, clientID: parts[1].isEmpty ? nil : parts[1], subject: "auth0|me",
+                dpopThumbprint: parts.count == 4 ? parts[3] : nil))
     }
 
     static func token(org: String = seed, client: String = "", scopes: Set<String> = allScopes) -> String {
@@ -62,9 +64,10 @@ struct Harness {
     @discardableResult
     func call(
         _ method: String, _ path: String, _ body: String? = nil, org: String = seed, client: String = "",
-        scopes: Set<String> = allScopes, authorization: String?? = nil, host: String? = nil
+        scopes: Set<String> = allScopes, authorization: String?? = nil, host: String? = nil,
+        extra: HTTPFields = HTTPFields()
     ) -> Answer {
-        var headers = HTTPFields()
+        var headers = extra
         switch authorization {
         case .none: headers.add("Authorization", "Bearer " + Self.token(org: org, client: client, scopes: scopes))
         case .some(.some(let value)): headers.add("Authorization", value)
