@@ -366,9 +366,10 @@ public enum ConfigSyntax {
         return String(text[..<cut])
     }
 
-    /// Why `text` is not an Allowed Origins entry, or nil when it is one.
+    /// Why `text`, an Allowed Origins entry without its path, query and fragment (`originIgnoringPath`), is not an
+    /// origin, or nil when it is one.
     ///
-    /// The tenant's rules: scheme http or https, a host and optional port, no path, query or fragment;
+    /// The tenant's rules: scheme http or https, a host and optional port;
     /// at most one `*`, inside the left-most label (with an optional prefix and suffix there), and at least
     /// two labels after it, so `https://*.com` and `https://a.*.example.com` are refused.
     public static func originProblem(_ text: String) -> Problem? {
@@ -379,9 +380,6 @@ public enum ConfigSyntax {
         }
         guard scheme == "http" || scheme == "https" else { return "the scheme of an origin must be http or https" }
         let rest = text[sep.upperBound...]
-        if rest.contains("/") || rest.contains("?") || rest.contains("#") {
-            return "an origin has no path, query or fragment (browsers send scheme://host[:port] only)"
-        }
         if rest.contains("@") { return "an origin has no user information" }
         var host = rest
         if rest.hasPrefix("[") {

@@ -191,14 +191,16 @@ public final class RequestPolicy: Sendable {
     /// client retries on a connection of its own). Any other Host (`localhost`, an address) leaves the listener's
     /// domain in force.
     public func arrivalDomain(listenerDomain: String?, authority: String?) -> String? {
-        if let listenerDomain {
-            guard let authority, !RequestPolicy.authority(authority, names: listenerDomain) else {
-                return listenerDomain
-            }
-            let host = RequestPolicy.hostWithoutPort(authority).asciiLowercased
-            return config.tenant.isTenantDomain(host) && host != listenerDomain ? nil : listenerDomain
-        }
-        guard let authority else { return nil }
+        guard let listenerDomain else { return authority.flatMap(tenantDomain(named:)) }
+        // The usual request names the listener's own domain: settled by the byte test, no String made.
+        guard let authority, !RequestPolicy.authority(authority, names: listenerDomain),
+            let other = tenantDomain(named: authority), other != listenerDomain
+        else { return listenerDomain }
+        return nil
+    }
+
+    /// The tenant domain `authority` (a host with an optional port, any case) names, lower-cased, or nil.
+    private func tenantDomain(named authority: String) -> String? {
         let host = RequestPolicy.hostWithoutPort(authority).asciiLowercased
         return config.tenant.isTenantDomain(host) ? host : nil
     }

@@ -177,33 +177,28 @@ public final class EmulatedTenant: Sendable {
     }
 
     /// The tenant domain the request arrived on, else `domain`: issuer, `jwks_uri` and the URLs the tenant builds
-    /// follow the domain the client used, as Auth0 does for custom domains. That is the request's host when it
-    /// names one of the tenant's domains, else the first `X-Forwarded-Host` when that does: a proxy in front (the
-    /// gateway, whose upstream is this emulator's loopback address) says so there.
-    private func issuerHost(_ head: RequestHead) -> String {
-        let forwarded = head.headers["X-Forwarded-Host"].map { String($0.prefix { $0 != "," }) }
-        for candidate in [head.authority ?? head.headers["Host"], forwarded] {
-            if let candidate, let known = tenantDomain(named: candidate) { return known }
-        }
-        return domain
-    }
+    /// follow the domain the client used, as Auth0 does for custom domains.
+    private func issuerHost(_ head: RequestHead) -> String { addressed(head)?.domain ?? domain }
 
-    /// The authority the client addressed, port included (a proof's `htu` names it): the request's own when it
-    /// names a tenant domain, else the first `X-Forwarded-Host` when that does, else the issuer host.
-    private func addressedAuthority(_ head: RequestHead) -> String {
+    /// The authority the client addressed, port included (a proof's `htu` names it), else `domain`.
+    private func addressedAuthority(_ head: RequestHead) -> String { addressed(head)?.authority ?? domain }
+
+    /// The request's host when it names one of the tenant's domains, else the first `X-Forwarded-Host` when that
+    /// does (a proxy in front, such as the gateway, whose upstream is this emulator's loopback address, says so
+    /// there): as written (`authority`, whitespace around a list element dropped) and as the tenant spells it.
+    private func addressed(_ head: RequestHead) -> (authority: String, domain: String)? {
         let forwarded = head.headers["X-Forwarded-Host"].map { String($0.prefix { $0 != "," }) }
         for candidate in [head.authority ?? head.headers["Host"], forwarded] {
-            if let candidate = candidate?.filter({ $0 != " " && $0 != "\t" }), tenantDomain(named: candidate) != nil {
-                return candidate
-            }
+            // A host holds no whitespace: what a list element carries around it goes.
+            guard let authority = candidate?.filter({ $0 != " " && $0 != "\t" }) else { continue }
+            if let known = tenantDomain(named: authority) { return (authority, known) }
         }
-        return issuerHost(head)
+        return nil
     }
 
     /// The tenant's own spelling of `authority` (a host with an optional port) when it is one of its domains.
     private func tenantDomain(named authority: String) -> String? {
-        // A host holds no whitespace: what a list element carries around it goes.
-        let name = RequestPolicy.hostWithoutPort(authority.filter { $0 != " " && $0 != "\t" })
+        let name = RequestPolicy.hostWithoutPort(authority)
         if name.asciiCaseInsensitiveEquals(canonicalDomain) { return canonicalDomain }
         if name.asciiCaseInsensitiveEquals(domain) { return domain }
         return customDomains.first { name.asciiCaseInsensitiveEquals($0) }

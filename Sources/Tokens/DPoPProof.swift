@@ -104,49 +104,67 @@ public enum DPoPProof {
     }
 }
 
-/// A proof's public key: P-256 for ES256, RSA (2048 bits or more) for RS256, with its RFC 7638 thumbprint.
-final class PublicJWK {
-    let thumbprint: String
-    private let pkey: OpaquePointer
-    private let isEC: Bool
+/// A proof's public key: P-256 for ES256, RSA for RS256 (`RSAPublicKey`, with its size limits, RFC 7638
+/// thumbprint and RS256 check).
+enum PublicJWK {
+    case p256(P256PublicKey)
+    case rsa(RSAPublicKey)
 
     init?(_ jwk: JSONValue, alg: String) {
         switch (alg, jwk["kty"]?.stringValue) {
         case ("ES256", "EC"):
-            guard jwk["crv"]?.stringValue == "P-256", let xText = jwk["x"]?.stringValue,
-                let yText = jwk["y"]?.stringValue, let x = Base64URL.decode(xText), let y = Base64URL.decode(yText),
-                x.count == 32, y.count == 32, let pkey = Self.importP256(point: [0x04] + x + y)
+            guard jwk["crv"]?.stringValue == "P-256", let x = jwk["x"]?.stringValue, let y = jwk["y"]?.stringValue,
+                let key = P256PublicKey(x: x, y: y)
             else { return nil }
-            self.pkey = pkey
-            isEC = true
-            thumbprint = Base64URL.encode(
-                SHA256Digest(Array("{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"\(xText)\",\"y\":\"\(yText)\"}".utf8))
-                    .bytes)
+            self = .p256(key)
         case ("RS256", "RSA"):
-            guard let nText = jwk["n"]?.stringValue, let eText = jwk["e"]?.stringValue, let n = Base64URL.decode(nText),
-                let e = Base64URL.decode(eText), let key = try? RSAPublicKey(kid: "dpop", modulus: n, exponent: e),
-                key.bits >= 2048, EVP_PKEY_up_ref(key.pkey) == 1
+            guard let n = jwk["n"]?.stringValue.flatMap(Base64URL.decode),
+                let e = jwk["e"]?.stringValue.flatMap(Base64URL.decode),
+                let key = try? RSAPublicKey(kid: "dpop", modulus: n, exponent: e)
             else { return nil }
-            pkey = key.pkey
-            isEC = false
-            thumbprint = Base64URL.encode(
-                SHA256Digest(Array("{\"e\":\"\(eText)\",\"kty\":\"RSA\",\"n\":\"\(nText)\"}".utf8)).bytes)
+            self = .rsa(key)
         default:
             return nil
         }
     }
 
+    var thumbprint: String {
+        switch self {
+        case .p256(let key): key.thumbprint
+        case .rsa(let key): key.thumbprint
+        }
+    }
+
+    func verify(signature: [UInt8], of message: [UInt8]) -> Bool {
+        switch self {
+        case .p256(let key): key.isValidES256Signature(signature, of: message)
+        case .rsa(let key): key.isValidRS256Signature(signature, of: message)
+        }
+    }
+}
+
+/// A P-256 public key from a JWK's `x` and `y` (base64url, 32 bytes each).
+final class P256PublicKey {
+    let thumbprint: String
+    private let pkey: OpaquePointer
+
+    init?(x xText: String, y yText: String) {
+        guard let x = Base64URL.decode(xText), let y = Base64URL.decode(yText), x.count == 32, y.count == 32,
+            let pkey = Self.importKey(point: [0x04] + x + y)
+        else { return nil }
+        self.pkey = pkey
+        // RFC 7638 §3.2: the required members in lexicographic order, no whitespace.
+        let input = "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"\(xText)\",\"y\":\"\(yText)\"}"
+        thumbprint = Base64URL.encode(SHA256Digest(Array(input.utf8)).bytes)
+    }
+
     deinit { EVP_PKEY_free(pkey) }
 
     /// ES256 signatures are JOSE's fixed-width `r || s` (RFC 7518 §3.4), which OpenSSL takes as DER.
-    func verify(signature: [UInt8], of message: [UInt8]) -> Bool {
-        var der = signature
-        if isEC {
-            guard signature.count == 64, let converted = Self.derSignature(r: signature[0..<32], s: signature[32...])
-            else { return false }
-            der = converted
-        }
-        guard let ctx = EVP_MD_CTX_new() else { return false }
+    func isValidES256Signature(_ signature: [UInt8], of message: [UInt8]) -> Bool {
+        guard signature.count == 64, let der = Self.derSignature(r: signature[0..<32], s: signature[32...]),
+            let ctx = EVP_MD_CTX_new()
+        else { return false }
         defer { EVP_MD_CTX_free(ctx) }
         let ok =
             EVP_DigestVerifyInit(ctx, nil, FetchedDigest.sha256.md, nil, pkey) == 1
@@ -172,17 +190,16 @@ final class PublicJWK {
         return Array(UnsafeBufferPointer(start: out, count: Int(count)))
     }
 
-    private static func importP256(point: [UInt8]) -> OpaquePointer? {
+    /// OSSL_PARAM_BLD + EVP_PKEY_fromdata, as `RSAPublicKey` imports its keys.
+    private static func importKey(point: [UInt8]) -> OpaquePointer? {
         guard let builder = OSSL_PARAM_BLD_new() else { return nil }
         defer { OSSL_PARAM_BLD_free(builder) }
-        // The builder keeps the name pointers: static storage, not a bridged Swift String.
-        let group: StaticString = "group"
-        let pub: StaticString = "pub"
         let curve: StaticString = "prime256v1"
         let named = point.withUnsafeBytes { bytes in
             OSSL_PARAM_BLD_push_utf8_string(
-                builder, cString(group), cString(curve), curve.utf8CodeUnitCount) == 1
-                && OSSL_PARAM_BLD_push_octet_string(builder, cString(pub), bytes.baseAddress, bytes.count) == 1
+                builder, staticCString("group"), staticCString(curve), curve.utf8CodeUnitCount) == 1
+                && OSSL_PARAM_BLD_push_octet_string(builder, staticCString("pub"), bytes.baseAddress, bytes.count)
+                    == 1
         }
         guard named, let params = OSSL_PARAM_BLD_to_param(builder) else { return nil }
         defer { OSSL_PARAM_free(params) }
@@ -195,9 +212,5 @@ final class PublicJWK {
             return nil
         }
         return pkey
-    }
-
-    private static func cString(_ s: StaticString) -> UnsafePointer<CChar> {
-        UnsafeRawPointer(s.utf8Start).assumingMemoryBound(to: CChar.self)
     }
 }

@@ -148,3 +148,9 @@ enum OpenSSL {
         return String(decoding: out.prefix(max(0, Int(read))), as: UTF8.self)
     }
 }
+
+/// A literal as `const char *` for OpenSSL's parameter builders, which keep the name pointers rather than copies:
+/// static storage, never a bridged Swift String (that lives only for the call).
+func staticCString(_ s: StaticString) -> UnsafePointer<CChar> {
+    UnsafeRawPointer(s.utf8Start).assumingMemoryBound(to: CChar.self)
+}

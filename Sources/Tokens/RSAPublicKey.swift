@@ -114,10 +114,6 @@ public final class RSAPublicKey: @unchecked Sendable {
     private static var parameterN: UnsafePointer<CChar> { staticCString("n") }
     private static var parameterE: UnsafePointer<CChar> { staticCString("e") }
 
-    private static func staticCString(_ s: StaticString) -> UnsafePointer<CChar> {
-        UnsafeRawPointer(s.utf8Start).assumingMemoryBound(to: CChar.self)
-    }
-
     /// INTEROP.md: OSSL_PARAM_BLD + EVP_PKEY_fromdata, the OpenSSL 3 way to build a key from its numbers.
     private static func importPublicKey(modulus: [UInt8], exponent: [UInt8]) throws(TokenKeyError) -> OpaquePointer {
         let n = BN_bin2bn(modulus, Int32(modulus.count), nil)

@@ -14,7 +14,6 @@
  * `cc -O2 h2fresh.c -lnghttp2 -lssl -lcrypto`. Exits 1 when a connection fails before the run.
  */
 #include <arpa/inet.h>
-#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>

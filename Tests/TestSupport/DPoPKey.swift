@@ -40,18 +40,17 @@ public final class DPoPKey: @unchecked Sendable {
         return Base64URL.encode(digest)
     }
 
-    /// A proof for `method url` bound to `accessToken`; `header` and `claims` JSON members replace the defaults.
+    /// A proof for `method url` bound to `accessToken`, signed by this key; `jwk` replaces the key the header names.
     public func proof(
         method: String, url: String, accessToken: String, iat: Int64, typ: String = "dpop+jwt",
-        jwk: String? = nil, jti: String = String(UInt64.random(in: 1...UInt64.max), radix: 16),
-        extraClaims: String = ""
+        jwk: String? = nil, jti: String = String(UInt64.random(in: 1...UInt64.max), radix: 16)
     ) -> String {
         var digest = [UInt8](repeating: 0, count: 32)
         let tokenBytes = Array(accessToken.utf8)
         _ = SHA256(tokenBytes, tokenBytes.count, &digest)
         let header = #"{"typ":"\#(typ)","alg":"ES256","jwk":\#(jwk ?? self.jwk)}"#
         let claims =
-            #"{"jti":"\#(jti)","htm":"\#(method)","htu":"\#(url)","iat":\#(iat),"ath":"\#(Base64URL.encode(digest))"\#(extraClaims)}"#
+            #"{"jti":"\#(jti)","htm":"\#(method)","htu":"\#(url)","iat":\#(iat),"ath":"\#(Base64URL.encode(digest))"}"#
         let input = Base64URL.encode(Array(header.utf8)) + "." + Base64URL.encode(Array(claims.utf8))
         return input + "." + Base64URL.encode(sign(Array(input.utf8)))
     }
