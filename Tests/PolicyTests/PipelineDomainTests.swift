@@ -44,7 +44,9 @@ struct PipelineDomainTests {
         }
     }
 
-    @Test("the authority test behind the listener's fast path: the domain, any case, with or without a port")
+    @Test(
+        "the authority test behind the listener's fast path: the domain, any case, with or without a port of digits only"
+    )
     func authorityNamesDomain() {
         let domain = "acme.us.auth0.com"
         for yes in ["acme.us.auth0.com", "ACME.us.Auth0.com", "acme.us.auth0.com:443", "acme.us.auth0.com:"] {
@@ -52,6 +54,7 @@ struct PipelineDomainTests {
         }
         for no in [
             "acme.us.auth0.co", "acme.us.auth0.com.", "acme.us.auth0.comx", "xacme.us.auth0.com", "", "[::1]:443",
+            "acme.us.auth0.com:8443:1", "acme.us.auth0.com:44a", "acme.us.auth0.com: 443",
         ] {
             #expect(!RequestPolicy.authority(no, names: domain), "\(no)")
         }
