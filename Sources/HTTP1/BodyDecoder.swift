@@ -34,11 +34,17 @@ struct BodyDecoder: Sendable {
     private var total = 0
     private var maxBody = Int.max
     private var trailerFields = FieldAccumulator()
+    /// Whether a framing or routing field in the trailer section is dropped rather than failing the message.
+    private var dropsFramingTrailers = false
 
     init() {}
 
-    init(framing: HTTP1Framing, maxBody: Int) {
+    /// `dropsFramingTrailers` is for responses: their body has arrived whole by the time the trailers do, and
+    /// RFC 9110 §6.5.1 lets a recipient discard a field it may not merge; refusing would lose a complete answer.
+    /// A request's trailers are refused instead: they come from the party a smuggling attempt would.
+    init(framing: HTTP1Framing, maxBody: Int, dropsFramingTrailers: Bool = false) {
         self.maxBody = maxBody
+        self.dropsFramingTrailers = dropsFramingTrailers
         switch framing {
         case .none, .contentLength(0): state = .endPending
         case .contentLength(let n): state = .contentLength(remaining: n)
@@ -173,6 +179,7 @@ struct BodyDecoder: Sendable {
                         // RFC 9110 §6.5.1: framing and routing fields never belong in trailers.
                         switch kind {
                         case .host, .contentLength, .transferEncoding, .connection:
+                            if dropsFramingTrailers { continue }
                             return .failure(.badRequest("framing field in trailer section"))
                         case .expect, .other:
                             break

@@ -253,7 +253,7 @@ public struct HTTP1ResponseParser: Sendable {
             keepAlive = !fields.connectionClose
         }
         fields = FieldAccumulator()
-        body = BodyDecoder(framing: framing, maxBody: Int.max)
+        body = BodyDecoder(framing: framing, maxBody: Int.max, dropsFramingTrailers: true)
         state = .body
         return .head(head, HTTP1ResponseInfo(version: version, framing: framing, keepAlive: keepAlive))
     }

@@ -154,6 +154,12 @@ public final class HTTP2ServerSession {
                 guard receive(base + fed, upTo - fed) else { return }
                 fed = upTo
             }
+            if stop.type == InboundFrameScanner.framePriority {
+                // RFC 9113 §5.3.1: a stream error; §5.4 lets it end the connection, and the stream may be idle,
+                // where a RST_STREAM would itself be the client's connection error.
+                _ = protocolViolation()
+                return
+            }
             if streams[stop.streamID] == nil
                 && (recentlyClosed.contains(stop.streamID)
                     || (stop.type == InboundFrameScanner.frameData && wasSkipped(stop.streamID)))

@@ -5,7 +5,11 @@
 /// Why: once a stream is closed nghttp2 forgets it (the gateway keeps no closed streams) and drops later DATA and
 /// HEADERS on it unread, where RFC 9113 §5.1 requires a STREAM_CLOSED error when the client itself closed the
 /// stream (by RST_STREAM, or by END_STREAM on a stream whose response was complete). Only the header of each
-/// frame is read; payloads are skipped.
+/// frame is read; payloads are skipped, but for a PRIORITY frame's stream dependency.
+///
+/// It also stops after a PRIORITY frame whose stream depends on itself: nghttp2 skips PRIORITY payloads unread
+/// once SETTINGS_NO_RFC7540_PRIORITIES is sent, yet RFC 9113 §5.3.1 (as RFC 7540 before it) makes that a
+/// PROTOCOL_ERROR, and a peer sending it is broken or probing.
 struct InboundFrameScanner {
     /// A frame header worth a look: DATA or HEADERS on an odd (client) stream id at or below the highest the
     /// client has used, read in full.
@@ -20,11 +24,16 @@ struct InboundFrameScanner {
     private var header: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0)
     private var headerFilled = 0
     private var payloadLeft = 0
+    /// Dependency bytes of the PRIORITY frame being read (0 when none is), and how many of its four came in.
+    private var priorityStream: Int32 = 0
+    private var dependency: UInt32 = 0
+    private var dependencyFilled = 0
     /// The highest client stream id a HEADERS frame carried, among the frames scanned.
     private(set) var highestStreamID: Int32 = 0
 
     static let frameData: UInt8 = 0x0
     static let frameHeaders: UInt8 = 0x1
+    static let framePriority: UInt8 = 0x2
 
     /// Scans `bytes` from `from` and returns the first stop, with the scanner positioned right after that frame's
     /// header (its payload still to skip), or nil when `bytes` ends first.
@@ -36,6 +45,19 @@ struct InboundFrameScanner {
                 let n = min(prefaceLeft, count - i)
                 prefaceLeft -= n
                 i += n
+                continue
+            }
+            if priorityStream != 0 {
+                dependency = dependency << 8 | UInt32(bytes[i])
+                dependencyFilled += 1
+                payloadLeft -= 1
+                i += 1
+                guard dependencyFilled == 4 else { continue }
+                let streamID = priorityStream
+                priorityStream = 0
+                if Int32(bitPattern: dependency & 0x7fff_ffff) == streamID {
+                    return (Stop(headerStart: i - 13, type: Self.framePriority, streamID: streamID), i)
+                }
                 continue
             }
             if payloadLeft > 0 {
@@ -54,6 +76,13 @@ struct InboundFrameScanner {
             let streamID =
                 Int32(bitPattern: (UInt32(s0) << 24 | UInt32(s1) << 16 | UInt32(s2) << 8 | UInt32(s3)))
                 & 0x7fff_ffff
+            if type == Self.framePriority && payloadLeft == 5 && streamID != 0 {
+                // A PRIORITY frame of another length, or on stream 0, is nghttp2's to refuse.
+                priorityStream = streamID
+                dependency = 0
+                dependencyFilled = 0
+                continue
+            }
             guard type == Self.frameData || type == Self.frameHeaders, streamID & 1 == 1 else { continue }
             if type == Self.frameHeaders && streamID > highestStreamID {
                 highestStreamID = streamID

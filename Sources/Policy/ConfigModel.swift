@@ -234,17 +234,22 @@ extension GatewayConfig {
         public let name: String?
         /// Exact origins or one-wildcard patterns, validated by the tenant's rules.
         public let allowedOrigins: [String]
+        /// The dashboard's "Allow Cross-Origin Authentication": when off, the client's origins are kept but no
+        /// browser origin is trusted for it (the overview: "If you do not need to use CORS ... toggled off").
+        public let crossOriginAuthentication: Bool
         /// The client grant: the most this client may use, in file order.
         public let grantScopes: [String]
         public let myOrganization: MyOrganizationConfiguration?
 
         public init(
-            clientID: String, name: String? = nil, allowedOrigins: [String] = [], grantScopes: [String] = [],
-            myOrganization: MyOrganizationConfiguration? = nil
+            clientID: String, name: String? = nil, allowedOrigins: [String] = [],
+            crossOriginAuthentication: Bool = true,
+            grantScopes: [String] = [], myOrganization: MyOrganizationConfiguration? = nil
         ) {
             self.clientID = clientID
             self.name = name
             self.allowedOrigins = allowedOrigins
+            self.crossOriginAuthentication = crossOriginAuthentication
             self.grantScopes = grantScopes
             self.myOrganization = myOrganization
         }

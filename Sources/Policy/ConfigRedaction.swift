@@ -194,6 +194,7 @@ extension GatewayConfig {
         var m: [(String, JSONValue)] = [("client_id", .string(c.clientID))]
         if let n = c.name { m.append(("name", .string(n))) }
         m.append(("allowed_origins", .array(c.allowedOrigins.map { .string($0) })))
+        m.append(("cross_origin_authentication", .bool(c.crossOriginAuthentication)))
         m.append(("grant_scopes", .array(c.grantScopes.map { .string($0) })))
         if let o = c.myOrganization {
             var om: [(String, JSONValue)] = [

@@ -137,7 +137,9 @@ public final class RequestPolicy: Sendable {
         self.claims = ClaimsChecker(config: config)
         self.access = AccessPolicy(config: config)
         var origins: [String: [String]] = [:]
-        for client in config.clients { origins[client.clientID] = client.allowedOrigins }
+        for client in config.clients where client.crossOriginAuthentication {
+            origins[client.clientID] = client.allowedOrigins
+        }
         do {
             self.cors = try CORSPolicy.compile(
                 clientOrigins: origins,

@@ -10,10 +10,8 @@ extension GatewayIntegration {
     struct HTTP2ConformanceTests {
         static let script = TestProcess.repositoryRoot.appendingPathComponent(
             "Tests/GatewayIntegrationTests/Fixtures/h2conformance.py")
-        /// Where the gateway may differ from h2spec's RFC 7540 expectation because RFC 9113 allows it: a PRIORITY
-        /// frame depending on its own stream is ignored (RFC 9113 §5.3.2 deprecates those signals, and the gateway
-        /// announces SETTINGS_NO_RFC7540_PRIORITIES).
-        static let allowedAlternatives: Set<String> = ["http2/5.3.1/2"]
+        /// Where the gateway may differ from h2spec's expectation because RFC 9113 allows it: none.
+        static let allowedAlternatives: Set<String> = []
 
         @Test("every case passes; frames on a stream the client closed are STREAM_CLOSED errors, not ignored")
         func h2specEquivalent() throws {

@@ -71,6 +71,24 @@ struct ResponseParserTests {
         #expect(events[3] == .event(.end))
     }
 
+    @Test("framing fields in a response's trailers are dropped; the complete answer and the next one stand")
+    func framingTrailersDropped() {
+        let text =
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nX-T: tv\r\nContent-Length: 99\r\n"
+            + "Transfer-Encoding: chunked\r\nHost: evil\r\nConnection: close\r\n\r\n"
+            + "HTTP/1.1 204 No Content\r\n\r\n"
+        let events = parseResponses(text, methods: ["GET", "GET"])
+        #expect(lastError(events) == nil, "\(events)")
+        #expect(events[1] == .body(Array("{}".utf8)))
+        #expect(events[2] == .event(.trailers(HTTPFields([("X-T", "tv")]))))
+        #expect(events[3] == .event(.end))
+        #expect(responseHeads(events).map(\.0.status) == [200, 204])
+        // Only framing fields are dropped: a malformed trailer line still fails the message.
+        let folded = parseResponses(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: a\r\n b\r\n\r\n", methods: ["GET"])
+        #expect(lastError(folded) != nil, "\(folded)")
+    }
+
     @Test("1xx interim responses are yielded before the final one")
     func interim() {
         let text =

@@ -125,6 +125,40 @@ struct HTTP2RequestValidationTests {
         #expect(peer.frames(.goaway).first?.errorCode == HTTP2ErrorCode.protocolError.rawValue)
     }
 
+    @Test(
+        "a PRIORITY frame making its stream depend on itself is a PROTOCOL_ERROR (RFC 9113 §5.3.1), idle or open, in one write or byte by byte",
+        arguments: [false, true])
+    func prioritySelfDependency(byteByByte: Bool) {
+        func send(_ peer: RawPeer, _ bytes: [UInt8]) {
+            if byteByByte {
+                for byte in bytes { peer.send([byte]) }
+            } else {
+                peer.send(bytes)
+            }
+        }
+        // Exclusive bit set: the dependency is the low 31 bits.
+        let idle = RawPeer()
+        send(idle, idle.build.start() + idle.build.frame(.priority, stream: 1, payload: [0x80, 0, 0, 1, 15]))
+        #expect(idle.connectionErrors == [.protocolError(.protocolError)])
+        #expect(idle.frames(.goaway).first?.errorCode == HTTP2ErrorCode.protocolError.rawValue)
+        let open = RawPeer()
+        send(
+            open,
+            open.build.start() + open.build.headers(stream: 1, FrameBuilder.request(path: "/ok"), endStream: false)
+                + open.build.frame(.priority, stream: 1, payload: [0, 0, 0, 1, 15]))
+        #expect(open.requests.map(\.0) == [1], "what came before the frame is processed")
+        #expect(open.connectionErrors == [.protocolError(.protocolError)])
+        // Another stream's dependency, and a payload that merely contains the stream id later, pass.
+        let other = RawPeer()
+        send(
+            other,
+            other.build.start() + other.build.frame(.priority, stream: 1, payload: [0, 0, 0, 3, 1])
+                + other.build.frame(.priority, stream: 3, payload: [0, 0, 0, 1, 3])
+                + other.build.headers(stream: 3, FrameBuilder.request(path: "/ok")))
+        #expect(other.connectionErrors.isEmpty)
+        #expect(other.requests.map(\.0) == [3])
+    }
+
     @Test("after the client's GOAWAY with no stream open the session wants neither to read nor to write")
     func clientGoAwayEndsTheSession() {
         let peer = RawPeer()

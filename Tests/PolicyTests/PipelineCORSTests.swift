@@ -159,6 +159,37 @@ struct PipelineCORSTests {
         #expect(partner.headers["Access-Control-Allow-Origin"] == F.partnerOrigin)
     }
 
+    @Test("a client whose cross-origin authentication is off trusts no origin: its preflight and requests are refused")
+    func crossOriginAuthenticationOff() throws {
+        let yaml = F.yaml().replacingOccurrences(
+            of: "allowed_origins: [\(F.partnerOrigin)]",
+            with: "allowed_origins: [\(F.partnerOrigin)]\n    cross_origin_authentication: false")
+        #expect(yaml.contains("cross_origin_authentication: false"))
+        let config = try F.config(yaml)
+        #expect(config.clients.map(\.crossOriginAuthentication) == [true, false, true])
+        #expect(config.clients[1].allowedOrigins == [F.partnerOrigin], "the origins are kept, only not trusted")
+        let policy = try RequestPolicy(config: config, tiers: .embedded)
+        let pre = PipelineRun.run(
+            policy, preflight("/my-org/details", origin: F.partnerOrigin, method: "GET"), listenerDomain: F.canonical,
+            token: .failure(TokenRejection(.malformed, "must not be consulted")))
+        #expect(pre.status == 403, "\(pre.summary)")
+        #expect(!hasAllowField(pre.headers))
+        let real = PipelineRun.run(
+            policy, F.request("GET", "/my-org/details", origin: F.partnerOrigin), listenerDomain: F.canonical,
+            token: .success(F.token(client: "partner", scopes: ["read:my_org:details"])))
+        real.expectError(status: 403, code: "A0E-403-0001", decision: "refused_cors")
+        // Without an Origin (a server-side caller) the client is served as before.
+        let server = PipelineRun.run(
+            policy, F.request("GET", "/my-org/details"), listenerDomain: F.canonical,
+            token: .success(F.token(client: "partner", scopes: ["read:my_org:details"])))
+        #expect(server.isForward, "\(server.summary)")
+        // The other clients keep theirs.
+        let web = PipelineRun.run(
+            policy, preflight("/my-org/details", origin: F.appOrigin, method: "GET"), listenerDomain: F.canonical,
+            token: .failure(TokenRejection(.malformed, "must not be consulted")))
+        #expect(web.status == 204, "\(web.summary)")
+    }
+
     @Test("a real request from an origin no client allows is refused")
     func strangerOrigin() throws {
         let policy = try F.policy()

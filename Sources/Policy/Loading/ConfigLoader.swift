@@ -556,7 +556,10 @@ final class ConfigLoader {
         var out: [GatewayConfig.Client] = []
         var ids: [String: String] = [:]
         for item in items {
-            let keys = ["client_id", "name", "allowed_origins", "grant_scopes", "my_organization_configuration"]
+            let keys = [
+                "client_id", "name", "allowed_origins", "cross_origin_authentication", "grant_scopes",
+                "my_organization_configuration",
+            ]
             guard let m = reader.mapping(item.node, item.path, keys: keys) else { continue }
             var clientID = reader.string(m, "client_id", required: true)
             if let id = clientID, let n = m["client_id"] {
@@ -580,6 +583,7 @@ final class ConfigLoader {
                     origins.append(value)
                 }
             }
+            let crossOrigin = reader.bool(m, "cross_origin_authentication", default: true)
             let grants = knownScopes(m, "grant_scopes", scopes: scopes)
             let myOrg = m["my_organization_configuration"].flatMap {
                 myOrganization($0, m.path("my_organization_configuration"))
@@ -587,8 +591,8 @@ final class ConfigLoader {
             if let clientID {
                 out.append(
                     GatewayConfig.Client(
-                        clientID: clientID, name: name, allowedOrigins: origins, grantScopes: grants,
-                        myOrganization: myOrg))
+                        clientID: clientID, name: name, allowedOrigins: origins,
+                        crossOriginAuthentication: crossOrigin, grantScopes: grants, myOrganization: myOrg))
             }
         }
         return out

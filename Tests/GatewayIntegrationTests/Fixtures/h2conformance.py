@@ -767,7 +767,7 @@ def _(a):
 def _(a):
     c = Conn()
     c.send(priority_frame(2 - 1, dep=1))
-    return expect_stream_error(c, 1, PROTOCOL_ERROR, alt=ALT_PRIO)
+    return expect_stream_error(c, 1, PROTOCOL_ERROR)
 
 # ---- http2 §5.4.1
 
