@@ -4,8 +4,8 @@
 /// per-connection token buckets (nghttp2 1.52 has no such limiter for most frame types). When a bucket runs dry the
 /// session sends GOAWAY(ENHANCE_YOUR_CALM) and reports `.connectionError(.flood(...))`.
 public struct HTTP2Limits: Sendable, Equatable {
-    /// SETTINGS_MAX_CONCURRENT_STREAMS. Beyond it nghttp2 refuses a stream (REFUSED_STREAM) while our SETTINGS
-    /// are unacknowledged, and treats it as a connection error (PROTOCOL_ERROR) afterwards.
+    /// SETTINGS_MAX_CONCURRENT_STREAMS. A stream beyond it is refused (RST_STREAM(REFUSED_STREAM), RFC 9113
+    /// §5.1.2) and the streams already open go on.
     public var maxConcurrentStreams: Int = 100
     /// SETTINGS_MAX_HEADER_LIST_SIZE, counted as RFC 9113 §6.5.2 does (name + value + 32 per field, pseudo-headers
     /// included). A request over it is answered 431 and never reaches the application.

@@ -176,6 +176,14 @@ extension HTTP2ServerSession {
         guard !terminated else { return }
         let id = frame.pointee.hd.stream_id
         if frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST {
+            if streams.count >= limits.maxConcurrentStreams {
+                // RFC 9113 §5.1.2: a stream error, REFUSED_STREAM so the client knows it may retry. With no
+                // StreamState its fields and DATA are dropped (and DATA's window given back); the reset, once
+                // written, counts as a glitch, which bounds a client that keeps trying.
+                _ = nghttp2_submit_rst_stream(
+                    nghttp2Session, UInt8(NGHTTP2_FLAG_NONE.rawValue), id, HTTP2ErrorCode.refusedStream.rawValue)
+                return
+            }
             let stream = StreamState(id: id)
             stream.fields.reserveCapacity(12)
             streams[id] = stream

@@ -63,6 +63,9 @@ public final class HTTP2ServerSession {
 
     /// Scratch for one header block: names and values are copied here, and `headerNVs` points into it until
     /// `nghttp2_submit_response` has copied them (it does so before returning). Both live as long as the session.
+    /// Whether the first SETTINGS frame, with the placeholder stream limit, is still to be written.
+    private var streamLimitUnannounced = true
+
     private var headerBuffer = UnsafeMutablePointer<UInt8>.allocate(capacity: 1024)
     private var headerBufferCapacity = 1024
     private var headerNVs = UnsafeMutablePointer<nghttp2_nv>.allocate(capacity: 16)
@@ -111,9 +114,12 @@ public final class HTTP2ServerSession {
         session = raw
 
         var settings = [
+            // nghttp2 treats a stream over its acknowledged limit as a connection error, where RFC 9113 §5.1.2
+            // asks for a stream error: it is told there is none, the wire carries the real one (see
+            // `announceStreamLimit`), and `beginHeaders` refuses the streams beyond it with REFUSED_STREAM.
             nghttp2_settings_entry(
-                settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue),
-                value: UInt32(clamping: limits.maxConcurrentStreams)),
+                settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue), value: Self.unannouncedStreamLimit
+            ),
             nghttp2_settings_entry(
                 settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue),
                 value: UInt32(clamping: min(limits.initialStreamWindowSize, Int(Int32.max)))),
@@ -252,10 +258,36 @@ public final class HTTP2ServerSession {
                     break
                 }
                 guard n > 0, let data else { break }
+                let frameStart = output.pointee.count
                 output.pointee.append(contentsOf: UnsafeBufferPointer(start: data, count: n))
+                if streamLimitUnannounced { announceStreamLimit(in: &output.pointee, frameStart: frameStart) }
             }
         }
         return buffer.count - start
+    }
+
+    /// The SETTINGS_MAX_CONCURRENT_STREAMS value nghttp2 is given: its own "no limit", so it never ends the
+    /// connection for a stream over the real one.
+    static let unannouncedStreamLimit: UInt32 = 0xffff_ffff
+
+    /// Writes `limits.maxConcurrentStreams` over the placeholder in the session's first SETTINGS frame, once
+    /// nghttp2 has serialized it at `frameStart` in `buffer` (mem_send yields one frame per call).
+    private func announceStreamLimit(in buffer: inout [UInt8], frameStart: Int) {
+        guard buffer.count - frameStart >= 9, buffer[frameStart + 3] == 0x4, buffer[frameStart + 4] & 0x1 == 0 else {
+            return
+        }
+        streamLimitUnannounced = false
+        let limit = UInt32(clamping: limits.maxConcurrentStreams)
+        var entry = frameStart + 9
+        while entry + 6 <= buffer.count {
+            if buffer[entry] == 0 && buffer[entry + 1] == 0x3 {
+                buffer[entry + 2] = UInt8(truncatingIfNeeded: limit >> 24)
+                buffer[entry + 3] = UInt8(truncatingIfNeeded: limit >> 16)
+                buffer[entry + 4] = UInt8(truncatingIfNeeded: limit >> 8)
+                buffer[entry + 5] = UInt8(truncatingIfNeeded: limit)
+            }
+            entry += 6
+        }
     }
 
     /// `pendingOutput(into:maxBytes:)` with `limits.outputHighWaterMark`.

@@ -267,7 +267,7 @@ struct HTTP2RequestValidationTests {
         #expect(settings.map { containsSetting($0.payload, id: 0x3, value: 3) } == true)
     }
 
-    @Test("after the client acknowledged SETTINGS, exceeding the stream limit is a connection error")
+    @Test("after the client acknowledged SETTINGS, a stream over the limit is refused and the others go on")
     func concurrentStreamsAfterAck() {
         var limits = HTTP2Limits()
         limits.maxConcurrentStreams = 2
@@ -277,10 +277,40 @@ struct HTTP2RequestValidationTests {
         for id: Int32 in [1, 3, 5] {
             bytes += peer.build.headers(stream: id, FrameBuilder.request(method: "POST"), endStream: false)
         }
+        // DATA for the refused stream, sent before the client saw the reset, is dropped with its window returned.
+        bytes += peer.build.frame(
+            .data, flags: FrameFlag.endStream, stream: 5, payload: Array(repeating: 1, count: 100))
         peer.send(bytes)
         #expect(peer.requests.map(\.0) == [1, 3])
-        #expect(peer.frames(.goaway).first?.errorCode == HTTP2ErrorCode.protocolError.rawValue)
-        #expect(peer.connectionErrors == [.protocolError(.protocolError)])
+        #expect(peer.frames(.rstStream).map(\.stream) == [5])
+        #expect(peer.frames(.rstStream).first?.errorCode == HTTP2ErrorCode.refusedStream.rawValue)
+        #expect(peer.frames(.goaway).isEmpty)
+        #expect(peer.connectionErrors.isEmpty)
+        // The open streams complete; then a new stream fits again.
+        peer.send(peer.build.frame(.data, flags: FrameFlag.endStream, stream: 1, payload: []))
+        #expect(peer.server.submitResponse(streamID: 1, head: ResponseHead(status: 200)))
+        peer.flush()
+        #expect(peer.frames(.headers, stream: 1).first?.field(":status") == "200")
+        peer.send(peer.build.headers(stream: 7, FrameBuilder.request()))
+        #expect(peer.requests.map(\.0) == [1, 3, 7])
+        #expect(peer.frames(.rstStream).map(\.stream) == [5])
+    }
+
+    @Test("a client that keeps opening streams over the limit is stopped with ENHANCE_YOUR_CALM")
+    func refusedStreamFlood() {
+        var limits = HTTP2Limits()
+        limits.maxConcurrentStreams = 1
+        let peer = RawPeer(limits: limits)
+        peer.send(peer.build.start() + peer.build.settings(ack: true))
+        peer.send(peer.build.headers(stream: 1, FrameBuilder.request(method: "POST"), endStream: false))
+        var id: Int32 = 3
+        for _ in 0..<2000 where peer.connectionErrors.isEmpty {
+            peer.send(peer.build.headers(stream: id, FrameBuilder.request()))
+            id += 2
+        }
+        #expect(peer.connectionErrors == [.flood(.glitches)])
+        #expect(peer.frames(.goaway).last?.errorCode == HTTP2ErrorCode.enhanceYourCalm.rawValue)
+        #expect(peer.requests.map(\.0) == [1])
     }
 
     @Test("the server advertises its limits in its first SETTINGS frame")

@@ -1265,6 +1265,34 @@ def _(a):
 # ---- extra (RFC 9113 rules h2spec does not cover)
 
 
+@case("extra/5.1.2/1", "the stream over the concurrent-stream limit is refused, the others answered (RFC 9113 §5.1.2)")
+def _(a):
+    # INITIAL_WINDOW_SIZE=0 keeps every answer's body back, so the streams within the limit stay open.
+    c = Conn(settings=[(S_INITIAL_WINDOW_SIZE, 0)])
+    mcs = c.server_settings.get(S_MAX_CONCURRENT_STREAMS)
+    if mcs is None or mcs > 500:
+        raise Result("SKIP", "SETTINGS_MAX_CONCURRENT_STREAMS %s: unlimited or too large to test lightly" % mcs)
+    c.send(b"".join(headers_frame(1 + 2 * i) for i in range(mcs + 1)))
+    last = 1 + 2 * mcs
+    answered, refused = set(), False
+    dl = deadline()
+    while not (refused and len(answered) == mcs):
+        ev = c.read(dl)
+        if ev.kind != "frame":
+            fail(c, "%s with %d of %d streams answered, refused=%s" % (ev.kind, len(answered), mcs, refused))
+        if ev.type == GOAWAY:
+            fail(c, "GOAWAY instead of refusing one stream")
+        if ev.type == RST_STREAM:
+            if ev.sid != last or ev.code != REFUSED_STREAM:
+                fail(c, "expected RST_STREAM(REFUSED_STREAM) on stream %d only" % last)
+            refused = True
+        if ev.type == HEADERS:
+            if ev.sid == last:
+                fail(c, "the stream over the limit was answered")
+            answered.add(ev.sid)
+    return "limit %d: %d answered, stream %d refused" % (mcs, len(answered), last)
+
+
 @case("extra/8.1.1/1", "content-length larger than the DATA received before END_STREAM (RFC 9113 §8.1.1)")
 def _(a):
     c = Conn()
