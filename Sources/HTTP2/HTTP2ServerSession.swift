@@ -61,11 +61,11 @@ public final class HTTP2ServerSession {
     @exclusivity(unchecked) private var emptyDataBucket: TokenBucket
     @exclusivity(unchecked) private var glitchBucket: TokenBucket
 
-    /// Scratch for one header block: names and values are copied here, and `headerNVs` points into it until
-    /// `nghttp2_submit_response` has copied them (it does so before returning). Both live as long as the session.
     /// Whether the first SETTINGS frame, with the placeholder stream limit, is still to be written.
     private var streamLimitUnannounced = true
 
+    /// Scratch for one header block: names and values are copied here, and `headerNVs` points into it until
+    /// `nghttp2_submit_response` has copied them (it does so before returning). Both live as long as the session.
     private var headerBuffer = UnsafeMutablePointer<UInt8>.allocate(capacity: 1024)
     private var headerBufferCapacity = 1024
     private var headerNVs = UnsafeMutablePointer<nghttp2_nv>.allocate(capacity: 16)

@@ -12,7 +12,8 @@
 /// PROTOCOL_ERROR, and a peer sending it is broken or probing.
 struct InboundFrameScanner {
     /// A frame header worth a look: DATA or HEADERS on an odd (client) stream id at or below the highest the
-    /// client has used, read in full.
+    /// client has used, read in full; or a PRIORITY frame making its stream depend on itself, read up to the
+    /// dependency.
     struct Stop {
         /// Where the frame header begins in the bytes scanned; negative when part of it came in earlier bytes.
         var headerStart: Int
@@ -24,10 +25,10 @@ struct InboundFrameScanner {
     private var header: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0)
     private var headerFilled = 0
     private var payloadLeft = 0
-    /// Dependency bytes of the PRIORITY frame being read (0 when none is), and how many of its four came in.
+    /// The stream of the PRIORITY frame whose dependency is being read (0 when none is), and its bytes so far:
+    /// the dependency is the first four of the five payload bytes, so it is whole when one byte is left.
     private var priorityStream: Int32 = 0
     private var dependency: UInt32 = 0
-    private var dependencyFilled = 0
     /// The highest client stream id a HEADERS frame carried, among the frames scanned.
     private(set) var highestStreamID: Int32 = 0
 
@@ -49,10 +50,9 @@ struct InboundFrameScanner {
             }
             if priorityStream != 0 {
                 dependency = dependency << 8 | UInt32(bytes[i])
-                dependencyFilled += 1
                 payloadLeft -= 1
                 i += 1
-                guard dependencyFilled == 4 else { continue }
+                guard payloadLeft == 1 else { continue }
                 let streamID = priorityStream
                 priorityStream = 0
                 if Int32(bitPattern: dependency & 0x7fff_ffff) == streamID {
@@ -80,7 +80,6 @@ struct InboundFrameScanner {
                 // A PRIORITY frame of another length, or on stream 0, is nghttp2's to refuse.
                 priorityStream = streamID
                 dependency = 0
-                dependencyFilled = 0
                 continue
             }
             guard type == Self.frameData || type == Self.frameHeaders, streamID & 1 == 1 else { continue }

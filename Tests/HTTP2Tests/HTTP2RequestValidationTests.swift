@@ -5,6 +5,15 @@ import Testing
 
 /// RFC 9113 §8.3 and §8.2 rules, checked on hand-built HEADERS frames: each malformed request must be refused
 /// with RST_STREAM(PROTOCOL_ERROR) on its stream, never reach the owner, and leave the connection up.
+/// A session with `maxConcurrentStreams`, past the preface, whose SETTINGS the client has acknowledged.
+private func acknowledgedPeer(maxConcurrentStreams: Int) -> RawPeer {
+    var limits = HTTP2Limits()
+    limits.maxConcurrentStreams = maxConcurrentStreams
+    let peer = RawPeer(limits: limits)
+    peer.send(peer.build.start() + peer.build.settings(ack: true))
+    return peer
+}
+
 @Suite("HTTP2ServerSession request validation")
 struct HTTP2RequestValidationTests {
     static let base: [(String, String)] = [(":method", "GET"), (":scheme", "https"), (":authority", "a.example")]
@@ -269,10 +278,7 @@ struct HTTP2RequestValidationTests {
 
     @Test("after the client acknowledged SETTINGS, a stream over the limit is refused and the others go on")
     func concurrentStreamsAfterAck() {
-        var limits = HTTP2Limits()
-        limits.maxConcurrentStreams = 2
-        let peer = RawPeer(limits: limits)
-        peer.send(peer.build.start() + peer.build.settings(ack: true))
+        let peer = acknowledgedPeer(maxConcurrentStreams: 2)
         var bytes: [UInt8] = []
         for id: Int32 in [1, 3, 5] {
             bytes += peer.build.headers(stream: id, FrameBuilder.request(method: "POST"), endStream: false)
@@ -298,10 +304,7 @@ struct HTTP2RequestValidationTests {
 
     @Test("a client that keeps opening streams over the limit is stopped with ENHANCE_YOUR_CALM")
     func refusedStreamFlood() {
-        var limits = HTTP2Limits()
-        limits.maxConcurrentStreams = 1
-        let peer = RawPeer(limits: limits)
-        peer.send(peer.build.start() + peer.build.settings(ack: true))
+        let peer = acknowledgedPeer(maxConcurrentStreams: 1)
         peer.send(peer.build.headers(stream: 1, FrameBuilder.request(method: "POST"), endStream: false))
         var id: Int32 = 3
         for _ in 0..<2000 where peer.connectionErrors.isEmpty {
